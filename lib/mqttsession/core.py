@@ -1,0 +1,445 @@
+# The protocol core shared by the blocking and asyncio front ends: one socket, one
+# preallocated receive buffer, one transmit buffer, packets handled one at a time.
+# It never waits on its own for a packet to start: the front ends decide how to wait.
+from micropython import const
+from array import array
+import socket
+import time
+
+from . import packet as P
+from .packet import MQTTException
+from .session import Session, SENT, REL
+
+_DEBUG = const(False)
+_ENOTCONN = const(107)
+_ETIMEDOUT = const(110)
+_ECONNRESET = const(104)
+
+
+class Core:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
+                 ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
+                 timeout=10, expiry=None, queue=16):
+        if version not in (4, 5):
+            raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
+        if not 0 <= keepalive < 65536:
+            raise ValueError("keepalive must be 0 to 65535 seconds")
+        if not 0 < window < 65536:
+            raise ValueError("window must be 1 to 65535")
+        if max_packet < 64 or tx_size < 32:
+            raise ValueError("max_packet must be >= 64 and tx_size >= 32")
+        self.server = server
+        self.port = port or (8883 if ssl else 1883)
+        self.user = self._bytes(user, "user")
+        self.pswd = self._bytes(password, "password")
+        self.keepalive = keepalive
+        self.ssl = ssl
+        self.version = version
+        self.window = window
+        self.timeout = timeout
+        self._tms = int(timeout * 1000)
+        self.expiry = expiry
+        self.store = store
+        if store is None:
+            if client_id is None:
+                raise ValueError("client_id None needs a store")
+            s = Session(self._bytes(client_id, "client_id"), server, max(window, queue))
+        elif client_id == "" or client_id == b"":
+            s = store.null_session(server, capacity=max(window, queue))
+        else:
+            s = store.get(server, client_id, capacity=max(window, queue))
+        if len(s.client_id) > 65535:
+            raise ValueError("client_id longer than 65535 bytes")
+        self._s = s
+        self.cb = None
+        self.lw = None
+        self.sock = None
+        self._poll = None
+        self._rx = bytearray(max_packet)
+        self._tx = bytearray(tx_size)
+        self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
+        self._hb = bytearray(1)
+        self._pf = array("i", (0, 0, 0))  # publish_fields output
+        self._ts = None  # last str topic and its encoding
+        self._tb = None
+        self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+        self._subrc = -1
+        self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
+        self._ltx = self._lrx = 0
+        self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
+        self._maxout = 268435460  # broker's Maximum Packet Size
+        self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
+
+    @property
+    def client_id(self):
+        c = self._s.client_id
+        return c.decode() if isinstance(c, bytes) else c
+
+    @staticmethod
+    def _bytes(v, name):
+        if v is None or isinstance(v, (bytes, bytearray)):
+            return v
+        if isinstance(v, str):
+            return v.encode()
+        raise TypeError(name + " must be str or bytes")
+
+    def _topic(self, t):
+        # topics as bytes; a repeated str topic object is encoded once (no allocation)
+        if isinstance(t, str):
+            if t is not self._ts:
+                self._tb = t.encode()
+                self._ts = t
+            return self._tb
+        if isinstance(t, (bytes, bytearray)):
+            return t
+        raise TypeError("topic must be str or bytes")
+
+    @staticmethod
+    def _payload(m):
+        if isinstance(m, (bytes, bytearray, memoryview)):
+            return m
+        if isinstance(m, str):
+            return m.encode()
+        raise TypeError("msg must be bytes, bytearray, memoryview or str")
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        topic = self._topic(topic)
+        P.check_topic(topic)
+        P.check_qos(qos)
+        self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+
+    # --- connection ---
+    def _open(self):
+        ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
+        try:
+            s.settimeout(self.timeout)
+            s.connect(ai[-1])
+            try:
+                s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
+            except (OSError, AttributeError):
+                pass
+            if self.ssl:
+                ctx = self.ssl
+                if ctx is True:
+                    import ssl
+
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s, server_hostname=self.server)
+        except Exception:
+            s.close()
+            raise
+        import select
+
+        self.sock = s
+        self._poll = select.poll()
+        self._poll.register(s, select.POLLIN)
+
+    def _connect_packet(self, clean):
+        s = self._s
+        cid = s.client_id
+        if not cid and not clean and self.version == 4:
+            # [MQTT-3.1.3-7]: 3.1.1 needs a client ID to keep a session
+            raise ValueError("empty client_id needs clean_session=True with MQTT 3.1.1")
+        exp = 0
+        if self.version == 5:
+            exp = self.expiry if self.expiry is not None else (
+                0xFFFFFFFF if self.store else 0)
+        buf = self._tx
+        need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
+        if self.lw:
+            need += len(self.lw[0]) + len(self.lw[1])
+        if need > len(buf):
+            buf = bytearray(need)  # a long will or credentials: once per connect
+        return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
+                              self.pswd, self.lw, exp, 32, len(self._rx))
+
+    def _close(self):
+        if self.sock:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self._poll = None
+        self._ping = 0
+
+    # --- output ---
+    def _write(self, buf, n):
+        # the whole packet in one write; continue only if the socket took part of it
+        s = self.sock
+        if s is None:
+            raise OSError(_ENOTCONN)
+        try:
+            w = s.write(buf, n)
+            while w is not None and w < n:
+                w += s.write(buf, w, n - w) or 0
+            if w is None:
+                raise OSError(_ETIMEDOUT)
+        except OSError:
+            self._close()
+            raise
+        self._ltx = time.ticks_ms()
+
+    def _ack(self, first, pid):
+        self._write(self._ab, P.ack(self._ab, first, pid))
+
+    def _send_slot(self, k):
+        # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released
+        s = self._s
+        f = s.fl[k]
+        if not f & SENT:
+            s.ids[k] = s.next_pid()
+            s.lease()
+        pid = s.ids[k]
+        if f & REL:
+            s.fl[k] = f | SENT
+            self._ack(0x62, pid)
+            return
+        topic = s.top[k]
+        msg = s.msg[k]
+        if topic is None:
+            topic, msg = s.load(k)
+        tx = self._tx
+        ml = len(msg)
+        size = P.publish_size(len(topic), ml, f & 3, self.version)
+        size += 1 + P.varint_size(size)
+        if size > self._maxout:
+            raise MQTTException(P.TOO_LARGE, "message exceeds the broker's maximum packet size")
+        if 8 + len(topic) > len(tx):
+            tx = bytearray(size)  # a topic too long for the buffer: rare, allocate
+        i = P.publish_header(tx, topic, ml, f & 3, f & 4, 1 if f & SENT else 0, pid,
+                             self.version)
+        s.fl[k] = f | SENT
+        if i + ml <= len(tx):
+            tx[i : i + ml] = msg
+            self._write(tx, i + ml)
+        else:
+            self._write(tx, i)
+            self._write(msg, ml)
+
+    def _publish0(self, topic, msg, retain):
+        tx = self._tx
+        ml = len(msg)
+        if 8 + len(topic) > len(tx):
+            tx = bytearray(8 + len(topic))
+        i = P.publish_header(tx, topic, ml, 0, 1 if retain else 0, 0, 0, self.version)
+        if i + ml <= len(tx):
+            tx[i : i + ml] = msg
+            self._write(tx, i + ml)
+        else:
+            self._write(tx, i)
+            self._write(msg, ml)
+
+    def _pump(self):
+        # send queued messages while the in-flight window has room, in order
+        s = self._s
+        if self.sock is None:
+            return
+        room = self._quota - s.inflight()
+        for i in range(s.n):
+            if room <= 0:
+                return
+            k = s.slot(i)
+            if not s.fl[k] & SENT:
+                self._send_slot(k)
+                room -= 1
+
+    # --- input ---
+    def _read(self, buf, n):
+        # the rest of a packet that has started to arrive: bounded by the socket timeout
+        r = self.sock.readinto(buf, n)
+        if r != n:
+            raise OSError(_ECONNRESET if r == 0 else _ETIMEDOUT)
+
+    def _read_packet(self):
+        # reads one packet whose first byte is waiting; returns (first byte) with the body
+        # in _rx[0:_n]; a body larger than _rx is skipped and refused after acknowledging
+        hb = self._hb
+        try:
+            self._read(hb, 1)
+            first = hb[0]
+            n = 0
+            sh = 0
+            while True:
+                self._read(hb, 1)
+                n |= (hb[0] & 0x7F) << sh
+                if not hb[0] & 0x80:
+                    break
+                sh += 7
+                if sh > 21:
+                    raise MQTTException(P.MALFORMED, "bad remaining length")
+            rx = self._rx
+            if n <= len(rx):
+                if n:
+                    self._read(rx, n)
+                self._n = n
+                self._lrx = time.ticks_ms()
+                return first
+            self._read(rx, len(rx))
+            left = n - len(rx)
+            while left:
+                c = min(left, len(rx))
+                self._read(rx, c)
+                left -= c
+        except MQTTException:
+            self._close()
+            raise
+        except OSError:
+            self._close()
+            raise
+        self._lrx = time.ticks_ms()
+        self._refuse_large(first, n)
+
+    def _refuse_large(self, first, n):
+        # acknowledge it so the broker does not redeliver it forever, then say so
+        if first & 0xF0 == P.PUBLISH and first & 6:
+            q = first >> 1 & 3
+            self._n = len(self._rx)
+            try:
+                P.publish_fields(self._rx, self._n, q, 4, self._pf)
+                pid = self._pf[1]
+                if q == 1:
+                    self._ack(P.PUBACK, pid)
+                else:
+                    self._s.rx2_add(pid)
+                    self._ack(P.PUBREC, pid)
+            except MQTTException:
+                pass  # topic longer than the buffer: no packet ID to acknowledge
+        raise MQTTException(P.TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
+
+    def _handle(self, first):
+        # one packet from _rx[0:_n]; returns its type
+        t = first & 0xF0
+        rx = self._rx
+        n = self._n
+        s = self._s
+        v = self.version
+        if t == P.PUBLISH:
+            q = first >> 1 & 3
+            if q == 3:
+                raise self._fail(MQTTException(P.MALFORMED, "PUBLISH QoS 3"))
+            try:
+                P.publish_fields(rx, n, q, v, self._pf)
+            except MQTTException as e:
+                raise self._fail(e)
+            pid = self._pf[1]
+            if q == 2:
+                if s.rx2_add(pid):
+                    self._deliver(first)
+                self._ack(P.PUBREC, pid)
+            else:
+                self._deliver(first)
+                if q:
+                    self._ack(P.PUBACK, pid)
+            return t
+        if first & 0x0F != (2 if t == P.PUBREL else 0):
+            raise self._fail(MQTTException(P.MALFORMED, "bad flags"))
+        if t == P.PINGRESP:
+            self._ping = 0
+            return t
+        if t in (P.PUBACK, P.PUBREC, P.PUBCOMP, P.PUBREL):
+            try:
+                r = P.ack_fields(rx, n, v)
+            except MQTTException as e:
+                raise self._fail(e)
+            pid = r & 0xFFFF
+            if t == P.PUBREL:
+                s.rx2_del(pid)
+                self._ack(P.PUBCOMP, pid)
+                return t
+            if t == P.PUBREC and r >> 16 >= 0x80:
+                t = P.PUBCOMP  # refused by the broker: the exchange ends here (MQTT 5)
+            k = s.acked(pid, t == P.PUBREC)
+            if k >= 0 and t == P.PUBREC:
+                self._send_slot(k)  # PUBREL
+            self._pump()
+            return t
+        if t in (P.SUBACK, P.UNSUBACK):
+            try:
+                d = P.decode(first, rx[:n], v)
+            except MQTTException as e:
+                raise self._fail(e)
+            if d[1] == self._sub:
+                self._sub = 0
+                self._subrc = d[2][0] if d[2] else 0
+            return t
+        if t == P.DISCONNECT and v == 5:
+            self._close()
+            raise MQTTException(rx[0] if n else 0, "disconnected by the broker")
+        raise self._fail(MQTTException(P.PROTOCOL_ERROR, "unexpected packet 0x%02x" % first))
+
+    def _fail(self, e):
+        # a protocol violation by the broker ends the connection (MQTT 5 says why)
+        if self.sock and self.version == 5:
+            try:
+                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0]))
+            except OSError:
+                pass
+        self._close()
+        return e
+
+    def _deliver(self, first):
+        # topic and message as bytes, umqtt's form
+        if self.cb:
+            pf = self._pf
+            rx = self._rx
+            self.cb(bytes(rx[2 : pf[0]]), bytes(rx[pf[2] : self._n]))
+
+    def _connack(self, first):
+        # returns Session Present; raises MQTTException on refusal
+        if first != P.CONNACK:
+            raise self._fail(MQTTException(P.PROTOCOL_ERROR, "expected CONNACK"))
+        try:
+            d = P.decode(first, self._rx[: self._n], self.version)
+        except MQTTException as e:
+            raise self._fail(e)
+        if d[2]:
+            self._close()
+            raise MQTTException(d[2], "connection refused")
+        pr = d[3]
+        s = self._s
+        if P.P_ASSIGNED_ID in pr:
+            s.client_id = pr[P.P_ASSIGNED_ID]
+        self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
+        self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
+        self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
+        return d[1]
+
+    def _resume(self, present, clean):
+        # after CONNACK: put the session back on the wire
+        s = self._s
+        if clean:
+            s.clear()
+        s.restart(present)
+        s.version = self.version
+        s.connected()
+        if present:
+            for i in range(s.n):
+                k = s.slot(i)
+                if s.fl[k] & SENT:
+                    self._send_slot(k)
+        self._pump()
+
+    def _keepalive_due(self, now):
+        # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive
+        ka = self.ka * 750  # ping at 3/4 keepalive; no answer by 1.5x means the link is dead
+        if not ka or self.sock is None:
+            return 60000
+        if self._ping:
+            left = ka - time.ticks_diff(now, self._ping)
+            if left <= 0:
+                self._close()
+                raise OSError(_ETIMEDOUT)
+            return left
+        return ka - max(time.ticks_diff(now, self._ltx), time.ticks_diff(now, self._lrx))
+
+    def _send_ping(self):
+        self._ab[0] = P.PINGREQ
+        self._ab[1] = 0
+        self._write(self._ab, 2)
+        self._ping = time.ticks_ms() or 1

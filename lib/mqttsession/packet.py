@@ -1,0 +1,423 @@
+# MQTT 3.1.1 and 5.0 wire format.
+# Encoders write into a caller's bytearray and return the end offset; decoders read a
+# bytes-like body by index. No sockets, no files: this module runs on CPython too.
+from micropython import const
+
+# Packet types (first byte, high nibble)
+CONNECT = const(0x10)
+CONNACK = const(0x20)
+PUBLISH = const(0x30)
+PUBACK = const(0x40)
+PUBREC = const(0x50)
+PUBREL = const(0x60)
+PUBCOMP = const(0x70)
+SUBSCRIBE = const(0x80)
+SUBACK = const(0x90)
+UNSUBSCRIBE = const(0xA0)
+UNSUBACK = const(0xB0)
+PINGREQ = const(0xC0)
+PINGRESP = const(0xD0)
+DISCONNECT = const(0xE0)
+AUTH = const(0xF0)
+
+# Reason codes the client raises for its own findings (MQTT 5 numbering)
+MALFORMED = const(0x81)
+PROTOCOL_ERROR = const(0x82)
+TOO_LARGE = const(0x95)
+
+MAX_REMAINING = const(268435455)
+
+# MQTT 5 property identifiers the client uses
+P_SESSION_EXPIRY = const(0x11)
+P_ASSIGNED_ID = const(0x12)
+P_SERVER_KEEPALIVE = const(0x13)
+P_REASON = const(0x1F)
+P_RECEIVE_MAX = const(0x21)
+P_ALIAS_MAX = const(0x22)
+P_MAX_QOS = const(0x24)
+P_RETAIN_AVAILABLE = const(0x25)
+P_USER = const(0x26)
+P_MAX_PACKET = const(0x27)
+
+# Property value kinds: 1 byte, 2 = u16, 4 = u32, 5 = varint, 6 = utf-8, 7 = binary, 8 = pair
+_KIND = {
+    0x01: 1, 0x02: 4, 0x03: 6, 0x08: 6, 0x09: 7, 0x0B: 5, 0x11: 4, 0x12: 6, 0x13: 2,
+    0x15: 6, 0x16: 7, 0x17: 1, 0x18: 4, 0x19: 1, 0x1A: 6, 0x1C: 6, 0x1F: 6, 0x21: 2,
+    0x22: 2, 0x23: 2, 0x24: 1, 0x25: 1, 0x26: 8, 0x27: 4, 0x28: 1, 0x29: 1, 0x2A: 1,
+}
+
+
+class MQTTException(Exception):
+    # args[0] is the MQTT return/reason code; args[1], when present, says more.
+    pass
+
+
+def malformed(why):
+    return MQTTException(MALFORMED, why)
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def varint_size(n):
+    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
+
+
+def put_varint(buf, i, n):
+    if n < 0 or n > MAX_REMAINING:
+        raise ValueError("remaining length out of range")
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            buf[i] = b | 0x80
+            i += 1
+        else:
+            buf[i] = b
+            return i + 1
+
+
+def put_u16(buf, i, n):
+    buf[i] = n >> 8
+    buf[i + 1] = n & 0xFF
+    return i + 2
+
+
+def put_u32(buf, i, n):
+    buf[i] = n >> 24
+    buf[i + 1] = (n >> 16) & 0xFF
+    buf[i + 2] = (n >> 8) & 0xFF
+    buf[i + 3] = n & 0xFF
+    return i + 4
+
+
+def put_bytes(buf, i, s):
+    # a 2-byte length then the bytes (MQTT string or binary data)
+    n = len(s)
+    i = put_u16(buf, i, n)
+    buf[i : i + n] = s
+    return i + n
+
+
+def fixed_header(buf, first, remaining):
+    # writes the fixed header at offset 0; returns where the variable header starts
+    buf[0] = first
+    return put_varint(buf, 1, remaining)
+
+
+def check_fits(buf, n):
+    if n > len(buf):
+        raise ValueError("packet of %d bytes exceeds buffer of %d" % (n, len(buf)))
+
+
+def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
+            will=None, expiry=0, receive_max=0, max_packet=0):
+    # will: (topic, msg, retain, qos) as bytes; returns the packet length
+    v5 = version == 5
+    props = 0
+    if v5:
+        props = (5 if expiry else 0) + (3 if receive_max else 0) + (5 if max_packet else 0)
+    rem = 10 + 2 + len(client_id) + (varint_size(props) + props if v5 else 0)
+    if will:
+        rem += 4 + len(will[0]) + len(will[1]) + (1 if v5 else 0)
+    if user is not None:
+        rem += 2 + len(user)
+    if password is not None:
+        rem += 2 + len(password)
+    check_fits(buf, rem + 1 + varint_size(rem))
+    i = fixed_header(buf, CONNECT, rem)
+    i = put_bytes(buf, i, b"MQTT")
+    buf[i] = version
+    flags = 2 if clean else 0
+    if will:
+        flags |= 4 | will[3] << 3 | (0x20 if will[2] else 0)
+    if user is not None:
+        flags |= 0x80
+    if password is not None:
+        flags |= 0x40
+    buf[i + 1] = flags
+    i = put_u16(buf, i + 2, keepalive)
+    if v5:
+        i = put_varint(buf, i, props)
+        if expiry:
+            buf[i] = P_SESSION_EXPIRY
+            i = put_u32(buf, i + 1, expiry)
+        if receive_max:
+            buf[i] = P_RECEIVE_MAX
+            i = put_u16(buf, i + 1, receive_max)
+        if max_packet:
+            buf[i] = P_MAX_PACKET
+            i = put_u32(buf, i + 1, max_packet)
+    i = put_bytes(buf, i, client_id)
+    if will:
+        if v5:
+            buf[i] = 0  # no will properties
+            i += 1
+        i = put_bytes(buf, i, will[0])
+        i = put_bytes(buf, i, will[1])
+    if user is not None:
+        i = put_bytes(buf, i, user)
+    if password is not None:
+        i = put_bytes(buf, i, password)
+    return i
+
+
+def publish_size(topic_len, msg_len, qos, version):
+    # remaining length of a PUBLISH
+    return 2 + topic_len + (2 if qos else 0) + (1 if version == 5 else 0) + msg_len
+
+
+def publish_header(buf, topic, msg_len, qos, retain, dup, pid, version):
+    # writes fixed and variable header; the payload follows at the returned offset
+    rem = publish_size(len(topic), msg_len, qos, version)
+    i = fixed_header(buf, PUBLISH | dup << 3 | qos << 1 | retain, rem)
+    i = put_bytes(buf, i, topic)
+    if qos:
+        i = put_u16(buf, i, pid)
+    if version == 5:
+        buf[i] = 0  # no properties: full topic names, no alias
+        i += 1
+    return i
+
+
+def ack(buf, first, pid):
+    # PUBACK, PUBREC, PUBREL (first=0x62) and PUBCOMP: 4 bytes, reason Success implied
+    buf[0] = first
+    buf[1] = 2
+    buf[2] = pid >> 8
+    buf[3] = pid & 0xFF
+    return 4
+
+
+def subscribe(buf, pid, topic, qos, version):
+    v5 = version == 5
+    rem = 2 + (1 if v5 else 0) + 2 + len(topic) + 1
+    check_fits(buf, rem + 1 + varint_size(rem))
+    i = fixed_header(buf, SUBSCRIBE | 2, rem)
+    i = put_u16(buf, i, pid)
+    if v5:
+        buf[i] = 0
+        i += 1
+    i = put_bytes(buf, i, topic)
+    buf[i] = qos
+    return i + 1
+
+
+def unsubscribe(buf, pid, topic, version):
+    v5 = version == 5
+    rem = 2 + (1 if v5 else 0) + 2 + len(topic)
+    check_fits(buf, rem + 1 + varint_size(rem))
+    i = fixed_header(buf, UNSUBSCRIBE | 2, rem)
+    i = put_u16(buf, i, pid)
+    if v5:
+        buf[i] = 0
+        i += 1
+    return put_bytes(buf, i, topic)
+
+
+def disconnect(buf, version, reason=0, expiry=None):
+    # MQTT 5 may change the session expiry at DISCONNECT
+    if version == 5 and (reason or expiry is not None):
+        buf[0] = DISCONNECT
+        buf[2] = reason
+        if expiry is None:
+            buf[1] = 1
+            return 3
+        buf[1] = 7
+        buf[3] = 5
+        buf[4] = P_SESSION_EXPIRY
+        put_u32(buf, 5, expiry)
+        return 9
+    buf[0] = DISCONNECT
+    buf[1] = 0
+    return 2
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def u16(b, i, end):
+    if i + 2 > end:
+        raise malformed("truncated")
+    return b[i] << 8 | b[i + 1]
+
+
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i]; its size is varint_size(value), minimal encoding only
+    n = 0
+    shift = 0
+    while True:
+        if i >= end or shift > 21:
+            raise malformed("bad variable byte integer")
+        c = b[i]
+        n |= (c & 0x7F) << shift
+        i += 1
+        if not c & 0x80:
+            if shift and not c:
+                raise malformed("non-minimal variable byte integer")
+            return n
+        shift += 7
+
+
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]; returns the offset after it
+    n = varint(b, i, end)
+    i += varint_size(n) + n
+    if i > end:
+        raise malformed("truncated properties")
+    return i
+
+
+def props(b, i, end):
+    # decodes a property block into {id: value}; user properties as a list of pairs
+    n = varint(b, i, end)
+    i += varint_size(n)
+    stop = i + n
+    if stop > end:
+        raise malformed("truncated properties")
+    d = {}
+    while i < stop:
+        p = b[i]
+        k = _KIND.get(p)
+        i += 1
+        if k is None:
+            raise malformed("unknown property 0x%02x" % p)
+        if k == 1:
+            if i >= stop:
+                raise malformed("truncated property")
+            v = b[i]
+            i += 1
+        elif k == 2:
+            v = u16(b, i, stop)
+            i += 2
+        elif k == 4:
+            v = u16(b, i, stop) << 16 | u16(b, i + 2, stop)
+            i += 4
+        elif k == 5:
+            v = varint(b, i, stop)
+            i += varint_size(v)
+        elif k == 8:
+            a = u16(b, i, stop)
+            c = u16(b, i + 2 + a, stop)
+            if i + 4 + a + c > stop:
+                raise malformed("truncated property")
+            v = (bytes(b[i + 2 : i + 2 + a]), bytes(b[i + 4 + a : i + 4 + a + c]))
+            i += 4 + a + c
+            d.setdefault(p, []).append(v)
+            continue
+        else:
+            a = u16(b, i, stop)
+            if i + 2 + a > stop:
+                raise malformed("truncated property")
+            v = bytes(b[i + 2 : i + 2 + a])
+            i += 2 + a
+        if p in d:
+            raise MQTTException(PROTOCOL_ERROR, "duplicate property 0x%02x" % p)
+        d[p] = v
+    return d
+
+
+def publish_fields(b, n, qos, version, out):
+    # PUBLISH body b[0:n] -> out[0] topic end (topic is b[2:out[0]]), out[1] packet ID,
+    # out[2] payload start. Fills a caller's array so the receive path allocates nothing.
+    te = 2 + u16(b, 0, n)
+    if te > n or te == 2:
+        raise malformed("bad PUBLISH topic")
+    i = te
+    pid = 0
+    if qos:
+        pid = u16(b, i, n)
+        if not pid:
+            raise malformed("PUBLISH with packet ID 0")
+        i += 2
+    if version == 5:
+        i = skip_props(b, i, n)
+    out[0] = te
+    out[1] = pid
+    out[2] = i
+
+
+def ack_fields(b, n, version):
+    # PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK-style packet ID and reason code (0 = success);
+    # returns pid | reason << 16 so the hot path allocates nothing
+    pid = u16(b, 0, n)
+    if not pid:
+        raise malformed("packet ID 0")
+    if n == 2:
+        return pid
+    if version != 5:
+        raise malformed("acknowledgement of %d bytes" % n)
+    reason = b[2]
+    if n > 3:
+        skip_props(b, 3, n)
+    return pid | reason << 16
+
+
+def decode(first, b, version):
+    # Full decoder for every packet a server can send: returns (type, fields...).
+    # Raises MQTTException(MALFORMED or PROTOCOL_ERROR) on anything else.
+    t = first & 0xF0
+    fl = first & 0x0F
+    n = len(b)
+    v5 = version == 5
+    if t == PUBLISH:
+        qos = fl >> 1 & 3
+        if qos == 3:
+            raise malformed("PUBLISH QoS 3")
+        out = [0, 0, 0]
+        publish_fields(b, n, qos, version, out)
+        return (PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
+                fl >> 3, out[1])
+    if fl != (2 if t == PUBREL else 0):
+        raise malformed("bad flags 0x%02x" % first)
+    if t == CONNACK:
+        if n < 2 or b[0] > 1:
+            raise malformed("bad CONNACK")
+        d = props(b, 2, n) if v5 else {}
+        if not v5 and n != 2:
+            raise malformed("bad CONNACK")
+        return (CONNACK, b[0] & 1, b[1], d)
+    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+        r = ack_fields(b, n, version)
+        return (t, r & 0xFFFF, r >> 16)
+    if t in (SUBACK, UNSUBACK):
+        pid = u16(b, 0, n)
+        i = skip_props(b, 2, n) if v5 else 2
+        if t == SUBACK and i >= n:
+            raise malformed("SUBACK without return codes")
+        return (t, pid, bytes(b[i:n]))
+    if t == PINGRESP:
+        if n:
+            raise malformed("PINGRESP with a body")
+        return (PINGRESP,)
+    if v5 and t in (DISCONNECT, AUTH):
+        r = b[0] if n else 0
+        return (t, r, props(b, 1, n) if n > 1 else {})
+    raise MQTTException(PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def check_topic(topic, name="topic"):
+    # a topic name to publish to: bytes, 1..65535, no wildcards, no NUL
+    if not 0 < len(topic) < 65536:
+        raise ValueError(name + " must be 1 to 65535 bytes")
+    if b"+" in topic or b"#" in topic or b"\0" in topic:
+        raise ValueError(name + " must not contain wildcards or NUL")
+
+
+def check_filter(f):
+    # a topic filter: '#' only as the whole last level, '+' only as a whole level
+    if not 0 < len(f) < 65536 or b"\0" in f:
+        raise ValueError("topic filter must be 1 to 65535 bytes without NUL")
+    levels = f.split(b"/")
+    last = len(levels) - 1
+    for k, lv in enumerate(levels):
+        if (b"#" in lv and (lv != b"#" or k != last)) or (b"+" in lv and lv != b"+"):
+            raise ValueError("invalid topic filter %r" % f)
+
+
+def check_qos(qos):
+    if qos not in (0, 1, 2) or qos is True or qos is False:
+        raise ValueError("qos must be 0, 1 or 2")

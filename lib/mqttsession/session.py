@@ -1,0 +1,215 @@
+# Session state held in RAM: the packet-ID allocator, outgoing QoS 1/2 messages in send
+# order, incoming QoS 2 packet IDs and subscriptions. The _save/_keep/_forget hooks do
+# nothing here; the flash store's session overrides them.
+from micropython import const
+from array import array
+
+# Per-message flags in Session.fl (bits 0-1 hold the QoS)
+RETAIN = const(4)
+SENT = const(8)  # sent on this session at least once: resend with DUP
+REL = const(16)  # QoS 2 after PUBREC: only the packet ID matters, PUBREL is (re)sent
+DISK = const(32)  # a copy is in flash
+
+
+class Session:
+    def __init__(self, client_id=b"", host="", capacity=16):
+        if not 0 < capacity < 65536:
+            raise ValueError("capacity must be 1 to 65535")
+        self.client_id = client_id
+        self.host = host
+        self.version = 4
+        self.expiry = 0
+        self.pid = 0  # last packet ID handed out
+        self.subs = {}  # topic filter -> QoS
+        self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
+        # outgoing messages: a ring in send order, capacity fixed so publishing allocates
+        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]
+        self.cap = capacity
+        self.ids = array("H", bytes(2 * capacity))
+        self.seq = array("I", bytes(4 * capacity))
+        self.fl = bytearray(capacity)
+        self.top = [None] * capacity
+        self.msg = [None] * capacity
+        self.head = 0
+        self.n = 0
+        self.nseq = 0  # sequence number for the next stored message
+        self.fresh = True  # no state from an earlier connection
+
+    # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
+    def next_pid(self):
+        for _ in range(65535):
+            p = self.pid % 65535 + 1
+            self.pid = p
+            if not self.find(p) >= 0:
+                return p
+        raise OSError(23)  # unreachable while the ring is smaller than 65535
+
+    def find(self, pid):
+        # ring slot of the outgoing message with this packet ID, or -1
+        k = self.head
+        for _ in range(self.n):
+            if self.ids[k] == pid and self.fl[k] & SENT:
+                return k
+            k += 1
+            if k == self.cap:
+                k = 0
+        return -1
+
+    def slot(self, i):
+        # ring slot of the i-th oldest message
+        k = self.head + i
+        return k - self.cap if k >= self.cap else k
+
+    # --- outgoing messages ---
+    def full(self):
+        return self.n == self.cap
+
+    def add(self, topic, msg, qos, retain):
+        # queue a message at the tail; returns its slot (not yet sent, no packet ID)
+        if self.n == self.cap:
+            raise OSError(105)  # ENOBUFS: callers check full() first
+        k = self.slot(self.n)
+        self.n += 1
+        self.ids[k] = 0
+        self.fl[k] = qos | (RETAIN if retain else 0)
+        self.seq[k] = self.nseq
+        self.nseq = (self.nseq + 1) & 0xFFFFFFF
+        self.top[k] = topic
+        self.msg[k] = msg
+        return k
+
+    def acked(self, pid, rel):
+        # PUBACK/PUBCOMP (rel=False) or PUBREC (rel=True) for pid; returns the slot or -1
+        k = self.find(pid)
+        if k < 0:
+            return -1
+        f = self.fl[k]
+        if rel:
+            if f & 3 != 2:
+                return -1
+            if not f & REL:
+                self.fl[k] = f | REL
+                self._keep(k)
+            return k
+        if (f & 3 == 2) != bool(f & REL):
+            return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
+        self._forget(k)
+        self.fl[k] = 0
+        self.top[k] = self.msg[k] = None
+        # pop acknowledged messages at the head so the ring keeps send order
+        while self.n and not self.fl[self.head]:
+            self.head = self.slot(1)
+            self.n -= 1
+        return k
+
+    def inflight(self):
+        # messages sent and not yet completed
+        c = 0
+        for i in range(self.n):
+            if self.fl[self.slot(i)] & SENT:
+                c += 1
+        return c
+
+    def restart(self, resumed):
+        # after CONNACK: with the broker's session kept, resend everything sent (same IDs,
+        # DUP); without it, old packet IDs mean nothing: publish all again as new messages
+        # and forget QoS 2 releases and incoming QoS 2 state ([MQTT-3.2.2-5], 4.3.3).
+        if resumed:
+            return
+        for i in range(self.n):
+            k = self.slot(i)
+            f = self.fl[k]
+            if f & REL:
+                self._forget(k)
+                self.fl[k] = 0
+                self.top[k] = self.msg[k] = None
+            else:
+                self.fl[k] = f & ~SENT
+                self.ids[k] = 0
+        while self.n and not self.fl[self.head]:
+            self.head = self.slot(1)
+            self.n -= 1
+        # compact holes left by dropped releases, keeping order
+        j = 0
+        for i in range(self.n):
+            a = self.slot(i)
+            if self.fl[a]:
+                b = self.slot(j)
+                if a != b:
+                    self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
+                    self.top[b], self.msg[b] = self.top[a], self.msg[a]
+                    self.fl[a] = 0
+                    self.top[a] = self.msg[a] = None
+                j += 1
+        self.n = j
+        self.rx2 = []
+        self._save()
+
+    def clear(self):
+        for i in range(self.n):
+            k = self.slot(i)
+            self._forget(k)
+            self.fl[k] = 0
+            self.top[k] = self.msg[k] = None
+        self.head = self.n = 0
+        self.subs = {}
+        self.rx2 = []
+        self._save()
+
+    def pending(self):
+        return self.n
+
+    # --- incoming QoS 2 ---
+    def rx2_add(self, pid):
+        # returns True when the message is new (deliver it); records it before PUBREC
+        if pid in self.rx2:
+            return False
+        if len(self.rx2) >= 64:
+            self.rx2.pop(0)  # bounded: a broker honours our Receive Maximum anyway
+        self.rx2.append(pid)
+        self._save()
+        return True
+
+    def rx2_del(self, pid):
+        if pid in self.rx2:
+            self.rx2.remove(pid)
+            self._save()
+
+    # --- subscriptions ---
+    def sub(self, topic, qos):
+        if self.subs.get(topic) != qos:
+            self.subs[topic] = qos
+            self._save()
+
+    def unsub(self, topic):
+        if topic in self.subs:
+            del self.subs[topic]
+            self._save()
+
+    # --- persistence hooks (the flash store overrides these) ---
+    def _save(self):
+        pass
+
+    def _keep(self, k):
+        # make slot k durable (message, or its packet ID once released)
+        pass
+
+    def _forget(self, k):
+        pass
+
+    def connected(self):
+        # after CONNACK: the session now has state at the broker
+        self.fresh = False
+        self._save()
+
+    def load(self, k):
+        # topic and payload of slot k when only the flash copy holds them
+        raise OSError(2)
+
+    def durable(self, k):
+        # True when slot k survives a power cut from now on
+        return False
+
+    def lease(self):
+        # called before a packet ID is put on the wire
+        pass
