@@ -8,6 +8,7 @@ from .core import Core
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
+_TOO_LARGE = const(0x95)
 
 
 class MQTTClient(Core):
@@ -79,6 +80,7 @@ class MQTTClient(Core):
         P.check_topic(topic)
         P.check_qos(qos)
         msg = self._payload(msg)
+        self._check_size(topic, msg, qos)
         if qos == 0:
             if self.sock is None:
                 raise OSError(_ENOTCONN)
@@ -96,7 +98,7 @@ class MQTTClient(Core):
             if self.store is None:
                 raise
         if s.full():
-            raise MQTTException(P.TOO_LARGE, "session queue full")
+            raise MQTTException(_TOO_LARGE, "session queue full")
         k = s.add(topic, msg, qos, retain)
         seq = s.seq[k]
         if self.sock is None or qos == 2:

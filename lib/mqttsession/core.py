@@ -11,6 +11,21 @@ from .packet import MQTTException
 from .session import Session, SENT, REL
 
 _DEBUG = const(False)
+# packet types and reason codes, as local constants so they fold at compile time
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_PUBREL = const(0x60)
+_PUBCOMP = const(0x70)
+_SUBACK = const(0x90)
+_UNSUBACK = const(0xB0)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_CONNACK = const(0x20)
+_MALFORMED = const(0x81)
+_PROTOCOL_ERROR = const(0x82)
+_TOO_LARGE = const(0x95)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
@@ -52,6 +67,9 @@ class Core:
             raise ValueError("client_id longer than 65535 bytes")
         self._s = s
         self.cb = None
+        self._raw = False
+        self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
+        self._ti = 0
         self.lw = None
         self.sock = None
         self._poll = None
@@ -68,6 +86,7 @@ class Core:
         self._ltx = self._lrx = 0
         self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
         self._maxout = 268435460  # broker's Maximum Packet Size
+        self.dropped = 0  # stored messages a later broker refused as too large
         self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
 
     @property
@@ -90,20 +109,24 @@ class Core:
                 self._tb = t.encode()
                 self._ts = t
             return self._tb
-        if isinstance(t, (bytes, bytearray)):
+        if isinstance(t, bytes) or isinstance(t, bytearray):
             return t
         raise TypeError("topic must be str or bytes")
 
     @staticmethod
     def _payload(m):
-        if isinstance(m, (bytes, bytearray, memoryview)):
+        if isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
             return m
         if isinstance(m, str):
             return m.encode()
         raise TypeError("msg must be bytes, bytearray, memoryview or str")
 
-    def set_callback(self, f):
+    def set_callback(self, f, raw=False):
+        # f(topic, msg) with both as bytes, as umqtt; raw=True: f(topic, buf, start, end)
+        # with the payload in buf[start:end], valid during the call, and topic a bytes
+        # object reused for a repeated topic: receiving then allocates nothing
         self.cb = f
+        self._raw = raw
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
         topic = self._topic(topic)
@@ -142,13 +165,11 @@ class Core:
     def _connect_packet(self, clean):
         s = self._s
         cid = s.client_id
-        if not cid and not clean and self.version == 4:
-            # [MQTT-3.1.3-7]: 3.1.1 needs a client ID to keep a session
-            raise ValueError("empty client_id needs clean_session=True with MQTT 3.1.1")
         exp = 0
         if self.version == 5:
+            # like 3.1.1: a session asked to persist lives until the next clean start
             exp = self.expiry if self.expiry is not None else (
-                0xFFFFFFFF if self.store else 0)
+                0xFFFFFFFF if self.store or not clean else 0)
         buf = self._tx
         need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
         if self.lw:
@@ -206,13 +227,14 @@ class Core:
             topic, msg = s.load(k)
         tx = self._tx
         ml = len(msg)
-        size = P.publish_size(len(topic), ml, f & 3, self.version)
-        size += 1 + P.varint_size(size)
-        if size > self._maxout:
-            raise MQTTException(P.TOO_LARGE, "message exceeds the broker's maximum packet size")
+        if self._size(topic, msg, f & 3) > self._maxout:
+            # stored under a broker that allowed it; this one never will: give it up
+            self.dropped += 1
+            s.acked(pid, False)
+            return
         if 8 + len(topic) > len(tx):
-            tx = bytearray(size)  # a topic too long for the buffer: rare, allocate
-        i = P.publish_header(tx, topic, ml, f & 3, f & 4, 1 if f & SENT else 0, pid,
+            tx = bytearray(8 + len(topic))  # a topic too long for the buffer: rare
+        i = P.publish_header(tx, topic, ml, f & 3, 1 if f & 4 else 0, 1 if f & SENT else 0, pid,
                              self.version)
         s.fl[k] = f | SENT
         if i + ml <= len(tx):
@@ -221,6 +243,14 @@ class Core:
         else:
             self._write(tx, i)
             self._write(msg, ml)
+
+    def _size(self, topic, msg, qos):
+        n = P.publish_size(len(topic), len(msg), qos, self.version)
+        return n + 1 + P.varint_size(n)
+
+    def _check_size(self, topic, msg, qos):
+        if self._size(topic, msg, qos) > self._maxout:
+            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
     def _publish0(self, topic, msg, retain):
         tx = self._tx
@@ -245,7 +275,8 @@ class Core:
             if room <= 0:
                 return
             k = s.slot(i)
-            if not s.fl[k] & SENT:
+            f = s.fl[k]
+            if f and not f & SENT:
                 self._send_slot(k)
                 room -= 1
 
@@ -272,7 +303,7 @@ class Core:
                     break
                 sh += 7
                 if sh > 21:
-                    raise MQTTException(P.MALFORMED, "bad remaining length")
+                    raise MQTTException(_MALFORMED, "bad remaining length")
             rx = self._rx
             if n <= len(rx):
                 if n:
@@ -297,20 +328,20 @@ class Core:
 
     def _refuse_large(self, first, n):
         # acknowledge it so the broker does not redeliver it forever, then say so
-        if first & 0xF0 == P.PUBLISH and first & 6:
+        if first & 0xF0 == _PUBLISH and first & 6:
             q = first >> 1 & 3
             self._n = len(self._rx)
             try:
                 P.publish_fields(self._rx, self._n, q, 4, self._pf)
                 pid = self._pf[1]
                 if q == 1:
-                    self._ack(P.PUBACK, pid)
+                    self._ack(_PUBACK, pid)
                 else:
                     self._s.rx2_add(pid)
-                    self._ack(P.PUBREC, pid)
+                    self._ack(_PUBREC, pid)
             except MQTTException:
                 pass  # topic longer than the buffer: no packet ID to acknowledge
-        raise MQTTException(P.TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
+        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
     def _handle(self, first):
         # one packet from _rx[0:_n]; returns its type
@@ -319,10 +350,10 @@ class Core:
         n = self._n
         s = self._s
         v = self.version
-        if t == P.PUBLISH:
+        if t == _PUBLISH:
             q = first >> 1 & 3
             if q == 3:
-                raise self._fail(MQTTException(P.MALFORMED, "PUBLISH QoS 3"))
+                raise self._fail(MQTTException(_MALFORMED, "PUBLISH QoS 3"))
             try:
                 P.publish_fields(rx, n, q, v, self._pf)
             except MQTTException as e:
@@ -331,35 +362,35 @@ class Core:
             if q == 2:
                 if s.rx2_add(pid):
                     self._deliver(first)
-                self._ack(P.PUBREC, pid)
+                self._ack(_PUBREC, pid)
             else:
                 self._deliver(first)
                 if q:
-                    self._ack(P.PUBACK, pid)
+                    self._ack(_PUBACK, pid)
             return t
-        if first & 0x0F != (2 if t == P.PUBREL else 0):
-            raise self._fail(MQTTException(P.MALFORMED, "bad flags"))
-        if t == P.PINGRESP:
+        if first & 0x0F != (2 if t == _PUBREL else 0):
+            raise self._fail(MQTTException(_MALFORMED, "bad flags"))
+        if t == _PINGRESP:
             self._ping = 0
             return t
-        if t in (P.PUBACK, P.PUBREC, P.PUBCOMP, P.PUBREL):
+        if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL):
             try:
                 r = P.ack_fields(rx, n, v)
             except MQTTException as e:
                 raise self._fail(e)
             pid = r & 0xFFFF
-            if t == P.PUBREL:
+            if t == _PUBREL:
                 s.rx2_del(pid)
-                self._ack(P.PUBCOMP, pid)
+                self._ack(_PUBCOMP, pid)
                 return t
-            if t == P.PUBREC and r >> 16 >= 0x80:
-                t = P.PUBCOMP  # refused by the broker: the exchange ends here (MQTT 5)
-            k = s.acked(pid, t == P.PUBREC)
-            if k >= 0 and t == P.PUBREC:
+            if t == _PUBREC and r >> 16 >= 0x80:
+                t = _PUBCOMP  # refused by the broker: the exchange ends here (MQTT 5)
+            k = s.acked(pid, t == _PUBREC)
+            if k >= 0 and t == _PUBREC:
                 self._send_slot(k)  # PUBREL
             self._pump()
             return t
-        if t in (P.SUBACK, P.UNSUBACK):
+        if t in (_SUBACK, _UNSUBACK):
             try:
                 d = P.decode(first, rx[:n], v)
             except MQTTException as e:
@@ -368,10 +399,10 @@ class Core:
                 self._sub = 0
                 self._subrc = d[2][0] if d[2] else 0
             return t
-        if t == P.DISCONNECT and v == 5:
+        if t == _DISCONNECT and v == 5:
             self._close()
             raise MQTTException(rx[0] if n else 0, "disconnected by the broker")
-        raise self._fail(MQTTException(P.PROTOCOL_ERROR, "unexpected packet 0x%02x" % first))
+        raise self._fail(MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first))
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
@@ -384,16 +415,35 @@ class Core:
         return e
 
     def _deliver(self, first):
-        # topic and message as bytes, umqtt's form
-        if self.cb:
+        cb = self.cb
+        if cb is not None:
             pf = self._pf
             rx = self._rx
-            self.cb(bytes(rx[2 : pf[0]]), bytes(rx[pf[2] : self._n]))
+            if self._raw:
+                cb(self._intern(pf[0]), rx, pf[2], self._n)
+            else:
+                cb(bytes(rx[2 : pf[0]]), bytes(rx[pf[2] : self._n]))
+
+    def _intern(self, te):
+        # the incoming topic rx[2:te] as a bytes object, reusing a recent equal one
+        rx = self._rx
+        n = te - 2
+        for t in self._topics:
+            if len(t) == n:
+                i = 0
+                while i < n and t[i] == rx[2 + i]:
+                    i += 1
+                if i == n:
+                    return t
+        t = bytes(rx[2:te])
+        self._topics[self._ti] = t
+        self._ti = (self._ti + 1) & 7
+        return t
 
     def _connack(self, first):
         # returns Session Present; raises MQTTException on refusal
-        if first != P.CONNACK:
-            raise self._fail(MQTTException(P.PROTOCOL_ERROR, "expected CONNACK"))
+        if first != _CONNACK:
+            raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
         try:
             d = P.decode(first, self._rx[: self._n], self.version)
         except MQTTException as e:
@@ -439,7 +489,7 @@ class Core:
         return ka - max(time.ticks_diff(now, self._ltx), time.ticks_diff(now, self._lrx))
 
     def _send_ping(self):
-        self._ab[0] = P.PINGREQ
+        self._ab[0] = _PINGREQ
         self._ab[1] = 0
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1

@@ -1,0 +1,331 @@
+# Client core against a real broker: devcfg.TEST names the scenario, devcfg.VERSION the
+# protocol. Runs on the unix port and on boards.
+import time
+
+import devlib as d
+from mqttsession import MQTTClient, MQTTException
+
+V = d.VERSION
+
+
+def roundtrip():
+    c = d.client("rt-%d" % V)
+    box = d.Inbox()
+    c.set_callback(box)
+    d.check(c.connect() is False, "clean connect has no session")
+    c.subscribe(d.topic("rt/#"), 2)
+    for q in (0, 1, 2):
+        c.publish(d.topic("rt/q%d" % q), "m%d" % q, qos=q)
+    d.check(d.pump(c, lambda: len(box) >= 3), "three messages back")
+    got = sorted(box.got)
+    want = [(d.topic("rt/q%d" % q).encode(), b"m%d" % q) for q in range(3)]
+    d.check(got == want, "topics and payloads intact: %r" % got)
+    # a bytes topic and bytearray / memoryview payloads
+    c.publish(d.topic("rt/b").encode(), bytearray(b"ba"), qos=1)
+    c.publish(d.topic("rt/b"), memoryview(b"xmvx")[1:3], qos=2)
+    d.check(d.pump(c, lambda: len(box) >= 5), "bytes-like payloads")
+    d.check(box.got[3:] == [(d.topic("rt/b").encode(), b"ba"), (d.topic("rt/b").encode(), b"mv")],
+            "bytes-like payload contents")
+    c.disconnect()
+
+
+def window():
+    # a window of 8 QoS 1 and QoS 2 messages in flight; all arrive, in order
+    c = d.client("win-%d" % V, window=8)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    c.subscribe(d.topic("win"), 1)
+    for i in range(40):
+        c.publish(d.topic("win"), b"%d" % i, qos=1 + (i & 1))
+    d.check(d.pump(c, lambda: len(box) >= 40, 10000), "40 windowed messages arrive")
+    got = [int(m) for _, m in box.got]
+    # MQTT orders messages per QoS level ([MQTT-4.6.0-6]); QoS 2 completes a round trip later
+    d.check([i for i in got if i & 1] == list(range(1, 40, 2)), "QoS 2 in order")
+    d.check([i for i in got if not i & 1] == list(range(0, 40, 2)), "QoS 1 in order")
+    d.check(c._s.pending() == 0, "nothing left in flight")
+    print("QUOTA", c._quota)
+    c.disconnect()
+
+
+def retained():
+    t = d.topic("ret")
+    c = d.client("ret-%d" % V)
+    c.connect()
+    c.publish(t, b"kept", retain=True, qos=1)
+    c.disconnect()
+    c2 = d.client("ret2-%d" % V)
+    box = d.Inbox()
+    c2.set_callback(box)
+    c2.connect()
+    c2.subscribe(t, 1)
+    d.check(d.pump(c2, lambda: len(box) >= 1), "retained message delivered to a new subscriber")
+    d.check(box.got[0][1] == b"kept", "retained payload")
+    c2.publish(t, b"", retain=True, qos=1)  # clears it
+    c2.unsubscribe(t)
+    box.got.clear()
+    c2.subscribe(t, 1)
+    d.pump(c2, lambda: len(box) >= 1, 700)
+    d.check(len(box) == 0, "cleared retained message is gone")
+    c2.disconnect()
+
+
+def will():
+    # stays connected until the host kills the process
+    c = d.client("will-%d" % V, keepalive=5)
+    c.set_last_will(d.topic("will"), b"node died", qos=1)
+    c.connect()
+    print("READY")
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        c.check_msg()
+        time.sleep_ms(20)
+
+
+def keepalive():
+    # idle with keepalive 2 s: the client pings and the broker keeps the link
+    c = d.client("ka-%d" % V, keepalive=2)
+    c.connect()
+    pings = 0
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        if c.wait_msg() == 0xD0:
+            pings += 1
+    d.check(pings >= 2, "PINGRESPs while idle: %d" % pings)
+    c.publish(d.topic("ka"), b"alive", qos=1)
+    d.check(True, "link still usable after idling")
+    c.disconnect()
+
+
+def broker_timeout():
+    # the client goes silent past 1.5x keepalive: the broker closes, the client sees OSError
+    c = d.client("kat-%d" % V, keepalive=1)
+    c.connect()
+    time.sleep_ms(6000)  # mosquitto checks keepalives about once a second
+    e = d.raises(OSError, lambda: [c.publish(d.topic("x"), b"1", qos=1) for _ in range(3)])
+    print("CLOSED", e)
+    d.check(c.sock is None, "socket closed after the broker dropped the link")
+
+
+def overlap():
+    c = d.client("ov-%d" % V)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    c.subscribe(d.topic("ov/#"), 0)
+    c.subscribe(d.topic("ov/+"), 2)
+    c.publish(d.topic("ov/a"), b"x", qos=2)
+    d.pump(c, lambda: len(box) >= 2, 1500)
+    d.check(1 <= len(box) <= 2, "overlapping subscriptions deliver once or once each: %d" % len(box))
+    print("COPIES", len(box))
+    c.unsubscribe(d.topic("ov/#"))
+    c.unsubscribe(d.topic("ov/+"))
+    box.got.clear()
+    c.publish(d.topic("ov/a"), b"y", qos=1)
+    d.pump(c, lambda: len(box) >= 1, 700)
+    d.check(len(box) == 0, "nothing after unsubscribe")
+    c.disconnect()
+
+
+def persist_setup():
+    # phase 1: a persistent session at the broker subscribed at QoS 1 and 2, then offline
+    c = d.client(d.cfg("CID"))
+    c.connect(clean_session=True)
+    c.disconnect()
+    c.connect(clean_session=False)
+    c.subscribe(d.topic("ps/1"), 1)
+    c.subscribe(d.topic("ps/2"), 2)
+    c.disconnect()
+
+
+def persist_resume():
+    # phase 2: reconnect; the broker kept the session and sends what was queued
+    c = d.client(d.cfg("CID"))
+    box = d.Inbox()
+    c.set_callback(box)
+    present = c.connect(clean_session=False)
+    d.check(present is True, "Session Present returned")
+    n = d.cfg("COUNT")
+    d.check(d.pump(c, lambda: len(box) >= n, 5000), "queued messages delivered: %d" % len(box))
+    for t, m in box.got:
+        print("GOT", t.decode(), m.decode())
+    d.pump(c, lambda: False, 500)
+    d.check(len(box) == n, "no extra deliveries")
+    c.disconnect()
+
+
+def empty_id():
+    c = d.client("")
+    d.check(c.connect(clean_session=True) is False, "empty client ID with clean session")
+    if V == 5:
+        d.check(len(c.client_id) > 0, "assigned client identifier %s" % c.client_id)
+    c.publish(d.topic("e"), b"1", qos=1)
+    c.disconnect()
+    c = d.client("")
+    if V == 4:
+        e = d.raises(MQTTException, c.connect, False)
+        d.check(e.args[0] == 2, "3.1.1 refuses an empty ID without clean session: %r" % (e.args,))
+    else:
+        d.check(c.connect(False) is False, "MQTT 5 assigns an ID for a persistent session")
+        c.disconnect()
+
+
+def sizes():
+    c = d.client("sz-%d" % V, max_packet=110000, tx_size=512)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    t = d.topic("sz")
+    c.subscribe(t, 1)
+    tl = len(t)
+    # payload sizes putting the remaining length right at 127/128 and 16383/16384
+    head = 2 + tl + 2 + (1 if V == 5 else 0)
+    sizes = [127 - head, 128 - head, 16383 - head, 16384 - head, 100000]
+    for n in sizes:
+        m = bytes((i * 7 + n) & 0xFF for i in range(n))
+        box.got.clear()
+        c.publish(t, m, qos=1)
+        d.check(d.pump(c, lambda: len(box) >= 1, 5000), "payload of %d bytes back" % n)
+        d.check(box.got[0][1] == m, "payload of %d bytes intact" % n)
+    c.disconnect()
+
+
+def oversized():
+    # a packet above max_packet: refused with MQTTException(0x95), link stays usable
+    c = d.client("big-%d" % V, max_packet=256)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    c.subscribe(d.topic("big"), 1)
+    print("READY")
+    e = None
+    t0 = time.ticks_ms()
+    while len(box) < 1 and time.ticks_diff(time.ticks_ms(), t0) < 8000:
+        try:
+            c.check_msg()
+        except MQTTException as x:
+            e = x
+            print("REFUSED", x.args[0])
+        time.sleep_ms(2)
+    d.check(len(box) == 1 and box.got[0][1] == b"small", "small message after the big one")
+    if V == 4:
+        d.check(e is not None and e.args[0] == 0x95, "oversized packet refused")
+    c.publish(d.topic("big2"), b"still up", qos=1)
+    d.check(True, "link usable after refusal")
+    d.pump(c, lambda: False, 1000)
+    c.disconnect()
+
+
+def bad_input():
+    c = d.client("bad-%d" % V)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    for t in ("a/+", "a/#", "", "a/b\0"):
+        d.raises(ValueError, c.publish, t, b"x")
+    for f in ("a/#/b", "a/b#", "a+/b", "", "#/a", "a/+b"):
+        d.raises(ValueError, c.subscribe, f)
+    for q in (3, -1, "1", True):
+        d.raises((ValueError, TypeError), c.publish, "a", b"x", False, q)
+    d.raises(TypeError, c.publish, "a", 5)
+    d.raises(TypeError, c.publish, 5, b"x")
+    d.raises(ValueError, c.subscribe, "a", 3)
+    d.raises(ValueError, MQTTClient, "x" * 70000, "h", version=V)
+    d.raises(ValueError, MQTTClient, "x", "h", version=3)
+    d.raises(ValueError, MQTTClient, "x", "h", window=0)
+    d.check(True, "bad arguments refused")
+    c.subscribe(d.topic("ok/+"), 1)
+    c.publish(d.topic("ok/1"), b"fine", qos=1)
+    d.check(d.pump(c, lambda: len(box) >= 1), "connection usable after refusals")
+    c.disconnect()
+
+
+def pids():
+    # packet IDs wrap at 65535, skip 0, and skip IDs still in flight
+    c = d.client("pid-%d" % V, window=4)
+    c.connect()
+    s = c._s
+    s.pid = 65533
+    seen = []
+    for i in range(4):
+        c.publish(d.topic("pid"), b"%d" % i, qos=1)
+        seen.append(s.pid)
+    print("IDS", seen)
+    d.check(seen == [65534, 65535, 1, 2], "wrap at 65535 to 1, never 0: %r" % seen)
+    d.pump(c, lambda: s.pending() == 0)
+    d.check(s.pending() == 0, "all acknowledged across the wrap")
+    c.disconnect()
+
+
+def limits5():
+    # MQTT 5: the broker's Receive Maximum bounds the window, its Maximum Packet Size
+    # bounds what we send
+    c = d.client("lim", window=10)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect()
+    d.check(c._quota == d.cfg("RECEIVE_MAX"), "window capped at Receive Maximum: %d" % c._quota)
+    e = d.raises(MQTTException, c.publish, d.topic("lim"), bytes(2000), False, 1)
+    d.check(e.args[0] == 0x95, "too large for the broker refused locally")
+    c.subscribe(d.topic("lim"), 1)
+    for i in range(12):
+        c.publish(d.topic("lim"), b"%d" % i, qos=1)
+    d.check(d.pump(c, lambda: len(box) >= 12), "12 messages through a window of 2")
+    c.disconnect()
+
+
+def noalloc():
+    # steady state publish and receive at QoS 0 and 1 allocate nothing
+    import gc
+    import micropython
+
+    c = d.client("na-%d" % V, window=d.cfg("WINDOW", 1))
+    n = [0]
+
+    def cb(t, buf, a, b):
+        n[0] += 1
+
+    c.set_callback(cb, raw=True)
+    c.connect()
+    t = d.topic("na")
+    c.subscribe(t, 1)
+    pl = b"0123456789abcdef"
+    for q in (0, 1, 0, 1):
+        c.publish(t, pl, qos=q)
+    d.pump(c, lambda: n[0] >= 4)
+    gc.collect()
+    got = n[0]
+    micropython.heap_lock()
+    for i in range(200):
+        c.publish(t, pl, qos=i & 1)
+        c.check_msg()
+    micropython.heap_unlock()
+    d.pump(c, lambda: n[0] >= got + 200)
+    d.check(n[0] == got + 200, "200 messages sent and received with the heap locked")
+    c.disconnect()
+
+
+def tls():
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=d.cfg("CA_DER"))
+    c = MQTTClient("tls-%d" % V, d.cfg("SERVER_NAME"), d.cfg("TLS_PORT"), ssl=ctx, version=V,
+                   keepalive=30)
+    box = d.Inbox()
+    c.set_callback(box)
+    if d.cfg("EXPECT_FAIL"):
+        e = d.raises(Exception, c.connect)
+        print("TLS_REFUSED", repr(e))
+        d.check(c.sock is None, "no connection left open")
+        return
+    c.connect()
+    c.subscribe(d.topic("tls"), 2)
+    c.publish(d.topic("tls"), b"secret", qos=2)
+    d.check(d.pump(c, lambda: len(box) >= 1), "message over TLS")
+    c.disconnect()
+
+
+globals()[d.cfg("TEST")]()
+print("PASS")

@@ -1,0 +1,60 @@
+# Helpers for device tests: run on the unix port and on boards (through mpremote).
+# Settings come from devcfg, written by the host harness: HOST, PORT, VERSION, TEST, ...
+import time
+
+import devcfg
+from mqttsession import MQTTClient
+
+
+def cfg(name, default=None):
+    return getattr(devcfg, name, default)
+
+
+VERSION = cfg("VERSION", 4)
+PREFIX = cfg("PREFIX", "t")
+
+
+def topic(name):
+    return "%s/%s" % (PREFIX, name)
+
+
+def client(cid, **kw):
+    kw.setdefault("version", VERSION)
+    kw.setdefault("keepalive", 30)
+    return MQTTClient(cid, cfg("HOST"), cfg("PORT"), **kw)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError("FAIL " + what)
+    print("ok", what)
+
+
+def raises(exc, fn, *args, **kw):
+    # returns the exception; fails when fn does not raise exc
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    raise AssertionError("FAIL %r did not raise %r" % (args, exc))
+
+
+def pump(c, cond, ms=5000):
+    # runs the client until cond() holds or ms pass; returns cond()
+    t0 = time.ticks_ms()
+    while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        c.check_msg()
+        time.sleep_ms(1)
+    return cond()
+
+
+class Inbox:
+    # a callback that records (topic, msg) pairs
+    def __init__(self):
+        self.got = []
+
+    def __call__(self, t, m):
+        self.got.append((t, m))
+
+    def __len__(self):
+        return len(self.got)
