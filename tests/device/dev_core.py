@@ -43,7 +43,7 @@ def window():
     # MQTT orders messages per QoS level ([MQTT-4.6.0-6]); QoS 2 completes a round trip later
     d.check([i for i in got if i & 1] == list(range(1, 40, 2)), "QoS 2 in order")
     d.check([i for i in got if not i & 1] == list(range(0, 40, 2)), "QoS 1 in order")
-    d.check(c._s.pending() == 0, "nothing left in flight")
+    d.check(d.pump(c, lambda: c._s.pending() == 0), "nothing left in flight")
     print("QUOTA", c._quota)
     c.disconnect()
 
