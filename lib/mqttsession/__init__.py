@@ -3,3 +3,4 @@ __version__ = "0.1.0"
 
 from .packet import MQTTException
 from .client import MQTTClient
+from .store import SessionStore

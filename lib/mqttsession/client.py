@@ -8,6 +8,7 @@ from .core import Core
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
+_ENOBUFS = const(105)
 _TOO_LARGE = const(0x95)
 
 
@@ -98,11 +99,19 @@ class MQTTClient(Core):
             if self.store is None:
                 raise
         if s.full():
-            raise MQTTException(_TOO_LARGE, "session queue full")
+            raise OSError(_ENOBUFS, "session queue full")
         k = s.add(topic, msg, qos, retain)
         seq = s.seq[k]
         if self.sock is None or qos == 2:
-            s._keep(k)  # offline, or QoS 2: durable before it reaches the wire
+            # offline, or QoS 2 (with its packet ID, so a resend after a reboot is
+            # recognised by the broker): durable before it reaches the wire
+            try:
+                if self.sock:
+                    s.assign(k)
+                s._keep(k)
+            except OSError:
+                s.pop_tail()  # not accepted: leave the session as it was
+                raise
             if self.sock is None:
                 return
         try:
@@ -123,7 +132,7 @@ class MQTTClient(Core):
             if self.store is None:
                 raise
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
-            s._keep(k)
+            s._keep(k)  # still unacknowledged: flash holds it until the broker does
 
     def _sub_wait(self, pid, n, buf):
         self._sub = pid

@@ -8,7 +8,7 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .session import Session, SENT, REL
+from .session import Session, SENT, REL, PID
 
 _DEBUG = const(False)
 # packet types and reason codes, as local constants so they fold at compile time
@@ -60,6 +60,8 @@ class Core:
                 raise ValueError("client_id None needs a store")
             s = Session(self._bytes(client_id, "client_id"), server, max(window, queue))
         elif client_id == "" or client_id == b"":
+            if version != 5:
+                raise ValueError("client_id '' (a null session) needs version=5")
             s = store.null_session(server, capacity=max(window, queue))
         else:
             s = store.get(server, client_id, capacity=max(window, queue))
@@ -170,6 +172,7 @@ class Core:
             # like 3.1.1: a session asked to persist lives until the next clean start
             exp = self.expiry if self.expiry is not None else (
                 0xFFFFFFFF if self.store or not clean else 0)
+        self._exp = exp
         buf = self._tx
         need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
         if self.lw:
@@ -212,10 +215,9 @@ class Core:
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released
         s = self._s
+        if not s.fl[k] & PID:
+            s.assign(k)
         f = s.fl[k]
-        if not f & SENT:
-            s.ids[k] = s.next_pid()
-            s.lease()
         pid = s.ids[k]
         if f & REL:
             s.fl[k] = f | SENT
@@ -276,7 +278,7 @@ class Core:
                 return
             k = s.slot(i)
             f = s.fl[k]
-            if f and not f & SENT:
+            if f and not f & PID:
                 self._send_slot(k)
                 room -= 1
 
@@ -467,11 +469,12 @@ class Core:
             s.clear()
         s.restart(present)
         s.version = self.version
+        s.expiry = self._exp
         s.connected()
         if present:
             for i in range(s.n):
                 k = s.slot(i)
-                if s.fl[k] & SENT:
+                if s.fl[k] & PID:
                     self._send_slot(k)
         self._pump()
 

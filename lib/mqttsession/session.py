@@ -6,9 +6,16 @@ from array import array
 
 # Per-message flags in Session.fl (bits 0-1 hold the QoS)
 RETAIN = const(4)
-SENT = const(8)  # sent on this session at least once: resend with DUP
+SENT = const(8)  # on the wire at least once: a resend carries DUP
 REL = const(16)  # QoS 2 after PUBREC: only the packet ID matters, PUBREL is (re)sent
 DISK = const(32)  # a copy is in flash
+PID = const(64)  # holds a packet ID (ids[k]) that the broker may know
+PIDDISK = const(128)  # that packet ID is in flash too
+
+# what a _save writes
+HOT = const(1)  # packet IDs, incoming QoS 2 IDs, releases
+SUBS = const(2)
+IDENT = const(4)  # client ID, protocol version, expiry
 
 
 class Session:
@@ -34,6 +41,7 @@ class Session:
         self.n = 0
         self.nseq = 0  # sequence number for the next stored message
         self.fresh = True  # no state from an earlier connection
+        self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):
@@ -48,7 +56,7 @@ class Session:
         # ring slot of the outgoing message with this packet ID, or -1
         k = self.head
         for _ in range(self.n):
-            if self.ids[k] == pid and self.fl[k] & SENT:
+            if self.ids[k] == pid and self.fl[k] & PID:
                 return k
             k += 1
             if k == self.cap:
@@ -63,6 +71,12 @@ class Session:
     # --- outgoing messages ---
     def full(self):
         return self.n == self.cap
+
+    def assign(self, k):
+        # gives slot k a packet ID before it first goes out
+        self.ids[k] = self.next_pid()
+        self.fl[k] |= PID
+        self._assigned(k)
 
     def add(self, topic, msg, qos, retain):
         # queue a message at the tail; returns its slot (not yet sent, no packet ID)
@@ -102,11 +116,18 @@ class Session:
             self.n -= 1
         return k
 
+    def pop_tail(self):
+        # takes back the message just added (it could not be made durable)
+        self.n -= 1
+        k = self.slot(self.n)
+        self.fl[k] = 0
+        self.top[k] = self.msg[k] = None
+
     def inflight(self):
-        # messages sent and not yet completed
+        # messages holding a packet ID and not yet completed
         c = 0
         for i in range(self.n):
-            if self.fl[self.slot(i)] & SENT:
+            if self.fl[self.slot(i)] & PID:
                 c += 1
         return c
 
@@ -124,7 +145,7 @@ class Session:
                 self.fl[k] = 0
                 self.top[k] = self.msg[k] = None
             else:
-                self.fl[k] = f & ~SENT
+                self.fl[k] = f & ~(SENT | PID | PIDDISK)
                 self.ids[k] = 0
         while self.n and not self.fl[self.head]:
             self.head = self.slot(1)
@@ -143,7 +164,8 @@ class Session:
                 j += 1
         self.n = j
         self.rx2 = []
-        self._save()
+        self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
+        self._save(HOT)
 
     def clear(self):
         for i in range(self.n):
@@ -154,7 +176,7 @@ class Session:
         self.head = self.n = 0
         self.subs = {}
         self.rx2 = []
-        self._save()
+        self._save(HOT | SUBS)
 
     def pending(self):
         return self.n
@@ -167,27 +189,31 @@ class Session:
         if len(self.rx2) >= 64:
             self.rx2.pop(0)  # bounded: a broker honours our Receive Maximum anyway
         self.rx2.append(pid)
-        self._save()
+        self._save(HOT)
         return True
 
     def rx2_del(self, pid):
         if pid in self.rx2:
             self.rx2.remove(pid)
-            self._save()
+            self._save(HOT)
 
     # --- subscriptions ---
     def sub(self, topic, qos):
         if self.subs.get(topic) != qos:
             self.subs[topic] = qos
-            self._save()
+            self._save(SUBS)
 
     def unsub(self, topic):
         if topic in self.subs:
             del self.subs[topic]
-            self._save()
+            self._save(SUBS)
 
     # --- persistence hooks (the flash store overrides these) ---
-    def _save(self):
+    def _save(self, what):
+        pass
+
+    def _assigned(self, k):
+        # slot k got a packet ID and is about to go out
         pass
 
     def _keep(self, k):
@@ -200,7 +226,7 @@ class Session:
     def connected(self):
         # after CONNACK: the session now has state at the broker
         self.fresh = False
-        self._save()
+        self._save(IDENT)
 
     def load(self, k):
         # topic and payload of slot k when only the flash copy holds them
@@ -209,7 +235,3 @@ class Session:
     def durable(self, k):
         # True when slot k survives a power cut from now on
         return False
-
-    def lease(self):
-        # called before a packet ID is put on the wire
-        pass
