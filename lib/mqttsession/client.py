@@ -61,8 +61,11 @@ class MQTTClient(Core):
             return self.connect(True, timeout)
         self._resume(present, clean_session)
         if not present and not clean_session:
+            # a new session at the broker: subscriptions first, so the node also hears
+            # its own stored messages published again below
             for t, q in list(s.subs.items()):
                 self.subscribe(t, q)
+        self._pump()
         return bool(present)
 
     def disconnect(self):

@@ -59,7 +59,7 @@ class Core:
             if client_id is None:
                 raise ValueError("client_id None needs a store")
             s = Session(self._bytes(client_id, "client_id"), server, max(window, queue))
-        elif client_id == "" or client_id == b"":
+        elif client_id is not None and not len(client_id):
             if version != 5:
                 raise ValueError("client_id '' (a null session) needs version=5")
             s = store.null_session(server, capacity=max(window, queue))
@@ -476,7 +476,6 @@ class Core:
                 k = s.slot(i)
                 if s.fl[k] & PID:
                     self._send_slot(k)
-        self._pump()
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

@@ -347,13 +347,11 @@ class SessionStore:
         hd = self._host_dir(host)
         if client_id is None:
             try:
-                client_id = unpack(b"l", _read(_join(hd, _LAST)))
-                client_id = bytes(client_id)
-            except OSError:
-                client_id = self._new_id()
-            except ValueError as e:
-                self._report(hd, _LAST, e)
-                client_id = self._new_id()
+                client_id = bytes(unpack(b"l", _read(_join(hd, _LAST))))
+            except (OSError, ValueError) as e:
+                if not isinstance(e, OSError):
+                    self._report(hd, _LAST, e)
+                client_id = self._any(hd) or self._new_id()
         if isinstance(client_id, str):
             client_id = client_id.encode()
         if not client_id:
@@ -397,13 +395,23 @@ class SessionStore:
             pass
         _write(_join(hd, _LAST), pack(b"l", s.client_id))
 
-    def has_any(self, host):
-        hd = self._host_dir(host)
+    def _any(self, hd):
+        # the client ID of some session stored for this host, or None
         try:
-            return any(n not in (_LAST, "~null") and not n.endswith(".t")
-                       for n in os.listdir(hd))
+            names = os.listdir(hd)
         except OSError:
-            return False
+            return None
+        for n in names:
+            if n != _LAST and n != "~null" and not n.endswith(".t"):
+                try:
+                    b = unpack(b"i", _read(_join(hd, n, "i")))
+                    return lstr(b, 5)[0]
+                except (OSError, ValueError, IndexError):
+                    pass
+        return None
+
+    def has_any(self, host):
+        return self._any(self._host_dir(host)) is not None
 
     def delete(self, host, client_id):
         if isinstance(client_id, str):

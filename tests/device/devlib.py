@@ -58,3 +58,22 @@ class Inbox:
 
     def __len__(self):
         return len(self.got)
+
+
+def flash():
+    # the filesystem root for stores: a littlefs image on the unix port (devcfg.IMAGE),
+    # the board's own flash otherwise. Returns (root, block device or None).
+    img = cfg("IMAGE")
+    if not img:
+        return "", None
+    import blockdev
+
+    bd = blockdev.mount(img, "/flash", block_count=cfg("BLOCKS", 64), prog_size=cfg("PROG", 32))
+    return "/flash", bd
+
+
+def freeze(tag):
+    # a power cut at this exact point: say so, then wait for the host's SIGKILL
+    print(tag)
+    while True:
+        time.sleep_ms(1000)

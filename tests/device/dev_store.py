@@ -1,0 +1,255 @@
+# The session in flash: devcfg.TEST names the scenario. On the unix port the store lives
+# on a littlefs image (devcfg.IMAGE); on a board, on its own flash.
+import os
+import time
+
+import devlib as d
+from mqttsession import MQTTClient, MQTTException, SessionStore
+
+V = d.VERSION
+ROOT, BD = d.flash()
+STORE = (ROOT or "") + "/.mqtt-test"
+H = d.cfg("HOST")
+
+
+def node(cid=None, **kw):
+    kw.setdefault("window", d.cfg("WINDOW", 1))
+    kw.setdefault("timeout", d.cfg("TIMEOUT", 3))
+    kw.setdefault("version", V)
+    kw.setdefault("keepalive", 30)
+    return MQTTClient(cid if cid is not None else d.cfg("CID"), H, d.cfg("PORT"),
+                      store=SessionStore(STORE), **kw)
+
+
+def say_got(t, m):
+    print("GOT", t.decode(), m.decode())
+
+
+def ids():
+    # SessionStore semantics; run twice on one image, PHASE 1 then 2
+    st = SessionStore(STORE)
+    s = st.get(H)
+    print("GEN", s.client_id.decode())
+    d.check(st.get(H).client_id == s.client_id, "get(host) returns the same session")
+    d.check(st.has_any(H), "has_any(host)")
+    d.check(not st.has_any("other.example"), "no session for another host")
+    if d.cfg("PHASE") == 2:
+        return
+    x = st.get(H, "named")
+    d.check(x.client_id == b"named", "get(host, id) creates that session")
+    d.check(st.get(H).client_id == b"named", "the last used session is returned")
+    st.delete(H, "named")
+    d.check(st.get(H).client_id == s.client_id, "after delete, an existing session")
+    odd = "a/b c\u00e9" + "x" * 40
+    y = st.get(H, odd)
+    d.check(st.get(H, odd).client_id == odd.encode(), "odd client IDs map to files")
+    st.delete(H, odd)
+    st.get(H, s.client_id)  # the generated one is the last used again
+    d.check(y.client_id == odd.encode(), "round trip")
+
+
+def sender():
+    # publishes COUNT messages at QOS, then cuts power at CUT:
+    #   puback: a PUBACK arrives (the message is in flash: window > 1)
+    #   pubrel: QoS 2 after PUBREC, before PUBREL goes out
+    #   pubcomp: QoS 2 after PUBREL, when PUBCOMP arrives
+    c = node()
+    cut = d.cfg("CUT")
+    handle = c._handle
+    send = c._send_slot
+
+    def h(first):
+        if (cut == "puback" and first == 0x40) or (cut == "pubcomp" and first == 0x70):
+            d.freeze("CUT")
+        return handle(first)
+
+    def s(k):
+        if cut == "pubrel" and c._s.fl[k] & 16:
+            d.freeze("CUT")
+        send(k)
+
+    c._handle = h
+    c._send_slot = s
+    c.connect(clean_session=False)
+    for i in range(d.cfg("COUNT", 1)):
+        c.publish(d.topic("s"), "n%d" % i, qos=d.cfg("QOS", 1))
+        print("ACCEPTED", i)
+    d.pump(c, lambda: False, 3000)
+    print("NOCUT")
+
+
+def receiver():
+    # subscribes at QoS 2 with a persistent session; CUT: before_pubrec / after_pubrec
+    c = node()
+    c.set_callback(say_got)
+    cut = d.cfg("CUT")
+    ack = c._ack
+
+    def a(first, pid):
+        if first == 0x50 and cut == "before_pubrec":
+            d.freeze("CUT")
+        ack(first, pid)
+        if first == 0x50 and cut == "after_pubrec":
+            d.freeze("CUT")
+
+    c._ack = a
+    c.connect(clean_session=False)
+    c.subscribe(d.topic("r"), 2)
+    print("READY")
+    d.pump(c, lambda: False, 20000)
+
+
+def resume():
+    # reboots into the stored session and runs until everything is acknowledged
+    c = node()
+    c.set_callback(say_got)
+    print("PENDING_AT_BOOT", c._s.pending())
+    print("PRESENT", c.connect(clean_session=False))
+    d.pump(c, lambda: c._s.pending() == 0, 8000)
+    d.pump(c, lambda: False, d.cfg("LINGER", 1000))
+    print("PENDING", c._s.pending())
+    d.check(c._s.pending() == 0, "all acknowledged")
+    c.disconnect()
+
+
+def null():
+    # MQTT 5 null session: the broker assigns the ID, the store keeps it
+    if d.cfg("PHASE") == 1:
+        c = node("")
+        d.check(c.connect(clean_session=False) is False, "new session")
+        print("ASSIGNED", c.client_id)
+        d.check(c.client_id.startswith("auto-"), "mosquitto assigned an ID")
+        c.subscribe(d.topic("n"), 1)
+        c.disconnect()
+    else:
+        c = node(None)
+        print("ASSIGNED", c.client_id)
+        d.check(c.connect(clean_session=False) is True, "Session Present on the next boot")
+        d.check(d.topic("n").encode() in c._s.subs, "subscriptions kept")
+        c.disconnect()
+
+
+def lost_session():
+    # Session Present 0 with local state: re-subscribe and publish stored messages again
+    c = node(window=8)
+    c.set_callback(say_got)
+    if d.cfg("PHASE") == 1:
+        c.connect(clean_session=False)
+        c.subscribe(d.topic("l"), 1)
+        c.disconnect()
+        for i in range(3):
+            c.publish(d.topic("l"), "q%d" % i, qos=1 + i % 2)  # offline: into flash
+        d.check(c._s.pending() == 3, "three queued in flash")
+        return
+    d.check(c._s.pending() == 3, "three queued after reboot")
+    present = c.connect(clean_session=False)
+    d.check(present is False, "the broker lost the session")
+    d.pump(c, lambda: c._s.pending() == 0, 5000)
+    d.pump(c, lambda: False, 800)
+    d.check(d.topic("l").encode() in c._s.subs, "subscription kept")
+
+
+def present_without_state():
+    # MQTT 5 [MQTT-3.2.2-4]: the broker has a session the store does not know: close,
+    # start clean
+    c = node("pws")
+    c.connect(clean_session=False)
+    c.disconnect()
+    SessionStore(STORE).delete(H, "pws")
+    c = node("pws")
+    d.check(c._s.fresh, "no local state")
+    d.check(c.connect(clean_session=False) is False, "reconnected clean: no session")
+
+
+def corrupt():
+    # damaged files are reported; the node still starts, with what is intact
+    st = SessionStore(STORE)
+    s = st.get(H, "cor")
+    s.sub(b"x/#", 1)
+    s.rx2_add(7)  # writes the hot state file
+    for i in range(3):
+        k = s.add(b"c/t", b"p%d" % i, 1, False)
+        s._keep(k)
+    p = s._p
+    kind = d.cfg("DAMAGE")
+    names = sorted(os.listdir(p))
+    print("FILES", names)
+    victim = {"msg": [n for n in names if n[0] == "m"][1], "ident": "i", "subs": "u",
+              "hot": "s"}[kind]
+    how = d.cfg("HOW")
+    with open(p + "/" + victim, "rb") as f:
+        b = f.read()
+    if how == "truncate":
+        b = b[: len(b) // 2]
+    elif how == "flip":
+        b = b[:5] + bytes((b[5] ^ 0xFF,)) + b[6:]
+    elif how == "random":
+        b = os.urandom(len(b))
+    elif how == "empty":
+        b = b""
+    with open(p + "/" + victim, "wb") as f:
+        f.write(b)
+    st2 = SessionStore(STORE)
+    s2 = st2.get(H, "cor")
+    print("ERRORS", len(st2.errors))
+    d.check(len(st2.errors) == 1, "the damage is reported once")
+    left = sorted(s2.load(s2.slot(i))[1] for i in range(s2.pending()))
+    print("LEFT", left)
+    want = [b"p0", b"p1", b"p2"] if kind != "msg" else [b"p0", b"p2"]
+    d.check(left == want, "intact messages kept")
+    d.check(s2.subs == ({} if kind == "subs" else {b"x/#": 1}), "subscriptions as expected")
+    # the damaged session works: a new message is stored and loads again
+    k = s2.add(b"c/t", b"after", 1, False)
+    s2._keep(k)
+    d.check(SessionStore(STORE).get(H, "cor").pending() == len(want) + 1, "usable after repair")
+
+
+def full():
+    # ENOSPC: a clear error, nothing stored before is lost
+    c = node("full", window=8)
+    c.connect()
+    c.disconnect()
+    kept = 0
+    e = None
+    junk = open(ROOT + "/junk", "wb")
+    try:
+        while True:
+            junk.write(bytes(4096))
+            junk.flush()
+    except OSError:
+        pass
+    junk.close()
+    try:
+        for i in range(400):
+            c.publish(d.topic("f"), bytes(200) + b"%d" % i, qos=1)
+            kept += 1
+    except OSError as x:
+        e = x
+    print("KEPT", kept, "ERROR", e)
+    d.check(e is not None and e.errno in (28, 105), "full store raises ENOSPC/ENOBUFS")
+    n = c._s.pending()
+    d.check(n == kept, "accepted messages all in the session: %d" % n)
+    s2 = SessionStore(STORE).get(H, "full")
+    d.check(s2.pending() == kept, "and all in flash after a reload")
+    os.remove(ROOT + "/junk")
+    c.publish(d.topic("f"), b"after", qos=1)
+    d.check(c._s.pending() == kept + 1, "room again after freeing space")
+
+
+def qlimit():
+    # the store's byte bound: refused with ENOSPC, earlier messages kept
+    st = SessionStore(STORE, max_bytes=2000)
+    c = MQTTClient("ql", H, d.cfg("PORT"), store=st, window=8, queue=64, version=V)
+    n = 0
+    try:
+        for i in range(64):
+            c.publish(d.topic("q"), bytes(100), qos=1)
+            n += 1
+    except OSError as e:
+        print("LIMIT", n, e)
+        d.check(e.errno == 28, "ENOSPC at the byte bound")
+    d.check(0 < n < 64 and c._s.pending() == n, "bounded at %d messages" % n)
+
+
+globals()[d.cfg("TEST")]()
+print("PASS")

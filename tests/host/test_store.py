@@ -1,0 +1,149 @@
+"""The session in flash on the unix port: littlefs images, reboots by SIGKILL, a real
+mosquitto and a paho observer counting what the broker delivered."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Broker, Observer, publish, run_device, start_device
+
+HEAP = "256k"
+VERSIONS = [4, 5]
+
+
+def cfg(broker: Broker, img: Path, test: str, version: int = 4, **kw: Any) -> dict[str, Any]:
+    return {
+        "HOST": broker.host,
+        "PORT": broker.port,
+        "VERSION": version,
+        "TEST": test,
+        "PREFIX": f"{test}{version}",
+        "IMAGE": str(img),
+        **kw,
+    }
+
+
+def dev(c: dict[str, Any], **kw: Any) -> Any:
+    return run_device("dev_store.py", c, heap=HEAP, **kw)
+
+
+def cut(c: dict[str, Any]) -> str:
+    """Runs the scenario until it reaches its CUT point, then pulls the plug (SIGKILL)."""
+    p = start_device("dev_store.py", c, heap=HEAP)
+    try:
+        p.wait_for("CUT", timeout=30)
+        p.kill()
+        return p.output()
+    finally:
+        p.close()
+
+
+def test_store_semantics_and_stable_generated_id(broker: Broker, tmp_path: Path) -> None:
+    img = tmp_path / "flash.img"
+    a = dev(cfg(broker, img, "ids", PHASE=1)).value("GEN")
+    b = dev(cfg(broker, img, "ids", PHASE=2)).value("GEN")
+    assert a == b and a.startswith("mqs-")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_reboot_between_publish_and_puback(broker: Broker, tmp_path: Path, version: int) -> None:
+    img = tmp_path / "flash.img"
+    c = cfg(broker, img, "sender", version, CID=f"pa{version}", CUT="puback", QOS=1, WINDOW=4)
+    with Observer(broker.host, broker.port, f"sender{version}/#", qos=2) as obs:
+        out = cut(c)
+        assert "ACCEPTED 0" in out
+        r = dev({**c, "TEST": "resume"})
+        assert r.value("PENDING_AT_BOOT") == "1" and r.value("PRESENT") == "True"
+        obs.wait_for(1)
+    assert set(obs.payloads()) == {b"n0"}
+    # the resend carried the same packet ID with DUP set
+    assert re.search(rf"Received PUBLISH from pa{version} \(d1, q1", broker.log())
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("point", ["pubrel", "pubcomp"])
+def test_reboot_in_qos2_sender_exchange(broker: Broker, tmp_path: Path, version: int,
+                                        point: str) -> None:
+    img = tmp_path / "flash.img"
+    cid = f"q2{point}{version}"
+    c = cfg(broker, img, "sender", version, CID=cid, CUT=point, QOS=2, WINDOW=1)
+    with Observer(broker.host, broker.port, f"sender{version}/#", qos=2) as obs:
+        cut(c)
+        r = dev({**c, "TEST": "resume", "LINGER": 1500})
+        assert r.value("PENDING_AT_BOOT") == "1"
+        obs.wait_for(1)
+        assert obs.payloads() == [b"n0"]  # delivered exactly once
+    log = broker.log()
+    if point == "pubrel":
+        # after PUBREC the PUBLISH is never sent again, only PUBREL
+        assert not re.search(rf"Received PUBLISH from {cid} \(d1", log)
+        assert len(re.findall(rf"Received PUBREL from {cid}", log)) == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("point", ["before_pubrec", "after_pubrec"])
+def test_reboot_in_qos2_receiver_exchange(broker: Broker, tmp_path: Path, version: int,
+                                          point: str) -> None:
+    img = tmp_path / "flash.img"
+    c = cfg(broker, img, "receiver", version, CID=f"rx{point}{version}", CUT=point)
+    p = start_device("dev_store.py", c, heap=HEAP)
+    try:
+        p.wait_for("READY", timeout=20)
+        publish(broker.host, broker.port, f"receiver{version}/r", b"once", qos=2,
+                protocol=version)
+        p.wait_for("CUT", timeout=20)
+        p.kill()
+        first = p.output()
+    finally:
+        p.close()
+    r = dev({**c, "TEST": "resume", "LINGER": 1500})
+    got = [ln for ln in (first + r.out).splitlines() if ln.startswith("GOT ")]
+    assert got == [f"GOT receiver{version}/r once"]
+
+
+def test_null_session(broker: Broker, tmp_path: Path) -> None:
+    img = tmp_path / "flash.img"
+    a = dev(cfg(broker, img, "null", 5, PHASE=1)).value("ASSIGNED")
+    b = dev(cfg(broker, img, "null", 5, PHASE=2)).value("ASSIGNED")
+    assert a == b and a.startswith("auto-")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_broker_lost_session(broker_factory: Any, tmp_path: Path, version: int) -> None:
+    # Session Present 0 with local state: re-subscribe, publish the stored messages anew
+    img = tmp_path / "flash.img"
+    b = broker_factory()
+    c = cfg(b, img, "lost_session", version, CID=f"ls{version}", PHASE=1)
+    dev(c)
+    b.restart()  # no persistence: the broker forgets the session
+    with Observer(b.host, b.port, f"lost_session{version}/#", qos=2) as obs:
+        r = dev({**c, "PHASE": 2})
+        obs.wait_for(3)
+    assert sorted(obs.payloads()) == [b"q0", b"q1", b"q2"]
+    # re-subscribed: the node got its own messages back
+    assert len(r.values("GOT")) == 3
+
+
+def test_session_present_without_local_state(broker: Broker, tmp_path: Path) -> None:
+    dev(cfg(broker, tmp_path / "flash.img", "present_without_state", 5))
+
+
+@pytest.mark.parametrize("damage", ["msg", "ident", "subs", "hot"])
+@pytest.mark.parametrize("how", ["truncate", "flip", "random", "empty"])
+def test_damaged_files_never_stop_the_node(broker: Broker, tmp_path: Path, damage: str,
+                                           how: str) -> None:
+    r = dev(cfg(broker, tmp_path / "flash.img", "corrupt", DAMAGE=damage, HOW=how))
+    assert any("mqttsession: store:" in ln for ln in r.lines)
+
+
+def test_full_filesystem(broker: Broker, tmp_path: Path) -> None:
+    r = dev(cfg(broker, tmp_path / "flash.img", "full", BLOCKS=24), timeout=120)
+    assert int(r.values("KEPT")[0][0]) > 0
+
+
+def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
+    r = dev(cfg(broker, tmp_path / "flash.img", "qlimit"))
+    assert r.values("LIMIT")
