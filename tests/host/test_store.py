@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from harness import Broker, Observer, publish, run_device, start_device
 
 HEAP = "256k"

@@ -1,0 +1,81 @@
+# Host-side entry points: make demo, make test, make lint, make bench.
+# Needs python3 (with venv) and make; installs the rest (see deps and venv).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+# deps must finish before venv (it may install python3-venv), and both before the tools run.
+.NOTPARALLEL:
+
+PYTHON ?= python3
+VENV := .venv
+VBIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements.stamp
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+APT_PACKAGES := mosquitto mosquitto-clients openssl socat
+
+.PHONY: deps venv test lint demo bench clean distclean
+
+# System packages. Installs them with apt-get as root (or with passwordless sudo), else
+# says what to install and stops. apt starts the system broker; tests start their own on
+# free ports, so stop it again.
+deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	if [ ! -x $(VBIN)/python ] && ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+		missing="$$missing python3-venv"; \
+	fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then sudo="sudo -n"; \
+	else \
+		echo "error: missing system packages:$$missing" >&2; \
+		echo "Install them, then run make again:" >&2; \
+		echo "    sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
+		echo "(or run make as root, which installs them itself)" >&2; \
+		exit 1; \
+	fi; \
+	echo "Installing$$missing"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES) \
+		$$(case "$$missing" in *python3-venv*) echo python3-venv;; esac) || exit 1; \
+	$$sudo systemctl stop mosquitto >/dev/null 2>&1 || true; \
+	$$sudo systemctl disable mosquitto >/dev/null 2>&1 || true; \
+	$$sudo service mosquitto stop >/dev/null 2>&1 || true
+
+# The pinned host tools; reinstalled only when requirements.txt changes.
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(VBIN)/python || $(PYTHON) -m venv $(VENV) || { \
+		echo "error: '$(PYTHON) -m venv' failed; install python3-venv (make deps does as root)" >&2; \
+		exit 1; }
+	$(VBIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+test: deps venv
+	@rc=0; $(VBIN)/pytest -q tests/host $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "error: no tests collected (pytest exit 5): check tests/host and PYTEST_ARGS" >&2; \
+	fi; \
+	exit $$rc
+
+lint: venv
+	$(VBIN)/ruff check tools tests/host
+
+demo: deps venv
+	$(VBIN)/python tools/demo.py $(DEMO_ARGS)
+
+bench: deps venv
+	$(VBIN)/python tools/bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
