@@ -70,7 +70,7 @@ class Session:
 
     # --- outgoing messages ---
     def full(self):
-        return self.n == self.cap
+        return self.n == self.cap and self.pending() == self.cap
 
     def assign(self, k):
         # gives slot k a packet ID before it first goes out
@@ -78,8 +78,28 @@ class Session:
         self.fl[k] |= PID
         self._assigned(k)
 
+    def _compact(self):
+        # closes holes left by out-of-order completions, keeping send order
+        j = 0
+        for i in range(self.n):
+            a = self.slot(i)
+            if self.fl[a]:
+                b = self.slot(j)
+                if a != b:
+                    self._move(a, b)
+                    self.fl[a] = 0
+                    self.top[a] = self.msg[a] = None
+                j += 1
+        self.n = j
+
+    def _move(self, a, b):
+        self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
+        self.top[b], self.msg[b] = self.top[a], self.msg[a]
+
     def add(self, topic, msg, qos, retain):
         # queue a message at the tail; returns its slot (not yet sent, no packet ID)
+        if self.n == self.cap:
+            self._compact()
         if self.n == self.cap:
             raise OSError(105)  # ENOBUFS: callers check full() first
         k = self.slot(self.n)
@@ -147,22 +167,7 @@ class Session:
             else:
                 self.fl[k] = f & ~(SENT | PID | PIDDISK)
                 self.ids[k] = 0
-        while self.n and not self.fl[self.head]:
-            self.head = self.slot(1)
-            self.n -= 1
-        # compact holes left by dropped releases, keeping order
-        j = 0
-        for i in range(self.n):
-            a = self.slot(i)
-            if self.fl[a]:
-                b = self.slot(j)
-                if a != b:
-                    self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
-                    self.top[b], self.msg[b] = self.top[a], self.msg[a]
-                    self.fl[a] = 0
-                    self.top[a] = self.msg[a] = None
-                j += 1
-        self.n = j
+        self._compact()
         self.rx2 = []
         self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
         self._save(HOT)
@@ -178,8 +183,17 @@ class Session:
         self.rx2 = []
         self._save(HOT | SUBS)
 
+    def live(self):
+        # slots of the messages not yet completed, oldest first
+        return [k for k in (self.slot(i) for i in range(self.n)) if self.fl[k]]
+
     def pending(self):
-        return self.n
+        # messages not yet completed (sent or waiting to be)
+        c = 0
+        for i in range(self.n):
+            if self.fl[self.slot(i)]:
+                c += 1
+        return c
 
     # --- incoming QoS 2 ---
     def rx2_add(self, pid):

@@ -283,9 +283,14 @@ class StoredSession(Session):
         if self.fl[k] & DISK:
             try:
                 os.remove(_join(self._p, "m%08x" % self.seq[k]))
-            except OSError:
-                pass
+            except OSError as e:
+                if e.errno != _ENOENT:
+                    raise  # still in flash: the acknowledgement did not complete
             self.bytes -= self.sz[k]
+
+    def _move(self, a, b):
+        super()._move(a, b)
+        self.sz[b] = self.sz[a]
 
     def durable(self, k):
         return bool(self.fl[k] & DISK)

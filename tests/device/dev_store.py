@@ -193,7 +193,7 @@ def corrupt():
     s2 = st2.get(H, "cor")
     print("ERRORS", len(st2.errors))
     d.check(len(st2.errors) == 1, "the damage is reported once")
-    left = sorted(s2.load(s2.slot(i))[1] for i in range(s2.pending()))
+    left = sorted(s2.load(k)[1] for k in s2.live())
     print("LEFT", left)
     want = [b"p0", b"p1", b"p2"] if kind != "msg" else [b"p0", b"p2"]
     d.check(left == want, "intact messages kept")
