@@ -9,6 +9,7 @@ from .core import Core
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENOBUFS = const(105)
+_ENETUNREACH = const(113)
 _TOO_LARGE = const(0x95)
 
 
@@ -66,9 +67,13 @@ class MQTTClient(Core):
             for t, q in list(s.subs.items()):
                 self.subscribe(t, q)
         self._pump()
+        self._want = True
+        if self.link:
+            self.link.connected()
         return bool(present)
 
     def disconnect(self):
+        self._want = False  # a link keeper does not reconnect after this
         if self.sock:
             try:
                 self._write(self._ab, P.disconnect(self._ab, self.version))
@@ -85,38 +90,32 @@ class MQTTClient(Core):
         P.check_qos(qos)
         msg = self._payload(msg)
         self._check_size(topic, msg, qos)
-        if qos == 0:
-            if self.sock is None:
+        if not self._ensure():
+            if qos == 0 and self.link:
+                self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
+                return
+            if self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
-            self._publish0(topic, msg, retain)
-            if self._keepalive_due(self._ltx) <= 0:
-                self._step(0)
+            self._queue(topic, msg, qos, retain)
+            return
+        if qos == 0:
+            try:
+                self._publish0(topic, msg, retain)
+                if self._keepalive_due(self._ltx) <= 0:
+                    self._step(0)
+            except OSError as e:
+                self._down(e, self.link)
             return
         s = self._s
-        if self.sock is None and self.store is None:
-            raise OSError(_ENOTCONN)
         try:
-            while self.sock and (s.full() or s.inflight() >= self._quota):
-                self._step(self._tms)
-        except OSError:
-            if self.store is None:
-                raise
-        if s.full():
-            raise OSError(_ENOBUFS, "session queue full")
-        k = s.add(topic, msg, qos, retain)
+            while s.full() or s.inflight() >= self._quota:
+                self._step(self._tms)  # room in the window first
+        except OSError as e:
+            self._down(e, self.store or self.link)
+            self._queue(topic, msg, qos, retain)
+            return
+        k = self._queue(topic, msg, qos, retain)
         seq = s.seq[k]
-        if self.sock is None or qos == 2:
-            # offline, or QoS 2 (with its packet ID, so a resend after a reboot is
-            # recognised by the broker): durable before it reaches the wire
-            try:
-                if self.sock:
-                    s.assign(k)
-                s._keep(k)
-            except OSError:
-                s.pop_tail()  # not accepted: leave the session as it was
-                raise
-            if self.sock is None:
-                return
         try:
             self._send_slot(k)
             if self.window == 1:
@@ -125,17 +124,72 @@ class MQTTClient(Core):
                 while s.fl[k] and s.seq[k] == seq:
                     left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
                     if left <= 0:
-                        self._close()
                         raise OSError(_ETIMEDOUT)
                     self._step(left)
                 return
             for _ in self._poll.ipoll(0):
                 self._handle(self._read_packet())
-        except OSError:
-            if self.store is None:
-                raise
+        except OSError as e:
+            self._down(e, self.store or self.link)
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)  # still unacknowledged: flash holds it until the broker does
+
+    def _queue(self, topic, msg, qos, retain):
+        # takes a QoS 1/2 message into the session; returns its slot. QoS 2 gets its
+        # packet ID when online, and with a store a QoS 2 or offline message is in flash
+        # before this returns (so a resend after a reboot carries the ID the broker knows)
+        s = self._s
+        if s.full():
+            if self.full != "drop_oldest" or not self._drop_oldest():
+                raise OSError(_ENOBUFS, "session queue full")
+        k = s.add(topic, msg, qos, retain)
+        if self.sock is None or qos == 2:
+            try:
+                if self.sock:
+                    s.assign(k)
+                s._keep(k)
+            except OSError:
+                s.pop_tail()  # not accepted: the session stays as it was
+                raise
+        return k
+
+    def _drop_oldest(self):
+        # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
+        s = self._s
+        for k in s.live():
+            if not s.fl[k] & 64:  # no packet ID: the broker never saw it
+                s._forget(k)
+                s.fl[k] = 0
+                s.top[k] = s.msg[k] = None
+                s._compact()
+                self.dropped += 1
+                return True
+        return False
+
+    def _ensure(self):
+        # True when connected; with a link keeper, reconnects when its backoff allows
+        if self.sock is not None:
+            return True
+        lk = self.link
+        if lk is None or not self._want or lk.due() > 0:
+            return False
+        try:
+            if not lk.wifi():
+                raise OSError(_ENETUNREACH)
+            self.connect(False)
+            return True
+        except (OSError, MQTTException) as e:
+            self._close()
+            lk.failed(e)
+            return False
+
+    def _down(self, e, keep):
+        # the link broke: with a keeper (or a store holding the message) carry on
+        self._close()
+        if not keep:
+            raise e
+        if self.link:
+            self.link.failed(e)
 
     def _sub_wait(self, pid, n, buf):
         self._sub = pid
@@ -170,12 +224,38 @@ class MQTTClient(Core):
             raise MQTTException(rc, "unsubscribe refused")
 
     def wait_msg(self):
-        # blocks until a packet arrives; handles it and returns its type (umqtt's meaning)
+        # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).
+        # With a link keeper it rides through outages, reconnecting as backoff allows.
         while True:
-            op = self._step(-1)
+            if not self._ensure():
+                if self.link is None:
+                    raise OSError(_ENOTCONN)
+                time.sleep_ms(max(10, min(self.link.due(), 1000)))
+                continue
+            try:
+                op = self._step(-1)
+            except OSError as e:
+                self._down(e, self.link)
+                continue
             if op is not None:
                 return op
 
     def check_msg(self):
-        # handles a packet if one is waiting; never blocks on an idle link
-        return self._step(0)
+        # handles a packet if one is waiting; never blocks on an idle link (with a link
+        # keeper, a due reconnect attempt is bounded by the timeouts)
+        if not self._ensure():
+            if self.link is None:
+                raise OSError(_ENOTCONN)
+            return None
+        try:
+            return self._step(0)
+        except OSError as e:
+            self._down(e, self.link)
+            return None
+
+    def isconnected(self):
+        return self.sock is not None
+
+    def pending(self):
+        # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
+        return self._s.pending()

@@ -34,7 +34,7 @@ _ECONNRESET = const(104)
 class Core:
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16):
+                 timeout=10, expiry=None, queue=16, link=None, full="error"):
         if version not in (4, 5):
             raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
         if not 0 <= keepalive < 65536:
@@ -55,6 +55,16 @@ class Core:
         self._tms = int(timeout * 1000)
         self.expiry = expiry
         self.store = store
+        if link is True:
+            from .link import Link
+
+            link = Link()
+        self.link = link  # a link.Link: ride through outages, reconnect with backoff
+        if full not in ("error", "drop_oldest"):
+            raise ValueError("full must be 'error' or 'drop_oldest'")
+        self.full = full
+        self.lost0 = 0  # QoS 0 messages published while the link was down
+        self._want = False  # connected on purpose: the keeper may reconnect
         if store is None:
             if client_id is None:
                 raise ValueError("client_id None needs a store")
@@ -183,6 +193,8 @@ class Core:
                               self.pswd, self.lw, exp, 32, len(self._rx))
 
     def _close(self):
+        if self.link and self.sock:
+            self.link.lost()
         if self.sock:
             try:
                 self.sock.close()

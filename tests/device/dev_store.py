@@ -50,7 +50,7 @@ def ids():
 
 def sender():
     # publishes COUNT messages at QOS, then cuts power at CUT:
-    #   puback: a PUBACK arrives (the message is in flash: window > 1)
+    #   paused: the broker is paused, publish returns with the message in flash only
     #   pubrel: QoS 2 after PUBREC, before PUBREL goes out
     #   pubcomp: QoS 2 after PUBREL, when PUBCOMP arrives
     c = node()
@@ -71,9 +71,15 @@ def sender():
     c._handle = h
     c._send_slot = s
     c.connect(clean_session=False)
+    if cut == "paused":
+        print("READY")  # the host pauses the broker now: no acknowledgement will come
+        time.sleep_ms(1500)
     for i in range(d.cfg("COUNT", 1)):
         c.publish(d.topic("s"), "n%d" % i, qos=d.cfg("QOS", 1))
         print("ACCEPTED", i)
+    if cut == "paused":
+        d.check(c._s.durable(c._s.live()[0]), "unacknowledged message in flash")
+        d.freeze("CUT")
     d.pump(c, lambda: False, 3000)
     print("NOCUT")
 

@@ -52,10 +52,20 @@ def test_store_semantics_and_stable_generated_id(broker: Broker, tmp_path: Path)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_reboot_between_publish_and_puback(broker: Broker, tmp_path: Path, version: int) -> None:
     img = tmp_path / "flash.img"
-    c = cfg(broker, img, "sender", version, CID=f"pa{version}", CUT="puback", QOS=1, WINDOW=4)
+    c = cfg(broker, img, "sender", version, CID=f"pa{version}", CUT="paused", QOS=1, WINDOW=4)
     with Observer(broker.host, broker.port, f"sender{version}/#", qos=2) as obs:
-        out = cut(c)
-        assert "ACCEPTED 0" in out
+        p = start_device("dev_store.py", c, heap=HEAP)
+        try:
+            p.wait_for("READY", timeout=20)
+            broker.pause()
+            try:
+                p.wait_for("CUT", timeout=20)
+                p.kill()
+            finally:
+                broker.resume()
+            assert "ACCEPTED 0" in p.output()
+        finally:
+            p.close()
         r = dev({**c, "TEST": "resume"})
         assert r.value("PENDING_AT_BOOT") == "1" and r.value("PRESENT") == "True"
         obs.wait_for(1)

@@ -1,0 +1,77 @@
+# Keeping the connection: when to try again (exponential backoff with jitter and a cap),
+# Wi-Fi through the board layer, and the link's status for the application.
+# Both front ends use it; it never sleeps itself.
+import os
+import time
+
+
+class Link:
+    # board: an object with wifi_isconnected() and wifi_connect(timeout_ms=...) (the board
+    # layer), or None where the network needs no care (the unix port, Ethernet).
+    # on_change(up): called when the link comes up or goes down.
+    def __init__(self, board=None, min_ms=500, max_ms=30000, factor=2, jitter=0.25,
+                 wifi_timeout_ms=15000, on_change=None):
+        if not 0 < min_ms <= max_ms:
+            raise ValueError("backoff needs 0 < min_ms <= max_ms")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be 0 to <1")
+        self.board = board
+        self.min_ms = min_ms
+        self.max_ms = max_ms
+        self.factor = factor
+        self.jitter = jitter
+        self.wifi_timeout_ms = wifi_timeout_ms
+        self.on_change = on_change
+        self.up = False
+        self.delay = 0  # ms until the next attempt, counted from .at
+        self.at = time.ticks_ms()
+        self.tries = 0  # failed attempts since the link was last up
+        self.outages = 0
+        self.down_since = self.at
+        self.longest = 0  # longest outage ridden through, ms
+        self.last_error = None
+
+    def due(self, now=None):
+        # ms until the next connection attempt may start (<= 0: now)
+        if now is None:
+            now = time.ticks_ms()
+        return self.delay - time.ticks_diff(now, self.at)
+
+    def wifi(self):
+        # brings Wi-Fi up through the board; True when the network is there
+        b = self.board
+        if b is None or b.wifi_isconnected():
+            return True
+        return bool(b.wifi_connect(timeout_ms=self.wifi_timeout_ms))
+
+    def failed(self, err=None):
+        # an attempt failed: wait longer before the next one
+        self.last_error = err
+        self.tries += 1
+        d = self.min_ms * self.factor ** min(self.tries - 1, 20)
+        d = min(d, self.max_ms)
+        r = os.urandom(1)[0] / 255  # jitter spreads nodes that lost the link together
+        self.delay = int(d * (1 - self.jitter + 2 * self.jitter * r))
+        self.at = time.ticks_ms()
+        if self.up:
+            self.lost()
+
+    def lost(self):
+        if self.up:
+            self.up = False
+            self.outages += 1
+            self.down_since = time.ticks_ms()
+            if self.on_change:
+                self.on_change(False)
+
+    def connected(self):
+        now = time.ticks_ms()
+        if not self.up:
+            if self.outages:
+                self.longest = max(self.longest, time.ticks_diff(now, self.down_since))
+            self.up = True
+            if self.on_change:
+                self.on_change(True)
+        self.tries = 0
+        self.delay = 0
+        self.at = now

@@ -1,0 +1,293 @@
+"""tools/inspect_store.py on a store written by lib/mqttsession on the MicroPython unix port:
+read from the littlefs image and from a directory copied out of it, checked against what
+the device itself loads, and with damaged files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from ast import literal_eval
+from pathlib import Path
+from typing import Any
+
+import littlefs
+import pytest
+from littlefs.context import UserContext
+
+import inspect_store
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "inspect_store.py"
+MICROPYTHON = Path(sys.executable).parent / "micropython"
+BLOCK = 4096
+
+# Builds the store, then loads every session again as get() does after a reboot and
+# prints what the device ended up with ("LOADED" lines), for the tool to agree with.
+BUILD = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+store = SessionStore("/flash/.mqtt")
+s = store.get("broker.local", "node-1")
+s.version = 5
+s.expiry = 3600
+s.connected()
+s.sub(b"a/#", 1)
+s.sub(b"b/+/c", 2)
+k = s.add(b"t/x", b"payload", 1, False); s._keep(k)
+k = s.add(b"t/bin", b"\\x00\\x01bin" + b"z" * 60, 1, True); s.assign(k); s._keep(k)
+k = s.add(b"t/q2", b"two", 2, False); s.assign(k); s._keep(k)
+k = s.add(b"t/rel", b"released", 2, False); s.assign(k); s._keep(k)
+s.acked(s.ids[k], True)
+s.rx2_add(9)
+s.rx2_add(12)
+with open("/flash/.mqtt/broker.local/node-1/u.t", "wb") as f:
+    f.write(b"MQu")  # an atomic replace cut short
+
+# the broker lost the session: the ID kept with the message is void (epoch 1)
+e = store.get("broker.local", "node-2")
+k = e.add(b"old", b"x", 1, False); e.assign(k); e._keep(k)
+e.restart(False)
+
+o = store.get("a host name that is not plain", b"\\xffid")
+k = o.add(b"q", b"", 1, False); o._keep(k)
+store.null_session("other.host")
+
+store = SessionStore("/flash/.mqtt")
+for h, c in (("broker.local", "node-1"), ("broker.local", "node-2"),
+             ("a host name that is not plain", b"\\xffid")):
+    s = store.get(h, c)
+    live = [(s.seq[k], s.ids[k] if s.fl[k] & 64 else None, bool(s.fl[k] & 16))
+            for k in s.live()]
+    print("LOADED", repr(c), repr(live), s.pid, s.epoch, s.nseq, repr(s.rx2))
+print("ERRORS", len(store.errors))
+"""
+
+
+def _run_micropython(code: str, cwd: Path) -> str:
+    if not MICROPYTHON.is_file():
+        pytest.skip("micropython (unix port) not installed next to this interpreter")
+    script = cwd / "build_store.py"
+    script.write_text(code)
+    env = dict(os.environ, MICROPYPATH=f".frozen:{ROOT / 'lib'}:{ROOT / 'boards' / 'unix'}")
+    r = subprocess.run([str(MICROPYTHON), "-X", "heapsize=256k", str(script)], cwd=cwd,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    d = tmp_path_factory.mktemp("store")
+    out = _run_micropython(BUILD, d)
+    return d / "flash.img", out
+
+
+@pytest.fixture
+def image(built: tuple[Path, str], tmp_path: Path) -> Path:
+    p = tmp_path / "flash.img"
+    shutil.copyfile(built[0], p)
+    return p
+
+
+def _open(img: Path) -> littlefs.LittleFS:
+    data = bytearray(img.read_bytes())
+    fs = littlefs.LittleFS(context=UserContext(buffer=data), block_size=BLOCK,
+                           block_count=len(data) // BLOCK, prog_size=32, read_size=32,
+                           mount=False)
+    fs.mount()
+    return fs
+
+
+def _save(fs: littlefs.LittleFS, img: Path) -> None:
+    img.write_bytes(bytes(fs.context.buffer))
+
+
+def _extract(img: Path, dest: Path) -> Path:
+    """The whole image as a directory tree, as mpremote cp -r leaves it."""
+    fs = _open(img)
+    for top, _dirs, files in fs.walk("/"):
+        d = dest / top.strip("/")
+        d.mkdir(parents=True, exist_ok=True)
+        for n in files:
+            with fs.open(f"{top.rstrip('/')}/{n}", "rb") as f:
+                (d / n).write_bytes(f.read())
+    return dest
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    rc = inspect_store.main([*args, "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def sessions(rep: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["client_id"] or s["dir"]: s for st in rep["stores"] for h in st["hosts"]
+            for s in h["sessions"]}
+
+
+Loaded = tuple[list[tuple[int, int | None, bool]], int, int, int, list[int]]
+
+
+def loaded(out: str) -> dict[str, Loaded]:
+    """The device's view: client ID -> (messages, last pid, epoch, next sequence, rx2)."""
+    res = {}
+    for line in out.splitlines():
+        if line.startswith("LOADED "):
+            cid, rest = line[7:].split(" ", 1)
+            live, rest = rest.split("] ", 1)
+            pid, epoch, nseq, rx2 = rest.split(" ", 3)
+            c = literal_eval(cid)
+            key = c if isinstance(c, str) else c.decode("utf-8", "backslashreplace")
+            res[key] = (literal_eval(live + "]"), int(pid), int(epoch), int(nseq),
+                        literal_eval(rx2))
+    return res
+
+
+def check_node1(s: dict[str, Any]) -> None:
+    assert s["host"] == "broker.local" and s["client_id"] == "node-1" and s["last"] is False
+    assert (s["version"], s["expiry"]) == (5, 3600)
+    assert s["subscriptions"] == [{"filter": "a/#", "qos": 1}, {"filter": "b/+/c", "qos": 2}]
+    assert s["rx2"] == [9, 12] and s["epoch"] == 0 and s["last_pid"] == 3
+    assert s["releases"] == [{"seq": 3, "pid": 3, "released": True}]
+    msgs = [(m["seq"], m["qos"], m["retain"], m["pid"], m["released"], m["topic"], m["length"],
+             m["preview"]) for m in s["messages"]]
+    assert msgs == [
+        (0, 1, False, None, False, "t/x", 7, "payload"),
+        (1, 1, True, 1, False, "t/bin", 65, "..bin" + "z" * 27 + "..."),
+        (2, 2, False, 2, False, "t/q2", 3, "two"),
+        (3, 2, False, 3, True, "t/rel", 8, "released"),
+    ]
+
+
+def test_image_report_matches_device(built: tuple[Path, str], image: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 0 and rep["ok"] and rep["damaged"] == []
+    assert [st["root"] for st in rep["stores"]] == ["/.mqtt"]
+    hosts = {h["dir"]: h for h in rep["stores"][0]["hosts"]}
+    assert set(hosts) == {"broker.local", inspect_store.key(b"a host name that is not plain"),
+                          inspect_store.key(b"other.host")}
+    assert hosts["broker.local"]["last"] == "node-2"
+    ss = sessions(rep)
+    check_node1(ss["node-1"])
+    assert ss["node-2"]["last"] is True and ss["node-2"]["epoch"] == 1
+    # the stored ID predates the broker's loss of the session: it goes out as new
+    [m] = ss["node-2"]["messages"]
+    assert (m["stored_pid"], m["stored_epoch"], m["pid"]) == (1, 0, None)
+    odd = ss["\\xffid"]
+    assert odd["host"] == "a host name that is not plain" and odd["last"] is True
+    assert [(m["topic"], m["length"], m["pid"]) for m in odd["messages"]] == [("q", 0, None)]
+    null = ss["~null"]
+    assert null["null"] and null["client_id"] is None and null["damaged"] == []
+    assert rep["leftovers"] == ["/.mqtt/broker.local/node-1/u.t"]
+
+    # the device loads the same packet IDs, releases and incoming QoS 2 state
+    dev = loaded(built[1])
+    assert "ERRORS 0" in built[1] and len(dev) == 3
+    for cid, (live, pid, epoch, nseq, rx2) in dev.items():
+        s = ss[cid]
+        assert [(m["seq"], m["pid"], m["released"]) for m in s["messages"]] == live
+        assert (s["last_pid"], s["epoch"], s["next_seq"], s["rx2"]) == (pid, epoch, nseq, rx2)
+
+
+def test_directory_copy(image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = _extract(image, tmp_path / "copy")
+    # the copied store itself, and the directory holding it
+    for d in (tree / ".mqtt", tree):
+        rc, rep = run_json(capsys, "--dir", str(d))
+        assert rc == 0, rep
+        check_node1(sessions(rep)["node-1"])
+        assert rep["leftovers"][0].endswith("/broker.local/node-1/u.t")
+
+
+def test_root_found_or_given(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fs = _open(image)
+    fs.rename("/.mqtt", "/.mqtt-test")
+    fs.mkdir("/lib")
+    with fs.open("/lib/x.py", "w") as f:
+        f.write("x = 1\n")
+    _save(fs, image)
+    for extra in ([], ["--root", "/.mqtt-test"]):
+        rc, rep = run_json(capsys, "--image", str(image), *extra)
+        assert rc == 0 and [st["root"] for st in rep["stores"]] == ["/.mqtt-test"]
+        check_node1(sessions(rep)["node-1"])
+    assert inspect_store.main(["--image", str(image), "--root", "/.mqtt"]) == 2
+
+
+def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fs = _open(image)
+    path = "/.mqtt/broker.local/node-1/m00000001"
+    with fs.open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[-6] ^= 0x55  # a payload byte: the checksum no longer matches
+    with fs.open(path, "wb") as f:
+        f.write(data)
+    with fs.open("/.mqtt/broker.local/node-2/s", "wb") as f:
+        f.write(b"MQs\x01\x00")  # hot state cut short
+    bad_name = "/.mqtt/broker.local/node-1/mxyz00001"
+    with fs.open(bad_name, "wb") as f:
+        f.write(inspect_store.pack(b"m", b"\x01\x00\x00\x00\x00\x01\x00tp"))
+    _save(fs, image)
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and not rep["ok"]
+    assert rep["damaged"] == [
+        {"path": path, "reason": "bad checksum"},
+        {"path": bad_name, "reason": "bad sequence number in the file name"},
+        {"path": "/.mqtt/broker.local/node-2/s", "reason": "too short (5 bytes)"},
+    ]
+    ss = sessions(rep)
+    n1 = ss["node-1"]
+    assert [m["seq"] for m in n1["messages"]] == [0, 2, 3]
+    assert [d["path"] for d in n1["damaged"]] == [path, bad_name]
+    assert n1["subscriptions"][0] == {"filter": "a/#", "qos": 1}
+    # without its hot state the device starts at epoch 0, where the old ID counts again
+    n2 = ss["node-2"]
+    assert n2["hot_state"] == "damaged" and n2["messages"][0]["pid"] == 1
+    assert "\\xffid" in ss and "~null" in ss
+
+    # the text report names the file and the reason too, and still lists the others
+    assert inspect_store.main(["--image", str(image)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}: bad checksum" in out and "t/q2" in out and "node-2" in out
+
+
+def test_command_line(image: Path, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True,
+                              text=True, timeout=60)
+
+    r = run("--image", str(image))
+    assert r.returncode == 0, r.stderr
+    assert "session node-1" in r.stdout and "MQTT 5 (5)" in r.stdout
+    assert "leftover" in r.stdout and "No damaged files." in r.stdout
+    assert run().returncode == 2  # neither --image nor --dir
+    assert run("--image", str(tmp_path / "absent.img")).returncode == 2
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\x00" * (4 * BLOCK))
+    r = run("--image", str(junk))
+    assert r.returncode == 2 and "does not mount" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("--dir", str(empty))
+    assert r.returncode == 2 and "no session store" in r.stderr
+
+
+def test_file_parsers() -> None:
+    p, u = inspect_store.pack, inspect_store.unpack
+    assert u(b"l", p(b"l", b"node-1")) == b"node-1"
+    with pytest.raises(inspect_store.Damaged, match="not a m file"):
+        u(b"m", p(b"s", b"x" * 9))
+    with pytest.raises(inspect_store.Damaged, match="truncated"):
+        inspect_store.parse_message(b"\x01\x00\x00\x00\x00\x09\x00t/x")
+    with pytest.raises(inspect_store.Damaged, match="QoS 2 entries"):
+        inspect_store.parse_hot(b"\x00" * 8 + b"\x00" + b"\x01\x00")
+    h = inspect_store.parse_hot(b"\x05\x00\x02\x00\x07\x00\x00\x00\x01\x09\x00"
+                                b"\x06\x00\x00\x00\x04\x00\x01")
+    assert (h.pid, h.epoch, h.nseq, h.rx2, h.out) == (5, 2, 7, [9], {6: (4, True)})
+    assert inspect_store.preview(b"ab\ncd", 4) == "ab.c..."
