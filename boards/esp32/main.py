@@ -1,0 +1,71 @@
+# Example sensor node for the ESP32: wake, read the chip's temperature,
+# publish it at QoS 1 over the persistent session, deep-sleep, repeat.
+# Settings live in config.py (copy config_example.py).
+import time
+
+import board
+import config
+from mqttsession import MQTTClient, MQTTException, SessionStore
+
+
+def read_temperature():
+    # The chip's own sensor, so the example needs no wiring: replace it.
+    import esp32
+
+    try:
+        return esp32.mcu_temperature()  # S2, S3, C3, ...
+    except AttributeError:
+        return round((esp32.raw_temperature() - 32) / 1.8, 1)  # ESP32: degrees F
+
+
+def next_seq():
+    # A wake counter in RTC memory: kept through deep sleep, 1 after power-on.
+    m = board.rtc_memory()
+    n = int.from_bytes(m[:4], "little") + 1 if len(m) >= 4 else 1
+    board.rtc_memory(n.to_bytes(4, "little"))
+    return n
+
+
+def run():
+    if not board.wifi_connect(
+        config.WIFI_SSID, config.WIFI_KEY, config.WIFI_TIMEOUT_MS, country=config.WIFI_COUNTRY
+    ):
+        print("wifi:", board.wifi_reason())
+        return
+    # client_id=None: the session stored for this broker, or a new one whose
+    # ID derives from machine.unique_id(); it lives in /.mqtt on littlefs.
+    client = MQTTClient(
+        None,
+        config.BROKER,
+        port=config.PORT,
+        user=config.USER,
+        password=config.PASSWORD,
+        keepalive=config.KEEPALIVE,
+        store=SessionStore("/.mqtt"),
+    )
+    present = client.connect(clean_session=False)
+    cid = client.client_id
+    if isinstance(cid, bytes):
+        cid = cid.decode()
+    topic = config.TOPIC.format(id=cid)
+    msg = '{"seq":%d,"t":%s}' % (next_seq(), read_temperature())
+    # Returns once the broker acknowledged it or it is stored in flash.
+    client.publish(topic, msg, qos=1)
+    client.disconnect()
+    print("published", topic, msg, "(session resumed)" if present else "(new session)")
+
+
+def main():
+    if board.reset_cause() == "power" and config.BOOT_GRACE_S:
+        # A moment to press Ctrl-C (or run mpremote) before the first sleep.
+        time.sleep(config.BOOT_GRACE_S)
+    try:
+        run()
+    except (OSError, MQTTException) as e:
+        # Link or broker trouble: a message publish() accepted is in flash
+        # and is sent on a later wake, so sleeping now loses nothing.
+        print("mqtt:", repr(e))
+    board.deepsleep(config.INTERVAL_S * 1000)
+
+
+main()
