@@ -3,4 +3,16 @@ __version__ = "0.1.0"
 
 from .packet import MQTTException
 from .client import MQTTClient
-from .store import SessionStore
+
+_LAZY = {"SessionStore": "store", "Link": "link"}
+
+
+def __getattr__(name):
+    # the store and the keeper load on first use, so a node without them does not pay
+    # for them; other names are submodules (from mqttsession import aio)
+    mod = _LAZY.get(name, name)
+    try:
+        m = __import__("mqttsession." + mod, None, None, (mod,))
+    except ImportError:
+        raise AttributeError(name)
+    return m if mod is name else getattr(m, name)
