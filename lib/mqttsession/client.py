@@ -134,38 +134,6 @@ class MQTTClient(Core):
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)  # still unacknowledged: flash holds it until the broker does
 
-    def _queue(self, topic, msg, qos, retain):
-        # takes a QoS 1/2 message into the session; returns its slot. QoS 2 gets its
-        # packet ID when online, and with a store a QoS 2 or offline message is in flash
-        # before this returns (so a resend after a reboot carries the ID the broker knows)
-        s = self._s
-        if s.full():
-            if self.full != "drop_oldest" or not self._drop_oldest():
-                raise OSError(_ENOBUFS, "session queue full")
-        k = s.add(topic, msg, qos, retain)
-        if self.sock is None or qos == 2:
-            try:
-                if self.sock:
-                    s.assign(k)
-                s._keep(k)
-            except OSError:
-                s.pop_tail()  # not accepted: the session stays as it was
-                raise
-        return k
-
-    def _drop_oldest(self):
-        # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
-        s = self._s
-        for k in s.live():
-            if not s.fl[k] & 64:  # no packet ID: the broker never saw it
-                s._forget(k)
-                s.fl[k] = 0
-                s.top[k] = s.msg[k] = None
-                s._compact()
-                self.dropped += 1
-                return True
-        return False
-
     def _ensure(self):
         # True when connected; with a link keeper, reconnects when its backoff allows
         if self.sock is not None:

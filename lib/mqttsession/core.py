@@ -279,6 +279,38 @@ class Core:
             self._write(tx, i)
             self._write(msg, ml)
 
+    def _queue(self, topic, msg, qos, retain):
+        # takes a QoS 1/2 message into the session; returns its slot. QoS 2 gets its
+        # packet ID when online, and with a store a QoS 2 or offline message is in flash
+        # before this returns (so a resend after a reboot carries the ID the broker knows)
+        s = self._s
+        if s.full():
+            if self.full != "drop_oldest" or not self._drop_oldest():
+                raise OSError(105, "session queue full")
+        k = s.add(topic, msg, qos, retain)
+        if self.sock is None or qos == 2:
+            try:
+                if self.sock:
+                    s.assign(k)
+                s._keep(k)
+            except OSError:
+                s.pop_tail()  # not accepted: the session stays as it was
+                raise
+        return k
+
+    def _drop_oldest(self):
+        # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
+        s = self._s
+        for k in s.live():
+            if not s.fl[k] & 64:  # no packet ID: the broker never saw it
+                s._forget(k)
+                s.fl[k] = 0
+                s.top[k] = s.msg[k] = None
+                s._compact()
+                self.dropped += 1
+                return True
+        return False
+
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
         s = self._s

@@ -1,0 +1,199 @@
+# MQTTClient for asyncio, on the same core as the blocking client. A reader task handles
+# incoming packets, keepalive pings and (with link=) reconnects, so a node runs it beside
+# its other tasks. Within one packet, reads and writes are bounded by the timeout.
+import asyncio
+from asyncio import core as _core
+import time
+
+from . import packet as P
+from .packet import MQTTException
+from .core import Core
+
+
+async def _readable(sock):
+    # suspends this task until the socket has data (as asyncio's own streams do)
+    yield _core._io_queue.queue_read(sock)
+
+
+class MQTTClient(Core):
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._ev = asyncio.Event()  # set whenever the reader handled something
+        self._task = None
+        self._err = None  # what ended the reader without a keeper
+
+    async def _wait(self, ms):
+        # until the reader handles a packet; OSError when nothing comes within ms
+        self._ev.clear()
+        if self._task is None or self.sock is None:
+            raise OSError(107)
+        try:
+            await asyncio.wait_for_ms(self._ev.wait(), ms)
+        except asyncio.TimeoutError:
+            raise OSError(110)
+        if self._err:
+            raise self._err
+
+    async def connect(self, clean_session=True):
+        s = self._s
+        self._close()
+        self._open()
+        buf, n = self._connect_packet(clean_session)
+        self._write(buf, n)
+        try:
+            await asyncio.wait_for_ms(_readable(self.sock), self._tms)
+        except asyncio.TimeoutError:
+            self._close()
+            raise OSError(110)
+        present = self._connack(self._read_packet())
+        if present and clean_session:
+            present = 0
+        if present and self.store and s.fresh and self.version == 5:
+            self._close()  # [MQTT-3.2.2-4]
+            return await self.connect(True)
+        self._resume(present, clean_session)
+        self._err = None
+        self._want = True
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        if not present and not clean_session:
+            for t, q in list(s.subs.items()):
+                await self.subscribe(t, q)
+        self._pump()
+        if self.link:
+            self.link.connected()
+        return bool(present)
+
+    async def _run(self):
+        try:
+            while self._want:
+                if self.sock is None:
+                    if not await self._reconnect():
+                        return
+                    continue
+                try:
+                    due = self._keepalive_due(time.ticks_ms())
+                    if due <= 0:
+                        self._send_ping()
+                        continue
+                    try:
+                        await asyncio.wait_for_ms(_readable(self.sock), due)
+                    except asyncio.TimeoutError:
+                        continue
+                    if self.sock is not None:
+                        self._handle(self._read_packet())
+                except (OSError, MQTTException) as e:
+                    self._close()
+                    if self.link:
+                        self.link.failed(e)
+                    elif isinstance(e, OSError):
+                        self._err = e
+                        return
+                    else:
+                        self._err = e  # a refused oversized packet: reported, link kept
+                self._ev.set()
+        finally:
+            self._task = None
+            self._ev.set()
+
+    async def _reconnect(self):
+        lk = self.link
+        if lk is None:
+            return False
+        await asyncio.sleep_ms(max(0, lk.due()))
+        try:
+            if not lk.wifi():
+                raise OSError(113)
+            self._task = None  # connect() must not start a second reader
+            await self.connect(False)
+            self._task = asyncio.current_task()
+        except (OSError, MQTTException) as e:
+            self._task = asyncio.current_task()
+            self._close()
+            lk.failed(e)
+        return True
+
+    async def publish(self, topic, msg, retain=False, qos=0):
+        topic = self._topic(topic)
+        P.check_topic(topic)
+        P.check_qos(qos)
+        msg = self._payload(msg)
+        self._check_size(topic, msg, qos)
+        if self.sock is None:
+            if qos == 0 and self.link:
+                self.lost0 += 1
+                return
+            if self.store is None and self.link is None:
+                raise OSError(107)
+            self._queue(topic, msg, qos, retain)
+            return
+        if qos == 0:
+            self._publish0(topic, msg, retain)
+            return
+        s = self._s
+        while self.sock and (s.full() or s.inflight() >= self._quota):
+            await self._wait(self._tms)
+        k = self._queue(topic, msg, qos, retain)
+        if self.sock is None:
+            return
+        seq = s.seq[k]
+        try:
+            self._send_slot(k)
+            while self.window == 1 and s.fl[k] and s.seq[k] == seq:
+                await self._wait(self._tms)
+        except OSError:
+            self._close()
+            if self.store is None and self.link is None:
+                raise
+        if s.fl[k] and s.seq[k] == seq and not s.durable(k):
+            s._keep(k)
+
+    async def _sub_wait(self, pid, n, buf):
+        self._sub = pid
+        self._subrc = -1
+        self._write(buf, n)
+        t0 = time.ticks_ms()
+        while self._sub:
+            await self._wait(max(1, self._tms - time.ticks_diff(time.ticks_ms(), t0)))
+        return self._subrc
+
+    async def subscribe(self, topic, qos=0):
+        topic = bytes(self._topic(topic))
+        P.check_filter(topic)
+        P.check_qos(qos)
+        if self.sock is None:
+            raise OSError(107)
+        pid = self._s.next_pid()
+        buf = bytearray(len(topic) + 16)
+        rc = await self._sub_wait(pid, P.subscribe(buf, pid, topic, qos, self.version), buf)
+        if rc >= 0x80:
+            raise MQTTException(rc, "subscription refused")
+        self._s.sub(topic, qos)
+
+    async def unsubscribe(self, topic):
+        topic = bytes(self._topic(topic))
+        P.check_filter(topic)
+        if self.sock is None:
+            raise OSError(107)
+        pid = self._s.next_pid()
+        buf = bytearray(len(topic) + 16)
+        rc = await self._sub_wait(pid, P.unsubscribe(buf, pid, topic, self.version), buf)
+        self._s.unsub(topic)
+        if rc >= 0x80 and self.version == 5:
+            raise MQTTException(rc, "unsubscribe refused")
+
+    async def disconnect(self):
+        self._want = False
+        if self.sock:
+            try:
+                self._write(self._ab, P.disconnect(self._ab, self.version))
+            except OSError:
+                pass
+        self._close()
+        self._ev.set()
+
+    def isconnected(self):
+        return self.sock is not None
+
+    def pending(self):
+        return self._s.pending()
