@@ -2,7 +2,6 @@
 # incoming packets, keepalive pings and (with link=) reconnects, so a node runs it beside
 # its other tasks. Within one packet, reads and writes are bounded by the timeout.
 import asyncio
-from asyncio import core as _core
 import time
 
 from . import packet as P
@@ -10,9 +9,6 @@ from .packet import MQTTException
 from .core import Core
 
 
-async def _readable(sock):
-    # suspends this task until the socket has data (as asyncio's own streams do)
-    yield _core._io_queue.queue_read(sock)
 
 
 class MQTTClient(Core):
@@ -21,6 +17,22 @@ class MQTTClient(Core):
         self._ev = asyncio.Event()  # set whenever the reader handled something
         self._task = None
         self._err = None  # what ended the reader without a keeper
+        self._up = False  # connected and resumed: publish may use the socket
+
+    async def _readable(self, ms):
+        # True once the socket has data, False after ms. Polls: cancelling a task that
+        # waits in asyncio's I/O queue leaves a stale entry behind (a later socket with
+        # the same id then never wakes), so timeouts here never cancel an I/O wait.
+        t0 = time.ticks_ms()
+        while self._poll is not None:
+            for _ in self._poll.ipoll(0):
+                return True
+            if time.ticks_diff(time.ticks_ms(), t0) >= ms:
+                return False
+            # quick while an answer is due, slower when idle
+            busy = self._ping or self._sub or self._s.inflight() or not self._up
+            await asyncio.sleep_ms(1 if busy else 20)
+        return False
 
     async def _wait(self, ms):
         # until the reader handles a packet; OSError when nothing comes within ms
@@ -36,13 +48,12 @@ class MQTTClient(Core):
 
     async def connect(self, clean_session=True):
         s = self._s
+        self._up = False
         self._close()
         self._open()
         buf, n = self._connect_packet(clean_session)
         self._write(buf, n)
-        try:
-            await asyncio.wait_for_ms(_readable(self.sock), self._tms)
-        except asyncio.TimeoutError:
+        if not await self._readable(self._tms):
             self._close()
             raise OSError(110)
         present = self._connack(self._read_packet())
@@ -52,6 +63,7 @@ class MQTTClient(Core):
             self._close()  # [MQTT-3.2.2-4]
             return await self.connect(True)
         self._resume(present, clean_session)
+        self._up = True
         self._err = None
         self._want = True
         if self._task is None:
@@ -76,9 +88,7 @@ class MQTTClient(Core):
                     if due <= 0:
                         self._send_ping()
                         continue
-                    try:
-                        await asyncio.wait_for_ms(_readable(self.sock), due)
-                    except asyncio.TimeoutError:
+                    if not await self._readable(due):
                         continue
                     if self.sock is not None:
                         self._handle(self._read_packet())
@@ -104,11 +114,8 @@ class MQTTClient(Core):
         try:
             if not lk.wifi():
                 raise OSError(113)
-            self._task = None  # connect() must not start a second reader
-            await self.connect(False)
-            self._task = asyncio.current_task()
+            await self.connect(False)  # this reader stays the only one: _task is set
         except (OSError, MQTTException) as e:
-            self._task = asyncio.current_task()
             self._close()
             lk.failed(e)
         return True
@@ -119,22 +126,26 @@ class MQTTClient(Core):
         P.check_qos(qos)
         msg = self._payload(msg)
         self._check_size(topic, msg, qos)
-        if self.sock is None:
+        if not self._online():
             if qos == 0 and self.link:
                 self.lost0 += 1
                 return
             if self.store is None and self.link is None:
                 raise OSError(107)
-            self._queue(topic, msg, qos, retain)
+            self._queue(topic, msg, qos, retain, False)
             return
         if qos == 0:
             self._publish0(topic, msg, retain)
             return
         s = self._s
-        while self.sock and (s.full() or s.inflight() >= self._quota):
-            await self._wait(self._tms)
-        k = self._queue(topic, msg, qos, retain)
-        if self.sock is None:
+        try:
+            while self._online() and (s.full() or s.inflight() >= self._quota):
+                await self._wait(self._tms)  # room in the window first
+        except OSError:
+            if self.store is None and self.link is None:
+                raise
+        k = self._queue(topic, msg, qos, retain, self._online())
+        if not self._online():
             return
         seq = s.seq[k]
         try:
@@ -142,7 +153,6 @@ class MQTTClient(Core):
             while self.window == 1 and s.fl[k] and s.seq[k] == seq:
                 await self._wait(self._tms)
         except OSError:
-            self._close()
             if self.store is None and self.link is None:
                 raise
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
@@ -192,8 +202,11 @@ class MQTTClient(Core):
         self._close()
         self._ev.set()
 
+    def _online(self):
+        return self._up and self.sock is not None
+
     def isconnected(self):
-        return self.sock is not None
+        return self._online()
 
     def pending(self):
         return self._s.pending()

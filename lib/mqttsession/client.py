@@ -96,7 +96,7 @@ class MQTTClient(Core):
                 return
             if self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
-            self._queue(topic, msg, qos, retain)
+            self._queue(topic, msg, qos, retain, self.sock is not None)
             return
         if qos == 0:
             try:
@@ -112,9 +112,9 @@ class MQTTClient(Core):
                 self._step(self._tms)  # room in the window first
         except OSError as e:
             self._down(e, self.store or self.link)
-            self._queue(topic, msg, qos, retain)
+            self._queue(topic, msg, qos, retain, self.sock is not None)
             return
-        k = self._queue(topic, msg, qos, retain)
+        k = self._queue(topic, msg, qos, retain, self.sock is not None)
         seq = s.seq[k]
         try:
             self._send_slot(k)

@@ -279,7 +279,7 @@ class Core:
             self._write(tx, i)
             self._write(msg, ml)
 
-    def _queue(self, topic, msg, qos, retain):
+    def _queue(self, topic, msg, qos, retain, online):
         # takes a QoS 1/2 message into the session; returns its slot. QoS 2 gets its
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
@@ -288,9 +288,9 @@ class Core:
             if self.full != "drop_oldest" or not self._drop_oldest():
                 raise OSError(105, "session queue full")
         k = s.add(topic, msg, qos, retain)
-        if self.sock is None or qos == 2:
+        if not online or qos == 2:
             try:
-                if self.sock:
+                if online:
                     s.assign(k)
                 s._keep(k)
             except OSError:

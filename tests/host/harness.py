@@ -837,9 +837,12 @@ def _paho_version(protocol: int) -> mqtt.MQTTProtocolVersion:
     raise ValueError(f"protocol must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0), not {protocol!r}")
 
 
-def _paho_client(protocol: int, client_id: str, ca: Path | str | None) -> mqtt.Client:
+def _paho_client(
+    protocol: int, client_id: str, ca: Path | str | None, persistent: bool = False
+) -> mqtt.Client:
+    kw: dict[str, Any] = {"clean_session": False} if persistent and protocol == 4 else {}
     c = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=_paho_version(protocol)
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=_paho_version(protocol), **kw
     )
     if ca is not None:
         c.tls_set(ca_certs=str(ca))
@@ -863,6 +866,7 @@ class Observer:
         client_id: str = "",
         tls_ca: Path | str | None = None,
         timeout: float = 5.0,
+        persistent: bool = False,
     ) -> None:
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         self.qos = qos
@@ -872,7 +876,8 @@ class Observer:
         self._subscribed = threading.Event()
         self._error: str | None = None
         cid = client_id or f"observer-{os.getpid()}-{id(self):x}"
-        self.client = _paho_client(protocol, cid, tls_ca)
+        # persistent (MQTT 3.1.1): the broker queues for it while it reconnects
+        self.client = _paho_client(protocol, cid, tls_ca, persistent)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message

@@ -1,0 +1,113 @@
+# Riding through link faults: a node publishing or receiving through the host's fault
+# rig, with a link keeper and a store. devcfg.TEST: publisher, receiver, halfopen.
+import time
+
+import devlib as d
+from mqttsession import Link, MQTTClient, SessionStore
+
+ROOT, BD = d.flash()
+API = d.cfg("API", "blocking")
+
+
+def on_change(up):
+    print("LINK", "up" if up else "down", time.ticks_ms())
+
+
+def make(**kw):
+    board = None
+    if d.cfg("WIFI"):
+        import board  # the virtual board: its Wi-Fi follows the host's control file
+    lk = Link(board=board, min_ms=100, max_ms=d.cfg("MAX_BACKOFF", 1000),
+              wifi_timeout_ms=300, on_change=on_change)
+    kw.setdefault("window", d.cfg("WINDOW", 1))
+    kw.setdefault("queue", d.cfg("QUEUE", 256))
+    kw.setdefault("full", d.cfg("FULL", "error"))
+    kw.setdefault("keepalive", d.cfg("KEEPALIVE", 2))
+    kw.setdefault("timeout", 2)
+    store = SessionStore((ROOT or "") + "/.mqtt-link", max_bytes=65536) if d.cfg("STORE", 1) \
+        else None
+    mod = MQTTClient
+    if API == "aio":
+        from mqttsession.aio import MQTTClient as mod
+    return mod(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, store=store,
+               link=lk, **kw)
+
+
+def publisher():
+    c = make()
+    c.connect(clean_session=False)
+    print("READY")
+    n = d.cfg("COUNT", 100)
+    full = 0
+    for i in range(n):
+        try:
+            c.publish(d.topic("p%d" % (1 + (i & 1))), b"%d" % i, qos=1 + (i & 1))
+            print("ACCEPTED", i)
+        except OSError as e:
+            if e.errno != 105:
+                raise
+            full += 1
+            print("FULL", i)
+        c.check_msg()
+        time.sleep_ms(d.cfg("GAP", 20))
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        c.check_msg()
+        time.sleep_ms(5)
+    print("DRAINED", c.pending(), "outages", c.link.outages, "longest", c.link.longest,
+          "full", full, "dropped", c.dropped)
+    d.check(c.pending() == 0, "backlog delivered")
+    c.disconnect()
+
+
+def receiver():
+    c = make()
+    c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode()))
+    c.connect(clean_session=False)
+    c.subscribe(d.topic("r/#"), 2)
+    print("READY")
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("RUN_MS", 15000):
+        c.check_msg()
+        time.sleep_ms(5)
+    print("OUTAGES", c.link.outages)
+
+
+def halfopen():
+    # idle node; the host blackholes the link and times how long until it notices
+    c = make()
+    c.connect(clean_session=False)
+    print("READY", time.ticks_ms())
+    t0 = time.ticks_ms()
+    while c.link.up and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+        time.sleep_ms(10)
+    d.check(not c.link.up, "half-open link detected")
+
+
+async def aio_publisher():
+    import asyncio
+
+    c = make()
+    await c.connect(clean_session=False)
+    print("READY")
+    n = d.cfg("COUNT", 100)
+    for i in range(n):
+        await c.publish(d.topic("p%d" % (1 + (i & 1))), b"%d" % i, qos=1 + (i & 1))
+        print("ACCEPTED", i)
+        await asyncio.sleep_ms(d.cfg("GAP", 20))
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        await asyncio.sleep_ms(20)
+    print("DRAINED", c.pending(), "outages", c.link.outages, "longest", c.link.longest)
+    d.check(c.pending() == 0, "backlog delivered")
+    await c.disconnect()
+
+
+if API == "aio":
+    import asyncio
+
+    asyncio.run(globals()["aio_" + d.cfg("TEST")]())
+else:
+    globals()[d.cfg("TEST")]()
+print("PASS")

@@ -1,0 +1,205 @@
+"""Riding through link faults on the unix port: the fault rig between the node and a real
+mosquitto, a paho observer counting what the broker delivered."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faultrig import FaultProxy
+from harness import Broker, Observer, publish, start_device
+
+HEAP = "256k"
+
+
+@pytest.fixture
+def rig(broker_factory: Any) -> Iterator[tuple[Broker, FaultProxy]]:
+    b = broker_factory(persistence=True)
+    p = FaultProxy(b.host, b.port).start()
+    try:
+        yield b, p
+    finally:
+        p.stop()
+
+
+def node_cfg(b: Broker, p: FaultProxy, tmp: Path, test: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "HOST": b.host,
+        "PORT": p.port,
+        "VERSION": 4,
+        "TEST": test,
+        "PREFIX": f"{test}-{tmp.name}",
+        "IMAGE": str(tmp / "flash.img"),
+        "CID": f"n-{tmp.name}"[-23:],
+        **kw,
+    }
+
+
+def check_delivery(out: str, obs: Observer, prefix: str) -> None:
+    accepted = {int(ln.split()[1]) for ln in out.splitlines() if ln.startswith("ACCEPTED ")}
+    assert accepted, out
+    msgs = obs.messages
+    for q in (1, 2):
+        got = [int(m.payload) for m in msgs if m.topic == f"{prefix}/p{q}"]
+        want = sorted(i for i in accepted if (i & 1) + 1 == q)
+        missing = sorted(set(want) - set(got))
+        assert not missing, f"QoS {q} lost {missing}"
+        if q == 2:
+            assert len(got) == len(set(got)), f"QoS 2 duplicates: {got}"
+        firsts = list(dict.fromkeys(got))
+        assert firsts == sorted(firsts), f"QoS {q} out of order: {firsts}"
+
+
+def run_with_fault(b: Broker, p: FaultProxy, tmp: Path, fault: Callable[[], None],
+                   monkeypatch: pytest.MonkeyPatch, **kw: Any) -> str:
+    c = node_cfg(b, p, tmp, "publisher", **kw)
+    prefix = c["PREFIX"]
+    with Observer(b.host, b.port, f"{prefix}/#", qos=2, persistent=True) as obs:
+        dev = start_device("dev_link.py", c, heap=HEAP)
+        try:
+            dev.wait_for("ACCEPTED 20", timeout=30)
+            fault()
+            r = dev.result(timeout=90)
+        finally:
+            dev.close()
+        drained = r.values("DRAINED")
+        assert drained and drained[0][0] == "0", r.out
+        time.sleep(0.5)
+        check_delivery(r.out, obs, prefix)
+    return r.out
+
+
+def _reset(p: FaultProxy) -> None:
+    p.reset()
+
+
+def _blackhole(p: FaultProxy) -> None:
+    p.blackhole()
+    time.sleep(4)  # past 1.5 x keepalive (2 s): the node must notice on its own
+    p.forward()
+
+
+def _stall(p: FaultProxy) -> None:
+    p.stall()
+    time.sleep(1.5)
+    p.forward()
+
+
+FAULTS: dict[str, Callable[[Broker, FaultProxy], None]] = {
+    "reset": lambda b, p: _reset(p),
+    "blackhole": lambda b, p: _blackhole(p),
+    "stall": lambda b, p: _stall(p),
+    "broker_restart": lambda b, p: b.restart(),
+}
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_publisher_rides_through(rig: tuple[Broker, FaultProxy], tmp_path: Path, fault: str,
+                                 api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    b, p = rig
+    out = run_with_fault(b, p, tmp_path, lambda: FAULTS[fault](b, p), monkeypatch, API=api,
+                         WINDOW=4)
+    assert "DRAINED 0" in out
+
+
+def test_wifi_down_and_up(rig: tuple[Broker, FaultProxy], tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    b, p = rig
+    wifi = tmp_path / "wifi"
+    wifi.write_text("up")
+    monkeypatch.setenv("MQTTS_WIFI", str(wifi))
+
+    def fault() -> None:
+        wifi.write_text("down")
+        p.down()  # the radio is gone: no packets either way
+        time.sleep(2)
+        wifi.write_text("up")
+        p.forward()
+
+    out = run_with_fault(b, p, tmp_path, fault, monkeypatch, WIFI=1)
+    assert "LINK down" in out and out.count("LINK up") >= 2
+
+
+@pytest.mark.parametrize("full,expect", [("error", "FULL"), ("drop_oldest", "dropped")])
+def test_outage_longer_than_the_queue(rig: tuple[Broker, FaultProxy], tmp_path: Path,
+                                      full: str, expect: str) -> None:
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "publisher", QUEUE=8, FULL=full, COUNT=60, WINDOW=1)
+    prefix = c["PREFIX"]
+    with Observer(b.host, b.port, f"{prefix}/#", qos=2, persistent=True) as obs:
+        dev = start_device("dev_link.py", c, heap=HEAP)
+        try:
+            dev.wait_for("ACCEPTED 5", timeout=30)
+            p.down()
+            time.sleep(2.5)  # about 100 readings at 20 ms: far more than 8 fit
+            p.forward()
+            r = dev.result(timeout=90)
+        finally:
+            dev.close()
+        time.sleep(0.5)
+        d = r.values("DRAINED")[0]
+        stats = dict(zip(d[1::2], d[2::2], strict=False))
+        if full == "error":
+            assert r.values("FULL"), "the queue filled up and publish said so"
+            check_delivery(r.out, obs, prefix)
+        else:
+            assert int(stats["dropped"]) > 0
+            # what was dropped was the oldest unsent; everything else arrived
+            got = {int(m.payload) for m in obs.messages}
+            accepted = {int(v[0]) for v in r.values("ACCEPTED")}
+            assert len(accepted - got) == int(stats["dropped"])
+
+
+def test_receiver_rides_through(rig: tuple[Broker, FaultProxy], tmp_path: Path) -> None:
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "receiver", RUN_MS=12000)
+    prefix = c["PREFIX"]
+    dev = start_device("dev_link.py", c, heap=HEAP)
+    sent: list[tuple[int, int]] = []
+    try:
+        dev.wait_for("READY", timeout=30)
+        for i in range(60):
+            q = 1 + (i & 1)
+            publish(b.host, b.port, f"{prefix}/r/{q}", str(i), qos=q)
+            sent.append((q, i))
+            if i == 15:
+                p.reset()
+            if i == 30:
+                p.blackhole()
+            if i == 40:
+                p.forward()
+            time.sleep(0.05)
+        r = dev.result(timeout=60)
+    finally:
+        dev.close()
+    got = [(int(v[0].rsplit("/", 1)[1]), int(v[1])) for v in r.values("GOT")]
+    for q in (1, 2):
+        want = [i for qq, i in sent if qq == q]
+        have = [i for qq, i in got if qq == q]
+        assert set(want) <= set(have), f"QoS {q} lost {sorted(set(want) - set(have))}"
+        if q == 2:
+            assert len(have) == len(set(have)), "QoS 2 delivered twice"
+
+
+def test_half_open_detection_time(rig: tuple[Broker, FaultProxy], tmp_path: Path) -> None:
+    # measured, not asserted: the figure goes to the report
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "halfopen", KEEPALIVE=2)
+    dev = start_device("dev_link.py", c, heap=HEAP)
+    try:
+        dev.wait_for("READY", timeout=30)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        p.blackhole()
+        dev.wait_for("LINK down", timeout=30)
+        dt = time.monotonic() - t0
+        r = dev.result(timeout=30)
+    finally:
+        dev.close()
+    print(f"half-open link detected after {dt:.2f} s with keepalive 2 s ({dt / 2:.2f}x)")
+    assert r.passed
