@@ -60,6 +60,29 @@ def publisher():
     c.disconnect()
 
 
+def chaos():
+    # numbered readings from START on, until the host pulls the plug; DRAIN: finish the
+    # backlog instead
+    c = make()
+    try:
+        c.connect(clean_session=False)
+    except OSError:
+        pass  # the keeper tries again
+    print("BOOT pending", c.pending())
+    start = d.cfg("START", 0)
+    for i in range(start, start + d.cfg("COUNT", 0)):
+        c.publish(d.topic("p%d" % (1 + (i & 1))), b"%d" % i, qos=1 + (i & 1))
+        print("ACCEPTED", i)
+        c.check_msg()
+        time.sleep_ms(10)
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        c.check_msg()
+        time.sleep_ms(5)
+    print("DRAINED", c.pending())
+    d.check(c.pending() == 0, "backlog delivered")
+
+
 def receiver():
     c = make()
     c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode()))

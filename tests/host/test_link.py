@@ -203,3 +203,77 @@ def test_half_open_detection_time(rig: tuple[Broker, FaultProxy], tmp_path: Path
         dev.close()
     print(f"half-open link detected after {dt:.2f} s with keepalive 2 s ({dt / 2:.2f}x)")
     assert r.passed
+
+
+def _chaos(b: Broker, p: FaultProxy, tmp_path: Path, rounds: int, count: int,
+           link_cuts: int, seed: int, up: tuple[float, float] = (0.3, 3.0)) -> int:
+    """Runs rounds of a numbered publisher, each ended by a power cut at a random moment,
+    while the broker is paused at random moments and (link_cuts) the link is cut at random;
+    then a last boot drains the backlog. Checks nothing accepted is lost and QoS 2 has no
+    duplicates; returns how many messages were accepted."""
+    import random
+    import threading
+
+    rnd = random.Random(seed)
+    base = node_cfg(b, p, tmp_path, "chaos", KEEPALIVE=2, WINDOW=4)
+    prefix = base["PREFIX"]
+    out = []
+    stop = threading.Event()
+
+    def pauser() -> None:
+        while not stop.wait(rnd.uniform(0.5, 2.0)):
+            b.pause()
+            time.sleep(rnd.uniform(0.2, 1.5))
+            b.resume()
+
+    with Observer(b.host, b.port, f"{prefix}/#", qos=2, persistent=True) as obs:
+        t = threading.Thread(target=pauser, daemon=True)
+        t.start()
+        cuts = p.schedule_random_cuts(seed, link_cuts, 0.5, 3.0, 0.2, 2.0) if link_cuts else None
+        try:
+            for i in range(rounds):
+                cfg = {**base, "START": i * 100000, "COUNT": count}
+                dev = start_device("dev_link.py", cfg, heap=HEAP)
+                try:
+                    time.sleep(rnd.uniform(*up))
+                    dev.kill()
+                    out.append(dev.output())
+                finally:
+                    dev.close()
+        finally:
+            stop.set()
+            t.join()
+            b.resume()
+            if cuts is not None:
+                cuts.cancel()
+                cuts.join(10)
+            p.forward()
+        r = start_device("dev_link.py", {**base, "START": 0, "COUNT": 0}, heap=HEAP)
+        try:
+            res = r.result(timeout=120)
+        finally:
+            r.close()
+        out.append(res.out)
+        time.sleep(1.0)
+        check_delivery("\n".join(out), obs, prefix)
+    return sum(o.count("ACCEPTED ") for o in out)
+
+
+def test_chaos_power_cuts_and_broker_pauses(rig: tuple[Broker, FaultProxy],
+                                            tmp_path: Path) -> None:
+    b, p = rig
+    n = _chaos(b, p, tmp_path, rounds=10, count=300, link_cuts=0, seed=20261123)
+    print(f"chaos: {n} accepted over 10 power cuts, all delivered")
+    assert n > 50
+
+
+def test_soak_random_faults(rig: tuple[Broker, FaultProxy], tmp_path: Path,
+                            request: pytest.FixtureRequest) -> None:
+    # a minute by default; --runslow makes it ten times longer
+    long = request.config.getoption("--runslow")
+    b, p = rig
+    rounds = 300 if long else 30
+    n = _chaos(b, p, tmp_path, rounds=rounds, count=100000, link_cuts=rounds * 2, seed=7,
+               up=(1.0, 4.0))
+    print(f"soak: {n} accepted over {rounds} power cuts and random link cuts, all delivered")
+    assert n > 600
