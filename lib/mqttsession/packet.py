@@ -419,5 +419,5 @@ def check_filter(f):
 
 
 def check_qos(qos):
-    if qos not in (0, 1, 2) or qos is True or qos is False:
+    if type(qos) is not int or not 0 <= qos <= 2:  # bool and float refused too
         raise ValueError("qos must be 0, 1 or 2")
