@@ -101,7 +101,10 @@ def _name_index(code: bytes, i: int) -> int:
 
 
 # py/persistentcode.h: MP_PERSISTENT_OBJ_*
-_FUN_TABLE, _NONE, _FALSE, _TRUE, _ELLIPSIS, _STR, _BYTES, _INT, _FLOAT, _COMPLEX, _TUPLE = range(11)
+_ELLIPSIS = 4
+_STR = 5
+_BYTES = 6
+_TUPLE = 10
 
 
 def _skip_obj(r: Reader) -> None:
