@@ -30,7 +30,7 @@ class MQTTClient(Core):
             if time.ticks_diff(time.ticks_ms(), t0) >= ms:
                 return False
             # quick while an answer is due, slower when idle
-            busy = self._ping or self._sub or self._s.inflight() or not self._up
+            busy = self._ping or self._sub or self._s.nin or not self._up
             await asyncio.sleep_ms(1 if busy else 20)
         return False
 
@@ -91,7 +91,7 @@ class MQTTClient(Core):
                     if not await self._readable(due):
                         continue
                     if self.sock is not None:
-                        self._handle(self._read_packet())
+                        self._packet()
                 except (OSError, MQTTException) as e:
                     self._close()
                     if self.link:
@@ -121,30 +121,32 @@ class MQTTClient(Core):
         return True
 
     async def publish(self, topic, msg, retain=False, qos=0):
-        topic = self._topic(topic)
-        P.check_topic(topic)
-        P.check_qos(qos)
-        msg = self._payload(msg)
-        self._check_size(topic, msg, qos)
+        self._check(self._topic(topic), self._payload(msg), qos)
         if not self._online():
             if qos == 0 and self.link:
                 self.lost0 += 1
                 return
             if self.store is None and self.link is None:
                 raise OSError(107)
-            self._queue(topic, msg, qos, retain, False)
+            self._queue(qos, retain, False)
             return
         if qos == 0:
-            self._publish0(topic, msg, retain)
+            try:
+                self._pub(0x30 | (1 if retain else 0), 0)
+            except OSError:
+                if self._lost(self.link):
+                    raise
             return
         s = self._s
+        t, m = self._t, self._m
         try:
-            while self._online() and (s.full() or s.inflight() >= self._quota):
+            while self._online() and (s.full() or s.nin >= self._quota):
                 await self._wait(self._tms)  # room in the window first
         except OSError:
             if self.store is None and self.link is None:
                 raise
-        k = self._queue(topic, msg, qos, retain, self._online())
+        self._t, self._m = t, m  # other tasks may have published meanwhile
+        k = self._queue(qos, retain, self._online())
         if not self._online():
             return
         seq = s.seq[k]
@@ -153,7 +155,7 @@ class MQTTClient(Core):
             while self.window == 1 and s.fl[k] and s.seq[k] == seq:
                 await self._wait(self._tms)
         except OSError:
-            if self.store is None and self.link is None:
+            if self._lost(self.store or self.link):
                 raise
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)

@@ -8,9 +8,8 @@ from .core import Core
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
-_ENOBUFS = const(105)
 _ENETUNREACH = const(113)
-_TOO_LARGE = const(0x95)
+_PUBLISH = const(0x30)
 
 
 class MQTTClient(Core):
@@ -23,9 +22,18 @@ class MQTTClient(Core):
         if due <= 0:
             self._send_ping()
             due = self._keepalive_due(time.ticks_ms())
-        for _ in self._poll.ipoll(due if ms < 0 or ms > due else ms):
-            return self._handle(self._read_packet())
-        return None
+        if not self._ready(due if ms < 0 or ms > due else ms):
+            return None
+        try:
+            return self._packet()
+        except OSError:
+            self._close()
+            raise
+
+    def _ready(self, ms):
+        for _ in self._poll.ipoll(ms):
+            return True
+        return False
 
     def _until(self, done, timeout):
         # handles packets until done() or timeout seconds pass (then the link is dead)
@@ -85,54 +93,81 @@ class MQTTClient(Core):
         self._send_ping()
 
     def publish(self, topic, msg, retain=False, qos=0):
-        topic = self._topic(topic)
-        P.check_topic(topic)
-        P.check_qos(qos)
-        msg = self._payload(msg)
-        self._check_size(topic, msg, qos)
-        if not self._ensure():
-            if qos == 0 and self.link:
-                self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
-                return
-            if self.store is None and self.link is None:
-                raise OSError(_ENOTCONN)
-            self._queue(topic, msg, qos, retain, self.sock is not None)
-            return
-        if qos == 0:
-            try:
-                self._publish0(topic, msg, retain)
-                if self._keepalive_due(self._ltx) <= 0:
-                    self._step(0)
-            except OSError as e:
-                self._down(e, self.link)
-            return
-        s = self._s
+        self._check(self._topic(topic), self._payload(msg), qos)
+        if self.sock is None and not self._ensure():
+            return self._offline(qos, retain)
+        if qos:
+            return self._publish12(qos, retain)
+        self._publish0(retain)
+
+    def _publish0(self, retain):
         try:
-            while s.full() or s.inflight() >= self._quota:
-                self._step(self._tms)  # room in the window first
-        except OSError as e:
-            self._down(e, self.store or self.link)
-            self._queue(topic, msg, qos, retain, self.sock is not None)
+            self._pub(_PUBLISH | (1 if retain else 0), 0)
+            if self._keepalive_due(time.ticks_ms()) <= 0:
+                self._step(0)
+        except OSError:
+            if self._lost(self.link):
+                raise
+
+    def _offline(self, qos, retain):
+        if qos == 0 and self.link:
+            self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
             return
-        k = self._queue(topic, msg, qos, retain, self.sock is not None)
-        seq = s.seq[k]
+        if self.store is None and self.link is None:
+            raise OSError(_ENOTCONN)
+        self._queue(qos, retain, False)
+
+    def _publish12(self, qos, retain):
+        if self._room():
+            self._sendwait(self._queue(qos, retain, True))
+        else:
+            self._queue(qos, retain, False)
+
+    def _room(self):
+        # waits for room in the window; False when the link broke meanwhile. Packets
+        # handled meanwhile may resend others: the message in hand is put back after.
+        t = self._t
+        m = self._m
+        try:
+            while self._s.full() or self._s.nin >= self._quota:
+                self._step(self._tms)
+        except OSError:
+            if self._lost(self.store or self.link):
+                raise
+            self._t = t
+            self._m = m
+            return False
+        self._t = t
+        self._m = m
+        return True
+
+    def _sendwait(self, k):
+        # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning). With a
+        # store, a message still unacknowledged when this returns is in flash.
+        seq = self._s.seq[k]
+        self._sent(k, seq)
+        if self._s.fl[k] and self._s.seq[k] == seq and not self._s.durable(k):
+            self._s._keep(k)
+
+    def _sent(self, k, seq):
         try:
             self._send_slot(k)
             if self.window == 1:
-                # umqtt's meaning: wait for the acknowledgement (no closure: no allocation)
-                t0 = time.ticks_ms()
-                while s.fl[k] and s.seq[k] == seq:
-                    left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-                    if left <= 0:
-                        raise OSError(_ETIMEDOUT)
-                    self._step(left)
-                return
-            for _ in self._poll.ipoll(0):
-                self._handle(self._read_packet())
-        except OSError as e:
-            self._down(e, self.store or self.link)
-        if s.fl[k] and s.seq[k] == seq and not s.durable(k):
-            s._keep(k)  # still unacknowledged: flash holds it until the broker does
+                self._await(k, seq)
+            elif self._ready(0):
+                self._step(0)
+        except OSError:
+            if self._lost(self.store or self.link):
+                raise
+
+    def _await(self, k, seq):
+        s = self._s
+        t0 = time.ticks_ms()
+        while s.fl[k] and s.seq[k] == seq:
+            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                raise OSError(_ETIMEDOUT)
+            self._step(left)
 
     def _ensure(self):
         # True when connected; with a link keeper, reconnects when its backoff allows
@@ -141,6 +176,7 @@ class MQTTClient(Core):
         lk = self.link
         if lk is None or not self._want or lk.due() > 0:
             return False
+        held = self._t, self._m, self._rem  # resuming resends others: keep the one in hand
         try:
             if not lk.wifi():
                 raise OSError(_ENETUNREACH)
@@ -150,19 +186,17 @@ class MQTTClient(Core):
             self._close()
             lk.failed(e)
             return False
-
-    def _down(self, e, keep):
-        # the link broke: with a keeper (or a store holding the message) carry on
-        self._close()
-        if not keep:
-            raise e
-        if self.link:
-            self.link.failed(e)
+        finally:
+            self._t, self._m, self._rem = held
 
     def _sub_wait(self, pid, n, buf):
         self._sub = pid
         self._subrc = -1
-        self._write(buf, n)
+        try:
+            self._write(buf, n)
+        except OSError:
+            self._close()
+            raise
         self._until(lambda: self._sub == 0, self.timeout)
         return self._subrc
 
@@ -202,8 +236,9 @@ class MQTTClient(Core):
                 continue
             try:
                 op = self._step(-1)
-            except OSError as e:
-                self._down(e, self.link)
+            except OSError:
+                if self._lost(self.link):
+                    raise
                 continue
             if op is not None:
                 return op
@@ -211,15 +246,21 @@ class MQTTClient(Core):
     def check_msg(self):
         # handles a packet if one is waiting; never blocks on an idle link (with a link
         # keeper, a due reconnect attempt is bounded by the timeouts)
-        if not self._ensure():
-            if self.link is None:
-                raise OSError(_ENOTCONN)
+        if self.sock is None and not self._reconnect():
             return None
         try:
             return self._step(0)
-        except OSError as e:
-            self._down(e, self.link)
-            return None
+        except OSError:
+            if self._lost(self.link):
+                raise
+        return None
+
+    def _reconnect(self):
+        if self._ensure():
+            return True
+        if self.link is None:
+            raise OSError(_ENOTCONN)
+        return False
 
     def isconnected(self):
         return self.sock is not None

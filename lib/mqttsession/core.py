@@ -47,6 +47,8 @@ class Core:
         self.port = port or (8883 if ssl else 1883)
         self.user = self._bytes(user, "user")
         self.pswd = self._bytes(password, "password")
+        if version == 4 and password is not None and user is None:
+            raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
         self.keepalive = keepalive
         self.ssl = ssl
         self.version = version
@@ -89,7 +91,9 @@ class Core:
         self._tx = bytearray(tx_size)
         self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
         self._hb = bytearray(1)
-        self._pf = array("i", (0, 0, 0))  # publish_fields output
+        self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
+        self._t = self._m = None  # the message in hand (see _check)
+        self._rem = 0
         self._ts = None  # last str topic and its encoding
         self._tb = None
         self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
@@ -205,24 +209,70 @@ class Core:
         self._ping = 0
 
     # --- output ---
+    # The publish and receive paths are split into small functions and keep the message
+    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
+    # heap at every call (tools/frames.py lists them).
     def _write(self, buf, n):
-        # the whole packet in one write; continue only if the socket took part of it
-        s = self.sock
-        if s is None:
+        # the whole packet in one write; a partial one continues in _write_rest. On
+        # OSError the front end closes the socket (see _lost).
+        if self.sock is None:
             raise OSError(_ENOTCONN)
-        try:
-            w = s.write(buf, n)
-            while w is not None and w < n:
-                w += s.write(buf, w, n - w) or 0
-            if w is None:
-                raise OSError(_ETIMEDOUT)
-        except OSError:
-            self._close()
-            raise
+        w = self.sock.write(buf, n)
+        if w != n:
+            self._write_rest(buf, n, w)
         self._ltx = time.ticks_ms()
+
+    def _write_rest(self, buf, n, w):
+        while w is not None and w < n:
+            w += self.sock.write(buf, w, n - w) or 0
+        if w is None:
+            raise OSError(_ETIMEDOUT)
+
+    def _lost(self, keep):
+        # the link broke under a call: close; True when the call must raise (no keeper,
+        # and nothing that makes the message durable without the link)
+        self._close()
+        if self.link:
+            self.link.failed(OSError(_ECONNRESET))
+        return not keep
 
     def _ack(self, first, pid):
         self._write(self._ab, P.ack(self._ab, first, pid))
+
+    def _check(self, topic, msg, qos):
+        # validates a message and takes it in hand: _t, _m and its remaining length _rem
+        P.check_topic(topic)
+        P.check_qos(qos)
+        self._t = topic
+        self._m = msg
+        self._size(qos)
+        if self._rem + 5 > self._maxout:
+            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+
+    def _size(self, qos):
+        n = P.publish_size(len(self._t), len(self._m), qos, self.version)
+        self._rem = n
+        if len(self._t) + 10 > len(self._tx):
+            self._tx = bytearray(len(self._t) + 64)  # a topic longer than tx_size: once
+
+    def _pub(self, first, pid):
+        # PUBLISH of the message in hand: header and payload in one write when they fit
+        i = P.publish_header(self._tx, first, self._t, pid, self._rem)
+        if self.version == 5:
+            self._tx[i] = 0  # no properties: full topic names, no alias
+            i += 1
+        self._body(i)
+
+    def _body(self, i):
+        tx = self._tx
+        m = self._m
+        n = i + len(m)
+        if n <= len(tx):
+            tx[i:n] = m
+            self._write(tx, n)
+        else:
+            self._write(tx, i)
+            self._write(m, len(m))
 
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released
@@ -230,83 +280,56 @@ class Core:
         if not s.fl[k] & PID:
             s.assign(k)
         f = s.fl[k]
-        pid = s.ids[k]
-        if f & REL:
-            s.fl[k] = f | SENT
-            self._ack(0x62, pid)
-            return
-        topic = s.top[k]
-        msg = s.msg[k]
-        if topic is None:
-            topic, msg = s.load(k)
-        tx = self._tx
-        ml = len(msg)
-        if self._size(topic, msg, f & 3) > self._maxout:
-            # stored under a broker that allowed it; this one never will: give it up
-            self.dropped += 1
-            s.acked(pid, False)
-            return
-        if 8 + len(topic) > len(tx):
-            tx = bytearray(8 + len(topic))  # a topic too long for the buffer: rare
-        i = P.publish_header(tx, topic, ml, f & 3, 1 if f & 4 else 0, 1 if f & SENT else 0, pid,
-                             self.version)
         s.fl[k] = f | SENT
-        if i + ml <= len(tx):
-            tx[i : i + ml] = msg
-            self._write(tx, i + ml)
+        if f & REL:
+            self._ack(0x62, s.ids[k])
+        elif self._load(k):
+            self._pub(_PUBLISH | (8 if f & SENT else 0) | (f & 3) << 1 | (f >> 2 & 1), s.ids[k])
+
+    def _load(self, k):
+        # takes slot k's message in hand; False when this broker will never take it
+        s = self._s
+        if s.top[k] is None:
+            self._t, self._m = s.load(k)
         else:
-            self._write(tx, i)
-            self._write(msg, ml)
+            self._t = s.top[k]
+            self._m = s.msg[k]
+        self._size(s.fl[k] & 3)
+        if self._rem + 5 <= self._maxout:
+            return True
+        # stored under a broker that allowed it; this one never will: give it up
+        self.dropped += 1
+        s.drop(k)
+        return False
 
-    def _size(self, topic, msg, qos):
-        n = P.publish_size(len(topic), len(msg), qos, self.version)
-        return n + 1 + P.varint_size(n)
-
-    def _check_size(self, topic, msg, qos):
-        if self._size(topic, msg, qos) > self._maxout:
-            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
-
-    def _publish0(self, topic, msg, retain):
-        tx = self._tx
-        ml = len(msg)
-        if 8 + len(topic) > len(tx):
-            tx = bytearray(8 + len(topic))
-        i = P.publish_header(tx, topic, ml, 0, 1 if retain else 0, 0, 0, self.version)
-        if i + ml <= len(tx):
-            tx[i : i + ml] = msg
-            self._write(tx, i + ml)
-        else:
-            self._write(tx, i)
-            self._write(msg, ml)
-
-    def _queue(self, topic, msg, qos, retain, online):
-        # takes a QoS 1/2 message into the session; returns its slot. QoS 2 gets its
+    def _queue(self, qos, retain, online):
+        # takes the message in hand into the session; returns its slot. QoS 2 gets its
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
-        s = self._s
-        if s.full():
+        if self._s.full():
             if self.full != "drop_oldest" or not self._drop_oldest():
                 raise OSError(105, "session queue full")
-        k = s.add(topic, msg, qos, retain)
+        k = self._s.add(self._t, self._m, qos, retain)
         if not online or qos == 2:
-            try:
-                if online:
-                    s.assign(k)
-                s._keep(k)
-            except OSError:
-                s.pop_tail()  # not accepted: the session stays as it was
-                raise
+            self._durable(k, online)
         return k
+
+    def _durable(self, k, online):
+        s = self._s
+        try:
+            if online:
+                s.assign(k)
+            s._keep(k)
+        except OSError:
+            s.pop_tail()  # not accepted: the session stays as it was
+            raise
 
     def _drop_oldest(self):
         # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
         s = self._s
         for k in s.live():
-            if not s.fl[k] & 64:  # no packet ID: the broker never saw it
-                s._forget(k)
-                s.fl[k] = 0
-                s.top[k] = s.msg[k] = None
-                s._compact()
+            if not s.fl[k] & PID:  # no packet ID: the broker never saw it
+                s.drop(k)
                 self.dropped += 1
                 return True
         return False
@@ -314,17 +337,15 @@ class Core:
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
         s = self._s
-        if self.sock is None:
+        if not s.nq or self.sock is None:
             return
-        room = self._quota - s.inflight()
         for i in range(s.n):
-            if room <= 0:
+            if s.nin >= self._quota:
                 return
             k = s.slot(i)
             f = s.fl[k]
             if f and not f & PID:
                 self._send_slot(k)
-                room -= 1
 
     # --- input ---
     def _read(self, buf, n):
@@ -334,41 +355,42 @@ class Core:
             raise OSError(_ECONNRESET if r == 0 else _ETIMEDOUT)
 
     def _read_packet(self):
-        # reads one packet whose first byte is waiting; returns (first byte) with the body
-        # in _rx[0:_n]; a body larger than _rx is skipped and refused after acknowledging
+        # reads one packet whose first byte is waiting; returns its first byte, the body in
+        # _rx[0:_n]. A body larger than _rx is skipped and refused after acknowledging.
+        # OSError leaves the socket to the caller to close.
         hb = self._hb
-        try:
+        self._read(hb, 1)
+        first = hb[0]
+        n = self._varlen()
+        if n > len(self._rx):
+            self._skip(first, n)
+        if n:
+            self._read(self._rx, n)
+        self._n = n
+        self._lrx = time.ticks_ms()
+        return first
+
+    def _varlen(self):
+        hb = self._hb
+        n = 0
+        sh = 0
+        while True:
             self._read(hb, 1)
-            first = hb[0]
-            n = 0
-            sh = 0
-            while True:
-                self._read(hb, 1)
-                n |= (hb[0] & 0x7F) << sh
-                if not hb[0] & 0x80:
-                    break
-                sh += 7
-                if sh > 21:
-                    raise MQTTException(_MALFORMED, "bad remaining length")
-            rx = self._rx
-            if n <= len(rx):
-                if n:
-                    self._read(rx, n)
-                self._n = n
-                self._lrx = time.ticks_ms()
-                return first
-            self._read(rx, len(rx))
-            left = n - len(rx)
-            while left:
-                c = min(left, len(rx))
-                self._read(rx, c)
-                left -= c
-        except MQTTException:
-            self._close()
-            raise
-        except OSError:
-            self._close()
-            raise
+            n |= (hb[0] & 0x7F) << sh
+            if not hb[0] & 0x80:
+                return n
+            sh += 7
+            if sh > 21:
+                raise MQTTException(_MALFORMED, "bad remaining length")
+
+    def _skip(self, first, n):
+        rx = self._rx
+        self._read(rx, len(rx))
+        left = n - len(rx)
+        while left:
+            c = min(left, len(rx))
+            self._read(rx, c)
+            left -= c
         self._lrx = time.ticks_ms()
         self._refuse_large(first, n)
 
@@ -378,7 +400,7 @@ class Core:
             q = first >> 1 & 3
             self._n = len(self._rx)
             try:
-                P.publish_fields(self._rx, self._n, q, 4, self._pf)
+                P.publish_fields(self._rx, self._n, first, self._pf)
                 pid = self._pf[1]
                 if q == 1:
                     self._ack(_PUBACK, pid)
@@ -387,104 +409,122 @@ class Core:
                     self._ack(_PUBREC, pid)
             except MQTTException:
                 pass  # topic longer than the buffer: no packet ID to acknowledge
+        self._large = True
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
     def _handle(self, first):
         # one packet from _rx[0:_n]; returns its type
         t = first & 0xF0
-        rx = self._rx
-        n = self._n
-        s = self._s
-        v = self.version
         if t == _PUBLISH:
-            q = first >> 1 & 3
-            if q == 3:
-                raise self._fail(MQTTException(_MALFORMED, "PUBLISH QoS 3"))
-            try:
-                P.publish_fields(rx, n, q, v, self._pf)
-            except MQTTException as e:
-                raise self._fail(e)
-            pid = self._pf[1]
-            if q == 2:
-                if s.rx2_add(pid):
-                    self._deliver(first)
-                self._ack(_PUBREC, pid)
-            else:
-                self._deliver(first)
-                if q:
-                    self._ack(_PUBACK, pid)
-            return t
-        if first & 0x0F != (2 if t == _PUBREL else 0):
-            raise self._fail(MQTTException(_MALFORMED, "bad flags"))
-        if t == _PINGRESP:
+            self._on_publish(first)
+        elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
+            self._on_ack(t)
+        elif first == _PINGRESP:
             self._ping = 0
-            return t
-        if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL):
-            try:
-                r = P.ack_fields(rx, n, v)
-            except MQTTException as e:
-                raise self._fail(e)
-            pid = r & 0xFFFF
-            if t == _PUBREL:
-                s.rx2_del(pid)
-                self._ack(_PUBCOMP, pid)
-                return t
-            if t == _PUBREC and r >> 16 >= 0x80:
-                t = _PUBCOMP  # refused by the broker: the exchange ends here (MQTT 5)
-            k = s.acked(pid, t == _PUBREC)
-            if k >= 0 and t == _PUBREC:
+        elif first == 0x62:
+            self._on_ack(t)
+        else:
+            self._on_other(first)
+        return t
+
+    # Malformed packets raise MQTTException here; the front end ends the connection
+    # (_packet) for all but a refused oversized packet.
+    def _on_publish(self, first):
+        if first & 6 == 6:
+            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
+        P.publish_fields(self._rx, self._n, first, self._pf)
+        if first & 4:
+            # QoS 2: recorded (in flash with a store) before delivery and PUBREC
+            if self._s.rx2_add(self._pf[1]):
+                self._deliver()
+            self._ack(_PUBREC, self._pf[1])
+        else:
+            self._deliver()
+            if first & 2:
+                self._ack(_PUBACK, self._pf[1])
+
+    def _on_ack(self, t):
+        r = P.ack_fields(self._rx, self._n, self.version)
+        if t == _PUBREL:
+            self._s.rx2_del(r & 0xFFFF)
+            self._ack(_PUBCOMP, r & 0xFFFF)
+        elif t == _PUBREC and r >> 16 < 0x80:
+            k = self._s.acked(r & 0xFFFF, True)
+            if k >= 0:
                 self._send_slot(k)  # PUBREL
+        else:
+            # PUBACK, PUBCOMP, or a PUBREC refusing the message (MQTT 5): it ends here
+            self._s.acked(r & 0xFFFF, False)
             self._pump()
-            return t
-        if t in (_SUBACK, _UNSUBACK):
-            try:
-                d = P.decode(first, rx[:n], v)
-            except MQTTException as e:
-                raise self._fail(e)
+
+    def _on_other(self, first):
+        t = first & 0xF0
+        v = self.version
+        if first == _SUBACK or first == _UNSUBACK:
+            d = P.decode(first, self._rx[: self._n], v)
             if d[1] == self._sub:
                 self._sub = 0
                 self._subrc = d[2][0] if d[2] else 0
-            return t
-        if t == _DISCONNECT and v == 5:
+            return
+        if first == _DISCONNECT and v == 5:
             self._close()
-            raise MQTTException(rx[0] if n else 0, "disconnected by the broker")
-        raise self._fail(MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first))
+            rx = self._rx
+            raise MQTTException(rx[0] if self._n else 0, "disconnected by the broker")
+        why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
+            "unexpected packet"
+        raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
+                            "%s 0x%02x" % (why, first))
+
+    def _packet(self):
+        # reads and handles one waiting packet; returns its type. A broken packet ends
+        # the connection; a refused oversized one (read whole and acknowledged) does not.
+        self._large = False
+        try:
+            return self._handle(self._read_packet())
+        except MQTTException:
+            if not self._large:
+                self._fail(None)
+            raise
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
         if self.sock and self.version == 5:
             try:
-                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0]))
+                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0] if e else _MALFORMED))
             except OSError:
                 pass
         self._close()
         return e
 
-    def _deliver(self, first):
-        cb = self.cb
-        if cb is not None:
-            pf = self._pf
-            rx = self._rx
+    def _deliver(self):
+        if self.cb is not None:
             if self._raw:
-                cb(self._intern(pf[0]), rx, pf[2], self._n)
+                self._deliver_raw()
             else:
-                cb(bytes(rx[2 : pf[0]]), bytes(rx[pf[2] : self._n]))
+                pf = self._pf
+                self.cb(bytes(self._rx[2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
 
-    def _intern(self, te):
-        # the incoming topic rx[2:te] as a bytes object, reusing a recent equal one
-        rx = self._rx
-        n = te - 2
-        for t in self._topics:
-            if len(t) == n:
-                i = 0
-                while i < n and t[i] == rx[2 + i]:
-                    i += 1
-                if i == n:
-                    return t
-        t = bytes(rx[2:te])
+    def _deliver_raw(self):
+        t = self._intern(self._pf[0] - 2)
+        self.cb(t, self._rx, self._pf[2], self._n)
+
+    def _intern(self, n):
+        # the incoming topic rx[2:2+n] as a bytes object, reusing a recent equal one
+        for j in range(8):
+            t = self._topics[j]
+            if len(t) == n and self._same(t, n):
+                return t
+        t = bytes(self._rx[2 : 2 + n])
         self._topics[self._ti] = t
         self._ti = (self._ti + 1) & 7
         return t
+
+    def _same(self, t, n):
+        rx = self._rx
+        i = 0
+        while i < n and t[i] == rx[2 + i]:
+            i += 1
+        return i == n
 
     def _connack(self, first):
         # returns Session Present; raises MQTTException on refusal
@@ -498,6 +538,9 @@ class Core:
             self._close()
             raise MQTTException(d[2], "connection refused")
         pr = d[3]
+        if pr.get(P.P_RECEIVE_MAX) == 0 or pr.get(P.P_MAX_PACKET) == 0:
+            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Receive Maximum or Maximum "
+                                           "Packet Size of 0 in CONNACK"))
         s = self._s
         if P.P_ASSIGNED_ID in pr:
             s.client_id = pr[P.P_ASSIGNED_ID]

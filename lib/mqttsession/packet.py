@@ -167,16 +167,14 @@ def publish_size(topic_len, msg_len, qos, version):
     return 2 + topic_len + (2 if qos else 0) + (1 if version == 5 else 0) + msg_len
 
 
-def publish_header(buf, topic, msg_len, qos, retain, dup, pid, version):
-    # writes fixed and variable header; the payload follows at the returned offset
-    rem = publish_size(len(topic), msg_len, qos, version)
-    i = fixed_header(buf, PUBLISH | dup << 3 | qos << 1 | retain, rem)
+def publish_header(buf, first, topic, pid, rem):
+    # fixed header (first byte, remaining length), topic and, for QoS > 0, the packet ID;
+    # MQTT 5's property block and the payload follow at the returned offset
+    buf[0] = first
+    i = put_varint(buf, 1, rem)
     i = put_bytes(buf, i, topic)
-    if qos:
+    if first & 6:
         i = put_u16(buf, i, pid)
-    if version == 5:
-        buf[i] = 0  # no properties: full topic names, no alias
-        i += 1
     return i
 
 
@@ -317,23 +315,22 @@ def props(b, i, end):
     return d
 
 
-def publish_fields(b, n, qos, version, out):
-    # PUBLISH body b[0:n] -> out[0] topic end (topic is b[2:out[0]]), out[1] packet ID,
-    # out[2] payload start. Fills a caller's array so the receive path allocates nothing.
-    te = 2 + u16(b, 0, n)
-    if te > n or te == 2:
+def publish_fields(b, n, first, out):
+    # PUBLISH body b[0:n] with first byte `first` -> out[0] topic end (topic is
+    # b[2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
+    # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing.
+    i = 2 + u16(b, 0, n)
+    if i > n or i == 2:
         raise malformed("bad PUBLISH topic")
-    i = te
-    pid = 0
-    if qos:
-        pid = u16(b, i, n)
-        if not pid:
+    out[0] = i
+    out[1] = 0
+    if first & 6:
+        out[1] = u16(b, i, n)
+        if not out[1]:
             raise malformed("PUBLISH with packet ID 0")
         i += 2
-    if version == 5:
+    if out[3]:
         i = skip_props(b, i, n)
-    out[0] = te
-    out[1] = pid
     out[2] = i
 
 
@@ -364,8 +361,8 @@ def decode(first, b, version):
         qos = fl >> 1 & 3
         if qos == 3:
             raise malformed("PUBLISH QoS 3")
-        out = [0, 0, 0]
-        publish_fields(b, n, qos, version, out)
+        out = [0, 0, 0, 1 if v5 else 0]
+        publish_fields(b, n, first, out)
         return (PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
     if fl != (2 if t == PUBREL else 0):
@@ -373,7 +370,8 @@ def decode(first, b, version):
     if t == CONNACK:
         if n < 2 or b[0] > 1:
             raise malformed("bad CONNACK")
-        d = props(b, 2, n) if v5 else {}
+        # a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without properties
+        d = props(b, 2, n) if v5 and n > 2 else {}
         if not v5 and n != 2:
             raise malformed("bad CONNACK")
         return (CONNACK, b[0] & 1, b[1], d)

@@ -38,7 +38,9 @@ class Session:
         self.top = [None] * capacity
         self.msg = [None] * capacity
         self.head = 0
-        self.n = 0
+        self.n = 0  # slots from head, holes included
+        self.nin = 0  # messages holding a packet ID (in flight)
+        self.nq = 0  # messages waiting for one (queued)
         self.nseq = 0  # sequence number for the next stored message
         self.fresh = True  # no state from an earlier connection
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
@@ -70,12 +72,14 @@ class Session:
 
     # --- outgoing messages ---
     def full(self):
-        return self.n == self.cap and self.pending() == self.cap
+        return self.nin + self.nq == self.cap
 
     def assign(self, k):
         # gives slot k a packet ID before it first goes out
         self.ids[k] = self.next_pid()
         self.fl[k] |= PID
+        self.nq -= 1
+        self.nin += 1
         self._assigned(k)
 
     def _compact(self):
@@ -104,6 +108,7 @@ class Session:
             raise OSError(105)  # ENOBUFS: callers check full() first
         k = self.slot(self.n)
         self.n += 1
+        self.nq += 1
         self.ids[k] = 0
         self.fl[k] = qos | (RETAIN if retain else 0)
         self.seq[k] = self.nseq
@@ -130,11 +135,24 @@ class Session:
         self._forget(k)
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
+        self.nin -= 1
         # pop acknowledged messages at the head so the ring keeps send order
         while self.n and not self.fl[self.head]:
             self.head = self.slot(1)
             self.n -= 1
         return k
+
+    def drop(self, k):
+        # gives slot k up without an acknowledgement (counted by the caller)
+        f = self.fl[k]
+        self._forget(k)
+        self.fl[k] = 0
+        self.top[k] = self.msg[k] = None
+        if f & PID:
+            self.nin -= 1
+        else:
+            self.nq -= 1
+        # the hole stays: callers may be walking the ring; add() compacts when it must
 
     def pop_tail(self):
         # takes back the message just added (it could not be made durable)
@@ -142,14 +160,21 @@ class Session:
         k = self.slot(self.n)
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
+        self.recount()
 
     def inflight(self):
         # messages holding a packet ID and not yet completed
-        c = 0
+        return self.nin
+
+    def recount(self):
+        # nin and nq from the flags, after changes that touch many slots
+        self.nin = self.nq = 0
         for i in range(self.n):
-            if self.fl[self.slot(i)] & PID:
-                c += 1
-        return c
+            f = self.fl[self.slot(i)]
+            if f & PID:
+                self.nin += 1
+            elif f:
+                self.nq += 1
 
     def restart(self, resumed):
         # after CONNACK: with the broker's session kept, resend everything sent (same IDs,
@@ -168,6 +193,7 @@ class Session:
                 self.fl[k] = f & ~(SENT | PID | PIDDISK)
                 self.ids[k] = 0
         self._compact()
+        self.recount()
         self.rx2 = []
         self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
         self._save(HOT)
@@ -178,7 +204,7 @@ class Session:
             self._forget(k)
             self.fl[k] = 0
             self.top[k] = self.msg[k] = None
-        self.head = self.n = 0
+        self.head = self.n = self.nin = self.nq = 0
         self.subs = {}
         self.rx2 = []
         self._save(HOT | SUBS)
@@ -189,11 +215,7 @@ class Session:
 
     def pending(self):
         # messages not yet completed (sent or waiting to be)
-        c = 0
-        for i in range(self.n):
-            if self.fl[self.slot(i)]:
-                c += 1
-        return c
+        return self.nin + self.nq
 
     # --- incoming QoS 2 ---
     def rx2_add(self, pid):

@@ -204,6 +204,7 @@ class StoredSession(Session):
             self.fl[k] = f
             self.sz[k] = len(b) + 8
             self.bytes += len(b) + 8
+        self.recount()
 
     def _grow(self, cap):
         self.ids = array("H", bytes(2 * cap))

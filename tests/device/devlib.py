@@ -65,7 +65,12 @@ def flash():
     # the board's own flash otherwise. Returns (root, block device or None).
     img = cfg("IMAGE")
     if not img:
-        return "", None
+        try:
+            import board  # a board's own filesystem
+
+            return board.FS_ROOT.rstrip("/"), None
+        except ImportError:
+            return "", None
     import blockdev
 
     bd = blockdev.mount(img, "/flash", block_count=cfg("BLOCKS", 64), prog_size=cfg("PROG", 32))
