@@ -15,7 +15,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 APT_PACKAGES := mosquitto mosquitto-clients openssl socat
 
-.PHONY: deps venv test lint demo bench clean distclean
+.PHONY: deps venv test lint demo bench board-test clean distclean
 
 # System packages. Installs them with apt-get as root (or with passwordless sudo), else
 # says what to install and stops. apt starts the system broker; tests start their own on
@@ -72,6 +72,11 @@ demo: deps venv
 
 bench: deps venv
 	$(VBIN)/python tools/bench.py $(BENCH_ARGS)
+
+# PORT counts only when given on the command line: some shells and CI export PORT
+board-test: venv
+	.venv/bin/python tools/board_test.py \
+		$(if $(filter command line,$(origin PORT)),--port $(PORT)) $(BOARD_TEST_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis

@@ -983,9 +983,12 @@ class ControlServer:
                     line = stream.readline(1024)
                     if not line:
                         return
-                    reply = self.execute(line.decode("utf-8", "replace").strip())
+                    command = line.decode("utf-8", "replace").strip()
+                    reply = self.execute(command)
                     stream.write(reply.encode() + b"\n")
                     stream.flush()
+                    if command == "quit" and self.on_quit is not None:
+                        self.on_quit()  # only once the reply is out: the CLI exits next
         except OSError:
             pass
         finally:
@@ -1020,9 +1023,7 @@ class ControlServer:
             if word == "ping":
                 return "ok pong"
             if word == "quit":
-                if self.on_quit is not None:
-                    self.on_quit()
-                return "ok bye"
+                return "ok bye"  # _handle calls on_quit after sending this
         except (ValueError, RuntimeError) as exc:
             return f"error {exc}"
         return f"error unknown command {line!r}"
