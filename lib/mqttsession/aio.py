@@ -47,6 +47,19 @@ class MQTTClient(Core):
             raise self._err
 
     async def connect(self, clean_session=True):
+        if self.link and self._task is None:
+            # the keeper takes over if this attempt fails: the reader task reconnects
+            self._want = True
+            try:
+                return await self._connect(clean_session)
+            except (OSError, MQTTException) as e:
+                self._close()
+                self.link.failed(e)
+                self._task = asyncio.create_task(self._run())
+                raise
+        return await self._connect(clean_session)
+
+    async def _connect(self, clean_session):
         s = self._s
         self._up = False
         self._close()
@@ -61,7 +74,7 @@ class MQTTClient(Core):
             present = 0
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
-            return await self.connect(True)
+            return await self._connect(True)
         self._resume(present, clean_session)
         self._up = True
         self._err = None
@@ -114,7 +127,7 @@ class MQTTClient(Core):
         try:
             if not lk.wifi():
                 raise OSError(113)
-            await self.connect(False)  # this reader stays the only one: _task is set
+            await self._connect(False)  # this reader stays the only one: _task is set
         except (OSError, MQTTException) as e:
             self._close()
             lk.failed(e)

@@ -48,6 +48,8 @@ class MQTTClient(Core):
 
     def connect(self, clean_session=True, timeout=None):
         s = self._s
+        if self.link:
+            self._want = True  # from now on the keeper reconnects, even if this fails
         if timeout is None:
             timeout = self.timeout
         self._close()
@@ -128,8 +130,11 @@ class MQTTClient(Core):
         # handled meanwhile may resend others: the message in hand is put back after.
         t = self._t
         m = self._m
+        t0 = time.ticks_ms()
         try:
             while self._s.full() or self._s.nin >= self._quota:
+                if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
+                    raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
                 self._step(self._tms)
         except OSError:
             if self._lost(self.store or self.link):

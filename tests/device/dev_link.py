@@ -83,6 +83,39 @@ def chaos():
     d.check(c.pending() == 0, "backlog delivered")
 
 
+def inhand():
+    # A and B queue while the link is down (the first connect fails: the keeper takes
+    # over); C is published when it is back: the reconnect inside publish resends A and B
+    # first and C must still be C
+    c = make()
+    try:
+        c.connect(clean_session=False)
+    except OSError:
+        print("FIRST CONNECT FAILED")
+    c.publish(d.topic("p1"), b"A", qos=1)
+    c.publish(d.topic("p1"), b"B", qos=1)
+    print("QUEUED", c.pending())
+    while not d.cfg("GO_FILE") or not _exists(d.cfg("GO_FILE")):
+        time.sleep_ms(50)
+    time.sleep_ms(300)  # past the keeper's backoff
+    c.publish(d.topic("p1"), b"C", qos=1)
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.pending() == 0 and c.isconnected(), "keeper connected and delivered")
+
+
+def _exists(p):
+    import os
+
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
 def receiver():
     c = make()
     c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode()))
@@ -106,6 +139,29 @@ def halfopen():
         c.check_msg()
         time.sleep_ms(10)
     d.check(not c.link.up, "half-open link detected")
+
+
+async def aio_inhand():
+    import asyncio
+
+    c = make()
+    try:
+        await c.connect(clean_session=False)
+    except OSError:
+        print("FIRST CONNECT FAILED")
+    await c.publish(d.topic("p1"), b"A", qos=1)
+    await c.publish(d.topic("p1"), b"B", qos=1)
+    print("QUEUED", c.pending())
+    while not _exists(d.cfg("GO_FILE")):
+        await asyncio.sleep_ms(50)
+    t0 = time.ticks_ms()
+    while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        await asyncio.sleep_ms(20)  # the keeper's reader task reconnects on its own
+    await c.publish(d.topic("p1"), b"C", qos=1)
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        await asyncio.sleep_ms(20)
+    d.check(c.pending() == 0 and c.isconnected(), "keeper connected and delivered")
+    await c.disconnect()
 
 
 async def aio_publisher():

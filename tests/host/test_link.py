@@ -277,3 +277,43 @@ def test_soak_random_faults(rig: tuple[Broker, FaultProxy], tmp_path: Path,
                up=(1.0, 4.0))
     print(f"soak: {n} accepted over {rounds} power cuts and random link cuts, all delivered")
     assert n > 600
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_keeper_after_failed_first_connect_keeps_order(rig: tuple[Broker, FaultProxy],
+                                                       tmp_path: Path, api: str) -> None:
+    b, p = rig
+    go = tmp_path / "go"
+    c = node_cfg(b, p, tmp_path, "inhand", GO_FILE=str(go), API=api)
+    prefix = c["PREFIX"]
+    p.refuse()
+    with Observer(b.host, b.port, f"{prefix}/#", qos=2, persistent=True) as obs:
+        dev = start_device("dev_link.py", c, heap=HEAP)
+        try:
+            dev.wait_for("QUEUED", timeout=30)
+            p.forward()
+            go.write_text("go")
+            r = dev.result(timeout=60)
+        finally:
+            dev.close()
+        obs.wait_for(3)
+        time.sleep(0.3)
+    assert "FIRST CONNECT FAILED" in r.out
+    assert obs.payloads() == [b"A", b"B", b"C"]
+
+
+def test_window_wait_is_bounded_without_keepalive(rig: tuple[Broker, FaultProxy],
+                                                  tmp_path: Path) -> None:
+    # keepalive 0, window 4, a silent link: publish must not block forever
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "publisher", KEEPALIVE=0, WINDOW=4, COUNT=12, GAP=50)
+    dev = start_device("dev_link.py", c, heap=HEAP)
+    try:
+        dev.wait_for("ACCEPTED 2", timeout=30)
+        p.blackhole()
+        dev.wait_for("ACCEPTED 8", timeout=30)  # past the window: bounded by the timeout
+        p.forward()
+        r = dev.result(timeout=90)
+    finally:
+        dev.close()
+    assert r.values("DRAINED")[0][0] == "0"
