@@ -4,7 +4,6 @@
 import asyncio
 import time
 
-from . import packet as P
 from .packet import MQTTException
 from .core import Core
 
@@ -173,48 +172,21 @@ class MQTTClient(Core):
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)
 
-    async def _sub_wait(self, pid, n, buf):
-        self._sub = pid
-        self._subrc = -1
-        self._write(buf, n)
+    async def subscribe(self, topic, qos=0):
+        await self._sub_call(topic, qos)
+
+    async def unsubscribe(self, topic):
+        await self._sub_call(topic, None)
+
+    async def _sub_call(self, topic, qos):
+        topic = self._sub_start(topic, qos)
         t0 = time.ticks_ms()
         while self._sub:
             await self._wait(max(1, self._tms - time.ticks_diff(time.ticks_ms(), t0)))
-        return self._subrc
-
-    async def subscribe(self, topic, qos=0):
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        P.check_qos(qos)
-        if self.sock is None:
-            raise OSError(107)
-        pid = self._s.next_pid()
-        buf = bytearray(len(topic) + 16)
-        rc = await self._sub_wait(pid, P.subscribe(buf, pid, topic, qos, self.version), buf)
-        if rc >= 0x80:
-            raise MQTTException(rc, "subscription refused")
-        self._s.sub(topic, qos)
-
-    async def unsubscribe(self, topic):
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        if self.sock is None:
-            raise OSError(107)
-        pid = self._s.next_pid()
-        buf = bytearray(len(topic) + 16)
-        rc = await self._sub_wait(pid, P.unsubscribe(buf, pid, topic, self.version), buf)
-        self._s.unsub(topic)
-        if rc >= 0x80 and self.version == 5:
-            raise MQTTException(rc, "unsubscribe refused")
+        self._sub_end(topic, qos)
 
     async def disconnect(self):
-        self._want = False
-        if self.sock:
-            try:
-                self._write(self._ab, P.disconnect(self._ab, self.version))
-            except OSError:
-                pass
-        self._close()
+        self._bye()
         self._ev.set()
 
     def _online(self):

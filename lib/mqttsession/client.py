@@ -2,7 +2,6 @@
 from micropython import const
 import time
 
-from . import packet as P
 from .packet import MQTTException
 from .core import Core
 
@@ -83,13 +82,7 @@ class MQTTClient(Core):
         return bool(present)
 
     def disconnect(self):
-        self._want = False  # a link keeper does not reconnect after this
-        if self.sock:
-            try:
-                self._write(self._ab, P.disconnect(self._ab, self.version))
-            except OSError:
-                pass
-        self._close()
+        self._bye()
 
     def ping(self):
         self._send_ping()
@@ -194,41 +187,16 @@ class MQTTClient(Core):
         finally:
             self._t, self._m, self._rem = held
 
-    def _sub_wait(self, pid, n, buf):
-        self._sub = pid
-        self._subrc = -1
-        try:
-            self._write(buf, n)
-        except OSError:
-            self._close()
-            raise
-        self._until(lambda: self._sub == 0, self.timeout)
-        return self._subrc
-
     def subscribe(self, topic, qos=0):
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        P.check_qos(qos)
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
-        pid = self._s.next_pid()
-        rc = self._sub_wait(pid, P.subscribe(buf, pid, topic, qos, self.version), buf)
-        if rc >= 0x80:
-            raise MQTTException(rc, "subscription refused")
-        self._s.sub(topic, qos)
+        self._sub_call(topic, qos)
 
     def unsubscribe(self, topic):
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
-        pid = self._s.next_pid()
-        rc = self._sub_wait(pid, P.unsubscribe(buf, pid, topic, self.version), buf)
-        self._s.unsub(topic)
-        if rc >= 0x80 and self.version == 5:
-            raise MQTTException(rc, "unsubscribe refused")
+        self._sub_call(topic, None)
+
+    def _sub_call(self, topic, qos):
+        topic = self._sub_start(topic, qos)
+        self._until(lambda: self._sub == 0, self.timeout)
+        self._sub_end(topic, qos)
 
     def wait_msg(self):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).

@@ -347,6 +347,51 @@ class Core:
             if f and not f & PID:
                 self._send_slot(k)
 
+    def _sub_start(self, topic, qos):
+        # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
+        # front end waits until _sub is 0, then calls _sub_end.
+        topic = bytes(self._topic(topic))
+        P.check_filter(topic)
+        if qos is not None:
+            P.check_qos(qos)
+        if self.sock is None:
+            raise OSError(_ENOTCONN)
+        buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
+        pid = self._s.next_pid()
+        if qos is None:
+            n = P.unsubscribe(buf, pid, topic, self.version)
+        else:
+            n = P.subscribe(buf, pid, topic, qos, self.version)
+        self._sub = pid
+        self._subrc = -1
+        try:
+            self._write(buf, n)
+        except OSError:
+            self._close()
+            raise
+        return topic
+
+    def _sub_end(self, topic, qos):
+        rc = self._subrc
+        if qos is None:
+            self._s.unsub(topic)
+            if rc >= 0x80 and self.version == 5:
+                raise MQTTException(rc, "unsubscribe refused")
+        elif rc >= 0x80:
+            raise MQTTException(rc, "subscription refused")
+        else:
+            self._s.sub(topic, qos)
+
+    def _bye(self):
+        # DISCONNECT and close; a link keeper does not reconnect after this
+        self._want = False
+        if self.sock:
+            try:
+                self._write(self._ab, P.disconnect(self._ab, self.version))
+            except OSError:
+                pass
+        self._close()
+
     # --- input ---
     def _read(self, buf, n):
         # the rest of a packet that has started to arrive: bounded by the socket timeout

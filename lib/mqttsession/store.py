@@ -82,13 +82,16 @@ def lstr(b, i):
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
 
 
-def _write(path, data):
-    # atomic replace: a power cut leaves the old file or the new one
-    t = path + ".t"
+def _write(path, data, atomic=True):
+    # atomic: write beside, then rename over, so a power cut leaves the old file or the
+    # new one; otherwise (a message file, valid only with its CRC) write in place. On
+    # failure nothing half-written is left.
+    t = path + ".t" if atomic else path
     try:
         with open(t, "wb") as f:
             f.write(data)
-        os.rename(t, path)
+        if atomic:
+            os.rename(t, path)
     except OSError as e:
         try:
             os.remove(t)
@@ -263,19 +266,9 @@ class StoredSession(Session):
         n = 19 + len(t) + len(m)
         if n > 65535 or self.bytes + n > self._st.max_bytes:
             raise OSError(_ENOSPC, "session store full")
-        q = _join(self._p, "m%08x" % self.seq[k])
-        try:
-            with open(q, "wb") as fh:
-                fh.write(pack(b"m", struct.pack("<BHHH", f & 7, self.ids[k] if f & PID else 0,
-                                                self.epoch, len(t)) + t + m))
-        except OSError as e:
-            try:
-                os.remove(q)
-            except OSError:
-                pass
-            if e.errno == _ENOSPC:
-                raise OSError(_ENOSPC, "session store full")
-            raise
+        _write(_join(self._p, "m%08x" % self.seq[k]),
+               pack(b"m", struct.pack("<BHHH", f & 7, self.ids[k] if f & PID else 0, self.epoch,
+                                      len(t)) + t + m), False)
         self.bytes += n
         self.sz[k] = n
         self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
