@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ON_STACK_WORDS = 11  # py/objfun.c: VM_MAX_STATE_ON_STACK = 11 * sizeof(mp_uint_t)
-EXC_STACK_WORDS = 2  # mp_exc_stack_t: handler pointer and previous stack pointer
+EXC_STACK_WORDS = 3  # mp_exc_stack_t: handler, value stack pointer, previous exception
 
 
 @dataclass

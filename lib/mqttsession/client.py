@@ -23,6 +23,9 @@ class MQTTClient(Core):
             due = self._keepalive_due(time.ticks_ms())
         if not self._ready(due if ms < 0 or ms > due else ms):
             return None
+        return self._take()
+
+    def _take(self):
         try:
             return self._packet()
         except OSError:
@@ -121,8 +124,8 @@ class MQTTClient(Core):
     def _room(self):
         # waits for room in the window; False when the link broke meanwhile. Packets
         # handled meanwhile may resend others: the message in hand is put back after.
-        t = self._t
-        m = self._m
+        self._ht = self._t
+        self._hm = self._m
         t0 = time.ticks_ms()
         try:
             while self._s.full() or self._s.nin >= self._quota:
@@ -132,31 +135,35 @@ class MQTTClient(Core):
         except OSError:
             if self._lost(self.store or self.link):
                 raise
-            self._t = t
-            self._m = m
+            self._t = self._ht
+            self._m = self._hm
             return False
-        self._t = t
-        self._m = m
+        self._t = self._ht
+        self._m = self._hm
         return True
 
     def _sendwait(self, k):
         # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning). With a
         # store, a message still unacknowledged when this returns is in flash.
         seq = self._s.seq[k]
-        self._sent(k, seq)
+        self._sent(k)
         if self._s.fl[k] and self._s.seq[k] == seq and not self._s.durable(k):
             self._s._keep(k)
 
-    def _sent(self, k, seq):
+    def _sent(self, k):
         try:
             self._send_slot(k)
-            if self.window == 1:
-                self._await(k, seq)
-            elif self._ready(0):
-                self._step(0)
+            self._acks(k)
         except OSError:
             if self._lost(self.store or self.link):
                 raise
+
+    def _acks(self, k):
+        # window=1 waits for slot k's acknowledgement; a wider window takes what is there
+        if self.window == 1:
+            self._await(k, self._s.seq[k])
+        elif self._ready(0):
+            self._step(0)
 
     def _await(self, k, seq):
         s = self._s
@@ -202,19 +209,26 @@ class MQTTClient(Core):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).
         # With a link keeper it rides through outages, reconnecting as backoff allows.
         while True:
-            if not self._ensure():
-                if self.link is None:
-                    raise OSError(_ENOTCONN)
-                time.sleep_ms(max(10, min(self.link.due(), 1000)))
-                continue
-            try:
-                op = self._step(-1)
-            except OSError:
-                if self._lost(self.link):
-                    raise
-                continue
+            op = self._wait_one()
             if op is not None:
                 return op
+
+    def _wait_one(self):
+        if self.sock is None and not self._ensure():
+            if self.link is None:
+                raise OSError(_ENOTCONN)
+            self._pause()
+            return None
+        try:
+            return self._step(-1)
+        except OSError:
+            if self._lost(self.link):
+                raise
+        return None
+
+    def _pause(self):
+        # offline with a keeper: sleep until the next reconnect attempt (at most 1 s)
+        time.sleep_ms(max(10, min(self.link.due(), 1000)))
 
     def check_msg(self):
         # handles a packet if one is waiting; never blocks on an idle link (with a link
