@@ -144,7 +144,7 @@ class MQTTClient(Core):
             return
         if qos == 0:
             try:
-                self._pub(0x30 | (1 if retain else 0), 0)
+                self._pub0(retain)
             except OSError:
                 if self._lost(self.link):
                     raise

@@ -100,7 +100,7 @@ class MQTTClient(Core):
 
     def _publish0(self, retain):
         try:
-            self._pub(_PUBLISH | (1 if retain else 0), 0)
+            self._pub0(retain)
             if self._keepalive_due(time.ticks_ms()) <= 0:
                 self._step(0)
         except OSError:
@@ -122,10 +122,7 @@ class MQTTClient(Core):
             self._queue(qos, retain, False)
 
     def _room(self):
-        # waits for room in the window; False when the link broke meanwhile. Packets
-        # handled meanwhile may resend others: the message in hand is put back after.
-        self._ht = self._t
-        self._hm = self._m
+        # waits for room in the window; False when the link broke meanwhile
         t0 = time.ticks_ms()
         try:
             while self._s.full() or self._s.nin >= self._quota:
@@ -135,11 +132,7 @@ class MQTTClient(Core):
         except OSError:
             if self._lost(self.store or self.link):
                 raise
-            self._t = self._ht
-            self._m = self._hm
             return False
-        self._t = self._ht
-        self._m = self._hm
         return True
 
     def _sendwait(self, k):
@@ -181,7 +174,6 @@ class MQTTClient(Core):
         lk = self.link
         if lk is None or not self._want or lk.due() > 0:
             return False
-        held = self._t, self._m, self._rem  # resuming resends others: keep the one in hand
         try:
             if not lk.wifi():
                 raise OSError(_ENETUNREACH)
@@ -191,8 +183,6 @@ class MQTTClient(Core):
             self._close()
             lk.failed(e)
             return False
-        finally:
-            self._t, self._m, self._rem = held
 
     def subscribe(self, topic, qos=0):
         self._sub_call(topic, qos)

@@ -10,7 +10,6 @@ from . import packet as P
 from .packet import MQTTException
 from .session import Session, SENT, REL, PID
 
-_DEBUG = const(False)
 # packet types and reason codes, as local constants so they fold at compile time
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -92,7 +91,7 @@ class Core:
         self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
         self._hb = bytearray(1)
         self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
-        self._t = self._m = None  # the message in hand (see _check)
+        self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
         self._rem = 0
         self._ts = None  # last str topic and its encoding
         self._tb = None
@@ -239,25 +238,39 @@ class Core:
     def _ack(self, first, pid):
         self._write(self._ab, P.ack(self._ab, first, pid))
 
+    # Two messages in hand, kept on the client so the frames stay small: _t/_m is the one
+    # the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
+    # or a queued one that a resend loads), so a resend never clobbers the caller's.
     def _check(self, topic, msg, qos):
-        # validates a message and takes it in hand: _t, _m and its remaining length _rem
+        # validates the caller's message and takes it in hand
         P.check_topic(topic)
         P.check_qos(qos)
         self._t = topic
         self._m = msg
-        self._size(qos)
+        self._hand(qos)
         if self._rem + 5 > self._maxout:
             raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
+    def _hand(self, qos):
+        # the caller's message goes on the wire next
+        self._pt = self._t
+        self._pm = self._m
+        self._size(qos)
+
     def _size(self, qos):
-        n = P.publish_size(len(self._t), len(self._m), qos, self.version)
+        n = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
         self._rem = n
-        if len(self._t) + 10 > len(self._tx):
-            self._tx = bytearray(len(self._t) + 64)  # a topic longer than tx_size: once
+        if len(self._pt) + 10 > len(self._tx):
+            self._tx = bytearray(len(self._pt) + 64)  # a topic longer than tx_size: once
+
+    def _pub0(self, retain):
+        # QoS 0 of the caller's message (a reconnect may have sent others since _check)
+        self._hand(0)
+        self._pub(_PUBLISH | (1 if retain else 0), 0)
 
     def _pub(self, first, pid):
-        # PUBLISH of the message in hand: header and payload in one write when they fit
-        i = P.publish_header(self._tx, first, self._t, pid, self._rem)
+        # PUBLISH of the packet in hand: header and payload in one write when they fit
+        i = P.publish_header(self._tx, first, self._pt, pid, self._rem)
         if self.version == 5:
             self._tx[i] = 0  # no properties: full topic names, no alias
             i += 1
@@ -265,7 +278,7 @@ class Core:
 
     def _body(self, i):
         tx = self._tx
-        m = self._m
+        m = self._pm
         n = i + len(m)
         if n <= len(tx):
             tx[i:n] = m
@@ -287,13 +300,13 @@ class Core:
             self._pub(_PUBLISH | (8 if f & SENT else 0) | (f & 3) << 1 | (f >> 2 & 1), s.ids[k])
 
     def _load(self, k):
-        # takes slot k's message in hand; False when this broker will never take it
+        # puts slot k's message on the wire next; False when this broker never takes it
         s = self._s
         if s.top[k] is None:
-            self._t, self._m = s.load(k)
+            self._pt, self._pm = s.load(k)
         else:
-            self._t = s.top[k]
-            self._m = s.msg[k]
+            self._pt = s.top[k]
+            self._pm = s.msg[k]
         self._size(s.fl[k] & 3)
         if self._rem + 5 <= self._maxout:
             return True

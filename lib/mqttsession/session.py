@@ -31,12 +31,7 @@ class Session:
         self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
         # outgoing messages: a ring in send order, capacity fixed so publishing allocates
         # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]
-        self.cap = capacity
-        self.ids = array("H", bytes(2 * capacity))
-        self.seq = array("I", bytes(4 * capacity))
-        self.fl = bytearray(capacity)
-        self.top = [None] * capacity
-        self.msg = [None] * capacity
+        self._alloc(capacity)
         self.head = 0
         self.n = 0  # slots from head, holes included
         self.nin = 0  # messages holding a packet ID (in flight)
@@ -44,6 +39,15 @@ class Session:
         self.nseq = 0  # sequence number for the next stored message
         self.fresh = True  # no state from an earlier connection
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
+
+    def _alloc(self, cap):
+        # the ring's arrays for cap messages (empty)
+        self.cap = cap
+        self.ids = array("H", bytes(2 * cap))
+        self.seq = array("I", bytes(4 * cap))
+        self.fl = bytearray(cap)
+        self.top = [None] * cap
+        self.msg = [None] * cap
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):

@@ -114,7 +114,6 @@ class StoredSession(Session):
         self._p = path
         self._ib = None  # identity as last written
         self.bytes = 0  # message bytes in flash
-        self.sz = array("H", bytes(2 * capacity))  # flash bytes per slot
 
     # --- loading ---
     def _load(self):
@@ -169,7 +168,7 @@ class StoredSession(Session):
     def _load_msgs(self, out):
         names = sorted(n for n in os.listdir(self._p) if n[0] == "m" and len(n) == 9)
         if len(names) > self.cap:
-            self._grow(len(names))
+            self._alloc(len(names))  # more stored than the ring holds: make room for all
         used = []
         for n in names:
             q = _join(self._p, n)
@@ -209,14 +208,9 @@ class StoredSession(Session):
             self.bytes += len(b) + 8
         self.recount()
 
-    def _grow(self, cap):
-        self.ids = array("H", bytes(2 * cap))
-        self.seq = array("I", bytes(4 * cap))
-        self.fl = bytearray(cap)
-        self.top = [None] * cap
-        self.msg = [None] * cap
-        self.sz = array("H", bytes(2 * cap))
-        self.cap = cap
+    def _alloc(self, cap):
+        super()._alloc(cap)
+        self.sz = array("H", bytes(2 * cap))  # flash bytes per slot
 
     # --- hooks from Session ---
     def _save(self, what):
