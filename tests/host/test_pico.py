@@ -1,0 +1,261 @@
+"""The stock MicroPython firmware on an emulated RP2040 (tools/pico): the library as armv6m
+.mpy through mpremote, MQTT over the UART bridge to mosquitto, power cuts inside flash
+writes and at random moments. Skipped, with the reason, where the firmware, node or
+rp2040js is missing (MQTTS_PICO_DIR locates the firmware; make pico-deps installs the rest).
+The emulator keeps one core busy while it runs: this module boots one board and keeps it."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness import Broker, Observer, devcfg_source
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tools" / "pico"))
+
+import pico_target  # noqa: E402
+from picoboard import PicoBoard, missing  # noqa: E402
+
+import board_test  # noqa: E402
+
+CUT_SCRIPT = ROOT / "tests" / "device" / "dev_pico_cut.py"
+INSPECT = ROOT / "tools" / "inspect_store.py"
+
+pytestmark = pytest.mark.skipif(bool(missing()), reason=f"emulated Pico: {missing()}")
+
+
+@dataclass
+class Pico:
+    board: PicoBoard
+    runner: board_test.Runner
+    broker: Broker
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def pico(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pico]:
+    work = tmp_path_factory.mktemp("pico")
+    board = PicoBoard(work / "flash.img", work / "pico.pty", seed=1234, log=work / "pico.log")
+    board.start()
+    try:
+        pico_target.deploy(board.path)
+        target = pico_target.PicoTarget(board)
+        runner = board_test.Runner(target, broker.host, broker.port, 60.0, work)
+        yield Pico(board, runner, broker, work)
+    finally:
+        board.close()
+
+
+@pytest.mark.parametrize("name", ["roundtrip/v4", "roundtrip/v5", "noalloc/v4", "ids",
+                                  "lost_session/v5"])
+def test_device_scenario_on_emulated_pico(pico: Pico, name: str) -> None:
+    """board_test's scenario: QoS 0/1/2 round trips; no allocation on the publish and
+    receive paths with the heap locked; the generated client ID survives a hard reset; a
+    session the broker lost is rebuilt from flash after the reset."""
+    (s,) = board_test.select(board_test.scenarios(), [name])
+    o = pico.runner.scenario(s)
+    out = "\n".join(r.out for r in o.results)
+    assert o.passed, f"{name}: {o.why}\n{out}"
+
+
+def test_offline_message_survives_power_cut_and_is_resent(pico: Pico) -> None:
+    """The broker stops answering: publish returns with the message in flash only. Power
+    cut, power on: the resumed session resends it with its packet ID and DUP."""
+    cfg = {"HOST": pico.broker.host, "PORT": pico.broker.port, "VERSION": 4, "TEST": "sender",
+           "CID": "pico-off", "CUT": "paused", "QOS": 1, "WINDOW": 4, "PREFIX": "pico-off"}
+    with Observer(pico.broker.host, pico.broker.port, "pico-off/#", qos=2) as obs:
+        pico.board.reset()
+        # a fresh store: what a previous run left would be resent too
+        code = board_test._RM + "_rm('/.mqtt-test')\n"
+        r = _run(pico, cfg, "dev_store.py", until="READY", code=code, then=pico.broker.pause)
+        try:
+            r.wait("CUT", 30)
+            pico.board.cut()
+        finally:
+            pico.broker.resume()
+            r.stop()
+        assert "ACCEPTED 0" in r.text(), r.text()
+        again = _run(pico, {**cfg, "TEST": "resume"}, "dev_store.py")
+        out = again.finish(60)
+        assert "PENDING_AT_BOOT 1" in out and out.rstrip().endswith("PASS"), out
+        obs.wait_for(1, timeout=20)
+    assert set(obs.payloads()) == {b"n0"}  # QoS 1: at least once
+    assert re.search(r"Received PUBLISH from pico-off \(d1, q1", pico.broker.log())
+
+
+@dataclass
+class CutRun:
+    """The power-cut run's record across reboots."""
+
+    done: list[int] = field(default_factory=list)  # publish(i) returned
+    loads: int = 0  # runs whose store loaded
+    cuts: list[dict[str, object]] = field(default_factory=list)  # the emulator's cut events
+
+
+def _cut_cfg(pico: Pico, start: int, count: int) -> dict[str, object]:
+    return {"HOST": pico.broker.host, "PORT": pico.broker.port, "VERSION": 4,
+            "PREFIX": "pico-cut", "CID": "pico-cut", "START": start, "COUNT": count,
+            "WINDOW": 4}
+
+
+def _cut_once(pico: Pico, rec: CutRun, how: str, count: int, rng: random.Random) -> None:
+    """One run of dev_pico_cut.py ended by a power cut: in the next flash program or
+    erase (how="program"/"erase"), or at a random moment (how="random")."""
+    # each run publishes numbers of its own: a message whose publish was under way at the
+    # cut may still be in flash and sent later; publishing it again would be a new message
+    start = 1000 * (rec.loads + 1)
+    r = _run(pico, _cut_cfg(pico, start, count), CUT_SCRIPT.name, until="LOADED")
+    if how in ("program", "erase"):  # armed now: copying devcfg.py writes flash too
+        pico.board.arm(how, rng.randint(1, 12), "r")
+    else:
+        time.sleep(rng.uniform(0.2, 3.0))
+        pico.board.cut(wait=False)
+    try:
+        ev = pico.board.wait(lambda e: e["event"] == "cut", 60)
+    finally:
+        r.stop()
+    assert ev["during"] == ("run" if how == "random" else how), ev
+    rec.cuts.append(ev)
+    pico.board.wait_usb()
+    rec.loads += 1
+    rec.done += [int(v) for v in re.findall(r"^DONE (\d+)", r.text(), re.M)]
+    _inspect(pico)
+
+
+def _inspect(pico: Pico) -> None:
+    # the flash as the cut left it is a littlefs image the store inspector reads
+    img = pico.work / "cut.img"
+    img.write_bytes(pico.board.image.read_bytes())
+    p = subprocess.run(
+        [sys.executable, str(INSPECT), "--image", str(img), "--block-count", "352",
+         "--root", "/.mqtt-cut"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode in (0, 1) and "pico-cut" in p.stdout, p.stdout + p.stderr
+
+
+def _finish(pico: Pico, rec: CutRun, obs: Observer) -> None:
+    start = 1000 * (rec.loads + 1)
+    out = _run(pico, _cut_cfg(pico, start, 4), CUT_SCRIPT.name).finish(90)
+    assert out.rstrip().endswith("PASS") and "PENDING 0" in out, out
+    rec.done += [int(v) for v in re.findall(r"^DONE (\d+)", out, re.M)]
+    want = {b"m%d" % i for i in rec.done}
+    deadline = time.monotonic() + 20
+    while not want <= set(obs.payloads()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    got = obs.payloads()
+    lost = sorted(want - set(got))
+    assert not lost, f"publish returned, never delivered: {lost}"
+    twice = sorted({p for p in got if got.count(p) > 1 and int(p[1:]) & 1})
+    if twice:
+        (pico.work / "broker-full.log").write_text(pico.broker.log())
+    assert not twice, f"QoS 2 delivered more than once: {twice}; cuts {rec.cuts}; " \
+        f"broker log in {pico.work / 'broker-full.log'}"
+
+
+def _fresh_cut_store(pico: Pico) -> None:
+    pico.board.reset()
+    rm = board_test._RM + "_rm('/.mqtt-cut')\n"
+    r = board_test.mpremote(pico.board.path, ["exec", rm], 30)
+    assert r.rc == 0, r.out
+
+
+def test_power_cuts_inside_flash_write_and_at_random(pico: Pico) -> None:
+    """A cut inside a flash program, one at a random moment: every message whose publish
+    returned reaches the broker, no QoS 2 message twice, the store loads each time."""
+    rng = random.Random(15)
+    _fresh_cut_store(pico)
+    rec = CutRun()
+    with Observer(pico.broker.host, pico.broker.port, "pico-cut/#", qos=2) as obs:
+        for how in ("program", "random"):
+            _cut_once(pico, rec, how, 40, rng)
+        _finish(pico, rec, obs)
+    assert rec.loads == 2 and rec.done
+
+
+@pytest.mark.slow
+def test_power_cut_sweep(pico: Pico) -> None:
+    """The long run: 24 cuts, inside erases, programs and at random moments."""
+    rng = random.Random(1515)
+    _fresh_cut_store(pico)
+    rec = CutRun()
+    with Observer(pico.broker.host, pico.broker.port, "pico-cut/#", qos=2) as obs:
+        for i in range(24):
+            _cut_once(pico, rec, ("program", "erase", "random")[i % 3], 30, rng)
+        _finish(pico, rec, obs)
+    assert rec.loads == 24
+
+
+# --------------------------------------------------------------------------------------
+# mpremote runs that a power cut may interrupt
+
+
+class _Run:
+    def __init__(self, pico: Pico, args: list[str]) -> None:
+        self.log = pico.work / "run.out"
+        self._f = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [pico_target.deploy_tool.mpremote_tool(), "connect", pico.board.path, "resume",
+             *args],
+            stdin=subprocess.DEVNULL, stdout=self._f, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, line: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(rf"^{line}", self.text(), re.M):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {line!r} from the board:\n{self.text()}")
+
+    def finish(self, timeout: float) -> str:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the board's run did not end:\n{self.text()}") from None
+        self._f.close()
+        return self.text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+        self._f.close()
+
+
+def _run(pico: Pico, cfg: dict[str, object], script: str, until: str = "", code: str = "",
+         then: object = None) -> _Run:
+    """mpremote run of tests/device/script with devcfg; waits for the line until."""
+    path = pico.work / "devcfg.py"
+    path.write_text(devcfg_source(cfg), encoding="utf-8")
+    args = ["cp", str(path), ":devcfg.py", "+"]
+    if code:
+        args += ["exec", code, "+"]
+    args += ["run", str(ROOT / "tests" / "device" / script)]
+    r = _Run(pico, args)
+    if until:
+        r.wait(until, 60)
+    if callable(then):
+        then()
+    return r
