@@ -104,8 +104,12 @@ class socket(io.IOBase):
                 self._err = c  # the errno byte after b"E"
             elif c == 79 and self._st == _OPENING:  # O
                 self._st = _UP
-            elif c == 72 and self._st == _UP:  # H
-                self._st = _EOF
+            elif c == 72:  # H
+                if self._st == _UP:
+                    self._st = _EOF
+                elif self._st == _OPENING:
+                    self._st = _FAILED
+                    self._err = _ECONNRESET
             elif c == 69:  # E
                 self._st = _FAILED
                 self._err = -1

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,6 +93,73 @@ def test_offline_message_survives_power_cut_and_is_resent(pico: Pico) -> None:
         obs.wait_for(1, timeout=20)
     assert set(obs.payloads()) == {b"n0"}  # QoS 1: at least once
     assert re.search(r"Received PUBLISH from pico-off \(d1, q1", pico.broker.log())
+
+
+_SOCKET = """\
+import select, socket
+addr = ('127.0.0.1', {port})
+b = bytearray(4)
+s = socket.socket()
+try:
+    s.connect(('127.0.0.1', {dead}))
+except OSError as e:
+    print('REFUSED', e.args[0])
+s.close()
+s = socket.socket()
+try:
+    s.connect(('10.0.0.1', 1883))
+except OSError as e:
+    print('UNREACHABLE', e.args[0])
+s.close()
+s = socket.socket()
+s.setblocking(False)
+try:
+    s.connect(addr)
+except OSError as e:
+    print('NONBLOCKING', e.args[0])
+p = select.poll()
+p.register(s, select.POLLOUT)
+print('POLLOUT', p.poll(5000)[0][1] & select.POLLOUT)
+print('NOTHING', s.readinto(b))
+s.write(b'\\x10\\x0e\\x00\\x04MQTT\\x04\\x02\\x00\\x1e\\x00\\x02nb')
+p.modify(s, select.POLLIN)
+p.poll(5000)
+n = s.readinto(b)
+print('CONNACK', bytes(b[:n]).hex())
+s.write(b'\\xf0\\x00')  # a reserved packet type: the broker closes
+p.poll(5000)
+print('EOF', s.readinto(b))
+try:
+    s.write(b'x')
+except OSError as e:
+    print('WRITE', e.args[0])
+s.close()
+s = socket.socket()
+s.settimeout(0.5)
+s.connect(addr)
+try:
+    s.readinto(b)
+except OSError as e:
+    print('TIMEOUT', e.args[0])
+s.close()
+"""
+
+
+def test_socket_over_uart(pico: Pico) -> None:
+    """boards/pico/socket.py through the bridge: refused and unreachable connects,
+    non-blocking connect (EINPROGRESS, then POLLOUT), readinto None when nothing is
+    there, a whole MQTT CONNECT/CONNACK, end of stream when the broker closes, a write
+    after it refused, a read timing out."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # nothing listens here once closed
+    pico.board.reset()
+    code = _SOCKET.format(port=pico.broker.port, dead=dead)
+    r = board_test.mpremote(pico.board.path, ["exec", code], 60)
+    want = ["REFUSED 111", "UNREACHABLE 101", "NONBLOCKING 115", "POLLOUT 4", "NOTHING None",
+            "CONNACK 20020000", "EOF 0", "WRITE 104", "TIMEOUT 110"]
+    got = [ln.strip() for ln in r.out.splitlines() if ln.strip()]
+    assert r.rc == 0 and got == want, r.out
 
 
 @dataclass

@@ -318,7 +318,8 @@ function connectTo(line) {
   const s = net.connect({ host, port });
   s.setNoDelay(true);
   sock = s;
-  s.on('connect', () => { if (id === connId) { ctlOut.push(0x4f); kick(); } });
+  let up = false;
+  s.on('connect', () => { up = true; if (id === connId) { ctlOut.push(0x4f); kick(); } });
   s.on('data', (d) => {
     if (id !== connId) return;
     sockIn.push(d);
@@ -328,11 +329,10 @@ function connectTo(line) {
   s.on('end', () => { if (id === connId) { sockEnded = true; kick(); } });
   s.on('error', (e) => {
     if (id !== connId) return;
-    if (s.connecting) ctlOut.push(0x45, ERRNO[e.code] || 111);
-    else sockEnded = true;
+    if (!up) { ctlOut.push(0x45, ERRNO[e.code] || 111); sock = null; } else sockEnded = true;
     kick();
   });
-  s.on('close', () => { if (id === connId) { sockEnded = true; kick(); } });
+  s.on('close', () => { if (id === connId && up) { sockEnded = true; kick(); } });
 }
 
 function netPump() {
