@@ -187,13 +187,12 @@ def _cut_once(pico: Pico, rec: CutRun, how: str, count: int, rng: random.Random)
     if how in ("program", "erase"):  # armed now: copying devcfg.py writes flash too
         pico.board.arm(how, rng.randint(1, 12), "r")
     else:
-        time.sleep(rng.uniform(0.2, 3.0))
-        pico.board.cut(wait=False)
+        pico.board.arm_time(100, 2500)
     try:
         ev = pico.board.wait(lambda e: e["event"] == "cut", 60)
     finally:
         r.stop()
-    assert ev["during"] == ("run" if how == "random" else how), ev
+    assert ev["during"] == ("time" if how == "random" else how), ev
     rec.cuts.append(ev)
     pico.board.wait_usb()
     rec.loads += 1

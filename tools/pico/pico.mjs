@@ -18,6 +18,8 @@
 //   off / on                    power cut and stay off / power on
 //   arm erase|program|any N F   cut during the N-th next flash operation of that kind,
 //                               after applying fraction F (0..1; "r": random) of it
+//   arm time LO HI              cut at a random instruction LO to HI ms from now on the
+//                               board's clock
 //   disarm                      cancel an armed cut
 //   status                      print the counters
 //   quit                        power off and exit
@@ -136,6 +138,7 @@ let base = 0; // wall ns minus emulated ns, the pacing reference
 let boots = 0;
 const counts = { erases: 0, programs: 0, cuts: 0, resets: 0 };
 let armed = null; // {kind, n, fraction}
+let cutAt = Infinity; // emulated ns of an armed cut in time
 let usbIn = []; // host -> board bytes (Buffers) not yet taken by the board
 let usbPending = -1; // OUT endpoint armed by the board while usbIn was empty
 let usbMax = 64;
@@ -169,6 +172,7 @@ function boot() {
 
 function powerOff() {
   running = false;
+  cutAt = Infinity; // a cut in time belongs to the power-on it was armed in
   if (timer) clearTimeout(timer);
   timer = null;
   netDetach();
@@ -379,6 +383,10 @@ function run() {
     }
     if (core.waiting) {
       const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
+      if (cutAt <= target && cutAt < next) {
+        clock.tick(cutAt - clock.nanos);
+        return timedCut();
+      }
       if (next <= target) {
         clock.tick(next - clock.nanos);
         continue;
@@ -390,6 +398,7 @@ function run() {
     }
     if (clock.nanos > target) return schedule(1); // ahead of wall time: let it catch up
     for (let i = 0; i < 4000 && !core.waiting; i++) {
+      if (clock.nanos >= cutAt) return timedCut();
       const pc = core.registers[15];
       if ((pc === ERASE || pc === PROGRAM) && !flashOp(pc === ERASE ? 'erase' : 'program')) return;
       clock.tick(core.executeInstruction() * CYCLE_NS);
@@ -399,9 +408,16 @@ function run() {
   }
 }
 
+function timedCut() {
+  cutAt = Infinity;
+  counts.cuts += 1;
+  emit({ event: 'cut', during: 'time', at_ms: clock.nanos / 1e6 });
+  restart('cut');
+}
+
 // --- commands --------------------------------------------------------------------------------
 function status() {
-  return { event: 'status', boots, running, ...counts, armed, emulated_s: clock ? clock.nanos / 1e9 : 0 };
+  return { event: 'status', boots, running, ...counts, armed, cut_at_ms: cutAt / 1e6, emulated_s: clock ? clock.nanos / 1e9 : 0 };
 }
 
 const rl = readline.createInterface({ input: process.stdin });
@@ -412,8 +428,16 @@ rl.on('line', (line) => {
     case 'cut': counts.cuts += 1; emit({ event: 'cut', during: 'run' }); restart('cut'); break;
     case 'off': counts.cuts += 1; powerOff(); emit({ event: 'off' }); break;
     case 'on': if (!running) boot(); break;
-    case 'arm': armed = { kind: rest[0] || 'any', n: Number(rest[1] || 1), fraction: rest[2] || 'r' }; break;
-    case 'disarm': armed = null; break;
+    case 'arm':
+      if (rest[0] === 'time') {
+        const lo = Number(rest[1] || 0);
+        const hi = Number(rest[2] || lo);
+        cutAt = (clock ? clock.nanos : 0) + (lo + (hi - lo) * random()) * 1e6;
+      } else {
+        armed = { kind: rest[0] || 'any', n: Number(rest[1] || 1), fraction: rest[2] || 'r' };
+      }
+      break;
+    case 'disarm': armed = null; cutAt = Infinity; break;
     case 'status': emit(status()); break;
     case 'quit': quit(0); break;
     case '': break;

@@ -5,9 +5,10 @@ its power, read its events.
     python tools/pico/picoboard.py --image flash.img --pty pico.pty --deploy
 
 In the foreground the board's events are printed and lines typed on stdin are commands
-for it: ``reset``, ``cut``, ``off``, ``on``, ``arm erase|program|any N F``, ``status``,
-``quit``. mpremote reaches the REPL at the pty: ``mpremote connect pico.pty resume repl``
-(``resume``: mpremote's own soft reset is fine on this board, but not needed).
+for it: ``reset``, ``cut``, ``off``, ``on``, ``arm erase|program|any N F``, ``arm time LO
+HI``, ``disarm``, ``status``, ``quit`` (tools/pico/pico.mjs explains them). mpremote
+reaches the REPL at the pty: ``mpremote connect pico.pty resume repl`` (``resume``:
+mpremote's own soft reset is fine on this board, but not needed).
 ``--deploy`` copies the library (.mpy for armv6m), boards/pico/socket.py and board.py and
 tests/device/devlib.py to ``/lib`` first.
 
@@ -172,6 +173,11 @@ class PicoBoard:
         any), with fraction (0..1, or "r": random) of it done; the board boots again."""
         self._drain()
         self.command(f"arm {kind} {n} {fraction}")
+
+    def arm_time(self, lo_ms: float, hi_ms: float) -> None:
+        """Cut the power at a random instruction lo_ms to hi_ms from now (board's clock)."""
+        self._drain()
+        self.command(f"arm time {lo_ms} {hi_ms}")
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         self._drain()
