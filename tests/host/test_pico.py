@@ -95,6 +95,35 @@ def test_offline_message_survives_power_cut_and_is_resent(pico: Pico) -> None:
     assert re.search(r"Received PUBLISH from pico-off \(d1, q1", pico.broker.log())
 
 
+_AIO = """\
+import asyncio
+from mqttsession.aio import MQTTClient
+got = []
+async def main():
+    c = MQTTClient('pico-aio', {host!r}, {port}, keepalive=30)
+    c.set_callback(lambda t, m: got.append(m))
+    await c.connect()
+    await c.subscribe(b'pico-aio/t', 2)
+    for q in (0, 1, 2):
+        await c.publish(b'pico-aio/t', b'q%d' % q, qos=q)
+    for _ in range(500):
+        if len(got) >= 3:
+            break
+        await asyncio.sleep_ms(10)
+    print('GOT', b','.join(sorted(got)).decode())
+    await c.disconnect()
+asyncio.run(main())
+"""
+
+
+def test_asyncio_client_on_emulated_pico(pico: Pico) -> None:
+    """The asyncio front end over the UART socket: QoS 0/1/2 back through a subscription."""
+    pico.board.reset()
+    code = _AIO.format(host=pico.broker.host, port=pico.broker.port)
+    r = board_test.mpremote(pico.board.path, ["exec", code], 60)
+    assert r.rc == 0 and "GOT q0,q1,q2" in r.out, r.out
+
+
 _SOCKET = """\
 import select, socket
 addr = ('127.0.0.1', {port})
