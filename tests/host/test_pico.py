@@ -213,6 +213,7 @@ def _cut_once(pico: Pico, rec: CutRun, how: str, count: int, rng: random.Random)
     # each run publishes numbers of its own: a message whose publish was under way at the
     # cut may still be in flash and sent later; publishing it again would be a new message
     start = 1000 * (rec.loads + 1)
+    after = pico.board.boots + 1  # the power-on after the cut
     r = _run(pico, _cut_cfg(pico, start, count), CUT_SCRIPT.name, until="LOADED")
     if how in ("program", "erase"):  # armed now: copying devcfg.py writes flash too
         pico.board.arm(how, rng.randint(1, 12), "r")
@@ -227,7 +228,7 @@ def _cut_once(pico: Pico, rec: CutRun, how: str, count: int, rng: random.Random)
     assert ev["during"] == ("time" if how == "random" else how), ev
     rec.cuts.append(ev)
     rec.cut_mid_run += "PASS" not in r.text()
-    pico.board.wait_usb()
+    pico.board.wait_usb(boot=after)
     rec.loads += 1
     rec.done += [int(v) for v in re.findall(r"^DONE (\d+)", r.text(), re.M)]
     _inspect(pico)

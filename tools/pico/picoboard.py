@@ -88,6 +88,7 @@ class PicoBoard:
         self.events: list[dict[str, Any]] = []
         self._new: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reader: threading.Thread | None = None
+        self.boots = 0  # power-ons seen so far
 
     def start(self, timeout: float = BOOT_TIMEOUT) -> None:
         why = missing()
@@ -117,6 +118,8 @@ class PicoBoard:
                 ev = json.loads(line)
             except ValueError:
                 continue
+            if ev.get("event") == "boot":
+                self.boots = int(ev["n"])
             self.events.append(ev)
             self._new.put(ev)
         self._new.put({"event": "exit"})
@@ -143,9 +146,9 @@ class PicoBoard:
             return ":\n" + self.log.read_text(errors="replace")[-2000:]
         return ""
 
-    def wait_usb(self, timeout: float = BOOT_TIMEOUT) -> None:
-        """Until the board's USB CDC is up after the latest boot."""
-        self.wait(lambda e: e["event"] == "usb", timeout)
+    def wait_usb(self, timeout: float = BOOT_TIMEOUT, boot: int = 1) -> None:
+        """Until the board's USB CDC is up after power-on number boot or a later one."""
+        self.wait(lambda e: e["event"] == "usb" and e["n"] >= boot, timeout)
         time.sleep(0.2)  # the REPL prompt follows enumeration
 
     def command(self, line: str) -> None:
@@ -157,16 +160,30 @@ class PicoBoard:
     def reset(self, wait: bool = True) -> None:
         """Hard reset (the RUN pin); the flash keeps what was written."""
         self._drain()
+        n = self.boots + 1
         self.command("reset")
         if wait:
-            self.wait_usb()
+            self.wait_usb(boot=n)
 
     def cut(self, wait: bool = True) -> None:
         """Power cut now, then power on again."""
         self._drain()
+        n = self.boots + 1
         self.command("cut")
         if wait:
-            self.wait_usb()
+            self.wait_usb(boot=n)
+
+    def off(self) -> None:
+        """Power cut; the board stays off until on()."""
+        self._drain()
+        self.command("off")
+        self.wait(lambda e: e["event"] == "off", 10)
+
+    def on(self, wait: bool = True) -> None:
+        n = self.boots + 1
+        self.command("on")
+        if wait:
+            self.wait_usb(boot=n)
 
     def arm(self, kind: str = "any", n: int = 1, fraction: str = "r") -> None:
         """Cut the power inside the n-th next flash operation of kind (erase, program,
