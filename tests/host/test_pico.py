@@ -95,6 +95,25 @@ def test_offline_message_survives_power_cut_and_is_resent(pico: Pico) -> None:
     assert re.search(r"Received PUBLISH from pico-off \(d1, q1", pico.broker.log())
 
 
+def test_flash_persists_across_power_off_and_reads_on_the_host(pico: Pico) -> None:
+    """The emulator's flash: a file closed before a power cut is there after power-on,
+    and the image file is a littlefs image the host mounts."""
+    import littlefs
+
+    write = "f = open('persist.txt', 'w'); f.write('kept over a power cut'); f.close()"
+    assert board_test.mpremote(pico.board.path, ["exec", write], 30).rc == 0
+    pico.board.off()
+    assert pico.board.status()["running"] is False
+    pico.board.on()
+    r = board_test.mpremote(pico.board.path, ["exec", "print(open('persist.txt').read())"], 30)
+    assert r.rc == 0 and "kept over a power cut" in r.out, r.out
+    fs = littlefs.LittleFS(block_size=4096, block_count=352, mount=False)
+    fs.context.buffer = bytearray(pico.board.image.read_bytes())
+    fs.mount()
+    with fs.open("persist.txt", "r") as f:
+        assert f.read() == "kept over a power cut"
+
+
 _AIO = """\
 import asyncio
 from mqttsession.aio import MQTTClient
