@@ -1,14 +1,18 @@
 // An emulated Raspberry Pi Pico running the stock MicroPython firmware on rp2040js.
 //
 //   node tools/pico/pico.mjs --firmware DIR --image flash.img --pty pico.pty [--net]
+//        [--seed N] [--log error|warn|info|debug]
+// (--seed: the random fractions and moments of cuts; --log: rp2040js's own messages about
+// registers it does not model, to stderr.) tools/pico/picoboard.py drives it from Python.
 //
 // The board as a real one:
 // - the REPL over USB CDC, on a pseudo-terminal (socat) that mpremote opens;
 // - the littlefs region of the flash (0xA0000, 352 blocks of 4 KiB) kept in --image: every
 //   erase and program the firmware makes goes to the file at once, so the file is always
 //   the flash as the board left it, and a plain littlefs image for the host tools;
-// - hard reset, power cuts now or inside the next flash erase/program (part of it applied);
-//   after either the board boots again on the flash as it was left;
+// - hard reset (also machine.reset(), through the watchdog), power cuts now, at a random
+//   instruction, or inside a flash erase/program (part of it applied); after either the
+//   board boots again on the flash as it was left;
 // - with --net, a network over UART0 (data) and UART1 (control), bridged to TCP on
 //   loopback (boards/pico/socket.py is the board side).
 //
