@@ -508,13 +508,16 @@ class Core:
             raise OSError(_ENOTCONN)
         self._large = False
         try:
-            t = self._parse()
-            if t is None and self._fill():
-                t = self._parse()
-        except MQTTException as e:
+            return self._recv1()
+        except MQTTException:
             if not self._large:
-                self._fail(e)
+                self._fail(None)  # the broker broke the protocol: end the connection
             raise
+
+    def _recv1(self):
+        t = self._parse()
+        if t is None and self._fill():
+            t = self._parse()
         if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
                 time.ticks_ms(), self._p0) >= self._tms:
             raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
