@@ -1,12 +1,12 @@
 """The hostile-broker case table: what a misbehaving broker sends, and what the client must do.
 
-Each Case is data: the broker's script per protocol version (steps for the scripted broker:
-("expect", type), ("send", bytes), ("trickle", bytes, interval), ("reply", fn), ("sleep", s),
-("close",)), the calls the device script makes (connect, then a passive "check" run or a
+Each Case is data: the broker's script per protocol version (steps for hostile.py's broker:
+("expect", type), ("send", bytes), ("trickle", bytes, interval), ("sleep", s), ("close",),
+and CaseBroker's ("answer", type, fn)), the calls the device script makes (connect, then a passive "check" run or a
 "sub" call), and the outcome MQTT 3.1.1 / 5.0 and the project's contract require: the
 exception per call, whether the link is still up, how many messages were delivered, and the
 packets the client must (or must not) have sent. The device script (tests/device/
-dev_hostile.py) runs every case against one front end; tests/host/test_hostile_cases.py
+dev_hostile_cases.py) runs every case against one front end; tests/host/test_hostile_cases.py
 judges the results against this table.
 """
 
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hostile import EXPECT_TIMEOUT, Conn, HostileBroker, Script, Step, _Reader
 
 # --------------------------------------------------------------------------------------
 # Wire builders (host side: free to build what no correct encoder would)
@@ -37,7 +38,7 @@ TIMEOUT = 1  # seconds, the client's per-step timeout
 MAX_PACKET = 1024  # the client's max_packet (its receive buffer)
 UNKNOWN_PID = 0x7777
 # the sessions every case's store holds before the case (host, client ID, messages queued
-# offline); dev_hostile.py seeds the same
+# offline); dev_hostile_cases.py seeds the same
 SEEDED = (("127.0.0.1", "keep", 2), ("other.host", "keep", 1))
 REPO_BUILD = Path(__file__).resolve().parents[2] / "build"
 
@@ -115,7 +116,7 @@ def ack(first: int, pid: int, v: int = 4, rc: int | None = None,
 
 def suback_for(codes: bytes, v: int, pid_delta: int = 0, first: int = SUBACK,
                prop: bytes | None = None) -> Callable[[bytes], bytes]:
-    """A ("reply", fn) answer to the client's SUBSCRIBE: fn gets that packet's body."""
+    """An ("answer", SUBSCRIBE, fn) function: fn gets the SUBSCRIBE's body."""
 
     def reply(body: bytes) -> bytes:
         pid = (int.from_bytes(body[:2], "big") + pid_delta) & 0xFFFF
@@ -168,27 +169,12 @@ def OS(*errnos: int) -> Want:  # noqa: N802
 BAD = MQ(MALFORMED, PROTOCOL_ERROR)  # a malformed packet or a protocol error
 TIMED_OUT = OS(ETIMEDOUT)
 
-Step = tuple[Any, ...]
-Check = Callable[[dict[str, Any], "Conn", int], list[str]]
+Check = Callable[[dict[str, Any], Conn, int], list[str]]
 
 
-@dataclass
-class Conn:
-    """What the broker saw on one connection: the client's packets as (first byte, body),
-    whether the client closed it, and notes (script steps that timed out)."""
-
-    packets: list[tuple[int, bytes]] = field(default_factory=list)
-    eof: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    def of(self, t: int) -> list[bytes]:
-        return [b for f, b in self.packets if f & 0xF0 == t]
-
-    def pids(self, t: int) -> list[int]:
-        return [int.from_bytes(b[:2], "big") for b in self.of(t) if len(b) >= 2]
-
-    def disconnect_codes(self) -> list[int]:
-        return [b[0] if b else 0 for b in self.of(DISCONNECT)]
+def disconnect_codes(c: Conn) -> list[int]:
+    """The reason codes of the DISCONNECTs the client sent (0 for one without a body)."""
+    return [b[0] if b else 0 for b in c.of_type(DISCONNECT)]
 
 
 @dataclass(frozen=True)
@@ -244,8 +230,8 @@ def sub_script(reply: Callable[[int], Callable[[bytes], bytes]] | None,
     def script(v: int) -> list[Step]:
         steps = ck(v) + [("expect", SUBSCRIBE)]
         if reply is not None:
-            steps.append(("reply", reply(v)) if not trickle else ("reply_trickle", reply(v),
-                                                                    trickle))
+            steps.append(("answer", SUBSCRIBE, reply(v)) if not trickle else
+                         ("answer_trickle", SUBSCRIBE, reply(v), trickle))
         return steps
 
     return script
@@ -265,7 +251,7 @@ def closed_with(*codes: int) -> Check:
                   if e and e["t"] == "MQTTException" and e["code"] in codes]
         if v != 5 or r.get("up") or not blamed:
             return []
-        got = c.disconnect_codes()
+        got = disconnect_codes(c)
         if not any(x in codes for x in got):
             want = "/".join(f"0x{x:02x}" for x in codes)
             return [f"no DISCONNECT with reason {want} before closing (sent {got})"]
@@ -277,8 +263,8 @@ def closed_with(*codes: int) -> Check:
 def no_disconnect_back(r: dict[str, Any], c: Conn, v: int) -> list[str]:
     # after the server's DISCONNECT the client closes; it must not answer with one
     # ([MQTT-3.14.4-1]: the receiver sends no more packets)
-    if c.disconnect_codes():
-        return [f"sent DISCONNECT after the server's DISCONNECT: {c.disconnect_codes()}"]
+    if disconnect_codes(c):
+        return [f"sent DISCONNECT after the server's DISCONNECT: {disconnect_codes(c)}"]
     return []
 
 
@@ -290,7 +276,7 @@ def oversized_refused(first: int) -> Check:
     def check(r: dict[str, Any], c: Conn, v: int) -> list[str]:
         errs = []
         if v == 5 and not r.get("up"):
-            if TOO_LARGE not in c.disconnect_codes():
+            if TOO_LARGE not in disconnect_codes(c):
                 errs.append("MQTT 5: closed without DISCONNECT 0x95")
             return errs
         if not r.get("up"):
@@ -668,221 +654,97 @@ def rows(cases: Sequence[Case] = CASES) -> list[tuple[Case, int]]:
 
 
 # --------------------------------------------------------------------------------------
-# Serving the table: a scripted broker that picks each connection's script from its CONNECT
-# (the user name "case<i>"), so a device process restarted after a hung case stays aligned.
-
-
-def split_packets(buf: bytearray) -> list[tuple[int, bytes]]:
-    """Takes whole packets off the front of buf: [(first byte, body)]."""
-    out = []
-    while len(buf) >= 2:
-        n = shift = 0
-        i = 1
-        while True:
-            if i >= len(buf):
-                return out
-            c = buf[i]
-            n |= (c & 0x7F) << shift
-            i += 1
-            if not c & 0x80 or shift > 21:
-                break
-            shift += 7
-        if len(buf) < i + n:
-            return out
-        out.append((buf[0], bytes(buf[i : i + n])))
-        del buf[: i + n]
-    return out
+# Serving the table: hostile.HostileBroker, with each connection's script picked from its
+# CONNECT (the user name "case<i>") rather than from its index, so a device process restarted
+# after a hung case, and shards running side by side, stay aligned; plus answers built from
+# the client's packet by a function (a SUBACK with a wrong ID, or trickled).
 
 
 def connect_user(body: bytes) -> str | None:
     """The user name of a CONNECT body, or None."""
+
+    def skip_varint(i: int) -> int:
+        n = shift = 0
+        while True:
+            c = body[i]
+            i += 1
+            n |= (c & 0x7F) << shift
+            if not c & 0x80:
+                return i + n
+            shift += 7
+
+    def skip_str(i: int) -> int:
+        return i + 2 + int.from_bytes(body[i : i + 2], "big")
+
     try:
-        i = 2 + int.from_bytes(body[0:2], "big")
+        i = skip_str(0)
         level, flags = body[i], body[i + 1]
         i += 4
         if level == 5:
-            n = shift = 0
-            while True:
-                c = body[i]
-                i += 1
-                n |= (c & 0x7F) << shift
-                if not c & 0x80:
-                    break
-                shift += 7
-            i += n
-        i += 2 + int.from_bytes(body[i : i + 2], "big")  # client ID
+            i = skip_varint(i)  # properties
+        i = skip_str(i)  # client ID
         if flags & 4:
             if level == 5:
-                n = shift = 0
-                while True:
-                    c = body[i]
-                    i += 1
-                    n |= (c & 0x7F) << shift
-                    if not c & 0x80:
-                        break
-                    shift += 7
-                i += n
-            for _ in range(2):  # will topic and payload
-                i += 2 + int.from_bytes(body[i : i + 2], "big")
+                i = skip_varint(i)  # will properties
+            i = skip_str(skip_str(i))  # will topic and payload
         if flags & 0x80:
-            return body[i + 2 : i + 2 + int.from_bytes(body[i : i + 2], "big")].decode()
+            return body[i + 2 : skip_str(i)].decode()
     except (IndexError, UnicodeDecodeError):
         pass
     return None
 
 
-class _Link:
-    """One client connection: a reader thread collects the client's packets into conn."""
-
-    def __init__(self, sock: socket.socket, conn: Conn) -> None:
-        self.sock = sock
-        self.conn = conn
-        self.cond = threading.Condition()
-        self.used = 0  # packets already matched by an "expect"
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        buf = bytearray()
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                data = b""
-            with self.cond:
-                if not data:
-                    self.conn.eof = True
-                    self.cond.notify_all()
-                    return
-                buf += data
-                self.conn.packets.extend(split_packets(buf))
-                self.cond.notify_all()
-
-    def expect(self, t: int, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                pk = self.conn.packets
-                for k in range(self.used, len(pk)):
-                    if pk[k][0] & 0xF0 == t:
-                        self.used = k + 1
-                        return pk[k][1]
-                left = deadline - time.monotonic()
-                if self.conn.eof or left <= 0:
-                    return None
-                self.cond.wait(min(left, 0.1))
-
-
-class ScriptBroker:
-    """A scripted broker on a free loopback port. choose(user, index) gives the steps for a
-    connection; conns[user] records what each client sent. Steps: ("expect", type),
-    ("send", bytes), ("trickle", bytes, interval), ("reply", fn), ("reply_trickle", fn,
-    interval), ("sleep", seconds), ("close",)."""
-
-    EXPECT_TIMEOUT = 5.0
+class CaseBroker(HostileBroker):
+    """choose(user, index) gives a connection's steps. Extra steps: ("answer", type, fn)
+    sends fn(body of the client's last packet of that type); ("answer_trickle", type, fn,
+    interval) trickles it. by_user[user] is what that connection's client sent."""
 
     def __init__(self, choose: Callable[[str, int], list[Step]]) -> None:
         self.choose = choose
-        self.conns: dict[str, Conn] = {}
-        self._socks: list[socket.socket] = []
-        self._stop = threading.Event()
-        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(64)
-        self.port = int(self.srv.getsockname()[1])
-        self._n = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.by_user: dict[str, Conn] = {}
+        super().__init__([[]])
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, _ = self.srv.accept()
-            except OSError:
-                return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._socks.append(sock)
-            idx = self._n
-            self._n += 1
-            threading.Thread(target=self._serve, args=(sock, idx), daemon=True).start()
-
-    def _serve(self, sock: socket.socket, idx: int) -> None:
-        conn = Conn()
-        link = _Link(sock, conn)
-        body = link.expect(CONNECT, self.EXPECT_TIMEOUT)
-        user = (connect_user(body) if body is not None else None) or f"#{idx}"
-        self.conns[user] = conn
-        link.used = 0  # the script's own ("expect", CONNECT) matches it again
+    def _serve(self, s: socket.socket, conn: Conn, script: Script) -> None:
+        r = _Reader(s, conn)
         try:
-            self._run(link, self.choose(user, idx))
-        except OSError as e:  # the client went away mid-script
-            conn.notes.append(f"send failed: {e}")
-        except Exception as e:  # a script bug: visible in the results, not a hang
-            conn.notes.append(f"script error: {e!r}")
-
-    def _run(self, link: _Link, steps: list[Step]) -> None:
-        sock = link.sock
-        last = b""
-        for st in steps:
-            if self._stop.is_set():
+            p = r.next(time.monotonic() + EXPECT_TIMEOUT)
+            if p is None or p[0] & 0xF0 != CONNECT:
+                self.errors.append(f"connection {conn.index}: no CONNECT")
                 return
-            op = st[0]
-            if op == "expect":
-                got = link.expect(st[1], self.EXPECT_TIMEOUT)
-                if got is None:
-                    link.conn.notes.append(f"expect 0x{st[1]:02x}: nothing came")
+            user = connect_user(p[1]) or f"#{conn.index}"
+            self.by_user[user] = conn
+            steps = self.choose(user, conn.index)
+            if steps and steps[0] == ("expect", CONNECT):
+                steps = steps[1:]  # read above
+            for step in steps:
+                if self._stop.is_set() or not self._step(s, r, conn, step):
                     return
-                last = got
-            elif op == "send":
-                sock.sendall(st[1])
-            elif op in ("trickle", "reply_trickle"):
-                data = st[1](last) if op == "reply_trickle" else st[1]
-                for k in range(len(data)):
-                    if k:
-                        time.sleep(st[2])
-                    if link.conn.eof or self._stop.is_set():
-                        return
-                    sock.sendall(data[k : k + 1])
-            elif op == "reply":
-                sock.sendall(st[1](last))
-            elif op == "sleep":
-                time.sleep(st[1])
-            elif op == "close":
-                # shutdown first: close alone does not send FIN while the reader thread
-                # still sits in recv on this socket
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-                return
-            else:
-                raise ValueError(f"unknown step {op!r}")
+            while not self._stop.is_set() and not conn.closed_by_client:
+                r.next(time.monotonic() + 0.2)  # keep recording until either side ends
+        except OSError as e:
+            self.errors.append(f"connection {conn.index}: {e!r}")
+        finally:
+            s.close()
 
-    def close(self) -> None:
-        self._stop.set()
-        self.srv.close()
-        for s in self._socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> ScriptBroker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _step(self, s: socket.socket, r: _Reader, conn: Conn, step: Step) -> bool:
+        if step[0] not in ("answer", "answer_trickle"):
+            return super()._step(s, r, conn, step)
+        got = conn.of_type(step[1])
+        if not got:
+            self.errors.append(f"connection {conn.index}: nothing to answer")
+            return False
+        data = step[2](got[-1])
+        if step[0] == "answer":
+            s.sendall(data)
+            return True
+        return super()._step(s, r, conn, ("trickle", data, step[3]))
 
 
 # --------------------------------------------------------------------------------------
 # Running cases on the unix port: one device process per front end runs them all; a case
 # that hangs or crashes the process is recorded and the run goes on from the next case.
 
-DEVICE_SCRIPT = "dev_hostile.py"
+DEVICE_SCRIPT = "dev_hostile_cases.py"
 
 
 @dataclass
@@ -920,7 +782,7 @@ class Run:
     output: str
 
     def conn(self, i: int) -> Conn:
-        return self.conns.get(f"case{i}", Conn())
+        return self.conns.get(f"case{i}", Conn(-1))
 
 
 def _parse(out: str) -> tuple[dict[int, dict[str, Any]], int | None, bool]:
@@ -948,7 +810,7 @@ def run_cases(front: str, todo: list[Entry], workdir: Path, heap: str = "512k") 
     results: dict[int, dict[str, Any]] = {}
     outputs = []
     restarts = 0
-    broker = ScriptBroker(lambda user, idx: by_i[int(user[4:])].steps
+    broker = CaseBroker(lambda user, idx: by_i[int(user[4:])].steps
                           if user.startswith("case") and user[4:].isdigit() else [])
     try:
         left = list(todo)
@@ -980,7 +842,7 @@ def run_cases(front: str, todo: list[Entry], workdir: Path, heap: str = "512k") 
             left = [e for e in left if e.i > stuck]
     finally:
         broker.close()
-    return Run(results, dict(broker.conns), restarts, "\n".join(outputs))
+    return Run(results, dict(broker.by_user), restarts, "\n".join(outputs))
 
 
 def _watch(dev: Any, by_i: dict[int, Entry]) -> tuple[dict[int, dict[str, Any]], int | None,

@@ -1,7 +1,7 @@
 """Every hostile-broker case against both front ends on the unix port.
 
 The table is tests/host/hostile_cases.py; one device process per front end runs all its rows
-(tests/device/dev_hostile.py) against a scripted broker, with a store holding messages
+(tests/device/dev_hostile_cases.py) against a scripted broker, with a store holding messages
 queued offline. Each (front end, case, version) is its own test item, judged on: the
 exception each call raised, how long a call blocked, the asyncio loop's longest stall, heap
 growth, messages delivered, packets the client sent, stored messages kept, and nothing
