@@ -19,7 +19,6 @@ PORT = devcfg.PORT
 TIMEOUT = getattr(devcfg, "TIMEOUT", 1.0)
 MAX_PACKET = getattr(devcfg, "MAX_PACKET", 1024)
 OTHER = "other.host"
-WARM_AS = 0  # the case whose broker script the warm-up run uses
 QUIET_MS = 150  # a passive run ends this long after the last packet
 # the sessions every case's store holds before the case: (host, client ID, messages)
 SEEDED = ((HOST, "keep", 2), (OTHER, "keep", 1))
@@ -110,7 +109,7 @@ def stored(root, sessions):
 def new_client(cs, st):
     cid = "" if cs["client"] == "null" else "hc"
     kw = dict(version=cs["v"], store=st, timeout=TIMEOUT, max_packet=MAX_PACKET,
-              user="case%d" % (cs["i"] if cs["i"] >= 0 else WARM_AS), keepalive=0)
+              user="case%d" % cs.get("as_", cs["i"]), keepalive=0)
     if FRONT == "aio":
         return aio.MQTTClient(cid, HOST, PORT, **kw)
     return MQTTClient(cid, HOST, PORT, **kw)
@@ -136,7 +135,7 @@ def top():
 
 
 def prepare(cs):
-    d = "cases/%s" % (cs["i"] if cs["i"] >= 0 else "warm")
+    d = "cases/%s" % (cs["i"] if cs["i"] >= 0 else "warm%d" % -cs["i"])
     rmtree(d)  # left by a run that ended in this case
     os.mkdir(d)
     with open(d + "/outside.txt", "w") as f:
@@ -342,7 +341,10 @@ async def run_aio(cs, meter):
         await c.disconnect()
     except Exception as e:
         r["exc"]["disconnect"] = exc_info(e)
-    await asyncio.sleep_ms(30)  # the reader task sees the disconnect and ends
+    t0 = time.ticks_ms()  # the reader task sees the disconnect and ends
+    while getattr(c, "_task", None) is not None and time.ticks_diff(time.ticks_ms(), t0) < 1000:
+        await asyncio.sleep_ms(10)
+    await asyncio.sleep_ms(10)
     r["gap"] = meter.gap
     c = st = box = None
     r["wall"] = time.ticks_diff(time.ticks_ms(), r.pop("t0"))
@@ -368,15 +370,17 @@ def main():
         os.mkdir("cases")
     except OSError:
         pass
-    # a first case unmeasured and unreported: first-use allocations (asyncio's I/O queue,
-    # interned names) are not growth
-    global WARM_AS
-    WARM_AS = cases[0]["i"]
-    warm = dict(cases[0], i=-1)
+    # warm-up runs (unreported, negative i, with the broker script of case as_): first-use
+    # allocations (asyncio's I/O queue, interned names) are not growth
+    warm = [dict(cases[0], i=-1, as_=cases[0]["i"])]
+    for cs in cases:
+        if "sub" in cs["ops"]:  # the first subscribe allocates for good too
+            warm.append(dict(cs, i=-2, as_=cs["i"]))
+            break
     if FRONT == "aio":
-        asyncio.run(main_aio([warm] + cases))
+        asyncio.run(main_aio(warm + cases))
     else:
-        for cs in [warm] + cases:
+        for cs in warm + cases:
             print("START", cs["i"])
             run_sync(cs)
     print("DONE")

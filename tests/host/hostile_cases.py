@@ -2,12 +2,12 @@
 
 Each Case is data: the broker's script per protocol version (steps for hostile.py's broker:
 ("expect", type), ("send", bytes), ("trickle", bytes, interval), ("sleep", s), ("close",),
-and CaseBroker's ("answer", type, fn)), the calls the device script makes (connect, then a passive "check" run or a
-"sub" call), and the outcome MQTT 3.1.1 / 5.0 and the project's contract require: the
-exception per call, whether the link is still up, how many messages were delivered, and the
-packets the client must (or must not) have sent. The device script (tests/device/
-dev_hostile_cases.py) runs every case against one front end; tests/host/test_hostile_cases.py
-judges the results against this table.
+and CaseBroker's ("answer", type, fn)), the calls the device script makes (connect, then a
+passive "check" run or a "sub" call), and the outcome MQTT 3.1.1 / 5.0 and the project's
+contract require: the exception per call, whether the link is still up, how many messages
+were delivered, and the packets the client must (or must not) have sent. The device script
+(tests/device/dev_hostile_cases.py) runs every case against one front end;
+tests/host/test_hostile_cases.py judges the results against this table.
 """
 
 from __future__ import annotations
@@ -794,7 +794,7 @@ def _parse(out: str) -> tuple[dict[int, dict[str, Any]], int | None, bool]:
             current = int(line.split()[1])
         elif line.startswith("CASE "):
             r = json.loads(line[5:])
-            if r["i"] >= 0:  # -1 is the unreported warm-up run of the first case
+            if r["i"] >= 0:  # negative: an unreported warm-up run
                 results[r["i"]] = r
             current = None
         elif line.strip() == "DONE":
@@ -830,7 +830,7 @@ def run_cases(front: str, todo: list[Entry], workdir: Path, heap: str = "512k") 
                 break
             restarts += 1
             stuck = current if current is not None else (left[0].i if not got else None)
-            if stuck == -1:  # the warm-up run of the first case
+            if stuck is not None and stuck < 0:  # a warm-up run
                 stuck = left[0].i
             if stuck is None:  # ended between cases: go on after the last result
                 stuck = max(got)
@@ -859,7 +859,8 @@ def _watch(dev: Any, by_i: dict[int, Entry]) -> tuple[dict[int, dict[str, Any]],
         if current != last_current:
             last_current = current
             started = time.monotonic()
-        entry = by_i.get(current) if current != -1 else next(iter(by_i.values()))
+        entry = by_i.get(current) if current is None or current >= 0 else \
+            next(iter(by_i.values()))
         if entry is not None and time.monotonic() - started > entry.limit():
             dev.kill()
             return got, current, False, True
