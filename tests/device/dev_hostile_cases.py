@@ -19,7 +19,7 @@ PORT = devcfg.PORT
 TIMEOUT = getattr(devcfg, "TIMEOUT", 1.0)
 MAX_PACKET = getattr(devcfg, "MAX_PACKET", 1024)
 OTHER = "other.host"
-QUIET_MS = 150  # a passive run ends this long after the last packet
+QUIET_MS = 300  # a short passive run (check_ms <= 400) ends this long after the last packet
 # the sessions every case's store holds before the case: (host, client ID, messages)
 SEEDED = ((HOST, "keep", 2), (OTHER, "keep", 1))
 
@@ -109,7 +109,7 @@ def stored(root, sessions):
 def new_client(cs, st):
     cid = "" if cs["client"] == "null" else "hc"
     kw = dict(version=cs["v"], store=st, timeout=TIMEOUT, max_packet=MAX_PACKET,
-              user="case%d" % cs.get("as_", cs["i"]), keepalive=0)
+              user="case%d" % cs["i"], keepalive=0)
     if FRONT == "aio":
         return aio.MQTTClient(cid, HOST, PORT, **kw)
     return MQTTClient(cid, HOST, PORT, **kw)
@@ -204,7 +204,7 @@ def check_sync(c, cs, box, r):
     t0 = last = time.ticks_ms()
     seen = False
     while time.ticks_diff(time.ticks_ms(), t0) < cs["check_ms"]:
-        if seen and time.ticks_diff(time.ticks_ms(), last) > QUIET_MS:
+        if seen and cs["check_ms"] <= 400 and time.ticks_diff(time.ticks_ms(), last) > QUIET_MS:
             break  # the broker's burst is over
         t1 = time.ticks_ms()
         try:
@@ -295,7 +295,7 @@ def reader_error(c):
 
 async def check_aio(c, cs, box, r):
     t0 = time.ticks_ms()
-    ms = cs["check_ms"] if cs["check_ms"] > 400 else 250  # the reader takes a burst at once
+    ms = cs["check_ms"] if cs["check_ms"] > 400 else QUIET_MS  # the reader takes a burst at once
     while time.ticks_diff(time.ticks_ms(), t0) < ms:
         e = reader_error(c)
         if e is not None:
@@ -365,18 +365,15 @@ async def main_aio(cases):
 
 def main():
     with open("cases.json") as f:
-        cases = json.load(f)
+        spec = json.load(f)
+    cases = spec["cases"]
     try:
         os.mkdir("cases")
     except OSError:
         pass
-    # warm-up runs (unreported, negative i, with the broker script of case as_): first-use
-    # allocations (asyncio's I/O queue, interned names) are not growth
-    warm = [dict(cases[0], i=-1, as_=cases[0]["i"])]
-    for cs in cases:
-        if "sub" in cs["ops"]:  # the first subscribe allocates for good too
-            warm.append(dict(cs, i=-2, as_=cs["i"]))
-            break
+    # warm-up runs (negative i, not reported): first-use allocations of each code path
+    # (asyncio's I/O queue, interned names, a first exception) are not growth
+    warm = spec["warm"]
     if FRONT == "aio":
         asyncio.run(main_aio(warm + cases))
     else:

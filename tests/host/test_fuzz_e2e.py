@@ -156,7 +156,7 @@ def run_batch(batch: list[tuple[int, list[tuple[Any, ...]], bool]], base: Path) 
 
     def go(front: str) -> None:
         try:
-            runs[front] = run_cases(front, todo, base / front)
+            runs[front] = run_cases(front, todo, base / front, warm=[])
         except BaseException as e:
             errors.append(e)
 
