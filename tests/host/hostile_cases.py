@@ -3,7 +3,7 @@
 Each Case is data: the broker's script per protocol version (steps for hostile.py's broker:
 ("expect", type), ("send", bytes), ("trickle", bytes, interval), ("sleep", s), ("close",),
 and CaseBroker's ("answer", type, fn)), the calls the device script makes (connect, then a
-passive "check" run or a "sub" call), and the outcome MQTT 3.1.1 / 5.0 and the project's
+passive "check" run, a "sub" or a "pub" call), and the outcome MQTT 3.1.1 / 5.0 and the project's
 contract require: the exception per call, whether the link is still up, how many messages
 were delivered, and the packets the client must (or must not) have sent. The device script
 (tests/device/dev_hostile_cases.py) runs every case against one front end;
@@ -576,6 +576,25 @@ def _cases() -> list[Case]:
     add(_sub("suback_silent", None, TIMED_OUT, False))
     add(_sub("suback_trickled", lambda v: suback_for(b"\x01", v), TIMED_OUT, False,
              trickle=0.6))
+
+    # ---- while publish() waits for room in the window (the stored message is in flight):
+    # the wait ends within timeout, and a message publish() accepted stays stored
+    def pub_wait(*after: bytes | Step) -> Callable[[int], list[Step]]:
+        def script(v: int) -> list[Step]:
+            steps = ck(v) + [("expect", PUBLISH)]
+            for m in after:
+                steps.append(("send", m) if isinstance(m, bytes) else m)
+            return steps
+
+        return script
+
+    add(Case("pub_wait_no_ack", pub_wait(), ops=("connect", "pub"),
+             want={"pub": OK | TIMED_OUT}, up=None))
+    add(Case("pub_wait_malformed", pub_wait(b"\x36\x05\x00\x01t\x00\x01"),
+             ops=("connect", "pub"), want={"pub": OK | MQ(MALFORMED) | OS()}, up=False,
+             extra=closed_with(MALFORMED)))
+    add(Case("pub_wait_disconnect", pub_wait(b"\xe0\x01\x8e"), (5,), ops=("connect", "pub"),
+             want={"pub": OK | MQ(0x8E) | OS()}, up=False, extra=no_disconnect_back))
 
     # ---- packet types a server never sends
     add(_bad_pub("type_reserved_0", lambda v: b"\x00\x00"))
