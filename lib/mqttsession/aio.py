@@ -18,6 +18,9 @@ class MQTTClient(Core):
         self._err = None  # what ended the reader without a keeper
         self._up = False  # connected and resumed: publish may use the socket
 
+    def _wait_out(self):
+        pass  # never block the loop: _readable sends what waits in _ob (core._write)
+
     async def _readable(self, ms):
         # True once the socket has data, False after ms. Polls: cancelling a task that
         # waits in asyncio's I/O queue leaves a stale entry behind (a later socket with
@@ -26,6 +29,8 @@ class MQTTClient(Core):
         # to arrive is past its deadline (the read then raises ETIMEDOUT).
         t0 = time.ticks_ms()
         while self._poll is not None:
+            if self._ob is not None:
+                self._flush()  # output the socket did not take: sent as it drains
             for _ in self._poll.ipoll(0):
                 return True
             if not self._rx_ms(1):
@@ -33,7 +38,7 @@ class MQTTClient(Core):
             if time.ticks_diff(time.ticks_ms(), t0) >= ms:
                 return False
             # quick while an answer is due, slower when idle
-            busy = self._ping or self._sub or self._s.nin or not self._up
+            busy = self._ping or self._sub or self._s.nin or not self._up or self._ob
             await asyncio.sleep_ms(1 if busy else 20)
         return False
 

@@ -92,6 +92,7 @@ class Core:
         self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
         self._r0 = self._r1 = self._skip = 0
         self._hold = False
+        self._ob = None  # output the socket has not taken yet
         self._p0 = self._rt = 0
         self._rx = bytearray(max_packet)
         self._tx = bytearray(tx_size)
@@ -226,11 +227,12 @@ class Core:
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_NONE
-        # The handshake is not done here: MicroPython's ssl (mbedTLS, unix port 1.29 too)
-        # with do_handshake_on_connect=False runs it inside the first writes on the
-        # non-blocking socket, each returning None (EAGAIN) until it is done, and its poll
-        # reports readiness in the direction the handshake needs next. Certificate
-        # failures surface there as OSError or ValueError.
+        # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
+        # port 1.29) with do_handshake_on_connect=False runs it inside the first writes on
+        # the non-blocking socket, each returning None (EAGAIN) until it is done, and its
+        # poll reports readiness in the direction the handshake needs next. Each step
+        # still computes (certificate checks: about 7 ms on a PC, more on a board).
+        # Certificate failures surface in those writes as OSError or ValueError.
         s = ctx.wrap_socket(self.sock, server_hostname=self.server,
                             do_handshake_on_connect=False)
         self._poll.unregister(self.sock)
@@ -280,38 +282,59 @@ class Core:
         self._cs = 0
         self._r0 = self._r1 = self._skip = 0
         self._hold = False
+        self._ob = None  # output the socket has not taken yet
 
     # --- output ---
     # The publish and receive paths are split into small functions and keep the message
     # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
     # heap at every call (tools/frames.py lists them).
     def _write(self, buf, n):
-        # the whole packet in one write; a partial one continues in _write_rest. On
+        # the whole packet in one write. What the socket does not take waits in _ob and
+        # goes out as the socket drains, in order, within timeout (see _wait_out). On
         # OSError the front end closes the socket (see _lost).
         if self.sock is None:
             raise OSError(_ENOTCONN)
-        w = self.sock.write(buf, n)
-        if w != n:
-            self._write_rest(buf, n, w or 0)
+        if self._ob:
+            self._out(buf, 0, n)
+        else:
+            w = self.sock.write(buf, n)
+            if w != n:
+                self._out(buf, w or 0, n)
         self._ltx = time.ticks_ms()
 
-    def _write_rest(self, buf, n, w):
-        # the socket took part of the packet: the rest goes as it drains, within timeout
-        t0 = time.ticks_ms()
-        while w < n:
-            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                raise OSError(_ETIMEDOUT)
-            self._wait_out(left)
-            w += self.sock.write(buf, w, n - w) or 0
+    def _out(self, buf, w, n):
+        # keeps the rest of a packet the socket did not take (a copy: the caller reuses
+        # its buffer); allocates, but only while the socket is full
+        if self._ob:
+            self._ob += memoryview(buf)[w:n]
+        else:
+            self._ot = time.ticks_ms()
+            self._ob = bytearray(memoryview(buf)[w:n])
+        self._wait_out()
 
-    def _wait_out(self, ms):
-        # until the socket takes more output, at most ms: the one place a write waits.
-        # Blocking by default; a front end with its own loop may replace it.
+    def _flush(self):
+        # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
+        # has waited longer than timeout: the broker stopped reading
+        w = self.sock.write(self._ob)
+        if w:
+            self._ob = self._ob[w:]
+        if not self._ob:
+            self._ob = None
+            return True
+        if time.ticks_diff(time.ticks_ms(), self._ot) >= self._tms:
+            raise OSError(_ETIMEDOUT)
+        return False
+
+    def _wait_out(self):
+        # The hook for output the socket did not take. Here (blocking client): wait for
+        # the socket to drain it, within timeout. A front end with its own loop replaces
+        # it with one that returns at once and calls _flush() when the socket is writable
+        # while _ob is not None.
         p = self._poll
         p.modify(self.sock, _POLLOUT)
         try:
-            p.poll(ms)
+            while not self._flush():
+                p.poll(max(1, self._tms - time.ticks_diff(time.ticks_ms(), self._ot)))
         finally:
             p.modify(self.sock, _POLLIN)
 

@@ -156,3 +156,13 @@ def test_failed_connect_closes_the_socket(answer: bytes) -> None:
     name, code, _ = raised(r)
     assert name == "MQTTException" and code in (5, 0x82, 0x95)
     assert b.conns[0].closed_by_client  # the client closed its end
+
+
+def test_broker_that_stops_reading_ends_publish_in_time() -> None:
+    script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]
+    r, _ = run([script], "flood_out")
+    name, code, ms = raised(r)
+    assert (name, code) == ("OSError", 110)
+    assert ms <= BOUND_MS
+    returned = [int(v[0]) for v in r.values("RETURNED")]
+    assert returned and max(returned) <= BOUND_MS  # the socket took some before it filled
