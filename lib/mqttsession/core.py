@@ -39,10 +39,16 @@ class Core:
                  timeout=10, expiry=None, queue=16, link=None, full="error"):
         if version not in (4, 5):
             raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-        if not 0 <= keepalive < 65536:
-            raise ValueError("keepalive must be 0 to 65535 seconds")
-        if not 0 < window < 65536:
-            raise ValueError("window must be 1 to 65535")
+        if type(keepalive) is not int or not 0 <= keepalive < 65536:
+            raise ValueError("keepalive must be an int from 0 to 65535 seconds")
+        if type(window) is not int or not 0 < window < 65536:
+            raise ValueError("window must be an int from 1 to 65535")
+        if type(queue) is not int or queue < 1:
+            raise ValueError("queue must be an int >= 1")
+        if type(max_packet) is not int or type(tx_size) is not int:
+            raise ValueError("max_packet and tx_size must be ints")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("timeout must be a number of seconds > 0")
         if max_packet < 64 or tx_size < 32:
             raise ValueError("max_packet must be >= 64 and tx_size >= 32")
         self.server = server
