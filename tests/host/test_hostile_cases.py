@@ -11,6 +11,7 @@ written outside the store root. Measured maxima go to build/hostile/cases-<front
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,28 @@ import pytest
 
 from hostile_cases import (
     BY_NAME,
+    CONNECT,
+    PUBACK,
     REPO_BUILD,
     SEEDED,
+    SUBACK,
+    SUBSCRIBE,
     TIMEOUT,
     Case,
+    CaseBroker,
     Conn,
     Run,
+    connack,
+    connect_user,
     entries,
+    p32,
+    pkt,
+    props,
     rows,
     run_cases,
+    s,
+    suback_for,
+    u16,
 )
 
 FRONTS = ["sync", "aio"]
@@ -217,3 +231,83 @@ def test_table_is_wide_enough() -> None:
 def test_case(matrix: Matrix, front: str, row: int) -> None:
     errs = matrix.verdicts[(front, row)]
     assert not errs, "\n".join(errs)
+
+
+# --------------------------------------------------------------------------------------
+# The machinery itself, on the host alone: the broker serves scripts by user name, and every
+# check of judge() can fail.
+
+
+def _connect(user: str | None, version: int, will: bool = False) -> bytes:
+    body = s("MQTT") + bytes([version, (0x80 if user else 0) | (0x0C if will else 0)]) + u16(0)
+    if version == 5:
+        body += props()
+    body += s("cid")
+    if will:
+        body += (props(p32(0x18, 1)) if version == 5 else b"") + s("w/t") + s("bye")
+    if user:
+        body += s(user)
+    return pkt(CONNECT, body)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("will", [False, True])
+def test_connect_user_is_read(version: int, will: bool) -> None:
+    assert connect_user(_connect("case12", version, will)[2:]) == "case12"
+    assert connect_user(_connect(None, version, will)[2:]) is None
+
+
+def test_case_broker_picks_scripts_by_user_and_answers() -> None:
+    scripts = {
+        "case7": [("expect", CONNECT), ("send", connack(4)), ("expect", SUBSCRIBE),
+                  ("answer", SUBSCRIBE, suback_for(b"\x01", 4))],
+        "case8": [("expect", CONNECT), ("send", connack(4, rc=5))],
+    }
+    with CaseBroker(lambda user, idx: scripts.get(user, [])) as b:
+        for user in ("case8", "case7"):  # out of order: the user name decides
+            with socket.create_connection(("127.0.0.1", b.port), timeout=5) as c:
+                c.sendall(_connect(user, 4))
+                got = c.recv(4)
+                assert got == connack(4, rc=5 if user == "case8" else 0)
+                if user == "case7":
+                    c.sendall(pkt(SUBSCRIBE | 2, u16(0x1234) + s("a/b") + b"\x01"))
+                    assert c.recv(5) == pkt(SUBACK, u16(0x1234) + b"\x01")
+        assert set(b.by_user) == {"case7", "case8"}
+        assert b.by_user["case7"].pids(SUBSCRIBE) == [0x1234]
+
+
+def _result(**kw: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "exc": {"connect": None, "check": None}, "ms": {"connect": 5, "check": 1}, "gap": 3,
+        "heap": 100, "up": True, "delivered": 1, "first": [], "client_id": "hc",
+        "stored": {f"{h}|{c}": n for h, c, n in SEEDED} | {"127.0.0.1|hc": 2},
+        "outside": [], "escaped": [],
+    }
+    r.update(kw)
+    return r
+
+
+def test_judge_passes_a_good_row_and_catches_each_fault() -> None:
+    case = BY_NAME["pub_q1_ok"]
+    conn = Conn(0, packets=[(PUBACK, u16(5))])
+    assert judge(case, 4, _result(), conn, "aio") == []
+    faults: dict[str, dict[str, Any]] = {
+        "reached the application": {"exc": {"connect": None,
+                                            "check": {"t": "IndexError", "code": None,
+                                                      "msg": ""}}},
+        "want ok": {"exc": {"connect": None, "check": {"t": "OSError", "code": 104,
+                                                       "msg": ""}}},
+        "blocked": {"ms": {"connect": int(CALL_BOUND_MS) + 1}},
+        "stalled": {"gap": GAP_BOUND_MS + 1},
+        "heap grew": {"heap": HEAP_BOUND},
+        "link down": {"up": False},
+        "messages delivered": {"delivered": 0},
+        "stored messages": {"stored": {"127.0.0.1|keep": 1}},
+        "outside the store root": {"outside": ["cases/1/outside.txt"]},
+        "outside the case": {"escaped": ["./x"]},
+        "hung": {"broken": "hung", "tail": ""},
+    }
+    for what, bad in faults.items():
+        errs = judge(case, 4, _result(**bad), conn, "aio")
+        assert any(what in e for e in errs), (what, errs)
+    assert any("PUBACK" in e or "0x40" in e for e in judge(case, 4, _result(), Conn(0), "aio"))
