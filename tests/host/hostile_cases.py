@@ -643,6 +643,12 @@ def _cases() -> list[Case]:
         ("expect", CONNECT),
         ("trickle", connack(v, prop=props(pstr(0x1F, "slow slow slow"))), 0.6 if v == 4 else 0.15)],
         ops=("connect",), want={"connect": TIMED_OUT}, up=False))
+    # slow but within the deadline: a per-packet deadline must not be a per-byte one
+    add(Case("trickle_connack_in_time",
+             lambda v: [("expect", CONNECT), ("trickle", connack(v), 0.08)], up=True))
+    add(Case("trickle_publish_in_time",
+             lambda v: ck(v) + [("trickle", publish(v, "t/s", b"ok", 1, 9), 0.04)],
+             up=True, delivered=1, sends=((PUBACK, 9),), check_ms=1500, until=1))
     add(Case("silent_after_connect", lambda v: [("expect", CONNECT)], ops=("connect",),
              want={"connect": TIMED_OUT}, up=False))
     add(Case("close_before_connack", lambda v: [("expect", CONNECT), ("close",)],
