@@ -318,7 +318,7 @@ def reader_error(c):
 
 async def check_aio(c, cs, box, r):
     t0 = time.ticks_ms()
-    ms = cs["check_ms"] if cs["check_ms"] > 400 else QUIET_MS  # the reader takes a burst at once
+    ms = cs["check_ms"]  # the reader cannot say when a burst is over: the whole window
     while time.ticks_diff(time.ticks_ms(), t0) < ms:
         e = reader_error(c)
         if e is not None:
