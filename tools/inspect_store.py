@@ -62,10 +62,24 @@ class Damaged(Exception):
 
 
 def key(name: bytes) -> str:
-    """The directory name the store uses for a host or client ID."""
-    if name and len(name) <= 32 and all(c in _PLAIN for c in name):
+    """The directory name the store uses for a host or client ID (store._key)."""
+    if (0 < len(name) <= 32 and name not in (b".", b"..", b"last")
+            and not name.endswith(b".t") and all(c in _PLAIN for c in name)):
         return name.decode()
+    if len(name) <= 36:
+        return "~" + name.hex()
+    return f"~{name[:32].hex()}~{binascii.crc32(name):08x}{len(name)}"
+
+
+def old_key(name: bytes) -> str:
+    """The 0.1.0 name of a host or client ID that is not plain (renamed when opened)."""
     return f"~{binascii.crc32(name):08x}{len(name)}"
+
+
+def belongs(name: bytes, d: str) -> bool:
+    """Whether directory d may hold the session or host called name."""
+    k = key(name)
+    return d in (k, k + "~1", k + "~2", k + "~3", old_key(name))
 
 
 def pack(kind: bytes, body: bytes) -> bytes:
@@ -460,9 +474,9 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
             ident = parse_identity(_read_kind(src, _join(path, "i"), b"i"))
             r.client_id, r.host = text(ident.client_id), text(ident.host)
             r.version, r.expiry = ident.version, ident.expiry
-            if not r.null and key(ident.client_id) != name:
+            if not r.null and not belongs(ident.client_id, name):
                 bad("i", Damaged(f"belongs to client ID {r.client_id!r}, stored under {name!r}"))
-            elif key(ident.host) != host_dir:
+            elif not belongs(ident.host, host_dir):
                 bad("i", Damaged(f"host {r.host!r} does not belong in host directory "
                                  f"{host_dir!r}"))
         except Damaged as e:
