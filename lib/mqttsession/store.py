@@ -1,21 +1,20 @@
-# SessionStore: MQTT sessions in flash (littlefs), one directory per (host, client ID).
-# Files, each "MQ" + kind + format version + body + CRC-32 (little-endian):
-#   i  identity: protocol version, session expiry, client ID, host     (rarely written)
-#   u  subscriptions                                                  (on (un)subscribe)
-#   s  hot state: last packet ID, epoch, incoming QoS 2 IDs, QoS 2 packet IDs and
-#      releases (small: stays inline in littlefs metadata)
-#   m<seq> one unacknowledged outgoing message, written once, removed when acknowledged
-# i, u and s are replaced atomically (write .t, rename over); a message file is valid
-# only with its CRC, so a power cut mid-write leaves the previous state.
+# SessionStore: MQTT sessions in flash (littlefs), one directory per host and one per
+# session below it (stored.py says what a session directory holds). Every file is "MQ",
+# a kind byte, a format version byte, the body and a CRC-32 (little-endian); a file that
+# is replaced is written beside and renamed over (littlefs renames are atomic), so a
+# power cut leaves the old file or the new one.
+# Formats: 1 (0.1.0: files i, u, s, m<seq>; migrate.py turns them into 2 in place), 2.
+# A format newer than this library is never overwritten: get() raises ValueError naming
+# it, unless the store was made with newer="aside" (then it is renamed, kept, and a new
+# session starts).
 from micropython import const
-from array import array
 import binascii
 import os
 import struct
 
-from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
+from .session import IDENT, HOT
 
-_FMT = const(1)
+FORMAT = const(2)
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
@@ -88,14 +87,21 @@ def _oldkey(s):
     return "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(kind, body):
-    b = b"MQ" + kind + bytes((_FMT,)) + body
+def pack(kind, body, ver=FORMAT):
+    b = b"MQ" + kind + bytes((ver,)) + body
     return b + struct.pack("<I", binascii.crc32(b))
 
 
-def unpack(kind, data):
-    # the body of a file of this kind; ValueError when it is not one
-    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != _FMT:
+class NewerFormat(ValueError):
+    # a store file written by a newer library: never read, never overwritten
+    pass
+
+
+def unpack(kind, data, ver=FORMAT):
+    # the body of a file of this kind and version; ValueError when it is not one
+    if len(data) >= 8 and data[:3] == b"MQ" + kind and data[3] > FORMAT:
+        raise NewerFormat("format %d, newer than this library's %d" % (data[3], FORMAT))
+    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != ver:
         raise ValueError("not a %s file" % kind.decode())
     if struct.unpack("<I", data[-4:])[0] != binascii.crc32(data[:-4]):
         raise ValueError("bad checksum")
@@ -108,6 +114,16 @@ def lstr(b, i):
     if i + 2 + n > len(b):
         raise ValueError("truncated")
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
+
+
+def _ident(p):
+    # the client ID in session directory p's identity (either format), or None
+    for n, v in (("id", FORMAT), ("i", 1)):
+        try:
+            return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
 
 
 def _write(path, data, atomic=True):
@@ -146,254 +162,39 @@ def _read(path):
         return f.read()
 
 
-class StoredSession(Session):
-    def __init__(self, store, path, client_id, host, capacity):
-        super().__init__(client_id, host, capacity)
-        self._st = store
-        self._p = path
-        self._ib = None  # identity as last written
-        self.bytes = 0  # message bytes in flash
-
-    # --- loading ---
-    def _load(self):
-        p = self._p
-        st = self._st
-        cid = self.client_id
-        try:
-            b = unpack(b"i", _read(_join(p, "i")))
-            self.version = b[0]
-            self.expiry = struct.unpack("<I", b[1:5])[0]
-            cid, i = lstr(b, 5)
-            self.host = lstr(b, i)[0].decode()
-            self._ib = bytes(b)
-            self.fresh = False
-        except (OSError, ValueError, IndexError) as e:
-            # the caller named the session: keep its messages, rewrite the identity
-            st._report(p, "i", e)
-        if cid != self.client_id:
-            return False
-        try:
-            b = unpack(b"u", _read(_join(p, "u")))
-            i = 0
-            while i < len(b):
-                f, i = lstr(b, i + 1)
-                self.subs[f] = b[i - len(f) - 3]
-        except OSError as e:
-            if e.errno != _ENOENT:
-                st._report(p, "u", e)
-        except (ValueError, IndexError) as e:
-            st._report(p, "u", e)
-            self.subs = {}
-        out = {}
-        try:
-            b = unpack(b"s", _read(_join(p, "s")))
-            self.pid, self.epoch, self.nseq, nr = struct.unpack("<HHIB", b[:9])
-            self.rx2 = list(struct.unpack("<%dH" % nr, b[9 : 9 + 2 * nr]))
-            i = 9 + 2 * nr
-            while i < len(b):
-                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
-                out[seq] = (pid, rel)
-                i += 7
-        except OSError as e:
-            if e.errno != _ENOENT:
-                st._report(p, "s", e)
-        except (ValueError, IndexError) as e:
-            # packet IDs unknown: messages go out again as new ones, nothing is lost
-            st._report(p, "s", e)
-            self.rx2 = []
-        try:
-            self.naside = struct.unpack("<I", unpack(b"x", _read(_join(p, "x")))[:4])[0]
-        except (OSError, ValueError) as e:
-            if getattr(e, "errno", 0) != _ENOENT:
-                st._report(p, "x", e)
-        self._load_msgs(out)
-        return True
-
-    def _load_msgs(self, out):
-        names = sorted(n for n in os.listdir(self._p) if n[0] == "m" and len(n) == 9)
-        if len(names) > self.cap:
-            self._alloc(len(names))  # more stored than the ring holds: make room for all
-        st = self._st
-        for n in names:
-            q = _join(self._p, n)
-            try:
-                seq = int(n[1:], 16)
-                self.nseq = max(self.nseq, seq + 1)  # never written over, even if damaged
-                b = unpack(b"m", _read(q))
-                fl, pid, ep = struct.unpack("<BHH", b[:5])
-                lstr(b, 5)  # validates the topic length
-            except ValueError as e:
-                # damaged: a message whose write a power cut interrupted (publish never
-                # returned it); one too large to be ours is left alone
-                st._report(self._p, n, e)
-                if not str(e).startswith("larger"):
-                    _rm(q)
-                continue
-            except (OSError, IndexError) as e:
-                st._report(self._p, n, e)
-                _rm(q)
-                continue
-            k = self.slot(self.n)
-            self.n += 1
-            self.seq[k] = seq
-            self.top[k] = self.msg[k] = None
-            f = (fl & 7) | DISK
-            o = out.get(seq)
-            if o:
-                pid = o[0]
-                f |= REL if o[1] else 0
-            elif ep != self.epoch:
-                pid = 0
-            if pid and (not self._use[pid % len(self._use)] or self._held(pid) < 0):
-                f |= PID | PIDDISK | SENT  # the broker may have it: resend with DUP
-            else:
-                pid = 0
-            self.ids[k] = pid
-            self._mark(pid, 1)
-            self.fl[k] = f
-            self.sz[k] = len(b) + 8
-            self.bytes += len(b) + 8
-        self.recount()
-
-    def _alloc(self, cap):
-        super()._alloc(cap)
-        self.sz = array("H", bytes(2 * cap))  # flash bytes per slot
-
-    # --- hooks from Session ---
-    def _save(self, what):
-        p = self._p
-        if what & IDENT:
-            cid = self.client_id
-            if not cid:
-                return  # a null session is written once the broker assigns the ID
-            if self._st._adopt(self):
-                p = self._p
-            h = self.host.encode()
-            ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
-            ib += struct.pack("<H", len(h)) + h
-            if ib != self._ib:  # a wake-up that changes nothing writes nothing
-                _write(_join(p, "i"), pack(b"i", ib))
-                self._ib = ib
-            self._st._last(self)
-        if what & SUBS:
-            b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
-            _write(_join(p, "u"), pack(b"u", b))
-        if what & HOT:
-            b = struct.pack("<HHIB", self.pid, self.epoch, self.nseq, len(self.rx2))
-            b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
-            for i in range(self.n):
-                k = self.slot(i)
-                f = self.fl[k]
-                if f & REL or (f & PID and f & DISK and not f & PIDDISK):
-                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
-            _write(_join(p, "s"), pack(b"s", b))
-
-    def _assigned(self, k):
-        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & DISK and self.fl[k] & 3 == 2:
-            self._save(HOT)
-
-    def _keep(self, k):
-        f = self.fl[k]
-        if f & REL:
-            self._save(HOT)
-            return
-        if f & DISK:
-            return
-        if not self.client_id:
-            raise OSError(_ENOTCONN_ID, "null session: connect first")
-        t = self.top[k]
-        m = self.msg[k]
-        n = 19 + len(t) + len(m)
-        if n > 65535 or self.bytes + n > self._st.max_bytes:
-            raise OSError(_ENOSPC, "session store full")
-        _write(_join(self._p, "m%08x" % self.seq[k]),
-               pack(b"m", struct.pack("<BHHH", f & 7, self.ids[k] if f & PID else 0, self.epoch,
-                                      len(t)) + t + m), False)
-        self.bytes += n
-        self.sz[k] = n
-        self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
-
-    def _forget(self, k):
-        if self.fl[k] & DISK:
-            try:
-                os.remove(_join(self._p, "m%08x" % self.seq[k]))
-            except OSError as e:
-                if e.errno != _ENOENT:
-                    raise  # still in flash: the acknowledgement did not complete
-            self.bytes -= self.sz[k]
-
-    def _move(self, a, b):
-        super()._move(a, b)
-        self.sz[b] = self.sz[a]
-
-    def durable(self, k):
-        return bool(self.fl[k] & DISK)
-
-    def load(self, k):
-        b = unpack(b"m", _read(_join(self._p, "m%08x" % self.seq[k])))
-        t, i = lstr(b, 5)
-        return t, bytes(b[i:])
-
-    def clear(self):
-        super().clear()
-        for n in os.listdir(self._p):
-            if n[0] == "m":
-                _rm(_join(self._p, n))
-        self.bytes = 0
-
-    # --- set-aside messages: file x, newest kept within a quarter of max_bytes ---
-    def _aside_add(self, r):
-        t, m, q, ret, why = r
-        w = why.encode() if isinstance(why, str) else b""
-        c = 0 if w or not isinstance(why, int) else why
-        room = max(512, self._st.max_bytes // 4)
-        cut = room - 11 - len(w) - len(t)
-        if len(m) > cut:
-            m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was
-        rec = struct.pack("<BiHHH", q | (4 if ret else 0) | (8 if w else 0), c, len(w),
-                          len(t), len(m)) + w + t + m
-        b = self._aside_raw() + rec
-        while len(b) > room and len(b) > len(rec):
-            b = b[11 + sum(struct.unpack("<HHH", b[5:11])) :]  # the oldest goes
-        _write(_join(self._p, "x"), pack(b"x", struct.pack("<I", self.naside + 1) + b))
-
-    def _aside_raw(self):
-        try:
-            return bytes(unpack(b"x", _read(_join(self._p, "x")))[4:])
-        except (OSError, ValueError) as e:
-            if getattr(e, "errno", 0) != _ENOENT:
-                self._st._report(self._p, "x", e)
-            return b""
-
-    def aside(self):
-        b = self._aside_raw()
-        r = []
-        i = 0
-        while i + 11 <= len(b):
-            f, c, nw, nt, nm = struct.unpack("<BiHHH", b[i : i + 11])
-            i += 11
-            w = b[i : i + nw].decode() if f & 8 else c
-            r.append((b[i + nw : i + nw + nt], b[i + nw + nt : i + nw + nt + nm], f & 3,
-                      bool(f & 4), w))
-            i += nw + nt + nm
-        return r
-
-
-_ENOTCONN_ID = const(107)
-
-
 class SessionStore:
     # root: a directory on the board's filesystem. Problems found while loading (corrupt,
     # truncated, foreign or misshapen files) are printed as "mqttsession: store: ..."
     # lines and kept in .errors; the session starts fresh (or without the damaged part).
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
     # touched, whatever the host or client ID (see _key).
-    def __init__(self, root="/.mqtt", max_bytes=32768):
+    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse"):
+        # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
+        # filesystem (os.statvfs), at least 32 KB where it has them
         self.root = root.rstrip("/") or "/"
-        self.max_bytes = max_bytes
         self.errors = []
+        self.newer = newer
         self._mkdirs(self.root)
+        if max_bytes is None:
+            try:
+                v = os.statvfs(self.root)
+                max_bytes = v[1] * v[2] // 4
+            except (OSError, AttributeError):
+                max_bytes = 0
+            max_bytes = max(max_bytes, 32768)
+        self.max_bytes = max_bytes
+
+    def _body(self, p, name, kind, ver=FORMAT):
+        # the body of file p/name, None when absent or damaged (damage is reported);
+        # NewerFormat propagates
+        try:
+            return unpack(kind, _read(_join(p, name)), ver)
+        except NewerFormat:
+            raise
+        except (OSError, ValueError) as e:
+            if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
+                self._report(p, name, e)
+            return None
 
     def _mkdirs(self, p):
         # makes p and its parents; inside the root, a file where a directory belongs is
@@ -436,12 +237,9 @@ class SessionStore:
                 if free is None and n != o:
                     free = p
                 continue
-            try:
-                if lstr(unpack(b"i", _read(_join(p, "i"))), 5)[0] != cid:
-                    continue
-            except (OSError, ValueError, IndexError):
-                if n != k:
-                    continue  # an unreadable identity: only the session's own key claims it
+            c = _ident(p)
+            if c != cid and (c or n != k):
+                continue  # another's, or unreadable: only the session's own key claims it
             if n == o and free == _join(hd, k):
                 os.rename(p, free)
                 return free
@@ -459,13 +257,15 @@ class SessionStore:
 
     def _lastid(self, hd):
         try:
-            return bytes(unpack(b"l", _read(_join(hd, _LAST))))
+            return bytes(unpack(b"l", _read(_join(hd, _LAST)), 1))
         except (OSError, ValueError) as e:
             if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
                 self._report(hd, _LAST, e)
             return None
 
     def get(self, host, client_id=None, capacity=16):
+        from .stored import StoredSession
+
         hd = self._host_dir(host)
         if client_id is None:
             client_id = self._lastid(hd) or self._any(hd) or self._new_id()
@@ -475,19 +275,39 @@ class SessionStore:
             return self.null_session(host, capacity)
         p = self._dir(hd, client_id)
         s = StoredSession(self, p, client_id, host, capacity)
-        if _isdir(p) and s._load():
-            s._save(IDENT)  # rewrites a damaged identity, else writes nothing
-            return s
-        self._mkdirs(p)
-        s._save(IDENT)
+        try:
+            if not _isdir(p):
+                self._mkdirs(p)
+                s._scan(0)
+            else:
+                if _exists(_join(p, "i")):
+                    from .migrate import migrate
+
+                    migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
+                s._load()
+        except NewerFormat as e:
+            if self.newer != "aside":
+                raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
+                                 "SessionStore(newer='aside')" % (p, e))
+            self._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
+            _rm(p + "~new")
+            os.rename(p, p + "~new")
+            s = StoredSession(self, p, client_id, host, capacity)
+            self._mkdirs(p)
+            s._scan(0)
+        s._save(IDENT if _exists(_join(p, "hot")) else IDENT | HOT)
         return s
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored
+        from .stored import StoredSession
+
         p = _join(self._host_dir(host), "~null")
         _rm(p)
         self._mkdirs(p)
-        return StoredSession(self, p, b"", host, capacity)
+        s = StoredSession(self, p, b"", host, capacity)
+        s._scan(0)
+        return s
 
     def _adopt(self, s):
         # a null session got its ID: move it where get() finds it. A session already
@@ -506,7 +326,7 @@ class SessionStore:
     def _last(self, s):
         hd = self._host_dir(s.host)
         if self._lastid(hd) != s.client_id:
-            _write(_join(hd, _LAST), pack(b"l", s.client_id))
+            _write(_join(hd, _LAST), pack(b"l", s.client_id, 1))  # as 0.1.0 reads it
 
     def _any(self, hd):
         # the client ID of some session stored for this host, or None
@@ -516,11 +336,9 @@ class SessionStore:
             return None
         for n in names:
             if n != _LAST and n != "~null" and not n.endswith(".t"):
-                try:
-                    b = unpack(b"i", _read(_join(hd, n, "i")))
-                    return lstr(b, 5)[0]
-                except (OSError, ValueError, IndexError):
-                    pass
+                c = _ident(_join(hd, n))
+                if c:
+                    return c
         return None
 
     def has_any(self, host):

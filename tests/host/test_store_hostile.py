@@ -13,12 +13,13 @@ from test_store import HEAP, cfg, dev
 
 
 def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> None:
-    r = dev(cfg(broker, tmp_path / "flash.img", "paths", BLOCKS=512), timeout=240)
+    c = cfg(broker, tmp_path / "flash.img", "paths", BLOCKS=512)
+    r = run_device("dev_store.py", c, heap="1m", timeout=240)
     assert "PASS" in r.out
 
 
-@pytest.mark.parametrize("shape", ["i", "s", "u", "x", "last", "msgdir", "sessfile",
-                                   "hostfile", "bigmsg", "bigident"])
+@pytest.mark.parametrize("shape", ["id", "hot", "subs", "aside", "q", "t", "last", "msgdir",
+                                   "sessfile", "hostfile", "bigmsg", "bigident"])
 def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape: str) -> None:
     big = shape.startswith("big")
     c = cfg(broker, tmp_path / "flash.img", "damage", SHAPE=shape, BLOCKS=400 if big else 64)
