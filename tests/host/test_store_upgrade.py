@@ -124,3 +124,12 @@ def test_0_1_0_meeting_format_2_destroys_nothing(broker: Broker, tmp_path: Path,
     assert "OLD_PENDING 0" in r.out
     r = run_device("dev_store.py", {**c, "PHASE": 3}, heap=HEAP)
     assert "PASS" in r.out
+
+
+def test_power_cut_sweep_over_the_migration(tmp_path: Path) -> None:
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 16, "MODE": "migrate",
+         "FIXTURE": str(FIX / "store-v1-sweep.img")}
+    r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
+    writes = int(r.values("WRITES")[0][0])
+    cuts, _, runs = r.values("CUTS")[0]
+    assert writes > 10 and int(runs) == writes + 1 and int(cuts) > 0
