@@ -1,6 +1,6 @@
 """Format 2 of the session store (lib/mqttsession/stored.py), for tools/inspect_store.py:
 the identity, subscriptions, hot state, set-aside messages, and the queue in its tail
-files (t/<j>) and segments (q/<first><last><count><bytes>), read the way the device
+files (t0/<j>, t1/<j>) and segments (q/<first><last><count><bytes>), read the way the device
 reads them."""
 
 from __future__ import annotations
@@ -147,17 +147,19 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
                     recs.append(("q/" + n, r))
         except (OSError, Damaged) as e:
             bad("q/" + n, e if isinstance(e, Damaged) else Damaged(f"unreadable: {e}"))
-    try:
-        tails = [n for n, d in src.entries(path + "/t") if not d]
-    except OSError:
-        tails = []
-    for n in sorted(tails, key=lambda x: (len(x), x)):
+    tails = []
+    for sub in ("t0", "t1"):
         try:
-            r = parse_record(unpack(b"t", src.read(f"{path}/t/{n}"), 2), 0)
+            tails += [f"{sub}/{n}" for n, d in src.entries(f"{path}/{sub}") if not d]
+        except OSError:
+            pass
+    for n in tails:
+        try:
+            r = parse_record(unpack(b"t", src.read(f"{path}/{n}"), 2), 0)
         except (OSError, Damaged, Exception) as e:
-            bad("t/" + n, Damaged(str(e)))
+            bad(n, Damaged(str(e)))
             continue
         if r.seq >= last and r.seq >= w and r.seq not in done:
-            recs.append(("t/" + n, r))
+            recs.append((n, r))
     recs.sort(key=lambda x: x[1].seq)
     return recs

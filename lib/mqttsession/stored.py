@@ -5,8 +5,8 @@
 #          (every message below it is complete), completions above W, incoming QoS 2
 #          IDs, packet IDs and releases of stored messages                   (kind s)
 #   aside  set-aside messages                                                (kind x)
-#   t/<j>  tail: the newest messages, one small file each (inline in littlefs metadata:
-#          writing one is a metadata commit, no block erase), j = 0.._TAIL-1
+#   t<j % 2>/<j // 2>  tail: the newest messages, one small file each (inline in
+#          littlefs metadata: writing one is a metadata commit, no block erase)
 #   q/<first><last><count><bytes>  a segment: _TAIL sealed tail messages in one file,
 #          written once (one block), removed when all are complete
 # A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
@@ -24,7 +24,9 @@ import struct
 from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
 from .store import _join, _read, _write, _rm, _isdir, pack, unpack, lstr, FORMAT
 
-_TAIL = const(16)  # messages per segment
+_TAIL = const(32)  # messages per segment at most
+_TDIRS = const(2)  # tail files spread over t0/ and t1/: each littlefs metadata pair
+# stays small, so rewriting a tail file compacts (erases) it rarely
 _SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
 _LAZY = const(8)  # QoS 1 completions per hot-state write at most
 _RH = const(13)  # record header: <IBHHHH
@@ -149,12 +151,13 @@ class StoredSession(Session):
         # and brings the oldest into the ring
         p = self._p
         st = self._st
-        for d in ("q", "t"):
+        for d in ("q", "t0", "t1"):
             if not _isdir(_join(p, d)):
                 st._mkdirs(_join(p, d))
         q = _join(p, "q")
         last = w
-        for n in sorted(os.listdir(q)):
+        names = sorted(os.listdir(q))
+        for n in names:
             try:
                 if len(n) != 24:
                     raise ValueError
@@ -164,10 +167,10 @@ class StoredSession(Session):
                     st._report(q, n, "not a segment")
                 _rm(_join(q, n))  # a seal cut short, or not ours
                 continue
-            self.nseq = max(self.nseq, z + 1)
-            if z < w:
-                _rm(_join(q, n))  # complete: its removal was cut short
+            if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
+                _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
                 continue
+            self.nseq = max(self.nseq, z + 1)
             self._sg.append(a)
             self._sl.append(z)
             self._sn.append(n)
@@ -184,13 +187,13 @@ class StoredSession(Session):
         tail = []
         for j in range(_TAIL):
             try:
-                r = _parse(unpack(b"t", _read(_join(p, "t", str(j)))), 0)
+                r = _parse(unpack(b"t", _read(self._tp(j))), 0)
             except OSError as e:
                 if e.errno != _ENOENT:
-                    st._report(p, "t/%d" % j, e)
+                    st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
                 continue
             except (ValueError, IndexError) as e:
-                st._report(p, "t/%d" % j, e)  # damaged
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)  # damaged
                 continue
             self.nseq = max(self.nseq, r[0] + 1)
             if r[0] >= last:  # else sealed in a segment already
@@ -260,9 +263,9 @@ class StoredSession(Session):
                 return False
             self._cur = self._tail[j] + 1
             try:
-                r = _parse(unpack(b"t", _read(_join(self._p, "t", str(j)))), 0)
+                r = _parse(unpack(b"t", _read(self._tp(j))), 0)
             except (OSError, ValueError, IndexError) as e:
-                self._st._report(self._p, "t/%d" % j, e)
+                self._st._report(self._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
                 self.more -= 1
                 continue
             if r[0] not in self._done:
@@ -358,7 +361,9 @@ class StoredSession(Session):
             for i in range(self.n):
                 k = self.slot(i)
                 f = self.fl[k]
-                if f & REL or (f & PID and f & DISK and not f & PIDDISK):
+                # QoS 2 packet IDs only: a QoS 1 message may go out again with another
+                # ID, and the hot state stays small enough to be inline in littlefs
+                if f & REL or (f & 3 == 2 and f & PID and f & DISK and not f & PIDDISK):
                     b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
             for sq, o in self._out.items():  # for messages still beyond the ring
                 b += struct.pack("<IHB", sq, o[0], o[1])
@@ -404,6 +409,9 @@ class StoredSession(Session):
             self.sz[k] = len(r)
             self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
 
+    def _tp(self, j):
+        return _join(self._p, "t%d" % (j % _TDIRS), str(j // _TDIRS))
+
     def _append(self, seq, f, pid, ep, t, m):
         # writes one message at the end of the queue in flash; returns its record
         r = _rec(seq, f, pid, ep, t, m)
@@ -412,7 +420,7 @@ class StoredSession(Session):
         if self._tn == _TAIL:
             self._seal()  # an earlier seal failed (flash full): now or never
         j = self._tn
-        _write(_join(self._p, "t", str(j)), pack(b"t", r), False)
+        _write(self._tp(j), pack(b"t", r), False)
         self._tail[j] = seq
         self._tn += 1
         self._tb += len(r)
@@ -425,39 +433,37 @@ class StoredSession(Session):
         return r
 
     def _seal(self):
-        # the tail's messages into one segment file (written beside, then renamed into
-        # place); the tail slots are free again
+        # the tail's messages into one segment file, named for what it holds; the tail
+        # slots are free again. A seal the power cut interrupted leaves a segment shorter
+        # than its name says (the newest one): _scan removes it, the tail still has all.
+        # (No rename: a littlefs rename in a directory of many files reads it all.)
         p = self._p
-        t = _join(p, "q", "seal.t")
-        c = nb = 0
-        a = z = None
-        try:
-            with open(t, "wb") as f:
-                f.write(b"MQg" + bytes((FORMAT,)))
-                for j in range(self._tn):
-                    if self._tail[j] == _NONE:
-                        continue  # complete before the last boot: not pending
-                    try:
-                        b = unpack(b"t", _read(_join(p, "t", str(j))))
-                    except (OSError, ValueError) as e:
-                        self._st._report(p, "t/%d" % j, e)
-                        continue
-                    f.write(b)
-                    c += 1
-                    nb += len(b)
-                    z = self._tail[j]
-                    if a is None:
-                        a = z
-            if c:
-                n = "%08x%08x%02x%06x" % (a, z, c, nb)
-                os.rename(t, _join(p, "q", n))
-                self._sg.append(a)
-                self._sl.append(z)
-                self._sn.append(n)
-        except OSError:
-            _rm(t)
-            raise
-        _rm(t)
+        recs = []
+        nb = 0
+        for j in range(self._tn):
+            if self._tail[j] == _NONE:
+                continue  # complete before the last boot: not pending
+            try:
+                b = unpack(b"t", _read(self._tp(j)))
+            except (OSError, ValueError) as e:
+                self._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+                continue
+            recs.append((self._tail[j], b))
+            nb += len(b)
+        if recs:
+            n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
+            q = _join(p, "q", n)
+            try:
+                with open(q, "wb") as f:
+                    f.write(b"MQg" + bytes((FORMAT,)))
+                    for r in recs:
+                        f.write(r[1])
+            except OSError:
+                _rm(q)
+                raise
+            self._sg.append(recs[0][0])
+            self._sl.append(recs[-1][0])
+            self._sn.append(n)
         for j in range(_TAIL):
             self._tail[j] = _NONE
         self._tn = self._tb = 0
@@ -501,9 +507,9 @@ class StoredSession(Session):
     def clear(self):
         super().clear()
         p = self._p
-        for d in ("q", "t"):
+        for d in ("q", "t0", "t1"):
             _rm(_join(p, d))
-            os.mkdir(_join(p, d))
+            self._st._mkdirs(_join(p, d))
         self._sg = array("I")
         self._sl = array("I")
         self._sn = []

@@ -180,7 +180,7 @@ def corrupt():
     kind = d.cfg("DAMAGE")
     names = sorted(os.listdir(p))
     print("FILES", names)
-    victim = {"msg": "t/1", "ident": "id", "subs": "subs", "hot": "hot"}[kind]
+    victim = {"msg": "t1/0", "ident": "id", "subs": "subs", "hot": "hot"}[kind]
     how = d.cfg("HOW")
     with open(p + "/" + victim, "rb") as f:
         b = f.read()
@@ -358,19 +358,17 @@ def damage():
 
     if shape in ("id", "hot", "subs", "aside"):
         mkdir_at(p + "/" + shape)
-    elif shape in ("q", "t"):
+    elif shape in ("q", "t0"):
         # the segment or tail directory is a file: what it held is gone, the rest loads
-        for n in os.listdir(p + "/" + shape):
-            os.remove(p + "/" + shape + "/" + n)
-        os.rmdir(p + "/" + shape)
+        rmtree(p + "/" + shape)
         with open(p + "/" + shape, "wb") as f:
             f.write(b"not a directory")
-        if shape == "t":
-            kept = []
+        if shape == "t0":
+            kept = [b"p1"]  # p0 and p2 were in t0
     elif shape == "last":
         mkdir_at(hd + "/last")
     elif shape == "msgdir":
-        mkdir_at(p + "/t/1")
+        mkdir_at(p + "/t1/0")
         kept = [b"p0", b"p2"]
     elif shape == "sessfile":
         rmtree(p)
@@ -383,7 +381,7 @@ def damage():
             f.write(b"not a directory")
         kept = []
     elif shape == "bigmsg":
-        big(p + "/t/7", 1 << 20)
+        big(p + "/t1/3", 1 << 20)
     elif shape == "bigident":
         big(p + "/id", 1 << 20)
     elif shape == "rootfile":

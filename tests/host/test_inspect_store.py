@@ -222,7 +222,7 @@ def test_root_found_or_given(image: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     fs = _open(image)
-    path = "/.mqtt/broker.local/node-1/t/1"
+    path = "/.mqtt/broker.local/node-1/t1/0"
     with fs.open(path, "rb") as f:
         data = bytearray(f.read())
     data[-6] ^= 0x55  # a payload byte: the record's checksum no longer matches

@@ -18,7 +18,7 @@ def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> 
     assert "PASS" in r.out
 
 
-@pytest.mark.parametrize("shape", ["id", "hot", "subs", "aside", "q", "t", "last", "msgdir",
+@pytest.mark.parametrize("shape", ["id", "hot", "subs", "aside", "q", "t0", "last", "msgdir",
                                    "sessfile", "hostfile", "bigmsg", "bigident"])
 def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape: str) -> None:
     big = shape.startswith("big")

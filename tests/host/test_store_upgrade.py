@@ -127,7 +127,7 @@ def test_0_1_0_meeting_format_2_destroys_nothing(broker: Broker, tmp_path: Path,
 
 
 def test_power_cut_sweep_over_the_migration(tmp_path: Path) -> None:
-    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 16, "MODE": "migrate",
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 24, "MODE": "migrate",
          "FIXTURE": str(FIX / "store-v1-sweep.img")}
     r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
     writes = int(r.values("WRITES")[0][0])
