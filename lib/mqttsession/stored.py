@@ -17,36 +17,16 @@
 # again (DUP set), as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
 from array import array
-import binascii
-import os
 import struct
 
 from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
-from .store import _join, _read, _write, _rm, _isdir, pack, unpack, lstr, FORMAT
+from .store import _join, _write, _rm, pack, lstr
+from . import qlog as Q
 
-_TAIL = const(32)  # messages per segment at most
-_TDIRS = const(2)  # tail files spread over t0/ and t1/: each littlefs metadata pair
-# stays small, so rewriting a tail file compacts (erases) it rarely
-_SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
+_TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(8)  # QoS 1 completions per hot-state write at most
-_RH = const(13)  # record header: <IBHHHH
 _NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
-_ENOSPC = const(28)
-
-
-def _rec(seq, f, pid, ep, t, m):
-    b = struct.pack("<IBHHHH", seq, f, pid, ep, len(t), len(m)) + t + m
-    return b + struct.pack("<I", binascii.crc32(b))
-
-
-def _parse(b, i):
-    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
-    seq, f, pid, ep, nt, nm = struct.unpack("<IBHHHH", b[i : i + _RH])
-    j = i + _RH + nt + nm
-    if j + 4 > len(b) or struct.unpack("<I", b[j : j + 4])[0] != binascii.crc32(b[i:j]):
-        raise ValueError("bad record")
-    return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
 
 
 class StoredSession(Session):
@@ -58,7 +38,7 @@ class StoredSession(Session):
         self.more = 0  # pending messages in flash beyond the ring
         self._sg = array("I")  # segments in order: first seq
         self._sl = array("I")  # and last seq
-        self._sn = []  # and file name
+        self._sc = array("I")  # and count << 24 | bytes
         self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
         self._tn = 0  # tail slots in use
         self._tb = 0  # their bytes
@@ -143,135 +123,14 @@ class StoredSession(Session):
         b = st._body(p, "aside", b"x")
         if b is not None and len(b) >= 4:
             self.naside = struct.unpack("<I", b[:4])[0]
-        self._scan(w)
+        Q.scan(self, w)
         return True
 
     def _scan(self, w):
-        # finds the segments and tail messages at or above the watermark w, counts them,
-        # and brings the oldest into the ring
-        p = self._p
-        st = self._st
-        for d in ("q", "t0", "t1"):
-            if not _isdir(_join(p, d)):
-                st._mkdirs(_join(p, d))
-        q = _join(p, "q")
-        last = w
-        names = sorted(os.listdir(q))
-        for n in names:
-            try:
-                if len(n) != 24:
-                    raise ValueError
-                a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
-            except ValueError:
-                if not n.endswith(".t"):
-                    st._report(q, n, "not a segment")
-                _rm(_join(q, n))  # a seal cut short, or not ours
-                continue
-            if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
-                _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
-                continue
-            self.nseq = max(self.nseq, z + 1)
-            self._sg.append(a)
-            self._sl.append(z)
-            self._sn.append(n)
-            self.more += c
-            self.bytes += nb
-            last = z + 1
-        if self._sg and self._sg[0] < w:
-            # the oldest segment holds complete messages too: not pending
-            self._cur = w
-            while self._get(0) and self._rs < w:
-                self.more -= 1
-                self.bytes -= self._rz
-            self._cb = None
-        tail = []
-        for j in range(_TAIL):
-            try:
-                r = _parse(unpack(b"t", _read(self._tp(j))), 0)
-            except OSError as e:
-                if e.errno != _ENOENT:
-                    st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-                continue
-            except (ValueError, IndexError) as e:
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)  # damaged
-                continue
-            self.nseq = max(self.nseq, r[0] + 1)
-            if r[0] >= last:  # else sealed in a segment already
-                tail.append((r[0], j, r[6]))
-        for seq, j, n in tail:
-            self._tail[j] = seq
-            self._tn = max(self._tn, j + 1)
-            self._tb += n
-            self.bytes += n
-            self.more += 1
-        self._cur = w
-        self.more -= len(self._done)
-        self._fill()
+        Q.scan(self, w)
 
-    # --- the ring as a window on the queue in flash ---
-    def _get(self, i):
-        # reads the next record of segment i (kept in _cb while pulling from it) into
-        # _rs.. ; False at its end or on damage (reported, the rest of it skipped)
-        n = self._sn[i]
-        if self._cb is None or self._cn != n:
-            try:
-                b = _read(_join(self._p, "q", n))
-                if b[:4] != b"MQg" + bytes((FORMAT,)):
-                    raise ValueError("not a segment")
-            except (OSError, ValueError) as e:
-                self._st._report(self._p, "q/" + n, e)
-                return False
-            self._cb = b
-            self._cn = n
-            self._co = 4
-        if self._co >= len(self._cb):
-            return False
-        try:
-            r = _parse(self._cb, self._co)
-        except (ValueError, IndexError) as e:
-            self._st._report(self._p, "q/" + n, e)
-            self._co = len(self._cb)
-            return False
-        self._rs, self._rf, self._rp, self._re, self._rt, self._rm, o = r
-        self._rz = o - self._co
-        self._co = o
-        return True
-
-    def _next(self):
-        # the next pending message in flash (at or after _cur) into _rs..; False if none
-        while self.more > 0:
-            c = self._cur
-            for i in range(len(self._sg)):
-                if self._sl[i] < c:
-                    continue
-                if self._cb is not None and self._cn != self._sn[i]:
-                    self._cb = None
-                while self._get(i):
-                    if self._rs >= c:
-                        self._cur = self._rs + 1
-                        if self._rs not in self._done:
-                            return True
-                self._cb = None
-                self._cur = c = self._sl[i] + 1
-            j = -1
-            for x in range(self._tn):
-                sq = self._tail[x]
-                if sq != _NONE and sq >= c and (j < 0 or sq < self._tail[j]):
-                    j = x
-            if j < 0:
-                self.more = 0  # counted but not found: lost to damage, reported
-                return False
-            self._cur = self._tail[j] + 1
-            try:
-                r = _parse(unpack(b"t", _read(self._tp(j))), 0)
-            except (OSError, ValueError, IndexError) as e:
-                self._st._report(self._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-                self.more -= 1
-                continue
-            if r[0] not in self._done:
-                self._rs, self._rf, self._rp, self._re, self._rt, self._rm, self._rz = r
-                return True
-        return False
+    def _append(self, seq, f, pid, ep, t, m):
+        return Q.append(self, seq, f, pid, ep, t, m)
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
@@ -280,7 +139,7 @@ class StoredSession(Session):
                 self._compact()
                 if self.n == self.cap:
                     return
-            if not self._next():
+            if not Q.nxt(self):
                 return
             self.more -= 1
             seq = self._rs
@@ -370,8 +229,8 @@ class StoredSession(Session):
             _write(_join(p, "hot"), pack(b"s", b))
             # segments whose messages are all complete go
             while self._sg and self._sl[0] < w:
-                _rm(_join(p, "q", self._sn[0]))
-                del self._sn[0]
+                _rm(_join(p, "q", Q.name(self, 0)))
+                self._sc = self._sc[1:]
                 self._sg = self._sg[1:]
                 self._sl = self._sl[1:]
 
@@ -408,65 +267,6 @@ class StoredSession(Session):
         else:
             self.sz[k] = len(r)
             self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
-
-    def _tp(self, j):
-        return _join(self._p, "t%d" % (j % _TDIRS), str(j // _TDIRS))
-
-    def _append(self, seq, f, pid, ep, t, m):
-        # writes one message at the end of the queue in flash; returns its record
-        r = _rec(seq, f, pid, ep, t, m)
-        if len(r) > 65535 or self.bytes + len(r) > self._st.max_bytes:
-            raise OSError(_ENOSPC, "session store full")
-        if self._tn == _TAIL:
-            self._seal()  # an earlier seal failed (flash full): now or never
-        j = self._tn
-        _write(self._tp(j), pack(b"t", r), False)
-        self._tail[j] = seq
-        self._tn += 1
-        self._tb += len(r)
-        self.bytes += len(r)
-        if self._tn == _TAIL or self._tb >= _SEGB:
-            try:
-                self._seal()
-            except OSError:
-                pass  # the message is in flash already; the next one seals
-        return r
-
-    def _seal(self):
-        # the tail's messages into one segment file, named for what it holds; the tail
-        # slots are free again. A seal the power cut interrupted leaves a segment shorter
-        # than its name says (the newest one): _scan removes it, the tail still has all.
-        # (No rename: a littlefs rename in a directory of many files reads it all.)
-        p = self._p
-        recs = []
-        nb = 0
-        for j in range(self._tn):
-            if self._tail[j] == _NONE:
-                continue  # complete before the last boot: not pending
-            try:
-                b = unpack(b"t", _read(self._tp(j)))
-            except (OSError, ValueError) as e:
-                self._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-                continue
-            recs.append((self._tail[j], b))
-            nb += len(b)
-        if recs:
-            n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
-            q = _join(p, "q", n)
-            try:
-                with open(q, "wb") as f:
-                    f.write(b"MQg" + bytes((FORMAT,)))
-                    for r in recs:
-                        f.write(r[1])
-            except OSError:
-                _rm(q)
-                raise
-            self._sg.append(recs[0][0])
-            self._sl.append(recs[-1][0])
-            self._sn.append(n)
-        for j in range(_TAIL):
-            self._tail[j] = _NONE
-        self._tn = self._tb = 0
 
     def _forget(self, k):
         f = self.fl[k]
@@ -512,7 +312,7 @@ class StoredSession(Session):
             self._st._mkdirs(_join(p, d))
         self._sg = array("I")
         self._sl = array("I")
-        self._sn = []
+        self._sc = array("I")
         for j in range(_TAIL):
             self._tail[j] = _NONE
         self._tn = self._tb = self.bytes = self.more = 0
