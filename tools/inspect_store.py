@@ -474,7 +474,7 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
         p = _join(path, n)
         if n.endswith(".t") and not d:
             r.leftovers.append(p)
-        elif (d and n not in ("q", "t0", "t1")) or (not d and not (n in _SESSION_FILES
+        elif (d and n not in ("q", "t0", "t1", "t2", "t3")) or (not d and not (n in _SESSION_FILES
                                                             or _MSG.match(n))):
             r.unknown.append(p)
 
@@ -482,7 +482,7 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
         r.damaged.append(Problem(_join(path, n), str(e)))
 
     old = {"i", "u", "s"} & files or any(_MSG.match(n) for n in files)
-    if {"id", "hot", "subs"} & files or {"q", "t0", "t1"} & dirs:
+    if {"id", "hot", "subs"} & files or {"q", "t0", "t1", "t2", "t3"} & dirs:
         _inspect_v2(src, path, host_dir, r, files, bad)
         if old:
             r.notes.append("format 1 files beside format 2 (0.1.0 ran here after an "

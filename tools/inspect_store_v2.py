@@ -1,6 +1,6 @@
 """Format 2 of the session store (lib/mqttsession/stored.py), for tools/inspect_store.py:
 the identity, subscriptions, hot state, set-aside messages, and the queue in its tail
-files (t0/<j>, t1/<j>) and segments (q/<first><last><count><bytes>), read the way the device
+files (t0/<j> .. t3/<j>) and segments (q/<first><last><count><bytes>), read the way the device
 reads them."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
         except (OSError, Damaged) as e:
             bad("q/" + n, e if isinstance(e, Damaged) else Damaged(f"unreadable: {e}"))
     tails = []
-    for sub in ("t0", "t1"):
+    for sub in ("t0", "t1", "t2", "t3"):
         try:
             tails += [f"{sub}/{n}" for n, d in src.entries(f"{path}/{sub}") if not d]
         except OSError:

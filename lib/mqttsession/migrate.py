@@ -30,7 +30,7 @@ def migrate(st, s):
             _merge(st, s, ms)
         _drop(p, ms)
         return
-    for n in ("q", "t0", "t1", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
+    for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
         _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
     s._scan(0)
     b = _v1(st, p, "i", b"i")

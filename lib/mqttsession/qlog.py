@@ -1,4 +1,4 @@
-# The queue in flash of a StoredSession (stored.py): the tail files t0/<j>, t1/<j> and
+# The queue in flash of a StoredSession (stored.py): the tail files t0/<j>..t3/<j> and
 # the segments q/<first><last><count><bytes>, as functions of the session so they cost
 # no class. A message record: seq, flags, packet ID, epoch, topic and payload lengths,
 # topic, payload, CRC-32 of all that.
@@ -10,7 +10,7 @@ import struct
 from .store import _join, _read, _write, _rm, _isdir, pack, unpack, FORMAT
 
 _TAIL = const(32)  # messages per segment at most
-_TDIRS = const(2)  # tail files spread over t0/ and t1/: each littlefs metadata pair
+_TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
 # stays small, so rewriting a tail file compacts (erases) it rarely
 _SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
 _RH = const(13)  # record header: <IBHHHH
@@ -38,7 +38,7 @@ def scan(s, w):
     # and brings the oldest into the ring
     p = s._p
     st = s._st
-    for d in ("q", "t0", "t1"):
+    for d in ("q", "t0", "t1", "t2", "t3"):
         if not _isdir(_join(p, d)):
             st._mkdirs(_join(p, d))
     q = _join(p, "q")

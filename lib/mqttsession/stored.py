@@ -5,7 +5,7 @@
 #          (every message below it is complete), completions above W, incoming QoS 2
 #          IDs, packet IDs and releases of stored messages                   (kind s)
 #   aside  set-aside messages                                                (kind x)
-#   t<j % 2>/<j // 2>  tail: the newest messages, one small file each (inline in
+#   t<j % 4>/<j // 4>  tail: the newest messages, one small file each (inline in
 #          littlefs metadata: writing one is a metadata commit, no block erase)
 #   q/<first><last><count><bytes>  a segment: _TAIL sealed tail messages in one file,
 #          written once (one block), removed when all are complete
@@ -45,6 +45,7 @@ class StoredSession(Session):
         self._cur = 0  # seq of the next message to bring into the ring
         self._done = []  # completed seqs at or above the watermark
         self._lazy = 0
+        self._hx = False  # the hot-state file exists
         self._out = {}  # seq -> (pid, released) from the hot state, until loaded
         self._cb = None  # the segment being read into the ring: bytes, name, offset
         self._cn = ""
@@ -101,6 +102,7 @@ class StoredSession(Session):
             st._report(p, "subs", e)
             self.subs = {}
         b = st._body(p, "hot", b"s")
+        self._hx = b is not None
         w = 0
         try:
             if b is not None:
@@ -226,7 +228,11 @@ class StoredSession(Session):
                     b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
             for sq, o in self._out.items():  # for messages still beyond the ring
                 b += struct.pack("<IHB", sq, o[0], o[1])
-            _write(_join(p, "hot"), pack(b"s", b))
+            # an existing file in place: littlefs commits its new content at close, all
+            # or nothing (one metadata commit instead of two for a write beside and a
+            # rename); creating one commits an empty file first, so that is done beside
+            _write(_join(p, "hot"), pack(b"s", b), not self._hx)
+            self._hx = True
             # segments whose messages are all complete go
             while self._sg and self._sl[0] < w:
                 _rm(_join(p, "q", Q.name(self, 0)))
@@ -307,7 +313,7 @@ class StoredSession(Session):
     def clear(self):
         super().clear()
         p = self._p
-        for d in ("q", "t0", "t1"):
+        for d in ("q", "t0", "t1", "t2", "t3"):
             _rm(_join(p, d))
             self._st._mkdirs(_join(p, d))
         self._sg = array("I")

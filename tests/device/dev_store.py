@@ -364,7 +364,7 @@ def damage():
         with open(p + "/" + shape, "wb") as f:
             f.write(b"not a directory")
         if shape == "t0":
-            kept = [b"p1"]  # p0 and p2 were in t0
+            kept = [b"p1", b"p2"]  # p0 was in t0
     elif shape == "last":
         mkdir_at(hd + "/last")
     elif shape == "msgdir":
@@ -381,7 +381,7 @@ def damage():
             f.write(b"not a directory")
         kept = []
     elif shape == "bigmsg":
-        big(p + "/t1/3", 1 << 20)
+        big(p + "/t3/1", 1 << 20)
     elif shape == "bigident":
         big(p + "/id", 1 << 20)
     elif shape == "rootfile":

@@ -13,7 +13,7 @@ from test_store import HEAP, cfg, dev
 
 
 def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> None:
-    c = cfg(broker, tmp_path / "flash.img", "paths", BLOCKS=512)
+    c = cfg(broker, tmp_path / "flash.img", "paths", BLOCKS=1024)
     r = run_device("dev_store.py", c, heap="1m", timeout=240)
     assert "PASS" in r.out
 

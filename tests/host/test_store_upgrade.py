@@ -36,14 +36,14 @@ def old_lib() -> Iterator[Path]:
 
 
 def test_v1_fixture_opens_with_everything(broker: Broker, v1_image: Path) -> None:
-    r = run_device("dev_store.py", cfg(broker, v1_image, "upgrade_state", BLOCKS=32),
+    r = run_device("dev_store.py", cfg(broker, v1_image, "upgrade_state", BLOCKS=64),
                    heap=HEAP)
     assert "ROUND 2 ERRORS 0" in r.out
 
 
 def test_v1_fixture_resumes_at_a_broker(broker: Broker, v1_image: Path) -> None:
     with Observer(broker.host, broker.port, "up/#", qos=2) as obs:
-        run_device("dev_store.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=32),
+        run_device("dev_store.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=64),
                    heap=HEAP)
         obs.wait_for(5)
     # the release was acknowledged by the old broker already: not published again
@@ -127,7 +127,7 @@ def test_0_1_0_meeting_format_2_destroys_nothing(broker: Broker, tmp_path: Path,
 
 
 def test_power_cut_sweep_over_the_migration(tmp_path: Path) -> None:
-    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 24, "MODE": "migrate",
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 32, "MODE": "migrate",
          "FIXTURE": str(FIX / "store-v1-sweep.img")}
     r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
     writes = int(r.values("WRITES")[0][0])
