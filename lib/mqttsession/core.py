@@ -107,6 +107,7 @@ class Core(Wire):
         self._ts = None  # last str topic and its encoding
         self._tb = None
         self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+        self._subt = 0  # the type of ack it awaits
         self._subrc = -1
         self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
         self._ltx = self._lrx = 0
@@ -327,6 +328,7 @@ class Core(Wire):
         else:
             n = P.subscribe(buf, pid, topic, qos, self.version)
         self._sub = pid
+        self._subt = _UNSUBACK if qos is None else _SUBACK
         self._subrc = -1
         try:
             self._write(buf, n)
@@ -366,7 +368,7 @@ class Core(Wire):
             self._on_publish(first)
         elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
             self._on_ack(t)
-        elif first == _PINGRESP:
+        elif first == _PINGRESP and self._n == i:
             self._ping = 0
         elif first == 0x62:
             self._on_ack(t)
@@ -379,7 +381,10 @@ class Core(Wire):
     def _on_publish(self, first):
         if first & 6 == 6:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        P.publish_fields(self._rx, self._n, first, self._pf, self._i)
+        pf = self._pf
+        P.publish_fields(self._rx, self._n, first, pf, self._i)
+        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
+            self._props(pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -392,6 +397,8 @@ class Core(Wire):
 
     def _on_ack(self, t):
         r = P.ack_fields(self._rx, self._n, self.version, self._i)
+        if self._n > self._i + 3:
+            self._props(self._i + 3, self._n, t)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -404,30 +411,55 @@ class Core(Wire):
             self._s.acked(r & 0xFFFF, False)
             self._pump()
 
+    def _props(self, i, end, t):
+        # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
+        from . import v5
+
+        v5.check(self._rx, i, end, t)
+
     def _on_other(self, first):
         t = first & 0xF0
         v = self.version
         if first == _SUBACK or first == _UNSUBACK:
             d = P.decode(first, self._rx[self._i : self._n], v)
+            if v == 5:
+                self._props(self._i + 2, self._n, t)
             if d[1] == self._sub:
-                self._sub = 0
-                self._subrc = d[2][0] if d[2] else 0
+                self._sub_ack(t, d[2])
             return
         if first == _DISCONNECT and v == 5:
             self._close()
             rx = self._rx
             raise MQTTException(rx[self._i] if self._n > self._i else 0,
                                 "disconnected by the broker")
-        why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
-            "unexpected packet"
-        raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
-                            "%s 0x%02x" % (why, first))
+        if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
+                 _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
+                                         t == _PINGRESP):
+            raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
+        raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+
+    def _sub_ack(self, t, codes):
+        # the SUBACK/UNSUBACK for the pending request: one code for its one filter, of the
+        # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
+        if t != self._subt:
+            raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
+        v5 = self.version == 5
+        if len(codes) != (1 if v5 or t == _SUBACK else 0):
+            raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % len(codes))
+        c = codes[0] if codes else 0
+        if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
+                     if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
+                c > 2 and c != 0x80 and not v5):
+            raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
+        self._sub = 0
+        self._subrc = c
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
         if self.sock and self.version == 5:
+            c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
             try:
-                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0] if e else _MALFORMED))
+                self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
             except OSError:
                 pass
         self._close()
@@ -482,12 +514,16 @@ class Core(Wire):
             self._close()
             raise MQTTException(d[2], "connection refused")
         pr = d[3]
-        if pr.get(P.P_RECEIVE_MAX) == 0 or pr.get(P.P_MAX_PACKET) == 0:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Receive Maximum or Maximum "
-                                           "Packet Size of 0 in CONNACK"))
+        if pr:
+            self._props(self._i + 2, self._n, _CONNACK)
         s = self._s
-        if P.P_ASSIGNED_ID in pr:
-            s.client_id = pr[P.P_ASSIGNED_ID]
+        aid = pr.get(P.P_ASSIGNED_ID)
+        if self.version == 5 and (aid is not None or not len(s.client_id)):
+            # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
+            if len(s.client_id) or not aid:
+                raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
+                                               + ("for an own ID" if aid else "missing")))
+            s.client_id = aid
         self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
         self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
         self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)

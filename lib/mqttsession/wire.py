@@ -208,9 +208,9 @@ class Wire:
         self._large = False
         try:
             return self._recv1()
-        except MQTTException:
+        except MQTTException as e:
             if not self._large:
-                self._fail(None)  # the broker broke the protocol: end the connection
+                self._fail(e)  # the broker broke the protocol: end the connection (and why)
             raise
 
     def _recv1(self):
