@@ -34,7 +34,7 @@ _ECONNRESET = const(104)
 class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16, link=None, full="error"):
+                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None):
         if version not in (4, 5):
             raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
         if type(keepalive) is not int or not 0 <= keepalive < 65536:
@@ -43,6 +43,8 @@ class Core(Wire):
             raise ValueError("window must be an int from 1 to 65535")
         if type(queue) is not int or queue < 1:
             raise ValueError("queue must be an int >= 1")
+        if type(strikes) is not int or strikes < 1:
+            raise ValueError("strikes must be an int >= 1")
         if type(max_packet) is not int or type(tx_size) is not int:
             raise ValueError("max_packet and tx_size must be ints")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -51,12 +53,12 @@ class Core(Wire):
             raise ValueError("max_packet must be >= 64 and tx_size >= 32")
         self.server = server
         self.port = port or (8883 if ssl else 1883)
-        self.user = self._bytes(user, "user")
+        self.user = self._bytes(user, "user", True)
         self.pswd = self._bytes(password, "password")
         if version == 4 and password is not None and user is None:
             raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
         self.keepalive = keepalive
-        self.ssl = ssl
+        self.ssl = self._tls_ctx(ssl)
         self.version = version
         self.window = window
         self.timeout = timeout
@@ -71,8 +73,16 @@ class Core(Wire):
         if full not in ("error", "drop_oldest"):
             raise ValueError("full must be 'error' or 'drop_oldest'")
         self.full = full
+        self.strikes = strikes  # outages in a row with a message in flight: set aside
+        self._sq = -1  # the message blamed for the last outages (its seq), and how often
+        self._sn = 0
+        self.on_aside = None  # f(topic, msg, reason) when a message is set aside
+        self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
+        self._maxq = 2  # MQTT 5 Maximum QoS of the broker
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
+        if client_id is not None:
+            self._bytes(client_id, "client_id", True)
         if store is None:
             if client_id is None:
                 raise ValueError("client_id None needs a store")
@@ -122,12 +132,15 @@ class Core(Wire):
         return c.decode() if isinstance(c, bytes) else c
 
     @staticmethod
-    def _bytes(v, name):
-        if v is None or isinstance(v, (bytes, bytearray)):
-            return v
+    def _bytes(v, name, text=False):
+        # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
         if isinstance(v, str):
-            return v.encode()
-        raise TypeError(name + " must be str or bytes")
+            v = v.encode()
+        elif v is not None and not isinstance(v, (bytes, bytearray)):
+            raise TypeError(name + " must be str or bytes")
+        if text and v is not None:
+            P.check_text(v, name)
+        return v
 
     def _topic(self, t):
         # topics as bytes; a repeated str topic object is encoded once (no allocation)
@@ -185,6 +198,7 @@ class Core(Wire):
         self._close()
         if self.link:
             self.link.failed(OSError(_ECONNRESET))
+        self._log("link lost")
         return not keep
 
     def _ack(self, first, pid):
@@ -197,6 +211,8 @@ class Core(Wire):
         # validates the caller's message and takes it in hand
         P.check_topic(topic)
         P.check_qos(qos)
+        if qos > self._maxq:
+            raise MQTTException(0x9B, "QoS %d: the broker takes up to %d" % (qos, self._maxq))
         self._t = topic
         self._m = msg
         self._hand(qos)
@@ -351,6 +367,7 @@ class Core(Wire):
     def _bye(self):
         # DISCONNECT and close; a link keeper does not reconnect after this
         self._want = False
+        self._log("disconnect")
         if self.sock:
             try:
                 self._write(self._ab, P.disconnect(self._ab, self.version))
@@ -370,6 +387,7 @@ class Core(Wire):
             self._on_ack(t)
         elif first == _PINGRESP and self._n == i:
             self._ping = 0
+            self._healthy()
         elif first == 0x62:
             self._on_ack(t)
         else:
@@ -406,10 +424,58 @@ class Core(Wire):
             k = self._s.acked(r & 0xFFFF, True)
             if k >= 0:
                 self._send_slot(k)  # PUBREL
-        else:
-            # PUBACK, PUBCOMP, or a PUBREC refusing the message (MQTT 5): it ends here
-            self._s.acked(r & 0xFFFF, False)
+        elif r >> 16 >= 0x80 and t != _PUBCOMP:
+            # MQTT 5: the broker refused the message; it never will take it: set aside
+            k = self._s.find(r & 0xFFFF)
+            if k >= 0:
+                self._aside(k, r >> 16)
             self._pump()
+            return
+        else:
+            self._s.acked(r & 0xFFFF, False)  # PUBACK or PUBCOMP: it ends here
+            self._pump()
+        self._healthy()
+
+    def _healthy(self):
+        # an acknowledgement: the broker takes messages, the connection works
+        self._sn = 0
+        if self.link is not None:
+            self.link.healthy()
+
+    def aside(self):
+        # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
+        return self._s.aside()
+
+    def _aside(self, k, why):
+        # slot k's message leaves the send queue for the set-aside records
+        s = self._s
+        t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
+        s.set_aside(k, why)
+        self._log("set aside %r: %r" % (t, why))
+        if self.on_aside:
+            self.on_aside(t, m, why)
+
+    def _struck(self):
+        # the link went down with messages in flight: the oldest is blamed (a broker takes
+        # them in order); `strikes` outages in a row with it in flight set it aside
+        s = self._s
+        for i in range(s.n):
+            k = s.slot(i)
+            f = s.fl[k]
+            if f & SENT and not f & REL:
+                if s.seq[k] != self._sq:
+                    self._sq = s.seq[k]
+                    self._sn = 0
+                self._sn += 1
+                if self._sn >= self.strikes:
+                    self._sn = 0
+                    self._aside(k, "in flight at %d closes in a row%s" % (
+                        self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                return
+
+    def _log(self, m):
+        if self.log:
+            self.log(m)
 
     def _props(self, i, end, t):
         # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
@@ -453,9 +519,11 @@ class Core(Wire):
             raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
         self._sub = 0
         self._subrc = c
+        self._healthy()
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
+        self._log("protocol error: %r" % (e,))
         if self.sock and self.version == 5:
             c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
             try:
@@ -527,6 +595,7 @@ class Core(Wire):
         self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
         self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
         self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
+        self._maxq = pr.get(P.P_MAX_QOS, 2)
         return d[1]
 
     def _resume(self, present, clean):
@@ -538,6 +607,7 @@ class Core(Wire):
         s.version = self.version
         s.expiry = self._exp
         s.connected()
+        self._log("connected, session present %d" % present)
         if present:
             for i in range(s.n):
                 k = s.slot(i)

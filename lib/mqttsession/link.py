@@ -65,6 +65,8 @@ class Link:
                 self.on_change(False)
 
     def connected(self):
+        # the broker accepted a connection. The backoff is kept until it proves healthy
+        # (healthy()): a broker that accepts and drops at once meets a growing delay
         now = time.ticks_ms()
         if not self.up:
             if self.outages:
@@ -72,6 +74,10 @@ class Link:
             self.up = True
             if self.on_change:
                 self.on_change(True)
-        self.tries = 0
         self.delay = 0
         self.at = now
+
+    def healthy(self):
+        # an acknowledgement arrived, or a ping was answered (the connection lived most of
+        # a keepalive period): the next outage starts its backoff from min_ms again
+        self.tries = 0
