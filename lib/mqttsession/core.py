@@ -79,6 +79,7 @@ class Core(Wire):
         self.on_aside = None  # f(topic, msg, reason) when a message is set aside
         self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
         self._maxq = 2  # MQTT 5 Maximum QoS of the broker
+        self._why = None  # the broker's error that ended the link (with a keeper)
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
         if client_id is not None:
@@ -197,8 +198,9 @@ class Core(Wire):
         # and nothing that makes the message durable without the link)
         self._close()
         if self.link:
-            self.link.failed(OSError(_ECONNRESET))
-        self._log("link lost")
+            self.link.failed(self._why or OSError(_ECONNRESET))
+        self._log("link lost: %r", (self._why,))
+        self._why = None
         return not keep
 
     def _ack(self, first, pid):
@@ -451,7 +453,7 @@ class Core(Wire):
         s = self._s
         t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
         s.set_aside(k, why)
-        self._log("set aside %r: %r" % (t, why))
+        self._log("set aside %r: %r", (t, why))
         if self.on_aside:
             self.on_aside(t, m, why)
 
@@ -473,9 +475,10 @@ class Core(Wire):
                         self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
                 return
 
-    def _log(self, m):
+    def _log(self, m, a=()):
+        # the log hook: formatted only when there is one
         if self.log:
-            self.log(m)
+            self.log(m % a)
 
     def _props(self, i, end, t):
         # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
@@ -523,7 +526,7 @@ class Core(Wire):
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
-        self._log("protocol error: %r" % (e,))
+        self._log("protocol error: %r", (e,))
         if self.sock and self.version == 5:
             c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
             try:
@@ -607,7 +610,7 @@ class Core(Wire):
         s.version = self.version
         s.expiry = self._exp
         s.connected()
-        self._log("connected, session present %d" % present)
+        self._log("connected, session present %d", present)
         if present:
             for i in range(s.n):
                 k = s.slot(i)

@@ -229,12 +229,19 @@ class Wire:
         if self.sock is None:
             raise OSError(_ENOTCONN)
         self._large = False
+        cs = self._cs
         try:
             return self._recv1()
         except MQTTException as e:
-            if not self._large:
-                self._fail(e)  # the broker broke the protocol: end the connection (and why)
-            raise
+            if self._large:
+                raise  # a refused oversized packet: the connection stays up
+            self._fail(e)  # the broker broke the protocol: end the connection (and why)
+            if not self.link or cs:
+                raise
+            # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
+            # link failure like any other (link.last_error holds it); the keeper reconnects
+            self._why = e
+            raise OSError(_ECONNRESET)
 
     def _recv1(self):
         t = self._parse()

@@ -64,7 +64,8 @@ def poison():
     d.check(most >= 2, "backoff grew while the broker dropped each connection (%d)" % most)
     d.check(lk.tries == 0, "an acknowledgement reset the backoff")
     d.check([r[0] for r in c.aside()] == [b"t/poison"], "visible in aside()")
-    d.check(any("set aside" in x for x in lines), "logged: %r" % lines)
+    d.check(any("set aside" in x for x in lines) and any("connected" in x for x in lines),
+            "logged: %r" % lines)
     c.disconnect()
     s = SessionStore("store").get(d.cfg("HOST"), "guard")
     d.check([r[0] for r in s.aside()] == [b"t/poison"] and s.pending() == 0,
@@ -82,6 +83,32 @@ def refused():
     d.check(got == [(b"t/refused", 0x87)], "set aside with the reason code: %r" % got)
     d.check(c.pending() == 0 and c.isconnected(), "next delivered, link up")
     c.disconnect()
+
+
+def keeper_malformed():
+    # with a keeper, a malformed packet while publish() waits is a link failure: the call
+    # returns, the message stays queued, link.last_error says what the broker did wrong
+    lk = Link(min_ms=20, max_ms=100, jitter=0)
+    c = client(store=SessionStore("store"), link=lk)
+    c.connect()
+    c.publish("t/kept", b"x", qos=1)
+    e = lk.last_error
+    d.check(isinstance(e, MQTTException) and e.args[0] == 0x81, "last_error %r" % (e,))
+    d.check(c.pending() == 1, "the message is kept")
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.pending() == 0, "delivered after the keeper reconnected")
+    c.disconnect()
+
+
+def no_keeper_malformed():
+    # without a keeper the same is an MQTTException naming the broker's error
+    c = client()
+    c.connect()
+    e = d.raises(MQTTException, c.publish, "t/x", b"x", qos=1)
+    d.check(e.args[0] == 0x81 and c.sock is None, "MQTTException 0x81, link closed")
 
 
 def ssl_true():

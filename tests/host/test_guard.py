@@ -80,6 +80,21 @@ def test_refused_with_reason_code_set_aside() -> None:
     run([script], "refused", 5)
 
 
+QOS3 = b"\x36\x05\x00\x01t\x00\x01"  # a PUBLISH with QoS 3: malformed
+
+
+def test_malformed_while_publish_waits_is_a_link_failure_with_a_keeper() -> None:
+    bad: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
+                   ("send", QOS3)]
+    run([bad, ok(4)], "keeper_malformed")
+
+
+def test_malformed_while_publish_waits_raises_mqttexception_without_a_keeper() -> None:
+    bad: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
+                   ("send", QOS3)]
+    run([bad], "no_keeper_malformed")
+
+
 def test_ssl_true_refused() -> None:
     run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "ssl_true"}, heap=HEAP)
 
