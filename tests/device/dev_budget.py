@@ -13,6 +13,7 @@ from mqttsession import Link, MQTTClient, SessionStore
 ROOT, BD = d.flash()
 RATE = d.cfg("RATE", 100)
 BUDGET = d.cfg("BUDGET", -1)  # -1: the library's default (a library without budget_ms)
+SLOW = d.cfg("SLOW", 1000000)  # calls longer than this (ms) are listed
 
 
 def exists(p):
@@ -62,7 +63,10 @@ def main():
         ph = exists(phase_file) or "-"
         t = time.ticks_ms()
         c.check_msg()
-        note(ph, time.ticks_diff(time.ticks_ms(), t))
+        ms = time.ticks_diff(time.ticks_ms(), t)
+        note(ph, ms)
+        if ms > SLOW:
+            print("SLOW check_msg", ms, ph)
         wait = time.ticks_diff(due, time.ticks_ms())
         if wait > 0:
             time.sleep_ms(min(wait, 10))
@@ -77,6 +81,8 @@ def main():
         c.publish(topics[q], b"%d" % n, qos=q)  # raising would end the test: it must not
         ms = time.ticks_diff(time.ticks_ms(), t)
         note(ph, ms)
+        if ms > SLOW:
+            print("SLOW publish", ms, ph)
         print("ACCEPTED", n, q, ms, ph)
         n += 1
     for ph, v in longest.items():
