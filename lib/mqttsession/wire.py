@@ -297,7 +297,8 @@ class Wire:
 
     def _parse(self):
         # handles every whole packet in the buffer, stopping after a CONNACK (the session
-        # resumes before what follows it); returns the last type handled or None
+        # resumes before what follows it) or when _left() says time is up; returns the
+        # last type handled or None
         t = None
         while True:
             if self._skip and not self._discard():
@@ -312,8 +313,12 @@ class Wire:
             self._p0 = self._rt
             self._n = i + n
             t = self._handle(self._rx[i], i + self._hl)
-            if t == _CONNACK:
-                return t
+            if t == _CONNACK or self._left() <= 0:
+                return t  # the rest waits (_hold): a front end's time budget is spent
+
+    def _left(self):
+        # ms a front end allows the call under way (the blocking client's budget_ms)
+        return 1
 
     def _whole(self):
         # size of the packet at _r0 when all of it is buffered, else 0
