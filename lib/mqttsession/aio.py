@@ -278,10 +278,10 @@ class MQTTClient(Core):
         try:
             self._packet()
         except (OSError, MQTTException) as e:
-            if self.sock is not None:  # a refused oversized packet: the link stays
-                self._report(e)
-            else:
+            if isinstance(e, OSError) or self.sock is None:
                 self._drop(e)
+            else:
+                self._report(e)  # a refused oversized packet: the link stays
         aws = self._aws
         while aws:
             try:
