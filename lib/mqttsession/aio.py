@@ -18,7 +18,9 @@ from .core import Core
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
+_ENOBUFS = const(105)
 _IDLE_MS = const(3600000)  # the clock's sleep when nothing is due
+_OUT_MAX = const(16384)  # packets queued behind a congested one: more is a dead link
 
 
 class MQTTClient(Core):
@@ -37,7 +39,9 @@ class MQTTClient(Core):
         self._task = None  # the reader
         self._clk = None  # the clock
         self._zz = False  # the clock sleeps: a kick may cancel its sleep
-        self._dl = 0  # ticks when the step under way (connect) fails; 0: none
+        self._rd = False  # the reader waits for input (not for the application)
+        self._out = None  # output the socket has not taken yet (see _write)
+        self._o0 = self._olim = 0
         self._err = None  # what ended the reader; awaits raise it
         self._up = False  # connected and resumed: publish may use the socket
         self._att = 0  # connect attempts made by the reader
@@ -90,6 +94,8 @@ class MQTTClient(Core):
             raise self._err
 
     async def disconnect(self):
+        if not self._up:
+            self._close()  # a connect under way: no DISCONNECT on a socket not connected
         self._bye()  # the reader wakes on the closed socket and ends
         self._err = None
         self._todo = {}
@@ -246,7 +252,10 @@ class MQTTClient(Core):
                     self._ev.set()
                     continue
                 await self._room()
-                await self._readable()
+                if not self._hold:  # no whole packet left in the buffer: wait for input
+                    self._rd = True
+                    await self._io(False)
+                    self._rd = False
                 if self.sock is not None:
                     await self._take()
                 self._ev.set()
@@ -268,20 +277,24 @@ class MQTTClient(Core):
             self._qev.clear()
             await self._qev.wait()
 
-    async def _readable(self):
-        # until the socket is readable or closed (asyncio wakes a waiter on a closed one)
+    async def _io(self, out):
+        # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
+        # on a closed socket. With TLS the socket's poll asks what the handshake needs.
+        q = asyncio.core._io_queue
         if self.sock is not None:
-            yield asyncio.core._io_queue.queue_read(self.sock)
+            yield q.queue_write(self.sock) if out else q.queue_read(self.sock)
 
     async def _take(self):
         # handles the packet that has started to arrive, then awaits handler coroutines
         try:
-            self._packet()
+            self._recv()
         except (OSError, MQTTException) as e:
             if isinstance(e, OSError) or self.sock is None:
                 self._drop(e)
             else:
                 self._report(e)  # a refused oversized packet: the link stays
+        if self._r1 != self._r0 or self._skip:
+            self._kick()  # a packet has started: the clock keeps its deadline
         aws = self._aws
         while aws:
             try:
@@ -291,18 +304,17 @@ class MQTTClient(Core):
 
     async def _connect(self, clean):
         s = self._s
-        self._close()
-        self._step(self._tms)  # the clock closes the socket if CONNACK is late
-        try:
-            self._open()
-            buf, n = self._connect_packet(clean)
-            self._write(buf, n)
-            await self._readable()
+        # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
+        # deadline that the clock keeps by closing the socket
+        self._conn_start(clean)
+        self._kick()
+        while True:
+            present = self._conn_step()
+            if present is not None:
+                break
+            await self._io(self._cs < 3)
             if self.sock is None:
                 raise OSError(_ETIMEDOUT)
-            present = self._connack(self._read_packet())
-        finally:
-            self._step(0)
         if present and clean:
             present = 0
         if present and self.store and s.fresh and self.version == 5:
@@ -357,7 +369,7 @@ class MQTTClient(Core):
             if self.cb is None and self._q is None:
                 return
             pf = self._pf
-            t = bytes(self._rx[2 : pf[0]])
+            t = bytes(self._rx[self._i + 2 : pf[0]])
             m = bytes(self._rx[pf[2] : self._n])
             r = bool(self._rf)
             if self._q is not None:
@@ -380,11 +392,46 @@ class MQTTClient(Core):
         sys.print_exception(e)
 
     def _close(self):
+        self._out = None
         if self._up:
             self._up = False
             self.down.set()
         self._ev.set()
         Core._close(self)
+
+    # --- output that the socket cannot take at once ---
+    def _write(self, buf, n):
+        # one write per packet. What the socket does not take now waits in _out and goes
+        # as the socket drains (_drain); later packets queue behind it. Never a blocking
+        # wait; congestion beyond _OUT_MAX or timeout without progress is a dead link.
+        o = self._out
+        if o is None:
+            return Core._write(self, buf, n)
+        if len(o) + n > self._olim:
+            raise OSError(_ENOBUFS)
+        o += memoryview(buf)[:n]
+        self._ltx = time.ticks_ms()
+
+    def _write_rest(self, buf, n, w):
+        self._out = bytearray(memoryview(buf)[w:n])
+        self._olim = n - w + _OUT_MAX
+        self._o0 = time.ticks_ms()
+        asyncio.create_task(self._drain(self.sock))
+        self._kick()
+
+    async def _drain(self, s):
+        q = asyncio.core._io_queue
+        while self.sock is s and self._out:
+            yield q.queue_write(s)
+            if self.sock is not s:
+                return
+            try:
+                w = s.write(self._out) or 0
+            except OSError as e:
+                return self._drop(e)
+            if w:
+                self._o0 = time.ticks_ms()
+                self._out = self._out[w:] if w < len(self._out) else None
 
     def _drop(self, e):
         # the link failed under an established connection: close, the keeper backs off
@@ -394,11 +441,6 @@ class MQTTClient(Core):
             self.link.failed(e)
 
     # --- the clock ---
-    def _step(self, ms):
-        # a deadline for the step under way (0: none); the clock enforces it
-        self._dl = time.ticks_add(time.ticks_ms(), ms) or 1 if ms else 0
-        self._kick()
-
     def _kick(self):
         # wakes the clock early: cancels its sleep (a sleep, never an I/O wait)
         if self._zz:
@@ -407,7 +449,7 @@ class MQTTClient(Core):
 
     async def _clock(self):
         try:
-            while self._task is not None or self._dl:
+            while self._task is not None:
                 ms = self._tick()
                 self._zz = True
                 try:
@@ -422,21 +464,36 @@ class MQTTClient(Core):
 
     def _tick(self):
         # does what is due now; returns ms until something else is due
+        if self.sock is None:
+            return _IDLE_MS
+        if self._cs:  # a connect under way
+            ms = self._conn_ms()
+            if not ms:
+                self._close()  # wakes the reader; the step raises OSError(110)
+            return ms or _IDLE_MS
+        if not self._up:
+            return _IDLE_MS
         now = time.ticks_ms()
         ms = _IDLE_MS
-        if self._dl:
-            ms = time.ticks_diff(self._dl, now)
-            if ms <= 0:
-                self._dl = 0
-                ms = _IDLE_MS
-                self._close()  # wakes the waiter; it raises OSError(110)
-        if self._up and self.sock is not None and self.ka:
-            try:
-                due = self._keepalive_due(now)
+        try:
+            if self._out is not None:  # output waits for the socket: progress in time
+                ms = self._tms - time.ticks_diff(now, self._o0)
+                if ms <= 0:
+                    raise OSError(_ETIMEDOUT)
+            if not self._rd:
+                return min(ms, 250)  # the reader is with the application
+            if self.ka:
+                due = self._keepalive_due(now)  # OSError when a PINGRESP is overdue
                 if due <= 0:
                     self._send_ping()
                     due = self._keepalive_due(time.ticks_ms())
                 ms = min(ms, due)
-            except OSError as e:  # no PINGRESP in time, or the write failed
-                self._drop(e)
+            if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
+                left = self._tms - time.ticks_diff(now, self._p0)
+                if left <= 0:
+                    raise OSError(_ETIMEDOUT)
+                ms = min(ms, left)
+        except OSError as e:
+            self._drop(e)
+            return _IDLE_MS
         return max(1, ms)

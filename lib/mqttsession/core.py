@@ -28,6 +28,9 @@ _TOO_LARGE = const(0x95)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
+_EINPROGRESS = const(115)
+_POLLIN = const(1)
+_POLLOUT = const(4)
 
 
 class Core:
@@ -86,10 +89,13 @@ class Core:
         self.lw = None
         self.sock = None
         self._poll = None
+        self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
+        self._r0 = self._r1 = self._skip = 0
+        self._hold = False
+        self._p0 = self._rt = 0
         self._rx = bytearray(max_packet)
         self._tx = bytearray(tx_size)
         self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
-        self._hb = bytearray(1)
         self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
         self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
         self._rem = 0
@@ -150,32 +156,97 @@ class Core:
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
     # --- connection ---
-    def _open(self):
+    # A connect is a series of non-blocking steps under one deadline (timeout): the front
+    # end calls _conn_start(clean), then _conn_step() each time the socket is ready (see
+    # _conn_ms for how long to wait; _poll is registered for what the step needs) until
+    # it returns Session Present. Every failure closes the socket.
+    def _conn_start(self, clean, tms=None):
+        self._close()
+        self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
+        self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
+        self._co = 0
+        # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
         ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
         s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
+        self.sock = s
+        self._cs = 1
         try:
-            s.settimeout(self.timeout)
-            s.connect(ai[-1])
+            s.setblocking(False)
+            try:
+                s.connect(ai[-1])
+            except OSError as e:
+                if e.errno != _EINPROGRESS:
+                    raise
             try:
                 s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
             except (OSError, AttributeError):
                 pass
-            if self.ssl:
-                ctx = self.ssl
-                if ctx is True:
-                    import ssl
+            import select
 
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    ctx.verify_mode = ssl.CERT_NONE
-                s = ctx.wrap_socket(s, server_hostname=self.server)
+            self._poll = select.poll()
+            self._poll.register(s, _POLLOUT)
         except Exception:
-            s.close()
+            self._close()
             raise
-        import select
 
+    def _conn_ms(self):
+        # ms left for the connect under way
+        return max(0, time.ticks_diff(self._dl, time.ticks_ms()))
+
+    def _conn_step(self):
+        # None while the connect is under way; Session Present (0/1) once CONNACK accepted
+        try:
+            if self._cs == 1:
+                self._tcp_up()
+            if self._cs == 2:
+                self._send_connect()
+            if self._cs == 3:
+                self._recv()
+            if not self._cs:
+                return self._cp
+            if not self._conn_ms():
+                raise OSError(_ETIMEDOUT)
+        except Exception:
+            self._close()
+            raise
+        return None
+
+    def _tcp_up(self):
+        # TCP connect finished (the socket is writable; a refusal shows on the first write)
+        for _ in self._poll.ipoll(0):
+            self._cs = 2
+            if self.ssl:
+                self._tls()
+            return
+
+    def _tls(self):
+        ctx = self.ssl
+        if ctx is True:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_NONE
+        # The handshake is not done here: MicroPython's ssl (mbedTLS, unix port 1.29 too)
+        # with do_handshake_on_connect=False runs it inside the first writes on the
+        # non-blocking socket, each returning None (EAGAIN) until it is done, and its poll
+        # reports readiness in the direction the handshake needs next. Certificate
+        # failures surface there as OSError or ValueError.
+        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
+                            do_handshake_on_connect=False)
+        self._poll.unregister(self.sock)
         self.sock = s
-        self._poll = select.poll()
-        self._poll.register(s, select.POLLIN)
+        self._poll.register(s, _POLLOUT)
+
+    def _send_connect(self):
+        buf, n = self._cb
+        w = self.sock.write(buf, self._co, n - self._co)
+        if w:
+            self._co += w
+        if self._co >= n:
+            self._cs = 3
+            self._cb = None
+            self._ltx = time.ticks_ms()
+            self._poll.modify(self.sock, _POLLIN)
 
     def _connect_packet(self, clean):
         s = self._s
@@ -206,6 +277,9 @@ class Core:
         self.sock = None
         self._poll = None
         self._ping = 0
+        self._cs = 0
+        self._r0 = self._r1 = self._skip = 0
+        self._hold = False
 
     # --- output ---
     # The publish and receive paths are split into small functions and keep the message
@@ -218,14 +292,28 @@ class Core:
             raise OSError(_ENOTCONN)
         w = self.sock.write(buf, n)
         if w != n:
-            self._write_rest(buf, n, w)
+            self._write_rest(buf, n, w or 0)
         self._ltx = time.ticks_ms()
 
     def _write_rest(self, buf, n, w):
-        while w is not None and w < n:
+        # the socket took part of the packet: the rest goes as it drains, within timeout
+        t0 = time.ticks_ms()
+        while w < n:
+            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                raise OSError(_ETIMEDOUT)
+            self._wait_out(left)
             w += self.sock.write(buf, w, n - w) or 0
-        if w is None:
-            raise OSError(_ETIMEDOUT)
+
+    def _wait_out(self, ms):
+        # until the socket takes more output, at most ms: the one place a write waits.
+        # Blocking by default; a front end with its own loop may replace it.
+        p = self._poll
+        p.modify(self.sock, _POLLOUT)
+        try:
+            p.poll(ms)
+        finally:
+            p.modify(self.sock, _POLLIN)
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
@@ -406,72 +494,178 @@ class Core:
         self._close()
 
     # --- input ---
-    def _read(self, buf, n):
-        # the rest of a packet that has started to arrive: bounded by the socket timeout
-        r = self.sock.readinto(buf, n)
-        if r != n:
-            raise OSError(_ECONNRESET if r == 0 else _ETIMEDOUT)
+    # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
+    # yet; one read takes whatever has arrived and every whole packet in it is handled.
+    # A packet must be whole within timeout of its first byte (_p0). A packet larger
+    # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
+    # arrives (_skip bytes to go), then it is refused with 0x95.
+    def _recv(self):
+        # handles the whole packets buffered, else reads once and handles those; returns
+        # the type of the last packet handled, or None. OSError: the link is broken (the
+        # caller closes); MQTTException: the connection is closed, except for a refused
+        # oversized packet.
+        if self.sock is None:
+            raise OSError(_ENOTCONN)
+        self._large = False
+        try:
+            return self._recv1()
+        except MQTTException:
+            if not self._large:
+                self._fail(None)  # the broker broke the protocol: end the connection
+            raise
 
-    def _read_packet(self):
-        # reads one packet whose first byte is waiting; returns its first byte, the body in
-        # _rx[0:_n]. A body larger than _rx is skipped and refused after acknowledging.
-        # OSError leaves the socket to the caller to close.
-        hb = self._hb
-        self._read(hb, 1)
-        first = hb[0]
-        n = self._varlen()
-        if n > len(self._rx):
-            self._skip(first, n)
-        if n:
-            self._read(self._rx, n)
-        self._n = n
-        self._lrx = time.ticks_ms()
-        return first
+    def _recv1(self):
+        t = self._parse()
+        if t is None and self._fill():
+            t = self._parse()
+        if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
+                time.ticks_ms(), self._p0) >= self._tms:
+            raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+        return t
 
-    def _varlen(self):
-        hb = self._hb
-        n = 0
-        sh = 0
+    def _rx_ms(self, ms):
+        # ms to wait for input, bounded by the deadline of a packet that has started
+        if self._hold:
+            return 0  # whole packets left in the buffer
+        if self._r1 == self._r0 and not self._skip:
+            return ms
+        return min(ms, max(0, self._tms - time.ticks_diff(time.ticks_ms(), self._p0)))
+
+    def _fill(self):
+        # one read of whatever has arrived, into the free part of _rx; the number of
+        # bytes (0: nothing yet)
+        r1 = self._r1
+        if self._r0 == r1:
+            # empty: read to the front (no memoryview, so no allocation)
+            self._r0 = self._r1 = r1 = 0
+            n = self.sock.readinto(self._rx)
+            new = not self._skip
+        else:
+            if r1 == len(self._rx):
+                r1 = self._compact()
+            n = self.sock.readinto(memoryview(self._rx)[r1:])
+            new = False
+        if n is None:
+            return 0
+        if not n:
+            raise OSError(_ECONNRESET)
+        now = time.ticks_ms()
+        if new:
+            self._p0 = now
+        self._rt = self._lrx = now
+        self._r1 = r1 + n
+        return n
+
+    def _compact(self):
+        # moves the partial packet at _r0 to the front of _rx; returns its end
+        r0 = self._r0
+        n = self._r1 - r0
+        if r0:
+            self._rx[0:n] = memoryview(self._rx)[r0 : r0 + n]
+        self._r0 = 0
+        self._r1 = n
+        return n
+
+    def _parse(self):
+        # handles every whole packet in the buffer, stopping after a CONNACK (the session
+        # resumes before what follows it); returns the last type handled or None
+        t = None
         while True:
-            self._read(hb, 1)
-            n |= (hb[0] & 0x7F) << sh
-            if not hb[0] & 0x80:
-                return n
+            if self._skip and not self._discard():
+                return t
+            n = self._whole()
+            if not n:
+                self._hold = False
+                return t
+            self._hold = True
+            i = self._r0
+            self._r0 = i + n  # consumed before handling: an exception leaves it handled
+            self._p0 = self._rt
+            self._n = i + n
+            t = self._handle(self._rx[i], i + self._hl)
+            if t == _CONNACK:
+                return t
+
+    def _whole(self):
+        # size of the packet at _r0 when all of it is buffered, else 0
+        i = self._r0
+        if i + 2 > self._r1:
+            return 0
+        n = self._rx[i + 1]
+        if n & 0x80:
+            n = self._varlen(i)
+        else:
+            self._hl = 2
+            n += 2
+        if n > len(self._rx):
+            return self._oversize(n)
+        if not n or i + n > self._r1:
+            return 0
+        return n
+
+    def _varlen(self, i):
+        # total size of the packet at i from its multi-byte remaining length; 0 while
+        # the length is incomplete
+        rx = self._rx
+        j = i + 1
+        n = sh = 0
+        while True:
+            if j >= self._r1:
+                return 0
+            c = rx[j]
+            n |= (c & 0x7F) << sh
+            j += 1
+            if not c & 0x80:
+                break
             sh += 7
             if sh > 21:
                 raise MQTTException(_MALFORMED, "bad remaining length")
+        self._hl = j - i
+        return n + j - i
 
-    def _skip(self, first, n):
+    def _oversize(self, n):
+        # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
+        # topic and packet ID of a PUBLISH), then drop the rest as it arrives
+        if self._cs:
+            raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
         rx = self._rx
-        self._read(rx, len(rx))
-        left = n - len(rx)
-        while left:
-            c = min(left, len(rx))
-            self._read(rx, c)
-            left -= c
-        self._lrx = time.ticks_ms()
-        self._refuse_large(first, n)
-
-    def _refuse_large(self, first, n):
-        # acknowledge it so the broker does not redeliver it forever, then say so
+        if self._compact() < len(rx):
+            return 0
+        first = rx[0]
+        pid = 0
         if first & 0xF0 == _PUBLISH and first & 6:
-            q = first >> 1 & 3
-            self._n = len(self._rx)
-            try:
-                P.publish_fields(self._rx, self._n, first, self._pf)
-                pid = self._pf[1]
-                if q == 1:
-                    self._ack(_PUBACK, pid)
-                else:
-                    self._s.rx2_add(pid)
-                    self._ack(_PUBREC, pid)
-            except MQTTException:
-                pass  # topic longer than the buffer: no packet ID to acknowledge
+            j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
+            if j + 2 <= len(rx):
+                pid = rx[j] << 8 | rx[j + 1]
+        self._big = (first, pid, n)
+        self._skip = n - len(rx)
+        self._r0 = self._r1 = 0
+        return 0
+
+    def _discard(self):
+        # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
+        # it (the broker would redeliver it forever) and refuses it
+        k = min(self._skip, self._r1 - self._r0)
+        self._r0 += k
+        self._skip -= k
+        if self._skip:
+            return False
+        self._p0 = self._rt
+        first, pid, n = self._big
         self._large = True
+        if pid and first & 6:
+            if first & 4:
+                self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
+                self._ack(_PUBREC, pid)
+            else:
+                self._ack(_PUBACK, pid)
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
-    def _handle(self, first):
-        # one packet from _rx[0:_n]; returns its type
+    def _handle(self, first, i):
+        # one packet, its body in _rx[i:_n]; returns its type
+        self._i = i
+        if self._cs:
+            return self._on_connack(first)
         t = first & 0xF0
         if t == _PUBLISH:
             self._on_publish(first)
@@ -490,7 +684,7 @@ class Core:
     def _on_publish(self, first):
         if first & 6 == 6:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        P.publish_fields(self._rx, self._n, first, self._pf)
+        P.publish_fields(self._rx, self._n, first, self._pf, self._i)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -502,7 +696,7 @@ class Core:
                 self._ack(_PUBACK, self._pf[1])
 
     def _on_ack(self, t):
-        r = P.ack_fields(self._rx, self._n, self.version)
+        r = P.ack_fields(self._rx, self._n, self.version, self._i)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -519,7 +713,7 @@ class Core:
         t = first & 0xF0
         v = self.version
         if first == _SUBACK or first == _UNSUBACK:
-            d = P.decode(first, self._rx[: self._n], v)
+            d = P.decode(first, self._rx[self._i : self._n], v)
             if d[1] == self._sub:
                 self._sub = 0
                 self._subrc = d[2][0] if d[2] else 0
@@ -527,22 +721,12 @@ class Core:
         if first == _DISCONNECT and v == 5:
             self._close()
             rx = self._rx
-            raise MQTTException(rx[0] if self._n else 0, "disconnected by the broker")
+            raise MQTTException(rx[self._i] if self._n > self._i else 0,
+                                "disconnected by the broker")
         why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
             "unexpected packet"
         raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
                             "%s 0x%02x" % (why, first))
-
-    def _packet(self):
-        # reads and handles one waiting packet; returns its type. A broken packet ends
-        # the connection; a refused oversized one (read whole and acknowledged) does not.
-        self._large = False
-        try:
-            return self._handle(self._read_packet())
-        except MQTTException:
-            if not self._large:
-                self._fail(None)
-            raise
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
@@ -560,36 +744,43 @@ class Core:
                 self._deliver_raw()
             else:
                 pf = self._pf
-                self.cb(bytes(self._rx[2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
+                self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
 
     def _deliver_raw(self):
-        t = self._intern(self._pf[0] - 2)
+        t = self._intern(self._pf[0] - self._i - 2)
         self.cb(t, self._rx, self._pf[2], self._n)
 
     def _intern(self, n):
-        # the incoming topic rx[2:2+n] as a bytes object, reusing a recent equal one
+        # the incoming topic (n bytes after the body's length field) as a bytes object,
+        # reusing a recent equal one
         for j in range(8):
             t = self._topics[j]
             if len(t) == n and self._same(t, n):
                 return t
-        t = bytes(self._rx[2 : 2 + n])
+        t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
         self._topics[self._ti] = t
         self._ti = (self._ti + 1) & 7
         return t
 
     def _same(self, t, n):
         rx = self._rx
+        b = self._i + 2
         i = 0
-        while i < n and t[i] == rx[2 + i]:
+        while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
+
+    def _on_connack(self, first):
+        self._cp = self._connack(first)
+        self._cs = 0
+        return _CONNACK
 
     def _connack(self, first):
         # returns Session Present; raises MQTTException on refusal
         if first != _CONNACK:
             raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
         try:
-            d = P.decode(first, self._rx[: self._n], self.version)
+            d = P.decode(first, self._rx[self._i : self._n], self.version)
         except MQTTException as e:
             raise self._fail(e)
         if d[2]:

@@ -1,5 +1,5 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
-# handler, ended, restart, offline, faults. A 10 ms ticker task runs throughout and
+# handler, ended, restart, offline, faults, congested, tls. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -87,6 +87,7 @@ async def handler():
         got.append((t, m, r))
         if m == b"last":
             break
+    await until(lambda: c.errors >= 2, 5000)  # the coroutine handler runs after delivery
     print("ERRORS", c.errors, [type(e).__name__ for e in errs])
     d.check(c.errors == 2 and isinstance(errs[0], ValueError) and isinstance(errs[1], KeyError),
             "both handler errors reported through on_error")
@@ -176,6 +177,54 @@ async def faults():
     print("SENT", i, "outages", c.link.outages)
     print("GAP", gap[0])
     await c.disconnect()
+
+
+async def congested():
+    # a 1 MB message into a stalled link: the socket takes part, the rest goes as it
+    # drains while the loop runs on; the message arrives whole
+    c = make(store=False, timeout=5)
+    await c.connect()
+    c.sock.setsockopt(1, 7, 8192)  # SO_SNDBUF: small, so the socket fills up
+    print("READY")
+    while not _exists(d.cfg("GO_FILE")):
+        await asyncio.sleep_ms(20)
+    msg = bytes(range(256)) * 4096
+    t0 = time.ticks_ms()
+    await c.publish(d.topic("big"), msg, qos=1)
+    print("PUBLISHED", time.ticks_diff(time.ticks_ms(), t0), "outages", c.link.outages,
+          repr(c.link.last_error))
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def tls():
+    # TLS: the handshake runs in steps on the non-blocking socket, the loop runs on
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=d.cfg("CA_DER"))
+    c = make(link=False, store=False, ssl=ctx)
+    got = []
+    c.set_callback(lambda t, m: got.append(m))
+    t0 = time.ticks_ms()
+    await c.connect()
+    print("CONNECTED", time.ticks_diff(time.ticks_ms(), t0), "gap", gap[0])
+    await c.subscribe(d.topic("t"), 1)
+    await c.publish(d.topic("t"), b"over tls", qos=1)
+    d.check(await until(lambda: got == [b"over tls"], 10000), "own message back over TLS")
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+def _exists(p):
+    import os
+
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
 
 
 async def main():
