@@ -1,5 +1,6 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
-# handler, ended, restart, offline, faults, congested, tls. A 10 ms ticker task runs throughout and
+# handler, ended, restart, offline, faults, congested, tls, trickle,
+# silent. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -193,6 +194,30 @@ async def congested():
     await c.publish(d.topic("big"), msg, qos=1)
     print("PUBLISHED", time.ticks_diff(time.ticks_ms(), t0), "outages", c.link.outages,
           repr(c.link.last_error))
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def trickle():
+    # the link trickles (the host throttles it): packets arrive in pieces, the loop runs
+    c = make(store=False)
+    c.set_callback(lambda t, m: print("GOT", t.decode(), len(m)))
+    await c.connect()
+    await c.subscribe(d.topic("cmd"), 1)
+    print("READY")
+    await until(lambda: False, d.cfg("RUN_MS", 5000))
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def silent():
+    # the broker's address stops answering (SYNs dropped): the keeper's connects wait in
+    # the poller, each ended by the clock at its deadline
+    c = make(store=False)
+    r = await c.connect()
+    await until(lambda: False, d.cfg("RUN_MS", 5000))
+    print("SILENT", r, "tries", c.link.tries, repr(c.link.last_error))
+    d.check(r is None and c.link.tries >= 2, "connect returned offline, the keeper retried")
     print("GAP", gap[0])
     await c.disconnect()
 

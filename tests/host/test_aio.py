@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench_aio import silent_listener
 from faultrig import FaultProxy
 from harness import Broker, Observer, publish, run_device, start_device
 
@@ -225,4 +226,29 @@ def test_tls_connect_in_steps(broker_factory: Any, certs: Any, tmp_path: Path) -
                    heap=HEAP, timeout=60)
     assert "ok own message back over TLS" in r.out
     print(r.value("CONNECTED"))  # the handshake's CPU time shows in the gap (benchmark)
+    assert gap(r.out) < GAP_MS
+
+
+def test_loop_runs_while_the_link_trickles(broker_factory: Any, tmp_path: Path) -> None:
+    b = broker_factory()
+    with FaultProxy(b.host, b.port) as p:
+        c = cfg(b, p.port, tmp_path, "trickle", RUN_MS=5000)
+        dev = start_device("dev_aio.py", c, heap=HEAP)
+        try:
+            dev.wait_for("READY", timeout=30)
+            p.throttle(40)  # a 40-byte command takes about a second
+            publish(b.host, b.port, f"{c['PREFIX']}/cmd", b"x" * 20, qos=1)
+            r = dev.result(timeout=60)
+        finally:
+            dev.close()
+    assert r.values("GOT") == [[f"{c['PREFIX']}/cmd", "20"]], r.out
+    assert gap(r.out) < GAP_MS
+
+
+def test_loop_runs_while_connects_meet_silence(broker_factory: Any, tmp_path: Path) -> None:
+    b = broker_factory()
+    with silent_listener() as port:
+        r = run_device("dev_aio.py", cfg(b, port, tmp_path, "silent", RUN_MS=5000), heap=HEAP,
+                       timeout=60)
+    assert "OSError(110," in r.value("SILENT"), r.out  # each attempt ended at its deadline
     assert gap(r.out) < GAP_MS
