@@ -1,11 +1,10 @@
-# MQTTClient for asyncio, on the same core as the blocking client. Two long-lived tasks
-# per client: the reader owns the socket (connects, reconnects with link=, waits until the
-# socket is readable and handles what arrived) and the clock (keepalive pings, deadlines).
-# Neither polls: the reader sleeps in asyncio's poller, the clock until something is due.
-# An I/O wait is never cancelled (MicroPython 1.29 leaves a stale entry in asyncio's I/O
-# queue then): a step that overruns its deadline is ended by closing the socket, which
-# wakes its waiter. Only the reader connects, so a closed socket's number is not reused
-# before asyncio's next poll sees it closed.
+# MQTTClient for asyncio, on the same core as the blocking client. Two long-lived tasks:
+# the reader owns the socket (connects, reconnects with link=, sleeps in asyncio's poller
+# until input or a connect step is due) and the clock (keepalive, deadlines; sleeps until
+# one is due). An I/O wait is never cancelled (MicroPython 1.29 leaves a stale entry in
+# asyncio's I/O queue then): a step past its deadline is ended by closing the socket,
+# which wakes its waiter. Only the reader opens sockets, so a closed one's number is not
+# reused before asyncio's next poll has seen it closed.
 from micropython import const
 import asyncio
 import sys
@@ -67,8 +66,8 @@ class MQTTClient(Core):
         # the first attempt fails this returns None at once (wait=True: once connected)
         # and the reader goes on trying. Without link=, a failed attempt raises.
         if self._task is not None:
-            if self.link:
-                return await self._first(self._att, wait)
+            if self.link:  # the keeper has it: the state now (wait=True: once connected)
+                return await self._first(-1, wait)
             self._want = False
             self._close()
             while self._task is not None:  # the reader wakes on the closed socket, ends
