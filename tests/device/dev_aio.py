@@ -150,11 +150,20 @@ async def offline():
     r = await c.connect(clean_session=False)
     print("CONNECT", r, time.ticks_diff(time.ticks_ms(), t0))
     d.check(r is None and not c.isconnected(), "connect returned offline")
+    waited = []
+
+    async def waiter():  # connect(wait=True) returns once the keeper has connected
+        waited.append(await c.connect(clean_session=False, wait=True))
+
+    asyncio.create_task(waiter())
     await c.subscribe(d.topic("cmd"), 2)
+    await c.subscribe(d.topic("gone"), 1)
+    await c.unsubscribe(d.topic("gone"))
     await c.publish(d.topic("queued"), b"offline", qos=1)
     print("OFFLINE", c.pending(), list(c._s.subs.items()))
-    d.check(d.topic("cmd").encode() in c._s.subs, "offline subscription recorded")
+    d.check(list(c._s.subs) == [d.topic("cmd").encode()], "offline (un)subscriptions recorded")
     d.check(await until(c.isconnected, 30000), "the keeper connected")
+    d.check(await until(lambda: waited == [False], 2000), "connect(wait=True) returned")
     print("UP")
     await until(lambda: False, d.cfg("RUN_MS", 4000))  # the host sends the command
     d.check(c.pending() == 0, "queued message delivered")

@@ -152,6 +152,7 @@ def test_boot_offline_then_subscribe_then_link_up(broker_factory: Any, tmp_path:
                 p.forward()
                 dev.wait_for("UP", timeout=30)
                 time.sleep(0.5)
+                publish(b.host, b.port, f"{c['PREFIX']}/gone", "unsubscribed", qos=1)
                 publish(b.host, b.port, f"{c['PREFIX']}/cmd", "hello", qos=2)
                 r = dev.result(timeout=60)
             finally:
