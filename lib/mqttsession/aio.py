@@ -55,8 +55,8 @@ class MQTTClient(Core):
         self._qev = None
 
     def set_callback(self, f, raw=False, retained=False):
-        # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a
-        # coroutine function (awaited by the reader before the next packet; not with raw)
+        # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a coroutine
+        # function (its coroutines awaited by the reader in order; not with raw)
         Core.set_callback(self, f, raw)
         self._cb3 = retained
 
@@ -81,11 +81,11 @@ class MQTTClient(Core):
         return await self._first(self._att, wait)
 
     async def _first(self, att, wait):
-        while self._task is not None and (self._att == att or wait and not self._online()):
+        while self._task is not None and (self._att == att or wait and not self.isconnected()):
             self._ev.clear()
             await self._ev.wait()
         self._raise()
-        return bool(self._present) if self._online() else None
+        return bool(self._present) if self.isconnected() else None
 
     def _raise(self):
         # an await on a client whose reader ended with an error raises it
@@ -98,15 +98,13 @@ class MQTTClient(Core):
         self._bye()  # the reader wakes on the closed socket and ends
         self._err = None
         self._todo = {}
-        self._ev.set()
-        self._kick()
         if self._qev:
             self._qev.set()
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
         self._check(self._topic(topic), self._payload(msg), qos)
-        if not self._online():
+        if not self.isconnected():
             if qos == 0 and self.link:
                 self.lost0 += 1
                 return
@@ -124,14 +122,14 @@ class MQTTClient(Core):
         s = self._s
         t, m = self._t, self._m
         try:
-            while self._online() and (s.full() or s.nin >= self._quota):
+            while self.isconnected() and (s.full() or s.nin >= self._quota):
                 await self._wait(self._tms)  # room in the window first
         except OSError:
             if self.store is None and self.link is None:
                 raise
         self._t, self._m = t, m  # other tasks may have published meanwhile
-        k = self._queue(qos, retain, self._online())
-        if not self._online():
+        k = self._queue(qos, retain, self.isconnected())
+        if not self.isconnected():
             return
         seq = s.seq[k]
         try:
@@ -167,13 +165,13 @@ class MQTTClient(Core):
         # on the next connect.
         self._raise()
         async with self._lock:
-            while self._online():
+            while self.isconnected():
                 cn = self._cn
                 t0 = time.ticks_ms()
                 try:
                     t = self._sub_start(topic, qos)
                     while self._sub:
-                        await self._wait(max(1, self._tms - time.ticks_diff(time.ticks_ms(), t0)))
+                        await self._wait(self._left(t0))
                     return self._sub_end(t, qos)
                 except OSError:
                     if self.link is None:
@@ -215,11 +213,8 @@ class MQTTClient(Core):
         self._qev.set()  # room for the reader
         return q.pop(0)
 
-    def _online(self):
-        return self._up and self.sock is not None
-
     def isconnected(self):
-        return self._online()
+        return self._up and self.sock is not None
 
     def pending(self):
         return self._s.pending()
@@ -270,7 +265,7 @@ class MQTTClient(Core):
                 self._qev.set()
 
     async def _room(self):
-        # until the application has taken enough messages for another one
+        # until the application has taken messages (messages() bound)
         q = self._q
         while q is not None and len(q) >= self._qn and self._want:
             self._qev.clear()
@@ -320,14 +315,20 @@ class MQTTClient(Core):
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
         self._resume(present, clean)
-        # subscriptions go out without waiting: this reader takes the SUBACKs afterwards
+        # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
+        # After a session loss all stored ones, else those changed offline.
         todo = self._todo
         if clean:
             for t, q in todo.items():
                 if q is not None:
                     s.sub(t, q)
         for t, q in list((todo if present else s.subs).items()):
-            self._send_sub(t, q)
+            buf = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
+            if q is None:
+                n = P.unsubscribe(buf, s.next_pid(), t, self.version)
+            else:
+                n = P.subscribe(buf, s.next_pid(), t, q, self.version)
+            self._write(buf, n)
         self._todo = {}
         self._pump()
         self._up = True
@@ -339,15 +340,6 @@ class MQTTClient(Core):
         if self.on_connect:
             asyncio.create_task(self._hook())
         return present
-
-    def _send_sub(self, t, q):
-        buf = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
-        pid = self._s.next_pid()
-        if q is None:
-            n = P.unsubscribe(buf, pid, t, self.version)
-        else:
-            n = P.subscribe(buf, pid, t, q, self.version)
-        self._write(buf, n)
 
     async def _hook(self):
         try:
@@ -433,7 +425,7 @@ class MQTTClient(Core):
                 self._out = self._out[w:] if w < len(self._out) else None
 
     def _drop(self, e):
-        # the link failed under an established connection: close, the keeper backs off
+        # the link failed: close; the keeper backs off
         self._close()
         self._err = e
         if self.link:
@@ -463,36 +455,31 @@ class MQTTClient(Core):
 
     def _tick(self):
         # does what is due now; returns ms until something else is due
-        if self.sock is None:
-            return _IDLE_MS
-        if self._cs:  # a connect under way
+        if self._cs and self.sock:  # a connect under way
             ms = self._conn_ms()
             if not ms:
                 self._close()  # wakes the reader; the step raises OSError(110)
             return ms or _IDLE_MS
-        if not self._up:
+        if not self.isconnected():
             return _IDLE_MS
-        now = time.ticks_ms()
-        ms = _IDLE_MS
         try:
-            if self._out is not None:  # output waits for the socket: progress in time
-                ms = self._tms - time.ticks_diff(now, self._o0)
-                if ms <= 0:
-                    raise OSError(_ETIMEDOUT)
+            ms = _IDLE_MS if self._out is None else self._left(self._o0)  # output drains
             if not self._rd:
                 return min(ms, 250)  # the reader is with the application
             if self.ka:
-                due = self._keepalive_due(now)  # OSError when a PINGRESP is overdue
-                if due <= 0:
+                if self._keepalive_due(time.ticks_ms()) <= 0:  # OSError: PINGRESP overdue
                     self._send_ping()
-                    due = self._keepalive_due(time.ticks_ms())
-                ms = min(ms, due)
+                ms = min(ms, self._keepalive_due(time.ticks_ms()))
             if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
-                left = self._tms - time.ticks_diff(now, self._p0)
-                if left <= 0:
-                    raise OSError(_ETIMEDOUT)
-                ms = min(ms, left)
+                ms = min(ms, self._left(self._p0))
         except OSError as e:
             self._drop(e)
             return _IDLE_MS
         return max(1, ms)
+
+    def _left(self, t0):
+        # ms left of a step started at t0; OSError(110) once past its deadline
+        ms = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+        if ms <= 0:
+            raise OSError(_ETIMEDOUT)
+        return ms
