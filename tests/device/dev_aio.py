@@ -1,6 +1,6 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
 # handler, ended, restart, offline, faults, congested, tls, trickle,
-# silent. A 10 ms ticker task runs throughout and
+# silent, idle. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -231,6 +231,28 @@ async def silent():
     await c.disconnect()
 
 
+async def idle():
+    # connected and idle (keepalive 60): the event loop sleeps until something is due,
+    # it does not poll. Counts the loop's sleeps (waits for I/O with a timeout).
+    c = make(link=False, store=False, keepalive=60)
+    await c.connect()
+    q = asyncio.core._io_queue
+    w = q.wait_io_event
+    n = [0]
+
+    def wait(dt):
+        if dt:
+            n[0] += 1
+        return w(dt)
+
+    q.wait_io_event = wait
+    await asyncio.sleep(3)
+    q.wait_io_event = w
+    print("SLEEPS", n[0])
+    d.check(n[0] <= 3 and c.isconnected(), "no polling while idle")
+    await c.disconnect()
+
+
 async def tls():
     # TLS: the handshake runs in steps on the non-blocking socket, the loop runs on
     import ssl
@@ -262,7 +284,8 @@ def _exists(p):
 
 
 async def main():
-    asyncio.create_task(ticker())
+    if d.cfg("TEST") != "idle":
+        asyncio.create_task(ticker())
     await globals()[d.cfg("TEST")]()
 
 

@@ -253,3 +253,10 @@ def test_loop_runs_while_connects_meet_silence(broker_factory: Any, tmp_path: Pa
                        timeout=60)
     assert "OSError(110," in r.value("SILENT"), r.out  # each attempt ended at its deadline
     assert gap(r.out) < GAP_MS
+
+
+def test_idle_client_sleeps_until_something_is_due(broker_factory: Any, tmp_path: Path) -> None:
+    # counts, not timing: the old client slept 20 ms at a time (about 150 sleeps in 3 s)
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "idle"), heap=HEAP, timeout=60)
+    assert int(r.value("SLEEPS")) <= 3, r.out
