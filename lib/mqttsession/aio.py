@@ -121,20 +121,24 @@ class MQTTClient(Core):
             return
         s = self._s
         t, m = self._t, self._m
+        # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
+        # the message is queued or sent, and acknowledged later
+        rd = asyncio.current_task() is self._task
         try:
-            while self.isconnected() and (s.full() or s.nin >= self._quota):
+            while not rd and self.isconnected() and (s.full() or s.nin >= self._quota):
                 await self._wait(self._tms)  # room in the window first
         except OSError:
             if self.store is None and self.link is None:
                 raise
         self._t, self._m = t, m  # other tasks may have published meanwhile
-        k = self._queue(qos, retain, self.isconnected())
-        if not self.isconnected():
+        room = self.isconnected() and s.nin < self._quota
+        k = self._queue(qos, retain, room)
+        if not room:
             return
         seq = s.seq[k]
         try:
             self._send_slot(k)
-            while self.window == 1 and s.fl[k] and s.seq[k] == seq:
+            while not rd and self.window == 1 and s.fl[k] and s.seq[k] == seq:
                 await self._wait(self._tms)
         except OSError:
             if self._lost(self.store or self.link):
@@ -144,6 +148,8 @@ class MQTTClient(Core):
 
     async def _wait(self, ms):
         # until the reader handles a packet; OSError when nothing comes within ms
+        if asyncio.current_task() is self._task:
+            raise RuntimeError("a message handler cannot wait for the broker: use a task")
         self._ev.clear()
         if self._task is None or self.sock is None:
             raise OSError(_ENOTCONN)

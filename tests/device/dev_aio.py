@@ -76,6 +76,8 @@ async def handler():
             raise ValueError("from the handler")
         if m == b"aboom":
             return slow_fail()
+        if m == b"echo":  # a coroutine handler that publishes QoS 1 (window 1)
+            return c.publish(d.topic("alive"), b"echo", qos=1)
 
     c.set_callback(cb, retained=True)
     c.on_error = errs.append

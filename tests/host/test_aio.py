@@ -48,14 +48,14 @@ def test_handler_errors_do_not_end_the_reader(broker_factory: Any, tmp_path: Pat
         dev = start_device("dev_aio.py", c, heap=HEAP)
         try:
             dev.wait_for("READY", timeout=30)
-            for m in ("boom", "ok", "aboom", "after", "last"):
+            for m in ("boom", "ok", "aboom", "echo", "after", "last"):
                 publish(b.host, b.port, f"{pre}/cmd/x", m, qos=1)
             r = dev.result(timeout=60)
         finally:
             dev.close()
-        obs.wait_for(1)
+        assert sorted(m.payload for m in obs.wait_for(2)) == [b"echo", b"yes"]
     got = [v[1] for v in r.values("GOT") if v[0] == f"{pre}/cmd/x"]
-    assert got == ["boom", "ok", "aboom", "after", "last"], r.out
+    assert got == ["boom", "ok", "aboom", "echo", "after", "last"], r.out
     assert "ERRORS 2 ['ValueError', 'KeyError']" in r.out
     assert "Traceback" not in r.out, "on_error was set: nothing printed by default"
 
