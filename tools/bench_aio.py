@@ -39,6 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mosquitto"))
+
 from faultrig import FaultProxy  # noqa: E402
 from harness import HOST, Broker, micropython_path, publish  # noqa: E402
 
