@@ -39,9 +39,11 @@ def gap(out: str) -> int:
     return int(rows[-1])
 
 
-def test_handler_errors_do_not_end_the_reader(broker_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [4, 5])
+def test_handler_errors_do_not_end_the_reader(broker_factory: Any, tmp_path: Path,
+                                              version: int) -> None:
     b = broker_factory()
-    c = cfg(b, b.port, tmp_path, "handler")
+    c = cfg(b, b.port, tmp_path, "handler", VERSION=version)
     pre = c["PREFIX"]
     publish(b.host, b.port, f"{pre}/cmd/r", "kept", qos=1, retain=True)
     with Observer(b.host, b.port, f"{pre}/alive", qos=1) as obs:
@@ -140,11 +142,13 @@ def test_session_losing_restart_with_stored_subscription(broker_factory: Any,
     assert gap(r.out) < GAP_MS
 
 
-def test_boot_offline_then_subscribe_then_link_up(broker_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [4, 5])
+def test_boot_offline_then_subscribe_then_link_up(broker_factory: Any, tmp_path: Path,
+                                                  version: int) -> None:
     b = broker_factory()
     with FaultProxy(b.host, b.port) as p:
         p.refuse()
-        c = cfg(b, p.port, tmp_path, "offline", RUN_MS=5000)
+        c = cfg(b, p.port, tmp_path, "offline", RUN_MS=5000, VERSION=version)
         with Observer(b.host, b.port, f"{c['PREFIX']}/queued", qos=1) as obs:
             dev = start_device("dev_aio.py", c, heap=HEAP)
             try:
