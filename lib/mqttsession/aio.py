@@ -17,9 +17,7 @@ from .core import Core
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
-_ENOBUFS = const(105)
 _IDLE_MS = const(3600000)  # the clock's sleep when nothing is due
-_OUT_MAX = const(16384)  # packets queued behind a congested one: more is a dead link
 
 
 class MQTTClient(Core):
@@ -39,8 +37,7 @@ class MQTTClient(Core):
         self._clk = None  # the clock
         self._zz = False  # the clock sleeps: a kick may cancel its sleep
         self._rd = False  # the reader waits for input (not for the application)
-        self._out = None  # output the socket has not taken yet (see _write)
-        self._o0 = self._olim = 0
+        self._dr = None  # the socket whose waiting output (_ob) a drain task sends
         self._err = None  # what ended the reader; awaits raise it
         self._up = False  # connected and resumed: publish may use the socket
         self._att = 0  # connect attempts made by the reader
@@ -389,46 +386,34 @@ class MQTTClient(Core):
         sys.print_exception(e)
 
     def _close(self):
-        self._out = None
         if self._up:
             self._up = False
             self.down.set()
         self._ev.set()
         Core._close(self)
 
-    # --- output that the socket cannot take at once ---
-    def _write(self, buf, n):
-        # one write per packet. What the socket does not take now waits in _out and goes
-        # as the socket drains (_drain); later packets queue behind it. Never a blocking
-        # wait; congestion beyond _OUT_MAX or timeout without progress is a dead link.
-        o = self._out
-        if o is None:
-            return Core._write(self, buf, n)
-        if len(o) + n > self._olim:
-            raise OSError(_ENOBUFS)
-        o += memoryview(buf)[:n]
-        self._ltx = time.ticks_ms()
-
-    def _write_rest(self, buf, n, w):
-        self._out = bytearray(memoryview(buf)[w:n])
-        self._olim = n - w + _OUT_MAX
-        self._o0 = time.ticks_ms()
-        asyncio.create_task(self._drain(self.sock))
-        self._kick()
+    # --- output the socket did not take at once (the core keeps it in _ob, in order) ---
+    def _wait_out(self):
+        # never waits here: a task sends it as the socket drains; the clock keeps the
+        # deadline
+        if self._dr is not self.sock:
+            self._dr = self.sock
+            asyncio.create_task(self._drain(self.sock))
+            self._kick()
 
     async def _drain(self, s):
         q = asyncio.core._io_queue
-        while self.sock is s and self._out:
-            yield q.queue_write(s)
-            if self.sock is not s:
-                return
-            try:
-                w = s.write(self._out) or 0
-            except OSError as e:
-                return self._drop(e)
-            if w:
-                self._o0 = time.ticks_ms()
-                self._out = self._out[w:] if w < len(self._out) else None
+        try:
+            while self.sock is s and self._ob is not None:
+                yield q.queue_write(s)
+                if self.sock is s and self._ob is not None:
+                    self._flush()
+        except OSError as e:  # the broker stopped reading, or the link broke
+            if self.sock is s:
+                self._drop(e)
+        finally:
+            if self._dr is s:
+                self._dr = None
 
     def _drop(self, e):
         # the link failed: close; the keeper backs off
@@ -469,7 +454,7 @@ class MQTTClient(Core):
         if not self.isconnected():
             return _IDLE_MS
         try:
-            ms = _IDLE_MS if self._out is None else self._left(self._o0)  # output drains
+            ms = _IDLE_MS if self._ob is None else self._left(self._ot)  # output drains
             if not self._rd:
                 return min(ms, 250)  # the reader is with the application
             if self.ka:

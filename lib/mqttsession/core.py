@@ -1,14 +1,15 @@
-# The protocol core shared by the blocking and asyncio front ends: one socket, one
-# preallocated receive buffer, one transmit buffer, packets handled one at a time.
-# It never waits on its own for a packet to start: the front ends decide how to wait.
+# The protocol core shared by the blocking and asyncio front ends: the session on the
+# wire (publishing, acknowledging, subscribing, resuming) over wire.Wire, which holds the
+# socket, the connect steps and the receive and write paths (its header says how a front
+# end drives them).
 from micropython import const
 from array import array
-import socket
 import time
 
 from . import packet as P
 from .packet import MQTTException
 from .session import Session, SENT, REL, PID
+from .wire import Wire
 
 # packet types and reason codes, as local constants so they fold at compile time
 _PUBLISH = const(0x30)
@@ -28,21 +29,24 @@ _TOO_LARGE = const(0x95)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
-_EINPROGRESS = const(115)
-_POLLIN = const(1)
-_POLLOUT = const(4)
 
 
-class Core:
+class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
                  timeout=10, expiry=None, queue=16, link=None, full="error"):
         if version not in (4, 5):
             raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-        if not 0 <= keepalive < 65536:
-            raise ValueError("keepalive must be 0 to 65535 seconds")
-        if not 0 < window < 65536:
-            raise ValueError("window must be 1 to 65535")
+        if type(keepalive) is not int or not 0 <= keepalive < 65536:
+            raise ValueError("keepalive must be an int from 0 to 65535 seconds")
+        if type(window) is not int or not 0 < window < 65536:
+            raise ValueError("window must be an int from 1 to 65535")
+        if type(queue) is not int or queue < 1:
+            raise ValueError("queue must be an int >= 1")
+        if type(max_packet) is not int or type(tx_size) is not int:
+            raise ValueError("max_packet and tx_size must be ints")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("timeout must be a number of seconds > 0")
         if max_packet < 64 or tx_size < 32:
             raise ValueError("max_packet must be >= 64 and tx_size >= 32")
         self.server = server
@@ -92,6 +96,7 @@ class Core:
         self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
         self._r0 = self._r1 = self._skip = 0
         self._hold = False
+        self._ob = None  # output the socket has not taken yet
         self._p0 = self._rt = 0
         self._rx = bytearray(max_packet)
         self._tx = bytearray(tx_size)
@@ -155,99 +160,6 @@ class Core:
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
-    # --- connection ---
-    # A connect is a series of non-blocking steps under one deadline (timeout): the front
-    # end calls _conn_start(clean), then _conn_step() each time the socket is ready (see
-    # _conn_ms for how long to wait; _poll is registered for what the step needs) until
-    # it returns Session Present. Every failure closes the socket.
-    def _conn_start(self, clean, tms=None):
-        self._close()
-        self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
-        self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
-        self._co = 0
-        # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
-        ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
-        self.sock = s
-        self._cs = 1
-        try:
-            s.setblocking(False)
-            try:
-                s.connect(ai[-1])
-            except OSError as e:
-                if e.errno != _EINPROGRESS:
-                    raise
-            try:
-                s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
-            except (OSError, AttributeError):
-                pass
-            import select
-
-            self._poll = select.poll()
-            self._poll.register(s, _POLLOUT)
-        except Exception:
-            self._close()
-            raise
-
-    def _conn_ms(self):
-        # ms left for the connect under way
-        return max(0, time.ticks_diff(self._dl, time.ticks_ms()))
-
-    def _conn_step(self):
-        # None while the connect is under way; Session Present (0/1) once CONNACK accepted
-        try:
-            if self._cs == 1:
-                self._tcp_up()
-            if self._cs == 2:
-                self._send_connect()
-            if self._cs == 3:
-                self._recv()
-            if not self._cs:
-                return self._cp
-            if not self._conn_ms():
-                raise OSError(_ETIMEDOUT)
-        except Exception:
-            self._close()
-            raise
-        return None
-
-    def _tcp_up(self):
-        # TCP connect finished (the socket is writable; a refusal shows on the first write)
-        for _ in self._poll.ipoll(0):
-            self._cs = 2
-            if self.ssl:
-                self._tls()
-            return
-
-    def _tls(self):
-        ctx = self.ssl
-        if ctx is True:
-            import ssl
-
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_NONE
-        # The handshake is not done here: MicroPython's ssl (mbedTLS, unix port 1.29 too)
-        # with do_handshake_on_connect=False runs it inside the first writes on the
-        # non-blocking socket, each returning None (EAGAIN) until it is done, and its poll
-        # reports readiness in the direction the handshake needs next. Certificate
-        # failures surface there as OSError or ValueError.
-        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
-                            do_handshake_on_connect=False)
-        self._poll.unregister(self.sock)
-        self.sock = s
-        self._poll.register(s, _POLLOUT)
-
-    def _send_connect(self):
-        buf, n = self._cb
-        w = self.sock.write(buf, self._co, n - self._co)
-        if w:
-            self._co += w
-        if self._co >= n:
-            self._cs = 3
-            self._cb = None
-            self._ltx = time.ticks_ms()
-            self._poll.modify(self.sock, _POLLIN)
-
     def _connect_packet(self, clean):
         s = self._s
         cid = s.client_id
@@ -265,55 +177,6 @@ class Core:
             buf = bytearray(need)  # a long will or credentials: once per connect
         return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
                               self.pswd, self.lw, exp, 32, len(self._rx))
-
-    def _close(self):
-        if self.link and self.sock:
-            self.link.lost()
-        if self.sock:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-        self.sock = None
-        self._poll = None
-        self._ping = 0
-        self._cs = 0
-        self._r0 = self._r1 = self._skip = 0
-        self._hold = False
-
-    # --- output ---
-    # The publish and receive paths are split into small functions and keep the message
-    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
-    # heap at every call (tools/frames.py lists them).
-    def _write(self, buf, n):
-        # the whole packet in one write; a partial one continues in _write_rest. On
-        # OSError the front end closes the socket (see _lost).
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        w = self.sock.write(buf, n)
-        if w != n:
-            self._write_rest(buf, n, w or 0)
-        self._ltx = time.ticks_ms()
-
-    def _write_rest(self, buf, n, w):
-        # the socket took part of the packet: the rest goes as it drains, within timeout
-        t0 = time.ticks_ms()
-        while w < n:
-            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                raise OSError(_ETIMEDOUT)
-            self._wait_out(left)
-            w += self.sock.write(buf, w, n - w) or 0
-
-    def _wait_out(self, ms):
-        # until the socket takes more output, at most ms: the one place a write waits.
-        # Blocking by default; a front end with its own loop may replace it.
-        p = self._poll
-        p.modify(self.sock, _POLLOUT)
-        try:
-            p.poll(ms)
-        finally:
-            p.modify(self.sock, _POLLIN)
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
@@ -492,174 +355,6 @@ class Core:
             except OSError:
                 pass
         self._close()
-
-    # --- input ---
-    # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
-    # yet; one read takes whatever has arrived and every whole packet in it is handled.
-    # A packet must be whole within timeout of its first byte (_p0). A packet larger
-    # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
-    # arrives (_skip bytes to go), then it is refused with 0x95.
-    def _recv(self):
-        # handles the whole packets buffered, else reads once and handles those; returns
-        # the type of the last packet handled, or None. OSError: the link is broken (the
-        # caller closes); MQTTException: the connection is closed, except for a refused
-        # oversized packet.
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        self._large = False
-        try:
-            return self._recv1()
-        except MQTTException:
-            if not self._large:
-                self._fail(None)  # the broker broke the protocol: end the connection
-            raise
-
-    def _recv1(self):
-        t = self._parse()
-        if t is None and self._fill():
-            t = self._parse()
-        if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
-                time.ticks_ms(), self._p0) >= self._tms:
-            raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-        return t
-
-    def _rx_ms(self, ms):
-        # ms to wait for input, bounded by the deadline of a packet that has started
-        if self._hold:
-            return 0  # whole packets left in the buffer
-        if self._r1 == self._r0 and not self._skip:
-            return ms
-        return min(ms, max(0, self._tms - time.ticks_diff(time.ticks_ms(), self._p0)))
-
-    def _fill(self):
-        # one read of whatever has arrived, into the free part of _rx; the number of
-        # bytes (0: nothing yet)
-        r1 = self._r1
-        if self._r0 == r1:
-            # empty: read to the front (no memoryview, so no allocation)
-            self._r0 = self._r1 = r1 = 0
-            n = self.sock.readinto(self._rx)
-            new = not self._skip
-        else:
-            if r1 == len(self._rx):
-                r1 = self._compact()
-            n = self.sock.readinto(memoryview(self._rx)[r1:])
-            new = False
-        if n is None:
-            return 0
-        if not n:
-            raise OSError(_ECONNRESET)
-        now = time.ticks_ms()
-        if new:
-            self._p0 = now
-        self._rt = self._lrx = now
-        self._r1 = r1 + n
-        return n
-
-    def _compact(self):
-        # moves the partial packet at _r0 to the front of _rx; returns its end
-        r0 = self._r0
-        n = self._r1 - r0
-        if r0:
-            self._rx[0:n] = memoryview(self._rx)[r0 : r0 + n]
-        self._r0 = 0
-        self._r1 = n
-        return n
-
-    def _parse(self):
-        # handles every whole packet in the buffer, stopping after a CONNACK (the session
-        # resumes before what follows it); returns the last type handled or None
-        t = None
-        while True:
-            if self._skip and not self._discard():
-                return t
-            n = self._whole()
-            if not n:
-                self._hold = False
-                return t
-            self._hold = True
-            i = self._r0
-            self._r0 = i + n  # consumed before handling: an exception leaves it handled
-            self._p0 = self._rt
-            self._n = i + n
-            t = self._handle(self._rx[i], i + self._hl)
-            if t == _CONNACK:
-                return t
-
-    def _whole(self):
-        # size of the packet at _r0 when all of it is buffered, else 0
-        i = self._r0
-        if i + 2 > self._r1:
-            return 0
-        n = self._rx[i + 1]
-        if n & 0x80:
-            n = self._varlen(i)
-        else:
-            self._hl = 2
-            n += 2
-        if n > len(self._rx):
-            return self._oversize(n)
-        if not n or i + n > self._r1:
-            return 0
-        return n
-
-    def _varlen(self, i):
-        # total size of the packet at i from its multi-byte remaining length; 0 while
-        # the length is incomplete
-        rx = self._rx
-        j = i + 1
-        n = sh = 0
-        while True:
-            if j >= self._r1:
-                return 0
-            c = rx[j]
-            n |= (c & 0x7F) << sh
-            j += 1
-            if not c & 0x80:
-                break
-            sh += 7
-            if sh > 21:
-                raise MQTTException(_MALFORMED, "bad remaining length")
-        self._hl = j - i
-        return n + j - i
-
-    def _oversize(self, n):
-        # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
-        # topic and packet ID of a PUBLISH), then drop the rest as it arrives
-        if self._cs:
-            raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
-        rx = self._rx
-        if self._compact() < len(rx):
-            return 0
-        first = rx[0]
-        pid = 0
-        if first & 0xF0 == _PUBLISH and first & 6:
-            j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
-            if j + 2 <= len(rx):
-                pid = rx[j] << 8 | rx[j + 1]
-        self._big = (first, pid, n)
-        self._skip = n - len(rx)
-        self._r0 = self._r1 = 0
-        return 0
-
-    def _discard(self):
-        # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
-        # it (the broker would redeliver it forever) and refuses it
-        k = min(self._skip, self._r1 - self._r0)
-        self._r0 += k
-        self._skip -= k
-        if self._skip:
-            return False
-        self._p0 = self._rt
-        first, pid, n = self._big
-        self._large = True
-        if pid and first & 6:
-            if first & 4:
-                self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
-                self._ack(_PUBREC, pid)
-            else:
-                self._ack(_PUBACK, pid)
-        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
     def _handle(self, first, i):
         # one packet, its body in _rx[i:_n]; returns its type

@@ -68,6 +68,22 @@ def check_loop():
     print("RAISED", type(e).__name__, e.args[0], time.ticks_diff(time.ticks_ms(), t0))
 
 
+def flood_out():
+    # QoS 0 publishes to a broker that has stopped reading: once the socket is full, the
+    # publish that cannot get its packet out raises within timeout
+    c = client()
+    c.connect()
+    print("CONNECTED")
+    m = bytes(60000)
+    e = None
+    for i in range(400):
+        e = timed(lambda: c.publish("t/flood", m))
+        if e is not None:
+            break
+    d.check(e is not None, "a publish raised")
+    d.check(not c.isconnected(), "link closed")
+
+
 def oversized():
     # oversized PUBLISHes are refused with 0x95 and acknowledged; the next message arrives
     c = client()

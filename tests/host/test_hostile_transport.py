@@ -156,3 +156,41 @@ def test_failed_connect_closes_the_socket(answer: bytes) -> None:
     name, code, _ = raised(r)
     assert name == "MQTTException" and code in (5, 0x82, 0x95)
     assert b.conns[0].closed_by_client  # the client closed its end
+
+
+def test_broker_that_stops_reading_ends_publish_in_time() -> None:
+    script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]
+    r, _ = run([script], "flood_out")
+    name, code, ms = raised(r)
+    assert (name, code) == ("OSError", 110)
+    assert ms <= BOUND_MS
+    returned = [int(v[0]) for v in r.values("RETURNED")]
+    assert returned and max(returned) <= BOUND_MS  # the socket took some before it filled
+
+
+def run_aio(scripts: list[Script], test: str) -> Any:
+    with HostileBroker(scripts) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": test, "TIMEOUT": TIMEOUT}
+        return run_device("dev_hostile_aio.py", cfg, heap=HEAP, timeout=60)
+
+
+# Loop stalls: generous bounds for a loaded machine; the benchmark measures the real gap.
+GAP_MS = 1000
+
+
+def test_aio_trickled_connack_never_stalls_the_loop() -> None:
+    r = run_aio([[("expect", CONNECT), ("trickle", connack(), 1.9)]], "connect_fails")
+    name, code, ms = raised(r)
+    assert (name, code) == ("OSError", 110)
+    assert ms <= BOUND_MS
+    assert int(r.value("GAP")) <= GAP_MS
+
+
+def test_aio_trickled_publish_never_stalls_the_loop() -> None:
+    pub = publish(b"t/slow", b"trickled payload", qos=1, pid=3)
+    script = [("expect", CONNECT), ("send", connack()), ("trickle", pub, 1.0)]
+    r = run_aio([script], "reader_ends")
+    name, code, ms = raised(r)
+    assert (name, code) == ("OSError", 110)
+    assert ms <= BOUND_MS
+    assert int(r.value("GAP")) <= GAP_MS
