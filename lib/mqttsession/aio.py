@@ -41,15 +41,12 @@ class MQTTClient(Core):
         self._err = None  # what ended the reader; awaits raise it
         self._up = False  # connected and resumed: publish may use the socket
         self._att = 0  # connect attempts made by the reader
-        self._cn = 0  # connections made
         self._present = None
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self._rf = 0  # retain flag of the PUBLISH being delivered
         self._cb3 = False
         self._aws = []  # handler coroutines to await, in arrival order
-        self._q = None  # messages() queue of (topic, msg, retained)
-        self._qn = 0
-        self._qev = None
+        self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
 
     def set_callback(self, f, raw=False, retained=False):
         # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a coroutine
@@ -94,7 +91,6 @@ class MQTTClient(Core):
             self._close()  # a connect under way: no DISCONNECT on a socket not connected
         self._bye()  # the reader wakes on the closed socket and ends
         self._err = None
-        self._todo = {}
         if self._qev:
             self._qev.set()
 
@@ -169,7 +165,7 @@ class MQTTClient(Core):
         self._raise()
         async with self._lock:
             while self.isconnected():
-                cn = self._cn
+                cn = self._att
                 t0 = time.ticks_ms()
                 try:
                     t = self._sub_start(topic, qos)
@@ -179,8 +175,8 @@ class MQTTClient(Core):
                 except OSError:
                     if self.link is None:
                         raise
-                    if self._cn == cn:  # no ack in time: the link is dead, let it go
-                        self._lost(True)
+                    if self._att == cn and self.isconnected():
+                        self._lost(True)  # no ack in time: the link is dead, let it go
             if self.link is None:
                 raise OSError(_ENOTCONN)
             t = bytes(self._topic(topic))
@@ -335,7 +331,6 @@ class MQTTClient(Core):
         self._todo = {}
         self._pump()
         self._up = True
-        self._cn += 1
         self._kick()  # keepalive from now on
         if self.link:
             self.link.connected()
