@@ -46,6 +46,16 @@ def wait_one():
         d.check(not c.isconnected(), "link closed after OSError")
 
 
+def subscribe_waits():
+    # a SUBACK withheld or trickled: subscribe() raises within timeout, the link closed
+    c = client()
+    c.connect()
+    print("CONNECTED")
+    e = timed(lambda: c.subscribe("t/x", 1))
+    d.check(e is not None, "subscribe raised")
+    d.check(not c.isconnected(), "link closed")
+
+
 def check_loop():
     # check_msg() polled as a node does; each call returns quickly until the packet
     # that started to arrive is past its deadline

@@ -17,6 +17,7 @@ from hostile import (
     PUBCOMP,
     PUBREC,
     PUBREL,
+    SUBSCRIBE,
     HostileBroker,
     Script,
     ack,
@@ -194,3 +195,14 @@ def test_aio_trickled_publish_never_stalls_the_loop() -> None:
     assert (name, code) == ("OSError", 110)
     assert ms <= BOUND_MS
     assert int(r.value("GAP")) <= GAP_MS
+
+
+@pytest.mark.parametrize("suback", [None, bytes([0x90, 3, 0, 1, 1])], ids=["withheld", "trickled"])
+def test_suback_withheld_or_trickled_ends_subscribe_in_time(suback: bytes | None) -> None:
+    script: list[Any] = [("expect", CONNECT), ("send", connack()), ("expect", SUBSCRIBE)]
+    if suback is not None:
+        script.append(("trickle", suback, 0.9))
+    r, _ = run([script], "subscribe_waits")
+    name, code, ms = raised(r)
+    assert (name, code) == ("OSError", 110)
+    assert ms <= BOUND_MS
