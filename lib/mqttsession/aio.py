@@ -75,11 +75,16 @@ class MQTTClient(Core):
         return await self._first(self._att, wait)
 
     async def _first(self, att, wait):
-        while self._task is not None and (self._att == att or wait and not self.isconnected()):
+        # the outcome of the reader's next attempt (wait: of one that succeeds): Session
+        # Present, even when the broker breaks the link right after its CONNACK; None
+        # when it failed (without a keeper: its error raised)
+        while self._task is not None and (self._att == att or wait and self._present is None):
             self._ev.clear()
             await self._ev.wait()
-        self._raise()
-        return bool(self._present) if self.isconnected() else None
+        if self._present is None:
+            self._raise()
+            return None
+        return bool(self._present)
 
     def _raise(self):
         # an await on a client whose reader ended with an error raises it
@@ -172,11 +177,11 @@ class MQTTClient(Core):
                     while self._sub:
                         await self._wait(self._left(t0))
                     return self._sub_end(t, qos)
-                except OSError:
+                except OSError as e:
+                    if self._att == cn and self.isconnected():
+                        self._drop(e)  # no ack in time: the link is dead, let it go
                     if self.link is None:
                         raise
-                    if self._att == cn and self.isconnected():
-                        self._lost(True)  # no ack in time: the link is dead, let it go
             if self.link is None:
                 raise OSError(_ENOTCONN)
             t = bytes(self._topic(topic))
@@ -237,6 +242,7 @@ class MQTTClient(Core):
                     except (OSError, MQTTException) as e:
                         self._close()
                         self._err = e
+                        self._present = None
                         if lk is None:
                             break
                         lk.failed(e)
@@ -284,8 +290,9 @@ class MQTTClient(Core):
         except (OSError, MQTTException) as e:
             if isinstance(e, OSError) or self.sock is None:
                 self._drop(e)
-            else:
-                self._report(e)  # a refused oversized packet: the link stays
+            else:  # a refused oversized packet: the link stays
+                self._err = e
+                self._report(e)
         if self._r1 != self._r0 or self._skip:
             self._kick()  # a packet has started: the clock keeps its deadline
         aws = self._aws
