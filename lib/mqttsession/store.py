@@ -127,9 +127,10 @@ def _ident(p):
 
 
 def _write(path, data, atomic=True):
-    # atomic: write beside, then rename over, so a power cut leaves the old file or the
-    # new one; otherwise (a message file, valid only with its CRC) write in place. On
-    # failure nothing half-written is left. A directory in the way is damage: removed.
+    # atomic: write beside, then rename over (a new file, or one not on littlefs);
+    # otherwise in place: littlefs commits an existing file's new content at close, all
+    # or nothing, so a failed write leaves the old content, never removed here. A
+    # directory in the way is damage: removed.
     t = path + ".t" if atomic else path
     try:
         for i in (0, 1):
@@ -145,10 +146,11 @@ def _write(path, data, atomic=True):
                 _rm(t)
                 _rm(path)
     except OSError as e:
-        try:
-            os.remove(t)
-        except OSError:
-            pass
+        if atomic:
+            try:
+                os.remove(t)
+            except OSError:
+                pass
         if e.errno == _ENOSPC:
             raise OSError(_ENOSPC, "session store full")
         raise

@@ -183,7 +183,9 @@ class StoredSession(Session):
             self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
             self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
             return k
-        return super().add(topic, msg, qos, retain)
+        k = super().add(topic, msg, qos, retain)
+        self._cur = self.nseq  # nothing waits in flash: the next one pulled is newer
+        return k
 
     def pop_tail(self):
         if self.fl[self.cap]:
