@@ -24,7 +24,7 @@ from .store import _join, _write, _rm, pack, lstr
 from . import qlog as Q
 
 _TAIL = const(32)  # as qlog._TAIL
-_LAZY = const(8)  # QoS 1 completions per hot-state write at most
+_LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
 
@@ -48,7 +48,7 @@ class StoredSession(Session):
         self._hx = False  # the hot-state file exists
         self._out = {}  # seq -> (pid, released) from the hot state, until loaded
         self._cb = None  # the segment being read into the ring: bytes, name, offset
-        self._cn = ""
+        self._ci = _NONE
         self._co = 0
         self._rs = self._rf = self._rp = self._re = self._rz = 0  # the record just read
         self._rt = self._rm = None
