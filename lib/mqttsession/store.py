@@ -170,10 +170,13 @@ class SessionStore:
     # lines and kept in .errors; the session starts fresh (or without the damaged part).
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
     # touched, whatever the host or client ID (see _key).
-    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse"):
+    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
         # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
-        # filesystem (os.statvfs), at least 32 KB where it has them
+        # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
+        # session keeps in RAM (at least the client's window); a longer queue (the
+        # client's queue=) waits in flash and is read in order. None: the whole queue.
         self.root = root.rstrip("/") or "/"
+        self.ram = ram
         self.errors = []
         self.newer = newer
         self._mkdirs(self.root)

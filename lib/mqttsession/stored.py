@@ -52,7 +52,11 @@ class StoredSession(Session):
         self._co = 0
         self._rs = self._rf = self._rp = self._re = self._rz = 0  # the record just read
         self._rt = self._rm = None
-        super().__init__(client_id, host, capacity)
+        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
+        # that many, or the store's ram when it is smaller: the rest waits in flash
+        self.limit = capacity
+        r = store.ram
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
 
     def _alloc(self, cap):
         # one slot more than the ring: where a message waits while it goes to the backlog
@@ -68,9 +72,14 @@ class StoredSession(Session):
         return self.nin + self.nq + self.more
 
     def full(self):
-        # the ring is a window: a message goes to flash when it is full; the store's byte
-        # bound is what limits the queue
-        return self.bytes >= self._st.max_bytes
+        # no room for another message: the queue's count bound or the store's byte bound
+        return self.pending() >= self.limit or self.bytes >= self._st.max_bytes
+
+    def assign(self, k):
+        if k == self.cap:
+            # a message past the ring cannot go out now: the window is larger than the ring
+            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
+        super().assign(k)
 
     # --- loading ---
     def _load(self):

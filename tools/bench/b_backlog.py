@@ -61,7 +61,8 @@ def run(n, full):
     from mqttsession import SessionStore
 
     cid = f"bench-backlog-{n}"
-    c = B.client(cid, window=16, store=SessionStore("/flash/.mqtt"), queue=16)
+    # a queue of n, 16 of them in RAM (the window): the rest waits in flash
+    c = B.client(cid, window=16, store=SessionStore("/flash/.mqtt", ram=16), queue=n)
     c.connect()
     c.disconnect()
     # the mean over the 32 messages up to 32, 1,000 and n queued: one tail cycle each
@@ -91,8 +92,8 @@ def run(n, full):
     gc.collect()
     h0 = gc.mem_alloc()
     t = B.ticks()
-    s = SessionStore("/flash/.mqtt")
-    c = B.client(cid, window=16, store=s, queue=16)
+    s = SessionStore("/flash/.mqtt", ram=16)
+    c = B.client(cid, window=16, store=s, queue=n)
     boot = B.since(t)
     gc.collect()
     if full:
