@@ -72,6 +72,25 @@ def poison():
             "kept in flash, out of the queue")
 
 
+def innocent_window():
+    # 16 messages in flight each time the broker drops the connection: only the oldest is
+    # blamed, so three drops set aside one message, not the window
+    lk = Link(min_ms=20, max_ms=200, jitter=0)
+    c = client(store=SessionStore("store"), link=lk, window=16, queue=16)
+    got = []
+    c.on_aside = lambda t, m, why: got.append(t)
+    c.connect()
+    for i in range(16):
+        c.publish("t/w%d" % i, b"m", qos=1)
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(got == [b"t/w0"], "only the oldest set aside: %r" % got)
+    d.check(c.pending() == 0, "the other 15 delivered")
+    c.disconnect()
+
+
 def refused():
     # MQTT 5: a PUBACK with reason 0x87 sets the message aside; the next one goes on
     got = []
