@@ -145,7 +145,7 @@ class Wire:
             self._poll.modify(self.sock, _POLLIN)
 
     def _close(self):
-        if self.sock and not self._cs and self._want and self._s.nin:
+        if self.sock and not self._cs and self._want and self._s.nin and not self._why:
             self._struck()  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()
