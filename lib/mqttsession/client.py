@@ -57,12 +57,6 @@ class MQTTClient(Core):
         if due <= 0:
             self._send_ping()
             due = self._keepalive_due(time.ticks_ms())
-        if self.budget_ms is not None and self._s.nin and time.ticks_diff(
-                now, self._aw) > self._tms and time.ticks_diff(now, self._lrx) > self._tms:
-            # sent, and nothing heard for timeout: the link is dead, as when a call
-            # waited the whole timeout for the acknowledgement
-            self._close()
-            raise OSError(_ETIMEDOUT)
         if self._ready(self._rx_ms(due if ms < 0 or ms > due else ms)) or \
                 self._r1 != self._r0 or self._skip:
             return self._take()
@@ -212,6 +206,7 @@ class MQTTClient(Core):
                     raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
                 b = self._left()
                 if b <= 0:
+                    self._silent()
                     return False
                 self._step(min(self._tms, b))
         except OSError:
@@ -255,8 +250,17 @@ class MQTTClient(Core):
                 raise OSError(_ETIMEDOUT)
             b = self._left()
             if b <= 0:
+                self._silent()
                 return  # patience is over: a later call handles the acknowledgement
             self._step(min(left, b))
+
+    def _silent(self):
+        # patience over: when an answer has been awaited since _aw and nothing came for
+        # timeout, the link is dead (what one wait of the whole timeout would have found)
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._aw) > self._tms and \
+                time.ticks_diff(now, self._lrx) > self._tms:
+            raise OSError(_ETIMEDOUT)
 
     def _ensure(self):
         # True when connected. With a link keeper, a reconnect starts when its backoff
