@@ -164,9 +164,11 @@ class MQTTClient(Core):
         return True
 
     def disconnect(self):
+        self._begin()
         self._bye()
 
     def ping(self):
+        self._begin()
         self._send_ping()
 
     def publish(self, topic, msg, retain=False, qos=0):
