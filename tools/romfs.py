@@ -38,14 +38,14 @@ def mpremote() -> str:
     return found
 
 
-def stage(staging: Path, boards: list[Path], opt: int = 2) -> dict[str, int]:
+def stage(staging: Path, boards: list[Path], opt: int = 2, lib: Path = mpy.LIB) -> dict[str, int]:
     """Compile the library (and each board directory's .py files, at the top level)
     into staging; returns {path in the image: bytes}."""
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     sizes = {}
-    for c in mpy.compile_all(staging, opt):
+    for c in mpy.compile_all(staging, opt, lib=lib):
         sizes[c.output.relative_to(staging).as_posix()] = c.mpy_bytes
     tool = mpy.mpy_cross()
     for board in boards:
@@ -59,10 +59,12 @@ def stage(staging: Path, boards: list[Path], opt: int = 2) -> dict[str, int]:
     return sizes
 
 
-def build(out: Path = DEFAULT_OUT, boards: list[Path] | None = None, opt: int = 2) -> int:
+def build(
+    out: Path = DEFAULT_OUT, boards: list[Path] | None = None, opt: int = 2, lib: Path = mpy.LIB
+) -> int:
     """Write the image to out; returns its size in bytes."""
     staging = out.parent / (out.stem + ".d")
-    stage(staging, boards or [], opt)
+    stage(staging, boards or [], opt, lib)
     out.parent.mkdir(parents=True, exist_ok=True)
     r = subprocess.run(
         [mpremote(), "romfs", "--no-mpy", "-o", str(out), "build", str(staging)],

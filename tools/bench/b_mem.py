@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -63,10 +64,10 @@ class Setup:
         return [self.mpy_dir, *base] if form == "mpy" else base
 
 
-def prepare(work: Path) -> Setup:
+def prepare(work: Path, lib: Path = mpy.LIB) -> Setup:
     mpy_dir = work / "mpy"
     sizes = {}
-    for c in mpy.compile_all(mpy_dir, 2):
+    for c in mpy.compile_all(mpy_dir, 2, lib=lib):
         rel = c.output.relative_to(mpy_dir).with_suffix("")
         name = ".".join(rel.parts)
         sizes[name.removesuffix(".__init__")] = c.mpy_bytes
@@ -80,7 +81,7 @@ def prepare(work: Path) -> Setup:
         timeout=60,
     )
     rom = work / "rom.img"
-    n = romfs.build(rom)
+    n = romfs.build(rom, lib=lib)
     return Setup(work, mpy_dir, board, rom, n, sizes)
 
 
@@ -166,12 +167,14 @@ class Anatomy:
     functions: int
     classes: int
     names: int  # distinct identifiers (each a qstr on the board)
+    heap_mpy: int | None = None  # heap the module adds once loaded, from .mpy
+    heap_rom: int | None = None  # ... from the ROMFS image
 
 
-def anatomy(sizes: dict[str, int]) -> list[Anatomy]:
+def anatomy(sizes: dict[str, int], lib: Path = mpy.LIB) -> list[Anatomy]:
     rows = []
-    for src in mpy.sources():
-        rel = src.relative_to(mpy.LIB).with_suffix("")
+    for src in mpy.sources(lib):
+        rel = src.relative_to(lib).with_suffix("")
         name = ".".join(rel.parts).removesuffix(".__init__")
         text = src.read_text()
         tree = ast.parse(text)
@@ -200,16 +203,49 @@ def anatomy(sizes: dict[str, int]) -> list[Anatomy]:
     return rows
 
 
+def module_heap(s: Setup, rows: list[Anatomy]) -> list[Anatomy]:
+    """rows with the heap each module adds once loaded, from .mpy and from ROMFS."""
+    mods = ",".join(["mqttsession"] + [r.module for r in rows if r.module != "mqttsession"])
+    got: dict[str, dict[str, int]] = {}
+    for form in ("mpy", "rom"):
+        args: dict[str, object] = {"mods": mods}
+        if form == "rom":
+            args["rom"] = s.rom
+        rc, out = run_mp("b_mem_modules.py", args, s.path(form), heap="1024k", cwd=s.work)
+        s.res.log.append(f"$ b_mem_modules {form}\n{out}")
+        for line in out.splitlines():
+            p = line.split()
+            if len(p) == 3 and p[0] == "R" and p[1].startswith("modheap."):
+                got.setdefault(p[1][8:], {})[form] = int(p[2])
+    return [
+        dataclasses.replace(
+            r, heap_mpy=got.get(r.module, {}).get("mpy"), heap_rom=got.get(r.module, {}).get("rom")
+        )
+        for r in rows
+    ]
+
+
 def anatomy_table(rows: list[Anatomy]) -> str:
-    out = ["| module | lines | .mpy -O2 | functions | classes | names |", "|---" * 6 + "|"]
+    head = "| module | lines | .mpy -O2 | functions | classes | names | heap .mpy | heap ROMFS |"
+    out = [head, "|---" * 8 + "|"]
+
+    def n(v: int | None) -> str:
+        return "-" if v is None else str(v)
+
     for r in rows:
         out.append(
-            f"| {r.module} | {r.lines} | {r.mpy} | {r.functions} | {r.classes} | {r.names} |"
+            f"| {r.module} | {r.lines} | {r.mpy} | {r.functions} | {r.classes} | {r.names} | "
+            f"{n(r.heap_mpy)} | {n(r.heap_rom)} |"
         )
+
+    def total(vals: list[int | None]) -> str:
+        return str(sum(v for v in vals if v is not None))
+
     out.append(
         f"| total | {sum(r.lines for r in rows)} | {sum(r.mpy for r in rows)} | "
         f"{sum(r.functions for r in rows)} | {sum(r.classes for r in rows)} | "
-        f"{sum(r.names for r in rows)} (per module) |"
+        f"{sum(r.names for r in rows)} (per module) | {total([r.heap_mpy for r in rows])} "
+        f"(no package) | {total([r.heap_rom for r in rows])} |"
     )
     return "\n".join(out)
 
@@ -284,11 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anatomy", action="store_true", help="per-module functions and names")
     p.add_argument("--no-minheap", action="store_true", help="skip the smallest-heap search")
     p.add_argument("--log", type=Path, help="write every run's output here")
+    p.add_argument(
+        "--lib", type=Path, default=mpy.LIB, help="the lib/ directory to measure (default: ours)"
+    )
     a = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mqs-bench-mem-"))
     broker = None
     try:
-        s = prepare(work)
+        s = prepare(work, a.lib.resolve())
         broker = Broker(work / "broker", tls=make_certs(work / "certs"), verbose=False)
         n = 10 if a.quick else 50
         measure(s, broker, "mpy", False, n, True)
@@ -313,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + mods[0])
         if a.anatomy:
             print()
-            print(anatomy_table(anatomy(s.sizes)))
+            print(anatomy_table(module_heap(s, anatomy(s.sizes, a.lib.resolve()))))
         if a.log:
             a.log.write_text("\n".join(s.res.log))
     finally:
