@@ -124,3 +124,21 @@ def test_anatomy_counts_what_the_source_defines() -> None:
     src = (REPO / "lib" / "mqttsession" / "core.py").read_text()
     assert core.functions >= src.count("\n    def ") + src.count("\ndef ")
     assert core.classes == src.count("\nclass ")
+
+
+def test_function_costs_rank_a_larger_body_higher(tmp_path: Path) -> None:
+    import b_mem_funcs
+
+    pkg = tmp_path / "mqttsession"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("X = 1\n")
+    body = "".join(f"        a = a * {i} + b\n" for i in range(40))
+    (pkg / "m.py").write_text(
+        "def small(a):\n    return a\n\n\n"
+        f"class K:\n    def big(self, a, b):\n{body}        return a\n"
+    )
+    rows = {(r.module, r.name): r for r in b_mem_funcs.costs(tmp_path)}
+    assert set(rows) == {("mqttsession.m", "small"), ("mqttsession.m", "K.big")}
+    big, small = rows[("mqttsession.m", "K.big")], rows[("mqttsession.m", "small")]
+    assert big.mpy > small.mpy > 0
+    assert big.lines == 42 and small.lines == 2
