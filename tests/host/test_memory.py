@@ -142,3 +142,20 @@ def test_function_costs_rank_a_larger_body_higher(tmp_path: Path) -> None:
     big, small = rows[("mqttsession.m", "K.big")], rows[("mqttsession.m", "small")]
     assert big.mpy > small.mpy > 0
     assert big.lines == 42 and small.lines == 2
+
+
+@pytest.mark.slow
+def test_node_profile_on_the_emulated_pico(capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(REPO / "tools" / "pico"))
+    from picoboard import missing
+
+    why = missing()
+    if why:
+        pytest.skip(why)
+    import b_mem_pico
+
+    assert b_mem_pico.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for key in ("import", "connected", "loop", "code", "min_free", "pub.q1.garbage"):
+        assert f"R pico.mem.{key} " in out, out
+    assert "mqttsession.store" in out.split("modules loaded:")[1]
