@@ -159,3 +159,16 @@ def test_node_profile_on_the_emulated_pico(capsys: pytest.CaptureFixture[str]) -
     for key in ("import", "connected", "loop", "code", "min_free", "pub.q1.garbage"):
         assert f"R pico.mem.{key} " in out, out
     assert "mqttsession.store" in out.split("modules loaded:")[1]
+
+
+def test_unit_costs_show_code_in_rom_runs_in_place(tmp_path: Path) -> None:
+    import b_mem_units
+
+    res = b_mem_units.measure(tmp_path)
+    assert set(res) == set(b_mem_units.CASES) - {"empty"}
+    for unit in ("method", "function", "attribute", "public_const"):
+        assert res[unit]["mpy"] > 0 and res[unit]["rom"] > 0, (unit, res[unit])
+    # the bytecode of a long body stays in the image; a method's objects do not
+    assert res["body_line"]["rom"] < res["body_line"]["mpy"] / 2
+    assert res["method"]["rom"] > res["body_line"]["rom"] * 10
+    assert abs(res["private_const"]["mpy"]) < 4 < res["public_const"]["mpy"]
