@@ -52,7 +52,8 @@ LIB_LABEL = "lib/mqttsession"
 @dataclass
 class Setup:
     work: Path
-    mpy_dir: Path  # compiled library
+    mpy_dir: Path  # compiled library, -O2
+    mpy3_dir: Path  # compiled with -O3: no line numbers in tracebacks
     board_dir: Path  # compiled blockdev (the board's filesystem driver)
     rom: Path
     rom_bytes: int
@@ -61,6 +62,8 @@ class Setup:
 
     def path(self, form: str) -> list[Path]:
         base = [self.board_dir, HERE]
+        if form == "mpy3":
+            return [self.mpy3_dir, *base]
         return [self.mpy_dir, *base] if form == "mpy" else base
 
 
@@ -82,7 +85,12 @@ def prepare(work: Path, lib: Path = mpy.LIB) -> Setup:
     )
     rom = work / "rom.img"
     n = romfs.build(rom, lib=lib)
-    return Setup(work, mpy_dir, board, rom, n, sizes)
+    mpy3 = work / "mpy3"
+    sizes3 = sum(c.mpy_bytes for c in mpy.compile_all(mpy3, 3, lib=lib))
+    s = Setup(work, mpy_dir, mpy3, board, rom, n, sizes)
+    s.res.put("lib_mpy_o2", float(sum(sizes.values())))
+    s.res.put("lib_mpy_o3", float(sizes3))
+    return s
 
 
 def node_args(s: Setup, broker: Broker, form: str, tls: bool, **more: object) -> dict[str, object]:
@@ -291,6 +299,12 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ("smallest heap, .mpy, store on littlefs", mh("mpy"), f"{MQTT_AS['minheap_kb']} KB {q}"),
         ("smallest heap, ROMFS, store on littlefs", mh("rom"), "-"),
         ("ROMFS image of the library", kb(float(s.rom_bytes)), "-"),
+        (
+            "whole library .mpy, -O2 / -O3 (no line numbers)",
+            f"{kb(g('lib_mpy_o2'))} / {kb(g('lib_mpy_o3'))}",
+            "-",
+        ),
+        ("heap connected, .mpy -O3", kb(g("mpy3.connected")), "-"),
     ]
     for k, label in (
         ("pub.q0", "QoS 0 publish"),
@@ -334,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         measure(s, broker, "rom", False, n, False)
         measure(s, broker, "mpy", True, n, True)
         measure(s, broker, "rom", True, n, False)
+        measure(s, broker, "mpy3", False, n, False)
         minheap: dict[str, int | None] = {}
         if not a.no_minheap:
             step = 8 if a.quick else 1
