@@ -4,15 +4,22 @@ bytecode, its constants and names, and its entry in the class or module. Runs on
 
     .venv/bin/python tools/bench/b_mem_funcs.py                 # the 40 largest
     .venv/bin/python tools/bench/b_mem_funcs.py --all --lib DIR  # every function of DIR
+    .venv/bin/python tools/bench/b_mem_funcs.py --used           # which ones the node runs
 
 Both compilations start from ast.unparse of the source, so comments and layout do not
 count; line-number tables still do, as on a board.
+
+--used runs the node profile of tools/bench/b_mem_node.py twice on one littlefs image (a
+first boot, then a boot that resumes the stored session) with every function of a copy
+of the library instrumented to record that it ran, and sums per module the .mpy bytes of
+the functions the node loads but never calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent.parent / "tests" / "host"))
 
 import mpy  # noqa: E402
 
@@ -78,12 +86,82 @@ def costs(lib: Path = mpy.LIB) -> list[FuncCost]:
     return sorted(rows, key=lambda r: -r.mpy)
 
 
+def _functions(tree: ast.Module) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, str]]:
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((node, node.name))
+        elif isinstance(node, ast.ClassDef):
+            for m in node.body:
+                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    out.append((m, f"{node.name}.{m.name}"))
+    return out
+
+
+def instrument(lib: Path, out: Path) -> None:
+    """A copy of lib/mqttsession in out whose functions each record their name in
+    mqs_trace.HITS when they run."""
+    shutil.rmtree(out, ignore_errors=True)
+    for src in mpy.sources(lib):
+        module = ".".join(src.relative_to(lib).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(src.read_text())
+        for node, name in _functions(tree):
+            hit = ast.parse(f"__import__('mqs_trace').HITS.add({module + ':' + name!r})").body
+            node.body[:0] = hit
+        dst = out / src.relative_to(lib)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+    (out / "mqs_trace.py").write_text("HITS = set()\n")
+
+
+def used(lib: Path) -> set[str]:
+    """module:function names the node profile runs over a first boot and a resume."""
+    from bench_setup import run_mp
+    from harness import Broker
+
+    hits: set[str] = set()
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        instrument(lib, work / "lib")
+        broker = Broker(work / "broker", verbose=False)
+        try:
+            img = work / "node.img"
+            for boot in (1, 2):
+                args: dict[str, object] = {"port": broker.port, "plain": broker.port, "n": 5}
+                args["img"] = img
+                args["keep"] = 1 if boot == 2 else 0
+                path = [work / "lib", HERE.parent.parent / "boards" / "unix", HERE]
+                rc, out = run_mp("b_mem_node.py", args, path, heap="1024k", cwd=work)
+                if rc != 0 or "NODE OK" not in out:
+                    raise RuntimeError(f"the instrumented node failed (boot {boot}):\n{out}")
+                hits |= {ln.split()[1] for ln in out.splitlines() if ln.startswith("HIT ")}
+        finally:
+            broker.close()
+    return hits
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lib", type=Path, default=mpy.LIB, help="the lib/ directory (default: ours)")
     p.add_argument("--all", action="store_true", help="every function, not the 40 largest")
+    p.add_argument("--used", action="store_true", help="which functions the node profile runs")
     a = p.parse_args(argv)
     rows = costs(a.lib.resolve())
+    if a.used:
+        ran = used(a.lib.resolve())
+        loaded = {h.split(":")[0] for h in ran}
+        print("| module (loaded by the node) | functions | run | .mpy bytes of those never run |")
+        print("|---|---|---|---|")
+        for m in sorted(loaded):
+            mine = [r for r in rows if r.module == m]
+            idle = [r for r in mine if f"{m}:{r.name}" not in ran]
+            print(f"| {m} | {len(mine)} | {len(mine) - len(idle)} | {sum(r.mpy for r in idle)} |")
+        print()
+        print("never run by the node profile (largest first):")
+        for r in rows:
+            if r.module in loaded and f"{r.module}:{r.name}" not in ran:
+                print(f"  {r.module}:{r.name} {r.mpy}")
+        return 0
     print("| module | function | lines | .mpy bytes |")
     print("|---|---|---|---|")
     for r in rows if a.all else rows[:40]:

@@ -5,6 +5,7 @@
 #
 # Arguments (key=value): host port [rom=IMAGE] [ca=DER file: TLS] img=littlefs image
 #   n=messages per QoS  alloc=1: also the steady-state allocation phase (needs bcommon)
+#   keep=1: mount the image as it is (a later boot), not a fresh one
 # Prints "R mem.<key> <bytes>", "MOD <module>" for each mqttsession module loaded, and
 # "NODE OK" at the end of the node's run (the smallest-heap search looks for it).
 import gc
@@ -38,7 +39,7 @@ if "rom" in a:
 
 import blockdev  # noqa: E402  (the board's filesystem: mounted before the baseline)
 
-blockdev.mount(a["img"], "/flash", block_count=64, prog_size=32, format=True)
+blockdev.mount(a["img"], "/flash", block_count=64, prog_size=32, format=a.get("keep") != "1")
 base = heap()
 
 from mqttsession import Link, MQTTClient, SessionStore  # noqa: E402
@@ -148,3 +149,7 @@ if a.get("alloc") == "1":
         receiving(q, 4 * N)
     print("ALLOC OK")
 c.disconnect()
+_trace = sys.modules.get("mqs_trace")  # b_mem_funcs.py --used: the functions that ran
+if _trace:
+    for h in sorted(_trace.HITS):
+        print("HIT", h)
