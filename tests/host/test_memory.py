@@ -172,3 +172,30 @@ def test_unit_costs_show_code_in_rom_runs_in_place(tmp_path: Path) -> None:
     assert res["body_line"]["rom"] < res["body_line"]["mpy"] / 2
     assert res["method"]["rom"] > res["body_line"]["rom"] * 10
     assert abs(res["private_const"]["mpy"]) < 4 < res["public_const"]["mpy"]
+
+
+def test_instrumented_copy_records_only_what_ran(tmp_path: Path) -> None:
+    import b_mem_funcs
+
+    src = tmp_path / "src"
+    pkg = src / "mqttsession"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .m import K, unused\n")
+    (pkg / "m.py").write_text(
+        "def unused():\n    return 0\n\n\n"
+        "class K:\n    def run(self):\n        return 1\n\n    def idle(self):\n        return 2\n"
+    )
+    b_mem_funcs.instrument(src, tmp_path / "out")
+    r = subprocess.run(
+        [
+            micropython_path(),
+            "-c",
+            "import mqttsession, mqs_trace\nmqttsession.K().run()\nprint(sorted(mqs_trace.HITS))",
+        ],
+        env={"MICROPYPATH": f".frozen:{tmp_path / 'out'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['mqttsession.m:K.run']"
