@@ -294,6 +294,11 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ("heap after the QoS 0/1/2 loop, .mpy", kb(g("mpy.loop")), "-"),
         ("heap after import, ROMFS (beyond the image)", kb(g("rom.import")), "-"),
         ("heap connected, ROMFS (beyond the image)", kb(g("rom.connected")), "-"),
+        (
+            "heap connected, frozen into a unix-port firmware",
+            f"18 KB {q}: no such firmware here",
+            "-",
+        ),
         ("heap connected over TLS, .mpy", kb(g("mpy.tls.connected")), "-"),
         ("heap connected over TLS, ROMFS", kb(g("rom.tls.connected")), "-"),
         ("smallest heap, .mpy, store on littlefs", mh("mpy"), f"{MQTT_AS['minheap_kb']} KB {q}"),
