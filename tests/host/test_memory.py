@@ -199,3 +199,15 @@ def test_instrumented_copy_records_only_what_ran(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['mqttsession.m:K.run']"
+
+
+def test_heap_frames_on_the_publish_path_add_up() -> None:
+    import b_mem_funcs
+
+    res = b_mem_funcs.frames(REPO / "lib", n=10)
+    assert set(res) == {"q0", "q1"}
+    for q, got in res.items():
+        total = got.pop("total")
+        # every allocation on the path is attributed to the function it was taken for
+        assert abs(sum(got.values()) - total) <= max(8, total // 20), (q, total, got)
+        assert all(":" in name for name in got)

@@ -5,6 +5,7 @@ bytecode, its constants and names, and its entry in the class or module. Runs on
     .venv/bin/python tools/bench/b_mem_funcs.py                 # the 40 largest
     .venv/bin/python tools/bench/b_mem_funcs.py --all --lib DIR  # every function of DIR
     .venv/bin/python tools/bench/b_mem_funcs.py --used           # which ones the node runs
+    .venv/bin/python tools/bench/b_mem_funcs.py --frames         # heap frames when publishing
 
 Both compilations start from ast.unparse of the source, so comments and layout do not
 count; line-number tables still do, as on a board.
@@ -12,7 +13,9 @@ count; line-number tables still do, as on a board.
 --used runs the node profile of tools/bench/b_mem_node.py twice on one littlefs image (a
 first boot, then a boot that resumes the stored session) with every function of a copy
 of the library instrumented to record that it ran, and sums per module the .mpy bytes of
-the functions the node loads but never calls.
+the functions the node loads but never calls. --frames names the functions whose VM frame
+is taken from the heap (more than 11 words of state) on the steady-state QoS 0 and QoS 1
+publish path (tools/bench/b_mem_frames.py), and how many bytes each takes per publish.
 """
 
 from __future__ import annotations
@@ -98,20 +101,36 @@ def _functions(tree: ast.Module) -> list[tuple[ast.FunctionDef | ast.AsyncFuncti
     return out
 
 
+_TRACE = """\
+import micropython
+HITS = set()
+FRAMES = {}  # function: bytes taken from the heap on entering it (its VM frame)
+LAST = [0]
+
+
+def hit(name):
+    d = micropython.mem_total() - LAST[0]
+    if d:
+        FRAMES[name] = FRAMES.get(name, 0) + d
+    HITS.add(name)
+    LAST[0] = micropython.mem_total()
+"""
+
+
 def instrument(lib: Path, out: Path) -> None:
-    """A copy of lib/mqttsession in out whose functions each record their name in
-    mqs_trace.HITS when they run."""
+    """A copy of lib/mqttsession in out whose functions each call mqs_trace.hit(name)
+    first: the set of functions that ran, and the heap taken on entering each."""
     shutil.rmtree(out, ignore_errors=True)
     for src in mpy.sources(lib):
         module = ".".join(src.relative_to(lib).with_suffix("").parts).removesuffix(".__init__")
         tree = ast.parse(src.read_text())
         for node, name in _functions(tree):
-            hit = ast.parse(f"__import__('mqs_trace').HITS.add({module + ':' + name!r})").body
+            hit = ast.parse(f"__import__('mqs_trace').hit({module + ':' + name!r})").body
             node.body[:0] = hit
         dst = out / src.relative_to(lib)
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(ast.unparse(ast.fix_missing_locations(tree)) + "\n")
-    (out / "mqs_trace.py").write_text("HITS = set()\n")
+    (out / "mqs_trace.py").write_text(_TRACE)
 
 
 def used(lib: Path) -> set[str]:
@@ -140,12 +159,50 @@ def used(lib: Path) -> set[str]:
     return hits
 
 
+def frames(lib: Path, n: int = 20) -> dict[str, dict[str, int]]:
+    """{"q0"/"q1": {function: heap frame bytes per steady-state publish, "total": all}}"""
+    from bench_setup import run_mp
+    from harness import Broker
+
+    res: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        instrument(lib, work / "lib")
+        broker = Broker(work / "broker", verbose=False)
+        try:
+            args: dict[str, object] = {"port": broker.port, "img": work / "f.img", "n": n}
+            path = [work / "lib", HERE.parent.parent / "boards" / "unix", HERE]
+            rc, out = run_mp("b_mem_frames.py", args, path, heap="1024k", cwd=work)
+        finally:
+            broker.close()
+    if rc != 0 or "DONE" not in out:
+        raise RuntimeError(f"the frame probe failed:\n{out}")
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[0] == "F":
+            res.setdefault(p[1], {})[p[2]] = int(p[3])
+        elif len(p) == 3 and p[0] == "T":
+            res.setdefault(p[1], {})["total"] = int(p[2])
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lib", type=Path, default=mpy.LIB, help="the lib/ directory (default: ours)")
     p.add_argument("--all", action="store_true", help="every function, not the 40 largest")
     p.add_argument("--used", action="store_true", help="which functions the node profile runs")
+    p.add_argument("--frames", action="store_true", help="heap frames on the publish path")
     a = p.parse_args(argv)
+    if a.frames:
+        for q, got in sorted(frames(a.lib.resolve()).items()):
+            total = got.pop("total", 0)
+            print(
+                f"steady-state {q.upper()} publish (store, link, echo received): "
+                f"{total} B of heap frames per publish (instrumented)"
+            )
+            for name, b in sorted(got.items(), key=lambda kv: -kv[1]):
+                print(f"  {name} {b}")
+        return 0
     rows = costs(a.lib.resolve())
     if a.used:
         ran = used(a.lib.resolve())
