@@ -1,14 +1,15 @@
-# The protocol core shared by the blocking and asyncio front ends: one socket, one
-# preallocated receive buffer, one transmit buffer, packets handled one at a time.
-# It never waits on its own for a packet to start: the front ends decide how to wait.
+# The protocol core shared by the blocking and asyncio front ends: the session on the
+# wire (publishing, acknowledging, subscribing, resuming) over wire.Wire, which holds the
+# socket, the connect steps and the receive and write paths (its header says how a front
+# end drives them).
 from micropython import const
 from array import array
-import socket
 import time
 
 from . import packet as P
 from .packet import MQTTException
-from .session import Session, SENT, REL, PID
+from .session import SENT, REL, PID
+from .wire import Wire
 
 # packet types and reason codes, as local constants so they fold at compile time
 _PUBLISH = const(0x30)
@@ -16,40 +17,30 @@ _PUBACK = const(0x40)
 _PUBREC = const(0x50)
 _PUBREL = const(0x60)
 _PUBCOMP = const(0x70)
-_SUBACK = const(0x90)
-_UNSUBACK = const(0xB0)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
 _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
-_PROTOCOL_ERROR = const(0x82)
 _TOO_LARGE = const(0x95)
-_ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
 
 
-class Core:
+class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16, link=None, full="error"):
-        if version not in (4, 5):
-            raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-        if not 0 <= keepalive < 65536:
-            raise ValueError("keepalive must be 0 to 65535 seconds")
-        if not 0 < window < 65536:
-            raise ValueError("window must be 1 to 65535")
-        if max_packet < 64 or tx_size < 32:
-            raise ValueError("max_packet must be >= 64 and tx_size >= 32")
+                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None):
+        from . import ctl
+
+        ctl.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
         self.server = server
         self.port = port or (8883 if ssl else 1883)
-        self.user = self._bytes(user, "user")
+        self.user = self._bytes(user, "user", True)
         self.pswd = self._bytes(password, "password")
         if version == 4 and password is not None and user is None:
             raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
         self.keepalive = keepalive
-        self.ssl = ssl
+        self.ssl = self._tls_ctx(ssl)
         self.version = version
         self.window = window
         self.timeout = timeout
@@ -64,20 +55,16 @@ class Core:
         if full not in ("error", "drop_oldest"):
             raise ValueError("full must be 'error' or 'drop_oldest'")
         self.full = full
+        self.strikes = strikes  # outages in a row with a message in flight: set aside
+        self._sq = -1  # the message blamed for the last outages (its seq), and how often
+        self._sn = 0
+        self.on_aside = None  # f(topic, msg, reason) when a message is set aside
+        self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
+        self._maxq = 2  # MQTT 5 Maximum QoS of the broker
+        self._why = None  # the broker's error that ended the link (with a keeper)
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
-        if store is None:
-            if client_id is None:
-                raise ValueError("client_id None needs a store")
-            s = Session(self._bytes(client_id, "client_id"), server, max(window, queue))
-        elif client_id is not None and not len(client_id):
-            if version != 5:
-                raise ValueError("client_id '' (a null session) needs version=5")
-            s = store.null_session(server, capacity=max(window, queue))
-        else:
-            s = store.get(server, client_id, capacity=max(window, queue))
-        if len(s.client_id) > 65535:
-            raise ValueError("client_id longer than 65535 bytes")
+        s = ctl.session(self, client_id, server, store, version, max(window, queue))
         self._s = s
         self.cb = None
         self._raw = False
@@ -86,16 +73,21 @@ class Core:
         self.lw = None
         self.sock = None
         self._poll = None
+        self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
+        self._r0 = self._r1 = self._skip = 0
+        self._hold = False
+        self._ob = None  # output the socket has not taken yet
+        self._p0 = self._rt = 0
         self._rx = bytearray(max_packet)
         self._tx = bytearray(tx_size)
         self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
-        self._hb = bytearray(1)
         self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
         self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
         self._rem = 0
         self._ts = None  # last str topic and its encoding
         self._tb = None
         self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+        self._subt = 0  # the type of ack it awaits
         self._subrc = -1
         self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
         self._ltx = self._lrx = 0
@@ -110,12 +102,15 @@ class Core:
         return c.decode() if isinstance(c, bytes) else c
 
     @staticmethod
-    def _bytes(v, name):
-        if v is None or isinstance(v, (bytes, bytearray)):
-            return v
+    def _bytes(v, name, text=False):
+        # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
         if isinstance(v, str):
-            return v.encode()
-        raise TypeError(name + " must be str or bytes")
+            v = v.encode()
+        elif v is not None and not isinstance(v, (bytes, bytearray)):
+            raise TypeError(name + " must be str or bytes")
+        if text and v is not None:
+            P.check_text(v, name)
+        return v
 
     def _topic(self, t):
         # topics as bytes; a repeated str topic object is encoded once (no allocation)
@@ -149,90 +144,18 @@ class Core:
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
-    # --- connection ---
-    def _open(self):
-        ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
-        try:
-            s.settimeout(self.timeout)
-            s.connect(ai[-1])
-            try:
-                s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
-            except (OSError, AttributeError):
-                pass
-            if self.ssl:
-                ctx = self.ssl
-                if ctx is True:
-                    import ssl
-
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    ctx.verify_mode = ssl.CERT_NONE
-                s = ctx.wrap_socket(s, server_hostname=self.server)
-        except Exception:
-            s.close()
-            raise
-        import select
-
-        self.sock = s
-        self._poll = select.poll()
-        self._poll.register(s, select.POLLIN)
-
     def _connect_packet(self, clean):
-        s = self._s
-        cid = s.client_id
-        exp = 0
-        if self.version == 5:
-            # like 3.1.1: a session asked to persist lives until the next clean start
-            exp = self.expiry if self.expiry is not None else (
-                0xFFFFFFFF if self.store or not clean else 0)
-        self._exp = exp
-        buf = self._tx
-        need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
-        if self.lw:
-            need += len(self.lw[0]) + len(self.lw[1])
-        if need > len(buf):
-            buf = bytearray(need)  # a long will or credentials: once per connect
-        return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
-                              self.pswd, self.lw, exp, 32, len(self._rx))
-
-    def _close(self):
-        if self.link and self.sock:
-            self.link.lost()
-        if self.sock:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-        self.sock = None
-        self._poll = None
-        self._ping = 0
-
-    # --- output ---
-    # The publish and receive paths are split into small functions and keep the message
-    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
-    # heap at every call (tools/frames.py lists them).
-    def _write(self, buf, n):
-        # the whole packet in one write; a partial one continues in _write_rest. On
-        # OSError the front end closes the socket (see _lost).
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        w = self.sock.write(buf, n)
-        if w != n:
-            self._write_rest(buf, n, w)
-        self._ltx = time.ticks_ms()
-
-    def _write_rest(self, buf, n, w):
-        while w is not None and w < n:
-            w += self.sock.write(buf, w, n - w) or 0
-        if w is None:
-            raise OSError(_ETIMEDOUT)
+        from . import ctl
+        return ctl.connect_packet(self, clean)
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
         # and nothing that makes the message durable without the link)
         self._close()
         if self.link:
-            self.link.failed(OSError(_ECONNRESET))
+            self.link.failed(self._why or OSError(_ECONNRESET))
+        self._log("link lost: %r", (self._why,))
+        self._why = None
         return not keep
 
     def _ack(self, first, pid):
@@ -245,6 +168,8 @@ class Core:
         # validates the caller's message and takes it in hand
         P.check_topic(topic)
         P.check_qos(qos)
+        if qos > self._maxq:
+            raise MQTTException(0x9B, "QoS %d: the broker takes up to %d" % (qos, self._maxq))
         self._t = topic
         self._m = msg
         self._hand(qos)
@@ -338,14 +263,8 @@ class Core:
             raise
 
     def _drop_oldest(self):
-        # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
-        s = self._s
-        for k in s.live():
-            if not s.fl[k] & PID:  # no packet ID: the broker never saw it
-                s.drop(k)
-                self.dropped += 1
-                return True
-        return False
+        from . import ctl
+        return ctl.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
@@ -361,43 +280,17 @@ class Core:
                 self._send_slot(k)
 
     def _sub_start(self, topic, qos):
-        # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-        # front end waits until _sub is 0, then calls _sub_end.
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        if qos is not None:
-            P.check_qos(qos)
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
-        pid = self._s.next_pid()
-        if qos is None:
-            n = P.unsubscribe(buf, pid, topic, self.version)
-        else:
-            n = P.subscribe(buf, pid, topic, qos, self.version)
-        self._sub = pid
-        self._subrc = -1
-        try:
-            self._write(buf, n)
-        except OSError:
-            self._close()
-            raise
-        return topic
+        from . import ctl
+        return ctl.sub_start(self, topic, qos)
 
     def _sub_end(self, topic, qos):
-        rc = self._subrc
-        if qos is None:
-            self._s.unsub(topic)
-            if rc >= 0x80 and self.version == 5:
-                raise MQTTException(rc, "unsubscribe refused")
-        elif rc >= 0x80:
-            raise MQTTException(rc, "subscription refused")
-        else:
-            self._s.sub(topic, qos)
+        from . import ctl
+        return ctl.sub_end(self, topic, qos)
 
     def _bye(self):
         # DISCONNECT and close; a link keeper does not reconnect after this
         self._want = False
+        self._log("disconnect")
         if self.sock:
             try:
                 self._write(self._ab, P.disconnect(self._ab, self.version))
@@ -405,80 +298,19 @@ class Core:
                 pass
         self._close()
 
-    # --- input ---
-    def _read(self, buf, n):
-        # the rest of a packet that has started to arrive: bounded by the socket timeout
-        r = self.sock.readinto(buf, n)
-        if r != n:
-            raise OSError(_ECONNRESET if r == 0 else _ETIMEDOUT)
-
-    def _read_packet(self):
-        # reads one packet whose first byte is waiting; returns its first byte, the body in
-        # _rx[0:_n]. A body larger than _rx is skipped and refused after acknowledging.
-        # OSError leaves the socket to the caller to close.
-        hb = self._hb
-        self._read(hb, 1)
-        first = hb[0]
-        n = self._varlen()
-        if n > len(self._rx):
-            self._skip(first, n)
-        if n:
-            self._read(self._rx, n)
-        self._n = n
-        self._lrx = time.ticks_ms()
-        return first
-
-    def _varlen(self):
-        hb = self._hb
-        n = 0
-        sh = 0
-        while True:
-            self._read(hb, 1)
-            n |= (hb[0] & 0x7F) << sh
-            if not hb[0] & 0x80:
-                return n
-            sh += 7
-            if sh > 21:
-                raise MQTTException(_MALFORMED, "bad remaining length")
-
-    def _skip(self, first, n):
-        rx = self._rx
-        self._read(rx, len(rx))
-        left = n - len(rx)
-        while left:
-            c = min(left, len(rx))
-            self._read(rx, c)
-            left -= c
-        self._lrx = time.ticks_ms()
-        self._refuse_large(first, n)
-
-    def _refuse_large(self, first, n):
-        # acknowledge it so the broker does not redeliver it forever, then say so
-        if first & 0xF0 == _PUBLISH and first & 6:
-            q = first >> 1 & 3
-            self._n = len(self._rx)
-            try:
-                P.publish_fields(self._rx, self._n, first, self._pf)
-                pid = self._pf[1]
-                if q == 1:
-                    self._ack(_PUBACK, pid)
-                else:
-                    self._s.rx2_add(pid)
-                    self._ack(_PUBREC, pid)
-            except MQTTException:
-                pass  # topic longer than the buffer: no packet ID to acknowledge
-        self._large = True
-        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
-
-    def _handle(self, first):
-        # one packet from _rx[0:_n]; returns its type
+    def _handle(self, first, i):
+        # one packet, its body in _rx[i:_n]; returns its type
+        self._i = i
+        if self._cs:
+            return self._on_connack(first)
         t = first & 0xF0
         if t == _PUBLISH:
             self._on_publish(first)
         elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
             self._on_ack(t)
-        elif first == _PINGRESP:
+        elif first == _PINGRESP and self._n == i:
             self._ping = 0
+            self._healthy()
         elif first == 0x62:
             self._on_ack(t)
         else:
@@ -490,7 +322,10 @@ class Core:
     def _on_publish(self, first):
         if first & 6 == 6:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        P.publish_fields(self._rx, self._n, first, self._pf)
+        pf = self._pf
+        P.publish_fields(self._rx, self._n, first, pf, self._i)
+        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
+            self._props(pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -502,7 +337,9 @@ class Core:
                 self._ack(_PUBACK, self._pf[1])
 
     def _on_ack(self, t):
-        r = P.ack_fields(self._rx, self._n, self.version)
+        r = P.ack_fields(self._rx, self._n, self.version, self._i)
+        if self._n > self._i + 3:
+            self._props(self._i + 3, self._n, t)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -510,49 +347,58 @@ class Core:
             k = self._s.acked(r & 0xFFFF, True)
             if k >= 0:
                 self._send_slot(k)  # PUBREL
-        else:
-            # PUBACK, PUBCOMP, or a PUBREC refusing the message (MQTT 5): it ends here
-            self._s.acked(r & 0xFFFF, False)
+        elif r >> 16 >= 0x80 and t != _PUBCOMP:
+            # MQTT 5: the broker refused the message; it never will take it: set aside
+            k = self._s.find(r & 0xFFFF)
+            if k >= 0:
+                self._aside(k, r >> 16)
             self._pump()
+            return
+        else:
+            self._s.acked(r & 0xFFFF, False)  # PUBACK or PUBCOMP: it ends here
+            self._pump()
+        self._healthy()
+
+    def _healthy(self):
+        # an acknowledgement: the broker takes messages, the connection works
+        self._sn = 0
+        if self.link is not None:
+            self.link.healthy()
+
+    def aside(self):
+        # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
+        return self._s.aside()
+
+    def _aside(self, k, why):
+        from . import ctl
+        return ctl.aside(self, k, why)
+
+    def _struck(self):
+        from . import ctl
+        return ctl.struck(self)
+
+    def _log(self, m, a=()):
+        # the log hook: formatted only when there is one
+        if self.log:
+            self.log(m % a)
+
+    def _props(self, i, end, t):
+        # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
+        from . import v5
+
+        v5.check(self._rx, i, end, t)
 
     def _on_other(self, first):
-        t = first & 0xF0
-        v = self.version
-        if first == _SUBACK or first == _UNSUBACK:
-            d = P.decode(first, self._rx[: self._n], v)
-            if d[1] == self._sub:
-                self._sub = 0
-                self._subrc = d[2][0] if d[2] else 0
-            return
-        if first == _DISCONNECT and v == 5:
-            self._close()
-            rx = self._rx
-            raise MQTTException(rx[0] if self._n else 0, "disconnected by the broker")
-        why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
-            "unexpected packet"
-        raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
-                            "%s 0x%02x" % (why, first))
+        from . import ctl
+        return ctl.on_other(self, first)
 
-    def _packet(self):
-        # reads and handles one waiting packet; returns its type. A broken packet ends
-        # the connection; a refused oversized one (read whole and acknowledged) does not.
-        self._large = False
-        try:
-            return self._handle(self._read_packet())
-        except MQTTException:
-            if not self._large:
-                self._fail(None)
-            raise
+    def _sub_ack(self, t, codes):
+        from . import ctl
+        return ctl.sub_ack(self, t, codes)
 
     def _fail(self, e):
-        # a protocol violation by the broker ends the connection (MQTT 5 says why)
-        if self.sock and self.version == 5:
-            try:
-                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0] if e else _MALFORMED))
-            except OSError:
-                pass
-        self._close()
-        return e
+        from . import ctl
+        return ctl.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:
@@ -560,67 +406,44 @@ class Core:
                 self._deliver_raw()
             else:
                 pf = self._pf
-                self.cb(bytes(self._rx[2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
+                self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
 
     def _deliver_raw(self):
-        t = self._intern(self._pf[0] - 2)
+        t = self._intern(self._pf[0] - self._i - 2)
         self.cb(t, self._rx, self._pf[2], self._n)
 
     def _intern(self, n):
-        # the incoming topic rx[2:2+n] as a bytes object, reusing a recent equal one
+        # the incoming topic (n bytes after the body's length field) as a bytes object,
+        # reusing a recent equal one
         for j in range(8):
             t = self._topics[j]
             if len(t) == n and self._same(t, n):
                 return t
-        t = bytes(self._rx[2 : 2 + n])
+        t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
         self._topics[self._ti] = t
         self._ti = (self._ti + 1) & 7
         return t
 
     def _same(self, t, n):
         rx = self._rx
+        b = self._i + 2
         i = 0
-        while i < n and t[i] == rx[2 + i]:
+        while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
 
+    def _on_connack(self, first):
+        self._cp = self._connack(first)
+        self._cs = 0
+        return _CONNACK
+
     def _connack(self, first):
-        # returns Session Present; raises MQTTException on refusal
-        if first != _CONNACK:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
-        try:
-            d = P.decode(first, self._rx[: self._n], self.version)
-        except MQTTException as e:
-            raise self._fail(e)
-        if d[2]:
-            self._close()
-            raise MQTTException(d[2], "connection refused")
-        pr = d[3]
-        if pr.get(P.P_RECEIVE_MAX) == 0 or pr.get(P.P_MAX_PACKET) == 0:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Receive Maximum or Maximum "
-                                           "Packet Size of 0 in CONNACK"))
-        s = self._s
-        if P.P_ASSIGNED_ID in pr:
-            s.client_id = pr[P.P_ASSIGNED_ID]
-        self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
-        self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
-        self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
-        return d[1]
+        from . import ctl
+        return ctl.connack(self, first)
 
     def _resume(self, present, clean):
-        # after CONNACK: put the session back on the wire
-        s = self._s
-        if clean:
-            s.clear()
-        s.restart(present)
-        s.version = self.version
-        s.expiry = self._exp
-        s.connected()
-        if present:
-            for i in range(s.n):
-                k = s.slot(i)
-                if s.fl[k] & PID:
-                    self._send_slot(k)
+        from . import ctl
+        return ctl.resume(self, present, clean)
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

@@ -97,10 +97,12 @@ def verify(m, cut_at):
     for p in m.kept:
         if p not in have:
             raise AssertionError("FAIL cut at %d: returned message %s lost" % (cut_at, p))
-    for p in m.acked:
-        if p in have:
-            raise AssertionError("FAIL cut at %d: acknowledged %s came back" % (cut_at, p))
-    extra = [p for p in have if p not in m.kept and p != m.busy]
+    # QoS 1 completions are written lazily (at most 8 behind): those may come back, to
+    # be sent again with DUP, as QoS 1 allows; a QoS 2 completion never comes back
+    back = [p for p in m.acked if p in have]
+    if len(back) > 8 or [p for p in back if not p.endswith(b"m0")]:
+        raise AssertionError("FAIL cut at %d: acknowledged %r came back" % (cut_at, back))
+    extra = [p for p in have if p not in m.kept and p != m.busy and p not in back]
     # a message under way (publish not returned) may or may not be there
     if len(extra) > 1:
         raise AssertionError("FAIL cut at %d: unexpected %r" % (cut_at, extra))
@@ -141,5 +143,59 @@ def run():
     d.check(cuts > 0, "the sweep cut power %d times and every reload held" % cuts)
 
 
-run()
+def state(s):
+    return ([(s.load(k)[1], s.ids[k], s.fl[k] & 3, bool(s.fl[k] & 16)) for k in s.live()],
+            sorted(s.rx2), sorted(s.subs.items()), s.client_id, s.pid)
+
+
+def restore():
+    # the format 1 image as 0.1.0 left it
+    try:
+        vfs.umount("/flash")
+    except OSError:
+        pass
+    if _bd[0]:
+        _bd[0].close()
+        _bd[0] = None
+    buf = bytearray(4096)
+    with open(d.cfg("FIXTURE"), "rb") as f, open(IMG, "wb") as g:
+        while f.readinto(buf):
+            g.write(buf)
+    return remount()
+
+
+def migrate():
+    # a format 1 store (written by 0.1.0) migrated with a power cut after every block
+    # write: every reload has the whole session, with nothing lost or doubled
+    bd = restore()
+    want = state(SessionStore("/flash/.mqtt").get("broker.local"))
+    print("WANT", want)
+    bd = restore()
+    base = bd.progs + bd.erases
+    SessionStore("/flash/.mqtt").get("broker.local")
+    total = bd.progs + bd.erases - base
+    print("WRITES", total)
+    cuts = 0
+    for n in range(total + 1):
+        bd = restore()
+        bd.fail_after = n
+        try:
+            SessionStore("/flash/.mqtt").get("broker.local")
+        except OSError:
+            cuts += 1
+        bd.fail_after = None
+        remount()
+        got = state(SessionStore("/flash/.mqtt").get("broker.local"))
+        if got != want:
+            raise AssertionError("FAIL cut at %d: %r" % (n, got))
+    # a cut while format 1 files are removed is not an error the caller sees: the reload
+    # finishes the removal
+    print("CUTS", cuts, "RUNS", total + 1)
+    d.check(cuts > 0, "cut at every write of the migration, each reload whole")
+
+
+if d.cfg("MODE") == "migrate":
+    migrate()
+else:
+    run()
 print("PASS")
