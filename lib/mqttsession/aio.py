@@ -175,7 +175,7 @@ class MQTTClient(Core):
                 try:
                     t = self._sub_start(topic, qos)
                     while self._sub:
-                        await self._wait(self._left(t0))
+                        await self._wait(self._rest(t0))
                     return self._sub_end(t, qos)
                 except OSError as e:
                     if self._att == cn and self.isconnected():
@@ -456,7 +456,7 @@ class MQTTClient(Core):
         if not self.isconnected():
             return _IDLE_MS
         try:
-            ms = _IDLE_MS if self._ob is None else self._left(self._ot)  # output drains
+            ms = _IDLE_MS if self._ob is None else self._rest(self._ot)  # output drains
             if not self._rd:
                 return min(ms, 250)  # the reader is with the application
             if self.ka:
@@ -464,13 +464,13 @@ class MQTTClient(Core):
                     self._send_ping()
                 ms = min(ms, self._keepalive_due(time.ticks_ms()))
             if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
-                ms = min(ms, self._left(self._p0))
+                ms = min(ms, self._rest(self._p0))
         except OSError as e:
             self._drop(e)
             return _IDLE_MS
         return max(1, ms)
 
-    def _left(self, t0):
+    def _rest(self, t0):
         # ms left of a step started at t0; OSError(110) once past its deadline
         ms = self._tms - time.ticks_diff(time.ticks_ms(), t0)
         if ms <= 0:
