@@ -4,6 +4,7 @@ once imported, from .mpy copied to the filesystem and from a ROMFS image. Runs o
 host; the basis for weighing a restructuring before making it.
 
     .venv/bin/python tools/bench/b_mem_units.py
+    MQTTS_PICO_DIR=... .venv/bin/python tools/bench/b_mem_units.py --pico  # also 32-bit .mpy
 
 Each case is a generated module of 50 units (one function of 400 lines for the body);
 the figure is the heap its import adds (gc.mem_alloc() after gc.collect()), less that of
@@ -78,7 +79,45 @@ for m in sys.argv[3].split(","):
 """
 
 
-def measure(work: Path) -> dict[str, dict[str, float]]:
+def _per_unit(raw: dict[str, int]) -> dict[str, float]:
+    return {
+        name: (raw[name] - raw["empty"]) / units
+        for name, (_, units) in CASES.items()
+        if name != "empty" and name in raw and "empty" in raw
+    }
+
+
+def pico(out: Path) -> dict[str, float]:
+    """The same modules as .mpy on the emulated Pico (32-bit); {} when it cannot run."""
+    sys.path.insert(0, str(HERE.parent / "pico"))
+    from picoboard import PicoBoard, missing
+
+    from board_test import mpremote
+
+    if missing():
+        return {}
+    board = PicoBoard(out / "flash.img", out / "pico.pty", log=out / "pico.log")
+    try:
+        board.start()
+        args = ["exec", "import os\ntry:\n    os.mkdir('u')\nexcept OSError:\n    pass\n"]
+        for f in sorted(out.glob("u_*.mpy")):
+            args += ["+", "fs", "cp", str(f), f":u/{f.name}"]
+        mpremote(board.path, args, 120.0)
+        board.reset()
+        mods = ",".join(f"u_{n}" for n in CASES)
+        code = _PROBE.replace("sys.argv[1]", "'mpy'").replace("sys.argv[2]", "'/u'")
+        r = mpremote(board.path, ["exec", code.replace("sys.argv[3]", repr(mods))], 120.0)
+    finally:
+        board.close()
+    raw = {}
+    for line in r.out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "R":
+            raw[parts[1].removeprefix("u_")] = int(parts[2])
+    return _per_unit(raw)
+
+
+def measure(work: Path, on_pico: bool = False) -> dict[str, dict[str, float]]:
     src = work / "src"
     out = work / "mpy"
     src.mkdir()
@@ -120,20 +159,26 @@ def measure(work: Path) -> dict[str, dict[str, float]]:
                 raw[parts[1].removeprefix("u_")] = int(parts[2])
         if "empty" not in raw:
             raise RuntimeError(f"probe failed: {p.stdout}{p.stderr}")
-        for name, (_, units) in CASES.items():
-            if name != "empty" and name in raw:
-                per = (raw[name] - raw["empty"]) / units
-                result.setdefault(name, {})[form] = per
+        for name, per in _per_unit(raw).items():
+            result.setdefault(name, {})[form] = per
+    if on_pico:
+        for name, per in pico(out).items():
+            result.setdefault(name, {})["pico"] = per
     return result
 
 
 def main() -> int:
+    on_pico = "--pico" in sys.argv[1:]
     with tempfile.TemporaryDirectory() as d:
-        res = measure(Path(d))
-    print("| unit (unix port, 64-bit) | heap from .mpy | heap from ROMFS |")
-    print("|---|---|---|")
+        res = measure(Path(d), on_pico)
+    head = "| unit | unix 64-bit, from .mpy | unix 64-bit, from ROMFS |"
+    print(head + (" emulated Pico 32-bit, from .mpy |" if on_pico else ""))
+    print("|---|---|---|" + ("---|" if on_pico else ""))
     for name, v in res.items():
-        print(f"| {name} | {v.get('mpy', 0):.0f} B | {v.get('rom', 0):.0f} B |")
+        row = f"| {name} | {v.get('mpy', 0):.0f} B | {v.get('rom', 0):.0f} B |"
+        if on_pico:
+            row += f" {v['pico']:.0f} B |" if "pico" in v else " n/a |"
+        print(row)
     return 0
 
 
