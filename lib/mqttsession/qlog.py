@@ -26,9 +26,10 @@ def _rec(seq, f, pid, ep, t, m):
 
 def _parse(b, i):
     # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
-    seq, f, pid, ep, nt, nm = struct.unpack("<IBHHHH", b[i : i + _RH])
+    seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
     j = i + _RH + nt + nm
-    if j + 4 > len(b) or struct.unpack("<I", b[j : j + 4])[0] != binascii.crc32(b[i:j]):
+    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(
+            memoryview(b)[i:j]):
         raise ValueError("bad record")
     return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
 
@@ -100,8 +101,8 @@ def scan(s, w):
 def seg_get(s, i):
     # reads the next record of segment i (kept in _cb while pulling from it) into
     # _rs.. ; False at its end or on damage (reported, the rest of it skipped)
-    n = name(s, i)
-    if s._cb is None or s._cn != n:
+    if s._cb is None or s._ci != s._sg[i]:
+        n = name(s, i)
         try:
             b = _read(_join(s._p, "q", n))
             if b[:4] != b"MQg" + bytes((FORMAT,)):
@@ -110,14 +111,14 @@ def seg_get(s, i):
             s._st._report(s._p, "q/" + n, e)
             return False
         s._cb = b
-        s._cn = n
+        s._ci = s._sg[i]
         s._co = 4
     if s._co >= len(s._cb):
         return False
     try:
         r = _parse(s._cb, s._co)
     except (ValueError, IndexError) as e:
-        s._st._report(s._p, "q/" + n, e)
+        s._st._report(s._p, "q/" + name(s, i), e)
         s._co = len(s._cb)
         return False
     s._rs, s._rf, s._rp, s._re, s._rt, s._rm, o = r
@@ -133,7 +134,7 @@ def nxt(s):
         for i in range(len(s._sg)):
             if s._sl[i] < c:
                 continue
-            if s._cb is not None and s._cn != name(s, i):
+            if s._cb is not None and s._ci != s._sg[i]:
                 s._cb = None
             while seg_get(s, i):
                 if s._rs >= c:

@@ -127,9 +127,10 @@ def _ident(p):
 
 
 def _write(path, data, atomic=True):
-    # atomic: write beside, then rename over, so a power cut leaves the old file or the
-    # new one; otherwise (a message file, valid only with its CRC) write in place. On
-    # failure nothing half-written is left. A directory in the way is damage: removed.
+    # atomic: write beside, then rename over (a new file, or one not on littlefs);
+    # otherwise in place: littlefs commits an existing file's new content at close, all
+    # or nothing, so a failed write leaves the old content, never removed here. A
+    # directory in the way is damage: removed.
     t = path + ".t" if atomic else path
     try:
         for i in (0, 1):
@@ -145,10 +146,11 @@ def _write(path, data, atomic=True):
                 _rm(t)
                 _rm(path)
     except OSError as e:
-        try:
-            os.remove(t)
-        except OSError:
-            pass
+        if atomic:
+            try:
+                os.remove(t)
+            except OSError:
+                pass
         if e.errno == _ENOSPC:
             raise OSError(_ENOSPC, "session store full")
         raise
@@ -168,10 +170,13 @@ class SessionStore:
     # lines and kept in .errors; the session starts fresh (or without the damaged part).
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
     # touched, whatever the host or client ID (see _key).
-    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse"):
+    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
         # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
-        # filesystem (os.statvfs), at least 32 KB where it has them
+        # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
+        # session keeps in RAM (at least the client's window); a longer queue (the
+        # client's queue=) waits in flash and is read in order. None: the whole queue.
         self.root = root.rstrip("/") or "/"
+        self.ram = ram
         self.errors = []
         self.newer = newer
         self._mkdirs(self.root)

@@ -24,7 +24,7 @@ from .store import _join, _write, _rm, pack, lstr
 from . import qlog as Q
 
 _TAIL = const(32)  # as qlog._TAIL
-_LAZY = const(8)  # QoS 1 completions per hot-state write at most
+_LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
 
@@ -48,11 +48,15 @@ class StoredSession(Session):
         self._hx = False  # the hot-state file exists
         self._out = {}  # seq -> (pid, released) from the hot state, until loaded
         self._cb = None  # the segment being read into the ring: bytes, name, offset
-        self._cn = ""
+        self._ci = _NONE
         self._co = 0
         self._rs = self._rf = self._rp = self._re = self._rz = 0  # the record just read
         self._rt = self._rm = None
-        super().__init__(client_id, host, capacity)
+        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
+        # that many, or the store's ram when it is smaller: the rest waits in flash
+        self.limit = capacity
+        r = store.ram
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
 
     def _alloc(self, cap):
         # one slot more than the ring: where a message waits while it goes to the backlog
@@ -68,9 +72,14 @@ class StoredSession(Session):
         return self.nin + self.nq + self.more
 
     def full(self):
-        # the ring is a window: a message goes to flash when it is full; the store's byte
-        # bound is what limits the queue
-        return self.bytes >= self._st.max_bytes
+        # no room for another message: the queue's count bound or the store's byte bound
+        return self.pending() >= self.limit or self.bytes >= self._st.max_bytes
+
+    def assign(self, k):
+        if k == self.cap:
+            # a message past the ring cannot go out now: the window is larger than the ring
+            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
+        super().assign(k)
 
     # --- loading ---
     def _load(self):
@@ -183,7 +192,9 @@ class StoredSession(Session):
             self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
             self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
             return k
-        return super().add(topic, msg, qos, retain)
+        k = super().add(topic, msg, qos, retain)
+        self._cur = self.nseq  # nothing waits in flash: the next one pulled is newer
+        return k
 
     def pop_tail(self):
         if self.fl[self.cap]:
