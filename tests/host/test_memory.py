@@ -211,3 +211,10 @@ def test_heap_frames_on_the_publish_path_add_up() -> None:
         # every allocation on the path is attributed to the function it was taken for
         assert abs(sum(got.values()) - total) <= max(8, total // 20), (q, total, got)
         assert all(":" in name for name in got)
+
+
+def test_module_heap_is_measured_from_mpy_and_from_rom(mem_run: b_mem.Setup) -> None:
+    rows = [a for a in b_mem.anatomy(mem_run.sizes) if a.module == "mqttsession.core"]
+    (core,) = b_mem.module_heap(mem_run, rows)
+    assert core.heap_mpy is not None and core.heap_rom is not None
+    assert 0 < core.heap_rom < core.heap_mpy  # in ROMFS the bytecode stays in the image

@@ -212,19 +212,22 @@ def anatomy(sizes: dict[str, int], lib: Path = mpy.LIB) -> list[Anatomy]:
 
 
 def module_heap(s: Setup, rows: list[Anatomy]) -> list[Anatomy]:
-    """rows with the heap each module adds once loaded, from .mpy and from ROMFS."""
-    mods = ",".join(["mqttsession"] + [r.module for r in rows if r.module != "mqttsession"])
+    """rows with the heap each module adds once loaded, from .mpy and from ROMFS; one
+    process per module, so that one module's failure leaves the others' figures."""
     got: dict[str, dict[str, int]] = {}
-    for form in ("mpy", "rom"):
-        args: dict[str, object] = {"mods": mods}
-        if form == "rom":
-            args["rom"] = s.rom
-        rc, out = run_mp("b_mem_modules.py", args, s.path(form), heap="1024k", cwd=s.work)
-        s.res.log.append(f"$ b_mem_modules {form}\n{out}")
-        for line in out.splitlines():
-            p = line.split()
-            if len(p) == 3 and p[0] == "R" and p[1].startswith("modheap."):
-                got.setdefault(p[1][8:], {})[form] = int(p[2])
+    for r in rows:
+        if r.module == "mqttsession":
+            continue
+        for form in ("mpy", "rom"):
+            args: dict[str, object] = {"mods": f"mqttsession,{r.module}"}
+            if form == "rom":
+                args["rom"] = s.rom
+            rc, out = run_mp("b_mem_modules.py", args, s.path(form), heap="1024k", cwd=s.work)
+            s.res.log.append(f"$ b_mem_modules {form} {r.module}\n{out}")
+            for line in out.splitlines():
+                p = line.split()
+                if len(p) == 3 and p[0] == "R" and p[1].startswith("modheap."):
+                    got.setdefault(p[1][8:], {})[form] = int(p[2])
     return [
         dataclasses.replace(
             r, heap_mpy=got.get(r.module, {}).get("mpy"), heap_rom=got.get(r.module, {}).get("rom")
