@@ -15,7 +15,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 APT_PACKAGES := mosquitto mosquitto-clients openssl socat
 
-.PHONY: deps venv test lint demo bench board-test clean distclean
+.PHONY: deps venv test lint demo bench board-test clean distclean interop-deps interop
 
 # System packages. Installs them with apt-get as root (or with passwordless sudo), else
 # says what to install and stops. apt starts the system broker; tests start their own on
@@ -57,12 +57,25 @@ $(STAMP): requirements.txt
 	$(VBIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-test: deps venv
+test: deps venv interop-deps
 	@rc=0; $(VBIN)/pytest -q tests/host $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "error: no tests collected (pytest exit 5): check tests/host and PYTEST_ARGS" >&2; \
 	fi; \
 	exit $$rc
+
+# The interop suite's node broker (aedes, pinned in tools/brokers/package-lock.json); needs
+# Node.js 20 or newer and npm: installed from apt when missing (as root, like deps).
+BROKERS := tools/brokers
+interop-deps: deps
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; } || \
+		{ echo "error: install nodejs (20 or newer) and npm" >&2; exit 1; }
+	@test $(BROKERS)/node_modules/.package-lock.json -nt $(BROKERS)/package-lock.json || \
+		npm ci --prefix $(BROKERS) --no-audit --no-fund --loglevel=error
+
+interop: deps venv interop-deps
+	$(VBIN)/pytest -q tests/host/test_interop.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VBIN)/ruff check tools tests/host

@@ -186,6 +186,9 @@ def aedes_missing() -> str | None:
     """Why aedes cannot start here (None when it can)."""
     if shutil.which("node") is None:
         return "node is not installed (make interop-deps installs nodejs and npm)"
+    v = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    if int(v.lstrip("v").split(".")[0] or 0) < 20:
+        return f"aedes 1.2 needs Node.js 20 or newer; node here is {v.strip()}"
     if not (NODE_MODULES / "aedes" / "package.json").is_file():
         return f"aedes is not installed in {NODE_MODULES} (run make interop-deps)"
     return None
