@@ -175,5 +175,23 @@ def v5_refused():
     print("MS", time.ticks_diff(time.ticks_ms(), t0))
 
 
+def qos2_downgrade():
+    # a broker without QoS 2 answers PUBLISH QoS 2 with PUBACK: completed, counted
+    c = node(store=bool(d.cfg("IMAGE")), window=d.cfg("WINDOW", 1))
+    c.connect(clean_session=False)
+    for i in range(3):
+        try:
+            c.publish(d.topic("dg"), "d%d" % i, qos=2)
+            print("PUBLISHED", i)
+        except OSError as e:
+            print("OSERROR", e.args[0])
+            c.connect(clean_session=False)
+    d.pump(c, lambda: c.pending() == 0, 3000)
+    print("PENDING", c.pending())
+    print("DOWNGRADED", getattr(c, "downgraded", None))
+    c.publish(d.topic("dg"), "after", qos=1)
+    c.disconnect()
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

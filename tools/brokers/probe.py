@@ -186,3 +186,13 @@ def pubrel_twice(b: Any, topic: str, wait: float = 2.0) -> tuple[bool, bool]:
     finally:
         s.close()
     return answered[0], answered[1]
+
+
+def qos2_answer(b: Any, topic: str) -> int:
+    """The packet type a broker answers a raw QoS 2 PUBLISH with (0x50 PUBREC per spec)."""
+    s, _ = _raw_connect(b, f"raw-q2a-{os.getpid()}-{time.monotonic_ns():x}")
+    try:
+        s.sendall(_packet(0x34, _str(topic) + struct.pack("!H", 5) + b"x"))
+        return _read(s)[0] & 0xF0
+    finally:
+        s.close()
