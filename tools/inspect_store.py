@@ -705,4 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import usevenv  # a system Python lacks the tools: run in .venv
+
+    usevenv.ensure(modules=("littlefs",))
     sys.exit(main())

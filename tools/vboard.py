@@ -200,12 +200,14 @@ class VirtualBoard:
             self._logf.close()
             self._logf = None
 
-    def restart(self, timeout: float = _PROMPT_TIMEOUT) -> None:
-        """Kill the process (a power cut) and boot again on the same image."""
+    def restart(self, timeout: float = _PROMPT_TIMEOUT, wait: bool = True) -> None:
+        """Kill the process (a power cut) and boot again on the same image. wait=False
+        returns at once: a board running main.py may sleep before it shows a prompt."""
         with self._lock:
             self._kill()
             self._spawn()
-        self.wait_prompt(timeout)
+        if wait:
+            self.wait_prompt(timeout)
 
     def kill(self) -> None:
         """Kill the process without restarting it: the power stays off."""
@@ -479,4 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import usevenv  # a system Python lacks the tools: run in .venv
+
+    usevenv.ensure(programs=("micropython", "mpremote"))
     sys.exit(main())

@@ -1,5 +1,7 @@
 # Example sensor node for the ESP32: wake, read the chip's temperature,
 # publish it at QoS 1 over the persistent session, deep-sleep, repeat.
+# With Wi-Fi or the broker down, the reading is queued in flash (the session
+# store) and goes out on a later wake, before that wake's reading.
 # Settings live in config.py (copy config_example.py).
 import time
 
@@ -26,14 +28,26 @@ def next_seq():
     return n
 
 
-def run():
+def online(client):
+    # True when connected; False (reason printed) when Wi-Fi or the broker is down
     if not board.wifi_connect(
         config.WIFI_SSID, config.WIFI_KEY, config.WIFI_TIMEOUT_MS, country=config.WIFI_COUNTRY
     ):
         print("wifi:", board.wifi_reason())
-        return
+        return False
+    try:
+        present = client.connect(clean_session=False)
+    except (OSError, MQTTException) as e:
+        print("mqtt:", repr(e))
+        return False
+    print("connected", "(session resumed)" if present else "(new session)")
+    return True
+
+
+def run():
     # client_id=None: the session stored for this broker, or a new one whose
-    # ID derives from machine.unique_id(); it lives in /.mqtt on littlefs.
+    # ID derives from machine.unique_id(); it lives in /.mqtt on littlefs and
+    # is known before connecting, so an offline wake queues under its topic.
     client = MQTTClient(
         None,
         config.BROKER,
@@ -43,16 +57,23 @@ def run():
         keepalive=config.KEEPALIVE,
         store=SessionStore("/.mqtt"),
     )
-    present = client.connect(clean_session=False)
+    up = online(client)
     cid = client.client_id
     if isinstance(cid, bytes):
         cid = cid.decode()
     topic = config.TOPIC.format(id=cid)
     msg = '{"seq":%d,"t":%s}' % (next_seq(), read_temperature())
-    # Returns once the broker acknowledged it or it is stored in flash.
+    # Connected: returns once the broker acknowledged it. Offline: stored in
+    # flash, and connect() on a later wake sends it before that wake's reading.
     client.publish(topic, msg, qos=1)
+    if not up:
+        print("queued", topic, msg, "(%d in flash)" % client.pending())
+        return
+    t0 = time.ticks_ms()
+    while client.pending() and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        client.check_msg()  # acknowledgements of readings queued on earlier wakes
     client.disconnect()
-    print("published", topic, msg, "(session resumed)" if present else "(new session)")
+    print("published", topic, msg, "(%d still in flash)" % client.pending())
 
 
 def main():

@@ -4,6 +4,7 @@
 # puts /flash/lib on sys.path where a board has /lib (mip installs there).
 import os
 import sys
+import time
 
 import board
 
@@ -34,7 +35,14 @@ def _run_main():
         return
     with open("main.py") as f:
         code = f.read()
-    exec(code, {"__name__": "__main__"})
+    try:
+        exec(code, {"__name__": "__main__"})
+    except SystemExit:
+        # board.deepsleep() ends the program with SystemExit, but after a script
+        # given with -i the unix port would go on to its REPL: end the process,
+        # so tools/vboard.py wakes the board again after the sleep.
+        os.system("kill -TERM $PPID")
+        time.sleep(10)
 
 
 _set_path()

@@ -1,14 +1,19 @@
 # Example node for the virtual board: wake, read a (simulated) sensor,
 # publish it at QoS 1 over the persistent session, and sleep or stop.
+# With Wi-Fi or the broker down, the reading is queued in flash (the
+# session store) and goes out on a later wake, before that wake's reading.
 # Environment: MQTTS_BROKER=host:port (default 127.0.0.1:1883);
 # MQTTS_SLEEP_MS=n to deep-sleep afterwards (the process ends and
 # tools/vboard.py boots it again after n ms), else it just returns.
 import os
+import time
 
 import board
 from mqttsession import MQTTClient, MQTTException, SessionStore
 
 _TOPIC = "nodes/{id}/temperature"
+_WIFI_MS = 3000  # the virtual link is up at once or not at all
+_DRAIN_MS = 5000  # bound on waiting for acknowledgements before sleeping
 
 
 def broker():
@@ -29,29 +34,51 @@ def next_seq():
     return n
 
 
+def online(client):
+    # True when connected; False (with the reason printed) when Wi-Fi or the broker is down
+    if not board.wifi_connect("virtual", "", _WIFI_MS):
+        print("wifi:", board.wifi_reason())
+        return False
+    try:
+        present = client.connect(clean_session=False)
+    except (OSError, MQTTException) as e:
+        print("mqtt:", repr(e))
+        return False
+    print("connected", "(session resumed)" if present else "(new session)")
+    return True
+
+
 def run():
-    if not board.wifi_connect("virtual", "", 5000):
-        print("wifi: link down")
-        return
     host, port = broker()
+    # client_id=None: the session stored for this broker (or a new one); its ID is
+    # known before connecting, so an offline wake can queue under the right topic.
     client = MQTTClient(
         None, host, port=port, keepalive=60, store=SessionStore(board.mount() + "/.mqtt")
     )
-    present = client.connect(clean_session=False)
+    up = online(client)
     cid = client.client_id
     if isinstance(cid, bytes):
         cid = cid.decode()
     topic = _TOPIC.format(id=cid)
     msg = '{"seq":%d,"t":%s}' % (next_seq(), read_temperature())
+    # Connected: returns once the broker acknowledged it. Offline: stored in
+    # flash, resent by connect() on a later wake.
     client.publish(topic, msg, qos=1)
+    if not up:
+        print("queued", topic, msg, "(%d in flash)" % client.pending())
+        return
+    t0 = time.ticks_ms()
+    while client.pending() and time.ticks_diff(time.ticks_ms(), t0) < _DRAIN_MS:
+        client.check_msg()  # acknowledgements of readings queued on earlier wakes
     client.disconnect()
-    print("published", topic, msg, "(session resumed)" if present else "(new session)")
+    print("published", topic, msg, "(%d still in flash)" % client.pending())
 
 
 def main():
     try:
         run()
     except (OSError, MQTTException) as e:
+        # the link broke mid-way: what publish() accepted is in flash
         print("mqtt:", repr(e))
     ms = os.getenv("MQTTS_SLEEP_MS")
     if ms:

@@ -610,8 +610,8 @@ def test_node_runs_in_esp32_heap_and_resumes_after_reboot(
     deploy.deploy(vb.path, use_mpy=True, board="unix", timeout=120)
     vb.restart()
     first = vb.exec("import main", timeout=60)
-    m = re.search(r"published nodes/(\S+)/temperature (\S+) \(new session\)", first)
-    assert m, first
+    m = re.search(r"published nodes/(\S+)/temperature (\S+) \(0 still in flash\)", first)
+    assert m and "connected (new session)" in first, first
     client_id = m.group(1)
     vb.restart()
     second = vb.exec(

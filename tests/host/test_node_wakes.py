@@ -1,0 +1,77 @@
+"""The example node (boards/unix/main.py) in its deep-sleep loop on the ESP32-sized virtual
+board: every wake takes a reading; a wake with Wi-Fi down queues it in flash, and a later
+wake delivers it. Run the same way as `python tools/vboard.py --main` with MQTTS_SLEEP_MS."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import deploy
+from harness import Observer
+from vboard import ESP32_HEAP, VirtualBoard
+
+LINE = re.compile(r"^(published|queued) nodes/(\S+)/temperature (\{.*?\})", re.M)
+PHASE_TIMEOUT = 90.0  # generous: one wake takes well under a second on an idle machine
+
+
+def _wakes(log: Path) -> list[tuple[str, str, int]]:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [(m[1], m[2], json.loads(m[3])["seq"]) for m in LINE.finditer(text)]
+
+
+def _wait_wake(log: Path, kind: str, after: int) -> list[tuple[str, str, int]]:
+    """Wait until a wake of this kind ("published" or "queued") follows the first `after`."""
+    __tracebackhide__ = True
+    deadline = time.monotonic() + PHASE_TIMEOUT
+    while time.monotonic() < deadline:
+        wakes = _wakes(log)
+        if any(w[0] == kind for w in wakes[after:]):
+            return wakes
+        time.sleep(0.05)
+    out = log.read_text(errors="replace")
+    raise AssertionError(f"no {kind!r} wake in {PHASE_TIMEOUT} s; board output:\n{out}")
+
+
+def test_offline_wake_is_queued_and_delivered_later(tmp_path: Path, broker: Any) -> None:
+    wifi = tmp_path / "wifi"
+    wifi.write_text("up\n")
+    log = tmp_path / "board.log"
+    vb = VirtualBoard(
+        tmp_path / "flash.img",
+        heap=ESP32_HEAP,
+        link=str(tmp_path / "vb"),
+        wifi=wifi,
+        env={"MQTTS_BROKER": f"127.0.0.1:{broker.port}", "MQTTS_SLEEP_MS": "300"},
+        run_main=True,
+        auto_restart=True,
+        log=log,
+    )
+    with Observer(broker.host, broker.port, "nodes/+/temperature", qos=1) as obs, vb:
+        # the first boot finds no main.py and shows its prompt: install, then power-cycle
+        deploy.deploy(vb.path, use_mpy=True, board="unix", timeout=120)
+        vb.restart(wait=False)
+        wakes = _wait_wake(log, "published", 0)
+        wifi.write_text("down\n")
+        wakes = _wait_wake(log, "queued", len(wakes))
+        offline = [w[2] for w in wakes if w[0] == "queued"]
+        wifi.write_text("up\n")
+        wakes = _wait_wake(log, "published", len(wakes))
+        vb.stop()
+    assert len(wakes) >= 3 and wakes[0][0] == "published", wakes
+    assert len({w[1] for w in wakes}) == 1, wakes  # one session, one client ID
+    seqs = [w[2] for w in wakes]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs  # a reading on every wake
+    out = log.read_text(errors="replace")
+    assert "(1 in flash)" in out, out  # the offline wake stored its reading
+    deadline = time.monotonic() + PHASE_TIMEOUT  # the broker forwards them on its own time
+    while True:
+        got = {json.loads(m.payload)["seq"] for m in obs.messages}
+        if got >= set(seqs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert set(offline) <= got, (offline, got, out)
+    assert got == set(seqs), (got, seqs, out)
