@@ -4,8 +4,8 @@ twice and nodes are power-cut (SIGKILL) at random. Checks that every message a n
 publish() accepted arrives (0 lost) and no QoS 2 message arrives twice, and measures the
 reconnection herd after each broker restart: peak connects in any 1 s and any 100 ms.
 
-    .venv/bin/python tools/bench/b_fleet.py --duration 60        # quick
-    .venv/bin/python tools/bench/b_fleet.py --duration 300       # for the record
+    python3 tools/bench/b_fleet.py --duration 60        # quick (about 2.5 minutes)
+    python3 tools/bench/b_fleet.py --duration 300       # for the record
 
 Runs the fleet once per --jitter value (default: 0 and the keeper's default 0.25), each for
 --duration seconds. Prints "R key value" lines like tools/bench.py; exit status 1 when a
@@ -18,6 +18,7 @@ import argparse
 import bisect
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "host"))
+sys.path.insert(0, str(REPO / "tools"))
+
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mosquitto"))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
@@ -216,8 +223,6 @@ def run(n: int, duration: float, jitter: float, kills: int, period: int, seed: i
             nd.power_cut()
         sink.stop()
         broker.close()
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
 
 
