@@ -196,3 +196,26 @@ def qos2_answer(b: Any, topic: str) -> int:
         return _read(s)[0] & 0xF0
     finally:
         s.close()
+
+
+def v5_connect_answer(b: Any, session_expiry: int | None, wait: float = 2.0) -> bytes | None:
+    """What a broker answers to a raw MQTT 5 CONNECT, with or without a Session Expiry
+    Interval property: the bytes it sent before closing or going quiet for wait seconds
+    (None: nothing at all)."""
+    props = b"" if session_expiry is None else b"\x11" + struct.pack("!I", session_expiry)
+    body = (_str("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 30) + bytes([len(props)])
+            + props + _str(f"raw-v5-{os.getpid()}"))
+    s = socket.create_connection((b.host, b.port), timeout=wait)
+    got = b""
+    try:
+        s.sendall(_packet(0x10, body))
+        while True:
+            chunk = s.recv(256)
+            if not chunk:
+                break
+            got += chunk
+    except (TimeoutError, ConnectionError):
+        pass
+    finally:
+        s.close()
+    return got or None
