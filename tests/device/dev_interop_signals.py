@@ -11,13 +11,15 @@ V = d.VERSION
 H = d.cfg("HOST")
 
 
+ROOT = d.flash()[0] + "/.mqtt" if d.cfg("IMAGE") else None
+
+
 def node(**kw):
     kw.setdefault("version", V)
     kw.setdefault("timeout", d.cfg("TIMEOUT", 3))
     kw.setdefault("keepalive", d.cfg("KEEPALIVE", 30))
-    if d.cfg("IMAGE"):
-        root, _ = d.flash()
-        kw["store"] = SessionStore(root + "/.mqtt")
+    if ROOT:
+        kw["store"] = SessionStore(ROOT)
     return MQTTClient(d.cfg("CID", "sig"), H, d.cfg("PORT"), **kw)
 
 
@@ -71,8 +73,7 @@ def expiry():
     print("KA", c.ka)
     d.pump(c, lambda: False, d.cfg("LINGER", 0))
     c.disconnect()
-    root, _ = d.flash()
-    print("STORED_EXPIRY", SessionStore(root + "/.mqtt").get(H, d.cfg("CID")).expiry)
+    print("STORED_EXPIRY", SessionStore(ROOT).get(H, d.cfg("CID")).expiry)
 
 
 def takeover():

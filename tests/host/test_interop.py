@@ -109,7 +109,7 @@ def test_retained(case: tuple[str, int, Any], tmp_path: Path) -> None:
     with Observer(b.host, b.port, f"{c['PREFIX']}/ret", qos=1, protocol=v) as obs:
         m = obs.wait_for(1)[0]
     assert (m.payload, m.retain) == (b"kept", True)
-    dev({**c, "TEST": "retained_get"})
+    dev({**c, "TEST": "retained_get", "CID": c["CID"] + "-get"})
     with Observer(b.host, b.port, f"{c['PREFIX']}/ret", qos=1, protocol=v) as obs:
         publish(b.host, b.port, f"{c['PREFIX']}/ret/x", b"marker", qos=1, protocol=v)
     assert obs.messages == []  # the node's empty retained message cleared it
