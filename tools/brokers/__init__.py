@@ -337,10 +337,11 @@ def main(argv: list[str]) -> int:
     if why:
         print(f"error: {why}", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # stop the broker on SIGTERM too
     b = make(argv[0])
     print(f"{argv[0]} on {b.host}:{b.port} (Ctrl-C stops it)", flush=True)
     try:
-        while b.running if hasattr(b, "running") else True:
+        while b.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
