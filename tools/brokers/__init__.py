@@ -267,6 +267,7 @@ class RabbitMQ(_Process):
     def prepare(self) -> None:
         self.amqp_port = free_port()
         self.dist_port = free_port()
+        self.epmd_port = free_port()  # its own Erlang port mapper, stopped in close()
         (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
         (self.workdir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = {HOST}:{self.amqp_port}\n"
@@ -289,6 +290,7 @@ class RabbitMQ(_Process):
             "RABBITMQ_CONFIG_FILE": f"{w}/rabbitmq.conf",
             "RABBITMQ_ENABLED_PLUGINS_FILE": f"{w}/enabled_plugins",
             "RABBITMQ_PID_FILE": f"{w}/rabbitmq.pid",
+            "ERL_EPMD_PORT": str(self.epmd_port),
         }
 
     def command(self) -> list[str]:
@@ -299,6 +301,13 @@ class RabbitMQ(_Process):
 
     def start(self, timeout: float = 60.0) -> None:
         super().start(timeout)
+
+    def close(self) -> None:
+        super().close()
+        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], timeout=10,
+                           capture_output=True)
 
 
 def missing(kind: str) -> str | None:
