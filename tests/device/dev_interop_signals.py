@@ -106,6 +106,25 @@ def redirect():
     print("REF", getattr(c, "server_reference", None))
 
 
+def redirect_later():
+    # DISCONNECT 0x9C/0x9D with a Server Reference: the keeper reconnects there (opt-in)
+    lk = Link(min_ms=100, max_ms=20000, jitter=0)
+    c = node(link=lk, redirect=True)
+    c.connect()
+    first = c.port
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 8000:
+        try:
+            c.check_msg()
+        except MQTTException as e:
+            print("DISCONNECTED", e.args[0])
+        if c.isconnected() and c.port != first:
+            break
+        time.sleep_ms(10)
+    print("PORT", c.port)
+    print("CONNECTED", c.isconnected())
+
+
 def end_session():
     # ending a session on purpose: the broker and the store both forget it
     c = node(window=4)

@@ -183,6 +183,20 @@ def test_server_reference_followed_one_hop_only() -> None:
     assert hops == (1, 0)
 
 
+def test_server_reference_on_disconnect_followed_by_the_keeper() -> None:
+    with HostileBroker([[("expect", CONNECT), ("send", connack(version=5))]]) as target:
+        ref = utf8(f"127.0.0.1:{target.port}")
+        moved = [("expect", CONNECT), ("send", connack(version=5)), ("sleep", 0.3),
+                 ("send", packet(DISCONNECT, b"\x9d" + bytes([1 + len(ref)])
+                                 + b"\x1c" + ref)), ("close",)]
+        r, _ = run([moved], "redirect_later", 5)
+        followed = len(target.conns)
+    assert r.value("DISCONNECTED") == str(0x9D)
+    assert r.value("PORT") == str(target.port)
+    assert r.value("CONNECTED") == "True"
+    assert followed == 1
+
+
 @pytest.mark.parametrize("version", [4, 5])
 @pytest.mark.parametrize("offline", [False, True], ids=["online", "offline"])
 def test_end_session_on_purpose(broker_factory: Any, tmp_path: Path, version: int,
