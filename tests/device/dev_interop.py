@@ -67,7 +67,9 @@ def retained_get():
     c.connect()
     c.subscribe(t, 1)
     d.check(d.pump(c, lambda: len(box) >= 1), "retained message delivered")
-    d.check(box.got == [(t.encode(), b"kept")], "retained payload: %r" % box.got)
+    d.pump(c, lambda: False, 300)
+    d.check(all(g == (t.encode(), b"kept") for g in box.got), "retained payload: %r" % box.got)
+    print("COPIES", len(box))
     c.publish(t, b"", retain=True, qos=1)
     c.disconnect()
 

@@ -58,6 +58,7 @@ class Kind:
     grants_subscription_qos: bool = False  # delivers at the subscription's QoS, not the
     # lower of it and the message's ([MQTT-3.8.4-6])
     answers_repeated_pubrel: bool = True  # PUBCOMP for a PUBREL it already completed
+    retained_only_to_subscribers: bool = True  # never to a client that did not subscribe
 
 
 KINDS: dict[str, Kind] = {
@@ -65,7 +66,7 @@ KINDS: dict[str, Kind] = {
     "mosquitto-persist": Kind("mosquitto-persist", (4, 5), True, True, True),
     "aedes": Kind("aedes", (4,), False, True, False),
     "amqtt": Kind("amqtt", (4,), False, False, True, grants_subscription_qos=True,
-                  answers_repeated_pubrel=False),
+                  answers_repeated_pubrel=False, retained_only_to_subscribers=False),
 }
 # not in KINDS (the interop matrix): slow to start, and no QoS 2 at all
 RABBITMQ = Kind("rabbitmq", (4,), True, True, True)

@@ -219,3 +219,23 @@ def v5_connect_answer(b: Any, session_expiry: int | None, wait: float = 2.0) -> 
     finally:
         s.close()
     return got or None
+
+
+def unsolicited_retained(b: Any, topic: str, linger: float = 1.0) -> list[bytes]:
+    """A retained message is set and a paho subscriber takes it and leaves; then a new paho
+    client connects and subscribes to nothing. Returns the payloads it got anyway."""
+    publish(b.host, b.port, topic, b"kept", qos=1, retain=True)
+    with Observer(b.host, b.port, topic, qos=1) as obs:
+        obs.wait_for(1)
+    got: list[bytes] = []
+    c = _paho(4, f"paho-by-{os.getpid()}-{time.monotonic_ns():x}", clean=True)
+    c.on_message = lambda cl, ud, m: got.append(bytes(m.payload))
+    try:
+        if _connect(c, b, 4, True, 5.0) is None:
+            raise AssertionError(f"paho: no CONNACK from {b!r}")
+        time.sleep(linger)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+        publish(b.host, b.port, topic, b"", qos=1, retain=True)  # clear it again
+    return got
