@@ -58,6 +58,20 @@ def limits():
     c.disconnect()
 
 
+def queued_limits():
+    # messages queued offline (in flash) before the broker announced Maximum QoS 1 and
+    # Retain Available 0: they go out within those limits, counted
+    c = node()
+    c.publish(d.topic("q"), b"q2", qos=2)
+    c.publish(d.topic("q"), b"r1", qos=1, retain=True)
+    print("QUEUED", c.pending())
+    c.connect(clean_session=False)
+    d.pump(c, lambda: c.pending() == 0, 5000)
+    print("PENDING", c.pending())
+    print("DOWNGRADED", getattr(c, "downgraded", None))
+    c.disconnect()
+
+
 def refused_v5():
     c = node()
     t0 = time.ticks_ms()

@@ -111,6 +111,20 @@ def test_maximum_qos_and_retain_available(policy: str | None, want_q2: str,
         assert r.value("DOWNGRADED") == "2"
 
 
+def test_queued_messages_sent_within_the_limits(tmp_path: Path) -> None:
+    props = b"\x24\x01" + b"\x25\x00"  # Maximum QoS 1, Retain Available 0
+    script = [("expect", CONNECT), ("send", connack(version=5, props=props)),
+              ("expect", PUBLISH), ("ack_publish", PUBACK),
+              ("expect", PUBLISH), ("ack_publish", PUBACK)]
+    r, b = run([script], "queued_limits", 5, settle=True, IMAGE=str(tmp_path / "flash.img"),
+               CID="ql")
+    assert r.value("QUEUED") == "2"
+    assert r.value("PENDING") == "0"
+    assert r.value("DOWNGRADED") == "2"
+    pubs = [f for f, _ in b.conns[0].packets if f & 0xF0 == PUBLISH]
+    assert pubs == [0x32, 0x32]  # QoS 1 both, neither retained
+
+
 def test_311_refusal_of_mqtt5_connect_raises_at_once() -> None:
     # amqtt's answer to an MQTT 5 CONNECT: a 3.1.1 CONNACK, return code 1, then close
     script = [("expect", CONNECT), ("send", b"\x20\x02\x00\x01"), ("close",)]
