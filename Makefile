@@ -19,7 +19,8 @@ HEAP ?= 256k
 RUN_DIR ?= build/run
 APT_PACKAGES := mosquitto mosquitto-clients openssl socat
 
-.PHONY: deps venv test lint demo bench board-test run clean distclean interop-deps interop
+.PHONY: deps venv pico-deps interop-deps test interop lint demo bench board-test run clean \
+	distclean
 
 # System packages. Installs them with apt-get as root (or with passwordless sudo), else
 # says what to install and stops. apt starts the system broker; tests start their own on
@@ -61,25 +62,37 @@ $(STAMP): requirements.txt
 	$(VBIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-test: deps venv interop-deps
+# The emulated Pico's npm dependency (rp2040js, pinned in tools/pico/package-lock.json);
+# nodejs and npm from apt when missing. The firmware is located, not installed: see
+# tools/pico/picoboard.py (MQTTS_PICO_DIR); tests/host/test_pico.py skips without it.
+pico-deps: tools/pico/node_modules/.stamp
+
+tools/pico/node_modules/.stamp: tools/pico/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm || { \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; } || exit 1; }
+	npm ci --prefix tools/pico --no-audit --no-fund --silent
+	@touch $@
+
+test: deps venv pico-deps interop-deps
 	@rc=0; $(VBIN)/pytest -q tests/host $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "error: no tests collected (pytest exit 5): check tests/host and PYTEST_ARGS" >&2; \
 	fi; \
 	exit $$rc
 
-# The interop suite's node broker (aedes, pinned in tools/brokers/package-lock.json); needs
-# Node.js 20 or newer and npm: installed from apt when missing (as root, like deps).
-BROKERS := tools/brokers
-interop-deps: deps
-	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; } || \
-		{ echo "error: install nodejs (20 or newer) and npm" >&2; exit 1; }
-	@test $(BROKERS)/node_modules/.package-lock.json -nt $(BROKERS)/package-lock.json || \
-		npm ci --prefix $(BROKERS) --no-audit --no-fund --loglevel=error
+# The interop suite's node broker (aedes, pinned in tools/brokers/package-lock.json; needs
+# Node.js 20 or newer): nodejs and npm come with pico-deps.
+interop-deps: tools/brokers/node_modules/.stamp
+
+tools/brokers/node_modules/.stamp: tools/brokers/package-lock.json | pico-deps
+	npm ci --prefix tools/brokers --no-audit --no-fund --silent
+	@touch $@
 
 interop: deps venv interop-deps
-	$(VBIN)/pytest -q tests/host/test_interop.py $(PYTEST_ARGS)
+	$(VBIN)/pytest -q tests/host/test_interop*.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VBIN)/ruff check tools tests/host

@@ -18,18 +18,27 @@ class MQTTClient(Core):
         self._err = None  # what ended the reader without a keeper
         self._up = False  # connected and resumed: publish may use the socket
 
+    def _wait_out(self):
+        pass  # never block the loop: _readable sends what waits in _ob (core._write)
+
     async def _readable(self, ms):
         # True once the socket has data, False after ms. Polls: cancelling a task that
         # waits in asyncio's I/O queue leaves a stale entry behind (a later socket with
         # the same id then never wakes), so timeouts here never cancel an I/O wait.
+        # Also True when whole packets wait in the buffer, or when a packet that started
+        # to arrive is past its deadline (the read then raises ETIMEDOUT).
         t0 = time.ticks_ms()
         while self._poll is not None:
+            if self._ob is not None:
+                self._flush()  # output the socket did not take: sent as it drains
             for _ in self._poll.ipoll(0):
+                return True
+            if not self._rx_ms(1):
                 return True
             if time.ticks_diff(time.ticks_ms(), t0) >= ms:
                 return False
             # quick while an answer is due, slower when idle
-            busy = self._ping or self._sub or self._s.nin or not self._up
+            busy = self._ping or self._sub or self._s.nin or not self._up or self._ob
             await asyncio.sleep_ms(1 if busy else 20)
         return False
 
@@ -61,14 +70,14 @@ class MQTTClient(Core):
     async def _connect(self, clean_session):
         s = self._s
         self._up = False
-        self._close()
-        self._open()
-        buf, n = self._connect_packet(clean_session)
-        self._write(buf, n)
-        if not await self._readable(self._tms):
-            self._close()
-            raise OSError(110)
-        present = self._connack(self._read_packet())
+        # connect steps (TCP, TLS, CONNECT, CONNACK) never block; the poll mask says
+        # which way the socket must be ready next
+        self._conn_start(clean_session)
+        while True:
+            present = self._conn_step()
+            if present is not None:
+                break
+            await self._readable(self._conn_ms())
         if present and clean_session:
             present = 0
         if present and self.store and s.fresh and self.version == 5:
@@ -103,7 +112,7 @@ class MQTTClient(Core):
                     if not await self._readable(due):
                         continue
                     if self.sock is not None:
-                        self._packet()
+                        self._recv()
                 except (OSError, MQTTException) as e:
                     self._close()
                     if self.link:

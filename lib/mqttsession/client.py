@@ -21,13 +21,14 @@ class MQTTClient(Core):
         if due <= 0:
             self._send_ping()
             due = self._keepalive_due(time.ticks_ms())
-        if not self._ready(due if ms < 0 or ms > due else ms):
-            return None
-        return self._take()
+        if self._ready(self._rx_ms(due if ms < 0 or ms > due else ms)) or \
+                self._r1 != self._r0 or self._skip:
+            return self._take()
+        return None
 
     def _take(self):
         try:
-            return self._packet()
+            return self._recv()
         except OSError:
             self._close()
             raise
@@ -49,29 +50,30 @@ class MQTTClient(Core):
             self._step(left)
 
     def connect(self, clean_session=True, timeout=None):
-        s = self._s
         if self.link:
             self._want = True  # from now on the keeper reconnects, even if this fails
+        try:
+            return self._connect(clean_session, timeout)
+        except Exception:
+            self._close()  # a failed connect leaves no socket open
+            raise
+
+    def _connect(self, clean_session, timeout):
+        s = self._s
         if timeout is None:
             timeout = self.timeout
-        self._close()
-        self._open()
-        buf, n = self._connect_packet(clean_session)
-        self._write(buf, n)
-        t0 = time.ticks_ms()
+        self._conn_start(clean_session, int(timeout * 1000))
         while True:
-            left = timeout * 1000 - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0 or not any(True for _ in self._poll.ipoll(left)):
-                self._close()
-                raise OSError(_ETIMEDOUT)
-            present = self._connack(self._read_packet())
-            break
+            present = self._conn_step()
+            if present is not None:
+                break
+            self._ready(self._conn_ms())
         if present and clean_session:
             present = 0  # a broker that ignored Clean Start: treat as a new session
         if present and self.store and s.fresh and self.version == 5:
             # [MQTT-3.2.2-4]: no local state for a session the broker kept: close, start clean
             self._close()
-            return self.connect(True, timeout)
+            return self._connect(True, timeout)
         self._resume(present, clean_session)
         if not present and not clean_session:
             # a new session at the broker: subscriptions first, so the node also hears
@@ -240,7 +242,7 @@ class MQTTClient(Core):
         return False
 
     def isconnected(self):
-        return self.sock is not None
+        return self.sock is not None and not self._cs
 
     def pending(self):
         # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)

@@ -1,14 +1,15 @@
-# The protocol core shared by the blocking and asyncio front ends: one socket, one
-# preallocated receive buffer, one transmit buffer, packets handled one at a time.
-# It never waits on its own for a packet to start: the front ends decide how to wait.
+# The protocol core shared by the blocking and asyncio front ends: the session on the
+# wire (publishing, acknowledging, subscribing, resuming) over wire.Wire, which holds the
+# socket, the connect steps and the receive and write paths (its header says how a front
+# end drives them).
 from micropython import const
 from array import array
-import socket
 import time
 
 from . import packet as P
 from .packet import MQTTException
 from .session import Session, SENT, REL, PID
+from .wire import Wire
 
 # packet types and reason codes, as local constants so they fold at compile time
 _PUBLISH = const(0x30)
@@ -30,16 +31,22 @@ _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
 
 
-class Core:
+class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
                  timeout=10, expiry=None, queue=16, link=None, full="error"):
         if version not in (4, 5):
             raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-        if not 0 <= keepalive < 65536:
-            raise ValueError("keepalive must be 0 to 65535 seconds")
-        if not 0 < window < 65536:
-            raise ValueError("window must be 1 to 65535")
+        if type(keepalive) is not int or not 0 <= keepalive < 65536:
+            raise ValueError("keepalive must be an int from 0 to 65535 seconds")
+        if type(window) is not int or not 0 < window < 65536:
+            raise ValueError("window must be an int from 1 to 65535")
+        if type(queue) is not int or queue < 1:
+            raise ValueError("queue must be an int >= 1")
+        if type(max_packet) is not int or type(tx_size) is not int:
+            raise ValueError("max_packet and tx_size must be ints")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("timeout must be a number of seconds > 0")
         if max_packet < 64 or tx_size < 32:
             raise ValueError("max_packet must be >= 64 and tx_size >= 32")
         self.server = server
@@ -86,10 +93,14 @@ class Core:
         self.lw = None
         self.sock = None
         self._poll = None
+        self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
+        self._r0 = self._r1 = self._skip = 0
+        self._hold = False
+        self._ob = None  # output the socket has not taken yet
+        self._p0 = self._rt = 0
         self._rx = bytearray(max_packet)
         self._tx = bytearray(tx_size)
         self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
-        self._hb = bytearray(1)
         self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
         self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
         self._rem = 0
@@ -149,34 +160,6 @@ class Core:
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
-    # --- connection ---
-    def _open(self):
-        ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
-        try:
-            s.settimeout(self.timeout)
-            s.connect(ai[-1])
-            try:
-                s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
-            except (OSError, AttributeError):
-                pass
-            if self.ssl:
-                ctx = self.ssl
-                if ctx is True:
-                    import ssl
-
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    ctx.verify_mode = ssl.CERT_NONE
-                s = ctx.wrap_socket(s, server_hostname=self.server)
-        except Exception:
-            s.close()
-            raise
-        import select
-
-        self.sock = s
-        self._poll = select.poll()
-        self._poll.register(s, select.POLLIN)
-
     def _connect_packet(self, clean):
         s = self._s
         cid = s.client_id
@@ -194,38 +177,6 @@ class Core:
             buf = bytearray(need)  # a long will or credentials: once per connect
         return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
                               self.pswd, self.lw, exp, 32, len(self._rx))
-
-    def _close(self):
-        if self.link and self.sock:
-            self.link.lost()
-        if self.sock:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-        self.sock = None
-        self._poll = None
-        self._ping = 0
-
-    # --- output ---
-    # The publish and receive paths are split into small functions and keep the message
-    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
-    # heap at every call (tools/frames.py lists them).
-    def _write(self, buf, n):
-        # the whole packet in one write; a partial one continues in _write_rest. On
-        # OSError the front end closes the socket (see _lost).
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        w = self.sock.write(buf, n)
-        if w != n:
-            self._write_rest(buf, n, w)
-        self._ltx = time.ticks_ms()
-
-    def _write_rest(self, buf, n, w):
-        while w is not None and w < n:
-            w += self.sock.write(buf, w, n - w) or 0
-        if w is None:
-            raise OSError(_ETIMEDOUT)
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
@@ -405,73 +356,11 @@ class Core:
                 pass
         self._close()
 
-    # --- input ---
-    def _read(self, buf, n):
-        # the rest of a packet that has started to arrive: bounded by the socket timeout
-        r = self.sock.readinto(buf, n)
-        if r != n:
-            raise OSError(_ECONNRESET if r == 0 else _ETIMEDOUT)
-
-    def _read_packet(self):
-        # reads one packet whose first byte is waiting; returns its first byte, the body in
-        # _rx[0:_n]. A body larger than _rx is skipped and refused after acknowledging.
-        # OSError leaves the socket to the caller to close.
-        hb = self._hb
-        self._read(hb, 1)
-        first = hb[0]
-        n = self._varlen()
-        if n > len(self._rx):
-            self._skip(first, n)
-        if n:
-            self._read(self._rx, n)
-        self._n = n
-        self._lrx = time.ticks_ms()
-        return first
-
-    def _varlen(self):
-        hb = self._hb
-        n = 0
-        sh = 0
-        while True:
-            self._read(hb, 1)
-            n |= (hb[0] & 0x7F) << sh
-            if not hb[0] & 0x80:
-                return n
-            sh += 7
-            if sh > 21:
-                raise MQTTException(_MALFORMED, "bad remaining length")
-
-    def _skip(self, first, n):
-        rx = self._rx
-        self._read(rx, len(rx))
-        left = n - len(rx)
-        while left:
-            c = min(left, len(rx))
-            self._read(rx, c)
-            left -= c
-        self._lrx = time.ticks_ms()
-        self._refuse_large(first, n)
-
-    def _refuse_large(self, first, n):
-        # acknowledge it so the broker does not redeliver it forever, then say so
-        if first & 0xF0 == _PUBLISH and first & 6:
-            q = first >> 1 & 3
-            self._n = len(self._rx)
-            try:
-                P.publish_fields(self._rx, self._n, first, self._pf)
-                pid = self._pf[1]
-                if q == 1:
-                    self._ack(_PUBACK, pid)
-                else:
-                    self._s.rx2_add(pid)
-                    self._ack(_PUBREC, pid)
-            except MQTTException:
-                pass  # topic longer than the buffer: no packet ID to acknowledge
-        self._large = True
-        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
-
-    def _handle(self, first):
-        # one packet from _rx[0:_n]; returns its type
+    def _handle(self, first, i):
+        # one packet, its body in _rx[i:_n]; returns its type
+        self._i = i
+        if self._cs:
+            return self._on_connack(first)
         t = first & 0xF0
         if t == _PUBLISH:
             self._on_publish(first)
@@ -490,7 +379,7 @@ class Core:
     def _on_publish(self, first):
         if first & 6 == 6:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        P.publish_fields(self._rx, self._n, first, self._pf)
+        P.publish_fields(self._rx, self._n, first, self._pf, self._i)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -502,7 +391,7 @@ class Core:
                 self._ack(_PUBACK, self._pf[1])
 
     def _on_ack(self, t):
-        r = P.ack_fields(self._rx, self._n, self.version)
+        r = P.ack_fields(self._rx, self._n, self.version, self._i)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -519,7 +408,7 @@ class Core:
         t = first & 0xF0
         v = self.version
         if first == _SUBACK or first == _UNSUBACK:
-            d = P.decode(first, self._rx[: self._n], v)
+            d = P.decode(first, self._rx[self._i : self._n], v)
             if d[1] == self._sub:
                 self._sub = 0
                 self._subrc = d[2][0] if d[2] else 0
@@ -527,22 +416,12 @@ class Core:
         if first == _DISCONNECT and v == 5:
             self._close()
             rx = self._rx
-            raise MQTTException(rx[0] if self._n else 0, "disconnected by the broker")
+            raise MQTTException(rx[self._i] if self._n > self._i else 0,
+                                "disconnected by the broker")
         why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
             "unexpected packet"
         raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
                             "%s 0x%02x" % (why, first))
-
-    def _packet(self):
-        # reads and handles one waiting packet; returns its type. A broken packet ends
-        # the connection; a refused oversized one (read whole and acknowledged) does not.
-        self._large = False
-        try:
-            return self._handle(self._read_packet())
-        except MQTTException:
-            if not self._large:
-                self._fail(None)
-            raise
 
     def _fail(self, e):
         # a protocol violation by the broker ends the connection (MQTT 5 says why)
@@ -560,36 +439,43 @@ class Core:
                 self._deliver_raw()
             else:
                 pf = self._pf
-                self.cb(bytes(self._rx[2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
+                self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
 
     def _deliver_raw(self):
-        t = self._intern(self._pf[0] - 2)
+        t = self._intern(self._pf[0] - self._i - 2)
         self.cb(t, self._rx, self._pf[2], self._n)
 
     def _intern(self, n):
-        # the incoming topic rx[2:2+n] as a bytes object, reusing a recent equal one
+        # the incoming topic (n bytes after the body's length field) as a bytes object,
+        # reusing a recent equal one
         for j in range(8):
             t = self._topics[j]
             if len(t) == n and self._same(t, n):
                 return t
-        t = bytes(self._rx[2 : 2 + n])
+        t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
         self._topics[self._ti] = t
         self._ti = (self._ti + 1) & 7
         return t
 
     def _same(self, t, n):
         rx = self._rx
+        b = self._i + 2
         i = 0
-        while i < n and t[i] == rx[2 + i]:
+        while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
+
+    def _on_connack(self, first):
+        self._cp = self._connack(first)
+        self._cs = 0
+        return _CONNACK
 
     def _connack(self, first):
         # returns Session Present; raises MQTTException on refusal
         if first != _CONNACK:
             raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
         try:
-            d = P.decode(first, self._rx[: self._n], self.version)
+            d = P.decode(first, self._rx[self._i : self._n], self.version)
         except MQTTException as e:
             raise self._fail(e)
         if d[2]:

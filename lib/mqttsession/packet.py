@@ -315,12 +315,12 @@ def props(b, i, end):
     return d
 
 
-def publish_fields(b, n, first, out):
-    # PUBLISH body b[0:n] with first byte `first` -> out[0] topic end (topic is
-    # b[2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
+def publish_fields(b, n, first, out, s=0):
+    # PUBLISH body b[s:n] with first byte `first` -> out[0] topic end (topic is
+    # b[s+2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
     # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing.
-    i = 2 + u16(b, 0, n)
-    if i > n or i == 2:
+    i = s + 2 + u16(b, s, n)
+    if i > n or i == s + 2:
         raise malformed("bad PUBLISH topic")
     out[0] = i
     out[1] = 0
@@ -334,19 +334,19 @@ def publish_fields(b, n, first, out):
     out[2] = i
 
 
-def ack_fields(b, n, version):
-    # PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK-style packet ID and reason code (0 = success);
-    # returns pid | reason << 16 so the hot path allocates nothing
-    pid = u16(b, 0, n)
+def ack_fields(b, n, version, s=0):
+    # PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK-style packet ID and reason code (0 = success)
+    # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
+    pid = u16(b, s, n)
     if not pid:
         raise malformed("packet ID 0")
-    if n == 2:
+    if n == s + 2:
         return pid
     if version != 5:
-        raise malformed("acknowledgement of %d bytes" % n)
-    reason = b[2]
-    if n > 3:
-        skip_props(b, 3, n)
+        raise malformed("acknowledgement of %d bytes" % (n - s))
+    reason = b[s + 2]
+    if n > s + 3:
+        skip_props(b, s + 3, n)
     return pid | reason << 16
 
 

@@ -238,6 +238,10 @@ def bad_input():
         d.raises(ValueError, MQTTClient, "x", "h", password="p", version=4)  # [MQTT-3.1.2-22]
     d.raises(ValueError, MQTTClient, "x", "h", version=3)
     d.raises(ValueError, MQTTClient, "x", "h", window=0)
+    for kw in ({"keepalive": 1.5}, {"keepalive": "60"}, {"window": 1.5}, {"queue": 0},
+               {"timeout": 0}, {"max_packet": 100.0}):
+        e = d.raises(ValueError, MQTTClient, "x", "h", **kw)
+        d.check(list(kw)[0] in e.args[0], "the error names %s: %s" % (list(kw)[0], e.args[0]))
     d.check(True, "bad arguments refused")
     c.subscribe(d.topic("ok/+"), 1)
     c.publish(d.topic("ok/1"), b"fine", qos=1)

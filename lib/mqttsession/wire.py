@@ -1,0 +1,361 @@
+# The transport half of the protocol core (core.Core builds on it): the connect steps,
+# the incremental receive path and the write path, each step under one deadline. The
+# front ends drive it with
+#   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
+#     is registered for the direction the step needs; wait at most _conn_ms()) until it
+#     returns Session Present; every failure closes the socket and raises;
+#   _recv() when the socket is readable or _rx_ms(ms) is 0: handles the buffered whole
+#     packets, else reads once and handles every whole packet that arrived; returns the
+#     last packet type or None. Wait at most _rx_ms(ms): a packet that has started must
+#     end within timeout of its first byte, else OSError(ETIMEDOUT);
+#   _wait_out(): called when the socket did not take a whole packet (the rest waits in
+#     _ob); blocks here; a front end with a loop replaces it and calls _flush().
+# Core supplies _connect_packet, _handle (one packet), _ack and _fail.
+from micropython import const
+import socket
+import time
+
+from .packet import MQTTException
+
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_CONNACK = const(0x20)
+_MALFORMED = const(0x81)
+_TOO_LARGE = const(0x95)
+_ENOTCONN = const(107)
+_ETIMEDOUT = const(110)
+_ECONNRESET = const(104)
+_EINPROGRESS = const(115)
+_POLLIN = const(1)
+_POLLOUT = const(4)
+
+
+class Wire:
+    # --- connection: non-blocking steps under one deadline (timeout) ---
+    def _conn_start(self, clean, tms=None):
+        self._close()
+        self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
+        self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
+        self._co = 0
+        # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
+        ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
+        self.sock = s
+        self._cs = 1
+        try:
+            s.setblocking(False)
+            try:
+                s.connect(ai[-1])
+            except OSError as e:
+                if e.errno != _EINPROGRESS:
+                    raise
+            try:
+                s.setsockopt(6, 1, 1)  # TCP_NODELAY: a packet is one write, send it now
+            except (OSError, AttributeError):
+                pass
+            import select
+
+            self._poll = select.poll()
+            self._poll.register(s, _POLLOUT)
+        except Exception:
+            self._close()
+            raise
+
+    def _conn_ms(self):
+        # ms left for the connect under way
+        return max(0, time.ticks_diff(self._dl, time.ticks_ms()))
+
+    def _conn_step(self):
+        # None while the connect is under way; Session Present (0/1) once CONNACK accepted
+        try:
+            if self._cs == 1:
+                self._tcp_up()
+            if self._cs == 2:
+                self._send_connect()
+            if self._cs == 3:
+                self._recv()
+            if not self._cs:
+                return self._cp
+            if not self._conn_ms():
+                raise OSError(_ETIMEDOUT)
+        except Exception:
+            self._close()
+            raise
+        return None
+
+    def _tcp_up(self):
+        # TCP connect finished (the socket is writable; a refusal shows on the first write)
+        for _ in self._poll.ipoll(0):
+            self._cs = 2
+            if self.ssl:
+                self._tls()
+            return
+
+    def _tls(self):
+        ctx = self.ssl
+        if ctx is True:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_NONE
+        # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
+        # port 1.29) with do_handshake_on_connect=False runs it inside the first writes on
+        # the non-blocking socket, each returning None (EAGAIN) until it is done, and its
+        # poll reports readiness in the direction the handshake needs next. Each step
+        # still computes (certificate checks: about 7 ms on a PC, more on a board).
+        # Certificate failures surface in those writes as OSError or ValueError.
+        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
+                            do_handshake_on_connect=False)
+        self._poll.unregister(self.sock)
+        self.sock = s
+        self._poll.register(s, _POLLOUT)
+
+    def _send_connect(self):
+        buf, n = self._cb
+        w = self.sock.write(buf, self._co, n - self._co)
+        if w:
+            self._co += w
+        if self._co >= n:
+            self._cs = 3
+            self._cb = None
+            self._ltx = time.ticks_ms()
+            self._poll.modify(self.sock, _POLLIN)
+
+    def _close(self):
+        if self.link and self.sock:
+            self.link.lost()
+        if self.sock:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self._poll = None
+        self._ping = 0
+        self._cs = 0
+        self._r0 = self._r1 = self._skip = 0
+        self._hold = False
+        self._ob = None  # output the socket has not taken yet
+
+    # --- output ---
+    # The publish and receive paths are split into small functions and keep the message
+    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
+    # heap at every call (tools/frames.py lists them).
+    def _write(self, buf, n):
+        # the whole packet in one write. What the socket does not take waits in _ob and
+        # goes out as the socket drains, in order, within timeout (see _wait_out). On
+        # OSError the front end closes the socket (see _lost).
+        if self.sock is None:
+            raise OSError(_ENOTCONN)
+        if self._ob:
+            self._out(buf, 0, n)
+        else:
+            w = self.sock.write(buf, n)
+            if w != n:
+                self._out(buf, w or 0, n)
+        self._ltx = time.ticks_ms()
+
+    def _out(self, buf, w, n):
+        # keeps the rest of a packet the socket did not take (a copy: the caller reuses
+        # its buffer); allocates, but only while the socket is full
+        if self._ob:
+            self._ob += memoryview(buf)[w:n]
+        else:
+            self._ot = time.ticks_ms()
+            self._ob = bytearray(memoryview(buf)[w:n])
+        self._wait_out()
+
+    def _flush(self):
+        # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
+        # has waited longer than timeout: the broker stopped reading
+        w = self.sock.write(self._ob)
+        if w:
+            self._ob = self._ob[w:]
+        if not self._ob:
+            self._ob = None
+            return True
+        if time.ticks_diff(time.ticks_ms(), self._ot) >= self._tms:
+            raise OSError(_ETIMEDOUT)
+        return False
+
+    def _wait_out(self):
+        # The hook for output the socket did not take. Here (blocking client): wait for
+        # the socket to drain it, within timeout. A front end with its own loop replaces
+        # it with one that returns at once and calls _flush() when the socket is writable
+        # while _ob is not None.
+        p = self._poll
+        p.modify(self.sock, _POLLOUT)
+        try:
+            while not self._flush():
+                p.poll(max(1, self._tms - time.ticks_diff(time.ticks_ms(), self._ot)))
+        finally:
+            p.modify(self.sock, _POLLIN)
+
+    # --- input ---
+    # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
+    # yet; one read takes whatever has arrived and every whole packet in it is handled.
+    # A packet must be whole within timeout of its first byte (_p0). A packet larger
+    # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
+    # arrives (_skip bytes to go), then it is refused with 0x95.
+    def _recv(self):
+        # handles the whole packets buffered, else reads once and handles those; returns
+        # the type of the last packet handled, or None. OSError: the link is broken (the
+        # caller closes); MQTTException: the connection is closed, except for a refused
+        # oversized packet.
+        if self.sock is None:
+            raise OSError(_ENOTCONN)
+        self._large = False
+        try:
+            return self._recv1()
+        except MQTTException:
+            if not self._large:
+                self._fail(None)  # the broker broke the protocol: end the connection
+            raise
+
+    def _recv1(self):
+        t = self._parse()
+        if t is None and self._fill():
+            t = self._parse()
+        if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
+                time.ticks_ms(), self._p0) >= self._tms:
+            raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+        return t
+
+    def _rx_ms(self, ms):
+        # ms to wait for input, bounded by the deadline of a packet that has started
+        if self._hold:
+            return 0  # whole packets left in the buffer
+        if self._r1 == self._r0 and not self._skip:
+            return ms
+        return min(ms, max(0, self._tms - time.ticks_diff(time.ticks_ms(), self._p0)))
+
+    def _fill(self):
+        # one read of whatever has arrived, into the free part of _rx; the number of
+        # bytes (0: nothing yet)
+        r1 = self._r1
+        if self._r0 == r1:
+            # empty: read to the front (no memoryview, so no allocation)
+            self._r0 = self._r1 = r1 = 0
+            n = self.sock.readinto(self._rx)
+            new = not self._skip
+        else:
+            if r1 == len(self._rx):
+                r1 = self._compact()
+            n = self.sock.readinto(memoryview(self._rx)[r1:])
+            new = False
+        if n is None:
+            return 0
+        if not n:
+            raise OSError(_ECONNRESET)
+        now = time.ticks_ms()
+        if new:
+            self._p0 = now
+        self._rt = self._lrx = now
+        self._r1 = r1 + n
+        return n
+
+    def _compact(self):
+        # moves the partial packet at _r0 to the front of _rx; returns its end
+        r0 = self._r0
+        n = self._r1 - r0
+        if r0:
+            self._rx[0:n] = memoryview(self._rx)[r0 : r0 + n]
+        self._r0 = 0
+        self._r1 = n
+        return n
+
+    def _parse(self):
+        # handles every whole packet in the buffer, stopping after a CONNACK (the session
+        # resumes before what follows it); returns the last type handled or None
+        t = None
+        while True:
+            if self._skip and not self._discard():
+                return t
+            n = self._whole()
+            if not n:
+                self._hold = False
+                return t
+            self._hold = True
+            i = self._r0
+            self._r0 = i + n  # consumed before handling: an exception leaves it handled
+            self._p0 = self._rt
+            self._n = i + n
+            t = self._handle(self._rx[i], i + self._hl)
+            if t == _CONNACK:
+                return t
+
+    def _whole(self):
+        # size of the packet at _r0 when all of it is buffered, else 0
+        i = self._r0
+        if i + 2 > self._r1:
+            return 0
+        n = self._rx[i + 1]
+        if n & 0x80:
+            n = self._varlen(i)
+        else:
+            self._hl = 2
+            n += 2
+        if n > len(self._rx):
+            return self._oversize(n)
+        if not n or i + n > self._r1:
+            return 0
+        return n
+
+    def _varlen(self, i):
+        # total size of the packet at i from its multi-byte remaining length; 0 while
+        # the length is incomplete
+        rx = self._rx
+        j = i + 1
+        n = sh = 0
+        while True:
+            if j >= self._r1:
+                return 0
+            c = rx[j]
+            n |= (c & 0x7F) << sh
+            j += 1
+            if not c & 0x80:
+                break
+            sh += 7
+            if sh > 21:
+                raise MQTTException(_MALFORMED, "bad remaining length")
+        self._hl = j - i
+        return n + j - i
+
+    def _oversize(self, n):
+        # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
+        # topic and packet ID of a PUBLISH), then drop the rest as it arrives
+        if self._cs:
+            raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
+        rx = self._rx
+        if self._compact() < len(rx):
+            return 0
+        first = rx[0]
+        pid = 0
+        if first & 0xF0 == _PUBLISH and first & 6:
+            j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
+            if j + 2 <= len(rx):
+                pid = rx[j] << 8 | rx[j + 1]
+        self._big = (first, pid, n)
+        self._skip = n - len(rx)
+        self._r0 = self._r1 = 0
+        return 0
+
+    def _discard(self):
+        # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
+        # it (the broker would redeliver it forever) and refuses it
+        k = min(self._skip, self._r1 - self._r0)
+        self._r0 += k
+        self._skip -= k
+        if self._skip:
+            return False
+        self._p0 = self._rt
+        first, pid, n = self._big
+        self._large = True
+        if pid and first & 6:
+            if first & 4:
+                self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
+                self._ack(_PUBREC, pid)
+            else:
+                self._ack(_PUBACK, pid)
+        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
