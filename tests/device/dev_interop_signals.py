@@ -58,6 +58,31 @@ def limits():
     c.disconnect()
 
 
+def limits_aio():
+    # the same limits with the asyncio client
+    import asyncio
+
+    from mqttsession.aio import MQTTClient as AsyncClient
+
+    async def main():
+        c = AsyncClient(d.cfg("CID", "sig"), H, d.cfg("PORT"), version=V, keepalive=30,
+                        timeout=d.cfg("TIMEOUT", 3))
+        await c.connect()
+        for what, qos, retain in (("PUBQ2", 2, False), ("PUBRET", 0, True)):
+            try:
+                await c.publish(d.topic("l"), what, qos=qos, retain=retain)
+                print(what, "OK")
+            except (OSError, ValueError, MQTTException) as e:
+                print(what, type(e).__name__)
+        t0 = time.ticks_ms()
+        while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            await asyncio.sleep_ms(20)
+        print("DOWNGRADED", getattr(c, "downgraded", None))
+        await c.disconnect()
+
+    asyncio.run(main())
+
+
 def queued_limits():
     # messages queued offline (in flash) before the broker announced Maximum QoS 1 and
     # Retain Available 0: they go out within those limits, counted

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness import Broker, Observer, run_device
 from hostile import (
     CONNECT,
     DISCONNECT,
@@ -31,8 +33,6 @@ from hostile import (
     connack,
     packet,
 )
-
-from harness import Broker, Observer, run_device
 
 HEAP = "256k"
 
@@ -109,6 +109,17 @@ def test_maximum_qos_and_retain_available(policy: str | None, want_q2: str,
     else:
         assert pubs == [0x32, 0x30]  # QoS 2 sent as QoS 1; the retain flag cleared
         assert r.value("DOWNGRADED") == "2"
+
+
+def test_maximum_qos_and_retain_available_asyncio() -> None:
+    props = b"\x24\x01" + b"\x25\x00"
+    script = [("expect", CONNECT), ("send", connack(version=5, props=props)),
+              ("expect", PUBLISH), ("ack_publish", PUBACK)]
+    r, b = run([script], "limits_aio", 5, settle=True)
+    assert (r.value("PUBQ2"), r.value("PUBRET")) == ("OK", "OK")
+    assert r.value("DOWNGRADED") == "2"
+    pubs = [f for f, _ in b.conns[0].packets if f & 0xF0 == PUBLISH]
+    assert pubs == [0x32, 0x30]
 
 
 def test_queued_messages_sent_within_the_limits(tmp_path: Path) -> None:
