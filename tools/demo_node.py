@@ -26,7 +26,8 @@
 #       after every reading: queued = accepted, not yet acknowledged (this and earlier
 #       boots); sent = accepted this boot; acked = completed this boot; free = free heap
 #       (measured every 10 readings after a collection); skipped = readings not taken
-#       while the loop was blocked; block = the longest publish() or check_msg() call
+#       while the loop was held past the next reading; block = the longest single
+#       publish() or check_msg() call since the previous STATUS line (ms)
 #   DRAINED <pending> <ms>                 the end: backlog delivered, disconnected
 import gc
 import os
@@ -54,6 +55,9 @@ QUEUE = cfg("QUEUE", 300)  # messages the session holds while the link is down
 STORE_BYTES = cfg("STORE_BYTES", 65536)
 TIMEOUT = cfg("TIMEOUT", 3)  # seconds for connect and each blocking step
 WIFI_MS = cfg("WIFI_MS", 1000)  # how long one Wi-Fi (re)connect attempt may take
+# no call into the client holds the loop much longer than this (ms): below the period,
+# so a slow link never makes the node miss a reading
+BUDGET_MS = cfg("BUDGET_MS", RATE_MS // 2)
 PREFIX = cfg("PREFIX", "demo")
 STOP_FILE = cfg("STOP_FILE", None)  # a host file: once it exists, drain and end
 DRAIN_MS = cfg("DRAIN_MS", 30000)
@@ -105,35 +109,34 @@ def main():
                 on_change=on_change)
     c = MQTTClient(None, HOST, PORT, keepalive=KEEPALIVE, window=WINDOW, queue=QUEUE,
                    timeout=TIMEOUT, store=SessionStore(ROOT + "/.mqtt", max_bytes=STORE_BYTES),
-                   link=link, full="error")
+                   link=link, full="error", budget_ms=BUDGET_MS)
     base = c.pending()  # readings of earlier boots still unacknowledged
     print("BOOT", boot, n, base)
     cid = c.client_id
     topics = (None, (PREFIX + "/" + cid + "/q1").encode(), (PREFIX + "/" + cid + "/q2").encode())
 
-    board.wifi_connect(timeout_ms=WIFI_MS)
-    # connect() raises when the first attempt fails; the keeper only takes over once a
-    # connect succeeded, so until then the node retries on the keeper's backoff itself.
+    board.wifi_start()  # the link keeper follows the attempt (Link.wifi_step)
+    # The first connect only starts: the keeper goes on with it (and with every later
+    # reconnect) in steps inside publish() and check_msg(), each call within the budget;
     # publish() meanwhile queues in flash.
+    try:
+        c.connect(clean_session=False, wait=False)
+    except (OSError, MQTTException) as e:
+        link.failed(e)  # the keeper tries again after its backoff
     gc.collect()
-    # connected once, accepted this boot, pending at boot, free heap (after a collection),
-    # readings skipped while the loop was blocked, longest block (ms)
-    st = [False, 0, base, gc.mem_free(), 0, 0]
+    # -, accepted this boot, pending at boot, free heap (after a collection), readings
+    # skipped while the loop was held, longest call since the last STATUS (ms)
+    st = [0, 0, base, gc.mem_free(), 0, 0]
+
+    def call(f, *a):
+        t = time.ticks_ms()
+        r = f(*a)
+        st[5] = max(st[5], time.ticks_diff(time.ticks_ms(), t))
+        return r
 
     def service():
-        if not st[0]:
-            if link.due() > 0:
-                return
-            try:
-                if not link.wifi():
-                    raise OSError(113)  # EHOSTUNREACH
-                c.connect(clean_session=False)
-                st[0] = True
-            except (OSError, MQTTException) as e:
-                link.failed(e)
-            return
         for _ in range(32):  # everything waiting, not one packet per pass
-            if c.check_msg() is None:
+            if call(c.check_msg) is None:
                 break
 
     def status():
@@ -142,6 +145,7 @@ def main():
               "free={} skipped={} block={}".format(
                   "up" if c.isconnected() else "down", q, st[1], st[1] + st[2] - q,
                   link.outages, link.longest, c.lost0, st[3], st[4], st[5]))
+        st[5] = 0
 
     print("HEAP", st[3])
     seq = 0
@@ -149,9 +153,7 @@ def main():
     period = RATE_MS
     due = time.ticks_ms()
     while not stopping():
-        t = time.ticks_ms()
         service()
-        st[5] = max(st[5], time.ticks_diff(time.ticks_ms(), t))
         wait = time.ticks_diff(due, time.ticks_ms())
         if wait > 0:
             time.sleep_ms(min(wait, 10))
@@ -159,8 +161,8 @@ def main():
         due = time.ticks_add(due, period)
         late = time.ticks_diff(time.ticks_ms(), due)
         if late > period:
-            # the loop was blocked (a reconnect attempt, a full window): the readings of
-            # that time are not taken, as a sensor loop that was busy would miss them
+            # the loop was held (a call that waited): the readings of that time are not
+            # taken, as a sensor loop that was busy would miss them
             st[4] += late // period
             due = time.ticks_add(time.ticks_ms(), period)
         seq += 1
@@ -168,9 +170,8 @@ def main():
         temp += os.urandom(1)[0] % 5 - 2
         ident = str(boot) + "/" + str(seq)
         msg = f"{boot} {seq} {n} {qos} {temp // 10}.{temp % 10}"
-        t = time.ticks_ms()
         try:
-            c.publish(topics[qos], msg, qos=qos)
+            call(c.publish, topics[qos], msg, False, qos)
         except OSError as e:
             if e.errno not in (105, 28):  # ENOBUFS: queue full; ENOSPC: store full
                 raise
@@ -180,7 +181,6 @@ def main():
             st[1] += 1
             n += 1
             write_int("n", n)
-        st[5] = max(st[5], time.ticks_diff(time.ticks_ms(), t))
         if not seq % 10:
             gc.collect()
             st[3] = gc.mem_free()

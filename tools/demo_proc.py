@@ -91,6 +91,7 @@ class Node:
         self.skipped_total = 0
         self._boot_skipped = 0
         self.longest_block_ms = 0
+        self.blocks: list[tuple[float, int]] = []  # (t, longest call since the last STATUS)
         self.heap_after_setup: int | None = None
         self.drained: tuple[float, int, int] | None = None  # (t, pending, ms)
         self.other: list[str] = []
@@ -210,6 +211,7 @@ class Node:
                 self.node_longest_ms = max(self.node_longest_ms, int(st["longest"]))
                 self._boot_skipped = int(st["skipped"])
                 self.longest_block_ms = max(self.longest_block_ms, int(st["block"]))
+                self.blocks.append((t, int(st["block"])))
                 free = int(st["free"])
                 self.min_free = free if self.min_free is None else min(self.min_free, free)
             elif kind == "LINK":

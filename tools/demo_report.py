@@ -38,8 +38,8 @@ def report_lines(s: Summary) -> list[str]:
     if s.reused_numbers:
         lines.append(f"reading numbers reused after a cut     {s.reused_numbers} "
                      "(new boot number, so no false duplicate)")
-    lines.append(f"readings not taken, loop blocked       {s.skipped} (longest publish() or "
-                 f"check_msg() call: {s.longest_block_s:g} s)")
+    lines.append(f"readings not taken, loop held          {s.skipped} (longest publish() or "
+                 f"check_msg() call: {s.longest_block_ms} ms)")
     if s.store_reports:
         lines.append(f"store reports at boot                  {len(s.store_reports)} "
                      f"(e.g. {s.store_reports[0]})")
@@ -53,7 +53,7 @@ def report_lines(s: Summary) -> list[str]:
 
 def fault_table(s: Summary) -> list[str]:
     out = [f"{'t':>6}  {'fault':<30} {'held':>5} {'detect':>7} {'back':>6} "
-           f"{'backlog':>7} {'drain':>6} {'msg/s':>6}"]
+           f"{'backlog':>7} {'drain':>6} {'msg/s':>6} {'call':>6}"]
     for f in s.faults:
         held = (f["end"] - f["start"]) if f["end"] is not None else 0.0
         detect = "rode" if f["rode_through"] else _n(f["detect_s"])
@@ -68,6 +68,7 @@ def fault_table(s: Summary) -> list[str]:
             f"{_n(f['reconnect_s']):>6} "
             + (f"{'(cut short by the power cut)':>21}" if f["drain_cut"] else
                f"{f['backlog']:>7} {_n(f['drain_s']):>6} {_n(f['drain_rate']):>6}")
+            + f" {_n(f['call_ms']):>6}"
         )
     return out
 
@@ -79,7 +80,8 @@ def _n(v: float | None) -> str:
 def print_report(s: Summary) -> None:
     print()
     print("Faults (seconds; detect: fault start to link down; back: network back to link up;")
-    print("        drain: link up to backlog delivered)")
+    print("        drain: link up to backlog delivered; call: the node's longest publish() or")
+    print("        check_msg() call in ms, from the fault's start to the next fault)")
     for line in fault_table(s):
         print("  " + line)
     print()

@@ -309,6 +309,7 @@ class Demo:
         s.skipped = node.skipped()
         s.store_reports = [ln for ln in node.other if ln.startswith("mqttsession:")]
         s.longest_block_s = round(node.longest_block_ms / 1000, 2)
+        s.longest_block_ms = node.longest_block_ms
         s.heap_free_min = node.min_free
         s.longest_outage_node_s = round(node.node_longest_ms / 1000, 2)
 
@@ -329,6 +330,10 @@ class Demo:
                 continue
             later = [g.start for g in self.faults if g.start > f.end]
             next_fault = min(later, default=1e9)
+            # the node's STATUS lines say the longest call since the previous line: the
+            # fault owns those from its start until the next fault (its recovery included)
+            calls = [ms for t, ms in node.blocks if f.start <= t < next_fault]
+            f.call_ms = max(calls, default=None)
             if f.kind == "power":
                 down: float | None = f.start
             elif not node.was_up(f.start):

@@ -110,6 +110,7 @@ class Fault:
     inside: bool = False  # happened during another fault (measured as part of that one)
     already_down: bool = False  # the link was down when it began
     drain_cut: bool = False  # a power cut ended its drain on purpose (not measured)
+    call_ms: int | None = None  # longest publish()/check_msg() call, fault start to next fault
 
     @property
     def happened(self) -> bool:
@@ -224,6 +225,7 @@ class Summary:
     drain_reconnect_s: float | None = None
     skipped: int = 0
     longest_block_s: float = 0.0
+    longest_block_ms: int = 0
     store_reports: list[str] = field(default_factory=list)
     heap_free_after_setup: int | None = None
     heap_free_min: int | None = None

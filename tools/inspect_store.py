@@ -40,7 +40,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-FORMAT = 1
+import inspect_store_v2 as v2
+
+FORMAT = 1  # the files parsed in this module; inspect_store_v2 reads format 2
+FORMATS = (1, 2)  # every format the library has written
 LAST = "last"
 NULL_DIR = "~null"
 DEFAULT_ROOT = "/.mqtt"
@@ -48,7 +51,7 @@ PREVIEW = 32  # payload bytes shown
 _PLAIN = frozenset(b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _MSG = re.compile(r"m.{8}\Z", re.S)  # what the device takes for a message file
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}\Z")
-_SESSION_FILES = frozenset(("i", "u", "s"))
+_SESSION_FILES = frozenset(("i", "u", "s", "id", "subs", "hot", "aside"))
 VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5"}
 NEVER = 0xFFFFFFFF
 
@@ -62,28 +65,45 @@ class Damaged(Exception):
 
 
 def key(name: bytes) -> str:
-    """The directory name the store uses for a host or client ID."""
-    if name and len(name) <= 32 and all(c in _PLAIN for c in name):
+    """The directory name the store uses for a host or client ID (store._key)."""
+    if (0 < len(name) <= 32 and name not in (b".", b"..", b"last")
+            and not name.endswith(b".t") and all(c in _PLAIN for c in name)):
         return name.decode()
+    if len(name) <= 36:
+        return "~" + name.hex()
+    return f"~{name[:32].hex()}~{binascii.crc32(name):08x}{len(name)}"
+
+
+def old_key(name: bytes) -> str:
+    """The 0.1.0 name of a host or client ID that is not plain (renamed when opened)."""
     return f"~{binascii.crc32(name):08x}{len(name)}"
 
 
-def pack(kind: bytes, body: bytes) -> bytes:
+def belongs(name: bytes, d: str) -> bool:
+    """Whether directory d may hold the session or host called name."""
+    k = key(name)
+    return d in (k, k + "~1", k + "~2", k + "~3", old_key(name))
+
+
+def pack(kind: bytes, body: bytes, version: int = FORMAT) -> bytes:
     """A whole file of this kind: "MQ" + kind + format version + body + CRC-32."""
-    b = b"MQ" + kind + bytes((FORMAT,)) + body
+    b = b"MQ" + kind + bytes((version,)) + body
     return b + struct.pack("<I", binascii.crc32(b))
 
 
-def unpack(kind: bytes, data: bytes) -> bytes:
-    """The body of a file of this kind; Damaged when it is not one."""
+def unpack(kind: bytes, data: bytes, version: int = FORMAT) -> bytes:
+    """The body of a file of this kind and format; Damaged when it is not one."""
     if len(data) < 8:
         raise Damaged(f"too short ({len(data)} bytes)")
     if data[:2] != b"MQ":
         raise Damaged("not a session store file (no MQ header)")
     if data[2:3] != kind:
         raise Damaged(f"not a {kind.decode()} file (kind {data[2:3]!r})")
-    if data[3] != FORMAT:
-        raise Damaged(f"unknown format version {data[3]}")
+    if data[3] > max(FORMATS):
+        raise Damaged(f"format {data[3]}, newer than this tool reads: the library refuses "
+                      "it too")
+    if data[3] != version:
+        raise Damaged(f"format version {data[3]} where {version} belongs")
     if struct.unpack("<I", data[-4:])[0] != binascii.crc32(data[:-4]):
         raise Damaged("bad checksum")
     return data[4:-4]
@@ -375,6 +395,11 @@ class SessionReport:
     damaged: list[Problem] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    format: int | None = None  # store format of the session's files
+    watermark: int | None = None  # format 2: every message below it is complete
+    set_aside: int = 0  # format 2: messages ever set aside
+    aside: list[v2.Aside] = field(default_factory=list)  # the set-aside records kept
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -444,27 +469,35 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
         r.damaged.append(Problem(path, f"unreadable directory: {e}"))
         return r
     files = {n for n, d in ents if not d}
+    dirs = {n for n, d in ents if d}
     for n, d in ents:
         p = _join(path, n)
         if n.endswith(".t") and not d:
             r.leftovers.append(p)
-        elif d or not (n in _SESSION_FILES or _MSG.match(n)):
+        elif (d and n not in ("q", "t0", "t1", "t2", "t3")) or (not d and not (n in _SESSION_FILES
+                                                            or _MSG.match(n))):
             r.unknown.append(p)
 
     def bad(n: str, e: Exception) -> None:
         r.damaged.append(Problem(_join(path, n), str(e)))
 
+    old = {"i", "u", "s"} & files or any(_MSG.match(n) for n in files)
+    if {"id", "hot", "subs"} & files or {"q", "t0", "t1", "t2", "t3"} & dirs:
+        _inspect_v2(src, path, host_dir, r, files, bad)
+        if old:
+            r.notes.append("format 1 files beside format 2 (0.1.0 ran here after an "
+                           "upgrade): the library adds their messages to the queue when "
+                           "it opens the session")
+        return r
+    r.format = 1
+    if old or not r.null:
+        r.notes.append("format 1 (0.1.0): the library migrates it to format 2 in place "
+                       "when it opens the session")
+
     # identity
     if "i" in files:
         try:
-            ident = parse_identity(_read_kind(src, _join(path, "i"), b"i"))
-            r.client_id, r.host = text(ident.client_id), text(ident.host)
-            r.version, r.expiry = ident.version, ident.expiry
-            if not r.null and key(ident.client_id) != name:
-                bad("i", Damaged(f"belongs to client ID {r.client_id!r}, stored under {name!r}"))
-            elif key(ident.host) != host_dir:
-                bad("i", Damaged(f"host {r.host!r} does not belong in host directory "
-                                 f"{host_dir!r}"))
+            _identity(r, _read_kind(src, _join(path, "i"), b"i"), name, host_dir, bad, "i")
         except Damaged as e:
             bad("i", e)
     elif not r.null:
@@ -522,6 +555,97 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
     return r
 
 
+def _identity(r: SessionReport, body: bytes, name: str, host_dir: str,
+              bad: Callable[[str, Exception], None], fname: str) -> None:
+    try:
+        ident = parse_identity(body)
+        r.client_id, r.host = text(ident.client_id), text(ident.host)
+        r.version, r.expiry = ident.version, ident.expiry
+        if not r.null and not belongs(ident.client_id, name):
+            bad(fname, Damaged(f"belongs to client ID {r.client_id!r}, stored under {name!r}"))
+        elif not belongs(ident.host, host_dir):
+            bad(fname, Damaged(f"host {r.host!r} does not belong in host directory "
+                               f"{host_dir!r}"))
+    except Damaged as e:
+        bad(fname, e)
+
+
+def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: set[str],
+                bad: Callable[[str, Exception], None]) -> None:
+    # format 2 (lib/mqttsession/stored.py)
+    r.format = 2
+    name = path.rsplit("/", 1)[-1]
+
+    def body(fname: str, kind: bytes) -> bytes | None:
+        if fname not in files:
+            return None
+        try:
+            return unpack(kind, src.read(_join(path, fname)), 2)
+        except OSError as e:
+            bad(fname, Damaged(f"unreadable: {e}"))
+        except Damaged as e:
+            bad(fname, e)
+        return None
+
+    b = body("id", b"i")
+    if b is not None:
+        _identity(r, b, name, host_dir, bad, "id")
+    elif "id" not in files and not r.null:
+        bad("id", Damaged("identity file missing"))
+    if r.client_id is None and not r.null and not name.startswith("~"):
+        r.client_id = name
+    b = body("subs", b"u")
+    if b is not None:
+        try:
+            r.subscriptions = [Subscription(text(f), q) for f, q in parse_subs(b)]
+        except Damaged as e:
+            bad("subs", e)
+    hot = v2.Hot2()
+    b = body("hot", b"s")
+    if b is None and "hot" in files:
+        r.hot_state = "damaged"
+    if b is not None:
+        try:
+            hot = v2.parse_hot2(b)
+            r.hot_state = "ok"
+        except v2.Damaged as e:
+            bad("hot", Damaged(str(e)))
+            r.hot_state = "damaged"
+    r.last_pid, r.epoch, r.next_seq, r.rx2 = hot.pid, hot.epoch, hot.nseq, hot.rx2
+    r.watermark = hot.watermark
+    r.releases = [Release(seq, p, rel) for seq, (p, rel) in sorted(hot.out.items())]
+    b = body("aside", b"x")
+    if b is not None:
+        try:
+            r.set_aside, recs = v2.parse_aside(b)
+            r.aside = [v2.Aside(text(t), q, ret, why, len(m), preview(m))
+                       for t, m, q, ret, why in recs]
+        except v2.Damaged as e:
+            bad("aside", Damaged(str(e)))
+
+    def bad2(n: str, e: Exception) -> None:
+        bad(n, Damaged(str(e)))
+
+    used: set[int] = set()
+    for f, m in v2.queue(src, path, hot, bad2, unpack):
+        pid = m.pid
+        released = False
+        o = hot.out.get(m.seq)
+        if o:
+            pid, released = o
+        elif m.epoch != hot.epoch:
+            pid = 0
+        r.next_seq = max(r.next_seq, m.seq + 1)
+        shown: int | None = None
+        if pid and pid not in used:
+            used.add(pid)
+            shown = pid
+        r.messages.append(Message(
+            file=f, seq=m.seq, qos=m.flags & 3, retain=bool(m.flags & 4), pid=shown,
+            released=released and shown is not None, stored_pid=m.pid, stored_epoch=m.epoch,
+            topic=text(m.topic), length=len(m.payload), preview=preview(m.payload)))
+
+
 def inspect_host(src: Source, path: str) -> HostReport:
     name = path.rsplit("/", 1)[-1]
     h = HostReport(dir=name, path=path)
@@ -569,9 +693,15 @@ def inspect(src: Source, roots: Sequence[str]) -> Report:
 # Text output
 
 
-def _expiry(s: int | None) -> str:
+def _expiry(s: int | None, version: int | None = None) -> str:
     if s is None:
         return "?"
+    if version in (3, 4):
+        # MQTT 3.1.1 has no expiry: a session made with clean_session=False lasts at the
+        # broker until the next clean connect (or the broker's own limit)
+        return "kept by the broker until a clean connect (MQTT 3.1.1 has no expiry)"
+    if s == 0:
+        return "0 s: ends when the connection closes"
     return "never (0xffffffff)" if s == NEVER else f"{s} s"
 
 
@@ -585,7 +715,9 @@ def format_text(rep: Report) -> str:
     out: list[str] = []
     w = out.append
     for st in rep.stores:
-        w(f"Session store {st.root} in {rep.source}")
+        fm = sorted({s.format for h in st.hosts for s in h.sessions if s.format})
+        w(f"Session store {st.root} in {rep.source}: format "
+          f"{', '.join(map(str, fm)) or '-'}")
         if not st.hosts:
             w("  (no sessions)")
         for p in st.unknown:
@@ -624,7 +756,8 @@ def _session_text(s: SessionReport, w: Callable[[str], None]) -> None:
     w(f"    client ID       {cid}")
     w(f"    host            {s.host if s.host is not None else '?'}")
     w(f"    protocol        {_version(s.version)}")
-    w(f"    session expiry  {_expiry(s.expiry)}")
+    w(f"    store format    {s.format if s.format is not None else '?'}")
+    w(f"    session expiry  {_expiry(s.expiry, s.version)}")
     hot = {"ok": "", "missing": "  (no hot state file yet)",
            "damaged": "  (hot state damaged: the device starts from these)"}[s.hot_state]
     w(f"    last packet ID  {s.last_pid}, epoch {s.epoch}, next sequence {s.next_seq}{hot}")
@@ -642,6 +775,13 @@ def _session_text(s: SessionReport, w: Callable[[str], None]) -> None:
             pid = "-" if m.pid is None else str(m.pid) + ("r" if m.released else "")
             w(f"      {m.seq:<9} {m.qos:<3} {'yes' if m.retain else 'no':<6} {pid:<5} "
               f"{m.length:<6} {m.topic}  {m.preview!r}")
+    if s.format == 2:
+        w(f"    set aside       {s.set_aside} ever, {len(s.aside)} kept")
+        for a in s.aside:
+            w(f"      QoS {a.qos} {'retain ' if a.retain else ''}{a.topic}  {a.preview!r}"
+              f" ({a.length} bytes): {a.reason}")
+    for n in s.notes:
+        w(f"    note: {n}")
     for pr in s.damaged:
         w(f"    DAMAGED {pr.path.rsplit('/', 1)[-1]}: {pr.reason}")
     for p in s.leftovers:

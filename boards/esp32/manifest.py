@@ -1,11 +1,7 @@
-# Freezes mqttsession and this board layer into ESP32 firmware:
+# ESP32_GENERIC and every ESP32 board without a manifest of its own:
 #
-#   cd micropython/ports/esp32
 #   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/mqttsession/boards/esp32/manifest.py
 #
-# ESP32_GENERIC has no manifest of its own: the port's is its default, so it
-# comes first (it freezes _boot.py, inisetup.py, asyncio, mip, ...).
-# Relative paths are resolved from this file's directory.
-include("$(PORT_DIR)/boards/manifest.py")
-include("../../manifest.py")
-module("board.py")
+# A board with its own ports/esp32/boards/<BOARD>/manifest.py (UM_TINYPICO, ...):
+# use manifest_board.py instead, or its extras are lost.
+include("manifest_port.py")

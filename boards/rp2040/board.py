@@ -45,27 +45,22 @@ def wifi_reason():
     return _reason
 
 
-def _wait(w, t0, timeout_ms):
-    # _LINK_UP, a negative failure code, or _LINK_JOIN when time ran out.
-    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-        st = w.status()
-        if st == _LINK_UP or st < 0:
-            return st
-        time.sleep_ms(_POLL_MS)
-    return _LINK_JOIN
+# The connect runs as steps, so a caller that must not wait (the library's link
+# keeper) starts it with wifi_start() and calls wifi_poll() now and then;
+# wifi_connect() does the same in a loop. _joining: a connect() is under way
+# (else one is retried from ticks _at on).
+_joining = False
+_at = 0
 
 
-def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
-    # True once connected with an IP address, False after timeout_ms with
-    # the reason in wifi_reason(). Failed attempts (CONNECT_FAIL, NO_AP_FOUND,
-    # WRONG_PASSWORD) are retried after a pause until the time is up.
+def wifi_start(ssid=None, key=None, country=None):
+    # Starts connecting and returns at once; wifi_poll() reports progress.
     # ssid=None: the network of the previous call, so the library's link
     # keeper can reconnect without knowing the credentials.
-    global _reason, _creds
+    global _creds, _joining
     if ssid is None:
         if _creds is None:
             raise ValueError("ssid: no network given yet")
-        ssid, key = _creds
     else:
         _creds = (ssid, key)
     if country:
@@ -73,27 +68,54 @@ def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
         rp2.country(country)
     w = wlan()
     if w.isconnected():
-        _reason = ""
-        return True
+        return
     w.active(True)
     # The default power-save mode drops packets and delays replies by up
     # to a beacon interval; an MQTT node that is awake briefly wants neither.
     w.config(pm=_PM_NONE)
-    t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-        w.connect(ssid, key)
-        st = _wait(w, t0, timeout_ms)
-        if st == _LINK_UP:
-            _reason = ""
-            return True
-        if st >= 0:
-            _reason = "timeout after %d ms (status %d)" % (timeout_ms, w.status())
-            break
-        _reason = _REASONS.get(st, "status %d" % st)
-        w.disconnect()
-        time.sleep_ms(_RETRY_PAUSE_MS)
-    wifi_disconnect()
+    w.connect(*_creds)
+    _joining = True
+
+
+def wifi_poll():
+    # True once connected with an IP address; else False, never waiting.
+    # Failed tries (CONNECT_FAIL, NO_AP_FOUND, WRONG_PASSWORD) are retried
+    # after a pause; wifi_reason() says why the last one failed.
+    global _reason, _joining, _at
+    if _wlan is None or _creds is None:
+        return False
+    w = _wlan
+    st = w.status()
+    if st == _LINK_UP:
+        _reason = ""
+        return True
+    if _joining:
+        if st < 0:
+            _reason = _REASONS.get(st, "status %d" % st)
+            w.disconnect()
+            _joining = False
+            _at = time.ticks_add(time.ticks_ms(), _RETRY_PAUSE_MS)
+    elif time.ticks_diff(time.ticks_ms(), _at) >= 0:
+        w.connect(*_creds)
+        _joining = True
     return False
+
+
+def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
+    # True once connected with an IP address, False after timeout_ms with
+    # the reason in wifi_reason(); wifi_start() and wifi_poll() in a loop.
+    global _reason
+    wifi_start(ssid, key, country)
+    t0 = time.ticks_ms()
+    while not wifi_poll():
+        if time.ticks_diff(time.ticks_ms(), t0) >= timeout_ms:
+            if _joining:
+                _reason = "timeout after %d ms (status %d)" % (timeout_ms, _wlan.status())
+            wifi_disconnect()
+            return False
+        time.sleep_ms(_POLL_MS)
+    _reason = ""
+    return True
 
 
 def wifi_isconnected():

@@ -131,21 +131,34 @@ def wifi_reason():
     return _reason
 
 
-def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
-    # True once connected, False after timeout_ms with the reason in
-    # wifi_reason(); never raises for a missing network, like the real boards.
-    global _reason
+def wifi_start(ssid=None, key=None, country=None):
+    # Starts connecting and returns at once; wifi_poll() reports progress.
     w = wlan()
     w.active(True)
     w.connect(ssid, key)
+
+
+def wifi_poll():
+    # True once connected, else False (the attempt goes on; the reason so
+    # far in wifi_reason()). Never waits.
+    global _reason
+    if wlan().isconnected():
+        _reason = ""
+        return True
+    _reason = "no access point (virtual link down)"
+    return False
+
+
+def wifi_connect(ssid=None, key=None, timeout_ms=15000, country=None):
+    # True once connected, False after timeout_ms with the reason in
+    # wifi_reason(); never raises for a missing network, like the real boards.
+    wifi_start(ssid, key)
     t0 = time.ticks_ms()
-    while not w.isconnected():
+    while not wifi_poll():
         if time.ticks_diff(time.ticks_ms(), t0) >= timeout_ms:
-            _reason = "no access point (virtual link down)"
-            w.disconnect()
+            wlan().disconnect()
             return False
         time.sleep_ms(_POLL_MS)
-    _reason = ""
     return True
 
 

@@ -1,154 +1,113 @@
-# MQTTClient for asyncio, on the same core as the blocking client. A reader task handles
-# incoming packets, keepalive pings and (with link=) reconnects, so a node runs it beside
-# its other tasks. Within one packet, reads and writes are bounded by the timeout.
+# MQTTClient for asyncio, on the same core as the blocking client. Two long-lived tasks:
+# the reader owns the socket (connects, reconnects with link=, sleeps in asyncio's poller
+# until input or a connect step is due) and the clock (keepalive, deadlines; sleeps until
+# one is due). An I/O wait is never cancelled (MicroPython 1.29 leaves a stale entry in
+# asyncio's I/O queue then): a step past its deadline is ended by closing the socket,
+# which wakes its waiter. Only the reader opens sockets, so a closed one's number is not
+# reused before asyncio's next poll has seen it closed.
+from micropython import const
 import asyncio
+import sys
 import time
 
+from . import packet as P
 from .packet import MQTTException
 from .core import Core
 
-
+_ENOTCONN = const(107)
+_ETIMEDOUT = const(110)
+_ENETUNREACH = const(113)
+_IDLE_MS = const(3600000)  # the clock's sleep when nothing is due
 
 
 class MQTTClient(Core):
-    def __init__(self, *args, **kw):
+    # on_connect: a coroutine function f(client), run as a task after every (re)connect.
+    # on_error: f(exc) for an exception raised by the message handler, a connect hook or
+    # the client's own tasks; default: its traceback printed (once, when it happens).
+    def __init__(self, *args, on_connect=None, on_error=None, **kw):
         super().__init__(*args, **kw)
+        self.on_connect = on_connect
+        self.on_error = on_error
+        self.up = asyncio.Event()  # set on every (re)connect; the application clears it
+        self.down = asyncio.Event()  # set on every loss of the link; likewise
+        self.errors = 0  # exceptions reported through on_error
         self._ev = asyncio.Event()  # set whenever the reader handled something
-        self._task = None
-        self._err = None  # what ended the reader without a keeper
+        self._lock = asyncio.Lock()  # one SUBSCRIBE/UNSUBSCRIBE waits for its ack at a time
+        self._task = None  # the reader
+        self._clk = None  # the clock
+        self._zz = False  # the clock sleeps: a kick may cancel its sleep
+        self._rd = False  # the reader waits for input (not for the application)
+        self._dr = None  # the socket whose waiting output (_ob) a drain task sends
+        self._err = None  # what ended the reader; awaits raise it
         self._up = False  # connected and resumed: publish may use the socket
+        self._att = 0  # connect attempts made by the reader
+        self._present = None
+        self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
+        self._rf = 0  # retain flag of the PUBLISH being delivered
+        self._cb3 = False
+        self._aws = []  # handler coroutines to await, in arrival order
+        self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
 
-    def _wait_out(self):
-        pass  # never block the loop: _readable sends what waits in _ob (core._write)
+    def set_callback(self, f, raw=False, retained=False):
+        # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a coroutine
+        # function (its coroutines awaited by the reader in order; not with raw)
+        Core.set_callback(self, f, raw)
+        self._cb3 = retained
 
-    async def _readable(self, ms):
-        # True once the socket has data, False after ms. Polls: cancelling a task that
-        # waits in asyncio's I/O queue leaves a stale entry behind (a later socket with
-        # the same id then never wakes), so timeouts here never cancel an I/O wait.
-        # Also True when whole packets wait in the buffer, or when a packet that started
-        # to arrive is past its deadline (the read then raises ETIMEDOUT).
-        t0 = time.ticks_ms()
-        while self._poll is not None:
-            if self._ob is not None:
-                self._flush()  # output the socket did not take: sent as it drains
-            for _ in self._poll.ipoll(0):
-                return True
-            if not self._rx_ms(1):
-                return True
-            if time.ticks_diff(time.ticks_ms(), t0) >= ms:
-                return False
-            # quick while an answer is due, slower when idle
-            busy = self._ping or self._sub or self._s.nin or not self._up or self._ob
-            await asyncio.sleep_ms(1 if busy else 20)
-        return False
-
-    async def _wait(self, ms):
-        # until the reader handles a packet; OSError when nothing comes within ms
-        self._ev.clear()
-        if self._task is None or self.sock is None:
-            raise OSError(107)
-        try:
-            await asyncio.wait_for_ms(self._ev.wait(), ms)
-        except asyncio.TimeoutError:
-            raise OSError(110)
-        if self._err:
-            raise self._err
-
-    async def connect(self, clean_session=True):
-        if self.link and self._task is None:
-            # the keeper takes over if this attempt fails: the reader task reconnects
-            self._want = True
-            try:
-                return await self._connect(clean_session)
-            except (OSError, MQTTException) as e:
-                self._close()
-                self.link.failed(e)
-                self._task = asyncio.create_task(self._run())
-                raise
-        return await self._connect(clean_session)
-
-    async def _connect(self, clean_session):
-        s = self._s
-        self._up = False
-        # connect steps (TCP, TLS, CONNECT, CONNACK) never block; the poll mask says
-        # which way the socket must be ready next
-        self._conn_start(clean_session)
-        while True:
-            present = self._conn_step()
-            if present is not None:
-                break
-            await self._readable(self._conn_ms())
-        if present and clean_session:
-            present = 0
-        if present and self.store and s.fresh and self.version == 5:
-            self._close()  # [MQTT-3.2.2-4]
-            return await self._connect(True)
-        self._resume(present, clean_session)
-        self._up = True
+    # --- the application's side ---
+    async def connect(self, clean_session=True, wait=False):
+        # Returns Session Present. With link=: the keeper owns the link from here on; when
+        # the first attempt fails this returns None at once (wait=True: once connected)
+        # and the reader goes on trying. Without link=, a failed attempt raises.
+        if self._task is not None:
+            if self.link:  # the keeper has it: the state now (wait=True: once connected)
+                return await self._first(-1, wait)
+            self._want = False
+            self._close()
+            while self._task is not None:  # the reader wakes on the closed socket, ends
+                self._ev.clear()
+                await self._ev.wait()
         self._err = None
         self._want = True
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        if not present and not clean_session:
-            for t, q in list(s.subs.items()):
-                await self.subscribe(t, q)
-        self._pump()
-        if self.link:
-            self.link.connected()
-        return bool(present)
+        self._task = asyncio.create_task(self._run(clean_session))
+        if self._clk is None:
+            self._clk = asyncio.create_task(self._clock())
+        return await self._first(self._att, wait)
 
-    async def _run(self):
-        try:
-            while self._want:
-                if self.sock is None:
-                    if not await self._reconnect():
-                        return
-                    continue
-                try:
-                    due = self._keepalive_due(time.ticks_ms())
-                    if due <= 0:
-                        self._send_ping()
-                        continue
-                    if not await self._readable(due):
-                        continue
-                    if self.sock is not None:
-                        self._recv()
-                except (OSError, MQTTException) as e:
-                    self._close()
-                    if self.link:
-                        self.link.failed(e)
-                    elif isinstance(e, OSError):
-                        self._err = e
-                        return
-                    else:
-                        self._err = e  # a refused oversized packet: reported, link kept
-                self._ev.set()
-        finally:
-            self._task = None
-            self._ev.set()
+    async def _first(self, att, wait):
+        # the outcome of the reader's next attempt (wait: of one that succeeds): Session
+        # Present, even when the broker breaks the link right after its CONNACK; None
+        # when it failed (without a keeper: its error raised)
+        while self._task is not None and (self._att == att or wait and self._present is None):
+            self._ev.clear()
+            await self._ev.wait()
+        if self._present is None:
+            self._raise()
+            return None
+        return bool(self._present)
 
-    async def _reconnect(self):
-        lk = self.link
-        if lk is None:
-            return False
-        await asyncio.sleep_ms(max(0, lk.due()))
-        try:
-            if not lk.wifi():
-                raise OSError(113)
-            await self._connect(False)  # this reader stays the only one: _task is set
-        except (OSError, MQTTException) as e:
-            self._close()
-            lk.failed(e)
-        return True
+    def _raise(self):
+        # an await on a client whose reader ended with an error raises it
+        if self._task is None and self._err is not None:
+            raise self._err
+
+    async def disconnect(self):
+        if not self._up:
+            self._close()  # a connect under way: no DISCONNECT on a socket not connected
+        self._bye()  # the reader wakes on the closed socket and ends
+        self._err = None
+        if self._qev:
+            self._qev.set()
 
     async def publish(self, topic, msg, retain=False, qos=0):
+        self._raise()
         self._check(self._topic(topic), self._payload(msg), qos)
-        if not self._online():
+        if not self.isconnected():
             if qos == 0 and self.link:
                 self.lost0 += 1
                 return
             if self.store is None and self.link is None:
-                raise OSError(107)
+                raise OSError(_ENOTCONN)
             self._queue(qos, retain, False)
             return
         if qos == 0:
@@ -160,26 +119,43 @@ class MQTTClient(Core):
             return
         s = self._s
         t, m = self._t, self._m
+        # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
+        # the message is queued or sent, and acknowledged later
+        rd = asyncio.current_task() is self._task
         try:
-            while self._online() and (s.full() or s.nin >= self._quota):
+            while not rd and self.isconnected() and (s.full() or s.nin >= self._quota):
                 await self._wait(self._tms)  # room in the window first
         except OSError:
             if self.store is None and self.link is None:
                 raise
         self._t, self._m = t, m  # other tasks may have published meanwhile
-        k = self._queue(qos, retain, self._online())
-        if not self._online():
+        room = self.isconnected() and s.nin < self._quota
+        k = self._queue(qos, retain, room)
+        if not room:
             return
         seq = s.seq[k]
         try:
             self._send_slot(k)
-            while self.window == 1 and s.fl[k] and s.seq[k] == seq:
+            while not rd and self.window == 1 and s.fl[k] and s.seq[k] == seq:
                 await self._wait(self._tms)
         except OSError:
             if self._lost(self.store or self.link):
                 raise
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)
+
+    async def _wait(self, ms):
+        # until the reader handles a packet; OSError when nothing comes within ms
+        if asyncio.current_task() is self._task:
+            raise RuntimeError("a message handler cannot wait for the broker: use a task")
+        self._ev.clear()
+        if self._task is None or self.sock is None:
+            raise OSError(_ENOTCONN)
+        try:
+            await asyncio.wait_for_ms(self._ev.wait(), ms)
+        except asyncio.TimeoutError:
+            raise OSError(_ETIMEDOUT)
+        self._raise()
 
     async def subscribe(self, topic, qos=0):
         await self._sub_call(topic, qos)
@@ -188,21 +164,315 @@ class MQTTClient(Core):
         await self._sub_call(topic, None)
 
     async def _sub_call(self, topic, qos):
-        topic = self._sub_start(topic, qos)
-        t0 = time.ticks_ms()
-        while self._sub:
-            await self._wait(max(1, self._tms - time.ticks_diff(time.ticks_ms(), t0)))
-        self._sub_end(topic, qos)
+        # online: waits for SUBACK/UNSUBACK. Offline with link=, or when the link breaks
+        # before the ack: recorded (in the session, so in the store with one) and made
+        # on the next connect.
+        self._raise()
+        async with self._lock:
+            while self.isconnected():
+                cn = self._att
+                t0 = time.ticks_ms()
+                try:
+                    t = self._sub_start(topic, qos)
+                    while self._sub:
+                        await self._wait(self._rest(t0))
+                    return self._sub_end(t, qos)
+                except OSError as e:
+                    if self._att == cn and self.isconnected():
+                        self._drop(e)  # no ack in time: the link is dead, let it go
+                    if self.link is None:
+                        raise
+            if self.link is None:
+                raise OSError(_ENOTCONN)
+            t = bytes(self._topic(topic))
+            P.check_filter(t)
+            if qos is None:
+                self._s.unsub(t)
+            else:
+                P.check_qos(qos)
+                self._s.sub(t, qos)
+            self._todo[t] = qos
 
-    async def disconnect(self):
-        self._bye()
-        self._ev.set()
+    def messages(self, n=8):
+        # the incoming messages as an async iterator of (topic, msg, retained), beside or
+        # instead of the callback. n bounds the queue: when it is full the reader waits
+        # (so does the broker's flow), it never drops a message.
+        if self._q is None:
+            self._q = []
+            self._qev = asyncio.Event()
+        self._qn = max(1, n)
+        return self
 
-    def _online(self):
-        return self._up and self.sock is not None
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        q = self._q
+        while not q:
+            self._raise()
+            if self._task is None and not self._want:
+                raise StopAsyncIteration
+            self._qev.clear()
+            await self._qev.wait()
+        self._qev.set()  # room for the reader
+        return q.pop(0)
 
     def isconnected(self):
-        return self._online()
+        return self._up and self.sock is not None
 
     def pending(self):
         return self._s.pending()
+
+    # --- the reader ---
+    async def _run(self, clean):
+        lk = self.link
+        try:
+            while self._want:
+                if self.sock is None:
+                    if clean is None:  # a reconnect: after the keeper's backoff
+                        if lk is None:
+                            break
+                        await asyncio.sleep_ms(max(0, lk.due()))
+                        if not self._want:
+                            break
+                    try:
+                        if lk and not lk.wifi():
+                            raise OSError(_ENETUNREACH)
+                        self._present = await self._connect(clean is True)
+                    except (OSError, MQTTException) as e:
+                        self._close()
+                        self._err = e
+                        self._present = None
+                        if lk is None:
+                            break
+                        lk.failed(e)
+                    clean = None
+                    self._att += 1
+                    self._ev.set()
+                    continue
+                await self._room()
+                if not self._hold:  # no whole packet left in the buffer: wait for input
+                    self._rd = True
+                    await self._io(False)
+                    self._rd = False
+                if self.sock is not None:
+                    await self._take()
+                self._ev.set()
+        except Exception as e:  # a bug must not end the client silently
+            self._close()
+            self._err = e
+            self._report(e)
+        finally:
+            self._task = None
+            self._ev.set()
+            self._kick()
+            if self._qev:
+                self._qev.set()
+
+    async def _room(self):
+        # until the application has taken messages (messages() bound)
+        q = self._q
+        while q is not None and len(q) >= self._qn and self._want:
+            self._qev.clear()
+            await self._qev.wait()
+
+    async def _io(self, out):
+        # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
+        # on a closed socket. With TLS the socket's poll asks what the handshake needs.
+        q = asyncio.core._io_queue
+        if self.sock is not None:
+            yield q.queue_write(self.sock) if out else q.queue_read(self.sock)
+
+    async def _take(self):
+        # handles the packet that has started to arrive, then awaits handler coroutines
+        try:
+            self._recv()
+        except (OSError, MQTTException) as e:
+            if isinstance(e, OSError) or self.sock is None:
+                self._drop(e)
+            else:  # a refused oversized packet: the link stays
+                self._err = e
+                self._report(e)
+        if self._r1 != self._r0 or self._skip:
+            self._kick()  # a packet has started: the clock keeps its deadline
+        aws = self._aws
+        while aws:
+            try:
+                await aws.pop(0)
+            except Exception as e:
+                self._report(e)
+
+    async def _connect(self, clean):
+        s = self._s
+        # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
+        # deadline that the clock keeps by closing the socket
+        self._conn_start(clean)
+        self._kick()
+        while True:
+            present = self._conn_step()
+            if present is not None:
+                break
+            await self._io(self._cs < 3)
+            if self.sock is None:
+                raise OSError(_ETIMEDOUT)
+        if present and clean:
+            present = 0
+        if present and self.store and s.fresh and self.version == 5:
+            self._close()  # [MQTT-3.2.2-4]
+            return await self._connect(True)
+        self._resume(present, clean)
+        # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
+        # After a session loss all stored ones, else those changed offline.
+        todo = self._todo
+        if clean:
+            for t, q in todo.items():
+                if q is not None:
+                    s.sub(t, q)
+        for t, q in list((todo if present else s.subs).items()):
+            buf = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
+            if q is None:
+                n = P.unsubscribe(buf, s.next_pid(), t, self.version)
+            else:
+                n = P.subscribe(buf, s.next_pid(), t, q, self.version)
+            self._write(buf, n)
+        self._todo = {}
+        self._pump()
+        self._up = True
+        self._kick()  # keepalive from now on
+        if self.link:
+            self.link.connected()
+        self.up.set()
+        if self.on_connect:
+            asyncio.create_task(self._hook())
+        return present
+
+    async def _hook(self):
+        try:
+            await self.on_connect(self)
+        except Exception as e:
+            self._report(e)
+
+    def _on_publish(self, first):
+        self._rf = first & 1
+        Core._on_publish(self, first)
+
+    def _deliver(self):
+        # a handler's exception is reported and the reader goes on; the message counts
+        # as delivered (acknowledged, not redelivered)
+        try:
+            if self._raw:
+                return Core._deliver(self)
+            if self.cb is None and self._q is None:
+                return
+            pf = self._pf
+            t = bytes(self._rx[self._i + 2 : pf[0]])
+            m = bytes(self._rx[pf[2] : self._n])
+            r = bool(self._rf)
+            if self._q is not None:
+                self._q.append((t, m, r))
+                self._qev.set()
+            if self.cb is not None:
+                a = self.cb(t, m, r) if self._cb3 else self.cb(t, m)
+                if a is not None and hasattr(a, "send"):
+                    self._aws.append(a)
+        except Exception as e:
+            self._report(e)
+
+    def _report(self, e):
+        self.errors += 1
+        try:
+            if self.on_error:
+                return self.on_error(e)
+        except Exception as x:
+            e = x
+        sys.print_exception(e)
+
+    def _close(self):
+        if self._up:
+            self._up = False
+            self.down.set()
+        self._ev.set()
+        Core._close(self)
+
+    # --- output the socket did not take at once (the core keeps it in _ob, in order) ---
+    def _wait_out(self):
+        # never waits here: a task sends it as the socket drains; the clock keeps the
+        # deadline
+        if self._dr is not self.sock:
+            self._dr = self.sock
+            asyncio.create_task(self._drain(self.sock))
+            self._kick()
+
+    async def _drain(self, s):
+        q = asyncio.core._io_queue
+        try:
+            while self.sock is s and self._ob is not None:
+                yield q.queue_write(s)
+                if self.sock is s and self._ob is not None:
+                    self._flush()
+        except OSError as e:  # the broker stopped reading, or the link broke
+            if self.sock is s:
+                self._drop(e)
+        finally:
+            if self._dr is s:
+                self._dr = None
+
+    def _drop(self, e):
+        # the link failed: close; the keeper backs off
+        self._close()
+        self._err = e
+        if self.link:
+            self.link.failed(e)
+
+    # --- the clock ---
+    def _kick(self):
+        # wakes the clock early: cancels its sleep (a sleep, never an I/O wait)
+        if self._zz:
+            self._zz = False
+            self._clk.cancel()
+
+    async def _clock(self):
+        try:
+            while self._task is not None:
+                ms = self._tick()
+                self._zz = True
+                try:
+                    await asyncio.sleep_ms(ms)
+                except asyncio.CancelledError:
+                    if self._zz:
+                        raise  # cancelled by someone else: end
+                self._zz = False
+        finally:
+            self._zz = False
+            self._clk = None
+
+    def _tick(self):
+        # does what is due now; returns ms until something else is due
+        if self._cs and self.sock:  # a connect under way
+            ms = self._conn_ms()
+            if not ms:
+                self._close()  # wakes the reader; the step raises OSError(110)
+            return ms or _IDLE_MS
+        if not self.isconnected():
+            return _IDLE_MS
+        try:
+            ms = _IDLE_MS if self._ob is None else self._rest(self._ot)  # output drains
+            if not self._rd:
+                return min(ms, 250)  # the reader is with the application
+            if self.ka:
+                if self._keepalive_due(time.ticks_ms()) <= 0:  # OSError: PINGRESP overdue
+                    self._send_ping()
+                ms = min(ms, self._keepalive_due(time.ticks_ms()))
+            if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
+                ms = min(ms, self._rest(self._p0))
+        except OSError as e:
+            self._drop(e)
+            return _IDLE_MS
+        return max(1, ms)
+
+    def _rest(self, t0):
+        # ms left of a step started at t0; OSError(110) once past its deadline
+        ms = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+        if ms <= 0:
+            raise OSError(_ETIMEDOUT)
+        return ms

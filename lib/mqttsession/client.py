@@ -1,4 +1,11 @@
 # MQTTClient: the blocking front end, a drop-in for umqtt.simple on the shared core.
+#
+# budget_ms: with a store or a link keeper (default _BUDGET ms), no call but connect(),
+# subscribe(), unsubscribe() and wait_msg() holds the caller longer than about budget_ms:
+# publish() waits for its acknowledgement or for window room only that long (the message
+# stays in the session, in flash with a store, and a later call handles the answer), and a
+# reconnect (Wi-Fi, TCP, TLS, CONNECT, CONNACK) goes on in steps across calls. None: every
+# wait runs to its timeout, as in umqtt.simple (the default without store and keeper).
 from micropython import const
 import time
 
@@ -9,18 +16,53 @@ _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
 _PUBLISH = const(0x30)
+_POLLIN = const(1)
+_POLLOUT = const(4)
+_BUDGET = const(200)
+_FOREVER = const(0x3FFFFFFF)
 
 
 class MQTTClient(Core):
+    def __init__(self, *args, budget_ms=-1, **kw):
+        super().__init__(*args, **kw)
+        if budget_ms == -1:
+            budget_ms = _BUDGET if self.store is not None or self.link is not None else None
+        elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
+            raise ValueError("budget_ms must be None or an int >= 0")
+        self.budget_ms = budget_ms
+        self._bd = 0  # ticks when the budget of the call under way ends
+        self._aw = 0  # ticks when the oldest unanswered message went out
+        self._cc = False  # clean_session of the connect under way
+
+    def _begin(self):
+        # a call starts: its budget runs from now
+        if self.budget_ms is not None:
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
+
+    def _left(self):
+        # ms left of the call's budget (never runs out without one)
+        if self.budget_ms is None:
+            return _FOREVER
+        return time.ticks_diff(self._bd, time.ticks_ms())
+
     def _step(self, ms):
         # waits up to ms (-1: until keepalive work is due) for one packet and handles it;
         # returns the packet type, or None when nothing arrived
         if self.sock is None:
             raise OSError(_ENOTCONN)
-        due = self._keepalive_due(time.ticks_ms())
+        now = time.ticks_ms()
+        if self._ob is not None and self._flush():
+            self._poll.modify(self.sock, _POLLIN)  # what a stalled socket held is out
+        due = self._keepalive_due(now)
         if due <= 0:
             self._send_ping()
             due = self._keepalive_due(time.ticks_ms())
+        if self.budget_ms is not None and self._s.nin and time.ticks_diff(
+                now, self._aw) > self._tms and time.ticks_diff(now, self._lrx) > self._tms:
+            # sent, and nothing heard for timeout: the link is dead, as when a call
+            # waited the whole timeout for the acknowledgement
+            self._close()
+            raise OSError(_ETIMEDOUT)
         if self._ready(self._rx_ms(due if ms < 0 or ms > due else ms)) or \
                 self._r1 != self._r0 or self._skip:
             return self._take()
@@ -49,42 +91,78 @@ class MQTTClient(Core):
                 raise OSError(_ETIMEDOUT)
             self._step(left)
 
-    def connect(self, clean_session=True, timeout=None):
+    def _wait_out(self):
+        # output the socket did not take: waits for it to drain within the budget (the
+        # rest goes out in later calls, see _step) and within timeout (then the link is
+        # dead, _flush raises)
+        p = self._poll
+        p.modify(self.sock, _POLLOUT)
+        while not self._flush():
+            b = self._left()
+            if b <= 0:
+                # later calls send the rest (_step); input is still heard meanwhile
+                p.modify(self.sock, _POLLIN | _POLLOUT)
+                return
+            p.poll(max(1, min(b, self._tms - time.ticks_diff(time.ticks_ms(), self._ot))))
+        p.modify(self.sock, _POLLIN)
+
+    def connect(self, clean_session=True, timeout=None, wait=True):
+        # wait=False (with a link keeper): starts the attempt and goes on with it within
+        # the budget; returns Session Present once connected, None while the keeper
+        # finishes it in later calls
+        self._begin()
         if self.link:
             self._want = True  # from now on the keeper reconnects, even if this fails
         try:
-            return self._connect(clean_session, timeout)
+            if timeout is None:
+                timeout = self.timeout
+            self._cc = clean_session
+            self._conn_start(clean_session, int(timeout * 1000))
+            if not wait and self.link:
+                return self._pres if self._steps(True) else None
+            self._steps(False)
+            return self._pres
         except Exception:
             self._close()  # a failed connect leaves no socket open
             raise
 
-    def _connect(self, clean_session, timeout):
-        s = self._s
-        if timeout is None:
-            timeout = self.timeout
-        self._conn_start(clean_session, int(timeout * 1000))
+    def _steps(self, bound):
+        # goes on with the connect under way within the budget (bound) or until it ends
+        # (its timeout); True once connected and resumed. Failures close and raise.
         while True:
             present = self._conn_step()
-            if present is not None:
-                break
-            self._ready(self._conn_ms())
-        if present and clean_session:
+            if present is not None and self._connected(present):
+                return True
+            b = self._left() if bound else _FOREVER
+            if b <= 0:
+                return False
+            self._ready(min(self._conn_ms(), b))
+
+    def _connected(self, present):
+        # after CONNACK: resumes the session; False when a clean connect had to start over
+        s = self._s
+        clean = self._cc
+        if present and clean:
             present = 0  # a broker that ignored Clean Start: treat as a new session
         if present and self.store and s.fresh and self.version == 5:
             # [MQTT-3.2.2-4]: no local state for a session the broker kept: close, start clean
             self._close()
-            return self._connect(True, timeout)
-        self._resume(present, clean_session)
-        if not present and not clean_session:
+            self._cc = True
+            self._conn_start(True)
+            return False
+        self._resume(present, clean)
+        if not present and not clean:
             # a new session at the broker: subscriptions first, so the node also hears
             # its own stored messages published again below
             for t, q in list(s.subs.items()):
                 self.subscribe(t, q)
+        self._aw = time.ticks_ms()
         self._pump()
         self._want = True
+        self._pres = bool(present)
         if self.link:
             self.link.connected()
-        return bool(present)
+        return True
 
     def disconnect(self):
         self._bye()
@@ -94,7 +172,8 @@ class MQTTClient(Core):
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check(self._topic(topic), self._payload(msg), qos)
-        if self.sock is None and not self._ensure():
+        self._begin()
+        if not self._ensure():
             return self._offline(qos, retain)
         if qos:
             return self._publish12(qos, retain)
@@ -124,13 +203,17 @@ class MQTTClient(Core):
             self._queue(qos, retain, False)
 
     def _room(self):
-        # waits for room in the window; False when the link broke meanwhile
+        # waits for room in the window within the budget; False when there is none yet
+        # (the message then waits in the session) or the link broke meanwhile
         t0 = time.ticks_ms()
         try:
             while self._s.full() or self._s.nin >= self._quota:
                 if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
                     raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                self._step(self._tms)
+                b = self._left()
+                if b <= 0:
+                    return False
+                self._step(min(self._tms, b))
         except OSError:
             if self._lost(self.store or self.link):
                 raise
@@ -138,8 +221,9 @@ class MQTTClient(Core):
         return True
 
     def _sendwait(self, k):
-        # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning). With a
-        # store, a message still unacknowledged when this returns is in flash.
+        # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
+        # the budget. With a store, a message still unacknowledged when this returns is
+        # in flash.
         seq = self._s.seq[k]
         self._sent(k)
         if self._s.fl[k] and self._s.seq[k] == seq and not self._s.durable(k):
@@ -147,6 +231,8 @@ class MQTTClient(Core):
 
     def _sent(self, k):
         try:
+            if not self._s.nin:
+                self._aw = time.ticks_ms()
             self._send_slot(k)
             self._acks(k)
         except OSError:
@@ -167,20 +253,31 @@ class MQTTClient(Core):
             left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
             if left <= 0:
                 raise OSError(_ETIMEDOUT)
-            self._step(left)
+            b = self._left()
+            if b <= 0:
+                return  # patience is over: a later call handles the acknowledgement
+            self._step(min(left, b))
 
     def _ensure(self):
-        # True when connected; with a link keeper, reconnects when its backoff allows
-        if self.sock is not None:
+        # True when connected. With a link keeper, a reconnect starts when its backoff
+        # allows and goes on in steps (Wi-Fi, TCP, TLS, CONNACK) within each call's budget
+        if self.sock is not None and not self._cs:
             return True
         lk = self.link
-        if lk is None or not self._want or lk.due() > 0:
+        if lk is None or not self._want:
             return False
         try:
-            if not lk.wifi():
-                raise OSError(_ENETUNREACH)
-            self.connect(False)
-            return True
+            if self.sock is None:
+                if lk.due() > 0:
+                    return False
+                w = lk.wifi_step() if self.budget_ms is not None else lk.wifi()
+                if w is None:
+                    return False  # Wi-Fi is coming up: the next call goes on
+                if not w:
+                    raise OSError(_ENETUNREACH)
+                self._cc = False
+                self._conn_start(False)
+            return self._steps(True)
         except (OSError, MQTTException) as e:
             self._close()
             lk.failed(e)
@@ -206,7 +303,8 @@ class MQTTClient(Core):
                 return op
 
     def _wait_one(self):
-        if self.sock is None and not self._ensure():
+        self._begin()
+        if not self._ensure():
             if self.link is None:
                 raise OSError(_ENOTCONN)
             self._pause()
@@ -224,8 +322,9 @@ class MQTTClient(Core):
 
     def check_msg(self):
         # handles a packet if one is waiting; never blocks on an idle link (with a link
-        # keeper, a due reconnect attempt is bounded by the timeouts)
-        if self.sock is None and not self._reconnect():
+        # keeper, a reconnect goes on within the budget, or the timeouts without one)
+        self._begin()
+        if not self._reconnect():
             return None
         try:
             return self._step(0)

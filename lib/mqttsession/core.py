@@ -8,7 +8,7 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .session import Session, SENT, REL, PID
+from .session import SENT, REL, PID
 from .wire import Wire
 
 # packet types and reason codes, as local constants so they fold at compile time
@@ -17,16 +17,11 @@ _PUBACK = const(0x40)
 _PUBREC = const(0x50)
 _PUBREL = const(0x60)
 _PUBCOMP = const(0x70)
-_SUBACK = const(0x90)
-_UNSUBACK = const(0xB0)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
 _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
-_PROTOCOL_ERROR = const(0x82)
 _TOO_LARGE = const(0x95)
-_ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
 
@@ -34,29 +29,18 @@ _ECONNRESET = const(104)
 class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16, link=None, full="error"):
-        if version not in (4, 5):
-            raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-        if type(keepalive) is not int or not 0 <= keepalive < 65536:
-            raise ValueError("keepalive must be an int from 0 to 65535 seconds")
-        if type(window) is not int or not 0 < window < 65536:
-            raise ValueError("window must be an int from 1 to 65535")
-        if type(queue) is not int or queue < 1:
-            raise ValueError("queue must be an int >= 1")
-        if type(max_packet) is not int or type(tx_size) is not int:
-            raise ValueError("max_packet and tx_size must be ints")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError("timeout must be a number of seconds > 0")
-        if max_packet < 64 or tx_size < 32:
-            raise ValueError("max_packet must be >= 64 and tx_size >= 32")
+                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None):
+        from . import ctl
+
+        ctl.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
         self.server = server
         self.port = port or (8883 if ssl else 1883)
-        self.user = self._bytes(user, "user")
+        self.user = self._bytes(user, "user", True)
         self.pswd = self._bytes(password, "password")
         if version == 4 and password is not None and user is None:
             raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
         self.keepalive = keepalive
-        self.ssl = ssl
+        self.ssl = self._tls_ctx(ssl)
         self.version = version
         self.window = window
         self.timeout = timeout
@@ -71,20 +55,16 @@ class Core(Wire):
         if full not in ("error", "drop_oldest"):
             raise ValueError("full must be 'error' or 'drop_oldest'")
         self.full = full
+        self.strikes = strikes  # outages in a row with a message in flight: set aside
+        self._sq = -1  # the message blamed for the last outages (its seq), and how often
+        self._sn = 0
+        self.on_aside = None  # f(topic, msg, reason) when a message is set aside
+        self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
+        self._maxq = 2  # MQTT 5 Maximum QoS of the broker
+        self._why = None  # the broker's error that ended the link (with a keeper)
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
-        if store is None:
-            if client_id is None:
-                raise ValueError("client_id None needs a store")
-            s = Session(self._bytes(client_id, "client_id"), server, max(window, queue))
-        elif client_id is not None and not len(client_id):
-            if version != 5:
-                raise ValueError("client_id '' (a null session) needs version=5")
-            s = store.null_session(server, capacity=max(window, queue))
-        else:
-            s = store.get(server, client_id, capacity=max(window, queue))
-        if len(s.client_id) > 65535:
-            raise ValueError("client_id longer than 65535 bytes")
+        s = ctl.session(self, client_id, server, store, version, max(window, queue))
         self._s = s
         self.cb = None
         self._raw = False
@@ -107,6 +87,7 @@ class Core(Wire):
         self._ts = None  # last str topic and its encoding
         self._tb = None
         self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+        self._subt = 0  # the type of ack it awaits
         self._subrc = -1
         self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
         self._ltx = self._lrx = 0
@@ -121,12 +102,15 @@ class Core(Wire):
         return c.decode() if isinstance(c, bytes) else c
 
     @staticmethod
-    def _bytes(v, name):
-        if v is None or isinstance(v, (bytes, bytearray)):
-            return v
+    def _bytes(v, name, text=False):
+        # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
         if isinstance(v, str):
-            return v.encode()
-        raise TypeError(name + " must be str or bytes")
+            v = v.encode()
+        elif v is not None and not isinstance(v, (bytes, bytearray)):
+            raise TypeError(name + " must be str or bytes")
+        if text and v is not None:
+            P.check_text(v, name)
+        return v
 
     def _topic(self, t):
         # topics as bytes; a repeated str topic object is encoded once (no allocation)
@@ -161,29 +145,17 @@ class Core(Wire):
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
     def _connect_packet(self, clean):
-        s = self._s
-        cid = s.client_id
-        exp = 0
-        if self.version == 5:
-            # like 3.1.1: a session asked to persist lives until the next clean start
-            exp = self.expiry if self.expiry is not None else (
-                0xFFFFFFFF if self.store or not clean else 0)
-        self._exp = exp
-        buf = self._tx
-        need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
-        if self.lw:
-            need += len(self.lw[0]) + len(self.lw[1])
-        if need > len(buf):
-            buf = bytearray(need)  # a long will or credentials: once per connect
-        return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
-                              self.pswd, self.lw, exp, 32, len(self._rx))
+        from . import ctl
+        return ctl.connect_packet(self, clean)
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
         # and nothing that makes the message durable without the link)
         self._close()
         if self.link:
-            self.link.failed(OSError(_ECONNRESET))
+            self.link.failed(self._why or OSError(_ECONNRESET))
+        self._log("link lost: %r", (self._why,))
+        self._why = None
         return not keep
 
     def _ack(self, first, pid):
@@ -196,6 +168,8 @@ class Core(Wire):
         # validates the caller's message and takes it in hand
         P.check_topic(topic)
         P.check_qos(qos)
+        if qos > self._maxq:
+            raise MQTTException(0x9B, "QoS %d: the broker takes up to %d" % (qos, self._maxq))
         self._t = topic
         self._m = msg
         self._hand(qos)
@@ -289,14 +263,8 @@ class Core(Wire):
             raise
 
     def _drop_oldest(self):
-        # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
-        s = self._s
-        for k in s.live():
-            if not s.fl[k] & PID:  # no packet ID: the broker never saw it
-                s.drop(k)
-                self.dropped += 1
-                return True
-        return False
+        from . import ctl
+        return ctl.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
@@ -312,43 +280,17 @@ class Core(Wire):
                 self._send_slot(k)
 
     def _sub_start(self, topic, qos):
-        # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-        # front end waits until _sub is 0, then calls _sub_end.
-        topic = bytes(self._topic(topic))
-        P.check_filter(topic)
-        if qos is not None:
-            P.check_qos(qos)
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
-        pid = self._s.next_pid()
-        if qos is None:
-            n = P.unsubscribe(buf, pid, topic, self.version)
-        else:
-            n = P.subscribe(buf, pid, topic, qos, self.version)
-        self._sub = pid
-        self._subrc = -1
-        try:
-            self._write(buf, n)
-        except OSError:
-            self._close()
-            raise
-        return topic
+        from . import ctl
+        return ctl.sub_start(self, topic, qos)
 
     def _sub_end(self, topic, qos):
-        rc = self._subrc
-        if qos is None:
-            self._s.unsub(topic)
-            if rc >= 0x80 and self.version == 5:
-                raise MQTTException(rc, "unsubscribe refused")
-        elif rc >= 0x80:
-            raise MQTTException(rc, "subscription refused")
-        else:
-            self._s.sub(topic, qos)
+        from . import ctl
+        return ctl.sub_end(self, topic, qos)
 
     def _bye(self):
         # DISCONNECT and close; a link keeper does not reconnect after this
         self._want = False
+        self._log("disconnect")
         if self.sock:
             try:
                 self._write(self._ab, P.disconnect(self._ab, self.version))
@@ -366,8 +308,9 @@ class Core(Wire):
             self._on_publish(first)
         elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
             self._on_ack(t)
-        elif first == _PINGRESP:
+        elif first == _PINGRESP and self._n == i:
             self._ping = 0
+            self._healthy()
         elif first == 0x62:
             self._on_ack(t)
         else:
@@ -379,7 +322,10 @@ class Core(Wire):
     def _on_publish(self, first):
         if first & 6 == 6:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        P.publish_fields(self._rx, self._n, first, self._pf, self._i)
+        pf = self._pf
+        P.publish_fields(self._rx, self._n, first, pf, self._i)
+        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
+            self._props(pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -392,6 +338,8 @@ class Core(Wire):
 
     def _on_ack(self, t):
         r = P.ack_fields(self._rx, self._n, self.version, self._i)
+        if self._n > self._i + 3:
+            self._props(self._i + 3, self._n, t)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -399,39 +347,58 @@ class Core(Wire):
             k = self._s.acked(r & 0xFFFF, True)
             if k >= 0:
                 self._send_slot(k)  # PUBREL
-        else:
-            # PUBACK, PUBCOMP, or a PUBREC refusing the message (MQTT 5): it ends here
-            self._s.acked(r & 0xFFFF, False)
+        elif r >> 16 >= 0x80 and t != _PUBCOMP:
+            # MQTT 5: the broker refused the message; it never will take it: set aside
+            k = self._s.find(r & 0xFFFF)
+            if k >= 0:
+                self._aside(k, r >> 16)
             self._pump()
+            return
+        else:
+            self._s.acked(r & 0xFFFF, False)  # PUBACK or PUBCOMP: it ends here
+            self._pump()
+        self._healthy()
+
+    def _healthy(self):
+        # an acknowledgement: the broker takes messages, the connection works
+        self._sn = 0
+        if self.link is not None:
+            self.link.healthy()
+
+    def aside(self):
+        # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
+        return self._s.aside()
+
+    def _aside(self, k, why):
+        from . import ctl
+        return ctl.aside(self, k, why)
+
+    def _struck(self):
+        from . import ctl
+        return ctl.struck(self)
+
+    def _log(self, m, a=()):
+        # the log hook: formatted only when there is one
+        if self.log:
+            self.log(m % a)
+
+    def _props(self, i, end, t):
+        # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
+        from . import v5
+
+        v5.check(self._rx, i, end, t)
 
     def _on_other(self, first):
-        t = first & 0xF0
-        v = self.version
-        if first == _SUBACK or first == _UNSUBACK:
-            d = P.decode(first, self._rx[self._i : self._n], v)
-            if d[1] == self._sub:
-                self._sub = 0
-                self._subrc = d[2][0] if d[2] else 0
-            return
-        if first == _DISCONNECT and v == 5:
-            self._close()
-            rx = self._rx
-            raise MQTTException(rx[self._i] if self._n > self._i else 0,
-                                "disconnected by the broker")
-        why = "bad flags" if t in (_PUBACK, _PUBREC, _PUBCOMP, _PUBREL, _PINGRESP) else \
-            "unexpected packet"
-        raise MQTTException(_MALFORMED if why[0] == "b" else _PROTOCOL_ERROR,
-                            "%s 0x%02x" % (why, first))
+        from . import ctl
+        return ctl.on_other(self, first)
+
+    def _sub_ack(self, t, codes):
+        from . import ctl
+        return ctl.sub_ack(self, t, codes)
 
     def _fail(self, e):
-        # a protocol violation by the broker ends the connection (MQTT 5 says why)
-        if self.sock and self.version == 5:
-            try:
-                self._write(self._ab, P.disconnect(self._ab, 5, e.args[0] if e else _MALFORMED))
-            except OSError:
-                pass
-        self._close()
-        return e
+        from . import ctl
+        return ctl.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:
@@ -471,42 +438,12 @@ class Core(Wire):
         return _CONNACK
 
     def _connack(self, first):
-        # returns Session Present; raises MQTTException on refusal
-        if first != _CONNACK:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
-        try:
-            d = P.decode(first, self._rx[self._i : self._n], self.version)
-        except MQTTException as e:
-            raise self._fail(e)
-        if d[2]:
-            self._close()
-            raise MQTTException(d[2], "connection refused")
-        pr = d[3]
-        if pr.get(P.P_RECEIVE_MAX) == 0 or pr.get(P.P_MAX_PACKET) == 0:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Receive Maximum or Maximum "
-                                           "Packet Size of 0 in CONNACK"))
-        s = self._s
-        if P.P_ASSIGNED_ID in pr:
-            s.client_id = pr[P.P_ASSIGNED_ID]
-        self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
-        self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
-        self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
-        return d[1]
+        from . import ctl
+        return ctl.connack(self, first)
 
     def _resume(self, present, clean):
-        # after CONNACK: put the session back on the wire
-        s = self._s
-        if clean:
-            s.clear()
-        s.restart(present)
-        s.version = self.version
-        s.expiry = self._exp
-        s.connected()
-        if present:
-            for i in range(s.n):
-                k = s.slot(i)
-                if s.fl[k] & PID:
-                    self._send_slot(k)
+        from . import ctl
+        return ctl.resume(self, present, clean)
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

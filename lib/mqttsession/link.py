@@ -7,7 +7,8 @@ import time
 
 class Link:
     # board: an object with wifi_isconnected() and wifi_connect(timeout_ms=...) (the board
-    # layer), or None where the network needs no care (the unix port, Ethernet).
+    # layer; wifi_start() and wifi_poll() let an attempt run without blocking), or None
+    # where the network needs no care (the unix port, Ethernet).
     # on_change(up): called when the link comes up or goes down.
     def __init__(self, board=None, min_ms=500, max_ms=30000, factor=2, jitter=0.25,
                  wifi_timeout_ms=15000, on_change=None):
@@ -30,6 +31,7 @@ class Link:
         self.down_since = self.at
         self.longest = 0  # longest outage ridden through, ms
         self.last_error = None
+        self._wt = None  # ticks when the Wi-Fi attempt under way started
 
     def due(self, now=None):
         # ms until the next connection attempt may start (<= 0: now)
@@ -38,11 +40,34 @@ class Link:
         return self.delay - time.ticks_diff(now, self.at)
 
     def wifi(self):
-        # brings Wi-Fi up through the board; True when the network is there
+        # brings Wi-Fi up through the board, waiting for the attempt to end; True when the
+        # network is there
+        while True:
+            r = self.wifi_step()
+            if r is not None:
+                return r
+            time.sleep_ms(20)
+
+    def wifi_step(self):
+        # one step of bringing Wi-Fi up, never waiting: True when the network is there,
+        # None while the attempt goes on (call again), False once it took wifi_timeout_ms
         b = self.board
         if b is None or b.wifi_isconnected():
+            self._wt = None
             return True
-        return bool(b.wifi_connect(timeout_ms=self.wifi_timeout_ms))
+        if not hasattr(b, "wifi_poll"):  # a board layer that can only block
+            return bool(b.wifi_connect(timeout_ms=self.wifi_timeout_ms))
+        now = time.ticks_ms()
+        if self._wt is None:
+            self._wt = now
+            b.wifi_start()
+        if b.wifi_poll():
+            self._wt = None
+            return True
+        if time.ticks_diff(now, self._wt) >= self.wifi_timeout_ms:
+            self._wt = None
+            return False
+        return None
 
     def failed(self, err=None):
         # an attempt failed: wait longer before the next one
@@ -65,6 +90,8 @@ class Link:
                 self.on_change(False)
 
     def connected(self):
+        # the broker accepted a connection. The backoff is kept until it proves healthy
+        # (healthy()): a broker that accepts and drops at once meets a growing delay
         now = time.ticks_ms()
         if not self.up:
             if self.outages:
@@ -72,6 +99,10 @@ class Link:
             self.up = True
             if self.on_change:
                 self.on_change(True)
-        self.tries = 0
         self.delay = 0
         self.at = now
+
+    def healthy(self):
+        # an acknowledgement arrived, or a ping was answered (the connection lived most of
+        # a keepalive period): the next outage starts its backoff from min_ms again
+        self.tries = 0

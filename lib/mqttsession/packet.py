@@ -318,10 +318,20 @@ def props(b, i, end):
 def publish_fields(b, n, first, out, s=0):
     # PUBLISH body b[s:n] with first byte `first` -> out[0] topic end (topic is
     # b[s+2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
-    # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing.
+    # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing. The
+    # topic must be UTF-8 without wildcards; MQTT 5 properties are checked by the caller.
+    if first & 0x0E == 8:
+        raise malformed("DUP on a QoS 0 PUBLISH")
     i = s + 2 + u16(b, s, n)
-    if i > n or i == s + 2:
+    if i > n:
         raise malformed("bad PUBLISH topic")
+    if i == s + 2:
+        # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
+        raise MQTTException(PROTOCOL_ERROR, "PUBLISH without a topic") if out[3] else \
+            malformed("PUBLISH without a topic")
+    r = utf8(b, s + 2, i)
+    if r:
+        raise MQTTException(MALFORMED if r == 1 else PROTOCOL_ERROR, "bad PUBLISH topic")
     out[0] = i
     out[1] = 0
     if first & 6:
@@ -372,8 +382,8 @@ def decode(first, b, version):
             raise malformed("bad CONNACK")
         # a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without properties
         d = props(b, 2, n) if v5 and n > 2 else {}
-        if not v5 and n != 2:
-            raise malformed("bad CONNACK")
+        if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
+            raise malformed("bad CONNACK")  # more than its properties
         return (CONNACK, b[0] & 1, b[1], d)
     if t in (PUBACK, PUBREC, PUBREL, PUBCOMP):
         r = ack_fields(b, n, version)
@@ -397,18 +407,60 @@ def decode(first, b, version):
 # --- validation -------------------------------------------------------------------------
 
 
+def utf8(b, i, end):
+    # an MQTT string's bytes b[i:end]: 0 when well-formed UTF-8 without U+0000 or
+    # surrogates (MQTT 1.5.4), 2 when it is but holds '+' or '#', 1 when it is not.
+    # Walks by index: allocates nothing on the receive path.
+    w = 0
+    while i < end:
+        c = b[i]
+        i += 1
+        if c < 0x80:
+            if not c:
+                return 1
+            if c == 0x2B or c == 0x23:
+                w = 2
+            continue
+        if c < 0xC2 or c > 0xF4:
+            return 1  # a continuation byte, an overlong 2-byte form, or beyond U+10FFFF
+        n = 1 if c < 0xE0 else 2 if c < 0xF0 else 3
+        if i + n > end:
+            return 1
+        # the second byte's range rules out overlong forms, surrogates (ED A0..BF) and
+        # code points beyond U+10FFFF
+        if not (0xA0 if c == 0xE0 else 0x90 if c == 0xF0 else 0x80) <= b[i] <= (
+                0x9F if c == 0xED else 0x8F if c == 0xF4 else 0xBF):
+            return 1
+        n += i
+        i += 1
+        while i < n:
+            if b[i] & 0xC0 != 0x80:
+                return 1
+            i += 1
+    return w
+
+
+def check_text(v, name):
+    # an application's string argument (bytes): ValueError naming it unless valid UTF-8
+    if utf8(v, 0, len(v)) == 1:
+        raise ValueError(name + " must be UTF-8 without U+0000 or surrogates")
+
+
 def check_topic(topic, name="topic"):
-    # a topic name to publish to: bytes, 1..65535, no wildcards, no NUL
+    # a topic name to publish to: bytes, 1..65535, UTF-8, no wildcards, no NUL
     if not 0 < len(topic) < 65536:
         raise ValueError(name + " must be 1 to 65535 bytes")
-    if b"+" in topic or b"#" in topic or b"\0" in topic:
-        raise ValueError(name + " must not contain wildcards or NUL")
+    r = utf8(topic, 0, len(topic))
+    if r:
+        raise ValueError(name + (" must be UTF-8 without U+0000 or surrogates" if r == 1 else
+                                 " must not contain wildcards"))
 
 
 def check_filter(f):
-    # a topic filter: '#' only as the whole last level, '+' only as a whole level
-    if not 0 < len(f) < 65536 or b"\0" in f:
-        raise ValueError("topic filter must be 1 to 65535 bytes without NUL")
+    # a topic filter: UTF-8, '#' only as the whole last level, '+' only as a whole level
+    if not 0 < len(f) < 65536:
+        raise ValueError("topic filter must be 1 to 65535 bytes")
+    check_text(f, "topic filter")
     levels = f.split(b"/")
     last = len(levels) - 1
     for k, lv in enumerate(levels):

@@ -39,6 +39,8 @@ class Session:
         self.nseq = 0  # sequence number for the next stored message
         self.fresh = True  # no state from an earlier connection
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
+        self.naside = 0  # messages ever set aside (see set_aside)
+        self._xa = []  # the newest set-aside records (RAM session)
 
     def _alloc(self, cap):
         # the ring's arrays for cap messages (empty)
@@ -48,15 +50,40 @@ class Session:
         self.fl = bytearray(cap)
         self.top = [None] * cap
         self.msg = [None] * cap
+        # packet IDs held by ring slots, counted by ID modulo its length: a zero count
+        # proves an ID free without scanning the ring. IDs go out in sequence, so the up
+        # to cap in use land on distinct counters; the length divides 65535, so that holds
+        # across the wrap from 65535 to 1 too.
+        for m in (17, 255, 771, 1285, 3855, 4369, 13107, 21845, 65535):
+            if m > cap:
+                break
+        self._use = array("H", bytes(2 * m))
+
+    def _mark(self, p, d):
+        if p:
+            u = self._use
+            u[p % len(u)] += d
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):
+        u = self._use
         for _ in range(65535):
             p = self.pid % 65535 + 1
             self.pid = p
-            if not self.find(p) >= 0:
+            if not u[p % len(u)] or self._held(p) < 0:
                 return p
         raise OSError(23)  # unreachable while the ring is smaller than 65535
+
+    def _held(self, pid):
+        # slot holding or keeping this packet ID (in flight, or kept for a resend), or -1
+        k = self.head
+        for _ in range(self.n):
+            if self.ids[k] == pid and self.fl[k]:
+                return k
+            k += 1
+            if k == self.cap:
+                k = 0
+        return -1
 
     def find(self, pid):
         # ring slot of the outgoing message with this packet ID, or -1
@@ -79,8 +106,11 @@ class Session:
         return self.nin + self.nq == self.cap
 
     def assign(self, k):
-        # gives slot k a packet ID before it first goes out
-        self.ids[k] = self.next_pid()
+        # gives slot k a packet ID before it first goes out; one it kept from an earlier
+        # session (restart(False)) goes out again with that ID
+        if not self.ids[k]:
+            self.ids[k] = self.next_pid()
+            self._mark(self.ids[k], 1)
         self.fl[k] |= PID
         self.nq -= 1
         self.nin += 1
@@ -105,7 +135,8 @@ class Session:
         self.top[b], self.msg[b] = self.top[a], self.msg[a]
 
     def add(self, topic, msg, qos, retain):
-        # queue a message at the tail; returns its slot (not yet sent, no packet ID)
+        # queue a message at the tail; returns its slot (not yet sent, no packet ID). A
+        # bytearray or memoryview is copied: the caller may change it once publish returns
         if self.n == self.cap:
             self._compact()
         if self.n == self.cap:
@@ -117,8 +148,8 @@ class Session:
         self.fl[k] = qos | (RETAIN if retain else 0)
         self.seq[k] = self.nseq
         self.nseq = (self.nseq + 1) & 0xFFFFFFF
-        self.top[k] = topic
-        self.msg[k] = msg
+        self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
+        self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
         return k
 
     def acked(self, pid, rel):
@@ -137,6 +168,7 @@ class Session:
         if (f & 3 == 2) != bool(f & REL):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
         self._forget(k)
+        self._mark(pid, -1)
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
         self.nin -= 1
@@ -150,6 +182,7 @@ class Session:
         # gives slot k up without an acknowledgement (counted by the caller)
         f = self.fl[k]
         self._forget(k)
+        self._mark(self.ids[k], -1)
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
         if f & PID:
@@ -158,10 +191,33 @@ class Session:
             self.nq -= 1
         # the hole stays: callers may be walking the ring; add() compacts when it must
 
+    def set_aside(self, k, reason):
+        # takes slot k out of the send queue (as drop) and keeps it as a set-aside record
+        # (topic, payload, qos, retain, reason): never sent again, visible through aside()
+        t = self.top[k]
+        m = self.msg[k]
+        if t is None:
+            t, m = self.load(k)
+        f = self.fl[k]
+        self._aside_add((t, m, f & 3, bool(f & RETAIN), reason))
+        self.naside += 1
+        self.drop(k)
+
+    def _aside_add(self, r):
+        self._xa.append(r)
+        if len(self._xa) > 8:
+            self._xa.pop(0)  # bounded in RAM: the newest are kept
+
+    def aside(self):
+        # the set-aside records kept, oldest first
+        return list(self._xa)
+
     def pop_tail(self):
         # takes back the message just added (it could not be made durable)
         self.n -= 1
         k = self.slot(self.n)
+        self._mark(self.ids[k], -1)
+        self.ids[k] = 0
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
         self.recount()
@@ -182,8 +238,10 @@ class Session:
 
     def restart(self, resumed):
         # after CONNACK: with the broker's session kept, resend everything sent (same IDs,
-        # DUP); without it, old packet IDs mean nothing: publish all again as new messages
-        # and forget QoS 2 releases and incoming QoS 2 state ([MQTT-3.2.2-5], 4.3.3).
+        # DUP); without it, publish all again as new messages (no DUP) and forget QoS 2
+        # releases and incoming QoS 2 state ([MQTT-3.2.2-5], 4.3.3). A message keeps its
+        # packet ID for that: a broker that lost the session takes any ID, and one that
+        # wrongly answered Session Present 0 recognises these and delivers nothing twice.
         if resumed:
             return
         for i in range(self.n):
@@ -191,11 +249,12 @@ class Session:
             f = self.fl[k]
             if f & REL:
                 self._forget(k)
+                self._mark(self.ids[k], -1)
+                self.ids[k] = 0
                 self.fl[k] = 0
                 self.top[k] = self.msg[k] = None
-            else:
+            elif f:
                 self.fl[k] = f & ~(SENT | PID | PIDDISK)
-                self.ids[k] = 0
         self._compact()
         self.recount()
         self.rx2 = []
@@ -207,7 +266,11 @@ class Session:
             k = self.slot(i)
             self._forget(k)
             self.fl[k] = 0
+            self.ids[k] = 0
             self.top[k] = self.msg[k] = None
+        u = self._use
+        for i in range(len(u)):
+            u[i] = 0
         self.head = self.n = self.nin = self.nq = 0
         self.subs = {}
         self.rx2 = []

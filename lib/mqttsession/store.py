@@ -1,24 +1,26 @@
-# SessionStore: MQTT sessions in flash (littlefs), one directory per (host, client ID).
-# Files, each "MQ" + kind + format version + body + CRC-32 (little-endian):
-#   i  identity: protocol version, session expiry, client ID, host     (rarely written)
-#   u  subscriptions                                                  (on (un)subscribe)
-#   s  hot state: last packet ID, epoch, incoming QoS 2 IDs, QoS 2 packet IDs and
-#      releases (small: stays inline in littlefs metadata)
-#   m<seq> one unacknowledged outgoing message, written once, removed when acknowledged
-# i, u and s are replaced atomically (write .t, rename over); a message file is valid
-# only with its CRC, so a power cut mid-write leaves the previous state.
+# SessionStore: MQTT sessions in flash (littlefs), one directory per host and one per
+# session below it (stored.py says what a session directory holds). Every file is "MQ",
+# a kind byte, a format version byte, the body and a CRC-32 (little-endian); a file that
+# is replaced is written beside and renamed over (littlefs renames are atomic), so a
+# power cut leaves the old file or the new one.
+# Formats: 1 (0.1.0: files i, u, s, m<seq>; migrate.py turns them into 2 in place), 2.
+# A format newer than this library is never overwritten: get() raises ValueError naming
+# it, unless the store was made with newer="aside" (then it is renamed, kept, and a new
+# session starts).
 from micropython import const
-from array import array
 import binascii
 import os
 import struct
 
-from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
+from .session import IDENT, HOT
 
-_FMT = const(1)
+FORMAT = const(2)
 _ENOENT = const(2)
 _ENOSPC = const(28)
+_ENOTDIR = const(20)
+_MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 _LAST = "last"
+_PLAIN = b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _join(*parts):
@@ -31,6 +33,21 @@ def _exists(p):
         return True
     except OSError:
         return False
+
+
+def _isdir(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return False
+
+
+def _rm(p):
+    # removes a file, or a directory with what it holds
+    try:
+        os.remove(p)
+    except OSError:
+        _rmtree(p)
 
 
 def _rmtree(p):
@@ -51,23 +68,40 @@ def _rmtree(p):
 
 
 def _key(s):
-    # a file name for a host or client ID: kept readable when it is plain and short
+    # a directory name for a host or client ID: the name itself when it is plain and
+    # short (as every earlier version did), else "~" and its hex digits (long ones: the
+    # first 32 bytes', a CRC-32 and the length; the identity file tells them apart). Never
+    # ".", "..", empty, with "/" or NUL, a name the store uses itself, or over 80 bytes.
     if isinstance(s, str):
         s = s.encode()
-    if s and len(s) <= 32 and all(c in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                  for c in s):
+    if (0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t"
+            and all(c in _PLAIN for c in s)):
         return s.decode()
+    if len(s) <= 36:
+        return "~" + binascii.hexlify(s).decode()
+    return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))
+
+
+def _oldkey(s):
+    # the 0.1.0 name of a host or client ID that is not plain (it could collide)
     return "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(kind, body):
-    b = b"MQ" + kind + bytes((_FMT,)) + body
+def pack(kind, body, ver=FORMAT):
+    b = b"MQ" + kind + bytes((ver,)) + body
     return b + struct.pack("<I", binascii.crc32(b))
 
 
-def unpack(kind, data):
-    # the body of a file of this kind; ValueError when it is not one
-    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != _FMT:
+class NewerFormat(ValueError):
+    # a store file written by a newer library: never read, never overwritten
+    pass
+
+
+def unpack(kind, data, ver=FORMAT):
+    # the body of a file of this kind and version; ValueError when it is not one
+    if len(data) >= 8 and data[:3] == b"MQ" + kind and data[3] > FORMAT:
+        raise NewerFormat("format %d, newer than this library's %d" % (data[3], FORMAT))
+    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != ver:
         raise ValueError("not a %s file" % kind.decode())
     if struct.unpack("<I", data[-4:])[0] != binascii.crc32(data[:-4]):
         raise ValueError("bad checksum")
@@ -82,241 +116,103 @@ def lstr(b, i):
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
 
 
+def _ident(p):
+    # the client ID in session directory p's identity (either format), or None
+    for n, v in (("id", FORMAT), ("i", 1)):
+        try:
+            return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
+
+
 def _write(path, data, atomic=True):
-    # atomic: write beside, then rename over, so a power cut leaves the old file or the
-    # new one; otherwise (a message file, valid only with its CRC) write in place. On
-    # failure nothing half-written is left.
+    # atomic: write beside, then rename over (a new file, or one not on littlefs);
+    # otherwise in place: littlefs commits an existing file's new content at close, all
+    # or nothing, so a failed write leaves the old content, never removed here. A
+    # directory in the way is damage: removed.
     t = path + ".t" if atomic else path
     try:
-        with open(t, "wb") as f:
-            f.write(data)
-        if atomic:
-            os.rename(t, path)
+        for i in (0, 1):
+            try:
+                with open(t, "wb") as f:
+                    f.write(data)
+                if atomic:
+                    os.rename(t, path)
+                break
+            except OSError as e:
+                if i or e.errno == _ENOSPC or not (_isdir(t) or _isdir(path)):
+                    raise
+                _rm(t)
+                _rm(path)
     except OSError as e:
-        try:
-            os.remove(t)
-        except OSError:
-            pass
+        if atomic:
+            try:
+                os.remove(t)
+            except OSError:
+                pass
         if e.errno == _ENOSPC:
             raise OSError(_ENOSPC, "session store full")
         raise
 
 
 def _read(path):
+    # the whole file, when it is no larger than any file the store writes
+    if os.stat(path)[6] > _MAXF:
+        raise ValueError("larger than %d bytes: left alone" % _MAXF)
     with open(path, "rb") as f:
         return f.read()
 
 
-class StoredSession(Session):
-    def __init__(self, store, path, client_id, host, capacity):
-        super().__init__(client_id, host, capacity)
-        self._st = store
-        self._p = path
-        self._ib = None  # identity as last written
-        self.bytes = 0  # message bytes in flash
-
-    # --- loading ---
-    def _load(self):
-        p = self._p
-        st = self._st
-        cid = self.client_id
-        try:
-            b = unpack(b"i", _read(_join(p, "i")))
-            self.version = b[0]
-            self.expiry = struct.unpack("<I", b[1:5])[0]
-            cid, i = lstr(b, 5)
-            self.host = lstr(b, i)[0].decode()
-            self._ib = bytes(b)
-            self.fresh = False
-        except (OSError, ValueError, IndexError) as e:
-            # the caller named the session: keep its messages, rewrite the identity
-            st._report(p, "i", e)
-        if cid != self.client_id:
-            return False
-        try:
-            b = unpack(b"u", _read(_join(p, "u")))
-            i = 0
-            while i < len(b):
-                f, i = lstr(b, i + 1)
-                self.subs[f] = b[i - len(f) - 3]
-        except OSError as e:
-            if e.errno != _ENOENT:
-                st._report(p, "u", e)
-        except (ValueError, IndexError) as e:
-            st._report(p, "u", e)
-            self.subs = {}
-        out = {}
-        try:
-            b = unpack(b"s", _read(_join(p, "s")))
-            self.pid, self.epoch, self.nseq, nr = struct.unpack("<HHIB", b[:9])
-            self.rx2 = list(struct.unpack("<%dH" % nr, b[9 : 9 + 2 * nr]))
-            i = 9 + 2 * nr
-            while i < len(b):
-                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
-                out[seq] = (pid, rel)
-                i += 7
-        except OSError as e:
-            if e.errno != _ENOENT:
-                st._report(p, "s", e)
-        except (ValueError, IndexError) as e:
-            # packet IDs unknown: messages go out again as new ones, nothing is lost
-            st._report(p, "s", e)
-            self.rx2 = []
-        self._load_msgs(out)
-        return True
-
-    def _load_msgs(self, out):
-        names = sorted(n for n in os.listdir(self._p) if n[0] == "m" and len(n) == 9)
-        if len(names) > self.cap:
-            self._alloc(len(names))  # more stored than the ring holds: make room for all
-        used = []
-        for n in names:
-            q = _join(self._p, n)
-            try:
-                b = unpack(b"m", _read(q))
-                seq = int(n[1:], 16)
-                fl, pid, ep = struct.unpack("<BHH", b[:5])
-                lstr(b, 5)  # validates the topic length
-            except (OSError, ValueError, IndexError) as e:
-                # a message whose write a power cut interrupted: publish never returned it
-                self._st._report(self._p, n, e)
-                try:
-                    os.remove(q)
-                except OSError:
-                    pass
-                continue
-            k = self.slot(self.n)
-            self.n += 1
-            self.seq[k] = seq
-            self.nseq = max(self.nseq, seq + 1)
-            self.top[k] = self.msg[k] = None
-            f = (fl & 7) | DISK
-            o = out.get(seq)
-            if o:
-                pid = o[0]
-                f |= REL if o[1] else 0
-            elif ep != self.epoch:
-                pid = 0
-            if pid and pid not in used:
-                used.append(pid)
-                self.ids[k] = pid
-                f |= PID | PIDDISK | SENT  # the broker may have it: resend with DUP
-            else:
-                self.ids[k] = 0
-            self.fl[k] = f
-            self.sz[k] = len(b) + 8
-            self.bytes += len(b) + 8
-        self.recount()
-
-    def _alloc(self, cap):
-        super()._alloc(cap)
-        self.sz = array("H", bytes(2 * cap))  # flash bytes per slot
-
-    # --- hooks from Session ---
-    def _save(self, what):
-        p = self._p
-        if what & IDENT:
-            cid = self.client_id
-            if not cid:
-                return  # a null session is written once the broker assigns the ID
-            if self._st._adopt(self):
-                p = self._p
-            h = self.host.encode()
-            ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
-            ib += struct.pack("<H", len(h)) + h
-            if ib != self._ib:  # a wake-up that changes nothing writes nothing
-                _write(_join(p, "i"), pack(b"i", ib))
-                self._ib = ib
-            self._st._last(self)
-        if what & SUBS:
-            b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
-            _write(_join(p, "u"), pack(b"u", b))
-        if what & HOT:
-            b = struct.pack("<HHIB", self.pid, self.epoch, self.nseq, len(self.rx2))
-            b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
-            for i in range(self.n):
-                k = self.slot(i)
-                f = self.fl[k]
-                if f & REL or (f & PID and f & DISK and not f & PIDDISK):
-                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
-            _write(_join(p, "s"), pack(b"s", b))
-
-    def _assigned(self, k):
-        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & DISK and self.fl[k] & 3 == 2:
-            self._save(HOT)
-
-    def _keep(self, k):
-        f = self.fl[k]
-        if f & REL:
-            self._save(HOT)
-            return
-        if f & DISK:
-            return
-        if not self.client_id:
-            raise OSError(_ENOTCONN_ID, "null session: connect first")
-        t = self.top[k]
-        m = self.msg[k]
-        n = 19 + len(t) + len(m)
-        if n > 65535 or self.bytes + n > self._st.max_bytes:
-            raise OSError(_ENOSPC, "session store full")
-        _write(_join(self._p, "m%08x" % self.seq[k]),
-               pack(b"m", struct.pack("<BHHH", f & 7, self.ids[k] if f & PID else 0, self.epoch,
-                                      len(t)) + t + m), False)
-        self.bytes += n
-        self.sz[k] = n
-        self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
-
-    def _forget(self, k):
-        if self.fl[k] & DISK:
-            try:
-                os.remove(_join(self._p, "m%08x" % self.seq[k]))
-            except OSError as e:
-                if e.errno != _ENOENT:
-                    raise  # still in flash: the acknowledgement did not complete
-            self.bytes -= self.sz[k]
-
-    def _move(self, a, b):
-        super()._move(a, b)
-        self.sz[b] = self.sz[a]
-
-    def durable(self, k):
-        return bool(self.fl[k] & DISK)
-
-    def load(self, k):
-        b = unpack(b"m", _read(_join(self._p, "m%08x" % self.seq[k])))
-        t, i = lstr(b, 5)
-        return t, bytes(b[i:])
-
-    def clear(self):
-        super().clear()
-        for n in os.listdir(self._p):
-            if n[0] == "m":
-                os.remove(_join(self._p, n))
-        self.bytes = 0
-
-
-_ENOTCONN_ID = const(107)
-
-
 class SessionStore:
     # root: a directory on the board's filesystem. Problems found while loading (corrupt,
-    # truncated or foreign files) are printed as "mqttsession: store: ..." lines and kept
-    # in .errors; the session starts fresh (or without the damaged part) and loads.
-    def __init__(self, root="/.mqtt", max_bytes=32768):
+    # truncated, foreign or misshapen files) are printed as "mqttsession: store: ..."
+    # lines and kept in .errors; the session starts fresh (or without the damaged part).
+    # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
+    # touched, whatever the host or client ID (see _key).
+    def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
+        # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
+        # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
+        # session keeps in RAM (at least the client's window); a longer queue (the
+        # client's queue=) waits in flash and is read in order. None: the whole queue.
         self.root = root.rstrip("/") or "/"
-        self.max_bytes = max_bytes
+        self.ram = ram
         self.errors = []
+        self.newer = newer
         self._mkdirs(self.root)
+        if max_bytes is None:
+            try:
+                v = os.statvfs(self.root)
+                max_bytes = v[1] * v[2] // 4
+            except (OSError, AttributeError):
+                max_bytes = 0
+            max_bytes = max(max_bytes, 32768)
+        self.max_bytes = max_bytes
 
-    @staticmethod
-    def _mkdirs(p):
+    def _body(self, p, name, kind, ver=FORMAT):
+        # the body of file p/name, None when absent or damaged (damage is reported);
+        # NewerFormat propagates
+        try:
+            return unpack(kind, _read(_join(p, name)), ver)
+        except NewerFormat:
+            raise
+        except (OSError, ValueError) as e:
+            if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
+                self._report(p, name, e)
+            return None
+
+    def _mkdirs(self, p):
+        # makes p and its parents; inside the root, a file where a directory belongs is
+        # damage: reported and removed
         q = ""
         for part in p.split("/"):
             if not part:
                 continue
             q += "/" + part if (q or p.startswith("/")) else part
-            if not _exists(q):
+            if not _isdir(q):
+                if len(q) > len(self.root) and _exists(q):
+                    self._report(q, "", "a file where a directory belongs: removed")
+                    _rm(q)
                 os.mkdir(q)
 
     def _report(self, path, name, e):
@@ -325,7 +221,35 @@ class SessionStore:
         print("mqttsession: store:", msg, "- starting without it")
 
     def _host_dir(self, host):
-        return _join(self.root, _key(host))
+        if isinstance(host, str):
+            host = host.encode()
+        hd = _join(self.root, _key(host))
+        if not _isdir(hd):
+            old = _join(self.root, _oldkey(host))  # named as 0.1.0 did: rename
+            if old != hd and _isdir(old) and not _exists(hd):
+                os.rename(old, hd)
+        return hd
+
+    def _dir(self, hd, cid):
+        # the directory of this session: its key, or after a collision of long IDs the
+        # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
+        k = _key(cid)
+        o = _oldkey(cid)
+        free = None
+        for n in (k, k + "~1", k + "~2", o):
+            p = _join(hd, n)
+            if not _isdir(p):
+                if free is None and n != o:
+                    free = p
+                continue
+            c = _ident(p)
+            if c != cid and (c or n != k):
+                continue  # another's, or unreadable: only the session's own key claims it
+            if n == o and free == _join(hd, k):
+                os.rename(p, free)
+                return free
+            return p
+        return free or _join(hd, k + "~3")
 
     def _new_id(self):
         try:
@@ -336,57 +260,78 @@ class SessionStore:
             u = os.urandom(6)
         return b"mqs-" + binascii.hexlify(u)
 
+    def _lastid(self, hd):
+        try:
+            return bytes(unpack(b"l", _read(_join(hd, _LAST)), 1))
+        except (OSError, ValueError) as e:
+            if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
+                self._report(hd, _LAST, e)
+            return None
+
     def get(self, host, client_id=None, capacity=16):
+        from .stored import StoredSession
+
         hd = self._host_dir(host)
         if client_id is None:
-            try:
-                client_id = bytes(unpack(b"l", _read(_join(hd, _LAST))))
-            except (OSError, ValueError) as e:
-                if not isinstance(e, OSError):
-                    self._report(hd, _LAST, e)
-                client_id = self._any(hd) or self._new_id()
+            client_id = self._lastid(hd) or self._any(hd) or self._new_id()
         if isinstance(client_id, str):
             client_id = client_id.encode()
         if not client_id:
             return self.null_session(host, capacity)
-        p = _join(hd, _key(client_id))
+        p = self._dir(hd, client_id)
         s = StoredSession(self, p, client_id, host, capacity)
-        if _exists(p):
-            if s._load():
-                s._save(IDENT)  # rewrites a damaged identity, else writes nothing
-                return s
-            self._report(p, "i", "belongs to another client ID")
-            _rmtree(p)
+        try:
+            if not _isdir(p):
+                self._mkdirs(p)
+                s._scan(0)
+            else:
+                if _exists(_join(p, "i")):
+                    from .migrate import migrate
+
+                    migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
+                s._load()
+        except NewerFormat as e:
+            if self.newer != "aside":
+                raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
+                                 "SessionStore(newer='aside')" % (p, e))
+            self._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
+            _rm(p + "~new")
+            os.rename(p, p + "~new")
             s = StoredSession(self, p, client_id, host, capacity)
-        self._mkdirs(p)
-        s._save(IDENT)
+            self._mkdirs(p)
+            s._scan(0)
+        s._save(IDENT if _exists(_join(p, "hot")) else IDENT | HOT)
         return s
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored
+        from .stored import StoredSession
+
         p = _join(self._host_dir(host), "~null")
-        _rmtree(p)
+        _rm(p)
         self._mkdirs(p)
-        return StoredSession(self, p, b"", host, capacity)
+        s = StoredSession(self, p, b"", host, capacity)
+        s._scan(0)
+        return s
 
     def _adopt(self, s):
-        # a null session got its ID: move it where get() finds it
-        p = _join(self._host_dir(s.host), _key(s.client_id))
-        if p == s._p:
+        # a null session got its ID: move it where get() finds it. A session already
+        # stored under that ID is never overwritten: it is what get() finds from now on
+        hd = self._host_dir(s.host)
+        p = self._dir(hd, s.client_id)
+        if p == s._p or not s._p.endswith("~null"):
             return False
-        _rmtree(p)
+        if _exists(p):
+            self._report(p, "", "the assigned client ID has a stored session: kept")
+            return False
         os.rename(s._p, p)
         s._p = p
         return True
 
     def _last(self, s):
         hd = self._host_dir(s.host)
-        try:
-            if bytes(unpack(b"l", _read(_join(hd, _LAST)))) == s.client_id:
-                return
-        except (OSError, ValueError):
-            pass
-        _write(_join(hd, _LAST), pack(b"l", s.client_id))
+        if self._lastid(hd) != s.client_id:
+            _write(_join(hd, _LAST), pack(b"l", s.client_id, 1))  # as 0.1.0 reads it
 
     def _any(self, hd):
         # the client ID of some session stored for this host, or None
@@ -396,11 +341,9 @@ class SessionStore:
             return None
         for n in names:
             if n != _LAST and n != "~null" and not n.endswith(".t"):
-                try:
-                    b = unpack(b"i", _read(_join(hd, n, "i")))
-                    return lstr(b, 5)[0]
-                except (OSError, ValueError, IndexError):
-                    pass
+                c = _ident(_join(hd, n))
+                if c:
+                    return c
         return None
 
     def has_any(self, host):
@@ -410,9 +353,8 @@ class SessionStore:
         if isinstance(client_id, str):
             client_id = client_id.encode()
         hd = self._host_dir(host)
-        _rmtree(_join(hd, _key(client_id)))
-        try:
-            if bytes(unpack(b"l", _read(_join(hd, _LAST)))) == client_id:
-                os.remove(_join(hd, _LAST))
-        except (OSError, ValueError):
-            pass
+        p = self._dir(hd, client_id)
+        if _isdir(p):
+            _rmtree(p)
+        if self._lastid(hd) == client_id:
+            _rm(_join(hd, _LAST))

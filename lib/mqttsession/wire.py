@@ -27,8 +27,10 @@ _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
 _EINPROGRESS = const(115)
+_ECONNABORTED = const(103)
 _POLLIN = const(1)
 _POLLOUT = const(4)
+_warned = False  # the warning about a TLS context that does not verify: once
 
 
 class Wire:
@@ -79,6 +81,13 @@ class Wire:
                 return self._cp
             if not self._conn_ms():
                 raise OSError(_ETIMEDOUT)
+        except ValueError as e:
+            self._close()
+            if not self.ssl:
+                raise
+            # a certificate the client refuses (mbedTLS raises ValueError for some): a
+            # link failure like any other, so a keeper backs off and tries again
+            raise OSError(_ECONNABORTED, "TLS: %s" % e)
         except Exception:
             self._close()
             raise
@@ -92,13 +101,25 @@ class Wire:
                 self._tls()
             return
 
+    @staticmethod
+    def _tls_ctx(ctx):
+        # Secure by default: ssl=True cannot verify (MicroPython has no CA store), so it is
+        # refused; a context that does not verify is the caller's explicit choice (warned
+        # once per process)
+        global _warned
+        if ctx is True:
+            raise ValueError("ssl=True cannot verify the broker (no CA store on MicroPython): "
+                             "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
+                             "ctx.verify_mode = ssl.CERT_REQUIRED, "
+                             "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
+        if ctx and getattr(ctx, "verify_mode", 2) != 2 and not _warned:
+            _warned = True
+            print("mqttsession: warning: the TLS context does not verify the broker's "
+                  "certificate (verify_mode is not CERT_REQUIRED)")
+        return ctx
+
     def _tls(self):
         ctx = self.ssl
-        if ctx is True:
-            import ssl
-
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_NONE
         # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
         # port 1.29) with do_handshake_on_connect=False runs it inside the first writes on
         # the non-blocking socket, each returning None (EAGAIN) until it is done, and its
@@ -123,6 +144,8 @@ class Wire:
             self._poll.modify(self.sock, _POLLIN)
 
     def _close(self):
+        if self.sock and not self._cs and self._want and self._s.nin:
+            self._struck()  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()
         if self.sock:
@@ -206,12 +229,19 @@ class Wire:
         if self.sock is None:
             raise OSError(_ENOTCONN)
         self._large = False
+        cs = self._cs
         try:
             return self._recv1()
-        except MQTTException:
-            if not self._large:
-                self._fail(None)  # the broker broke the protocol: end the connection
-            raise
+        except MQTTException as e:
+            if self._large:
+                raise  # a refused oversized packet: the connection stays up
+            self._fail(e)  # the broker broke the protocol: end the connection (and why)
+            if not self.link or cs:
+                raise
+            # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
+            # link failure like any other (link.last_error holds it); the keeper reconnects
+            self._why = e
+            raise OSError(_ECONNRESET)
 
     def _recv1(self):
         t = self._parse()
@@ -267,7 +297,8 @@ class Wire:
 
     def _parse(self):
         # handles every whole packet in the buffer, stopping after a CONNACK (the session
-        # resumes before what follows it); returns the last type handled or None
+        # resumes before what follows it) or when _left() says time is up; returns the
+        # last type handled or None
         t = None
         while True:
             if self._skip and not self._discard():
@@ -282,8 +313,12 @@ class Wire:
             self._p0 = self._rt
             self._n = i + n
             t = self._handle(self._rx[i], i + self._hl)
-            if t == _CONNACK:
-                return t
+            if t == _CONNACK or self._left() <= 0:
+                return t  # the rest waits (_hold): a front end's time budget is spent
+
+    def _left(self):
+        # ms a front end allows the call under way (the blocking client's budget_ms)
+        return 1
 
     def _whole(self):
         # size of the packet at _r0 when all of it is buffered, else 0

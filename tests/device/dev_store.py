@@ -180,8 +180,7 @@ def corrupt():
     kind = d.cfg("DAMAGE")
     names = sorted(os.listdir(p))
     print("FILES", names)
-    victim = {"msg": [n for n in names if n[0] == "m"][1], "ident": "i", "subs": "u",
-              "hot": "s"}[kind]
+    victim = {"msg": "t1/0", "ident": "id", "subs": "subs", "hot": "hot"}[kind]
     how = d.cfg("HOW")
     with open(p + "/" + victim, "rb") as f:
         b = f.read()

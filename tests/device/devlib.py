@@ -39,8 +39,9 @@ def raises(exc, fn, *args, **kw):
     raise AssertionError("FAIL %r did not raise %r" % (args, exc))
 
 
-def pump(c, cond, ms=5000):
-    # runs the client until cond() holds or ms pass; returns cond()
+def pump(c, cond, ms=30000):
+    # runs the client until cond() holds or ms pass; returns cond(). The default bound is
+    # generous: on a busy machine a loopback round trip can take seconds.
     t0 = time.ticks_ms()
     while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
         c.check_msg()

@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import harness
 from harness import Broker, BrokerFactory, Certs, Devices, make_certs
+
+# Property tests run with no per-example deadline: on a busy machine one example can take
+# longer than hypothesis's default 200 ms, which it would report as a failure.
+settings.register_profile("mqttsession", deadline=None)
+settings.load_profile("mqttsession")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

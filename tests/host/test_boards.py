@@ -2,8 +2,7 @@
 
 - manifest.py, package.json and __version__ agree, and package.json lists exactly
   the modules under lib/mqttsession;
-- the board manifests include their port's manifest and ours, as the firmware build
-  would resolve them;
+- (the board manifests: test_manifests.py);
 - every board's files compile with mpy-cross and offer the same board interface;
 - the virtual board: mpremote cp/ls onto its littlefs, the image read back on the host
   with littlefs-python, a reboot keeps files and the unique ID, deep sleep and the
@@ -36,6 +35,7 @@ import deploy
 import mpy
 import package
 import vboard
+from manifest_eval import evaluate
 from vboard import BOARDS, ESP32_HEAP, VirtualBoard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,52 +56,6 @@ needs_store = pytest.mark.skipif(
 
 # --------------------------------------------------------------------------------------
 # Packaging
-
-
-def _manifest_calls(path: Path, path_vars: dict[str, str]) -> dict[str, list[Any]]:
-    """Evaluate a manifest the way tools/manifestfile.py does: relative paths from the
-    manifest's directory, $(VAR) substitution, include() of files or directories."""
-    calls: dict[str, list[Any]] = {"metadata": [], "package": [], "module": [], "include": []}
-
-    def resolve(p: str, here: Path) -> Path:
-        for k, v in path_vars.items():
-            p = p.replace(f"$({k})", v)
-        return (here / p).resolve()
-
-    def run(manifest: Path) -> None:
-        here = manifest.parent
-
-        def include(p: str, **kw: Any) -> None:
-            target = resolve(p, here)
-            if target.is_dir():
-                target = target / "manifest.py"
-            calls["include"].append(target)
-            run(target)
-
-        def package_(name: str, files: Any = None, base_path: str = ".", **kw: Any) -> None:
-            calls["package"].append(resolve(base_path, here) / name)
-
-        def module(name: str, base_path: str = ".", **kw: Any) -> None:
-            calls["module"].append(resolve(base_path, here) / name)
-
-        def metadata(**kw: Any) -> None:
-            calls["metadata"].append(kw)
-
-        def require(name: str, **kw: Any) -> None:
-            pass
-
-        g = {
-            "include": include,
-            "package": package_,
-            "module": module,
-            "metadata": metadata,
-            "require": require,
-            "freeze": lambda *a, **k: None,
-        }
-        exec(compile(manifest.read_text(), str(manifest), "exec"), g)
-
-    run(path)
-    return calls
 
 
 def _package_json() -> dict[str, Any]:
@@ -125,9 +79,8 @@ def test_versions_agree() -> None:
     version = package.read_version()
     assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?\w+)?", version), version
     assert _package_json()["version"] == version
-    meta = _manifest_calls(ROOT / "manifest.py", {})["metadata"]
-    assert len(meta) == 1 and meta[0]["version"] == version
-    assert meta[0].get("description")
+    meta = evaluate(ROOT / "manifest.py", {}).metadata
+    assert meta["version"] == version and meta.get("description")
 
 
 def test_package_check_passes() -> None:
@@ -152,27 +105,6 @@ def test_package_check_detects_drift(tmp_path: Path) -> None:
     assert any("manifest.py" in m for m in package.check(tmp_path))
     synced = package.sync_manifest((tmp_path / "manifest.py").read_text(), "1.2.3")
     assert 'version="1.2.3"' in synced
-
-
-@pytest.mark.parametrize(("board", "base_var"), [("esp32", "PORT_DIR"), ("rp2040", "BOARD_DIR")])
-def test_board_manifest_includes_port_then_ours(tmp_path: Path, board: str, base_var: str) -> None:
-    # Stand-ins for the MicroPython tree: the port's and the board's own manifests.
-    port_dir = tmp_path / "port"
-    board_dir = port_dir / "boards" / "BOARD"
-    board_dir.mkdir(parents=True)
-    (port_dir / "boards" / "manifest.py").write_text("")
-    (board_dir / "manifest.py").write_text('include("$(PORT_DIR)/boards/manifest.py")\n')
-    calls = _manifest_calls(
-        ROOT / "boards" / board / "manifest.py",
-        {"PORT_DIR": str(port_dir), "BOARD_DIR": str(board_dir), "MPY_DIR": str(tmp_path)},
-    )
-    first = (board_dir if base_var == "BOARD_DIR" else port_dir / "boards") / "manifest.py"
-    assert calls["include"][0] == first
-    assert (ROOT / "manifest.py").resolve() in calls["include"]
-    assert calls["package"] == [LIB.resolve()]
-    assert calls["module"] == [(ROOT / "boards" / board / "board.py").resolve()]
-    assert all(p.exists() for p in calls["module"] + calls["package"])
-    assert calls["metadata"][0]["version"] == package.read_version()
 
 
 # --------------------------------------------------------------------------------------

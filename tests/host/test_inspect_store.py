@@ -56,6 +56,7 @@ e.restart(False)
 o = store.get("a host name that is not plain", b"\\xffid")
 k = o.add(b"q", b"", 1, False); o._keep(k)
 store.null_session("other.host")
+k = o.add(b"t/aside", b"poison", 1, False); o._keep(k); o.set_aside(k, "refused")
 
 store = SessionStore("/flash/.mqtt")
 for h, c in (("broker.local", "node-1"), ("broker.local", "node-2"),
@@ -221,30 +222,30 @@ def test_root_found_or_given(image: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     fs = _open(image)
-    path = "/.mqtt/broker.local/node-1/m00000001"
+    path = "/.mqtt/broker.local/node-1/t1/0"
     with fs.open(path, "rb") as f:
         data = bytearray(f.read())
-    data[-6] ^= 0x55  # a payload byte: the checksum no longer matches
+    data[-6] ^= 0x55  # a payload byte: the record's checksum no longer matches
     with fs.open(path, "wb") as f:
-        f.write(data)
-    with fs.open("/.mqtt/broker.local/node-2/s", "wb") as f:
-        f.write(b"MQs\x01\x00")  # hot state cut short
-    bad_name = "/.mqtt/broker.local/node-1/mxyz00001"
+        f.write(inspect_store.pack(b"t", bytes(data[4:-4]), 2))
+    with fs.open("/.mqtt/broker.local/node-2/hot", "wb") as f:
+        f.write(b"MQs\x02\x00")  # hot state cut short
+    bad_name = "/.mqtt/broker.local/node-1/q/xyz00001"
     with fs.open(bad_name, "wb") as f:
-        f.write(inspect_store.pack(b"m", b"\x01\x00\x00\x00\x00\x01\x00tp"))
+        f.write(b"MQg\x02")
     _save(fs, image)
 
     rc, rep = run_json(capsys, "--image", str(image))
     assert rc == 1 and not rep["ok"]
     assert rep["damaged"] == [
-        {"path": path, "reason": "bad checksum"},
-        {"path": bad_name, "reason": "bad sequence number in the file name"},
-        {"path": "/.mqtt/broker.local/node-2/s", "reason": "too short (5 bytes)"},
+        {"path": bad_name, "reason": "not a segment"},
+        {"path": path, "reason": "bad record at offset 0"},
+        {"path": "/.mqtt/broker.local/node-2/hot", "reason": "too short (5 bytes)"},
     ]
     ss = sessions(rep)
     n1 = ss["node-1"]
     assert [m["seq"] for m in n1["messages"]] == [0, 2, 3]
-    assert [d["path"] for d in n1["damaged"]] == [path, bad_name]
+    assert [d["path"] for d in n1["damaged"]] == [bad_name, path]
     assert n1["subscriptions"][0] == {"filter": "a/#", "qos": 1}
     # without its hot state the device starts at epoch 0, where the old ID counts again
     n2 = ss["node-2"]
@@ -254,7 +255,7 @@ def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
     # the text report names the file and the reason too, and still lists the others
     assert inspect_store.main(["--image", str(image)]) == 1
     out = capsys.readouterr().out
-    assert f"{path}: bad checksum" in out and "t/q2" in out and "node-2" in out
+    assert f"{path}: bad record at offset 0" in out and "t/q2" in out and "node-2" in out
 
 
 def test_command_line(image: Path, tmp_path: Path) -> None:
@@ -291,3 +292,38 @@ def test_file_parsers() -> None:
                                 b"\x06\x00\x00\x00\x04\x00\x01")
     assert (h.pid, h.epoch, h.nseq, h.rx2, h.out) == (5, 2, 7, [9], {6: (4, True)})
     assert inspect_store.preview(b"ab\ncd", 4) == "ab.c..."
+
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def test_format_1_fixture_read_and_named(capsys: pytest.CaptureFixture[str]) -> None:
+    # the store 0.1.0 wrote (tests/fixtures/make_v1.py): read as it is, format named
+    rc, rep = run_json(capsys, "--image", str(FIXTURES / "store-v1.img"))
+    assert rc == 0 and rep["ok"]
+    ss = sessions(rep)
+    assert {s["format"] for s in ss.values()} == {1}
+    a = ss["node-a"]
+    assert [m["preview"] for m in a["messages"]] == [
+        "queued-0", "queued-1", "queued-2", "two-sent", "released", "sent-once"]
+    assert [(m["pid"], m["released"]) for m in a["messages"]][3:] == [
+        (1, False), (2, True), (3, False)]
+    assert a["rx2"] == [9, 12] and a["version"] == 5 and a["expiry"] == 3600
+    assert [m["preview"] for m in ss["\\xffid"]["messages"]] == ["odd-one"]
+    assert inspect_store.main(["--image", str(FIXTURES / "store-v1.img")]) == 0
+    out = capsys.readouterr().out
+    assert "format 1" in out and "migrates it to format 2" in out
+    # MQTT 3.1.1 has no session expiry: the broker keeps the session until a clean
+    # connect, which the report says instead of "0 s"
+    assert "session expiry  kept by the broker until a clean connect" in out
+    assert "session expiry  0 s" not in out
+
+
+def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert {s["format"] for s in sessions(rep).values()} == {2}
+    assert inspect_store.main(["--image", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert ": format 2" in out and "set aside       1 ever, 1 kept" in out
+    assert "t/aside  'poison' (6 bytes): refused" in out

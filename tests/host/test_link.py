@@ -39,9 +39,21 @@ def node_cfg(b: Broker, p: FaultProxy, tmp: Path, test: str, **kw: Any) -> dict[
     }
 
 
+def wait_payloads(obs: Observer, want: set[int], timeout: float = 30.0) -> set[int]:
+    """The integer payloads the observer has, once it has all of want or timeout passed:
+    the broker forwards on its own time, later still on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {int(m.payload) for m in obs.messages}
+        if want <= got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 def check_delivery(out: str, obs: Observer, prefix: str) -> None:
     accepted = {int(ln.split()[1]) for ln in out.splitlines() if ln.startswith("ACCEPTED ")}
     assert accepted, out
+    wait_payloads(obs, accepted)
     msgs = obs.messages
     for q in (1, 2):
         got = [int(m.payload) for m in msgs if m.topic == f"{prefix}/p{q}"]
@@ -150,14 +162,21 @@ def test_outage_longer_than_the_queue(rig: tuple[Broker, FaultProxy], tmp_path: 
         else:
             assert int(stats["dropped"]) > 0
             # what was dropped was the oldest unsent; everything else arrived
-            got = {int(m.payload) for m in obs.messages}
             accepted = {int(v[0]) for v in r.values("ACCEPTED")}
+            # everything but the dropped ones: wait for that many, then count
+            deadline = time.monotonic() + 30
+            while True:
+                got = {int(m.payload) for m in obs.messages}
+                if len(accepted - got) <= int(stats["dropped"]) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert len(accepted - got) == int(stats["dropped"])
 
 
 def test_receiver_rides_through(rig: tuple[Broker, FaultProxy], tmp_path: Path) -> None:
     b, p = rig
-    c = node_cfg(b, p, tmp_path, "receiver", RUN_MS=12000)
+    # RUN_MS bounds the node's run; it ends as soon as the last message (r/end) arrives
+    c = node_cfg(b, p, tmp_path, "receiver", RUN_MS=90000)
     prefix = c["PREFIX"]
     dev = start_device("dev_link.py", c, heap=HEAP)
     sent: list[tuple[int, int]] = []
@@ -174,10 +193,13 @@ def test_receiver_rides_through(rig: tuple[Broker, FaultProxy], tmp_path: Path) 
             if i == 40:
                 p.forward()
             time.sleep(0.05)
-        r = dev.result(timeout=60)
+        publish(b.host, b.port, f"{prefix}/r/end", "0", qos=2)
+        r = dev.result(timeout=120)
     finally:
         dev.close()
-    got = [(int(v[0].rsplit("/", 1)[1]), int(v[1])) for v in r.values("GOT")]
+    got = [(int(v[0].rsplit("/", 1)[1]), int(v[1])) for v in r.values("GOT")
+           if not v[0].endswith("/end")]
+    assert any(v[0].endswith("/end") for v in r.values("GOT")), r.out  # it ran to the end
     for q in (1, 2):
         want = [i for qq, i in sent if qq == q]
         have = [i for qq, i in got if qq == q]

@@ -5,7 +5,10 @@ wake delivers it. Run the same way as `python tools/vboard.py --main` with MQTTS
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from harness import Observer
 from vboard import ESP32_HEAP, VirtualBoard
 
 LINE = re.compile(r"^(published|queued) nodes/(\S+)/temperature (\{.*?\})", re.M)
+ROOT = Path(__file__).resolve().parents[2]
 PHASE_TIMEOUT = 90.0  # generous: one wake takes well under a second on an idle machine
 
 
@@ -75,3 +79,44 @@ def test_offline_wake_is_queued_and_delivered_later(tmp_path: Path, broker: Any)
         time.sleep(0.05)
     assert set(offline) <= got, (offline, got, out)
     assert got == set(seqs), (got, seqs, out)
+
+
+def test_vboard_cli_main_wakes_again(tmp_path: Path, broker: Any) -> None:
+    # `python3 tools/vboard.py --main` with MQTTS_SLEEP_MS, as README's first steps run it
+    image = tmp_path / "flash.img"
+    with VirtualBoard(image, heap=ESP32_HEAP, link=str(tmp_path / "vb0")) as vb:
+        deploy.deploy(vb.path, use_mpy=True, board="unix", timeout=120)
+    log = tmp_path / "board.log"
+    env = dict(os.environ, MQTTS_BROKER=f"127.0.0.1:{broker.port}", MQTTS_SLEEP_MS="300")
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools" / "vboard.py"),
+        "--image",
+        str(image),
+        "--link",
+        str(tmp_path / "vb"),
+        "--main",
+        "--log",
+        str(log),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + PHASE_TIMEOUT
+        while len(_wakes(log)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate(timeout=10)[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert [w[2] for w in _wakes(log)][:2] == [1, 2], log.read_text(errors="replace")

@@ -1068,8 +1068,17 @@ TOPIC_RE = re.compile(rb"[^+#\x00]{1,65535}", re.S)
 FILTER_RE = re.compile(rb"(?:(?:\+|[^/+#\x00]*)/)*(?:\+|#|[^/+#\x00]*)", re.S)
 
 
+def utf8_ok(b: bytes) -> bool:
+    """MQTT's UTF-8 rule (1.5.4): well-formed (CPython refuses surrogates too)."""
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def filter_ok(f: bytes) -> bool:
-    return 0 < len(f) < 65536 and FILTER_RE.fullmatch(f) is not None
+    return 0 < len(f) < 65536 and FILTER_RE.fullmatch(f) is not None and utf8_ok(f)
 
 
 def accepts(check: Callable[[Any], None], value: Any) -> bool:
@@ -1087,7 +1096,23 @@ def accepts(check: Callable[[Any], None], value: Any) -> bool:
 @example(b"a/b")
 @example(b"a\x00")
 def test_check_topic_matches_reference(topic: bytes) -> None:
-    assert accepts(P.check_topic, topic) == (TOPIC_RE.fullmatch(topic) is not None)
+    assert accepts(P.check_topic, topic) == (TOPIC_RE.fullmatch(topic) is not None
+                                             and utf8_ok(topic))
+
+
+@FUZZ
+@given(st.binary(max_size=12)
+       | st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")))
+@example(b"\xed\xa0\x80")
+@example(b"\xc0\xaf")
+@example(b"\xf4\x90\x80\x80")
+def test_utf8_matches_reference(b: bytes) -> None:
+    # 1: not MQTT UTF-8 (ill-formed, a surrogate, or U+0000); 2: valid with a wildcard
+    ok = utf8_ok(b) and b"\0" not in b
+    want = 1 if not ok else 2 if b"+" in b or b"#" in b else 0
+    assert P.utf8(b, 0, len(b)) == want
+    pre = b"\xff/"
+    assert P.utf8(pre + b + b"\xff", len(pre), len(pre) + len(b)) == want
 
 
 @FUZZ

@@ -298,7 +298,7 @@ def rel_mix(cap: int, head: int) -> tuple[Any, list[int], list[int]]:
 
 
 @pytest.mark.parametrize("head", [0, 3, 6, 7])
-def test_restart_without_session_drops_releases_and_ids(head: int) -> None:
+def test_restart_without_session_drops_releases_keeps_ids(head: int) -> None:
     s, ks, pids = rel_mix(8, head)
     s.rx2_add(17)
     epoch = getattr(s, "epoch", 0)
@@ -307,7 +307,8 @@ def test_restart_without_session_drops_releases_and_ids(head: int) -> None:
     assert s.pending() == 4 and s.n == 4 and s.inflight() == 0
     for k in live(s):
         assert s.fl[k] & (SENT | PID | REL) == 0
-        assert s.ids[k] == 0
+    # each keeps the packet ID it had (m2 was never sent: none)
+    assert [s.ids[k] for k in live(s)] == [pids[0], 0, pids[3], pids[6]]
     assert [s.fl[k] & 3 for k in live(s)] == [1, 1, 2, 1]
     assert s.fl[live(s)[-1]] & RETAIN
     assert [s.seq[k] for k in live(s)] == sorted(s.seq[k] for k in live(s))
@@ -321,9 +322,75 @@ def test_restart_without_session_drops_releases_and_ids(head: int) -> None:
     for k in range(s.cap):
         if k not in inside:
             assert s.fl[k] == 0 and s.top[k] is None and s.msg[k] is None
-    # and the messages go out again as new ones, in order, with fresh IDs
+    # a new ID never collides with a kept one
+    s.pid = pids[3] - 1
+    assert s.next_pid() not in (pids[0], pids[3], pids[6])
+    # and the messages go out again as new ones (no DUP), in order, with their old IDs
     new = [send(s, k) for k in live(s)]
     assert 0 not in new and len(set(new)) == 4
+    assert new[0] == pids[0] and new[2] == pids[3] and new[3] == pids[6]
+
+
+def test_payload_is_copied_when_queued() -> None:
+    # a bytearray changed after publish returned: the queued message keeps what was sent
+    s = Session(capacity=4)
+    buf = bytearray(b"first")
+    top = bytearray(b"t/1")
+    k1 = s.add(top, buf, 1, False)
+    buf[:] = b"secnd"
+    top[:] = b"t/2"
+    k2 = s.add(top, memoryview(buf), 1, False)
+    buf[:] = b"third"
+    assert (s.top[k1], s.msg[k1]) == (b"t/1", b"first")
+    assert (s.top[k2], s.msg[k2]) == (b"t/2", b"secnd")
+    b = b"bytes"
+    assert s.msg[s.add(b"t", b, 1, False)] is b  # immutable: kept as is, no copy
+
+
+def test_next_pid_does_not_scan_the_ring() -> None:
+    # a full ring of 4,000 in flight, sliding over 3 wraps of the ID space: allocating
+    # an ID reads no slot while the counters prove it free
+    s = Session(capacity=4000)
+    for _ in range(4000):
+        send(s, s.add(b"t", b"x", 1, False))
+    oldest = 1
+    calls = 0
+    held = s._held
+
+    def counted(pid: int) -> int:
+        nonlocal calls
+        calls += 1
+        return held(pid)
+
+    s._held = counted
+    for i in range(200000):
+        assert s.acked(oldest, False) >= 0
+        oldest = oldest % 65535 + 1
+        assert send(s, s.add(b"t", b"x", 1, False)) == (4000 + i) % 65535 + 1
+    assert calls == 0
+    s.clear()
+    s.pid = 0
+    for _ in range(4000):
+        send(s, s.add(b"t", b"x", 1, False))
+    # an ID still in flight when the counter comes round is skipped (the ring is read then)
+    s.pid = 0
+    assert s.next_pid() == 4001 and calls > 0
+
+
+def test_set_aside_in_ram() -> None:
+    s = Session(capacity=4)
+    k = s.add(b"t/p", b"poison", 2, True)
+    s.assign(k)
+    s.add(b"t/ok", b"fine", 1, False)
+    s.set_aside(k, "closed 3 times")
+    assert s.pending() == 1 and s.inflight() == 0 and s.naside == 1
+    assert s.aside() == [(b"t/p", b"poison", 2, True, "closed 3 times")]
+    s.pid = 0
+    assert s.next_pid() == 1  # its packet ID is free again
+    for i in range(12):
+        s.set_aside(s.add(b"t", b"%d" % i, 1, False), 0x97)
+    assert s.naside == 13 and len(s.aside()) == 8  # bounded: the newest kept
+    assert s.aside()[-1] == (b"t", b"11", 1, False, 0x97)
 
 
 @pytest.mark.parametrize("head", [0, 5])
@@ -451,6 +518,7 @@ class Msg:
     retain: bool
     seq: int
     pid: int = 0  # 0: no packet ID held
+    keep: int = 0  # the ID it held before the broker lost the session: sent again with it
     sent: bool = False
     rel: bool = False
 
@@ -474,7 +542,7 @@ class RingMachine(RuleBasedStateMachine):
 
     # model helpers
     def next_pid(self) -> int:
-        used = {m.pid for m in self.q if m.pid}
+        used = {m.pid or m.keep for m in self.q if m.pid or m.keep}
         p = self.last
         while True:
             p = p % 65535 + 1
@@ -523,7 +591,8 @@ class RingMachine(RuleBasedStateMachine):
         m = self.q[i]
         k = self.slots()[i]
         if not m.pid:
-            m.pid = self.next_pid()
+            m.pid = m.keep or self.next_pid()
+            m.keep = 0
         assert send(self.s, k) == m.pid
         m.sent = True
 
@@ -550,7 +619,7 @@ class RingMachine(RuleBasedStateMachine):
 
     @rule(pid=st.integers(0, 65535))
     def ack_unknown(self, pid: int) -> None:
-        if any(m.pid == pid for m in self.q):
+        if any(pid in (m.pid, m.keep) for m in self.q):
             return
         assert self.s.acked(pid, False) == -1
         assert self.s.acked(pid, True) == -1
@@ -589,6 +658,7 @@ class RingMachine(RuleBasedStateMachine):
             return
         self.q = [m for m in self.q if not m.rel]
         for m in self.q:
+            m.keep = m.pid or m.keep
             m.pid = 0
             m.sent = False
         self.rx2 = []
@@ -646,10 +716,14 @@ class RingMachine(RuleBasedStateMachine):
             if m.pid:
                 assert s.ids[k] == m.pid
                 assert s.find(m.pid) == k
+            if m.keep:
+                assert s.ids[k] == m.keep and s.find(m.keep) == -1
             assert s.seq[k] == m.seq
             assert (s.top[k], s.msg[k]) == (m.topic, m.payload)
-        pids = [m.pid for m in self.q if m.pid]
+        pids = [m.pid or m.keep for m in self.q if m.pid or m.keep]
         assert 0 not in pids and len(set(pids)) == len(pids)
+        # the allocator's counters hold exactly the IDs held or kept
+        assert sum(s._use) == len(pids)
         ring = {s.slot(i) for i in range(s.n)}
         for k in range(s.cap):
             if k not in ring or not s.fl[k]:

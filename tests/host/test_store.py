@@ -162,8 +162,9 @@ def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("prog", [32, 256])
 def test_power_cut_sweep(tmp_path: Path, prog: int) -> None:
-    # every block write of the scenario is a possible power cut; each one reloads cleanly
-    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 16, "ROUNDS": 6}
+    # every block write of the scenario is a possible power cut; each one reloads cleanly.
+    # 36 messages: more than the ring holds (16) and a segment (32) sealed and removed
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 32, "ROUNDS": 9}
     r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
     writes = int(r.values("WRITES")[0][0])
     cuts = int(r.values("CUTS")[0][0])

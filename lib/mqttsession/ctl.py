@@ -1,0 +1,259 @@
+# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets other than PUBLISH and its
+# acknowledgements (server DISCONNECT, protocol errors), and setting poison messages
+# aside. Each function is a Core method (self is the client); core.Core calls them.
+from micropython import const
+
+from . import packet as P
+from .packet import MQTTException
+from .session import Session
+from .session import SENT, REL, PID
+
+_CONNACK = const(0x20)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_PUBREL = const(0x60)
+_PUBCOMP = const(0x70)
+_SUBACK = const(0x90)
+_UNSUBACK = const(0xB0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_MALFORMED = const(0x81)
+_PROTOCOL_ERROR = const(0x82)
+_ENOTCONN = const(107)
+
+
+def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
+    # the constructor's numbers: ValueError naming the argument
+    if version not in (4, 5):
+        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
+    if type(keepalive) is not int or not 0 <= keepalive < 65536:
+        raise ValueError("keepalive must be an int from 0 to 65535 seconds")
+    if type(window) is not int or not 0 < window < 65536:
+        raise ValueError("window must be an int from 1 to 65535")
+    if type(queue) is not int or queue < 1:
+        raise ValueError("queue must be an int >= 1")
+    if type(strikes) is not int or strikes < 1:
+        raise ValueError("strikes must be an int >= 1")
+    if type(max_packet) is not int or type(tx_size) is not int:
+        raise ValueError("max_packet and tx_size must be ints")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError("timeout must be a number of seconds > 0")
+    if max_packet < 64 or tx_size < 32:
+        raise ValueError("max_packet must be >= 64 and tx_size >= 32")
+
+
+def session(self, client_id, server, store, version, cap):
+    # the session the constructor's arguments name: in RAM, the store's null session, or
+    # the store's session for (server, client_id)
+    if client_id is not None:
+        self._bytes(client_id, "client_id", True)
+    if store is None:
+        if client_id is None:
+            raise ValueError("client_id None needs a store")
+        s = Session(self._bytes(client_id, "client_id"), server, cap)
+    elif client_id is not None and not len(client_id):
+        if version != 5:
+            raise ValueError("client_id '' (a null session) needs version=5")
+        s = store.null_session(server, capacity=cap)
+    else:
+        s = store.get(server, client_id, capacity=cap)
+    if len(s.client_id) > 65535:
+        raise ValueError("client_id longer than 65535 bytes")
+    return s
+
+
+def connect_packet(self, clean):
+    s = self._s
+    cid = s.client_id
+    exp = 0
+    if self.version == 5:
+        # like 3.1.1: a session asked to persist lives until the next clean start
+        exp = self.expiry if self.expiry is not None else (
+            0xFFFFFFFF if self.store or not clean else 0)
+    self._exp = exp
+    buf = self._tx
+    need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
+    if self.lw:
+        need += len(self.lw[0]) + len(self.lw[1])
+    if need > len(buf):
+        buf = bytearray(need)  # a long will or credentials: once per connect
+    return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
+                          self.pswd, self.lw, exp, 32, len(self._rx))
+
+
+def sub_start(self, topic, qos):
+    # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
+    # front end waits until _sub is 0, then calls _sub_end.
+    topic = bytes(self._topic(topic))
+    P.check_filter(topic)
+    if qos is not None:
+        P.check_qos(qos)
+    if self.sock is None:
+        raise OSError(_ENOTCONN)
+    buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
+    pid = self._s.next_pid()
+    if qos is None:
+        n = P.unsubscribe(buf, pid, topic, self.version)
+    else:
+        n = P.subscribe(buf, pid, topic, qos, self.version)
+    self._sub = pid
+    self._subt = _UNSUBACK if qos is None else _SUBACK
+    self._subrc = -1
+    try:
+        self._write(buf, n)
+    except OSError:
+        self._close()
+        raise
+    return topic
+
+
+def sub_end(self, topic, qos):
+    rc = self._subrc
+    if qos is None:
+        self._s.unsub(topic)
+        if rc >= 0x80 and self.version == 5:
+            raise MQTTException(rc, "unsubscribe refused")
+    elif rc >= 0x80:
+        raise MQTTException(rc, "subscription refused")
+    else:
+        self._s.sub(topic, qos)
+
+
+def aside(self, k, why):
+    # slot k's message leaves the send queue for the set-aside records
+    s = self._s
+    t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
+    s.set_aside(k, why)
+    self._log("set aside %r: %r", (t, why))
+    if self.on_aside:
+        self.on_aside(t, m, why)
+
+
+def struck(self):
+    # the link went down with messages in flight: the oldest is blamed (a broker takes
+    # them in order); `strikes` outages in a row with it in flight set it aside
+    s = self._s
+    for i in range(s.n):
+        k = s.slot(i)
+        f = s.fl[k]
+        if f & SENT and not f & REL:
+            if s.seq[k] != self._sq:
+                self._sq = s.seq[k]
+                self._sn = 0
+            self._sn += 1
+            if self._sn >= self.strikes:
+                self._sn = 0
+                self._aside(k, "in flight at %d closes in a row%s" % (
+                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+            return
+
+
+def on_other(self, first):
+    t = first & 0xF0
+    v = self.version
+    if first == _SUBACK or first == _UNSUBACK:
+        d = P.decode(first, self._rx[self._i : self._n], v)
+        if v == 5:
+            self._props(self._i + 2, self._n, t)
+        if d[1] == self._sub:
+            self._sub_ack(t, d[2])
+        return
+    if first == _DISCONNECT and v == 5:
+        self._close()
+        rx = self._rx
+        raise MQTTException(rx[self._i] if self._n > self._i else 0,
+                            "disconnected by the broker")
+    if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
+             _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
+                                     t == _PINGRESP):
+        raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
+    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+
+
+def sub_ack(self, t, codes):
+    # the SUBACK/UNSUBACK for the pending request: one code for its one filter, of the
+    # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
+    if t != self._subt:
+        raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
+    v5 = self.version == 5
+    if len(codes) != (1 if v5 or t == _SUBACK else 0):
+        raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % len(codes))
+    c = codes[0] if codes else 0
+    if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
+                 if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
+            c > 2 and c != 0x80 and not v5):
+        raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
+    self._sub = 0
+    self._subrc = c
+    self._healthy()
+
+
+def fail(self, e):
+    # a protocol violation by the broker ends the connection (MQTT 5 says why)
+    self._log("protocol error: %r", (e,))
+    if self.sock and self.version == 5:
+        c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
+        try:
+            self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
+        except OSError:
+            pass
+    self._close()
+    return e
+
+
+def connack(self, first):
+    # returns Session Present; raises MQTTException on refusal
+    if first != _CONNACK:
+        raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
+    try:
+        d = P.decode(first, self._rx[self._i : self._n], self.version)
+    except MQTTException as e:
+        raise self._fail(e)
+    if d[2]:
+        self._close()
+        raise MQTTException(d[2], "connection refused")
+    pr = d[3]
+    if pr:
+        self._props(self._i + 2, self._n, _CONNACK)
+    s = self._s
+    aid = pr.get(P.P_ASSIGNED_ID)
+    if self.version == 5 and (aid is not None or not len(s.client_id)):
+        # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
+        if len(s.client_id) or not aid:
+            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
+                                           + ("for an own ID" if aid else "missing")))
+        s.client_id = aid
+    self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
+    self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
+    self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
+    self._maxq = pr.get(P.P_MAX_QOS, 2)
+    return d[1]
+
+
+def drop_oldest(self):
+    # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
+    s = self._s
+    for k in s.live():
+        if not s.fl[k] & PID:  # no packet ID: the broker never saw it
+            s.drop(k)
+            self.dropped += 1
+            return True
+    return False
+
+
+def resume(self, present, clean):
+    # after CONNACK: put the session back on the wire
+    s = self._s
+    if clean:
+        s.clear()
+    s.restart(present)
+    s.version = self.version
+    s.expiry = self._exp
+    s.connected()
+    self._log("connected, session present %d", present)
+    if present:
+        for i in range(s.n):
+            k = s.slot(i)
+            if s.fl[k] & PID:
+                self._send_slot(k)

@@ -1,0 +1,127 @@
+# Format 1 (0.1.0) session directories into format 2, in place. Loaded only when a
+# session directory holds format 1 files (i, u, s, m<seq>). Power-cut safe: the format 2
+# files are written first and the hot state last (the commit); only then are the format
+# 1 files removed, the marker file "mig" saying that is under way. A cut before the commit
+# leaves format 1 whole (the next boot starts over); after it, format 2 is whole.
+# Found beside a format 2 session (a library rolled back to 0.1.0 ran here, then this one
+# again), the format 1 messages join the end of its queue, each removed once it has; a
+# cut between the two sends that one message twice.
+import os
+import struct
+
+from .store import _join, _read, _rm, _exists, unpack, lstr
+from .session import HOT, SUBS, IDENT
+
+
+def _v1(st, p, name, kind):
+    try:
+        return unpack(kind, _read(_join(p, name)), 1)
+    except (OSError, ValueError) as e:
+        if getattr(e, "errno", 0) != 2:
+            st._report(p, name, e)
+        return None
+
+
+def migrate(st, s):
+    p = s._p
+    ms = sorted(n for n in os.listdir(p) if n[0] == "m" and len(n) == 9)
+    if _exists(_join(p, "hot")):
+        if not _exists(_join(p, "mig")):
+            _merge(st, s, ms)
+        _drop(p, ms)
+        return
+    for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
+        _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
+    s._scan(0)
+    b = _v1(st, p, "i", b"i")
+    try:
+        s.version = b[0]
+        s.expiry = struct.unpack("<I", b[1:5])[0]
+        s.fresh = False
+    except (TypeError, IndexError, ValueError):
+        pass
+    b = _v1(st, p, "u", b"u")
+    try:
+        i = 0
+        while b is not None and i < len(b):
+            f, i = lstr(b, i + 1)
+            s.subs[f] = b[i - len(f) - 3]
+    except (ValueError, IndexError) as e:
+        st._report(p, "u", e)
+    b = _v1(st, p, "s", b"s")
+    out = {}
+    try:
+        if b is not None:
+            s.pid, s.epoch, s.nseq, nr = struct.unpack("<HHIB", b[:9])
+            s.rx2 = list(struct.unpack("<%dH" % nr, b[9 : 9 + 2 * nr]))
+            i = 9 + 2 * nr
+            while i < len(b):
+                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
+                out[seq] = (pid, rel)
+                i += 7
+    except (ValueError, IndexError) as e:
+        st._report(p, "s", e)
+        s.rx2 = []
+    w = None
+    mb = st.max_bytes
+    st.max_bytes = 1 << 30  # what 0.1.0 accepted is kept, whatever the bound now
+    try:
+        for n in ms:
+            r = _msg(st, p, n)
+            if r:
+                seq = int(n[1:], 16)
+                s._append(seq, r[0], r[1], r[2], r[3], r[4])
+                s.nseq = max(s.nseq, seq + 1)
+                s.more += 1
+                w = seq if w is None else w
+                if seq in out:
+                    s._out[seq] = out[seq]
+    finally:
+        st.max_bytes = mb
+    s._save(SUBS | IDENT)
+    s._cur = w if w is not None else s.nseq
+    _mark(p)
+    s._save(HOT)  # the commit: format 2 is whole from here on
+    _drop(p, ms)
+    s.__init__(st, p, s.client_id, s.host, s.cap)  # the caller loads it from flash
+
+
+def _msg(st, p, n):
+    # a format 1 message file: (flags, pid, epoch, topic, payload) or None (reported)
+    try:
+        b = unpack(b"m", _read(_join(p, n)), 1)
+        fl, pid, ep, nt = struct.unpack("<BHHH", b[:7])
+        if 7 + nt > len(b):
+            raise ValueError("truncated")
+        return fl & 7, pid, ep, bytes(b[7 : 7 + nt]), bytes(b[7 + nt :])
+    except (OSError, ValueError, IndexError) as e:
+        st._report(p, n, e)
+        return None
+
+
+def _merge(st, s, ms):
+    # format 1 messages written beside format 2: to the end of its queue
+    s._load()
+    p = s._p
+    s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
+    for n in ms:
+        r = _msg(st, p, n)
+        if r:
+            s._append(s.nseq, r[0], 0, 0, r[3], r[4])
+            s.nseq = (s.nseq + 1) & 0xFFFFFFF
+        _rm(_join(p, n))
+    s._save(HOT)
+    _mark(p)
+    s.__init__(st, p, s.client_id, s.host, s.cap)
+
+
+def _mark(p):
+    with open(_join(p, "mig"), "wb") as f:
+        f.write(b"MQ")
+
+
+def _drop(p, ms):
+    for n in ms:
+        _rm(_join(p, n))
+    for n in ("s", "u", "s.t", "u.t", "i.t", "i", "mig"):
+        _rm(_join(p, n))

@@ -1,0 +1,234 @@
+# The queue in flash of a StoredSession (stored.py): the tail files t0/<j>..t3/<j> and
+# the segments q/<first><last><count><bytes>, as functions of the session so they cost
+# no class. A message record: seq, flags, packet ID, epoch, topic and payload lengths,
+# topic, payload, CRC-32 of all that.
+from micropython import const
+import binascii
+import os
+import struct
+
+from .store import _join, _read, _write, _rm, _isdir, pack, unpack, FORMAT
+
+_TAIL = const(32)  # messages per segment at most
+_TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
+# stays small, so rewriting a tail file compacts (erases) it rarely
+_SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
+_RH = const(13)  # record header: <IBHHHH
+_NONE = const(0xFFFFFFFF)
+_ENOENT = const(2)
+_ENOSPC = const(28)
+
+
+def _rec(seq, f, pid, ep, t, m):
+    b = struct.pack("<IBHHHH", seq, f, pid, ep, len(t), len(m)) + t + m
+    return b + struct.pack("<I", binascii.crc32(b))
+
+
+def _parse(b, i):
+    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
+    seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
+    j = i + _RH + nt + nm
+    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(
+            memoryview(b)[i:j]):
+        raise ValueError("bad record")
+    return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
+
+
+def scan(s, w):
+    # finds the segments and tail messages at or above the watermark w, counts them,
+    # and brings the oldest into the ring
+    p = s._p
+    st = s._st
+    for d in ("q", "t0", "t1", "t2", "t3"):
+        if not _isdir(_join(p, d)):
+            st._mkdirs(_join(p, d))
+    q = _join(p, "q")
+    last = w
+    names = sorted(os.listdir(q))
+    for n in names:
+        try:
+            if len(n) != 24:
+                raise ValueError
+            a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
+        except ValueError:
+            if not n.endswith(".t"):
+                st._report(q, n, "not a segment")
+            _rm(_join(q, n))  # a seal cut short, or not ours
+            continue
+        if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
+            _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
+            continue
+        s.nseq = max(s.nseq, z + 1)
+        s._sg.append(a)
+        s._sl.append(z)
+        s._sc.append(c << 24 | nb)
+        s.more += c
+        s.bytes += nb
+        last = z + 1
+    if s._sg and s._sg[0] < w:
+        # the oldest segment holds complete messages too: not pending
+        s._cur = w
+        while seg_get(s, 0) and s._r[0] < w:
+            s.more -= 1
+            s.bytes -= s._r[6]
+        s._cb = None
+    tail = []
+    for j in range(_TAIL):
+        try:
+            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+        except OSError as e:
+            if e.errno != _ENOENT:
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            continue
+        except (ValueError, IndexError) as e:
+            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)  # damaged
+            continue
+        s.nseq = max(s.nseq, r[0] + 1)
+        if r[0] >= last:  # else sealed in a segment already
+            tail.append((r[0], j, r[6]))
+    for seq, j, n in tail:
+        s._tail[j] = seq
+        s._tn = max(s._tn, j + 1)
+        s._tb += n
+        s.bytes += n
+        s.more += 1
+    s._cur = w
+    s.more -= len(s._done)
+    s._fill()
+
+# --- the ring as a window on the queue in flash ---
+
+def seg_get(s, i):
+    # reads the next record of segment i (kept in _cb while pulling from it) into
+    # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
+    # (reported, the rest of it skipped)
+    if s._cb is None or s._ci != s._sg[i]:
+        n = name(s, i)
+        try:
+            b = _read(_join(s._p, "q", n))
+            if b[:4] != b"MQg" + bytes((FORMAT,)):
+                raise ValueError("not a segment")
+        except (OSError, ValueError) as e:
+            s._st._report(s._p, "q/" + n, e)
+            return False
+        s._cb = b
+        s._ci = s._sg[i]
+        s._co = 4
+    if s._co >= len(s._cb):
+        return False
+    try:
+        r = _parse(s._cb, s._co)
+    except (ValueError, IndexError) as e:
+        s._st._report(s._p, "q/" + name(s, i), e)
+        s._co = len(s._cb)
+        return False
+    o = r[6]
+    s._r = r[:6] + (o - s._co,)
+    s._co = o
+    return True
+
+
+def nxt(s):
+    # the next pending message in flash (at or after _cur) into _r; False if none
+    while s.more > 0:
+        c = s._cur
+        for i in range(len(s._sg)):
+            if s._sl[i] < c:
+                continue
+            if s._cb is not None and s._ci != s._sg[i]:
+                s._cb = None
+            while seg_get(s, i):
+                if s._r[0] >= c:
+                    s._cur = s._r[0] + 1
+                    if s._r[0] not in s._done:
+                        return True
+            s._cb = None
+            s._cur = c = s._sl[i] + 1
+        j = -1
+        for x in range(s._tn):
+            sq = s._tail[x]
+            if sq != _NONE and sq >= c and (j < 0 or sq < s._tail[j]):
+                j = x
+        if j < 0:
+            s.more = 0  # counted but not found: lost to damage, reported
+            return False
+        s._cur = s._tail[j] + 1
+        try:
+            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+        except (OSError, ValueError, IndexError) as e:
+            s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            s.more -= 1
+            continue
+        if r[0] not in s._done:
+            s._r = r
+            return True
+    return False
+
+
+def name(s, i):
+    # the file name of segment i
+    c = s._sc[i]
+    return "%08x%08x%02x%06x" % (s._sg[i], s._sl[i], c >> 24, c & 0xFFFFFF)
+
+
+def tp(s, j):
+    return _join(s._p, "t%d" % (j % _TDIRS), str(j // _TDIRS))
+
+
+def append(s, seq, f, pid, ep, t, m):
+    # writes one message at the end of the queue in flash; returns its record
+    r = _rec(seq, f, pid, ep, t, m)
+    if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
+        raise OSError(_ENOSPC, "session store full")
+    if s._tn == _TAIL:
+        seal(s)  # an earlier seal failed (flash full): now or never
+    j = s._tn
+    _write(tp(s, j), pack(b"t", r), False)
+    s._tail[j] = seq
+    s._tn += 1
+    s._tb += len(r)
+    s.bytes += len(r)
+    if s._tn == _TAIL or s._tb >= _SEGB:
+        try:
+            seal(s)
+        except OSError:
+            pass  # the message is in flash already; the next one seals
+    return r
+
+
+def seal(s):
+    # the tail's messages into one segment file, named for what it holds; the tail
+    # slots are free again. A seal the power cut interrupted leaves a segment shorter
+    # than its name says (the newest one): _scan removes it, the tail still has all.
+    # (No rename: a littlefs rename in a directory of many files reads it all.)
+    p = s._p
+    recs = []
+    nb = 0
+    for j in range(s._tn):
+        if s._tail[j] == _NONE:
+            continue  # complete before the last boot: not pending
+        try:
+            b = unpack(b"t", _read(tp(s, j)))
+        except (OSError, ValueError) as e:
+            s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            continue
+        recs.append((s._tail[j], b))
+        nb += len(b)
+    if recs:
+        n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
+        q = _join(p, "q", n)
+        try:
+            with open(q, "wb") as f:
+                f.write(b"MQg" + bytes((FORMAT,)))
+                for r in recs:
+                    f.write(r[1])
+        except OSError:
+            _rm(q)
+            raise
+        s._sg.append(recs[0][0])
+        s._sl.append(recs[-1][0])
+        s._sc.append(len(recs) << 24 | nb)
+    for j in range(_TAIL):
+        s._tail[j] = _NONE
+    s._tn = s._tb = 0
+

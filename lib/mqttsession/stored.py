@@ -1,0 +1,346 @@
+# StoredSession: one session in flash (format 2). Directory <root>/<host>/<client ID>/:
+#   id     identity: protocol version, session expiry, client ID, host       (kind i)
+#   subs   subscriptions                                                     (kind u)
+#   hot    hot state: last packet ID, epoch, next sequence number, the watermark W
+#          (every message below it is complete), completions above W, incoming QoS 2
+#          IDs, packet IDs and releases of stored messages                   (kind s)
+#   aside  set-aside messages                                                (kind x)
+#   t<j % 4>/<j // 4>  tail: the newest messages, one small file each (inline in
+#          littlefs metadata: writing one is a metadata commit, no block erase)
+#   q/<first><last><count><bytes>  a segment: _TAIL sealed tail messages in one file,
+#          written once (one block), removed when all are complete
+# A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
+# payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
+# is read from flash in order as the ring drains, so a backlog costs RAM for its window
+# only. QoS 1 completions are written with the next hot-state write, at least every
+# _LAZY of them: after a power cut at most that many acknowledged QoS 1 messages go out
+# again (DUP set), as QoS 1 allows. QoS 2 state is written at once.
+from micropython import const
+from array import array
+import struct
+
+from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
+from .store import _join, _write, _rm, pack, lstr
+from . import qlog as Q
+
+_TAIL = const(32)  # as qlog._TAIL
+_LAZY = const(32)  # QoS 1 completions per hot-state write at most
+_NONE = const(0xFFFFFFFF)
+_ENOENT = const(2)
+
+
+class StoredSession(Session):
+    def __init__(self, store, path, client_id, host, capacity):
+        self._st = store
+        self._p = path
+        self._ib = None  # identity as last written
+        self.bytes = 0  # bytes of pending messages in flash
+        self.more = 0  # pending messages in flash beyond the ring
+        self._sg = array("I")  # segments in order: first seq
+        self._sl = array("I")  # and last seq
+        self._sc = array("I")  # and count << 24 | bytes
+        self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
+        self._tn = 0  # tail slots in use
+        self._tb = 0  # their bytes
+        self._cur = 0  # seq of the next message to bring into the ring
+        self._done = []  # completed seqs at or above the watermark
+        self._lazy = 0
+        self._hx = False  # the hot-state file exists
+        self._out = {}  # seq -> (pid, released) from the hot state, until loaded
+        self._cb = None  # the segment being read into the ring: bytes, name, offset
+        self._ci = _NONE
+        self._co = 0
+        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
+        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
+        # that many, or the store's ram when it is smaller: the rest waits in flash
+        self.limit = capacity
+        r = store.ram
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
+
+    def _alloc(self, cap):
+        # one slot more than the ring: where a message waits while it goes to the backlog
+        super()._alloc(cap + 1)
+        self.cap = cap
+        self.sz = array("H", bytes(2 * cap + 2))  # record bytes per slot
+
+    def _move(self, a, b):
+        super()._move(a, b)
+        self.sz[b] = self.sz[a]
+
+    def pending(self):
+        return self.nin + self.nq + self.more
+
+    def full(self):
+        # no room for another message: the queue's count bound or the store's byte bound
+        return self.pending() >= self.limit or self.bytes >= self._st.max_bytes
+
+    def assign(self, k):
+        if k == self.cap:
+            # a message past the ring cannot go out now: the window is larger than the ring
+            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
+        super().assign(k)
+
+    # --- loading ---
+    def _load(self):
+        # False when the directory holds another client's session
+        p = self._p
+        st = self._st
+        cid = self.client_id
+        b = st._body(p, "id", b"i")
+        if b is not None:
+            try:
+                self.version = b[0]
+                self.expiry = struct.unpack("<I", b[1:5])[0]
+                cid, i = lstr(b, 5)
+                self.host = lstr(b, i)[0].decode()
+                self._ib = bytes(b)
+                self.fresh = False
+            except (ValueError, IndexError) as e:
+                st._report(p, "id", e)
+                cid = self.client_id
+        if cid != self.client_id:
+            return False
+        b = st._body(p, "subs", b"u")
+        try:
+            i = 0
+            while b is not None and i < len(b):
+                f, i = lstr(b, i + 1)
+                self.subs[f] = b[i - len(f) - 3]
+        except (ValueError, IndexError) as e:
+            st._report(p, "subs", e)
+            self.subs = {}
+        b = st._body(p, "hot", b"s")
+        self._hx = b is not None
+        w = 0
+        try:
+            if b is not None:
+                self.pid, self.epoch, self.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
+                self.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
+                i = 13 + 2 * nr
+                nd = b[i] | b[i + 1] << 8
+                self._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
+                i += 2 + 4 * nd
+                while i < len(b):
+                    seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
+                    self._out[seq] = (pid, rel)
+                    i += 7
+        except (ValueError, IndexError) as e:
+            # packet IDs unknown: messages go out again as new ones, nothing is lost
+            st._report(p, "hot", e)
+            self.rx2 = []
+            self._done = []
+            w = 0
+        b = st._body(p, "aside", b"x")
+        if b is not None and len(b) >= 4:
+            self.naside = struct.unpack("<I", b[:4])[0]
+        Q.scan(self, w)
+        return True
+
+    def _scan(self, w):
+        Q.scan(self, w)
+
+    def _append(self, seq, f, pid, ep, t, m):
+        return Q.append(self, seq, f, pid, ep, t, m)
+
+    def _fill(self):
+        # brings pending messages from flash into free ring slots, in order
+        while self.more > 0:
+            if self.n == self.cap:
+                self._compact()
+                if self.n == self.cap:
+                    return
+            if not Q.nxt(self):
+                return
+            self.more -= 1
+            seq, f, pid, ep, t, m, z = self._r
+            k = self.slot(self.n)
+            self.n += 1
+            self.seq[k] = seq
+            self.top[k] = t
+            self.msg[k] = m
+            self.sz[k] = z
+            f = (f & 7) | DISK
+            o = self._out.pop(seq, None)
+            if o:
+                pid = o[0]
+                f |= REL if o[1] else 0
+            if not pid or (self._use[pid % len(self._use)] and self._held(pid) >= 0):
+                pid = 0
+                f &= ~REL
+            elif o or ep == self.epoch:
+                f |= PID | PIDDISK | SENT  # the broker may have it: resend with DUP
+            # else an ID from before the broker lost the session: kept for the resend
+            self.ids[k] = pid
+            self._mark(pid, 1)
+            self.fl[k] = f
+            if f & PID:
+                self.nin += 1
+            else:
+                self.nq += 1
+
+    def add(self, topic, msg, qos, retain):
+        if self.more or (self.n == self.cap and (self._compact() or self.n == self.cap)):
+            # behind a backlog in flash, or the ring is full: into the spare slot, from
+            # where _keep sends it to the backlog (callers keep it before anything else)
+            k = self.cap
+            self.ids[k] = 0
+            self.fl[k] = qos | (4 if retain else 0)
+            self.seq[k] = self.nseq
+            self.nseq = (self.nseq + 1) & 0xFFFFFFF
+            self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
+            self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
+            return k
+        k = super().add(topic, msg, qos, retain)
+        self._cur = self.nseq  # nothing waits in flash: the next one pulled is newer
+        return k
+
+    def pop_tail(self):
+        if self.fl[self.cap]:
+            self._mark(self.ids[self.cap], -1)
+            self.ids[self.cap] = self.fl[self.cap] = 0
+            self.top[self.cap] = self.msg[self.cap] = None
+            return
+        super().pop_tail()
+
+    # --- hooks from Session ---
+    def _save(self, what):
+        p = self._p
+        if what & IDENT:
+            cid = self.client_id
+            if not cid:
+                return  # a null session is written once the broker assigns the ID
+            if self._st._adopt(self):
+                p = self._p
+            h = self.host.encode()
+            ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
+            ib += struct.pack("<H", len(h)) + h
+            if ib != self._ib:  # a wake-up that changes nothing writes nothing
+                _write(_join(p, "id"), pack(b"i", ib))
+                self._ib = ib
+            self._st._last(self)
+        if what & SUBS:
+            b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
+            _write(_join(p, "subs"), pack(b"u", b))
+        if what & HOT:
+            self._lazy = 0
+            w = self._w()
+            d = self._done = [s for s in self._done if s >= w]
+            b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
+            b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
+            b += struct.pack("<H%dI" % len(d), len(d), *d)
+            for i in range(self.n):
+                k = self.slot(i)
+                f = self.fl[k]
+                # QoS 2 packet IDs only: a QoS 1 message may go out again with another
+                # ID, and the hot state stays small enough to be inline in littlefs
+                if f & REL or (f & 3 == 2 and f & PID and f & DISK and not f & PIDDISK):
+                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
+            for sq, o in self._out.items():  # for messages still beyond the ring
+                b += struct.pack("<IHB", sq, o[0], o[1])
+            # an existing file in place: littlefs commits its new content at close, all
+            # or nothing (one metadata commit instead of two for a write beside and a
+            # rename); creating one commits an empty file first, so that is done beside
+            _write(_join(p, "hot"), pack(b"s", b), not self._hx)
+            self._hx = True
+            # segments whose messages are all complete go
+            while self._sg and self._sl[0] < w:
+                _rm(_join(p, "q", Q.name(self, 0)))
+                self._sc = self._sc[1:]
+                self._sg = self._sg[1:]
+                self._sl = self._sl[1:]
+
+    def _w(self):
+        # the watermark: the oldest pending message's seq
+        for i in range(self.n):
+            k = self.slot(i)
+            if self.fl[k] and self.seq[k] not in self._done:
+                return self.seq[k]
+        return self._cur if self.more else self.nseq
+
+    def _assigned(self, k):
+        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
+        if self.fl[k] & DISK and self.fl[k] & 3 == 2:
+            self._save(HOT)
+
+    def _keep(self, k):
+        f = self.fl[k]
+        if f & REL:
+            self._save(HOT)
+            return
+        if f & DISK:
+            return
+        if not self.client_id:
+            raise OSError(107, "null session: connect first")
+        r = self._append(self.seq[k], f & 7, self.ids[k] if f & PID else 0, self.epoch,
+                         self.top[k], self.msg[k])
+        if k == self.cap:
+            # the spare slot: the message joins the backlog in flash
+            self._mark(self.ids[k], -1)
+            self.more += 1
+            self.fl[k] = self.ids[k] = 0
+            self.top[k] = self.msg[k] = None
+        else:
+            self.sz[k] = len(r)
+            self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
+
+    def _forget(self, k):
+        f = self.fl[k]
+        if f & DISK:
+            self.bytes -= self.sz[k]
+            self._done.append(self.seq[k])
+            self._lazy += 1
+            if f & 3 == 2 or self._lazy >= _LAZY or (self.nin + self.nq <= 1 and not self.more):
+                self._save(HOT)
+
+    def acked(self, pid, rel):
+        k = super().acked(pid, rel)
+        if k >= 0 and not rel and self.more:
+            self._fill()
+        return k
+
+    def drop(self, k):
+        disk = self.fl[k] & DISK
+        super().drop(k)
+        if disk:
+            self._save(HOT)  # given up: for good
+        if self.more:
+            self._fill()
+
+    def restart(self, resumed):
+        super().restart(resumed)
+        if self.more:
+            self._fill()
+
+    def durable(self, k):
+        return bool(self.fl[k] & DISK)
+
+    def load(self, k):
+        if self.top[k] is not None:
+            return self.top[k], self.msg[k]
+        raise OSError(_ENOENT)  # every ring slot holds its message
+
+    def clear(self):
+        super().clear()
+        p = self._p
+        for d in ("q", "t0", "t1", "t2", "t3"):
+            _rm(_join(p, d))
+            self._st._mkdirs(_join(p, d))
+        self._sg = array("I")
+        self._sl = array("I")
+        self._sc = array("I")
+        for j in range(_TAIL):
+            self._tail[j] = _NONE
+        self._tn = self._tb = self.bytes = self.more = 0
+        self._done = []
+        self._save(HOT)
+
+    # --- set-aside messages (aside.py, loaded when first used) ---
+    def _aside_add(self, r):
+        from .aside import add
+
+        add(self, r)
+
+    def aside(self):
+        from .aside import records
+
+        return records(self)

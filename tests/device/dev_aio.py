@@ -1,0 +1,295 @@
+# The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
+# handler, ended, restart, offline, faults, congested, tls, trickle,
+# silent, idle. A 10 ms ticker task runs throughout and
+# reports the largest gap between its ticks (GAP ms): the loop kept running.
+import asyncio
+import time
+
+import devlib as d
+from mqttsession import Link
+from mqttsession.aio import MQTTClient
+
+ROOT, BD = d.flash()
+gap = [0]
+
+
+async def ticker():
+    t = time.ticks_ms()
+    while True:
+        await asyncio.sleep_ms(10)
+        n = time.ticks_ms()
+        gap[0] = max(gap[0], time.ticks_diff(n, t))
+        t = n
+
+
+def make(link=True, store=True, **kw):
+    lk = None
+    if link:
+        lk = Link(min_ms=100, max_ms=d.cfg("MAX_BACKOFF", 1000))
+    st = None
+    if store:
+        from mqttsession import SessionStore
+
+        st = SessionStore((ROOT or "") + "/.mqtt-aio", max_bytes=65536)
+    kw.setdefault("keepalive", d.cfg("KEEPALIVE", 2))
+    kw.setdefault("timeout", 2)
+    kw.setdefault("window", d.cfg("WINDOW", 1))
+    kw.setdefault("queue", 256)
+    return MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION,
+                      store=st, link=lk, **kw)
+
+
+async def until(cond, ms=10000):
+    t0 = time.ticks_ms()
+    while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        await asyncio.sleep_ms(20)
+    return cond()
+
+
+async def events(c):
+    # prints every link change the application sees through the up/down events
+    async def watch(ev, word):
+        while True:
+            await ev.wait()
+            ev.clear()
+            print("LINK", word, time.ticks_ms())
+
+    asyncio.create_task(watch(c.up, "up"))
+    asyncio.create_task(watch(c.down, "down"))
+
+
+async def handler():
+    # a handler that raises (plain and coroutine) ends nothing; retained flag and the
+    # iterator see the same messages
+    c = make(link=False)
+    seen = []
+    errs = []
+
+    async def slow_fail():
+        await asyncio.sleep_ms(5)
+        raise KeyError("from a coroutine handler")
+
+    def cb(t, m, r):
+        print("GOT", t.decode(), m.decode(), r)
+        seen.append((t, m, r))
+        if m == b"boom":
+            raise ValueError("from the handler")
+        if m == b"aboom":
+            return slow_fail()
+        if m == b"echo":  # a coroutine handler that publishes QoS 1 (window 1)
+            return c.publish(d.topic("alive"), b"echo", qos=1)
+
+    c.set_callback(cb, retained=True)
+    c.on_error = errs.append
+    it = c.messages(4)
+    await c.connect()
+    await c.subscribe(d.topic("cmd/#"), 1)
+    print("READY")
+    got = []
+    async for t, m, r in it:
+        got.append((t, m, r))
+        if m == b"last":
+            break
+    await until(lambda: c.errors >= 2, 5000)  # the coroutine handler runs after delivery
+    print("ERRORS", c.errors, [type(e).__name__ for e in errs])
+    d.check(c.errors == 2 and isinstance(errs[0], ValueError) and isinstance(errs[1], KeyError),
+            "both handler errors reported through on_error")
+    d.check(got == seen, "the iterator saw what the callback saw")
+    d.check((d.topic("cmd/r").encode(), b"kept", True) in got, "retained flag delivered")
+    d.check(c.isconnected(), "still connected")
+    await c.publish(d.topic("alive"), b"yes", qos=1)
+    await c.disconnect()
+
+
+async def ended():
+    # no keeper, with a store: the broker goes away; every await then raises the error
+    # that ended the reader (publish would otherwise have queued in flash silently)
+    c = make(link=False)
+    await c.connect(clean_session=False)
+    print("READY")
+    d.check(await until(lambda: c.down.is_set(), 20000), "down event")
+    for name, call in (("publish", lambda: c.publish(d.topic("x"), b"1", qos=1)),
+                       ("subscribe", lambda: c.subscribe(d.topic("y"), 1))):
+        try:
+            await call()
+            d.check(False, name + " raises")
+        except OSError as e:
+            print("RAISED", name, e.errno)
+            d.check(e.errno != 107, name + " raises the reader's error")
+    try:
+        async for _ in c.messages():
+            pass
+        d.check(False, "messages() raises")
+    except OSError:
+        print("RAISED messages")
+    d.check(c.pending() == 0, "nothing queued after the raise")
+
+
+async def restart():
+    # stored subscription; the broker restarts and forgets every session; the keeper
+    # reconnects and re-subscribes without waiting on itself; a command arrives
+    c = make()
+    c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode(), time.ticks_ms()))
+    await events(c)
+    await c.connect(clean_session=False)
+    await c.subscribe(d.topic("cmd"), 2)
+    print("READY", time.ticks_ms())
+    d.check(await until(lambda: c.link.outages >= 1, 20000), "outage seen")
+    d.check(await until(c.isconnected, 20000), "link back")
+    print("BACK", time.ticks_ms(), "tries", c.link.tries)
+    await until(lambda: False, d.cfg("RUN_MS", 5000))  # the host sends the command
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def offline():
+    # boots with the broker unreachable: connect returns at once, the node goes on;
+    # subscribe and publish made offline take effect once the link is up
+    c = make()
+    c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode()))
+    await events(c)
+    t0 = time.ticks_ms()
+    r = await c.connect(clean_session=False)
+    print("CONNECT", r, time.ticks_diff(time.ticks_ms(), t0))
+    d.check(r is None and not c.isconnected(), "connect returned offline")
+    waited = []
+
+    async def waiter():  # connect(wait=True) returns once the keeper has connected
+        waited.append(await c.connect(clean_session=False, wait=True))
+
+    asyncio.create_task(waiter())
+    await c.subscribe(d.topic("cmd"), 2)
+    await c.subscribe(d.topic("gone"), 1)
+    await c.unsubscribe(d.topic("gone"))
+    await c.publish(d.topic("queued"), b"offline", qos=1)
+    print("OFFLINE", c.pending(), list(c._s.subs.items()))
+    d.check(list(c._s.subs) == [d.topic("cmd").encode()], "offline (un)subscriptions recorded")
+    d.check(await until(c.isconnected, 30000), "the keeper connected")
+    d.check(await until(lambda: waited == [False], 2000), "connect(wait=True) returned")
+    print("UP")
+    await until(lambda: False, d.cfg("RUN_MS", 4000))  # the host sends the command
+    d.check(c.pending() == 0, "queued message delivered")
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def faults():
+    # publishes QoS 1 every 100 ms while the host breaks the link in turn; prints GAP
+    c = make()
+    await events(c)
+    await c.connect(clean_session=False)
+    print("READY")
+    i = 0
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("RUN_MS", 12000):
+        await c.publish(d.topic("f"), b"%d" % i, qos=1)
+        i += 1
+        await asyncio.sleep_ms(100)
+    d.check(await until(lambda: c.pending() == 0, 20000), "backlog delivered")
+    print("SENT", i, "outages", c.link.outages)
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def congested():
+    # a 1 MB message into a stalled link: the socket takes part, the rest goes as it
+    # drains while the loop runs on; the message arrives whole
+    c = make(store=False, timeout=5)
+    await c.connect()
+    c.sock.setsockopt(1, 7, 8192)  # SO_SNDBUF: small, so the socket fills up
+    print("READY")
+    while not _exists(d.cfg("GO_FILE")):
+        await asyncio.sleep_ms(20)
+    msg = bytes(range(256)) * 4096
+    t0 = time.ticks_ms()
+    await c.publish(d.topic("big"), msg, qos=1)
+    print("PUBLISHED", time.ticks_diff(time.ticks_ms(), t0), "outages", c.link.outages,
+          repr(c.link.last_error))
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def trickle():
+    # the link trickles (the host throttles it): packets arrive in pieces, the loop runs
+    c = make(store=False)
+    c.set_callback(lambda t, m: print("GOT", t.decode(), len(m)))
+    await c.connect()
+    await c.subscribe(d.topic("cmd"), 1)
+    print("READY")
+    await until(lambda: False, d.cfg("RUN_MS", 5000))
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def silent():
+    # the broker's address stops answering (SYNs dropped): the keeper's connects wait in
+    # the poller, each ended by the clock at its deadline
+    c = make(store=False)
+    r = await c.connect()
+    await until(lambda: False, d.cfg("RUN_MS", 5000))
+    print("SILENT", r, "tries", c.link.tries, repr(c.link.last_error))
+    d.check(r is None and c.link.tries >= 2, "connect returned offline, the keeper retried")
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def idle():
+    # connected and idle (keepalive 60): the event loop sleeps until something is due,
+    # it does not poll. Counts the loop's sleeps (waits for I/O with a timeout).
+    c = make(link=False, store=False, keepalive=60)
+    await c.connect()
+    q = asyncio.core._io_queue
+    w = q.wait_io_event
+    n = [0]
+
+    def wait(dt):
+        if dt:
+            n[0] += 1
+        return w(dt)
+
+    q.wait_io_event = wait
+    await asyncio.sleep(3)
+    q.wait_io_event = w
+    print("SLEEPS", n[0])
+    d.check(n[0] <= 3 and c.isconnected(), "no polling while idle")
+    await c.disconnect()
+
+
+async def tls():
+    # TLS: the handshake runs in steps on the non-blocking socket, the loop runs on
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=d.cfg("CA_DER"))
+    c = make(link=False, store=False, ssl=ctx)
+    got = []
+    c.set_callback(lambda t, m: got.append(m))
+    t0 = time.ticks_ms()
+    await c.connect()
+    print("CONNECTED", time.ticks_diff(time.ticks_ms(), t0), "gap", gap[0])
+    await c.subscribe(d.topic("t"), 1)
+    await c.publish(d.topic("t"), b"over tls", qos=1)
+    d.check(await until(lambda: got == [b"over tls"], 10000), "own message back over TLS")
+    print("GAP", gap[0])
+    await c.disconnect()
+
+
+def _exists(p):
+    import os
+
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+async def main():
+    if d.cfg("TEST") != "idle":
+        asyncio.create_task(ticker())
+    await globals()[d.cfg("TEST")]()
+
+
+asyncio.run(main())
+print("PASS")

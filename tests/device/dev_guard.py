@@ -1,0 +1,153 @@
+# What the client refuses and sets aside (tests/host/test_guard.py): application input that
+# is not MQTT UTF-8, poison messages, TLS without verification. devcfg.TEST names the
+# scenario; the host judges what the broker saw and the lines printed here.
+import time
+
+import devlib as d
+from mqttsession import MQTTClient, MQTTException, SessionStore
+from mqttsession.link import Link
+
+
+def client(cid="guard", **kw):
+    kw.setdefault("version", d.VERSION)
+    kw.setdefault("keepalive", 0)
+    kw.setdefault("timeout", 2)
+    return MQTTClient(cid, d.cfg("HOST"), d.cfg("PORT"), **kw)
+
+
+def names(e, arg):
+    return isinstance(e, ValueError) and arg in str(e)
+
+
+def bad_input():
+    # each refused at the call, naming the argument; nothing goes on the wire
+    for arg, kw in (("client_id", {"cid": b"id\xff"}), ("client_id", {"cid": "a\x00b"}),
+                    ("user", {"user": b"\xed\xa0\x80"})):
+        e = d.raises(ValueError, client, **kw)
+        d.check(names(e, arg), "%s refused: %s" % (arg, e))
+    c = client()
+    c.connect()
+    for t in (b"t/\xff", b"t/\xc0\xaf", b"t/\xed\xa0\x80", b"t/\x00"):
+        e = d.raises(ValueError, c.publish, t, b"x", qos=1)
+        d.check(names(e, "topic"), "topic %r refused: %s" % (t, e))
+    e = d.raises(ValueError, c.subscribe, b"a/\xff/#")
+    d.check(names(e, "filter"), "filter refused: %s" % e)
+    e = d.raises(ValueError, c.set_last_will, b"w/\xfe", b"bye")
+    d.check(names(e, "topic"), "will topic refused: %s" % e)
+    d.check(c.pending() == 0, "nothing queued")
+    c.publish("t/ok", b"fine", qos=1)  # the only PUBLISH the broker sees
+    c.disconnect()
+
+
+def poison():
+    # the broker closes whenever the first message arrives; later messages must go on
+    st = SessionStore("store")
+    got = []
+    lk = Link(min_ms=20, max_ms=400, jitter=0)
+    c = client(store=st, link=lk, strikes=3)
+    c.on_aside = lambda t, m, why: got.append((t, m, why))
+    lines = []
+    c.log = lines.append
+    c.connect()
+    c.publish("t/poison", b"bad", qos=d.cfg("QOS", 1))
+    c.publish("t/good", b"ok", qos=1)
+    t0 = time.ticks_ms()
+    most = 0
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        most = max(most, lk.tries)
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.pending() == 0, "the later message went on")
+    d.check(len(got) == 1 and got[0][0] == b"t/poison" and got[0][1] == b"bad",
+            "on_aside told once: %r" % got)
+    print("WHY", got[0][2])
+    d.check(most >= 2, "backoff grew while the broker dropped each connection (%d)" % most)
+    d.check(lk.tries == 0, "an acknowledgement reset the backoff")
+    d.check([r[0] for r in c.aside()] == [b"t/poison"], "visible in aside()")
+    d.check(any("set aside" in x for x in lines) and any("connected" in x for x in lines),
+            "logged: %r" % lines)
+    c.disconnect()
+    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    d.check([r[0] for r in s.aside()] == [b"t/poison"] and s.pending() == 0,
+            "kept in flash, out of the queue")
+
+
+def refused():
+    # MQTT 5: a PUBACK with reason 0x87 sets the message aside; the next one goes on
+    got = []
+    c = client(store=SessionStore("store"))
+    c.on_aside = lambda t, m, why: got.append((t, why))
+    c.connect()
+    c.publish("t/refused", b"no", qos=1)
+    c.publish("t/next", b"yes", qos=1)
+    d.check(got == [(b"t/refused", 0x87)], "set aside with the reason code: %r" % got)
+    d.check(c.pending() == 0 and c.isconnected(), "next delivered, link up")
+    c.disconnect()
+
+
+def keeper_malformed():
+    # with a keeper, a malformed packet while publish() waits is a link failure: the call
+    # returns, the message stays queued, link.last_error says what the broker did wrong
+    lk = Link(min_ms=20, max_ms=100, jitter=0)
+    c = client(store=SessionStore("store"), link=lk)
+    c.connect()
+    c.publish("t/kept", b"x", qos=1)
+    e = lk.last_error
+    d.check(isinstance(e, MQTTException) and e.args[0] == 0x81, "last_error %r" % (e,))
+    d.check(c.pending() == 1, "the message is kept")
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.pending() == 0, "delivered after the keeper reconnected")
+    c.disconnect()
+
+
+def no_keeper_malformed():
+    # without a keeper the same is an MQTTException naming the broker's error
+    c = client()
+    c.connect()
+    e = d.raises(MQTTException, c.publish, "t/x", b"x", qos=1)
+    d.check(e.args[0] == 0x81 and c.sock is None, "MQTTException 0x81, link closed")
+
+
+def ssl_true():
+    e = d.raises(ValueError, client, ssl=True)
+    d.check("CA" in str(e) and "load_verify_locations" in str(e), "says how: %s" % e)
+
+
+def tls_default_context():
+    # MicroPython's SSLContext starts with verification off: used, as chosen, with one warning
+    import ssl
+
+    for i in range(2):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c = client("tlsdef%d" % i, ssl=ctx)
+        c.connect()
+        c.disconnect()
+    print("CONNECTED_UNVERIFIED")
+
+
+def tls_keeper_cert_failure():
+    # a rogue certificate at a reconnect is a link failure: backoff, last_error, no raise
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=d.cfg("CA_DER"))
+    lk = Link(min_ms=20, max_ms=100, jitter=0)
+    c = client("tlskeep", ssl=ctx, link=lk)
+    e = d.raises(OSError, c.connect)
+    print("FIRST", repr(e))
+    t0 = time.ticks_ms()
+    while lk.tries < 3 and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+        c.check_msg()  # never raises: the keeper backs off and tries again
+        time.sleep_ms(10)
+    d.check(lk.tries >= 3, "reconnects failed and were counted")
+    d.check(isinstance(lk.last_error, OSError), "last_error %r" % lk.last_error)
+    c.publish("t/q", b"queued", qos=1)  # offline: queued, no exception
+    d.check(c.pending() == 1, "queued while the certificate is refused")
+
+
+globals()[d.cfg("TEST")]()
+print("PASS")

@@ -1,0 +1,124 @@
+"""What the client refuses and what it sets aside, on the unix port: application strings
+that are not MQTT UTF-8 (refused at the call, nothing on the wire), poison messages (a
+broker that closes on a message, or refuses it with a reason code: set aside, later
+messages go on, the backoff grows while the broker drops each connection), and TLS that is
+secure by default (ssl=True refused, an unverifying context warned about once, a refused
+certificate at a keeper's reconnect is a link failure)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from harness import Broker, Certs, run_device
+from hostile import CONNECT, PUBACK, PUBLISH, SUBSCRIBE, HostileBroker, Script, connack
+
+HEAP = "256k"
+
+
+class AckingBroker(HostileBroker):
+    """One more step: ("puback", body_tail) acknowledges the client's last PUBLISH (its
+    packet ID read past the topic), body_tail after the ID (MQTT 5 reason code)."""
+
+    def _step(self, s: Any, r: Any, conn: Any, step: Any) -> bool:
+        if step[0] != "puback":
+            return super()._step(s, r, conn, step)
+        body = conn.of_type(PUBLISH)[-1]
+        pid = body[2 + int.from_bytes(body[:2], "big") :][:2]
+        tail = step[1]
+        s.sendall(bytes([PUBACK, 2 + len(tail)]) + pid + tail)
+        return True
+
+
+def run(scripts: list[Script], test: str, version: int = 4, **kw: Any) -> tuple[Any, Any]:
+    with AckingBroker(scripts) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": test, **kw}
+        r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=60)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(c.closed_by_client for c in b.conns):
+            time.sleep(0.05)
+    return r, b
+
+
+def ok(v: int) -> Script:
+    """Accept, then acknowledge every QoS 1 PUBLISH (up to 4)."""
+    return [("expect", CONNECT), ("send", connack(version=v))] + [
+        s for _ in range(4)
+        for s in (("expect", PUBLISH), ("puback", b""))]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_bad_application_strings_refused_before_the_wire(version: int) -> None:
+    r, b = run([ok(version)], "bad_input", version)
+    assert r.out.count("refused") == 9
+    sent = [f & 0xF0 for c in b.conns for f, _ in c.packets]
+    assert SUBSCRIBE not in sent
+    topics = [body[2 : 2 + int.from_bytes(body[:2], "big")]
+              for c in b.conns for body in c.of_type(PUBLISH)]
+    assert topics == [b"t/ok"]
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_poison_message_set_aside_after_three_closes(qos: int) -> None:
+    # each of the first connections closes when a PUBLISH arrives (for QoS 2 as AWS IoT
+    # and Azure IoT Hub do); then a broker that acknowledges
+    drop: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH), ("close",)]
+    r, b = run([drop, drop, drop, ok(4)], "poison", QOS=qos)
+    why = r.values("WHY")[0]
+    assert "3 closes" in " ".join(why)
+    assert ("QoS 2" in " ".join(why)) == (qos == 2)
+    assert len(b.conns) == 4
+    last = [body[2 : 2 + int.from_bytes(body[:2], "big")] for body in b.conns[3].of_type(PUBLISH)]
+    assert last == [b"t/good"]
+
+
+def test_refused_with_reason_code_set_aside() -> None:
+    script: Script = [("expect", CONNECT), ("send", connack(version=5)), ("expect", PUBLISH),
+                      ("puback", b"\x87"), ("expect", PUBLISH), ("puback", b"")]
+    run([script], "refused", 5)
+
+
+QOS3 = b"\x36\x05\x00\x01t\x00\x01"  # a PUBLISH with QoS 3: malformed
+
+
+def test_malformed_while_publish_waits_is_a_link_failure_with_a_keeper() -> None:
+    bad: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
+                   ("send", QOS3)]
+    run([bad, ok(4)], "keeper_malformed")
+
+
+def test_malformed_while_publish_waits_raises_mqttexception_without_a_keeper() -> None:
+    bad: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
+                   ("send", QOS3)]
+    run([bad], "no_keeper_malformed")
+
+
+def test_ssl_true_refused() -> None:
+    run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "ssl_true"}, heap=HEAP)
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Any:
+    b = Broker(tmp_path_factory.mktemp("tls"), tls=certs)
+    yield b
+    b.stop()
+
+
+def test_tls_default_context_warned_once(tls_broker: Broker) -> None:
+    r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": tls_broker.tls_port,
+                                    "TEST": "tls_default_context"}, heap=HEAP)
+    assert r.out.count("does not verify") == 1
+    assert r.values("CONNECTED_UNVERIFIED")
+
+
+def test_tls_rogue_ca_at_a_keeper_reconnect_is_a_link_failure(tls_broker: Broker,
+                                                              certs: Certs) -> None:
+    # a CA that did not sign the server's certificate: the first connect raises OSError,
+    # and every reconnect of the keeper fails as a link failure (backoff, last_error)
+    cfg = {"HOST": "127.0.0.1", "PORT": tls_broker.tls_port, "TEST": "tls_keeper_cert_failure",
+           "CA_DER": certs.wrong_ca_der}
+    r = run_device("dev_guard.py", cfg, heap=HEAP)
+    assert "does not verify" not in r.out
+    assert r.values("FIRST")

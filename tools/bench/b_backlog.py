@@ -1,0 +1,138 @@
+# A backlog in flash: messages published offline into a littlefs store (4 KiB blocks,
+# prog 32 or 256, on the counting block device), then a reboot and the drain when the
+# broker is back. Reports the time to queue one message at 10, 1,000 and 10,000
+# queued, the flash erases and programs per message (queueing, draining, and one synced
+# append per message for comparison), the boot time and heap with the backlog, and the
+# drain rate with 10 and with n queued.
+import gc
+import os
+import time
+
+import bcommon as B
+import vfs
+
+PROG = B.num("prog", 32)
+N = B.num("n", 10000)
+IMG = B.arg("img", "bench-backlog.img")
+BLOCKS = B.num("blocks", 1024)
+tag = f"backlog.p{PROG}"
+
+
+def fresh():
+    try:
+        vfs.umount("/flash")
+    except OSError:
+        pass
+    try:
+        os.remove(IMG)
+    except OSError:
+        pass
+    return B.mount(IMG, PROG, BLOCKS)
+
+
+def naive(n=512):
+    bdev, why = fresh()
+    if bdev is None:
+        return B.na(tag + ".naive.erases", why)
+    rec = bytearray(60)
+    with open("/flash/log.bin", "ab") as f:
+        bdev.reset_counts()
+        for i in range(n):
+            rec[0] = i & 255
+            f.write(rec)
+            f.flush()
+    B.out(tag + ".naive.erases", bdev.erases / n)
+
+
+def reboot(bdev):
+    # the store as a node finds it after a reboot: unmounted and mounted again
+    import blockdev
+
+    vfs.umount("/flash")
+    bdev.close()
+    bd = blockdev.mount(IMG, "/flash", block_count=BLOCKS, prog_size=PROG)
+    return bd
+
+
+def run(n, full):
+    bdev, why = fresh()
+    if bdev is None:
+        return B.na(f"{tag}.n{n}", why)
+    from mqttsession import SessionStore
+
+    cid = f"bench-backlog-{n}"
+    # a queue of n, 16 of them in RAM (the window): the rest waits in flash
+    c = B.client(cid, window=16, store=SessionStore("/flash/.mqtt", ram=16), queue=n)
+    c.connect()
+    c.disconnect()
+    # the mean over the 32 messages up to 32, 1,000 and n queued: one tail cycle each
+    # (32 small writes and one segment), so every figure carries the same share of seals
+    marks = {32: 0, 1024: 0, n: 0}
+    reads = {}
+    bdev.reset_counts()
+    t = B.ticks()
+    r = 0
+    for i in range(1, n + 1):
+        if i + 31 in marks:
+            t = B.ticks()
+            r = bdev.reads
+        c.publish(B.TOPIC, B.MSG, False, 1)
+        if i in marks:
+            marks[i] = B.since(t) / 32
+            reads[i] = (bdev.reads - r) / 32
+    if full:
+        for k in (32, 1024, n):
+            B.out(f"{tag}.queue_us.at{k}", marks[k])
+            B.out(f"{tag}.queue_reads.at{k}", reads[k])
+        B.out(f"{tag}.queued.erases", bdev.erases / n)
+        B.out(f"{tag}.queued.progs", bdev.progs / n)
+    qe = bdev.erases
+    del c
+    bdev = reboot(bdev)
+    gc.collect()
+    h0 = gc.mem_alloc()
+    t = B.ticks()
+    s = SessionStore("/flash/.mqtt", ram=16)
+    c = B.client(cid, window=16, store=s, queue=n)
+    boot = B.since(t)
+    gc.collect()
+    if full:
+        B.out(f"{tag}.boot_ms", boot / 1000)
+        B.out(f"{tag}.boot_heap", gc.mem_alloc() - h0)
+        B.out(f"{tag}.pending_at_boot", c.pending())
+    # drain rate as the issue counts it: acknowledgements per second, first to last
+    st = c._s
+    acked = st.acked
+    seen = [0, 0, 0]  # count, first, last (ticks_us)
+
+    def on_ack(pid, rel):
+        k = acked(pid, rel)
+        if k >= 0 and not rel:
+            t = B.ticks()
+            if not seen[0]:
+                seen[1] = t
+            seen[0] += 1
+            seen[2] = t
+        return k
+
+    st.acked = on_ack
+    bdev.reset_counts()
+    c.connect(clean_session=False)
+    B.settle(c)
+    dt = time.ticks_diff(seen[2], seen[1])
+    if full:
+        B.out(f"{tag}.drain.erases", bdev.erases / n)
+        B.out(f"{tag}.durable.erases", (qe + bdev.erases) / n)
+    c.disconnect()
+    return (seen[0] - 1) * 1e6 / max(dt, 1)
+
+
+naive()
+# 10 queued drains in a few milliseconds: the median of 5 runs (one run swings with
+# when the broker's acknowledgements happen to be sent)
+rates = sorted(run(10, False) for _ in range(5))
+B.out(f"{tag}.drain_per_s.n10", rates[2])
+r = run(N, True)
+B.out(f"{tag}.drain_per_s.n{N}", r)
+B.out(f"{tag}.drain_share", r / rates[2])
+print("DONE")

@@ -1,0 +1,165 @@
+"""Format 2 of the session store (lib/mqttsession/stored.py), for tools/inspect_store.py:
+the identity, subscriptions, hot state, set-aside messages, and the queue in its tail
+files (t0/<j> .. t3/<j>) and segments (q/<first><last><count><bytes>), read the way the device
+reads them."""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+RECORD = struct.Struct("<IBHHHH")  # seq, flags, packet ID, epoch, topic and payload lengths
+
+
+class Damaged(Exception):
+    """A file that does not parse; str() is the reason."""
+
+
+@dataclass
+class Record:
+    seq: int
+    flags: int
+    pid: int
+    epoch: int
+    topic: bytes
+    payload: bytes
+    size: int
+
+
+def parse_record(b: bytes, i: int) -> Record:
+    if i + RECORD.size > len(b):
+        raise Damaged("truncated record")
+    seq, fl, pid, ep, nt, nm = RECORD.unpack_from(b, i)
+    j = i + RECORD.size + nt + nm
+    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(b[i:j]):
+        raise Damaged(f"bad record at offset {i}")
+    return Record(seq, fl, pid, ep, b[i + RECORD.size : i + RECORD.size + nt],
+                  b[i + RECORD.size + nt : j], j + 4 - i)
+
+
+@dataclass
+class Hot2:
+    pid: int = 0
+    epoch: int = 0
+    nseq: int = 0
+    watermark: int = 0
+    rx2: list[int] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+    out: dict[int, tuple[int, bool]] = field(default_factory=dict)
+
+
+def parse_hot2(b: bytes) -> Hot2:
+    if len(b) < 13:
+        raise Damaged("truncated")
+    pid, epoch, nseq, w, nr = struct.unpack_from("<HHIIB", b)
+    i = 13 + 2 * nr
+    if i + 2 > len(b):
+        raise Damaged("truncated (incoming QoS 2 IDs)")
+    rx2 = list(struct.unpack_from(f"<{nr}H", b, 13))
+    nd = struct.unpack_from("<H", b, i)[0]
+    i += 2
+    if i + 4 * nd > len(b) or (len(b) - i - 4 * nd) % 7:
+        raise Damaged("truncated (completions or QoS 2 entries)")
+    done = list(struct.unpack_from(f"<{nd}I", b, i))
+    i += 4 * nd
+    out = {}
+    for j in range(i, len(b), 7):
+        seq, p, rel = struct.unpack_from("<IHB", b, j)
+        out[seq] = (p, bool(rel))
+    return Hot2(pid, epoch, nseq, w, rx2, done, out)
+
+
+@dataclass
+class Aside:
+    topic: str
+    qos: int
+    retain: bool
+    reason: str
+    length: int
+    preview: str
+
+
+def parse_aside(b: bytes) -> tuple[int, list[tuple[bytes, bytes, int, bool, str]]]:
+    if len(b) < 4:
+        raise Damaged("truncated")
+    n = struct.unpack_from("<I", b)[0]
+    out = []
+    i = 4
+    while i < len(b):
+        if i + 11 > len(b):
+            raise Damaged("truncated record")
+        f, c, nw, nt, nm = struct.unpack_from("<BiHHH", b, i)
+        i += 11
+        if i + nw + nt + nm > len(b):
+            raise Damaged("truncated record")
+        why = b[i : i + nw].decode("utf-8", "backslashreplace") if f & 8 else f"code {c:#x}"
+        out.append((b[i + nw : i + nw + nt], b[i + nw + nt : i + nw + nt + nm], f & 3,
+                    bool(f & 4), why))
+        i += nw + nt + nm
+    return n, out
+
+
+class Source(Protocol):
+    def entries(self, path: str) -> list[tuple[str, bool]]: ...
+
+    def read(self, path: str) -> bytes: ...
+
+
+def segment_name(n: str) -> tuple[int, int, int, int]:
+    """(first seq, last seq, count, bytes) from a segment's file name."""
+    if len(n) != 24:
+        raise ValueError(n)
+    return int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
+
+
+def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tuple[str, Record]]:
+    """The pending messages in send order: (file, record), as the device loads them."""
+    w = hot.watermark
+    done = set(hot.done)
+    recs: list[tuple[str, Record]] = []
+    last = w
+    try:
+        segs = sorted(n for n, d in src.entries(path + "/q") if not d)
+    except OSError:
+        segs = []
+    for n in segs:
+        if n.endswith(".t"):
+            continue
+        try:
+            a, z, c, nb = segment_name(n)
+        except ValueError:
+            bad("q/" + n, Damaged("not a segment"))
+            continue
+        if z < w:
+            continue  # complete; the device removes it
+        last = z + 1
+        try:
+            b = src.read(f"{path}/q/{n}")
+            if b[:4] != b"MQg\x02":
+                raise Damaged("not a segment")
+            i = 4
+            while i < len(b):
+                r = parse_record(b, i)
+                i += r.size
+                if r.seq >= w and r.seq not in done:
+                    recs.append(("q/" + n, r))
+        except (OSError, Damaged) as e:
+            bad("q/" + n, e if isinstance(e, Damaged) else Damaged(f"unreadable: {e}"))
+    tails = []
+    for sub in ("t0", "t1", "t2", "t3"):
+        try:
+            tails += [f"{sub}/{n}" for n, d in src.entries(f"{path}/{sub}") if not d]
+        except OSError:
+            pass
+    for n in tails:
+        try:
+            r = parse_record(unpack(b"t", src.read(f"{path}/{n}"), 2), 0)
+        except (OSError, Damaged, Exception) as e:
+            bad(n, Damaged(str(e)))
+            continue
+        if r.seq >= last and r.seq >= w and r.seq not in done:
+            recs.append((n, r))
+    recs.sort(key=lambda x: x[1].seq)
+    return recs
