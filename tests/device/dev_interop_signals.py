@@ -116,8 +116,9 @@ def expiry():
 
 
 def takeover():
-    # another node took the session over (DISCONNECT 0x8E): the application hears it, and
-    # the keeper waits its longest backoff before trying again
+    # another node took the session over (DISCONNECT 0x8E): the application hears it (the
+    # keeper's last_error, or the exception without a keeper), and the keeper waits its
+    # longest backoff before trying again
     lk = Link(min_ms=100, max_ms=20000, jitter=0)
     c = node(link=lk)
     c.connect()
@@ -126,12 +127,13 @@ def takeover():
         try:
             c.check_msg()
         except MQTTException as e:
-            print("TAKEN", e.args[0])
+            print("RAISED", e.args[0])
             break
-        except OSError as e:
-            print("OSERROR", e.args[0])
+        if not c.isconnected():
             break
         time.sleep_ms(10)
+    e = lk.last_error
+    print("TAKEN", e.args[0] if isinstance(e, MQTTException) else repr(e))
     print("DUE", lk.due())
     print("CONNECTED", c.isconnected())
 
@@ -153,13 +155,12 @@ def redirect_later():
     first = c.port
     t0 = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t0) < 8000:
-        try:
-            c.check_msg()
-        except MQTTException as e:
-            print("DISCONNECTED", e.args[0])
+        c.check_msg()
         if c.isconnected() and c.port != first:
             break
         time.sleep_ms(10)
+    e = lk.last_error
+    print("DISCONNECTED", e.args[0] if isinstance(e, MQTTException) else repr(e))
     print("PORT", c.port)
     print("CONNECTED", c.isconnected())
 
