@@ -224,6 +224,8 @@ class Core(Wire):
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released
         s = self._s
+        if not s.fl[k]:
+            return  # gone to the store's backlog (see _queue)
         if not s.fl[k] & PID:
             s.assign(k)
         f = s.fl[k]
@@ -259,7 +261,11 @@ class Core(Wire):
             if self.full != "drop_oldest" or not self._drop_oldest():
                 raise OSError(105, "session queue full")
         k = self._s.add(self._t, self._m, qos, retain)
-        if not online or qos == 2:
+        if k == self._s.cap:
+            # behind a backlog in flash (a store's ring is a window): it joins the backlog
+            # now and goes out in order as the ring drains; _send_slot(k) does nothing
+            self._durable(k, False)
+        elif not online or qos == 2:
             self._durable(k, online)
         return k
 

@@ -198,6 +198,7 @@ def fail(self, e):
             self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
         except OSError:
             pass
+    self._why = e  # the broker's fault, not the message's: no strike (see _close)
     self._close()
     return e
 
