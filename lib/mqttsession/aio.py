@@ -233,24 +233,30 @@ class MQTTClient(Core):
                         if lk is None:
                             break
                         await asyncio.sleep_ms(max(0, lk.due()))
-                        if not self._want:
-                            break
+                    # Wi-Fi in steps (a board layer without wifi_poll() blocks here)
+                    w = lk is None or lk.wifi_step()
+                    while w is None and self._want:
+                        await asyncio.sleep_ms(50)
+                        w = lk.wifi_step()
+                    if not self._want:
+                        break
                     try:
-                        if lk and not lk.wifi():
+                        if not w:
                             raise OSError(_ENETUNREACH)
                         self._present = await self._connect(clean is True)
                     except (OSError, MQTTException) as e:
-                        self._close()
-                        self._err = e
                         self._present = None
+                        self._drop(e)
                         if lk is None:
                             break
-                        lk.failed(e)
                     clean = None
                     self._att += 1
                     self._ev.set()
                     continue
-                await self._room()
+                q = self._q  # messages() full: until the application takes some
+                while q is not None and len(q) >= self._qn and self._want:
+                    self._qev.clear()
+                    await self._qev.wait()
                 if not self._hold:  # no whole packet left in the buffer: wait for input
                     self._rd = True
                     await self._io(False)
@@ -268,13 +274,6 @@ class MQTTClient(Core):
             self._kick()
             if self._qev:
                 self._qev.set()
-
-    async def _room(self):
-        # until the application has taken messages (messages() bound)
-        q = self._q
-        while q is not None and len(q) >= self._qn and self._want:
-            self._qev.clear()
-            await self._qev.wait()
 
     async def _io(self, out):
         # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
@@ -418,11 +417,20 @@ class MQTTClient(Core):
                 self._dr = None
 
     def _drop(self, e):
-        # the link failed: close; the keeper backs off
+        # the link failed: close; the keeper backs off. A broker's protocol error, which
+        # the core turns into OSError(104) with a keeper, is kept as itself (last_error)
         self._close()
-        self._err = e
+        self._err = e = self._why or e
+        self._why = None
+        self._log("link lost: %r", (e,))
         if self.link:
             self.link.failed(e)
+
+    def _lost(self, keep):
+        # the link broke under a call: counted once (the reader may have dropped it)
+        if self.sock:
+            self._drop(OSError(104))
+        return not keep
 
     # --- the clock ---
     def _kick(self):
