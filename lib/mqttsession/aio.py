@@ -184,9 +184,8 @@ class MQTTClient(Core):
             self._todo[t] = qos
 
     def messages(self, n=8):
-        # the incoming messages as an async iterator of (topic, msg, retained), beside or
-        # instead of the callback. n bounds the queue: when it is full the reader waits
-        # (so does the broker's flow), it never drops a message.
+        # incoming messages as an async iterator of (topic, msg, retained), beside or instead
+        # of the callback; at n queued the reader waits (so does the broker), never drops
         if self._q is None:
             self._q, self._qev = [], asyncio.Event()
         self._qn = max(1, n)
@@ -292,13 +291,12 @@ class MQTTClient(Core):
         # deadline that the clock keeps by closing the socket
         self._conn_start(clean)
         self._kick()
-        while True:
-            present = self._conn_step()
-            if present is not None:
-                break
+        present = self._conn_step()
+        while present is None:
             await self._io(self._cs < 3)
             if self.sock is None:
                 raise OSError(_ETIMEDOUT)
+            present = self._conn_step()
         if present and clean:
             present = 0
         if present and self.store and s.fresh and self.version == 5:
