@@ -80,5 +80,21 @@ async def keeper_malformed():
     await c.disconnect()
 
 
+async def suback_silent():
+    # with a keeper, a SUBSCRIBE the broker never acknowledges: the wait ends within
+    # timeout and closes the link; the subscription stays recorded, made on the next connect
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk)
+    d.check(await c.connect(wait=True) is not None, "connected")
+    await c.subscribe("cmd/#", 1)  # returns: with a keeper it is recorded, not lost
+    d.check(not c.isconnected(), "no SUBACK within timeout: the link closed")
+    e = lk.last_error
+    d.check(isinstance(e, OSError) and e.args[0] == 110, "last_error %r" % (e,))
+    d.check(await until(c.isconnected, 10000), "reconnected")
+    await asyncio.sleep_ms(500)  # the reader takes the SUBACK
+    d.check(b"cmd/#" in c._s.subs, "still recorded")
+    await c.disconnect()
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

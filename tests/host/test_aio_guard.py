@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness import run_device
-from hostile import CONNECT, PUBLISH, Script, connack
+from hostile import CONNECT, PUBLISH, SUBSCRIBE, Script, connack
 from test_guard import HEAP, QOS3, AckingBroker, ok
 
 
@@ -49,3 +49,13 @@ def test_aio_malformed_while_publish_waits_is_a_link_failure_with_its_cause() ->
                    ("send", QOS3)]
     _, b = run([bad, ok(4)], "keeper_malformed")
     assert len(b.conns) == 2 and len(b.conns[1].of_type(PUBLISH)) == 1
+
+
+def test_aio_silent_suback_closes_the_link_and_keeps_the_subscription() -> None:
+    silent: Script = [("expect", CONNECT), ("send", connack()), ("expect", SUBSCRIBE)]
+    acks: Script = [("expect", CONNECT), ("send", connack()), ("expect", SUBSCRIBE),
+                    ("reply", SUBSCRIBE, b"\x90\x03\x00\x00\x01")]
+    _, b = run([silent, acks], "suback_silent")
+    assert len(b.conns) == 2, b.errors
+    assert all(b"cmd/#" in body for c in b.conns for body in c.of_type(SUBSCRIBE))
+    assert [len(c.of_type(SUBSCRIBE)) for c in b.conns] == [1, 1]
