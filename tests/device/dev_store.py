@@ -58,10 +58,10 @@ def sender():
     handle = c._handle
     send = c._send_slot
 
-    def h(first):
+    def h(first, i):
         if (cut == "puback" and first == 0x40) or (cut == "pubcomp" and first == 0x70):
             d.freeze("CUT")
-        return handle(first)
+        return handle(first, i)
 
     def s(k):
         if cut == "pubrel" and c._s.fl[k] & 16:
