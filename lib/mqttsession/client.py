@@ -106,6 +106,17 @@ class MQTTClient(Core):
         p.modify(self.sock, _POLLIN)
 
     def connect(self, clean_session=True, timeout=None, wait=True):
+        # with redirect=True, a refusal carrying a Server Reference is followed once
+        self._hops = 0
+        try:
+            return self._connect1(clean_session, timeout, wait)
+        except MQTTException:
+            if self._hops != 1:
+                raise
+            self._hops = 2
+            return self._connect1(clean_session, timeout, wait)
+
+    def _connect1(self, clean_session, timeout, wait):
         # wait=False (with a link keeper): starts the attempt and goes on with it within
         # the budget; returns Session Present once connected, None while the keeper
         # finishes it in later calls
@@ -163,9 +174,16 @@ class MQTTClient(Core):
             self.link.connected()
         return True
 
-    def disconnect(self):
+    def disconnect(self, end_session=False):
+        # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
+        # Session Expiry 0 at DISCONNECT; 3.1.1, or offline: a clean connect first) and
+        # the store forgets its messages and subscriptions. It needs the broker reachable.
+        if end_session:
+            if self.sock is None or self.version == 4:
+                self.connect(True)
+            self._s.clear()
         self._begin()
-        self._bye()
+        self._bye(end_session)
 
     def ping(self):
         self._begin()
@@ -173,6 +191,8 @@ class MQTTClient(Core):
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check(self._topic(topic), self._payload(msg), qos)
+        if qos > self._maxq or retain and not self._retok:
+            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         self._begin()
         if not self._ensure():
             return self._offline(qos, retain)
