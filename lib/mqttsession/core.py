@@ -169,6 +169,10 @@ class Core(Wire):
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
+    def _close(self):
+        Wire._close(self)
+        _free_ctl()  # ctl's code goes with the connection (loaded again on its next use)
+
     def _connect_packet(self, clean):
         from . import ctl
         return ctl.connect_packet(self, clean)
