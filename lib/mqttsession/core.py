@@ -4,6 +4,7 @@
 # end drives them).
 from micropython import const
 from array import array
+import sys
 import time
 
 from . import packet as P
@@ -24,6 +25,15 @@ _MALFORMED = const(0x81)
 _TOO_LARGE = const(0x95)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
+
+
+def _free_ctl():
+    # ctl (connect, subscribe, rare paths) is imported again on its next use: between
+    # uses its code would only hold heap (about 6 KB as .mpy)
+    sys.modules.pop("mqttsession.ctl", None)
+    pkg = sys.modules.get("mqttsession")
+    if pkg:
+        pkg.__dict__.pop("ctl", None)
 
 
 class Core(Wire):
@@ -74,6 +84,12 @@ class Core(Wire):
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
         s = ctl.session(self, client_id, server, store, version, max(window, queue))
+        del ctl  # its code is not in the heap while the store loads the session
+        _free_ctl()
+        if s is None:
+            s = store.get(server, client_id, capacity=max(window, queue))
+        if len(s.client_id) > 65535:
+            raise ValueError("client_id longer than 65535 bytes")
         self._s = s
         self.cb = None
         self._raw = False
@@ -152,6 +168,10 @@ class Core(Wire):
         P.check_topic(topic)
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+
+    def _close(self):
+        Wire._close(self)
+        _free_ctl()  # ctl's code goes with the connection (loaded again on its next use)
 
     def _connect_packet(self, clean):
         from . import ctl
@@ -302,7 +322,10 @@ class Core(Wire):
 
     def _sub_end(self, topic, qos):
         from . import ctl
-        return ctl.sub_end(self, topic, qos)
+        try:
+            return ctl.sub_end(self, topic, qos)
+        finally:
+            _free_ctl()
 
     def _bye(self, end=False):
         # DISCONNECT and close; a link keeper does not reconnect after this. end: with
@@ -430,7 +453,10 @@ class Core(Wire):
 
     def _fail(self, e):
         from . import ctl
-        return ctl.fail(self, e)
+        try:
+            return ctl.fail(self, e)
+        finally:
+            _free_ctl()
 
     def _deliver(self):
         if self.cb is not None:
@@ -475,7 +501,10 @@ class Core(Wire):
 
     def _resume(self, present, clean):
         from . import ctl
-        return ctl.resume(self, present, clean)
+        try:
+            return ctl.resume(self, present, clean)
+        finally:
+            _free_ctl()
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

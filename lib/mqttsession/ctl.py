@@ -44,22 +44,18 @@ def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, 
 
 
 def session(self, client_id, server, store, version, cap):
-    # the session the constructor's arguments name: in RAM, the store's null session, or
-    # the store's session for (server, client_id)
+    # the session the constructor's arguments name when it lives in RAM; None for the
+    # store's session for (server, client_id), its null session for client_id ''
     if client_id is not None:
         self._bytes(client_id, "client_id", True)
     if store is None:
         if client_id is None:
             raise ValueError("client_id None needs a store")
         s = Session(self._bytes(client_id, "client_id"), server, cap)
-    elif client_id is not None and not len(client_id):
-        if version != 5:
-            raise ValueError("client_id '' (a null session) needs version=5")
-        s = store.null_session(server, capacity=cap)
+    elif client_id is not None and not len(client_id) and version != 5:
+        raise ValueError("client_id '' (a null session) needs version=5")
     else:
-        s = store.get(server, client_id, capacity=cap)
-    if len(s.client_id) > 65535:
-        raise ValueError("client_id longer than 65535 bytes")
+        return None  # the store's (null) session: the caller loads it once ctl is freed
     return s
 
 

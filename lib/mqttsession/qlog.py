@@ -1,13 +1,14 @@
 # The queue in flash of a StoredSession (stored.py): the tail files t0/<j>..t3/<j> and
 # the segments q/<first><last><count><bytes>, as functions of the session so they cost
 # no class. A message record: seq, flags, packet ID, epoch, topic and payload lengths,
-# topic, payload, CRC-32 of all that.
+# topic, payload, CRC-32 of all that. Reading and sealing segments (more than _TAIL
+# messages queued) is in qseg.py, loaded when first needed.
 from micropython import const
 import binascii
 import os
 import struct
 
-from .store import _join, _read, _write, _rm, _isdir, pack, unpack, FORMAT
+from .store import _join, _read, _write, _rm, _isdir, pack, unpack
 
 _TAIL = const(32)  # messages per segment at most
 _TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
@@ -68,6 +69,8 @@ def scan(s, w):
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w
+        from .qseg import seg_get
+
         while seg_get(s, 0) and s._r[0] < w:
             s.more -= 1
             s.bytes -= s._r[6]
@@ -98,36 +101,6 @@ def scan(s, w):
 
 # --- the ring as a window on the queue in flash ---
 
-def seg_get(s, i):
-    # reads the next record of segment i (kept in _cb while pulling from it) into
-    # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
-    # (reported, the rest of it skipped)
-    if s._cb is None or s._ci != s._sg[i]:
-        n = name(s, i)
-        try:
-            b = _read(_join(s._p, "q", n))
-            if b[:4] != b"MQg" + bytes((FORMAT,)):
-                raise ValueError("not a segment")
-        except (OSError, ValueError) as e:
-            s._st._report(s._p, "q/" + n, e)
-            return False
-        s._cb = b
-        s._ci = s._sg[i]
-        s._co = 4
-    if s._co >= len(s._cb):
-        return False
-    try:
-        r = _parse(s._cb, s._co)
-    except (ValueError, IndexError) as e:
-        s._st._report(s._p, "q/" + name(s, i), e)
-        s._co = len(s._cb)
-        return False
-    o = r[6]
-    s._r = r[:6] + (o - s._co,)
-    s._co = o
-    return True
-
-
 def nxt(s):
     # the next pending message in flash (at or after _cur) into _r; False if none
     while s.more > 0:
@@ -137,6 +110,8 @@ def nxt(s):
                 continue
             if s._cb is not None and s._ci != s._sg[i]:
                 s._cb = None
+            from .qseg import seg_get
+
             while seg_get(s, i):
                 if s._r[0] >= c:
                     s._cur = s._r[0] + 1
@@ -181,6 +156,8 @@ def append(s, seq, f, pid, ep, t, m):
     if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
         raise OSError(_ENOSPC, "session store full")
     if s._tn == _TAIL:
+        from .qseg import seal
+
         seal(s)  # an earlier seal failed (flash full): now or never
     j = s._tn
     _write(tp(s, j), pack(b"t", r), False)
@@ -189,46 +166,10 @@ def append(s, seq, f, pid, ep, t, m):
     s._tb += len(r)
     s.bytes += len(r)
     if s._tn == _TAIL or s._tb >= _SEGB:
+        from .qseg import seal
+
         try:
             seal(s)
         except OSError:
             pass  # the message is in flash already; the next one seals
     return r
-
-
-def seal(s):
-    # the tail's messages into one segment file, named for what it holds; the tail
-    # slots are free again. A seal the power cut interrupted leaves a segment shorter
-    # than its name says (the newest one): _scan removes it, the tail still has all.
-    # (No rename: a littlefs rename in a directory of many files reads it all.)
-    p = s._p
-    recs = []
-    nb = 0
-    for j in range(s._tn):
-        if s._tail[j] == _NONE:
-            continue  # complete before the last boot: not pending
-        try:
-            b = unpack(b"t", _read(tp(s, j)))
-        except (OSError, ValueError) as e:
-            s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-            continue
-        recs.append((s._tail[j], b))
-        nb += len(b)
-    if recs:
-        n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
-        q = _join(p, "q", n)
-        try:
-            with open(q, "wb") as f:
-                f.write(b"MQg" + bytes((FORMAT,)))
-                for r in recs:
-                    f.write(r[1])
-        except OSError:
-            _rm(q)
-            raise
-        s._sg.append(recs[0][0])
-        s._sl.append(recs[-1][0])
-        s._sc.append(len(recs) << 24 | nb)
-    for j in range(_TAIL):
-        s._tail[j] = _NONE
-    s._tn = s._tb = 0
-

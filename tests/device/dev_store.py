@@ -4,7 +4,7 @@ import os
 import time
 
 import devlib as d
-from mqttsession import MQTTClient, MQTTException, SessionStore
+from mqttsession import MQTTException, SessionStore
 
 V = d.VERSION
 ROOT, BD = d.flash()
@@ -13,6 +13,8 @@ H = d.cfg("HOST")
 
 
 def node(cid=None, **kw):
+    from mqttsession import MQTTClient  # on first use: the store-only scenarios do without it
+
     kw.setdefault("window", d.cfg("WINDOW", 1))
     kw.setdefault("timeout", d.cfg("TIMEOUT", 3))
     kw.setdefault("version", V)
@@ -244,6 +246,8 @@ def full():
 def qlimit():
     # the store's byte bound: refused with ENOSPC, earlier messages kept
     st = SessionStore(STORE, max_bytes=2000)
+    from mqttsession import MQTTClient
+
     c = MQTTClient("ql", H, d.cfg("PORT"), store=st, window=8, queue=64, version=V)
     n = 0
     try:

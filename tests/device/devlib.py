@@ -3,7 +3,6 @@
 import time
 
 import devcfg
-from mqttsession import MQTTClient
 
 
 def cfg(name, default=None):
@@ -19,6 +18,8 @@ def topic(name):
 
 
 def client(cid, **kw):
+    from mqttsession import MQTTClient  # on first use: a store-only test does without it
+
     kw.setdefault("version", VERSION)
     kw.setdefault("keepalive", 30)
     return MQTTClient(cid, cfg("HOST"), cfg("PORT"), **kw)

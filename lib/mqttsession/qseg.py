@@ -1,0 +1,79 @@
+# Segments of the queue in flash (see qlog.py): reading one record at a time, and sealing
+# the tail into a new segment. Only a queue longer than qlog._TAIL needs them, so they
+# load on first use.
+from micropython import const
+
+from .store import _join, _read, _rm, unpack, FORMAT
+from .qlog import _parse, name, tp
+
+_TAIL = const(32)  # as qlog._TAIL
+_TDIRS = const(4)  # as qlog._TDIRS
+_NONE = const(0xFFFFFFFF)
+
+
+def seg_get(s, i):
+    # reads the next record of segment i (kept in _cb while pulling from it) into
+    # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
+    # (reported, the rest of it skipped)
+    if s._cb is None or s._ci != s._sg[i]:
+        n = name(s, i)
+        try:
+            b = _read(_join(s._p, "q", n))
+            if b[:4] != b"MQg" + bytes((FORMAT,)):
+                raise ValueError("not a segment")
+        except (OSError, ValueError) as e:
+            s._st._report(s._p, "q/" + n, e)
+            return False
+        s._cb = b
+        s._ci = s._sg[i]
+        s._co = 4
+    if s._co >= len(s._cb):
+        return False
+    try:
+        r = _parse(s._cb, s._co)
+    except (ValueError, IndexError) as e:
+        s._st._report(s._p, "q/" + name(s, i), e)
+        s._co = len(s._cb)
+        return False
+    o = r[6]
+    s._r = r[:6] + (o - s._co,)
+    s._co = o
+    return True
+
+
+def seal(s):
+    # the tail's messages into one segment file, named for what it holds; the tail
+    # slots are free again. A seal the power cut interrupted leaves a segment shorter
+    # than its name says (the newest one): _scan removes it, the tail still has all.
+    # (No rename: a littlefs rename in a directory of many files reads it all.)
+    p = s._p
+    recs = []
+    nb = 0
+    for j in range(s._tn):
+        if s._tail[j] == _NONE:
+            continue  # complete before the last boot: not pending
+        try:
+            b = unpack(b"t", _read(tp(s, j)))
+        except (OSError, ValueError) as e:
+            s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            continue
+        recs.append((s._tail[j], b))
+        nb += len(b)
+    if recs:
+        n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
+        q = _join(p, "q", n)
+        try:
+            with open(q, "wb") as f:
+                f.write(b"MQg" + bytes((FORMAT,)))
+                for r in recs:
+                    f.write(r[1])
+        except OSError:
+            _rm(q)
+            raise
+        s._sg.append(recs[0][0])
+        s._sl.append(recs[-1][0])
+        s._sc.append(len(recs) << 24 | nb)
+    for j in range(_TAIL):
+        s._tail[j] = _NONE
+    s._tn = s._tb = 0
+
