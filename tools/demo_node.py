@@ -53,6 +53,7 @@ KEEPALIVE = cfg("KEEPALIVE", 4)
 WINDOW = cfg("WINDOW", 8)
 QUEUE = cfg("QUEUE", 300)  # messages the session holds while the link is down
 STORE_BYTES = cfg("STORE_BYTES", 65536)
+RAM = cfg("RAM", 16)  # messages held in RAM; a longer backlog waits in flash, read in order
 TIMEOUT = cfg("TIMEOUT", 3)  # seconds for connect and each blocking step
 WIFI_MS = cfg("WIFI_MS", 1000)  # how long one Wi-Fi (re)connect attempt may take
 # no call into the client holds the loop much longer than this (ms): below the period,
@@ -108,7 +109,7 @@ def main():
     link = Link(board=board, min_ms=200, max_ms=2000, wifi_timeout_ms=WIFI_MS,
                 on_change=on_change)
     c = MQTTClient(None, HOST, PORT, keepalive=KEEPALIVE, window=WINDOW, queue=QUEUE,
-                   timeout=TIMEOUT, store=SessionStore(ROOT + "/.mqtt", max_bytes=STORE_BYTES),
+                   timeout=TIMEOUT, store=SessionStore(ROOT + "/.mqtt", max_bytes=STORE_BYTES, ram=RAM),
                    link=link, full="error", budget_ms=BUDGET_MS)
     base = c.pending()  # readings of earlier boots still unacknowledged
     print("BOOT", boot, n, base)
