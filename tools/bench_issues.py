@@ -128,6 +128,12 @@ class IssueMeasure:
         argv = ["--quick"] if self.plan.quick else []
         env = {"MQTTS_PICO_DIR": pico_dir()}
         run_host(self.res, BENCH_DIR / "b_pico.py", argv, "pico", timeout=1800, env=env)
+        mem = BENCH_DIR / "b_mem_pico.py"  # the memory benchmark's node, 32-bit
+        if mem.exists():
+            self.say("emulated Pico: the memory benchmark's node profile")
+            run_host(self.res, mem, argv, "pico.mem", timeout=1800, env=env)
+        else:
+            self.res.put_na("pico.mem", "tools/bench/b_mem_pico.py is not in this tree")
 
     def measure_fleet(self, port: int) -> None:
         script = BENCH_DIR / "b_fleet.py"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bench_refs import tool
 from bench_rows import Row, fmt
-from bench_setup import AREAS, HEAP, QUOTED, TOPIC, micropython_path, mpy
+from bench_setup import AREAS, CORE_AREAS, HEAP, QUOTED, TOPIC, micropython_path, mpy
 
 if TYPE_CHECKING:
     from bench_measure import Bench
@@ -282,6 +282,57 @@ def window_chart(b: Bench) -> list[str]:
     return [*out, "```", ""]
 
 
+def core_notes(b: Bench, pin: str) -> list[str]:
+    """How the issue-6 areas were measured, for the areas of this run."""
+    p = b.plan
+    notes = [
+        (
+            "speed",
+            f"- Throughput: {pin} {p.rounds} interleaved round(s), median; each figure is at most "
+            f"{p.n} messages or {p.budget_ms} ms. Topic `{TOPIC}`, a 16-byte payload, MQTT "
+            "3.1.1. QoS 1/2 with window=1 waits for each acknowledgement (umqtt.simple's "
+            "meaning); larger windows keep that many in flight. The machine is shared and noisy: "
+            "compare ratios within this run, not with another machine.",
+        ),
+        (
+            "heap",
+            "- Heap: `gc.mem_alloc()` after `gc.collect()` above the script's own baseline; "
+            "`.mpy` rows import the library compiled with `mpy-cross -O2`, `.py` rows compile "
+            "it on the device. The unix port is 64-bit: objects are larger than on the 32-bit "
+            "boards.",
+        ),
+        (
+            "alloc",
+            "- Allocation: `micropython.mem_total()` delta around the client's calls over "
+            f"{p.alloc_n} messages after a warm-up. A function whose frame needs more than 11 "
+            "words (locals, stack, 3 per active `try`) gets it from the heap on every call and "
+            "gives it back on return; that counts here. With the heap locked such a frame goes "
+            "on the C stack instead, so a `micropython.heap_lock()` test passes while this "
+            "figure is not 0. The rows 'of which left for the collector' (`gc.mem_alloc()` "
+            "growth with the collector off, in 16-byte blocks) are the garbage alone.",
+        ),
+        (
+            "heap",
+            "- `mem_peak()` on the unix port counts only explicit frees, not what the collector "
+            "reclaims, so its rise over a loop is an upper bound; the smallest-heap rows are "
+            "the real bound.",
+        ),
+        (
+            "flash",
+            f"- Flash: `boards/unix/blockdev.py` counting block device, 4 KiB blocks, 256 blocks, "
+            f"{p.flash_n} messages per setting, littlefs of the MicroPython unix port.",
+        ),
+        (
+            "core",
+            "- Competitors are fetched from PyPI with pip at run time into `build/bench/` "
+            "(never committed). mqtt_as is not published on a package registry reachable "
+            "here, so its rows are the figures quoted in issue 6.",
+        ),
+    ]
+    core = any(a in CORE_AREAS for a in b.areas)
+    return [t for a, t in notes if a in b.areas or (a == "core" and core)]
+
+
 def issue_notes(b: Bench) -> list[str]:
     """How the issue areas were measured, for the areas of this run."""
     p = b.plan
@@ -314,7 +365,6 @@ def issue_notes(b: Bench) -> list[str]:
 
 
 def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -> str:
-    p = b.plan
     left = [a for a in AREAS if a not in b.areas]
     cpu = b.extra.get("pinned_cpu")
     pin = (
@@ -351,30 +401,7 @@ def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -
         + ". Goals come from the issues named in the goals table and are judged from the "
         "figures of this run.",
         *[f"- Area {a} did not finish: {why}." for a, why in b.failed.items()],
-        f"- Throughput: {pin} {p.rounds} interleaved round(s), median; each figure is at most "
-        f"{p.n} messages or {p.budget_ms} ms. Topic `{TOPIC}`, a 16-byte payload, MQTT "
-        "3.1.1. QoS 1/2 with window=1 waits for each acknowledgement (umqtt.simple's "
-        "meaning); larger windows keep that many in flight. The machine is shared and noisy: "
-        "compare ratios within this run, not with another machine.",
-        "- Heap: `gc.mem_alloc()` after `gc.collect()` above the script's own baseline; "
-        "`.mpy` rows import the library compiled with `mpy-cross -O2`, `.py` rows compile "
-        "it on the device. The unix port is 64-bit: objects are larger than on the 32-bit "
-        "boards.",
-        "- Allocation: `micropython.mem_total()` delta around the client's calls over "
-        f"{p.alloc_n} messages after a warm-up. A function whose frame needs more than 11 "
-        "words (locals, stack, 3 per active `try`) gets it from the heap on every call and "
-        "gives it back on return; that counts here. With the heap locked such a frame goes "
-        "on the C stack instead, so a `micropython.heap_lock()` test passes while this "
-        "figure is not 0. The rows 'of which left for the collector' (`gc.mem_alloc()` "
-        "growth with the collector off, in 16-byte blocks) are the garbage alone.",
-        "- `mem_peak()` on the unix port counts only explicit frees, not what the collector "
-        "reclaims, so its rise over a loop is an upper bound; the smallest-heap rows are "
-        "the real bound.",
-        f"- Flash: `boards/unix/blockdev.py` counting block device, 4 KiB blocks, 256 blocks, "
-        f"{p.flash_n} messages per setting, littlefs of the MicroPython unix port.",
-        "- Competitors are fetched from PyPI with pip at run time into `build/bench/` "
-        "(never committed). mqtt_as is not published on a package registry reachable "
-        "here, so its rows are the figures quoted in issue 6.",
+        *core_notes(b, pin),
         *issue_notes(b),
         "",
         "## Results",

@@ -75,7 +75,7 @@ class Plan:
     recover_k: int
     recover_runs: int
     aio_secs: int = 60  # idle measurement of the asyncio client
-    backlog_n: int = 10000  # messages queued offline in the backlog benchmark
+    backlog_n: int = 10000  # messages queued offline in the backlog benchmark (>= 1024)
     fleet_secs: int = 30  # seconds per fleet run (the fleet runs only when asked for)
     fleet_nodes: int = 50
 
@@ -97,7 +97,7 @@ FULL = Plan(
     3,
 )
 QUICK = Plan(
-    True, 1, 2000, 250, (1, 16), (1, 16), 64, 64, 300, 1000, 1000, 4, 16, 1, 10, 1000, 20, 10
+    True, 1, 2000, 250, (1, 16), (1, 16), 64, 64, 300, 1000, 1000, 4, 16, 1, 10, 2048, 20, 10
 )
 
 # Areas of the table, in order, as --only names them: the issue-6 areas measured against
