@@ -188,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         help=f"comma-separated areas to measure (default: all but fleet): {', '.join(AREAS)}",
     )
+    ap.add_argument(
+        "--quick-areas",
+        default="",
+        help="comma-separated issue areas run with quick counts in a full run (e.g. aio,pico)",
+    )
     ap.add_argument("--fleet", action="store_true", help="also run the fleet (slow)")
     ap.add_argument("--fleet-secs", type=int, help="seconds per fleet run (default 30; 20 quick)")
     ap.add_argument("--fleet-nodes", type=int, help="nodes in the fleet (default 50; 10 quick)")
@@ -195,9 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     areas = list(DEFAULT_AREAS) if a.only is None else [x for x in a.only.split(",") if x]
     if a.fleet and "fleet" not in areas:
         areas.append("fleet")
-    unknown = sorted(set(areas) - set(AREAS))
+    quick_areas = [x for x in a.quick_areas.split(",") if x]
+    unknown = sorted((set(areas) | set(quick_areas)) - set(AREAS))
     if unknown or not areas:
-        ap.error(f"--only: unknown area(s) {', '.join(unknown)}; known: {', '.join(AREAS)}")
+        ap.error(f"unknown area(s) {', '.join(unknown)}; known: {', '.join(AREAS)}")
     plan = QUICK if a.quick else FULL
     if a.fleet_secs is not None:
         plan = dataclasses.replace(plan, fleet_secs=a.fleet_secs)
@@ -215,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     RUN.mkdir(parents=True, exist_ok=True)
     try:
         b = Bench(plan, not a.no_fetch, say, areas)
+        b.quick_areas = frozenset(quick_areas)
         if b.umqtt.why:
             say(f"umqtt.simple {b.umqtt.why}")
         b.run()

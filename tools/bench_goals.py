@@ -45,6 +45,7 @@ class IssueRows(MemoryRows):
     row: Callable[..., float | None]
     value_row: Callable[..., None]
     target: Callable[..., None]
+    plan_for: Callable[[str], Plan]
 
     def at_most(
         self,
@@ -141,7 +142,7 @@ class IssueRows(MemoryRows):
                     "same event loop as the client",
                 )
         for tag, who in (("aio", "asyncio client"), ("aio.old", f"old client ({old})")):
-            secs = self.plan.aio_secs
+            secs = self.plan_for("aio").aio_secs
             self.row(
                 "aio",
                 f"{who}: idle wake-ups of the event loop",
@@ -245,18 +246,13 @@ class IssueRows(MemoryRows):
             ):
                 self.row(g, f"{j}: {k.replace('_', ' ')}", f"{b}.{k}", unit)
             for r in (1, 2):
-                for k, unit in (
-                    ("reconnected", "nodes"),
-                    ("peak_connects_1s", "connects"),
-                    ("peak_connects_100ms", "connects"),
-                    ("all_back_s", "s"),
+                for k, what, unit in (
+                    ("reconnected", "nodes back (before the next restart, at most 30 s)", "nodes"),
+                    ("peak_connects_1s", "peak connects in any 1 s", "connects"),
+                    ("peak_connects_100ms", "peak connects in any 100 ms", "connects"),
+                    ("all_back_s", "last node back after", "s"),
                 ):
-                    self.row(
-                        g,
-                        f"{j}: broker restart {r}: {k.replace('_', ' ')}",
-                        f"{b}.restart{r}.{k}",
-                        unit,
-                    )
+                    self.row(g, f"{j}: broker restart {r}: {what}", f"{b}.restart{r}.{k}", unit)
             self.at_most(g, f"issue 11: fleet ({j}): messages lost", f"{b}.lost", 0, "msgs")
             self.at_most(
                 g, f"issue 11: fleet ({j}): QoS 2 duplicates", f"{b}.qos2_duplicates", 0, "msgs"

@@ -33,9 +33,10 @@ class MemoryRows:
     target: Callable[..., None]
     at_most: Callable[..., None]
     ratio_goal: Callable[..., None]
+    plan_for: Callable[[str], Plan]
 
     def backlog_rows(self) -> None:
-        n = self.plan.backlog_n
+        n = self.plan_for("backlog").backlog_n
         for p in (32, 256):
             b = f"backlog.p{p}"
             for k, what in (

@@ -6,6 +6,7 @@ and a fleet on one broker (tools/bench/b_fleet.py). Their rows and goals: bench_
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -14,7 +15,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from bench_setup import BENCH_DIR, LIB_DIR, ROOT, Plan, Results, collect, pinned, run_host
+from bench_setup import (
+    BENCH_DIR,
+    LIB_DIR,
+    QUICK,
+    ROOT,
+    Plan,
+    Results,
+    collect,
+    pinned,
+    run_host,
+)
 
 if TYPE_CHECKING:
     from bench_setup import Lib
@@ -66,9 +77,19 @@ class IssueMeasure:
     ms: Lib
     say: Callable[[str], None]
     extra: dict[str, str]
+    quick_areas: frozenset[str] = frozenset()
+
+    def plan_for(self, area: str) -> Plan:
+        """The run's plan, or its quick counts for an area run quick (--quick-areas)."""
+        p = self.plan
+        if area not in self.quick_areas or p.quick:
+            return p
+        return dataclasses.replace(
+            p, quick=True, aio_secs=QUICK.aio_secs, backlog_n=QUICK.backlog_n
+        )
 
     def measure_aio(self, port: int) -> None:
-        secs = self.plan.aio_secs
+        secs = self.plan_for("aio").aio_secs
         self.say(f"asyncio client: faults, {secs} s idle, restart (this and the old client)")
         bench_aio = load(ROOT / "tools" / "bench_aio.py")
         for k, v in bench_aio.rows(secs).items():
@@ -99,7 +120,7 @@ class IssueMeasure:
             self.res.put("budget.ms", float(ms))
 
     def measure_backlog(self, port: int) -> None:
-        n = self.plan.backlog_n
+        n = self.plan_for("backlog").backlog_n
         for prog in (32, 256):
             self.say(f"backlog: {n:,} queued offline, prog {prog}")
             args = {"port": port, "prog": prog, "n": n, "img": f"bench-backlog-{prog}.img"}
@@ -120,12 +141,12 @@ class IssueMeasure:
             self.res.put_na("mem", "tools/bench/b_mem.py is not in this tree")
             return
         self.say("memory: the node profile per route (.mpy, ROMFS, TLS), smallest heap")
-        argv = ["--quick"] if self.plan.quick else []
+        argv = ["--quick"] if self.plan_for("memory").quick else []
         run_host(self.res, script, argv, "mem", timeout=1800)
 
     def measure_pico(self, port: int) -> None:
         self.say("emulated Pico (32-bit)")
-        argv = ["--quick"] if self.plan.quick else []
+        argv = ["--quick"] if self.plan_for("pico").quick else []
         env = {"MQTTS_PICO_DIR": pico_dir()}
         run_host(self.res, BENCH_DIR / "b_pico.py", argv, "pico", timeout=1800, env=env)
         mem = BENCH_DIR / "b_mem_pico.py"  # the memory benchmark's node, 32-bit

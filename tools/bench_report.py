@@ -339,22 +339,25 @@ def issue_notes(b: Bench) -> list[str]:
     notes = {
         "aio": f"- asyncio (issue 10, `tools/bench_aio.py`): a 10 ms ticker task in the "
         "client's event loop while the fault rig breaks the link; the largest gap per fault. "
-        f"Idle: {p.aio_secs} s connected, keepalive 60. The old client is lib/ at "
+        f"Idle: {b.plan_for('aio').aio_secs} s connected, keepalive 60. The old client is lib/ at "
         f"{b.extra.get('aio.old_rev', '?')} (git), run by the same script.",
         "budget": "- budget (issue 16, `tools/bench/b_budget.py`): a node taking a reading "
         "every 100 ms (store, keeper, keepalive 1 s, timeout 3 s, window 1) through each "
         "fault of the fault rig; the longest publish()/check_msg() call per fault, next to "
         f"the library at {b.extra.get('budget.old_rev', '?')} (before the budget).",
-        "backlog": f"- backlog (issue 13, `tools/bench/b_backlog.py`): {p.backlog_n:,} "
+        "backlog": f"- backlog (issue 13, `tools/bench/b_backlog.py`): "
+        f"{b.plan_for('backlog').backlog_n:,} "
         "QoS 1 messages queued offline into a littlefs store (1,024 blocks of 4 KiB, prog 32 "
         "and 256, counting block device), a remount, then the drain; broker and client "
         "pinned to one CPU.",
         "memory": "- memory (issue 12, `tools/bench/b_mem.py`"
-        + (" --quick" if p.quick else "")
+        + (" --quick" if b.plan_for("memory").quick else "")
         + "): one node script (client + store on littlefs + Link; QoS 0/1/2) for every form "
         "of the code: .mpy copied, a ROMFS image, TLS; smallest heap by -X heapsize bisection.",
         "pico": "- pico (issue 15, `tools/bench/b_pico.py`"
-        + (" --quick" if p.quick else "")
+        + (" --quick" if b.plan_for("pico").quick else "")
+        + " and `tools/bench/b_mem_pico.py`"
+        + (" --quick" if b.plan_for("pico").quick else "")
         + "): stock MicroPython v1.28.0 RPI_PICO on rp2040js, the 32-bit figures; the library "
         "as armv6m .mpy, MQTT through the UART bridge.",
         "fleet": f"- fleet (issue 11, `tools/bench/b_fleet.py`): {p.fleet_nodes} unix-port "
@@ -398,6 +401,11 @@ def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -
         "paho-mqtt and the mosquitto command-line clients.",
         f"- Areas measured in this run: {', '.join(b.areas)}"
         + (f"; not measured in this run: {', '.join(left)}" if left else "")
+        + (
+            f"; with quick counts in this run: {', '.join(sorted(b.quick_areas))}"
+            if b.quick_areas and not b.plan.quick
+            else ""
+        )
         + ". Goals come from the issues named in the goals table and are judged from the "
         "figures of this run.",
         *[f"- Area {a} did not finish: {why}." for a, why in b.failed.items()],

@@ -17,6 +17,8 @@ class Row:
 def fmt(v: float) -> str:
     if v == 0:
         return "0"
+    if float(v).is_integer():  # counts, bytes, whole milliseconds
+        return f"{v:,.0f}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     if abs(v) >= 10:

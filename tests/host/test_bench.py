@@ -306,3 +306,13 @@ def test_pinned_puts_this_process_on_one_cpu_and_restores_it() -> None:
     with bench.pinned([]) as cpu:
         assert cpu is not None and os.sched_getaffinity(0) == {cpu}
     assert os.sched_getaffinity(0) == before
+
+
+def test_quick_areas_take_quick_counts_in_a_full_run() -> None:
+    b = bench.Bench.__new__(bench.Bench)
+    b.plan = bench.FULL
+    b.quick_areas = frozenset({"aio", "backlog"})
+    assert b.plan_for("aio").aio_secs == bench.QUICK.aio_secs
+    assert b.plan_for("backlog").backlog_n == bench.QUICK.backlog_n
+    assert b.plan_for("backlog").quick and not b.plan_for("pico").quick
+    assert b.plan_for("budget") == bench.FULL
