@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bench_goals_mem import MemoryRows, ratio
 from bench_issues import AIO_FAULTS, BUDGET_FAULTS, FLEET_JITTERS
-from bench_rows import Row, fmt
+from bench_rows import Row, against, fmt
 
 if TYPE_CHECKING:
     from bench_setup import Plan, Results
@@ -79,7 +79,9 @@ class IssueRows(MemoryRows):
             f">= {need:.2f}",
             q,
             q >= need if q is not None else None,
-            f"{q:.2f} ({fmt(a or 0)} vs {fmt(b or 0)} {unit})" if q is not None else "",
+            f"{against(q, need, True)} ({fmt(a or 0)} vs {fmt(b or 0)} {unit})"
+            if q is not None
+            else "",
             self.res.why(num if a is None else den),
             area=area,
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bench_rows import Row, fmt
+from bench_rows import Row, against, fmt
 
 if TYPE_CHECKING:
     from bench_setup import Plan, Results
@@ -129,7 +129,9 @@ class MemoryRows:
                 "<= 1.50",
                 q,
                 q <= 1.5 if q is not None else None,
-                f"{q:.2f} ({fmt(z or 0)} vs {fmt(a or 0)} us)" if q is not None else "",
+                f"{against(q, 1.5, False)} ({fmt(z or 0)} vs {fmt(a or 0)} us)"
+                if q is not None
+                else "",
                 self.res.why(f"{b}.queue_us"),
                 area="backlog",
             )
@@ -141,7 +143,9 @@ class MemoryRows:
                 f">= {need}x",
                 q,
                 q >= need if q is not None else None,
-                f"{q:.1f}x ({fmt(ne or 0)} vs {fmt(de or 0)} erases/msg)" if q is not None else "",
+                f"{against(q, need, True, 1)}x ({fmt(ne or 0)} vs {fmt(de or 0)} erases/msg)"
+                if q is not None
+                else "",
                 self.res.why(f"{b}.durable.erases"),
                 area="backlog",
             )

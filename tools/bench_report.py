@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench_refs import tool
-from bench_rows import Row, fmt
+from bench_rows import Row, against, fmt
 from bench_setup import AREAS, CORE_AREAS, HEAP, QUOTED, TOPIC, micropython_path, mpy
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Targets:
                 "within 2x (>= 0.50)",
                 q1,
                 q1 / fl >= 0.5,
-                f"{q1 / fl:.2f} ({fmt(q1)} vs {fmt(fl)} msg/s)",
+                f"{against(q1 / fl, 0.5, True)} ({fmt(q1)} vs {fmt(fl)} msg/s)",
                 area="speed",
             )
         else:
@@ -81,7 +81,8 @@ class Targets:
                 "within 2x (>= 0.50)",
                 v,
                 v / fv >= 0.5,
-                f"{v / fv:.2f} (window={w}: {fmt(v)} vs floor window={fw}: {fmt(fv)} msg/s)",
+                f"{against(v / fv, 0.5, True)} (window={w}: {fmt(v)} vs floor window={fw}: "
+                f"{fmt(fv)} msg/s)",
                 area="speed",
             )
         else:
@@ -184,7 +185,7 @@ class Targets:
                     )
                     continue
                 ratio = naive / e if e else float("inf")
-                shown = f"{ratio:.1f}x" if e else "no erases at all"
+                shown = f"{against(ratio, need, True, 1)}x" if e else "no erases at all"
                 shown += f" ({fmt(naive)} vs {fmt(e)} erases/msg)"
                 self.target(label, f">= {need}x", e, ratio >= need, shown, area="flash")
             e = r.get(f"flash.p{prog}.w1_q1.erases")

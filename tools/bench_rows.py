@@ -28,6 +28,16 @@ def fmt(v: float) -> str:
     return f"{v:.3f}"
 
 
+def against(q: float, need: float, at_least: bool, digits: int = 2) -> str:
+    """q with enough decimals that, as shown, it sits on the same side of need as it does
+    (0.6996 against >= 0.70 shows as 0.6996, never as a failing 0.70)."""
+    for d in range(digits, 7):
+        r = round(q, d)
+        if (r >= need if at_least else r <= need) == (q >= need if at_least else q <= need):
+            return f"{q:.{d}f}"
+    return repr(q)
+
+
 class Rows:
     """Builds Bench.rows from Bench.res (a part of Bench, see bench_measure)."""
 

@@ -316,3 +316,12 @@ def test_quick_areas_take_quick_counts_in_a_full_run() -> None:
     assert b.plan_for("backlog").backlog_n == bench.QUICK.backlog_n
     assert b.plan_for("backlog").quick and not b.plan_for("pico").quick
     assert b.plan_for("budget") == bench.FULL
+
+
+def test_a_ratio_is_shown_on_the_side_of_its_goal_it_is_on() -> None:
+    from bench_rows import against
+
+    assert against(0.6996, 0.7, True) == "0.6996"  # not met: never shown as 0.70
+    assert against(0.71, 0.7, True) == "0.71"
+    assert against(1.5004, 1.5, False) == "1.5004"
+    assert against(15.96, 16, True, 1) == "15.96"
