@@ -304,3 +304,48 @@ class MemoryRows:
             "pico.raw.board_to_host.wall_kb_s",
             "KB/s",
         )
+
+
+def node_columns(res: Results, areas: tuple[str, ...]) -> list[str]:
+    """The memory benchmark's node profile on the unix port (64-bit) beside the emulated
+    Pico (32-bit): one table, for a run that measured either."""
+    if "memory" not in areas and "pico" not in areas:
+        return []
+
+    def kb(key: str) -> str:
+        v = res.get(key)
+        return f"{fmt(v / 1024)} KB" if v is not None else f"n/a ({res.why(key)})"
+
+    def b(key: str) -> str:
+        v = res.get(key)
+        return f"{fmt(v)} B" if v is not None else f"n/a ({res.why(key)})"
+
+    rows = [
+        (".mpy code the node loads", kb("mem.code"), kb("pico.mem.code")),
+        ("heap after import (.mpy)", kb("mem.mpy.import"), kb("pico.mem.import")),
+        ("heap with the client made (store loaded)", kb("mem.mpy.client"), kb("pico.mem.client")),
+        ("heap connected", kb("mem.mpy.connected"), kb("pico.mem.connected")),
+        ("heap after the QoS 0/1/2 loop", kb("mem.mpy.loop"), kb("pico.mem.loop")),
+        ("garbage per QoS 0 publish", b("mem.mpy.pub.q0.garbage"), b("pico.mem.pub.q0.garbage")),
+        ("garbage per QoS 1 publish", b("mem.mpy.pub.q1.garbage"), b("pico.mem.pub.q1.garbage")),
+    ]
+    mh = res.get("mem.mpy.minheap_kb")
+    rows.append(
+        (
+            "smallest heap it runs in (unix: -X heapsize; Pico: free heap left after ballast)",
+            f"{fmt(mh)} KB" if mh is not None else f"n/a ({res.why('mem.mpy.minheap_kb')})",
+            kb("pico.mem.min_free"),
+        )
+    )
+    out = [
+        "## The node profile, 64-bit and 32-bit",
+        "",
+        "The memory benchmark's node (blocking client + store on littlefs + Link; connect, "
+        "subscribe, QoS 0/1/2) with the library copied as .mpy: on the unix port and on the "
+        "emulated Pico (stock RPI_PICO firmware, armv6m .mpy), same run.",
+        "",
+        "| figure | unix port (64-bit) | emulated Pico (32-bit) |",
+        "|---|---|---|",
+    ]
+    out += [f"| {a} | {u} | {p} |" for a, u, p in rows]
+    return [*out, ""]

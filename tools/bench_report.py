@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench_goals_mem import node_columns
 from bench_refs import tool
 from bench_rows import Row, against, fmt
 from bench_setup import AREAS, CORE_AREAS, HEAP, QUOTED, TOPIC, micropython_path, mpy
@@ -418,6 +419,7 @@ def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -
         results_table(b.rows),
         "",
         *window_chart(b),
+        *node_columns(b.res, b.areas),
         "## Goals",
         "",
         targets_table(b.targets),

@@ -325,3 +325,20 @@ def test_a_ratio_is_shown_on_the_side_of_its_goal_it_is_on() -> None:
     assert against(0.71, 0.7, True) == "0.71"
     assert against(1.5004, 1.5, False) == "1.5004"
     assert against(15.96, 16, True, 1) == "15.96"
+
+
+def test_node_profile_columns_unix_and_pico() -> None:
+    from bench_goals_mem import node_columns
+
+    res = bench.Results()
+    res.put("mem.mpy.connected", 2048.0)
+    res.put_na("pico", "no micropython-v1.28.0-RPI_PICO.uf2 in /nowhere")
+    assert node_columns(res, ("speed",)) == []
+    text = "\n".join(node_columns(res, ("memory", "pico")))
+    (table,) = tables(text)
+    row = next(r for r in table if r[0] == "heap connected")
+    assert row == [
+        "heap connected",
+        "2 KB",
+        "n/a (no micropython-v1.28.0-RPI_PICO.uf2 in /nowhere)",
+    ]
