@@ -4,12 +4,14 @@ the figures of the same run, never written in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bench_goals_mem import MemoryRows, ratio
 from bench_issues import AIO_FAULTS, BUDGET_FAULTS, FLEET_JITTERS
 from bench_rows import Row, against, fmt
+from bench_setup import BENCH_DIR
 
 if TYPE_CHECKING:
     from bench_setup import Plan, Results
@@ -33,6 +35,12 @@ BUDGET_LABELS = {
     "wifi": "Wi-Fi gone 1.5 s",
     "silent": "reconnect into a silent listener 3.5 s",
 }
+
+
+def aio_backoff_ms() -> int | None:
+    """The longest backoff step of the asyncio benchmark's Link (tools/bench/b_aio.py)."""
+    m = re.search(r"Link\(min_ms=\d+, max_ms=(\d+)\)", (BENCH_DIR / "b_aio.py").read_text())
+    return int(m.group(1)) if m else None
 
 
 class IssueRows(MemoryRows):
@@ -179,6 +187,20 @@ class IssueRows(MemoryRows):
                 f"aio.gap.{f}",
                 AIO_GAP_MS,
                 "ms",
+            )
+        step = aio_backoff_ms()
+        name = "issue 10: session-losing broker restart: link return to first command"
+        if step is None:
+            why = "no Link(max_ms=...) in tools/bench/b_aio.py"
+            self.target(name, "<= one backoff step", None, None, "", why, area="aio")
+        else:
+            self.at_most(
+                "aio",
+                name,
+                "aio.restart.return_to_command_ms",
+                step,
+                "ms",
+                why=f" (one backoff step: the benchmark's Link max_ms {step})",
             )
 
     def budget_rows(self) -> None:

@@ -196,10 +196,13 @@ def status(b: bench.Bench, name: str) -> tuple[str, str]:
 
 
 def test_issue_goals_follow_the_figures() -> None:
+    from bench_goals import aio_backoff_ms
+
     n = bench.QUICK.backlog_n
     good = {
         "aio.gap.reset": 4.0,
         "aio.gap.trickle": 20.0,
+        "aio.restart.return_to_command_ms": 10.0,
         "budget.ms": 200.0,
         "budget.stall": 250.0,
         "backlog.p32.drain_per_s.n10": 1000.0,
@@ -218,6 +221,7 @@ def test_issue_goals_follow_the_figures() -> None:
     for name in (
         "issue 10: ticker gap during connection reset",
         "issue 10: ticker gap during broker link trickling 10 bytes/s",
+        "issue 10: session-losing broker restart: link return to first command",
         "issue 16: longest call during broker stalls 1.5 s",
         f"issue 13: prog 32: drain rate of {n:,} queued vs 10",
         f"issue 13: prog 32: queueing cost at {n:,} queued vs the first 32",
@@ -231,6 +235,7 @@ def test_issue_goals_follow_the_figures() -> None:
     worse = {
         **good,
         "aio.gap.reset": 21.0,  # one past each goal
+        "aio.restart.return_to_command_ms": (aio_backoff_ms() or 0) + 1.0,
         "budget.stall": 251.0,
         f"backlog.p32.drain_per_s.n{n}": 690.0,
         f"backlog.p32.queue_us.at{n}": 151.0,
@@ -242,6 +247,7 @@ def test_issue_goals_follow_the_figures() -> None:
     b = judged(worse)
     for name in (
         "issue 10: ticker gap during connection reset",
+        "issue 10: session-losing broker restart: link return to first command",
         "issue 16: longest call during broker stalls 1.5 s",
         f"issue 13: prog 32: drain rate of {n:,} queued vs 10",
         f"issue 13: prog 32: queueing cost at {n:,} queued vs the first 32",
