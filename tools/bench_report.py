@@ -369,6 +369,20 @@ def issue_notes(b: Bench) -> list[str]:
     return [v for k, v in notes.items() if k in b.areas]
 
 
+def goal_summary(targets: Sequence[Row]) -> list[str]:
+    """Per issue: how many of its goals this run met, missed or could not judge."""
+    count: dict[str, list[int]] = {}
+    for t in targets:
+        issue = t.what.split(":", 1)[0] if t.what.startswith("issue ") else "issue 6"
+        c = count.setdefault(issue, [0, 0, 0])
+        c[("met", "not met").index(t.note) if t.note in ("met", "not met") else 2] += 1
+    out = [
+        f"- {k}: {m} met, {n} not met" + (f", {x} not measured" if x else "")
+        for k, (m, n, x) in sorted(count.items(), key=lambda kv: int(kv[0].split()[1]))
+    ]
+    return [*out, ""] if out else []
+
+
 def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -> str:
     left = [a for a in AREAS if a not in b.areas]
     cpu = b.extra.get("pinned_cpu")
@@ -422,6 +436,7 @@ def report(b: Bench, command: str, started: datetime.datetime, seconds: float) -
         *node_columns(b.res, b.areas),
         "## Goals",
         "",
+        *goal_summary(b.targets),
         targets_table(b.targets),
         "",
     ]
