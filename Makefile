@@ -19,7 +19,8 @@ HEAP ?= 256k
 RUN_DIR ?= build/run
 APT_PACKAGES := mosquitto mosquitto-clients openssl socat
 
-.PHONY: deps venv pico-deps test lint demo bench board-test run clean distclean
+.PHONY: deps venv pico-deps interop-deps test interop lint demo bench board-test run clean \
+	distclean
 
 # System packages. Installs them with apt-get as root (or with passwordless sudo), else
 # says what to install and stops. apt starts the system broker; tests start their own on
@@ -75,12 +76,23 @@ tools/pico/node_modules/.stamp: tools/pico/package-lock.json
 	npm ci --prefix tools/pico --no-audit --no-fund --silent
 	@touch $@
 
-test: deps venv pico-deps
+test: deps venv pico-deps interop-deps
 	@rc=0; $(VBIN)/pytest -q tests/host $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "error: no tests collected (pytest exit 5): check tests/host and PYTEST_ARGS" >&2; \
 	fi; \
 	exit $$rc
+
+# The interop suite's node broker (aedes, pinned in tools/brokers/package-lock.json; needs
+# Node.js 20 or newer): nodejs and npm come with pico-deps.
+interop-deps: tools/brokers/node_modules/.stamp
+
+tools/brokers/node_modules/.stamp: tools/brokers/package-lock.json | pico-deps
+	npm ci --prefix tools/brokers --no-audit --no-fund --silent
+	@touch $@
+
+interop: deps venv interop-deps
+	$(VBIN)/pytest -q tests/host/test_interop*.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VBIN)/ruff check tools tests/host

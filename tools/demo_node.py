@@ -134,9 +134,10 @@ def main():
         st[5] = max(st[5], time.ticks_diff(time.ticks_ms(), t))
         return r
 
-    def service():
-        for _ in range(32):  # everything waiting, not one packet per pass
-            if call(c.check_msg) is None:
+    def service(until):
+        # everything waiting, not one packet per pass, but never past the next reading
+        for _ in range(32):
+            if call(c.check_msg) is None or time.ticks_diff(until, time.ticks_ms()) <= 0:
                 break
 
     def status():
@@ -153,7 +154,7 @@ def main():
     period = RATE_MS
     due = time.ticks_ms()
     while not stopping():
-        service()
+        service(due)
         wait = time.ticks_diff(due, time.ticks_ms())
         if wait > 0:
             time.sleep_ms(min(wait, 10))
@@ -190,7 +191,7 @@ def main():
     t0 = time.ticks_ms()
     last = t0
     while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < DRAIN_MS:
-        service()
+        service(time.ticks_add(time.ticks_ms(), 100))
         time.sleep_ms(2)
         if time.ticks_diff(time.ticks_ms(), last) >= 200:
             last = time.ticks_ms()

@@ -102,6 +102,8 @@ class MQTTClient(Core):
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
         self._check(self._topic(topic), self._payload(msg), qos)
+        if qos > self._maxq or retain and not self._retok:
+            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and self.link:
                 self.lost0 += 1

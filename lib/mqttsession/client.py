@@ -31,7 +31,7 @@ class MQTTClient(Core):
             raise ValueError("budget_ms must be None or an int >= 0")
         self.budget_ms = budget_ms
         self._bd = 0  # ticks when the budget of the call under way ends
-        self._aw = 0  # ticks when the oldest unanswered message went out
+        self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
         self._cc = False  # clean_session of the connect under way
 
     def _begin(self):
@@ -53,16 +53,15 @@ class MQTTClient(Core):
         now = time.ticks_ms()
         if self._ob is not None and self._flush():
             self._poll.modify(self.sock, _POLLIN)  # what a stalled socket held is out
+        if self._aw:
+            if self._s.nin:
+                self._silent(now)  # the wait publish gave up on goes on here
+            else:
+                self._aw = 0
         due = self._keepalive_due(now)
         if due <= 0:
             self._send_ping()
             due = self._keepalive_due(time.ticks_ms())
-        if self.budget_ms is not None and self._s.nin and time.ticks_diff(
-                now, self._aw) > self._tms and time.ticks_diff(now, self._lrx) > self._tms:
-            # sent, and nothing heard for timeout: the link is dead, as when a call
-            # waited the whole timeout for the acknowledgement
-            self._close()
-            raise OSError(_ETIMEDOUT)
         if self._ready(self._rx_ms(due if ms < 0 or ms > due else ms)) or \
                 self._r1 != self._r0 or self._skip:
             return self._take()
@@ -107,6 +106,17 @@ class MQTTClient(Core):
         p.modify(self.sock, _POLLIN)
 
     def connect(self, clean_session=True, timeout=None, wait=True):
+        # with redirect=True, a refusal carrying a Server Reference is followed once
+        self._hops = 0
+        try:
+            return self._connect1(clean_session, timeout, wait)
+        except MQTTException:
+            if self._hops != 1:
+                raise
+            self._hops = 2
+            return self._connect1(clean_session, timeout, wait)
+
+    def _connect1(self, clean_session, timeout, wait):
         # wait=False (with a link keeper): starts the attempt and goes on with it within
         # the budget; returns Session Present once connected, None while the keeper
         # finishes it in later calls
@@ -150,13 +160,13 @@ class MQTTClient(Core):
             self._cc = True
             self._conn_start(True)
             return False
+        self._aw = 0
         self._resume(present, clean)
         if not present and not clean:
             # a new session at the broker: subscriptions first, so the node also hears
             # its own stored messages published again below
             for t, q in list(s.subs.items()):
                 self.subscribe(t, q)
-        self._aw = time.ticks_ms()
         self._pump()
         self._want = True
         self._pres = bool(present)
@@ -164,14 +174,25 @@ class MQTTClient(Core):
             self.link.connected()
         return True
 
-    def disconnect(self):
-        self._bye()
+    def disconnect(self, end_session=False):
+        # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
+        # Session Expiry 0 at DISCONNECT; 3.1.1, or offline: a clean connect first) and
+        # the store forgets its messages and subscriptions. It needs the broker reachable.
+        if end_session:
+            if self.sock is None or self.version == 4:
+                self.connect(True)
+            self._s.clear()
+        self._begin()
+        self._bye(end_session)
 
     def ping(self):
+        self._begin()
         self._send_ping()
 
     def publish(self, topic, msg, retain=False, qos=0):
         self._check(self._topic(topic), self._payload(msg), qos)
+        if qos > self._maxq or retain and not self._retok:
+            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         self._begin()
         if not self._ensure():
             return self._offline(qos, retain)
@@ -212,6 +233,7 @@ class MQTTClient(Core):
                     raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
                 b = self._left()
                 if b <= 0:
+                    self._owe(t0)
                     return False
                 self._step(min(self._tms, b))
         except OSError:
@@ -231,8 +253,6 @@ class MQTTClient(Core):
 
     def _sent(self, k):
         try:
-            if not self._s.nin:
-                self._aw = time.ticks_ms()
             self._send_slot(k)
             self._acks(k)
         except OSError:
@@ -255,8 +275,23 @@ class MQTTClient(Core):
                 raise OSError(_ETIMEDOUT)
             b = self._left()
             if b <= 0:
+                self._owe(t0)
                 return  # patience is over: a later call handles the acknowledgement
             self._step(min(left, b))
+
+    def _owe(self, t0):
+        # publish's patience ran out in a wait that began at t0: later calls go on with it
+        if not self._aw:
+            self._aw = t0 or 1
+        self._silent(time.ticks_ms())
+
+    def _silent(self, now):
+        # an answer awaited since _aw and nothing heard for timeout: the link is dead, as
+        # the whole wait publish gave up on would have found
+        if time.ticks_diff(now, self._aw) > self._tms and \
+                time.ticks_diff(now, self._lrx) > self._tms:
+            self._close()
+            raise OSError(_ETIMEDOUT)
 
     def _ensure(self):
         # True when connected. With a link keeper, a reconnect starts when its backoff

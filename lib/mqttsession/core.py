@@ -29,7 +29,8 @@ _ECONNRESET = const(104)
 class Core(Wire):
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None):
+                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
+                 limits="downgrade", redirect=False):
         from . import ctl
 
         ctl.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
@@ -61,6 +62,14 @@ class Core(Wire):
         self.on_aside = None  # f(topic, msg, reason) when a message is set aside
         self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
         self._maxq = 2  # MQTT 5 Maximum QoS of the broker
+        self._retok = 1  # and its Retain Available
+        if limits not in ("downgrade", "refuse"):
+            raise ValueError("limits must be 'downgrade' or 'refuse'")
+        self.limits = limits  # a message above the broker's limits: sent within them, or
+        self.downgraded = 0  # ValueError; counted here (also a QoS 2 answered by PUBACK)
+        self.redirect = redirect  # follow a Server Reference (MQTT 5), one hop
+        self.server_reference = None  # the last one the broker sent
+        self._hops = 0
         self._why = None  # the broker's error that ended the link (with a keeper)
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
@@ -154,6 +163,8 @@ class Core(Wire):
         self._close()
         if self.link:
             self.link.failed(self._why or OSError(_ECONNRESET))
+            if self._why is not None and self._why.args[0] == 0x8E:
+                self.link.delay = self.link.max_ms  # session taken over: do not fight for it
         self._log("link lost: %r", (self._why,))
         self._why = None
         return not keep
@@ -168,8 +179,6 @@ class Core(Wire):
         # validates the caller's message and takes it in hand
         P.check_topic(topic)
         P.check_qos(qos)
-        if qos > self._maxq:
-            raise MQTTException(0x9B, "QoS %d: the broker takes up to %d" % (qos, self._maxq))
         self._t = topic
         self._m = msg
         self._hand(qos)
@@ -215,9 +224,13 @@ class Core(Wire):
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released
         s = self._s
+        if not s.fl[k]:
+            return  # gone to the store's backlog (see _queue)
         if not s.fl[k] & PID:
             s.assign(k)
         f = s.fl[k]
+        if (f & 3 > self._maxq or f & 4 > self._retok << 2) and not f & REL:
+            f = self._cap(k)
         s.fl[k] = f | SENT
         if f & REL:
             self._ack(0x62, s.ids[k])
@@ -248,7 +261,11 @@ class Core(Wire):
             if self.full != "drop_oldest" or not self._drop_oldest():
                 raise OSError(105, "session queue full")
         k = self._s.add(self._t, self._m, qos, retain)
-        if not online or qos == 2:
+        if k == self._s.cap:
+            # behind a backlog in flash (a store's ring is a window): it joins the backlog
+            # now and goes out in order as the ring drains; _send_slot(k) does nothing
+            self._durable(k, False)
+        elif not online or qos == 2:
             self._durable(k, online)
         return k
 
@@ -287,13 +304,14 @@ class Core(Wire):
         from . import ctl
         return ctl.sub_end(self, topic, qos)
 
-    def _bye(self):
-        # DISCONNECT and close; a link keeper does not reconnect after this
+    def _bye(self, end=False):
+        # DISCONNECT and close; a link keeper does not reconnect after this. end: with
+        # MQTT 5 Session Expiry 0, the broker discards the session
         self._want = False
         self._log("disconnect")
         if self.sock:
             try:
-                self._write(self._ab, P.disconnect(self._ab, self.version))
+                self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
             except OSError:
                 pass
         self._close()
@@ -355,9 +373,23 @@ class Core(Wire):
             self._pump()
             return
         else:
-            self._s.acked(r & 0xFFFF, False)  # PUBACK or PUBCOMP: it ends here
+            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see ctl.puback2)
+            if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
+                self._puback2(r & 0xFFFF)
             self._pump()
         self._healthy()
+
+    def _puback2(self, pid):
+        from . import ctl
+        return ctl.puback2(self, pid)
+
+    def _limit(self, qos, retain):
+        from . import ctl
+        return ctl.limit(self, qos, retain)
+
+    def _cap(self, k):
+        from . import ctl
+        return ctl.cap(self, k)
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works

@@ -161,9 +161,9 @@ def on_other(self, first):
         return
     if first == _DISCONNECT and v == 5:
         self._close()
-        rx = self._rx
-        raise MQTTException(rx[self._i] if self._n > self._i else 0,
-                            "disconnected by the broker")
+        d = P.decode(first, self._rx[self._i : self._n], v)
+        refer(self, d[1], d[2])
+        raise MQTTException(d[1], "disconnected by the broker")
     if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
              _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
                                      t == _PINGRESP):
@@ -198,6 +198,7 @@ def fail(self, e):
             self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
         except OSError:
             pass
+    self._why = e  # the broker's fault, not the message's: no strike (see _close)
     self._close()
     return e
 
@@ -210,10 +211,11 @@ def connack(self, first):
         d = P.decode(first, self._rx[self._i : self._n], self.version)
     except MQTTException as e:
         raise self._fail(e)
+    pr = d[3]
     if d[2]:
         self._close()
+        refer(self, d[2], pr)
         raise MQTTException(d[2], "connection refused")
-    pr = d[3]
     if pr:
         self._props(self._i + 2, self._n, _CONNACK)
     s = self._s
@@ -228,7 +230,70 @@ def connack(self, first):
     self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
     self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
     self._maxq = pr.get(P.P_MAX_QOS, 2)
+    self._retok = pr.get(P.P_RETAIN_AVAILABLE, 1)
+    if P.P_SESSION_EXPIRY in pr:
+        self._exp = pr[P.P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
+
+
+def puback2(self, pid):
+    # a broker without QoS 2 (RabbitMQ) answers a QoS 2 PUBLISH with PUBACK: that
+    # completes it, at least once for this message; counted in downgraded
+    s = self._s
+    k = s.find(pid)
+    if k >= 0 and s.fl[k] & 3 == 2 and not s.fl[k] & REL:
+        s.fl[k] |= REL
+        s.acked(pid, False)
+        self.downgraded += 1
+        self._healthy()
+
+
+def limit(self, qos, retain):
+    # the message in hand is above the broker's Maximum QoS or Retain Available (MQTT 5
+    # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
+    if self.limits == "refuse":
+        raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
+            qos, " with retain" if retain else "", self._maxq,
+            "" if self._retok else ", no retain"))
+    self.downgraded += 1
+    q = min(qos, self._maxq)
+    self._hand(q)
+    return q, retain and bool(self._retok)
+
+
+def cap(self, k):
+    # a message queued before this broker announced its limits goes out within them
+    # (never refused: publish accepted it); returns its flags
+    s = self._s
+    f = s.fl[k]
+    g = f
+    if f & 3 > self._maxq:
+        g = g & ~3 | self._maxq
+    if not self._retok:
+        g &= ~4
+    if g != f:
+        s.fl[k] = g
+        self.downgraded += 1
+    return g
+
+
+def refer(self, code, pr):
+    # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
+    # server_reference; followed only with redirect=True, one hop: the first entry,
+    # "host" or "host:port", becomes the server of the next connect
+    ref = pr.get(0x1C)
+    if ref is None:
+        return
+    ref = bytes(ref).decode()
+    self.server_reference = ref
+    if self.redirect and code in (0x9C, 0x9D) and not self._hops:
+        host, _, port = ref.split(" ")[0].rpartition(":")
+        if host and port.isdigit():
+            self.server, self.port = host, int(port)
+        else:
+            self.server = ref.split(" ")[0]
+        self._hops = 1
+        self._log("redirected to %s", (ref,))
 
 
 def drop_oldest(self):
@@ -251,6 +316,7 @@ def resume(self, present, clean):
     s.version = self.version
     s.expiry = self._exp
     s.connected()
+    self._hops = 0
     self._log("connected, session present %d", present)
     if present:
         for i in range(s.n):

@@ -68,9 +68,9 @@ def scan(s, w):
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w
-        while seg_get(s, 0) and s._rs < w:
+        while seg_get(s, 0) and s._r[0] < w:
             s.more -= 1
-            s.bytes -= s._rz
+            s.bytes -= s._r[6]
         s._cb = None
     tail = []
     for j in range(_TAIL):
@@ -100,7 +100,8 @@ def scan(s, w):
 
 def seg_get(s, i):
     # reads the next record of segment i (kept in _cb while pulling from it) into
-    # _rs.. ; False at its end or on damage (reported, the rest of it skipped)
+    # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
+    # (reported, the rest of it skipped)
     if s._cb is None or s._ci != s._sg[i]:
         n = name(s, i)
         try:
@@ -121,14 +122,14 @@ def seg_get(s, i):
         s._st._report(s._p, "q/" + name(s, i), e)
         s._co = len(s._cb)
         return False
-    s._rs, s._rf, s._rp, s._re, s._rt, s._rm, o = r
-    s._rz = o - s._co
+    o = r[6]
+    s._r = r[:6] + (o - s._co,)
     s._co = o
     return True
 
 
 def nxt(s):
-    # the next pending message in flash (at or after _cur) into _rs..; False if none
+    # the next pending message in flash (at or after _cur) into _r; False if none
     while s.more > 0:
         c = s._cur
         for i in range(len(s._sg)):
@@ -137,9 +138,9 @@ def nxt(s):
             if s._cb is not None and s._ci != s._sg[i]:
                 s._cb = None
             while seg_get(s, i):
-                if s._rs >= c:
-                    s._cur = s._rs + 1
-                    if s._rs not in s._done:
+                if s._r[0] >= c:
+                    s._cur = s._r[0] + 1
+                    if s._r[0] not in s._done:
                         return True
             s._cb = None
             s._cur = c = s._sl[i] + 1
@@ -159,7 +160,7 @@ def nxt(s):
             s.more -= 1
             continue
         if r[0] not in s._done:
-            s._rs, s._rf, s._rp, s._re, s._rt, s._rm, s._rz = r
+            s._r = r
             return True
     return False
 

@@ -50,8 +50,7 @@ class StoredSession(Session):
         self._cb = None  # the segment being read into the ring: bytes, name, offset
         self._ci = _NONE
         self._co = 0
-        self._rs = self._rf = self._rp = self._re = self._rz = 0  # the record just read
-        self._rt = self._rm = None
+        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
         # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
         # that many, or the store's ram when it is smaller: the rest waits in flash
         self.limit = capacity
@@ -153,15 +152,14 @@ class StoredSession(Session):
             if not Q.nxt(self):
                 return
             self.more -= 1
-            seq = self._rs
+            seq, f, pid, ep, t, m, z = self._r
             k = self.slot(self.n)
             self.n += 1
             self.seq[k] = seq
-            self.top[k] = self._rt
-            self.msg[k] = self._rm
-            self.sz[k] = self._rz
-            f = (self._rf & 7) | DISK
-            pid = self._rp
+            self.top[k] = t
+            self.msg[k] = m
+            self.sz[k] = z
+            f = (f & 7) | DISK
             o = self._out.pop(seq, None)
             if o:
                 pid = o[0]
@@ -169,7 +167,7 @@ class StoredSession(Session):
             if not pid or (self._use[pid % len(self._use)] and self._held(pid) >= 0):
                 pid = 0
                 f &= ~REL
-            elif o or self._re == self.epoch:
+            elif o or ep == self.epoch:
                 f |= PID | PIDDISK | SENT  # the broker may have it: resend with DUP
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
@@ -336,35 +334,13 @@ class StoredSession(Session):
         self._done = []
         self._save(HOT)
 
-    # --- set-aside messages: file aside, newest kept within a quarter of max_bytes ---
+    # --- set-aside messages (aside.py, loaded when first used) ---
     def _aside_add(self, r):
-        t, m, q, ret, why = r
-        w = why.encode() if isinstance(why, str) else b""
-        c = 0 if w or not isinstance(why, int) else why
-        room = max(512, self._st.max_bytes // 4)
-        cut = room - 11 - len(w) - len(t)
-        if len(m) > cut:
-            m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was
-        rec = struct.pack("<BiHHH", q | (4 if ret else 0) | (8 if w else 0), c, len(w),
-                          len(t), len(m)) + w + t + m
-        b = self._aside_raw() + rec
-        while len(b) > room and len(b) > len(rec):
-            b = b[11 + sum(struct.unpack("<HHH", b[5:11])) :]  # the oldest goes
-        _write(_join(self._p, "aside"), pack(b"x", struct.pack("<I", self.naside + 1) + b))
+        from .aside import add
 
-    def _aside_raw(self):
-        b = self._st._body(self._p, "aside", b"x")
-        return bytes(b[4:]) if b is not None else b""
+        add(self, r)
 
     def aside(self):
-        b = self._aside_raw()
-        r = []
-        i = 0
-        while i + 11 <= len(b):
-            f, c, nw, nt, nm = struct.unpack("<BiHHH", b[i : i + 11])
-            i += 11
-            w = b[i : i + nw].decode() if f & 8 else c
-            r.append((b[i + nw : i + nw + nt], b[i + nw + nt : i + nw + nt + nm], f & 3,
-                      bool(f & 4), w))
-            i += nw + nt + nm
-        return r
+        from .aside import records
+
+        return records(self)

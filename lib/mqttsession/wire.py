@@ -39,6 +39,7 @@ class Wire:
         self._close()
         self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
         self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
+        self._why = None
         self._co = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
         ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
@@ -144,7 +145,7 @@ class Wire:
             self._poll.modify(self.sock, _POLLIN)
 
     def _close(self):
-        if self.sock and not self._cs and self._want and self._s.nin:
+        if self.sock and not self._cs and self._want and self._s.nin and not self._why:
             self._struck()  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()

@@ -76,3 +76,12 @@ def test_budget_arguments_and_a_silent_connect_in_steps() -> None:
                                               silent.getsockname()[1]}, heap="256k")
     longest = int(r.values("LONGEST")[0][0])
     assert longest < 900, r.out  # each call returned long before the 1 s timeout
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2040"])
+def test_board_wifi_connects_in_steps(board: str) -> None:
+    # the board layer against a scripted network module: wifi_start()/wifi_poll() never wait
+    cfg = {"BOARD": board, "BOARD_DIR": str(REPO / "boards" / board),
+           "FAKE": str(REPO / "tests" / "device" / "fakeboard")}
+    r = run_device("dev_budget_boards.py", cfg, heap="256k")
+    assert r.values("STEPS"), r.out

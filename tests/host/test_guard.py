@@ -42,10 +42,10 @@ def run(scripts: list[Script], test: str, version: int = 4, **kw: Any) -> tuple[
     return r, b
 
 
-def ok(v: int) -> Script:
-    """Accept, then acknowledge every QoS 1 PUBLISH (up to 4)."""
+def ok(v: int, n: int = 4) -> Script:
+    """Accept, then acknowledge every QoS 1 PUBLISH (up to n)."""
     return [("expect", CONNECT), ("send", connack(version=v))] + [
-        s for _ in range(4)
+        s for _ in range(n)
         for s in (("expect", PUBLISH), ("puback", b""))]
 
 
@@ -72,6 +72,13 @@ def test_poison_message_set_aside_after_three_closes(qos: int) -> None:
     assert len(b.conns) == 4
     last = [body[2 : 2 + int.from_bytes(body[:2], "big")] for body in b.conns[3].of_type(PUBLISH)]
     assert last == [b"t/good"]
+
+
+def test_innocent_window_is_not_set_aside() -> None:
+    drop: Script = [("expect", CONNECT), ("send", connack())] + [("expect", PUBLISH)] * 16 + [
+        ("close",)]
+    r, b = run([drop, drop, drop, ok(4, 15)], "innocent_window")
+    assert len(b.conns) == 4 and len(b.conns[3].of_type(PUBLISH)) == 15
 
 
 def test_refused_with_reason_code_set_aside() -> None:

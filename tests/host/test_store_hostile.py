@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from harness import Broker, Observer, run_device
-from test_store import HEAP, cfg, dev
+from test_store import HEAP, cfg
 
 
 def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> None:
     c = cfg(broker, tmp_path / "flash.img", "paths", BLOCKS=1024)
-    r = run_device("dev_store.py", c, heap="1m", timeout=240)
+    r = run_device("dev_store_more.py", c, heap="1m", timeout=240)
     assert "PASS" in r.out
 
 
@@ -24,13 +24,14 @@ def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape
     big = shape.startswith("big")
     c = cfg(broker, tmp_path / "flash.img", "damage", SHAPE=shape, BLOCKS=400 if big else 64)
     # a 1 MB file on a 200 KB heap: never read whole
-    r = run_device("dev_store.py", c, heap="200k" if big else HEAP, timeout=120)
+    r = run_device("dev_store_more.py", c, heap="200k" if big else HEAP, timeout=120)
     assert "PASS" in r.out
     assert any("mqttsession: store:" in ln for ln in r.lines)
 
 
 def test_set_aside_in_flash(broker: Broker, tmp_path: Path) -> None:
-    r = dev(cfg(broker, tmp_path / "flash.img", "aside"))
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "aside"),
+                   heap=HEAP)
     assert r.values("ASIDE")[0][0] == "42"
 
 
@@ -39,6 +40,6 @@ def test_queued_payload_is_not_the_callers_buffer(broker: Broker, tmp_path: Path
                                                   version: int) -> None:
     c = cfg(broker, tmp_path / "flash.img", "alias", version)
     with Observer(broker.host, broker.port, f"alias{version}/#", qos=2) as obs:
-        dev(c)
+        run_device("dev_store_more.py", c, heap=HEAP)
         obs.wait_for(2)
     assert sorted(obs.payloads()) == [b"first", b"secnd"]

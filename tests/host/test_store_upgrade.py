@@ -36,14 +36,14 @@ def old_lib() -> Iterator[Path]:
 
 
 def test_v1_fixture_opens_with_everything(broker: Broker, v1_image: Path) -> None:
-    r = run_device("dev_store.py", cfg(broker, v1_image, "upgrade_state", BLOCKS=64),
+    r = run_device("dev_store_more.py", cfg(broker, v1_image, "upgrade_state", BLOCKS=64),
                    heap=HEAP)
     assert "ROUND 2 ERRORS 0" in r.out
 
 
 def test_v1_fixture_resumes_at_a_broker(broker: Broker, v1_image: Path) -> None:
     with Observer(broker.host, broker.port, "up/#", qos=2) as obs:
-        run_device("dev_store.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=64),
+        run_device("dev_store_more.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=64),
                    heap=HEAP)
         obs.wait_for(5)
     # the release was acknowledged by the old broker already: not published again
@@ -109,7 +109,7 @@ def test_offline_queue_of_0_1_0_delivered_after_upgrade(
 
 
 def test_newer_format_is_refused_or_set_aside(broker: Broker, tmp_path: Path) -> None:
-    r = run_device("dev_store.py", cfg(broker, tmp_path / "flash.img", "newer"), heap=HEAP)
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "newer"), heap=HEAP)
     assert "REFUSED" in r.out and "ASIDE" in r.out
 
 
@@ -119,10 +119,10 @@ def test_0_1_0_meeting_format_2_destroys_nothing(broker: Broker, tmp_path: Path,
     # beside it); the next upgrade finds format 2 whole and adds what 0.1.0 queued
     img = tmp_path / "flash.img"
     c = cfg(broker, img, "rollback", PHASE=1)
-    run_device("dev_store.py", c, heap=HEAP)
-    r = run_device("dev_store.py", {**c, "PHASE": 2}, heap=HEAP, workdir=old_lib)
+    run_device("dev_store_more.py", c, heap=HEAP)
+    r = run_device("dev_store_more.py", {**c, "PHASE": 2}, heap=HEAP, workdir=old_lib)
     assert "OLD_PENDING 0" in r.out
-    r = run_device("dev_store.py", {**c, "PHASE": 3}, heap=HEAP)
+    r = run_device("dev_store_more.py", {**c, "PHASE": 3}, heap=HEAP)
     assert "PASS" in r.out
 
 

@@ -1,0 +1,313 @@
+# More of the session in flash (devcfg.TEST names the scenario): hosts and client IDs
+# shaped like paths, misshapen stores, set-aside messages, queued payloads the caller
+# changes, and stores written by earlier library versions. Kept apart from dev_store.py
+# so each script compiles within a small board's heap.
+import os
+
+import devlib as d
+from mqttsession import MQTTClient, SessionStore
+
+V = d.VERSION
+ROOT, BD = d.flash()
+STORE = (ROOT or "") + "/.mqtt-test"
+H = d.cfg("HOST")
+
+
+def node(cid=None, **kw):
+    kw.setdefault("window", d.cfg("WINDOW", 1))
+    kw.setdefault("timeout", d.cfg("TIMEOUT", 3))
+    kw.setdefault("version", V)
+    kw.setdefault("keepalive", 30)
+    return MQTTClient(cid if cid is not None else d.cfg("CID"), H, d.cfg("PORT"),
+                      store=SessionStore(STORE), **kw)
+
+
+def walk(p, out=None):
+    # {path: size, or -1 for a directory} of everything under p
+    out = {} if out is None else out
+    for e in os.ilistdir(p):
+        q = p + "/" + e[0]
+        if e[1] == 0x4000:
+            out[q] = -1
+            walk(q, out)
+        else:
+            out[q] = os.stat(q)[6]
+    return out
+
+
+def rmtree(p):
+    for e in os.ilistdir(p):
+        if e[1] == 0x4000:
+            rmtree(p + "/" + e[0])
+        else:
+            os.remove(p + "/" + e[0])
+    os.rmdir(p)
+
+
+def keep(s, payload, topic=b"c/t"):
+    k = s.add(topic, payload, 1, False)
+    s._keep(k)
+
+
+def payloads(s):
+    return sorted(s.load(k)[1] for k in s.live())
+
+
+HOSTS = (H, "..", "/a/b\x00" + "h" * 300)
+
+
+def paths():
+    # hosts and client IDs shaped like paths: nothing outside the root changes, nothing
+    # stored under other names is lost, each session round-trips under its own name
+    with open(ROOT + "/canary", "wb") as f:
+        f.write(b"outside the store")
+    os.mkdir(ROOT + "/sibling")
+    st = SessionStore(STORE)
+    keep(st.get(H, "plain-id"), b"plain")
+    keep(st.get("..", "plain-id"), b"dotdot-host")
+    outside = {k: v for k, v in walk(ROOT).items() if not k.startswith(STORE)}
+    odd = ["..", ".", "/", "a/b", "../x", "\x00", "a\x00b", "x" * 300, b"\xff\xfe/..",
+           b"\xff" * 200, "last", "~null", "i", "m00000001", "x.t", "~2e2e", "\u00e9"]
+    for i, cid in enumerate(odd):
+        for host in HOSTS:
+            s = st.get(host, cid)
+            d.check(s.client_id == (cid if isinstance(cid, bytes) else cid.encode()),
+                    "id %r kept" % cid)
+            keep(s, b"p%d" % i)
+    st = SessionStore(STORE)
+    for i, cid in enumerate(odd):
+        for host in HOSTS:
+            s = st.get(host, cid)
+            d.check(payloads(s) == [b"p%d" % i], "%r/%r reloads its own message" % (host, cid))
+    names = [n for n in walk(STORE) if n.rsplit("/", 1)[1] not in ("i", "last")]
+    d.check(all(len(n.rsplit("/", 1)[1]) <= 80 for n in names), "names stay short")
+    for cid in odd:
+        for host in HOSTS:
+            st.delete(host, cid)
+    st.delete(H, "..")
+    st.delete("..", "..")
+    st.delete(H, "/")
+    st = SessionStore(STORE)
+    d.check(payloads(st.get(H, "plain-id")) == [b"plain"], "the plain session kept")
+    d.check(payloads(st.get("..", "plain-id")) == [b"dotdot-host"], "host '..' is a name")
+    after = {k: v for k, v in walk(ROOT).items() if not k.startswith(STORE)}
+    d.check(after == outside, "nothing outside the root changed")
+    for cid in odd:
+        d.check(st.get(H, cid).pending() == 0, "deleted %r" % cid)
+    print("STORE_LISTING", sorted(walk(STORE))[:6])
+
+
+def damage():
+    # a misshapen store (devcfg.SHAPE) is reported, worked around, and the node starts
+    shape = d.cfg("SHAPE")
+    st = SessionStore(STORE)
+    s = st.get(H, "dmg")
+    s.sub(b"x/#", 1)
+    s.rx2_add(5)
+    for i in range(3):
+        keep(s, b"p%d" % i)
+    p = s._p
+    hd = p.rsplit("/", 1)[0]
+    kept = [b"p0", b"p1", b"p2"]
+
+    def mkdir_at(q):
+        if q.rsplit("/", 1)[1] in os.listdir(q.rsplit("/", 1)[0]):
+            os.remove(q)
+        os.mkdir(q)
+        with open(q + "/junk", "wb") as f:
+            f.write(b"j")
+
+    def big(q, n):
+        with open(q, "wb") as f:
+            for _ in range(n // 4096):
+                f.write(bytes(4096))
+
+    if shape in ("id", "hot", "subs", "aside"):
+        mkdir_at(p + "/" + shape)
+    elif shape in ("q", "t0"):
+        # the segment or tail directory is a file: what it held is gone, the rest loads
+        rmtree(p + "/" + shape)
+        with open(p + "/" + shape, "wb") as f:
+            f.write(b"not a directory")
+        if shape == "t0":
+            kept = [b"p1", b"p2"]  # p0 was in t0
+    elif shape == "last":
+        mkdir_at(hd + "/last")
+    elif shape == "msgdir":
+        mkdir_at(p + "/t1/0")
+        kept = [b"p0", b"p2"]
+    elif shape == "sessfile":
+        rmtree(p)
+        with open(p, "wb") as f:
+            f.write(b"not a directory")
+        kept = []
+    elif shape == "hostfile":
+        rmtree(hd)
+        with open(hd, "wb") as f:
+            f.write(b"not a directory")
+        kept = []
+    elif shape == "bigmsg":
+        big(p + "/t3/1", 1 << 20)
+    elif shape == "bigident":
+        big(p + "/id", 1 << 20)
+    elif shape == "rootfile":
+        pass
+    import gc
+
+    gc.collect()
+    st2 = SessionStore(STORE)
+    s2 = st2.get(H) if shape == "last" else st2.get(H, "dmg")
+    print("ERRORS", len(st2.errors))
+    d.check(len(st2.errors) >= 1, "the damage is reported")
+    d.check(s2.client_id == b"dmg", "the session with its client ID")
+    d.check(payloads(s2) == kept, "intact messages kept: %r" % payloads(s2))
+    # usable: a new message is stored, and the next boot loads it with the rest
+    keep(s2, b"after")
+    s2.sub(b"y", 0)
+    s2.rx2_add(6)
+    s3 = SessionStore(STORE).get(H, "dmg")
+    d.check(payloads(s3) == sorted(kept + [b"after"]), "usable after the damage")
+    d.check(s3.subs.get(b"y") == 0, "subscriptions written again")
+
+
+def aside():
+    # set-aside messages in flash: kept across reboots, never sent, bounded, newest kept
+    st = SessionStore(STORE, max_bytes=16384)
+    s = st.get(H, "as")
+    keep(s, b"poison", b"t/bad")
+    keep(s, b"fine")
+    k = s.live()[0]
+    s.assign(k)
+    s.set_aside(k, "closed 3 times")
+    d.check(s.pending() == 1 and s.naside == 1, "out of the queue")
+    s2 = SessionStore(STORE, max_bytes=16384).get(H, "as")
+    d.check(s2.pending() == 1 and payloads(s2) == [b"fine"], "not queued after a reboot")
+    d.check(s2.naside == 1, "counted after a reboot")
+    d.check(s2.aside() == [(b"t/bad", b"poison", 1, False, "closed 3 times")], "record kept")
+    k = s2.add(b"t/q2", b"two", 2, True)
+    s2._keep(k)
+    s2.set_aside(k, 0x97)
+    for i in range(40):
+        k = s2.add(b"t/big", b"%d" % i + bytes(200), 1, False)
+        s2._keep(k)
+        s2.set_aside(k, 0x99)
+    s3 = SessionStore(STORE, max_bytes=16384).get(H, "as")
+    a = s3.aside()
+    print("ASIDE", s3.naside, len(a))
+    d.check(s3.naside == 42, "every one counted")
+    d.check(0 < len(a) < 40 and a[-1][1] == b"39" + bytes(200), "bounded, newest kept")
+    d.check(sum(len(x[0]) + len(x[1]) for x in a) <= 16384 // 4, "within a quarter")
+    d.check(s3.pending() == 1, "the queue untouched")
+    huge = s3.add(b"t/huge", bytes(5000), 1, False)
+    s3._keep(huge)
+    s3.set_aside(huge, "too big")
+    a = SessionStore(STORE, max_bytes=16384).get(H, "as").aside()
+    d.check(a[-1][0] == b"t/huge" and len(a[-1][1]) < 5000, "a huge one kept cut")
+
+
+def alias():
+    # the same bytearray published twice offline, changed in between: both contents go
+    c = node("alias", window=4)
+    c.connect(clean_session=False)
+    c.disconnect()
+    buf = bytearray(b"first")
+    c.publish(d.topic("a"), buf, qos=1)
+    buf[:] = b"secnd"
+    c.publish(d.topic("a"), memoryview(buf), qos=2)
+    buf[:] = b"third"
+    c.connect(clean_session=False)
+    d.pump(c, lambda: c._s.pending() == 0, 5000)
+    d.check(c._s.pending() == 0, "delivered")
+    c.disconnect()
+
+
+def upgrade_state():
+    # a format 1 store (tests/fixtures, written by 0.1.0) opened by this library: the
+    # same sessions, messages, packet IDs, QoS 2 state and subscriptions; twice (the
+    # second time from format 2)
+    root = ROOT + "/.mqtt"
+    for rnd in (1, 2):
+        st = SessionStore(root)
+        s = st.get("broker.local") if rnd == 1 else st.get("broker.local", "node-a")
+        d.check(s.client_id == b"node-a", "the last used session, same client ID")
+        d.check((s.version, s.expiry) == (5, 3600), "identity kept")
+        d.check(s.subs == {b"a/#": 1, b"b/+/c": 2}, "subscriptions kept")
+        d.check(sorted(s.rx2) == [9, 12], "incoming QoS 2 state kept")
+        got = [(s.msg[k], s.ids[k], s.fl[k] & 3, bool(s.fl[k] & 16)) for k in s.live()]
+        print("NODE_A", got)
+        d.check(got == [(b"queued-0", 0, 1, False), (b"queued-1", 0, 1, False),
+                        (b"queued-2", 0, 1, False), (b"two-sent", 1, 2, False),
+                        (b"released", 2, 2, True), (b"sent-once", 3, 1, False)],
+                "messages, packet IDs and the release kept, in order")
+        d.check(s.pid == 3, "packet IDs go on from the last one")
+        d.check(not [n for n in os.listdir(s._p) if n in ("i", "u", "s") or n[0] == "m"],
+                "no format 1 file left")
+        n = st.get("broker.local", "auto-0001")
+        d.check(payloads(n) == [b"from-null"] and n.subs == {b"n/#": 0}, "the assigned ID")
+        o = st.get("a host name that is not plain", b"\xffid")
+        d.check(payloads(o) == [b"odd-one"], "a session under 0.1.0's hashed names")
+        print("ROUND", rnd, "ERRORS", len(st.errors))
+        d.check(not st.errors, "nothing reported")
+
+
+def upgrade_resume():
+    # the upgraded node-a resumes at a broker that never saw it: everything not yet
+    # acknowledged by the old broker is published (the release counts as delivered)
+    c = MQTTClient(None, "broker.local", d.cfg("PORT"), store=SessionStore(ROOT + "/.mqtt"),
+                   window=4, version=5)
+    c.server = H
+    d.check(c.client_id == "node-a", "same client ID")
+    d.check(c._s.pending() == 6, "six pending")
+    c.connect(clean_session=False)
+    d.pump(c, lambda: c._s.pending() == 0, 8000)
+    d.check(c._s.pending() == 0, "all acknowledged")
+    c.disconnect()
+
+
+def newer():
+    # a session written by a newer format: refused by default, never overwritten; with
+    # newer="aside" it is renamed (kept) and a new session starts
+    st = SessionStore(STORE)
+    s = st.get(H, "nw")
+    keep(s, b"from-the-future")
+    p = s._p
+    with open(p + "/id", "rb") as f:
+        b = bytearray(f.read())
+    b[3] = 3  # format 3 (its CRC is not even checked: the version is enough to refuse)
+    with open(p + "/id", "wb") as f:
+        f.write(b)
+    before = walk(p)
+    e = d.raises(ValueError, SessionStore(STORE).get, H, "nw")
+    print("REFUSED", e)
+    d.check("format 3" in str(e), "the error names the format")
+    d.check(walk(p) == before, "nothing written")
+    s2 = SessionStore(STORE, newer="aside").get(H, "nw")
+    d.check(s2.pending() == 0, "a new session")
+    d.check(walk(p + "~new") == {k.replace(p, p + "~new", 1): v for k, v in before.items()},
+            "the newer one kept as it was")
+    print("ASIDE")
+
+
+def rollback():
+    st = SessionStore(STORE)
+    phase = d.cfg("PHASE")
+    if phase == 1:  # this library: two messages queued in format 2
+        s = st.get(H, "rb")
+        s.sub(b"r/#", 1)
+        keep(s, b"new-1")
+        keep(s, b"new-2")
+        return
+    s = st.get(H, "rb")
+    if phase == 2:  # 0.1.0: sees no session it can read, starts one beside, queues one
+        print("OLD_PENDING", s.pending())
+        keep(s, b"old-1")
+        return
+    d.check(s.client_id == b"rb", "same client ID")
+    d.check(payloads(s) == [b"new-1", b"new-2", b"old-1"], "both kept: %r" % payloads(s))
+    d.check(s.subs.get(b"r/#") == 1, "subscriptions kept")
+    d.check(not [n for n in os.listdir(s._p) if n in ("i", "u", "s") or n[0] == "m"],
+            "format 1 files merged and gone")
+
+
+globals()[d.cfg("TEST")]()
+print("PASS")

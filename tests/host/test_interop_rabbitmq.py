@@ -1,0 +1,46 @@
+"""RabbitMQ's MQTT plugin has no QoS 2: it answers a QoS 2 PUBLISH with PUBACK. The client
+completes such a message on that PUBACK (at-least-once for it) and counts it. RabbitMQ takes
+about 10 s to start here, so these run with --runslow, and only where rabbitmq-server is
+installed (apt-get install -y rabbitmq-server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import brokers
+from brokers.probe import qos2_answer
+from harness import Observer, publish, run_device
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    why = brokers.missing("rabbitmq")
+    if why:
+        pytest.skip(why)
+    b = brokers.make("rabbitmq", tmp_path_factory.mktemp("rabbitmq"))
+    yield b
+    b.close()
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["nostore", "store"])
+def test_qos2_answered_with_puback_completes(rabbit: Any, tmp_path: Path, store: bool) -> None:
+    b = rabbit
+    p = f"io/rabbit{int(store)}"
+    assert qos2_answer(b, f"{p}/raw") == 0x40  # the broker, to any client: PUBACK
+    publish(b.host, b.port, f"{p}/paho", b"x", qos=2)  # paho takes it as completion
+    c = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos2_downgrade",
+         "PREFIX": p, "CID": f"io-rabbit-{int(store)}", "TIMEOUT": 3,
+         "IMAGE": str(tmp_path / "flash.img") if store else ""}
+    with Observer(b.host, b.port, f"{p}/dg", qos=1) as obs:
+        r = run_device("dev_interop.py", c, heap="256k", timeout=60)
+        obs.wait_for(4)
+    assert r.values("OSERROR") == []
+    assert r.value("PENDING") == "0"
+    assert r.value("DOWNGRADED") == "3"
+    assert sorted(obs.payloads()) == [b"after", b"d0", b"d1", b"d2"]

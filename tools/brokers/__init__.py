@@ -1,0 +1,360 @@
+"""Brokers for the interop tests and the fleet benchmark, each on a free loopback port.
+
+mosquitto comes from tests/host/harness.py (in memory or with persistence); aedes runs on
+node from the npm packages pinned in tools/brokers/package.json (`make interop-deps`
+installs them into tools/brokers/node_modules); amqtt is the PyPI broker pinned in
+requirements.txt. All expose what the tests use of harness.Broker: host, port, start(),
+stop(), kill(), restart(), close(), running, pid, log(), log_tail().
+
+`python tools/brokers KIND` starts one in the foreground and prints its port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "host"))
+
+from harness import HOST, Broker, free_port, wait_port  # noqa: E402
+
+AEDES_SCRIPT = HERE / "aedes_server.mjs"
+NODE_MODULES = HERE / "node_modules"
+
+
+class BrokerLike(Protocol):
+    host: str
+    port: int
+
+    def start(self, timeout: float = ...) -> None: ...
+    def stop(self, timeout: float = ...) -> None: ...
+    def kill(self) -> None: ...
+    def restart(self, timeout: float = ...) -> None: ...
+    def close(self) -> None: ...
+    def log(self) -> str: ...
+    def log_tail(self, lines: int = ...) -> str: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a broker kind offers, as measured on this machine (see docs: interop)."""
+
+    name: str
+    versions: tuple[int, ...]  # MQTT protocol levels it accepts: 4 (3.1.1), 5 (5.0)
+    keeps_sessions_across_restart: bool
+    delivers_offline_queue: bool  # QoS 1/2 published while a persistent session is away
+    session_present_honest: bool  # SP=1 whenever it still holds the session's state
+    grants_subscription_qos: bool = False  # delivers at the subscription's QoS, not the
+    # lower of it and the message's ([MQTT-3.8.4-6])
+    answers_repeated_pubrel: bool = True  # PUBCOMP for a PUBREL it already completed
+    retained_only_to_subscribers: bool = True  # never to a client that did not subscribe
+
+
+KINDS: dict[str, Kind] = {
+    "mosquitto": Kind("mosquitto", (4, 5), False, True, True),
+    "mosquitto-persist": Kind("mosquitto-persist", (4, 5), True, True, True),
+    "aedes": Kind("aedes", (4,), False, True, False),
+    "amqtt": Kind("amqtt", (4,), False, False, True, grants_subscription_qos=True,
+                  answers_repeated_pubrel=False, retained_only_to_subscribers=False),
+}
+# not in KINDS (the interop matrix): slow to start, and no QoS 2 at all
+RABBITMQ = Kind("rabbitmq", (4,), True, True, True)
+
+
+class _Process:
+    """A broker process started from a command line, listening on 127.0.0.1:port."""
+
+    host = HOST
+    label = "broker"
+
+    def __init__(self, workdir: Path | str | None = None, *, start: bool = True) -> None:
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"mqs-{self.label}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log_path = self.workdir / f"{self.label}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self.prepare()
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+
+    def prepare(self) -> None:
+        """Writes config files into workdir before the first start."""
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str] | None:
+        return None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running:
+            return
+        if self._closed:
+            raise RuntimeError(f"{self.label} was closed")
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=self.env(),
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not wait_port(HOST, self.port, timeout=0.1):
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.label} exited with {self._proc.returncode}:\n{self.log_tail()}"
+                )
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise RuntimeError(f"{self.label} not listening on {self.port}:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 3.0) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # its whole group: node, erlang's children
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self._closed = True
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> _Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(Exception):
+                proc.kill()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def __repr__(self) -> str:
+        return f"<{self.label} {HOST}:{self.port} pid={self.pid} running={self.running}>"
+
+
+def aedes_missing() -> str | None:
+    """Why aedes cannot start here (None when it can)."""
+    if shutil.which("node") is None:
+        return "node is not installed (make interop-deps installs nodejs and npm)"
+    v = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    if int(v.lstrip("v").split(".")[0] or 0) < 20:
+        return f"aedes 1.2 needs Node.js 20 or newer; node here is {v.strip()}"
+    if not (NODE_MODULES / "aedes" / "package.json").is_file():
+        return f"aedes is not installed in {NODE_MODULES} (run make interop-deps)"
+    return None
+
+
+class Aedes(_Process):
+    """aedes 1.2 on node, in memory (its default persistence): MQTT 3.1.1 only."""
+
+    label = "aedes"
+
+    def command(self) -> list[str]:
+        why = aedes_missing()
+        if why:
+            raise RuntimeError(why)
+        return ["node", str(AEDES_SCRIPT), str(self.port)]
+
+
+def amqtt_missing() -> str | None:
+    try:
+        import amqtt  # noqa: F401
+    except ImportError:
+        return "amqtt is not installed (it is pinned in requirements.txt: make venv)"
+    return None
+
+
+class Amqtt(_Process):
+    """amqtt (PyPI) in memory: MQTT 3.1.1 only."""
+
+    label = "amqtt"
+
+    def prepare(self) -> None:
+        self.config_path = self.workdir / "amqtt.yaml"
+        self.config_path.write_text(
+            "listeners:\n"
+            "  default:\n"
+            "    type: tcp\n"
+            f"    bind: {HOST}:{self.port}\n"
+            "plugins:\n"
+            "  amqtt.plugins.logging_amqtt.EventLoggerPlugin:\n"
+            "  amqtt.plugins.logging_amqtt.PacketLoggerPlugin:\n"
+            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+        )
+
+    def command(self) -> list[str]:
+        why = amqtt_missing()
+        if why:
+            raise RuntimeError(why)
+        return [sys.executable, "-c", "from amqtt.scripts.broker_script import main; main()",
+                "-c", str(self.config_path), "-d"]
+
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+def rabbitmq_missing() -> str | None:
+    if not RABBITMQ_SERVER.is_file():
+        return "rabbitmq-server is not installed (apt-get install -y rabbitmq-server)"
+    return None
+
+
+class RabbitMQ(_Process):
+    """RabbitMQ 3.10 with its MQTT plugin (3.1.1), its own node name, ports and files.
+    Starts in about 10 s here: used only by tests marked slow."""
+
+    label = "rabbitmq"
+
+    def prepare(self) -> None:
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()  # its own Erlang port mapper, stopped in close()
+        (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        (self.workdir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = {HOST}:{self.amqp_port}\n"
+            f"mqtt.listeners.tcp.default = {HOST}:{self.port}\n"
+            "mqtt.allow_anonymous = true\n"
+            "loopback_users = none\n"
+        )
+
+    def env(self) -> dict[str, str]:
+        w = str(self.workdir)
+        return {
+            **os.environ,
+            "HOME": w,
+            "RABBITMQ_NODENAME": f"mqs{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_BASE": w,
+            "RABBITMQ_MNESIA_BASE": f"{w}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{w}/log",
+            "RABBITMQ_CONFIG_FILE": f"{w}/rabbitmq.conf",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{w}/enabled_plugins",
+            "RABBITMQ_PID_FILE": f"{w}/rabbitmq.pid",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+        }
+
+    def command(self) -> list[str]:
+        why = rabbitmq_missing()
+        if why:
+            raise RuntimeError(why)
+        return [str(RABBITMQ_SERVER)]
+
+    def start(self, timeout: float = 60.0) -> None:
+        super().start(timeout)
+
+    def close(self) -> None:
+        super().close()
+        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], timeout=10,
+                           capture_output=True)
+
+
+def missing(kind: str) -> str | None:
+    """Why a broker of this kind cannot run on this machine, or None."""
+    if kind == "aedes":
+        return aedes_missing()
+    if kind == "amqtt":
+        return amqtt_missing()
+    if kind == "rabbitmq":
+        return rabbitmq_missing()
+    if kind in KINDS:
+        return None
+    raise ValueError(f"unknown broker kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def make(kind: str, workdir: Path | str | None = None, **kw: Any) -> Any:
+    """A started broker of this kind. Other keywords go to harness.Broker (mosquitto)."""
+    if kind == "mosquitto":
+        return Broker(workdir, **kw)
+    if kind == "mosquitto-persist":
+        return Broker(workdir, persistence=True, **kw)
+    if kind == "aedes":
+        return Aedes(workdir)
+    if kind == "amqtt":
+        return Amqtt(workdir)
+    if kind == "rabbitmq":
+        return RabbitMQ(workdir)
+    raise ValueError(f"unknown broker kind {kind!r}; one of {', '.join(KINDS)}")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in KINDS:
+        print(f"usage: python tools/brokers {{{'|'.join(KINDS)}}}", file=sys.stderr)
+        return 2
+    why = missing(argv[0])
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # stop the broker on SIGTERM too
+    b = make(argv[0])
+    print(f"{argv[0]} on {b.host}:{b.port} (Ctrl-C stops it)", flush=True)
+    try:
+        while b.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.close()
+    return 0
