@@ -33,18 +33,15 @@ class MQTTClient(Core):
         self.errors = 0  # exceptions reported through on_error
         self._ev = asyncio.Event()  # set whenever the reader handled something
         self._lock = asyncio.Lock()  # one SUBSCRIBE/UNSUBSCRIBE waits for its ack at a time
-        self._task = None  # the reader
-        self._clk = None  # the clock
-        self._zz = False  # the clock sleeps: a kick may cancel its sleep
-        self._rd = False  # the reader waits for input (not for the application)
-        self._dr = None  # the socket whose waiting output (_ob) a drain task sends
-        self._err = None  # what ended the reader; awaits raise it
-        self._up = False  # connected and resumed: publish may use the socket
+        # _task: the reader; _clk: the clock; _dr: the socket whose waiting output (_ob) a
+        # drain task sends; _err: what ended the reader (awaits raise it); _present:
+        # Session Present of the last attempt (None: it failed)
+        self._task = self._clk = self._dr = self._err = self._present = None
+        self._zz = self._rd = False  # the clock sleeps (a kick may cancel it); the reader
+        # waits for input (not for the application)
+        self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
-        self._present = None
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
-        self._rf = 0  # retain flag of the PUBLISH being delivered
-        self._cb3 = False
         self._aws = []  # handler coroutines to await, in arrival order
         self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
 
@@ -56,28 +53,24 @@ class MQTTClient(Core):
 
     # --- the application's side ---
     async def connect(self, clean_session=True, wait=False):
-        # Returns Session Present. With link=: the keeper owns the link from here on; when
-        # the first attempt fails this returns None at once (wait=True: once connected)
-        # and the reader goes on trying. Without link=, a failed attempt raises.
-        if self._task is not None:
-            if self.link:  # the keeper has it: the state now (wait=True: once connected)
-                return await self._first(-1, wait)
-            self._want = False
-            self._close()
-            while self._task is not None:  # the reader wakes on the closed socket, ends
-                self._ev.clear()
-                await self._ev.wait()
-        self._err = None
-        self._want = True
-        self._task = asyncio.create_task(self._run(clean_session))
-        if self._clk is None:
-            self._clk = asyncio.create_task(self._clock())
-        return await self._first(self._att, wait)
-
-    async def _first(self, att, wait):
-        # the outcome of the reader's next attempt (wait: of one that succeeds): Session
-        # Present, even when the broker breaks the link right after its CONNACK; None
-        # when it failed (without a keeper: its error raised)
+        # Session Present, even when the broker breaks the link right after CONNACK. With
+        # link= the keeper owns the link from here on: a failed first attempt returns None
+        # at once (wait=True: once connected) and the reader goes on trying; called again:
+        # the state now. Without link=, a failed attempt raises.
+        att = -1
+        if self._task is None or not self.link:
+            if self._task is not None:
+                self._want = False
+                self._close()
+                while self._task is not None:  # the reader wakes on the closed socket, ends
+                    self._ev.clear()
+                    await self._ev.wait()
+            self._err = None
+            self._want = True
+            att = self._att
+            self._task = asyncio.create_task(self._run(clean_session))
+            if self._clk is None:
+                self._clk = asyncio.create_task(self._clock())
         while self._task is not None and (self._att == att or wait and self._present is None):
             self._ev.clear()
             await self._ev.wait()
@@ -106,11 +99,11 @@ class MQTTClient(Core):
             qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and self.link:
-                self.lost0 += 1
-                return
-            if self.store is None and self.link is None:
+                self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
+            elif self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
-            self._queue(qos, retain, False)
+            else:
+                self._queue(qos, retain, False)
             return
         if qos == 0:
             try:
@@ -159,16 +152,13 @@ class MQTTClient(Core):
             raise OSError(_ETIMEDOUT)
         self._raise()
 
-    async def subscribe(self, topic, qos=0):
-        await self._sub_call(topic, qos)
-
     async def unsubscribe(self, topic):
-        await self._sub_call(topic, None)
+        await self.subscribe(topic, None)
 
-    async def _sub_call(self, topic, qos):
-        # online: waits for SUBACK/UNSUBACK. Offline with link=, or when the link breaks
-        # before the ack: recorded (in the session, so in the store with one) and made
-        # on the next connect.
+    async def subscribe(self, topic, qos=0):
+        # (qos None: unsubscribe) online: waits for SUBACK/UNSUBACK; no ack within timeout
+        # closes the link. Offline with link=, or when the link breaks before the ack:
+        # recorded (in the session, so in the store with one) and made on the next connect.
         self._raise()
         async with self._lock:
             while self.isconnected():
@@ -196,12 +186,10 @@ class MQTTClient(Core):
             self._todo[t] = qos
 
     def messages(self, n=8):
-        # the incoming messages as an async iterator of (topic, msg, retained), beside or
-        # instead of the callback. n bounds the queue: when it is full the reader waits
-        # (so does the broker's flow), it never drops a message.
+        # incoming messages as an async iterator of (topic, msg, retained), beside or instead
+        # of the callback; at n queued the reader waits (so does the broker), never drops
         if self._q is None:
-            self._q = []
-            self._qev = asyncio.Event()
+            self._q, self._qev = [], asyncio.Event()
         self._qn = max(1, n)
         return self
 
@@ -228,6 +216,7 @@ class MQTTClient(Core):
     # --- the reader ---
     async def _run(self, clean):
         lk = self.link
+        aws = self._aws
         try:
             while self._want:
                 if self.sock is None:
@@ -235,30 +224,50 @@ class MQTTClient(Core):
                         if lk is None:
                             break
                         await asyncio.sleep_ms(max(0, lk.due()))
-                        if not self._want:
-                            break
+                    # Wi-Fi in steps (a board layer without wifi_poll() blocks here)
+                    w = lk is None or lk.wifi_step()
+                    while w is None and self._want:
+                        await asyncio.sleep_ms(50)
+                        w = lk.wifi_step()
+                    if not self._want:
+                        break
                     try:
-                        if lk and not lk.wifi():
+                        if not w:
                             raise OSError(_ENETUNREACH)
                         self._present = await self._connect(clean is True)
                     except (OSError, MQTTException) as e:
-                        self._close()
-                        self._err = e
                         self._present = None
+                        self._drop(e)
                         if lk is None:
                             break
-                        lk.failed(e)
                     clean = None
                     self._att += 1
                     self._ev.set()
                     continue
-                await self._room()
+                q = self._q  # messages() full: until the application takes some
+                while q is not None and len(q) >= self._qn and self._want:
+                    self._qev.clear()
+                    await self._qev.wait()
                 if not self._hold:  # no whole packet left in the buffer: wait for input
                     self._rd = True
                     await self._io(False)
                     self._rd = False
-                if self.sock is not None:
-                    await self._take()
+                if self.sock is not None:  # the packet that has started to arrive
+                    try:
+                        self._recv()
+                    except (OSError, MQTTException) as e:
+                        if isinstance(e, OSError) or self.sock is None:
+                            self._drop(e)
+                        else:  # a refused oversized packet: the link stays
+                            self._err = e
+                            self._report(e)
+                    if self._r1 != self._r0 or self._skip:
+                        self._kick()  # a packet has started: the clock keeps its deadline
+                    while aws:  # handler coroutines, in order
+                        try:
+                            await aws.pop(0)
+                        except Exception as e:
+                            self._report(e)
                 self._ev.set()
         except Exception as e:  # a bug must not end the client silently
             self._close()
@@ -271,13 +280,6 @@ class MQTTClient(Core):
             if self._qev:
                 self._qev.set()
 
-    async def _room(self):
-        # until the application has taken messages (messages() bound)
-        q = self._q
-        while q is not None and len(q) >= self._qn and self._want:
-            self._qev.clear()
-            await self._qev.wait()
-
     async def _io(self, out):
         # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
         # on a closed socket. With TLS the socket's poll asks what the handshake needs.
@@ -285,38 +287,18 @@ class MQTTClient(Core):
         if self.sock is not None:
             yield q.queue_write(self.sock) if out else q.queue_read(self.sock)
 
-    async def _take(self):
-        # handles the packet that has started to arrive, then awaits handler coroutines
-        try:
-            self._recv()
-        except (OSError, MQTTException) as e:
-            if isinstance(e, OSError) or self.sock is None:
-                self._drop(e)
-            else:  # a refused oversized packet: the link stays
-                self._err = e
-                self._report(e)
-        if self._r1 != self._r0 or self._skip:
-            self._kick()  # a packet has started: the clock keeps its deadline
-        aws = self._aws
-        while aws:
-            try:
-                await aws.pop(0)
-            except Exception as e:
-                self._report(e)
-
     async def _connect(self, clean):
         s = self._s
         # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
         # deadline that the clock keeps by closing the socket
         self._conn_start(clean)
         self._kick()
-        while True:
-            present = self._conn_step()
-            if present is not None:
-                break
+        present = self._conn_step()
+        while present is None:
             await self._io(self._cs < 3)
             if self.sock is None:
                 raise OSError(_ETIMEDOUT)
+            present = self._conn_step()
         if present and clean:
             present = 0
         if present and self.store and s.fresh and self.version == 5:
@@ -331,12 +313,10 @@ class MQTTClient(Core):
                 if q is not None:
                     s.sub(t, q)
         for t, q in list((todo if present else s.subs).items()):
-            buf = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
-            if q is None:
-                n = P.unsubscribe(buf, s.next_pid(), t, self.version)
-            else:
-                n = P.subscribe(buf, s.next_pid(), t, q, self.version)
-            self._write(buf, n)
+            b = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
+            v = self.version
+            self._write(b, P.unsubscribe(b, s.next_pid(), t, v) if q is None
+                        else P.subscribe(b, s.next_pid(), t, q, v))
         self._todo = {}
         self._pump()
         self._up = True
@@ -354,10 +334,6 @@ class MQTTClient(Core):
         except Exception as e:
             self._report(e)
 
-    def _on_publish(self, first):
-        self._rf = first & 1
-        Core._on_publish(self, first)
-
     def _deliver(self):
         # a handler's exception is reported and the reader goes on; the message counts
         # as delivered (acknowledged, not redelivered)
@@ -366,10 +342,9 @@ class MQTTClient(Core):
                 return Core._deliver(self)
             if self.cb is None and self._q is None:
                 return
-            pf = self._pf
-            t = bytes(self._rx[self._i + 2 : pf[0]])
-            m = bytes(self._rx[pf[2] : self._n])
-            r = bool(self._rf)
+            t = bytes(self._rx[self._i + 2 : self._pf[0]])
+            m = bytes(self._rx[self._pf[2] : self._n])
+            r = bool(self._rx[self._i - self._hl] & 1)  # RETAIN, in the packet's first byte
             if self._q is not None:
                 self._q.append((t, m, r))
                 self._qev.set()
@@ -398,18 +373,16 @@ class MQTTClient(Core):
 
     # --- output the socket did not take at once (the core keeps it in _ob, in order) ---
     def _wait_out(self):
-        # never waits here: a task sends it as the socket drains; the clock keeps the
-        # deadline
+        # never waits: a task sends it as the socket drains; the clock keeps the deadline
         if self._dr is not self.sock:
             self._dr = self.sock
             asyncio.create_task(self._drain(self.sock))
             self._kick()
 
     async def _drain(self, s):
-        q = asyncio.core._io_queue
         try:
             while self.sock is s and self._ob is not None:
-                yield q.queue_write(s)
+                await self._io(True)
                 if self.sock is s and self._ob is not None:
                     self._flush()
         except OSError as e:  # the broker stopped reading, or the link broke
@@ -420,11 +393,20 @@ class MQTTClient(Core):
                 self._dr = None
 
     def _drop(self, e):
-        # the link failed: close; the keeper backs off
+        # the link failed: close; the keeper backs off. A broker's protocol error (OSError
+        # 104 from the core with a keeper) is kept as itself: link.last_error
         self._close()
-        self._err = e
+        self._err = e = self._why or e
+        self._why = None
+        self._log("link lost: %r", (e,))
         if self.link:
             self.link.failed(e)
+
+    def _lost(self, keep):
+        # the link broke under a call: counted once (the reader may have dropped it)
+        if self.sock:
+            self._drop(OSError(104))
+        return not keep
 
     # --- the clock ---
     def _kick(self):
@@ -445,8 +427,7 @@ class MQTTClient(Core):
                         raise  # cancelled by someone else: end
                 self._zz = False
         finally:
-            self._zz = False
-            self._clk = None
+            self._zz = self._clk = None
 
     def _tick(self):
         # does what is due now; returns ms until something else is due

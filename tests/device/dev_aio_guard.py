@@ -1,0 +1,100 @@
+# Poison messages and broker errors on the asyncio client (tests/host/test_aio_guard.py):
+# the same core as the blocking client (tests/device/dev_guard.py), driven by the reader
+# task. devcfg.TEST names the scenario; the host judges what the broker saw.
+import asyncio
+import time
+
+import devlib as d
+from mqttsession import MQTTException, SessionStore
+from mqttsession.aio import MQTTClient
+from mqttsession.link import Link
+
+
+def client(**kw):
+    return MQTTClient("guard", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION,
+                      keepalive=0, timeout=2, store=SessionStore("store"), **kw)
+
+
+async def until(cond, ms=20000):
+    t0 = time.ticks_ms()
+    while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        await asyncio.sleep_ms(5)
+    return cond()
+
+
+async def poison():
+    # the broker closes whenever the first message arrives; later messages must go on
+    got = []
+    lk = Link(min_ms=20, max_ms=400, jitter=0)
+    c = client(link=lk, strikes=3)
+    c.on_aside = lambda t, m, why: got.append((t, m, why))
+    most = [0]
+
+    def busy():
+        most[0] = max(most[0], lk.tries)
+        return not c.pending()
+
+    d.check(await c.connect(wait=True) is not None, "connected")
+    await c.publish("t/poison", b"bad", qos=d.cfg("QOS", 1))
+    await c.publish("t/good", b"ok", qos=1)
+    d.check(await until(busy), "the later message went on")
+    d.check(len(got) == 1 and got[0][0] == b"t/poison" and got[0][1] == b"bad",
+            "on_aside told once: %r" % got)
+    print("WHY", got[0][2])
+    d.check(most[0] >= 2, "backoff grew while the broker dropped each connection (%d)" % most[0])
+    d.check(lk.tries == 0, "an acknowledgement reset the backoff")
+    d.check([r[0] for r in c.aside()] == [b"t/poison"], "visible in aside()")
+    await c.disconnect()
+    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    d.check([r[0] for r in s.aside()] == [b"t/poison"] and s.pending() == 0,
+            "kept in flash, out of the queue")
+
+
+async def refused():
+    # MQTT 5: a PUBACK with reason 0x87 sets the message aside; the next one goes on
+    got = []
+    c = client()
+    c.on_aside = lambda t, m, why: got.append((t, why))
+    await c.connect()
+    await c.publish("t/refused", b"no", qos=1)
+    await c.publish("t/next", b"yes", qos=1)
+    d.check(got == [(b"t/refused", 0x87)], "set aside with the reason code: %r" % got)
+    d.check(c.pending() == 0 and c.isconnected(), "next delivered, link up")
+    await c.disconnect()
+
+
+async def keeper_malformed():
+    # with a keeper, a malformed packet while publish() waits is a link failure counted
+    # once: the call returns, the message stays queued, link.last_error holds the broker's
+    # error (not the OSError the core turned it into); no strike against the message
+    lk = Link(min_ms=200, max_ms=400, jitter=0)
+    c = client(link=lk, strikes=1)
+    d.check(await c.connect(wait=True) is not None, "connected")
+    await c.publish("t/kept", b"x", qos=1)
+    e = lk.last_error
+    d.check(isinstance(e, MQTTException) and e.args[0] == 0x81, "last_error %r" % (e,))
+    d.check(lk.tries == 1, "one failure counted (%d)" % lk.tries)
+    d.check(c.pending() == 1, "the message is kept")
+    d.check(await until(lambda: not c.pending(), 10000), "delivered after the reconnect")
+    d.check(not c.aside(), "no strike for the broker's own error")
+    await c.disconnect()
+
+
+async def suback_silent():
+    # with a keeper, a SUBSCRIBE the broker never acknowledges: the wait ends within
+    # timeout and closes the link; the subscription stays recorded, made on the next connect
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk)
+    d.check(await c.connect(wait=True) is not None, "connected")
+    await c.subscribe("cmd/#", 1)  # returns: with a keeper it is recorded, not lost
+    d.check(not c.isconnected(), "no SUBACK within timeout: the link closed")
+    e = lk.last_error
+    d.check(isinstance(e, OSError) and e.args[0] == 110, "last_error %r" % (e,))
+    d.check(await until(c.isconnected, 10000), "reconnected")
+    await asyncio.sleep_ms(500)  # the reader takes the SUBACK
+    d.check(b"cmd/#" in c._s.subs, "still recorded")
+    await c.disconnect()
+
+
+asyncio.run(globals()[d.cfg("TEST")]())
+print("PASS")
