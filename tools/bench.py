@@ -6,6 +6,13 @@ paho-mqtt, mosquitto_pub/sub) and competitors (umqtt.simple; mqtt_as where obtai
     .venv/bin/python tools/bench.py                      # full run, prints the table
     .venv/bin/python tools/bench.py --quick              # smoke run with small counts
     .venv/bin/python tools/bench.py --out BENCHMARKS.md  # also writes the results file
+    .venv/bin/python tools/bench.py --only aio,budget    # some areas only
+    .venv/bin/python tools/bench.py --fleet --fleet-secs 30  # with the (slow) fleet
+
+Areas: heap, alloc, code, speed, flash, recovery, minheap (issue 6), aio (issue 10),
+budget (issue 16), backlog (issue 13), memory (issue 12), pico (issue 15, the emulated
+Pico: firmware in $MQTTS_PICO_DIR, else ../shared/rp2040-emulator) and fleet (issue 11;
+only with --fleet or --only). Each issue's goals are judged from the figures of the run.
 
 The MicroPython side lives in tools/bench/*.py; each script prints "R key value" and
 "NA key reason" lines. Competitors are fetched from PyPI with pip into build/bench/
@@ -16,12 +23,15 @@ several interleaved rounds, so compare the ratios within one run.
 The pieces: bench_setup.py (plans, results, running the bench scripts, the library forms),
 bench_refs.py (paho-mqtt and mosquitto_pub/sub references, recovery, the smallest heap),
 bench_measure.py (the run: class Bench and its measurements), bench_rows.py (the table),
-bench_report.py (targets, BENCHMARKS.md). Every name is importable from here as before.
+bench_report.py (targets, BENCHMARKS.md); the issue areas: bench_issues.py (running their
+modules), bench_goals.py and bench_goals_mem.py (their rows and goals). Every name is
+importable from here as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import shutil
 import sys
@@ -68,9 +78,12 @@ from bench_rows import (  # noqa: E402
     fmt,
 )
 from bench_setup import (  # noqa: E402
+    AREAS,
     BENCH_DIR,
     BOARD_DIR,
     CACHE,
+    CORE_AREAS,
+    DEFAULT_AREAS,
     FULL,
     HEAP,
     HOST,
@@ -94,6 +107,8 @@ from bench_setup import (  # noqa: E402
     micropython_path,
     mp_env,
     mpy,
+    pinned,
+    run_host,
     run_mp,
     this_library,
     umqtt_library,
@@ -151,6 +166,11 @@ __all__ = [
     "window_chart",
     "report",
     "Bench",
+    "pinned",
+    "run_host",
+    "AREAS",
+    "CORE_AREAS",
+    "DEFAULT_AREAS",
 ]
 
 
@@ -164,7 +184,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="do not fetch competitors from PyPI (use build/bench/ or quote)",
     )
     ap.add_argument("--log", type=Path, help="write every script's raw output here")
+    ap.add_argument(
+        "--only",
+        help=f"comma-separated areas to measure (default: all but fleet): {', '.join(AREAS)}",
+    )
+    ap.add_argument(
+        "--quick-areas",
+        default="",
+        help="comma-separated issue areas run with quick counts in a full run (e.g. aio,pico)",
+    )
+    ap.add_argument("--fleet", action="store_true", help="also run the fleet (slow)")
+    ap.add_argument("--fleet-secs", type=int, help="seconds per fleet run (default 30; 20 quick)")
+    ap.add_argument("--fleet-nodes", type=int, help="nodes in the fleet (default 50; 10 quick)")
     a = ap.parse_args(argv)
+    areas = list(DEFAULT_AREAS) if a.only is None else [x for x in a.only.split(",") if x]
+    if a.fleet and "fleet" not in areas:
+        areas.append("fleet")
+    quick_areas = [x for x in a.quick_areas.split(",") if x]
+    unknown = sorted((set(areas) | set(quick_areas)) - set(AREAS))
+    if unknown or not areas:
+        ap.error(f"unknown area(s) {', '.join(unknown)}; known: {', '.join(AREAS)}")
+    plan = QUICK if a.quick else FULL
+    if a.fleet_secs is not None:
+        plan = dataclasses.replace(plan, fleet_secs=a.fleet_secs)
+    if a.fleet_nodes is not None:
+        plan = dataclasses.replace(plan, fleet_nodes=a.fleet_nodes)
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     command = ".venv/bin/python tools/bench.py" + "".join(
@@ -176,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     RUN.mkdir(parents=True, exist_ok=True)
     try:
-        b = Bench(QUICK if a.quick else FULL, not a.no_fetch, say)
+        b = Bench(plan, not a.no_fetch, say, areas)
+        b.quick_areas = frozenset(quick_areas)
         if b.umqtt.why:
             say(f"umqtt.simple {b.umqtt.why}")
         b.run()

@@ -5,13 +5,19 @@ bench_report."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 
+from bench_goals import IssueRows
+from bench_issues import IssueMeasure
 from bench_refs import mosquitto_pub_rate, mosquitto_sub_rate, paho_rate, recovery_ms, smallest_heap
 from bench_report import Targets
 from bench_rows import Row, Rows, fmt
 from bench_setup import (
+    AREAS,
     BENCH_DIR,
+    CORE_AREAS,
+    DEFAULT_AREAS,
     HOST,
     QUOTE_NOTE,
     QUOTED,
@@ -19,14 +25,45 @@ from bench_setup import (
     Broker,
     Plan,
     Results,
+    area_label,
     collect,
+    pinned,
     this_library,
     umqtt_library,
 )
 
+# the keys each area files its results under (Results.why looks up the nearest prefix)
+AREA_KEYS = {
+    "heap": ("heap",),
+    "alloc": ("alloc",),
+    "code": (),
+    "speed": ("tput", "floor", "paho", "mosquitto_pub", "mosquitto_sub"),
+    "flash": ("flash",),
+    "recovery": ("recover",),
+    "minheap": ("minheap",),
+    "aio": ("aio",),
+    "budget": ("budget",),
+    "backlog": ("backlog",),
+    "memory": ("mem",),
+    "pico": ("pico",),
+    "fleet": ("fleet",),
+}
 
-class Bench(Rows, Targets):
-    def __init__(self, plan: Plan, fetch: bool, say: Callable[[str], None]) -> None:
+
+class Bench(IssueMeasure, IssueRows, Rows, Targets):
+    def __init__(
+        self,
+        plan: Plan,
+        fetch: bool,
+        say: Callable[[str], None],
+        areas: Sequence[str] = DEFAULT_AREAS,
+    ) -> None:
+        unknown = sorted(set(areas) - set(AREAS))
+        if unknown:
+            raise ValueError(f"unknown area(s) {', '.join(unknown)}: known are {', '.join(AREAS)}")
+        self.areas = tuple(a for a in AREAS if a in areas)
+        self.failed: dict[str, str] = {}  # area -> why it did not finish
+        self.broker_pid: int | None = None
         self.plan = plan
         self.fetch = fetch
         self.say = say
@@ -68,26 +105,69 @@ class Bench(Rows, Targets):
         ok: bool | None,
         shown: str,
         why: str = "",
+        area: str = "",
     ) -> None:
         if measured is None or ok is None:
-            self.targets.append(Row("", name, f"n/a ({why or 'not measured'})", goal, "-"))
+            self.targets.append(Row(area, name, f"n/a ({why or 'not measured'})", goal, "-"))
         else:
-            self.targets.append(Row("", name, shown, goal, "met" if ok else "not met"))
+            self.targets.append(Row(area, name, shown, goal, "met" if ok else "not met"))
 
     # -- measurements
 
     def run(self) -> None:
+        steps: dict[str, Callable[[int], None]] = {
+            "heap": self.measure_heap,
+            "alloc": self.measure_alloc,
+            "flash": self.measure_flash,
+            "speed": self.measure_throughput,
+            "recovery": self.measure_recovery,
+            "minheap": self.measure_min_heap,
+            "backlog": self.measure_backlog,
+            "aio": self.measure_aio,
+            "budget": self.measure_budget,
+            "memory": self.measure_memory,
+            "pico": self.measure_pico,
+            "fleet": self.measure_fleet,
+        }
         extra = ["set_tcp_nodelay true"]
         with Broker(verbose=False, extra=extra) as broker:
             port = broker.port
-            self.say(f"broker on {HOST}:{port}")
-            self.measure_heap(port)
-            self.measure_alloc(port)
-            self.measure_flash(port)
-            self.measure_throughput(port)
-            self.measure_recovery(port)
-            self.measure_min_heap(port)
-        self.build_rows()
+            self.broker_pid = broker.pid
+            self.say(f"broker on {HOST}:{port}; areas: {', '.join(self.areas)}")
+            for area in self.areas:
+                if area in steps:
+                    self.step(area, steps[area], port)
+        for area in AREAS:
+            if area not in self.areas:
+                for k in AREA_KEYS[area]:
+                    self.res.put_na(k, "not measured in this run")
+        if any(a in CORE_AREAS for a in self.areas):
+            self.build_rows()
+        self.build_issue_rows()
+        self.keep_selected()
+
+    def step(self, area: str, measure: Callable[[int], None], port: int) -> None:
+        """One area; an area that breaks is marked n/a with its error, and the run goes on."""
+        try:
+            measure(port)
+        except Exception as e:  # noqa: BLE001  (any failure of one area ends only that area)
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.failed[area] = why
+            self.res.log.append(f"area {area} failed:\n{traceback.format_exc()}")
+            self.say(f"{area} failed: {why}")
+            for k in AREA_KEYS[area]:
+                self.res.put_na(k, f"failed: {why}")
+
+    def keep_selected(self) -> None:
+        """Rows and goals of the areas measured; one row for each area left out."""
+        shown = {area_label(a) for a in self.areas}
+        self.rows = [r for r in self.rows if r.area in shown]
+        self.targets = [t for t in self.targets if t.area in shown]
+        for a in AREAS:
+            if a not in self.areas:
+                self.rows.append(
+                    Row(area_label(a), "not measured in this run", "n/a (not selected)", "-")
+                )
 
     def measure_heap(self, port: int) -> None:
         self.say("heap")
@@ -135,6 +215,12 @@ class Bench(Rows, Targets):
             )
 
     def measure_throughput(self, port: int) -> None:
+        # lockstep exchanges between two processes: broker and clients on one CPU
+        with pinned([self.broker_pid]) as cpu:
+            self.extra["pinned_cpu"] = "" if cpu is None else str(cpu)
+            self._throughput(port)
+
+    def _throughput(self, port: int) -> None:
         p = self.plan
         ws = ",".join(str(w) for w in p.windows)
         floor_ws = sorted({w for w in p.windows if w > 1} | {32})

@@ -17,6 +17,8 @@ class Row:
 def fmt(v: float) -> str:
     if v == 0:
         return "0"
+    if float(v).is_integer():  # counts, bytes, whole milliseconds
+        return f"{v:,.0f}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     if abs(v) >= 10:
@@ -24,6 +26,16 @@ def fmt(v: float) -> str:
     if abs(v) >= 1:
         return f"{v:.2f}"
     return f"{v:.3f}"
+
+
+def against(q: float, need: float, at_least: bool, digits: int = 2) -> str:
+    """q with enough decimals that, as shown, it sits on the same side of need as it does
+    (0.6996 against >= 0.70 shows as 0.6996, never as a failing 0.70)."""
+    for d in range(digits, 7):
+        r = round(q, d)
+        if (r >= need if at_least else r <= need) == (q >= need if at_least else q <= need):
+            return f"{q:.{d}f}"
+    return repr(q)
 
 
 class Rows:

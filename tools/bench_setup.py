@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +74,10 @@ class Plan:
     heap_step: int  # KB resolution of the smallest-heap search
     recover_k: int
     recover_runs: int
+    aio_secs: int = 60  # idle measurement of the asyncio client
+    backlog_n: int = 10000  # messages queued offline in the backlog benchmark (>= 1024)
+    fleet_secs: int = 30  # seconds per fleet run (the fleet runs only when asked for)
+    fleet_nodes: int = 50
 
 
 FULL = Plan(
@@ -92,7 +96,45 @@ FULL = Plan(
     32,
     3,
 )
-QUICK = Plan(True, 1, 2000, 250, (1, 16), (1, 16), 64, 64, 300, 1000, 1000, 4, 16, 1)
+QUICK = Plan(
+    True, 1, 2000, 250, (1, 16), (1, 16), 64, 64, 300, 1000, 1000, 4, 16, 1, 10, 2048, 20, 10
+)
+
+# Areas of the table, in order, as --only names them: the issue-6 areas measured against
+# one broker, then one area per issue module (tools/bench/b_*.py, tools/bench_aio.py).
+CORE_AREAS = ("heap", "alloc", "code", "speed", "flash", "recovery", "minheap")
+ISSUE_AREAS = ("aio", "budget", "backlog", "memory", "pico", "fleet")
+AREAS = CORE_AREAS + ISSUE_AREAS
+DEFAULT_AREAS = tuple(a for a in AREAS if a != "fleet")  # the fleet is slow: only on request
+AREA_LABEL = {"minheap": "min heap"}  # the area column of the table, where it differs
+
+
+def area_label(area: str) -> str:
+    return AREA_LABEL.get(area, area)
+
+
+@contextlib.contextmanager
+def pinned(pids: Sequence[int | None]) -> Iterator[int | None]:
+    """This process (so every child it starts) and pids on one CPU for the block: a
+    lockstep exchange between two processes swings 2-4x with where the scheduler puts
+    them. Yields the CPU, or None where affinity cannot be set."""
+    try:
+        before = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        yield None
+        return
+    cpu = min(before)
+    others = {p: os.sched_getaffinity(p) for p in pids if p}
+    try:
+        os.sched_setaffinity(0, {cpu})
+        for p in others:
+            os.sched_setaffinity(p, {cpu})
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
+        for p, mask in others.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(p, mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -204,6 +246,45 @@ def collect(
     res.parse(out)
     if rc != 0 or "DONE" not in out:
         res.put_na(prefix, f"{script} failed: {last_error(out)}")
+
+
+def run_host(
+    res: Results,
+    script: Path,
+    argv: Sequence[str],
+    prefix: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run a host-side benchmark script (CPython) and file its "R"/"NA" lines; a script
+    that fails or runs out of time marks prefix n/a. Returns the exit status."""
+    e = dict(os.environ, **(env or {}))
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tools"), str(ROOT / "tests" / "host")])
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *argv],
+        cwd=ROOT,
+        env=e,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        raw, _ = proc.communicate(timeout=timeout)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        raw, _ = proc.communicate()
+        rc = -9
+    out = raw.decode("utf-8", errors="replace")
+    res.log.append(f"$ {script.name} {' '.join(argv)}\n{out}")
+    res.parse(out)
+    if rc == -9:
+        res.put_na(prefix, f"{script.name} did not finish in {timeout:.0f} s")
+    elif rc != 0 and not any(k.startswith(prefix) for k in res.values):
+        res.put_na(prefix, f"{script.name} failed: {last_error(out)}")
+    return rc
 
 
 # --------------------------------------------------------------------------------------

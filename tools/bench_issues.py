@@ -1,0 +1,170 @@
+"""The benchmark areas of the later issues, each measured by its own module and filed into
+Bench.res: the asyncio client (tools/bench_aio.py), the blocking client's call budget
+(tools/bench/b_budget.py), a backlog of thousands in flash (tools/bench/b_backlog.py), the
+node's memory per route (tools/bench/b_mem.py), the emulated Pico (tools/bench/b_pico.py)
+and a fleet on one broker (tools/bench/b_fleet.py). Their rows and goals: bench_goals."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from bench_setup import (
+    BENCH_DIR,
+    LIB_DIR,
+    QUICK,
+    ROOT,
+    Plan,
+    Results,
+    collect,
+    pinned,
+    run_host,
+)
+
+if TYPE_CHECKING:
+    from bench_setup import Lib
+
+# The library as it was before each rework, measured side by side in the same run:
+# the last commit on main before the budget work was merged (no budget_ms at all).
+BUDGET_OLD_REV = "3a0f78d"
+BUDGET_FAULTS = ("reset", "blackhole", "stall", "broker_restart", "wifi", "silent")
+FLEET_JITTERS = ("0", "0.25")  # reconnect jitter of the fleet's runs: none, the keeper's default
+AIO_FAULTS = ("reset", "blackhole", "stall", "restart_kept", "restart_lost", "silent", "trickle")
+
+
+def load(path: Path) -> ModuleType:
+    """A host module of tools/ or tools/bench/ by its path (tools/bench is no package)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def library_budget_ms() -> int | None:
+    """The blocking client's default budget, read from lib/mqttsession/client.py."""
+    m = re.search(
+        r"^_BUDGET = const\((\d+)\)", (LIB_DIR / "mqttsession" / "client.py").read_text(), re.M
+    )
+    return int(m.group(1)) if m else None
+
+
+def pico_dir() -> str:
+    """The emulated Pico's firmware: $MQTTS_PICO_DIR, else ../shared/rp2040-emulator next to
+    the repository, else next to the directory holding it (a git worktree)."""
+    env = os.environ.get("MQTTS_PICO_DIR")
+    if env:
+        return env
+    for base in (ROOT.parent, ROOT.parent.parent):
+        d = base / "shared" / "rp2040-emulator"
+        if d.is_dir():
+            return str(d)
+    return str(ROOT.parent / "shared" / "rp2040-emulator")
+
+
+class IssueMeasure:
+    """Measurements of the issue areas (a part of Bench, see bench_measure)."""
+
+    plan: Plan
+    res: Results
+    ms: Lib
+    say: Callable[[str], None]
+    extra: dict[str, str]
+    quick_areas: frozenset[str] = frozenset()
+
+    def plan_for(self, area: str) -> Plan:
+        """The run's plan, or its quick counts for an area run quick (--quick-areas)."""
+        p = self.plan
+        if area not in self.quick_areas or p.quick:
+            return p
+        return dataclasses.replace(
+            p, quick=True, aio_secs=QUICK.aio_secs, backlog_n=QUICK.backlog_n
+        )
+
+    def measure_aio(self, port: int) -> None:
+        secs = self.plan_for("aio").aio_secs
+        self.say(f"asyncio client: faults, {secs} s idle, restart (this and the old client)")
+        bench_aio = load(ROOT / "tools" / "bench_aio.py")
+        for k, v in bench_aio.rows(secs).items():
+            if isinstance(v, str):
+                self.res.put_na(k, v.removeprefix("n/a: "))
+            else:
+                self.res.put(k, float(v))
+        self.extra["aio.old_rev"] = bench_aio.OLD_REV
+
+    def measure_budget(self, port: int) -> None:
+        self.say(f"budget: longest call per fault (this library and {BUDGET_OLD_REV})")
+        b_budget = load(BENCH_DIR / "b_budget.py")
+        got = b_budget.measure(BUDGET_OLD_REV, say=self.say)
+        for form, tag in (("this", "budget"), (BUDGET_OLD_REV, "budget.old")):
+            if form not in got:
+                self.res.put_na(tag, "not measured")
+                continue
+            for k, v in got[form].items():
+                if k in BUDGET_FAULTS and v < 0:
+                    self.res.put_na(f"{tag}.{k}", "the node reported no call in this fault")
+                else:
+                    self.res.put(f"{tag}.{k}", float(v))
+        self.extra["budget.old_rev"] = BUDGET_OLD_REV
+        ms = library_budget_ms()
+        if ms is None:
+            self.res.put_na("budget.ms", "no _BUDGET in lib/mqttsession/client.py")
+        else:
+            self.res.put("budget.ms", float(ms))
+
+    def measure_backlog(self, port: int) -> None:
+        n = self.plan_for("backlog").backlog_n
+        for prog in (32, 256):
+            self.say(f"backlog: {n:,} queued offline, prog {prog}")
+            args = {"port": port, "prog": prog, "n": n, "img": f"bench-backlog-{prog}.img"}
+            # the drain is a lockstep exchange with the broker: both on one CPU
+            with pinned([self.broker_pid]):
+                collect(
+                    self.res,
+                    "b_backlog.py",
+                    args,
+                    self.ms.path("mpy"),
+                    f"backlog.p{prog}",
+                    timeout=900,
+                )
+
+    def measure_memory(self, port: int) -> None:
+        script = BENCH_DIR / "b_mem.py"
+        if not script.exists():
+            self.res.put_na("mem", "tools/bench/b_mem.py is not in this tree")
+            return
+        self.say("memory: the node profile per route (.mpy, ROMFS, TLS), smallest heap")
+        argv = ["--quick"] if self.plan_for("memory").quick else []
+        run_host(self.res, script, argv, "mem", timeout=1800)
+
+    def measure_pico(self, port: int) -> None:
+        self.say("emulated Pico (32-bit)")
+        argv = ["--quick"] if self.plan_for("pico").quick else []
+        env = {"MQTTS_PICO_DIR": pico_dir()}
+        run_host(self.res, BENCH_DIR / "b_pico.py", argv, "pico", timeout=1800, env=env)
+        mem = BENCH_DIR / "b_mem_pico.py"  # the memory benchmark's node, 32-bit
+        if mem.exists():
+            self.say("emulated Pico: the memory benchmark's node profile")
+            run_host(self.res, mem, argv, "pico.mem", timeout=1800, env=env)
+        else:
+            self.res.put_na("pico.mem", "tools/bench/b_mem_pico.py is not in this tree")
+
+    def measure_fleet(self, port: int) -> None:
+        script = BENCH_DIR / "b_fleet.py"
+        if not script.exists():
+            self.res.put_na("fleet", "tools/bench/b_fleet.py is not in this tree")
+            return
+        p = self.plan
+        self.say(f"fleet: {p.fleet_nodes} nodes, {p.fleet_secs} s per jitter setting")
+        argv = ["--nodes", str(p.fleet_nodes), "--duration", str(p.fleet_secs)]
+        argv += ["--jitter", ",".join(FLEET_JITTERS)]
+        run_host(self.res, script, argv, "fleet", timeout=4 * p.fleet_secs + 600)
+
+    broker_pid: int | None
