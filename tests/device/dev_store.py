@@ -60,10 +60,11 @@ def sender():
     handle = c._handle
     send = c._send_slot
 
-    def h(first, i):
+    def h(first, *i):
+        # _handle(first) in the 0.1.0 core (upgrade tests), _handle(first, i) since
         if (cut == "puback" and first == 0x40) or (cut == "pubcomp" and first == 0x70):
             d.freeze("CUT")
-        return handle(first, i)
+        return handle(first, *i)
 
     def s(k):
         if cut == "pubrel" and c._s.fl[k] & 16:
