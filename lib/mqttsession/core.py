@@ -169,10 +169,6 @@ class Core(Wire):
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
 
-    def _close(self):
-        Wire._close(self)
-        _free_ctl()  # ctl's code goes with the connection (loaded again on its next use)
-
     def _connect_packet(self, clean):
         from . import ctl
         return ctl.connect_packet(self, clean)
@@ -322,10 +318,7 @@ class Core(Wire):
 
     def _sub_end(self, topic, qos):
         from . import ctl
-        try:
-            return ctl.sub_end(self, topic, qos)
-        finally:
-            _free_ctl()
+        return ctl.sub_end(self, topic, qos)
 
     def _bye(self, end=False):
         # DISCONNECT and close; a link keeper does not reconnect after this. end: with
@@ -453,10 +446,7 @@ class Core(Wire):
 
     def _fail(self, e):
         from . import ctl
-        try:
-            return ctl.fail(self, e)
-        finally:
-            _free_ctl()
+        return ctl.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:
@@ -501,10 +491,7 @@ class Core(Wire):
 
     def _resume(self, present, clean):
         from . import ctl
-        try:
-            return ctl.resume(self, present, clean)
-        finally:
-            _free_ctl()
+        return ctl.resume(self, present, clean)
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive
