@@ -37,8 +37,8 @@ class MQTTClient(Core):
         # drain task sends; _err: what ended the reader (awaits raise it); _present:
         # Session Present of the last attempt (None: it failed)
         self._task = self._clk = self._dr = self._err = self._present = None
-        self._zz = self._rd = False  # the clock sleeps (a kick may cancel it); the reader
-        # waits for input (not for the application)
+        self._zz = self._rd = self._nap = False  # the clock sleeps (a kick may cancel it);
+        # the reader waits for input (not for the application); it sleeps in a backoff
         self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
@@ -62,6 +62,8 @@ class MQTTClient(Core):
             if self._task is not None:
                 self._want = False
                 self._close()
+                if self._nap:
+                    self._task.cancel()  # in the keeper's backoff: a sleep, not an I/O wait
                 while self._task is not None:  # the reader wakes on the closed socket, ends
                     self._ev.clear()
                     await self._ev.wait()
@@ -84,13 +86,32 @@ class MQTTClient(Core):
         if self._task is None and self._err is not None:
             raise self._err
 
-    async def disconnect(self):
-        if not self._up:
-            self._close()  # a connect under way: no DISCONNECT on a socket not connected
-        self._bye()  # the reader wakes on the closed socket and ends
-        self._err = None
-        if self._qev:
-            self._qev.set()
+    async def disconnect(self, end_session=False):
+        # end_session=True ends the session on purpose, as the blocking client's: the broker
+        # discards it (MQTT 5: Session Expiry 0 at DISCONNECT; 3.1.1, or offline: first one
+        # clean connect, without the keeper or on_connect) and the store forgets its
+        # messages and subscriptions. That connect failing raises its error, and the
+        # session is kept. Either way the client ends disconnected.
+        try:
+            if end_session:
+                if not self.isconnected() or self.version == 4:
+                    lk, hk, td = self.link, self.on_connect, self._todo
+                    self.link = self.on_connect = None
+                    self._todo = {}
+                    try:
+                        await self.connect(True)
+                    finally:
+                        self.link, self.on_connect = lk, hk
+                        if not self._up:
+                            self._todo = td  # kept with the session
+                self._s.clear()
+        finally:
+            if not self._up:
+                self._close()  # a connect under way: no DISCONNECT on a socket not connected
+            self._bye(end_session)  # the reader wakes on the closed socket and ends
+            self._err = None
+            if self._qev:
+                self._qev.set()
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
@@ -223,7 +244,9 @@ class MQTTClient(Core):
                     if clean is None:  # a reconnect: after the keeper's backoff
                         if lk is None:
                             break
+                        self._nap = True
                         await asyncio.sleep_ms(max(0, lk.due()))
+                        self._nap = False
                     # Wi-Fi in steps (a board layer without wifi_poll() blocks here)
                     w = lk is None or lk.wifi_step()
                     while w is None and self._want:
@@ -275,6 +298,7 @@ class MQTTClient(Core):
             self._report(e)
         finally:
             self._task = None
+            self._nap = False
             self._ev.set()
             self._kick()
             if self._qev:
