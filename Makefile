@@ -83,9 +83,33 @@ test: deps venv pico-deps interop-deps
 	fi; \
 	exit $$rc
 
-# The interop suite's node broker (aedes, pinned in tools/brokers/package-lock.json; needs
-# Node.js 20 or newer): nodejs and npm come with pico-deps.
+# The interop suite's brokers beyond mosquitto and amqtt: aedes (pinned in
+# tools/brokers/package-lock.json; needs Node.js 20 or newer; nodejs and npm come with
+# pico-deps) and RabbitMQ (Debian's rabbitmq-server, apt). The tests start their own RabbitMQ
+# node on free ports, so a system service apt started is stopped again (the init script is
+# only called when one runs: its rabbitmqctl would start a system epmd). Without root or
+# passwordless sudo it says what to install; the RabbitMQ tests skip until then.
+MQS_RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 interop-deps: tools/brokers/node_modules/.stamp
+	@test -x $(MQS_RABBITMQ) && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then sudo="sudo -n"; \
+	else \
+		echo "note: rabbitmq-server is not installed; the RabbitMQ interop tests skip." >&2; \
+		echo "To run them: sudo apt-get install -y rabbitmq-server" >&2; \
+		exit 0; \
+	fi; \
+	echo "Installing rabbitmq-server"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server || { \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server; } || \
+		exit 1; \
+	if [ -d /run/systemd/system ]; then \
+		$$sudo systemctl stop rabbitmq-server >/dev/null 2>&1 || true; \
+		$$sudo systemctl disable rabbitmq-server >/dev/null 2>&1 || true; \
+	elif pgrep -u rabbitmq -x beam.smp >/dev/null 2>&1; then \
+		$$sudo service rabbitmq-server stop >/dev/null 2>&1 || true; \
+	fi
 
 tools/brokers/node_modules/.stamp: tools/brokers/package-lock.json | pico-deps
 	npm ci --prefix tools/brokers --no-audit --no-fund --silent

@@ -1,7 +1,8 @@
 """RabbitMQ's MQTT plugin has no QoS 2: it answers a QoS 2 PUBLISH with PUBACK. The client
-completes such a message on that PUBACK (at-least-once for it) and counts it. RabbitMQ takes
-about 10 s to start here, so these run with --runslow, and only where rabbitmq-server is
-installed (apt-get install -y rabbitmq-server)."""
+completes such a message on that PUBACK (at-least-once for it) and counts it. One RabbitMQ
+node (about 10 s to start here) serves the module. Debian's rabbitmq-server, which
+`make interop-deps` installs with apt; where it is not installed these skip with that
+reason."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ import pytest
 import brokers
 from brokers.probe import qos2_answer
 from harness import Observer, publish, run_device
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
