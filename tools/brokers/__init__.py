@@ -2,7 +2,8 @@
 
 mosquitto comes from tests/host/harness.py (in memory or with persistence); aedes runs on
 node from the npm packages pinned in tools/brokers/package.json (`make interop-deps`
-installs them into tools/brokers/node_modules); amqtt is the PyPI broker pinned in
+installs them into tools/brokers/node_modules, and where the system's node is older than 20
+also Node.js 20 from npm into tools/brokers/node20); amqtt is the PyPI broker pinned in
 requirements.txt. All expose what the tests use of harness.Broker: host, port, start(),
 stop(), kill(), restart(), close(), running, pid, log(), log_tail().
 
@@ -31,6 +32,7 @@ from harness import HOST, Broker, free_port, wait_port  # noqa: E402
 
 AEDES_SCRIPT = HERE / "aedes_server.mjs"
 NODE_MODULES = HERE / "node_modules"
+NODE20 = HERE / "node20" / "node_modules" / ".bin" / "node"
 
 
 class BrokerLike(Protocol):
@@ -191,13 +193,41 @@ class _Process:
         return f"<{self.label} {HOST}:{self.port} pid={self.pid} running={self.running}>"
 
 
+def node_version(node: str) -> str:
+    """`node --version` of this node program ("" when it does not run)."""
+    try:
+        return subprocess.run([node, "--version"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def node_major(version: str) -> int:
+    head = version.lstrip("v").split(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def aedes_node() -> tuple[str | None, str]:
+    """The node program aedes runs on (None when there is none new enough), and why not.
+    The system's node when it is 20 or newer, else the Node.js 20 that make interop-deps
+    installs from npm into tools/brokers/node20 (Debian bookworm's own nodejs is 18)."""
+    system = shutil.which("node")
+    v = node_version(system) if system else ""
+    if node_major(v) >= 20:
+        return system, ""
+    if NODE20.is_file() and node_major(node_version(str(NODE20))) >= 20:
+        return str(NODE20), ""
+    if system is None:
+        return None, "node is not installed (make interop-deps installs nodejs and npm)"
+    return None, (f"aedes 1.2 needs Node.js 20 or newer; node here is {v or '?'} and "
+                  f"{NODE20} is missing (make interop-deps installs it)")
+
+
 def aedes_missing() -> str | None:
     """Why aedes cannot start here (None when it can)."""
-    if shutil.which("node") is None:
-        return "node is not installed (make interop-deps installs nodejs and npm)"
-    v = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
-    if int(v.lstrip("v").split(".")[0] or 0) < 20:
-        return f"aedes 1.2 needs Node.js 20 or newer; node here is {v.strip()}"
+    node, why = aedes_node()
+    if node is None:
+        return why
     if not (NODE_MODULES / "aedes" / "package.json").is_file():
         return f"aedes is not installed in {NODE_MODULES} (run make interop-deps)"
     return None
@@ -212,7 +242,7 @@ class Aedes(_Process):
         why = aedes_missing()
         if why:
             raise RuntimeError(why)
-        return ["node", str(AEDES_SCRIPT), str(self.port)]
+        return [str(aedes_node()[0]), str(AEDES_SCRIPT), str(self.port)]
 
 
 def amqtt_missing() -> str | None:
