@@ -146,6 +146,7 @@ def pub_resume():
         c.publish(d.topic("pub"), "n%d" % i, qos=2 if only2 else 1 + (i & 1))
     d.pump(c, lambda: c.pending() <= stuck, 10000)  # the new ones all complete
     print("PENDING", c.pending())
+    print("DOWNGRADED", c.downgraded)  # QoS 2 completed by a PUBACK (no QoS 2 there)
     c.disconnect()
 
 

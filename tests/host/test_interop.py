@@ -20,6 +20,7 @@ from brokers.probe import (
     connect_code,
     offline_queue,
     pubrel_twice,
+    qos2_answer,
     qos2_state_after_reconnect,
     unsolicited_retained,
     v5_connect_answer,
@@ -28,8 +29,9 @@ from harness import Observer, publish, run_device, start_device
 
 HEAP = "256k"
 # (broker kind, protocol version): every version each broker accepts
-CASES = [(k, v) for k in brokers.KINDS for v in brokers.KINDS[k].versions]
-IDS = [f"{k}-v{v}" for k, v in CASES]
+SLOW = [pytest.mark.slow]
+CASES = [pytest.param((k, v), marks=SLOW if kd.slow else [], id=f"{k}-v{v}")
+         for k, kd in brokers.KINDS.items() for v in kd.versions]
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +43,23 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         b.close()
 
 
-def shared(pool: dict[str, Any], kind: str, tmp: pytest.TempPathFactory) -> Any:
+def unavailable(kind: str) -> None:
+    """Fails the test when the set-up should have installed this broker and did not; skips
+    it for a broker make installs only where it may use apt (RabbitMQ)."""
     why = brokers.missing(kind)
     if why:
-        pytest.fail(f"{kind} is not installed: {why}")
+        (pytest.skip if brokers.KINDS[kind].optional else pytest.fail)(
+            f"{kind} is not installed: {why}")
+
+
+def shared(pool: dict[str, Any], kind: str, tmp: pytest.TempPathFactory) -> Any:
+    unavailable(kind)
     if kind not in pool:
         pool[kind] = brokers.make(kind, tmp.mktemp(kind))
     return pool[kind]
 
 
-@pytest.fixture(params=CASES, ids=IDS)
+@pytest.fixture(params=CASES)
 def case(request: pytest.FixtureRequest, pool: dict[str, Any],
          tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int, Any]:
     kind, version = request.param
@@ -105,10 +114,14 @@ def test_roundtrip_sizes_and_qos(case: tuple[str, int, Any], tmp_path: Path) -> 
             publish(b.host, b.port, f"{c['PREFIX']}/rt/paho/0", b"p", qos=0, protocol=v)
             assert [m.qos for m in obs.wait_for(10)[9:]] == [2]
     got = sorted((m.topic.rsplit("/", 2)[1], len(m.payload), m.qos) for m in msgs)
+    top = brokers.KINDS[kind].max_qos
     if brokers.KINDS[kind].grants_subscription_qos:
         assert got == sorted((f"q{q}", n, 2) for q in (0, 1, 2) for n in (0, 200, 5000))
-    else:
-        assert got == sorted((f"q{q}", n, q) for q in (0, 1, 2) for n in (0, 200, 5000))
+    else:  # a broker without QoS 2 delivers those messages at QoS 1
+        assert got == sorted((f"q{q}", n, min(q, top)) for q in (0, 1, 2)
+                             for n in (0, 200, 5000))
+    if top < 2:
+        assert qos2_answer(b, f"{c['PREFIX']}/raw") == 0x40  # PUBACK, to any client
 
 
 def test_retained(case: tuple[str, int, Any], tmp_path: Path) -> None:
@@ -193,6 +206,12 @@ def test_outgoing_resume_after_power_cut(case: tuple[str, int, Any], tmp_path: P
         assert qos2_state_after_reconnect(b, t + "/same", 7) == (0, 1)
         assert qos2_state_after_reconnect(b, t + "/new", 8) == (0, 2)
     twice = sorted(m.decode() for m, k in n.items() if k > 1 and int(m[1:]) % 2)
+    if brokers.KINDS[kind].max_qos < 2:
+        # no QoS 2 at the broker: a PUBACK completed them, at least once (a message in
+        # flight at the cut may arrive twice); the broker answers any client so
+        assert int(r.value("DOWNGRADED")) > 0, run
+        assert qos2_answer(b, f"{c['PREFIX']}/raw") == 0x40
+        twice = []
     assert twice == [], f"QoS 2 messages delivered more than once: {twice} ({run})"
     left = int(r.value("PENDING"))
     if brokers.KINDS[kind].answers_repeated_pubrel:
@@ -202,16 +221,14 @@ def test_outgoing_resume_after_power_cut(case: tuple[str, int, Any], tmp_path: P
         # messages themselves were delivered, above); a raw client sees the same silence
         assert left <= int(run["RELS_AT_BOOT"]), run
         assert pubrel_twice(b, f"{c['PREFIX']}/raw/rel") == (True, False)
-    twice = sorted(m.decode() for m, k in n.items() if k > 1 and int(m[1:]) % 2)
-    assert twice == [], f"QoS 2 messages delivered more than once: {twice} ({run})"
 
 
-@pytest.fixture(params=[k for k in brokers.KINDS], ids=list(brokers.KINDS))
+
+@pytest.fixture(params=[pytest.param(k, marks=SLOW if kd.slow else [], id=k)
+                        for k, kd in brokers.KINDS.items()])
 def own_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     kind = request.param
-    why = brokers.missing(kind)
-    if why:
-        pytest.fail(f"{kind} is not installed: {why}")
+    unavailable(kind)
     b = brokers.make(kind, tmp_path / "broker")
     yield kind, b
     b.close()
@@ -241,6 +258,24 @@ def test_broker_restart(own_broker: tuple[str, Any], tmp_path: Path) -> None:
     kept = brokers.KINDS[kind].keeps_sessions_across_restart
     assert r.value("PRESENT") == str(kept)
     assert got == (["while-away", "after"] if kept else ["after"])
+
+
+def test_amqtt_forgets_anonymous_sessions(tmp_path: Path) -> None:
+    """amqtt with its AnonymousAuthPlugin (allow_anonymous) takes every client as anonymous
+    and forgets an anonymous persistent session, subscriptions and queue, at its session
+    monitor's next tick (about a second) after the client disconnects: paho gets Session
+    Present 0 and none of the messages published meanwhile. The suite's amqtt accepts
+    clients without marking them anonymous (tools/brokers/amqtt_open_auth.py)."""
+    unavailable("amqtt")
+
+    def forgotten(cid: str) -> None:  # amqtt logs it (debug) when its monitor drops it
+        deadline = time.monotonic() + 30
+        while f"Clearing all subscriptions for session {cid}" not in b.log():
+            assert time.monotonic() < deadline, b.log_tail()
+            time.sleep(0.1)
+
+    with brokers.Amqtt(tmp_path / "amqtt", anonymous=True) as b:
+        assert offline_queue(b, 4, "io/anon/q", away=forgotten) == (False, [])
 
 
 @pytest.mark.parametrize("kind", ["aedes", "amqtt"])

@@ -61,17 +61,21 @@ class Kind:
     # lower of it and the message's ([MQTT-3.8.4-6])
     answers_repeated_pubrel: bool = True  # PUBCOMP for a PUBREL it already completed
     retained_only_to_subscribers: bool = True  # never to a client that did not subscribe
+    max_qos: int = 2  # highest QoS it takes and delivers (1: a PUBACK answers QoS 2)
+    slow: bool = False  # takes seconds to start: its rows in the matrix need --runslow
+    optional: bool = False  # installed only where make may use apt: skipped when missing
 
 
 KINDS: dict[str, Kind] = {
     "mosquitto": Kind("mosquitto", (4, 5), False, True, True),
     "mosquitto-persist": Kind("mosquitto-persist", (4, 5), True, True, True),
     "aedes": Kind("aedes", (4,), False, True, False),
-    "amqtt": Kind("amqtt", (4,), False, False, True, grants_subscription_qos=True,
+    "amqtt": Kind("amqtt", (4,), False, True, True, grants_subscription_qos=True,
                   answers_repeated_pubrel=False, retained_only_to_subscribers=False),
+    "rabbitmq": Kind("rabbitmq", (4,), True, True, True, max_qos=1, slow=True,
+                     optional=True),
 }
-# not in KINDS (the interop matrix): slow to start, and no QoS 2 at all
-RABBITMQ = Kind("rabbitmq", (4,), True, True, True)
+RABBITMQ = KINDS["rabbitmq"]
 
 
 class _Process:
@@ -254,9 +258,19 @@ def amqtt_missing() -> str | None:
 
 
 class Amqtt(_Process):
-    """amqtt (PyPI) in memory: MQTT 3.1.1 only."""
+    """amqtt (PyPI) in memory: MQTT 3.1.1 only. Clients are accepted without credentials
+    but not as anonymous ones, whose sessions amqtt forgets (amqtt_open_auth.py)."""
 
     label = "amqtt"
+
+    def __init__(self, workdir: Path | str | None = None, *, anonymous: bool = False,
+                 start: bool = True) -> None:
+        self.anonymous = anonymous  # amqtt's own AnonymousAuthPlugin (allow_anonymous)
+        super().__init__(workdir, start=start)
+
+    def env(self) -> dict[str, str]:
+        path = os.environ.get("PYTHONPATH")
+        return {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{path}" if path else str(HERE)}
 
     def prepare(self) -> None:
         self.config_path = self.workdir / "amqtt.yaml"
@@ -268,8 +282,9 @@ class Amqtt(_Process):
             "plugins:\n"
             "  amqtt.plugins.logging_amqtt.EventLoggerPlugin:\n"
             "  amqtt.plugins.logging_amqtt.PacketLoggerPlugin:\n"
-            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-            "    allow_anonymous: true\n"
+            + ("  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+               "    allow_anonymous: true\n" if self.anonymous
+               else "  amqtt_open_auth.OpenAuth:\n")  # anonymous sessions do not persist
         )
 
     def command(self) -> list[str]:

@@ -10,6 +10,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -49,9 +50,11 @@ def _connect(c: mqtt.Client, b: Any, version: int, clean: bool, timeout: float) 
 
 
 def offline_queue(b: Any, version: int, topic: str, timeout: float = 5.0,
-                  linger: float = 1.5) -> tuple[bool, list[bytes]]:
-    """paho subscribes at QoS 1 in a persistent session, goes away, two messages are
-    published, paho comes back: (Session Present, payloads it then received)."""
+                  linger: float = 1.5, away: Callable[[str], None] | None = None,
+                  ) -> tuple[bool, list[bytes]]:
+    """paho subscribes at QoS 1 in a persistent session, goes away (away(client ID) runs
+    then), two messages are published, paho comes back: (Session Present, payloads it
+    then received)."""
     cid = f"paho-oq-{os.getpid()}-{time.monotonic_ns():x}"
     c = _paho(version, cid, clean=False)
     subscribed = threading.Event()
@@ -63,6 +66,8 @@ def offline_queue(b: Any, version: int, topic: str, timeout: float = 5.0,
         raise AssertionError(f"paho: no SUBACK from {b!r}")
     c.disconnect()
     c.loop_stop()
+    if away is not None:
+        away(cid)
     for i in range(2):
         publish(b.host, b.port, topic, f"away{i}", qos=1, protocol=version)
     got: list[bytes] = []
