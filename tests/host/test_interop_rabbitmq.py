@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import brokers
-from brokers.probe import qos2_answer
+from brokers.probe import connect_code, qos2_answer, v5_connect_answer
 from harness import Observer, publish, run_device
 
 
@@ -43,3 +43,16 @@ def test_qos2_answered_with_puback_completes(rabbit: Any, tmp_path: Path, store:
     assert r.value("PENDING") == "0"
     assert r.value("DOWNGRADED") == "3"
     assert sorted(obs.payloads()) == [b"after", b"d0", b"d1", b"d2"]
+
+
+def test_mqtt5_connect_gets_no_answer(rabbit: Any, tmp_path: Path) -> None:
+    """RabbitMQ 3.10 speaks MQTT 3.1.1 only and closes an MQTT 5 connection without a
+    CONNACK: the node's connect raises OSError(104) at once (not 110 at its timeout);
+    paho and a raw CONNECT get no CONNACK either."""
+    b = rabbit
+    c = {"HOST": b.host, "PORT": b.port, "VERSION": 5, "TEST": "v5_refused",
+         "PREFIX": "io/rabbit5", "CID": "io-rabbit-v5", "TIMEOUT": 5, "IMAGE": ""}
+    r = run_device("dev_interop.py", c, heap="256k", timeout=60)
+    assert connect_code(b, 5) == -1
+    assert v5_connect_answer(b, None) is None
+    assert r.values("OSERROR") == [["104"]], r.out
