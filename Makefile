@@ -85,11 +85,12 @@ test: deps venv pico-deps interop-deps
 
 # The interop suite's brokers beyond mosquitto and amqtt: aedes (pinned in
 # tools/brokers/package-lock.json; needs Node.js 20 or newer; nodejs and npm come with
-# pico-deps, and where that node is older, as Debian bookworm's 18 is, Node.js 20 from npm,
-# pinned in tools/brokers/node20, is installed beside aedes for it) and RabbitMQ (Debian's rabbitmq-server, apt). The tests start their own RabbitMQ
-# node on free ports, so a system service apt started is stopped again (the init script is
-# only called when one runs: its rabbitmqctl would start a system epmd). Without root or
-# passwordless sudo it says what to install; the RabbitMQ tests skip until then.
+# pico-deps, and where that node is older, as Debian bookworm's 18 is, Node.js 20 from
+# npm, pinned in tools/brokers/node20, is installed for it) and RabbitMQ (Debian's
+# rabbitmq-server, apt). The tests start their own RabbitMQ node on free ports, so a
+# system service apt started is stopped again (the init script only when one runs: its
+# rabbitmqctl would start a system epmd). Without root or passwordless sudo it says what
+# to install; the RabbitMQ tests skip until then.
 MQS_RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 interop-deps: tools/brokers/node_modules/.stamp
 	@test -x $(MQS_RABBITMQ) && exit 0; \
@@ -116,7 +117,7 @@ tools/brokers/node_modules/.stamp: tools/brokers/package-lock.json \
 		tools/brokers/node20/package-lock.json | pico-deps
 	npm ci --prefix tools/brokers --no-audit --no-fund --silent
 	@if [ "$$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then \
-		echo "node $$(node --version) is older than aedes needs: Node.js 20 (npm) into tools/brokers/node20"; \
+		echo "node $$(node --version) is too old for aedes: Node.js 20 into tools/brokers/node20"; \
 		npm ci --prefix tools/brokers/node20 --no-audit --no-fund --silent || exit 1; \
 	fi
 	@touch $@
