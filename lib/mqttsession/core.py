@@ -296,8 +296,8 @@ class Core(Wire):
             raise
 
     def _drop_oldest(self):
-        from . import ctl
-        return ctl.drop_oldest(self)
+        from . import aside
+        return aside.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
@@ -396,16 +396,16 @@ class Core(Wire):
         self._healthy()
 
     def _puback2(self, pid):
-        from . import ctl
-        return ctl.puback2(self, pid)
+        from . import v5
+        return v5.puback2(self, pid)
 
     def _limit(self, qos, retain):
-        from . import ctl
-        return ctl.limit(self, qos, retain)
+        from . import v5
+        return v5.limit(self, qos, retain)
 
     def _cap(self, k):
-        from . import ctl
-        return ctl.cap(self, k)
+        from . import v5
+        return v5.cap(self, k)
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -418,12 +418,12 @@ class Core(Wire):
         return self._s.aside()
 
     def _aside(self, k, why):
-        from . import ctl
-        return ctl.aside(self, k, why)
+        from . import aside
+        return aside.aside(self, k, why)
 
     def _struck(self):
-        from . import ctl
-        return ctl.struck(self)
+        from . import aside
+        return aside.struck(self)
 
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one
