@@ -47,24 +47,9 @@ def _rm(p):
     try:
         os.remove(p)
     except OSError:
-        _rmtree(p)
+        from .migrate import rmtree
 
-
-def _rmtree(p):
-    try:
-        names = [e[0] for e in os.ilistdir(p)]
-    except OSError:
-        return
-    for n in names:
-        q = _join(p, n)
-        try:
-            os.remove(q)
-        except OSError:
-            _rmtree(q)
-    try:
-        os.rmdir(p)
-    except OSError:
-        pass
+        rmtree(p)
 
 
 def _key(s):
@@ -123,6 +108,31 @@ def _ident(p):
             return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
         except (OSError, ValueError, IndexError):
             pass
+    return None
+
+
+def _new_id():
+    # a client ID for a node that names none: from the board's unique ID
+    try:
+        import machine
+
+        u = machine.unique_id()
+    except (ImportError, AttributeError):
+        u = os.urandom(6)
+    return b"mqs-" + binascii.hexlify(u)
+
+
+def _any(hd):
+    # the client ID of some session stored in host directory hd, or None
+    try:
+        names = os.listdir(hd)
+    except OSError:
+        return None
+    for n in names:
+        if n != _LAST and n != "~null" and not n.endswith(".t"):
+            c = _ident(_join(hd, n))
+            if c:
+                return c
     return None
 
 
@@ -251,15 +261,6 @@ class SessionStore:
             return p
         return free or _join(hd, k + "~3")
 
-    def _new_id(self):
-        try:
-            import machine
-
-            u = machine.unique_id()
-        except (ImportError, AttributeError):
-            u = os.urandom(6)
-        return b"mqs-" + binascii.hexlify(u)
-
     def _lastid(self, hd):
         try:
             return bytes(unpack(b"l", _read(_join(hd, _LAST)), 1))
@@ -270,10 +271,11 @@ class SessionStore:
 
     def get(self, host, client_id=None, capacity=16):
         from .stored import StoredSession
+        from .qlog import scan
 
         hd = self._host_dir(host)
         if client_id is None:
-            client_id = self._lastid(hd) or self._any(hd) or self._new_id()
+            client_id = self._lastid(hd) or _any(hd) or _new_id()
         if isinstance(client_id, str):
             client_id = client_id.encode()
         if not client_id:
@@ -283,7 +285,7 @@ class SessionStore:
         try:
             if not _isdir(p):
                 self._mkdirs(p)
-                s._scan(0)
+                scan(s, 0)
             else:
                 if _exists(_join(p, "i")):
                     from .migrate import migrate
@@ -291,70 +293,28 @@ class SessionStore:
                     migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
                 s._load()
         except NewerFormat as e:
-            if self.newer != "aside":
-                raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
-                                 "SessionStore(newer='aside')" % (p, e))
-            self._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
-            _rm(p + "~new")
-            os.rename(p, p + "~new")
-            s = StoredSession(self, p, client_id, host, capacity)
-            self._mkdirs(p)
-            s._scan(0)
+            from .migrate import newer
+
+            s = newer(self, s, e)
         s._save(IDENT if _exists(_join(p, "hot")) else IDENT | HOT)
         return s
-
-    def null_session(self, host, capacity=16):
-        # client ID "" until the broker assigns one (MQTT 5); then it is stored
-        from .stored import StoredSession
-
-        p = _join(self._host_dir(host), "~null")
-        _rm(p)
-        self._mkdirs(p)
-        s = StoredSession(self, p, b"", host, capacity)
-        s._scan(0)
-        return s
-
-    def _adopt(self, s):
-        # a null session got its ID: move it where get() finds it. A session already
-        # stored under that ID is never overwritten: it is what get() finds from now on
-        hd = self._host_dir(s.host)
-        p = self._dir(hd, s.client_id)
-        if p == s._p or not s._p.endswith("~null"):
-            return False
-        if _exists(p):
-            self._report(p, "", "the assigned client ID has a stored session: kept")
-            return False
-        os.rename(s._p, p)
-        s._p = p
-        return True
 
     def _last(self, s):
         hd = self._host_dir(s.host)
         if self._lastid(hd) != s.client_id:
             _write(_join(hd, _LAST), pack(b"l", s.client_id, 1))  # as 0.1.0 reads it
 
-    def _any(self, hd):
-        # the client ID of some session stored for this host, or None
-        try:
-            names = os.listdir(hd)
-        except OSError:
-            return None
-        for n in names:
-            if n != _LAST and n != "~null" and not n.endswith(".t"):
-                c = _ident(_join(hd, n))
-                if c:
-                    return c
-        return None
-
     def has_any(self, host):
-        return self._any(self._host_dir(host)) is not None
+        return _any(self._host_dir(host)) is not None
+
+    # --- rarely used: in modules loaded on first use ---
+    def null_session(self, host, capacity=16):
+        # client ID "" until the broker assigns one (MQTT 5); then it is stored
+        from .v5 import null_session
+
+        return null_session(self, host, capacity)
 
     def delete(self, host, client_id):
-        if isinstance(client_id, str):
-            client_id = client_id.encode()
-        hd = self._host_dir(host)
-        p = self._dir(hd, client_id)
-        if _isdir(p):
-            _rmtree(p)
-        if self._lastid(hd) == client_id:
-            _rm(_join(hd, _LAST))
+        from .migrate import delete
+
+        delete(self, host, client_id)

@@ -136,12 +136,6 @@ class StoredSession(Session):
         Q.scan(self, w)
         return True
 
-    def _scan(self, w):
-        Q.scan(self, w)
-
-    def _append(self, seq, f, pid, ep, t, m):
-        return Q.append(self, seq, f, pid, ep, t, m)
-
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
         while self.more > 0:
@@ -209,8 +203,11 @@ class StoredSession(Session):
             cid = self.client_id
             if not cid:
                 return  # a null session is written once the broker assigns the ID
-            if self._st._adopt(self):
-                p = self._p
+            if p.endswith("~null"):
+                from .v5 import adopt
+
+                if adopt(self._st, self):
+                    p = self._p
             h = self.host.encode()
             ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
             ib += struct.pack("<H", len(h)) + h
@@ -271,7 +268,7 @@ class StoredSession(Session):
             return
         if not self.client_id:
             raise OSError(107, "null session: connect first")
-        r = self._append(self.seq[k], f & 7, self.ids[k] if f & PID else 0, self.epoch,
+        r = Q.append(self, self.seq[k], f & 7, self.ids[k] if f & PID else 0, self.epoch,
                          self.top[k], self.msg[k])
         if k == self.cap:
             # the spare slot: the message joins the backlog in flash

@@ -4,7 +4,8 @@
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
 # Then the client's side (functions of the client, self) of the broker's limits: Maximum
 # QoS and Retain Available, a QoS 2 answered by PUBACK, the Server Reference.
-# Loaded on first use (MQTT 5, or a broker without QoS 2).
+# Last, the store's null session (client ID "", MQTT 5 only) and its move to the client
+# ID the broker assigns. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
 from .packet import MQTTException, malformed, varint, varint_size, u16, utf8
@@ -240,3 +241,35 @@ def refer(self, code, pr):
             self.server = ref.split(" ")[0]
         self._hops = 1
         self._log("redirected to %s", (ref,))
+
+
+# --- the null session of a SessionStore: client ID "" until the broker assigns one ---
+
+
+def null_session(st, host, capacity):
+    # SessionStore.null_session: the session of client ID "" until the broker assigns one
+    from .store import _join, _rm
+    from .stored import StoredSession
+    from .qlog import scan
+
+    p = _join(st._host_dir(host), "~null")
+    _rm(p)
+    st._mkdirs(p)
+    s = StoredSession(st, p, b"", host, capacity)
+    scan(s, 0)
+    return s
+
+
+def adopt(st, s):
+    # a null session got its ID: move it where get() finds it. A session already
+    # stored under that ID is never overwritten: it is what get() finds from now on
+    import os
+    from .store import _exists
+
+    p = st._dir(st._host_dir(s.host), s.client_id)
+    if _exists(p):
+        st._report(p, "", "the assigned client ID has a stored session: kept")
+        return False
+    os.rename(s._p, p)
+    s._p = p
+    return True
