@@ -9,7 +9,6 @@ from micropython import const
 from . import packet as P
 from .packet import MQTTException
 from .session import Session
-from .session import PID
 
 _CONNACK = const(0x20)
 _PUBACK = const(0x40)
@@ -23,6 +22,7 @@ _DISCONNECT = const(0xE0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
+_PID = const(64)  # session.PID
 # MQTT 5 CONNACK properties
 _P_SESSION_EXPIRY = const(0x11)
 _P_ASSIGNED_ID = const(0x12)
@@ -34,23 +34,17 @@ _P_MAX_PACKET = const(0x27)
 
 
 def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
-    # the constructor's numbers: ValueError naming the argument
+    # the constructor's numbers: ValueError naming the argument and what it may be
     if version not in (4, 5):
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    if type(keepalive) is not int or not 0 <= keepalive < 65536:
-        raise ValueError("keepalive must be an int from 0 to 65535 seconds")
-    if type(window) is not int or not 0 < window < 65536:
-        raise ValueError("window must be an int from 1 to 65535")
-    if type(queue) is not int or queue < 1:
-        raise ValueError("queue must be an int >= 1")
-    if type(strikes) is not int or strikes < 1:
-        raise ValueError("strikes must be an int >= 1")
-    if type(max_packet) is not int or type(tx_size) is not int:
-        raise ValueError("max_packet and tx_size must be ints")
+    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
+                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
+        if type(v) is not int or v < lo or hi and v > hi:
+            raise ValueError("%s must be an int >= %d%s" % (
+                name, lo, " and <= %d" % hi if hi else ""))
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout must be a number of seconds > 0")
-    if max_packet < 64 or tx_size < 32:
-        raise ValueError("max_packet must be >= 64 and tx_size >= 32")
 
 
 def session(self, client_id, server, store, version, cap):
@@ -230,5 +224,5 @@ def resume(self, present, clean):
     if present:
         for i in range(s.n):
             k = s.slot(i)
-            if s.fl[k] & PID:
+            if s.fl[k] & _PID:
                 self._send_slot(k)

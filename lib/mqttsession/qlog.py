@@ -67,24 +67,22 @@ def scan(s, w):
         s.bytes += nb
         last = z + 1
     if s._sg and s._sg[0] < w:
-        # the oldest segment holds complete messages too: not pending
-        s._cur = w
-        from .qseg import seg_get
+        from .qseg import skip_done
 
-        while seg_get(s, 0) and s._r[0] < w:
-            s.more -= 1
-            s.bytes -= s._r[6]
-        s._cb = None
+        skip_done(s, w)  # the oldest segment holds complete messages too: not pending
+    _tails(s, w, last)
+
+
+def _tails(s, w, last):
+    # scan's second half: the tail messages at or above last (older ones are sealed in
+    # a segment already) are counted as pending; then the oldest come into the ring
     tail = []
     for j in range(_TAIL):
         try:
             r = _parse(unpack(b"t", _read(tp(s, j))), 0)
-        except OSError as e:
-            if e.errno != _ENOENT:
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-            continue
-        except (ValueError, IndexError) as e:
-            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)  # damaged
+        except (OSError, ValueError, IndexError) as e:
+            if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
+                s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             continue
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already

@@ -41,6 +41,16 @@ def seg_get(s, i):
     return True
 
 
+def skip_done(s, w):
+    # at boot (qlog.scan): the oldest segment holds messages below the watermark w too,
+    # complete before the last boot: not pending
+    s._cur = w
+    while seg_get(s, 0) and s._r[0] < w:
+        s.more -= 1
+        s.bytes -= s._r[6]
+    s._cb = None
+
+
 def seal(s):
     # the tail's messages into one segment file, named for what it holds; the tail
     # slots are free again. A seal the power cut interrupted leaves a segment shorter

@@ -12,12 +12,12 @@ import binascii
 import os
 import struct
 
-from .session import IDENT, HOT
-
 FORMAT = const(2)
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
+_HOT = const(1)  # session.HOT and IDENT: what a _save writes
+_IDENT = const(4)
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 _LAST = "last"
 _PLAIN = b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -46,10 +46,11 @@ def _rm(p):
     # removes a file, or a directory with what it holds
     try:
         os.remove(p)
-    except OSError:
-        from .migrate import rmtree
+    except OSError as e:
+        if e.errno != _ENOENT:
+            from .migrate import rmtree
 
-        rmtree(p)
+            rmtree(p)
 
 
 def _key(s):
@@ -296,7 +297,7 @@ class SessionStore:
             from .migrate import newer
 
             s = newer(self, s, e)
-        s._save(IDENT if _exists(_join(p, "hot")) else IDENT | HOT)
+        s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
         return s
 
     def _last(self, s):
@@ -307,12 +308,19 @@ class SessionStore:
     def has_any(self, host):
         return _any(self._host_dir(host)) is not None
 
-    # --- rarely used: in modules loaded on first use ---
     def null_session(self, host, capacity=16):
-        # client ID "" until the broker assigns one (MQTT 5); then it is stored
-        from .v5 import null_session
+        # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)
+        from .stored import StoredSession
+        from .qlog import scan
 
-        return null_session(self, host, capacity)
+        p = _join(self._host_dir(host), "~null")
+        _rm(p)
+        self._mkdirs(p)
+        s = StoredSession(self, p, b"", host, capacity)
+        scan(s, 0)
+        return s
+
+    # --- rarely used: in a module loaded on first use ---
 
     def delete(self, host, client_id):
         from .migrate import delete

@@ -4,8 +4,8 @@
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
 # Then the client's side (functions of the client, self) of the broker's limits: Maximum
 # QoS and Retain Available, a QoS 2 answered by PUBACK, the Server Reference.
-# Last, the store's null session (client ID "", MQTT 5 only) and its move to the client
-# ID the broker assigns. Loaded on first use (MQTT 5, or a broker without QoS 2).
+# Last, the move of a store's null session (client ID "", MQTT 5 only) to the client ID
+# the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
 from .packet import MQTTException, malformed, varint, varint_size, u16, utf8
@@ -243,21 +243,7 @@ def refer(self, code, pr):
         self._log("redirected to %s", (ref,))
 
 
-# --- the null session of a SessionStore: client ID "" until the broker assigns one ---
-
-
-def null_session(st, host, capacity):
-    # SessionStore.null_session: the session of client ID "" until the broker assigns one
-    from .store import _join, _rm
-    from .stored import StoredSession
-    from .qlog import scan
-
-    p = _join(st._host_dir(host), "~null")
-    _rm(p)
-    st._mkdirs(p)
-    s = StoredSession(st, p, b"", host, capacity)
-    scan(s, 0)
-    return s
+# --- a SessionStore's null session (client ID "") gets the ID the broker assigned ---
 
 
 def adopt(st, s):
