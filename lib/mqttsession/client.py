@@ -23,15 +23,18 @@ _FOREVER = const(0x3FFFFFFF)
 
 class MQTTClient(Core):
     def __init__(self, *args, budget_ms=-1, **kw):
+        # the client's own attributes first: Core sets the rest before the session loads
+        # (see there)
+        self._bd = 0  # ticks when the budget of the call under way ends
+        self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
+        self._cc = False  # clean_session of the connect under way
+        self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms == -1:
             budget_ms = _BUDGET if self.store is not None or self.link is not None else None
         elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
             raise ValueError("budget_ms must be None or an int >= 0")
         self.budget_ms = budget_ms
-        self._bd = 0  # ticks when the budget of the call under way ends
-        self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
-        self._cc = False  # clean_session of the connect under way
 
     def _begin(self):
         # a call starts: its budget runs from now
@@ -105,9 +108,9 @@ class MQTTClient(Core):
                 self._cc = clean_session
                 self._conn_start(clean_session, ms)
                 if not wait and self.link:
-                    return self._pres if self._steps(True) else None
+                    return bool(self._cp) if self._steps(True) else None
                 self._steps(False)
-                return self._pres
+                return bool(self._cp)
             except Exception as e:
                 self._close()  # a failed connect leaves no socket open
                 if self._hops != 1 or not isinstance(e, MQTTException):
@@ -119,38 +122,36 @@ class MQTTClient(Core):
         # (its timeout); True once connected and resumed. Failures close and raise.
         while True:
             present = self._conn_step()
-            if present is not None and self._connected(present):
-                return True
+            if present is not None:
+                # CONNACK: the session resumes, or a clean connect starts over
+                s = self._s
+                clean = self._cc
+                if present and clean:
+                    present = 0  # a broker that ignored Clean Start: treat as a new session
+                if present and self.store and s.fresh and self.version == 5:
+                    # [MQTT-3.2.2-4]: no local state for a session the broker kept: close,
+                    # start clean
+                    self._close()
+                    self._cc = True
+                    self._conn_start(True)
+                else:
+                    self._aw = 0
+                    self._resume(present, clean)
+                    if not present and not clean:
+                        # a new session at the broker: subscriptions first, so the node
+                        # also hears its own stored messages published again below
+                        for t, q in list(s.subs.items()):
+                            self.subscribe(t, q)
+                    self._pump()
+                    self._want = True
+                    self._cp = present  # Session Present as connect() reports it
+                    if self.link:
+                        self.link.connected()
+                    return True
             b = self._left() if bound else _FOREVER
             if b <= 0:
                 return False
             self._ready(min(self._conn_ms(), b))
-
-    def _connected(self, present):
-        # after CONNACK: resumes the session; False when a clean connect had to start over
-        s = self._s
-        clean = self._cc
-        if present and clean:
-            present = 0  # a broker that ignored Clean Start: treat as a new session
-        if present and self.store and s.fresh and self.version == 5:
-            # [MQTT-3.2.2-4]: no local state for a session the broker kept: close, start clean
-            self._close()
-            self._cc = True
-            self._conn_start(True)
-            return False
-        self._aw = 0
-        self._resume(present, clean)
-        if not present and not clean:
-            # a new session at the broker: subscriptions first, so the node also hears
-            # its own stored messages published again below
-            for t, q in list(s.subs.items()):
-                self.subscribe(t, q)
-        self._pump()
-        self._want = True
-        self._pres = bool(present)
-        if self.link:
-            self.link.connected()
-        return True
 
     def disconnect(self, end_session=False):
         # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
@@ -181,10 +182,28 @@ class MQTTClient(Core):
                 raise OSError(_ENOTCONN)
             self._queue(qos, retain, False)
         elif qos:
-            if self._room():
-                self._sendwait(self._queue(qos, retain, True))
-            else:
+            # waits for room in the window within the budget; when there is none yet
+            # (the message then waits in the session) or the link broke meanwhile, it is
+            # queued
+            t0 = time.ticks_ms()
+            try:
+                while self._s.full() or self._s.nin >= self._quota:
+                    if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
+                        raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
+                    b = self._left()
+                    if b <= 0:
+                        self._owe(t0)
+                        t0 = None
+                        break
+                    self._step(min(self._tms, b))
+            except OSError:
+                if self._lost(self.store or self.link):
+                    raise
+                t0 = None
+            if t0 is None:
                 self._queue(qos, retain, False)
+            else:
+                self._sendwait(self._queue(qos, retain, True))
         else:
             try:
                 self._pub0(retain)
@@ -193,25 +212,6 @@ class MQTTClient(Core):
             except OSError:
                 if self._lost(self.link):
                     raise
-
-    def _room(self):
-        # waits for room in the window within the budget; False when there is none yet
-        # (the message then waits in the session) or the link broke meanwhile
-        t0 = time.ticks_ms()
-        try:
-            while self._s.full() or self._s.nin >= self._quota:
-                if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
-                    raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                b = self._left()
-                if b <= 0:
-                    self._owe(t0)
-                    return False
-                self._step(min(self._tms, b))
-        except OSError:
-            if self._lost(self.store or self.link):
-                raise
-            return False
-        return True
 
     def _sendwait(self, k):
         # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
@@ -222,7 +222,16 @@ class MQTTClient(Core):
         try:
             self._send_slot(k)
             if self.window == 1:
-                self._await(k, seq)
+                t0 = time.ticks_ms()
+                while s.fl[k] and s.seq[k] == seq:
+                    left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+                    if left <= 0:
+                        raise OSError(_ETIMEDOUT)
+                    b = self._left()
+                    if b <= 0:
+                        self._owe(t0)
+                        break  # patience is over: a later call handles the acknowledgement
+                    self._step(min(left, b))
             elif self._ready(0):
                 self._step(0)
         except OSError:
@@ -230,19 +239,6 @@ class MQTTClient(Core):
                 raise
         if s.fl[k] and s.seq[k] == seq and not s.durable(k):
             s._keep(k)
-
-    def _await(self, k, seq):
-        s = self._s
-        t0 = time.ticks_ms()
-        while s.fl[k] and s.seq[k] == seq:
-            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                raise OSError(_ETIMEDOUT)
-            b = self._left()
-            if b <= 0:
-                self._owe(t0)
-                return  # patience is over: a later call handles the acknowledgement
-            self._step(min(left, b))
 
     def _owe(self, t0):
         # publish's patience ran out in a wait that began at t0 (None: in an earlier

@@ -41,8 +41,8 @@ def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, 
                             (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
                             (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
         if type(v) is not int or v < lo or hi and v > hi:
-            raise ValueError("%s must be an int >= %d%s" % (
-                name, lo, " and <= %d" % hi if hi else ""))
+            raise ValueError(("%s must be an int from %d to %d" if hi else
+                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout must be a number of seconds > 0")
 

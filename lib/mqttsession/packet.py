@@ -72,14 +72,14 @@ def put_bytes(buf, i, s):
     return i + n
 
 
-def _head(buf, first, rem):
-    # the fixed header at offset 0 of a packet of remaining length rem, once the whole
+def _head(buf, first, n):
+    # the fixed header at offset 0 of a packet of remaining length n, once the whole
     # packet is known to fit in buf; returns where the variable header starts
-    n = rem + 1 + varint_size(rem)
-    if n > len(buf):
-        raise ValueError("packet of %d bytes exceeds buffer of %d" % (n, len(buf)))
+    if n + 1 + varint_size(n) > len(buf):
+        raise ValueError("packet of %d bytes exceeds buffer of %d" % (
+            n + 1 + varint_size(n), len(buf)))
     buf[0] = first
-    return put_varint(buf, 1, rem)
+    return put_varint(buf, 1, n)
 
 
 def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
@@ -133,16 +133,16 @@ def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
     return i
 
 
-def publish_size(topic_len, msg_len, qos, version):
-    # remaining length of a PUBLISH
-    return 2 + topic_len + (2 if qos else 0) + (1 if version == 5 else 0) + msg_len
+def publish_size(t, n, qos, version):
+    # remaining length of a PUBLISH with a topic of t bytes and a payload of n
+    return 2 + t + (2 if qos else 0) + (1 if version == 5 else 0) + n
 
 
-def publish_header(buf, first, topic, pid, rem):
+def publish_header(buf, first, topic, pid, n):
     # fixed header (first byte, remaining length), topic and, for QoS > 0, the packet ID;
     # MQTT 5's property block and the payload follow at the returned offset
     buf[0] = first
-    i = put_varint(buf, 1, rem)
+    i = put_varint(buf, 1, n)
     i = put_bytes(buf, i, topic)
     if first & 6:
         i = put_u16(buf, i, pid)

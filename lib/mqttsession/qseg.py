@@ -3,12 +3,13 @@
 # load on first use.
 from micropython import const
 
-from .store import _join, _read, _rm, unpack, FORMAT
+from .store import _join, _read, _rm, unpack
 from .qlog import _parse, name, tp
 
 _TAIL = const(32)  # as qlog._TAIL
 _TDIRS = const(4)  # as qlog._TDIRS
 _NONE = const(0xFFFFFFFF)
+# a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 
 
 def seg_get(s, i):
@@ -19,7 +20,7 @@ def seg_get(s, i):
         n = name(s, i)
         try:
             b = _read(_join(s._p, "q", n))
-            if b[:4] != b"MQg" + bytes((FORMAT,)):
+            if b[:4] != b"MQg\x02":
                 raise ValueError("not a segment")
         except (OSError, ValueError) as e:
             s._st._report(s._p, "q/" + n, e)
@@ -39,16 +40,6 @@ def seg_get(s, i):
     s._r = r[:6] + (o - s._co,)
     s._co = o
     return True
-
-
-def skip_done(s, w):
-    # at boot (qlog.scan): the oldest segment holds messages below the watermark w too,
-    # complete before the last boot: not pending
-    s._cur = w
-    while seg_get(s, 0) and s._r[0] < w:
-        s.more -= 1
-        s.bytes -= s._r[6]
-    s._cb = None
 
 
 def seal(s):
@@ -74,7 +65,7 @@ def seal(s):
         q = _join(p, "q", n)
         try:
             with open(q, "wb") as f:
-                f.write(b"MQg" + bytes((FORMAT,)))
+                f.write(b"MQg\x02")
                 for r in recs:
                     f.write(r[1])
         except OSError:

@@ -21,7 +21,7 @@ import struct
 
 from .session import Session
 from .store import _join, _write, _rm, pack, lstr
-from . import qlog as Q
+from . import qlog
 
 _TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
@@ -118,38 +118,32 @@ class StoredSession(Session):
         except (ValueError, IndexError) as e:
             st._report(p, "subs", e)
             self.subs = {}
-        w = self._load_hot()
+        b = st._body(p, "hot", b"s")
+        self._hx = b is not None
+        w = 0
+        try:
+            if b is not None:
+                self.pid, self.epoch, self.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
+                self.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
+                i = 13 + 2 * nr
+                nd = b[i] | b[i + 1] << 8
+                self._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
+                i += 2 + 4 * nd
+                while i < len(b):
+                    seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
+                    self._out[seq] = (pid, rel)
+                    i += 7
+        except (ValueError, IndexError) as e:
+            # packet IDs unknown: messages go out again as new ones, nothing is lost
+            st._report(p, "hot", e)
+            self.rx2 = []
+            self._done = []
+            w = 0
         b = st._body(p, "aside", b"x")
         if b is not None and len(b) >= 4:
             self.naside = struct.unpack("<I", b[:4])[0]
-        Q.scan(self, w)
+        qlog.scan(self, w)
         return True
-
-    def _load_hot(self):
-        # _load's second half: the hot state; returns the watermark (0 when unknown)
-        st = self._st
-        b = st._body(self._p, "hot", b"s")
-        self._hx = b is not None
-        if b is None:
-            return 0
-        try:
-            self.pid, self.epoch, self.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
-            self.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
-            i = 13 + 2 * nr
-            nd = b[i] | b[i + 1] << 8
-            self._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
-            i += 2 + 4 * nd
-            while i < len(b):
-                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
-                self._out[seq] = (pid, rel)
-                i += 7
-            return w
-        except (ValueError, IndexError) as e:
-            # packet IDs unknown: messages go out again as new ones, nothing is lost
-            st._report(self._p, "hot", e)
-            self.rx2 = []
-            self._done = []
-            return 0
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
@@ -158,7 +152,7 @@ class StoredSession(Session):
                 self._compact()
                 if self.n == self.cap:
                     return
-            if not Q.nxt(self):
+            if not qlog.nxt(self):
                 return
             self.more -= 1
             seq, f, pid, ep, t, m, z = self._r
@@ -224,8 +218,8 @@ class StoredSession(Session):
                 if adopt(self._st, self):
                     p = self._p
             h = self.host.encode()
-            ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
-            ib += struct.pack("<H", len(h)) + h
+            ib = struct.pack("<BIH%dsH%ds" % (len(cid), len(h)), self.version, self.expiry,
+                             len(cid), cid, len(h), h)
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
                 _write(_join(p, "id"), pack(b"i", ib))
                 self._ib = ib
@@ -234,46 +228,38 @@ class StoredSession(Session):
             b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
             _write(_join(p, "subs"), pack(b"u", b))
         if what & _HOT:
-            self._hot()
-
-    def _hot(self):
-        # the hot state (see the header), then the segments whose messages are all
-        # complete go
-        p = self._p
-        self._lazy = 0
-        w = self._w()
-        d = self._done = [s for s in self._done if s >= w]
-        b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
-        b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
-        b += struct.pack("<H%dI" % len(d), len(d), *d)
-        for i in range(self.n):
-            k = self.slot(i)
-            f = self.fl[k]
-            # QoS 2 packet IDs only: a QoS 1 message may go out again with another
-            # ID, and the hot state stays small enough to be inline in littlefs
-            if f & _REL or (f & 3 == 2 and f & _PID and f & _DISK and not f & _PIDDISK):
-                b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & _REL else 0)
-        for sq, o in self._out.items():  # for messages still beyond the ring
-            b += struct.pack("<IHB", sq, o[0], o[1])
-        # an existing file in place: littlefs commits its new content at close, all
-        # or nothing (one metadata commit instead of two for a write beside and a
-        # rename); creating one commits an empty file first, so that is done beside
-        _write(_join(p, "hot"), pack(b"s", b), not self._hx)
-        self._hx = True
-        # segments whose messages are all complete go
-        while self._sg and self._sl[0] < w:
-            _rm(_join(p, "q", Q.name(self, 0)))
-            self._sc = self._sc[1:]
-            self._sg = self._sg[1:]
-            self._sl = self._sl[1:]
-
-    def _w(self):
-        # the watermark: the oldest pending message's seq
-        for i in range(self.n):
-            k = self.slot(i)
-            if self.fl[k] and self.seq[k] not in self._done:
-                return self.seq[k]
-        return self._cur if self.more else self.nseq
+            self._lazy = 0
+            # the watermark: the oldest pending message's seq
+            w = self._cur if self.more else self.nseq
+            for i in range(self.n):
+                k = self.slot(i)
+                if self.fl[k] and self.seq[k] not in self._done:
+                    w = self.seq[k]
+                    break
+            d = self._done = [s for s in self._done if s >= w]
+            b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
+            b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
+            b += struct.pack("<H", len(d)) + struct.pack("<%dI" % len(d), *d)
+            for i in range(self.n):
+                k = self.slot(i)
+                f = self.fl[k]
+                # QoS 2 packet IDs only: a QoS 1 message may go out again with another
+                # ID, and the hot state stays small enough to be inline in littlefs
+                if f & _REL or (f & 3 == 2 and f & _PID and f & _DISK and not f & _PIDDISK):
+                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & _REL else 0)
+            for sq, o in self._out.items():  # for messages still beyond the ring
+                b += struct.pack("<IHB", sq, o[0], o[1])
+            # an existing file in place: littlefs commits its new content at close, all
+            # or nothing (one metadata commit instead of two for a write beside and a
+            # rename); creating one commits an empty file first, so that is done beside
+            _write(_join(p, "hot"), pack(b"s", b), not self._hx)
+            self._hx = True
+            # segments whose messages are all complete go
+            while self._sg and self._sl[0] < w:
+                _rm(_join(p, "q", qlog.name(self, 0)))
+                self._sc = self._sc[1:]
+                self._sg = self._sg[1:]
+                self._sl = self._sl[1:]
 
     def _assigned(self, k):
         # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
@@ -289,7 +275,7 @@ class StoredSession(Session):
             return
         if not self.client_id:
             raise OSError(107, "null session: connect first")
-        r = Q.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
+        r = qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                          self.top[k], self.msg[k])
         if k == self.cap:
             # the spare slot: the message joins the backlog in flash

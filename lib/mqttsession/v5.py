@@ -109,8 +109,8 @@ def _bad(code, why, p):
     return MQTTException(code, why % p)
 
 
-def check(b, i, end, ptype):
-    # the property block at b[i:end] (its length first) of a packet of type ptype (first
+def check(b, i, end, t):
+    # the property block at b[i:end] (its length first) of a packet of type t (first
     # byte & 0xF0) from the server; raises MQTTException with the reason code MQTT 5 gives
     # (0x81 malformed, 0x82 protocol error, 0x94 topic alias) unless it is valid. Returns
     # the offset after the block.
@@ -119,7 +119,7 @@ def check(b, i, end, ptype):
     stop = i + n
     if stop > end:
         raise MQTTException(_MALFORMED, "truncated properties")
-    bit = 1 << (ptype >> 4)
+    bit = 1 << (t >> 4)
     seen = 0
     while i < stop:
         p = b[i]
@@ -224,11 +224,11 @@ def puback2(self, pid):
         self._healthy()
 
 
-def refer(self, code, pr):
+def refer(self, code, data):
     # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
     # server_reference; followed only with redirect=True, one hop: the first entry,
     # "host" or "host:port", becomes the server of the next connect
-    ref = pr.get(0x1C)
+    ref = data.get(0x1C)  # data: the packet's properties
     if ref is None:
         return
     ref = bytes(ref).decode()
