@@ -120,7 +120,7 @@ class Core(Wire):
         # instance's attribute table has its final size before the session loads from
         # flash (grown later, it needs a larger free block in a heap that the session
         # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
-        self._dl = self._co = self._exp = self._i = self._n = self._hl = 0
+        self._dl = self._co = self._i = self._n = self._hl = 0
         self._cb = self._cp = None
         self._large = False
         if s is None:

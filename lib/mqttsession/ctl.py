@@ -71,7 +71,7 @@ def connect_packet(self, clean):
         # like 3.1.1: a session asked to persist lives until the next clean start
         exp = self.expiry if self.expiry is not None else (
             0xFFFFFFFF if self.store or not clean else 0)
-    self._exp = exp
+    s.expiry = exp  # stored with the session once the broker accepts it
     buf = self._tx
     need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
     if self.lw:
@@ -206,7 +206,7 @@ def connack(self, first):
     self._maxq = pr.get(_P_MAX_QOS, 2)
     self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
     if _P_SESSION_EXPIRY in pr:
-        self._exp = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
+        s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
 
 
@@ -217,7 +217,6 @@ def resume(self, present, clean):
         s.clear()
     s.restart(present)
     s.version = self.version
-    s.expiry = self._exp
     s.connected()
     self._hops = 0
     self._log("connected, session present %d", present)

@@ -293,11 +293,6 @@ class SessionStore:
         s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
         return s
 
-    def _last(self, s):
-        hd = self._host_dir(s.host)
-        if self._lastid(hd) != s.client_id:
-            _write(_join(hd, "last"), pack(b"l", s.client_id, 1))  # as 0.1.0 reads it
-
     def has_any(self, host):
         return _any(self._host_dir(host)) is not None
 

@@ -223,9 +223,13 @@ class StoredSession(Session):
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
                 _write(_join(p, "id"), pack(b"i", ib))
                 self._ib = ib
-            self._st._last(self)
+            # the last session used for this host, as 0.1.0 reads it
+            st = self._st
+            hd = st._host_dir(self.host)
+            if st._lastid(hd) != cid:
+                _write(_join(hd, "last"), pack(b"l", cid, 1))
         if what & _SUBS:
-            b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
+            b = b"".join(bytes((q, len(f) & 255, len(f) >> 8)) + f for f, q in self.subs.items())
             _write(_join(p, "subs"), pack(b"u", b))
         if what & _HOT:
             self._lazy = 0
@@ -239,7 +243,7 @@ class StoredSession(Session):
             d = self._done = [s for s in self._done if s >= w]
             b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
             b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
-            b += struct.pack("<H", len(d)) + struct.pack("<%dI" % len(d), *d)
+            b += bytes((len(d) & 255, len(d) >> 8)) + struct.pack("<%dI" % len(d), *d)
             for i in range(self.n):
                 k = self.slot(i)
                 f = self.fl[k]

@@ -105,10 +105,6 @@ def props(b, i, end):
     return d
 
 
-def _bad(code, why, p):
-    return MQTTException(code, why % p)
-
-
 def check(b, i, end, t):
     # the property block at b[i:end] (its length first) of a packet of type t (first
     # byte & 0xF0) from the server; raises MQTTException with the reason code MQTT 5 gives
@@ -128,18 +124,18 @@ def check(b, i, end, t):
         while j < len(_DEF) and _DEF[j] != p:
             j += 3
         if j == len(_DEF) or not _DEF[j + 2] & bit:
-            raise _bad(_MALFORMED, "property 0x%02x not allowed here", p)
+            raise MQTTException(_MALFORMED, "property 0x%02x not allowed here" % p)
         k = _DEF[j + 1]
         s = 1 << (j // 3)
         if seen & s and p != 0x26 and p != 0x0B:
-            raise _bad(_PROTOCOL_ERROR, "property 0x%02x twice", p)
+            raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x twice" % p)
         seen |= s
         if k == 1:
             if i >= stop:
                 i = stop + 1
                 break
             if b[i] > 1:
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x must be 0 or 1", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x must be 0 or 1" % p)
             i += 1
         elif k == 2 or k == 4:
             if i + k > stop:
@@ -147,14 +143,15 @@ def check(b, i, end, t):
                 break
             v = u16(b, i, stop) | (b[i + 2] | b[i + 3] if k == 4 else 0)
             if not v and (p == 0x21 or p == 0x27):
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x of 0", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
             if p == 0x23:
-                raise _bad(_ALIAS_INVALID, "topic alias 0x%02x: the client allows none", p)
+                raise MQTTException(_ALIAS_INVALID,
+                                    "topic alias 0x%02x: the client allows none" % p)
             i += k
         elif k == 5:
             v = varint(b, i, stop)
             if not v:
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x of 0", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
             i += varint_size(v)
         else:
             i = _string(b, i, stop, k)
