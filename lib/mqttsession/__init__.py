@@ -3,14 +3,11 @@ __version__ = "0.2.0"
 
 from .packet import MQTTException
 
-_LAZY = {"MQTTClient": "client", "SessionStore": "store", "Link": "link"}
-
-
 def __getattr__(name):
     # the blocking client, the store and the keeper load on first use, so a node without
     # them (an asyncio node) does not pay for them; other names are submodules (from
     # mqttsession import aio)
-    mod = _LAZY.get(name, name)
+    mod = {"MQTTClient": "client", "SessionStore": "store", "Link": "link"}.get(name, name)
     try:
         m = __import__("mqttsession." + mod, None, None, (mod,))
     except ImportError:

@@ -1,13 +1,65 @@
-# Set-aside messages of a StoredSession (stored.py), in its file "aside": the naside
-# count, then records (flags, reason code, reason text, topic, payload), the newest kept
-# within a quarter of the store's max_bytes. Loaded only when a message is set aside or
-# the list is read.
+# Messages that leave the send queue without an acknowledgement, loaded only when one
+# does or the set-aside list is read:
+# - the client's side (functions of the client, self): a message set aside (refused by
+#   the broker, or in flight at `strikes` closes in a row), the oldest queued message
+#   dropped for a new one (full="drop_oldest");
+# - the set-aside records of a StoredSession (stored.py), in its file "aside": the
+#   naside count, then records (flags, reason code, reason text, topic, payload), the
+#   newest kept within a quarter of the store's max_bytes.
+from micropython import const
 import struct
 
-from .store import _join, _write, pack
+_SENT = const(8)  # session.SENT, REL, PID
+_REL = const(16)
+_PID = const(64)
+
+
+def aside(self, k, why):
+    # slot k's message leaves the send queue for the set-aside records
+    s = self._s
+    t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
+    s.set_aside(k, why)
+    self._log("set aside %r: %r", (t, why))
+    if self.on_aside:
+        self.on_aside(t, m, why)
+
+
+def struck(self):
+    # the link went down with messages in flight: the oldest is blamed (a broker takes
+    # them in order); `strikes` outages in a row with it in flight set it aside
+    s = self._s
+    for i in range(s.n):
+        k = s.slot(i)
+        f = s.fl[k]
+        if f & _SENT and not f & _REL:
+            if s.seq[k] != self._sq:
+                self._sq = s.seq[k]
+                self._sn = 0
+            self._sn += 1
+            if self._sn >= self.strikes:
+                self._sn = 0
+                self._aside(k, "in flight at %d closes in a row%s" % (
+                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+            return
+
+
+def drop_oldest(self):
+    # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
+    s = self._s
+    for k in s.live():
+        if not s.fl[k] & _PID:  # no packet ID: the broker never saw it
+            s.drop(k)
+            self.dropped += 1
+            return True
+    return False
+
+
+# --- the set-aside records of a StoredSession ---
 
 
 def add(s, r):
+    from .store import _join, _write, pack
+
     t, m, q, ret, why = r
     w = why.encode() if isinstance(why, str) else b""
     c = 0 if w or not isinstance(why, int) else why

@@ -15,7 +15,6 @@ from .core import Core
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
-_PUBLISH = const(0x30)
 _POLLIN = const(1)
 _POLLOUT = const(4)
 _BUDGET = const(200)
@@ -24,15 +23,18 @@ _FOREVER = const(0x3FFFFFFF)
 
 class MQTTClient(Core):
     def __init__(self, *args, budget_ms=-1, **kw):
+        # the client's own attributes first: Core sets the rest before the session loads
+        # (see there)
+        self._bd = 0  # ticks when the budget of the call under way ends
+        self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
+        self._cc = False  # clean_session of the connect under way
+        self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms == -1:
             budget_ms = _BUDGET if self.store is not None or self.link is not None else None
         elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
             raise ValueError("budget_ms must be None or an int >= 0")
         self.budget_ms = budget_ms
-        self._bd = 0  # ticks when the budget of the call under way ends
-        self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
-        self._cc = False  # clean_session of the connect under way
 
     def _begin(self):
         # a call starts: its budget runs from now
@@ -55,7 +57,7 @@ class MQTTClient(Core):
             self._poll.modify(self.sock, _POLLIN)  # what a stalled socket held is out
         if self._aw:
             if self._s.nin:
-                self._silent(now)  # the wait publish gave up on goes on here
+                self._owe(None)  # the wait publish gave up on goes on here
             else:
                 self._aw = 0
         due = self._keepalive_due(now)
@@ -64,31 +66,17 @@ class MQTTClient(Core):
             due = self._keepalive_due(time.ticks_ms())
         if self._ready(self._rx_ms(due if ms < 0 or ms > due else ms)) or \
                 self._r1 != self._r0 or self._skip:
-            return self._take()
+            try:
+                return self._recv()
+            except OSError:
+                self._close()
+                raise
         return None
-
-    def _take(self):
-        try:
-            return self._recv()
-        except OSError:
-            self._close()
-            raise
 
     def _ready(self, ms):
         for _ in self._poll.ipoll(ms):
             return True
         return False
-
-    def _until(self, done, timeout):
-        # handles packets until done() or timeout seconds pass (then the link is dead)
-        t0 = time.ticks_ms()
-        ms = int(timeout * 1000)
-        while not done():
-            left = ms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                self._close()
-                raise OSError(_ETIMEDOUT)
-            self._step(left)
 
     def _wait_out(self):
         # output the socket did not take: waits for it to drain within the budget (the
@@ -106,73 +94,64 @@ class MQTTClient(Core):
         p.modify(self.sock, _POLLIN)
 
     def connect(self, clean_session=True, timeout=None, wait=True):
-        # with redirect=True, a refusal carrying a Server Reference is followed once
-        self._hops = 0
-        try:
-            return self._connect1(clean_session, timeout, wait)
-        except MQTTException:
-            if self._hops != 1:
-                raise
-            self._hops = 2
-            return self._connect1(clean_session, timeout, wait)
-
-    def _connect1(self, clean_session, timeout, wait):
         # wait=False (with a link keeper): starts the attempt and goes on with it within
         # the budget; returns Session Present once connected, None while the keeper
-        # finishes it in later calls
-        self._begin()
-        if self.link:
-            self._want = True  # from now on the keeper reconnects, even if this fails
-        try:
-            if timeout is None:
-                timeout = self.timeout
-            self._cc = clean_session
-            self._conn_start(clean_session, int(timeout * 1000))
-            if not wait and self.link:
-                return self._pres if self._steps(True) else None
-            self._steps(False)
-            return self._pres
-        except Exception:
-            self._close()  # a failed connect leaves no socket open
-            raise
+        # finishes it in later calls. With redirect=True, a refusal carrying a Server
+        # Reference is followed once (v5.refer sets _hops to 1, the second try to 2).
+        self._hops = 0
+        ms = int((self.timeout if timeout is None else timeout) * 1000)
+        while True:
+            self._begin()
+            if self.link:
+                self._want = True  # from now on the keeper reconnects, even if this fails
+            try:
+                self._cc = clean_session
+                self._conn_start(clean_session, ms)
+                if not wait and self.link:
+                    return bool(self._cp) if self._steps(True) else None
+                self._steps(False)
+                return bool(self._cp)
+            except Exception as e:
+                self._close()  # a failed connect leaves no socket open
+                if self._hops != 1 or not isinstance(e, MQTTException):
+                    raise
+                self._hops = 2
 
     def _steps(self, bound):
         # goes on with the connect under way within the budget (bound) or until it ends
         # (its timeout); True once connected and resumed. Failures close and raise.
         while True:
             present = self._conn_step()
-            if present is not None and self._connected(present):
-                return True
+            if present is not None:
+                # CONNACK: the session resumes, or a clean connect starts over
+                s = self._s
+                clean = self._cc
+                if present and clean:
+                    present = 0  # a broker that ignored Clean Start: treat as a new session
+                if present and self.store and s.fresh and self.version == 5:
+                    # [MQTT-3.2.2-4]: no local state for a session the broker kept: close,
+                    # start clean
+                    self._close()
+                    self._cc = True
+                    self._conn_start(True)
+                else:
+                    self._aw = 0
+                    self._resume(present, clean)
+                    if not present and not clean:
+                        # a new session at the broker: subscriptions first, so the node
+                        # also hears its own stored messages published again below
+                        for t, q in list(s.subs.items()):
+                            self.subscribe(t, q)
+                    self._pump()
+                    self._want = True
+                    self._cp = present  # Session Present as connect() reports it
+                    if self.link:
+                        self.link.connected()
+                    return True
             b = self._left() if bound else _FOREVER
             if b <= 0:
                 return False
             self._ready(min(self._conn_ms(), b))
-
-    def _connected(self, present):
-        # after CONNACK: resumes the session; False when a clean connect had to start over
-        s = self._s
-        clean = self._cc
-        if present and clean:
-            present = 0  # a broker that ignored Clean Start: treat as a new session
-        if present and self.store and s.fresh and self.version == 5:
-            # [MQTT-3.2.2-4]: no local state for a session the broker kept: close, start clean
-            self._close()
-            self._cc = True
-            self._conn_start(True)
-            return False
-        self._aw = 0
-        self._resume(present, clean)
-        if not present and not clean:
-            # a new session at the broker: subscriptions first, so the node also hears
-            # its own stored messages published again below
-            for t, q in list(s.subs.items()):
-                self.subscribe(t, q)
-        self._pump()
-        self._want = True
-        self._pres = bool(present)
-        if self.link:
-            self.link.connected()
-        return True
 
     def disconnect(self, end_session=False):
         # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
@@ -195,99 +174,79 @@ class MQTTClient(Core):
             qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         self._begin()
         if not self._ensure():
-            return self._offline(qos, retain)
-        if qos:
-            return self._publish12(qos, retain)
-        self._publish0(retain)
-
-    def _publish0(self, retain):
-        try:
-            self._pub0(retain)
-            if self._keepalive_due(time.ticks_ms()) <= 0:
-                self._step(0)
-        except OSError:
-            if self._lost(self.link):
-                raise
-
-    def _offline(self, qos, retain):
-        if qos == 0 and self.link:
-            self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
-            return
-        if self.store is None and self.link is None:
-            raise OSError(_ENOTCONN)
-        self._queue(qos, retain, False)
-
-    def _publish12(self, qos, retain):
-        if self._room():
-            self._sendwait(self._queue(qos, retain, True))
-        else:
+            # offline
+            if qos == 0 and self.link:
+                self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
+                return
+            if self.store is None and self.link is None:
+                raise OSError(_ENOTCONN)
             self._queue(qos, retain, False)
-
-    def _room(self):
-        # waits for room in the window within the budget; False when there is none yet
-        # (the message then waits in the session) or the link broke meanwhile
-        t0 = time.ticks_ms()
-        try:
-            while self._s.full() or self._s.nin >= self._quota:
-                if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
-                    raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                b = self._left()
-                if b <= 0:
-                    self._owe(t0)
-                    return False
-                self._step(min(self._tms, b))
-        except OSError:
-            if self._lost(self.store or self.link):
-                raise
-            return False
-        return True
+        elif qos:
+            # waits for room in the window within the budget; when there is none yet
+            # (the message then waits in the session) or the link broke meanwhile, it is
+            # queued
+            t0 = time.ticks_ms()
+            try:
+                while self._s.full() or self._s.nin >= self._quota:
+                    if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
+                        raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
+                    b = self._left()
+                    if b <= 0:
+                        self._owe(t0)
+                        t0 = None
+                        break
+                    self._step(min(self._tms, b))
+            except OSError:
+                if self._lost(self.store or self.link):
+                    raise
+                t0 = None
+            if t0 is None:
+                self._queue(qos, retain, False)
+            else:
+                self._sendwait(self._queue(qos, retain, True))
+        else:
+            try:
+                self._pub0(retain)
+                if self._keepalive_due(time.ticks_ms()) <= 0:
+                    self._step(0)
+            except OSError:
+                if self._lost(self.link):
+                    raise
 
     def _sendwait(self, k):
         # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
-        # the budget. With a store, a message still unacknowledged when this returns is
-        # in flash.
-        seq = self._s.seq[k]
-        self._sent(k)
-        if self._s.fl[k] and self._s.seq[k] == seq and not self._s.durable(k):
-            self._s._keep(k)
-
-    def _sent(self, k):
+        # the budget, a wider window takes what is there. With a store, a message still
+        # unacknowledged when this returns is in flash.
+        s = self._s
+        seq = s.seq[k]
         try:
             self._send_slot(k)
-            self._acks(k)
+            if self.window == 1:
+                t0 = time.ticks_ms()
+                while s.fl[k] and s.seq[k] == seq:
+                    left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+                    if left <= 0:
+                        raise OSError(_ETIMEDOUT)
+                    b = self._left()
+                    if b <= 0:
+                        self._owe(t0)
+                        break  # patience is over: a later call handles the acknowledgement
+                    self._step(min(left, b))
+            elif self._ready(0):
+                self._step(0)
         except OSError:
             if self._lost(self.store or self.link):
                 raise
-
-    def _acks(self, k):
-        # window=1 waits for slot k's acknowledgement; a wider window takes what is there
-        if self.window == 1:
-            self._await(k, self._s.seq[k])
-        elif self._ready(0):
-            self._step(0)
-
-    def _await(self, k, seq):
-        s = self._s
-        t0 = time.ticks_ms()
-        while s.fl[k] and s.seq[k] == seq:
-            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                raise OSError(_ETIMEDOUT)
-            b = self._left()
-            if b <= 0:
-                self._owe(t0)
-                return  # patience is over: a later call handles the acknowledgement
-            self._step(min(left, b))
+        if s.fl[k] and s.seq[k] == seq and not s.durable(k):
+            s._keep(k)
 
     def _owe(self, t0):
-        # publish's patience ran out in a wait that began at t0: later calls go on with it
-        if not self._aw:
+        # publish's patience ran out in a wait that began at t0 (None: in an earlier
+        # call): later calls go on with it. An answer awaited since _aw and nothing heard
+        # for timeout: the link is dead, as the whole wait would have found
+        if t0 is not None and not self._aw:
             self._aw = t0 or 1
-        self._silent(time.ticks_ms())
-
-    def _silent(self, now):
-        # an answer awaited since _aw and nothing heard for timeout: the link is dead, as
-        # the whole wait publish gave up on would have found
+        now = time.ticks_ms()
         if time.ticks_diff(now, self._aw) > self._tms and \
                 time.ticks_diff(now, self._lrx) > self._tms:
             self._close()
@@ -325,55 +284,48 @@ class MQTTClient(Core):
         self._sub_call(topic, None)
 
     def _sub_call(self, topic, qos):
+        # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
+        # acknowledgement, within timeout (then the link is dead)
         topic = self._sub_start(topic, qos)
-        self._until(lambda: self._sub == 0, self.timeout)
+        t0 = time.ticks_ms()
+        while self._sub:
+            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                self._close()
+                raise OSError(_ETIMEDOUT)
+            self._step(left)
         self._sub_end(topic, qos)
 
     def wait_msg(self):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).
         # With a link keeper it rides through outages, reconnecting as backoff allows.
         while True:
-            op = self._wait_one()
+            op = self._msg(-1)
             if op is not None:
                 return op
-
-    def _wait_one(self):
-        self._begin()
-        if not self._ensure():
-            if self.link is None:
-                raise OSError(_ENOTCONN)
-            self._pause()
-            return None
-        try:
-            return self._step(-1)
-        except OSError:
-            if self._lost(self.link):
-                raise
-        return None
-
-    def _pause(self):
-        # offline with a keeper: sleep until the next reconnect attempt (at most 1 s)
-        time.sleep_ms(max(10, min(self.link.due(), 1000)))
 
     def check_msg(self):
         # handles a packet if one is waiting; never blocks on an idle link (with a link
         # keeper, a reconnect goes on within the budget, or the timeouts without one)
+        return self._msg(0)
+
+    def _msg(self, ms):
+        # one wait of up to ms (-1: until keepalive work is due) for a packet; None when
+        # none was handled. Offline with a keeper, wait_msg (ms -1) sleeps until the next
+        # reconnect attempt (at most 1 s).
         self._begin()
-        if not self._reconnect():
+        if not self._ensure():
+            if self.link is None:
+                raise OSError(_ENOTCONN)
+            if ms:
+                time.sleep_ms(max(10, min(self.link.due(), 1000)))
             return None
         try:
-            return self._step(0)
+            return self._step(ms)
         except OSError:
             if self._lost(self.link):
                 raise
         return None
-
-    def _reconnect(self):
-        if self._ensure():
-            return True
-        if self.link is None:
-            raise OSError(_ENOTCONN)
-        return False
 
     def isconnected(self):
         return self.sock is not None and not self._cs

@@ -86,10 +86,6 @@ class Core(Wire):
         s = ctl.session(self, client_id, server, store, version, max(window, queue))
         del ctl  # its code is not in the heap while the store loads the session
         _free_ctl()
-        if s is None:
-            s = store.get(server, client_id, capacity=max(window, queue))
-        if len(s.client_id) > 65535:
-            raise ValueError("client_id longer than 65535 bytes")
         self._s = s
         self.cb = None
         self._raw = False
@@ -120,6 +116,18 @@ class Core(Wire):
         self._maxout = 268435460  # broker's Maximum Packet Size
         self.dropped = 0  # stored messages a later broker refused as too large
         self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
+        # set later by the connect and receive paths (wire.py, ctl.py): here, so that the
+        # instance's attribute table has its final size before the session loads from
+        # flash (grown later, it needs a larger free block in a heap that the session
+        # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
+        self._dl = self._co = self._i = self._n = self._hl = 0
+        self._cb = self._cp = None
+        self._large = False
+        if s is None:
+            # last: the session loads once the instance has all its attributes
+            s = self._s = store.get(server, client_id, capacity=max(window, queue))
+        if len(s.client_id) > 65535:
+            raise ValueError("client_id longer than 65535 bytes")
 
     @property
     def client_id(self):
@@ -296,8 +304,8 @@ class Core(Wire):
             raise
 
     def _drop_oldest(self):
-        from . import ctl
-        return ctl.drop_oldest(self)
+        from . import aside
+        return aside.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order
@@ -396,16 +404,16 @@ class Core(Wire):
         self._healthy()
 
     def _puback2(self, pid):
-        from . import ctl
-        return ctl.puback2(self, pid)
+        from . import v5
+        return v5.puback2(self, pid)
 
     def _limit(self, qos, retain):
-        from . import ctl
-        return ctl.limit(self, qos, retain)
+        from . import v5
+        return v5.limit(self, qos, retain)
 
     def _cap(self, k):
-        from . import ctl
-        return ctl.cap(self, k)
+        from . import v5
+        return v5.cap(self, k)
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -418,12 +426,12 @@ class Core(Wire):
         return self._s.aside()
 
     def _aside(self, k, why):
-        from . import ctl
-        return ctl.aside(self, k, why)
+        from . import aside
+        return aside.aside(self, k, why)
 
     def _struck(self):
-        from . import ctl
-        return ctl.struck(self)
+        from . import aside
+        return aside.struck(self)
 
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one

@@ -1,13 +1,14 @@
-# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
-# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets other than PUBLISH and its
-# acknowledgements (server DISCONNECT, protocol errors), and setting poison messages
-# aside. Each function is a Core method (self is the client); core.Core calls them.
+# The protocol core's rarer paths, loaded on first use: the constructor's checks, the
+# CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
+# other than PUBLISH and its acknowledgements (server DISCONNECT, protocol errors). Each
+# function is a Core method (self is the client); core.Core calls them. Rarer still, in
+# modules of their own: setting messages aside (aside.py), the broker's MQTT 5 limits and
+# Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
 from .packet import MQTTException
 from .session import Session
-from .session import SENT, REL, PID
 
 _CONNACK = const(0x20)
 _PUBACK = const(0x40)
@@ -21,26 +22,29 @@ _DISCONNECT = const(0xE0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
+_PID = const(64)  # session.PID
+# MQTT 5 CONNACK properties
+_P_SESSION_EXPIRY = const(0x11)
+_P_ASSIGNED_ID = const(0x12)
+_P_SERVER_KEEPALIVE = const(0x13)
+_P_RECEIVE_MAX = const(0x21)
+_P_MAX_QOS = const(0x24)
+_P_RETAIN_AVAILABLE = const(0x25)
+_P_MAX_PACKET = const(0x27)
 
 
 def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
-    # the constructor's numbers: ValueError naming the argument
+    # the constructor's numbers: ValueError naming the argument and what it may be
     if version not in (4, 5):
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    if type(keepalive) is not int or not 0 <= keepalive < 65536:
-        raise ValueError("keepalive must be an int from 0 to 65535 seconds")
-    if type(window) is not int or not 0 < window < 65536:
-        raise ValueError("window must be an int from 1 to 65535")
-    if type(queue) is not int or queue < 1:
-        raise ValueError("queue must be an int >= 1")
-    if type(strikes) is not int or strikes < 1:
-        raise ValueError("strikes must be an int >= 1")
-    if type(max_packet) is not int or type(tx_size) is not int:
-        raise ValueError("max_packet and tx_size must be ints")
+    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
+                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
+        if type(v) is not int or v < lo or hi and v > hi:
+            raise ValueError(("%s must be an int from %d to %d" if hi else
+                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout must be a number of seconds > 0")
-    if max_packet < 64 or tx_size < 32:
-        raise ValueError("max_packet must be >= 64 and tx_size >= 32")
 
 
 def session(self, client_id, server, store, version, cap):
@@ -67,7 +71,7 @@ def connect_packet(self, clean):
         # like 3.1.1: a session asked to persist lives until the next clean start
         exp = self.expiry if self.expiry is not None else (
             0xFFFFFFFF if self.store or not clean else 0)
-    self._exp = exp
+    s.expiry = exp  # stored with the session once the broker accepts it
     buf = self._tx
     need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
     if self.lw:
@@ -89,10 +93,7 @@ def sub_start(self, topic, qos):
         raise OSError(_ENOTCONN)
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
     pid = self._s.next_pid()
-    if qos is None:
-        n = P.unsubscribe(buf, pid, topic, self.version)
-    else:
-        n = P.subscribe(buf, pid, topic, qos, self.version)
+    n = P.subscribe(buf, pid, topic, qos, self.version)
     self._sub = pid
     self._subt = _UNSUBACK if qos is None else _SUBACK
     self._subrc = -1
@@ -116,35 +117,6 @@ def sub_end(self, topic, qos):
         self._s.sub(topic, qos)
 
 
-def aside(self, k, why):
-    # slot k's message leaves the send queue for the set-aside records
-    s = self._s
-    t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
-    s.set_aside(k, why)
-    self._log("set aside %r: %r", (t, why))
-    if self.on_aside:
-        self.on_aside(t, m, why)
-
-
-def struck(self):
-    # the link went down with messages in flight: the oldest is blamed (a broker takes
-    # them in order); `strikes` outages in a row with it in flight set it aside
-    s = self._s
-    for i in range(s.n):
-        k = s.slot(i)
-        f = s.fl[k]
-        if f & SENT and not f & REL:
-            if s.seq[k] != self._sq:
-                self._sq = s.seq[k]
-                self._sn = 0
-            self._sn += 1
-            if self._sn >= self.strikes:
-                self._sn = 0
-                self._aside(k, "in flight at %d closes in a row%s" % (
-                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
-            return
-
-
 def on_other(self, first):
     t = first & 0xF0
     v = self.version
@@ -158,7 +130,10 @@ def on_other(self, first):
     if first == _DISCONNECT and v == 5:
         self._close()
         d = P.decode(first, self._rx[self._i : self._n], v)
-        refer(self, d[1], d[2])
+        if 0x1C in d[2]:  # a Server Reference
+            from .v5 import refer
+
+            refer(self, d[1], d[2])
         raise MQTTException(d[1], "disconnected by the broker")
     if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
              _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
@@ -210,97 +185,29 @@ def connack(self, first):
     pr = d[3]
     if d[2]:
         self._close()
-        refer(self, d[2], pr)
+        if 0x1C in pr:  # a Server Reference
+            from .v5 import refer
+
+            refer(self, d[2], pr)
         raise MQTTException(d[2], "connection refused")
     if pr:
         self._props(self._i + 2, self._n, _CONNACK)
     s = self._s
-    aid = pr.get(P.P_ASSIGNED_ID)
+    aid = pr.get(_P_ASSIGNED_ID)
     if self.version == 5 and (aid is not None or not len(s.client_id)):
         # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
         if len(s.client_id) or not aid:
             raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
                                            + ("for an own ID" if aid else "missing")))
         s.client_id = aid
-    self._quota = min(self.window, pr.get(P.P_RECEIVE_MAX, 65535))
-    self._maxout = pr.get(P.P_MAX_PACKET, 268435460)
-    self.ka = pr.get(P.P_SERVER_KEEPALIVE, self.keepalive)
-    self._maxq = pr.get(P.P_MAX_QOS, 2)
-    self._retok = pr.get(P.P_RETAIN_AVAILABLE, 1)
-    if P.P_SESSION_EXPIRY in pr:
-        self._exp = pr[P.P_SESSION_EXPIRY]  # the broker's own: stored with the session
+    self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
+    self._maxout = pr.get(_P_MAX_PACKET, 268435460)
+    self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
+    self._maxq = pr.get(_P_MAX_QOS, 2)
+    self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
+    if _P_SESSION_EXPIRY in pr:
+        s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
-
-
-def puback2(self, pid):
-    # a broker without QoS 2 (RabbitMQ) answers a QoS 2 PUBLISH with PUBACK: that
-    # completes it, at least once for this message; counted in downgraded
-    s = self._s
-    k = s.find(pid)
-    if k >= 0 and s.fl[k] & 3 == 2 and not s.fl[k] & REL:
-        s.fl[k] |= REL
-        s.acked(pid, False)
-        self.downgraded += 1
-        self._healthy()
-
-
-def limit(self, qos, retain):
-    # the message in hand is above the broker's Maximum QoS or Retain Available (MQTT 5
-    # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
-    if self.limits == "refuse":
-        raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
-            qos, " with retain" if retain else "", self._maxq,
-            "" if self._retok else ", no retain"))
-    self.downgraded += 1
-    q = min(qos, self._maxq)
-    self._hand(q)
-    return q, retain and bool(self._retok)
-
-
-def cap(self, k):
-    # a message queued before this broker announced its limits goes out within them
-    # (never refused: publish accepted it); returns its flags
-    s = self._s
-    f = s.fl[k]
-    g = f
-    if f & 3 > self._maxq:
-        g = g & ~3 | self._maxq
-    if not self._retok:
-        g &= ~4
-    if g != f:
-        s.fl[k] = g
-        self.downgraded += 1
-    return g
-
-
-def refer(self, code, pr):
-    # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
-    # server_reference; followed only with redirect=True, one hop: the first entry,
-    # "host" or "host:port", becomes the server of the next connect
-    ref = pr.get(0x1C)
-    if ref is None:
-        return
-    ref = bytes(ref).decode()
-    self.server_reference = ref
-    if self.redirect and code in (0x9C, 0x9D) and not self._hops:
-        host, _, port = ref.split(" ")[0].rpartition(":")
-        if host and port.isdigit():
-            self.server, self.port = host, int(port)
-        else:
-            self.server = ref.split(" ")[0]
-        self._hops = 1
-        self._log("redirected to %s", (ref,))
-
-
-def drop_oldest(self):
-    # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
-    s = self._s
-    for k in s.live():
-        if not s.fl[k] & PID:  # no packet ID: the broker never saw it
-            s.drop(k)
-            self.dropped += 1
-            return True
-    return False
 
 
 def resume(self, present, clean):
@@ -310,12 +217,11 @@ def resume(self, present, clean):
         s.clear()
     s.restart(present)
     s.version = self.version
-    s.expiry = self._exp
     s.connected()
     self._hops = 0
     self._log("connected, session present %d", present)
     if present:
         for i in range(s.n):
             k = s.slot(i)
-            if s.fl[k] & PID:
+            if s.fl[k] & _PID:
                 self._send_slot(k)

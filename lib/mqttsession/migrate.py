@@ -1,4 +1,8 @@
-# Format 1 (0.1.0) session directories into format 2, in place. Loaded only when a
+# The session store's paths that a running node seldom needs, loaded on first use (by
+# store.py): deleting a session, removing a directory tree (damage, a clean start), a
+# session of a newer format set aside, and (below) format 1 migration.
+#
+# Format 1 (0.1.0) session directories into format 2, in place. Run only when a
 # session directory holds format 1 files (i, u, s, m<seq>). Power-cut safe: the format 2
 # files are written first and the hot state last (the commit); only then are the format
 # 1 files removed, the marker file "mig" saying that is under way. A cut before the commit
@@ -9,8 +13,58 @@
 import os
 import struct
 
-from .store import _join, _read, _rm, _exists, unpack, lstr
+from .store import _join, _read, _rm, _exists, _isdir, unpack, lstr
 from .session import HOT, SUBS, IDENT
+from .qlog import append, scan
+
+
+def rmtree(p):
+    try:
+        names = [e[0] for e in os.ilistdir(p)]
+    except OSError:
+        return
+    for n in names:
+        q = _join(p, n)
+        try:
+            os.remove(q)
+        except OSError:
+            rmtree(q)
+    try:
+        os.rmdir(p)
+    except OSError:
+        pass
+
+
+def delete(st, host, client_id):
+    if isinstance(client_id, str):
+        client_id = client_id.encode()
+    hd = st._host_dir(host)
+    p = st._dir(hd, client_id)
+    if _isdir(p):
+        rmtree(p)
+    if st._lastid(hd) == client_id:
+        _rm(_join(hd, "last"))
+
+
+def newer(st, s, e):
+    # session directory of a newer format (NewerFormat e): refused, or with
+    # SessionStore(newer="aside") renamed to <dir>~new, kept, and a new session started
+    from .stored import StoredSession
+
+    p = s._p
+    if st.newer != "aside":
+        raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
+                         "SessionStore(newer='aside')" % (p, e))
+    st._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
+    _rm(p + "~new")
+    os.rename(p, p + "~new")
+    s = StoredSession(st, p, s.client_id, s.host, s.limit)
+    st._mkdirs(p)
+    scan(s, 0)
+    return s
+
+
+# --- format 1 (0.1.0) into format 2 ---
 
 
 def _v1(st, p, name, kind):
@@ -32,7 +86,7 @@ def migrate(st, s):
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
         _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
-    s._scan(0)
+    scan(s, 0)
     b = _v1(st, p, "i", b"i")
     try:
         s.version = b[0]
@@ -70,7 +124,7 @@ def migrate(st, s):
             r = _msg(st, p, n)
             if r:
                 seq = int(n[1:], 16)
-                s._append(seq, r[0], r[1], r[2], r[3], r[4])
+                append(s, seq, r[0], r[1], r[2], r[3], r[4])
                 s.nseq = max(s.nseq, seq + 1)
                 s.more += 1
                 w = seq if w is None else w
@@ -107,7 +161,7 @@ def _merge(st, s, ms):
     for n in ms:
         r = _msg(st, p, n)
         if r:
-            s._append(s.nseq, r[0], 0, 0, r[3], r[4])
+            append(s, s.nseq, r[0], 0, 0, r[3], r[4])
             s.nseq = (s.nseq + 1) & 0xFFFFFFF
         _rm(_join(p, n))
     s._save(HOT)

@@ -3,48 +3,29 @@
 # bytes-like body by index. No sockets, no files: this module runs on CPython too.
 from micropython import const
 
-# Packet types (first byte, high nibble)
-CONNECT = const(0x10)
-CONNACK = const(0x20)
-PUBLISH = const(0x30)
-PUBACK = const(0x40)
-PUBREC = const(0x50)
-PUBREL = const(0x60)
-PUBCOMP = const(0x70)
-SUBSCRIBE = const(0x80)
-SUBACK = const(0x90)
-UNSUBSCRIBE = const(0xA0)
-UNSUBACK = const(0xB0)
-PINGREQ = const(0xC0)
-PINGRESP = const(0xD0)
-DISCONNECT = const(0xE0)
-AUTH = const(0xF0)
-
-# Reason codes the client raises for its own findings (MQTT 5 numbering)
-MALFORMED = const(0x81)
-PROTOCOL_ERROR = const(0x82)
-TOO_LARGE = const(0x95)
-
-MAX_REMAINING = const(268435455)
-
-# MQTT 5 property identifiers the client uses
-P_SESSION_EXPIRY = const(0x11)
-P_ASSIGNED_ID = const(0x12)
-P_SERVER_KEEPALIVE = const(0x13)
-P_REASON = const(0x1F)
-P_RECEIVE_MAX = const(0x21)
-P_ALIAS_MAX = const(0x22)
-P_MAX_QOS = const(0x24)
-P_RETAIN_AVAILABLE = const(0x25)
-P_USER = const(0x26)
-P_MAX_PACKET = const(0x27)
-
-# Property value kinds: 1 byte, 2 = u16, 4 = u32, 5 = varint, 6 = utf-8, 7 = binary, 8 = pair
-_KIND = {
-    0x01: 1, 0x02: 4, 0x03: 6, 0x08: 6, 0x09: 7, 0x0B: 5, 0x11: 4, 0x12: 6, 0x13: 2,
-    0x15: 6, 0x16: 7, 0x17: 1, 0x18: 4, 0x19: 1, 0x1A: 6, 0x1C: 6, 0x1F: 6, 0x21: 2,
-    0x22: 2, 0x23: 2, 0x24: 1, 0x25: 1, 0x26: 8, 0x27: 4, 0x28: 1, 0x29: 1, 0x2A: 1,
-}
+# Packet types (first byte, high nibble) and the reason codes the client raises for its
+# own findings (MQTT 5 numbering); private, so they fold and cost no heap. MQTT 5
+# property decoding is in v5.py (loaded on first use).
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_PUBREL = const(0x60)
+_PUBCOMP = const(0x70)
+_SUBSCRIBE = const(0x80)
+_SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA0)
+_UNSUBACK = const(0xB0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_AUTH = const(0xF0)
+_MALFORMED = const(0x81)
+_PROTOCOL_ERROR = const(0x82)
+_MAX_REMAINING = const(268435455)
+_P_SESSION_EXPIRY = const(0x11)
+_P_RECEIVE_MAX = const(0x21)
+_P_MAX_PACKET = const(0x27)
 
 
 class MQTTException(Exception):
@@ -53,7 +34,7 @@ class MQTTException(Exception):
 
 
 def malformed(why):
-    return MQTTException(MALFORMED, why)
+    return MQTTException(_MALFORMED, why)
 
 
 # --- encoding ---------------------------------------------------------------------------
@@ -64,7 +45,7 @@ def varint_size(n):
 
 
 def put_varint(buf, i, n):
-    if n < 0 or n > MAX_REMAINING:
+    if n < 0 or n > _MAX_REMAINING:
         raise ValueError("remaining length out of range")
     while True:
         b = n & 0x7F
@@ -83,14 +64,6 @@ def put_u16(buf, i, n):
     return i + 2
 
 
-def put_u32(buf, i, n):
-    buf[i] = n >> 24
-    buf[i + 1] = (n >> 16) & 0xFF
-    buf[i + 2] = (n >> 8) & 0xFF
-    buf[i + 3] = n & 0xFF
-    return i + 4
-
-
 def put_bytes(buf, i, s):
     # a 2-byte length then the bytes (MQTT string or binary data)
     n = len(s)
@@ -99,15 +72,14 @@ def put_bytes(buf, i, s):
     return i + n
 
 
-def fixed_header(buf, first, remaining):
-    # writes the fixed header at offset 0; returns where the variable header starts
+def _head(buf, first, n):
+    # the fixed header at offset 0 of a packet of remaining length n, once the whole
+    # packet is known to fit in buf; returns where the variable header starts
+    if n + 1 + varint_size(n) > len(buf):
+        raise ValueError("packet of %d bytes exceeds buffer of %d" % (
+            n + 1 + varint_size(n), len(buf)))
     buf[0] = first
-    return put_varint(buf, 1, remaining)
-
-
-def check_fits(buf, n):
-    if n > len(buf):
-        raise ValueError("packet of %d bytes exceeds buffer of %d" % (n, len(buf)))
+    return put_varint(buf, 1, n)
 
 
 def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
@@ -124,8 +96,7 @@ def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
         rem += 2 + len(user)
     if password is not None:
         rem += 2 + len(password)
-    check_fits(buf, rem + 1 + varint_size(rem))
-    i = fixed_header(buf, CONNECT, rem)
+    i = _head(buf, _CONNECT, rem)
     i = put_bytes(buf, i, b"MQTT")
     buf[i] = version
     flags = 2 if clean else 0
@@ -140,14 +111,14 @@ def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
     if v5:
         i = put_varint(buf, i, props)
         if expiry:
-            buf[i] = P_SESSION_EXPIRY
-            i = put_u32(buf, i + 1, expiry)
+            buf[i] = _P_SESSION_EXPIRY
+            i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
         if receive_max:
-            buf[i] = P_RECEIVE_MAX
+            buf[i] = _P_RECEIVE_MAX
             i = put_u16(buf, i + 1, receive_max)
         if max_packet:
-            buf[i] = P_MAX_PACKET
-            i = put_u32(buf, i + 1, max_packet)
+            buf[i] = _P_MAX_PACKET
+            i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
     i = put_bytes(buf, i, client_id)
     if will:
         if v5:
@@ -162,16 +133,16 @@ def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
     return i
 
 
-def publish_size(topic_len, msg_len, qos, version):
-    # remaining length of a PUBLISH
-    return 2 + topic_len + (2 if qos else 0) + (1 if version == 5 else 0) + msg_len
+def publish_size(t, n, qos, version):
+    # remaining length of a PUBLISH with a topic of t bytes and a payload of n
+    return 2 + t + (2 if qos else 0) + (1 if version == 5 else 0) + n
 
 
-def publish_header(buf, first, topic, pid, rem):
+def publish_header(buf, first, topic, pid, n):
     # fixed header (first byte, remaining length), topic and, for QoS > 0, the packet ID;
     # MQTT 5's property block and the payload follow at the returned offset
     buf[0] = first
-    i = put_varint(buf, 1, rem)
+    i = put_varint(buf, 1, n)
     i = put_bytes(buf, i, topic)
     if first & 6:
         i = put_u16(buf, i, pid)
@@ -188,45 +159,38 @@ def ack(buf, first, pid):
 
 
 def subscribe(buf, pid, topic, qos, version):
+    # SUBSCRIBE to one filter at qos; UNSUBSCRIBE from it when qos is None
     v5 = version == 5
-    rem = 2 + (1 if v5 else 0) + 2 + len(topic) + 1
-    check_fits(buf, rem + 1 + varint_size(rem))
-    i = fixed_header(buf, SUBSCRIBE | 2, rem)
-    i = put_u16(buf, i, pid)
+    rem = 4 + (1 if v5 else 0) + len(topic) + (0 if qos is None else 1)
+    i = put_u16(buf, _head(buf, (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2, rem), pid)
     if v5:
         buf[i] = 0
         i += 1
     i = put_bytes(buf, i, topic)
+    if qos is None:
+        return i
     buf[i] = qos
     return i + 1
 
 
 def unsubscribe(buf, pid, topic, version):
-    v5 = version == 5
-    rem = 2 + (1 if v5 else 0) + 2 + len(topic)
-    check_fits(buf, rem + 1 + varint_size(rem))
-    i = fixed_header(buf, UNSUBSCRIBE | 2, rem)
-    i = put_u16(buf, i, pid)
-    if v5:
-        buf[i] = 0
-        i += 1
-    return put_bytes(buf, i, topic)
+    return subscribe(buf, pid, topic, None, version)
 
 
 def disconnect(buf, version, reason=0, expiry=None):
     # MQTT 5 may change the session expiry at DISCONNECT
     if version == 5 and (reason or expiry is not None):
-        buf[0] = DISCONNECT
+        buf[0] = _DISCONNECT
         buf[2] = reason
         if expiry is None:
             buf[1] = 1
             return 3
         buf[1] = 7
         buf[3] = 5
-        buf[4] = P_SESSION_EXPIRY
-        put_u32(buf, 5, expiry)
+        buf[4] = _P_SESSION_EXPIRY
+        put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
         return 9
-    buf[0] = DISCONNECT
+    buf[0] = _DISCONNECT
     buf[1] = 0
     return 2
 
@@ -266,55 +230,6 @@ def skip_props(b, i, end):
     return i
 
 
-def props(b, i, end):
-    # decodes a property block into {id: value}; user properties as a list of pairs
-    n = varint(b, i, end)
-    i += varint_size(n)
-    stop = i + n
-    if stop > end:
-        raise malformed("truncated properties")
-    d = {}
-    while i < stop:
-        p = b[i]
-        k = _KIND.get(p)
-        i += 1
-        if k is None:
-            raise malformed("unknown property 0x%02x" % p)
-        if k == 1:
-            if i >= stop:
-                raise malformed("truncated property")
-            v = b[i]
-            i += 1
-        elif k == 2:
-            v = u16(b, i, stop)
-            i += 2
-        elif k == 4:
-            v = u16(b, i, stop) << 16 | u16(b, i + 2, stop)
-            i += 4
-        elif k == 5:
-            v = varint(b, i, stop)
-            i += varint_size(v)
-        elif k == 8:
-            a = u16(b, i, stop)
-            c = u16(b, i + 2 + a, stop)
-            if i + 4 + a + c > stop:
-                raise malformed("truncated property")
-            v = (bytes(b[i + 2 : i + 2 + a]), bytes(b[i + 4 + a : i + 4 + a + c]))
-            i += 4 + a + c
-            d.setdefault(p, []).append(v)
-            continue
-        else:
-            a = u16(b, i, stop)
-            if i + 2 + a > stop:
-                raise malformed("truncated property")
-            v = bytes(b[i + 2 : i + 2 + a])
-            i += 2 + a
-        if p in d:
-            raise MQTTException(PROTOCOL_ERROR, "duplicate property 0x%02x" % p)
-        d[p] = v
-    return d
-
-
 def publish_fields(b, n, first, out, s=0):
     # PUBLISH body b[s:n] with first byte `first` -> out[0] topic end (topic is
     # b[s+2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
@@ -327,11 +242,11 @@ def publish_fields(b, n, first, out, s=0):
         raise malformed("bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(PROTOCOL_ERROR, "PUBLISH without a topic") if out[3] else \
+        raise MQTTException(_PROTOCOL_ERROR, "PUBLISH without a topic") if out[3] else \
             malformed("PUBLISH without a topic")
     r = utf8(b, s + 2, i)
     if r:
-        raise MQTTException(MALFORMED if r == 1 else PROTOCOL_ERROR, "bad PUBLISH topic")
+        raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
     out[0] = i
     out[1] = 0
     if first & 6:
@@ -361,47 +276,53 @@ def ack_fields(b, n, version, s=0):
 
 
 def decode(first, b, version):
-    # Full decoder for every packet a server can send: returns (type, fields...).
-    # Raises MQTTException(MALFORMED or PROTOCOL_ERROR) on anything else.
+    # Full decoder for every packet a server can send: returns (type, fields...), MQTT 5
+    # properties as {id: value} (v5.props). Raises MQTTException(0x81 malformed or 0x82
+    # protocol error) on anything else.
     t = first & 0xF0
     fl = first & 0x0F
     n = len(b)
     v5 = version == 5
-    if t == PUBLISH:
+    if t == _PUBLISH:
         qos = fl >> 1 & 3
         if qos == 3:
             raise malformed("PUBLISH QoS 3")
         out = [0, 0, 0, 1 if v5 else 0]
         publish_fields(b, n, first, out)
-        return (PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
+        return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
-    if fl != (2 if t == PUBREL else 0):
+    if fl != (2 if t == _PUBREL else 0):
         raise malformed("bad flags 0x%02x" % first)
-    if t == CONNACK:
+    if t == _CONNACK:
         if n < 2 or b[0] > 1:
             raise malformed("bad CONNACK")
-        # a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without properties
-        d = props(b, 2, n) if v5 and n > 2 else {}
+        d = {}
+        if v5 and n > 2:
+            # (a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without them)
+            from .v5 import props
+
+            d = props(b, 2, n)
         if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
             raise malformed("bad CONNACK")  # more than its properties
-        return (CONNACK, b[0] & 1, b[1], d)
-    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP):
+        return (_CONNACK, b[0] & 1, b[1], d)
+    if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
         r = ack_fields(b, n, version)
         return (t, r & 0xFFFF, r >> 16)
-    if t in (SUBACK, UNSUBACK):
+    if t == _SUBACK or t == _UNSUBACK:
         pid = u16(b, 0, n)
         i = skip_props(b, 2, n) if v5 else 2
-        if t == SUBACK and i >= n:
+        if t == _SUBACK and i >= n:
             raise malformed("SUBACK without return codes")
         return (t, pid, bytes(b[i:n]))
-    if t == PINGRESP:
+    if t == _PINGRESP:
         if n:
             raise malformed("PINGRESP with a body")
-        return (PINGRESP,)
-    if v5 and t in (DISCONNECT, AUTH):
-        r = b[0] if n else 0
-        return (t, r, props(b, 1, n) if n > 1 else {})
-    raise MQTTException(PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+        return (_PINGRESP,)
+    if v5 and (t == _DISCONNECT or t == _AUTH):
+        from .v5 import props
+
+        return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
+    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
 
 
 # --- validation -------------------------------------------------------------------------

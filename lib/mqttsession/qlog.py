@@ -20,18 +20,13 @@ _ENOENT = const(2)
 _ENOSPC = const(28)
 
 
-def _rec(seq, f, pid, ep, t, m):
-    b = struct.pack("<IBHHHH", seq, f, pid, ep, len(t), len(m)) + t + m
-    return b + struct.pack("<I", binascii.crc32(b))
-
-
 def _parse(b, i):
     # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
     seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
     j = i + _RH + nt + nm
     if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(
             memoryview(b)[i:j]):
-        raise ValueError("bad record")
+        raise ValueError("bad record (length or CRC)")
     return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
 
 
@@ -79,12 +74,9 @@ def scan(s, w):
     for j in range(_TAIL):
         try:
             r = _parse(unpack(b"t", _read(tp(s, j))), 0)
-        except OSError as e:
-            if e.errno != _ENOENT:
+        except (OSError, ValueError, IndexError) as e:
+            if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-            continue
-        except (ValueError, IndexError) as e:
-            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)  # damaged
             continue
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already
@@ -147,12 +139,15 @@ def name(s, i):
 
 
 def tp(s, j):
-    return _join(s._p, "t%d" % (j % _TDIRS), str(j // _TDIRS))
+    # the path of tail file j
+    return _join(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS))
 
 
-def append(s, seq, f, pid, ep, t, m):
-    # writes one message at the end of the queue in flash; returns its record
-    r = _rec(seq, f, pid, ep, t, m)
+def append(s, seq, f, pid, e, t, m):
+    # writes one message (e: the epoch of its packet ID) at the end of the queue in
+    # flash; returns its record
+    r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
+    r += struct.pack("<I", binascii.crc32(r))
     if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
         raise OSError(_ENOSPC, "session store full")
     if s._tn == _TAIL:

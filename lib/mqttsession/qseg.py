@@ -3,12 +3,13 @@
 # load on first use.
 from micropython import const
 
-from .store import _join, _read, _rm, unpack, FORMAT
+from .store import _join, _read, _rm, unpack
 from .qlog import _parse, name, tp
 
 _TAIL = const(32)  # as qlog._TAIL
 _TDIRS = const(4)  # as qlog._TDIRS
 _NONE = const(0xFFFFFFFF)
+# a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 
 
 def seg_get(s, i):
@@ -19,7 +20,7 @@ def seg_get(s, i):
         n = name(s, i)
         try:
             b = _read(_join(s._p, "q", n))
-            if b[:4] != b"MQg" + bytes((FORMAT,)):
+            if b[:4] != b"MQg\x02":
                 raise ValueError("not a segment")
         except (OSError, ValueError) as e:
             s._st._report(s._p, "q/" + n, e)
@@ -64,7 +65,7 @@ def seal(s):
         q = _join(p, "q", n)
         try:
             with open(q, "wb") as f:
-                f.write(b"MQg" + bytes((FORMAT,)))
+                f.write(b"MQg\x02")
                 for r in recs:
                     f.write(r[1])
         except OSError:

@@ -12,15 +12,13 @@ import binascii
 import os
 import struct
 
-from .session import IDENT, HOT
-
-FORMAT = const(2)
+_FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
+_HOT = const(1)  # session.HOT and IDENT: what a _save writes
+_IDENT = const(4)
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
-_LAST = "last"
-_PLAIN = b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _join(*parts):
@@ -46,25 +44,11 @@ def _rm(p):
     # removes a file, or a directory with what it holds
     try:
         os.remove(p)
-    except OSError:
-        _rmtree(p)
+    except OSError as e:
+        if e.errno != _ENOENT:
+            from .migrate import rmtree
 
-
-def _rmtree(p):
-    try:
-        names = [e[0] for e in os.ilistdir(p)]
-    except OSError:
-        return
-    for n in names:
-        q = _join(p, n)
-        try:
-            os.remove(q)
-        except OSError:
-            _rmtree(q)
-    try:
-        os.rmdir(p)
-    except OSError:
-        pass
+            rmtree(p)
 
 
 def _key(s):
@@ -75,20 +59,16 @@ def _key(s):
     if isinstance(s, str):
         s = s.encode()
     if (0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t"
-            and all(c in _PLAIN for c in s)):
+            and all(c in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    for c in s)):
         return s.decode()
     if len(s) <= 36:
         return "~" + binascii.hexlify(s).decode()
     return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))
 
 
-def _oldkey(s):
-    # the 0.1.0 name of a host or client ID that is not plain (it could collide)
-    return "~%08x%d" % (binascii.crc32(s), len(s))
-
-
-def pack(kind, body, ver=FORMAT):
-    b = b"MQ" + kind + bytes((ver,)) + body
+def pack(kind, body, v=_FORMAT):
+    b = b"MQ" + kind + bytes((v,)) + body
     return b + struct.pack("<I", binascii.crc32(b))
 
 
@@ -97,11 +77,11 @@ class NewerFormat(ValueError):
     pass
 
 
-def unpack(kind, data, ver=FORMAT):
+def unpack(kind, data, v=_FORMAT):
     # the body of a file of this kind and version; ValueError when it is not one
-    if len(data) >= 8 and data[:3] == b"MQ" + kind and data[3] > FORMAT:
-        raise NewerFormat("format %d, newer than this library's %d" % (data[3], FORMAT))
-    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != ver:
+    if len(data) >= 8 and data[:3] == b"MQ" + kind and data[3] > _FORMAT:
+        raise NewerFormat("format %d, newer than this library's %d" % (data[3], _FORMAT))
+    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != v:
         raise ValueError("not a %s file" % kind.decode())
     if struct.unpack("<I", data[-4:])[0] != binascii.crc32(data[:-4]):
         raise ValueError("bad checksum")
@@ -118,7 +98,7 @@ def lstr(b, i):
 
 def _ident(p):
     # the client ID in session directory p's identity (either format), or None
-    for n, v in (("id", FORMAT), ("i", 1)):
+    for n, v in (("id", _FORMAT), ("i", 1)):
         try:
             return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
         except (OSError, ValueError, IndexError):
@@ -126,18 +106,32 @@ def _ident(p):
     return None
 
 
-def _write(path, data, atomic=True):
-    # atomic: write beside, then rename over (a new file, or one not on littlefs);
+def _any(path):
+    # the client ID of some session stored in host directory path, or None
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return None
+    for n in names:
+        if n != "last" and n != "~null" and not n.endswith(".t"):
+            c = _ident(_join(path, n))
+            if c:
+                return c
+    return None
+
+
+def _write(path, data, rename=True):
+    # rename: write beside, then rename over (a new file, or one not on littlefs);
     # otherwise in place: littlefs commits an existing file's new content at close, all
     # or nothing, so a failed write leaves the old content, never removed here. A
     # directory in the way is damage: removed.
-    t = path + ".t" if atomic else path
+    t = path + ".t" if rename else path
     try:
         for i in (0, 1):
             try:
                 with open(t, "wb") as f:
                     f.write(data)
-                if atomic:
+                if rename:
                     os.rename(t, path)
                 break
             except OSError as e:
@@ -146,7 +140,7 @@ def _write(path, data, atomic=True):
                 _rm(t)
                 _rm(path)
     except OSError as e:
-        if atomic:
+        if rename:
             try:
                 os.remove(t)
             except OSError:
@@ -189,11 +183,11 @@ class SessionStore:
             max_bytes = max(max_bytes, 32768)
         self.max_bytes = max_bytes
 
-    def _body(self, p, name, kind, ver=FORMAT):
+    def _body(self, p, name, kind, v=_FORMAT):
         # the body of file p/name, None when absent or damaged (damage is reported);
         # NewerFormat propagates
         try:
-            return unpack(kind, _read(_join(p, name)), ver)
+            return unpack(kind, _read(_join(p, name)), v)
         except NewerFormat:
             raise
         except (OSError, ValueError) as e:
@@ -225,19 +219,20 @@ class SessionStore:
             host = host.encode()
         hd = _join(self.root, _key(host))
         if not _isdir(hd):
-            old = _join(self.root, _oldkey(host))  # named as 0.1.0 did: rename
+            # named as 0.1.0 did (a name that is not plain could collide): rename
+            old = _join(self.root, "~%08x%d" % (binascii.crc32(host), len(host)))
             if old != hd and _isdir(old) and not _exists(hd):
                 os.rename(old, hd)
         return hd
 
-    def _dir(self, hd, cid):
+    def _dir(self, path, cid):
         # the directory of this session: its key, or after a collision of long IDs the
         # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
         k = _key(cid)
-        o = _oldkey(cid)
+        o = "~%08x%d" % (binascii.crc32(cid), len(cid))  # the 0.1.0 name
         free = None
-        for n in (k, k + "~1", k + "~2", o):
-            p = _join(hd, n)
+        for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
+            p = _join(path, n)
             if not _isdir(p):
                 if free is None and n != o:
                     free = p
@@ -245,35 +240,36 @@ class SessionStore:
             c = _ident(p)
             if c != cid and (c or n != k):
                 continue  # another's, or unreadable: only the session's own key claims it
-            if n == o and free == _join(hd, k):
+            if n == o and free == _join(path, k):
                 os.rename(p, free)
                 return free
             return p
-        return free or _join(hd, k + "~3")
+        return free or _join(path, "%s~%d" % (k, 3))
 
-    def _new_id(self):
+    def _lastid(self, path):
         try:
-            import machine
-
-            u = machine.unique_id()
-        except (ImportError, AttributeError):
-            u = os.urandom(6)
-        return b"mqs-" + binascii.hexlify(u)
-
-    def _lastid(self, hd):
-        try:
-            return bytes(unpack(b"l", _read(_join(hd, _LAST)), 1))
+            return bytes(unpack(b"l", _read(_join(path, "last")), 1))
         except (OSError, ValueError) as e:
             if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
-                self._report(hd, _LAST, e)
+                self._report(path, "last", e)
             return None
 
     def get(self, host, client_id=None, capacity=16):
         from .stored import StoredSession
+        from .qlog import scan
 
         hd = self._host_dir(host)
         if client_id is None:
-            client_id = self._lastid(hd) or self._any(hd) or self._new_id()
+            client_id = self._lastid(hd) or _any(hd)
+            if not client_id:
+                # a client ID for a node that names none: from the board's unique ID
+                try:
+                    import machine
+
+                    client_id = machine.unique_id()
+                except (ImportError, AttributeError):
+                    client_id = os.urandom(6)
+                client_id = b"mqs-" + binascii.hexlify(client_id)
         if isinstance(client_id, str):
             client_id = client_id.encode()
         if not client_id:
@@ -283,7 +279,7 @@ class SessionStore:
         try:
             if not _isdir(p):
                 self._mkdirs(p)
-                s._scan(0)
+                scan(s, 0)
             else:
                 if _exists(_join(p, "i")):
                     from .migrate import migrate
@@ -291,70 +287,30 @@ class SessionStore:
                     migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
                 s._load()
         except NewerFormat as e:
-            if self.newer != "aside":
-                raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
-                                 "SessionStore(newer='aside')" % (p, e))
-            self._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
-            _rm(p + "~new")
-            os.rename(p, p + "~new")
-            s = StoredSession(self, p, client_id, host, capacity)
-            self._mkdirs(p)
-            s._scan(0)
-        s._save(IDENT if _exists(_join(p, "hot")) else IDENT | HOT)
+            from .migrate import newer
+
+            s = newer(self, s, e)
+        s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
         return s
 
+    def has_any(self, host):
+        return _any(self._host_dir(host)) is not None
+
     def null_session(self, host, capacity=16):
-        # client ID "" until the broker assigns one (MQTT 5); then it is stored
+        # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)
         from .stored import StoredSession
+        from .qlog import scan
 
         p = _join(self._host_dir(host), "~null")
         _rm(p)
         self._mkdirs(p)
         s = StoredSession(self, p, b"", host, capacity)
-        s._scan(0)
+        scan(s, 0)
         return s
 
-    def _adopt(self, s):
-        # a null session got its ID: move it where get() finds it. A session already
-        # stored under that ID is never overwritten: it is what get() finds from now on
-        hd = self._host_dir(s.host)
-        p = self._dir(hd, s.client_id)
-        if p == s._p or not s._p.endswith("~null"):
-            return False
-        if _exists(p):
-            self._report(p, "", "the assigned client ID has a stored session: kept")
-            return False
-        os.rename(s._p, p)
-        s._p = p
-        return True
-
-    def _last(self, s):
-        hd = self._host_dir(s.host)
-        if self._lastid(hd) != s.client_id:
-            _write(_join(hd, _LAST), pack(b"l", s.client_id, 1))  # as 0.1.0 reads it
-
-    def _any(self, hd):
-        # the client ID of some session stored for this host, or None
-        try:
-            names = os.listdir(hd)
-        except OSError:
-            return None
-        for n in names:
-            if n != _LAST and n != "~null" and not n.endswith(".t"):
-                c = _ident(_join(hd, n))
-                if c:
-                    return c
-        return None
-
-    def has_any(self, host):
-        return self._any(self._host_dir(host)) is not None
+    # --- rarely used: in a module loaded on first use ---
 
     def delete(self, host, client_id):
-        if isinstance(client_id, str):
-            client_id = client_id.encode()
-        hd = self._host_dir(host)
-        p = self._dir(hd, client_id)
-        if _isdir(p):
-            _rmtree(p)
-        if self._lastid(hd) == client_id:
-            _rm(_join(hd, _LAST))
+        from .migrate import delete
+
+        delete(self, host, client_id)

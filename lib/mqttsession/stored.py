@@ -19,14 +19,23 @@ from micropython import const
 from array import array
 import struct
 
-from .session import Session, REL, DISK, PID, PIDDISK, SENT, HOT, SUBS, IDENT
+from .session import Session
 from .store import _join, _write, _rm, pack, lstr
-from . import qlog as Q
+from . import qlog
 
 _TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
+# session.py's flags (Session.fl) and what a _save writes, folded here
+_SENT = const(8)
+_REL = const(16)
+_DISK = const(32)
+_PID = const(64)
+_PIDDISK = const(128)
+_HOT = const(1)
+_SUBS = const(2)
+_IDENT = const(4)
 
 
 class StoredSession(Session):
@@ -133,14 +142,8 @@ class StoredSession(Session):
         b = st._body(p, "aside", b"x")
         if b is not None and len(b) >= 4:
             self.naside = struct.unpack("<I", b[:4])[0]
-        Q.scan(self, w)
+        qlog.scan(self, w)
         return True
-
-    def _scan(self, w):
-        Q.scan(self, w)
-
-    def _append(self, seq, f, pid, ep, t, m):
-        return Q.append(self, seq, f, pid, ep, t, m)
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
@@ -149,7 +152,7 @@ class StoredSession(Session):
                 self._compact()
                 if self.n == self.cap:
                     return
-            if not Q.nxt(self):
+            if not qlog.nxt(self):
                 return
             self.more -= 1
             seq, f, pid, ep, t, m, z = self._r
@@ -159,21 +162,21 @@ class StoredSession(Session):
             self.top[k] = t
             self.msg[k] = m
             self.sz[k] = z
-            f = (f & 7) | DISK
+            f = (f & 7) | _DISK
             o = self._out.pop(seq, None)
             if o:
                 pid = o[0]
-                f |= REL if o[1] else 0
+                f |= _REL if o[1] else 0
             if not pid or (self._use[pid % len(self._use)] and self._held(pid) >= 0):
                 pid = 0
-                f &= ~REL
+                f &= ~_REL
             elif o or ep == self.epoch:
-                f |= PID | PIDDISK | SENT  # the broker may have it: resend with DUP
+                f |= _PID | _PIDDISK | _SENT  # the broker may have it: resend with DUP
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             self._mark(pid, 1)
             self.fl[k] = f
-            if f & PID:
+            if f & _PID:
                 self.nin += 1
             else:
                 self.nq += 1
@@ -205,36 +208,49 @@ class StoredSession(Session):
     # --- hooks from Session ---
     def _save(self, what):
         p = self._p
-        if what & IDENT:
+        if what & _IDENT:
             cid = self.client_id
             if not cid:
                 return  # a null session is written once the broker assigns the ID
-            if self._st._adopt(self):
-                p = self._p
+            if p.endswith("~null"):
+                from .v5 import adopt
+
+                if adopt(self._st, self):
+                    p = self._p
             h = self.host.encode()
-            ib = struct.pack("<BIH", self.version, self.expiry, len(cid)) + cid
-            ib += struct.pack("<H", len(h)) + h
+            ib = struct.pack("<BIH%dsH%ds" % (len(cid), len(h)), self.version, self.expiry,
+                             len(cid), cid, len(h), h)
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
                 _write(_join(p, "id"), pack(b"i", ib))
                 self._ib = ib
-            self._st._last(self)
-        if what & SUBS:
-            b = b"".join(struct.pack("<BH", q, len(f)) + f for f, q in self.subs.items())
+            # the last session used for this host, as 0.1.0 reads it
+            st = self._st
+            hd = st._host_dir(self.host)
+            if st._lastid(hd) != cid:
+                _write(_join(hd, "last"), pack(b"l", cid, 1))
+        if what & _SUBS:
+            b = b"".join(bytes((q, len(f) & 255, len(f) >> 8)) + f for f, q in self.subs.items())
             _write(_join(p, "subs"), pack(b"u", b))
-        if what & HOT:
+        if what & _HOT:
             self._lazy = 0
-            w = self._w()
+            # the watermark: the oldest pending message's seq
+            w = self._cur if self.more else self.nseq
+            for i in range(self.n):
+                k = self.slot(i)
+                if self.fl[k] and self.seq[k] not in self._done:
+                    w = self.seq[k]
+                    break
             d = self._done = [s for s in self._done if s >= w]
             b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
             b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
-            b += struct.pack("<H%dI" % len(d), len(d), *d)
+            b += bytes((len(d) & 255, len(d) >> 8)) + struct.pack("<%dI" % len(d), *d)
             for i in range(self.n):
                 k = self.slot(i)
                 f = self.fl[k]
                 # QoS 2 packet IDs only: a QoS 1 message may go out again with another
                 # ID, and the hot state stays small enough to be inline in littlefs
-                if f & REL or (f & 3 == 2 and f & PID and f & DISK and not f & PIDDISK):
-                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & REL else 0)
+                if f & _REL or (f & 3 == 2 and f & _PID and f & _DISK and not f & _PIDDISK):
+                    b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & _REL else 0)
             for sq, o in self._out.items():  # for messages still beyond the ring
                 b += struct.pack("<IHB", sq, o[0], o[1])
             # an existing file in place: littlefs commits its new content at close, all
@@ -244,34 +260,26 @@ class StoredSession(Session):
             self._hx = True
             # segments whose messages are all complete go
             while self._sg and self._sl[0] < w:
-                _rm(_join(p, "q", Q.name(self, 0)))
+                _rm(_join(p, "q", qlog.name(self, 0)))
                 self._sc = self._sc[1:]
                 self._sg = self._sg[1:]
                 self._sl = self._sl[1:]
 
-    def _w(self):
-        # the watermark: the oldest pending message's seq
-        for i in range(self.n):
-            k = self.slot(i)
-            if self.fl[k] and self.seq[k] not in self._done:
-                return self.seq[k]
-        return self._cur if self.more else self.nseq
-
     def _assigned(self, k):
         # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & DISK and self.fl[k] & 3 == 2:
-            self._save(HOT)
+        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
+            self._save(_HOT)
 
     def _keep(self, k):
         f = self.fl[k]
-        if f & REL:
-            self._save(HOT)
+        if f & _REL:
+            self._save(_HOT)
             return
-        if f & DISK:
+        if f & _DISK:
             return
         if not self.client_id:
             raise OSError(107, "null session: connect first")
-        r = self._append(self.seq[k], f & 7, self.ids[k] if f & PID else 0, self.epoch,
+        r = qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                          self.top[k], self.msg[k])
         if k == self.cap:
             # the spare slot: the message joins the backlog in flash
@@ -281,16 +289,16 @@ class StoredSession(Session):
             self.top[k] = self.msg[k] = None
         else:
             self.sz[k] = len(r)
-            self.fl[k] = f | DISK | (PIDDISK if f & PID else 0)
+            self.fl[k] = f | _DISK | (_PIDDISK if f & _PID else 0)
 
     def _forget(self, k):
         f = self.fl[k]
-        if f & DISK:
+        if f & _DISK:
             self.bytes -= self.sz[k]
             self._done.append(self.seq[k])
             self._lazy += 1
             if f & 3 == 2 or self._lazy >= _LAZY or (self.nin + self.nq <= 1 and not self.more):
-                self._save(HOT)
+                self._save(_HOT)
 
     def acked(self, pid, rel):
         k = super().acked(pid, rel)
@@ -299,10 +307,10 @@ class StoredSession(Session):
         return k
 
     def drop(self, k):
-        disk = self.fl[k] & DISK
+        disk = self.fl[k] & _DISK
         super().drop(k)
         if disk:
-            self._save(HOT)  # given up: for good
+            self._save(_HOT)  # given up: for good
         if self.more:
             self._fill()
 
@@ -312,7 +320,7 @@ class StoredSession(Session):
             self._fill()
 
     def durable(self, k):
-        return bool(self.fl[k] & DISK)
+        return bool(self.fl[k] & _DISK)
 
     def load(self, k):
         if self.top[k] is not None:
@@ -332,7 +340,7 @@ class StoredSession(Session):
             self._tail[j] = _NONE
         self._tn = self._tb = self.bytes = self.more = 0
         self._done = []
-        self._save(HOT)
+        self._save(_HOT)
 
     # --- set-aside messages (aside.py, loaded when first used) ---
     def _aside_add(self, r):

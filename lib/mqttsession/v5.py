@@ -1,14 +1,19 @@
-# MQTT 5 property rules for what a server sends (MQTT 5.0 section 2.2.2.2 and each
-# packet's properties section): which property may appear in which packet, how often, and
-# what its value may be. Loaded on first use (MQTT 5 only). check() walks a property block
-# by index, so the PUBLISH receive path allocates nothing unless the packet is refused.
+# MQTT 5 properties of what a server sends (MQTT 5.0 section 2.2.2.2 and each packet's
+# properties section): which property may appear in which packet, how often, and what its
+# value may be (check), and their values (props). check() walks a property block by
+# index, so the PUBLISH receive path allocates nothing unless the packet is refused.
+# Then the client's side (functions of the client, self) of the broker's limits: Maximum
+# QoS and Retain Available, a QoS 2 answered by PUBACK, the Server Reference.
+# Last, the move of a store's null session (client ID "", MQTT 5 only) to the client ID
+# the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import MQTTException, varint, varint_size, u16, utf8
+from .packet import MQTTException, malformed, varint, varint_size, u16, utf8
 
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ALIAS_INVALID = const(0x94)
+_REL = const(16)  # session.REL
 
 # packets a property may appear in: bit (packet type >> 4)
 _C = const(0x0004)  # CONNACK
@@ -50,12 +55,58 @@ _DEF = (
 )
 
 
-def _bad(code, why, p):
-    return MQTTException(code, why % p)
+def props(b, i, end):
+    # decodes a property block into {id: value}; User Property (0x26) as a list of pairs
+    n = varint(b, i, end)
+    i += varint_size(n)
+    stop = i + n
+    if stop > end:
+        raise malformed("truncated properties")
+    d = {}
+    while i < stop:
+        p = b[i]
+        i += 1
+        j = 0
+        while j < len(_DEF) and _DEF[j] != p:
+            j += 3
+        if j == len(_DEF):
+            raise malformed("unknown property 0x%02x" % p)
+        k = _DEF[j + 1]
+        if k == 1:
+            if i >= stop:
+                raise malformed("truncated property")
+            v = b[i]
+            i += 1
+        elif k == 2 or k == 4:
+            v = u16(b, i, stop)
+            if k == 4:
+                v = v << 16 | u16(b, i + 2, stop)
+            i += k
+        elif k == 5:
+            v = varint(b, i, stop)
+            i += varint_size(v)
+        else:
+            a = u16(b, i, stop)
+            e = i + 2 + a
+            if k == 8:
+                c = u16(b, e, stop)
+                if e + 2 + c > stop:
+                    raise malformed("truncated property")
+                d.setdefault(p, []).append((bytes(b[i + 2 : e]), bytes(b[e + 2 : e + 2 + c])))
+                i = e + 2 + c
+                continue
+            if e > stop:
+                raise malformed("truncated property")
+            v = bytes(b[i + 2 : e])
+            i = e
+        if p in d:
+            raise MQTTException(_PROTOCOL_ERROR, "duplicate property 0x%02x" % p)
+        d[p] = v
+    return d
 
 
-def check(b, i, end, ptype):
-    # the property block at b[i:end] (its length first) of a packet of type ptype (first
+def check(b, i, end, t):
+    # the property block at b[i:end] (its length first) of a packet of type t (first
     # byte & 0xF0) from the server; raises MQTTException with the reason code MQTT 5 gives
     # (0x81 malformed, 0x82 protocol error, 0x94 topic alias) unless it is valid. Returns
     # the offset after the block.
@@ -64,7 +115,7 @@ def check(b, i, end, ptype):
     stop = i + n
     if stop > end:
         raise MQTTException(_MALFORMED, "truncated properties")
-    bit = 1 << (ptype >> 4)
+    bit = 1 << (t >> 4)
     seen = 0
     while i < stop:
         p = b[i]
@@ -73,18 +124,18 @@ def check(b, i, end, ptype):
         while j < len(_DEF) and _DEF[j] != p:
             j += 3
         if j == len(_DEF) or not _DEF[j + 2] & bit:
-            raise _bad(_MALFORMED, "property 0x%02x not allowed here", p)
+            raise MQTTException(_MALFORMED, "property 0x%02x not allowed here" % p)
         k = _DEF[j + 1]
         s = 1 << (j // 3)
         if seen & s and p != 0x26 and p != 0x0B:
-            raise _bad(_PROTOCOL_ERROR, "property 0x%02x twice", p)
+            raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x twice" % p)
         seen |= s
         if k == 1:
             if i >= stop:
                 i = stop + 1
                 break
             if b[i] > 1:
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x must be 0 or 1", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x must be 0 or 1" % p)
             i += 1
         elif k == 2 or k == 4:
             if i + k > stop:
@@ -92,14 +143,15 @@ def check(b, i, end, ptype):
                 break
             v = u16(b, i, stop) | (b[i + 2] | b[i + 3] if k == 4 else 0)
             if not v and (p == 0x21 or p == 0x27):
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x of 0", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
             if p == 0x23:
-                raise _bad(_ALIAS_INVALID, "topic alias 0x%02x: the client allows none", p)
+                raise MQTTException(_ALIAS_INVALID,
+                                    "topic alias 0x%02x: the client allows none" % p)
             i += k
         elif k == 5:
             v = varint(b, i, stop)
             if not v:
-                raise _bad(_PROTOCOL_ERROR, "property 0x%02x of 0", p)
+                raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
             i += varint_size(v)
         else:
             i = _string(b, i, stop, k)
@@ -123,3 +175,84 @@ def _string(b, i, stop, k):
             raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR,
                                 "bad string in a property")
     return e
+
+
+# --- the broker's limits (functions of the client) ---
+
+
+def limit(self, qos, retain):
+    # the message in hand is above the broker's Maximum QoS or Retain Available (MQTT 5
+    # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
+    if self.limits == "refuse":
+        raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
+            qos, " with retain" if retain else "", self._maxq,
+            "" if self._retok else ", no retain"))
+    self.downgraded += 1
+    q = min(qos, self._maxq)
+    self._hand(q)
+    return q, retain and bool(self._retok)
+
+
+def cap(self, k):
+    # a message queued before this broker announced its limits goes out within them
+    # (never refused: publish accepted it); returns its flags
+    s = self._s
+    f = s.fl[k]
+    g = f
+    if f & 3 > self._maxq:
+        g = g & ~3 | self._maxq
+    if not self._retok:
+        g &= ~4
+    if g != f:
+        s.fl[k] = g
+        self.downgraded += 1
+    return g
+
+
+def puback2(self, pid):
+    # a broker without QoS 2 (RabbitMQ) answers a QoS 2 PUBLISH with PUBACK: that
+    # completes it, at least once for this message; counted in downgraded
+    s = self._s
+    k = s.find(pid)
+    if k >= 0 and s.fl[k] & 3 == 2 and not s.fl[k] & _REL:
+        s.fl[k] |= _REL
+        s.acked(pid, False)
+        self.downgraded += 1
+        self._healthy()
+
+
+def refer(self, code, data):
+    # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
+    # server_reference; followed only with redirect=True, one hop: the first entry,
+    # "host" or "host:port", becomes the server of the next connect
+    ref = data.get(0x1C)  # data: the packet's properties
+    if ref is None:
+        return
+    ref = bytes(ref).decode()
+    self.server_reference = ref
+    if self.redirect and code in (0x9C, 0x9D) and not self._hops:
+        host, _, port = ref.split(" ")[0].rpartition(":")
+        if host and port.isdigit():
+            self.server, self.port = host, int(port)
+        else:
+            self.server = ref.split(" ")[0]
+        self._hops = 1
+        self._log("redirected to %s", (ref,))
+
+
+# --- a SessionStore's null session (client ID "") gets the ID the broker assigned ---
+
+
+def adopt(st, s):
+    # a null session got its ID: move it where get() finds it. A session already
+    # stored under that ID is never overwritten: it is what get() finds from now on
+    import os
+    from .store import _exists
+
+    p = st._dir(st._host_dir(s.host), s.client_id)
+    if _exists(p):
+        st._report(p, "", "the assigned client ID has a stored session: kept")
+        return False
+    os.rename(s._p, p)
+    s._p = p
+    return True

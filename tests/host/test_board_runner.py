@@ -79,9 +79,6 @@ def _heap(out: str) -> dict[str, tuple[int, int]]:
     return rows
 
 
-@pytest.mark.xfail(reason="known regression, open: null/v5 and lost_session/v4,v5 run out of "
-                   "heap on the ESP32-sized virtual board since the store's format 2 and the "
-                   "hardening grew the library (see BENCHMARKS.md, memory)", strict=False)
 def test_all_scenarios_on_the_esp32_sized_virtual_board() -> None:
     t0 = time.monotonic()
     r = _runner(timeout=240)
