@@ -817,7 +817,8 @@ def _parse(out: str) -> tuple[dict[int, dict[str, Any]], int | None, bool]:
     results: dict[int, dict[str, Any]] = {}
     current = None
     done = False
-    for line in out.splitlines():
+    # the device may be writing a line while it is read: only whole lines count
+    for line in out.split("\n")[:-1]:
         if line.startswith("START "):
             current = int(line.split()[1])
         elif line.startswith("CASE "):
