@@ -109,8 +109,10 @@ class Session:
         # gives slot k a packet ID before it first goes out; one it kept from an earlier
         # session (restart(False)) goes out again with that ID
         if not self.ids[k]:
-            self.ids[k] = self.next_pid()
-            self._mark(self.ids[k], 1)
+            p = self.next_pid()
+            self.ids[k] = p
+            u = self._use
+            u[p % len(u)] += 1
         self.fl[k] |= PID
         self.nq -= 1
         self.nin += 1
@@ -153,28 +155,38 @@ class Session:
         return k
 
     def acked(self, pid, rel):
-        # PUBACK/PUBCOMP (rel=False) or PUBREC (rel=True) for pid; returns the slot or -1
-        k = self.find(pid)
-        if k < 0:
+        # PUBACK/PUBCOMP (rel=False) or PUBREC (rel=True) for pid; returns the slot or -1.
+        # The ring is searched from the oldest message: acknowledgements come in order
+        ids = self.ids
+        fl = self.fl
+        k = self.head
+        for _ in range(self.n):
+            if ids[k] == pid and fl[k] & PID:
+                break
+            k += 1
+            if k == self.cap:
+                k = 0
+        else:
             return -1
-        f = self.fl[k]
+        f = fl[k]
         if rel:
             if f & 3 != 2:
                 return -1
             if not f & REL:
-                self.fl[k] = f | REL
+                fl[k] = f | REL
                 self._keep(k)
             return k
         if (f & 3 == 2) != bool(f & REL):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
         self._forget(k)
-        self._mark(pid, -1)
-        self.fl[k] = 0
+        u = self._use
+        u[pid % len(u)] -= 1
+        fl[k] = 0
         self.top[k] = self.msg[k] = None
         self.nin -= 1
         # pop acknowledged messages at the head so the ring keeps send order
-        while self.n and not self.fl[self.head]:
-            self.head = self.slot(1)
+        while self.n and not fl[self.head]:
+            self.head = 0 if self.head + 1 == self.cap else self.head + 1
             self.n -= 1
         return k
 
