@@ -144,6 +144,8 @@ class Core(Wire):
 
     def _topic(self, t):
         # topics as bytes; a repeated str topic object is encoded once (no allocation)
+        if type(t) is bytes:
+            return t
         if isinstance(t, str):
             if t is not self._ts:
                 self._tb = t.encode()
@@ -155,7 +157,7 @@ class Core(Wire):
 
     @staticmethod
     def _payload(m):
-        if isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
+        if type(m) is bytes or isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
             return m
         if isinstance(m, str):
             return m.encode()

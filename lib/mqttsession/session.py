@@ -116,7 +116,8 @@ class Session:
         self.fl[k] |= PID
         self.nq -= 1
         self.nin += 1
-        self._assigned(k)
+        if self.fl[k] & DISK:
+            self._assigned(k)
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
@@ -143,15 +144,17 @@ class Session:
             self._compact()
         if self.n == self.cap:
             raise OSError(105)  # ENOBUFS: callers check full() first
-        k = self.slot(self.n)
+        k = self.head + self.n  # as slot(n)
+        if k >= self.cap:
+            k -= self.cap
         self.n += 1
         self.nq += 1
         self.ids[k] = 0
         self.fl[k] = qos | (RETAIN if retain else 0)
         self.seq[k] = self.nseq
         self.nseq = (self.nseq + 1) & 0xFFFFFFF
-        self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
-        self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
+        self.top[k] = topic if type(topic) is bytes or isinstance(topic, bytes) else bytes(topic)
+        self.msg[k] = msg if type(msg) is bytes or isinstance(msg, bytes) else bytes(msg)
         return k
 
     def acked(self, pid, rel):
@@ -178,7 +181,8 @@ class Session:
             return k
         if (f & 3 == 2) != bool(f & REL):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
-        self._forget(k)
+        if f & DISK:
+            self._forget(k)
         u = self._use
         u[pid % len(u)] -= 1
         fl[k] = 0
@@ -328,7 +332,7 @@ class Session:
         pass
 
     def _assigned(self, k):
-        # slot k got a packet ID and is about to go out
+        # slot k got a packet ID and is about to go out (called for slots in flash only)
         pass
 
     def _keep(self, k):
@@ -336,6 +340,7 @@ class Session:
         pass
 
     def _forget(self, k):
+        # slot k is complete or given up (acked() calls it for slots in flash only)
         pass
 
     def connected(self):

@@ -232,7 +232,8 @@ class Wire:
         self._large = False
         cs = self._cs
         try:
-            t = self._parse()
+            # whole packets may wait in the buffer (_hold), or the rest of one that started
+            t = self._parse() if self._r1 != self._r0 or self._skip else None
             if t is None and self._fill():
                 t = self._parse()
             if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
