@@ -116,8 +116,7 @@ class Session:
         self.fl[k] |= PID
         self.nq -= 1
         self.nin += 1
-        if self.fl[k] & DISK:
-            self._assigned(k)
+        self._assigned(k)
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
@@ -181,8 +180,7 @@ class Session:
             return k
         if (f & 3 == 2) != bool(f & REL):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
-        if f & DISK:
-            self._forget(k)
+        self._forget(k)
         u = self._use
         u[pid % len(u)] -= 1
         fl[k] = 0
@@ -332,7 +330,7 @@ class Session:
         pass
 
     def _assigned(self, k):
-        # slot k got a packet ID and is about to go out (called for slots in flash only)
+        # slot k got a packet ID and is about to go out
         pass
 
     def _keep(self, k):
@@ -340,7 +338,6 @@ class Session:
         pass
 
     def _forget(self, k):
-        # slot k is complete or given up (acked() calls it for slots in flash only)
         pass
 
     def connected(self):
