@@ -233,7 +233,11 @@ class Wire:
         cs = self._cs
         try:
             # whole packets may wait in the buffer (_hold), or the rest of one that started
-            t = self._parse() if self._r1 != self._r0 or self._skip else None
+            if self._r1 != self._r0 or self._skip:
+                t = self._parse()
+            else:
+                t = None
+                self._hold = False  # as _parse finds: no whole packet buffered
             if t is None and self._fill():
                 t = self._parse()
             if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
