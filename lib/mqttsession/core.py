@@ -343,9 +343,9 @@ class Core(Wire):
         return ctl.drop_oldest(self)
 
     def _pump(self):
-        # send queued messages while the in-flight window has room, in order. Slots
-        # with a packet ID lead the ring (they went out first), so the walk stops at the
-        # window's end
+        # send queued messages while the in-flight window has room, in order. The walk
+        # ends once the window is full: usually just past the messages in flight, which
+        # lead the ring
         s = self._s
         if not s.nq or self.sock is None:
             return

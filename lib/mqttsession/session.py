@@ -37,9 +37,10 @@ def roomy(o):
         if a * 2 >= n * 3:
             break
         b = a
-    for i in range(n, b + 1):  # used > b: the table grows past b
+    # used > b: the table grows past b (the names are interned once: _0, _1, ...)
+    for i in range(b + 1 - n):
         setattr(o, "_%d" % i, 0)
-    for i in range(b, n - 1, -1):
+    for i in range(b - n, -1, -1):
         delattr(o, "_%d" % i)
 
 
