@@ -275,7 +275,8 @@ class Core(Wire):
             m = s.msg[k]
         self._pt = t
         self._pm = m
-        n = 4 + len(t) + (self.version == 5) + len(m)  # remaining length
+        # remaining length (a message capped to the broker's Maximum QoS 0 has no ID)
+        n = 2 + len(t) + (2 if f & 3 else 0) + (self.version == 5) + len(m)
         self._rem = n
         if n + 5 > self._maxout:
             # stored under a broker that allowed it; this one never will: give it up
@@ -297,10 +298,11 @@ class Core(Wire):
         i += 2
         tx[i : i + j] = t
         i += j
-        j = s.ids[k]
-        tx[i] = j >> 8
-        tx[i + 1] = j & 0xFF
-        i += 2
+        if f & 3:
+            j = s.ids[k]
+            tx[i] = j >> 8
+            tx[i + 1] = j & 0xFF
+            i += 2
         if self.version == 5:
             tx[i] = 0  # no properties: full topic names, no alias
             i += 1
