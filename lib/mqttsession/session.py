@@ -25,9 +25,9 @@ _SIZES = (17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223)
 def roomy(o):
     # MicroPython grows an object's attribute table only once it is full, and a method
     # call first looks its name up there: the miss probes to an empty slot, so on a full
-    # table every method call walks all of it (a Session fills 23 of 23 slots: 0.76 us a
-    # call on the unix port, 0.15 us with a third of the table free). Grows the table
-    # now, to the size that leaves a third free, with placeholder names taken out again.
+    # table every method call walks all of it (a Session fills 23 of 23 slots: 0.73 us a
+    # call on the unix port, 0.11 us grown; how much depends on where the names hash).
+    # Grows the table now, to 1.5x the attributes, with placeholder names taken out again.
     try:
         n = len(o.__dict__)
     except AttributeError:
