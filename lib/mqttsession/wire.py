@@ -232,7 +232,18 @@ class Wire:
         self._large = False
         cs = self._cs
         try:
-            return self._recv1()
+            # whole packets may wait in the buffer (_hold), or the rest of one that started
+            if self._r1 != self._r0 or self._skip:
+                t = self._parse()
+            else:
+                t = None
+                self._hold = False  # as _parse finds: no whole packet buffered
+            if t is None and self._fill():
+                t = self._parse()
+            if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
+                    time.ticks_ms(), self._p0) >= self._tms:
+                raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+            return t
         except MQTTException as e:
             if self._large:
                 raise  # a refused oversized packet: the connection stays up
@@ -243,15 +254,6 @@ class Wire:
             # link failure like any other (link.last_error holds it); the keeper reconnects
             self._why = e
             raise OSError(_ECONNRESET)
-
-    def _recv1(self):
-        t = self._parse()
-        if t is None and self._fill():
-            t = self._parse()
-        if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
-                time.ticks_ms(), self._p0) >= self._tms:
-            raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-        return t
 
     def _rx_ms(self, ms):
         # ms to wait for input, bounded by the deadline of a packet that has started
@@ -301,42 +303,36 @@ class Wire:
         # resumes before what follows it) or when _left() says time is up; returns the
         # last type handled or None
         t = None
+        rx = self._rx
         while True:
             if self._skip and not self._discard():
                 return t
-            n = self._whole()
-            if not n:
-                self._hold = False
-                return t
-            self._hold = True
             i = self._r0
+            if i + 2 > self._r1:
+                break
+            n = rx[i + 1]
+            if n & 0x80:
+                n = self._varlen(i)  # 0 while incomplete; sets _hl
+            else:
+                self._hl = 2
+                n += 2
+            if n > len(rx):
+                n = self._oversize(n)
+            if not n or i + n > self._r1:
+                break
+            self._hold = True
             self._r0 = i + n  # consumed before handling: an exception leaves it handled
             self._p0 = self._rt
             self._n = i + n
-            t = self._handle(self._rx[i], i + self._hl)
+            t = self._handle(rx[i], i + self._hl)
             if t == _CONNACK or self._left() <= 0:
                 return t  # the rest waits (_hold): a front end's time budget is spent
+        self._hold = False
+        return t
 
     def _left(self):
         # ms a front end allows the call under way (the blocking client's budget_ms)
         return 1
-
-    def _whole(self):
-        # size of the packet at _r0 when all of it is buffered, else 0
-        i = self._r0
-        if i + 2 > self._r1:
-            return 0
-        n = self._rx[i + 1]
-        if n & 0x80:
-            n = self._varlen(i)
-        else:
-            self._hl = 2
-            n += 2
-        if n > len(self._rx):
-            return self._oversize(n)
-        if not n or i + n > self._r1:
-            return 0
-        return n
 
     def _varlen(self, i):
         # total size of the packet at i from its multi-byte remaining length; 0 while
