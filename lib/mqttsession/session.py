@@ -27,21 +27,25 @@ def roomy(o):
     # call first looks its name up there: the miss probes to an empty slot, so on a full
     # table every method call walks all of it (a Session fills 23 of 23 slots: 0.73 us a
     # call on the unix port, 0.11 us grown; how much depends on where the names hash).
-    # Grows the table now, to 1.5x the attributes, with placeholder names taken out again.
+    # Grows the table now, to 1.5x the attributes, with placeholders taken out again: the
+    # class's own names, which are interned already (a new name would cost a qstr, and
+    # the ESP32-sized heap has no room for one more qstr pool).
     try:
-        n = len(o.__dict__)
+        d = o.__dict__
     except AttributeError:
         return  # a port without __dict__
+    n = len(d)
     b = 0
     for a in _SIZES:
         if a * 2 >= n * 3:
             break
         b = a
-    # used > b: the table grows past b (the names are interned once: _0, _1, ...)
-    for i in range(b + 1 - n):
-        setattr(o, "_%d" % i, 0)
-    for i in range(b - n, -1, -1):
-        delattr(o, "_%d" % i)
+    # used > b: the table grows past b
+    k = [x for x in dir(type(o)) if x[0] != "_" and x not in d][:b + 1 - n]
+    for x in k:
+        setattr(o, x, 0)
+    for x in k:
+        delattr(o, x)
 
 
 class Session:
@@ -67,7 +71,10 @@ class Session:
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
         self.naside = 0  # messages ever set aside (see set_aside)
         self._xa = []  # the newest set-aside records (RAM session)
-        roomy(self)
+        if type(self) is Session:
+            # not a stored session: on a small board its table (about 40 names) would grow
+            # through blocks of up to 1.2 KB while the flash load has the heap in pieces
+            roomy(self)
 
 
     def _alloc(self, cap):
