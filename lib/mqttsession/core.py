@@ -321,6 +321,8 @@ class Core(Wire):
         else:
             self._write(tx, i)
             self._write(m, len(m))
+        if not f & 3:
+            s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
 
     def _queue(self, qos, retain, online):
         # takes the message in hand into the session; returns its slot. QoS 2 gets its

@@ -122,18 +122,25 @@ def test_maximum_qos_and_retain_available_asyncio() -> None:
     assert pubs == [0x32, 0x30]
 
 
-def test_queued_messages_sent_within_the_limits(tmp_path: Path) -> None:
-    props = b"\x24\x01" + b"\x25\x00"  # Maximum QoS 1, Retain Available 0
+@pytest.mark.parametrize("max_qos", [1, 0])
+def test_queued_messages_sent_within_the_limits(tmp_path: Path, max_qos: int) -> None:
+    props = b"\x24" + bytes([max_qos]) + b"\x25\x00"  # Maximum QoS, Retain Available 0
     script = [("expect", CONNECT), ("send", connack(version=5, props=props)),
-              ("expect", PUBLISH), ("ack_publish", PUBACK),
-              ("expect", PUBLISH), ("ack_publish", PUBACK)]
+              ("expect", PUBLISH), ("expect", PUBLISH)]
+    if max_qos:
+        script = script[:3] + [("ack_publish", PUBACK), ("expect", PUBLISH),
+                               ("ack_publish", PUBACK)]
     r, b = run([script], "queued_limits", 5, settle=True, IMAGE=str(tmp_path / "flash.img"),
                CID="ql")
     assert r.value("QUEUED") == "2"
     assert r.value("PENDING") == "0"
     assert r.value("DOWNGRADED") == "2"
-    pubs = [f for f, _ in b.conns[0].packets if f & 0xF0 == PUBLISH]
-    assert pubs == [0x32, 0x32]  # QoS 1 both, neither retained
+    pubs = [(f, body) for f, body in b.conns[0].packets if f & 0xF0 == PUBLISH]
+    # both at the broker's Maximum QoS, neither retained
+    assert [f for f, _ in pubs] == [0x30 | max_qos << 1] * 2
+    if not max_qos:  # QoS 0: no packet ID between the topic and the payload
+        assert [body[-2:] for _, body in pubs] == [b"q2", b"r1"]
+        assert all(len(body) == 2 + body[1] + 1 + 2 for _, body in pubs), pubs
 
 
 def test_311_refusal_of_mqtt5_connect_raises_at_once() -> None:
