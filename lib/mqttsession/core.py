@@ -207,8 +207,13 @@ class Core(Wire):
     # the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
     # or a queued one that a resend loads), so a resend never clobbers the caller's.
     def _check(self, topic, msg, qos):
-        # validates the caller's message and takes it in hand. A bytes topic object that
-        # passed once passes again (it cannot change): a repeated topic is checked once
+        # validates the caller's message (as publish() got it: _topic and _payload make
+        # bytes of what is not) and takes it in hand. A bytes topic object that passed
+        # once passes again (it cannot change): a repeated topic is checked once
+        if type(topic) is not bytes:
+            topic = self._topic(topic)
+        if type(msg) is not bytes:
+            msg = self._payload(msg)
         if topic is not self._tv:
             P.check_topic(topic)
             if type(topic) is bytes:
