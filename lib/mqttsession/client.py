@@ -22,6 +22,17 @@ _FOREVER = const(0x3FFFFFFF)
 
 
 class MQTTClient(Core):
+    # The methods of the publish and acknowledgement path are entered in this class too:
+    # a method call looks its name up in the instance, then in each class in turn, and a
+    # miss in Core's nearly full table probes most of it (measured on the unix port: 99 ns
+    # a call found here, 228 ns found in Core, 340 ns in Wire)
+    _check = Core._check
+    _send_slot = Core._send_slot
+    _write = Core._write
+    _recv = Core._recv
+    _parse = Core._parse
+    _handle = Core._handle
+
     def __init__(self, *args, budget_ms=-1, **kw):
         # the client's own attributes first: Core sets the rest before the session loads
         # (see there)
@@ -215,7 +226,8 @@ class MQTTClient(Core):
             while s.nin >= self._quota or s.full():
                 if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
                     raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                b = self._left()
+                b = _FOREVER if self.budget_ms is None else \
+                    time.ticks_diff(self._bd, time.ticks_ms())  # as _left
                 if b <= 0:
                     self._owe(t0)
                     t0 = None
@@ -228,7 +240,12 @@ class MQTTClient(Core):
         if t0 is None:
             self._queue(qos, retain, False)
             return
-        k = self._queue(qos, retain, True)
+        # into the session, as _queue (the loop above made room): with a store, a QoS 2
+        # message gets its packet ID and is in flash before it goes out; one behind a
+        # backlog in flash joins the backlog (_send_slot then does nothing)
+        k = s.add(self._t, self._m, qos, retain)
+        if k == s.cap or qos == 2:
+            self._durable(k, k != s.cap)
         # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
         # the budget, a wider window takes what is there. With a store, a message still
         # unacknowledged when this returns is in flash.
