@@ -266,9 +266,11 @@ class MQTTClient(Core):
                         if b < left:
                             left = b
                     self._step(left)
-            else:
+            elif s.nin < self._quota:
+                # acknowledgements that arrived meanwhile are handled now while the
+                # window has room; a full one's next publish reads them as it waits
                 for _ in self._poll.ipoll(0):
-                    self._step(0)  # acknowledgements that arrived meanwhile
+                    self._step(0)
                     break
         except OSError:
             if self._lost(self.store or self.link):
