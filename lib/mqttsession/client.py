@@ -82,7 +82,7 @@ class MQTTClient(Core):
         elif ms < 0:
             ms = 60000
         # whole packets buffered (_hold): no wait; a packet that has started must end
-        # within timeout of its first byte (as Wire._rx_ms)
+        # within timeout of its first byte (_p0)
         part = self._r1 != self._r0 or self._skip
         if self._hold:
             ms = 0
@@ -192,9 +192,10 @@ class MQTTClient(Core):
 
     def publish(self, topic, msg, retain=False, qos=0):
         # The whole path of a QoS 1/2 PUBLISH: checks (_check), room in the window, into
-        # the session (_queue), onto the socket (_send_slot, _write), then at window 1 the
-        # wait for its acknowledgement (_step, which reads and handles it: Wire._recv,
-        # _parse, Core._handle). _begin and the connected test of _ensure are written out.
+        # the session (Session.add, as _queue), onto the socket (_send_slot, _write), then
+        # at window 1 the wait for its acknowledgement (_step, which reads and handles
+        # it: Wire._recv, _parse, Core._handle). _begin and the connected test of _ensure
+        # are written out. Offline, or no room within the budget: _queue.
         self._check(topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
