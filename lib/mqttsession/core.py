@@ -207,8 +207,13 @@ class Core(Wire):
     # the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
     # or a queued one that a resend loads), so a resend never clobbers the caller's.
     def _check(self, topic, msg, qos):
-        # validates the caller's message and takes it in hand. A bytes topic object that
-        # passed once passes again (it cannot change): a repeated topic is checked once
+        # validates the caller's message (as publish() got it: _topic and _payload make
+        # bytes of what is not) and takes it in hand. A bytes topic object that passed
+        # once passes again (it cannot change): a repeated topic is checked once
+        if type(topic) is not bytes:
+            topic = self._topic(topic)
+        if type(msg) is not bytes:
+            msg = self._payload(msg)
         if topic is not self._tv:
             P.check_topic(topic)
             if type(topic) is bytes:
@@ -217,7 +222,7 @@ class Core(Wire):
             P.check_qos(qos)
         self._t = self._pt = topic
         self._m = self._pm = msg
-        # the remaining length of its PUBLISH (as _size)
+        # the remaining length of its PUBLISH (as _hand)
         self._rem = n = 2 + len(topic) + (2 if qos else 0) + (self.version == 5) + len(msg)
         if len(topic) + 10 > len(self._tx):
             self._tx = bytearray(len(topic) + 64)  # a topic longer than tx_size: once
@@ -228,29 +233,19 @@ class Core(Wire):
         # the caller's message goes on the wire next
         self._pt = self._t
         self._pm = self._m
-        self._size(qos)
-
-    def _size(self, qos):
-        n = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
-        self._rem = n
+        self._rem = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
         if len(self._pt) + 10 > len(self._tx):
             self._tx = bytearray(len(self._pt) + 64)  # a topic longer than tx_size: once
 
     def _pub0(self, retain):
-        # QoS 0 of the caller's message (a reconnect may have sent others since _check)
+        # QoS 0 of the caller's message (a reconnect may have sent others since _check):
+        # header and payload in one write when they fit
         self._hand(0)
-        self._pub(_PUBLISH | (1 if retain else 0), 0)
-
-    def _pub(self, first, pid):
-        # PUBLISH of the packet in hand: header and payload in one write when they fit
-        i = P.publish_header(self._tx, first, self._pt, pid, self._rem)
-        if self.version == 5:
-            self._tx[i] = 0  # no properties: full topic names, no alias
-            i += 1
-        self._body(i)
-
-    def _body(self, i):
         tx = self._tx
+        i = P.publish_header(tx, _PUBLISH | (1 if retain else 0), self._pt, 0, self._rem)
+        if self.version == 5:
+            tx[i] = 0  # no properties: full topic names, no alias
+            i += 1
         m = self._pm
         n = i + len(m)
         if n <= len(tx):

@@ -4,10 +4,11 @@
 #   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
 #     is registered for the direction the step needs; wait at most _conn_ms()) until it
 #     returns Session Present; every failure closes the socket and raises;
-#   _recv() when the socket is readable or _rx_ms(ms) is 0: handles the buffered whole
-#     packets, else reads once and handles every whole packet that arrived; returns the
-#     last packet type or None. Wait at most _rx_ms(ms): a packet that has started must
-#     end within timeout of its first byte, else OSError(ETIMEDOUT);
+#   _recv() when the socket is readable, or at once while _hold (whole packets are
+#     buffered): handles the buffered whole packets, else reads once and handles every
+#     whole packet that arrived; returns the last packet type or None. A packet that has
+#     started (_r0 != _r1 or _skip) must end within timeout of its first byte (_p0): wait
+#     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): called when the socket did not take a whole packet (the rest waits in
 #     _ob); blocks here; a front end with a loop replaces it and calls _flush().
 # Core supplies _connect_packet, _handle (one packet), _ack and _fail.
@@ -235,10 +236,19 @@ class Wire:
             # whole packets may wait in the buffer (_hold), or the rest of one that started
             if self._r1 != self._r0 or self._skip:
                 t = self._parse()
+                if t is None and self._fill():
+                    t = self._parse()
             else:
-                t = None
+                # the buffer is empty (the usual case): one read to its front, as _fill
                 self._hold = False  # as _parse finds: no whole packet buffered
-            if t is None and self._fill():
+                n = self.sock.readinto(self._rx)
+                if n is None:
+                    return None
+                if not n:
+                    raise OSError(_ECONNRESET)
+                self._r0 = 0
+                self._r1 = n
+                self._p0 = self._rt = self._lrx = time.ticks_ms()
                 t = self._parse()
             if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
                     time.ticks_ms(), self._p0) >= self._tms:
@@ -254,14 +264,6 @@ class Wire:
             # link failure like any other (link.last_error holds it); the keeper reconnects
             self._why = e
             raise OSError(_ECONNRESET)
-
-    def _rx_ms(self, ms):
-        # ms to wait for input, bounded by the deadline of a packet that has started
-        if self._hold:
-            return 0  # whole packets left in the buffer
-        if self._r1 == self._r0 and not self._skip:
-            return ms
-        return min(ms, max(0, self._tms - time.ticks_diff(time.ticks_ms(), self._p0)))
 
     def _fill(self):
         # one read of whatever has arrived, into the free part of _rx; the number of
@@ -325,7 +327,7 @@ class Wire:
             self._p0 = self._rt
             self._n = i + n
             t = self._handle(rx[i], i + self._hl)
-            if t == _CONNACK or self._left() <= 0:
+            if self._r0 < self._r1 and (t == _CONNACK or self._left() <= 0):
                 return t  # the rest waits (_hold): a front end's time budget is spent
         self._hold = False
         return t
