@@ -169,3 +169,14 @@ def test_power_cut_sweep(tmp_path: Path, prog: int) -> None:
     writes = int(r.values("WRITES")[0][0])
     cuts = int(r.values("CUTS")[0][0])
     assert cuts == writes  # the scenario was cut at every write it makes
+
+
+def test_power_cut_sweep_qos1_segments(tmp_path: Path) -> None:
+    # 72 QoS 1 messages: two segments sealed, and the drain removes complete segments
+    # without a hot-state write; every cut reloads with nothing lost and at most 32
+    # acknowledged messages back
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 32, "ROUNDS": 18,
+         "QOS": 1}
+    r = run_device("dev_sweep.py", c, heap=HEAP, timeout=600)
+    writes = int(r.values("WRITES")[0][0])
+    assert int(r.values("CUTS")[0][0]) == writes
