@@ -21,13 +21,13 @@ _ENOSPC = const(28)
 
 
 def _parse(b, i):
-    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
+    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
     seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
     j = i + _RH + nt + nm
-    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(
-            memoryview(b)[i:j]):
+    v = memoryview(b)  # topic and payload copied once, from the buffer read
+    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
         raise ValueError("bad record (length or CRC)")
-    return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
+    return seq, f, pid, ep, bytes(v[i + _RH : i + _RH + nt]), bytes(v[i + _RH + nt : j]), j + 4 - i
 
 
 def scan(s, w):
