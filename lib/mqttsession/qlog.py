@@ -21,13 +21,13 @@ _ENOSPC = const(28)
 
 
 def _parse(b, i):
-    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, next offset)
+    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
     seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
     j = i + _RH + nt + nm
-    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(
-            memoryview(b)[i:j]):
+    v = memoryview(b)  # topic and payload copied once, from the buffer read
+    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
         raise ValueError("bad record (length or CRC)")
-    return seq, f, pid, ep, bytes(b[i + _RH : i + _RH + nt]), bytes(b[i + _RH + nt : j]), j + 4
+    return seq, f, pid, ep, bytes(v[i + _RH : i + _RH + nt]), bytes(v[i + _RH + nt : j]), j + 4 - i
 
 
 def scan(s, w):
@@ -61,6 +61,13 @@ def scan(s, w):
         s.more += c
         s.bytes += nb
         last = z + 1
+    if s._sg and s._sg[0] > w:
+        # every message below the oldest segment is complete: a segment is removed
+        # when all of its messages are, without a hot-state write (stored._save)
+        w = s._sg[0]
+        s._done = [x for x in s._done if x >= w]
+        for x in [x for x in s._out if x < w]:
+            del s._out[x]
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w

@@ -36,9 +36,8 @@ def seg_get(s, i):
         s._st._report(s._p, "q/" + name(s, i), e)
         s._co = len(s._cb)
         return False
-    o = r[6]
-    s._r = r[:6] + (o - s._co,)
-    s._co = o
+    s._r = r
+    s._co += r[6]
     return True
 
 

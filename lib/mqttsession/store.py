@@ -151,11 +151,18 @@ def _write(path, data, rename=True):
 
 
 def _read(path):
-    # the whole file, when it is no larger than any file the store writes
-    if os.stat(path)[6] > _MAXF:
-        raise ValueError("larger than %d bytes: left alone" % _MAXF)
+    # the whole file, when it is no larger than any file the store writes: one open
+    # (a stat first would look the name up again: twice the block reads in a large
+    # directory) and one read into a buffer of the file's size
     with open(path, "rb") as f:
-        return f.read()
+        n = f.seek(0, 2)
+        if n > _MAXF:
+            raise ValueError("larger than %d bytes: left alone" % _MAXF)
+        f.seek(0)
+        b = bytearray(n)
+        if f.readinto(b) != n:
+            raise ValueError("truncated")
+        return b
 
 
 class SessionStore:

@@ -13,8 +13,10 @@
 # payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
 # is read from flash in order as the ring drains, so a backlog costs RAM for its window
 # only. QoS 1 completions are written with the next hot-state write, at least every
-# _LAZY of them: after a power cut at most that many acknowledged QoS 1 messages go out
-# again (DUP set), as QoS 1 allows. QoS 2 state is written at once.
+# _LAZY of them, or by removing the complete segment that held them (every message
+# below the oldest segment is complete: the hot-state watermark may lag behind it):
+# after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
+# as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
 from array import array
 import struct
@@ -36,6 +38,7 @@ _PIDDISK = const(128)
 _HOT = const(1)
 _SUBS = const(2)
 _IDENT = const(4)
+_TRIM = const(8)  # only: removes complete segments, writes the hot state if owed
 
 
 class StoredSession(Session):
@@ -231,16 +234,32 @@ class StoredSession(Session):
         if what & _SUBS:
             b = b"".join(bytes((q, len(f) & 255, len(f) >> 8)) + f for f, q in self.subs.items())
             _write(_join(p, "subs"), pack(b"u", b))
-        if what & _HOT:
+        if not what & (_HOT | _TRIM):
+            return
+        # the watermark: the oldest pending message's seq
+        w = self._cur if self.more else self.nseq
+        for i in range(self.n):
+            k = self.slot(i)
+            if self.fl[k] and self.seq[k] not in self._done:
+                w = self.seq[k]
+                break
+        d = self._done = [s for s in self._done if s >= w]
+        if what & _TRIM:
+            # complete segments go; their removal is the durable record of their
+            # completions (_load takes the oldest segment's first seq as a watermark):
+            # the hot state is written only when the completions left unrecorded (at or
+            # above the first seq of the oldest segment left, and in _done) reach
+            # _LAZY, or when no segment would be left to record them
+            i = 0
+            while i < len(self._sg) and self._sl[i] < w:
+                i += 1
+            if i and i < len(self._sg) and self._sg[i] <= w < self._sg[i] + _LAZY - len(d):
+                self._lazy = w - self._sg[i] + len(d)
+                what = 0
+            elif not i and self._lazy < _LAZY:
+                return
+        if what:
             self._lazy = 0
-            # the watermark: the oldest pending message's seq
-            w = self._cur if self.more else self.nseq
-            for i in range(self.n):
-                k = self.slot(i)
-                if self.fl[k] and self.seq[k] not in self._done:
-                    w = self.seq[k]
-                    break
-            d = self._done = [s for s in self._done if s >= w]
             b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
             b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
             b += bytes((len(d) & 255, len(d) >> 8)) + struct.pack("<%dI" % len(d), *d)
@@ -258,12 +277,12 @@ class StoredSession(Session):
             # rename); creating one commits an empty file first, so that is done beside
             _write(_join(p, "hot"), pack(b"s", b), not self._hx)
             self._hx = True
-            # segments whose messages are all complete go
-            while self._sg and self._sl[0] < w:
-                _rm(_join(p, "q", qlog.name(self, 0)))
-                self._sc = self._sc[1:]
-                self._sg = self._sg[1:]
-                self._sl = self._sl[1:]
+        # segments whose messages are all complete go
+        while self._sg and self._sl[0] < w:
+            _rm(_join(p, "q", qlog.name(self, 0)))
+            self._sc = self._sc[1:]
+            self._sg = self._sg[1:]
+            self._sl = self._sl[1:]
 
     def _assigned(self, k):
         # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
@@ -297,8 +316,12 @@ class StoredSession(Session):
             self.bytes -= self.sz[k]
             self._done.append(self.seq[k])
             self._lazy += 1
-            if f & 3 == 2 or self._lazy >= _LAZY or (self.nin + self.nq <= 1 and not self.more):
+            if f & 3 == 2 or (self.nin + self.nq <= 1 and not self.more):
                 self._save(_HOT)
+            elif self._lazy >= _LAZY or (self._sg and self.seq[k] >= self._sl[0]):
+                # the oldest segment may be complete: removed, or the hot state written
+                # when _LAZY completions are owed
+                self._save(_TRIM)
 
     def acked(self, pid, rel):
         k = super().acked(pid, rel)
