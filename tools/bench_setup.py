@@ -203,10 +203,16 @@ def run_mp(
     cmd += [f"{k}={v}" for k, v in args.items()]
     work = cwd or RUN / "work"
     work.mkdir(parents=True, exist_ok=True)
+    return run_killable(cmd, work, mp_env(path), timeout)
+
+
+def run_killable(cmd: Sequence[str], cwd: Path, env: dict[str, str],
+                 timeout: float) -> tuple[int, str]:
+    """Run cmd in its own process group; on timeout kill the group and return -9."""
     proc = subprocess.Popen(
         cmd,
-        cwd=work,
-        env=mp_env(path),
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -260,24 +266,7 @@ def run_host(
     that fails or runs out of time marks prefix n/a. Returns the exit status."""
     e = dict(os.environ, **(env or {}))
     e["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tools"), str(ROOT / "tests" / "host")])
-    proc = subprocess.Popen(
-        [sys.executable, str(script), *argv],
-        cwd=ROOT,
-        env=e,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        raw, _ = proc.communicate(timeout=timeout)
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        raw, _ = proc.communicate()
-        rc = -9
-    out = raw.decode("utf-8", errors="replace")
+    rc, out = run_killable([sys.executable, str(script), *argv], ROOT, e, timeout)
     res.log.append(f"$ {script.name} {' '.join(argv)}\n{out}")
     res.parse(out)
     if rc == -9:
