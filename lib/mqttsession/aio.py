@@ -157,8 +157,7 @@ class MQTTClient(Core):
         except OSError:
             if self._lost(self.store or self.link):
                 raise
-        if s.fl[k] and s.seq[k] == seq and not s.durable(k):
-            s._keep(k)
+        s.hold(k, seq)
 
     async def _wait(self, ms):
         # until the reader handles a packet; OSError when nothing comes within ms

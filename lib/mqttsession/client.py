@@ -58,47 +58,6 @@ class MQTTClient(Core):
             return _FOREVER
         return time.ticks_diff(self._bd, time.ticks_ms())
 
-    def _step(self, ms):
-        # waits up to ms (-1: until keepalive work is due) for input and handles every
-        # whole packet that arrived; returns the last packet type, or None when nothing
-        # arrived. The wait of every blocking call, so _ready, _rx_ms and the keepalive
-        # check are written out here: one call a wait on the publish path
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        if self._ob is not None and self._flush():
-            self._poll.modify(self.sock, _POLLIN)  # what a stalled socket held is out
-        if self._aw:
-            if self._s.nin:
-                self._owe(None)  # the wait publish gave up on goes on here
-            else:
-                self._aw = 0
-        if self.ka:
-            due = self._keepalive_due(time.ticks_ms())
-            if due <= 0:
-                self._send_ping()
-                due = self._keepalive_due(time.ticks_ms())
-            if ms < 0 or ms > due:
-                ms = due
-        elif ms < 0:
-            ms = 60000
-        # whole packets buffered (_hold): no wait; a packet that has started must end
-        # within timeout of its first byte (_p0)
-        part = self._r1 != self._r0 or self._skip
-        if self._hold:
-            ms = 0
-        elif part:
-            ms = min(ms, max(0, self._tms - time.ticks_diff(time.ticks_ms(), self._p0)))
-        for _ in self._poll.ipoll(ms):
-            break
-        else:
-            if not part:
-                return None
-        try:
-            return self._recv()
-        except OSError:
-            self._close()
-            raise
-
     def _wait_out(self):
         # output the socket did not take: waits for it to drain within the budget (the
         # rest goes out in later calls, see _step) and within timeout (then the link is
@@ -190,12 +149,14 @@ class MQTTClient(Core):
         self._begin()
         self._send_ping()
 
+    # The whole path of a QoS 1/2 PUBLISH: publish() checks it (_check) and finds the link
+    # up; _pub1 waits for room in the window (_room) and puts it into the session
+    # (Session.add, as _queue); _go sends it (_send_slot, _put, _write) and at window 1
+    # waits for its acknowledgement (_await: _step reads and handles it with Wire._recv,
+    # _parse, Core._handle). Offline, or no room within the budget: _queue. The steps are
+    # separate functions because a frame larger than 11 words is allocated on the heap at
+    # every call (see wire.py): each of these fits.
     def publish(self, topic, msg, retain=False, qos=0):
-        # The whole path of a QoS 1/2 PUBLISH: checks (_check), room in the window, into
-        # the session (Session.add, as _queue), onto the socket (_send_slot, _write), then
-        # at window 1 the wait for its acknowledgement (_step, which reads and handles
-        # it: Wire._recv, _parse, Core._handle). _begin and the connected test of _ensure
-        # are written out. Offline, or no room within the budget: _queue.
         self._check(topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
@@ -209,75 +170,10 @@ class MQTTClient(Core):
             if self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
             self._queue(qos, retain, False)
-            return
-        if not qos:
-            try:
-                self._pub0(retain)
-                if self.ka and self._keepalive_due(time.ticks_ms()) <= 0:
-                    self._step(0)
-            except OSError:
-                if self._lost(self.link):
-                    raise
-            return
-        # waits for room in the window within the budget; when there is none yet (the
-        # message then waits in the session) or the link broke meanwhile, it is queued
-        s = self._s
-        t0 = time.ticks_ms()
-        try:
-            while s.nin >= self._quota or s.full():
-                if time.ticks_diff(time.ticks_ms(), t0) > self._tms:
-                    raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                b = _FOREVER if self.budget_ms is None else \
-                    time.ticks_diff(self._bd, time.ticks_ms())  # as _left
-                if b <= 0:
-                    self._owe(t0)
-                    t0 = None
-                    break
-                self._step(min(self._tms, b))
-        except OSError:
-            if self._lost(self.store or self.link):
-                raise
-            t0 = None
-        if t0 is None:
-            self._queue(qos, retain, False)
-            return
-        # into the session, as _queue (the loop above made room): with a store, a QoS 2
-        # message gets its packet ID and is in flash before it goes out; one behind a
-        # backlog in flash joins the backlog (_send_slot then does nothing)
-        k = s.add(self._t, self._m, qos, retain)
-        if k == s.cap or qos == 2:
-            self._durable(k, k != s.cap)
-        # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
-        # the budget, a wider window takes what is there. With a store, a message still
-        # unacknowledged when this returns is in flash.
-        seq = s.seq[k]
-        try:
-            self._send_slot(k)
-            if self.window == 1:
-                t0 = time.ticks_ms()
-                while s.fl[k] and s.seq[k] == seq:
-                    left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-                    if left <= 0:
-                        raise OSError(_ETIMEDOUT)
-                    if self.budget_ms is not None:  # as _left
-                        b = time.ticks_diff(self._bd, time.ticks_ms())
-                        if b <= 0:
-                            self._owe(t0)
-                            break  # patience is over: a later call handles the acknowledgement
-                        if b < left:
-                            left = b
-                    self._step(left)
-            elif s.nin < self._quota:
-                # acknowledgements that arrived meanwhile are handled now while the
-                # window has room; a full one's next publish reads them as it waits
-                for _ in self._poll.ipoll(0):
-                    self._step(0)
-                    break
-        except OSError:
-            if self._lost(self.store or self.link):
-                raise
-        if self.store is not None and s.fl[k] and s.seq[k] == seq and not s.durable(k):
-            s._keep(k)  # (a RAM session keeps nothing)
+        elif qos:
+            _pub1(self, qos, retain)
+        else:
+            _send0(self, retain)
 
     def _owe(self, t0):
         # publish's patience ran out in a wait that began at t0 (None: in an earlier
@@ -332,7 +228,7 @@ class MQTTClient(Core):
             if left <= 0:
                 self._close()
                 raise OSError(_ETIMEDOUT)
-            self._step(left)
+            _step(self, left)
         self._sub_end(topic, qos)
 
     def wait_msg(self):
@@ -357,10 +253,11 @@ class MQTTClient(Core):
             if self.link is None:
                 raise OSError(_ENOTCONN)
             if ms:
-                time.sleep_ms(max(10, min(self.link.due(), 1000)))
+                ms = min(self.link.due(), 1000)
+                time.sleep_ms(max(10, ms))
             return None
         try:
-            return self._step(ms)
+            return _step(self, ms)
         except OSError:
             if self._lost(self.link):
                 raise
@@ -372,3 +269,125 @@ class MQTTClient(Core):
     def pending(self):
         # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
         return self._s.pending()
+
+
+def _step(c, ms):
+    # waits up to ms (-1: until keepalive work is due) for input and handles every
+    # whole packet that arrived; returns the last packet type, or None when nothing
+    # arrived. The wait of every blocking call
+    if c.sock is None:
+        raise OSError(_ENOTCONN)
+    if c._ob is not None and c._flush():
+        c._poll.modify(c.sock, _POLLIN)  # what a stalled socket held is out
+    if c._aw:
+        if c._s.nin:
+            c._owe(None)  # the wait publish gave up on goes on here
+        else:
+            c._aw = 0
+    if c.ka:
+        due = c._keepalive_due(time.ticks_ms())
+        if due <= 0:
+            c._send_ping()
+            due = c._keepalive_due(time.ticks_ms())
+        if ms < 0 or ms > due:
+            ms = due
+    elif ms < 0:
+        ms = 60000
+    # whole packets buffered (_hold): no wait; a packet that has started must end
+    # within timeout of its first byte (_p0)
+    if c._hold:
+        ms = 0
+    elif c._r1 != c._r0 or c._skip:
+        due = time.ticks_diff(time.ticks_ms(), c._p0)
+        ms = min(ms, max(0, c._tms - due))
+    # the wait, without iterating the result (a loop over it would take 4 more words
+    # of frame): _recv reads whatever arrived and returns None when nothing did.
+    # OSError: _recv has closed the link
+    c._poll.ipoll(ms)
+    return c._recv()
+
+
+def _send0(c, retain):
+    # QoS 0 onto the socket, and a keepalive ping when one is due
+    try:
+        c._pub0(retain)
+        if c.ka and c._keepalive_due(time.ticks_ms()) <= 0:
+            _step(c, 0)
+    except OSError:
+        if c._lost(c.link):
+            raise
+
+
+def _pub1(c, qos, retain):
+    # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
+    # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
+    s = c._s
+    if (s.nin >= c._quota or s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
+        c._queue(qos, retain, False)
+        return
+    k = s.add(c._t, c._m, qos, retain)  # as _queue: _room made room
+    if k == s.cap or qos == 2:
+        c._durable(k, k != s.cap)
+    qos = s.seq[k]  # from here the message's number (one local less: see above)
+    _go(c, k)
+    if c.store is not None:
+        s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+
+
+def _room(c):
+    # waits for room in the window within the budget; False when there is none yet
+    # (the message then waits in the session) or the link broke meanwhile
+    try:
+        return _fits(c)
+    except OSError:
+        if c._lost(c.store or c.link):
+            raise
+        return False
+
+
+def _fits(c):
+    # _room's wait (a function with a try has room for two locals: see above)
+    t0 = time.ticks_ms()
+    while c._s.nin >= c._quota or c._s.full():
+        if time.ticks_diff(time.ticks_ms(), t0) > c._tms:
+            raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
+        b = c._left()
+        if b <= 0:
+            c._owe(t0)
+            return False
+        _step(c, min(c._tms, b))
+    return True
+
+
+def _go(c, k):
+    # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
+    # the budget. A wider window does not wait: acknowledgements are read, all that
+    # arrived in one read, once the window is full (_room) or by the next call that
+    # waits.
+    try:
+        c._send_slot(k)
+        if c.window == 1:
+            _await(c, k)
+    except OSError:
+        if c._lost(c.store or c.link):
+            raise
+
+
+def _await(c, k):
+    # handles packets until slot k is acknowledged, within timeout (OSError: the link
+    # is dead) and the budget (then a later call goes on, _owe). A callback may
+    # publish meanwhile: k is this message while it holds the same number (seq)
+    seq = c._s.seq[k]
+    t0 = time.ticks_ms()
+    while c._s.fl[k] and c._s.seq[k] == seq:
+        left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
+        if left <= 0:
+            raise OSError(_ETIMEDOUT)
+        if c.budget_ms is not None:  # as _left
+            b = time.ticks_diff(c._bd, time.ticks_ms())
+            if b <= 0:
+                c._owe(t0)
+                return  # patience is over: a later call handles the acknowledgement
+            if b < left:
+                left = b
+        _step(c, left)

@@ -9,7 +9,6 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .session import SENT, REL, PID
 from .wire import Wire
 
 # packet types and reason codes, as local constants so they fold at compile time
@@ -25,6 +24,11 @@ _MALFORMED = const(0x81)
 _TOO_LARGE = const(0x95)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
+# Session.fl flags (session.py), as local constants: an imported name is a dictionary
+# lookup at every use
+_SENT = const(8)
+_REL = const(16)
+_PID = const(64)
 
 
 def _free_ctl():
@@ -105,9 +109,10 @@ class Core(Wire):
         self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
         self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
         self._rem = 0
-        self._ts = None  # last str topic and its encoding
+        # the last str topic and its encoding, and the last bytes topic that passed the
+        # checks (at first an object no caller passes as a topic)
+        self._ts = self._tv = object()
         self._tb = None
-        self._tv = None  # last bytes topic that passed the checks
         self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
         self._subt = 0  # the type of ack it awaits
         self._subrc = -1
@@ -210,7 +215,9 @@ class Core(Wire):
         # validates the caller's message (as publish() got it: _topic and _payload make
         # bytes of what is not) and takes it in hand. A bytes topic object that passed
         # once passes again (it cannot change): a repeated topic is checked once
-        if type(topic) is not bytes:
+        if topic is self._ts:
+            topic = self._tb  # a repeated str topic, encoded once
+        elif topic is not self._tv:
             topic = self._topic(topic)
         if type(msg) is not bytes:
             msg = self._payload(msg)
@@ -220,102 +227,54 @@ class Core(Wire):
                 self._tv = topic
         if type(qos) is not int or not 0 <= qos <= 2:
             P.check_qos(qos)
-        self._t = self._pt = topic
-        self._m = self._pm = msg
-        # the remaining length of its PUBLISH (as _hand)
-        self._rem = n = 2 + len(topic) + (2 if qos else 0) + (self.version == 5) + len(msg)
-        if len(topic) + 10 > len(self._tx):
-            self._tx = bytearray(len(topic) + 64)  # a topic longer than tx_size: once
-        if n + 5 > self._maxout:
+        self._t = topic
+        self._m = msg
+        # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
+        if 7 + len(topic) + (2 if qos else 0) + (self.version == 5) + len(msg) > self._maxout:
             raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
     def _hand(self, qos):
-        # the caller's message goes on the wire next
+        # the caller's message goes on the wire next (_put)
         self._pt = self._t
         self._pm = self._m
         self._rem = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
-        if len(self._pt) + 10 > len(self._tx):
-            self._tx = bytearray(len(self._pt) + 64)  # a topic longer than tx_size: once
 
     def _pub0(self, retain):
-        # QoS 0 of the caller's message (a reconnect may have sent others since _check):
-        # header and payload in one write when they fit
+        # QoS 0 of the caller's message (a reconnect may have sent others since _check)
         self._hand(0)
-        tx = self._tx
-        i = P.publish_header(tx, _PUBLISH | (1 if retain else 0), self._pt, 0, self._rem)
-        if self.version == 5:
-            tx[i] = 0  # no properties: full topic names, no alias
-            i += 1
-        m = self._pm
-        n = i + len(m)
-        if n <= len(tx):
-            tx[i:n] = m
-            self._write(tx, n)
-        else:
-            self._write(tx, i)
-            self._write(m, len(m))
+        _put(self, _PUBLISH | (1 if retain else 0), 0)
 
     def _send_slot(self, k):
-        # (re)send ring slot k: PUBLISH with DUP when resent, or PUBREL once released.
-        # One function from the ring to the socket: the publish path's hot spot
+        # (re)send ring slot k: PUBLISH with DUP when resent (_put), or PUBREL once
+        # released
         s = self._s
         f = s.fl[k]
         if not f:
             return  # gone to the store's backlog (see _queue)
-        if not f & PID:
+        if not f & _PID:
             s.assign(k)
             f = s.fl[k]
-        if (f & 3 > self._maxq or f & 4 > self._retok << 2) and not f & REL:
+        if (f & 3 > self._maxq or f & 4 > self._retok << 2) and not f & _REL:
             f = self._cap(k)
-        s.fl[k] = f | SENT
-        if f & REL:
+        s.fl[k] = f | _SENT
+        if f & _REL:
             self._ack(0x62, s.ids[k])
             return
-        t = s.top[k]
-        if t is None:
-            t, m = s.load(k)
+        if s.top[k] is None:
+            self._pt, self._pm = s.load(k)
         else:
-            m = s.msg[k]
-        self._pt = t
-        self._pm = m
+            self._pt = s.top[k]
+            self._pm = s.msg[k]
         # remaining length (a message capped to the broker's Maximum QoS 0 has no ID)
-        n = 2 + len(t) + (2 if f & 3 else 0) + (self.version == 5) + len(m)
+        n = 2 + len(self._pt) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
         self._rem = n
         if n + 5 > self._maxout:
             # stored under a broker that allowed it; this one never will: give it up
             self.dropped += 1
             s.drop(k)
             return
-        tx = self._tx
-        if len(t) + 10 > len(tx):
-            tx = self._tx = bytearray(len(t) + 64)  # a topic longer than tx_size: once
-        tx[0] = _PUBLISH | (8 if f & SENT else 0) | (f & 3) << 1 | (f >> 2 & 1)
-        if n < 0x80:
-            tx[1] = n
-            i = 2
-        else:
-            i = P.put_varint(tx, 1, n)
-        j = len(t)
-        tx[i] = j >> 8
-        tx[i + 1] = j & 0xFF
-        i += 2
-        tx[i : i + j] = t
-        i += j
-        if f & 3:
-            j = s.ids[k]
-            tx[i] = j >> 8
-            tx[i + 1] = j & 0xFF
-            i += 2
-        if self.version == 5:
-            tx[i] = 0  # no properties: full topic names, no alias
-            i += 1
-        j = i + len(m)
-        if j <= len(tx):
-            tx[i:j] = m  # header and payload in one write when they fit
-            self._write(tx, j)
-        else:
-            self._write(tx, i)
-            self._write(m, len(m))
+        n = _PUBLISH | (8 if f & _SENT else 0) | (f & 3) << 1 | (f >> 2 & 1)
+        _put(self, n, s.ids[k] if f & 3 else 0)
         if not f & 3:
             s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
 
@@ -363,7 +322,7 @@ class Core(Wire):
             k = s.head + s.n - 1
             if k >= s.cap:
                 k -= s.cap
-            if fl[k] and not fl[k] & PID:
+            if fl[k] and not fl[k] & _PID:
                 if s.nin < self._quota:
                     self._send_slot(k)
                 return
@@ -371,7 +330,7 @@ class Core(Wire):
         for _ in range(s.n):
             if s.nin >= self._quota:
                 return
-            if fl[k] and not fl[k] & PID:
+            if fl[k] and not fl[k] & _PID:
                 self._send_slot(k)
             k += 1
             if k == s.cap:
@@ -590,3 +549,42 @@ class Core(Wire):
         self._ab[1] = 0
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
+
+
+def _put(c, i, pid):
+    # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
+    # (0: none), header and payload in one write when they fit. i is the first byte,
+    # then the remaining length, then the write position: each local of a function
+    # whose frame exceeds 11 words would make every call allocate it on the heap
+    tx = c._tx
+    t = c._pt
+    n = len(t)
+    if n + 10 > len(tx):
+        tx = c._tx = bytearray(n + 64)  # a topic longer than tx_size: once
+    tx[0] = i
+    i = c._rem
+    if i < 0x80:
+        tx[1] = i
+        i = 2
+    else:
+        i = P.put_varint(tx, 1, i)
+    tx[i] = n >> 8
+    tx[i + 1] = n & 0xFF
+    i += 2
+    tx[i : i + n] = t
+    i += n
+    if pid:
+        tx[i] = pid >> 8
+        tx[i + 1] = pid & 0xFF
+        i += 2
+    if c.version == 5:
+        tx[i] = 0  # no properties: full topic names, no alias
+        i += 1
+    t = c._pm
+    n = i + len(t)
+    if n <= len(tx):
+        tx[i:n] = t
+        c._write(tx, n)
+    else:
+        c._write(tx, i)
+        c._write(t, len(t))

@@ -30,7 +30,15 @@ _P_MAX_PACKET = const(0x27)
 
 class MQTTException(Exception):
     # args[0] is the MQTT return/reason code; args[1], when present, says more.
-    pass
+    # MQTTException.last is the newest one made: the receive path's handler (Wire._recv)
+    # reads it rather than binding the exception it catches (`except ... as e` adds a
+    # finally block to the function's frame, which then exceeds 11 words and is
+    # allocated on the heap at every call, here at every read)
+    last = None
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        MQTTException.last = self
 
 
 def malformed(why):

@@ -196,31 +196,33 @@ class Session:
 
     def acked(self, pid, rel):
         # PUBACK/PUBCOMP (rel=False) or PUBREC (rel=True) for pid; returns the slot or -1.
-        # The ring is searched from the oldest message: acknowledgements come in order
-        ids = self.ids
+        # The ring is searched from the oldest message: acknowledgements come in order.
+        # (Few locals: a frame over 11 words would be allocated on every call.)
         fl = self.fl
         k = self.head
-        for _ in range(self.n):
-            if ids[k] == pid and fl[k] & PID:
+        n = self.n
+        while n:
+            if self.ids[k] == pid and fl[k] & PID:
                 break
             k += 1
             if k == self.cap:
                 k = 0
+            n -= 1
         else:
             return -1
-        f = fl[k]
+        n = fl[k]
         if rel:
-            if f & 3 != 2:
+            if n & 3 != 2:
                 return -1
-            if not f & REL:
-                fl[k] = f | REL
+            if not n & REL:
+                fl[k] = n | REL
                 self._keep(k)
             return k
-        if (f & 3 == 2) != bool(f & REL):
+        if (n & 3 == 2) != (n & REL != 0):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
         self._forget(k)
-        u = self._use
-        u[pid % len(u)] -= 1
+        n = self._use
+        n[pid % len(n)] -= 1
         fl[k] = 0
         self.top[k] = self.msg[k] = None
         self.nin -= 1
@@ -382,6 +384,12 @@ class Session:
         # after CONNACK: the session now has state at the broker
         self.fresh = False
         self._save(IDENT)
+
+    def hold(self, k, seq):
+        # slot k, while it still holds the message numbered seq unacknowledged, survives
+        # a power cut from now on (a RAM session keeps nothing)
+        if self.fl[k] and self.seq[k] == seq and not self.durable(k):
+            self._keep(k)
 
     def load(self, k):
         # topic and payload of slot k when only the flash copy holds them

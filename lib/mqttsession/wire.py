@@ -224,45 +224,26 @@ class Wire:
     # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
     # arrives (_skip bytes to go), then it is refused with 0x95.
     def _recv(self):
-        # handles the whole packets buffered, else reads once and handles those; returns
-        # the type of the last packet handled, or None. OSError: the link is broken (the
-        # caller closes); MQTTException: the connection is closed, except for a refused
-        # oversized packet.
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        self._large = False
-        cs = self._cs
+        # handles the whole packets buffered, else reads once and handles those (_read);
+        # returns the type of the last packet handled, or None. OSError: the link is
+        # broken (and closed here); MQTTException: the connection is closed, except for a
+        # refused oversized packet.
         try:
-            # whole packets may wait in the buffer (_hold), or the rest of one that started
-            if self._r1 != self._r0 or self._skip:
-                t = self._parse()
-                if t is None and self._fill():
-                    t = self._parse()
-            else:
-                # the buffer is empty (the usual case): one read to its front, as _fill
-                self._hold = False  # as _parse finds: no whole packet buffered
-                n = self.sock.readinto(self._rx)
-                if n is None:
-                    return None
-                if not n:
-                    raise OSError(_ECONNRESET)
-                self._r0 = 0
-                self._r1 = n
-                self._p0 = self._rt = self._lrx = time.ticks_ms()
-                t = self._parse()
-            if (self._r1 != self._r0 or self._skip) and time.ticks_diff(
-                    time.ticks_ms(), self._p0) >= self._tms:
-                raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-            return t
-        except MQTTException as e:
+            return _read(self)
+        except OSError:
+            self._close()
+            raise
+        except MQTTException:
+            e = MQTTException.last  # the one caught (see packet.py)
             if self._large:
                 raise  # a refused oversized packet: the connection stays up
-            self._fail(e)  # the broker broke the protocol: end the connection (and why)
-            if not self.link or cs:
+            # the broker broke the protocol: end the connection (and why)
+            if not self.link or self._cs:
+                self._fail(e)
                 raise
             # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
             # link failure like any other (link.last_error holds it); the keeper reconnects
-            self._why = e
+            self._fail(e)
             raise OSError(_ECONNRESET)
 
     def _fill(self):
@@ -393,3 +374,32 @@ class Wire:
             else:
                 self._ack(_PUBACK, pid)
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
+
+
+def _read(w):
+    # _recv's work, apart from its handling of errors (as one function its frame
+    # would exceed 11 words: allocated on the heap at every call)
+    if w.sock is None:
+        raise OSError(_ENOTCONN)
+    w._large = False
+    # whole packets may wait in the buffer (_hold), or the rest of one that started
+    if w._r1 != w._r0 or w._skip:
+        t = w._parse()
+        if t is None and w._fill():
+            t = w._parse()
+    else:
+        # the buffer is empty (the usual case): one read to its front, as _fill
+        w._hold = False  # as _parse finds: no whole packet buffered
+        t = w.sock.readinto(w._rx)
+        if t is None:
+            return None
+        if not t:
+            raise OSError(_ECONNRESET)
+        w._r0 = 0
+        w._r1 = t
+        w._p0 = w._rt = w._lrx = time.ticks_ms()
+        t = w._parse()
+    if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
+            time.ticks_ms(), w._p0) >= w._tms:
+        raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+    return t
