@@ -10,7 +10,8 @@ from micropython import const
 import time
 
 from .packet import MQTTException
-from .core import Core
+from .core import Core, _check
+from .wire import _recv
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -22,15 +23,13 @@ _FOREVER = const(0x3FFFFFFF)
 
 
 class MQTTClient(Core):
-    # The methods of the publish and acknowledgement path are entered in this class too:
-    # a method call looks its name up in the instance, then in each class in turn, and a
-    # miss in Core's nearly full table probes most of it (measured on the unix port: 99 ns
-    # a call found here, 228 ns found in Core, 340 ns in Wire)
-    _check = Core._check
+    # The methods the publish and acknowledgement path still calls as methods are entered
+    # in this class too: a method call looks its name up in the instance, then in each
+    # class in turn, and a miss in Core's nearly full table probes most of it (measured on
+    # the unix port: 99 ns a call found here, 228 ns found in Core, 340 ns in Wire). The
+    # rest of that path calls module functions (see wire.py).
     _send_slot = Core._send_slot
     _write = Core._write
-    _recv = Core._recv
-    _parse = Core._parse
     _handle = Core._handle
 
     def __init__(self, *args, budget_ms=-1, **kw):
@@ -157,7 +156,7 @@ class MQTTClient(Core):
     # separate functions because a frame larger than 11 words is allocated on the heap at
     # every call (see wire.py): each of these fits.
     def publish(self, topic, msg, retain=False, qos=0):
-        self._check(topic, msg, qos)
+        _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
@@ -300,11 +299,17 @@ def _step(c, ms):
     elif c._r1 != c._r0 or c._skip:
         due = time.ticks_diff(time.ticks_ms(), c._p0)
         ms = min(ms, max(0, c._tms - due))
+    else:
+        # what has arrived already is read without a wait (a quick broker's answer
+        # often has, by the time the publish that asked for it is out)
+        due = _recv(c)
+        if due is not None or not ms:
+            return due
     # the wait, without iterating the result (a loop over it would take 4 more words
     # of frame): _recv reads whatever arrived and returns None when nothing did.
     # OSError: _recv has closed the link
     c._poll.ipoll(ms)
-    return c._recv()
+    return _recv(c)
 
 
 def _send0(c, retain):
@@ -363,11 +368,14 @@ def _go(c, k):
     # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
     # the budget. A wider window does not wait: acknowledgements are read, all that
     # arrived in one read, once the window is full (_room) or by the next call that
-    # waits.
+    # waits; with a store, also what has arrived already (a message they complete needs
+    # no flash write, see _pub1)
     try:
         c._send_slot(k)
         if c.window == 1:
             _await(c, k)
+        elif c.store is not None:
+            _step(c, 0)
     except OSError:
         if c._lost(c.store or c.link):
             raise

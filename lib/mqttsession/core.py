@@ -9,7 +9,7 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .wire import Wire
+from .wire import Wire, _write
 
 # packet types and reason codes, as local constants so they fold at compile time
 _PUBLISH = const(0x30)
@@ -40,7 +40,77 @@ def _free_ctl():
         pkg.__dict__.pop("ctl", None)
 
 
+# --- the publish path's module functions (see wire.py, the hot path) ---
+
+
+# Two messages in hand, kept on the client so the frames stay small: _t/_m is the one
+# the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
+# or a queued one that a resend loads), so a resend never clobbers the caller's.
+def _check(c, topic, msg, qos):
+    # validates the caller's message (as publish() got it: _topic and _payload make
+    # bytes of what is not) and takes it in hand. A bytes topic object that passed
+    # once passes again (it cannot change): a repeated topic is checked once
+    if topic is c._ts:
+        topic = c._tb  # a repeated str topic, encoded once
+    elif topic is not c._tv:
+        topic = c._topic(topic)
+    if type(msg) is not bytes:
+        msg = c._payload(msg)
+    if topic is not c._tv:
+        P.check_topic(topic)
+        if type(topic) is bytes:
+            c._tv = topic
+    if type(qos) is not int or not 0 <= qos <= 2:
+        P.check_qos(qos)
+    c._t = topic
+    c._m = msg
+    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
+    if 7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
+        raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+
+
+def _put(c, i, pid):
+    # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
+    # (0: none), header and payload in one write when they fit. i is the first byte,
+    # then the remaining length, then the write position: each local of a function
+    # whose frame exceeds 11 words would make every call allocate it on the heap
+    tx = c._tx
+    t = c._pt
+    n = len(t)
+    if n + 10 > len(tx):
+        tx = c._tx = bytearray(n + 64)  # a topic longer than tx_size: once
+    tx[0] = i
+    i = c._rem
+    if i < 0x80:
+        tx[1] = i
+        i = 2
+    else:
+        i = P.put_varint(tx, 1, i)
+    tx[i] = n >> 8
+    tx[i + 1] = n & 0xFF
+    i += 2
+    tx[i : i + n] = t
+    i += n
+    if pid:
+        tx[i] = pid >> 8
+        tx[i + 1] = pid & 0xFF
+        i += 2
+    if c.version == 5:
+        tx[i] = 0  # no properties: full topic names, no alias
+        i += 1
+    t = c._pm
+    n = i + len(t)
+    if n <= len(tx):
+        tx[i:n] = t
+        _write(c, tx, n)
+    else:
+        _write(c, tx, i)
+        _write(c, t, len(t))
+
+
 class Core(Wire):
+    _check = _check
+
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
                  timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
@@ -207,31 +277,6 @@ class Core(Wire):
 
     def _ack(self, first, pid):
         self._write(self._ab, P.ack(self._ab, first, pid))
-
-    # Two messages in hand, kept on the client so the frames stay small: _t/_m is the one
-    # the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
-    # or a queued one that a resend loads), so a resend never clobbers the caller's.
-    def _check(self, topic, msg, qos):
-        # validates the caller's message (as publish() got it: _topic and _payload make
-        # bytes of what is not) and takes it in hand. A bytes topic object that passed
-        # once passes again (it cannot change): a repeated topic is checked once
-        if topic is self._ts:
-            topic = self._tb  # a repeated str topic, encoded once
-        elif topic is not self._tv:
-            topic = self._topic(topic)
-        if type(msg) is not bytes:
-            msg = self._payload(msg)
-        if topic is not self._tv:
-            P.check_topic(topic)
-            if type(topic) is bytes:
-                self._tv = topic
-        if type(qos) is not int or not 0 <= qos <= 2:
-            P.check_qos(qos)
-        self._t = topic
-        self._m = msg
-        # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
-        if 7 + len(topic) + (2 if qos else 0) + (self.version == 5) + len(msg) > self._maxout:
-            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
     def _hand(self, qos):
         # the caller's message goes on the wire next (_put)
@@ -549,42 +594,3 @@ class Core(Wire):
         self._ab[1] = 0
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
-
-
-def _put(c, i, pid):
-    # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
-    # (0: none), header and payload in one write when they fit. i is the first byte,
-    # then the remaining length, then the write position: each local of a function
-    # whose frame exceeds 11 words would make every call allocate it on the heap
-    tx = c._tx
-    t = c._pt
-    n = len(t)
-    if n + 10 > len(tx):
-        tx = c._tx = bytearray(n + 64)  # a topic longer than tx_size: once
-    tx[0] = i
-    i = c._rem
-    if i < 0x80:
-        tx[1] = i
-        i = 2
-    else:
-        i = P.put_varint(tx, 1, i)
-    tx[i] = n >> 8
-    tx[i + 1] = n & 0xFF
-    i += 2
-    tx[i : i + n] = t
-    i += n
-    if pid:
-        tx[i] = pid >> 8
-        tx[i + 1] = pid & 0xFF
-        i += 2
-    if c.version == 5:
-        tx[i] = 0  # no properties: full topic names, no alias
-        i += 1
-    t = c._pm
-    n = i + len(t)
-    if n <= len(tx):
-        tx[i:n] = t
-        c._write(tx, n)
-    else:
-        c._write(tx, i)
-        c._write(t, len(t))

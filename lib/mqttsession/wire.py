@@ -34,7 +34,119 @@ _POLLOUT = const(4)
 _warned = False  # the warning about a TLS context that does not verify: once
 
 
+# --- the hot path: module functions of the wire, entered in the class as methods too ---
+# The publish and receive paths call these as module functions: a method call first looks
+# its name up in the instance's attribute table, nearly full by design (MicroPython grows
+# it only once it is full) and probed to an empty slot on every miss; a module function is
+# one dictionary hit. Other callers use them as methods.
+
+
+def _write(w, buf, n):
+    # the whole packet in one write. What the socket does not take waits in _ob and
+    # goes out as the socket drains, in order, within timeout (see _wait_out). On
+    # OSError the front end closes the socket (see _lost).
+    if w.sock is None:
+        raise OSError(_ENOTCONN)
+    if w._ob:
+        w._out(buf, 0, n)
+    else:
+        k = w.sock.write(buf, n)
+        if k != n:
+            w._out(buf, k or 0, n)
+    w._ltx = time.ticks_ms()
+
+
+def _recv(w):
+    # handles the whole packets buffered, else reads once and handles those (_read);
+    # returns the type of the last packet handled, or None. OSError: the link is
+    # broken (and closed here); MQTTException: the connection is closed, except for a
+    # refused oversized packet.
+    try:
+        return _read(w)
+    except OSError:
+        w._close()
+        raise
+    except MQTTException:
+        e = MQTTException.last  # the one caught (see packet.py)
+        if w._large:
+            raise  # a refused oversized packet: the connection stays up
+        # the broker broke the protocol: end the connection (and why)
+        if not w.link or w._cs:
+            w._fail(e)
+            raise
+        # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
+        # link failure like any other (link.last_error holds it); the keeper reconnects
+        w._fail(e)
+        raise OSError(_ECONNRESET)
+
+
+def _read(w):
+    # _recv's work, apart from its handling of errors (as one function its frame
+    # would exceed 11 words: allocated on the heap at every call)
+    if w.sock is None:
+        raise OSError(_ENOTCONN)
+    w._large = False
+    # whole packets may wait in the buffer (_hold), or the rest of one that started
+    if w._r1 != w._r0 or w._skip:
+        t = _parse(w)
+        if t is None and w._fill():
+            t = _parse(w)
+    else:
+        # the buffer is empty (the usual case): one read to its front, as _fill
+        w._hold = False  # as _parse finds: no whole packet buffered
+        t = w.sock.readinto(w._rx)
+        if t is None:
+            return None
+        if not t:
+            raise OSError(_ECONNRESET)
+        w._r0 = 0
+        w._r1 = t
+        w._p0 = w._rt = w._lrx = time.ticks_ms()
+        t = _parse(w)
+    if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
+            time.ticks_ms(), w._p0) >= w._tms:
+        raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+    return t
+
+
+def _parse(w):
+    # handles every whole packet in the buffer, stopping after a CONNACK (the session
+    # resumes before what follows it) or when _left() says time is up; returns the
+    # last type handled or None
+    t = None
+    rx = w._rx
+    while True:
+        if w._skip and not w._discard():
+            return t
+        i = w._r0
+        if i + 2 > w._r1:
+            break
+        n = rx[i + 1]
+        if n & 0x80:
+            n = w._varlen(i)  # 0 while incomplete; sets _hl
+        else:
+            w._hl = 2
+            n += 2
+        if n > len(rx):
+            n = w._oversize(n)
+        if not n or i + n > w._r1:
+            break
+        w._hold = True
+        w._r0 = i + n  # consumed before handling: an exception leaves it handled
+        w._p0 = w._rt
+        w._n = i + n
+        t = w._handle(rx[i], i + w._hl)
+        if w._r0 < w._r1 and (t == _CONNACK or w._left() <= 0):
+            return t  # the rest waits (_hold): a front end's time budget is spent
+    w._hold = False
+    return t
+
+
 class Wire:
+    _write = _write
+    _recv = _recv
+    _parse = _parse
+
     # --- connection: non-blocking steps under one deadline (timeout) ---
     def _conn_start(self, clean, tms=None):
         self._close()
@@ -167,20 +279,6 @@ class Wire:
     # The publish and receive paths are split into small functions and keep the message
     # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
     # heap at every call (tools/frames.py lists them).
-    def _write(self, buf, n):
-        # the whole packet in one write. What the socket does not take waits in _ob and
-        # goes out as the socket drains, in order, within timeout (see _wait_out). On
-        # OSError the front end closes the socket (see _lost).
-        if self.sock is None:
-            raise OSError(_ENOTCONN)
-        if self._ob:
-            self._out(buf, 0, n)
-        else:
-            w = self.sock.write(buf, n)
-            if w != n:
-                self._out(buf, w or 0, n)
-        self._ltx = time.ticks_ms()
-
     def _out(self, buf, w, n):
         # keeps the rest of a packet the socket did not take (a copy: the caller reuses
         # its buffer); allocates, but only while the socket is full
@@ -223,29 +321,6 @@ class Wire:
     # A packet must be whole within timeout of its first byte (_p0). A packet larger
     # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
     # arrives (_skip bytes to go), then it is refused with 0x95.
-    def _recv(self):
-        # handles the whole packets buffered, else reads once and handles those (_read);
-        # returns the type of the last packet handled, or None. OSError: the link is
-        # broken (and closed here); MQTTException: the connection is closed, except for a
-        # refused oversized packet.
-        try:
-            return _read(self)
-        except OSError:
-            self._close()
-            raise
-        except MQTTException:
-            e = MQTTException.last  # the one caught (see packet.py)
-            if self._large:
-                raise  # a refused oversized packet: the connection stays up
-            # the broker broke the protocol: end the connection (and why)
-            if not self.link or self._cs:
-                self._fail(e)
-                raise
-            # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
-            # link failure like any other (link.last_error holds it); the keeper reconnects
-            self._fail(e)
-            raise OSError(_ECONNRESET)
-
     def _fill(self):
         # one read of whatever has arrived, into the free part of _rx; the number of
         # bytes (0: nothing yet)
@@ -280,38 +355,6 @@ class Wire:
         self._r0 = 0
         self._r1 = n
         return n
-
-    def _parse(self):
-        # handles every whole packet in the buffer, stopping after a CONNACK (the session
-        # resumes before what follows it) or when _left() says time is up; returns the
-        # last type handled or None
-        t = None
-        rx = self._rx
-        while True:
-            if self._skip and not self._discard():
-                return t
-            i = self._r0
-            if i + 2 > self._r1:
-                break
-            n = rx[i + 1]
-            if n & 0x80:
-                n = self._varlen(i)  # 0 while incomplete; sets _hl
-            else:
-                self._hl = 2
-                n += 2
-            if n > len(rx):
-                n = self._oversize(n)
-            if not n or i + n > self._r1:
-                break
-            self._hold = True
-            self._r0 = i + n  # consumed before handling: an exception leaves it handled
-            self._p0 = self._rt
-            self._n = i + n
-            t = self._handle(rx[i], i + self._hl)
-            if self._r0 < self._r1 and (t == _CONNACK or self._left() <= 0):
-                return t  # the rest waits (_hold): a front end's time budget is spent
-        self._hold = False
-        return t
 
     def _left(self):
         # ms a front end allows the call under way (the blocking client's budget_ms)
@@ -374,32 +417,3 @@ class Wire:
             else:
                 self._ack(_PUBACK, pid)
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
-
-
-def _read(w):
-    # _recv's work, apart from its handling of errors (as one function its frame
-    # would exceed 11 words: allocated on the heap at every call)
-    if w.sock is None:
-        raise OSError(_ENOTCONN)
-    w._large = False
-    # whole packets may wait in the buffer (_hold), or the rest of one that started
-    if w._r1 != w._r0 or w._skip:
-        t = w._parse()
-        if t is None and w._fill():
-            t = w._parse()
-    else:
-        # the buffer is empty (the usual case): one read to its front, as _fill
-        w._hold = False  # as _parse finds: no whole packet buffered
-        t = w.sock.readinto(w._rx)
-        if t is None:
-            return None
-        if not t:
-            raise OSError(_ECONNRESET)
-        w._r0 = 0
-        w._r1 = t
-        w._p0 = w._rt = w._lrx = time.ticks_ms()
-        t = w._parse()
-    if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
-            time.ticks_ms(), w._p0) >= w._tms:
-        raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-    return t
