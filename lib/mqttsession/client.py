@@ -356,7 +356,8 @@ def _fits(c):
     while c._s.nin >= c._quota or c._s.full():
         if time.ticks_diff(time.ticks_ms(), t0) > c._tms:
             raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-        b = c._left()
+        b = _FOREVER if c.budget_ms is None else \
+            time.ticks_diff(c._bd, time.ticks_ms())  # as _left
         if b <= 0:
             c._owe(t0)
             return False
