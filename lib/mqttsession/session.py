@@ -1,6 +1,7 @@
 # Session state held in RAM: the packet-ID allocator, outgoing QoS 1/2 messages in send
 # order, incoming QoS 2 packet IDs and subscriptions. The _save/_keep/_forget hooks do
-# nothing here; the flash store's session overrides them.
+# nothing here; the flash store's session overrides them (and assign, to save a QoS 2
+# message's packet ID).
 from micropython import const
 from array import array
 
@@ -154,7 +155,6 @@ class Session:
         self.fl[k] |= PID
         self.nq -= 1
         self.nin += 1
-        self._assigned(k)
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
@@ -367,10 +367,6 @@ class Session:
 
     # --- persistence hooks (the flash store overrides these) ---
     def _save(self, what):
-        pass
-
-    def _assigned(self, k):
-        # slot k got a packet ID and is about to go out
         pass
 
     def _keep(self, k):

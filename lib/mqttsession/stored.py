@@ -91,6 +91,9 @@ class StoredSession(Session):
             # a message past the ring cannot go out now: the window is larger than the ring
             raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
         super().assign(k)
+        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
+        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
+            self._save(_HOT)
 
     # --- loading ---
     def _load(self):
@@ -283,11 +286,6 @@ class StoredSession(Session):
             self._sc = self._sc[1:]
             self._sg = self._sg[1:]
             self._sl = self._sl[1:]
-
-    def _assigned(self, k):
-        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
-            self._save(_HOT)
 
     def _keep(self, k):
         f = self.fl[k]

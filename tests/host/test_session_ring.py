@@ -482,7 +482,9 @@ class Recording(Session):
     def _forget(self, k: int) -> None:
         self.calls.append(("forget", self.top[k]))
 
-    def _assigned(self, k: int) -> None:
+    def assign(self, k: int) -> None:
+        # as the flash store's session: its QoS 2 packet IDs are saved here
+        super().assign(k)
         self.calls.append(("assigned", self.top[k]))
 
 
