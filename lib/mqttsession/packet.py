@@ -146,17 +146,6 @@ def publish_size(t, n, qos, version):
     return 2 + t + (2 if qos else 0) + (1 if version == 5 else 0) + n
 
 
-def publish_header(buf, first, topic, pid, n):
-    # fixed header (first byte, remaining length), topic and, for QoS > 0, the packet ID;
-    # MQTT 5's property block and the payload follow at the returned offset
-    buf[0] = first
-    i = put_varint(buf, 1, n)
-    i = put_bytes(buf, i, topic)
-    if first & 6:
-        i = put_u16(buf, i, pid)
-    return i
-
-
 def ack(buf, first, pid):
     # PUBACK, PUBREC, PUBREL (first=0x62) and PUBCOMP: 4 bytes, reason Success implied
     buf[0] = first

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -786,17 +787,41 @@ def test_connect_round_trip(
                   expiry, receive_max, max_packet)
 
 
+class Payload:
+    """A payload of ml bytes that is never copied (core._put writes a payload that does not
+    fit the client's buffer as a second write of the object itself)."""
+
+    def __init__(self, ml: int) -> None:
+        self.ml = ml
+
+    def __len__(self) -> int:
+        return self.ml
+
+
 def publish_header(
-    buf: bytearray, topic: bytes, ml: int, qos: int, retain: int, dup: int, pid: int, version: int
+    buf: bytearray, topic: bytes, payload: Any, qos: int, retain: int, dup: int, pid: int,
+    version: int
 ) -> int:
-    """The client's PUBLISH header as core.py builds it: fixed header, topic, packet ID, and
-    MQTT 5's empty property block."""
-    rem = P.publish_size(len(topic), ml, qos, version)
-    i = P.publish_header(buf, 0x30 | dup << 3 | qos << 1 | retain, topic, pid, rem)
-    if version == 5:
-        buf[i] = 0
-        i += 1
-    return i
+    """The client's PUBLISH as core._put writes it (fixed header, topic, packet ID, MQTT 5's
+    empty property block, then the payload) with buf as the client's buffer; returns the
+    header's length. The payload follows in buf when it fits, else in a second write."""
+    ml = len(payload)
+    client = SimpleNamespace(_tx=buf, _pt=topic, _pm=payload, version=version,
+                             _rem=P.publish_size(len(topic), ml, qos, version))
+    writes: list[tuple[Any, int]] = []
+    core = load("core")
+    saved = core._write
+    core._write = lambda c, b, n: writes.append((b, n))
+    try:
+        core._put(client, 0x30 | dup << 3 | qos << 1 | retain, pid if qos else 0)
+    finally:
+        core._write = saved
+    assert client._tx is buf  # large enough for the header: not replaced
+    assert writes[0][0] is buf
+    if len(writes) == 1:
+        return writes[0][1] - ml  # header and payload in one write
+    assert len(writes) == 2 and writes[1] == (payload, ml)
+    return writes[0][1]
 
 
 @ROUND
@@ -814,11 +839,10 @@ def test_publish_round_trip(
 ) -> None:
     ml = len(payload)
     buf = filled(16 + len(topic) + ml)
-    i = publish_header(buf, topic, ml, qos, retain, dup, pid, version)
+    i = publish_header(buf, topic, payload, qos, retain, dup, pid, version)
     rem = P.publish_size(len(topic), ml, qos, version)
     assert i == 1 + P.varint_size(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
-    assert untouched(buf, i)
-    buf[i : i + ml] = payload
+    assert untouched(buf, i + ml)
     p = parse_publish(buf[: i + ml], version)
     assert (p["qos"], p["retain"], p["dup"]) == (qos, retain, dup)
     assert p["topic"] == topic
@@ -835,7 +859,8 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
     topic = b"a/b"
     rem = P.publish_size(len(topic), ml, qos, version)
     buf = filled(16)
-    i = publish_header(buf, topic, ml, qos, 0, 0, 7, version)
+    i = publish_header(buf, topic, Payload(ml) if ml > 1 << 20 else bytes(ml), qos, 0, 0, 7,
+                       version)
     first, r = Reader(buf[:i]).u8(), Reader(buf[1:i])
     assert first == 0x30 | qos << 1
     assert r.varint() == rem
@@ -847,7 +872,7 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
 def test_publish_header_refuses_remaining_length_over_limit() -> None:
     ml = MAX_REMAINING - P.publish_size(1, 0, 1, 5) + 1
     with pytest.raises(ValueError):
-        publish_header(bytearray(16), b"t", ml, 1, 0, 0, 1, 5)
+        publish_header(bytearray(16), b"t", Payload(ml), 1, 0, 0, 1, 5)
 
 
 filters = st.lists(plain_level | st.just(b"+"), min_size=1, max_size=5).map(
