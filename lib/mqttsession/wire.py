@@ -92,9 +92,17 @@ def _read(w):
         if t is None and w._fill():
             t = _parse(w)
     else:
-        # the buffer is empty (the usual case): one read to its front, as _fill
+        # the buffer is empty (the usual case): one read to its front, as _fill. A read
+        # asks for the whole buffer and the stream layer reads again until it is full or
+        # nothing is left (a second system call, that finds nothing). When only
+        # acknowledgements can come (MQTT 3.1.1, no callback: 4 bytes each), it asks for
+        # those in flight: usually exactly what has arrived, in one call
         w._hold = False  # as _parse finds: no whole packet buffered
-        t = w.sock.readinto(w._rx)
+        t = w._s.nin
+        if t and w.cb is None and w.version == 4 and 4 * t < len(w._rx):
+            t = w.sock.readinto(w._rx, 4 * t)
+        else:
+            t = w.sock.readinto(w._rx)
         if t is None:
             return None
         if not t:
