@@ -270,7 +270,7 @@ def replay():
         mf.write(_model(m) + "\n")  # after the last write
     total = bd.progs + bd.erases - base
     print("WRITES", total, "ERASES", bd.erases)
-    step, off = d.cfg("STEP", 7), d.cfg("OFFSET", 3)
+    step, off = d.cfg("STEP", 11), d.cfg("OFFSET", 3)
     cuts = raised = more = reports = trail = 0
     with open(jn, "rb") as j, open(mn) as mf, open(rep, "r+b") as r:
         for n in range(total + 1):
@@ -289,12 +289,16 @@ def replay():
             m.gone = False
             _copy(rep, chk)
             _mount(False, chk)
-            files = _tree()
+            strided = n % step == off % step
+            files = _tree() if strided else None
             reports += verify(m, n)
             # every STEP-th point, and every one where an acknowledgement under way had
             # completed in flash at write n (whether the scenario was told so depends on
             # whether the failed write n would have been reported to it)
-            strided = n % step == off % step
+            if m.gone and not strided:
+                _copy(rep, chk)  # as rebuilt, before verify() wrote to it
+                _mount(False, chk)
+                files = _tree()
             if strided or m.gone:
                 cut = Model()
                 bd = fresh()

@@ -171,7 +171,7 @@ def sweep(tmp_path: Path, mode: str, **kw: Any) -> tuple[int, list[str]]:
 # The sweeps rebuild the image a cut leaves at every write from a journal of one run of
 # the scenario and reload each; every STEP-th point is also cut for real, and must match
 # the journal. --runslow also cuts for real at every write.
-STEP = 7
+STEP = 11
 OFFSET = 3
 
 
