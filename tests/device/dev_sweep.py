@@ -2,7 +2,6 @@
 # and enough rewrites to make littlefs compact its metadata, cut after N block writes for
 # every N. After each cut: remount, reload, and check the store holds the old or the new
 # state and every message whose publish had returned.
-import binascii
 import gc
 import os
 import vfs
@@ -27,7 +26,6 @@ class Model:
         self.acked = []  # payloads whose ack completed
         self.subs = {}
         self.busy = None  # the payload whose ack is under way (either state is fine)
-        self.gone = None  # replay(): set when busy is kept but gone after the cut
 
 
 def find(s, payload):
@@ -89,7 +87,6 @@ def scenario(s, m, rounds):
 
 
 _bd = [None]
-_jr = [None, None, None]  # while the scenario is journaled: journal, model file, its model
 
 
 class _NoSync:
@@ -105,41 +102,6 @@ class _NoSync:
 
     def flush(self):
         pass
-
-
-class Journal(blockdev.FileBlockDev):
-    # trail: a checksum of where and how much each write made so far wrote; while the
-    # scenario is journaled, each write is recorded (offset, length, bytes; length 0: a
-    # block erased) with what the scenario had been told was durable when it was made
-    trail = 0
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self._f = _NoSync(self._f)
-
-    def writeblocks(self, block, buf, off=None):
-        if off is None:
-            raise OSError(95)  # littlefs uses the protocol with offsets
-        super().writeblocks(block, buf, off)
-        self.trail = _record(self.trail, block * self.block_size + off, buf)
-
-    def ioctl(self, op, arg):
-        r = super().ioctl(op, arg)
-        if op == 6:
-            self.trail = _record(self.trail, arg * self.block_size, b"")
-        return r
-
-
-def _record(trail, at, buf):
-    if _jr[0]:
-        _jr[0].write(b"%d %d\n" % (at, len(buf)))
-        _jr[0].write(buf)
-        _jr[1].write(_model(_jr[2]) + "\n")
-    return binascii.crc32(b"%d %d," % (at, len(buf)), trail)
-
-
-def _model(m):
-    return repr((m.kept, m.acked, m.busy, sorted(m.subs.items())))
 
 
 def _close():
@@ -158,9 +120,10 @@ def _close():
         _bd[0] = None
 
 
-def _mount(create, path=IMG):
+def _mount(create):
     _close()
-    bd = Journal(path, 4096, BLOCKS, PROG, create=create)
+    bd = blockdev.FileBlockDev(IMG, 4096, BLOCKS, PROG, create=create)
+    bd._f = _NoSync(bd._f)
     if create:
         vfs.VfsLfs2.mkfs(bd, progsize=PROG)
     vfs.mount(vfs.VfsLfs2(bd, progsize=PROG), "/flash")
@@ -184,9 +147,6 @@ def verify(m, cut_at):
         raise AssertionError("FAIL cut at %d: %d beyond a ring of 64" % (cut_at, s.more))
     for p in m.kept:
         if p not in have:
-            if p == m.busy and m.gone is not None:
-                m.gone = True  # replay(): a real cut tells whether the scenario was told
-                continue
             raise AssertionError("FAIL cut at %d: returned message %s lost" % (cut_at, p))
     # QoS 1 completions are written lazily (at most 32 behind): those may come back, to
     # be sent again with DUP, as QoS 1 allows; a QoS 2 completion never comes back
@@ -226,118 +186,11 @@ def run():
             scenario(s, m, rounds)
         except OSError:
             cuts += 1
-        bd.fail_after = None
+        bd.fail_after = 0  # nothing more reaches the image, as after a power cut
         remount()
         reports += verify(m, n)
     print("CUTS", cuts, "REPORTED", reports)
     d.check(cuts > 0, "the sweep cut power %d times and every reload held" % cuts)
-
-
-_BUF = bytearray(4096)  # one buffer for copies, checksums and journal entries
-_FF = b"\xff" * 4096  # an erased block
-
-
-def _copy(src, dst):
-    with open(src, "rb") as f, open(dst, "wb") as g:
-        while True:
-            n = f.readinto(_BUF)
-            if not n:
-                break
-            g.write(memoryview(_BUF)[:n])
-
-
-def _tree(p="/flash"):
-    # every file under p with a checksum of its bytes (not of littlefs's own metadata,
-    # which holds each file's modification time)
-    out = []
-    for e in sorted(os.ilistdir(p)):
-        q = p + "/" + e[0]
-        if e[1] == 0x4000:
-            out.append((q, _tree(q)))
-            continue
-        c = 0
-        with open(q, "rb") as f:
-            while True:
-                n = f.readinto(_BUF)
-                if not n:
-                    break
-                c = binascii.crc32(memoryview(_BUF)[:n], c)
-        out.append((q, c))
-    return out
-
-
-def replay():
-    # The same sweep with one pass of the scenario: its writes are journaled, and the image
-    # a cut after N writes leaves (the first N writes made, none after) is rebuilt from the
-    # journal for every N and checked against the model of that moment, as run() does.
-    # Every STEP-th point (from OFFSET) is also cut for real: the cut must have made the
-    # journal's writes and left the same files as the rebuilt image, and the reload must
-    # hold what the cut scenario was told (run()'s check)
-    rounds = d.cfg("ROUNDS", 6)
-    rep, chk, jn, mn = IMG + ".rep", IMG + ".chk", IMG + ".jn", IMG + ".mn"
-    bd = fresh()
-    m = Model()
-    s = SessionStore("/flash/.mqtt", ram=16).get(H, "sweeper", capacity=64)
-    _copy(IMG, rep)  # every write reaches the file at once: the image where cuts start
-    base = bd.progs + bd.erases
-    with open(jn, "wb") as j, open(mn, "w") as mf:
-        _jr[:] = [j, mf, m]
-        try:
-            scenario(s, m, rounds)
-        finally:
-            _jr[:] = [None, None, None]
-        mf.write(_model(m) + "\n")  # after the last write
-    total = bd.progs + bd.erases - base
-    print("WRITES", total, "ERASES", bd.erases)
-    step, off = d.cfg("STEP", 11), d.cfg("OFFSET", 3)
-    cuts = raised = more = reports = trail = 0
-    with open(jn, "rb") as j, open(mn) as mf, open(rep, "r+b") as r:
-        for n in range(total + 1):
-            if n:
-                at, size = [int(x) for x in j.readline().split()]
-                r.seek(at)
-                if size:
-                    j.readinto(memoryview(_BUF)[:size])
-                r.write(memoryview(_BUF)[:size] if size else _FF)
-                trail = binascii.crc32(b"%d %d," % (at, size), trail)
-            line = mf.readline()  # the model when write n is made
-            m = Model()
-            m.kept, m.acked, m.busy, subs = eval(line)
-            m.subs = dict(subs)
-            m.gone = False
-            _copy(rep, chk)
-            _mount(False, chk)
-            strided = n % step == off % step
-            files = _tree() if strided else None
-            reports += verify(m, n)
-            # every STEP-th point, and every one where an acknowledgement under way had
-            # completed in flash at write n (whether the scenario was told so depends on
-            # whether the failed write n would have been reported to it)
-            if m.gone and not strided:
-                _copy(rep, chk)  # as rebuilt, before verify() wrote to it
-                _mount(False, chk)
-                files = _tree()
-            if strided or m.gone:
-                cut = Model()
-                bd = fresh()
-                s = SessionStore("/flash/.mqtt", ram=16).get(H, "sweeper", capacity=64)
-                bd.trail = 0
-                bd.fail_after = n
-                try:
-                    scenario(s, cut, rounds)
-                except OSError:
-                    raised += strided
-                cuts += strided
-                more += not strided
-                bd.fail_after = 0  # nothing more reaches the image
-                remount()
-                if bd.trail != trail or _tree() != files:
-                    raise AssertionError("FAIL cut at %d: not the journal's image" % n)
-                # what the cut scenario was told (a failure it was not told of, such as a
-                # seal after the message was written, lets it go on): run()'s check
-                reports += verify(cut, n)
-    print("POINTS", total + 1, "CUTS", cuts, "RAISED", raised, "MORE", more, "REPORTED", reports)
-    d.check(raised > 0, "every rebuilt point reloaded; %d real cuts matched" % (cuts + more))
 
 
 def state(s):
@@ -387,8 +240,6 @@ def migrate():
 
 if d.cfg("MODE") == "migrate":
     migrate()
-elif d.cfg("MODE") == "replay":
-    replay()
 else:
     run()
 print("PASS")

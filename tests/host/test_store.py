@@ -160,58 +160,25 @@ def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
     assert r.values("LIMIT")
 
 
-def sweep(tmp_path: Path, mode: str, **kw: Any) -> tuple[int, list[str]]:
-    """Runs dev_sweep.py; returns the scenario's number of writes and the cut counts."""
-    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 32, "MODE": mode,
-         "STEP": STEP, "OFFSET": OFFSET, **kw}
-    r = run_device("dev_sweep.py", c, heap=HEAP, timeout=900)
-    return int(r.values("WRITES")[0][0]), r.values("POINTS" if mode == "replay" else "CUTS")[0]
-
-
-# The sweeps rebuild the image a cut leaves at every write from a journal of one run of
-# the scenario and reload each; every STEP-th point is also cut for real, and must match
-# the journal. --runslow also cuts for real at every write.
-STEP = 11
-OFFSET = 3
-
-
-def real_cuts(writes: int) -> int:
-    """How many of the real cuts come before the scenario's last write is made."""
-    return len(range(OFFSET, writes, STEP))
-
-
 @pytest.mark.parametrize("prog", [32, 256])
 def test_power_cut_sweep(tmp_path: Path, prog: int) -> None:
     # every block write of the scenario is a possible power cut; each one reloads cleanly.
     # 36 messages: more than the ring holds (16) and a segment (32) sealed and removed
-    writes, (points, _, cuts, _, raised, *_) = sweep(tmp_path, "replay", PROG=prog, ROUNDS=9)
-    assert int(points) == writes + 1  # the image after every write, and before the first
-    assert int(cuts) == len(range(OFFSET, writes + 1, STEP))
-    assert int(raised) == real_cuts(writes)  # the scenario saw each real cut as an error
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 32, "ROUNDS": 9}
+    r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
+    writes = int(r.values("WRITES")[0][0])
+    cuts = int(r.values("CUTS")[0][0])
+    assert cuts == writes  # the scenario was cut at every write it makes
 
 
 def test_power_cut_sweep_qos1_segments(tmp_path: Path) -> None:
     # 96 QoS 1 messages: three segments sealed; the drain removes complete segments
     # without a hot-state write, one of them after completions out of order went into
     # the hot state. Every cut reloads with nothing lost, at most 32 acknowledged back
-    writes, (points, _, cuts, _, raised, *_) = sweep(tmp_path, "replay", ROUNDS=24, QOS=1)
-    assert int(points) == writes + 1
-    assert int(cuts) == len(range(OFFSET, writes + 1, STEP))
-    # the last write removes a complete segment, and a failed removal is quiet (the next
-    # load removes it): a real cut there is not an error the scenario sees
-    quiet = (writes - 1) % STEP == OFFSET % STEP
-    assert int(raised) == real_cuts(writes) - quiet
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("prog", [32, 256])
-def test_power_cut_sweep_every_write(tmp_path: Path, prog: int) -> None:
-    writes, (cuts, *_) = sweep(tmp_path, "cut", PROG=prog, ROUNDS=9, STEP=1)
-    assert int(cuts) == writes  # the scenario was cut at every write it makes
-
-
-@pytest.mark.slow
-def test_power_cut_sweep_qos1_segments_every_write(tmp_path: Path) -> None:
-    writes, (cuts, *_) = sweep(tmp_path, "cut", ROUNDS=24, QOS=1, STEP=1)
-    # every write but the last was cut where the scenario sees it (see above)
-    assert writes - 1 <= int(cuts) <= writes
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": 32, "BLOCKS": 32, "ROUNDS": 24,
+         "QOS": 1}
+    r = run_device("dev_sweep.py", c, heap=HEAP, timeout=600)
+    writes = int(r.values("WRITES")[0][0])
+    # every write but the last was cut where the scenario sees it; the last one removes a
+    # complete segment, and a failed removal is quiet (the next load removes it)
+    assert writes - 1 <= int(r.values("CUTS")[0][0]) <= writes
