@@ -89,21 +89,6 @@ def scenario(s, m, rounds):
 _bd = [None]
 
 
-class _NoSync:
-    # the image file without the fsync of its flush: the sweep cuts power inside this
-    # process (fail_after) and kills none, so what a write put in the file is in it, for
-    # every reader (the unix port's files are unbuffered). An fsync per block write made
-    # the sweep wait on the disk, many times longer on a busy machine.
-    def __init__(self, f):
-        self.seek = f.seek
-        self.readinto = f.readinto
-        self.write = f.write
-        self.close = f.close
-
-    def flush(self):
-        pass
-
-
 def _close():
     # unmounts and closes the image: one open block device at a time. The cut mount's
     # objects (a file the cut left open) are finalized first, while the image is still
@@ -123,7 +108,7 @@ def _close():
 def _mount(create):
     _close()
     bd = blockdev.FileBlockDev(IMG, 4096, BLOCKS, PROG, create=create)
-    bd._f = _NoSync(bd._f)
+    d.nosync(bd)
     if create:
         vfs.VfsLfs2.mkfs(bd, progsize=PROG)
     vfs.mount(vfs.VfsLfs2(bd, progsize=PROG), "/flash")
