@@ -1,7 +1,7 @@
 """Benchmarks on the emulated Raspberry Pi Pico (stock MicroPython v1.28.0 RPI_PICO on
 rp2040js, tools/pico): the 32-bit figures the unix port cannot give. Runs on the host.
 
-    .venv/bin/python tools/bench/b_pico.py [--quick]
+    .venv/bin/python tools/bench/b_pico.py [--quick] [--lib DIR]
 
 Prints "R key value" lines (as the device scripts of tools/bench do) and a table:
 - heap: gc.mem_free() after gc.collect() after boot, after importing mqttsession (.mpy
@@ -10,7 +10,8 @@ Prints "R key value" lines (as the device scripts of tools/bench do) and a table
   before the import) with which import, connect with a store, subscribe and 20 QoS 1
   round trips still pass, found by bisection; reported as the free heap left before
   importing;
-- code: bytes of .mpy (library and boards/pico);
+- code: bytes of .mpy (library and boards/pico); --lib measures another lib/ directory
+  (an earlier release's, for a before/after in one run);
 - QoS 1 messages per second through the UART bridge (window 1 and 8, 16-byte payloads),
   on the board's clock and on the wall clock, next to the bridge's raw byte rate in both
   directions (host to board on the board's clock only: the bridge buffers what the host
@@ -34,8 +35,10 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "pico"))
 
 import pico_target  # noqa: E402
+from b_mem_pico import deploy  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 
+import mpy  # noqa: E402
 from board_test import mpremote  # noqa: E402
 from harness import Broker  # noqa: E402
 
@@ -169,12 +172,9 @@ def smallest(board: PicoBoard, broker: Broker, step: int) -> None:
     out("pico.heap.min_ballast", lo)
 
 
-def code_size() -> None:
-    import mpy
-
-    built = mpy.compile_all(march="armv6m")
-    out("pico.code.lib_mpy", sum(c.mpy_bytes for c in built))
-    out("pico.code.board_mpy", sum(p.stat().st_size for p in pico_target.board_mpy()))
+def code_size(sizes: dict[str, int], work: Path) -> None:
+    out("pico.code.lib_mpy", sum(sizes.values()))
+    out("pico.code.board_mpy", sum(p.stat().st_size for p in pico_target.board_mpy(work)))
 
 
 def qos1_rate(board: PicoBoard, broker: Broker, n: int) -> None:
@@ -227,6 +227,7 @@ def raw_rate(board: PicoBoard, n: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small counts, coarse bisection")
+    p.add_argument("--lib", type=Path, default=mpy.LIB, help="the lib/ directory to measure")
     a = p.parse_args(argv)
     why = missing()
     if why:
@@ -237,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     board = PicoBoard(work / "flash.img", work / "pico.pty", log=work / "pico.log")
     try:
         board.start()
-        pico_target.deploy(board.path)
-        code_size()
+        code_size(deploy(board, a.lib.resolve(), work), work / "board")
         heap(board, broker)
         qos1_rate(board, broker, 50 if a.quick else 300)
         raw_rate(board, 16384 if a.quick else 131072)
