@@ -3,6 +3,10 @@
 # socket, the connect steps and the receive and write paths (its header says how a front
 # end drives them).
 from micropython import const
+# builtins the publish and receive path calls, as names of this module: a builtin is
+# looked up in the module's dictionary first (a miss, probed to an empty slot) and then
+# among the builtins; imported, it is one hit
+from builtins import len, type, bytes, int
 from array import array
 import sys
 import time

@@ -3,6 +3,10 @@
 # nothing here; the flash store's session overrides them (and assign, to save a QoS 2
 # message's packet ID).
 from micropython import const
+# builtins the publish and receive path calls, as names of this module: a builtin is
+# looked up in the module's dictionary first (a miss, probed to an empty slot) and then
+# among the builtins; imported, it is one hit
+from builtins import len, type, bytes
 from array import array
 
 # Per-message flags in Session.fl (bits 0-1 hold the QoS)
@@ -220,7 +224,8 @@ class Session:
             return k
         if (n & 3 == 2) != (n & REL != 0):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
-        self._forget(k)
+        if n & DISK:
+            self._forget(k)  # (only a flash copy has anything to forget)
         n = self._use
         n[pid % len(n)] -= 1
         fl[k] = 0

@@ -13,6 +13,10 @@
 #     _ob); blocks here; a front end with a loop replaces it and calls _flush().
 # Core supplies _connect_packet, _handle (one packet), _ack and _fail.
 from micropython import const
+# builtins the publish and receive path calls, as names of this module: a builtin is
+# looked up in the module's dictionary first (a miss, probed to an empty slot) and then
+# among the builtins; imported, it is one hit
+from builtins import len
 import socket
 import time
 

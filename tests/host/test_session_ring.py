@@ -477,7 +477,9 @@ class Recording(Session):
         super().__init__(*a, **kw)
 
     def _keep(self, k: int) -> None:
+        # as the flash store's session: a kept message has a copy in flash
         self.calls.append(("keep", self.top[k]))
+        self.fl[k] |= S.DISK
 
     def _forget(self, k: int) -> None:
         self.calls.append(("forget", self.top[k]))
@@ -500,9 +502,15 @@ def test_hooks() -> None:
     s.acked(p2, True)
     assert s.calls == [("keep", b"q2")]  # once, at the first PUBREC
     s.calls.clear()
-    s.acked(p1, False)
+    s.acked(p1, False)  # no copy in flash: nothing to forget
+    assert s.calls == []
+    k3 = s.add(b"q3", b"x", 1, False)
+    p3 = send(s, k3)
+    s._keep(k3)  # its acknowledgement is late: made durable
+    s.calls.clear()
+    s.acked(p3, False)
     s.acked(p2, False)
-    assert s.calls == [("forget", b"q1"), ("forget", b"q2")]
+    assert s.calls == [("forget", b"q3"), ("forget", b"q2")]
     s.calls.clear()
     s.acked(p1, False)  # unknown: no hook
     assert s.calls == []
