@@ -338,23 +338,27 @@ class Wire:
         # bytes (0: nothing yet)
         r1 = self._r1
         if self._r0 == r1:
-            # empty: read to the front (no memoryview, so no allocation)
+            # empty: read to the front
             self._r0 = self._r1 = r1 = 0
             n = self.sock.readinto(self._rx)
-            new = not self._skip
+            if n and not self._skip:
+                self._p0 = time.ticks_ms()  # a packet starts
         else:
+            # the rest of a packet that has started: read into the front of the transmit
+            # buffer (free between writes) and copied behind it, byte by byte. A memoryview
+            # of _rx's free part would be a new object at every such read: garbage on a
+            # link that splits packets, and a MemoryError with the heap locked
             if r1 == len(self._rx):
                 r1 = self._compact()
-            n = self.sock.readinto(memoryview(self._rx)[r1:])
-            new = False
+            n = self.sock.readinto(self._tx, min(len(self._tx), len(self._rx) - r1))
+            if n:
+                for i in range(n):
+                    self._rx[r1 + i] = self._tx[i]
         if n is None:
             return 0
         if not n:
             raise OSError(_ECONNRESET)
-        now = time.ticks_ms()
-        if new:
-            self._p0 = now
-        self._rt = self._lrx = now
+        self._rt = self._lrx = time.ticks_ms()
         self._r1 = r1 + n
         return n
 
@@ -363,7 +367,9 @@ class Wire:
         r0 = self._r0
         n = self._r1 - r0
         if r0:
-            self._rx[0:n] = memoryview(self._rx)[r0 : r0 + n]
+            rx = self._rx
+            for i in range(n):  # (a memoryview of it would be a new object)
+                rx[i] = rx[r0 + i]
         self._r0 = 0
         self._r1 = n
         return n

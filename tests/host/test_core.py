@@ -128,6 +128,12 @@ def test_steady_state_allocates_nothing(broker: Broker, version: int, window: in
     run_device("dev_core.py", cfg(broker, "noalloc", version, WINDOW=window), heap=HEAP)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_packets_in_pieces_allocate_nothing(broker: Broker, version: int) -> None:
+    # every packet arrives a few bytes at a time: the partial-packet path allocates nothing
+    run_device("dev_core.py", cfg(broker, "split", version), heap=HEAP)
+
+
 def _tls_cfg(broker: Broker, version: int, der: bytes, name: str, fail: bool) -> dict[str, Any]:
     return cfg(
         broker,
