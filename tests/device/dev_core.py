@@ -294,37 +294,6 @@ def limits5():
     c.disconnect()
 
 
-def noalloc():
-    # steady state publish and receive at QoS 0 and 1 allocate nothing
-    import gc
-    import micropython
-
-    c = d.client("na-%d" % V, window=d.cfg("WINDOW", 1))
-    n = [0]
-
-    def cb(t, buf, a, b):
-        n[0] += 1
-
-    c.set_callback(cb, raw=True)
-    c.connect()
-    t = d.topic("na")
-    c.subscribe(t, 1)
-    pl = b"0123456789abcdef"
-    for q in (0, 1, 0, 1):
-        c.publish(t, pl, qos=q)
-    d.pump(c, lambda: n[0] >= 4)
-    gc.collect()
-    got = n[0]
-    micropython.heap_lock()
-    for i in range(200):
-        c.publish(t, pl, qos=i & 1)
-        c.check_msg()
-    micropython.heap_unlock()
-    d.pump(c, lambda: n[0] >= got + 200)
-    d.check(n[0] == got + 200, "200 messages sent and received with the heap locked")
-    c.disconnect()
-
-
 class Split:
     # a socket that hands over at most 3 bytes a read: every packet arrives in pieces
     def __init__(self, s):
@@ -340,13 +309,13 @@ class Split:
         self.s.close()
 
 
-def split():
-    # packets split across reads (a link that delivers a few bytes at a time): publishing
-    # and receiving still allocate nothing
+def noalloc(wrap=None, count=200):
+    # steady state publish and receive at QoS 0 and 1 allocate nothing (wrap: the socket
+    # as the client then uses it; the poller still waits on the socket itself)
     import gc
     import micropython
 
-    c = d.client("sp-%d" % V)
+    c = d.client("na-%d" % V, window=d.cfg("WINDOW", 1))
     n = [0]
 
     def cb(t, buf, a, b):
@@ -354,23 +323,30 @@ def split():
 
     c.set_callback(cb, raw=True)
     c.connect()
-    t = d.topic("sp")
+    t = d.topic("na")
     c.subscribe(t, 1)
-    c.sock = Split(c.sock)  # the poller still waits on the socket itself
+    if wrap:
+        c.sock = wrap(c.sock)
     pl = b"0123456789abcdef"
-    for q in (0, 1):
+    for q in (0, 1, 0, 1):
         c.publish(t, pl, qos=q)
-    d.pump(c, lambda: n[0] >= 2)
+    d.pump(c, lambda: n[0] >= 4)
     gc.collect()
     got = n[0]
     micropython.heap_lock()
-    for i in range(50):
+    for i in range(count):
         c.publish(t, pl, qos=i & 1)
         c.check_msg()
     micropython.heap_unlock()
-    d.pump(c, lambda: n[0] >= got + 50)
-    d.check(n[0] == got + 50, "50 messages in pieces sent and received with the heap locked")
+    d.pump(c, lambda: n[0] >= got + count)
+    d.check(n[0] == got + count, "%d messages sent and received with the heap locked" % count)
     c.disconnect()
+
+
+def split():
+    # packets split across reads (a link that delivers a few bytes at a time): publishing
+    # and receiving still allocate nothing
+    noalloc(Split, 50)
 
 
 def tls():
