@@ -1,9 +1,9 @@
 # The protocol core's rarer paths, loaded on first use: the constructor's checks, the
 # CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
-# other than PUBLISH and its acknowledgements (server DISCONNECT, protocol errors). Each
-# function is a Core method (self is the client); core.Core calls them. Rarer still, in
-# modules of their own: setting messages aside (aside.py), the broker's MQTT 5 limits and
-# Server Reference (v5.py).
+# other than PUBLISH and its acknowledgements (protocol errors). Each function is a Core
+# method (self is the client); core.Core calls them. Rarer still, in modules of their
+# own: setting messages aside (aside.py); MQTT 5's CONNACK with the broker's limits, a
+# server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
@@ -23,14 +23,6 @@ _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
 _PID = const(64)  # session.PID
-# MQTT 5 CONNACK properties
-_P_SESSION_EXPIRY = const(0x11)
-_P_ASSIGNED_ID = const(0x12)
-_P_SERVER_KEEPALIVE = const(0x13)
-_P_RECEIVE_MAX = const(0x21)
-_P_MAX_QOS = const(0x24)
-_P_RETAIN_AVAILABLE = const(0x25)
-_P_MAX_PACKET = const(0x27)
 
 
 def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
@@ -121,20 +113,22 @@ def on_other(self, first):
     t = first & 0xF0
     v = self.version
     if first == _SUBACK or first == _UNSUBACK:
-        d = P.decode(first, self._rx[self._i : self._n], v)
+        b = self._rx
+        i = self._i
+        n = self._n
+        pid = P.u16(b, i, n)
+        j = P.skip_props(b, i + 2, n) if v == 5 else i + 2
+        if first == _SUBACK and j >= n:
+            raise P.malformed("SUBACK without return codes")
         if v == 5:
-            self._props(self._i + 2, self._n, t)
-        if d[1] == self._sub:
-            self._sub_ack(t, d[2])
+            self._props(i + 2, n, t)
+        if pid == self._sub:
+            sub_ack(self, t, b[j:n])
         return
     if first == _DISCONNECT and v == 5:
-        self._close()
-        d = P.decode(first, self._rx[self._i : self._n], v)
-        if 0x1C in d[2]:  # a Server Reference
-            from .v5 import refer
+        from . import v5
 
-            refer(self, d[1], d[2])
-        raise MQTTException(d[1], "disconnected by the broker")
+        v5.disconnected(self)  # raises
     if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
              _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
                                      t == _PINGRESP):
@@ -175,39 +169,22 @@ def fail(self, e):
 
 
 def connack(self, first):
-    # returns Session Present; raises MQTTException on refusal
+    # returns Session Present; raises MQTTException on refusal. MQTT 5's, with the
+    # broker's limits in its properties, is read in v5.py
     if first != _CONNACK:
         raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
-    try:
-        d = P.decode(first, self._rx[self._i : self._n], self.version)
-    except MQTTException as e:
-        raise self._fail(e)
-    pr = d[3]
-    if d[2]:
-        self._close()
-        if 0x1C in pr:  # a Server Reference
-            from .v5 import refer
+    if self.version == 5:
+        from . import v5
 
-            refer(self, d[2], pr)
-        raise MQTTException(d[2], "connection refused")
-    if pr:
-        self._props(self._i + 2, self._n, _CONNACK)
-    s = self._s
-    aid = pr.get(_P_ASSIGNED_ID)
-    if self.version == 5 and (aid is not None or not len(s.client_id)):
-        # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
-        if len(s.client_id) or not aid:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
-                                           + ("for an own ID" if aid else "missing")))
-        s.client_id = aid
-    self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
-    self._maxout = pr.get(_P_MAX_PACKET, 268435460)
-    self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
-    self._maxq = pr.get(_P_MAX_QOS, 2)
-    self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
-    if _P_SESSION_EXPIRY in pr:
-        s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
-    return d[1]
+        return v5.connack(self)
+    b = self._rx
+    i = self._i
+    if self._n != i + 2 or b[i] > 1:
+        raise self._fail(P.malformed("bad CONNACK"))
+    if b[i + 1]:
+        self._close()
+        raise MQTTException(b[i + 1], "connection refused")
+    return b[i]
 
 
 def resume(self, present, clean):
