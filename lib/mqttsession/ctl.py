@@ -1,5 +1,4 @@
-# The protocol core's rarer paths, loaded on first use: the constructor's checks, the
-# CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
+# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
 # other than PUBLISH and its acknowledgements (protocol errors). Each function is a Core
 # method (self is the client); core.Core calls them. Rarer still, in modules of their
 # own: setting messages aside (aside.py); MQTT 5's CONNACK with the broker's limits, a
@@ -8,7 +7,6 @@ from micropython import const
 
 from . import packet as P
 from .packet import MQTTException
-from .session import Session
 
 _CONNACK = const(0x20)
 _PUBACK = const(0x40)
@@ -23,36 +21,6 @@ _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
 _PID = const(64)  # session.PID
-
-
-def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
-    # the constructor's numbers: ValueError naming the argument and what it may be
-    if version not in (4, 5):
-        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
-                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
-        if type(v) is not int or v < lo or hi and v > hi:
-            raise ValueError(("%s must be an int from %d to %d" if hi else
-                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError("timeout must be a number of seconds > 0")
-
-
-def session(self, client_id, server, store, version, cap):
-    # the session the constructor's arguments name when it lives in RAM; None for the
-    # store's session for (server, client_id), its null session for client_id ''
-    if client_id is not None:
-        self._bytes(client_id, "client_id", True)
-    if store is None:
-        if client_id is None:
-            raise ValueError("client_id None needs a store")
-        s = Session(self._bytes(client_id, "client_id"), server, cap)
-    elif client_id is not None and not len(client_id) and version != 5:
-        raise ValueError("client_id '' (a null session) needs version=5")
-    else:
-        return None  # the store's (null) session: the caller loads it once ctl is freed
-    return s
 
 
 def connect_packet(self, clean):
