@@ -135,6 +135,8 @@ def measure(s: Setup, broker: Broker, form: str, tls: bool, n: int, alloc: bool)
         parts = line.split()
         if len(parts) == 3 and parts[0] == "R" and parts[1].startswith("mem."):
             s.res.put(f"{tag}.{parts[1][4:]}", float(parts[2]))
+        elif line.startswith("qstr pool:") and "n_qstr=" in line:
+            s.res.put(f"{tag}.qstrs", float(line.split("n_qstr=")[1].split(",")[0]))
         elif len(parts) == 2 and parts[0] == "MOD":
             mods.append(parts[1])
         elif parts and parts[0] == "NA":
@@ -273,6 +275,10 @@ def b(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f} B"
 
 
+def n(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}"
+
+
 def table(s: Setup, minheap: dict[str, int | None]) -> str:
     r = s.res
     g = r.get
@@ -313,6 +319,8 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
             "-",
         ),
         ("heap connected, .mpy -O3", kb(g("mpy3.connected")), "-"),
+        ("qstrs interned after the QoS 0/1/2 loop, .mpy / ROMFS",
+         f"{n(g('mpy.qstrs'))} / {n(g('rom.qstrs'))}", "-"),
     ]
     for k, label in (
         ("pub.q0", "QoS 0 publish"),
