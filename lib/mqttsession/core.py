@@ -527,10 +527,6 @@ class Core(Wire):
         from . import ctl
         return ctl.on_other(self, first)
 
-    def _sub_ack(self, t, codes):
-        from . import ctl
-        return ctl.sub_ack(self, t, codes)
-
     def _fail(self, e):
         from . import ctl
         return ctl.fail(self, e)

@@ -85,13 +85,27 @@ def on_other(self, first):
         i = self._i
         n = self._n
         pid = P.u16(b, i, n)
-        j = P.skip_props(b, i + 2, n) if v == 5 else i + 2
+        j = P.skip_props(b, i + 2, n) if v == 5 else i + 2  # the reason codes: b[j:n]
         if first == _SUBACK and j >= n:
             raise P.malformed("SUBACK without return codes")
         if v == 5:
             self._props(i + 2, n, t)
-        if pid == self._sub:
-            sub_ack(self, t, b[j:n])
+        if pid != self._sub:
+            return
+        # the acknowledgement of the pending request: one code for its one filter, of
+        # the kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
+        if t != self._subt:
+            raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
+        if n - j != (1 if v == 5 or t == _SUBACK else 0):
+            raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % (n - j))
+        c = b[j] if n > j else 0
+        if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
+                     if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
+                c > 2 and c != 0x80 and v != 5):
+            raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
+        self._sub = 0
+        self._subrc = c
+        self._healthy()
         return
     if first == _DISCONNECT and v == 5:
         from . import v5
@@ -102,24 +116,6 @@ def on_other(self, first):
                                      t == _PINGRESP):
         raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
     raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
-
-
-def sub_ack(self, t, codes):
-    # the SUBACK/UNSUBACK for the pending request: one code for its one filter, of the
-    # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
-    if t != self._subt:
-        raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
-    v5 = self.version == 5
-    if len(codes) != (1 if v5 or t == _SUBACK else 0):
-        raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % len(codes))
-    c = codes[0] if codes else 0
-    if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
-                 if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
-            c > 2 and c != 0x80 and not v5):
-        raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
-    self._sub = 0
-    self._subrc = c
-    self._healthy()
 
 
 def fail(self, e):

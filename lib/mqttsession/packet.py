@@ -170,10 +170,6 @@ def subscribe(buf, pid, topic, qos, version):
     return i + 1
 
 
-def unsubscribe(buf, pid, topic, version):
-    return subscribe(buf, pid, topic, None, version)
-
-
 def disconnect(buf, version, reason=0, expiry=None):
     # MQTT 5 may change the session expiry at DISCONNECT
     if version == 5 and (reason or expiry is not None):
