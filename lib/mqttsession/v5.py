@@ -2,7 +2,8 @@
 # properties section): which property may appear in which packet, how often, and what its
 # value may be (check), and their values (props). check() walks a property block by
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
-# The full decoder of server packets (decode). Then the client's side (functions of the
+# The full decoder of server packets (decode); CONNECT's properties and a DISCONNECT
+# with a reason or expiry, for packet.py. Then the client's side (functions of the
 # client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
 # answered by PUBACK, the Server Reference, the CONNACK that announces them and a
 # DISCONNECT from the broker.
@@ -11,7 +12,7 @@
 from micropython import const
 
 from .packet import (MQTTException, malformed, varint, varint_size, u16, utf8, skip_props,
-                     publish_fields, ack_fields)
+                     publish_fields, ack_fields, put_u16)
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -246,6 +247,36 @@ def decode(first, b, version):
         return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
     raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
 
+
+
+# --- what the client sends: CONNECT's properties, DISCONNECT with a reason or expiry ---
+
+
+def connect_props(buf, i, expiry, receive_max, max_packet):
+    # the properties of packet.connect (their length is written): returns their end
+    if expiry:
+        buf[i] = _P_SESSION_EXPIRY
+        i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
+    if receive_max:
+        buf[i] = _P_RECEIVE_MAX
+        i = put_u16(buf, i + 1, receive_max)
+    if max_packet:
+        buf[i] = _P_MAX_PACKET
+        i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
+    return i
+
+
+def disconnect(buf, reason, expiry):
+    # the rest of packet.disconnect's DISCONNECT (its first byte is written)
+    buf[2] = reason
+    if expiry is None:
+        buf[1] = 1
+        return 3
+    buf[1] = 7
+    buf[3] = 5
+    buf[4] = _P_SESSION_EXPIRY
+    put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
+    return 9
 
 
 # --- the broker's limits (functions of the client) ---
