@@ -1,17 +1,21 @@
 # Messages that leave the send queue without an acknowledgement, loaded only when one
 # does or the set-aside list is read:
 # - the client's side (functions of the client, self): a message set aside (refused by
-#   the broker, or in flight at `strikes` closes in a row), the oldest queued message
-#   dropped for a new one (full="drop_oldest");
+#   the broker, or in flight at `strikes` closes in a row), a protocol violation by the
+#   broker (it ends the connection, no strike against the message in flight), the oldest
+#   queued message dropped for a new one (full="drop_oldest");
 # - the set-aside records of a StoredSession (stored.py), in its file "aside": the
 #   naside count, then records (flags, reason code, reason text, topic, payload), the
 #   newest kept within a quarter of the store's max_bytes.
 from micropython import const
 import struct
 
+from .packet import disconnect
+
 _SENT = const(8)  # session.SENT, REL, PID
 _REL = const(16)
 _PID = const(64)
+_MALFORMED = const(0x81)
 
 
 def aside(self, k, why):
@@ -41,6 +45,20 @@ def struck(self):
                 self._aside(k, "in flight at %d closes in a row%s" % (
                     self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
+
+
+def fail(self, e):
+    # a protocol violation by the broker ends the connection (MQTT 5 says why)
+    self._log("protocol error: %r", (e,))
+    if self.sock and self.version == 5:
+        c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
+        try:
+            self._write(self._ab, disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
+        except OSError:
+            pass
+    self._why = e  # the broker's fault, not the message's: no strike (see struck)
+    self._close()
+    return e
 
 
 def drop_oldest(self):

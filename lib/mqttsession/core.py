@@ -528,8 +528,8 @@ class Core(Wire):
         return ctl.on_other(self, first)
 
     def _fail(self, e):
-        from . import ctl
-        return ctl.fail(self, e)
+        from . import aside
+        return aside.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:

@@ -1,8 +1,9 @@
-# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
-# other than PUBLISH and its acknowledgements (protocol errors). Each function is a Core
-# method (self is the client); core.Core calls them. Rarer still, in modules of their
-# own: setting messages aside (aside.py); MQTT 5's CONNACK with the broker's limits, a
-# server DISCONNECT and Server Reference (v5.py).
+# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets other than PUBLISH and its
+# acknowledgements (protocol errors). Each function is a Core method (self is the
+# client); core.Core calls them. Rarer still, in modules of their own: setting messages
+# aside and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
+# CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
@@ -116,20 +117,6 @@ def on_other(self, first):
                                      t == _PINGRESP):
         raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
     raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
-
-
-def fail(self, e):
-    # a protocol violation by the broker ends the connection (MQTT 5 says why)
-    self._log("protocol error: %r", (e,))
-    if self.sock and self.version == 5:
-        c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
-        try:
-            self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
-        except OSError:
-            pass
-    self._why = e  # the broker's fault, not the message's: no strike (see _close)
-    self._close()
-    return e
 
 
 def connack(self, first):
