@@ -1,23 +1,17 @@
 # The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
-# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets other than PUBLISH and its
-# acknowledgements (protocol errors). Each function is a Core method (self is the
-# client); core.Core calls them. Rarer still, in modules of their own: setting messages
-# aside and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
-# CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements. Each function is a Core method (self
+# is the client); core.Core calls them. Rarer still, in modules of their own: setting
+# messages aside, a packet the client does not expect and ending a connection on the
+# broker's protocol violation (aside.py); MQTT 5's CONNACK with the broker's limits, a
+# server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
 from .packet import MQTTException
 
 _CONNACK = const(0x20)
-_PUBACK = const(0x40)
-_PUBREC = const(0x50)
-_PUBREL = const(0x60)
-_PUBCOMP = const(0x70)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
-_PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
@@ -79,44 +73,38 @@ def sub_end(self, topic, qos):
 
 
 def on_other(self, first):
-    t = first & 0xF0
-    v = self.version
-    if first == _SUBACK or first == _UNSUBACK:
-        b = self._rx
-        i = self._i
-        n = self._n
-        pid = P.u16(b, i, n)
-        j = P.skip_props(b, i + 2, n) if v == 5 else i + 2  # the reason codes: b[j:n]
-        if first == _SUBACK and j >= n:
-            raise P.malformed("SUBACK without return codes")
-        if v == 5:
-            self._props(i + 2, n, t)
-        if pid != self._sub:
-            return
-        # the acknowledgement of the pending request: one code for its one filter, of
-        # the kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
-        if t != self._subt:
-            raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
-        if n - j != (1 if v == 5 or t == _SUBACK else 0):
-            raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % (n - j))
-        c = b[j] if n > j else 0
-        if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
-                     if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
-                c > 2 and c != 0x80 and v != 5):
-            raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
-        self._sub = 0
-        self._subrc = c
-        self._healthy()
-        return
-    if first == _DISCONNECT and v == 5:
-        from . import v5
+    # SUBACK/UNSUBACK; any other packet here is a DISCONNECT from an MQTT 5 broker or a
+    # protocol error (aside.other raises)
+    if first != _SUBACK and first != _UNSUBACK:
+        from . import aside
 
-        v5.disconnected(self)  # raises
-    if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
-             _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
-                                     t == _PINGRESP):
-        raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
-    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+        aside.other(self, first)
+    t = first & 0xF0
+    v5 = self.version == 5
+    b = self._rx
+    i = self._i
+    n = self._n
+    pid = P.u16(b, i, n)
+    j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
+    if first == _SUBACK and j >= n:
+        raise P.malformed("SUBACK without return codes")
+    if v5:
+        self._props(i + 2, n, t)
+    if pid != self._sub:
+        return
+    # the acknowledgement of the pending request: one code for its one filter, of the
+    # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
+    if t != self._subt:
+        raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
+    if n - j != (1 if v5 or t == _SUBACK else 0):
+        raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % (n - j))
+    c = b[j] if n > j else 0
+    if c not in (b"\x00\x01\x02\x80\x83\x87\x8f\x91\x97\x9e\xa1\xa2" if t == _SUBACK else
+                 b"\x00\x11\x80\x83\x87\x8f\x91") or (c > 2 and c != 0x80 and not v5):
+        raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
+    self._sub = 0
+    self._subrc = c
+    self._healthy()
 
 
 def connack(self, first):
