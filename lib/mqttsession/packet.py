@@ -23,6 +23,9 @@ _AUTH = const(0xF0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _MAX_REMAINING = const(268435455)
+_P_SESSION_EXPIRY = const(0x11)
+_P_RECEIVE_MAX = const(0x21)
+_P_MAX_PACKET = const(0x27)
 
 
 class MQTTException(Exception):
@@ -114,9 +117,16 @@ def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
     buf[i + 1] = flags
     i = put_u16(buf, i + 2, keepalive)
     if v5:
-        from .v5 import connect_props
-
-        i = connect_props(buf, put_varint(buf, i, props), expiry, receive_max, max_packet)
+        i = put_varint(buf, i, props)
+        if expiry:
+            buf[i] = _P_SESSION_EXPIRY
+            i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
+        if receive_max:
+            buf[i] = _P_RECEIVE_MAX
+            i = put_u16(buf, i + 1, receive_max)
+        if max_packet:
+            buf[i] = _P_MAX_PACKET
+            i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
     i = put_bytes(buf, i, client_id)
     if will:
         if v5:

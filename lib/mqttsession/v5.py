@@ -2,8 +2,8 @@
 # properties section): which property may appear in which packet, how often, and what its
 # value may be (check), and their values (props). check() walks a property block by
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
-# The full decoder of server packets (decode); CONNECT's properties and a DISCONNECT
-# with a reason or expiry, for packet.py. Then the client's side (functions of the
+# The full decoder of server packets (decode); a DISCONNECT with a reason or session
+# expiry, for packet.py. Then the client's side (functions of the
 # client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
 # answered by PUBACK, the Server Reference, the CONNACK that announces them and a
 # DISCONNECT from the broker.
@@ -249,21 +249,7 @@ def decode(first, b, version):
 
 
 
-# --- what the client sends: CONNECT's properties, DISCONNECT with a reason or expiry ---
-
-
-def connect_props(buf, i, expiry, receive_max, max_packet):
-    # the properties of packet.connect (their length is written): returns their end
-    if expiry:
-        buf[i] = _P_SESSION_EXPIRY
-        i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
-    if receive_max:
-        buf[i] = _P_RECEIVE_MAX
-        i = put_u16(buf, i + 1, receive_max)
-    if max_packet:
-        buf[i] = _P_MAX_PACKET
-        i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
-    return i
+# --- what the client sends: DISCONNECT with a reason or a session expiry ---
 
 
 def disconnect(buf, reason, expiry):
