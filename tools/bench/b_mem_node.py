@@ -6,6 +6,7 @@
 # Arguments (key=value): host port [rom=IMAGE] [ca=DER file: TLS] img=littlefs image
 #   n=messages per QoS  alloc=1: also the steady-state allocation phase (needs bcommon)
 #   keep=1: mount the image as it is (a later boot), not a fresh one
+#   v=5: MQTT 5 (default 4, MQTT 3.1.1)
 # Prints "R mem.<key> <bytes>", the qstr pools' summary, "MOD <module>" for each
 # mqttsession module loaded, and
 # "NODE OK" at the end of the node's run (the smallest-heap search looks for it).
@@ -65,7 +66,7 @@ def cb(topic, msg):
 
 store = SessionStore(root="/flash/.mqtt")
 c = MQTTClient("bench-mem", a.get("host", "127.0.0.1"), int(a["port"]), keepalive=30,
-               ssl=ctx, store=store, link=Link())
+               ssl=ctx, store=store, link=Link(), version=int(a.get("v", "4")))
 c.set_callback(cb)
 out("client", heap() - base)
 c.connect(clean_session=False)
