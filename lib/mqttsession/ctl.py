@@ -28,7 +28,7 @@ def connect_packet(self, clean):
             0xFFFFFFFF if self.store or not clean else 0)
     s.expiry = exp  # stored with the session once the broker accepts it
     buf = self._tx
-    need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
+    need = 40 + len(cid) + len(self.user or b"") + len(self.pswd or b"")
     if self.lw:
         need += len(self.lw[0]) + len(self.lw[1])
     if need > len(buf):

@@ -228,8 +228,7 @@ def publish_fields(b, n, first, out, s=0):
         raise malformed("bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(_PROTOCOL_ERROR, "PUBLISH without a topic") if out[3] else \
-            malformed("PUBLISH without a topic")
+        raise MQTTException(_PROTOCOL_ERROR if out[3] else _MALFORMED, "PUBLISH without a topic")
     r = utf8(b, s + 2, i)
     if r:
         raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
