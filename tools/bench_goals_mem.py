@@ -105,8 +105,17 @@ class MemoryRows:
                 f"prog {p}: drain rate, 10 queued",
                 f"{b}.drain_per_s.n10",
                 "acks/s",
-                "median of 5; broker and client on one CPU",
+                "median of 5; broker and client on one CPU; all 10 are in flight before "
+                "the first acknowledgement: this times acknowledgements only",
             )
+            for k in (10, n):
+                self.row(
+                    "backlog",
+                    f"prog {p}: block reads per drained message, {k:,} queued",
+                    f"{b}.drain_reads.n{k}",
+                    "reads/msg",
+                    "littlefs path lookups: a segment opened and removed per 32 messages",
+                )
             self.row(
                 "backlog",
                 f"prog {p}: drain rate, {n:,} queued",

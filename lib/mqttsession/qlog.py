@@ -100,8 +100,12 @@ def scan(s, w):
 
 # --- the ring as a window on the queue in flash ---
 
+_get = None  # qseg.seg_get once a segment was read (an import per call costs lookups)
+
+
 def nxt(s):
     # the next pending message in flash (at or after _cur) into _r; False if none
+    global _get
     while s.more > 0:
         c = s._cur
         for i in range(len(s._sg)):
@@ -109,12 +113,13 @@ def nxt(s):
                 continue
             if s._cb is not None and s._ci != s._sg[i]:
                 s._cb = None
-            from .qseg import seg_get
-
-            while seg_get(s, i):
-                if s._r[0] >= c:
-                    s._cur = s._r[0] + 1
-                    if s._r[0] not in s._done:
+            if _get is None:
+                from .qseg import seg_get as _get
+            while _get(s, i):
+                q = s._r[0]
+                if q >= c:
+                    s._cur = q + 1
+                    if q not in s._done:
                         return True
             s._cb = None
             s._cur = c = s._sl[i] + 1

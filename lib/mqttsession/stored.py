@@ -155,14 +155,16 @@ class StoredSession(Session):
         # brings pending messages from flash into free ring slots, in order
         while self.more > 0:
             if self.n == self.cap:
+                if self.nin + self.nq == self.cap:
+                    return  # full, no holes to close
                 self._compact()
-                if self.n == self.cap:
-                    return
             if not qlog.nxt(self):
                 return
             self.more -= 1
             seq, f, pid, ep, t, m, z = self._r
-            k = self.slot(self.n)
+            k = self.head + self.n  # as slot(n)
+            if k >= self.cap:
+                k -= self.cap
             self.n += 1
             self.seq[k] = seq
             self.top[k] = t
