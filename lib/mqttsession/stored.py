@@ -171,7 +171,7 @@ class StoredSession(Session):
             self.msg[k] = m
             self.sz[k] = z
             f = (f & 7) | _DISK
-            o = self._out.pop(seq, None)
+            o = self._out.pop(seq, None) if self._out else None
             if o:
                 pid = o[0]
                 f |= _REL if o[1] else 0
@@ -182,7 +182,8 @@ class StoredSession(Session):
                 f |= _PID | _PIDDISK | _SENT  # the broker may have it: resend with DUP
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
-            self._mark(pid, 1)
+            if pid:
+                self._mark(pid, 1)
             self.fl[k] = f
             if f & _PID:
                 self.nin += 1
