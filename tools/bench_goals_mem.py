@@ -123,6 +123,21 @@ class MemoryRows:
                 "acks/s",
                 "first to last acknowledgement",
             )
+            for k in (10, n):
+                self.row(
+                    "backlog",
+                    f"prog {p}: drain rate, {k:,} queued, first PUBLISH to last acknowledgement",
+                    f"{b}.drain_whole_per_s.n{k}",
+                    "msg/s",
+                    "every message's send and acknowledgement in the span",
+                )
+            self.row(
+                "backlog",
+                f"prog {p}: that rate, {n:,} queued vs 10",
+                f"{b}.drain_whole_share",
+                "ratio",
+                "not the issue's measure (first to last acknowledgement)",
+            )
             self.ratio_goal(
                 "backlog",
                 f"issue 13: prog {p}: drain rate of {n:,} queued vs 10",
