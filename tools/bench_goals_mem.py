@@ -40,9 +40,9 @@ class MemoryRows:
         for p in (32, 256):
             b = f"backlog.p{p}"
             for k, what in (
-                (32, "the first 32"),
-                (1024, "messages 993-1,024"),
-                (n, f"the last 32 of {n:,}"),
+                (320, "the first 320"),
+                (1280, "messages 961-1,280"),
+                (n, f"the last 320 of {n:,}"),
             ):
                 if k <= n:
                     self.row(
@@ -105,14 +105,38 @@ class MemoryRows:
                 f"prog {p}: drain rate, 10 queued",
                 f"{b}.drain_per_s.n10",
                 "acks/s",
-                "median of 5; broker and client on one CPU",
+                "median of 5; broker and client on one CPU; all 10 are in flight before "
+                "the first acknowledgement: this times acknowledgements only",
             )
+            for k in (10, n):
+                self.row(
+                    "backlog",
+                    f"prog {p}: block reads per drained message, {k:,} queued",
+                    f"{b}.drain_reads.n{k}",
+                    "reads/msg",
+                    "littlefs path lookups: a segment opened and removed per 32 messages",
+                )
             self.row(
                 "backlog",
                 f"prog {p}: drain rate, {n:,} queued",
                 f"{b}.drain_per_s.n{n}",
                 "acks/s",
                 "first to last acknowledgement",
+            )
+            for k in (10, n):
+                self.row(
+                    "backlog",
+                    f"prog {p}: drain rate, {k:,} queued, first PUBLISH to last acknowledgement",
+                    f"{b}.drain_whole_per_s.n{k}",
+                    "msg/s",
+                    "every message's send and acknowledgement in the span",
+                )
+            self.row(
+                "backlog",
+                f"prog {p}: that rate, {n:,} queued vs 10",
+                f"{b}.drain_whole_share",
+                "ratio",
+                "not the issue's measure (first to last acknowledgement)",
             )
             self.ratio_goal(
                 "backlog",
@@ -122,10 +146,10 @@ class MemoryRows:
                 0.7,
                 "acks/s",
             )
-            a, z = self.res.get(f"{b}.queue_us.at32"), self.res.get(f"{b}.queue_us.at{n}")
+            a, z = self.res.get(f"{b}.queue_us.at320"), self.res.get(f"{b}.queue_us.at{n}")
             q = ratio(z, a)
             self.target(
-                f"issue 13: prog {p}: queueing cost at {n:,} queued vs the first 32",
+                f"issue 13: prog {p}: queueing cost at {n:,} queued vs the first 320",
                 "<= 1.50",
                 q,
                 q <= 1.5 if q is not None else None,

@@ -5,6 +5,8 @@
 # offset, ioctl 1-6), so VfsLfs2 programs partial blocks as it does on the
 # ESP32 and rp2 flash drivers. Every write reaches the file before the call
 # returns, so a SIGKILL leaves the image as a power cut would leave flash.
+# With sync (the default) each one is also flushed to the disk (fsync): only the
+# host losing power needs that, and tests and benchmarks turn it off (sync = False).
 import os
 
 import vfs
@@ -33,6 +35,8 @@ class FileBlockDev:
     # fail_after: None, or the number of prog/erase operations that still
     # succeed; every later one raises OSError(EIO) and writes nothing.
     # That is a power cut at an exact point of a littlefs commit.
+
+    sync = True
 
     def __init__(self, path, block_size=4096, block_count=64, prog_size=32, create=False):
         if block_size % prog_size:
@@ -92,7 +96,8 @@ class FileBlockDev:
         self._may_write()
         self._f.seek(block * self.block_size + off)
         self._f.write(buf)
-        self._f.flush()
+        if self.sync:
+            self._f.flush()
         self.progs += 1
         self.prog_bytes += len(buf)
 
@@ -104,10 +109,12 @@ class FileBlockDev:
         if op == _IOCTL_BLOCK_ERASE:
             self._may_write()
             self._erase(arg)
-            self._f.flush()
+            if self.sync:
+                self._f.flush()
             return 0
         if op == _IOCTL_SYNC:
-            self._f.flush()
+            if self.sync:
+                self._f.flush()
             return 0
         if op == _IOCTL_INIT or op == _IOCTL_DEINIT:
             return 0

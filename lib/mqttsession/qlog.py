@@ -4,9 +4,11 @@
 # topic, payload, CRC-32 of all that. Reading and sealing segments (more than _TAIL
 # messages queued) is in qseg.py, loaded when first needed.
 from micropython import const
+from builtins import len, bytes, memoryview  # as names of this module: one lookup
 import binascii
 import os
 import struct
+from struct import unpack_from
 
 from .store import _join, _read, _write, _rm, _isdir, pack, unpack
 
@@ -22,12 +24,13 @@ _ENOSPC = const(28)
 
 def _parse(b, i):
     # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
-    seq, f, pid, ep, nt, nm = struct.unpack_from("<IBHHHH", b, i)
+    seq, f, pid, ep, nt, nm = unpack_from("<IBHHHH", b, i)
     j = i + _RH + nt + nm
     v = memoryview(b)  # topic and payload copied once, from the buffer read
-    if j + 4 > len(b) or struct.unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
+    if j + 4 > len(b) or unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
         raise ValueError("bad record (length or CRC)")
-    return seq, f, pid, ep, bytes(v[i + _RH : i + _RH + nt]), bytes(v[i + _RH + nt : j]), j + 4 - i
+    nt += i + _RH  # where the payload starts
+    return seq, f, pid, ep, bytes(v[i + _RH : nt]), bytes(v[nt:j]), j + 4 - i
 
 
 def scan(s, w):
@@ -100,21 +103,24 @@ def scan(s, w):
 
 # --- the ring as a window on the queue in flash ---
 
+_get = None  # qseg.seg_get once a segment was read (an import per call costs lookups)
+
+
 def nxt(s):
     # the next pending message in flash (at or after _cur) into _r; False if none
+    global _get
     while s.more > 0:
         c = s._cur
         for i in range(len(s._sg)):
             if s._sl[i] < c:
                 continue
-            if s._cb is not None and s._ci != s._sg[i]:
-                s._cb = None
-            from .qseg import seg_get
-
-            while seg_get(s, i):
-                if s._r[0] >= c:
-                    s._cur = s._r[0] + 1
-                    if s._r[0] not in s._done:
+            if _get is None:
+                from .qseg import seg_get as _get
+            while _get(s, i):
+                q = s._r[0]
+                if q >= c:
+                    s._cur = q + 1
+                    if q not in s._done:
                         return True
             s._cb = None
             s._cur = c = s._sl[i] + 1

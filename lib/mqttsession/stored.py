@@ -155,21 +155,23 @@ class StoredSession(Session):
         # brings pending messages from flash into free ring slots, in order
         while self.more > 0:
             if self.n == self.cap:
+                if self.nin + self.nq == self.cap:
+                    return  # full, no holes to close
                 self._compact()
-                if self.n == self.cap:
-                    return
             if not qlog.nxt(self):
                 return
             self.more -= 1
             seq, f, pid, ep, t, m, z = self._r
-            k = self.slot(self.n)
+            k = self.head + self.n  # as slot(n)
+            if k >= self.cap:
+                k -= self.cap
             self.n += 1
             self.seq[k] = seq
             self.top[k] = t
             self.msg[k] = m
             self.sz[k] = z
             f = (f & 7) | _DISK
-            o = self._out.pop(seq, None)
+            o = self._out.pop(seq, None) if self._out else None
             if o:
                 pid = o[0]
                 f |= _REL if o[1] else 0
@@ -180,7 +182,8 @@ class StoredSession(Session):
                 f |= _PID | _PIDDISK | _SENT  # the broker may have it: resend with DUP
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
-            self._mark(pid, 1)
+            if pid:
+                self._mark(pid, 1)
             self.fl[k] = f
             if f & _PID:
                 self.nin += 1
