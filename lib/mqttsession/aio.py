@@ -338,8 +338,7 @@ class MQTTClient(Core):
         for t, q in list((todo if present else s.subs).items()):
             b = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
             v = self.version
-            self._write(b, P.unsubscribe(b, s.next_pid(), t, v) if q is None
-                        else P.subscribe(b, s.next_pid(), t, q, v))
+            self._write(b, P.subscribe(b, s.next_pid(), t, q, v))  # q None: UNSUBSCRIBE
         self._todo = {}
         self._pump()
         self._up = True

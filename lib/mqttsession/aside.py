@@ -1,17 +1,26 @@
-# Messages that leave the send queue without an acknowledgement, loaded only when one
-# does or the set-aside list is read:
+# Messages that leave the send queue without an acknowledgement, and connections the
+# broker ends or breaks, loaded only when one does or the set-aside list is read:
 # - the client's side (functions of the client, self): a message set aside (refused by
-#   the broker, or in flight at `strikes` closes in a row), the oldest queued message
-#   dropped for a new one (full="drop_oldest");
+#   the broker, or in flight at `strikes` closes in a row); a protocol violation by the
+#   broker (it ends the connection, no strike against the message in flight), a packet
+#   the client does not expect, an MQTT 5 DISCONNECT; the oldest queued message dropped
+#   for a new one (full="drop_oldest");
 # - the set-aside records of a StoredSession (stored.py), in its file "aside": the
 #   naside count, then records (flags, reason code, reason text, topic, payload), the
 #   newest kept within a quarter of the store's max_bytes.
 from micropython import const
 import struct
 
+from .packet import MQTTException, disconnect
+
 _SENT = const(8)  # session.SENT, REL, PID
 _REL = const(16)
 _PID = const(64)
+_MALFORMED = const(0x81)
+_PROTOCOL_ERROR = const(0x82)
+_PUBREL = const(0x60)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
 
 
 def aside(self, k, why):
@@ -41,6 +50,35 @@ def struck(self):
                 self._aside(k, "in flight at %d closes in a row%s" % (
                     self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
+
+
+def fail(self, e):
+    # a protocol violation by the broker ends the connection (MQTT 5 says why)
+    self._log("protocol error: %r", (e,))
+    if self.sock and self.version == 5:
+        c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
+        try:
+            self._write(self._ab, disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
+        except OSError:
+            pass
+    self._why = e  # the broker's fault, not the message's: no strike (see struck)
+    self._close()
+    return e
+
+
+def other(self, first):
+    # a packet ctl.on_other does not take: a DISCONNECT from an MQTT 5 broker, or a
+    # protocol error (the connection ends: see fail)
+    t = first & 0xF0
+    if first == _DISCONNECT and self.version == 5:
+        from . import v5
+
+        v5.disconnected(self)  # raises
+    # CONNACK, the acknowledgements, PINGRESP, DISCONNECT, AUTH: flags or length wrong
+    if t in b"\x20\x40\x50\x60\x70\x90\xb0\xd0\xe0\xf0" and (
+            first & 15 != (2 if t == _PUBREL else 0) or t == _PINGRESP):
+        raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
+    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
 
 
 def drop_oldest(self):

@@ -35,13 +35,13 @@ _REL = const(16)
 _PID = const(64)
 
 
-def _free_ctl():
-    # ctl (connect, subscribe, rare paths) is imported again on its next use: between
-    # uses its code would only hold heap (about 6 KB as .mpy)
-    sys.modules.pop("mqttsession.ctl", None)
+def _free_args():
+    # args (the constructor's checks) is imported again by the next constructor: between
+    # uses its code would only hold heap
+    sys.modules.pop("mqttsession.args", None)
     pkg = sys.modules.get("mqttsession")
     if pkg:
-        pkg.__dict__.pop("ctl", None)
+        pkg.__dict__.pop("args", None)
 
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
@@ -119,9 +119,9 @@ class Core(Wire):
                  ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
                  timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
                  limits="downgrade", redirect=False):
-        from . import ctl
+        from . import args
 
-        ctl.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
+        args.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
         self.server = server
         self.port = port or (8883 if ssl else 1883)
         self.user = self._bytes(user, "user", True)
@@ -161,9 +161,9 @@ class Core(Wire):
         self._why = None  # the broker's error that ended the link (with a keeper)
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
-        s = ctl.session(self, client_id, server, store, version, max(window, queue))
-        del ctl  # its code is not in the heap while the store loads the session
-        _free_ctl()
+        s = args.session(self, client_id, server, store, version, max(window, queue))
+        del args  # its code is not in the heap while the store loads the session
+        _free_args()
         self._s = s
         self.cb = None
         self._raw = False
@@ -527,13 +527,9 @@ class Core(Wire):
         from . import ctl
         return ctl.on_other(self, first)
 
-    def _sub_ack(self, t, codes):
-        from . import ctl
-        return ctl.sub_ack(self, t, codes)
-
     def _fail(self, e):
-        from . import ctl
-        return ctl.fail(self, e)
+        from . import aside
+        return aside.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:

@@ -1,66 +1,21 @@
-# The protocol core's rarer paths, loaded on first use: the constructor's checks, the
-# CONNECT packet and CONNACK, SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, packets
-# other than PUBLISH and its acknowledgements (server DISCONNECT, protocol errors). Each
-# function is a Core method (self is the client); core.Core calls them. Rarer still, in
-# modules of their own: setting messages aside (aside.py), the broker's MQTT 5 limits and
-# Server Reference (v5.py).
+# The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements. Each function is a Core method (self
+# is the client); core.Core calls them. Rarer still, in modules of their own: setting
+# messages aside, a packet the client does not expect and ending a connection on the
+# broker's protocol violation (aside.py); MQTT 5's CONNACK with the broker's limits, a
+# server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
 from .packet import MQTTException
-from .session import Session
 
 _CONNACK = const(0x20)
-_PUBACK = const(0x40)
-_PUBREC = const(0x50)
-_PUBREL = const(0x60)
-_PUBCOMP = const(0x70)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
-_PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
 _PID = const(64)  # session.PID
-# MQTT 5 CONNACK properties
-_P_SESSION_EXPIRY = const(0x11)
-_P_ASSIGNED_ID = const(0x12)
-_P_SERVER_KEEPALIVE = const(0x13)
-_P_RECEIVE_MAX = const(0x21)
-_P_MAX_QOS = const(0x24)
-_P_RETAIN_AVAILABLE = const(0x25)
-_P_MAX_PACKET = const(0x27)
-
-
-def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
-    # the constructor's numbers: ValueError naming the argument and what it may be
-    if version not in (4, 5):
-        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
-                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
-        if type(v) is not int or v < lo or hi and v > hi:
-            raise ValueError(("%s must be an int from %d to %d" if hi else
-                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError("timeout must be a number of seconds > 0")
-
-
-def session(self, client_id, server, store, version, cap):
-    # the session the constructor's arguments name when it lives in RAM; None for the
-    # store's session for (server, client_id), its null session for client_id ''
-    if client_id is not None:
-        self._bytes(client_id, "client_id", True)
-    if store is None:
-        if client_id is None:
-            raise ValueError("client_id None needs a store")
-        s = Session(self._bytes(client_id, "client_id"), server, cap)
-    elif client_id is not None and not len(client_id) and version != 5:
-        raise ValueError("client_id '' (a null session) needs version=5")
-    else:
-        return None  # the store's (null) session: the caller loads it once ctl is freed
-    return s
 
 
 def connect_packet(self, clean):
@@ -73,7 +28,7 @@ def connect_packet(self, clean):
             0xFFFFFFFF if self.store or not clean else 0)
     s.expiry = exp  # stored with the session once the broker accepts it
     buf = self._tx
-    need = 40 + len(cid) + sum(len(x) for x in (self.user or b"", self.pswd or b""))
+    need = 40 + len(cid) + len(self.user or b"") + len(self.pswd or b"")
     if self.lw:
         need += len(self.lw[0]) + len(self.lw[1])
     if need > len(buf):
@@ -118,96 +73,57 @@ def sub_end(self, topic, qos):
 
 
 def on_other(self, first):
+    # SUBACK/UNSUBACK; any other packet here is a DISCONNECT from an MQTT 5 broker or a
+    # protocol error (aside.other raises)
+    if first != _SUBACK and first != _UNSUBACK:
+        from . import aside
+
+        aside.other(self, first)
     t = first & 0xF0
-    v = self.version
-    if first == _SUBACK or first == _UNSUBACK:
-        d = P.decode(first, self._rx[self._i : self._n], v)
-        if v == 5:
-            self._props(self._i + 2, self._n, t)
-        if d[1] == self._sub:
-            self._sub_ack(t, d[2])
+    v5 = self.version == 5
+    b = self._rx
+    i = self._i
+    n = self._n
+    pid = P.u16(b, i, n)
+    j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
+    if first == _SUBACK and j >= n:
+        raise P.malformed("SUBACK without return codes")
+    if v5:
+        self._props(i + 2, n, t)
+    if pid != self._sub:
         return
-    if first == _DISCONNECT and v == 5:
-        self._close()
-        d = P.decode(first, self._rx[self._i : self._n], v)
-        if 0x1C in d[2]:  # a Server Reference
-            from .v5 import refer
-
-            refer(self, d[1], d[2])
-        raise MQTTException(d[1], "disconnected by the broker")
-    if t in (_CONNACK, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK, _PINGRESP,
-             _DISCONNECT, 0xF0) and (first & 15 != (2 if t == _PUBREL else 0) or
-                                     t == _PINGRESP):
-        raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
-    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
-
-
-def sub_ack(self, t, codes):
-    # the SUBACK/UNSUBACK for the pending request: one code for its one filter, of the
+    # the acknowledgement of the pending request: one code for its one filter, of the
     # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
     if t != self._subt:
         raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
-    v5 = self.version == 5
-    if len(codes) != (1 if v5 or t == _SUBACK else 0):
-        raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % len(codes))
-    c = codes[0] if codes else 0
-    if c not in ((0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
-                 if t == _SUBACK else (0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)) or (
-            c > 2 and c != 0x80 and not v5):
+    if n - j != (1 if v5 or t == _SUBACK else 0):
+        raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % (n - j))
+    c = b[j] if n > j else 0
+    if c not in (b"\x00\x01\x02\x80\x83\x87\x8f\x91\x97\x9e\xa1\xa2" if t == _SUBACK else
+                 b"\x00\x11\x80\x83\x87\x8f\x91") or (c > 2 and c != 0x80 and not v5):
         raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
     self._sub = 0
     self._subrc = c
     self._healthy()
 
 
-def fail(self, e):
-    # a protocol violation by the broker ends the connection (MQTT 5 says why)
-    self._log("protocol error: %r", (e,))
-    if self.sock and self.version == 5:
-        c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
-        try:
-            self._write(self._ab, P.disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
-        except OSError:
-            pass
-    self._why = e  # the broker's fault, not the message's: no strike (see _close)
-    self._close()
-    return e
-
-
 def connack(self, first):
-    # returns Session Present; raises MQTTException on refusal
+    # returns Session Present; raises MQTTException on refusal. MQTT 5's, with the
+    # broker's limits in its properties, is read in v5.py
     if first != _CONNACK:
         raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
-    try:
-        d = P.decode(first, self._rx[self._i : self._n], self.version)
-    except MQTTException as e:
-        raise self._fail(e)
-    pr = d[3]
-    if d[2]:
-        self._close()
-        if 0x1C in pr:  # a Server Reference
-            from .v5 import refer
+    if self.version == 5:
+        from . import v5
 
-            refer(self, d[2], pr)
-        raise MQTTException(d[2], "connection refused")
-    if pr:
-        self._props(self._i + 2, self._n, _CONNACK)
-    s = self._s
-    aid = pr.get(_P_ASSIGNED_ID)
-    if self.version == 5 and (aid is not None or not len(s.client_id)):
-        # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
-        if len(s.client_id) or not aid:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
-                                           + ("for an own ID" if aid else "missing")))
-        s.client_id = aid
-    self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
-    self._maxout = pr.get(_P_MAX_PACKET, 268435460)
-    self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
-    self._maxq = pr.get(_P_MAX_QOS, 2)
-    self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
-    if _P_SESSION_EXPIRY in pr:
-        s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
-    return d[1]
+        return v5.connack(self)
+    b = self._rx
+    i = self._i
+    if self._n != i + 2 or b[i] > 1:
+        raise self._fail(P.malformed("bad CONNACK"))
+    if b[i + 1]:
+        self._close()
+        raise MQTTException(b[i + 1], "connection refused")
+    return b[i]
 
 
 def resume(self, present, clean):

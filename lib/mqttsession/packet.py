@@ -170,24 +170,13 @@ def subscribe(buf, pid, topic, qos, version):
     return i + 1
 
 
-def unsubscribe(buf, pid, topic, version):
-    return subscribe(buf, pid, topic, None, version)
-
-
 def disconnect(buf, version, reason=0, expiry=None):
-    # MQTT 5 may change the session expiry at DISCONNECT
-    if version == 5 and (reason or expiry is not None):
-        buf[0] = _DISCONNECT
-        buf[2] = reason
-        if expiry is None:
-            buf[1] = 1
-            return 3
-        buf[1] = 7
-        buf[3] = 5
-        buf[4] = _P_SESSION_EXPIRY
-        put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
-        return 9
+    # MQTT 5 may give a reason and change the session expiry (v5.disconnect)
     buf[0] = _DISCONNECT
+    if version == 5 and (reason or expiry is not None):
+        from .v5 import disconnect
+
+        return disconnect(buf, reason, expiry)
     buf[1] = 0
     return 2
 
@@ -239,8 +228,7 @@ def publish_fields(b, n, first, out, s=0):
         raise malformed("bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(_PROTOCOL_ERROR, "PUBLISH without a topic") if out[3] else \
-            malformed("PUBLISH without a topic")
+        raise MQTTException(_PROTOCOL_ERROR if out[3] else _MALFORMED, "PUBLISH without a topic")
     r = utf8(b, s + 2, i)
     if r:
         raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
@@ -270,56 +258,6 @@ def ack_fields(b, n, version, s=0):
     if n > s + 3:
         skip_props(b, s + 3, n)
     return pid | reason << 16
-
-
-def decode(first, b, version):
-    # Full decoder for every packet a server can send: returns (type, fields...), MQTT 5
-    # properties as {id: value} (v5.props). Raises MQTTException(0x81 malformed or 0x82
-    # protocol error) on anything else.
-    t = first & 0xF0
-    fl = first & 0x0F
-    n = len(b)
-    v5 = version == 5
-    if t == _PUBLISH:
-        qos = fl >> 1 & 3
-        if qos == 3:
-            raise malformed("PUBLISH QoS 3")
-        out = [0, 0, 0, 1 if v5 else 0]
-        publish_fields(b, n, first, out)
-        return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
-                fl >> 3, out[1])
-    if fl != (2 if t == _PUBREL else 0):
-        raise malformed("bad flags 0x%02x" % first)
-    if t == _CONNACK:
-        if n < 2 or b[0] > 1:
-            raise malformed("bad CONNACK")
-        d = {}
-        if v5 and n > 2:
-            # (a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without them)
-            from .v5 import props
-
-            d = props(b, 2, n)
-        if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
-            raise malformed("bad CONNACK")  # more than its properties
-        return (_CONNACK, b[0] & 1, b[1], d)
-    if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
-        r = ack_fields(b, n, version)
-        return (t, r & 0xFFFF, r >> 16)
-    if t == _SUBACK or t == _UNSUBACK:
-        pid = u16(b, 0, n)
-        i = skip_props(b, 2, n) if v5 else 2
-        if t == _SUBACK and i >= n:
-            raise malformed("SUBACK without return codes")
-        return (t, pid, bytes(b[i:n]))
-    if t == _PINGRESP:
-        if n:
-            raise malformed("PINGRESP with a body")
-        return (_PINGRESP,)
-    if v5 and (t == _DISCONNECT or t == _AUTH):
-        from .v5 import props
-
-        return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
-    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
 
 
 # --- validation -------------------------------------------------------------------------

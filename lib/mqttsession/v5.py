@@ -2,15 +2,38 @@
 # properties section): which property may appear in which packet, how often, and what its
 # value may be (check), and their values (props). check() walks a property block by
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
-# Then the client's side (functions of the client, self) of the broker's limits: Maximum
-# QoS and Retain Available, a QoS 2 answered by PUBACK, the Server Reference.
+# The full decoder of server packets (decode); a DISCONNECT with a reason or session
+# expiry, for packet.py. Then the client's side (functions of the
+# client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
+# answered by PUBACK, the Server Reference, the CONNACK that announces them and a
+# DISCONNECT from the broker.
 # Last, the move of a store's null session (client ID "", MQTT 5 only) to the client ID
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import MQTTException, malformed, varint, varint_size, u16, utf8
+from .packet import (MQTTException, malformed, varint, varint_size, u16, utf8, skip_props,
+                     publish_fields, ack_fields, put_u16)
 
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_PUBREL = const(0x60)
+_PUBCOMP = const(0x70)
+_SUBACK = const(0x90)
+_UNSUBACK = const(0xB0)
+_PINGRESP = const(0xD0)
+_DISCONNECT = const(0xE0)
+_AUTH = const(0xF0)
 _MALFORMED = const(0x81)
+# CONNACK properties
+_P_SESSION_EXPIRY = const(0x11)
+_P_ASSIGNED_ID = const(0x12)
+_P_SERVER_KEEPALIVE = const(0x13)
+_P_RECEIVE_MAX = const(0x21)
+_P_MAX_QOS = const(0x24)
+_P_RETAIN_AVAILABLE = const(0x25)
+_P_MAX_PACKET = const(0x27)
 _PROTOCOL_ERROR = const(0x82)
 _ALIAS_INVALID = const(0x94)
 _REL = const(16)  # session.REL
@@ -177,6 +200,71 @@ def _string(b, i, stop, k):
     return e
 
 
+def decode(first, b, version):
+    # Full decoder for every packet a server can send, MQTT 3.1.1 or 5 (the client's
+    # MQTT 5 CONNACK and DISCONNECT go through it; its receive path reads PUBLISH and its
+    # acknowledgements with packet.publish_fields and ack_fields): returns (type,
+    # fields...), MQTT 5 properties as {id: value} (props). Raises MQTTException(0x81
+    # malformed or 0x82 protocol error) on anything else.
+    t = first & 0xF0
+    fl = first & 0x0F
+    n = len(b)
+    v5 = version == 5
+    if t == _PUBLISH:
+        qos = fl >> 1 & 3
+        if qos == 3:
+            raise malformed("PUBLISH QoS 3")
+        out = [0, 0, 0, 1 if v5 else 0]
+        publish_fields(b, n, first, out)
+        return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
+                fl >> 3, out[1])
+    if fl != (2 if t == _PUBREL else 0):
+        raise malformed("bad flags 0x%02x" % first)
+    if t == _CONNACK:
+        if n < 2 or b[0] > 1:
+            raise malformed("bad CONNACK")
+        d = {}
+        if v5 and n > 2:
+            # (a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without them)
+            d = props(b, 2, n)
+        if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
+            raise malformed("bad CONNACK")  # more than its properties
+        return (_CONNACK, b[0] & 1, b[1], d)
+    if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
+        r = ack_fields(b, n, version)
+        return (t, r & 0xFFFF, r >> 16)
+    if t == _SUBACK or t == _UNSUBACK:
+        pid = u16(b, 0, n)
+        i = skip_props(b, 2, n) if v5 else 2
+        if t == _SUBACK and i >= n:
+            raise malformed("SUBACK without return codes")
+        return (t, pid, bytes(b[i:n]))
+    if t == _PINGRESP:
+        if n:
+            raise malformed("PINGRESP with a body")
+        return (_PINGRESP,)
+    if v5 and (t == _DISCONNECT or t == _AUTH):
+        return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
+    raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+
+
+
+# --- what the client sends: DISCONNECT with a reason or a session expiry ---
+
+
+def disconnect(buf, reason, expiry):
+    # the rest of packet.disconnect's DISCONNECT (its first byte is written)
+    buf[2] = reason
+    if expiry is None:
+        buf[1] = 1
+        return 3
+    buf[1] = 7
+    buf[3] = 5
+    buf[4] = _P_SESSION_EXPIRY
+    put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
+    return 9
+
+
 # --- the broker's limits (functions of the client) ---
 
 
@@ -238,6 +326,46 @@ def refer(self, code, data):
             self.server = ref.split(" ")[0]
         self._hops = 1
         self._log("redirected to %s", (ref,))
+
+
+def connack(self):
+    # an MQTT 5 CONNACK (ctl.connack): returns Session Present; raises MQTTException on
+    # refusal. Its properties set the broker's limits for this connection
+    try:
+        d = decode(_CONNACK, self._rx[self._i : self._n], 5)
+    except MQTTException as e:
+        raise self._fail(e)
+    pr = d[3]
+    if d[2]:
+        self._close()
+        refer(self, d[2], pr)  # a Server Reference
+        raise MQTTException(d[2], "connection refused")
+    if pr:
+        self._props(self._i + 2, self._n, _CONNACK)
+    s = self._s
+    aid = pr.get(_P_ASSIGNED_ID)
+    if aid is not None or not len(s.client_id):
+        # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
+        if len(s.client_id) or not aid:
+            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
+                                           + ("for an own ID" if aid else "missing")))
+        s.client_id = aid
+    self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
+    self._maxout = pr.get(_P_MAX_PACKET, 268435460)
+    self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
+    self._maxq = pr.get(_P_MAX_QOS, 2)
+    self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
+    if _P_SESSION_EXPIRY in pr:
+        s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
+    return d[1]
+
+
+def disconnected(self):
+    # a DISCONNECT from the broker: the reason it gives, and a Server Reference
+    self._close()
+    d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)
+    refer(self, d[1], d[2])
+    raise MQTTException(d[1], "disconnected by the broker")
 
 
 # --- a SessionStore's null session (client ID "") gets the ID the broker assigned ---

@@ -109,12 +109,19 @@ def node_args(s: Setup, broker: Broker, form: str, tls: bool, **more: object) ->
 
 
 def run_node(
-    s: Setup, broker: Broker, form: str, tls: bool, heap_kb: int, n: int, alloc: bool = False
+    s: Setup,
+    broker: Broker,
+    form: str,
+    tls: bool,
+    heap_kb: int,
+    n: int,
+    alloc: bool = False,
+    version: int = 4,
 ) -> tuple[int, str]:
-    tag = f"{form}{'.tls' if tls else ''}"
+    tag = f"{form}{'.tls' if tls else ''}{'.v5' if version == 5 else ''}"
     img = s.work / f"node-{tag}-{heap_kb}.img"
     img.unlink(missing_ok=True)
-    args = node_args(s, broker, form, tls, img=img, n=n)
+    args = node_args(s, broker, form, tls, img=img, n=n, v=version)
     if alloc:
         args["alloc"] = 1
     rc, out = run_mp(
@@ -124,9 +131,11 @@ def run_node(
     return rc, out
 
 
-def measure(s: Setup, broker: Broker, form: str, tls: bool, n: int, alloc: bool) -> None:
-    tag = f"{form}{'.tls' if tls else ''}"
-    rc, out = run_node(s, broker, form, tls, 1024, n, alloc)
+def measure(
+    s: Setup, broker: Broker, form: str, tls: bool, n: int, alloc: bool, version: int = 4
+) -> None:
+    tag = f"{form}{'.tls' if tls else ''}{'.v5' if version == 5 else ''}"
+    rc, out = run_node(s, broker, form, tls, 1024, n, alloc, version)
     s.res.log.append(f"$ b_mem_node {tag}\n{out}")
     if rc != 0 or "NODE OK" not in out or (alloc and "ALLOC OK" not in out):
         s.res.put_na(tag, last_error(out))
@@ -135,11 +144,13 @@ def measure(s: Setup, broker: Broker, form: str, tls: bool, n: int, alloc: bool)
         parts = line.split()
         if len(parts) == 3 and parts[0] == "R" and parts[1].startswith("mem."):
             s.res.put(f"{tag}.{parts[1][4:]}", float(parts[2]))
+        elif line.startswith("qstr pool:") and "n_qstr=" in line:
+            s.res.put(f"{tag}.qstrs", float(line.split("n_qstr=")[1].split(",")[0]))
         elif len(parts) == 2 and parts[0] == "MOD":
             mods.append(parts[1])
         elif parts and parts[0] == "NA":
             s.res.put_na(f"{tag}.{parts[1].removeprefix('mem.')}", " ".join(parts[2:]))
-    if form == "mpy" and not tls and mods:
+    if form == "mpy" and not tls and version == 4 and mods:
         s.res.put("code", float(sum(s.sizes.get(m, 0) for m in mods)))
         s.res.log.append("modules loaded: " + " ".join(mods))
 
@@ -273,6 +284,10 @@ def b(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.0f} B"
 
 
+def n(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f}"
+
+
 def table(s: Setup, minheap: dict[str, int | None]) -> str:
     r = s.res
     g = r.get
@@ -313,6 +328,9 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
             "-",
         ),
         ("heap connected, .mpy -O3", kb(g("mpy3.connected")), "-"),
+        ("heap connected, MQTT 5, .mpy", kb(g("mpy.v5.connected")), "-"),
+        ("qstrs interned after the QoS 0/1/2 loop, .mpy / ROMFS",
+         f"{n(g('mpy.qstrs'))} / {n(g('rom.qstrs'))}", "-"),
     ]
     for k, label in (
         ("pub.q0", "QoS 0 publish"),
@@ -357,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         measure(s, broker, "mpy", True, n, True)
         measure(s, broker, "rom", True, n, False)
         measure(s, broker, "mpy3", False, n, False)
+        measure(s, broker, "mpy", False, n, False, version=5)
         minheap: dict[str, int | None] = {}
         if not a.no_minheap:
             step = 8 if a.quick else 1

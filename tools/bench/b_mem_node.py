@@ -6,7 +6,9 @@
 # Arguments (key=value): host port [rom=IMAGE] [ca=DER file: TLS] img=littlefs image
 #   n=messages per QoS  alloc=1: also the steady-state allocation phase (needs bcommon)
 #   keep=1: mount the image as it is (a later boot), not a fresh one
-# Prints "R mem.<key> <bytes>", "MOD <module>" for each mqttsession module loaded, and
+#   v=5: MQTT 5 (default 4, MQTT 3.1.1)
+# Prints "R mem.<key> <bytes>", the qstr pools' summary, "MOD <module>" for each
+# mqttsession module loaded, and
 # "NODE OK" at the end of the node's run (the smallest-heap search looks for it).
 import gc
 import sys
@@ -64,7 +66,7 @@ def cb(topic, msg):
 
 store = SessionStore(root="/flash/.mqtt")
 c = MQTTClient("bench-mem", a.get("host", "127.0.0.1"), int(a["port"]), keepalive=30,
-               ssl=ctx, store=store, link=Link())
+               ssl=ctx, store=store, link=Link(), version=int(a.get("v", "4")))
 c.set_callback(cb)
 out("client", heap() - base)
 c.connect(clean_session=False)
@@ -76,6 +78,9 @@ for i in range(N):
     while got[0] < (i + 1) * 3:
         c.wait_msg()
 out("loop", heap() - base)
+# the names the interpreter interned by now ("qstr pool: ... n_qstr=N ..."): each pool is
+# one heap block, the sixth about 7 KB (an ESP32-sized heap may not have it)
+micropython.qstr_info()
 for m in sorted(sys.modules):
     if m.startswith("mqttsession"):
         print("MOD", m)

@@ -1,0 +1,34 @@
+# The constructor's arguments, checked, and the session they name when it lives in RAM:
+# loaded by Core.__init__ and freed again before the store loads its session (see
+# core._free_args), so a connected node holds none of it.
+from .session import Session
+
+
+def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
+    # the constructor's numbers: ValueError naming the argument and what it may be
+    if version not in (4, 5):
+        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
+    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
+                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
+        if type(v) is not int or v < lo or hi and v > hi:
+            raise ValueError(("%s must be an int from %d to %d" if hi else
+                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError("timeout must be a number of seconds > 0")
+
+
+def session(self, client_id, server, store, version, cap):
+    # the session the constructor's arguments name when it lives in RAM; None for the
+    # store's session for (server, client_id), its null session for client_id ''
+    if client_id is not None:
+        self._bytes(client_id, "client_id", True)
+    if store is None:
+        if client_id is None:
+            raise ValueError("client_id None needs a store")
+        s = Session(self._bytes(client_id, "client_id"), server, cap)
+    elif client_id is not None and not len(client_id) and version != 5:
+        raise ValueError("client_id '' (a null session) needs version=5")
+    else:
+        return None  # the store's (null) session: the caller loads it once args is freed
+    return s
