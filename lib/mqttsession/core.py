@@ -54,22 +54,25 @@ def _check(c, topic, msg, qos):
     # validates the caller's message (as publish() got it: _topic and _payload make
     # bytes of what is not) and takes it in hand. A bytes topic object that passed
     # once passes again (it cannot change): a repeated topic is checked once
-    if topic is c._ts:
-        topic = c._tb  # a repeated str topic, encoded once
-    elif topic is not c._tv:
-        topic = c._topic(topic)
+    if topic is not c._tv:
+        if topic is c._ts:
+            topic = c._tb  # a repeated str topic, encoded once
+        else:
+            topic = c._topic(topic)
+        if topic is not c._tv:
+            P.check_topic(topic)
+            if type(topic) is bytes:
+                c._tv = topic
     if type(msg) is not bytes:
         msg = c._payload(msg)
-    if topic is not c._tv:
-        P.check_topic(topic)
-        if type(topic) is bytes:
-            c._tv = topic
-    if type(qos) is not int or not 0 <= qos <= 2:
+    if type(qos) is not int or qos > 2 or qos < 0:
         P.check_qos(qos)
     c._t = topic
     c._m = msg
-    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
-    if 7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
+    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header): the
+    # exact size only when the largest it can be (QoS > 0, MQTT 5) exceeds the limit
+    if len(topic) + len(msg) + 10 > c._maxout and \
+            7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
         raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
