@@ -33,6 +33,9 @@ _ECONNRESET = const(104)
 _SENT = const(8)
 _REL = const(16)
 _PID = const(64)
+# a PUBLISH's first byte by the low 4 flag bits: QoS (bits 0-1, to bits 1-2), retain
+# (bit 2, to bit 0), sent before (bit 3: DUP, also bit 3)
+_FIRST = bytes(_PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1 for f in range(16))
 
 
 def _free_ctl():
@@ -89,13 +92,15 @@ def _put(c, i, pid):
     tx[0] = i
     i = c._rem
     if i < 0x80:
-        tx[1] = i
-        i = 2
+        tx[1] = i  # (the usual case: fixed positions, less arithmetic)
+        tx[2] = n >> 8
+        tx[3] = n & 0xFF
+        i = 4
     else:
         i = P.put_varint(tx, 1, i)
-    tx[i] = n >> 8
-    tx[i + 1] = n & 0xFF
-    i += 2
+        tx[i] = n >> 8
+        tx[i + 1] = n & 0xFF
+        i += 2
     tx[i : i + n] = t
     i += n
     if pid:
@@ -306,27 +311,27 @@ class Core(Wire):
         if not f & _PID:
             s.assign(k)
             f = s.fl[k]
-        if (f & 3 > self._maxq or f & 4 > self._retok << 2) and not f & _REL:
+        if (f & 3 > self._maxq or f & 4 and not self._retok) and not f & _REL:
             f = self._cap(k)
         s.fl[k] = f | _SENT
         if f & _REL:
             self._ack(0x62, s.ids[k])
             return
-        if s.top[k] is None:
-            self._pt, self._pm = s.load(k)
+        t = s.top[k]
+        if t is None:
+            t, self._pm = s.load(k)
         else:
-            self._pt = s.top[k]
             self._pm = s.msg[k]
+        self._pt = t
         # remaining length (a message capped to the broker's Maximum QoS 0 has no ID)
-        n = 2 + len(self._pt) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
+        n = 2 + len(t) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
         self._rem = n
         if n + 5 > self._maxout:
             # stored under a broker that allowed it; this one never will: give it up
             self.dropped += 1
             s.drop(k)
             return
-        n = _PUBLISH | (8 if f & _SENT else 0) | (f & 3) << 1 | (f >> 2 & 1)
-        _put(self, n, s.ids[k] if f & 3 else 0)
+        _put(self, _FIRST[f & 15], s.ids[k] if f & 3 else 0)
         if not f & 3:
             s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
 

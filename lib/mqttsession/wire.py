@@ -74,6 +74,7 @@ def _recv(w):
     except MQTTException:
         e = MQTTException.last  # the one caught (see packet.py)
         if w._large:
+            w._large = False
             raise  # a refused oversized packet: the connection stays up
         # the broker broke the protocol: end the connection (and why)
         if not w.link or w._cs:
@@ -90,7 +91,6 @@ def _read(w):
     # would exceed 11 words: allocated on the heap at every call)
     if w.sock is None:
         raise OSError(_ENOTCONN)
-    w._large = False
     # whole packets may wait in the buffer (_hold), or the rest of one that started
     if w._r1 != w._r0 or w._skip:
         t = _parse(w)
@@ -433,11 +433,11 @@ class Wire:
             return False
         self._p0 = self._rt
         first, pid, n = self._big
-        self._large = True
         if pid and first & 6:
             if first & 4:
                 self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
                 self._ack(_PUBREC, pid)
             else:
                 self._ack(_PUBACK, pid)
+        self._large = True  # for _recv's handler, which resets it
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
