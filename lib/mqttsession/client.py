@@ -389,14 +389,12 @@ def _await(c, k):
     # is dead) and the budget (then a later call goes on, _owe). A callback may
     # publish meanwhile: k is this message while it holds the same number (seq)
     seq = c._s.seq[k]
-    if c._r0 == c._r1 and not c._skip and c._ob is None:
-        # nothing buffered, nothing owed on output: what has arrived is read and handled
-        # at once, without _step's work (on a quick link the answer often has arrived
-        # by now; keepalive work waits for the next wait: nothing is due right after a
-        # write, and less so after an answer)
-        _recv(c)
-        if not c._s.fl[k]:
-            return  # acknowledged (the loop below would end at once)
+    # what has arrived is read and handled at once, without _step's work: on a quick
+    # link the answer often has arrived by now. (Keepalive work waits for the wait
+    # below: nothing is due right after a write, and less so after an answer.)
+    _recv(c)
+    if not c._s.fl[k]:
+        return  # acknowledged (the loop below would end at once)
     t0 = time.ticks_ms()
     while c._s.fl[k] and c._s.seq[k] == seq:
         left = c._tms - time.ticks_diff(time.ticks_ms(), t0)

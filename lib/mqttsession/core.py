@@ -414,9 +414,9 @@ class Core(Wire):
         self._close()
 
     def _handle(self, first, i):
-        # one packet, its body in _rx[i:_n]; returns its type
-        self._i = i
+        # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
+            self._i = i
             return self._on_connack(first)
         if first == _PUBACK and self._n == i + 2:
             # the common acknowledgement, handled here in full (as _on_ack)
@@ -432,6 +432,7 @@ class Core(Wire):
             if self.link is not None:
                 self.link.healthy()
             return _PUBACK
+        self._i = i
         t = first & 0xF0
         if t == _PUBLISH:
             self._on_publish(first)
