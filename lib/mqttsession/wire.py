@@ -90,14 +90,16 @@ def _recv(w):
                 return None
             if not t:
                 raise OSError(_ECONNRESET)
+            if t == 4 and w._rx[0] == _PUBACK and w._rx[1] == 2:
+                # one whole PUBACK and nothing else (the usual answer at window 1):
+                # handled as _parse would, without its loop (nothing is left, so the
+                # times a packet that follows would need, _p0 and _rt, are not set)
+                w._r0 = w._r1 = w._n = 4
+                w._lrx = time.ticks_ms()
+                return w._handle(_PUBACK, 2)
             w._r0 = 0
             w._r1 = t
             w._p0 = w._rt = w._lrx = time.ticks_ms()
-            if t == 4 and w._rx[0] == _PUBACK and w._rx[1] == 2:
-                # one whole PUBACK and nothing else (the usual answer at window 1):
-                # handled as _parse would, without its loop
-                w._r0 = w._n = 4
-                return w._handle(_PUBACK, 2)
             t = _parse(w)
         if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
                 time.ticks_ms(), w._p0) >= w._tms:
