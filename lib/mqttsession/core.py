@@ -38,15 +38,6 @@ _PID = const(64)
 _FIRST = bytes(_PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1 for f in range(16))
 
 
-def _free_ctl():
-    # ctl (connect, subscribe, rare paths) is imported again on its next use: between
-    # uses its code would only hold heap (about 6 KB as .mpy)
-    sys.modules.pop("mqttsession.ctl", None)
-    pkg = sys.modules.get("mqttsession")
-    if pkg:
-        pkg.__dict__.pop("ctl", None)
-
-
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
 
@@ -72,10 +63,8 @@ def _check(c, topic, msg, qos):
         P.check_qos(qos)
     c._t = topic
     c._m = msg
-    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header): the
-    # exact size only when the largest it can be (QoS > 0, MQTT 5) exceeds the limit
-    if len(topic) + len(msg) + 10 > c._maxout and \
-            7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
+    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
+    if 7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
         raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
@@ -92,7 +81,7 @@ def _put(c, i, pid):
     tx[0] = i
     i = c._rem
     if i < 0x80:
-        tx[1] = i  # (the usual case: fixed positions, less arithmetic)
+        tx[1] = i  # the usual case, at fixed positions
         tx[2] = n >> 8
         tx[3] = n & 0xFF
         i = 4
@@ -177,8 +166,14 @@ class Core(Wire):
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
         s = ctl.session(self, client_id, server, store, version, max(window, queue))
-        del ctl  # its code is not in the heap while the store loads the session
-        _free_ctl()
+        # ctl (connect, subscribe, rare paths) is imported again on its next use: between
+        # uses its code would only hold heap (about 6 KB as .mpy); it is out of the heap
+        # while the store loads the session
+        del ctl
+        sys.modules.pop("mqttsession.ctl", None)
+        pkg = sys.modules.get("mqttsession")
+        if pkg:
+            pkg.__dict__.pop("ctl", None)
         self._s = s
         self.cb = None
         self._raw = False
@@ -424,7 +419,9 @@ class Core(Wire):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
-            return self._on_connack(first)
+            self._cp = self._connack(first)
+            self._cs = 0
+            return _CONNACK
         if first == _PUBACK and self._n == i + 2:
             # the common acknowledgement, handled here in full (as _on_ack)
             pid = self._rx[i] << 8 | self._rx[i + 1]
@@ -554,14 +551,10 @@ class Core(Wire):
     def _deliver(self):
         if self.cb is not None:
             if self._raw:
-                self._deliver_raw()
+                self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2], self._n)
             else:
                 pf = self._pf
                 self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
-
-    def _deliver_raw(self):
-        t = self._intern(self._pf[0] - self._i - 2)
-        self.cb(t, self._rx, self._pf[2], self._n)
 
     def _intern(self, n):
         # the incoming topic (n bytes after the body's length field) as a bytes object,
@@ -582,11 +575,6 @@ class Core(Wire):
         while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
-
-    def _on_connack(self, first):
-        self._cp = self._connack(first)
-        self._cs = 0
-        return _CONNACK
 
     def _connack(self, first):
         from . import ctl
