@@ -327,7 +327,7 @@ def _pub1(c, qos, retain):
     # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
-    if (s.nin >= c._quota or s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
+    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
         c._queue(qos, retain, False)
         return
     k = s.add(c._t, c._m, qos, retain)  # as _queue: _room made room
