@@ -49,16 +49,13 @@ def _check(c, topic, msg, qos):
     # bytes of what is not) and takes it in hand. A bytes topic object that passed
     # once passes again (it cannot change): a repeated topic is checked once
     if topic is not c._tv:
-        if topic is c._ts:
-            topic = c._tb  # a repeated str topic, encoded once
-        else:
-            topic = c._topic(topic)
-        if topic is not c._tv:
-            P.check_topic(topic)
-            if type(topic) is bytes:
-                c._tv = topic
+        topic = c._tb if topic is c._ts else c._topic(topic)  # _tb: _ts encoded once
     if type(msg) is not bytes:
         msg = c._payload(msg)
+    if topic is not c._tv:
+        P.check_topic(topic)
+        if type(topic) is bytes:
+            c._tv = topic
     if type(qos) is not int or qos > 2 or qos < 0:
         P.check_qos(qos)
     c._t = topic
