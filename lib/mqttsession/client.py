@@ -150,9 +150,10 @@ class MQTTClient(Core):
 
     # The whole path of a QoS 1/2 PUBLISH: publish() checks it (_check) and finds the link
     # up; _pub1 waits for room in the window (_room) and puts it into the session
-    # (Session.add, as _queue); _go sends it (_send_slot, _put, _write) and at window 1
-    # waits for its acknowledgement (_await: _step reads and handles it with Wire._recv,
-    # _parse, Core._handle). Offline, or no room within the budget: _queue. The steps are
+    # (Session.add, as _queue); _go sends it (_send_slot, _put) and at window 1 waits for
+    # its acknowledgement (_await: Wire._recv reads what has arrived at once, a lone
+    # PUBACK goes straight to Core._handle; then _step waits and reads, and _parse
+    # handles each packet). Offline, or no room within the budget: _queue. The steps are
     # separate functions because a frame larger than 11 words is allocated on the heap at
     # every call (see wire.py): each of these fits.
     def publish(self, topic, msg, retain=False, qos=0):
