@@ -344,8 +344,11 @@ def _pub1(c, qos, retain):
 
 def _room(c):
     # waits for room in the window within the budget; False when there is none yet
-    # (the message then waits in the session) or the link broke meanwhile
+    # (the message then waits in the session) or the link broke meanwhile. What has
+    # arrived is read and handled first, without _step's work (see _await): on a quick
+    # link the acknowledgement that makes room often has
     try:
+        _recv(c)
         return _fits(c)
     except OSError:
         if c._lost(c.store or c.link):
@@ -356,7 +359,8 @@ def _room(c):
 def _fits(c):
     # _room's wait (a function with a try has room for two locals: see above)
     t0 = time.ticks_ms()
-    while c._s.nin >= c._quota or c._s.full():
+    s = c._s
+    while s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:  # as s.full()
         if time.ticks_diff(time.ticks_ms(), t0) > c._tms:
             raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
         b = _FOREVER if c.budget_ms is None else \
