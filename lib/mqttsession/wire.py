@@ -150,13 +150,16 @@ def _parse(w):
         w._p0 = w._rt
         w._n = i + n
         t = w._handle(rx[i], i + w._hl)
-        if w._r0 < w._r1 and (t == _CONNACK or w._left() <= 0):
+        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and w._left() <= 0):
             return t  # the rest waits (_hold): a front end's time budget is spent
     w._hold = False
     return t
 
 
 class Wire:
+    # the blocking client's budget per call (client.py); without one (None, and always
+    # in the asyncio front end) _parse does not ask _left, a method call, per packet
+    budget_ms = None
     _write = _write
     _recv = _recv
     _parse = _parse
