@@ -357,11 +357,14 @@ def _room(c):
 
 
 def _fits(c):
-    # _room's wait (a function with a try has room for two locals: see above)
-    t0 = time.ticks_ms()
+    # _room's wait (a function with a try has room for two locals: see above); the
+    # clock is read once there is something to wait for
+    t0 = None
     s = c._s
     while s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:  # as s.full()
-        if time.ticks_diff(time.ticks_ms(), t0) > c._tms:
+        if t0 is None:
+            t0 = time.ticks_ms()
+        elif time.ticks_diff(time.ticks_ms(), t0) > c._tms:
             raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
         b = _FOREVER if c.budget_ms is None else \
             time.ticks_diff(c._bd, time.ticks_ms())  # as _left
