@@ -151,9 +151,9 @@ class MQTTClient(Core):
     # The whole path of a QoS 1/2 PUBLISH: publish() checks it (_check) and finds the link
     # up; _pub1 waits for room in the window (_room) and puts it into the session
     # (Session.add, as _queue); _go sends it (_send_slot, _put) and at window 1 waits for
-    # its acknowledgement (_await: Wire._recv reads what has arrived at once, a lone
-    # PUBACK goes straight to Core._handle; then _step waits and reads, and _parse
-    # handles each packet). Offline, or no room within the budget: _queue. The steps are
+    # its acknowledgement (Wire._recv reads what has arrived at once, a lone PUBACK goes
+    # straight to Core._handle; _await then waits with _step, and _parse handles each
+    # packet). Offline, or no room within the budget: _queue. The steps are
     # separate functions because a frame larger than 11 words is allocated on the heap at
     # every call (see wire.py): each of these fits.
     def publish(self, topic, msg, retain=False, qos=0):
@@ -384,7 +384,12 @@ def _go(c, k):
     try:
         c._send_slot(k)
         if c.window == 1:
-            _await(c, k)
+            # what has arrived is read and handled at once, without _step's work: on a
+            # quick link the answer often has by now (keepalive work waits for _await's
+            # wait: nothing is due right after a write, less so after an answer)
+            _recv(c)
+            if c._s.fl[k]:
+                _await(c, k)
         elif c.store is not None:
             _step(c, 0)
     except OSError:
@@ -395,14 +400,11 @@ def _go(c, k):
 def _await(c, k):
     # handles packets until slot k is acknowledged, within timeout (OSError: the link
     # is dead) and the budget (then a later call goes on, _owe). A callback may
-    # publish meanwhile: k is this message while it holds the same number (seq)
+    # publish meanwhile: k is the message slot k holds now while it holds the same
+    # number (seq). (A message a callback published during _go's read holds it already
+    # only if it took the slot this one freed, the rest of the ring being full: that
+    # one is then awaited, within the same budget.)
     seq = c._s.seq[k]
-    # what has arrived is read and handled at once, without _step's work: on a quick
-    # link the answer often has arrived by now. (Keepalive work waits for the wait
-    # below: nothing is due right after a write, and less so after an answer.)
-    _recv(c)
-    if not c._s.fl[k]:
-        return  # acknowledged (the loop below would end at once)
     t0 = time.ticks_ms()
     while c._s.fl[k] and c._s.seq[k] == seq:
         left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
