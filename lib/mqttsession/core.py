@@ -60,8 +60,10 @@ def _check(c, topic, msg, qos):
         P.check_qos(qos)
     c._t = topic
     c._m = msg
-    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
-    if 7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
+    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header); the
+    # exact size only when the largest it can be exceeds the limit
+    if len(topic) + len(msg) + 10 > c._maxout and \
+            7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
         raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 

@@ -92,9 +92,10 @@ def _recv(w):
                 raise OSError(_ECONNRESET)
             if t == 4 and w._rx[0] == _PUBACK and w._rx[1] == 2:
                 # one whole PUBACK and nothing else (the usual answer at window 1):
-                # handled as _parse would, without its loop (nothing is left, so the
-                # times a packet that follows would need, _p0 and _rt, are not set)
-                w._r0 = w._r1 = w._n = 4
+                # handled as _parse would, without its loop. The buffer stays empty
+                # (_r0 == _r1, read before), and nothing follows that would need the
+                # times _p0 and _rt
+                w._n = 4
                 w._lrx = time.ticks_ms()
                 return w._handle(_PUBACK, 2)
             w._r0 = 0
