@@ -1,8 +1,16 @@
 """Two versions of the library side by side in one run: throughput against the bare-socket
-floor, or the backlog drain, with one mosquitto and everything pinned to one CPU.
+floor, the backlog drain, or instructions per published message, with one mosquitto and
+everything pinned to one CPU.
 
     .venv/bin/python tools/bench_ab.py speed --before eae1200 --rounds 5
     .venv/bin/python tools/bench_ab.py backlog --before eae1200 --rounds 3
+    .venv/bin/python tools/bench_ab.py instr --before eae1200 --rounds 1
+
+instr counts machine instructions with valgrind's callgrind, which a busy machine does not
+disturb the way it disturbs time: b_speed.py runs once publishing nothing and once
+publishing --msgs messages (QoS 1 at window 1 and 16, QoS 0), and the difference divided
+by --msgs is the cost of one message. (Still not exact: whether an acknowledgement has
+arrived by the time the client looks depends on timing, and the paths differ.)
 
 "before" is lib/ at a git revision (extracted with git archive), "after" is lib/ in this
 tree; both compiled with mpy-cross -O2 and run by the benchmark's own scripts
@@ -68,12 +76,42 @@ def run(script: str, args: dict[str, object], path: Path, work: Path) -> dict[st
     return got
 
 
+def instructions(args: dict[str, object], path: Path, work: Path) -> int | None:
+    # instructions callgrind counts for one run of b_speed.py (None: the run failed)
+    env = dict(os.environ, MICROPYPATH=":".join([str(path), str(BENCH), str(BOARD)]))
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+           micropython_path(), "-X", "heapsize=256k", str(BENCH / "b_speed.py")]
+    cmd += [f"{k}={v}" for k, v in args.items()]
+    p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
+    m = re.search(r"Collected : (\d+)", p.stderr)
+    if "DONE" not in p.stdout or not m:
+        print(f"b_speed.py under callgrind failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}",
+              file=sys.stderr)
+        return None
+    return int(m.group(1))
+
+
+def per_message(port: int, lib: Path, work: Path, msgs: int) -> dict[str, float]:
+    # instructions per message for each row, from a run with no messages and one with msgs
+    got = {}
+    for w, q in ((1, 1), (16, 1), (1, 0)):
+        args: dict[str, object] = {"port": port, "budget_ms": 10**8, "lib": "ms",
+                                   "windows": w, "qos": q, "recv": ""}
+        base = instructions(dict(args, n=0), lib, work)
+        full = instructions(dict(args, n=msgs), lib, work)
+        if base is not None and full is not None:
+            got[f"instr.q{q}.w{w}"] = (full - base) / msgs
+    return got
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["speed", "backlog"])
+    ap.add_argument("what", choices=["speed", "backlog", "instr"])
     ap.add_argument("--before", required=True, help="git revision of the earlier lib/")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=10000, help="backlog: messages queued")
+    ap.add_argument("--msgs", type=int, default=5000,
+                    help="instr: messages of the measured run (a multiple of 8)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -92,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for _ in range(a.rounds):
                     for name, lib in libs.items():
-                        if a.what == "speed":
+                        if a.what == "instr":
+                            for k, v in per_message(br.port, lib, work, a.msgs).items():
+                                acc.setdefault(f"{name}:{k}", []).append(v)
+                        elif a.what == "speed":
                             args: dict[str, object] = {
                                 "port": br.port, "n": 50000, "budget_ms": 1000, "lib": "ms",
                                 "windows": "1,16", "qos": "0,1", "recv": ""}

@@ -150,9 +150,10 @@ class MQTTClient(Core):
 
     # The whole path of a QoS 1/2 PUBLISH: publish() checks it (_check) and finds the link
     # up; _pub1 waits for room in the window (_room) and puts it into the session
-    # (Session.add, as _queue); _go sends it (_send_slot, _put, _write) and at window 1
-    # waits for its acknowledgement (_await: _step reads and handles it with Wire._recv,
-    # _parse, Core._handle). Offline, or no room within the budget: _queue. The steps are
+    # (Session.add, as _queue); _go sends it (_send_slot, _put) and at window 1 waits for
+    # its acknowledgement (Wire._recv reads what has arrived at once, a lone PUBACK goes
+    # straight to Core._handle; _await then waits with _step, and _parse handles each
+    # packet). Offline, or no room within the budget: _queue. The steps are
     # separate functions because a frame larger than 11 words is allocated on the heap at
     # every call (see wire.py): each of these fits.
     def publish(self, topic, msg, retain=False, qos=0):
@@ -327,22 +328,27 @@ def _pub1(c, qos, retain):
     # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
-    if (s.nin >= c._quota or s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
+    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
         c._queue(qos, retain, False)
         return
     k = s.add(c._t, c._m, qos, retain)  # as _queue: _room made room
+    if c.store is None:
+        _go(c, k)  # a RAM session: nothing to hold
+        return
     if k == s.cap or qos == 2:
         c._durable(k, k != s.cap)
     qos = s.seq[k]  # from here the message's number (one local less: see above)
     _go(c, k)
-    if c.store is not None:
-        s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+    s.hold(k, qos)  # still unacknowledged: in flash when publish returns
 
 
 def _room(c):
     # waits for room in the window within the budget; False when there is none yet
-    # (the message then waits in the session) or the link broke meanwhile
+    # (the message then waits in the session) or the link broke meanwhile. What has
+    # arrived is read and handled first, without _step's work (see _await): on a quick
+    # link the acknowledgement that makes room often has
     try:
+        _recv(c)
         return _fits(c)
     except OSError:
         if c._lost(c.store or c.link):
@@ -351,10 +357,14 @@ def _room(c):
 
 
 def _fits(c):
-    # _room's wait (a function with a try has room for two locals: see above)
-    t0 = time.ticks_ms()
-    while c._s.nin >= c._quota or c._s.full():
-        if time.ticks_diff(time.ticks_ms(), t0) > c._tms:
+    # _room's wait (a function with a try has room for two locals: see above); the
+    # clock is read once there is something to wait for
+    t0 = None
+    s = c._s
+    while s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:  # as s.full()
+        if t0 is None:
+            t0 = time.ticks_ms()
+        elif time.ticks_diff(time.ticks_ms(), t0) > c._tms:
             raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
         b = _FOREVER if c.budget_ms is None else \
             time.ticks_diff(c._bd, time.ticks_ms())  # as _left
@@ -374,7 +384,12 @@ def _go(c, k):
     try:
         c._send_slot(k)
         if c.window == 1:
-            _await(c, k)
+            # what has arrived is read and handled at once, without _step's work: on a
+            # quick link the answer often has by now (keepalive work waits for _await's
+            # wait: nothing is due right after a write, less so after an answer)
+            _recv(c)
+            if c._s.fl[k]:
+                _await(c, k)
         elif c.store is not None:
             _step(c, 0)
     except OSError:
@@ -385,7 +400,10 @@ def _go(c, k):
 def _await(c, k):
     # handles packets until slot k is acknowledged, within timeout (OSError: the link
     # is dead) and the budget (then a later call goes on, _owe). A callback may
-    # publish meanwhile: k is this message while it holds the same number (seq)
+    # publish meanwhile: k is the message slot k holds now while it holds the same
+    # number (seq). (A message a callback published during _go's read holds it already
+    # only if it took the slot this one freed, the rest of the ring being full: that
+    # one is then awaited, within the same budget.)
     seq = c._s.seq[k]
     t0 = time.ticks_ms()
     while c._s.fl[k] and c._s.seq[k] == seq:

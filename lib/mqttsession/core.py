@@ -33,15 +33,9 @@ _ECONNRESET = const(104)
 _SENT = const(8)
 _REL = const(16)
 _PID = const(64)
-
-
-def _free_args():
-    # args (the constructor's checks) is imported again by the next constructor: between
-    # uses its code would only hold heap
-    sys.modules.pop("mqttsession.args", None)
-    pkg = sys.modules.get("mqttsession")
-    if pkg:
-        pkg.__dict__.pop("args", None)
+# a PUBLISH's first byte by the low 4 flag bits: QoS (bits 0-1, to bits 1-2), retain
+# (bit 2, to bit 0), sent before (bit 3: DUP, also bit 3)
+_FIRST = bytes(_PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1 for f in range(16))
 
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
@@ -54,22 +48,22 @@ def _check(c, topic, msg, qos):
     # validates the caller's message (as publish() got it: _topic and _payload make
     # bytes of what is not) and takes it in hand. A bytes topic object that passed
     # once passes again (it cannot change): a repeated topic is checked once
-    if topic is c._ts:
-        topic = c._tb  # a repeated str topic, encoded once
-    elif topic is not c._tv:
-        topic = c._topic(topic)
+    if topic is not c._tv:
+        topic = c._tb if topic is c._ts else c._topic(topic)  # _tb: _ts encoded once
     if type(msg) is not bytes:
         msg = c._payload(msg)
     if topic is not c._tv:
         P.check_topic(topic)
         if type(topic) is bytes:
             c._tv = topic
-    if type(qos) is not int or not 0 <= qos <= 2:
+    if type(qos) is not int or qos > 2 or qos < 0:
         P.check_qos(qos)
     c._t = topic
     c._m = msg
-    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header)
-    if 7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
+    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header); the
+    # exact size only when the largest it can be exceeds the limit
+    if len(topic) + len(msg) + 10 > c._maxout and \
+            7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
         raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
@@ -86,13 +80,15 @@ def _put(c, i, pid):
     tx[0] = i
     i = c._rem
     if i < 0x80:
-        tx[1] = i
-        i = 2
+        tx[1] = i  # the usual case, at fixed positions
+        tx[2] = n >> 8
+        tx[3] = n & 0xFF
+        i = 4
     else:
         i = P.put_varint(tx, 1, i)
-    tx[i] = n >> 8
-    tx[i + 1] = n & 0xFF
-    i += 2
+        tx[i] = n >> 8
+        tx[i + 1] = n & 0xFF
+        i += 2
     tx[i : i + n] = t
     i += n
     if pid:
@@ -106,7 +102,14 @@ def _put(c, i, pid):
     n = i + len(t)
     if n <= len(tx):
         tx[i:n] = t
-        _write(c, tx, n)
+        t = c.sock
+        if t is None or c._ob:
+            _write(c, tx, n)  # it raises, or queues this behind the output waiting
+        else:
+            i = t.write(tx, n)  # as _write, inline: one call less per message
+            if i != n:
+                c._out(tx, i or 0, n)
+            c._ltx = time.ticks_ms()
     else:
         _write(c, tx, i)
         _write(c, t, len(t))
@@ -162,8 +165,14 @@ class Core(Wire):
         self.lost0 = 0  # QoS 0 messages published while the link was down
         self._want = False  # connected on purpose: the keeper may reconnect
         s = args.session(self, client_id, server, store, version, max(window, queue))
-        del args  # its code is not in the heap while the store loads the session
-        _free_args()
+        # args (the constructor's checks) is imported again by the next constructor:
+        # between uses its code would only hold heap; it is out of the heap while the
+        # store loads the session
+        del args
+        sys.modules.pop("mqttsession.args", None)
+        pkg = sys.modules.get("mqttsession")
+        if pkg:
+            pkg.__dict__.pop("args", None)
         self._s = s
         self.cb = None
         self._raw = False
@@ -303,27 +312,27 @@ class Core(Wire):
         if not f & _PID:
             s.assign(k)
             f = s.fl[k]
-        if (f & 3 > self._maxq or f & 4 > self._retok << 2) and not f & _REL:
+        if (f & 3 > self._maxq or f & 4 and not self._retok) and not f & _REL:
             f = self._cap(k)
         s.fl[k] = f | _SENT
         if f & _REL:
             self._ack(0x62, s.ids[k])
             return
-        if s.top[k] is None:
-            self._pt, self._pm = s.load(k)
+        t = s.top[k]
+        if t is None:
+            t, self._pm = s.load(k)
         else:
-            self._pt = s.top[k]
             self._pm = s.msg[k]
+        self._pt = t
         # remaining length (a message capped to the broker's Maximum QoS 0 has no ID)
-        n = 2 + len(self._pt) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
+        n = 2 + len(t) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
         self._rem = n
         if n + 5 > self._maxout:
             # stored under a broker that allowed it; this one never will: give it up
             self.dropped += 1
             s.drop(k)
             return
-        n = _PUBLISH | (8 if f & _SENT else 0) | (f & 3) << 1 | (f >> 2 & 1)
-        _put(self, n, s.ids[k] if f & 3 else 0)
+        _put(self, _FIRST[f & 15], s.ids[k] if f & 3 else 0)
         if not f & 3:
             s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
 
@@ -406,10 +415,12 @@ class Core(Wire):
         self._close()
 
     def _handle(self, first, i):
-        # one packet, its body in _rx[i:_n]; returns its type
-        self._i = i
+        # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
-            return self._on_connack(first)
+            self._i = i
+            self._cp = self._connack(first)
+            self._cs = 0
+            return _CONNACK
         if first == _PUBACK and self._n == i + 2:
             # the common acknowledgement, handled here in full (as _on_ack)
             pid = self._rx[i] << 8 | self._rx[i + 1]
@@ -424,6 +435,7 @@ class Core(Wire):
             if self.link is not None:
                 self.link.healthy()
             return _PUBACK
+        self._i = i
         t = first & 0xF0
         if t == _PUBLISH:
             self._on_publish(first)
@@ -476,7 +488,7 @@ class Core(Wire):
             self._pump()
             return
         else:
-            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see ctl.puback2)
+            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
             if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
                 self._puback2(r & 0xFFFF)
             self._pump()
@@ -534,14 +546,10 @@ class Core(Wire):
     def _deliver(self):
         if self.cb is not None:
             if self._raw:
-                self._deliver_raw()
+                self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2], self._n)
             else:
                 pf = self._pf
                 self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
-
-    def _deliver_raw(self):
-        t = self._intern(self._pf[0] - self._i - 2)
-        self.cb(t, self._rx, self._pf[2], self._n)
 
     def _intern(self, n):
         # the incoming topic (n bytes after the body's length field) as a bytes object,
@@ -562,11 +570,6 @@ class Core(Wire):
         while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
-
-    def _on_connack(self, first):
-        self._cp = self._connack(first)
-        self._cs = 0
-        return _CONNACK
 
     def _connack(self, first):
         from . import ctl

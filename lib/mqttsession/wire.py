@@ -49,76 +49,79 @@ def _write(w, buf, n):
     # the whole packet in one write. What the socket does not take waits in _ob and
     # goes out as the socket drains, in order, within timeout (see _wait_out). On
     # OSError the front end closes the socket (see _lost).
-    if w.sock is None:
+    s = w.sock
+    if s is None:
         raise OSError(_ENOTCONN)
     if w._ob:
         w._out(buf, 0, n)
     else:
-        k = w.sock.write(buf, n)
+        k = s.write(buf, n)
         if k != n:
             w._out(buf, k or 0, n)
     w._ltx = time.ticks_ms()
 
 
 def _recv(w):
-    # handles the whole packets buffered, else reads once and handles those (_read);
-    # returns the type of the last packet handled, or None. OSError: the link is
-    # broken (and closed here); MQTTException: the connection is closed, except for a
-    # refused oversized packet.
+    # handles the whole packets buffered, else reads once and handles those; returns the
+    # type of the last packet handled, or None. OSError: the link is broken (and closed
+    # here); MQTTException: the connection is closed, except for a refused oversized
+    # packet. (Two locals at most: the frame stays within 11 words with the handlers.)
     try:
-        return _read(w)
+        if w.sock is None:
+            raise OSError(_ENOTCONN)
+        # whole packets may wait in the buffer (_hold), or the rest of one that started
+        if w._r1 != w._r0 or w._skip:
+            t = _parse(w)
+            if t is None and w._fill():
+                t = _parse(w)
+        else:
+            # the buffer is empty (the usual case): one read to its front, as _fill. A
+            # read asks for the whole buffer and the stream layer reads again until it is
+            # full or nothing is left (a second system call, that finds nothing). When
+            # only acknowledgements can come (MQTT 3.1.1, no callback: 4 bytes each), it
+            # asks for those in flight: usually exactly what has arrived, in one call
+            w._hold = False  # as _parse finds: no whole packet buffered
+            t = w._s.nin
+            if t and w.cb is None and w.version == 4 and 4 * t < len(w._rx):
+                t = w.sock.readinto(w._rx, 4 * t)
+            else:
+                t = w.sock.readinto(w._rx)
+            if t is None:
+                return None
+            if not t:
+                raise OSError(_ECONNRESET)
+            if t == 4 and w._rx[0] == _PUBACK and w._rx[1] == 2:
+                # one whole PUBACK and nothing else (the usual answer at window 1):
+                # handled as _parse would, without its loop. The buffer stays empty
+                # (_r0 == _r1, read before), and nothing follows that would need the
+                # times _p0 and _rt
+                w._n = 4
+                w._lrx = time.ticks_ms()
+                return w._handle(_PUBACK, 2)
+            w._r0 = 0
+            w._r1 = t
+            w._p0 = w._rt = w._lrx = time.ticks_ms()
+            t = _parse(w)
+        if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
+                time.ticks_ms(), w._p0) >= w._tms:
+            raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+        return t
     except OSError:
         w._close()
         raise
     except MQTTException:
-        e = MQTTException.last  # the one caught (see packet.py)
         if w._large:
+            w._large = False
             raise  # a refused oversized packet: the connection stays up
-        # the broker broke the protocol: end the connection (and why)
+        # the broker broke the protocol: end the connection (and why; MQTTException.last
+        # is the one caught, see packet.py)
         if not w.link or w._cs:
-            w._fail(e)
+            w._fail(MQTTException.last)
             raise
         # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
         # link failure like any other (link.last_error holds it); the keeper reconnects
-        w._fail(e)
+        w._fail(MQTTException.last)
         raise OSError(_ECONNRESET)
-
-
-def _read(w):
-    # _recv's work, apart from its handling of errors (as one function its frame
-    # would exceed 11 words: allocated on the heap at every call)
-    if w.sock is None:
-        raise OSError(_ENOTCONN)
-    w._large = False
-    # whole packets may wait in the buffer (_hold), or the rest of one that started
-    if w._r1 != w._r0 or w._skip:
-        t = _parse(w)
-        if t is None and w._fill():
-            t = _parse(w)
-    else:
-        # the buffer is empty (the usual case): one read to its front, as _fill. A read
-        # asks for the whole buffer and the stream layer reads again until it is full or
-        # nothing is left (a second system call, that finds nothing). When only
-        # acknowledgements can come (MQTT 3.1.1, no callback: 4 bytes each), it asks for
-        # those in flight: usually exactly what has arrived, in one call
-        w._hold = False  # as _parse finds: no whole packet buffered
-        t = w._s.nin
-        if t and w.cb is None and w.version == 4 and 4 * t < len(w._rx):
-            t = w.sock.readinto(w._rx, 4 * t)
-        else:
-            t = w.sock.readinto(w._rx)
-        if t is None:
-            return None
-        if not t:
-            raise OSError(_ECONNRESET)
-        w._r0 = 0
-        w._r1 = t
-        w._p0 = w._rt = w._lrx = time.ticks_ms()
-        t = _parse(w)
-    if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
-            time.ticks_ms(), w._p0) >= w._tms:
-        raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-    return t
 
 
 def _parse(w):
@@ -148,13 +151,16 @@ def _parse(w):
         w._p0 = w._rt
         w._n = i + n
         t = w._handle(rx[i], i + w._hl)
-        if w._r0 < w._r1 and (t == _CONNACK or w._left() <= 0):
+        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and w._left() <= 0):
             return t  # the rest waits (_hold): a front end's time budget is spent
     w._hold = False
     return t
 
 
 class Wire:
+    # the blocking client's budget per call (client.py); without one (None, and always
+    # in the asyncio front end) _parse does not ask _left, a method call, per packet
+    budget_ms = None
     _write = _write
     _recv = _recv
     _parse = _parse
@@ -427,11 +433,11 @@ class Wire:
             return False
         self._p0 = self._rt
         first, pid, n = self._big
-        self._large = True
         if pid and first & 6:
             if first & 4:
                 self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
                 self._ack(_PUBREC, pid)
             else:
                 self._ack(_PUBACK, pid)
+        self._large = True  # for _recv's handler, which resets it
         raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)

@@ -340,6 +340,20 @@ def noalloc(wrap=None, count=200):
     micropython.heap_unlock()
     d.pump(c, lambda: n[0] >= got + count)
     d.check(n[0] == got + count, "%d messages sent and received with the heap locked" % count)
+    # acknowledgements only (no callback, a topic no subscription here matches): a read
+    # asks for the PUBACKs in flight, and one that arrives alone is handled without the
+    # parsing loop (the usual answer at window 1)
+    c.set_callback(None)
+    t = d.topic("na-acks")
+    for _ in range(4):
+        c.publish(t, pl, qos=1)
+    gc.collect()
+    micropython.heap_lock()
+    for i in range(count):
+        c.publish(t, pl, qos=1)
+    micropython.heap_unlock()
+    d.check(d.pump(c, lambda: not c.pending()), "%d QoS 1 messages acknowledged with the heap "
+            "locked and no callback" % count)
     c.disconnect()
 
 

@@ -806,7 +806,8 @@ def publish_header(
     empty property block, then the payload) with buf as the client's buffer; returns the
     header's length. The payload follows in buf when it fits, else in a second write."""
     ml = len(payload)
-    client = SimpleNamespace(_tx=buf, _pt=topic, _pm=payload, version=version,
+    # no socket: _put hands its writes to core._write, which collects them here
+    client = SimpleNamespace(_tx=buf, _pt=topic, _pm=payload, version=version, sock=None,
                              _rem=P.publish_size(len(topic), ml, qos, version))
     writes: list[tuple[Any, int]] = []
     core = load("core")
