@@ -68,9 +68,14 @@ def scan(s, w):
         # every message below the oldest segment is complete: a segment is removed
         # when all of its messages are, without a hot-state write (stored._save)
         w = s._sg[0]
-        s._done = [x for x in s._done if x >= w]
-        for x in [x for x in s._out if x < w]:
-            del s._out[x]
+        d = []
+        for x in s._done:
+            if x >= w:
+                d.append(x)
+        s._done = d
+        for x in list(s._out):
+            if x < w:
+                del s._out[x]
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w

@@ -45,8 +45,11 @@ def roomy(o):
         if a * 2 >= n * 3:
             break
         b = a
-    # used > b: the table grows past b
-    k = [x for x in dir(type(o)) if x[0] != "_" and x not in d][:b + 1 - n]
+    # used > b: the table grows past b (a loop: a comprehension is one more function)
+    k = []
+    for x in dir(type(o)):
+        if len(k) <= b - n and x[0] != "_" and x not in d:
+            k.append(x)
     for x in k:
         setattr(o, x, 0)
     for x in k:
@@ -337,7 +340,12 @@ class Session:
 
     def live(self):
         # slots of the messages not yet completed, oldest first
-        return [k for k in (self.slot(i) for i in range(self.n)) if self.fl[k]]
+        r = []
+        for i in range(self.n):
+            k = self.slot(i)
+            if self.fl[k]:
+                r.append(k)
+        return r
 
     def pending(self):
         # messages not yet completed (sent or waiting to be)

@@ -58,10 +58,12 @@ def _key(s):
     # ".", "..", empty, with "/" or NUL, a name the store uses itself, or over 80 bytes.
     if isinstance(s, str):
         s = s.encode()
-    if (0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t"
-            and all(c in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    for c in s)):
-        return s.decode()
+    if 0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t":
+        for c in s:
+            if c not in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+                break
+        else:
+            return s.decode()
     if len(s) <= 36:
         return "~" + binascii.hexlify(s).decode()
     return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))

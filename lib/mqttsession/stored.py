@@ -238,7 +238,9 @@ class StoredSession(Session):
             if st._lastid(hd) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1))
         if what & _SUBS:
-            b = b"".join(bytes((q, len(f) & 255, len(f) >> 8)) + f for f, q in self.subs.items())
+            b = b""
+            for f, q in self.subs.items():
+                b += bytes((q, len(f) & 255, len(f) >> 8)) + f
             _write(_join(p, "subs"), pack(b"u", b))
         if not what & (_HOT | _TRIM):
             return
@@ -249,7 +251,11 @@ class StoredSession(Session):
             if self.fl[k] and self.seq[k] not in self._done:
                 w = self.seq[k]
                 break
-        d = self._done = [s for s in self._done if s >= w]
+        d = []
+        for s in self._done:
+            if s >= w:
+                d.append(s)
+        self._done = d
         if what & _TRIM:
             # complete segments go; their removal is the durable record of their
             # completions (_load takes the oldest segment's first seq as a watermark):
