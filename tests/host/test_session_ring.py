@@ -18,10 +18,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from pure import session as S
 
 Session = S.Session
-SENT: int = S.SENT
-REL: int = S.REL
-RETAIN: int = S.RETAIN
-PID: int = S.PID
+SENT: int = S._SENT
+REL: int = S._REL
+RETAIN: int = S._RETAIN
+PID: int = S._PID
 
 
 def send(s: Any, k: int) -> int:
@@ -479,7 +479,7 @@ class Recording(Session):
     def _keep(self, k: int) -> None:
         # as the flash store's session: a kept message has a copy in flash
         self.calls.append(("keep", self.top[k]))
-        self.fl[k] |= S.DISK
+        self.fl[k] |= S._DISK
 
     def _forget(self, k: int) -> None:
         self.calls.append(("forget", self.top[k]))
