@@ -113,26 +113,16 @@ class Session:
         for _ in range(65535):
             p = self.pid % 65535 + 1
             self.pid = p
-            if not u[p % len(u)] or self._held(p) < 0:
+            if not u[p % len(u)] or self.find(p, 255) < 0:
                 return p
         raise OSError(23)  # unreachable while the ring is smaller than 65535
 
-    def _held(self, pid):
-        # slot holding or keeping this packet ID (in flight, or kept for a resend), or -1
+    def find(self, pid, m=_PID):
+        # ring slot of the outgoing message with this packet ID, or -1; m=255: also one
+        # that only keeps the ID for a resend (any slot in use holding it)
         k = self.head
         for _ in range(self.n):
-            if self.ids[k] == pid and self.fl[k]:
-                return k
-            k += 1
-            if k == self.cap:
-                k = 0
-        return -1
-
-    def find(self, pid):
-        # ring slot of the outgoing message with this packet ID, or -1
-        k = self.head
-        for _ in range(self.n):
-            if self.ids[k] == pid and self.fl[k] & _PID:
+            if self.ids[k] == pid and self.fl[k] & m:
                 return k
             k += 1
             if k == self.cap:
@@ -283,10 +273,6 @@ class Session:
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
         self.recount()
-
-    def inflight(self):
-        # messages holding a packet ID and not yet completed
-        return self.nin
 
     def recount(self):
         # nin and nq from the flags, after changes that touch many slots

@@ -175,7 +175,7 @@ class StoredSession(Session):
             if o:
                 pid = o[0]
                 f |= _REL if o[1] else 0
-            if not pid or (self._use[pid % len(self._use)] and self._held(pid) >= 0):
+            if not pid or (self._use[pid % len(self._use)] and self.find(pid, 255) >= 0):
                 pid = 0
                 f &= ~_REL
             elif o or ep == self.epoch:
@@ -183,7 +183,7 @@ class StoredSession(Session):
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             if pid:
-                self._mark(pid, 1)
+                self._use[pid % len(self._use)] += 1  # as _mark(pid, 1), without a call
             self.fl[k] = f
             if f & _PID:
                 self.nin += 1
