@@ -23,39 +23,6 @@ _SUBS = const(2)
 _IDENT = const(4)  # client ID, protocol version, expiry
 
 
-# the sizes MicroPython gives an attribute table (py/map.c), from 17 slots on
-_SIZES = (17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223)
-
-
-def roomy(o):
-    # MicroPython grows an object's attribute table only once it is full, and a method
-    # call first looks its name up there: the miss probes to an empty slot, so on a full
-    # table every method call walks all of it (a Session fills 23 of 23 slots: 0.73 us a
-    # call on the unix port, 0.11 us grown; how much depends on where the names hash).
-    # Grows the table now, to 1.5x the attributes, with placeholders taken out again: the
-    # class's own names, which are interned already (a new name would cost a qstr, and
-    # the ESP32-sized heap has no room for one more qstr pool).
-    try:
-        d = o.__dict__
-    except AttributeError:
-        return  # a port without __dict__
-    n = len(d)
-    b = 0
-    for a in _SIZES:
-        if a * 2 >= n * 3:
-            break
-        b = a
-    # used > b: the table grows past b (a loop: a comprehension is one more function)
-    k = []
-    for x in dir(type(o)):
-        if len(k) <= b - n and x[0] != "_" and x not in d:
-            k.append(x)
-    for x in k:
-        setattr(o, x, 0)
-    for x in k:
-        delattr(o, x)
-
-
 class Session:
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
@@ -79,11 +46,6 @@ class Session:
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
         self.naside = 0  # messages ever set aside (see set_aside)
         self._xa = []  # the newest set-aside records (RAM session)
-        if type(self) is Session:
-            # not a stored session: on a small board its table (about 40 names) would grow
-            # through blocks of up to 1.2 KB while the flash load has the heap in pieces
-            roomy(self)
-
 
     def _alloc(self, cap):
         # the ring's arrays for cap messages (empty)
