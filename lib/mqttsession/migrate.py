@@ -15,7 +15,8 @@ import os
 import struct
 
 from .store import _join, _read, _rm, _exists, _isdir, unpack, lstr
-from .qlog import append, scan
+from .qlog import append
+from .load import load, scan
 
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
@@ -159,7 +160,7 @@ def _msg(st, p, n):
 
 def _merge(st, s, ms):
     # format 1 messages written beside format 2: to the end of its queue
-    s._load()
+    load(s)
     p = s._p
     s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
     for n in ms:

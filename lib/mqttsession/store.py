@@ -167,6 +167,17 @@ def _read(path):
         return b
 
 
+def _free():
+    # load.py reads a session from flash once per get(): between uses its code would
+    # only hold heap
+    import sys
+
+    sys.modules.pop("mqttsession.load", None)
+    pkg = sys.modules.get("mqttsession")
+    if pkg:
+        pkg.__dict__.pop("load", None)
+
+
 class SessionStore:
     # root: a directory on the board's filesystem. Problems found while loading (corrupt,
     # truncated, foreign or misshapen files) are printed as "mqttsession: store: ..."
@@ -265,7 +276,7 @@ class SessionStore:
 
     def get(self, host, client_id=None, capacity=16):
         from .stored import StoredSession
-        from .qlog import scan
+        from .load import load, scan
 
         hd = self._host_dir(host)
         if client_id is None:
@@ -294,11 +305,12 @@ class SessionStore:
                     from .migrate import migrate
 
                     migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
-                s._load()
+                load(s)
         except NewerFormat as e:
             from .migrate import newer
 
             s = newer(self, s, e)
+        _free()
         s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
         return s
 
@@ -308,13 +320,14 @@ class SessionStore:
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)
         from .stored import StoredSession
-        from .qlog import scan
+        from .load import scan
 
         p = _join(self._host_dir(host), "~null")
         _rm(p)
         self._mkdirs(p)
         s = StoredSession(self, p, b"", host, capacity)
         scan(s, 0)
+        _free()
         return s
 
     # --- rarely used: in a module loaded on first use ---
