@@ -16,7 +16,6 @@ import struct
 
 from .store import _join, _read, _rm, _exists, _isdir, unpack, lstr
 from .qlog import append
-from .load import load, scan
 
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
@@ -65,6 +64,8 @@ def newer(st, s, e):
     os.rename(p, p + "~new")
     s = StoredSession(st, p, s.client_id, s.host, s.limit)
     st._mkdirs(p)
+    from .load import scan  # freed again by the caller, SessionStore.get
+
     scan(s, 0)
     return s
 
@@ -91,6 +92,8 @@ def migrate(st, s):
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
         _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
+    from .load import scan
+
     scan(s, 0)
     b = _v1(st, p, "i", b"i")
     try:
@@ -160,6 +163,8 @@ def _msg(st, p, n):
 
 def _merge(st, s, ms):
     # format 1 messages written beside format 2: to the end of its queue
+    from .load import load
+
     load(s)
     p = s._p
     s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
