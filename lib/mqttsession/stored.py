@@ -195,11 +195,8 @@ class StoredSession(Session):
             if self.fl[k] and self.seq[k] not in self._done:
                 w = self.seq[k]
                 break
-        d = []
-        for s in self._done:
-            if s >= w:
-                d.append(s)
-        self._done = d
+        # (a comprehension: on the drain path, where a loop's append calls cost more)
+        d = self._done = [s for s in self._done if s >= w]
         if what & _TRIM:
             # complete segments go; their removal is the durable record of their
             # completions (load.py takes the oldest segment's first seq as a watermark):
