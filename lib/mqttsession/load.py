@@ -1,16 +1,82 @@
-# A stored session read from flash when SessionStore.get makes it (stored.py says what
-# the files hold): run once, then freed again (store._free), so a running node holds none
-# of this code. Damage is reported and left out; the session starts without it.
+# A stored session found and read from flash when SessionStore.get makes it (stored.py
+# says what the files hold): run once, then freed again (store._free), so a running node
+# holds none of this code. Damage is reported and left out; the session starts without it.
 from micropython import const
+import binascii
 import os
 import struct
 
-from .store import _join, _read, _rm, _isdir, unpack, lstr
+from .store import _join, _read, _rm, _isdir, _exists, _ident, unpack, lstr, NewerFormat
+from .stored import StoredSession
 from .qlog import _parse, tp
 
 _TAIL = const(32)  # as qlog._TAIL
 _TDIRS = const(4)  # as qlog._TDIRS
 _ENOENT = const(2)
+_HOT = const(1)  # session.py's: what a _save writes
+_IDENT = const(4)
+
+
+def get(st, host, client_id, capacity):
+    # SessionStore.get: the session for (host, client_id) from store st
+    hd = st._host_dir(host)
+    if client_id is None:
+        client_id = st._lastid(hd) or find_any(hd)
+        if not client_id:
+            # a client ID for a node that names none: from the board's unique ID
+            try:
+                import machine
+
+                client_id = machine.unique_id()
+            except (ImportError, AttributeError):
+                client_id = os.urandom(6)
+            client_id = b"mqs-" + binascii.hexlify(client_id)
+    if isinstance(client_id, str):
+        client_id = client_id.encode()
+    if not client_id:
+        return null(st, host, capacity)
+    p = st._dir(hd, client_id)
+    s = StoredSession(st, p, client_id, host, capacity)
+    try:
+        if not _isdir(p):
+            st._mkdirs(p)
+            scan(s, 0)
+        else:
+            if _exists(_join(p, "i")):
+                from .migrate import migrate
+
+                migrate(st, s)  # format 1 (0.1.0) files: into format 2, in place
+            load(s)
+    except NewerFormat as e:
+        from .migrate import newer
+
+        s = newer(st, s, e)
+    s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
+    return s
+
+
+def null(st, host, capacity):
+    # SessionStore.null_session: client ID "" until the broker assigns one
+    p = _join(st._host_dir(host), "~null")
+    _rm(p)
+    st._mkdirs(p)
+    s = StoredSession(st, p, b"", host, capacity)
+    scan(s, 0)
+    return s
+
+
+def find_any(path):
+    # the client ID of some session stored in host directory path, or None
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return None
+    for n in names:
+        if n != "last" and n != "~null" and not n.endswith(".t"):
+            c = _ident(_join(path, n))
+            if c:
+                return c
+    return None
 
 
 def load(s):
