@@ -10,12 +10,16 @@
 # Found beside a format 2 session (a library rolled back to 0.1.0 ran here, then this one
 # again), the format 1 messages join the end of its queue, each removed once it has; a
 # cut between the two sends that one message twice.
+from micropython import const
 import os
 import struct
 
 from .store import _join, _read, _rm, _exists, _isdir, unpack, lstr
-from .session import HOT, SUBS, IDENT
-from .qlog import append, scan
+from .qlog import append
+
+_HOT = const(1)  # session.py's: what a _save writes
+_SUBS = const(2)
+_IDENT = const(4)
 
 
 def rmtree(p):
@@ -60,6 +64,8 @@ def newer(st, s, e):
     os.rename(p, p + "~new")
     s = StoredSession(st, p, s.client_id, s.host, s.limit)
     st._mkdirs(p)
+    from .load import scan  # freed again by the caller, SessionStore.get
+
     scan(s, 0)
     return s
 
@@ -86,6 +92,8 @@ def migrate(st, s):
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
         _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
+    from .load import scan
+
     scan(s, 0)
     b = _v1(st, p, "i", b"i")
     try:
@@ -132,10 +140,10 @@ def migrate(st, s):
                     s._out[seq] = out[seq]
     finally:
         st.max_bytes = mb
-    s._save(SUBS | IDENT)
+    s._save(_SUBS | _IDENT)
     s._cur = w if w is not None else s.nseq
     _mark(p)
-    s._save(HOT)  # the commit: format 2 is whole from here on
+    s._save(_HOT)  # the commit: format 2 is whole from here on
     _drop(p, ms)
     s.__init__(st, p, s.client_id, s.host, s.cap)  # the caller loads it from flash
 
@@ -155,7 +163,9 @@ def _msg(st, p, n):
 
 def _merge(st, s, ms):
     # format 1 messages written beside format 2: to the end of its queue
-    s._load()
+    from .load import load
+
+    load(s)
     p = s._p
     s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
     for n in ms:
@@ -164,7 +174,7 @@ def _merge(st, s, ms):
             append(s, s.nseq, r[0], 0, 0, r[3], r[4])
             s.nseq = (s.nseq + 1) & 0xFFFFFFF
         _rm(_join(p, n))
-    s._save(HOT)
+    s._save(_HOT)
     _mark(p)
     s.__init__(st, p, s.client_id, s.host, s.cap)
 

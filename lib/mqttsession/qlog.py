@@ -2,15 +2,15 @@
 # the segments q/<first><last><count><bytes>, as functions of the session so they cost
 # no class. A message record: seq, flags, packet ID, epoch, topic and payload lengths,
 # topic, payload, CRC-32 of all that. Reading and sealing segments (more than _TAIL
-# messages queued) is in qseg.py, loaded when first needed.
+# messages queued) is in qseg.py, loaded when first needed; finding them at start
+# (scan) in load.py, freed after.
 from micropython import const
 from builtins import len, bytes, memoryview  # as names of this module: one lookup
 import binascii
-import os
 import struct
 from struct import unpack_from
 
-from .store import _join, _read, _write, _rm, _isdir, pack, unpack
+from .store import _join, _read, _write, pack, unpack
 
 _TAIL = const(32)  # messages per segment at most
 _TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
@@ -32,74 +32,6 @@ def _parse(b, i):
     nt += i + _RH  # where the payload starts
     return seq, f, pid, ep, bytes(v[i + _RH : nt]), bytes(v[nt:j]), j + 4 - i
 
-
-def scan(s, w):
-    # finds the segments and tail messages at or above the watermark w, counts them,
-    # and brings the oldest into the ring
-    p = s._p
-    st = s._st
-    for d in ("q", "t0", "t1", "t2", "t3"):
-        if not _isdir(_join(p, d)):
-            st._mkdirs(_join(p, d))
-    q = _join(p, "q")
-    last = w
-    names = sorted(os.listdir(q))
-    for n in names:
-        try:
-            if len(n) != 24:
-                raise ValueError
-            a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
-        except ValueError:
-            if not n.endswith(".t"):
-                st._report(q, n, "not a segment")
-            _rm(_join(q, n))  # a seal cut short, or not ours
-            continue
-        if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
-            _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
-            continue
-        s.nseq = max(s.nseq, z + 1)
-        s._sg.append(a)
-        s._sl.append(z)
-        s._sc.append(c << 24 | nb)
-        s.more += c
-        s.bytes += nb
-        last = z + 1
-    if s._sg and s._sg[0] > w:
-        # every message below the oldest segment is complete: a segment is removed
-        # when all of its messages are, without a hot-state write (stored._save)
-        w = s._sg[0]
-        s._done = [x for x in s._done if x >= w]
-        for x in [x for x in s._out if x < w]:
-            del s._out[x]
-    if s._sg and s._sg[0] < w:
-        # the oldest segment holds complete messages too: not pending
-        s._cur = w
-        from .qseg import seg_get
-
-        while seg_get(s, 0) and s._r[0] < w:
-            s.more -= 1
-            s.bytes -= s._r[6]
-        s._cb = None
-    tail = []
-    for j in range(_TAIL):
-        try:
-            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
-        except (OSError, ValueError, IndexError) as e:
-            if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-            continue
-        s.nseq = max(s.nseq, r[0] + 1)
-        if r[0] >= last:  # else sealed in a segment already
-            tail.append((r[0], j, r[6]))
-    for seq, j, n in tail:
-        s._tail[j] = seq
-        s._tn = max(s._tn, j + 1)
-        s._tb += n
-        s.bytes += n
-        s.more += 1
-    s._cur = w
-    s.more -= len(s._done)
-    s._fill()
 
 # --- the ring as a window on the queue in flash ---
 

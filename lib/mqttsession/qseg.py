@@ -44,7 +44,7 @@ def seg_get(s, i):
 def seal(s):
     # the tail's messages into one segment file, named for what it holds; the tail
     # slots are free again. A seal the power cut interrupted leaves a segment shorter
-    # than its name says (the newest one): _scan removes it, the tail still has all.
+    # than its name says (the newest one): load.scan removes it, the tail still has all.
     # (No rename: a littlefs rename in a directory of many files reads it all.)
     p = s._p
     recs = []

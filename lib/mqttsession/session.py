@@ -10,47 +10,17 @@ from builtins import len, type, bytes
 from array import array
 
 # Per-message flags in Session.fl (bits 0-1 hold the QoS)
-RETAIN = const(4)
-SENT = const(8)  # on the wire at least once: a resend carries DUP
-REL = const(16)  # QoS 2 after PUBREC: only the packet ID matters, PUBREL is (re)sent
-DISK = const(32)  # a copy is in flash
-PID = const(64)  # holds a packet ID (ids[k]) that the broker may know
-PIDDISK = const(128)  # that packet ID is in flash too
+_RETAIN = const(4)
+_SENT = const(8)  # on the wire at least once: a resend carries DUP
+_REL = const(16)  # QoS 2 after PUBREC: only the packet ID matters, PUBREL is (re)sent
+_DISK = const(32)  # a copy is in flash
+_PID = const(64)  # holds a packet ID (ids[k]) that the broker may know
+_PIDDISK = const(128)  # that packet ID is in flash too
 
 # what a _save writes
-HOT = const(1)  # packet IDs, incoming QoS 2 IDs, releases
-SUBS = const(2)
-IDENT = const(4)  # client ID, protocol version, expiry
-
-
-# the sizes MicroPython gives an attribute table (py/map.c), from 17 slots on
-_SIZES = (17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223)
-
-
-def roomy(o):
-    # MicroPython grows an object's attribute table only once it is full, and a method
-    # call first looks its name up there: the miss probes to an empty slot, so on a full
-    # table every method call walks all of it (a Session fills 23 of 23 slots: 0.73 us a
-    # call on the unix port, 0.11 us grown; how much depends on where the names hash).
-    # Grows the table now, to 1.5x the attributes, with placeholders taken out again: the
-    # class's own names, which are interned already (a new name would cost a qstr, and
-    # the ESP32-sized heap has no room for one more qstr pool).
-    try:
-        d = o.__dict__
-    except AttributeError:
-        return  # a port without __dict__
-    n = len(d)
-    b = 0
-    for a in _SIZES:
-        if a * 2 >= n * 3:
-            break
-        b = a
-    # used > b: the table grows past b
-    k = [x for x in dir(type(o)) if x[0] != "_" and x not in d][:b + 1 - n]
-    for x in k:
-        setattr(o, x, 0)
-    for x in k:
-        delattr(o, x)
+_HOT = const(1)  # packet IDs, incoming QoS 2 IDs, releases
+_SUBS = const(2)
+_IDENT = const(4)  # client ID, protocol version, expiry
 
 
 class Session:
@@ -76,11 +46,6 @@ class Session:
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
         self.naside = 0  # messages ever set aside (see set_aside)
         self._xa = []  # the newest set-aside records (RAM session)
-        if type(self) is Session:
-            # not a stored session: on a small board its table (about 40 names) would grow
-            # through blocks of up to 1.2 KB while the flash load has the heap in pieces
-            roomy(self)
-
 
     def _alloc(self, cap):
         # the ring's arrays for cap messages (empty)
@@ -110,26 +75,16 @@ class Session:
         for _ in range(65535):
             p = self.pid % 65535 + 1
             self.pid = p
-            if not u[p % len(u)] or self._held(p) < 0:
+            if not u[p % len(u)] or self.find(p, 255) < 0:
                 return p
         raise OSError(23)  # unreachable while the ring is smaller than 65535
 
-    def _held(self, pid):
-        # slot holding or keeping this packet ID (in flight, or kept for a resend), or -1
+    def find(self, pid, m=_PID):
+        # ring slot of the outgoing message with this packet ID, or -1; m=255: also one
+        # that only keeps the ID for a resend (any slot in use holding it)
         k = self.head
         for _ in range(self.n):
-            if self.ids[k] == pid and self.fl[k]:
-                return k
-            k += 1
-            if k == self.cap:
-                k = 0
-        return -1
-
-    def find(self, pid):
-        # ring slot of the outgoing message with this packet ID, or -1
-        k = self.head
-        for _ in range(self.n):
-            if self.ids[k] == pid and self.fl[k] & PID:
+            if self.ids[k] == pid and self.fl[k] & m:
                 return k
             k += 1
             if k == self.cap:
@@ -156,7 +111,7 @@ class Session:
             self.pid = p
             self.ids[k] = p
             u[p % len(u)] += 1
-        self.fl[k] |= PID
+        self.fl[k] |= _PID
         self.nq -= 1
         self.nin += 1
 
@@ -191,7 +146,7 @@ class Session:
         self.n += 1
         self.nq += 1
         self.ids[k] = 0
-        self.fl[k] = qos | (RETAIN if retain else 0)
+        self.fl[k] = qos | (_RETAIN if retain else 0)
         self.seq[k] = self.nseq
         self.nseq = (self.nseq + 1) & 0xFFFFFFF
         self.top[k] = topic if type(topic) is bytes or isinstance(topic, bytes) else bytes(topic)
@@ -206,7 +161,7 @@ class Session:
         k = self.head
         n = self.n
         while n:
-            if self.ids[k] == pid and fl[k] & PID:
+            if self.ids[k] == pid and fl[k] & _PID:
                 break
             k += 1
             if k == self.cap:
@@ -218,13 +173,13 @@ class Session:
         if rel:
             if n & 3 != 2:
                 return -1
-            if not n & REL:
-                fl[k] = n | REL
+            if not n & _REL:
+                fl[k] = n | _REL
                 self._keep(k)
             return k
-        if (n & 3 == 2) != (n & REL != 0):
+        if (n & 3 == 2) != (n & _REL != 0):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
-        if n & DISK:
+        if n & _DISK:
             self._forget(k)  # (only a flash copy has anything to forget)
         n = self._use
         n[pid % len(n)] -= 1
@@ -244,7 +199,7 @@ class Session:
         self._mark(self.ids[k], -1)
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
-        if f & PID:
+        if f & _PID:
             self.nin -= 1
         else:
             self.nq -= 1
@@ -258,7 +213,7 @@ class Session:
         if t is None:
             t, m = self.load(k)
         f = self.fl[k]
-        self._aside_add((t, m, f & 3, bool(f & RETAIN), reason))
+        self._aside_add((t, m, f & 3, bool(f & _RETAIN), reason))
         self.naside += 1
         self.drop(k)
 
@@ -281,16 +236,12 @@ class Session:
         self.top[k] = self.msg[k] = None
         self.recount()
 
-    def inflight(self):
-        # messages holding a packet ID and not yet completed
-        return self.nin
-
     def recount(self):
         # nin and nq from the flags, after changes that touch many slots
         self.nin = self.nq = 0
         for i in range(self.n):
             f = self.fl[self.slot(i)]
-            if f & PID:
+            if f & _PID:
                 self.nin += 1
             elif f:
                 self.nq += 1
@@ -306,19 +257,19 @@ class Session:
         for i in range(self.n):
             k = self.slot(i)
             f = self.fl[k]
-            if f & REL:
+            if f & _REL:
                 self._forget(k)
                 self._mark(self.ids[k], -1)
                 self.ids[k] = 0
                 self.fl[k] = 0
                 self.top[k] = self.msg[k] = None
             elif f:
-                self.fl[k] = f & ~(SENT | PID | PIDDISK)
+                self.fl[k] = f & ~(_SENT | _PID | _PIDDISK)
         self._compact()
         self.recount()
         self.rx2 = []
         self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
-        self._save(HOT)
+        self._save(_HOT)
 
     def clear(self):
         for i in range(self.n):
@@ -333,11 +284,16 @@ class Session:
         self.head = self.n = self.nin = self.nq = 0
         self.subs = {}
         self.rx2 = []
-        self._save(HOT | SUBS)
+        self._save(_HOT | _SUBS)
 
     def live(self):
         # slots of the messages not yet completed, oldest first
-        return [k for k in (self.slot(i) for i in range(self.n)) if self.fl[k]]
+        r = []
+        for i in range(self.n):
+            k = self.slot(i)
+            if self.fl[k]:
+                r.append(k)
+        return r
 
     def pending(self):
         # messages not yet completed (sent or waiting to be)
@@ -351,24 +307,24 @@ class Session:
         if len(self.rx2) >= 64:
             self.rx2.pop(0)  # bounded: a broker honours our Receive Maximum anyway
         self.rx2.append(pid)
-        self._save(HOT)
+        self._save(_HOT)
         return True
 
     def rx2_del(self, pid):
         if pid in self.rx2:
             self.rx2.remove(pid)
-            self._save(HOT)
+            self._save(_HOT)
 
     # --- subscriptions ---
     def sub(self, topic, qos):
         if self.subs.get(topic) != qos:
             self.subs[topic] = qos
-            self._save(SUBS)
+            self._save(_SUBS)
 
     def unsub(self, topic):
         if topic in self.subs:
             del self.subs[topic]
-            self._save(SUBS)
+            self._save(_SUBS)
 
     # --- persistence hooks (the flash store overrides these) ---
     def _save(self, what):
@@ -384,7 +340,7 @@ class Session:
     def connected(self):
         # after CONNACK: the session now has state at the broker
         self.fresh = False
-        self._save(IDENT)
+        self._save(_IDENT)
 
     def hold(self, k, seq):
         # slot k, while it still holds the message numbered seq unacknowledged, survives

@@ -16,8 +16,6 @@ _FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
-_HOT = const(1)  # session.HOT and IDENT: what a _save writes
-_IDENT = const(4)
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 
 
@@ -58,10 +56,12 @@ def _key(s):
     # ".", "..", empty, with "/" or NUL, a name the store uses itself, or over 80 bytes.
     if isinstance(s, str):
         s = s.encode()
-    if (0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t"
-            and all(c in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    for c in s)):
-        return s.decode()
+    if 0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t":
+        for c in s:
+            if c not in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+                break
+        else:
+            return s.decode()
     if len(s) <= 36:
         return "~" + binascii.hexlify(s).decode()
     return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))
@@ -103,20 +103,6 @@ def _ident(p):
             return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
         except (OSError, ValueError, IndexError):
             pass
-    return None
-
-
-def _any(path):
-    # the client ID of some session stored in host directory path, or None
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return None
-    for n in names:
-        if n != "last" and n != "~null" and not n.endswith(".t"):
-            c = _ident(_join(path, n))
-            if c:
-                return c
     return None
 
 
@@ -163,6 +149,17 @@ def _read(path):
         if f.readinto(b) != n:
             raise ValueError("truncated")
         return b
+
+
+def _free():
+    # load.py finds and reads a session from flash once per get(): between uses its
+    # code would only hold heap
+    import sys
+
+    sys.modules.pop("mqttsession.load", None)
+    pkg = sys.modules.get("mqttsession")
+    if pkg:
+        pkg.__dict__.pop("load", None)
 
 
 class SessionStore:
@@ -262,57 +259,25 @@ class SessionStore:
             return None
 
     def get(self, host, client_id=None, capacity=16):
-        from .stored import StoredSession
-        from .qlog import scan
+        from .load import get  # freed again once the session is in RAM
 
-        hd = self._host_dir(host)
-        if client_id is None:
-            client_id = self._lastid(hd) or _any(hd)
-            if not client_id:
-                # a client ID for a node that names none: from the board's unique ID
-                try:
-                    import machine
-
-                    client_id = machine.unique_id()
-                except (ImportError, AttributeError):
-                    client_id = os.urandom(6)
-                client_id = b"mqs-" + binascii.hexlify(client_id)
-        if isinstance(client_id, str):
-            client_id = client_id.encode()
-        if not client_id:
-            return self.null_session(host, capacity)
-        p = self._dir(hd, client_id)
-        s = StoredSession(self, p, client_id, host, capacity)
-        try:
-            if not _isdir(p):
-                self._mkdirs(p)
-                scan(s, 0)
-            else:
-                if _exists(_join(p, "i")):
-                    from .migrate import migrate
-
-                    migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
-                s._load()
-        except NewerFormat as e:
-            from .migrate import newer
-
-            s = newer(self, s, e)
-        s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
+        s = get(self, host, client_id, capacity)
+        _free()
         return s
 
     def has_any(self, host):
-        return _any(self._host_dir(host)) is not None
+        from .load import find_any
+
+        c = find_any(self._host_dir(host))
+        _free()
+        return c is not None
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)
-        from .stored import StoredSession
-        from .qlog import scan
+        from .load import null
 
-        p = _join(self._host_dir(host), "~null")
-        _rm(p)
-        self._mkdirs(p)
-        s = StoredSession(self, p, b"", host, capacity)
-        scan(s, 0)
+        s = null(self, host, capacity)
+        _free()
         return s
 
     # --- rarely used: in a module loaded on first use ---

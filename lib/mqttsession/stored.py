@@ -22,7 +22,7 @@ from array import array
 import struct
 
 from .session import Session
-from .store import _join, _write, _rm, pack, lstr
+from .store import _join, _write, _rm, pack
 from . import qlog
 
 _TAIL = const(32)  # as qlog._TAIL
@@ -95,62 +95,6 @@ class StoredSession(Session):
         if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
             self._save(_HOT)
 
-    # --- loading ---
-    def _load(self):
-        # False when the directory holds another client's session
-        p = self._p
-        st = self._st
-        cid = self.client_id
-        b = st._body(p, "id", b"i")
-        if b is not None:
-            try:
-                self.version = b[0]
-                self.expiry = struct.unpack("<I", b[1:5])[0]
-                cid, i = lstr(b, 5)
-                self.host = lstr(b, i)[0].decode()
-                self._ib = bytes(b)
-                self.fresh = False
-            except (ValueError, IndexError) as e:
-                st._report(p, "id", e)
-                cid = self.client_id
-        if cid != self.client_id:
-            return False
-        b = st._body(p, "subs", b"u")
-        try:
-            i = 0
-            while b is not None and i < len(b):
-                f, i = lstr(b, i + 1)
-                self.subs[f] = b[i - len(f) - 3]
-        except (ValueError, IndexError) as e:
-            st._report(p, "subs", e)
-            self.subs = {}
-        b = st._body(p, "hot", b"s")
-        self._hx = b is not None
-        w = 0
-        try:
-            if b is not None:
-                self.pid, self.epoch, self.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
-                self.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
-                i = 13 + 2 * nr
-                nd = b[i] | b[i + 1] << 8
-                self._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
-                i += 2 + 4 * nd
-                while i < len(b):
-                    seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
-                    self._out[seq] = (pid, rel)
-                    i += 7
-        except (ValueError, IndexError) as e:
-            # packet IDs unknown: messages go out again as new ones, nothing is lost
-            st._report(p, "hot", e)
-            self.rx2 = []
-            self._done = []
-            w = 0
-        b = st._body(p, "aside", b"x")
-        if b is not None and len(b) >= 4:
-            self.naside = struct.unpack("<I", b[:4])[0]
-        qlog.scan(self, w)
-        return True
-
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
         while self.more > 0:
@@ -175,7 +119,7 @@ class StoredSession(Session):
             if o:
                 pid = o[0]
                 f |= _REL if o[1] else 0
-            if not pid or (self._use[pid % len(self._use)] and self._held(pid) >= 0):
+            if not pid or (self._use[pid % len(self._use)] and self.find(pid, 255) >= 0):
                 pid = 0
                 f &= ~_REL
             elif o or ep == self.epoch:
@@ -183,7 +127,7 @@ class StoredSession(Session):
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             if pid:
-                self._mark(pid, 1)
+                self._use[pid % len(self._use)] += 1  # as _mark(pid, 1), without a call
             self.fl[k] = f
             if f & _PID:
                 self.nin += 1
@@ -238,7 +182,9 @@ class StoredSession(Session):
             if st._lastid(hd) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1))
         if what & _SUBS:
-            b = b"".join(bytes((q, len(f) & 255, len(f) >> 8)) + f for f, q in self.subs.items())
+            b = b""
+            for f, q in self.subs.items():
+                b += bytes((q, len(f) & 255, len(f) >> 8)) + f
             _write(_join(p, "subs"), pack(b"u", b))
         if not what & (_HOT | _TRIM):
             return
@@ -249,10 +195,11 @@ class StoredSession(Session):
             if self.fl[k] and self.seq[k] not in self._done:
                 w = self.seq[k]
                 break
+        # (a comprehension: on the drain path, where a loop's append calls cost more)
         d = self._done = [s for s in self._done if s >= w]
         if what & _TRIM:
             # complete segments go; their removal is the durable record of their
-            # completions (_load takes the oldest segment's first seq as a watermark):
+            # completions (load.py takes the oldest segment's first seq as a watermark):
             # the hot state is written only when the completions left unrecorded (at or
             # above the first seq of the oldest segment left, and in _done) reach
             # _LAZY, or when no segment would be left to record them

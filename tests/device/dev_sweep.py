@@ -9,7 +9,8 @@ import vfs
 import blockdev
 import devlib as d
 from mqttsession import SessionStore
-from mqttsession.session import PID
+
+PID = 64  # session.py's _PID flag: the slot holds a packet ID
 
 IMG = d.cfg("IMAGE")
 PROG = d.cfg("PROG", 32)

@@ -1,0 +1,209 @@
+# A stored session found and read from flash when SessionStore.get makes it (stored.py
+# says what the files hold): run once, then freed again (store._free), so a running node
+# holds none of this code. Damage is reported and left out; the session starts without it.
+from micropython import const
+import binascii
+import os
+import struct
+
+from .store import _join, _read, _rm, _isdir, _exists, _ident, unpack, lstr, NewerFormat
+from .stored import StoredSession
+from .qlog import _parse, tp
+
+_TAIL = const(32)  # as qlog._TAIL
+_TDIRS = const(4)  # as qlog._TDIRS
+_ENOENT = const(2)
+_HOT = const(1)  # session.py's: what a _save writes
+_IDENT = const(4)
+
+
+def get(st, host, client_id, capacity):
+    # SessionStore.get: the session for (host, client_id) from store st
+    hd = st._host_dir(host)
+    if client_id is None:
+        client_id = st._lastid(hd) or find_any(hd)
+        if not client_id:
+            # a client ID for a node that names none: from the board's unique ID
+            try:
+                import machine
+
+                client_id = machine.unique_id()
+            except (ImportError, AttributeError):
+                client_id = os.urandom(6)
+            client_id = b"mqs-" + binascii.hexlify(client_id)
+    if isinstance(client_id, str):
+        client_id = client_id.encode()
+    if not client_id:
+        return null(st, host, capacity)
+    p = st._dir(hd, client_id)
+    s = StoredSession(st, p, client_id, host, capacity)
+    try:
+        if not _isdir(p):
+            st._mkdirs(p)
+            scan(s, 0)
+        else:
+            if _exists(_join(p, "i")):
+                from .migrate import migrate
+
+                migrate(st, s)  # format 1 (0.1.0) files: into format 2, in place
+            load(s)
+    except NewerFormat as e:
+        from .migrate import newer
+
+        s = newer(st, s, e)
+    s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
+    return s
+
+
+def null(st, host, capacity):
+    # SessionStore.null_session: client ID "" until the broker assigns one
+    p = _join(st._host_dir(host), "~null")
+    _rm(p)
+    st._mkdirs(p)
+    s = StoredSession(st, p, b"", host, capacity)
+    scan(s, 0)
+    return s
+
+
+def find_any(path):
+    # the client ID of some session stored in host directory path, or None
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return None
+    for n in names:
+        if n != "last" and n != "~null" and not n.endswith(".t"):
+            c = _ident(_join(path, n))
+            if c:
+                return c
+    return None
+
+
+def load(s):
+    # False when the directory holds another client's session
+    p = s._p
+    st = s._st
+    cid = s.client_id
+    b = st._body(p, "id", b"i")
+    if b is not None:
+        try:
+            s.version = b[0]
+            s.expiry = struct.unpack("<I", b[1:5])[0]
+            cid, i = lstr(b, 5)
+            s.host = lstr(b, i)[0].decode()
+            s._ib = bytes(b)
+            s.fresh = False
+        except (ValueError, IndexError) as e:
+            st._report(p, "id", e)
+            cid = s.client_id
+    if cid != s.client_id:
+        return False
+    b = st._body(p, "subs", b"u")
+    try:
+        i = 0
+        while b is not None and i < len(b):
+            f, i = lstr(b, i + 1)
+            s.subs[f] = b[i - len(f) - 3]
+    except (ValueError, IndexError) as e:
+        st._report(p, "subs", e)
+        s.subs = {}
+    b = st._body(p, "hot", b"s")
+    s._hx = b is not None
+    w = 0
+    try:
+        if b is not None:
+            s.pid, s.epoch, s.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
+            s.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
+            i = 13 + 2 * nr
+            nd = b[i] | b[i + 1] << 8
+            s._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
+            i += 2 + 4 * nd
+            while i < len(b):
+                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
+                s._out[seq] = (pid, rel)
+                i += 7
+    except (ValueError, IndexError) as e:
+        # packet IDs unknown: messages go out again as new ones, nothing is lost
+        st._report(p, "hot", e)
+        s.rx2 = []
+        s._done = []
+        w = 0
+    b = st._body(p, "aside", b"x")
+    if b is not None and len(b) >= 4:
+        s.naside = struct.unpack("<I", b[:4])[0]
+    scan(s, w)
+    return True
+
+
+def scan(s, w):
+    # finds the segments and tail messages at or above the watermark w, counts them,
+    # and brings the oldest into the ring
+    p = s._p
+    st = s._st
+    for d in ("q", "t0", "t1", "t2", "t3"):
+        if not _isdir(_join(p, d)):
+            st._mkdirs(_join(p, d))
+    q = _join(p, "q")
+    last = w
+    names = sorted(os.listdir(q))
+    for n in names:
+        try:
+            if len(n) != 24:
+                raise ValueError
+            a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
+        except ValueError:
+            if not n.endswith(".t"):
+                st._report(q, n, "not a segment")
+            _rm(_join(q, n))  # a seal cut short, or not ours
+            continue
+        if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
+            _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
+            continue
+        s.nseq = max(s.nseq, z + 1)
+        s._sg.append(a)
+        s._sl.append(z)
+        s._sc.append(c << 24 | nb)
+        s.more += c
+        s.bytes += nb
+        last = z + 1
+    if s._sg and s._sg[0] > w:
+        # every message below the oldest segment is complete: a segment is removed
+        # when all of its messages are, without a hot-state write (stored._save)
+        w = s._sg[0]
+        d = []
+        for x in s._done:
+            if x >= w:
+                d.append(x)
+        s._done = d
+        for x in list(s._out):
+            if x < w:
+                del s._out[x]
+    if s._sg and s._sg[0] < w:
+        # the oldest segment holds complete messages too: not pending
+        s._cur = w
+        from .qseg import seg_get
+
+        while seg_get(s, 0) and s._r[0] < w:
+            s.more -= 1
+            s.bytes -= s._r[6]
+        s._cb = None
+    tail = []
+    for j in range(_TAIL):
+        try:
+            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+        except (OSError, ValueError, IndexError) as e:
+            if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            continue
+        s.nseq = max(s.nseq, r[0] + 1)
+        if r[0] >= last:  # else sealed in a segment already
+            tail.append((r[0], j, r[6]))
+    for seq, j, n in tail:
+        s._tail[j] = seq
+        s._tn = max(s._tn, j + 1)
+        s._tb += n
+        s.bytes += n
+        s.more += 1
+    s._cur = w
+    s.more -= len(s._done)
+    s._fill()
