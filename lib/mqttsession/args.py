@@ -1,6 +1,6 @@
 # The constructor's arguments, checked, and the session they name when it lives in RAM:
-# loaded by Core.__init__ and freed again before the store loads its session (see
-# core._free_args), so a connected node holds none of it.
+# loaded by Core.__init__ and freed again there before the store loads its session, so a
+# connected node holds none of it.
 from .session import Session
 
 
