@@ -24,6 +24,7 @@ import argparse
 import io
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--msgs", type=int, default=5000,
                     help="instr: messages of the measured run (a multiple of 8)")
     a = ap.parse_args(argv)
+    if a.what == "instr" and shutil.which("valgrind") is None:
+        print("instr needs valgrind, which make test does not install: "
+              "sudo apt-get install -y valgrind", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         work = tmp / "work"
