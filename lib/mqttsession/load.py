@@ -79,6 +79,15 @@ def find_any(path):
     return None
 
 
+def subs(s, b):
+    # a subscriptions body (either format): (QoS, filter)... into s.subs; ValueError or
+    # IndexError when damaged
+    i = 0
+    while b is not None and i < len(b):
+        f, i = lstr(b, i + 1)
+        s.subs[f] = b[i - len(f) - 3]
+
+
 def load(s):
     # False when the directory holds another client's session
     p = s._p
@@ -98,12 +107,8 @@ def load(s):
             cid = s.client_id
     if cid != s.client_id:
         return False
-    b = st._body(p, "subs", b"u")
     try:
-        i = 0
-        while b is not None and i < len(b):
-            f, i = lstr(b, i + 1)
-            s.subs[f] = b[i - len(f) - 3]
+        subs(s, st._body(p, "subs", b"u"))
     except (ValueError, IndexError) as e:
         st._report(p, "subs", e)
         s.subs = {}

@@ -14,7 +14,7 @@ from micropython import const
 import os
 import struct
 
-from .store import _join, _read, _rm, _exists, _isdir, unpack, lstr
+from .store import _join, _read, _rm, _exists, _isdir, unpack
 from .qlog import append
 
 _HOT = const(1)  # session.py's: what a _save writes
@@ -92,7 +92,7 @@ def migrate(st, s):
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
         _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
-    from .load import scan
+    from .load import scan, subs
 
     scan(s, 0)
     b = _v1(st, p, "i", b"i")
@@ -102,12 +102,8 @@ def migrate(st, s):
         s.fresh = False
     except (TypeError, IndexError, ValueError):
         pass
-    b = _v1(st, p, "u", b"u")
     try:
-        i = 0
-        while b is not None and i < len(b):
-            f, i = lstr(b, i + 1)
-            s.subs[f] = b[i - len(f) - 3]
+        subs(s, _v1(st, p, "u", b"u"))
     except (ValueError, IndexError) as e:
         st._report(p, "u", e)
     b = _v1(st, p, "s", b"s")
