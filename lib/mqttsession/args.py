@@ -1,6 +1,11 @@
-# The constructor's arguments, checked, and the session they name when it lives in RAM:
-# loaded by Core.__init__ and freed again there before the store loads its session, so a
-# connected node holds none of it.
+# The client's constructor (Core.__init__ calls init): its arguments checked, the
+# client's attributes set, and the session they name when it lives in RAM. Loaded by
+# Core.__init__ and freed again there before the store loads its session, so a connected
+# node holds none of it.
+from array import array
+
+from . import packet as P
+from . import wire
 from .session import Session
 
 
@@ -55,11 +60,11 @@ def session(self, client_id, server, store, version, cap):
     # the session the constructor's arguments name when it lives in RAM; None for the
     # store's session for (server, client_id), its null session for client_id ''
     if client_id is not None:
-        self._bytes(client_id, "client_id", True)
+        _bytes(client_id, "client_id", True)
     if store is None:
         if client_id is None:
             raise ValueError("client_id None needs a store")
-        s = Session(self._bytes(client_id, "client_id"), server, cap)
+        s = Session(_bytes(client_id, "client_id"), server, cap)
         # a RAM session only: a stored session's table (about 40 names) would grow
         # through blocks of up to 1.2 KB while the flash load has the heap in pieces
         roomy(s)
@@ -68,3 +73,120 @@ def session(self, client_id, server, store, version, cap):
     else:
         return None  # the store's (null) session: the caller loads it once args is freed
     return s
+
+
+def _bytes(v, name, text=False):
+    # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
+    if isinstance(v, str):
+        v = v.encode()
+    elif v is not None and not isinstance(v, (bytes, bytearray)):
+        raise TypeError(name + " must be str or bytes")
+    if text and v is not None:
+        P.check_text(v, name)
+    return v
+
+
+def _tls_ctx(ctx):
+    # Secure by default: ssl=True cannot verify (MicroPython has no CA store), so it is
+    # refused; a context that does not verify is the caller's explicit choice (warned
+    # once per process: the flag is in wire.py, which stays loaded)
+    if ctx is True:
+        raise ValueError("ssl=True cannot verify the broker (no CA store on MicroPython): "
+                         "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
+                         "ctx.verify_mode = ssl.CERT_REQUIRED, "
+                         "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
+    if ctx and getattr(ctx, "verify_mode", 2) != 2 and not wire._warned:
+        wire._warned = True
+        print("mqttsession: warning: the TLS context does not verify the broker's "
+              "certificate (verify_mode is not CERT_REQUIRED)")
+    return ctx
+
+
+def init(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None,
+         version=4, store=None, window=1, max_packet=1024, tx_size=256, timeout=10,
+         expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
+         limits="downgrade", redirect=False):
+    # Core.__init__: the client's attributes, all of them, before the session loads from
+    # flash; returns the client ID and capacity the store's session is loaded with (the
+    # caller does that, once this module is freed), or sets the RAM session
+    check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
+    self.server = server
+    self.port = port or (8883 if ssl else 1883)
+    self.user = _bytes(user, "user", True)
+    self.pswd = _bytes(password, "password")
+    if version == 4 and password is not None and user is None:
+        raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
+    self.keepalive = keepalive
+    self.ssl = _tls_ctx(ssl)
+    self.version = version
+    self.window = window
+    self.timeout = timeout
+    self._tms = int(timeout * 1000)
+    self.expiry = expiry
+    self.store = store
+    if link is True:
+        from .link import Link
+
+        link = Link()
+    self.link = link  # a link.Link: ride through outages, reconnect with backoff
+    if full not in ("error", "drop_oldest"):
+        raise ValueError("full must be 'error' or 'drop_oldest'")
+    self.full = full
+    self.strikes = strikes  # outages in a row with a message in flight: set aside
+    self._sq = -1  # the message blamed for the last outages (its seq), and how often
+    self._sn = 0
+    self.on_aside = None  # f(topic, msg, reason) when a message is set aside
+    self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
+    self._maxq = 2  # MQTT 5 Maximum QoS of the broker
+    self._retok = 1  # and its Retain Available
+    if limits not in ("downgrade", "refuse"):
+        raise ValueError("limits must be 'downgrade' or 'refuse'")
+    self.limits = limits  # a message above the broker's limits: sent within them, or
+    self.downgraded = 0  # ValueError; counted here (also a QoS 2 answered by PUBACK)
+    self.redirect = redirect  # follow a Server Reference (MQTT 5), one hop
+    self.server_reference = None  # the last one the broker sent
+    self._hops = 0
+    self._why = None  # the broker's error that ended the link (with a keeper)
+    self.lost0 = 0  # QoS 0 messages published while the link was down
+    self._want = False  # connected on purpose: the keeper may reconnect
+    self._s = session(self, client_id, server, store, version, max(window, queue))
+    self.cb = None
+    self._raw = False
+    self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
+    self._ti = 0
+    self.lw = None
+    self.sock = None
+    self._poll = None
+    self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
+    self._r0 = self._r1 = self._skip = 0
+    self._hold = False
+    self._ob = None  # output the socket has not taken yet
+    self._p0 = self._rt = 0
+    self._rx = bytearray(max_packet)
+    self._tx = bytearray(tx_size)
+    self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
+    self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
+    self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
+    self._rem = 0
+    # the last str topic and its encoding, and the last bytes topic that passed the
+    # checks (at first an object no caller passes as a topic)
+    self._ts = self._tv = object()
+    self._tb = None
+    self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+    self._subt = 0  # the type of ack it awaits
+    self._subrc = -1
+    self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
+    self._ltx = self._lrx = 0
+    self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
+    self._maxout = 268435460  # broker's Maximum Packet Size
+    self.dropped = 0  # stored messages a later broker refused as too large
+    self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
+    # set later by the connect and receive paths (wire.py, ctl.py): here, so that the
+    # instance's attribute table has its final size before the session loads from
+    # flash (grown later, it needs a larger free block in a heap that the session
+    # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
+    self._dl = self._co = self._i = self._n = self._hl = 0
+    self._cb = self._cp = None
+    self._large = False
+    return client_id, max(window, queue)
+

@@ -7,7 +7,6 @@ from micropython import const
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
 # among the builtins; imported, it is one hit
 from builtins import len, type, bytes, int
-from array import array
 import sys
 import time
 
@@ -118,103 +117,22 @@ def _put(c, i, pid):
 class Core(Wire):
     _check = _check
 
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
-                 ssl=None, version=4, store=None, window=1, max_packet=1024, tx_size=256,
-                 timeout=10, expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
-                 limits="downgrade", redirect=False):
+    def __init__(self, *a, **kw):
+        # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
+        # the attributes they set are args.init's. That module is out of the heap again
+        # before the store loads the session (imported again by the next constructor)
         from . import args
 
-        args.check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
-        self.server = server
-        self.port = port or (8883 if ssl else 1883)
-        self.user = self._bytes(user, "user", True)
-        self.pswd = self._bytes(password, "password")
-        if version == 4 and password is not None and user is None:
-            raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
-        self.keepalive = keepalive
-        self.ssl = self._tls_ctx(ssl)
-        self.version = version
-        self.window = window
-        self.timeout = timeout
-        self._tms = int(timeout * 1000)
-        self.expiry = expiry
-        self.store = store
-        if link is True:
-            from .link import Link
-
-            link = Link()
-        self.link = link  # a link.Link: ride through outages, reconnect with backoff
-        if full not in ("error", "drop_oldest"):
-            raise ValueError("full must be 'error' or 'drop_oldest'")
-        self.full = full
-        self.strikes = strikes  # outages in a row with a message in flight: set aside
-        self._sq = -1  # the message blamed for the last outages (its seq), and how often
-        self._sn = 0
-        self.on_aside = None  # f(topic, msg, reason) when a message is set aside
-        self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
-        self._maxq = 2  # MQTT 5 Maximum QoS of the broker
-        self._retok = 1  # and its Retain Available
-        if limits not in ("downgrade", "refuse"):
-            raise ValueError("limits must be 'downgrade' or 'refuse'")
-        self.limits = limits  # a message above the broker's limits: sent within them, or
-        self.downgraded = 0  # ValueError; counted here (also a QoS 2 answered by PUBACK)
-        self.redirect = redirect  # follow a Server Reference (MQTT 5), one hop
-        self.server_reference = None  # the last one the broker sent
-        self._hops = 0
-        self._why = None  # the broker's error that ended the link (with a keeper)
-        self.lost0 = 0  # QoS 0 messages published while the link was down
-        self._want = False  # connected on purpose: the keeper may reconnect
-        s = args.session(self, client_id, server, store, version, max(window, queue))
-        # args (the constructor's checks) is imported again by the next constructor:
-        # between uses its code would only hold heap; it is out of the heap while the
-        # store loads the session
+        cid, cap = args.init(self, *a, **kw)
         del args
         sys.modules.pop("mqttsession.args", None)
         pkg = sys.modules.get("mqttsession")
         if pkg:
             pkg.__dict__.pop("args", None)
-        self._s = s
-        self.cb = None
-        self._raw = False
-        self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
-        self._ti = 0
-        self.lw = None
-        self.sock = None
-        self._poll = None
-        self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
-        self._r0 = self._r1 = self._skip = 0
-        self._hold = False
-        self._ob = None  # output the socket has not taken yet
-        self._p0 = self._rt = 0
-        self._rx = bytearray(max_packet)
-        self._tx = bytearray(tx_size)
-        self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
-        self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
-        self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
-        self._rem = 0
-        # the last str topic and its encoding, and the last bytes topic that passed the
-        # checks (at first an object no caller passes as a topic)
-        self._ts = self._tv = object()
-        self._tb = None
-        self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
-        self._subt = 0  # the type of ack it awaits
-        self._subrc = -1
-        self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
-        self._ltx = self._lrx = 0
-        self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
-        self._maxout = 268435460  # broker's Maximum Packet Size
-        self.dropped = 0  # stored messages a later broker refused as too large
-        self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
-        # set later by the connect and receive paths (wire.py, ctl.py): here, so that the
-        # instance's attribute table has its final size before the session loads from
-        # flash (grown later, it needs a larger free block in a heap that the session
-        # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
-        self._dl = self._co = self._i = self._n = self._hl = 0
-        self._cb = self._cp = None
-        self._large = False
+        s = self._s
         if s is None:
             # last: the session loads once the instance has all its attributes
-            s = self._s = store.get(server, client_id, capacity=max(window, queue))
+            s = self._s = self.store.get(self.server, cid, capacity=cap)
         if len(s.client_id) > 65535:
             raise ValueError("client_id longer than 65535 bytes")
 
@@ -226,17 +144,6 @@ class Core(Wire):
             c = self._s.client_id
             return c.decode() if isinstance(c, bytes) else c
         raise AttributeError(name)
-
-    @staticmethod
-    def _bytes(v, name, text=False):
-        # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
-        if isinstance(v, str):
-            v = v.encode()
-        elif v is not None and not isinstance(v, (bytes, bytearray)):
-            raise TypeError(name + " must be str or bytes")
-        if text and v is not None:
-            P.check_text(v, name)
-        return v
 
     def _topic(self, t):
         # topics as bytes; a repeated str topic object is encoded once (no allocation)

@@ -233,23 +233,6 @@ class Wire:
                 self._tls()
             return
 
-    @staticmethod
-    def _tls_ctx(ctx):
-        # Secure by default: ssl=True cannot verify (MicroPython has no CA store), so it is
-        # refused; a context that does not verify is the caller's explicit choice (warned
-        # once per process)
-        global _warned
-        if ctx is True:
-            raise ValueError("ssl=True cannot verify the broker (no CA store on MicroPython): "
-                             "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
-                             "ctx.verify_mode = ssl.CERT_REQUIRED, "
-                             "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
-        if ctx and getattr(ctx, "verify_mode", 2) != 2 and not _warned:
-            _warned = True
-            print("mqttsession: warning: the TLS context does not verify the broker's "
-                  "certificate (verify_mode is not CERT_REQUIRED)")
-        return ctx
-
     def _tls(self):
         ctx = self.ssl
         # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
