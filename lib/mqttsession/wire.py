@@ -22,12 +22,9 @@ import time
 
 from .packet import MQTTException
 
-_PUBLISH = const(0x30)
 _PUBACK = const(0x40)
-_PUBREC = const(0x50)
 _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
-_TOO_LARGE = const(0x95)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
@@ -387,40 +384,12 @@ class Wire:
         self._hl = j - i
         return n + j - i
 
+    # An incoming packet larger than _rx (max_packet): a broker's fault, handled in
+    # aside.py, loaded on first use.
     def _oversize(self, n):
-        # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
-        # topic and packet ID of a PUBLISH), then drop the rest as it arrives
-        if self._cs:
-            raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
-        rx = self._rx
-        if self._compact() < len(rx):
-            return 0
-        first = rx[0]
-        pid = 0
-        if first & 0xF0 == _PUBLISH and first & 6:
-            j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
-            if j + 2 <= len(rx):
-                pid = rx[j] << 8 | rx[j + 1]
-        self._big = (first, pid, n)
-        self._skip = n - len(rx)
-        self._r0 = self._r1 = 0
-        return 0
+        from . import aside
+        return aside.oversize(self, n)
 
     def _discard(self):
-        # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
-        # it (the broker would redeliver it forever) and refuses it
-        k = min(self._skip, self._r1 - self._r0)
-        self._r0 += k
-        self._skip -= k
-        if self._skip:
-            return False
-        self._p0 = self._rt
-        first, pid, n = self._big
-        if pid and first & 6:
-            if first & 4:
-                self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
-                self._ack(_PUBREC, pid)
-            else:
-                self._ack(_PUBACK, pid)
-        self._large = True  # for _recv's handler, which resets it
-        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
+        from . import aside
+        return aside.discard(self)
