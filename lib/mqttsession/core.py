@@ -7,7 +7,6 @@ from micropython import const
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
 # among the builtins; imported, it is one hit
 from builtins import len, type, bytes, int
-import sys
 import time
 
 from . import packet as P
@@ -120,15 +119,11 @@ class Core(Wire):
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
         # the attributes they set are args.init's. That module is out of the heap again
-        # before the store loads the session (imported again by the next constructor)
+        # (see there) before the store loads the session
         from . import args
 
         cid, cap = args.init(self, *a, **kw)
         del args
-        sys.modules.pop("mqttsession.args", None)
-        pkg = sys.modules.get("mqttsession")
-        if pkg:
-            pkg.__dict__.pop("args", None)
         s = self._s
         if s is None:
             # last: the session loads once the instance has all its attributes
@@ -174,10 +169,9 @@ class Core(Wire):
         self._raw = raw
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        topic = self._topic(topic)
-        P.check_topic(topic)
-        P.check_qos(qos)
-        self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+        from . import args  # run once: loaded and freed again (see args.py)
+
+        args.will(self, topic, msg, retain, qos)
 
     def _connect_packet(self, clean):
         from . import ctl
