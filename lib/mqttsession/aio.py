@@ -185,10 +185,10 @@ class MQTTClient(Core):
                 cn = self._att
                 t0 = time.ticks_ms()
                 try:
-                    t = self._sub_start(topic, qos)
+                    t = self._ctl().sub_start(self, topic, qos)
                     while self._sub:
                         await self._wait(self._rest(t0))
-                    return self._sub_end(t, qos)
+                    return self._ctl().sub_end(self, t, qos)
                 except OSError as e:
                     if self._att == cn and self.isconnected():
                         self._drop(e)  # no ack in time: the link is dead, let it go
@@ -327,7 +327,7 @@ class MQTTClient(Core):
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
-        self._resume(present, clean)
+        self._ctl().resume(self, present, clean)
         # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
         # After a session loss all stored ones, else those changed offline.
         todo = self._todo

@@ -173,9 +173,12 @@ class Core(Wire):
 
         args.will(self, topic, msg, retain, qos)
 
-    def _connect_packet(self, clean):
+    def _ctl(self):
+        # ctl.py, the connect's and subscribe's work (each function takes the client):
+        # loaded at the first connect and kept (one accessor, not a method for each)
         from . import ctl
-        return ctl.connect_packet(self, clean)
+
+        return ctl
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
@@ -295,14 +298,6 @@ class Core(Wire):
             if k == s.cap:
                 k = 0
 
-    def _sub_start(self, topic, qos):
-        from . import ctl
-        return ctl.sub_start(self, topic, qos)
-
-    def _sub_end(self, topic, qos):
-        from . import ctl
-        return ctl.sub_end(self, topic, qos)
-
     def _bye(self, end=False):
         # DISCONNECT and close; a link keeper does not reconnect after this. end: with
         # MQTT 5 Session Expiry 0, the broker discards the session
@@ -319,7 +314,7 @@ class Core(Wire):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
-            self._cp = self._connack(first)
+            self._cp = self._ctl().connack(self, first)
             self._cs = 0
             return _CONNACK
         if first == _PUBACK and self._n == i + 2:
@@ -348,7 +343,7 @@ class Core(Wire):
         elif first == 0x62:
             self._on_ack(t)
         else:
-            self._on_other(first)
+            self._ctl().on_other(self, first)
         return t
 
     # Malformed packets raise MQTTException here; the front end ends the connection
@@ -436,10 +431,6 @@ class Core(Wire):
 
         v5.check(self._rx, i, end, t)
 
-    def _on_other(self, first):
-        from . import ctl
-        return ctl.on_other(self, first)
-
     def _fail(self, e):
         from . import aside
         return aside.fail(self, e)
@@ -471,14 +462,6 @@ class Core(Wire):
         while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
-
-    def _connack(self, first):
-        from . import ctl
-        return ctl.connack(self, first)
-
-    def _resume(self, present, clean):
-        from . import ctl
-        return ctl.resume(self, present, clean)
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

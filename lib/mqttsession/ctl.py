@@ -1,9 +1,9 @@
 # The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
-# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements. Each function is a Core method (self
-# is the client); core.Core calls them. Rarer still, in modules of their own: setting
-# messages aside, a packet the client does not expect and ending a connection on the
-# broker's protocol violation (aside.py); MQTT 5's CONNACK with the broker's limits, a
-# server DISCONNECT and Server Reference (v5.py).
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements. Each function takes the client
+# (self); the client reaches them through Core._ctl(), which returns this module. Rarer
+# still, in modules of their own: setting messages aside, a packet the client does not
+# expect and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
+# CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
@@ -39,7 +39,7 @@ def connect_packet(self, clean):
 
 def sub_start(self, topic, qos):
     # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-    # front end waits until _sub is 0, then calls _sub_end.
+    # front end waits until _sub is 0, then calls sub_end.
     topic = bytes(self._topic(topic))
     P.check_filter(topic)
     if qos is not None:

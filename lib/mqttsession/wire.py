@@ -11,7 +11,7 @@
 #     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): called when the socket did not take a whole packet (the rest waits in
 #     _ob); blocks here; a front end with a loop replaces it and calls _flush().
-# Core supplies _connect_packet, _handle (one packet), _ack and _fail.
+# Core supplies _ctl (ctl.py: connect_packet), _handle (one packet), _ack and _fail.
 from micropython import const
 # builtins the publish and receive path calls, as names of this module: a builtin is
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
@@ -166,7 +166,7 @@ class Wire:
     def _conn_start(self, clean, tms=None):
         self._close()
         self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
-        self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
+        self._cb = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
         self._why = None
         self._co = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
