@@ -108,7 +108,7 @@ class MQTTClient(Core):
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            self._bye(end_session)  # the reader wakes on the closed socket and ends
+            self._ctl().bye(self, end_session)  # the reader wakes on the closed socket and ends
             self._err = None
             if self._qev:
                 self._qev.set()

@@ -26,6 +26,7 @@ _PUBREC = const(0x50)
 _PUBREL = const(0x60)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
+_ECONNRESET = const(104)
 
 
 def aside(self, k, why):
@@ -52,7 +53,7 @@ def struck(self):
             self._sn += 1
             if self._sn >= self.strikes:
                 self._sn = 0
-                self._aside(k, "in flight at %d closes in a row%s" % (
+                aside(self, k, "in flight at %d closes in a row%s" % (
                     self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
 
@@ -69,6 +70,17 @@ def fail(self, e):
     self._why = e  # the broker's fault, not the message's: no strike (see struck)
     self._close()
     return e
+
+
+def broke(self):
+    # wire._recv caught the broker's protocol violation (MQTTException.last, see
+    # packet.py): end the connection and say why. With a keeper, a protocol error or
+    # DISCONNECT after the connect is a link failure like any other (link.last_error
+    # holds it; the keeper reconnects): OSError, else the MQTTException goes on
+    link = self.link and not self._cs
+    fail(self, MQTTException.last)
+    if link:
+        raise OSError(_ECONNRESET)
 
 
 def other(self, first):

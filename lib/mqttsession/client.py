@@ -142,7 +142,7 @@ class MQTTClient(Core):
                 self.connect(True)
             self._s.clear()
         self._begin()
-        self._bye(end_session)
+        self._ctl().bye(self, end_session)
 
     def ping(self):
         self._begin()

@@ -180,6 +180,13 @@ class Core(Wire):
 
         return ctl
 
+    def _rare(self):
+        # aside.py, the paths a healthy link never takes (messages set aside, the
+        # broker's protocol violations and oversized packets): loaded on first use
+        from . import aside
+
+        return aside
+
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
         # and nothing that makes the message durable without the link)
@@ -245,7 +252,7 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         if self._s.full():
-            if self.full != "drop_oldest" or not self._drop_oldest():
+            if self.full != "drop_oldest" or not self._rare().drop_oldest(self):
                 raise OSError(105, "session queue full")
         k = self._s.add(self._t, self._m, qos, retain)
         if k == self._s.cap:
@@ -265,10 +272,6 @@ class Core(Wire):
         except OSError:
             s.pop_tail()  # not accepted: the session stays as it was
             raise
-
-    def _drop_oldest(self):
-        from . import aside
-        return aside.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order. The walk
@@ -297,18 +300,6 @@ class Core(Wire):
             k += 1
             if k == s.cap:
                 k = 0
-
-    def _bye(self, end=False):
-        # DISCONNECT and close; a link keeper does not reconnect after this. end: with
-        # MQTT 5 Session Expiry 0, the broker discards the session
-        self._want = False
-        self._log("disconnect")
-        if self.sock:
-            try:
-                self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
-            except OSError:
-                pass
-        self._close()
 
     def _handle(self, first, i):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
@@ -380,7 +371,7 @@ class Core(Wire):
             # MQTT 5: the broker refused the message; it never will take it: set aside
             k = self._s.find(r & 0xFFFF)
             if k >= 0:
-                self._aside(k, r >> 16)
+                self._rare().aside(self, k, r >> 16)
             self._pump()
             return
         else:
@@ -412,14 +403,6 @@ class Core(Wire):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
         return self._s.aside()
 
-    def _aside(self, k, why):
-        from . import aside
-        return aside.aside(self, k, why)
-
-    def _struck(self):
-        from . import aside
-        return aside.struck(self)
-
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one
         if self.log:
@@ -430,10 +413,6 @@ class Core(Wire):
         from . import v5
 
         v5.check(self._rx, i, end, t)
-
-    def _fail(self, e):
-        from . import aside
-        return aside.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:

@@ -11,7 +11,8 @@
 #     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): called when the socket did not take a whole packet (the rest waits in
 #     _ob); blocks here; a front end with a loop replaces it and calls _flush().
-# Core supplies _ctl (ctl.py: connect_packet), _handle (one packet), _ack and _fail.
+# Core supplies _ctl (ctl.py: connect_packet), _rare (aside.py: a broker's faults),
+# _handle (one packet) and _ack.
 from micropython import const
 # builtins the publish and receive path calls, as names of this module: a builtin is
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
@@ -110,15 +111,10 @@ def _recv(w):
         if w._large:
             w._large = False
             raise  # a refused oversized packet: the connection stays up
-        # the broker broke the protocol: end the connection (and why; MQTTException.last
-        # is the one caught, see packet.py)
-        if not w.link or w._cs:
-            w._fail(MQTTException.last)
-            raise
-        # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
-        # link failure like any other (link.last_error holds it); the keeper reconnects
-        w._fail(MQTTException.last)
-        raise OSError(_ECONNRESET)
+        # the broker broke the protocol: the connection ends (aside.broke: with a keeper
+        # and after the connect, as a link failure)
+        w._rare().broke(w)
+        raise
 
 
 def _parse(w):
@@ -128,7 +124,7 @@ def _parse(w):
     t = None
     rx = w._rx
     while True:
-        if w._skip and not w._discard():
+        if w._skip and not w._rare().discard(w):
             return t
         i = w._r0
         if i + 2 > w._r1:
@@ -140,7 +136,7 @@ def _parse(w):
             w._hl = 2
             n += 2
         if n > len(rx):
-            n = w._oversize(n)
+            n = w._rare().oversize(w, n)  # a broker's fault: see aside.py
         if not n or i + n > w._r1:
             break
         w._hold = True
@@ -257,7 +253,7 @@ class Wire:
 
     def _close(self):
         if self.sock and not self._cs and self._want and self._s.nin and not self._why:
-            self._struck()  # the broker may be refusing a message by closing
+            self._rare().struck(self)  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()
         if self.sock:
@@ -383,13 +379,3 @@ class Wire:
                 raise MQTTException(_MALFORMED, "bad remaining length")
         self._hl = j - i
         return n + j - i
-
-    # An incoming packet larger than _rx (max_packet): a broker's fault, handled in
-    # aside.py, loaded on first use.
-    def _oversize(self, n):
-        from . import aside
-        return aside.oversize(self, n)
-
-    def _discard(self):
-        from . import aside
-        return aside.discard(self)
