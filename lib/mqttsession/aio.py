@@ -87,24 +87,13 @@ class MQTTClient(Core):
             raise self._err
 
     async def disconnect(self, end_session=False):
-        # end_session=True ends the session on purpose, as the blocking client's: the broker
-        # discards it (MQTT 5: Session Expiry 0 at DISCONNECT; 3.1.1, or offline: first one
-        # clean connect, without the keeper or on_connect) and the store forgets its
-        # messages and subscriptions. That connect failing raises its error, and the
-        # session is kept. Either way the client ends disconnected.
+        # end_session=True ends the session on purpose, as the blocking client's (see
+        # aio_end.py, loaded then). Either way the client ends disconnected.
         try:
             if end_session:
-                if not self.isconnected() or self.version == 4:
-                    lk, hk, td = self.link, self.on_connect, self._todo
-                    self.link = self.on_connect = None
-                    self._todo = {}
-                    try:
-                        await self.connect(True)
-                    finally:
-                        self.link, self.on_connect = lk, hk
-                        if not self._up:
-                            self._todo = td  # kept with the session
-                self._s.clear()
+                from . import aio_end
+
+                await aio_end.end_session(self)
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
