@@ -106,7 +106,7 @@ class MQTTClient(Core):
         self._raise()
         self._check(self._topic(topic), self._payload(msg), qos)
         if qos > self._maxq or retain and not self._retok:
-            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and self.link:
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued

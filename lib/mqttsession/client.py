@@ -159,7 +159,7 @@ class MQTTClient(Core):
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
-            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # as _begin
         if (self.sock is None or self._cs) and not self._ensure():

@@ -180,6 +180,13 @@ class Core(Wire):
 
         return ctl
 
+    def _v5(self):
+        # v5.py, MQTT 5's own work (properties, the broker's limits, a PUBACK for QoS 2):
+        # loaded on first use, at the first MQTT 5 connect
+        from . import v5
+
+        return v5
+
     def _rare(self):
         # aside.py, the paths a healthy link never takes (messages set aside, the
         # broker's protocol violations and oversized packets): loaded on first use
@@ -224,7 +231,7 @@ class Core(Wire):
             s.assign(k)
             f = s.fl[k]
         if (f & 3 > self._maxq or f & 4 and not self._retok) and not f & _REL:
-            f = self._cap(k)
+            f = self._v5().cap(self, k)
         s.fl[k] = f | _SENT
         if f & _REL:
             self._ack(0x62, s.ids[k])
@@ -315,7 +322,7 @@ class Core(Wire):
                 raise MQTTException(_MALFORMED, "packet ID 0")
             s = self._s
             if s.acked(pid, False) < 0:
-                self._puback2(pid)
+                self._v5().puback2(self, pid)
             if s.nq:
                 self._pump()
             self._sn = 0  # as _healthy
@@ -345,7 +352,7 @@ class Core(Wire):
         pf = self._pf
         P.publish_fields(self._rx, self._n, first, pf, self._i)
         if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
-            self._props(pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+            self._v5().check(self._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -359,7 +366,7 @@ class Core(Wire):
     def _on_ack(self, t):
         r = P.ack_fields(self._rx, self._n, self.version, self._i)
         if self._n > self._i + 3:
-            self._props(self._i + 3, self._n, t)
+            self._v5().check(self._rx, self._i + 3, self._n, t)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -377,21 +384,9 @@ class Core(Wire):
         else:
             # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
             if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
-                self._puback2(r & 0xFFFF)
+                self._v5().puback2(self, r & 0xFFFF)
             self._pump()
         self._healthy()
-
-    def _puback2(self, pid):
-        from . import v5
-        return v5.puback2(self, pid)
-
-    def _limit(self, qos, retain):
-        from . import v5
-        return v5.limit(self, qos, retain)
-
-    def _cap(self, k):
-        from . import v5
-        return v5.cap(self, k)
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -407,12 +402,6 @@ class Core(Wire):
         # the log hook: formatted only when there is one
         if self.log:
             self.log(m % a)
-
-    def _props(self, i, end, t):
-        # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
-        from . import v5
-
-        v5.check(self._rx, i, end, t)
 
     def _deliver(self):
         if self.cb is not None:

@@ -89,7 +89,7 @@ def on_other(self, first):
     if first == _SUBACK and j >= n:
         raise P.malformed("SUBACK without return codes")
     if v5:
-        self._props(i + 2, n, t)
+        self._v5().check(b, i + 2, n, t)
     if pid != self._sub:
         return
     # the acknowledgement of the pending request: one code for its one filter, of the

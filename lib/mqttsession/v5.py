@@ -341,7 +341,7 @@ def connack(self):
         refer(self, d[2], pr)  # a Server Reference
         raise MQTTException(d[2], "connection refused")
     if pr:
-        self._props(self._i + 2, self._n, _CONNACK)
+        check(self._rx, self._i + 2, self._n, _CONNACK)
     s = self._s
     aid = pr.get(_P_ASSIGNED_ID)
     if aid is not None or not len(s.client_id):
