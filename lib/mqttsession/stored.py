@@ -41,6 +41,11 @@ _IDENT = const(4)
 _TRIM = const(8)  # only: removes complete segments, writes the hot state if owed
 
 
+# qseg.nxt, which reads the backlog (messages in flash beyond the RAM ring): loaded when
+# one is first read, kept from then on (an import per call would make garbage)
+_nxt = None
+
+
 class StoredSession(Session):
     def __init__(self, store, path, client_id, host, capacity):
         self._st = store
@@ -97,12 +102,15 @@ class StoredSession(Session):
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
+        global _nxt
         while self.more > 0:
             if self.n == self.cap:
                 if self.nin + self.nq == self.cap:
                     return  # full, no holes to close
                 self._compact()
-            if not qlog.nxt(self):
+            if _nxt is None:
+                from .qseg import nxt as _nxt
+            if not _nxt(self):
                 return
             self.more -= 1
             seq, f, pid, ep, t, m, z = self._r
