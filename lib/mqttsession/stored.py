@@ -7,7 +7,7 @@
 #   aside  set-aside messages                                                (kind x)
 #   t<j % 4>/<j // 4>  tail: the newest messages, one small file each (inline in
 #          littlefs metadata: writing one is a metadata commit, no block erase)
-#   q/<first><last><count><bytes>  a segment: _TAIL sealed tail messages in one file,
+#   q/<first><last><count><bytes>  a segment: qlog._TAIL sealed tail messages in one file,
 #          written once (one block), removed when all are complete
 # A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
 # payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
@@ -21,7 +21,7 @@ from micropython import const
 from array import array
 import struct
 
-from .session import Session
+from .session import Session, unload
 from .store import _join, _write, _rm, pack
 from . import qlog
 
@@ -48,37 +48,13 @@ _nxt = None
 
 class StoredSession(Session):
     def __init__(self, store, path, client_id, host, capacity):
-        self._st = store
-        self._p = path
-        self._ib = None  # identity as last written
-        self.bytes = 0  # bytes of pending messages in flash
-        self.more = 0  # pending messages in flash beyond the ring
-        self._sg = array("I")  # segments in order: first seq
-        self._sl = array("I")  # and last seq
-        self._sc = array("I")  # and count << 24 | bytes
-        self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
-        self._tn = 0  # tail slots in use
-        self._tb = 0  # their bytes
-        self._cur = 0  # seq of the next message to bring into the ring
-        self._done = []  # completed seqs at or above the watermark
-        self._lazy = 0
-        self._hx = False  # the hot-state file exists
-        self._out = {}  # seq -> (pid, released) from the hot state, until loaded
-        self._cb = None  # the segment being read into the ring: bytes, name, offset
-        self._ci = _NONE
-        self._co = 0
-        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
-        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
-        # that many, or the store's ram when it is smaller: the rest waits in flash
-        self.limit = capacity
-        r = store.ram
-        super().__init__(client_id, host, min(capacity, r) if r else capacity)
+        # made by make.py, run once per session and freed again (as Session's)
+        from . import make
 
-    def _alloc(self, cap):
-        # one slot more than the ring: where a message waits while it goes to the backlog
-        super()._alloc(cap + 1)
-        self.cap = cap
-        self.sz = array("H", bytes(2 * cap + 2))  # record bytes per slot
+        try:
+            make.stored(self, store, path, client_id, host, capacity)
+        finally:
+            unload("make")
 
     def _move(self, a, b):
         super()._move(a, b)
