@@ -252,19 +252,11 @@ class Session:
         self._save(_HOT)
 
     def clear(self):
-        for i in range(self.n):
-            k = self.slot(i)
-            self._forget(k)
-            self.fl[k] = 0
-            self.ids[k] = 0
-            self.top[k] = self.msg[k] = None
-        u = self._use
-        for i in range(len(u)):
-            u[i] = 0
-        self.head = self.n = self.nin = self.nq = 0
-        self.subs = {}
-        self.rx2 = []
-        self._save(_HOT | _SUBS)
+        # a clean start or an ended session (a stored session's queue in flash too): in
+        # clean.py, loaded on first use and kept
+        from .clean import clear
+
+        clear(self)
 
     def live(self):
         # slots of the messages not yet completed, oldest first

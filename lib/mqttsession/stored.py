@@ -18,16 +18,13 @@
 # after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
 # as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
-from array import array
 import struct
 
 from .session import Session, unload
 from .store import _join, _write, _rm, pack
 from . import qlog
 
-_TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
-_NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
@@ -281,21 +278,6 @@ class StoredSession(Session):
         if self.top[k] is not None:
             return self.top[k], self.msg[k]
         raise OSError(_ENOENT)  # every ring slot holds its message
-
-    def clear(self):
-        super().clear()
-        p = self._p
-        for d in ("q", "t0", "t1", "t2", "t3"):
-            _rm(_join(p, d))
-            self._st._mkdirs(_join(p, d))
-        self._sg = array("I")
-        self._sl = array("I")
-        self._sc = array("I")
-        for j in range(_TAIL):
-            self._tail[j] = _NONE
-        self._tn = self._tb = self.bytes = self.more = 0
-        self._done = []
-        self._save(_HOT)
 
     # --- set-aside messages (aside.py, loaded when first used) ---
     def _aside_add(self, r):
