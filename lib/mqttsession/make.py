@@ -8,9 +8,22 @@ _TAIL = const(32)  # as qlog._TAIL
 _NONE = const(0xFFFFFFFF)
 
 
-def session(s, client_id, host, capacity, spare=0):
-    # Session.__init__; spare=1: the ring has one slot more (a StoredSession's, where a
-    # message waits while it goes to the backlog in flash)
+def init(s, *args, **kw):
+    # Session.__init__: five arguments make a StoredSession, up to three a Session
+    if len(args) + len(kw) == 5:
+        stored(s, *args, **kw)
+    else:
+        session(s, *args, **kw)
+
+
+def session(s, client_id=b"", host="", capacity=16):
+    # a Session's state
+    state(s, client_id, host, capacity, 0)
+
+
+def state(s, client_id, host, capacity, spare):
+    # spare=1: the ring has one slot more (a StoredSession's, where a message waits
+    # while it goes to the backlog in flash)
     if not 0 < capacity < 65536:
         raise ValueError("capacity must be 1 to 65535")
     s.client_id = client_id
@@ -51,7 +64,7 @@ def session(s, client_id, host, capacity, spare=0):
 
 
 def stored(s, store, path, client_id, host, capacity):
-    # StoredSession.__init__
+    # a StoredSession's state (store, path, ...: see stored.py)
     s._st = store
     s._p = path
     s._ib = None  # identity as last written
@@ -76,4 +89,4 @@ def stored(s, store, path, client_id, host, capacity):
     # that many, or the store's ram when it is smaller: the rest waits in flash
     s.limit = capacity
     r = store.ram
-    session(s, client_id, host, min(capacity, r) if r else capacity, 1)
+    state(s, client_id, host, min(capacity, r) if r else capacity, 1)

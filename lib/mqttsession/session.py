@@ -34,13 +34,14 @@ def unload(name):
 
 
 class Session:
-    def __init__(self, client_id=b"", host="", capacity=16):
-        # the session's state and its ring (capacity messages): made by make.py, run
-        # once per session and freed again
+    def __init__(self, *args, **kw):
+        # Session(client_id=b"", host="", capacity=16), or StoredSession(store, path,
+        # client_id, host, capacity): the state and the ring (capacity messages) are made
+        # by make.py, run once per session and freed again
         from . import make
 
         try:
-            make.session(self, client_id, host, capacity)
+            make.init(self, *args, **kw)
         finally:
             unload("make")
 

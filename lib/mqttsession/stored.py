@@ -20,7 +20,7 @@
 from micropython import const
 import struct
 
-from .session import Session, unload
+from .session import Session
 from .store import _join, _write, _rm, pack
 from . import qlog
 
@@ -44,15 +44,6 @@ _nxt = None
 
 
 class StoredSession(Session):
-    def __init__(self, store, path, client_id, host, capacity):
-        # made by make.py, run once per session and freed again (as Session's)
-        from . import make
-
-        try:
-            make.stored(self, store, path, client_id, host, capacity)
-        finally:
-            unload("make")
-
     def _move(self, a, b):
         super()._move(a, b)
         self.sz[b] = self.sz[a]
