@@ -1,24 +1,22 @@
 # The queue in flash of a StoredSession (stored.py): the tail files t0/<j>..t3/<j> and
 # the segments q/<first><last><count><bytes>, as functions of the session so they cost
 # no class. A message record: seq, flags, packet ID, epoch, topic and payload lengths,
-# topic, payload, CRC-32 of all that. Reading and sealing segments (more than _TAIL
-# messages queued) is in qseg.py, loaded when first needed; finding them at start
-# (scan) in load.py, freed after.
+# topic, payload, CRC-32 of all that. Reading the backlog (messages waiting in flash
+# beyond the RAM ring) and sealing segments (more than _TAIL messages queued) is in
+# qseg.py, loaded when first needed; finding them at start (scan) in load.py, freed after.
 from micropython import const
 from builtins import len, bytes, memoryview  # as names of this module: one lookup
 import binascii
 import struct
 from struct import unpack_from
 
-from .store import _join, _read, _write, pack, unpack
+from .store import _join, _write, pack
 
 _TAIL = const(32)  # messages per segment at most
 _TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
 # stays small, so rewriting a tail file compacts (erases) it rarely
 _SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
 _RH = const(13)  # record header: <IBHHHH
-_NONE = const(0xFFFFFFFF)
-_ENOENT = const(2)
 _ENOSPC = const(28)
 
 
@@ -31,50 +29,6 @@ def _parse(b, i):
         raise ValueError("bad record (length or CRC)")
     nt += i + _RH  # where the payload starts
     return seq, f, pid, ep, bytes(v[i + _RH : nt]), bytes(v[nt:j]), j + 4 - i
-
-
-# --- the ring as a window on the queue in flash ---
-
-_get = None  # qseg.seg_get once a segment was read (an import per call costs lookups)
-
-
-def nxt(s):
-    # the next pending message in flash (at or after _cur) into _r; False if none
-    global _get
-    while s.more > 0:
-        c = s._cur
-        for i in range(len(s._sg)):
-            if s._sl[i] < c:
-                continue
-            if _get is None:
-                from .qseg import seg_get as _get
-            while _get(s, i):
-                q = s._r[0]
-                if q >= c:
-                    s._cur = q + 1
-                    if q not in s._done:
-                        return True
-            s._cb = None
-            s._cur = c = s._sl[i] + 1
-        j = -1
-        for x in range(s._tn):
-            sq = s._tail[x]
-            if sq != _NONE and sq >= c and (j < 0 or sq < s._tail[j]):
-                j = x
-        if j < 0:
-            s.more = 0  # counted but not found: lost to damage, reported
-            return False
-        s._cur = s._tail[j] + 1
-        try:
-            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
-        except (OSError, ValueError, IndexError) as e:
-            s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
-            s.more -= 1
-            continue
-        if r[0] not in s._done:
-            s._r = r
-            return True
-    return False
 
 
 def name(s, i):

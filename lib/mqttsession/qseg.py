@@ -1,6 +1,8 @@
-# Segments of the queue in flash (see qlog.py): reading one record at a time, and sealing
-# the tail into a new segment. Only a queue longer than qlog._TAIL needs them, so they
-# load on first use.
+# The backlog of the queue in flash (see qlog.py): the messages waiting beyond the RAM
+# ring, read in order as it drains (nxt, from segments one record at a time and from
+# tail files), and sealing the tail into a new segment. Only a queue longer than the ring
+# or than qlog._TAIL needs them, so they load on first use (a node whose queue fits in
+# RAM never loads them).
 from micropython import const
 
 from .store import _join, _read, _rm, unpack
@@ -39,6 +41,42 @@ def seg_get(s, i):
     s._r = r
     s._co += r[6]
     return True
+
+
+def nxt(s):
+    # the next pending message in flash (at or after _cur) into _r; False if none
+    while s.more > 0:
+        c = s._cur
+        for i in range(len(s._sg)):
+            if s._sl[i] < c:
+                continue
+            while seg_get(s, i):
+                q = s._r[0]
+                if q >= c:
+                    s._cur = q + 1
+                    if q not in s._done:
+                        return True
+            s._cb = None
+            s._cur = c = s._sl[i] + 1
+        j = -1
+        for x in range(s._tn):
+            sq = s._tail[x]
+            if sq != _NONE and sq >= c and (j < 0 or sq < s._tail[j]):
+                j = x
+        if j < 0:
+            s.more = 0  # counted but not found: lost to damage, reported
+            return False
+        s._cur = s._tail[j] + 1
+        try:
+            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+        except (OSError, ValueError, IndexError) as e:
+            s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            s.more -= 1
+            continue
+        if r[0] not in s._done:
+            s._r = r
+            return True
+    return False
 
 
 def seal(s):

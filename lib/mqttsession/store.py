@@ -153,13 +153,10 @@ def _read(path):
 
 def _free():
     # load.py finds and reads a session from flash once per get(): between uses its
-    # code would only hold heap
-    import sys
+    # code would only hold heap (session.py is loaded by then: stored.py imports it)
+    from .session import unload
 
-    sys.modules.pop("mqttsession.load", None)
-    pkg = sys.modules.get("mqttsession")
-    if pkg:
-        pkg.__dict__.pop("load", None)
+    unload("load")
 
 
 class SessionStore:
