@@ -87,28 +87,17 @@ class MQTTClient(Core):
             raise self._err
 
     async def disconnect(self, end_session=False):
-        # end_session=True ends the session on purpose, as the blocking client's: the broker
-        # discards it (MQTT 5: Session Expiry 0 at DISCONNECT; 3.1.1, or offline: first one
-        # clean connect, without the keeper or on_connect) and the store forgets its
-        # messages and subscriptions. That connect failing raises its error, and the
-        # session is kept. Either way the client ends disconnected.
+        # end_session=True ends the session on purpose, as the blocking client's (see
+        # aio_end.py, loaded then). Either way the client ends disconnected.
         try:
             if end_session:
-                if not self.isconnected() or self.version == 4:
-                    lk, hk, td = self.link, self.on_connect, self._todo
-                    self.link = self.on_connect = None
-                    self._todo = {}
-                    try:
-                        await self.connect(True)
-                    finally:
-                        self.link, self.on_connect = lk, hk
-                        if not self._up:
-                            self._todo = td  # kept with the session
-                self._s.clear()
+                from . import aio_end
+
+                await aio_end.end_session(self)
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            self._bye(end_session)  # the reader wakes on the closed socket and ends
+            self._ctl().bye(self, end_session)  # the reader wakes on the closed socket and ends
             self._err = None
             if self._qev:
                 self._qev.set()
@@ -117,7 +106,7 @@ class MQTTClient(Core):
         self._raise()
         self._check(self._topic(topic), self._payload(msg), qos)
         if qos > self._maxq or retain and not self._retok:
-            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and self.link:
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
@@ -185,10 +174,10 @@ class MQTTClient(Core):
                 cn = self._att
                 t0 = time.ticks_ms()
                 try:
-                    t = self._sub_start(topic, qos)
+                    t = self._ctl().sub_start(self, topic, qos)
                     while self._sub:
                         await self._wait(self._rest(t0))
-                    return self._sub_end(t, qos)
+                    return self._ctl().sub_end(self, t, qos)
                 except OSError as e:
                     if self._att == cn and self.isconnected():
                         self._drop(e)  # no ack in time: the link is dead, let it go
@@ -327,7 +316,7 @@ class MQTTClient(Core):
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
-        self._resume(present, clean)
+        self._ctl().resume(self, present, clean)
         # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
         # After a session loss all stored ones, else those changed offline.
         todo = self._todo

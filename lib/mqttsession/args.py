@@ -1,7 +1,8 @@
 # The client's constructor (Core.__init__ calls init): its arguments checked, the
-# client's attributes set, and the session they name when it lives in RAM. Loaded by
-# Core.__init__ and freed again there before the store loads its session, so a connected
-# node holds none of it.
+# client's attributes set, and the session they name when it lives in RAM; and
+# set_last_will (will), run once before the connect. Loaded by either and taken out of
+# sys.modules again when it ends (_free): once the caller's reference goes (before the
+# store loads its session), a node holds none of it.
 from array import array
 
 from . import packet as P
@@ -188,5 +189,28 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._dl = self._co = self._i = self._n = self._hl = 0
     self._cb = self._cp = None
     self._large = False
+    _free()
     return client_id, max(window, queue)
+
+
+def will(self, topic, msg, retain, qos):
+    # Core.set_last_will
+    try:
+        topic = self._topic(topic)
+        P.check_topic(topic)
+        P.check_qos(qos)
+        self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+    finally:
+        _free()
+
+
+def _free():
+    # this module out of sys.modules and the package: freed once the caller's reference
+    # to it goes (imported again by the next call)
+    import sys
+
+    sys.modules.pop("mqttsession.args", None)
+    pkg = sys.modules.get("mqttsession")
+    if pkg:
+        pkg.__dict__.pop("args", None)
 

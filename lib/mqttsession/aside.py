@@ -3,8 +3,9 @@
 # - the client's side (functions of the client, self): a message set aside (refused by
 #   the broker, or in flight at `strikes` closes in a row); a protocol violation by the
 #   broker (it ends the connection, no strike against the message in flight), a packet
-#   the client does not expect, an MQTT 5 DISCONNECT; the oldest queued message dropped
-#   for a new one (full="drop_oldest");
+#   the client does not expect, an MQTT 5 DISCONNECT, an incoming packet larger than
+#   max_packet (wire.py: kept in part, acknowledged, refused); the oldest queued message
+#   dropped for a new one (full="drop_oldest");
 # - the set-aside records of a StoredSession (stored.py), in its file "aside": the
 #   naside count, then records (flags, reason code, reason text, topic, payload), the
 #   newest kept within a quarter of the store's max_bytes.
@@ -18,9 +19,14 @@ _REL = const(16)
 _PID = const(64)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
+_TOO_LARGE = const(0x95)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
 _PUBREL = const(0x60)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
+_ECONNRESET = const(104)
 
 
 def aside(self, k, why):
@@ -47,7 +53,7 @@ def struck(self):
             self._sn += 1
             if self._sn >= self.strikes:
                 self._sn = 0
-                self._aside(k, "in flight at %d closes in a row%s" % (
+                aside(self, k, "in flight at %d closes in a row%s" % (
                     self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
 
@@ -66,6 +72,17 @@ def fail(self, e):
     return e
 
 
+def broke(self):
+    # wire._recv caught the broker's protocol violation (MQTTException.last, see
+    # packet.py): end the connection and say why. With a keeper, a protocol error or
+    # DISCONNECT after the connect is a link failure like any other (link.last_error
+    # holds it; the keeper reconnects): OSError, else the MQTTException goes on
+    link = self.link and not self._cs
+    fail(self, MQTTException.last)
+    if link:
+        raise OSError(_ECONNRESET)
+
+
 def other(self, first):
     # a packet ctl.on_other does not take: a DISCONNECT from an MQTT 5 broker, or a
     # protocol error (the connection ends: see fail)
@@ -79,6 +96,46 @@ def other(self, first):
             first & 15 != (2 if t == _PUBREL else 0) or t == _PINGRESP):
         raise MQTTException(_MALFORMED, "bad flags or length 0x%02x" % first)
     raise MQTTException(_PROTOCOL_ERROR, "unexpected packet 0x%02x" % first)
+
+
+def oversize(self, n):
+    # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
+    # topic and packet ID of a PUBLISH), then drop the rest as it arrives
+    if self._cs:
+        raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
+    rx = self._rx
+    if self._compact() < len(rx):
+        return 0
+    first = rx[0]
+    pid = 0
+    if first & 0xF0 == _PUBLISH and first & 6:
+        j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
+        if j + 2 <= len(rx):
+            pid = rx[j] << 8 | rx[j + 1]
+    self._big = (first, pid, n)
+    self._skip = n - len(rx)
+    self._r0 = self._r1 = 0
+    return 0
+
+
+def discard(self):
+    # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
+    # it (the broker would redeliver it forever) and refuses it
+    k = min(self._skip, self._r1 - self._r0)
+    self._r0 += k
+    self._skip -= k
+    if self._skip:
+        return False
+    self._p0 = self._rt
+    first, pid, n = self._big
+    if pid and first & 6:
+        if first & 4:
+            self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
+            self._ack(_PUBREC, pid)
+        else:
+            self._ack(_PUBACK, pid)
+    self._large = True  # for _recv's handler, which resets it
+    raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
 
 def drop_oldest(self):

@@ -115,7 +115,7 @@ class MQTTClient(Core):
                     self._conn_start(True)
                 else:
                     self._aw = 0
-                    self._resume(present, clean)
+                    self._ctl().resume(self, present, clean)
                     if not present and not clean:
                         # a new session at the broker: subscriptions first, so the node
                         # also hears its own stored messages published again below
@@ -142,7 +142,7 @@ class MQTTClient(Core):
                 self.connect(True)
             self._s.clear()
         self._begin()
-        self._bye(end_session)
+        self._ctl().bye(self, end_session)
 
     def ping(self):
         self._begin()
@@ -159,7 +159,7 @@ class MQTTClient(Core):
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
-            qos, retain = self._limit(qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # as _begin
         if (self.sock is None or self._cs) and not self._ensure():
@@ -221,7 +221,7 @@ class MQTTClient(Core):
     def _sub_call(self, topic, qos):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead)
-        topic = self._sub_start(topic, qos)
+        topic = self._ctl().sub_start(self, topic, qos)
         t0 = time.ticks_ms()
         while self._sub:
             left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
@@ -229,7 +229,7 @@ class MQTTClient(Core):
                 self._close()
                 raise OSError(_ETIMEDOUT)
             _step(self, left)
-        self._sub_end(topic, qos)
+        self._ctl().sub_end(self, topic, qos)
 
     def wait_msg(self):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).

@@ -7,7 +7,6 @@ from micropython import const
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
 # among the builtins; imported, it is one hit
 from builtins import len, type, bytes, int
-import sys
 import time
 
 from . import packet as P
@@ -120,15 +119,11 @@ class Core(Wire):
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
         # the attributes they set are args.init's. That module is out of the heap again
-        # before the store loads the session (imported again by the next constructor)
+        # (see there) before the store loads the session
         from . import args
 
         cid, cap = args.init(self, *a, **kw)
         del args
-        sys.modules.pop("mqttsession.args", None)
-        pkg = sys.modules.get("mqttsession")
-        if pkg:
-            pkg.__dict__.pop("args", None)
         s = self._s
         if s is None:
             # last: the session loads once the instance has all its attributes
@@ -174,14 +169,30 @@ class Core(Wire):
         self._raw = raw
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        topic = self._topic(topic)
-        P.check_topic(topic)
-        P.check_qos(qos)
-        self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+        from . import args  # run once: loaded and freed again (see args.py)
 
-    def _connect_packet(self, clean):
+        args.will(self, topic, msg, retain, qos)
+
+    def _ctl(self):
+        # ctl.py, the connect's and subscribe's work (each function takes the client):
+        # loaded at the first connect and kept (one accessor, not a method for each)
         from . import ctl
-        return ctl.connect_packet(self, clean)
+
+        return ctl
+
+    def _v5(self):
+        # v5.py, MQTT 5's own work (properties, the broker's limits, a PUBACK for QoS 2):
+        # loaded on first use, at the first MQTT 5 connect
+        from . import v5
+
+        return v5
+
+    def _rare(self):
+        # aside.py, the paths a healthy link never takes (messages set aside, the
+        # broker's protocol violations and oversized packets): loaded on first use
+        from . import aside
+
+        return aside
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
@@ -220,7 +231,7 @@ class Core(Wire):
             s.assign(k)
             f = s.fl[k]
         if (f & 3 > self._maxq or f & 4 and not self._retok) and not f & _REL:
-            f = self._cap(k)
+            f = self._v5().cap(self, k)
         s.fl[k] = f | _SENT
         if f & _REL:
             self._ack(0x62, s.ids[k])
@@ -248,7 +259,7 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         if self._s.full():
-            if self.full != "drop_oldest" or not self._drop_oldest():
+            if self.full != "drop_oldest" or not self._rare().drop_oldest(self):
                 raise OSError(105, "session queue full")
         k = self._s.add(self._t, self._m, qos, retain)
         if k == self._s.cap:
@@ -268,10 +279,6 @@ class Core(Wire):
         except OSError:
             s.pop_tail()  # not accepted: the session stays as it was
             raise
-
-    def _drop_oldest(self):
-        from . import aside
-        return aside.drop_oldest(self)
 
     def _pump(self):
         # send queued messages while the in-flight window has room, in order. The walk
@@ -301,31 +308,11 @@ class Core(Wire):
             if k == s.cap:
                 k = 0
 
-    def _sub_start(self, topic, qos):
-        from . import ctl
-        return ctl.sub_start(self, topic, qos)
-
-    def _sub_end(self, topic, qos):
-        from . import ctl
-        return ctl.sub_end(self, topic, qos)
-
-    def _bye(self, end=False):
-        # DISCONNECT and close; a link keeper does not reconnect after this. end: with
-        # MQTT 5 Session Expiry 0, the broker discards the session
-        self._want = False
-        self._log("disconnect")
-        if self.sock:
-            try:
-                self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
-            except OSError:
-                pass
-        self._close()
-
     def _handle(self, first, i):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
-            self._cp = self._connack(first)
+            self._cp = self._ctl().connack(self, first)
             self._cs = 0
             return _CONNACK
         if first == _PUBACK and self._n == i + 2:
@@ -335,7 +322,7 @@ class Core(Wire):
                 raise MQTTException(_MALFORMED, "packet ID 0")
             s = self._s
             if s.acked(pid, False) < 0:
-                self._puback2(pid)
+                self._v5().puback2(self, pid)
             if s.nq:
                 self._pump()
             self._sn = 0  # as _healthy
@@ -354,7 +341,7 @@ class Core(Wire):
         elif first == 0x62:
             self._on_ack(t)
         else:
-            self._on_other(first)
+            self._ctl().on_other(self, first)
         return t
 
     # Malformed packets raise MQTTException here; the front end ends the connection
@@ -365,7 +352,7 @@ class Core(Wire):
         pf = self._pf
         P.publish_fields(self._rx, self._n, first, pf, self._i)
         if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
-            self._props(pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+            self._v5().check(self._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
         if first & 4:
             # QoS 2: recorded (in flash with a store) before delivery and PUBREC
             if self._s.rx2_add(self._pf[1]):
@@ -379,7 +366,7 @@ class Core(Wire):
     def _on_ack(self, t):
         r = P.ack_fields(self._rx, self._n, self.version, self._i)
         if self._n > self._i + 3:
-            self._props(self._i + 3, self._n, t)
+            self._v5().check(self._rx, self._i + 3, self._n, t)
         if t == _PUBREL:
             self._s.rx2_del(r & 0xFFFF)
             self._ack(_PUBCOMP, r & 0xFFFF)
@@ -391,27 +378,15 @@ class Core(Wire):
             # MQTT 5: the broker refused the message; it never will take it: set aside
             k = self._s.find(r & 0xFFFF)
             if k >= 0:
-                self._aside(k, r >> 16)
+                self._rare().aside(self, k, r >> 16)
             self._pump()
             return
         else:
             # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
             if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
-                self._puback2(r & 0xFFFF)
+                self._v5().puback2(self, r & 0xFFFF)
             self._pump()
         self._healthy()
-
-    def _puback2(self, pid):
-        from . import v5
-        return v5.puback2(self, pid)
-
-    def _limit(self, qos, retain):
-        from . import v5
-        return v5.limit(self, qos, retain)
-
-    def _cap(self, k):
-        from . import v5
-        return v5.cap(self, k)
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -423,32 +398,10 @@ class Core(Wire):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
         return self._s.aside()
 
-    def _aside(self, k, why):
-        from . import aside
-        return aside.aside(self, k, why)
-
-    def _struck(self):
-        from . import aside
-        return aside.struck(self)
-
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one
         if self.log:
             self.log(m % a)
-
-    def _props(self, i, end, t):
-        # MQTT 5: the property block at _rx[i:end] must be valid for packet type t
-        from . import v5
-
-        v5.check(self._rx, i, end, t)
-
-    def _on_other(self, first):
-        from . import ctl
-        return ctl.on_other(self, first)
-
-    def _fail(self, e):
-        from . import aside
-        return aside.fail(self, e)
 
     def _deliver(self):
         if self.cb is not None:
@@ -477,14 +430,6 @@ class Core(Wire):
         while i < n and t[i] == rx[b + i]:
             i += 1
         return i == n
-
-    def _connack(self, first):
-        from . import ctl
-        return ctl.connack(self, first)
-
-    def _resume(self, present, clean):
-        from . import ctl
-        return ctl.resume(self, present, clean)
 
     def _keepalive_due(self, now):
         # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive

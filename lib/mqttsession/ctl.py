@@ -1,9 +1,9 @@
 # The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
-# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements. Each function is a Core method (self
-# is the client); core.Core calls them. Rarer still, in modules of their own: setting
-# messages aside, a packet the client does not expect and ending a connection on the
-# broker's protocol violation (aside.py); MQTT 5's CONNACK with the broker's limits, a
-# server DISCONNECT and Server Reference (v5.py).
+# SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, DISCONNECT. Each function takes the client
+# (self); the client reaches them through Core._ctl(), which returns this module. Rarer
+# still, in modules of their own: setting messages aside, a packet the client does not
+# expect and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
+# CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
 from micropython import const
 
 from . import packet as P
@@ -39,7 +39,7 @@ def connect_packet(self, clean):
 
 def sub_start(self, topic, qos):
     # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-    # front end waits until _sub is 0, then calls _sub_end.
+    # front end waits until _sub is 0, then calls sub_end.
     topic = bytes(self._topic(topic))
     P.check_filter(topic)
     if qos is not None:
@@ -89,7 +89,7 @@ def on_other(self, first):
     if first == _SUBACK and j >= n:
         raise P.malformed("SUBACK without return codes")
     if v5:
-        self._props(i + 2, n, t)
+        self._v5().check(b, i + 2, n, t)
     if pid != self._sub:
         return
     # the acknowledgement of the pending request: one code for its one filter, of the
@@ -111,7 +111,7 @@ def connack(self, first):
     # returns Session Present; raises MQTTException on refusal. MQTT 5's, with the
     # broker's limits in its properties, is read in v5.py
     if first != _CONNACK:
-        raise self._fail(MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
+        raise self._rare().fail(self, MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
     if self.version == 5:
         from . import v5
 
@@ -119,7 +119,7 @@ def connack(self, first):
     b = self._rx
     i = self._i
     if self._n != i + 2 or b[i] > 1:
-        raise self._fail(P.malformed("bad CONNACK"))
+        raise self._rare().fail(self, P.malformed("bad CONNACK"))
     if b[i + 1]:
         self._close()
         raise MQTTException(b[i + 1], "connection refused")
@@ -141,3 +141,16 @@ def resume(self, present, clean):
             k = s.slot(i)
             if s.fl[k] & _PID:
                 self._send_slot(k)
+
+
+def bye(self, end):
+    # DISCONNECT and close; a link keeper does not reconnect after this. end: with
+    # MQTT 5 Session Expiry 0, the broker discards the session
+    self._want = False
+    self._log("disconnect")
+    if self.sock:
+        try:
+            self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
+        except OSError:
+            pass
+    self._close()

@@ -32,6 +32,8 @@ class Link:
         self.longest = 0  # longest outage ridden through, ms
         self.last_error = None
         self._wt = None  # ticks when the Wi-Fi attempt under way started
+        if board is not None:
+            from . import wifi  # noqa: F401 (now, not at the first reconnect: see wifi.py)
 
     def due(self, now=None):
         # ms until the next connection attempt may start (<= 0: now)
@@ -51,23 +53,12 @@ class Link:
     def wifi_step(self):
         # one step of bringing Wi-Fi up, never waiting: True when the network is there,
         # None while the attempt goes on (call again), False once it took wifi_timeout_ms
-        b = self.board
-        if b is None or b.wifi_isconnected():
+        if self.board is None:
             self._wt = None
             return True
-        if not hasattr(b, "wifi_poll"):  # a board layer that can only block
-            return bool(b.wifi_connect(timeout_ms=self.wifi_timeout_ms))
-        now = time.ticks_ms()
-        if self._wt is None:
-            self._wt = now
-            b.wifi_start()
-        if b.wifi_poll():
-            self._wt = None
-            return True
-        if time.ticks_diff(now, self._wt) >= self.wifi_timeout_ms:
-            self._wt = None
-            return False
-        return None
+        from . import wifi  # loaded already when the Link was made with its board
+
+        return wifi.step(self)
 
     def failed(self, err=None):
         # an attempt failed: wait longer before the next one

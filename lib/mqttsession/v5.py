@@ -334,21 +334,22 @@ def connack(self):
     try:
         d = decode(_CONNACK, self._rx[self._i : self._n], 5)
     except MQTTException as e:
-        raise self._fail(e)
+        raise self._rare().fail(self, e)
     pr = d[3]
     if d[2]:
         self._close()
         refer(self, d[2], pr)  # a Server Reference
         raise MQTTException(d[2], "connection refused")
     if pr:
-        self._props(self._i + 2, self._n, _CONNACK)
+        check(self._rx, self._i + 2, self._n, _CONNACK)
     s = self._s
     aid = pr.get(_P_ASSIGNED_ID)
     if aid is not None or not len(s.client_id):
         # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
         if len(s.client_id) or not aid:
-            raise self._fail(MQTTException(_PROTOCOL_ERROR, "Assigned Client Identifier "
-                                           + ("for an own ID" if aid else "missing")))
+            raise self._rare().fail(self, MQTTException(
+                _PROTOCOL_ERROR, "Assigned Client Identifier "
+                + ("for an own ID" if aid else "missing")))
         s.client_id = aid
     self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
     self._maxout = pr.get(_P_MAX_PACKET, 268435460)

@@ -11,7 +11,8 @@
 #     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): called when the socket did not take a whole packet (the rest waits in
 #     _ob); blocks here; a front end with a loop replaces it and calls _flush().
-# Core supplies _connect_packet, _handle (one packet), _ack and _fail.
+# Core supplies _ctl (ctl.py: connect_packet), _rare (aside.py: a broker's faults),
+# _handle (one packet) and _ack.
 from micropython import const
 # builtins the publish and receive path calls, as names of this module: a builtin is
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
@@ -22,12 +23,9 @@ import time
 
 from .packet import MQTTException
 
-_PUBLISH = const(0x30)
 _PUBACK = const(0x40)
-_PUBREC = const(0x50)
 _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
-_TOO_LARGE = const(0x95)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
@@ -113,15 +111,10 @@ def _recv(w):
         if w._large:
             w._large = False
             raise  # a refused oversized packet: the connection stays up
-        # the broker broke the protocol: end the connection (and why; MQTTException.last
-        # is the one caught, see packet.py)
-        if not w.link or w._cs:
-            w._fail(MQTTException.last)
-            raise
-        # with a keeper, a broker's protocol error or DISCONNECT after the connect is a
-        # link failure like any other (link.last_error holds it); the keeper reconnects
-        w._fail(MQTTException.last)
-        raise OSError(_ECONNRESET)
+        # the broker broke the protocol: the connection ends (aside.broke: with a keeper
+        # and after the connect, as a link failure)
+        w._rare().broke(w)
+        raise
 
 
 def _parse(w):
@@ -131,7 +124,7 @@ def _parse(w):
     t = None
     rx = w._rx
     while True:
-        if w._skip and not w._discard():
+        if w._skip and not w._rare().discard(w):
             return t
         i = w._r0
         if i + 2 > w._r1:
@@ -143,7 +136,7 @@ def _parse(w):
             w._hl = 2
             n += 2
         if n > len(rx):
-            n = w._oversize(n)
+            n = w._rare().oversize(w, n)  # a broker's fault: see aside.py
         if not n or i + n > w._r1:
             break
         w._hold = True
@@ -169,7 +162,7 @@ class Wire:
     def _conn_start(self, clean, tms=None):
         self._close()
         self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
-        self._cb = self._connect_packet(clean)  # bad arguments fail before the socket
+        self._cb = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
         self._why = None
         self._co = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
@@ -260,7 +253,7 @@ class Wire:
 
     def _close(self):
         if self.sock and not self._cs and self._want and self._s.nin and not self._why:
-            self._struck()  # the broker may be refusing a message by closing
+            self._rare().struck(self)  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()
         if self.sock:
@@ -386,41 +379,3 @@ class Wire:
                 raise MQTTException(_MALFORMED, "bad remaining length")
         self._hl = j - i
         return n + j - i
-
-    def _oversize(self, n):
-        # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
-        # topic and packet ID of a PUBLISH), then drop the rest as it arrives
-        if self._cs:
-            raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
-        rx = self._rx
-        if self._compact() < len(rx):
-            return 0
-        first = rx[0]
-        pid = 0
-        if first & 0xF0 == _PUBLISH and first & 6:
-            j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
-            if j + 2 <= len(rx):
-                pid = rx[j] << 8 | rx[j + 1]
-        self._big = (first, pid, n)
-        self._skip = n - len(rx)
-        self._r0 = self._r1 = 0
-        return 0
-
-    def _discard(self):
-        # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
-        # it (the broker would redeliver it forever) and refuses it
-        k = min(self._skip, self._r1 - self._r0)
-        self._r0 += k
-        self._skip -= k
-        if self._skip:
-            return False
-        self._p0 = self._rt
-        first, pid, n = self._big
-        if pid and first & 6:
-            if first & 4:
-                self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
-                self._ack(_PUBREC, pid)
-            else:
-                self._ack(_PUBACK, pid)
-        self._large = True  # for _recv's handler, which resets it
-        raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
