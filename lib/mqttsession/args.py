@@ -1,13 +1,13 @@
 # The client's constructor (Core.__init__ calls init): its arguments checked, the
 # client's attributes set, and the session they name when it lives in RAM; and
 # set_last_will (will), run once before the connect. Loaded by either and taken out of
-# sys.modules again when it ends (_free): once the caller's reference goes (before the
-# store loads its session), a node holds none of it.
+# sys.modules again when it ends (session.unload): once the caller's reference goes
+# (before the store loads its session), a node holds none of it.
 from array import array
 
 from . import packet as P
 from . import wire
-from .session import Session
+from .session import Session, unload
 
 
 # the sizes MicroPython gives an attribute table (py/map.c), from 17 slots on
@@ -189,7 +189,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._dl = self._co = self._i = self._n = self._hl = 0
     self._cb = self._cp = None
     self._large = False
-    _free()
+    unload("args")
     return client_id, max(window, queue)
 
 
@@ -201,16 +201,4 @@ def will(self, topic, msg, retain, qos):
         P.check_qos(qos)
         self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
     finally:
-        _free()
-
-
-def _free():
-    # this module out of sys.modules and the package: freed once the caller's reference
-    # to it goes (imported again by the next call)
-    import sys
-
-    sys.modules.pop("mqttsession.args", None)
-    pkg = sys.modules.get("mqttsession")
-    if pkg:
-        pkg.__dict__.pop("args", None)
-
+        unload("args")

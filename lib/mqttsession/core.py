@@ -35,6 +35,7 @@ _PID = const(64)
 # (bit 2, to bit 0), sent before (bit 3: DUP, also bit 3)
 _FIRST = bytes(_PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1 for f in range(16))
 
+_ctl_m = _v5_m = _rare_m = None  # ctl.py, v5.py, aside.py once loaded (Core._ctl)
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
@@ -173,26 +174,32 @@ class Core(Wire):
 
         args.will(self, topic, msg, retain, qos)
 
+    # The modules below are kept in this module's globals once loaded: a relative
+    # import in every call would make 32 bytes of garbage each time (measured), and
+    # _v5() runs per message with a broker's MQTT 5 limits or properties.
     def _ctl(self):
         # ctl.py, the connect's and subscribe's work (each function takes the client):
         # loaded at the first connect and kept (one accessor, not a method for each)
-        from . import ctl
-
-        return ctl
+        global _ctl_m
+        if _ctl_m is None:
+            from . import ctl as _ctl_m
+        return _ctl_m
 
     def _v5(self):
         # v5.py, MQTT 5's own work (properties, the broker's limits, a PUBACK for QoS 2):
         # loaded on first use, at the first MQTT 5 connect
-        from . import v5
-
-        return v5
+        global _v5_m
+        if _v5_m is None:
+            from . import v5 as _v5_m
+        return _v5_m
 
     def _rare(self):
         # aside.py, the paths a healthy link never takes (messages set aside, the
         # broker's protocol violations and oversized packets): loaded on first use
-        from . import aside
-
-        return aside
+        global _rare_m
+        if _rare_m is None:
+            from . import aside as _rare_m
+        return _rare_m
 
     def _lost(self, keep):
         # the link broke under a call: close; True when the call must raise (no keeper,
