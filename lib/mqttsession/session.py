@@ -7,6 +7,7 @@ from micropython import const
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
 # among the builtins; imported, it is one hit
 from builtins import len, type, bytes
+from array import array
 
 # Per-message flags in Session.fl (bits 0-1 hold the QoS)
 _RETAIN = const(4)
@@ -34,16 +35,45 @@ def unload(name):
 
 
 class Session:
-    def __init__(self, *args, **kw):
-        # Session(client_id=b"", host="", capacity=16), or StoredSession(store, path,
-        # client_id, host, capacity): the state and the ring (capacity messages) are made
-        # by make.py, run once per session and freed again
-        from . import make
+    def __init__(self, client_id=b"", host="", capacity=16):
+        if not 0 < capacity < 65536:
+            raise ValueError("capacity must be 1 to 65535")
+        self.client_id = client_id
+        self.host = host
+        self.version = 4
+        self.expiry = 0
+        self.pid = 0  # last packet ID handed out
+        self.subs = {}  # topic filter -> QoS
+        self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
+        # outgoing messages: a ring in send order, capacity fixed so publishing allocates
+        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]
+        self._alloc(capacity)
+        self.head = 0
+        self.n = 0  # slots from head, holes included
+        self.nin = 0  # messages holding a packet ID (in flight)
+        self.nq = 0  # messages waiting for one (queued)
+        self.nseq = 0  # sequence number for the next stored message
+        self.fresh = True  # no state from an earlier connection
+        self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
+        self.naside = 0  # messages ever set aside (see set_aside)
+        self._xa = []  # the newest set-aside records (RAM session)
 
-        try:
-            make.init(self, *args, **kw)
-        finally:
-            unload("make")
+    def _alloc(self, cap):
+        # the ring's arrays for cap messages (empty)
+        self.cap = cap
+        self.ids = array("H", bytes(2 * cap))
+        self.seq = array("I", bytes(4 * cap))
+        self.fl = bytearray(cap)
+        self.top = [None] * cap
+        self.msg = [None] * cap
+        # packet IDs held by ring slots, counted by ID modulo its length: a zero count
+        # proves an ID free without scanning the ring. IDs go out in sequence, so the up
+        # to cap in use land on distinct counters; the length divides 65535, so that holds
+        # across the wrap from 65535 to 1 too.
+        for m in (17, 255, 771, 1285, 3855, 4369, 13107, 21845, 65535):
+            if m > cap:
+                break
+        self._use = array("H", bytes(2 * m))
 
     def _mark(self, p, d):
         if p:

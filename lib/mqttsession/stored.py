@@ -7,7 +7,7 @@
 #   aside  set-aside messages                                                (kind x)
 #   t<j % 4>/<j // 4>  tail: the newest messages, one small file each (inline in
 #          littlefs metadata: writing one is a metadata commit, no block erase)
-#   q/<first><last><count><bytes>  a segment: qlog._TAIL sealed tail messages in one file,
+#   q/<first><last><count><bytes>  a segment: _TAIL sealed tail messages in one file,
 #          written once (one block), removed when all are complete
 # A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
 # payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
@@ -18,13 +18,16 @@
 # after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
 # as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
+from array import array
 import struct
 
 from .session import Session
 from .store import _join, _write, _rm, pack
 from . import qlog
 
+_TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
+_NONE = const(0xFFFFFFFF)
 _ENOENT = const(2)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
@@ -44,6 +47,39 @@ _nxt = None
 
 
 class StoredSession(Session):
+    def __init__(self, store, path, client_id, host, capacity):
+        self._st = store
+        self._p = path
+        self._ib = None  # identity as last written
+        self.bytes = 0  # bytes of pending messages in flash
+        self.more = 0  # pending messages in flash beyond the ring
+        self._sg = array("I")  # segments in order: first seq
+        self._sl = array("I")  # and last seq
+        self._sc = array("I")  # and count << 24 | bytes
+        self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
+        self._tn = 0  # tail slots in use
+        self._tb = 0  # their bytes
+        self._cur = 0  # seq of the next message to bring into the ring
+        self._done = []  # completed seqs at or above the watermark
+        self._lazy = 0
+        self._hx = False  # the hot-state file exists
+        self._out = {}  # seq -> (pid, released) from the hot state, until loaded
+        self._cb = None  # the segment being read into the ring: bytes, name, offset
+        self._ci = _NONE
+        self._co = 0
+        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
+        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
+        # that many, or the store's ram when it is smaller: the rest waits in flash
+        self.limit = capacity
+        r = store.ram
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
+
+    def _alloc(self, cap):
+        # one slot more than the ring: where a message waits while it goes to the backlog
+        super()._alloc(cap + 1)
+        self.cap = cap
+        self.sz = array("H", bytes(2 * cap + 2))  # record bytes per slot
+
     def _move(self, a, b):
         super()._move(a, b)
         self.sz[b] = self.sz[a]
