@@ -27,7 +27,7 @@ def clear(s):
     s.subs = {}
     s.rx2 = []
     s._save(_HOT | _SUBS)
-    p = getattr(s, "_p", None)
+    p = s._p
     if p is None:
         return  # a RAM session
     from .store import _join, _rm

@@ -1,7 +1,8 @@
 # Session state held in RAM: the packet-ID allocator, outgoing QoS 1/2 messages in send
-# order, incoming QoS 2 packet IDs and subscriptions. The _save/_keep/_forget hooks do
-# nothing here; the flash store's session overrides them (and assign, to save a QoS 2
-# message's packet ID).
+# order, incoming QoS 2 packet IDs and subscriptions. The flash store's session
+# (stored.py) is this class with a directory (_p set): it overrides _save, _keep and
+# _forget, which do nothing here, and the steps below that only a store takes check _p
+# or `more` (messages in flash beyond the ring, 0 here).
 from micropython import const
 # builtins the publish and receive path calls, as names of this module: a builtin is
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
@@ -35,6 +36,9 @@ def unload(name):
 
 
 class Session:
+    _p = None  # a stored session's directory
+    more = 0  # a stored session's messages in flash beyond the ring
+
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
             raise ValueError("capacity must be 1 to 65535")
@@ -46,8 +50,26 @@ class Session:
         self.subs = {}  # topic filter -> QoS
         self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
         # outgoing messages: a ring in send order, capacity fixed so publishing allocates
-        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]
-        self._alloc(capacity)
+        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k] and, in a store,
+        # sz[k] (its record's bytes). Slot cap, past the ring, is where a store's message
+        # waits while it goes to the backlog in flash.
+        self.cap = capacity
+        self.limit = capacity  # messages queued at most
+        c = capacity + 1
+        self.ids = array("H", bytes(2 * c))
+        self.seq = array("I", bytes(4 * c))
+        self.sz = array("H", bytes(2 * c))
+        self.fl = bytearray(c)
+        self.top = [None] * c
+        self.msg = [None] * c
+        # packet IDs held by ring slots, counted by ID modulo its length: a zero count
+        # proves an ID free without scanning the ring. IDs go out in sequence, so the up
+        # to cap in use land on distinct counters; the length divides 65535, so that holds
+        # across the wrap from 65535 to 1 too.
+        for m in (17, 255, 771, 1285, 3855, 4369, 13107, 21845, 65535):
+            if m > capacity:
+                break
+        self._use = array("H", bytes(2 * m))
         self.head = 0
         self.n = 0  # slots from head, holes included
         self.nin = 0  # messages holding a packet ID (in flight)
@@ -57,28 +79,6 @@ class Session:
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
         self.naside = 0  # messages ever set aside (see set_aside)
         self._xa = []  # the newest set-aside records (RAM session)
-
-    def _alloc(self, cap):
-        # the ring's arrays for cap messages (empty)
-        self.cap = cap
-        self.ids = array("H", bytes(2 * cap))
-        self.seq = array("I", bytes(4 * cap))
-        self.fl = bytearray(cap)
-        self.top = [None] * cap
-        self.msg = [None] * cap
-        # packet IDs held by ring slots, counted by ID modulo its length: a zero count
-        # proves an ID free without scanning the ring. IDs go out in sequence, so the up
-        # to cap in use land on distinct counters; the length divides 65535, so that holds
-        # across the wrap from 65535 to 1 too.
-        for m in (17, 255, 771, 1285, 3855, 4369, 13107, 21845, 65535):
-            if m > cap:
-                break
-        self._use = array("H", bytes(2 * m))
-
-    def _mark(self, p, d):
-        if p:
-            u = self._use
-            u[p % len(u)] += d
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):
@@ -108,12 +108,21 @@ class Session:
         return k - self.cap if k >= self.cap else k
 
     # --- outgoing messages ---
+    def pending(self):
+        # messages not yet completed (sent or waiting to be)
+        return self.nin + self.nq + self.more
+
     def full(self):
-        return self.nin + self.nq == self.cap
+        # no room for another message: the queue's count bound or a store's byte bound
+        return self.pending() >= self.limit or (
+            self._p is not None and self.bytes >= self._st.max_bytes)
 
     def assign(self, k):
         # gives slot k a packet ID before it first goes out; one it kept from an earlier
         # session (restart(False)) goes out again with that ID
+        if k == self.cap:
+            # a message past a store's ring cannot go out now: the window is larger
+            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
         if not self.ids[k]:
             u = self._use
             p = self.pid % 65535 + 1  # as next_pid, whose scan runs when p may be in use
@@ -125,6 +134,9 @@ class Session:
         self.fl[k] |= _PID
         self.nq -= 1
         self.nin += 1
+        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
+        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
+            self._save(_HOT)
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
@@ -134,28 +146,32 @@ class Session:
             if self.fl[a]:
                 b = self.slot(j)
                 if a != b:
-                    self._move(a, b)
+                    self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
+                    self.top[b], self.msg[b], self.sz[b] = self.top[a], self.msg[a], self.sz[a]
                     self.fl[a] = 0
                     self.top[a] = self.msg[a] = None
                 j += 1
         self.n = j
 
-    def _move(self, a, b):
-        self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
-        self.top[b], self.msg[b] = self.top[a], self.msg[a]
-
     def add(self, topic, msg, qos, retain):
         # queue a message at the tail; returns its slot (not yet sent, no packet ID). A
         # bytearray or memoryview is copied: the caller may change it once publish returns
-        if self.n == self.cap:
+        k = self.cap
+        if not self.more and self.n == k:
             self._compact()
-        if self.n == self.cap:
-            raise OSError(105)  # ENOBUFS: callers check full() first
-        k = self.head + self.n  # as slot(n)
-        if k >= self.cap:
-            k -= self.cap
-        self.n += 1
-        self.nq += 1
+        if self.more or self.n == k:
+            if self._p is None:
+                raise OSError(105)  # ENOBUFS: callers check full() first
+            # a store's, behind a backlog in flash or with the ring full: the spare slot,
+            # from where _keep sends it to the backlog (callers keep it before anything)
+        else:
+            k = self.head + self.n  # as slot(n)
+            if k >= self.cap:
+                k -= self.cap
+            self.n += 1
+            self.nq += 1
+            if self._p is not None:
+                self._cur = (self.nseq + 1) & 0xFFFFFFF  # nothing waits in flash
         self.ids[k] = 0
         self.fl[k] = qos | (_RETAIN if retain else 0)
         self.seq[k] = self.nseq
@@ -201,13 +217,18 @@ class Session:
         while self.n and not fl[self.head]:
             self.head = 0 if self.head + 1 == self.cap else self.head + 1
             self.n -= 1
+        if self.more:
+            self._fill()  # the next message waiting in flash comes into the ring
         return k
 
     def drop(self, k):
         # gives slot k up without an acknowledgement (counted by the caller)
         f = self.fl[k]
         self._forget(k)
-        self._mark(self.ids[k], -1)
+        p = self.ids[k]
+        if p:
+            u = self._use
+            u[p % len(u)] -= 1
         self.fl[k] = 0
         self.top[k] = self.msg[k] = None
         if f & _PID:
@@ -215,47 +236,46 @@ class Session:
         else:
             self.nq -= 1
         # the hole stays: callers may be walking the ring; add() compacts when it must
+        if f & _DISK:
+            self._save(_HOT)  # given up: for good
+        if self.more:
+            self._fill()
 
     def set_aside(self, k, reason):
         # takes slot k out of the send queue (as drop) and keeps it as a set-aside record
         # (topic, payload, qos, retain, reason): never sent again, visible through aside()
-        t = self.top[k]
-        m = self.msg[k]
-        if t is None:
-            t, m = self.load(k)
+        t, m = self.load(k)
         f = self.fl[k]
-        self._aside_add((t, m, f & 3, bool(f & _RETAIN), reason))
+        r = (t, m, f & 3, bool(f & _RETAIN), reason)
+        if self._p is None:
+            self._xa.append(r)
+            if len(self._xa) > 8:
+                self._xa.pop(0)  # bounded in RAM: the newest are kept
+        else:
+            from .aside import add  # a store's: in its file "aside"
+
+            add(self, r)
         self.naside += 1
         self.drop(k)
 
-    def _aside_add(self, r):
-        self._xa.append(r)
-        if len(self._xa) > 8:
-            self._xa.pop(0)  # bounded in RAM: the newest are kept
-
     def aside(self):
         # the set-aside records kept, oldest first
-        return list(self._xa)
+        if self._p is None:
+            return list(self._xa)
+        from .aside import records
+
+        return records(self)
 
     def pop_tail(self):
         # takes back the message just added (it could not be made durable)
+        k = self.cap
+        if self.fl[k]:
+            # a store's spare slot: outside the ring and its counts
+            self.fl[k] = 0
+            self.top[k] = self.msg[k] = None
+            return
         self.n -= 1
-        k = self.slot(self.n)
-        self._mark(self.ids[k], -1)
-        self.ids[k] = 0
-        self.fl[k] = 0
-        self.top[k] = self.msg[k] = None
-        self.recount()
-
-    def recount(self):
-        # nin and nq from the flags, after changes that touch many slots
-        self.nin = self.nq = 0
-        for i in range(self.n):
-            f = self.fl[self.slot(i)]
-            if f & _PID:
-                self.nin += 1
-            elif f:
-                self.nq += 1
+        self.drop(self.slot(self.n))
 
     def restart(self, resumed):
         # after CONNACK: with the broker's session kept, resend everything sent (same IDs,
@@ -263,24 +283,31 @@ class Session:
         # releases and incoming QoS 2 state ([MQTT-3.2.2-5], 4.3.3). A message keeps its
         # packet ID for that: a broker that lost the session takes any ID, and one that
         # wrongly answered Session Present 0 recognises these and delivers nothing twice.
-        if resumed:
-            return
-        for i in range(self.n):
-            k = self.slot(i)
-            f = self.fl[k]
-            if f & _REL:
-                self._forget(k)
-                self._mark(self.ids[k], -1)
-                self.ids[k] = 0
-                self.fl[k] = 0
-                self.top[k] = self.msg[k] = None
-            elif f:
-                self.fl[k] = f & ~(_SENT | _PID | _PIDDISK)
-        self._compact()
-        self.recount()
-        self.rx2 = []
-        self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
-        self._save(_HOT)
+        if not resumed:
+            q = 0
+            for i in range(self.n):
+                k = self.slot(i)
+                f = self.fl[k]
+                if f & _REL:
+                    self._forget(k)
+                    p = self.ids[k]
+                    if p:
+                        u = self._use
+                        u[p % len(u)] -= 1
+                    self.ids[k] = 0
+                    self.fl[k] = 0
+                    self.top[k] = self.msg[k] = None
+                elif f:
+                    self.fl[k] = f & ~(_SENT | _PID | _PIDDISK)
+                    q += 1
+            self._compact()
+            self.nin = 0
+            self.nq = q
+            self.rx2 = []
+            self.epoch = (self.epoch + 1) & 0xFFFF  # packet IDs kept in flash are void now
+            self._save(_HOT)
+        if self.more:
+            self._fill()
 
     def clear(self):
         # a clean start or an ended session (a stored session's queue in flash too): in
@@ -298,9 +325,11 @@ class Session:
                 r.append(k)
         return r
 
-    def pending(self):
-        # messages not yet completed (sent or waiting to be)
-        return self.nin + self.nq
+    def load(self, k):
+        # topic and payload of slot k (every ring slot holds its message)
+        if self.top[k] is None:
+            raise OSError(2)
+        return self.top[k], self.msg[k]
 
     # --- incoming QoS 2 ---
     def rx2_add(self, pid):
@@ -329,32 +358,22 @@ class Session:
             del self.subs[topic]
             self._save(_SUBS)
 
-    # --- persistence hooks (the flash store overrides these) ---
-    def _save(self, what):
-        pass
-
-    def _keep(self, k):
-        # make slot k durable (message, or its packet ID once released)
-        pass
-
-    def _forget(self, k):
-        pass
-
     def connected(self):
         # after CONNACK: the session now has state at the broker
         self.fresh = False
         self._save(_IDENT)
 
     def hold(self, k, seq):
-        # slot k, while it still holds the message numbered seq unacknowledged, survives
-        # a power cut from now on (a RAM session keeps nothing)
-        if self.fl[k] and self.seq[k] == seq and not self.durable(k):
+        # slot k, while it still holds the message numbered seq unacknowledged and not in
+        # flash, survives a power cut from now on (a RAM session keeps nothing)
+        f = self.fl[k]
+        if f and self.seq[k] == seq and not f & _DISK:
             self._keep(k)
 
-    def load(self, k):
-        # topic and payload of slot k when only the flash copy holds them
-        raise OSError(2)
+    # --- persistence, done by a stored session: _save(what) writes state, _keep(k)
+    # makes slot k durable (its message, or its packet ID once released), _forget(k)
+    # records its completion ---
+    def _save(self, what):
+        pass
 
-    def durable(self, k):
-        # True when slot k survives a power cut from now on
-        return False
+    _keep = _forget = _save

@@ -28,7 +28,6 @@ from . import qlog
 _TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
-_ENOENT = const(2)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
 _REL = const(16)
@@ -70,35 +69,9 @@ class StoredSession(Session):
         self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
         # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
         # that many, or the store's ram when it is smaller: the rest waits in flash
-        self.limit = capacity
         r = store.ram
         super().__init__(client_id, host, min(capacity, r) if r else capacity)
-
-    def _alloc(self, cap):
-        # one slot more than the ring: where a message waits while it goes to the backlog
-        super()._alloc(cap + 1)
-        self.cap = cap
-        self.sz = array("H", bytes(2 * cap + 2))  # record bytes per slot
-
-    def _move(self, a, b):
-        super()._move(a, b)
-        self.sz[b] = self.sz[a]
-
-    def pending(self):
-        return self.nin + self.nq + self.more
-
-    def full(self):
-        # no room for another message: the queue's count bound or the store's byte bound
-        return self.pending() >= self.limit or self.bytes >= self._st.max_bytes
-
-    def assign(self, k):
-        if k == self.cap:
-            # a message past the ring cannot go out now: the window is larger than the ring
-            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
-        super().assign(k)
-        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
-            self._save(_HOT)
+        self.limit = capacity
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
@@ -135,38 +108,13 @@ class StoredSession(Session):
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             if pid:
-                self._use[pid % len(self._use)] += 1  # as _mark(pid, 1), without a call
+                self._use[pid % len(self._use)] += 1  # counted as in assign
             self.fl[k] = f
             if f & _PID:
                 self.nin += 1
             else:
                 self.nq += 1
 
-    def add(self, topic, msg, qos, retain):
-        if self.more or (self.n == self.cap and (self._compact() or self.n == self.cap)):
-            # behind a backlog in flash, or the ring is full: into the spare slot, from
-            # where _keep sends it to the backlog (callers keep it before anything else)
-            k = self.cap
-            self.ids[k] = 0
-            self.fl[k] = qos | (4 if retain else 0)
-            self.seq[k] = self.nseq
-            self.nseq = (self.nseq + 1) & 0xFFFFFFF
-            self.top[k] = topic if isinstance(topic, bytes) else bytes(topic)
-            self.msg[k] = msg if isinstance(msg, bytes) else bytes(msg)
-            return k
-        k = super().add(topic, msg, qos, retain)
-        self._cur = self.nseq  # nothing waits in flash: the next one pulled is newer
-        return k
-
-    def pop_tail(self):
-        if self.fl[self.cap]:
-            self._mark(self.ids[self.cap], -1)
-            self.ids[self.cap] = self.fl[self.cap] = 0
-            self.top[self.cap] = self.msg[self.cap] = None
-            return
-        super().pop_tail()
-
-    # --- hooks from Session ---
     def _save(self, what):
         p = self._p
         if what & _IDENT:
@@ -257,10 +205,9 @@ class StoredSession(Session):
         r = qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                          self.top[k], self.msg[k])
         if k == self.cap:
-            # the spare slot: the message joins the backlog in flash
-            self._mark(self.ids[k], -1)
+            # the spare slot (it never holds a packet ID): the message joins the backlog
             self.more += 1
-            self.fl[k] = self.ids[k] = 0
+            self.fl[k] = 0
             self.top[k] = self.msg[k] = None
         else:
             self.sz[k] = len(r)
@@ -279,40 +226,3 @@ class StoredSession(Session):
                 # when _LAZY completions are owed
                 self._save(_TRIM)
 
-    def acked(self, pid, rel):
-        k = super().acked(pid, rel)
-        if k >= 0 and not rel and self.more:
-            self._fill()
-        return k
-
-    def drop(self, k):
-        disk = self.fl[k] & _DISK
-        super().drop(k)
-        if disk:
-            self._save(_HOT)  # given up: for good
-        if self.more:
-            self._fill()
-
-    def restart(self, resumed):
-        super().restart(resumed)
-        if self.more:
-            self._fill()
-
-    def durable(self, k):
-        return bool(self.fl[k] & _DISK)
-
-    def load(self, k):
-        if self.top[k] is not None:
-            return self.top[k], self.msg[k]
-        raise OSError(_ENOENT)  # every ring slot holds its message
-
-    # --- set-aside messages (aside.py, loaded when first used) ---
-    def _aside_add(self, r):
-        from .aside import add
-
-        add(self, r)
-
-    def aside(self):
-        from .aside import records
-
-        return records(self)
