@@ -36,14 +36,13 @@ def unload(name):
 
 
 class Session:
-    _p = None  # a stored session's directory
-    more = 0  # a stored session's messages in flash beyond the ring
-
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
             raise ValueError("capacity must be 1 to 65535")
         self.client_id = client_id
         self.host = host
+        self._p = None  # a stored session's directory
+        self.more = 0  # a stored session's messages in flash beyond the ring
         self.version = 4
         self.expiry = 0
         self.pid = 0  # last packet ID handed out
@@ -114,7 +113,7 @@ class Session:
 
     def full(self):
         # no room for another message: the queue's count bound or a store's byte bound
-        return self.pending() >= self.limit or (
+        return self.nin + self.nq + self.more >= self.limit or (
             self._p is not None and self.bytes >= self._st.max_bytes)
 
     def assign(self, k):
@@ -131,11 +130,12 @@ class Session:
             self.pid = p
             self.ids[k] = p
             u[p % len(u)] += 1
-        self.fl[k] |= _PID
+        f = self.fl[k]
+        self.fl[k] = f | _PID
         self.nq -= 1
         self.nin += 1
         # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if self.fl[k] & _DISK and self.fl[k] & 3 == 2:
+        if f & _DISK and f & 3 == 2:
             self._save(_HOT)
 
     def _compact(self):
@@ -157,9 +157,9 @@ class Session:
         # queue a message at the tail; returns its slot (not yet sent, no packet ID). A
         # bytearray or memoryview is copied: the caller may change it once publish returns
         k = self.cap
-        if not self.more and self.n == k:
+        if self.n == k and not self.more:
             self._compact()
-        if self.more or self.n == k:
+        if self.n == k or self.more:
             if self._p is None:
                 raise OSError(105)  # ENOBUFS: callers check full() first
             # a store's, behind a backlog in flash or with the ring full: the spare slot,
@@ -170,8 +170,6 @@ class Session:
                 k -= self.cap
             self.n += 1
             self.nq += 1
-            if self._p is not None:
-                self._cur = (self.nseq + 1) & 0xFFFFFFF  # nothing waits in flash
         self.ids[k] = 0
         self.fl[k] = qos | (_RETAIN if retain else 0)
         self.seq[k] = self.nseq
@@ -277,13 +275,13 @@ class Session:
         self.n -= 1
         self.drop(self.slot(self.n))
 
-    def restart(self, resumed):
+    def restart(self, present):
         # after CONNACK: with the broker's session kept, resend everything sent (same IDs,
         # DUP); without it, publish all again as new messages (no DUP) and forget QoS 2
         # releases and incoming QoS 2 state ([MQTT-3.2.2-5], 4.3.3). A message keeps its
         # packet ID for that: a broker that lost the session takes any ID, and one that
         # wrongly answered Session Present 0 recognises these and delivers nothing twice.
-        if not resumed:
+        if not present:
             q = 0
             for i in range(self.n):
                 k = self.slot(i)
@@ -370,10 +368,10 @@ class Session:
         if f and self.seq[k] == seq and not f & _DISK:
             self._keep(k)
 
-    # --- persistence, done by a stored session: _save(what) writes state, _keep(k)
+    # --- persistence, done by a stored session: _save(kind) writes state, _keep(k)
     # makes slot k durable (its message, or its packet ID once released), _forget(k)
     # records its completion ---
-    def _save(self, what):
+    def _save(self, kind):
         pass
 
     _keep = _forget = _save

@@ -47,18 +47,22 @@ _nxt = None
 
 class StoredSession(Session):
     def __init__(self, store, path, client_id, host, capacity):
+        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
+        # that many, or the store's ram when it is smaller: the rest waits in flash
+        r = store.ram
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
+        self.limit = capacity
         self._st = store
         self._p = path
         self._ib = None  # identity as last written
         self.bytes = 0  # bytes of pending messages in flash
-        self.more = 0  # pending messages in flash beyond the ring
         self._sg = array("I")  # segments in order: first seq
         self._sl = array("I")  # and last seq
         self._sc = array("I")  # and count << 24 | bytes
         self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
         self._tn = 0  # tail slots in use
         self._tb = 0  # their bytes
-        self._cur = 0  # seq of the next message to bring into the ring
+        self._cur = 0  # seq of the next message to bring into the ring (while more)
         self._done = []  # completed seqs at or above the watermark
         self._lazy = 0
         self._hx = False  # the hot-state file exists
@@ -67,11 +71,6 @@ class StoredSession(Session):
         self._ci = _NONE
         self._co = 0
         self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
-        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
-        # that many, or the store's ram when it is smaller: the rest waits in flash
-        r = store.ram
-        super().__init__(client_id, host, min(capacity, r) if r else capacity)
-        self.limit = capacity
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
@@ -115,9 +114,9 @@ class StoredSession(Session):
             else:
                 self.nq += 1
 
-    def _save(self, what):
+    def _save(self, kind):
         p = self._p
-        if what & _IDENT:
+        if kind & _IDENT:
             cid = self.client_id
             if not cid:
                 return  # a null session is written once the broker assigns the ID
@@ -137,12 +136,12 @@ class StoredSession(Session):
             hd = st._host_dir(self.host)
             if st._lastid(hd) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1))
-        if what & _SUBS:
+        if kind & _SUBS:
             b = b""
             for f, q in self.subs.items():
                 b += bytes((q, len(f) & 255, len(f) >> 8)) + f
             _write(_join(p, "subs"), pack(b"u", b))
-        if not what & (_HOT | _TRIM):
+        if not kind & (_HOT | _TRIM):
             return
         # the watermark: the oldest pending message's seq
         w = self._cur if self.more else self.nseq
@@ -153,7 +152,7 @@ class StoredSession(Session):
                 break
         # (a comprehension: on the drain path, where a loop's append calls cost more)
         d = self._done = [s for s in self._done if s >= w]
-        if what & _TRIM:
+        if kind & _TRIM:
             # complete segments go; their removal is the durable record of their
             # completions (load.py takes the oldest segment's first seq as a watermark):
             # the hot state is written only when the completions left unrecorded (at or
@@ -164,10 +163,10 @@ class StoredSession(Session):
                 i += 1
             if i and i < len(self._sg) and self._sg[i] <= w < self._sg[i] + _LAZY - len(d):
                 self._lazy = w - self._sg[i] + len(d)
-                what = 0
+                kind = 0
             elif not i and self._lazy < _LAZY:
                 return
-        if what:
+        if kind:
             self._lazy = 0
             b = struct.pack("<HHIIB", self.pid, self.epoch, self.nseq, w, len(self.rx2))
             b += struct.pack("<%dH" % len(self.rx2), *self.rx2)
@@ -205,7 +204,10 @@ class StoredSession(Session):
         r = qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                          self.top[k], self.msg[k])
         if k == self.cap:
-            # the spare slot (it never holds a packet ID): the message joins the backlog
+            # the spare slot (it never holds a packet ID): the message joins the backlog,
+            # the first one waiting there when none was
+            if not self.more:
+                self._cur = self.seq[k]
             self.more += 1
             self.fl[k] = 0
             self.top[k] = self.msg[k] = None
