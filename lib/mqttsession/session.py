@@ -77,7 +77,6 @@ class Session:
         self.fresh = True  # no state from an earlier connection
         self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
         self.naside = 0  # messages ever set aside (see set_aside)
-        self._xa = []  # the newest set-aside records (RAM session)
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):
@@ -246,9 +245,13 @@ class Session:
         f = self.fl[k]
         r = (t, m, f & 3, bool(f & _RETAIN), reason)
         if self._p is None:
-            self._xa.append(r)
-            if len(self._xa) > 8:
-                self._xa.pop(0)  # bounded in RAM: the newest are kept
+            # a RAM session's newest records, in _xa (made on the first)
+            x = getattr(self, "_xa", None)
+            if x is None:
+                x = self._xa = []
+            x.append(r)
+            if len(x) > 8:
+                x.pop(0)  # bounded in RAM: the newest are kept
         else:
             from .aside import add  # a store's: in its file "aside"
 
@@ -259,7 +262,7 @@ class Session:
     def aside(self):
         # the set-aside records kept, oldest first
         if self._p is None:
-            return list(self._xa)
+            return list(getattr(self, "_xa", ()))
         from .aside import records
 
         return records(self)
