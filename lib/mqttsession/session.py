@@ -49,15 +49,13 @@ class Session:
         self.subs = {}  # topic filter -> QoS
         self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
         # outgoing messages: a ring in send order, capacity fixed so publishing allocates
-        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k] and, in a store,
-        # sz[k] (its record's bytes). Slot cap, past the ring, is where a store's message
-        # waits while it goes to the backlog in flash.
+        # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]. Slot cap, past the
+        # ring, is where a store's message waits while it goes to the backlog in flash.
         self.cap = capacity
         self.limit = capacity  # messages queued at most
         c = capacity + 1
         self.ids = array("H", bytes(2 * c))
         self.seq = array("I", bytes(4 * c))
-        self.sz = array("H", bytes(2 * c))
         self.fl = bytearray(c)
         self.top = [None] * c
         self.msg = [None] * c
@@ -146,7 +144,7 @@ class Session:
                 b = self.slot(j)
                 if a != b:
                     self.ids[b], self.fl[b], self.seq[b] = self.ids[a], self.fl[a], self.seq[a]
-                    self.top[b], self.msg[b], self.sz[b] = self.top[a], self.msg[a], self.sz[a]
+                    self.top[b], self.msg[b] = self.top[a], self.msg[a]
                     self.fl[a] = 0
                     self.top[a] = self.msg[a] = None
                 j += 1

@@ -28,6 +28,7 @@ from . import qlog
 _TAIL = const(32)  # as qlog._TAIL
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
+_RS = const(17)  # a record's bytes beyond topic and payload (qlog: header 13, CRC 4)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
 _REL = const(16)
@@ -85,7 +86,7 @@ class StoredSession(Session):
             if not _nxt(self):
                 return
             self.more -= 1
-            seq, f, pid, ep, t, m, z = self._r
+            seq, f, pid, ep, t, m, _ = self._r
             k = self.head + self.n  # as slot(n)
             if k >= self.cap:
                 k -= self.cap
@@ -93,7 +94,6 @@ class StoredSession(Session):
             self.seq[k] = seq
             self.top[k] = t
             self.msg[k] = m
-            self.sz[k] = z
             f = (f & 7) | _DISK
             o = self._out.pop(seq, None) if self._out else None
             if o:
@@ -201,8 +201,8 @@ class StoredSession(Session):
             return
         if not self.client_id:
             raise OSError(107, "null session: connect first")
-        r = qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
-                         self.top[k], self.msg[k])
+        qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
+                    self.top[k], self.msg[k])
         if k == self.cap:
             # the spare slot (it never holds a packet ID): the message joins the backlog,
             # the first one waiting there when none was
@@ -212,13 +212,12 @@ class StoredSession(Session):
             self.fl[k] = 0
             self.top[k] = self.msg[k] = None
         else:
-            self.sz[k] = len(r)
             self.fl[k] = f | _DISK | (_PIDDISK if f & _PID else 0)
 
     def _forget(self, k):
         f = self.fl[k]
         if f & _DISK:
-            self.bytes -= self.sz[k]
+            self.bytes -= _RS + len(self.top[k]) + len(self.msg[k])  # its record's
             self._done.append(self.seq[k])
             self._lazy += 1
             if f & 3 == 2 or (self.nin + self.nq <= 1 and not self.more):
