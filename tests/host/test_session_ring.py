@@ -379,6 +379,7 @@ def test_next_pid_does_not_scan_the_ring() -> None:
 
 def test_set_aside_in_ram() -> None:
     s = Session(capacity=4)
+    assert s.aside() == []  # none yet
     k = s.add(b"t/p", b"poison", 2, True)
     s.assign(k)
     s.add(b"t/ok", b"fine", 1, False)
