@@ -14,7 +14,7 @@ from micropython import const
 import os
 import struct
 
-from .store import _join, _read, _rm, _exists, _isdir, unpack
+from .store import _join, _read, _rm, _exists
 from .qlog import append
 
 _HOT = const(1)  # session.py's: what a _save writes
@@ -44,7 +44,7 @@ def delete(st, host, client_id):
         client_id = client_id.encode()
     hd = st._host_dir(host)
     p = st._dir(hd, client_id)
-    if _isdir(p):
+    if _exists(p) & 0x4000:  # a directory
         rmtree(p)
     if st._lastid(hd) == client_id:
         _rm(_join(hd, "last"))
@@ -73,15 +73,6 @@ def newer(st, s, e):
 # --- format 1 (0.1.0) into format 2 ---
 
 
-def _v1(st, p, name, kind):
-    try:
-        return unpack(kind, _read(_join(p, name)), 1)
-    except (OSError, ValueError) as e:
-        if getattr(e, "errno", 0) != 2:
-            st._report(p, name, e)
-        return None
-
-
 def migrate(st, s):
     p = s._p
     ms = sorted(n for n in os.listdir(p) if n[0] == "m" and len(n) == 9)
@@ -95,7 +86,7 @@ def migrate(st, s):
     from .load import scan, subs
 
     scan(s, 0)
-    b = _v1(st, p, "i", b"i")
+    b = st._body(p, "i", b"i", 1)
     try:
         s.version = b[0]
         s.expiry = struct.unpack("<I", b[1:5])[0]
@@ -103,10 +94,10 @@ def migrate(st, s):
     except (TypeError, IndexError, ValueError):
         pass
     try:
-        subs(s, _v1(st, p, "u", b"u"))
+        subs(s, st._body(p, "u", b"u", 1))
     except (ValueError, IndexError) as e:
         st._report(p, "u", e)
-    b = _v1(st, p, "s", b"s")
+    b = st._body(p, "s", b"s", 1)
     out = {}
     try:
         if b is not None:
@@ -147,7 +138,7 @@ def migrate(st, s):
 def _msg(st, p, n):
     # a format 1 message file: (flags, pid, epoch, topic, payload) or None (reported)
     try:
-        b = unpack(b"m", _read(_join(p, n)), 1)
+        b = _read(_join(p, n), b"m", 1)
         fl, pid, ep, nt = struct.unpack("<BHHH", b[:7])
         if 7 + nt > len(b):
             raise ValueError("truncated")
