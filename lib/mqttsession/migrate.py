@@ -1,6 +1,6 @@
 # The session store's paths that a running node seldom needs, loaded on first use (by
-# store.py): deleting a session, removing a directory tree (damage, a clean start), a
-# session of a newer format set aside, and (below) format 1 migration.
+# store.py and load.py): deleting a session, a session of a newer format set aside, and
+# (below) format 1 migration.
 #
 # Format 1 (0.1.0) session directories into format 2, in place. Run only when a
 # session directory holds format 1 files (i, u, s, m<seq>). Power-cut safe: the format 2
@@ -22,30 +22,13 @@ _SUBS = const(2)
 _IDENT = const(4)
 
 
-def rmtree(p):
-    try:
-        names = [e[0] for e in os.ilistdir(p)]
-    except OSError:
-        return
-    for n in names:
-        q = _join(p, n)
-        try:
-            os.remove(q)
-        except OSError:
-            rmtree(q)
-    try:
-        os.rmdir(p)
-    except OSError:
-        pass
-
-
 def delete(st, host, client_id):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     hd = st._host_dir(host)
     p = st._dir(hd, client_id)
     if _exists(p) & 0x4000:  # a directory
-        rmtree(p)
+        _rm(p)
     if st._lastid(hd) == client_id:
         _rm(_join(hd, "last"))
 

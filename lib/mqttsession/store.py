@@ -37,14 +37,18 @@ def _exists(p):
 
 
 def _rm(p):
-    # removes a file, or a directory with what it holds
+    # removes a file, or a directory with what it holds (whatever can be removed: a
+    # damaged tree goes as far as it can, never raising)
     try:
         os.remove(p)
     except OSError as e:
         if e.errno != _ENOENT:
-            from .migrate import rmtree
-
-            rmtree(p)
+            try:
+                for n in os.listdir(p):
+                    _rm(_join(p, n))
+                os.rmdir(p)
+            except OSError:
+                pass
 
 
 def _key(s):
@@ -62,7 +66,7 @@ def _key(s):
             return s.decode()
     if len(s) <= 36:
         return "~" + binascii.hexlify(s).decode()
-    return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))
+    return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
 def pack(kind, body, v=_FORMAT):
@@ -212,7 +216,7 @@ class SessionStore:
         k = _key(cid)
         o = "~%08x%d" % (binascii.crc32(cid), len(cid))  # the 0.1.0 name
         free = None
-        for n in (k, k + "~1", k + "~2", o):
+        for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
             p = _join(path, n)
             if not _exists(p) & _DIR:
                 if free is None and n != o:
@@ -234,7 +238,7 @@ class SessionStore:
                 os.rename(p, free)
                 return free
             return p
-        return free or _join(path, k + "~3")
+        return free or _join(path, "%s~%d" % (k, 3))
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after
