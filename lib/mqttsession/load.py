@@ -27,12 +27,12 @@ def lstr(b, i):
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
 
 
-def get(st, host, client_id, capacity):
-    # SessionStore.get: the session for (host, client_id) from store st; client ID ""
+def get(self, host, client_id, capacity):
+    # SessionStore.get: the session for (host, client_id) from store self; client ID ""
     # (b""): the null session, fresh every time, until the broker assigns one
-    hd = st._host_dir(host)
+    hd = self._host_dir(host)
     if client_id is None:
-        client_id = st._lastid(hd) or find_any(hd)
+        client_id = self._lastid(hd) or find_any(hd)
         if not client_id:
             # a client ID for a node that names none: from the board's unique ID
             try:
@@ -45,25 +45,25 @@ def get(st, host, client_id, capacity):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     if client_id:
-        p = st._dir(hd, client_id)
+        p = self._dir(hd, client_id)
     else:
         p = _join(hd, "~null")
         _rm(p)
-    s = StoredSession(st, p, client_id, host, capacity)
+    s = StoredSession(self, p, client_id, host, capacity)
     try:
         if not _exists(p) & _DIR:
-            st._mkdirs(p)
+            self._mkdirs(p)
             scan(s, 0)
         else:
             if _exists(_join(p, "i")):
                 from .migrate import migrate
 
-                migrate(st, s)  # format 1 (0.1.0) files: into format 2, in place
+                migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
             load(s)
     except NewerFormat as e:
         from .migrate import newer
 
-        s = newer(st, s, e)
+        s = newer(self, s, e)
     s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)  # null: writes nothing
     return s
 
@@ -195,9 +195,9 @@ def scan(s, w):
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w
-        from .qseg import seg_get
+        from .qseg import read
 
-        while seg_get(s, 0) and s._r[0] < w:
+        while read(s, 0) and s._r[0] < w:
             s.more -= 1
             s.bytes -= s._r[6]
         s._cb = None

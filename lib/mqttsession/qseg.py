@@ -14,7 +14,7 @@ _NONE = const(0xFFFFFFFF)
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 
 
-def seg_get(s, i):
+def read(s, i):
     # reads the next record of segment i (kept in _cb while pulling from it) into
     # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
     # (reported, the rest of it skipped)
@@ -50,7 +50,7 @@ def nxt(s):
         for i in range(len(s._sg)):
             if s._sl[i] < c:
                 continue
-            while seg_get(s, i):
+            while read(s, i):
                 q = s._r[0]
                 if q >= c:
                     s._cur = q + 1

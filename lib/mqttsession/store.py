@@ -69,8 +69,10 @@ def _key(s):
     return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(kind, body, v=_FORMAT):
-    b = b"MQ" + kind + bytes((v,)) + body
+def pack(t, data, v=_FORMAT):
+    # a store file: t is its kind (one byte: b"i" identity, b"s" hot state...), v its
+    # format version
+    b = b"MQ" + t + bytes((v,)) + data
     return b + struct.pack("<I", binascii.crc32(b))
 
 
@@ -79,8 +81,8 @@ class NewerFormat(ValueError):
     pass
 
 
-def _read(path, kind=None, v=_FORMAT):
-    # file path whole or, given its kind, its body when it is a file of that kind and
+def _read(path, t=None, v=_FORMAT):
+    # file path whole or, given its kind t, its body when it is a file of that kind and
     # format version v (else ValueError; NewerFormat when a newer library wrote it). One
     # open (a stat first would look the name up again: twice the block reads in a large
     # directory), one read into a buffer of the file's size, no larger than any file the
@@ -93,16 +95,16 @@ def _read(path, kind=None, v=_FORMAT):
         b = bytearray(n)
         if f.readinto(b) != n:
             raise ValueError("truncated")
-    if kind is None:
+    if t is None:
         return b
-    if n >= 8 and b[:3] == b"MQ" + kind:
+    if n >= 8 and b[:3] == b"MQ" + t:
         if b[3] > _FORMAT:
             raise NewerFormat("format %d, newer than this library's %d" % (b[3], _FORMAT))
         if b[3] == v:
             if struct.unpack("<I", b[-4:])[0] != binascii.crc32(b[:-4]):
                 raise ValueError("bad checksum")
             return memoryview(b)[4:-4]
-    raise ValueError("not a %s file" % kind.decode())
+    raise ValueError("not a %s file" % t.decode())
 
 
 def _write(path, data, rename=True):
@@ -160,12 +162,12 @@ class SessionStore:
             max_bytes = max(max_bytes, 32768)
         self.max_bytes = max_bytes
 
-    def _body(self, p, name, kind, v=_FORMAT):
+    def _body(self, p, name, t, v=_FORMAT):
         # the body of file p/name, None when absent or damaged (damage is reported). Read
         # as the current format, a newer one propagates NewerFormat; as format 1 (a file
         # only 0.1.0 wrote, or that no format changes) it is damage like any other
         try:
-            return _read(_join(p, name), kind, v)
+            return _read(_join(p, name), t, v)
         except (OSError, ValueError) as e:
             if v == _FORMAT and isinstance(e, NewerFormat):
                 raise
@@ -210,11 +212,11 @@ class SessionStore:
         b = self._body(path, "last", b"l", 1)
         return None if b is None else bytes(b)
 
-    def _dir(self, path, cid):
+    def _dir(self, path, client_id):
         # the directory of this session: its key, or after a collision of long IDs the
         # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
-        k = _key(cid)
-        o = "~%08x%d" % (binascii.crc32(cid), len(cid))  # the 0.1.0 name
+        k = _key(client_id)
+        o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
         free = None
         for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
             p = _join(path, n)
@@ -227,12 +229,13 @@ class SessionStore:
             for f, v in (("id", _FORMAT), ("i", 1)):
                 try:
                     b = _read(_join(p, f), b"i", v)
-                    if 7 + (b[5] | b[6] << 8) <= len(b):
-                        c = bytes(b[7 : 7 + (b[5] | b[6] << 8)])
+                    m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
+                    if m <= len(b):
+                        c = bytes(b[7:m])
                         break
                 except (OSError, ValueError, IndexError):
                     pass
-            if c != cid and (c or n != k):
+            if c != client_id and (c or n != k):
                 continue  # another's, or unreadable: only the session's own key claims it
             if n == o and free == _join(path, k):
                 os.rename(p, free)
