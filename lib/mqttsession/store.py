@@ -14,8 +14,6 @@ import binascii
 import os
 import struct
 
-from .session import unload
-
 _FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
@@ -245,8 +243,10 @@ class SessionStore:
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after
-        # (between uses its code would only hold heap)
+        # (between uses its code would only hold heap; session.py is loaded by then,
+        # stored.py imports it)
         from .load import get
+        from .session import unload
 
         try:
             return get(self, host, client_id, capacity)
@@ -255,6 +255,7 @@ class SessionStore:
 
     def has_any(self, host):
         from .load import find_any
+        from .session import unload
 
         try:
             return find_any(self._host_dir(host)) is not None
