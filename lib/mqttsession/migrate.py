@@ -61,7 +61,21 @@ def migrate(st, s):
     ms = sorted(n for n in os.listdir(p) if n[0] == "m" and len(n) == 9)
     if _exists(_join(p, "hot")):
         if not _exists(_join(p, "mig")):
-            _merge(st, s, ms)
+            # format 1 messages written beside format 2: to the end of its queue
+            from .load import load
+
+            load(s)
+            s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
+            for n in ms:
+                r = _msg(st, p, n)
+                if r:
+                    append(s, s.nseq, r[0], 0, 0, r[3], r[4])
+                    s.nseq = (s.nseq + 1) & 0xFFFFFFF
+                _rm(_join(p, n))
+            s._save(_HOT)
+            with open(_join(p, "mig"), "wb") as f:
+                f.write(b"MQ")
+            s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it
         _drop(p, ms)
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
@@ -112,10 +126,11 @@ def migrate(st, s):
         st.max_bytes = mb
     s._save(_SUBS | _IDENT)
     s._cur = w if w is not None else s.nseq
-    _mark(p)
+    with open(_join(p, "mig"), "wb") as f:
+        f.write(b"MQ")  # the marker: format 1 files are being removed
     s._save(_HOT)  # the commit: format 2 is whole from here on
     _drop(p, ms)
-    s.__init__(st, p, s.client_id, s.host, s.cap)  # the caller loads it from flash
+    s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it from flash
 
 
 def _msg(st, p, n):
@@ -129,29 +144,6 @@ def _msg(st, p, n):
     except (OSError, ValueError, IndexError) as e:
         st._report(p, n, e)
         return None
-
-
-def _merge(st, s, ms):
-    # format 1 messages written beside format 2: to the end of its queue
-    from .load import load
-
-    load(s)
-    p = s._p
-    s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
-    for n in ms:
-        r = _msg(st, p, n)
-        if r:
-            append(s, s.nseq, r[0], 0, 0, r[3], r[4])
-            s.nseq = (s.nseq + 1) & 0xFFFFFFF
-        _rm(_join(p, n))
-    s._save(_HOT)
-    _mark(p)
-    s.__init__(st, p, s.client_id, s.host, s.cap)
-
-
-def _mark(p):
-    with open(_join(p, "mig"), "wb") as f:
-        f.write(b"MQ")
 
 
 def _drop(p, ms):
