@@ -1,27 +1,38 @@
 # A stored session found and read from flash when SessionStore.get makes it (stored.py
-# says what the files hold): run once, then freed again (store._free), so a running node
-# holds none of this code. Damage is reported and left out; the session starts without it.
+# says what the files hold): run once, then freed again (SessionStore.get), so a running
+# node holds none of this code. Damage is reported and left out; the session starts
+# without it.
 from micropython import const
 import binascii
 import os
 import struct
 
-from .store import _join, _read, _rm, _isdir, _exists, _ident, unpack, lstr, NewerFormat
+from .store import _join, _read, _rm, _exists, NewerFormat
 from .stored import StoredSession
 from .qlog import _parse, tp
 
 _TAIL = const(32)  # as qlog._TAIL
 _TDIRS = const(4)  # as qlog._TDIRS
 _ENOENT = const(2)
+_DIR = const(0x4000)  # as store._DIR
 _HOT = const(1)  # session.py's: what a _save writes
 _IDENT = const(4)
 
 
-def get(st, host, client_id, capacity):
-    # SessionStore.get: the session for (host, client_id) from store st
-    hd = st._host_dir(host)
+def lstr(b, i):
+    # a u16-length-prefixed byte string at b[i]: (bytes, next offset)
+    n = b[i] | b[i + 1] << 8
+    if i + 2 + n > len(b):
+        raise ValueError("truncated")
+    return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
+
+
+def get(self, host, client_id, capacity):
+    # SessionStore.get: the session for (host, client_id) from store self; client ID ""
+    # (b""): the null session, fresh every time, until the broker assigns one
+    hd = self._host_dir(host)
     if client_id is None:
-        client_id = st._lastid(hd) or find_any(hd)
+        client_id = self._lastid(hd) or find_any(hd)
         if not client_id:
             # a client ID for a node that names none: from the board's unique ID
             try:
@@ -33,35 +44,27 @@ def get(st, host, client_id, capacity):
             client_id = b"mqs-" + binascii.hexlify(client_id)
     if isinstance(client_id, str):
         client_id = client_id.encode()
-    if not client_id:
-        return null(st, host, capacity)
-    p = st._dir(hd, client_id)
-    s = StoredSession(st, p, client_id, host, capacity)
+    if client_id:
+        p = self._dir(hd, client_id)
+    else:
+        p = _join(hd, "~null")
+        _rm(p)
+    s = StoredSession(self, p, client_id, host, capacity)
     try:
-        if not _isdir(p):
-            st._mkdirs(p)
+        if not _exists(p) & _DIR:
+            self._mkdirs(p)
             scan(s, 0)
         else:
             if _exists(_join(p, "i")):
                 from .migrate import migrate
 
-                migrate(st, s)  # format 1 (0.1.0) files: into format 2, in place
+                migrate(self, s)  # format 1 (0.1.0) files: into format 2, in place
             load(s)
     except NewerFormat as e:
         from .migrate import newer
 
-        s = newer(st, s, e)
-    s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)
-    return s
-
-
-def null(st, host, capacity):
-    # SessionStore.null_session: client ID "" until the broker assigns one
-    p = _join(st._host_dir(host), "~null")
-    _rm(p)
-    st._mkdirs(p)
-    s = StoredSession(st, p, b"", host, capacity)
-    scan(s, 0)
+        s = newer(self, s, e)
+    s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)  # null: writes nothing
     return s
 
 
@@ -73,9 +76,15 @@ def find_any(path):
         return None
     for n in names:
         if n != "last" and n != "~null" and not n.endswith(".t"):
-            c = _ident(_join(path, n))
-            if c:
-                return c
+            # its identity file (either format), unreadable ones skipped
+            for f, v in (("id", 2), ("i", 1)):
+                try:
+                    c = lstr(_read(_join(path, n, f), b"i", v), 5)[0]
+                    if c:
+                        return c
+                    break
+                except (OSError, ValueError, IndexError):
+                    pass
     return None
 
 
@@ -146,7 +155,7 @@ def scan(s, w):
     p = s._p
     st = s._st
     for d in ("q", "t0", "t1", "t2", "t3"):
-        if not _isdir(_join(p, d)):
+        if not _exists(_join(p, d)) & _DIR:
             st._mkdirs(_join(p, d))
     q = _join(p, "q")
     last = w
@@ -186,16 +195,16 @@ def scan(s, w):
     if s._sg and s._sg[0] < w:
         # the oldest segment holds complete messages too: not pending
         s._cur = w
-        from .qseg import seg_get
+        from .qseg import read
 
-        while seg_get(s, 0) and s._r[0] < w:
+        while read(s, 0) and s._r[0] < w:
             s.more -= 1
             s.bytes -= s._r[6]
         s._cb = None
     tail = []
     for j in range(_TAIL):
         try:
-            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+            r = _parse(_read(tp(s, j), b"t"), 0)
         except (OSError, ValueError, IndexError) as e:
             if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)

@@ -1,6 +1,6 @@
 # The session store's paths that a running node seldom needs, loaded on first use (by
-# store.py): deleting a session, removing a directory tree (damage, a clean start), a
-# session of a newer format set aside, and (below) format 1 migration.
+# store.py and load.py): deleting a session, a session of a newer format set aside, and
+# (below) format 1 migration.
 #
 # Format 1 (0.1.0) session directories into format 2, in place. Run only when a
 # session directory holds format 1 files (i, u, s, m<seq>). Power-cut safe: the format 2
@@ -14,7 +14,7 @@ from micropython import const
 import os
 import struct
 
-from .store import _join, _read, _rm, _exists, _isdir, unpack
+from .store import _join, _read, _rm, _exists
 from .qlog import append
 
 _HOT = const(1)  # session.py's: what a _save writes
@@ -22,30 +22,13 @@ _SUBS = const(2)
 _IDENT = const(4)
 
 
-def rmtree(p):
-    try:
-        names = [e[0] for e in os.ilistdir(p)]
-    except OSError:
-        return
-    for n in names:
-        q = _join(p, n)
-        try:
-            os.remove(q)
-        except OSError:
-            rmtree(q)
-    try:
-        os.rmdir(p)
-    except OSError:
-        pass
-
-
 def delete(st, host, client_id):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     hd = st._host_dir(host)
     p = st._dir(hd, client_id)
-    if _isdir(p):
-        rmtree(p)
+    if _exists(p) & 0x4000:  # a directory
+        _rm(p)
     if st._lastid(hd) == client_id:
         _rm(_join(hd, "last"))
 
@@ -73,21 +56,26 @@ def newer(st, s, e):
 # --- format 1 (0.1.0) into format 2 ---
 
 
-def _v1(st, p, name, kind):
-    try:
-        return unpack(kind, _read(_join(p, name)), 1)
-    except (OSError, ValueError) as e:
-        if getattr(e, "errno", 0) != 2:
-            st._report(p, name, e)
-        return None
-
-
 def migrate(st, s):
     p = s._p
     ms = sorted(n for n in os.listdir(p) if n[0] == "m" and len(n) == 9)
     if _exists(_join(p, "hot")):
         if not _exists(_join(p, "mig")):
-            _merge(st, s, ms)
+            # format 1 messages written beside format 2: to the end of its queue
+            from .load import load
+
+            load(s)
+            s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
+            for n in ms:
+                r = _msg(st, p, n)
+                if r:
+                    append(s, s.nseq, r[0], 0, 0, r[3], r[4])
+                    s.nseq = (s.nseq + 1) & 0xFFFFFFF
+                _rm(_join(p, n))
+            s._save(_HOT)
+            with open(_join(p, "mig"), "wb") as f:
+                f.write(b"MQ")
+            s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it
         _drop(p, ms)
         return
     for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
@@ -95,7 +83,7 @@ def migrate(st, s):
     from .load import scan, subs
 
     scan(s, 0)
-    b = _v1(st, p, "i", b"i")
+    b = st._body(p, "i", b"i", 1)
     try:
         s.version = b[0]
         s.expiry = struct.unpack("<I", b[1:5])[0]
@@ -103,10 +91,10 @@ def migrate(st, s):
     except (TypeError, IndexError, ValueError):
         pass
     try:
-        subs(s, _v1(st, p, "u", b"u"))
+        subs(s, st._body(p, "u", b"u", 1))
     except (ValueError, IndexError) as e:
         st._report(p, "u", e)
-    b = _v1(st, p, "s", b"s")
+    b = st._body(p, "s", b"s", 1)
     out = {}
     try:
         if b is not None:
@@ -138,16 +126,17 @@ def migrate(st, s):
         st.max_bytes = mb
     s._save(_SUBS | _IDENT)
     s._cur = w if w is not None else s.nseq
-    _mark(p)
+    with open(_join(p, "mig"), "wb") as f:
+        f.write(b"MQ")  # the marker: format 1 files are being removed
     s._save(_HOT)  # the commit: format 2 is whole from here on
     _drop(p, ms)
-    s.__init__(st, p, s.client_id, s.host, s.cap)  # the caller loads it from flash
+    s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it from flash
 
 
 def _msg(st, p, n):
     # a format 1 message file: (flags, pid, epoch, topic, payload) or None (reported)
     try:
-        b = unpack(b"m", _read(_join(p, n)), 1)
+        b = _read(_join(p, n), b"m", 1)
         fl, pid, ep, nt = struct.unpack("<BHHH", b[:7])
         if 7 + nt > len(b):
             raise ValueError("truncated")
@@ -155,29 +144,6 @@ def _msg(st, p, n):
     except (OSError, ValueError, IndexError) as e:
         st._report(p, n, e)
         return None
-
-
-def _merge(st, s, ms):
-    # format 1 messages written beside format 2: to the end of its queue
-    from .load import load
-
-    load(s)
-    p = s._p
-    s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
-    for n in ms:
-        r = _msg(st, p, n)
-        if r:
-            append(s, s.nseq, r[0], 0, 0, r[3], r[4])
-            s.nseq = (s.nseq + 1) & 0xFFFFFFF
-        _rm(_join(p, n))
-    s._save(_HOT)
-    _mark(p)
-    s.__init__(st, p, s.client_id, s.host, s.cap)
-
-
-def _mark(p):
-    with open(_join(p, "mig"), "wb") as f:
-        f.write(b"MQ")
 
 
 def _drop(p, ms):

@@ -5,7 +5,7 @@
 # RAM never loads them).
 from micropython import const
 
-from .store import _join, _read, _rm, unpack
+from .store import _join, _read, _rm
 from .qlog import _parse, name, tp
 
 _TAIL = const(32)  # as qlog._TAIL
@@ -14,7 +14,7 @@ _NONE = const(0xFFFFFFFF)
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 
 
-def seg_get(s, i):
+def read(s, i):
     # reads the next record of segment i (kept in _cb while pulling from it) into
     # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
     # (reported, the rest of it skipped)
@@ -50,7 +50,7 @@ def nxt(s):
         for i in range(len(s._sg)):
             if s._sl[i] < c:
                 continue
-            while seg_get(s, i):
+            while read(s, i):
                 q = s._r[0]
                 if q >= c:
                     s._cur = q + 1
@@ -68,7 +68,7 @@ def nxt(s):
             return False
         s._cur = s._tail[j] + 1
         try:
-            r = _parse(unpack(b"t", _read(tp(s, j))), 0)
+            r = _parse(_read(tp(s, j), b"t"), 0)
         except (OSError, ValueError, IndexError) as e:
             s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             s.more -= 1
@@ -91,7 +91,7 @@ def seal(s):
         if s._tail[j] == _NONE:
             continue  # complete before the last boot: not pending
         try:
-            b = unpack(b"t", _read(tp(s, j)))
+            b = _read(tp(s, j), b"t")
         except (OSError, ValueError) as e:
             s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             continue

@@ -7,6 +7,8 @@
 # A format newer than this library is never overwritten: get() raises ValueError naming
 # it, unless the store was made with newer="aside" (then it is renamed, kept, and a new
 # session starts).
+# What a running node needs (writing, reporting, the host directory on each connect)
+# stays here; finding and reading a session at get() is in load.py, freed after.
 from micropython import const
 import binascii
 import os
@@ -16,6 +18,7 @@ _FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
+_DIR = const(0x4000)  # os.stat mode bit of a directory
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 
 
@@ -24,29 +27,26 @@ def _join(*parts):
 
 
 def _exists(p):
+    # the os.stat mode of p (a directory: & _DIR), 0 when there is nothing
     try:
-        os.stat(p)
-        return True
+        return os.stat(p)[0]
     except OSError:
-        return False
-
-
-def _isdir(p):
-    try:
-        return os.stat(p)[0] & 0x4000 != 0
-    except OSError:
-        return False
+        return 0
 
 
 def _rm(p):
-    # removes a file, or a directory with what it holds
+    # removes a file, or a directory with what it holds (whatever can be removed: a
+    # damaged tree goes as far as it can, never raising)
     try:
         os.remove(p)
     except OSError as e:
         if e.errno != _ENOENT:
-            from .migrate import rmtree
-
-            rmtree(p)
+            try:
+                for n in os.listdir(p):
+                    _rm(_join(p, n))
+                os.rmdir(p)
+            except OSError:
+                pass
 
 
 def _key(s):
@@ -64,11 +64,13 @@ def _key(s):
             return s.decode()
     if len(s) <= 36:
         return "~" + binascii.hexlify(s).decode()
-    return "~%s~%08x%d" % (binascii.hexlify(s[:32]).decode(), binascii.crc32(s), len(s))
+    return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(kind, body, v=_FORMAT):
-    b = b"MQ" + kind + bytes((v,)) + body
+def pack(t, data, v=_FORMAT):
+    # a store file: t is its kind (one byte: b"i" identity, b"s" hot state...), v its
+    # format version
+    b = b"MQ" + t + bytes((v,)) + data
     return b + struct.pack("<I", binascii.crc32(b))
 
 
@@ -77,33 +79,30 @@ class NewerFormat(ValueError):
     pass
 
 
-def unpack(kind, data, v=_FORMAT):
-    # the body of a file of this kind and version; ValueError when it is not one
-    if len(data) >= 8 and data[:3] == b"MQ" + kind and data[3] > _FORMAT:
-        raise NewerFormat("format %d, newer than this library's %d" % (data[3], _FORMAT))
-    if len(data) < 8 or data[:3] != b"MQ" + kind or data[3] != v:
-        raise ValueError("not a %s file" % kind.decode())
-    if struct.unpack("<I", data[-4:])[0] != binascii.crc32(data[:-4]):
-        raise ValueError("bad checksum")
-    return memoryview(data)[4:-4]
-
-
-def lstr(b, i):
-    # a u16-length-prefixed byte string at b[i]: (bytes, next offset)
-    n = b[i] | b[i + 1] << 8
-    if i + 2 + n > len(b):
-        raise ValueError("truncated")
-    return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
-
-
-def _ident(p):
-    # the client ID in session directory p's identity (either format), or None
-    for n, v in (("id", _FORMAT), ("i", 1)):
-        try:
-            return lstr(unpack(b"i", _read(_join(p, n)), v), 5)[0]
-        except (OSError, ValueError, IndexError):
-            pass
-    return None
+def _read(path, t=None, v=_FORMAT):
+    # file path whole or, given its kind t, its body when it is a file of that kind and
+    # format version v (else ValueError; NewerFormat when a newer library wrote it). One
+    # open (a stat first would look the name up again: twice the block reads in a large
+    # directory), one read into a buffer of the file's size, no larger than any file the
+    # store writes
+    with open(path, "rb") as f:
+        n = f.seek(0, 2)
+        if n > _MAXF:
+            raise ValueError("larger than %d bytes: left alone" % _MAXF)
+        f.seek(0)
+        b = bytearray(n)
+        if f.readinto(b) != n:
+            raise ValueError("truncated")
+    if t is None:
+        return b
+    if n >= 8 and b[:3] == b"MQ" + t:
+        if b[3] > _FORMAT:
+            raise NewerFormat("format %d, newer than this library's %d" % (b[3], _FORMAT))
+        if b[3] == v:
+            if struct.unpack("<I", b[-4:])[0] != binascii.crc32(b[:-4]):
+                raise ValueError("bad checksum")
+            return memoryview(b)[4:-4]
+    raise ValueError("not a %s file" % t.decode())
 
 
 def _write(path, data, rename=True):
@@ -121,7 +120,7 @@ def _write(path, data, rename=True):
                     os.rename(t, path)
                 break
             except OSError as e:
-                if i or e.errno == _ENOSPC or not (_isdir(t) or _isdir(path)):
+                if i or e.errno == _ENOSPC or not (_exists(t) | _exists(path)) & _DIR:
                     raise
                 _rm(t)
                 _rm(path)
@@ -134,29 +133,6 @@ def _write(path, data, rename=True):
         if e.errno == _ENOSPC:
             raise OSError(_ENOSPC, "session store full")
         raise
-
-
-def _read(path):
-    # the whole file, when it is no larger than any file the store writes: one open
-    # (a stat first would look the name up again: twice the block reads in a large
-    # directory) and one read into a buffer of the file's size
-    with open(path, "rb") as f:
-        n = f.seek(0, 2)
-        if n > _MAXF:
-            raise ValueError("larger than %d bytes: left alone" % _MAXF)
-        f.seek(0)
-        b = bytearray(n)
-        if f.readinto(b) != n:
-            raise ValueError("truncated")
-        return b
-
-
-def _free():
-    # load.py finds and reads a session from flash once per get(): between uses its
-    # code would only hold heap (session.py is loaded by then: stored.py imports it)
-    from .session import unload
-
-    unload("load")
 
 
 class SessionStore:
@@ -184,14 +160,15 @@ class SessionStore:
             max_bytes = max(max_bytes, 32768)
         self.max_bytes = max_bytes
 
-    def _body(self, p, name, kind, v=_FORMAT):
-        # the body of file p/name, None when absent or damaged (damage is reported);
-        # NewerFormat propagates
+    def _body(self, p, name, t, v=_FORMAT):
+        # the body of file p/name, None when absent or damaged (damage is reported). Read
+        # as the current format, a newer one propagates NewerFormat; as format 1 (a file
+        # only 0.1.0 wrote, or that no format changes) it is damage like any other
         try:
-            return unpack(kind, _read(_join(p, name)), v)
-        except NewerFormat:
-            raise
+            return _read(_join(p, name), t, v)
         except (OSError, ValueError) as e:
+            if v == _FORMAT and isinstance(e, NewerFormat):
+                raise
             if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
                 self._report(p, name, e)
             return None
@@ -204,8 +181,9 @@ class SessionStore:
             if not part:
                 continue
             q += "/" + part if (q or p.startswith("/")) else part
-            if not _isdir(q):
-                if len(q) > len(self.root) and _exists(q):
+            m = _exists(q)
+            if not m & _DIR:
+                if m and len(q) > len(self.root):
                     self._report(q, "", "a file where a directory belongs: removed")
                     _rm(q)
                 os.mkdir(q)
@@ -219,27 +197,43 @@ class SessionStore:
         if isinstance(host, str):
             host = host.encode()
         hd = _join(self.root, _key(host))
-        if not _isdir(hd):
+        if not _exists(hd) & _DIR:
             # named as 0.1.0 did (a name that is not plain could collide): rename
             old = _join(self.root, "~%08x%d" % (binascii.crc32(host), len(host)))
-            if old != hd and _isdir(old) and not _exists(hd):
+            if old != hd and _exists(old) & _DIR and not _exists(hd):
                 os.rename(old, hd)
         return hd
 
-    def _dir(self, path, cid):
+    def _lastid(self, path):
+        # the client ID last used for the host in directory path (format 1, as 0.1.0
+        # reads it), or None
+        b = self._body(path, "last", b"l", 1)
+        return None if b is None else bytes(b)
+
+    def _dir(self, path, client_id):
         # the directory of this session: its key, or after a collision of long IDs the
         # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
-        k = _key(cid)
-        o = "~%08x%d" % (binascii.crc32(cid), len(cid))  # the 0.1.0 name
+        k = _key(client_id)
+        o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
         free = None
         for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
             p = _join(path, n)
-            if not _isdir(p):
+            if not _exists(p) & _DIR:
                 if free is None and n != o:
                     free = p
                 continue
-            c = _ident(p)
-            if c != cid and (c or n != k):
+            # whose it is: the client ID in its identity file (either format)
+            c = None
+            for f, v in (("id", _FORMAT), ("i", 1)):
+                try:
+                    b = _read(_join(p, f), b"i", v)
+                    m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
+                    if m <= len(b):
+                        c = bytes(b[7:m])
+                        break
+                except (OSError, ValueError, IndexError):
+                    pass
+            if c != client_id and (c or n != k):
                 continue  # another's, or unreadable: only the session's own key claims it
             if n == o and free == _join(path, k):
                 os.rename(p, free)
@@ -247,35 +241,30 @@ class SessionStore:
             return p
         return free or _join(path, "%s~%d" % (k, 3))
 
-    def _lastid(self, path):
-        try:
-            return bytes(unpack(b"l", _read(_join(path, "last")), 1))
-        except (OSError, ValueError) as e:
-            if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
-                self._report(path, "last", e)
-            return None
-
     def get(self, host, client_id=None, capacity=16):
-        from .load import get  # freed again once the session is in RAM
+        # load.py finds and reads the session: run once per get(), freed again after
+        # (between uses its code would only hold heap; session.py is loaded by then,
+        # stored.py imports it)
+        from .load import get
+        from .session import unload
 
-        s = get(self, host, client_id, capacity)
-        _free()
-        return s
+        try:
+            return get(self, host, client_id, capacity)
+        finally:
+            unload("load")
 
     def has_any(self, host):
         from .load import find_any
+        from .session import unload
 
-        c = find_any(self._host_dir(host))
-        _free()
-        return c is not None
+        try:
+            return find_any(self._host_dir(host)) is not None
+        finally:
+            unload("load")
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)
-        from .load import null
-
-        s = null(self, host, capacity)
-        _free()
-        return s
+        return self.get(host, b"", capacity)
 
     # --- rarely used: in a module loaded on first use ---
 
