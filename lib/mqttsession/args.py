@@ -82,8 +82,8 @@ def _bytes(v, name, text=False):
         v = v.encode()
     elif v is not None and not isinstance(v, (bytes, bytearray)):
         raise TypeError(name + " must be str or bytes")
-    if text and v is not None:
-        P.check_text(v, name)
+    if text and v is not None and P.utf8(v, 0, len(v)) == 1:
+        raise ValueError(name + " must be UTF-8 without U+0000 or surrogates")
     return v
 
 

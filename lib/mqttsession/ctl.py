@@ -87,7 +87,7 @@ def on_other(self, first):
     pid = P.u16(b, i, n)
     j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
     if first == _SUBACK and j >= n:
-        raise P.malformed("SUBACK without return codes")
+        raise MQTTException(_MALFORMED, "SUBACK without return codes")
     if v5:
         self._v5().check(b, i + 2, n, t)
     if pid != self._sub:
@@ -119,7 +119,7 @@ def connack(self, first):
     b = self._rx
     i = self._i
     if self._n != i + 2 or b[i] > 1:
-        raise self._rare().fail(self, P.malformed("bad CONNACK"))
+        raise self._rare().fail(self, MQTTException(_MALFORMED, "bad CONNACK"))
     if b[i + 1]:
         self._close()
         raise MQTTException(b[i + 1], "connection refused")

@@ -41,10 +41,6 @@ class MQTTException(Exception):
         MQTTException.last = self
 
 
-def malformed(why):
-    return MQTTException(_MALFORMED, why)
-
-
 # --- encoding ---------------------------------------------------------------------------
 
 
@@ -66,78 +62,59 @@ def put_varint(buf, i, n):
             return i + 1
 
 
-def put_u16(buf, i, n):
-    buf[i] = n >> 8
-    buf[i + 1] = n & 0xFF
-    return i + 2
-
-
-def put_bytes(buf, i, s):
-    # a 2-byte length then the bytes (MQTT string or binary data)
-    n = len(s)
-    i = put_u16(buf, i, n)
-    buf[i : i + n] = s
-    return i + n
-
-
-def _head(buf, first, n):
-    # the fixed header at offset 0 of a packet of remaining length n, once the whole
-    # packet is known to fit in buf; returns where the variable header starts
-    if n + 1 + varint_size(n) > len(buf):
-        raise ValueError("packet of %d bytes exceeds buffer of %d" % (
-            n + 1 + varint_size(n), len(buf)))
-    buf[0] = first
-    return put_varint(buf, 1, n)
-
-
 def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
             will=None, expiry=0, receive_max=0, max_packet=0):
     # will: (topic, msg, retain, qos) as bytes; returns the packet length
     v5 = version == 5
-    props = 0
-    if v5:
-        props = (5 if expiry else 0) + (3 if receive_max else 0) + (5 if max_packet else 0)
-    rem = 10 + 2 + len(client_id) + (varint_size(props) + props if v5 else 0)
+    w = will or (None, None)
+    f = (client_id, w[0], w[1], user, password)  # the payload's strings; None: absent
+    props = (5 if expiry else 0) + (3 if receive_max else 0) + (5 if max_packet else 0)
+    n = 10 + (1 + props + (1 if will else 0) if v5 else 0)
+    for s in f:
+        if s is not None:
+            n += 2 + len(s)
+    if n + 1 + varint_size(n) > len(buf):
+        raise ValueError("CONNECT of %d bytes exceeds buffer of %d" % (n, len(buf)))
+    buf[0] = _CONNECT
+    i = put_varint(buf, 1, n)
+    buf[i : i + 6] = b"\x00\x04MQTT"
+    buf[i + 6] = version
+    n = 2 if clean else 0  # the flags
     if will:
-        rem += 4 + len(will[0]) + len(will[1]) + (1 if v5 else 0)
+        n |= 4 | will[3] << 3 | (0x20 if will[2] else 0)
     if user is not None:
-        rem += 2 + len(user)
+        n |= 0x80
     if password is not None:
-        rem += 2 + len(password)
-    i = _head(buf, _CONNECT, rem)
-    i = put_bytes(buf, i, b"MQTT")
-    buf[i] = version
-    flags = 2 if clean else 0
-    if will:
-        flags |= 4 | will[3] << 3 | (0x20 if will[2] else 0)
-    if user is not None:
-        flags |= 0x80
-    if password is not None:
-        flags |= 0x40
-    buf[i + 1] = flags
-    i = put_u16(buf, i + 2, keepalive)
+        n |= 0x40
+    buf[i + 7] = n
+    buf[i + 8] = keepalive >> 8
+    buf[i + 9] = keepalive & 0xFF
+    i += 10
     if v5:
-        i = put_varint(buf, i, props)
-        if expiry:
-            buf[i] = _P_SESSION_EXPIRY
-            i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
-        if receive_max:
-            buf[i] = _P_RECEIVE_MAX
-            i = put_u16(buf, i + 1, receive_max)
-        if max_packet:
-            buf[i] = _P_MAX_PACKET
-            i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
-    i = put_bytes(buf, i, client_id)
-    if will:
-        if v5:
+        buf[i] = props
+        i += 1
+        for p, v, n in ((_P_SESSION_EXPIRY, expiry, 4), (_P_RECEIVE_MAX, receive_max, 2),
+                        (_P_MAX_PACKET, max_packet, 4)):
+            if v:
+                buf[i] = p
+                while n:  # v as n bytes, big-endian
+                    i += 1
+                    n -= 1
+                    buf[i] = v >> 8 * n & 0xFF
+                i += 1
+    p = 0
+    for s in f:
+        if p == 1 and will and v5:
             buf[i] = 0  # no will properties
             i += 1
-        i = put_bytes(buf, i, will[0])
-        i = put_bytes(buf, i, will[1])
-    if user is not None:
-        i = put_bytes(buf, i, user)
-    if password is not None:
-        i = put_bytes(buf, i, password)
+        p += 1
+        if s is not None:
+            n = len(s)
+            buf[i] = n >> 8
+            buf[i + 1] = n & 0xFF
+            i += 2
+            buf[i : i + n] = s
+            i += n
     return i
 
 
@@ -158,12 +135,23 @@ def ack(buf, first, pid):
 def subscribe(buf, pid, topic, qos, version):
     # SUBSCRIBE to one filter at qos; UNSUBSCRIBE from it when qos is None
     v5 = version == 5
-    rem = 4 + (1 if v5 else 0) + len(topic) + (0 if qos is None else 1)
-    i = put_u16(buf, _head(buf, (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2, rem), pid)
+    n = len(topic)
+    i = 4 + (1 if v5 else 0) + n + (0 if qos is None else 1)
+    if i + 1 + varint_size(i) > len(buf):
+        raise ValueError("SUBSCRIBE of %d bytes exceeds buffer of %d" % (i, len(buf)))
+    buf[0] = (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2
+    i = put_varint(buf, 1, i)
+    buf[i] = pid >> 8
+    buf[i + 1] = pid & 0xFF
+    i += 2
     if v5:
         buf[i] = 0
         i += 1
-    i = put_bytes(buf, i, topic)
+    buf[i] = n >> 8
+    buf[i + 1] = n & 0xFF
+    i += 2
+    buf[i : i + n] = topic
+    i += n
     if qos is None:
         return i
     buf[i] = qos
@@ -186,7 +174,7 @@ def disconnect(buf, version, reason=0, expiry=None):
 
 def u16(b, i, end):
     if i + 2 > end:
-        raise malformed("truncated")
+        raise MQTTException(_MALFORMED, "truncated")
     return b[i] << 8 | b[i + 1]
 
 
@@ -196,13 +184,13 @@ def varint(b, i, end):
     shift = 0
     while True:
         if i >= end or shift > 21:
-            raise malformed("bad variable byte integer")
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
         c = b[i]
         n |= (c & 0x7F) << shift
         i += 1
         if not c & 0x80:
             if shift and not c:
-                raise malformed("non-minimal variable byte integer")
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
             return n
         shift += 7
 
@@ -212,7 +200,7 @@ def skip_props(b, i, end):
     n = varint(b, i, end)
     i += varint_size(n) + n
     if i > end:
-        raise malformed("truncated properties")
+        raise MQTTException(_MALFORMED, "truncated properties")
     return i
 
 
@@ -222,10 +210,10 @@ def publish_fields(b, n, first, out, s=0):
     # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing. The
     # topic must be UTF-8 without wildcards; MQTT 5 properties are checked by the caller.
     if first & 0x0E == 8:
-        raise malformed("DUP on a QoS 0 PUBLISH")
+        raise MQTTException(_MALFORMED, "DUP on a QoS 0 PUBLISH")
     i = s + 2 + u16(b, s, n)
     if i > n:
-        raise malformed("bad PUBLISH topic")
+        raise MQTTException(_MALFORMED, "bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
         raise MQTTException(_PROTOCOL_ERROR if out[3] else _MALFORMED, "PUBLISH without a topic")
@@ -237,7 +225,7 @@ def publish_fields(b, n, first, out, s=0):
     if first & 6:
         out[1] = u16(b, i, n)
         if not out[1]:
-            raise malformed("PUBLISH with packet ID 0")
+            raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
         i += 2
     if out[3]:
         i = skip_props(b, i, n)
@@ -249,11 +237,11 @@ def ack_fields(b, n, version, s=0):
     # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
     pid = u16(b, s, n)
     if not pid:
-        raise malformed("packet ID 0")
+        raise MQTTException(_MALFORMED, "packet ID 0")
     if n == s + 2:
         return pid
     if version != 5:
-        raise malformed("acknowledgement of %d bytes" % (n - s))
+        raise MQTTException(_MALFORMED, "acknowledgement of %d bytes" % (n - s))
     reason = b[s + 2]
     if n > s + 3:
         skip_props(b, s + 3, n)
@@ -296,27 +284,22 @@ def utf8(b, i, end):
     return w
 
 
-def check_text(v, name):
-    # an application's string argument (bytes): ValueError naming it unless valid UTF-8
-    if utf8(v, 0, len(v)) == 1:
-        raise ValueError(name + " must be UTF-8 without U+0000 or surrogates")
-
-
-def check_topic(topic, name="topic"):
+def check_topic(topic):
     # a topic name to publish to: bytes, 1..65535, UTF-8, no wildcards, no NUL
     if not 0 < len(topic) < 65536:
-        raise ValueError(name + " must be 1 to 65535 bytes")
+        raise ValueError("topic must be 1 to 65535 bytes")
     r = utf8(topic, 0, len(topic))
     if r:
-        raise ValueError(name + (" must be UTF-8 without U+0000 or surrogates" if r == 1 else
-                                 " must not contain wildcards"))
+        raise ValueError("topic must be UTF-8 without U+0000 or surrogates" if r == 1 else
+                         "topic must not contain wildcards")
 
 
 def check_filter(f):
     # a topic filter: UTF-8, '#' only as the whole last level, '+' only as a whole level
     if not 0 < len(f) < 65536:
         raise ValueError("topic filter must be 1 to 65535 bytes")
-    check_text(f, "topic filter")
+    if utf8(f, 0, len(f)) == 1:
+        raise ValueError("topic filter must be UTF-8 without U+0000 or surrogates")
     levels = f.split(b"/")
     last = len(levels) - 1
     for k, lv in enumerate(levels):

@@ -11,8 +11,8 @@
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import (MQTTException, malformed, varint, varint_size, u16, utf8, skip_props,
-                     publish_fields, ack_fields, put_u16)
+from .packet import (MQTTException, varint, varint_size, u16, utf8, skip_props,
+                     publish_fields, ack_fields)
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -84,7 +84,7 @@ def props(b, i, end):
     i += varint_size(n)
     stop = i + n
     if stop > end:
-        raise malformed("truncated properties")
+        raise MQTTException(_MALFORMED, "truncated properties")
     d = {}
     while i < stop:
         p = b[i]
@@ -93,11 +93,11 @@ def props(b, i, end):
         while j < len(_DEF) and _DEF[j] != p:
             j += 3
         if j == len(_DEF):
-            raise malformed("unknown property 0x%02x" % p)
+            raise MQTTException(_MALFORMED, "unknown property 0x%02x" % p)
         k = _DEF[j + 1]
         if k == 1:
             if i >= stop:
-                raise malformed("truncated property")
+                raise MQTTException(_MALFORMED, "truncated property")
             v = b[i]
             i += 1
         elif k == 2 or k == 4:
@@ -114,12 +114,12 @@ def props(b, i, end):
             if k == 8:
                 c = u16(b, e, stop)
                 if e + 2 + c > stop:
-                    raise malformed("truncated property")
+                    raise MQTTException(_MALFORMED, "truncated property")
                 d.setdefault(p, []).append((bytes(b[i + 2 : e]), bytes(b[e + 2 : e + 2 + c])))
                 i = e + 2 + c
                 continue
             if e > stop:
-                raise malformed("truncated property")
+                raise MQTTException(_MALFORMED, "truncated property")
             v = bytes(b[i + 2 : e])
             i = e
         if p in d:
@@ -213,22 +213,22 @@ def decode(first, b, version):
     if t == _PUBLISH:
         qos = fl >> 1 & 3
         if qos == 3:
-            raise malformed("PUBLISH QoS 3")
+            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
         out = [0, 0, 0, 1 if v5 else 0]
         publish_fields(b, n, first, out)
         return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
     if fl != (2 if t == _PUBREL else 0):
-        raise malformed("bad flags 0x%02x" % first)
+        raise MQTTException(_MALFORMED, "bad flags 0x%02x" % first)
     if t == _CONNACK:
         if n < 2 or b[0] > 1:
-            raise malformed("bad CONNACK")
+            raise MQTTException(_MALFORMED, "bad CONNACK")
         d = {}
         if v5 and n > 2:
             # (a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without them)
             d = props(b, 2, n)
         if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
-            raise malformed("bad CONNACK")  # more than its properties
+            raise MQTTException(_MALFORMED, "bad CONNACK")  # more than its properties
         return (_CONNACK, b[0] & 1, b[1], d)
     if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
         r = ack_fields(b, n, version)
@@ -237,11 +237,11 @@ def decode(first, b, version):
         pid = u16(b, 0, n)
         i = skip_props(b, 2, n) if v5 else 2
         if t == _SUBACK and i >= n:
-            raise malformed("SUBACK without return codes")
+            raise MQTTException(_MALFORMED, "SUBACK without return codes")
         return (t, pid, bytes(b[i:n]))
     if t == _PINGRESP:
         if n:
-            raise malformed("PINGRESP with a body")
+            raise MQTTException(_MALFORMED, "PINGRESP with a body")
         return (_PINGRESP,)
     if v5 and (t == _DISCONNECT or t == _AUTH):
         return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
@@ -261,7 +261,8 @@ def disconnect(buf, reason, expiry):
     buf[1] = 7
     buf[3] = 5
     buf[4] = _P_SESSION_EXPIRY
-    put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
+    for i in range(4):
+        buf[8 - i] = expiry >> 8 * i & 0xFF
     return 9
 
 
