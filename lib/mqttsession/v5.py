@@ -177,27 +177,26 @@ def check(b, i, end, t):
                 raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
             i += varint_size(v)
         else:
-            i = _string(b, i, stop, k)
-            if k == 8:
-                i = _string(b, i, stop, 6)
+            # a string: its length, then (k 6, 8 and 9) UTF-8; a pair (k 8) is two
+            for e in (0, 1) if k == 8 else (0,):
+                if i + 2 > stop:
+                    break
+                e = i + 2 + (b[i] << 8 | b[i + 1])
+                if e > stop:
+                    break
+                if k != 7:
+                    r = utf8(b, i + 2, e)
+                    if r == 1 or (r == 2 and k == 9):
+                        raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR,
+                                            "bad string in a property")
+                i = e
+            else:
+                continue
+            i = stop + 1
+            break
     if i != stop:
         raise MQTTException(_MALFORMED, "truncated property")
     return stop
-
-
-def _string(b, i, stop, k):
-    # a string property value at b[i]: length, then (k 6 or 9) UTF-8; returns its end
-    if i + 2 > stop:
-        return stop + 1
-    e = i + 2 + (b[i] << 8 | b[i + 1])
-    if e > stop:
-        return stop + 1
-    if k != 7:
-        r = utf8(b, i + 2, e)
-        if r == 1 or (r == 2 and k == 9):
-            raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR,
-                                "bad string in a property")
-    return e
 
 
 def decode(first, b, version):
@@ -310,25 +309,6 @@ def puback2(self, pid):
         self._healthy()
 
 
-def refer(self, code, data):
-    # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
-    # server_reference; followed only with redirect=True, one hop: the first entry,
-    # "host" or "host:port", becomes the server of the next connect
-    ref = data.get(0x1C)  # data: the packet's properties
-    if ref is None:
-        return
-    ref = bytes(ref).decode()
-    self.server_reference = ref
-    if self.redirect and code in (0x9C, 0x9D) and not self._hops:
-        host, _, port = ref.split(" ")[0].rpartition(":")
-        if host and port.isdigit():
-            self.server, self.port = host, int(port)
-        else:
-            self.server = ref.split(" ")[0]
-        self._hops = 1
-        self._log("redirected to %s", (ref,))
-
-
 def connack(self):
     # an MQTT 5 CONNACK (ctl.connack): returns Session Present; raises MQTTException on
     # refusal. Its properties set the broker's limits for this connection
@@ -338,9 +318,7 @@ def connack(self):
         raise self._rare().fail(self, e)
     pr = d[3]
     if d[2]:
-        self._close()
-        refer(self, d[2], pr)  # a Server Reference
-        raise MQTTException(d[2], "connection refused")
+        disconnected(self, d[2:])  # raises
     if pr:
         check(self._rx, self._i + 2, self._n, _CONNACK)
     s = self._s
@@ -362,12 +340,30 @@ def connack(self):
     return d[1]
 
 
-def disconnected(self):
-    # a DISCONNECT from the broker: the reason it gives, and a Server Reference
+def disconnected(self, d=None):
+    # a DISCONNECT from the broker, or a CONNACK that refused the connection (d: its
+    # reason code and properties): raises MQTTException with the reason it gives. A
+    # Server Reference (with 0x9C use another server, 0x9D server moved) is kept in
+    # server_reference; followed only with redirect=True, one hop: the first entry,
+    # "host" or "host:port", becomes the server of the next connect
     self._close()
-    d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)
-    refer(self, d[1], d[2])
-    raise MQTTException(d[1], "disconnected by the broker")
+    why = "connection refused"
+    if d is None:
+        d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)[1:]
+        why = "disconnected by the broker"
+    ref = d[1].get(0x1C)
+    if ref is not None:
+        ref = bytes(ref).decode()
+        self.server_reference = ref
+        if self.redirect and d[0] in (0x9C, 0x9D) and not self._hops:
+            host, _, port = ref.split(" ")[0].rpartition(":")
+            if host and port.isdigit():
+                self.server, self.port = host, int(port)
+            else:
+                self.server = ref.split(" ")[0]
+            self._hops = 1
+            self._log("redirected to %s", (ref,))
+    raise MQTTException(d[0], why)
 
 
 # --- a SessionStore's null session (client ID "") gets the ID the broker assigned ---
