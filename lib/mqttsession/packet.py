@@ -6,7 +6,6 @@ from micropython import const
 # Packet types (first byte, high nibble) and the reason codes the client raises for its
 # own findings (MQTT 5 numbering); private, so they fold and cost no heap. MQTT 5
 # property decoding is in v5.py (loaded on first use).
-_CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -23,9 +22,6 @@ _AUTH = const(0xF0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _MAX_REMAINING = const(268435455)
-_P_SESSION_EXPIRY = const(0x11)
-_P_RECEIVE_MAX = const(0x21)
-_P_MAX_PACKET = const(0x27)
 
 
 class MQTTException(Exception):
@@ -60,62 +56,6 @@ def put_varint(buf, i, n):
         else:
             buf[i] = b
             return i + 1
-
-
-def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
-            will=None, expiry=0, receive_max=0, max_packet=0):
-    # will: (topic, msg, retain, qos) as bytes; returns the packet length
-    v5 = version == 5
-    w = will or (None, None)
-    f = (client_id, w[0], w[1], user, password)  # the payload's strings; None: absent
-    props = (5 if expiry else 0) + (3 if receive_max else 0) + (5 if max_packet else 0)
-    n = 10 + (1 + props + (1 if will else 0) if v5 else 0)
-    for s in f:
-        if s is not None:
-            n += 2 + len(s)
-    if n + 1 + varint_size(n) > len(buf):
-        raise ValueError("CONNECT of %d bytes exceeds buffer of %d" % (n, len(buf)))
-    buf[0] = _CONNECT
-    i = put_varint(buf, 1, n)
-    buf[i : i + 6] = b"\x00\x04MQTT"
-    buf[i + 6] = version
-    n = 2 if clean else 0  # the flags
-    if will:
-        n |= 4 | will[3] << 3 | (0x20 if will[2] else 0)
-    if user is not None:
-        n |= 0x80
-    if password is not None:
-        n |= 0x40
-    buf[i + 7] = n
-    buf[i + 8] = keepalive >> 8
-    buf[i + 9] = keepalive & 0xFF
-    i += 10
-    if v5:
-        buf[i] = props
-        i += 1
-        for p, v, n in ((_P_SESSION_EXPIRY, expiry, 4), (_P_RECEIVE_MAX, receive_max, 2),
-                        (_P_MAX_PACKET, max_packet, 4)):
-            if v:
-                buf[i] = p
-                while n:  # v as n bytes, big-endian
-                    i += 1
-                    n -= 1
-                    buf[i] = v >> 8 * n & 0xFF
-                i += 1
-    p = 0
-    for s in f:
-        if p == 1 and will and v5:
-            buf[i] = 0  # no will properties
-            i += 1
-        p += 1
-        if s is not None:
-            n = len(s)
-            buf[i] = n >> 8
-            buf[i + 1] = n & 0xFF
-            i += 2
-            buf[i : i + n] = s
-            i += n
-    return i
 
 
 def publish_size(t, n, qos, version):

@@ -22,6 +22,7 @@ from pure import load
 from pure import packet as P
 
 V5 = load("v5")  # MQTT 5 property decoding and the full decoder of server packets
+CTL = load("ctl")  # the CONNECT packet (connect_packet)
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
@@ -740,6 +741,16 @@ def untouched(buf: bytearray, start: int) -> bool:
 wills = st.none() | st.tuples(topic_names, payloads, st.booleans(), st.integers(0, 2))
 
 
+class RxSize:
+    """A receive buffer of n bytes, as far as CONNECT's Maximum Packet Size is concerned."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
 @ROUND
 @given(
     client_id=utf8,
@@ -749,42 +760,49 @@ wills = st.none() | st.tuples(topic_names, payloads, st.booleans(), st.integers(
     user=st.none() | utf8,
     password=st.none() | st.binary(max_size=16),
     will=wills,
-    expiry=st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
-    receive_max=st.sampled_from([0, 1, 65535]) | u16s,
-    max_packet=st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
+    expiry=st.none() | st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
+    store=st.booleans(),
+    max_packet=st.sampled_from([64, 0xFFFFFFFF]) | u32s.filter(lambda v: v >= 64),
+    tx_size=st.sampled_from([32, 600]),
 )
 def test_connect_round_trip(
     client_id: bytes, clean: bool, keepalive: int, version: int, user: bytes | None,
-    password: bytes | None, will: tuple[bytes, bytes, bool, int] | None, expiry: int,
-    receive_max: int, max_packet: int,
+    password: bytes | None, will: tuple[bytes, bytes, bool, int] | None, expiry: int | None,
+    store: bool, max_packet: int, tx_size: int,
 ) -> None:
-    buf = filled(600)
-    n = P.connect(buf, client_id, clean, keepalive, version, user, password, will, expiry,
-                  receive_max, max_packet)
-    assert untouched(buf, n)
-    c = parse_connect(buf[:n])
-    assert c["name"] == b"MQTT"
-    assert c["level"] == version
-    assert c["clean"] == clean
-    assert c["keepalive"] == keepalive
+    tx = filled(tx_size)
+    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1), version=version,
+                        expiry=expiry, store=store or None, lw=will, user=user, pswd=password,
+                        keepalive=keepalive, _tx=tx, _rx=RxSize(max_packet))
+    buf, n = CTL.connect_packet(c, clean)
+    # the client's buffer unless the packet (nearly) fills it: then one of its own
+    assert len(buf) >= n
+    assert buf is tx or n + 3 > tx_size
+    if buf is tx:
+        assert untouched(buf, n)
+    p = parse_connect(bytes(buf[:n]))
+    assert p["name"] == b"MQTT"
+    assert p["level"] == version
+    assert p["clean"] == clean
+    assert p["keepalive"] == keepalive
+    # MQTT 5: a session asked to persist lives until the next clean start
+    exp = 0
+    if version == 5:
+        exp = expiry if expiry is not None else 0xFFFFFFFF if store or not clean else 0
+    assert c._s.expiry == exp
     expect: dict[int, Any] = {}
     if version == 5:
-        if expiry:
-            expect[0x11] = expiry
-        if receive_max:
-            expect[0x21] = receive_max
-        if max_packet:
-            expect[0x27] = max_packet
-    assert c["props"] == expect
-    assert c["client_id"] == client_id
-    assert c["will"] == will
+        if exp:
+            expect[0x11] = exp
+        expect[0x21] = 32
+        expect[0x27] = max_packet
+    assert p["props"] == expect
+    assert p["client_id"] == client_id
+    assert p["will"] == will
     if will is not None:
-        assert c["will_props"] == {}
-    assert c["user"] == user
-    assert c["password"] == password
-    with pytest.raises(ValueError):
-        P.connect(bytearray(n - 1), client_id, clean, keepalive, version, user, password, will,
-                  expiry, receive_max, max_packet)
+        assert p["will_props"] == {}
+    assert p["user"] == user
+    assert p["password"] == password
 
 
 class Payload:
