@@ -40,10 +40,6 @@ class MQTTException(Exception):
 # --- encoding ---------------------------------------------------------------------------
 
 
-def varint_size(n):
-    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
-
-
 def put_varint(buf, i, n):
     if n < 0 or n > _MAX_REMAINING:
         raise ValueError("remaining length out of range")
@@ -77,7 +73,7 @@ def subscribe(buf, pid, topic, qos, version):
     v5 = version == 5
     n = len(topic)
     i = 4 + (1 if v5 else 0) + n + (0 if qos is None else 1)
-    if i + 1 + varint_size(i) > len(buf):
+    if i + (2 if i < 0x80 else 3 if i < 0x4000 else 4) > len(buf):
         raise ValueError("SUBSCRIBE of %d bytes exceeds buffer of %d" % (i, len(buf)))
     buf[0] = (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2
     i = put_varint(buf, 1, i)
@@ -118,27 +114,23 @@ def u16(b, i, end):
     return b[i] << 8 | b[i + 1]
 
 
-def varint(b, i, end):
-    # a Variable Byte Integer at b[i]; its size is varint_size(value), minimal encoding only
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]: its length (a Variable Byte Integer, minimal encoding
+    # only; v5.varint reads one), then the properties; returns the offset after it
     n = 0
-    shift = 0
+    s = 0
     while True:
-        if i >= end or shift > 21:
+        if i >= end or s > 21:
             raise MQTTException(_MALFORMED, "bad variable byte integer")
         c = b[i]
-        n |= (c & 0x7F) << shift
+        n |= (c & 0x7F) << s
         i += 1
         if not c & 0x80:
-            if shift and not c:
+            if s and not c:
                 raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
-            return n
-        shift += 7
-
-
-def skip_props(b, i, end):
-    # MQTT 5 property block at b[i]; returns the offset after it
-    n = varint(b, i, end)
-    i += varint_size(n) + n
+            break
+        s += 7
+    i += n
     if i > end:
         raise MQTTException(_MALFORMED, "truncated properties")
     return i

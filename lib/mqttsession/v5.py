@@ -11,8 +11,7 @@
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import (MQTTException, varint, varint_size, u16, utf8, skip_props,
-                     publish_fields, ack_fields)
+from .packet import MQTTException, u16, utf8, skip_props, publish_fields, ack_fields
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -76,6 +75,27 @@ _DEF = (
     0x29, 1, _C,  # Subscription Identifier Available
     0x2A, 1, _C,  # Shared Subscription Available
 )
+
+
+def varint_size(n):
+    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
+
+
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i] (minimal encoding only); its size is varint_size(value)
+    n = 0
+    shift = 0
+    while True:
+        if i >= end or shift > 21:
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
+        c = b[i]
+        n |= (c & 0x7F) << shift
+        i += 1
+        if not c & 0x80:
+            if shift and not c:
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
+            return n
+        shift += 7
 
 
 def props(b, i, end):

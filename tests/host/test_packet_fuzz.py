@@ -649,13 +649,24 @@ def test_props_cut_anywhere(prop: Prop) -> None:
 def test_varint_random(body: bytes, data: st.DataObject) -> None:
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     if v is None:
         return
     assert 0 <= v <= MAX_REMAINING
-    size = P.varint_size(v)
+    size = V5.varint_size(v)
     assert i + size <= end
     assert body[i : i + size] == enc_varint(v)
+
+
+@FUZZ
+@given(body=st.binary(max_size=12), data=st.data())
+def test_skip_props_random(body: bytes, data: st.DataObject) -> None:
+    # packet.skip_props reads the block's length itself: as strict as v5.varint
+    end = data.draw(st.integers(0, len(body)))
+    i = data.draw(st.integers(0, len(body)))
+    v = guarded(V5.varint, body, i, end)
+    want = None if v is None or i + V5.varint_size(v) + v > end else i + V5.varint_size(v) + v
+    assert guarded(P.skip_props, body, i, end) == want
 
 
 # --------------------------------------------------------------------------------------
@@ -671,13 +682,13 @@ BOUNDARIES = [
 def test_varint_boundaries(value: int, size: int) -> None:
     buf = bytearray(b"\xa5" * 8)
     end = P.put_varint(buf, 2, value)
-    assert end == 2 + size == 2 + P.varint_size(value)
+    assert end == 2 + size == 2 + V5.varint_size(value)
     assert bytes(buf[2:end]) == enc_varint(value)
     assert buf[:2] == b"\xa5\xa5" and buf[end:] == b"\xa5" * (8 - end)
-    assert P.varint(buf, 2, end) == value
-    assert P.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
+    assert V5.varint(buf, 2, end) == value
+    assert V5.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
     with pytest.raises(P.MQTTException) as e:
-        P.varint(buf, 2, end - 1)  # truncated
+        V5.varint(buf, 2, end - 1)  # truncated
     assert e.value.args[0] == MALFORMED
 
 
@@ -689,9 +700,9 @@ def test_varint_boundaries(value: int, size: int) -> None:
 def test_varint_round_trip(value: int) -> None:
     buf = bytearray(4)
     end = P.put_varint(buf, 0, value)
-    assert end == P.varint_size(value)
+    assert end == V5.varint_size(value)
     assert bytes(buf[:end]) == enc_varint(value)
-    assert P.varint(buf, 0, end) == value
+    assert V5.varint(buf, 0, end) == value
 
 
 @pytest.mark.parametrize("value", [-1, MAX_REMAINING + 1, 2**32, 2**40])
@@ -710,7 +721,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
     enc[-1] |= 0x80
     enc += b"\x80" * (extra - 1) + b"\x00"
     with pytest.raises(P.MQTTException) as e:
-        P.varint(bytes(enc), 0, len(enc))
+        V5.varint(bytes(enc), 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -720,7 +731,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
 )
 def test_varint_rejects_truncated_and_long(enc: bytes) -> None:
     with pytest.raises(P.MQTTException) as e:
-        P.varint(enc, 0, len(enc))
+        V5.varint(enc, 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -860,7 +871,7 @@ def test_publish_round_trip(
     buf = filled(16 + len(topic) + ml)
     i = publish_header(buf, topic, payload, qos, retain, dup, pid, version)
     rem = P.publish_size(len(topic), ml, qos, version)
-    assert i == 1 + P.varint_size(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
+    assert i == 1 + V5.varint_size(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
     assert untouched(buf, i + ml)
     p = parse_publish(buf[: i + ml], version)
     assert (p["qos"], p["retain"], p["dup"]) == (qos, retain, dup)
@@ -884,7 +895,7 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
     assert first == 0x30 | qos << 1
     assert r.varint() == rem
     assert r.string() == topic
-    assert rem == len(buf[:i]) - 1 - P.varint_size(rem) + ml
+    assert rem == len(buf[:i]) - 1 - V5.varint_size(rem) + ml
     assert untouched(buf, i)
 
 
