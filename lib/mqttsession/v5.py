@@ -77,12 +77,8 @@ _DEF = (
 )
 
 
-def varint_size(n):
-    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
-
-
 def varint(b, i, end):
-    # a Variable Byte Integer at b[i] (minimal encoding only); its size is varint_size(value)
+    # a Variable Byte Integer at b[i] (minimal encoding only)
     n = 0
     shift = 0
     while True:
@@ -100,11 +96,10 @@ def varint(b, i, end):
 
 def props(b, i, end):
     # decodes a property block into {id: value}; User Property (0x26) as a list of pairs
-    n = varint(b, i, end)
-    i += varint_size(n)
-    stop = i + n
-    if stop > end:
-        raise MQTTException(_MALFORMED, "truncated properties")
+    stop = skip_props(b, i, end)
+    while b[i] & 0x80:  # past its length
+        i += 1
+    i += 1
     d = {}
     while i < stop:
         p = b[i]
@@ -127,7 +122,9 @@ def props(b, i, end):
             i += k
         elif k == 5:
             v = varint(b, i, stop)
-            i += varint_size(v)
+            while b[i] & 0x80:
+                i += 1
+            i += 1
         else:
             a = u16(b, i, stop)
             e = i + 2 + a
@@ -153,11 +150,10 @@ def check(b, i, end, t):
     # byte & 0xF0) from the server; raises MQTTException with the reason code MQTT 5 gives
     # (0x81 malformed, 0x82 protocol error, 0x94 topic alias) unless it is valid. Returns
     # the offset after the block.
-    n = varint(b, i, end)
-    i += varint_size(n)
-    stop = i + n
-    if stop > end:
-        raise MQTTException(_MALFORMED, "truncated properties")
+    stop = skip_props(b, i, end)
+    while b[i] & 0x80:  # past its length
+        i += 1
+    i += 1
     bit = 1 << (t >> 4)
     seen = 0
     while i < stop:
@@ -195,7 +191,9 @@ def check(b, i, end, t):
             v = varint(b, i, stop)
             if not v:
                 raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
-            i += varint_size(v)
+            while b[i] & 0x80:
+                i += 1
+            i += 1
         else:
             # a string: its length, then (k 6, 8 and 9) UTF-8; a pair (k 8) is two
             for e in (0, 1) if k == 8 else (0,):

@@ -447,6 +447,11 @@ body_types: st.SearchStrategy[Callable[[bytes], Any]] = st.sampled_from(
 # Fuzzing: a result or MQTTException(0x81/0x82), nothing else
 
 
+def vsize(v: int) -> int:
+    """Bytes of v as a Variable Byte Integer."""
+    return len(enc_varint(v))
+
+
 def guarded(fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args), or None when it raised MQTTException(Malformed Packet/Protocol Error).
     Any other exception propagates and fails the test."""
@@ -653,7 +658,7 @@ def test_varint_random(body: bytes, data: st.DataObject) -> None:
     if v is None:
         return
     assert 0 <= v <= MAX_REMAINING
-    size = V5.varint_size(v)
+    size = vsize(v)
     assert i + size <= end
     assert body[i : i + size] == enc_varint(v)
 
@@ -665,7 +670,7 @@ def test_skip_props_random(body: bytes, data: st.DataObject) -> None:
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
     v = guarded(V5.varint, body, i, end)
-    want = None if v is None or i + V5.varint_size(v) + v > end else i + V5.varint_size(v) + v
+    want = None if v is None or i + vsize(v) + v > end else i + vsize(v) + v
     assert guarded(P.skip_props, body, i, end) == want
 
 
@@ -682,7 +687,7 @@ BOUNDARIES = [
 def test_varint_boundaries(value: int, size: int) -> None:
     buf = bytearray(b"\xa5" * 8)
     end = P.put_varint(buf, 2, value)
-    assert end == 2 + size == 2 + V5.varint_size(value)
+    assert end == 2 + size == 2 + vsize(value)
     assert bytes(buf[2:end]) == enc_varint(value)
     assert buf[:2] == b"\xa5\xa5" and buf[end:] == b"\xa5" * (8 - end)
     assert V5.varint(buf, 2, end) == value
@@ -700,7 +705,7 @@ def test_varint_boundaries(value: int, size: int) -> None:
 def test_varint_round_trip(value: int) -> None:
     buf = bytearray(4)
     end = P.put_varint(buf, 0, value)
-    assert end == V5.varint_size(value)
+    assert end == vsize(value)
     assert bytes(buf[:end]) == enc_varint(value)
     assert V5.varint(buf, 0, end) == value
 
@@ -871,7 +876,7 @@ def test_publish_round_trip(
     buf = filled(16 + len(topic) + ml)
     i = publish_header(buf, topic, payload, qos, retain, dup, pid, version)
     rem = P.publish_size(len(topic), ml, qos, version)
-    assert i == 1 + V5.varint_size(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
+    assert i == 1 + vsize(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
     assert untouched(buf, i + ml)
     p = parse_publish(buf[: i + ml], version)
     assert (p["qos"], p["retain"], p["dup"]) == (qos, retain, dup)
@@ -895,7 +900,7 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
     assert first == 0x30 | qos << 1
     assert r.varint() == rem
     assert r.string() == topic
-    assert rem == len(buf[:i]) - 1 - V5.varint_size(rem) + ml
+    assert rem == len(buf[:i]) - 1 - vsize(rem) + ml
     assert untouched(buf, i)
 
 
