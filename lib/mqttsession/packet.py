@@ -136,10 +136,10 @@ def skip_props(b, i, end):
     return i
 
 
-def publish_fields(b, n, first, out, s=0):
-    # PUBLISH body b[s:n] with first byte `first` -> out[0] topic end (topic is
-    # b[s+2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
-    # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing. The
+def publish_fields(b, n, first, buf, s=0):
+    # PUBLISH body b[s:n] with first byte `first` -> buf (the caller's array, so the
+    # receive path allocates nothing): buf[0] topic end (topic is b[s+2:buf[0]]), buf[1]
+    # packet ID, buf[2] payload start; buf[3] is set by the caller: 1 for MQTT 5. The
     # topic must be UTF-8 without wildcards; MQTT 5 properties are checked by the caller.
     if first & 0x0E == 8:
         raise MQTTException(_MALFORMED, "DUP on a QoS 0 PUBLISH")
@@ -148,20 +148,20 @@ def publish_fields(b, n, first, out, s=0):
         raise MQTTException(_MALFORMED, "bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(_PROTOCOL_ERROR if out[3] else _MALFORMED, "PUBLISH without a topic")
+        raise MQTTException(_PROTOCOL_ERROR if buf[3] else _MALFORMED, "PUBLISH without a topic")
     r = utf8(b, s + 2, i)
     if r:
         raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
-    out[0] = i
-    out[1] = 0
+    buf[0] = i
+    buf[1] = 0
     if first & 6:
-        out[1] = u16(b, i, n)
-        if not out[1]:
+        buf[1] = u16(b, i, n)
+        if not buf[1]:
             raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
         i += 2
-    if out[3]:
+    if buf[3]:
         i = skip_props(b, i, n)
-    out[2] = i
+    buf[2] = i
 
 
 def ack_fields(b, n, version, s=0):
