@@ -10,99 +10,6 @@ from . import wire
 from .session import Session, unload
 
 
-# the sizes MicroPython gives an attribute table (py/map.c), from 17 slots on
-_SIZES = (17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223)
-
-
-def roomy(o):
-    # MicroPython grows an object's attribute table only once it is full, and a method
-    # call first looks its name up there: the miss probes to an empty slot, so on a full
-    # table every method call walks all of it (a Session fills 23 of 23 slots: 0.73 us a
-    # call on the unix port, 0.11 us grown; how much depends on where the names hash).
-    # Grows the table now, to 1.5x the attributes, with placeholders taken out again: the
-    # class's own names, which are interned already (a new name would cost a qstr, and
-    # the ESP32-sized heap has no room for one more qstr pool).
-    try:
-        d = o.__dict__
-    except AttributeError:
-        return  # a port without __dict__
-    n = len(d)
-    b = 0
-    for a in _SIZES:
-        if a * 2 >= n * 3:
-            break
-        b = a
-    # used > b: the table grows past b (a loop: a comprehension is one more function)
-    k = []
-    for x in dir(type(o)):
-        if len(k) <= b - n and x[0] != "_" and x not in d:
-            k.append(x)
-    for x in k:
-        setattr(o, x, 0)
-    for x in k:
-        delattr(o, x)
-
-
-def check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout):
-    # the constructor's numbers: ValueError naming the argument and what it may be
-    if version not in (4, 5):
-        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    for v, name, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                            (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
-                            (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
-        if type(v) is not int or v < lo or hi and v > hi:
-            raise ValueError(("%s must be an int from %d to %d" if hi else
-                              "%s must be an int >= %d%s") % (name, lo, hi or ""))
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError("timeout must be a number of seconds > 0")
-
-
-def session(self, client_id, server, store, version, cap):
-    # the session the constructor's arguments name when it lives in RAM; None for the
-    # store's session for (server, client_id), its null session for client_id ''
-    if client_id is not None:
-        _bytes(client_id, "client_id", True)
-    if store is None:
-        if client_id is None:
-            raise ValueError("client_id None needs a store")
-        s = Session(_bytes(client_id, "client_id"), server, cap)
-        # a RAM session only: a stored session's table (about 40 names) would grow
-        # through blocks of up to 1.2 KB while the flash load has the heap in pieces
-        roomy(s)
-    elif client_id is not None and not len(client_id) and version != 5:
-        raise ValueError("client_id '' (a null session) needs version=5")
-    else:
-        return None  # the store's (null) session: the caller loads it once args is freed
-    return s
-
-
-def _bytes(v, name, text=False):
-    # an argument as bytes; text: an MQTT string, UTF-8 without U+0000 (ValueError)
-    if isinstance(v, str):
-        v = v.encode()
-    elif v is not None and not isinstance(v, (bytes, bytearray)):
-        raise TypeError(name + " must be str or bytes")
-    if text and v is not None:
-        P.check_text(v, name)
-    return v
-
-
-def _tls_ctx(ctx):
-    # Secure by default: ssl=True cannot verify (MicroPython has no CA store), so it is
-    # refused; a context that does not verify is the caller's explicit choice (warned
-    # once per process: the flag is in wire.py, which stays loaded)
-    if ctx is True:
-        raise ValueError("ssl=True cannot verify the broker (no CA store on MicroPython): "
-                         "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
-                         "ctx.verify_mode = ssl.CERT_REQUIRED, "
-                         "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
-    if ctx and getattr(ctx, "verify_mode", 2) != 2 and not wire._warned:
-        wire._warned = True
-        print("mqttsession: warning: the TLS context does not verify the broker's "
-              "certificate (verify_mode is not CERT_REQUIRED)")
-    return ctx
-
-
 def init(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None,
          version=4, store=None, window=1, max_packet=1024, tx_size=256, timeout=10,
          expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
@@ -110,15 +17,47 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # Core.__init__: the client's attributes, all of them, before the session loads from
     # flash; returns the client ID and capacity the store's session is loaded with (the
     # caller does that, once this module is freed), or sets the RAM session
-    check_args(version, keepalive, window, queue, strikes, max_packet, tx_size, timeout)
+    # the numbers: ValueError naming the argument and what it may be
+    if version not in (4, 5):
+        raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
+    for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
+                         (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                         (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
+        if type(v) is not int or v < lo or hi and v > hi:
+            raise ValueError(("%s must be an int from %d to %d" if hi else
+                              "%s must be an int >= %d%s") % (n, lo, hi or ""))
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError("timeout must be a number of seconds > 0")
+    # the strings as bytes; user and client_id are MQTT strings: UTF-8 without U+0000
+    a = []
+    for v, n, lo in ((user, "user", 1), (password, "password", 0), (client_id, "client_id", 1)):
+        if isinstance(v, str):
+            v = v.encode()
+        elif v is not None and not isinstance(v, (bytes, bytearray)):
+            raise TypeError(n + " must be str or bytes")
+        if lo and v is not None and P.utf8(v, 0, len(v)) == 1:
+            raise ValueError(n + " must be UTF-8 without U+0000 or surrogates")
+        a.append(v)
     self.server = server
     self.port = port or (8883 if ssl else 1883)
-    self.user = _bytes(user, "user", True)
-    self.pswd = _bytes(password, "password")
+    self.user = a[0]
+    self.pswd = a[1]
     if version == 4 and password is not None and user is None:
         raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
     self.keepalive = keepalive
-    self.ssl = _tls_ctx(ssl)
+    # TLS is secure by default: ssl=True cannot verify (MicroPython has no CA store), so it
+    # is refused; a context that does not verify is the caller's explicit choice (warned
+    # once per process: the flag is in wire.py, which stays loaded)
+    if ssl is True:
+        raise ValueError("ssl=True cannot verify the broker (no CA store on MicroPython): "
+                         "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
+                         "ctx.verify_mode = ssl.CERT_REQUIRED, "
+                         "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
+    if ssl and getattr(ssl, "verify_mode", 2) != 2 and not wire._warned:
+        wire._warned = True
+        print("mqttsession: warning: the TLS context does not verify the broker's "
+              "certificate (verify_mode is not CERT_REQUIRED)")
+    self.ssl = ssl
     self.version = version
     self.window = window
     self.timeout = timeout
@@ -150,7 +89,44 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._why = None  # the broker's error that ended the link (with a keeper)
     self.lost0 = 0  # QoS 0 messages published while the link was down
     self._want = False  # connected on purpose: the keeper may reconnect
-    self._s = session(self, client_id, server, store, version, max(window, queue))
+    # the session the arguments name when it lives in RAM; None for the store's session
+    # for (server, client_id), its null session for client_id '' (the caller loads it
+    # once this module is freed)
+    s = None
+    if store is None:
+        if client_id is None:
+            raise ValueError("client_id None needs a store")
+        s = Session(a[2], server, max(window, queue))
+        # a RAM session only (a stored session's table, about 40 names, would grow through
+        # blocks of up to 1.2 KB while the flash load has the heap in pieces): MicroPython
+        # grows an attribute table only once it is full, and a method call first looks its
+        # name up there, so on a full table every call walks all of it (a Session fills 23
+        # of 23 slots: 0.73 us a call on the unix port, 0.11 us grown). Grown now to 1.5x
+        # its attributes (the sizes of py/map.c), with placeholders taken out again: the
+        # class's own names, interned already (a new name would cost a qstr)
+        try:
+            d = s.__dict__
+        except AttributeError:
+            d = None  # a port without __dict__
+        if d is not None:
+            n = len(d)
+            b = 0
+            for v in (17, 23, 29, 37, 47, 59, 73, 97, 127, 167, 223):
+                if v * 2 >= n * 3:
+                    break
+                b = v
+            # used > b: the table grows past b (a loop: a comprehension is one more function)
+            k = []
+            for v in dir(type(s)):
+                if len(k) <= b - n and v[0] != "_" and v not in d:
+                    k.append(v)
+            for v in k:
+                setattr(s, v, 0)
+            for v in k:
+                delattr(s, v)
+    elif client_id is not None and not len(client_id) and version != 5:
+        raise ValueError("client_id '' (a null session) needs version=5")
+    self._s = s
     self.cb = None
     self._raw = False
     self._topics = [b""] * 8  # recent incoming topics, for raw callbacks

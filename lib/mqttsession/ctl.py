@@ -9,6 +9,7 @@ from micropython import const
 from . import packet as P
 from .packet import MQTTException
 
+_CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
@@ -19,22 +20,67 @@ _PID = const(64)  # session.PID
 
 
 def connect_packet(self, clean):
+    # the CONNECT packet: returns (buffer, length); the buffer is _tx unless a long will
+    # or credentials need a larger one (once per connect)
     s = self._s
-    cid = s.client_id
+    v5 = self.version == 5
     exp = 0
-    if self.version == 5:
+    if v5:
         # like 3.1.1: a session asked to persist lives until the next clean start
         exp = self.expiry if self.expiry is not None else (
             0xFFFFFFFF if self.store or not clean else 0)
     s.expiry = exp  # stored with the session once the broker accepts it
+    w = self.lw or (None, None)
+    f = (s.client_id, w[0], w[1], self.user, self.pswd)  # the strings; None: absent
+    # MQTT 5 properties: Session Expiry Interval, Receive Maximum, Maximum Packet Size
+    p = ((0x11, exp, 4), (0x21, 32, 2), (0x27, len(self._rx), 4))
+    n = 10 + (9 + (5 if exp else 0) + (1 if self.lw else 0) if v5 else 0)
+    for x in f:
+        if x is not None:
+            n += 2 + len(x)
     buf = self._tx
-    need = 40 + len(cid) + len(self.user or b"") + len(self.pswd or b"")
+    if n + 5 > len(buf):
+        buf = bytearray(n + 5)
+    buf[0] = _CONNECT
+    i = P.put_varint(buf, 1, n)
+    buf[i : i + 6] = b"\x00\x04MQTT"
+    buf[i + 6] = self.version
+    n = 2 if clean else 0  # the flags
     if self.lw:
-        need += len(self.lw[0]) + len(self.lw[1])
-    if need > len(buf):
-        buf = bytearray(need)  # a long will or credentials: once per connect
-    return buf, P.connect(buf, cid, clean, self.keepalive, self.version, self.user,
-                          self.pswd, self.lw, exp, 32, len(self._rx))
+        n |= 4 | w[3] << 3 | (0x20 if w[2] else 0)
+    if self.user is not None:
+        n |= 0x80
+    if self.pswd is not None:
+        n |= 0x40
+    buf[i + 7] = n
+    buf[i + 8] = self.keepalive >> 8
+    buf[i + 9] = self.keepalive & 0xFF
+    i += 10
+    if v5:
+        buf[i] = 8 + (5 if exp else 0)
+        i += 1
+        for c, x, n in p:
+            if x:
+                buf[i] = c
+                while n:  # x as n bytes, big-endian
+                    i += 1
+                    n -= 1
+                    buf[i] = x >> 8 * n & 0xFF
+                i += 1
+    c = 0
+    for x in f:
+        if c == 1 and self.lw and v5:
+            buf[i] = 0  # no will properties
+            i += 1
+        c += 1
+        if x is not None:
+            n = len(x)
+            buf[i] = n >> 8
+            buf[i + 1] = n & 0xFF
+            i += 2
+            buf[i : i + n] = x
+            i += n
+    return buf, i
 
 
 def sub_start(self, topic, qos):
@@ -87,7 +133,7 @@ def on_other(self, first):
     pid = P.u16(b, i, n)
     j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
     if first == _SUBACK and j >= n:
-        raise P.malformed("SUBACK without return codes")
+        raise MQTTException(_MALFORMED, "SUBACK without return codes")
     if v5:
         self._v5().check(b, i + 2, n, t)
     if pid != self._sub:
@@ -119,7 +165,7 @@ def connack(self, first):
     b = self._rx
     i = self._i
     if self._n != i + 2 or b[i] > 1:
-        raise self._rare().fail(self, P.malformed("bad CONNACK"))
+        raise self._rare().fail(self, MQTTException(_MALFORMED, "bad CONNACK"))
     if b[i + 1]:
         self._close()
         raise MQTTException(b[i + 1], "connection refused")

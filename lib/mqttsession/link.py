@@ -69,8 +69,7 @@ class Link:
         r = os.urandom(1)[0] / 255  # jitter spreads nodes that lost the link together
         self.delay = int(d * (1 - self.jitter + 2 * self.jitter * r))
         self.at = time.ticks_ms()
-        if self.up:
-            self.lost()
+        self.lost()
 
     def lost(self):
         if self.up:

@@ -6,7 +6,6 @@ from micropython import const
 # Packet types (first byte, high nibble) and the reason codes the client raises for its
 # own findings (MQTT 5 numbering); private, so they fold and cost no heap. MQTT 5
 # property decoding is in v5.py (loaded on first use).
-_CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -23,9 +22,6 @@ _AUTH = const(0xF0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _MAX_REMAINING = const(268435455)
-_P_SESSION_EXPIRY = const(0x11)
-_P_RECEIVE_MAX = const(0x21)
-_P_MAX_PACKET = const(0x27)
 
 
 class MQTTException(Exception):
@@ -41,15 +37,7 @@ class MQTTException(Exception):
         MQTTException.last = self
 
 
-def malformed(why):
-    return MQTTException(_MALFORMED, why)
-
-
 # --- encoding ---------------------------------------------------------------------------
-
-
-def varint_size(n):
-    return 1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4
 
 
 def put_varint(buf, i, n):
@@ -64,81 +52,6 @@ def put_varint(buf, i, n):
         else:
             buf[i] = b
             return i + 1
-
-
-def put_u16(buf, i, n):
-    buf[i] = n >> 8
-    buf[i + 1] = n & 0xFF
-    return i + 2
-
-
-def put_bytes(buf, i, s):
-    # a 2-byte length then the bytes (MQTT string or binary data)
-    n = len(s)
-    i = put_u16(buf, i, n)
-    buf[i : i + n] = s
-    return i + n
-
-
-def _head(buf, first, n):
-    # the fixed header at offset 0 of a packet of remaining length n, once the whole
-    # packet is known to fit in buf; returns where the variable header starts
-    if n + 1 + varint_size(n) > len(buf):
-        raise ValueError("packet of %d bytes exceeds buffer of %d" % (
-            n + 1 + varint_size(n), len(buf)))
-    buf[0] = first
-    return put_varint(buf, 1, n)
-
-
-def connect(buf, client_id, clean, keepalive, version, user=None, password=None,
-            will=None, expiry=0, receive_max=0, max_packet=0):
-    # will: (topic, msg, retain, qos) as bytes; returns the packet length
-    v5 = version == 5
-    props = 0
-    if v5:
-        props = (5 if expiry else 0) + (3 if receive_max else 0) + (5 if max_packet else 0)
-    rem = 10 + 2 + len(client_id) + (varint_size(props) + props if v5 else 0)
-    if will:
-        rem += 4 + len(will[0]) + len(will[1]) + (1 if v5 else 0)
-    if user is not None:
-        rem += 2 + len(user)
-    if password is not None:
-        rem += 2 + len(password)
-    i = _head(buf, _CONNECT, rem)
-    i = put_bytes(buf, i, b"MQTT")
-    buf[i] = version
-    flags = 2 if clean else 0
-    if will:
-        flags |= 4 | will[3] << 3 | (0x20 if will[2] else 0)
-    if user is not None:
-        flags |= 0x80
-    if password is not None:
-        flags |= 0x40
-    buf[i + 1] = flags
-    i = put_u16(buf, i + 2, keepalive)
-    if v5:
-        i = put_varint(buf, i, props)
-        if expiry:
-            buf[i] = _P_SESSION_EXPIRY
-            i = put_u16(buf, put_u16(buf, i + 1, expiry >> 16), expiry & 0xFFFF)
-        if receive_max:
-            buf[i] = _P_RECEIVE_MAX
-            i = put_u16(buf, i + 1, receive_max)
-        if max_packet:
-            buf[i] = _P_MAX_PACKET
-            i = put_u16(buf, put_u16(buf, i + 1, max_packet >> 16), max_packet & 0xFFFF)
-    i = put_bytes(buf, i, client_id)
-    if will:
-        if v5:
-            buf[i] = 0  # no will properties
-            i += 1
-        i = put_bytes(buf, i, will[0])
-        i = put_bytes(buf, i, will[1])
-    if user is not None:
-        i = put_bytes(buf, i, user)
-    if password is not None:
-        i = put_bytes(buf, i, password)
-    return i
 
 
 def publish_size(t, n, qos, version):
@@ -158,12 +71,23 @@ def ack(buf, first, pid):
 def subscribe(buf, pid, topic, qos, version):
     # SUBSCRIBE to one filter at qos; UNSUBSCRIBE from it when qos is None
     v5 = version == 5
-    rem = 4 + (1 if v5 else 0) + len(topic) + (0 if qos is None else 1)
-    i = put_u16(buf, _head(buf, (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2, rem), pid)
+    n = len(topic)
+    i = 4 + (1 if v5 else 0) + n + (0 if qos is None else 1)
+    if i + (2 if i < 0x80 else 3 if i < 0x4000 else 4) > len(buf):
+        raise ValueError("SUBSCRIBE of %d bytes exceeds buffer of %d" % (i, len(buf)))
+    buf[0] = (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2
+    i = put_varint(buf, 1, i)
+    buf[i] = pid >> 8
+    buf[i + 1] = pid & 0xFF
+    i += 2
     if v5:
         buf[i] = 0
         i += 1
-    i = put_bytes(buf, i, topic)
+    buf[i] = n >> 8
+    buf[i + 1] = n & 0xFF
+    i += 2
+    buf[i : i + n] = topic
+    i += n
     if qos is None:
         return i
     buf[i] = qos
@@ -186,62 +110,58 @@ def disconnect(buf, version, reason=0, expiry=None):
 
 def u16(b, i, end):
     if i + 2 > end:
-        raise malformed("truncated")
+        raise MQTTException(_MALFORMED, "truncated")
     return b[i] << 8 | b[i + 1]
 
 
-def varint(b, i, end):
-    # a Variable Byte Integer at b[i]; its size is varint_size(value), minimal encoding only
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]: its length (a Variable Byte Integer, minimal encoding
+    # only; v5.varint reads one), then the properties; returns the offset after it
     n = 0
-    shift = 0
+    s = 0
     while True:
-        if i >= end or shift > 21:
-            raise malformed("bad variable byte integer")
+        if i >= end or s > 21:
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
         c = b[i]
-        n |= (c & 0x7F) << shift
+        n |= (c & 0x7F) << s
         i += 1
         if not c & 0x80:
-            if shift and not c:
-                raise malformed("non-minimal variable byte integer")
-            return n
-        shift += 7
-
-
-def skip_props(b, i, end):
-    # MQTT 5 property block at b[i]; returns the offset after it
-    n = varint(b, i, end)
-    i += varint_size(n) + n
+            if s and not c:
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
+            break
+        s += 7
+    i += n
     if i > end:
-        raise malformed("truncated properties")
+        raise MQTTException(_MALFORMED, "truncated properties")
     return i
 
 
-def publish_fields(b, n, first, out, s=0):
-    # PUBLISH body b[s:n] with first byte `first` -> out[0] topic end (topic is
-    # b[s+2:out[0]]), out[1] packet ID, out[2] payload start; out[3] is set by the caller:
-    # 1 for MQTT 5. Fills a caller's array so the receive path allocates nothing. The
+def publish_fields(b, n, first, buf, s=0):
+    # PUBLISH body b[s:n] with first byte `first` -> buf (the caller's array, so the
+    # receive path allocates nothing): buf[0] topic end (topic is b[s+2:buf[0]]), buf[1]
+    # packet ID, buf[2] payload start; buf[3] is set by the caller: 1 for MQTT 5. The
     # topic must be UTF-8 without wildcards; MQTT 5 properties are checked by the caller.
     if first & 0x0E == 8:
-        raise malformed("DUP on a QoS 0 PUBLISH")
+        raise MQTTException(_MALFORMED, "DUP on a QoS 0 PUBLISH")
     i = s + 2 + u16(b, s, n)
     if i > n:
-        raise malformed("bad PUBLISH topic")
+        raise MQTTException(_MALFORMED, "bad PUBLISH topic")
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(_PROTOCOL_ERROR if out[3] else _MALFORMED, "PUBLISH without a topic")
+        raise MQTTException(_PROTOCOL_ERROR if buf[3] else _MALFORMED, "PUBLISH without a topic")
     r = utf8(b, s + 2, i)
     if r:
         raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
-    out[0] = i
-    out[1] = 0
+    buf[0] = i
+    buf[1] = 0
     if first & 6:
-        out[1] = u16(b, i, n)
-        if not out[1]:
-            raise malformed("PUBLISH with packet ID 0")
+        buf[1] = u16(b, i, n)
+        if not buf[1]:
+            raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
         i += 2
-    if out[3]:
+    if buf[3]:
         i = skip_props(b, i, n)
-    out[2] = i
+    buf[2] = i
 
 
 def ack_fields(b, n, version, s=0):
@@ -249,11 +169,11 @@ def ack_fields(b, n, version, s=0):
     # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
     pid = u16(b, s, n)
     if not pid:
-        raise malformed("packet ID 0")
+        raise MQTTException(_MALFORMED, "packet ID 0")
     if n == s + 2:
         return pid
     if version != 5:
-        raise malformed("acknowledgement of %d bytes" % (n - s))
+        raise MQTTException(_MALFORMED, "acknowledgement of %d bytes" % (n - s))
     reason = b[s + 2]
     if n > s + 3:
         skip_props(b, s + 3, n)
@@ -296,27 +216,22 @@ def utf8(b, i, end):
     return w
 
 
-def check_text(v, name):
-    # an application's string argument (bytes): ValueError naming it unless valid UTF-8
-    if utf8(v, 0, len(v)) == 1:
-        raise ValueError(name + " must be UTF-8 without U+0000 or surrogates")
-
-
-def check_topic(topic, name="topic"):
+def check_topic(topic):
     # a topic name to publish to: bytes, 1..65535, UTF-8, no wildcards, no NUL
     if not 0 < len(topic) < 65536:
-        raise ValueError(name + " must be 1 to 65535 bytes")
+        raise ValueError("topic must be 1 to 65535 bytes")
     r = utf8(topic, 0, len(topic))
     if r:
-        raise ValueError(name + (" must be UTF-8 without U+0000 or surrogates" if r == 1 else
-                                 " must not contain wildcards"))
+        raise ValueError("topic must be UTF-8 without U+0000 or surrogates" if r == 1 else
+                         "topic must not contain wildcards")
 
 
 def check_filter(f):
     # a topic filter: UTF-8, '#' only as the whole last level, '+' only as a whole level
     if not 0 < len(f) < 65536:
         raise ValueError("topic filter must be 1 to 65535 bytes")
-    check_text(f, "topic filter")
+    if utf8(f, 0, len(f)) == 1:
+        raise ValueError("topic filter must be UTF-8 without U+0000 or surrogates")
     levels = f.split(b"/")
     last = len(levels) - 1
     for k, lv in enumerate(levels):

@@ -11,8 +11,7 @@
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import (MQTTException, malformed, varint, varint_size, u16, utf8, skip_props,
-                     publish_fields, ack_fields, put_u16)
+from .packet import MQTTException, u16, utf8, skip_props, publish_fields, ack_fields
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -78,13 +77,29 @@ _DEF = (
 )
 
 
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i] (minimal encoding only)
+    n = 0
+    shift = 0
+    while True:
+        if i >= end or shift > 21:
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
+        c = b[i]
+        n |= (c & 0x7F) << shift
+        i += 1
+        if not c & 0x80:
+            if shift and not c:
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
+            return n
+        shift += 7
+
+
 def props(b, i, end):
     # decodes a property block into {id: value}; User Property (0x26) as a list of pairs
-    n = varint(b, i, end)
-    i += varint_size(n)
-    stop = i + n
-    if stop > end:
-        raise malformed("truncated properties")
+    stop = skip_props(b, i, end)
+    while b[i] & 0x80:  # past its length
+        i += 1
+    i += 1
     d = {}
     while i < stop:
         p = b[i]
@@ -93,11 +108,11 @@ def props(b, i, end):
         while j < len(_DEF) and _DEF[j] != p:
             j += 3
         if j == len(_DEF):
-            raise malformed("unknown property 0x%02x" % p)
+            raise MQTTException(_MALFORMED, "unknown property 0x%02x" % p)
         k = _DEF[j + 1]
         if k == 1:
             if i >= stop:
-                raise malformed("truncated property")
+                raise MQTTException(_MALFORMED, "truncated property")
             v = b[i]
             i += 1
         elif k == 2 or k == 4:
@@ -107,19 +122,21 @@ def props(b, i, end):
             i += k
         elif k == 5:
             v = varint(b, i, stop)
-            i += varint_size(v)
+            while b[i] & 0x80:
+                i += 1
+            i += 1
         else:
             a = u16(b, i, stop)
             e = i + 2 + a
             if k == 8:
                 c = u16(b, e, stop)
                 if e + 2 + c > stop:
-                    raise malformed("truncated property")
+                    raise MQTTException(_MALFORMED, "truncated property")
                 d.setdefault(p, []).append((bytes(b[i + 2 : e]), bytes(b[e + 2 : e + 2 + c])))
                 i = e + 2 + c
                 continue
             if e > stop:
-                raise malformed("truncated property")
+                raise MQTTException(_MALFORMED, "truncated property")
             v = bytes(b[i + 2 : e])
             i = e
         if p in d:
@@ -133,11 +150,10 @@ def check(b, i, end, t):
     # byte & 0xF0) from the server; raises MQTTException with the reason code MQTT 5 gives
     # (0x81 malformed, 0x82 protocol error, 0x94 topic alias) unless it is valid. Returns
     # the offset after the block.
-    n = varint(b, i, end)
-    i += varint_size(n)
-    stop = i + n
-    if stop > end:
-        raise MQTTException(_MALFORMED, "truncated properties")
+    stop = skip_props(b, i, end)
+    while b[i] & 0x80:  # past its length
+        i += 1
+    i += 1
     bit = 1 << (t >> 4)
     seen = 0
     while i < stop:
@@ -175,29 +191,30 @@ def check(b, i, end, t):
             v = varint(b, i, stop)
             if not v:
                 raise MQTTException(_PROTOCOL_ERROR, "property 0x%02x of 0" % p)
-            i += varint_size(v)
+            while b[i] & 0x80:
+                i += 1
+            i += 1
         else:
-            i = _string(b, i, stop, k)
-            if k == 8:
-                i = _string(b, i, stop, 6)
+            # a string: its length, then (k 6, 8 and 9) UTF-8; a pair (k 8) is two
+            for e in (0, 1) if k == 8 else (0,):
+                if i + 2 > stop:
+                    break
+                e = i + 2 + (b[i] << 8 | b[i + 1])
+                if e > stop:
+                    break
+                if k != 7:
+                    r = utf8(b, i + 2, e)
+                    if r == 1 or (r == 2 and k == 9):
+                        raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR,
+                                            "bad string in a property")
+                i = e
+            else:
+                continue
+            i = stop + 1
+            break
     if i != stop:
         raise MQTTException(_MALFORMED, "truncated property")
     return stop
-
-
-def _string(b, i, stop, k):
-    # a string property value at b[i]: length, then (k 6 or 9) UTF-8; returns its end
-    if i + 2 > stop:
-        return stop + 1
-    e = i + 2 + (b[i] << 8 | b[i + 1])
-    if e > stop:
-        return stop + 1
-    if k != 7:
-        r = utf8(b, i + 2, e)
-        if r == 1 or (r == 2 and k == 9):
-            raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR,
-                                "bad string in a property")
-    return e
 
 
 def decode(first, b, version):
@@ -213,22 +230,22 @@ def decode(first, b, version):
     if t == _PUBLISH:
         qos = fl >> 1 & 3
         if qos == 3:
-            raise malformed("PUBLISH QoS 3")
+            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
         out = [0, 0, 0, 1 if v5 else 0]
         publish_fields(b, n, first, out)
         return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
     if fl != (2 if t == _PUBREL else 0):
-        raise malformed("bad flags 0x%02x" % first)
+        raise MQTTException(_MALFORMED, "bad flags 0x%02x" % first)
     if t == _CONNACK:
         if n < 2 or b[0] > 1:
-            raise malformed("bad CONNACK")
+            raise MQTTException(_MALFORMED, "bad CONNACK")
         d = {}
         if v5 and n > 2:
             # (a broker that speaks only 3.1.1 answers an MQTT 5 CONNECT without them)
             d = props(b, 2, n)
         if (n != 2 and not v5) or (n > 2 and skip_props(b, 2, n) != n):
-            raise malformed("bad CONNACK")  # more than its properties
+            raise MQTTException(_MALFORMED, "bad CONNACK")  # more than its properties
         return (_CONNACK, b[0] & 1, b[1], d)
     if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
         r = ack_fields(b, n, version)
@@ -237,11 +254,11 @@ def decode(first, b, version):
         pid = u16(b, 0, n)
         i = skip_props(b, 2, n) if v5 else 2
         if t == _SUBACK and i >= n:
-            raise malformed("SUBACK without return codes")
+            raise MQTTException(_MALFORMED, "SUBACK without return codes")
         return (t, pid, bytes(b[i:n]))
     if t == _PINGRESP:
         if n:
-            raise malformed("PINGRESP with a body")
+            raise MQTTException(_MALFORMED, "PINGRESP with a body")
         return (_PINGRESP,)
     if v5 and (t == _DISCONNECT or t == _AUTH):
         return (t, b[0] if n else 0, props(b, 1, n) if n > 1 else {})
@@ -261,7 +278,8 @@ def disconnect(buf, reason, expiry):
     buf[1] = 7
     buf[3] = 5
     buf[4] = _P_SESSION_EXPIRY
-    put_u16(buf, put_u16(buf, 5, expiry >> 16), expiry & 0xFFFF)
+    for i in range(4):
+        buf[8 - i] = expiry >> 8 * i & 0xFF
     return 9
 
 
@@ -309,25 +327,6 @@ def puback2(self, pid):
         self._healthy()
 
 
-def refer(self, code, data):
-    # MQTT 5 Server Reference (with 0x9C use another server, 0x9D server moved): kept in
-    # server_reference; followed only with redirect=True, one hop: the first entry,
-    # "host" or "host:port", becomes the server of the next connect
-    ref = data.get(0x1C)  # data: the packet's properties
-    if ref is None:
-        return
-    ref = bytes(ref).decode()
-    self.server_reference = ref
-    if self.redirect and code in (0x9C, 0x9D) and not self._hops:
-        host, _, port = ref.split(" ")[0].rpartition(":")
-        if host and port.isdigit():
-            self.server, self.port = host, int(port)
-        else:
-            self.server = ref.split(" ")[0]
-        self._hops = 1
-        self._log("redirected to %s", (ref,))
-
-
 def connack(self):
     # an MQTT 5 CONNACK (ctl.connack): returns Session Present; raises MQTTException on
     # refusal. Its properties set the broker's limits for this connection
@@ -337,9 +336,7 @@ def connack(self):
         raise self._rare().fail(self, e)
     pr = d[3]
     if d[2]:
-        self._close()
-        refer(self, d[2], pr)  # a Server Reference
-        raise MQTTException(d[2], "connection refused")
+        disconnected(self, d[2:])  # raises
     if pr:
         check(self._rx, self._i + 2, self._n, _CONNACK)
     s = self._s
@@ -361,12 +358,30 @@ def connack(self):
     return d[1]
 
 
-def disconnected(self):
-    # a DISCONNECT from the broker: the reason it gives, and a Server Reference
+def disconnected(self, d=None):
+    # a DISCONNECT from the broker, or a CONNACK that refused the connection (d: its
+    # reason code and properties): raises MQTTException with the reason it gives. A
+    # Server Reference (with 0x9C use another server, 0x9D server moved) is kept in
+    # server_reference; followed only with redirect=True, one hop: the first entry,
+    # "host" or "host:port", becomes the server of the next connect
     self._close()
-    d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)
-    refer(self, d[1], d[2])
-    raise MQTTException(d[1], "disconnected by the broker")
+    why = "connection refused"
+    if d is None:
+        d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)[1:]
+        why = "disconnected by the broker"
+    ref = d[1].get(0x1C)
+    if ref is not None:
+        ref = bytes(ref).decode()
+        self.server_reference = ref
+        if self.redirect and d[0] in (0x9C, 0x9D) and not self._hops:
+            host, _, port = ref.split(" ")[0].rpartition(":")
+            if host and port.isdigit():
+                self.server, self.port = host, int(port)
+            else:
+                self.server = ref.split(" ")[0]
+            self._hops = 1
+            self._log("redirected to %s", (ref,))
+    raise MQTTException(d[0], why)
 
 
 # --- a SessionStore's null session (client ID "") gets the ID the broker assigned ---

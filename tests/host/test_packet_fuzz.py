@@ -22,6 +22,7 @@ from pure import load
 from pure import packet as P
 
 V5 = load("v5")  # MQTT 5 property decoding and the full decoder of server packets
+CTL = load("ctl")  # the CONNECT packet (connect_packet)
 
 MALFORMED = 0x81
 PROTOCOL_ERROR = 0x82
@@ -446,6 +447,11 @@ body_types: st.SearchStrategy[Callable[[bytes], Any]] = st.sampled_from(
 # Fuzzing: a result or MQTTException(0x81/0x82), nothing else
 
 
+def vsize(v: int) -> int:
+    """Bytes of v as a Variable Byte Integer."""
+    return len(enc_varint(v))
+
+
 def guarded(fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args), or None when it raised MQTTException(Malformed Packet/Protocol Error).
     Any other exception propagates and fails the test."""
@@ -648,13 +654,24 @@ def test_props_cut_anywhere(prop: Prop) -> None:
 def test_varint_random(body: bytes, data: st.DataObject) -> None:
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     if v is None:
         return
     assert 0 <= v <= MAX_REMAINING
-    size = P.varint_size(v)
+    size = vsize(v)
     assert i + size <= end
     assert body[i : i + size] == enc_varint(v)
+
+
+@FUZZ
+@given(body=st.binary(max_size=12), data=st.data())
+def test_skip_props_random(body: bytes, data: st.DataObject) -> None:
+    # packet.skip_props reads the block's length itself: as strict as v5.varint
+    end = data.draw(st.integers(0, len(body)))
+    i = data.draw(st.integers(0, len(body)))
+    v = guarded(V5.varint, body, i, end)
+    want = None if v is None or i + vsize(v) + v > end else i + vsize(v) + v
+    assert guarded(P.skip_props, body, i, end) == want
 
 
 # --------------------------------------------------------------------------------------
@@ -670,13 +687,13 @@ BOUNDARIES = [
 def test_varint_boundaries(value: int, size: int) -> None:
     buf = bytearray(b"\xa5" * 8)
     end = P.put_varint(buf, 2, value)
-    assert end == 2 + size == 2 + P.varint_size(value)
+    assert end == 2 + size == 2 + vsize(value)
     assert bytes(buf[2:end]) == enc_varint(value)
     assert buf[:2] == b"\xa5\xa5" and buf[end:] == b"\xa5" * (8 - end)
-    assert P.varint(buf, 2, end) == value
-    assert P.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
+    assert V5.varint(buf, 2, end) == value
+    assert V5.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
     with pytest.raises(P.MQTTException) as e:
-        P.varint(buf, 2, end - 1)  # truncated
+        V5.varint(buf, 2, end - 1)  # truncated
     assert e.value.args[0] == MALFORMED
 
 
@@ -688,9 +705,9 @@ def test_varint_boundaries(value: int, size: int) -> None:
 def test_varint_round_trip(value: int) -> None:
     buf = bytearray(4)
     end = P.put_varint(buf, 0, value)
-    assert end == P.varint_size(value)
+    assert end == vsize(value)
     assert bytes(buf[:end]) == enc_varint(value)
-    assert P.varint(buf, 0, end) == value
+    assert V5.varint(buf, 0, end) == value
 
 
 @pytest.mark.parametrize("value", [-1, MAX_REMAINING + 1, 2**32, 2**40])
@@ -709,7 +726,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
     enc[-1] |= 0x80
     enc += b"\x80" * (extra - 1) + b"\x00"
     with pytest.raises(P.MQTTException) as e:
-        P.varint(bytes(enc), 0, len(enc))
+        V5.varint(bytes(enc), 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -719,7 +736,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
 )
 def test_varint_rejects_truncated_and_long(enc: bytes) -> None:
     with pytest.raises(P.MQTTException) as e:
-        P.varint(enc, 0, len(enc))
+        V5.varint(enc, 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -740,6 +757,16 @@ def untouched(buf: bytearray, start: int) -> bool:
 wills = st.none() | st.tuples(topic_names, payloads, st.booleans(), st.integers(0, 2))
 
 
+class RxSize:
+    """A receive buffer of n bytes, as far as CONNECT's Maximum Packet Size is concerned."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
 @ROUND
 @given(
     client_id=utf8,
@@ -749,42 +776,49 @@ wills = st.none() | st.tuples(topic_names, payloads, st.booleans(), st.integers(
     user=st.none() | utf8,
     password=st.none() | st.binary(max_size=16),
     will=wills,
-    expiry=st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
-    receive_max=st.sampled_from([0, 1, 65535]) | u16s,
-    max_packet=st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
+    expiry=st.none() | st.sampled_from([0, 1, 0xFFFFFFFF]) | u32s,
+    store=st.booleans(),
+    max_packet=st.sampled_from([64, 0xFFFFFFFF]) | u32s.filter(lambda v: v >= 64),
+    tx_size=st.sampled_from([32, 600]),
 )
 def test_connect_round_trip(
     client_id: bytes, clean: bool, keepalive: int, version: int, user: bytes | None,
-    password: bytes | None, will: tuple[bytes, bytes, bool, int] | None, expiry: int,
-    receive_max: int, max_packet: int,
+    password: bytes | None, will: tuple[bytes, bytes, bool, int] | None, expiry: int | None,
+    store: bool, max_packet: int, tx_size: int,
 ) -> None:
-    buf = filled(600)
-    n = P.connect(buf, client_id, clean, keepalive, version, user, password, will, expiry,
-                  receive_max, max_packet)
-    assert untouched(buf, n)
-    c = parse_connect(buf[:n])
-    assert c["name"] == b"MQTT"
-    assert c["level"] == version
-    assert c["clean"] == clean
-    assert c["keepalive"] == keepalive
+    tx = filled(tx_size)
+    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1), version=version,
+                        expiry=expiry, store=store or None, lw=will, user=user, pswd=password,
+                        keepalive=keepalive, _tx=tx, _rx=RxSize(max_packet))
+    buf, n = CTL.connect_packet(c, clean)
+    # the client's buffer unless the packet (nearly) fills it: then one of its own
+    assert len(buf) >= n
+    assert buf is tx or n + 3 > tx_size
+    if buf is tx:
+        assert untouched(buf, n)
+    p = parse_connect(bytes(buf[:n]))
+    assert p["name"] == b"MQTT"
+    assert p["level"] == version
+    assert p["clean"] == clean
+    assert p["keepalive"] == keepalive
+    # MQTT 5: a session asked to persist lives until the next clean start
+    exp = 0
+    if version == 5:
+        exp = expiry if expiry is not None else 0xFFFFFFFF if store or not clean else 0
+    assert c._s.expiry == exp
     expect: dict[int, Any] = {}
     if version == 5:
-        if expiry:
-            expect[0x11] = expiry
-        if receive_max:
-            expect[0x21] = receive_max
-        if max_packet:
-            expect[0x27] = max_packet
-    assert c["props"] == expect
-    assert c["client_id"] == client_id
-    assert c["will"] == will
+        if exp:
+            expect[0x11] = exp
+        expect[0x21] = 32
+        expect[0x27] = max_packet
+    assert p["props"] == expect
+    assert p["client_id"] == client_id
+    assert p["will"] == will
     if will is not None:
-        assert c["will_props"] == {}
-    assert c["user"] == user
-    assert c["password"] == password
-    with pytest.raises(ValueError):
-        P.connect(bytearray(n - 1), client_id, clean, keepalive, version, user, password, will,
-                  expiry, receive_max, max_packet)
+        assert p["will_props"] == {}
+    assert p["user"] == user
+    assert p["password"] == password
 
 
 class Payload:
@@ -842,7 +876,7 @@ def test_publish_round_trip(
     buf = filled(16 + len(topic) + ml)
     i = publish_header(buf, topic, payload, qos, retain, dup, pid, version)
     rem = P.publish_size(len(topic), ml, qos, version)
-    assert i == 1 + P.varint_size(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
+    assert i == 1 + vsize(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
     assert untouched(buf, i + ml)
     p = parse_publish(buf[: i + ml], version)
     assert (p["qos"], p["retain"], p["dup"]) == (qos, retain, dup)
@@ -866,7 +900,7 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
     assert first == 0x30 | qos << 1
     assert r.varint() == rem
     assert r.string() == topic
-    assert rem == len(buf[:i]) - 1 - P.varint_size(rem) + ml
+    assert rem == len(buf[:i]) - 1 - vsize(rem) + ml
     assert untouched(buf, i)
 
 
