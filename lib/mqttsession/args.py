@@ -89,6 +89,42 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._why = None  # the broker's error that ended the link (with a keeper)
     self.lost0 = 0  # QoS 0 messages published while the link was down
     self._want = False  # connected on purpose: the keeper may reconnect
+    self.cb = None
+    self._raw = False
+    self._ti = 0
+    self.lw = None
+    self.sock = None
+    self._poll = None
+    self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
+    self._r0 = self._r1 = self._skip = 0
+    self._hold = False
+    self._ob = None  # output the socket has not taken yet
+    self._p0 = self._rt = 0
+    self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
+    self._rem = 0
+    self._tb = None  # the encoding of the last str topic (_ts)
+    self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
+    self._subt = 0  # the type of ack it awaits
+    self._subrc = -1
+    self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
+    self._ltx = self._lrx = 0
+    self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
+    self._maxout = 268435460  # broker's Maximum Packet Size
+    self.dropped = 0  # stored messages a later broker refused as too large
+    self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
+    # set later by the connect and receive paths (wire.py, ctl.py): here, so that the
+    # instance's attribute table has its final size before the session loads from
+    # flash (grown later, it needs a larger free block in a heap that the session
+    # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
+    self._dl = self._co = self._i = self._n = self._hl = 0
+    self._cb = self._cp = None
+    self._large = False
+    # the objects last: the attribute table reaches its final size (97 slots, 1.5 KB,
+    # through 13 growths) before any of them, so the tables it leaves behind merge
+    # into one free block that the buffers then fill (grown between them, it needs
+    # fresh blocks in a fragmented heap: MemoryError on a smaller heap)
+    self._s = self._rx = self._tx = self._ab = self._pf = self._topics = self._ts = None
+    self._tv = None
     # the session the arguments name when it lives in RAM; None for the store's session
     # for (server, client_id), its null session for client_id '' (the caller loads it
     # once this module is freed)
@@ -127,44 +163,14 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     elif client_id is not None and not len(client_id) and version != 5:
         raise ValueError("client_id '' (a null session) needs version=5")
     self._s = s
-    self.cb = None
-    self._raw = False
     self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
-    self._ti = 0
-    self.lw = None
-    self.sock = None
-    self._poll = None
-    self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
-    self._r0 = self._r1 = self._skip = 0
-    self._hold = False
-    self._ob = None  # output the socket has not taken yet
-    self._p0 = self._rt = 0
     self._rx = bytearray(max_packet)
     self._tx = bytearray(tx_size)
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
-    self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
-    self._rem = 0
-    # the last str topic and its encoding, and the last bytes topic that passed the
-    # checks (at first an object no caller passes as a topic)
+    # the last str topic, and the last bytes topic that passed the checks (at first an
+    # object no caller passes as a topic)
     self._ts = self._tv = object()
-    self._tb = None
-    self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
-    self._subt = 0  # the type of ack it awaits
-    self._subrc = -1
-    self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
-    self._ltx = self._lrx = 0
-    self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
-    self._maxout = 268435460  # broker's Maximum Packet Size
-    self.dropped = 0  # stored messages a later broker refused as too large
-    self.ka = keepalive  # keepalive in force (MQTT 5 Server Keep Alive may change it)
-    # set later by the connect and receive paths (wire.py, ctl.py): here, so that the
-    # instance's attribute table has its final size before the session loads from
-    # flash (grown later, it needs a larger free block in a heap that the session
-    # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
-    self._dl = self._co = self._i = self._n = self._hl = 0
-    self._cb = self._cp = None
-    self._large = False
     unload("args")
     return client_id, max(window, queue)
 
