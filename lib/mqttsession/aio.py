@@ -12,7 +12,8 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .core import Core
+from .core import Core, _check, _put
+from .wire import _recv
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -104,7 +105,7 @@ class MQTTClient(Core):
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
-        self._check(self._topic(topic), self._payload(msg), qos)
+        _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
@@ -117,7 +118,8 @@ class MQTTClient(Core):
             return
         if qos == 0:
             try:
-                self._pub0(retain)
+                self._hand(0)
+                _put(self, 0x30 | (1 if retain else 0), 0)  # PUBLISH
             except OSError:
                 if self._lost(self.link):
                     raise
@@ -265,7 +267,7 @@ class MQTTClient(Core):
                     self._rd = False
                 if self.sock is not None:  # the packet that has started to arrive
                     try:
-                        self._recv()
+                        _recv(self)
                     except (OSError, MQTTException) as e:
                         if isinstance(e, OSError) or self.sock is None:
                             self._drop(e)
@@ -443,7 +445,7 @@ class MQTTClient(Core):
     def _tick(self):
         # does what is due now; returns ms until something else is due
         if self._cs and self.sock:  # a connect under way
-            ms = self._conn_ms()
+            ms = max(0, time.ticks_diff(self._dl, time.ticks_ms()))
             if not ms:
                 self._close()  # wakes the reader; the step raises OSError(110)
             return ms or _IDLE_MS
@@ -454,9 +456,7 @@ class MQTTClient(Core):
             if not self._rd:
                 return min(ms, 250)  # the reader is with the application
             if self.ka:
-                if self._keepalive_due(time.ticks_ms()) <= 0:  # OSError: PINGRESP overdue
-                    self._send_ping()
-                ms = min(ms, self._keepalive_due(time.ticks_ms()))
+                ms = min(ms, self._keepalive())  # PINGREQ when due; OSError: PINGRESP overdue
             if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
                 ms = min(ms, self._rest(self._p0))
         except OSError as e:

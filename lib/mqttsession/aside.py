@@ -104,7 +104,14 @@ def oversize(self, n):
     if self._cs:
         raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
     rx = self._rx
-    if self._compact() < len(rx):
+    r0 = self._r0
+    r1 = self._r1 - r0
+    if r0:
+        for i in range(r1):  # to the front of _rx (a memoryview would be a new object)
+            rx[i] = rx[r0 + i]
+        self._r0 = 0
+        self._r1 = r1
+    if r1 < len(rx):
         return 0
     first = rx[0]
     pid = 0

@@ -2,15 +2,15 @@
 # the incremental receive path and the write path, each step under one deadline. The
 # front ends drive it with
 #   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
-#     is registered for the direction the step needs; wait at most _conn_ms()) until it
-#     returns Session Present; every failure closes the socket and raises;
+#     is registered for the direction the step needs; wait at most until the deadline
+#     _dl) until it returns Session Present; every failure closes the socket and raises;
 #   _recv() when the socket is readable, or at once while _hold (whole packets are
 #     buffered): handles the buffered whole packets, else reads once and handles every
 #     whole packet that arrived; returns the last packet type or None. A packet that has
 #     started (_r0 != _r1 or _skip) must end within timeout of its first byte (_p0): wait
 #     no longer, else OSError(ETIMEDOUT);
-#   _wait_out(): called when the socket did not take a whole packet (the rest waits in
-#     _ob); blocks here; a front end with a loop replaces it and calls _flush().
+#   _wait_out(): the front end's, called when the socket did not take a whole packet
+#     (the rest waits in _ob); it waits, or its loop calls _flush() as the socket drains.
 # Core supplies _ctl (ctl.py: connect_packet), _rare (aside.py: a broker's faults),
 # _handle (one packet) and _ack.
 from micropython import const
@@ -119,8 +119,8 @@ def _recv(w):
 
 def _parse(w):
     # handles every whole packet in the buffer, stopping after a CONNACK (the session
-    # resumes before what follows it) or when _left() says time is up; returns the
-    # last type handled or None
+    # resumes before what follows it) or when the blocking client's budget is spent;
+    # returns the last type handled or None
     t = None
     rx = w._rx
     while True:
@@ -130,11 +130,27 @@ def _parse(w):
         if i + 2 > w._r1:
             break
         n = rx[i + 1]
+        j = i + 2  # past the remaining length, once known
         if n & 0x80:
-            n = w._varlen(i)  # 0 while incomplete; sets _hl
-        else:
-            w._hl = 2
-            n += 2
+            # a remaining length of several bytes (j = 0 while it is incomplete)
+            n &= 0x7F
+            sh = 7
+            while True:
+                if j >= w._r1:
+                    j = 0
+                    break
+                c = rx[j]
+                j += 1
+                n |= (c & 0x7F) << sh
+                if not c & 0x80:
+                    break
+                sh += 7
+                if sh > 21:
+                    raise MQTTException(_MALFORMED, "bad remaining length")
+            if not j:
+                break
+        w._hl = j - i
+        n += j - i
         if n > len(rx):
             n = w._rare().oversize(w, n)  # a broker's fault: see aside.py
         if not n or i + n > w._r1:
@@ -144,19 +160,18 @@ def _parse(w):
         w._p0 = w._rt
         w._n = i + n
         t = w._handle(rx[i], i + w._hl)
-        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and w._left() <= 0):
-            return t  # the rest waits (_hold): a front end's time budget is spent
+        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and
+                              time.ticks_diff(w._bd, time.ticks_ms()) <= 0):
+            return t  # the rest waits (_hold): the blocking client's budget is spent
     w._hold = False
     return t
 
 
 class Wire:
-    # the blocking client's budget per call (client.py); without one (None, and always
-    # in the asyncio front end) _parse does not ask _left, a method call, per packet
+    # the blocking client's budget per call (client.py: it ends at _bd); None, and always
+    # in the asyncio front end: no budget
     budget_ms = None
-    _write = _write
-    _recv = _recv
-    _parse = _parse
+    _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---
     def _conn_start(self, clean, tms=None):
@@ -189,22 +204,46 @@ class Wire:
             self._close()
             raise
 
-    def _conn_ms(self):
-        # ms left for the connect under way
-        return max(0, time.ticks_diff(self._dl, time.ticks_ms()))
-
     def _conn_step(self):
-        # None while the connect is under way; Session Present (0/1) once CONNACK accepted
+        # None while the connect is under way; Session Present (0/1) once CONNACK accepted.
+        # _cs 1: the TCP connect finished once the socket is writable (a refusal shows on
+        # the first write); 2: CONNECT goes out, in parts if the socket takes it so;
+        # 3: CONNACK is read (_recv)
         try:
             if self._cs == 1:
-                self._tcp_up()
+                for _ in self._poll.ipoll(0):
+                    self._cs = 2
+                    ctx = self.ssl
+                    if ctx:
+                        # The handshake is not done here: MicroPython's ssl (mbedTLS;
+                        # checked on the unix port 1.29) with do_handshake_on_connect=False
+                        # runs it inside the first writes on the non-blocking socket, each
+                        # returning None (EAGAIN) until it is done, and its poll reports
+                        # readiness in the direction the handshake needs next. Each step
+                        # still computes (certificate checks: about 7 ms on a PC, more on a
+                        # board). Certificate failures surface in those writes as OSError
+                        # or ValueError.
+                        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
+                                            do_handshake_on_connect=False)
+                        self._poll.unregister(self.sock)
+                        self.sock = s
+                        self._poll.register(s, _POLLOUT)
+                    break
             if self._cs == 2:
-                self._send_connect()
+                buf, n = self._cb
+                w = self.sock.write(buf, self._co, n - self._co)
+                if w:
+                    self._co += w
+                if self._co >= n:
+                    self._cs = 3
+                    self._cb = None
+                    self._ltx = time.ticks_ms()
+                    self._poll.modify(self.sock, _POLLIN)
             if self._cs == 3:
-                self._recv()
+                _recv(self)
             if not self._cs:
                 return self._cp
-            if not self._conn_ms():
+            if time.ticks_diff(self._dl, time.ticks_ms()) <= 0:
                 raise OSError(_ETIMEDOUT)
         except ValueError as e:
             self._close()
@@ -217,39 +256,6 @@ class Wire:
             self._close()
             raise
         return None
-
-    def _tcp_up(self):
-        # TCP connect finished (the socket is writable; a refusal shows on the first write)
-        for _ in self._poll.ipoll(0):
-            self._cs = 2
-            if self.ssl:
-                self._tls()
-            return
-
-    def _tls(self):
-        ctx = self.ssl
-        # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
-        # port 1.29) with do_handshake_on_connect=False runs it inside the first writes on
-        # the non-blocking socket, each returning None (EAGAIN) until it is done, and its
-        # poll reports readiness in the direction the handshake needs next. Each step
-        # still computes (certificate checks: about 7 ms on a PC, more on a board).
-        # Certificate failures surface in those writes as OSError or ValueError.
-        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
-                            do_handshake_on_connect=False)
-        self._poll.unregister(self.sock)
-        self.sock = s
-        self._poll.register(s, _POLLOUT)
-
-    def _send_connect(self):
-        buf, n = self._cb
-        w = self.sock.write(buf, self._co, n - self._co)
-        if w:
-            self._co += w
-        if self._co >= n:
-            self._cs = 3
-            self._cb = None
-            self._ltx = time.ticks_ms()
-            self._poll.modify(self.sock, _POLLIN)
 
     def _close(self):
         if self.sock and not self._cs and self._want and self._s.nin and not self._why:
@@ -296,19 +302,6 @@ class Wire:
             raise OSError(_ETIMEDOUT)
         return False
 
-    def _wait_out(self):
-        # The hook for output the socket did not take. Here (blocking client): wait for
-        # the socket to drain it, within timeout. A front end with its own loop replaces
-        # it with one that returns at once and calls _flush() when the socket is writable
-        # while _ob is not None.
-        p = self._poll
-        p.modify(self.sock, _POLLOUT)
-        try:
-            while not self._flush():
-                p.poll(max(1, self._tms - time.ticks_diff(time.ticks_ms(), self._ot)))
-        finally:
-            p.modify(self.sock, _POLLIN)
-
     # --- input ---
     # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
     # yet; one read takes whatever has arrived and every whole packet in it is handled.
@@ -330,8 +323,15 @@ class Wire:
             # buffer (free between writes) and copied behind it, byte by byte. A memoryview
             # of _rx's free part would be a new object at every such read: garbage on a
             # link that splits packets, and a MemoryError with the heap locked
-            if r1 == len(self._rx):
-                r1 = self._compact()
+            rx = self._rx
+            if r1 == len(rx):
+                # full: the partial packet at _r0 moves to the front, byte by byte
+                n = self._r0
+                r1 -= n
+                for i in range(r1):
+                    rx[i] = rx[n + i]
+                self._r0 = 0
+                self._r1 = r1
             n = self.sock.readinto(self._tx, min(len(self._tx), len(self._rx) - r1))
             if n:
                 for i in range(n):
@@ -343,39 +343,3 @@ class Wire:
         self._rt = self._lrx = time.ticks_ms()
         self._r1 = r1 + n
         return n
-
-    def _compact(self):
-        # moves the partial packet at _r0 to the front of _rx; returns its end
-        r0 = self._r0
-        n = self._r1 - r0
-        if r0:
-            rx = self._rx
-            for i in range(n):  # (a memoryview of it would be a new object)
-                rx[i] = rx[r0 + i]
-        self._r0 = 0
-        self._r1 = n
-        return n
-
-    def _left(self):
-        # ms a front end allows the call under way (the blocking client's budget_ms)
-        return 1
-
-    def _varlen(self, i):
-        # total size of the packet at i from its multi-byte remaining length; 0 while
-        # the length is incomplete
-        rx = self._rx
-        j = i + 1
-        n = sh = 0
-        while True:
-            if j >= self._r1:
-                return 0
-            c = rx[j]
-            n |= (c & 0x7F) << sh
-            j += 1
-            if not c & 0x80:
-                break
-            sh += 7
-            if sh > 21:
-                raise MQTTException(_MALFORMED, "bad remaining length")
-        self._hl = j - i
-        return n + j - i
