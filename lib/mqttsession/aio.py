@@ -163,9 +163,6 @@ class MQTTClient(Core):
             raise OSError(_ETIMEDOUT)
         self._raise()
 
-    async def unsubscribe(self, topic):
-        await self.subscribe(topic, None)
-
     async def subscribe(self, topic, qos=0):
         # (qos None: unsubscribe) online: waits for SUBACK/UNSUBACK; no ack within timeout
         # closes the link. Offline with link=, or when the link breaks before the ack:
@@ -220,9 +217,6 @@ class MQTTClient(Core):
 
     def isconnected(self):
         return self._up and self.sock is not None
-
-    def pending(self):
-        return self._s.pending()
 
     # --- the reader ---
     async def _run(self, clean):

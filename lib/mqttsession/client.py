@@ -135,12 +135,15 @@ class MQTTClient(Core):
         self._begin()
         self._keepalive(True)
 
+    # The whole path of a PUBLISH: publish() checks it (_check) and finds the link up.
+    # QoS 0 goes onto the socket at once (_send0: _hand sizes it, core._put writes it in
+    # one write). QoS 1/2 take _pub1: room in the window (_go, _await), into the session,
+    # onto the wire (_go: _send_slot, _put) and at window 1 its acknowledgement (wire._recv
+    # reads what has arrived at once, a lone PUBACK goes straight to Core._handle; _await
+    # then waits with _step, and wire._parse handles each packet). Offline, or no room
+    # within the budget: _queue. The steps are separate functions because a frame larger
+    # than 11 words is allocated on the heap at every call (see wire.py): each fits.
     def publish(self, topic, msg, retain=False, qos=0):
-        # The whole path of a PUBLISH: _check validates it and takes it in hand (_t, _m).
-        # Online, QoS 0 goes onto the socket at once (_hand sizes it, core._put writes it
-        # in one write); QoS 1/2 take _pub1 (room in the window, the session, _send_slot
-        # and _put, and at window 1 the acknowledgement: wire._recv reads what has arrived
-        # and hands each packet to Core._handle). Offline: into the session, _queue.
         _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
@@ -157,14 +160,7 @@ class MQTTClient(Core):
         elif qos:
             _pub1(self, qos, retain)
         else:
-            try:
-                self._hand(0)
-                _put(self, _PUBLISH | (1 if retain else 0), 0)
-                if self.ka:
-                    self._keepalive()  # OSError: the broker stopped answering pings
-            except OSError:
-                if self._lost(self.link):
-                    raise
+            _send0(self, retain)
 
     def _owe(self, t0):
         # publish's patience ran out in a wait that began at t0 (None: in an earlier
@@ -202,9 +198,6 @@ class MQTTClient(Core):
             self._close()
             lk.failed(e)
             return False
-
-    def unsubscribe(self, topic):
-        self.subscribe(topic, None)
 
     def subscribe(self, topic, qos=0):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
@@ -254,10 +247,6 @@ class MQTTClient(Core):
     def isconnected(self):
         return self.sock is not None and not self._cs
 
-    def pending(self):
-        # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
-        return self._s.pending()
-
 
 def _step(c, ms):
     # waits up to ms (-1: until keepalive work is due) for input and handles every
@@ -298,69 +287,84 @@ def _step(c, ms):
     return _recv(c)
 
 
-def _pub1(c, qos, retain):
-    # QoS 1/2 with the link up. Room in the window first, within the budget: what has
-    # arrived is read and handled at once, without _step's work (on a quick link the
-    # acknowledgement that makes room often has), then _step waits; no room within the
-    # budget (_owe: a later call goes on) or the link broke: the message waits in the
-    # session (_queue)
-    s = c._s
-    room = True
+def _send0(c, retain):
+    # QoS 0 of the caller's message onto the socket (a reconnect may have sent others
+    # since _check), and keepalive work when due
     try:
-        if s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:  # as s.full()
-            _recv(c)
-            t0 = None  # the clock is read once there is something to wait for
-            while s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:
-                if t0 is None:
-                    t0 = time.ticks_ms()
-                elif time.ticks_diff(time.ticks_ms(), t0) > c._tms:
-                    raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-                b = _FOREVER if c.budget_ms is None else time.ticks_diff(c._bd, time.ticks_ms())
-                if b <= 0:
-                    c._owe(t0)
-                    room = False
-                    break
-                _step(c, min(c._tms, b))
+        c._hand(0)
+        _put(c, _PUBLISH | (1 if retain else 0), 0)
+        if c.ka:
+            c._keepalive()  # OSError: the broker stopped answering pings
     except OSError:
-        if c._lost(c.store or c.link):
+        if c._lost(c.link):
             raise
-        room = False
-    if not room:
+
+
+def _pub1(c, qos, retain):
+    # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
+    # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
+    s = c._s
+    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _go(c, -1):  # as s.full()
         c._queue(qos, retain, False)
         return
-    # into the session (as _queue: there is room). With a store a QoS 2 message gets its
-    # packet ID and is in flash before it goes out; one behind a backlog in flash joins
-    # the backlog (_send_slot then does nothing)
-    k = s.add(c._t, c._m, qos, retain)
-    if c.store is not None and (k == s.cap or qos == 2):
+    k = s.add(c._t, c._m, qos, retain)  # as _queue: _go made room
+    if c.store is None:
+        _go(c, k)  # a RAM session: nothing to hold
+        return
+    if k == s.cap or qos == 2:
         c._durable(k, k != s.cap)
-    seq = s.seq[k]  # the message's number: slot k may hold another once it is done
+    qos = s.seq[k]  # from here the message's number (one local less: see above)
+    _go(c, k)
+    s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+
+
+def _go(c, k):
+    # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
+    # the budget. A wider window does not wait: acknowledgements are read, all that
+    # arrived in one read, once the window is full or by the next call that waits; with
+    # a store, also what has arrived already (a message they complete needs no flash
+    # write, see _pub1). k < 0: waits for room in the window instead. Either way what
+    # has arrived is read and handled at once, without _step's work: on a quick link the
+    # answer often has by now. False when the budget ran out first (the message then
+    # waits in the session) or the link broke meanwhile.
     try:
+        if k < 0:
+            _recv(c)
+            return _await(c, k)
         c._send_slot(k)
         if c.window == 1:
-            # window 1 waits for the acknowledgement (umqtt's meaning), within timeout
-            # (OSError: the link is dead) and the budget (then a later call goes on, _owe).
-            # What has arrived is read at once: on a quick link the answer often has
             _recv(c)
-            t0 = time.ticks_ms()
-            while s.fl[k] and s.seq[k] == seq:
-                left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
-                if left <= 0:
-                    raise OSError(_ETIMEDOUT)
-                if c.budget_ms is not None:
-                    b = time.ticks_diff(c._bd, time.ticks_ms())
-                    if b <= 0:
-                        c._owe(t0)
-                        break  # a later call handles the acknowledgement
-                    if b < left:
-                        left = b
-                _step(c, left)
+            if c._s.fl[k]:
+                _await(c, k)
         elif c.store is not None:
-            # a wider window does not wait; with a store, what has arrived is handled
-            # (a message it completes needs no flash write, below)
             _step(c, 0)
+        return True
     except OSError:
         if c._lost(c.store or c.link):
             raise
-    if c.store is not None:
-        s.hold(k, seq)  # still unacknowledged: in flash when publish returns
+        return False
+
+
+def _await(c, k):
+    # handles packets until slot k is acknowledged (k < 0: until the window has room),
+    # within timeout (OSError: the link is dead) and the budget (False: a later call goes
+    # on, _owe). A callback may publish meanwhile: k is the message slot k holds now
+    # while it holds the same number (seq). (A message a callback published during
+    # _go's read holds it already only if it took the slot this one freed, the rest of
+    # the ring being full: that one is then awaited, within the same budget.)
+    seq = c._s.seq[k] if k >= 0 else 0
+    t0 = time.ticks_ms()
+    while c._s.fl[k] and c._s.seq[k] == seq if k >= 0 else c._s.nin >= c._quota or \
+            c._s.nq and c._s.nin + c._s.nq >= c._s.cap:  # as s.full()
+        left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
+        if left <= 0:
+            raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
+        if c.budget_ms is not None:  # the call's budget
+            b = time.ticks_diff(c._bd, time.ticks_ms())
+            if b <= 0:
+                c._owe(t0)
+                return False  # patience is over: a later call goes on
+            if b < left:
+                left = b
+        _step(c, left)
+    return True

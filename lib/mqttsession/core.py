@@ -37,9 +37,9 @@ _ctl_m = _v5_m = _rare_m = None  # ctl.py, v5.py, aside.py once loaded (Core._ct
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
 
-# Two messages in hand, kept on the client so the frames stay small: _t/_m is the one
-# the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
-# or a queued one that a resend loads), so a resend never clobbers the caller's.
+# Two messages in hand: _t/_m is the one the caller is publishing; _pt/_pm/_rem the one
+# going on the wire now (the caller's, or a queued one that a resend loads), so a resend
+# never clobbers the caller's.
 def _check(c, topic, msg, qos):
     # validates the caller's message (as publish() got it: _topic and _payload make
     # bytes of what is not) and takes it in hand. A bytes topic object that passed
@@ -66,8 +66,7 @@ def _check(c, topic, msg, qos):
 def _put(c, i, pid):
     # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
     # (0: none), header and payload in one write when they fit. i is the first byte,
-    # then the remaining length, then the write position: each local of a function
-    # whose frame exceeds 11 words would make every call allocate it on the heap
+    # then the remaining length, then the write position (a frame of few words)
     tx = c._tx
     t = c._pt
     n = len(t)
@@ -308,21 +307,18 @@ class Core(Wire):
                 k = 0
 
     def _handle(self, first, i):
-        # one packet, its body in _rx[i:_n] (in _i for ctl.py and v5.py); returns its
-        # type. A malformed one raises MQTTException: the receive path ends the connection
-        # for all but a refused oversized packet
+        # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
             self._cp = self._ctl().connack(self, first)
             self._cs = 0
             return _CONNACK
-        rx = self._rx
-        s = self._s
         if first == _PUBACK and self._n == i + 2:
-            # the common acknowledgement, handled here in full (as below)
-            pid = rx[i] << 8 | rx[i + 1]
+            # the common acknowledgement, handled here in full (as _on_ack)
+            pid = self._rx[i] << 8 | self._rx[i + 1]
             if not pid:
                 raise MQTTException(_MALFORMED, "packet ID 0")
+            s = self._s
             if s.acked(pid, False) < 0:
                 self._v5().puback2(self, pid)
             if s.nq:
@@ -334,53 +330,61 @@ class Core(Wire):
         self._i = i
         t = first & 0xF0
         if t == _PUBLISH:
-            if first & 6 == 6:
-                raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-            pf = self._pf  # topic end, packet ID, payload start, MQTT 5
-            P.publish_fields(rx, self._n, first, pf, i)
-            if pf[3] and rx[pf[0] + (2 if first & 6 else 0)]:
-                self._v5().check(rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
-            if first & 4:
-                # QoS 2: recorded (in flash with a store) before delivery and PUBREC
-                if s.rx2_add(pf[1]):
-                    self._deliver()
-                self._ack(_PUBREC, pf[1])
-            else:
-                self._deliver()
-                if first & 2:
-                    self._ack(_PUBACK, pf[1])
-            return t
-        if first == _PINGRESP and self._n == i:
+            self._on_publish(first)
+        elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
+            self._on_ack(t)
+        elif first == _PINGRESP and self._n == i:
             self._ping = 0
-        elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP or first == 0x62:
-            r = P.ack_fields(rx, self._n, self.version, i)  # reason code << 16 | packet ID
-            if self._n > i + 3:
-                self._v5().check(rx, i + 3, self._n, t)
-            pid = r & 0xFFFF
-            if t == _PUBREL:
-                s.rx2_del(pid)
-                self._ack(_PUBCOMP, pid)
-            elif t == _PUBREC and r >> 16 < 0x80:
-                k = s.acked(pid, True)
-                if k >= 0:
-                    self._send_slot(k)  # PUBREL
-            elif r >> 16 >= 0x80 and t != _PUBCOMP:
-                # MQTT 5: the broker refused the message; it never will take it: set aside
-                k = s.find(pid)
-                if k >= 0:
-                    self._rare().aside(self, k, r >> 16)
-                self._pump()
-                return t
-            else:
-                # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
-                if s.acked(pid, False) < 0 and t == _PUBACK:
-                    self._v5().puback2(self, pid)
-                self._pump()
+            self._healthy()
+        elif first == 0x62:
+            self._on_ack(t)
         else:
             self._ctl().on_other(self, first)
-            return t
-        self._healthy()
         return t
+
+    # Malformed packets raise MQTTException here; the front end ends the connection
+    # (_packet) for all but a refused oversized packet.
+    def _on_publish(self, first):
+        if first & 6 == 6:
+            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
+        pf = self._pf
+        P.publish_fields(self._rx, self._n, first, pf, self._i)
+        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
+            self._v5().check(self._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+        if first & 4:
+            # QoS 2: recorded (in flash with a store) before delivery and PUBREC
+            if self._s.rx2_add(self._pf[1]):
+                self._deliver()
+            self._ack(_PUBREC, self._pf[1])
+        else:
+            self._deliver()
+            if first & 2:
+                self._ack(_PUBACK, self._pf[1])
+
+    def _on_ack(self, t):
+        r = P.ack_fields(self._rx, self._n, self.version, self._i)
+        if self._n > self._i + 3:
+            self._v5().check(self._rx, self._i + 3, self._n, t)
+        if t == _PUBREL:
+            self._s.rx2_del(r & 0xFFFF)
+            self._ack(_PUBCOMP, r & 0xFFFF)
+        elif t == _PUBREC and r >> 16 < 0x80:
+            k = self._s.acked(r & 0xFFFF, True)
+            if k >= 0:
+                self._send_slot(k)  # PUBREL
+        elif r >> 16 >= 0x80 and t != _PUBCOMP:
+            # MQTT 5: the broker refused the message; it never will take it: set aside
+            k = self._s.find(r & 0xFFFF)
+            if k >= 0:
+                self._rare().aside(self, k, r >> 16)
+            self._pump()
+            return
+        else:
+            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
+            if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
+                self._v5().puback2(self, r & 0xFFFF)
+            self._pump()
+        self._healthy()
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -392,37 +396,41 @@ class Core(Wire):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
         return self._s.aside()
 
+    def pending(self):
+        # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
+        return self._s.pending()
+
+    def unsubscribe(self, topic):
+        return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
+
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one
         if self.log:
             self.log(m % a)
 
     def _deliver(self):
-        # the PUBLISH in _rx to the callback. raw: the topic as a bytes object, a recent
-        # equal one reused (receiving a repeated topic allocates nothing)
-        cb = self.cb
-        if cb is None:
-            return
-        rx = self._rx
-        pf = self._pf
-        b = self._i + 2  # the topic: rx[b:pf[0]]
-        if not self._raw:
-            cb(bytes(rx[b : pf[0]]), bytes(rx[pf[2] : self._n]))
-            return
-        n = pf[0] - b
+        if self.cb is not None:
+            if self._raw:
+                self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2], self._n)
+            else:
+                pf = self._pf
+                self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
+
+    def _intern(self, n):
+        # the incoming topic (n bytes after the body's length field) as a bytes object,
+        # reusing a recent equal one (apart from _deliver: both frames stay small)
         for j in range(8):
             t = self._topics[j]
             if len(t) == n:
                 i = 0
-                while i < n and t[i] == rx[b + i]:
+                while i < n and t[i] == self._rx[self._i + 2 + i]:
                     i += 1
                 if i == n:
-                    break
-        else:
-            t = bytes(rx[b : b + n])
-            self._topics[self._ti] = t
-            self._ti = (self._ti + 1) & 7
-        cb(t, rx, pf[2], self._n)
+                    return t
+        t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
+        self._topics[self._ti] = t
+        self._ti = (self._ti + 1) & 7
+        return t
 
     def _keepalive(self, ping=False):
         # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
@@ -430,20 +438,20 @@ class Core(Wire):
         # number without keepalive
         ka = self.ka * 750
         if ka and self.sock is not None:
-            now = time.ticks_ms()
             if self._ping:
-                left = ka - time.ticks_diff(now, self._ping)
-                if left <= 0:
+                ka -= time.ticks_diff(time.ticks_ms(), self._ping)
+                if ka <= 0:
                     self._close()
                     raise OSError(_ETIMEDOUT)
             else:
-                left = ka - max(time.ticks_diff(now, self._ltx), time.ticks_diff(now, self._lrx))
-            if left > 0 and not ping:
-                return left
+                ka -= max(time.ticks_diff(time.ticks_ms(), self._ltx),
+                          time.ticks_diff(time.ticks_ms(), self._lrx))
+            if ka > 0 and not ping:
+                return ka
         elif not ping:
             return 60000
         self._ab[0] = _PINGREQ
         self._ab[1] = 0
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
-        return ka or 60000
+        return self.ka * 750 or 60000

@@ -36,11 +36,13 @@ _POLLOUT = const(4)
 _warned = False  # the warning about a TLS context that does not verify: once
 
 
-# --- the hot path: module functions of the wire, entered in the class as methods too ---
-# The publish and receive paths call these as module functions: a method call first looks
-# its name up in the instance's attribute table, nearly full by design (MicroPython grows
-# it only once it is full) and probed to an empty slot on every miss; a module function is
-# one dictionary hit. Other callers use them as methods.
+# --- the hot path, module functions (a method call would first miss in the instance's
+# attribute table, nearly full by design and probed to an empty slot on every miss) ---
+# The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled yet; one
+# read takes whatever has arrived and every whole packet in it is handled. A packet must
+# be whole within timeout of its first byte (_p0). A packet larger than _rx keeps its
+# first bytes (to acknowledge it) and the rest is dropped as it arrives (_skip bytes to
+# go), then it is refused with 0x95 (aside.py).
 
 
 def _write(w, buf, n):
@@ -63,7 +65,8 @@ def _recv(w):
     # handles the whole packets buffered, else reads once and handles those; returns the
     # type of the last packet handled, or None. OSError: the link is broken (and closed
     # here); MQTTException: the connection is closed, except for a refused oversized
-    # packet. (Two locals at most: the frame stays within 11 words with the handlers.)
+    # packet. (Two locals at most: with the handlers, the frame stays within 11 words, on
+    # the C stack; a larger one is allocated on the heap at every call: tools/frames.py)
     try:
         if w.sock is None:
             raise OSError(_ENOTCONN)
@@ -130,27 +133,11 @@ def _parse(w):
         if i + 2 > w._r1:
             break
         n = rx[i + 1]
-        j = i + 2  # past the remaining length, once known
         if n & 0x80:
-            # a remaining length of several bytes (j = 0 while it is incomplete)
-            n &= 0x7F
-            sh = 7
-            while True:
-                if j >= w._r1:
-                    j = 0
-                    break
-                c = rx[j]
-                j += 1
-                n |= (c & 0x7F) << sh
-                if not c & 0x80:
-                    break
-                sh += 7
-                if sh > 21:
-                    raise MQTTException(_MALFORMED, "bad remaining length")
-            if not j:
-                break
-        w._hl = j - i
-        n += j - i
+            n = w._varlen(i)  # 0 while incomplete; sets _hl
+        else:
+            w._hl = 2
+            n += 2
         if n > len(rx):
             n = w._rare().oversize(w, n)  # a broker's fault: see aside.py
         if not n or i + n > w._r1:
@@ -275,10 +262,7 @@ class Wire:
         self._hold = False
         self._ob = None  # output the socket has not taken yet
 
-    # --- output ---
-    # The publish and receive paths are split into small functions and keep the message
-    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
-    # heap at every call (tools/frames.py lists them).
+    # --- output the socket did not take at once ---
     def _out(self, buf, w, n):
         # keeps the rest of a packet the socket did not take (a copy: the caller reuses
         # its buffer); allocates, but only while the socket is full
@@ -302,12 +286,6 @@ class Wire:
             raise OSError(_ETIMEDOUT)
         return False
 
-    # --- input ---
-    # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
-    # yet; one read takes whatever has arrived and every whole packet in it is handled.
-    # A packet must be whole within timeout of its first byte (_p0). A packet larger
-    # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
-    # arrives (_skip bytes to go), then it is refused with 0x95.
     def _fill(self):
         # one read of whatever has arrived, into the free part of _rx; the number of
         # bytes (0: nothing yet)
@@ -323,13 +301,12 @@ class Wire:
             # buffer (free between writes) and copied behind it, byte by byte. A memoryview
             # of _rx's free part would be a new object at every such read: garbage on a
             # link that splits packets, and a MemoryError with the heap locked
-            rx = self._rx
-            if r1 == len(rx):
-                # full: the partial packet at _r0 moves to the front, byte by byte
+            if r1 == len(self._rx):
+                # full: the partial packet at _r0 moves to the front
                 n = self._r0
                 r1 -= n
                 for i in range(r1):
-                    rx[i] = rx[n + i]
+                    self._rx[i] = self._rx[n + i]
                 self._r0 = 0
                 self._r1 = r1
             n = self.sock.readinto(self._tx, min(len(self._tx), len(self._rx) - r1))
@@ -343,3 +320,24 @@ class Wire:
         self._rt = self._lrx = time.ticks_ms()
         self._r1 = r1 + n
         return n
+
+    def _varlen(self, i):
+        # total size of the packet at i from its multi-byte remaining length (sets _hl,
+        # the header's length); 0 while the length is incomplete. Apart from _parse, whose
+        # frame stays small: it runs for every packet, this for large ones only
+        rx = self._rx
+        j = i + 1
+        n = sh = 0
+        while True:
+            if j >= self._r1:
+                return 0
+            c = rx[j]
+            n |= (c & 0x7F) << sh
+            j += 1
+            if not c & 0x80:
+                break
+            sh += 7
+            if sh > 21:
+                raise MQTTException(_MALFORMED, "bad remaining length")
+        self._hl = j - i
+        return n + j - i
