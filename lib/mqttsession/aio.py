@@ -423,9 +423,31 @@ class MQTTClient(Core):
             self._clk.cancel()
 
     async def _clock(self):
+        # does what is due (keepalive, the deadlines of a connect, of a packet that has
+        # started, of output waiting) and sleeps until something else is due
         try:
             while self._task is not None:
-                ms = self._tick()
+                ms = _IDLE_MS
+                if self._cs and self.sock:  # a connect under way
+                    ms = max(0, time.ticks_diff(self._dl, time.ticks_ms()))
+                    if not ms:
+                        self._close()  # wakes the reader; the step raises OSError(110)
+                        ms = _IDLE_MS
+                elif self.isconnected():
+                    try:
+                        if self._ob is not None:
+                            ms = self._rest(self._ot)  # output drains
+                        if not self._rd:
+                            ms = min(ms, 250)  # the reader is with the application
+                        else:
+                            if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
+                                ms = min(ms, self._keepalive())
+                            if self._r1 != self._r0 or self._skip:  # a packet started
+                                ms = min(ms, self._rest(self._p0))  # whole in time
+                            ms = max(1, ms)
+                    except OSError as e:
+                        self._drop(e)
+                        ms = _IDLE_MS
                 self._zz = True
                 try:
                     await asyncio.sleep_ms(ms)
@@ -435,28 +457,6 @@ class MQTTClient(Core):
                 self._zz = False
         finally:
             self._zz = self._clk = None
-
-    def _tick(self):
-        # does what is due now; returns ms until something else is due
-        if self._cs and self.sock:  # a connect under way
-            ms = max(0, time.ticks_diff(self._dl, time.ticks_ms()))
-            if not ms:
-                self._close()  # wakes the reader; the step raises OSError(110)
-            return ms or _IDLE_MS
-        if not self.isconnected():
-            return _IDLE_MS
-        try:
-            ms = _IDLE_MS if self._ob is None else self._rest(self._ot)  # output drains
-            if not self._rd:
-                return min(ms, 250)  # the reader is with the application
-            if self.ka:
-                ms = min(ms, self._keepalive())  # PINGREQ when due; OSError: PINGRESP overdue
-            if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
-                ms = min(ms, self._rest(self._p0))
-        except OSError as e:
-            self._drop(e)
-            return _IDLE_MS
-        return max(1, ms)
 
     def _rest(self, t0):
         # ms left of a step started at t0; OSError(110) once past its deadline
