@@ -150,7 +150,7 @@ class Core(Wire):
 
     @staticmethod
     def _payload(m):
-        if type(m) is bytes or isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
+        if isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
             return m
         if isinstance(m, str):
             return m.encode()
