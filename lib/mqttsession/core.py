@@ -97,14 +97,7 @@ def _put(c, i, pid):
     n = i + len(t)
     if n <= len(tx):
         tx[i:n] = t
-        t = c.sock
-        if t is None or c._ob:
-            _write(c, tx, n)  # it raises, or queues this behind the output waiting
-        else:
-            i = t.write(tx, n)  # as _write, inline: one call less per message
-            if i != n:
-                c._out(tx, i or 0, n)
-            c._ltx = time.ticks_ms()
+        _write(c, tx, n)
     else:
         _write(c, tx, i)
         _write(c, t, len(t))

@@ -46,18 +46,23 @@ _warned = False  # the warning about a TLS context that does not verify: once
 
 
 def _write(w, buf, n):
-    # the whole packet in one write. What the socket does not take waits in _ob and
-    # goes out as the socket drains, in order, within timeout (see _wait_out). On
-    # OSError the front end closes the socket (see _lost).
+    # the whole packet in one write. What the socket does not take waits in _ob (a copy:
+    # the caller reuses its buffer; it allocates, but only while the socket is full) and
+    # goes out as the socket drains, in order, within timeout (the front end's
+    # _wait_out). On OSError the front end closes the socket (see _lost).
     s = w.sock
     if s is None:
         raise OSError(_ENOTCONN)
-    if w._ob:
-        w._out(buf, 0, n)
-    else:
-        k = s.write(buf, n)
-        if k != n:
-            w._out(buf, k or 0, n)
+    k = 0
+    if not w._ob:
+        k = s.write(buf, n) or 0
+    if k != n:
+        if w._ob:
+            w._ob += memoryview(buf)[k:n]
+        else:
+            w._ot = time.ticks_ms()
+            w._ob = bytearray(memoryview(buf)[k:n])
+        w._wait_out()
     w._ltx = time.ticks_ms()
 
 
@@ -262,17 +267,7 @@ class Wire:
         self._hold = False
         self._ob = None  # output the socket has not taken yet
 
-    # --- output the socket did not take at once ---
-    def _out(self, buf, w, n):
-        # keeps the rest of a packet the socket did not take (a copy: the caller reuses
-        # its buffer); allocates, but only while the socket is full
-        if self._ob:
-            self._ob += memoryview(buf)[w:n]
-        else:
-            self._ot = time.ticks_ms()
-            self._ob = bytearray(memoryview(buf)[w:n])
-        self._wait_out()
-
+    # --- output the socket did not take at once (_write keeps it in _ob) ---
     def _flush(self):
         # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
         # has waited longer than timeout: the broker stopped reading
