@@ -38,11 +38,6 @@ class MQTTClient(Core):
             raise ValueError("budget_ms must be None or an int >= 0")
         self.budget_ms = budget_ms
 
-    def _begin(self):
-        # a call starts: its budget runs from now
-        if self.budget_ms is not None:
-            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
-
     def _wait_out(self):
         # output the socket did not take: waits for it to drain within the budget (the
         # rest goes out in later calls, see _step) and within timeout (then the link is
@@ -66,7 +61,8 @@ class MQTTClient(Core):
         self._hops = 0
         ms = int((self.timeout if timeout is None else timeout) * 1000)
         while True:
-            self._begin()
+            if self.budget_ms is not None:  # the call's budget runs from now
+                self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
             if self.link:
                 self._want = True  # from now on the keeper reconnects, even if this fails
             try:
@@ -128,11 +124,13 @@ class MQTTClient(Core):
             if self.sock is None or self.version == 4:
                 self.connect(True)
             self._s.clear()
-        self._begin()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         self._ctl().bye(self, end_session)
 
     def ping(self):
-        self._begin()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         self._keepalive(True)
 
     # The whole path of a PUBLISH: publish() checks it (_check) and finds the link up.
@@ -148,7 +146,7 @@ class MQTTClient(Core):
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
-            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # as _begin
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
         if (self.sock is None or self._cs) and not self._ensure():
             # offline
             if qos == 0 and self.link:
@@ -229,7 +227,8 @@ class MQTTClient(Core):
         # one wait of up to ms (-1: until keepalive work is due) for a packet; None when
         # none was handled. Offline with a keeper, wait_msg (ms -1) sleeps until the next
         # reconnect attempt (at most 1 s).
-        self._begin()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         if not self._ensure():
             if self.link is None:
                 raise OSError(_ENOTCONN)

@@ -166,9 +166,9 @@ class Wire:
     _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---
-    def _conn_start(self, clean, tms=None):
+    def _conn_start(self, clean, ms=None):
         self._close()
-        self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
+        self._dl = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
         self._cb = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
         self._why = None
         self._co = 0
