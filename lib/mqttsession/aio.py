@@ -12,7 +12,8 @@ import time
 
 from . import packet as P
 from .packet import MQTTException
-from .core import Core
+from .core import Core, _check, _put
+from .wire import _recv
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -104,7 +105,7 @@ class MQTTClient(Core):
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
-        self._check(self._topic(topic), self._payload(msg), qos)
+        _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
@@ -117,7 +118,8 @@ class MQTTClient(Core):
             return
         if qos == 0:
             try:
-                self._pub0(retain)
+                self._hand(0)
+                _put(self, 0x30 | (1 if retain else 0), 0)  # PUBLISH
             except OSError:
                 if self._lost(self.link):
                     raise
@@ -160,9 +162,6 @@ class MQTTClient(Core):
         except asyncio.TimeoutError:
             raise OSError(_ETIMEDOUT)
         self._raise()
-
-    async def unsubscribe(self, topic):
-        await self.subscribe(topic, None)
 
     async def subscribe(self, topic, qos=0):
         # (qos None: unsubscribe) online: waits for SUBACK/UNSUBACK; no ack within timeout
@@ -219,9 +218,6 @@ class MQTTClient(Core):
     def isconnected(self):
         return self._up and self.sock is not None
 
-    def pending(self):
-        return self._s.pending()
-
     # --- the reader ---
     async def _run(self, clean):
         lk = self.link
@@ -265,7 +261,7 @@ class MQTTClient(Core):
                     self._rd = False
                 if self.sock is not None:  # the packet that has started to arrive
                     try:
-                        self._recv()
+                        _recv(self)
                     except (OSError, MQTTException) as e:
                         if isinstance(e, OSError) or self.sock is None:
                             self._drop(e)
@@ -427,9 +423,31 @@ class MQTTClient(Core):
             self._clk.cancel()
 
     async def _clock(self):
+        # does what is due (keepalive, the deadlines of a connect, of a packet that has
+        # started, of output waiting) and sleeps until something else is due
         try:
             while self._task is not None:
-                ms = self._tick()
+                ms = _IDLE_MS
+                if self._cs and self.sock:  # a connect under way
+                    ms = max(0, time.ticks_diff(self._dl, time.ticks_ms()))
+                    if not ms:
+                        self._close()  # wakes the reader; the step raises OSError(110)
+                        ms = _IDLE_MS
+                elif self.isconnected():
+                    try:
+                        if self._ob is not None:
+                            ms = self._rest(self._ot)  # output drains
+                        if not self._rd:
+                            ms = min(ms, 250)  # the reader is with the application
+                        else:
+                            if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
+                                ms = min(ms, self._keepalive())
+                            if self._r1 != self._r0 or self._skip:  # a packet started
+                                ms = min(ms, self._rest(self._p0))  # whole in time
+                            ms = max(1, ms)
+                    except OSError as e:
+                        self._drop(e)
+                        ms = _IDLE_MS
                 self._zz = True
                 try:
                     await asyncio.sleep_ms(ms)
@@ -439,30 +457,6 @@ class MQTTClient(Core):
                 self._zz = False
         finally:
             self._zz = self._clk = None
-
-    def _tick(self):
-        # does what is due now; returns ms until something else is due
-        if self._cs and self.sock:  # a connect under way
-            ms = self._conn_ms()
-            if not ms:
-                self._close()  # wakes the reader; the step raises OSError(110)
-            return ms or _IDLE_MS
-        if not self.isconnected():
-            return _IDLE_MS
-        try:
-            ms = _IDLE_MS if self._ob is None else self._rest(self._ot)  # output drains
-            if not self._rd:
-                return min(ms, 250)  # the reader is with the application
-            if self.ka:
-                if self._keepalive_due(time.ticks_ms()) <= 0:  # OSError: PINGRESP overdue
-                    self._send_ping()
-                ms = min(ms, self._keepalive_due(time.ticks_ms()))
-            if self._r1 != self._r0 or self._skip:  # a packet started: whole in time
-                ms = min(ms, self._rest(self._p0))
-        except OSError as e:
-            self._drop(e)
-            return _IDLE_MS
-        return max(1, ms)
 
     def _rest(self, t0):
         # ms left of a step started at t0; OSError(110) once past its deadline

@@ -104,7 +104,14 @@ def oversize(self, n):
     if self._cs:
         raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
     rx = self._rx
-    if self._compact() < len(rx):
+    r0 = self._r0
+    r1 = self._r1 - r0
+    if r0:
+        for i in range(r1):  # to the front of _rx (a memoryview would be a new object)
+            rx[i] = rx[r0 + i]
+        self._r0 = 0
+        self._r1 = r1
+    if r1 < len(rx):
         return 0
     first = rx[0]
     pid = 0
@@ -164,19 +171,16 @@ def add(s, r):
         m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was
     rec = struct.pack("<BiHHH", q | (4 if ret else 0) | (8 if w else 0), c, len(w),
                       len(t), len(m)) + w + t + m
-    b = _raw(s) + rec
+    b = s._st._body(s._p, "aside", b"x")
+    b = (bytes(b[4:]) if b is not None else b"") + rec
     while len(b) > room and len(b) > len(rec):
         b = b[11 + sum(struct.unpack("<HHH", b[5:11])) :]  # the oldest goes
     _write(_join(s._p, "aside"), pack(b"x", struct.pack("<I", s.naside + 1) + b))
 
 
-def _raw(s):
-    b = s._st._body(s._p, "aside", b"x")
-    return bytes(b[4:]) if b is not None else b""
-
-
 def records(s):
-    b = _raw(s)
+    b = s._st._body(s._p, "aside", b"x")  # naside, then the records
+    b = bytes(b[4:]) if b is not None else b""
     r = []
     i = 0
     while i + 11 <= len(b):

@@ -10,9 +10,10 @@ from micropython import const
 import time
 
 from .packet import MQTTException
-from .core import Core, _check
+from .core import Core, _check, _put
 from .wire import _recv
 
+_PUBLISH = const(0x30)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
@@ -23,15 +24,6 @@ _FOREVER = const(0x3FFFFFFF)
 
 
 class MQTTClient(Core):
-    # The methods the publish and acknowledgement path still calls as methods are entered
-    # in this class too: a method call looks its name up in the instance, then in each
-    # class in turn, and a miss in Core's nearly full table probes most of it (measured on
-    # the unix port: 99 ns a call found here, 228 ns found in Core, 340 ns in Wire). The
-    # rest of that path calls module functions (see wire.py).
-    _send_slot = Core._send_slot
-    _write = Core._write
-    _handle = Core._handle
-
     def __init__(self, *args, budget_ms=-1, **kw):
         # the client's own attributes first: Core sets the rest before the session loads
         # (see there)
@@ -46,17 +38,6 @@ class MQTTClient(Core):
             raise ValueError("budget_ms must be None or an int >= 0")
         self.budget_ms = budget_ms
 
-    def _begin(self):
-        # a call starts: its budget runs from now
-        if self.budget_ms is not None:
-            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
-
-    def _left(self):
-        # ms left of the call's budget (never runs out without one)
-        if self.budget_ms is None:
-            return _FOREVER
-        return time.ticks_diff(self._bd, time.ticks_ms())
-
     def _wait_out(self):
         # output the socket did not take: waits for it to drain within the budget (the
         # rest goes out in later calls, see _step) and within timeout (then the link is
@@ -64,7 +45,7 @@ class MQTTClient(Core):
         p = self._poll
         p.modify(self.sock, _POLLOUT)
         while not self._flush():
-            b = self._left()
+            b = _FOREVER if self.budget_ms is None else time.ticks_diff(self._bd, time.ticks_ms())
             if b <= 0:
                 # later calls send the rest (_step); input is still heard meanwhile
                 p.modify(self.sock, _POLLIN | _POLLOUT)
@@ -80,7 +61,8 @@ class MQTTClient(Core):
         self._hops = 0
         ms = int((self.timeout if timeout is None else timeout) * 1000)
         while True:
-            self._begin()
+            if self.budget_ms is not None:  # the call's budget runs from now
+                self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
             if self.link:
                 self._want = True  # from now on the keeper reconnects, even if this fails
             try:
@@ -127,10 +109,11 @@ class MQTTClient(Core):
                     if self.link:
                         self.link.connected()
                     return True
-            b = self._left() if bound else _FOREVER
+            b = _FOREVER if not bound or self.budget_ms is None else \
+                time.ticks_diff(self._bd, time.ticks_ms())  # the call's budget left
             if b <= 0:
                 return False
-            for _ in self._poll.ipoll(min(self._conn_ms(), b)):
+            for _ in self._poll.ipoll(min(max(0, time.ticks_diff(self._dl, time.ticks_ms())), b)):
                 break
 
     def disconnect(self, end_session=False):
@@ -141,27 +124,29 @@ class MQTTClient(Core):
             if self.sock is None or self.version == 4:
                 self.connect(True)
             self._s.clear()
-        self._begin()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         self._ctl().bye(self, end_session)
 
     def ping(self):
-        self._begin()
-        self._send_ping()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
+        self._keepalive(True)
 
-    # The whole path of a QoS 1/2 PUBLISH: publish() checks it (_check) and finds the link
-    # up; _pub1 waits for room in the window (_room) and puts it into the session
-    # (Session.add, as _queue); _go sends it (_send_slot, _put) and at window 1 waits for
-    # its acknowledgement (Wire._recv reads what has arrived at once, a lone PUBACK goes
-    # straight to Core._handle; _await then waits with _step, and _parse handles each
-    # packet). Offline, or no room within the budget: _queue. The steps are
-    # separate functions because a frame larger than 11 words is allocated on the heap at
-    # every call (see wire.py): each of these fits.
+    # The whole path of a PUBLISH: publish() checks it (_check) and finds the link up.
+    # QoS 0 goes onto the socket at once (_send0: _hand sizes it, core._put writes it in
+    # one write). QoS 1/2 take _pub1: room in the window (_go, _await), into the session,
+    # onto the wire (_go: _send_slot, _put) and at window 1 its acknowledgement (wire._recv
+    # reads what has arrived at once, a lone PUBACK goes straight to Core._handle; _await
+    # then waits with _step, and wire._parse handles each packet). Offline, or no room
+    # within the budget: _queue. The steps are separate functions because a frame larger
+    # than 11 words is allocated on the heap at every call (see wire.py): each fits.
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
         if qos > self._maxq or retain and not self._retok:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
-            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # as _begin
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
         if (self.sock is None or self._cs) and not self._ensure():
             # offline
             if qos == 0 and self.link:
@@ -213,12 +198,6 @@ class MQTTClient(Core):
             return False
 
     def subscribe(self, topic, qos=0):
-        self._sub_call(topic, qos)
-
-    def unsubscribe(self, topic):
-        self._sub_call(topic, None)
-
-    def _sub_call(self, topic, qos):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead)
         topic = self._ctl().sub_start(self, topic, qos)
@@ -248,7 +227,8 @@ class MQTTClient(Core):
         # one wait of up to ms (-1: until keepalive work is due) for a packet; None when
         # none was handled. Offline with a keeper, wait_msg (ms -1) sleeps until the next
         # reconnect attempt (at most 1 s).
-        self._begin()
+        if self.budget_ms is not None:  # the call's budget runs from now
+            self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         if not self._ensure():
             if self.link is None:
                 raise OSError(_ENOTCONN)
@@ -266,10 +246,6 @@ class MQTTClient(Core):
     def isconnected(self):
         return self.sock is not None and not self._cs
 
-    def pending(self):
-        # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
-        return self._s.pending()
-
 
 def _step(c, ms):
     # waits up to ms (-1: until keepalive work is due) for input and handles every
@@ -285,10 +261,7 @@ def _step(c, ms):
         else:
             c._aw = 0
     if c.ka:
-        due = c._keepalive_due(time.ticks_ms())
-        if due <= 0:
-            c._send_ping()
-            due = c._keepalive_due(time.ticks_ms())
+        due = c._keepalive()  # PINGREQ when due
         if ms < 0 or ms > due:
             ms = due
     elif ms < 0:
@@ -314,11 +287,13 @@ def _step(c, ms):
 
 
 def _send0(c, retain):
-    # QoS 0 onto the socket, and a keepalive ping when one is due
+    # QoS 0 of the caller's message onto the socket (a reconnect may have sent others
+    # since _check), and keepalive work when due
     try:
-        c._pub0(retain)
-        if c.ka and c._keepalive_due(time.ticks_ms()) <= 0:
-            _step(c, 0)
+        c._hand(0)
+        _put(c, _PUBLISH | (1 if retain else 0), 0)
+        if c.ka:
+            c._keepalive()  # OSError: the broker stopped answering pings
     except OSError:
         if c._lost(c.link):
             raise
@@ -328,10 +303,10 @@ def _pub1(c, qos, retain):
     # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
-    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c):  # as s.full()
+    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _go(c, -1):  # as s.full()
         c._queue(qos, retain, False)
         return
-    k = s.add(c._t, c._m, qos, retain)  # as _queue: _room made room
+    k = s.add(c._t, c._m, qos, retain)  # as _queue: _go made room
     if c.store is None:
         _go(c, k)  # a RAM session: nothing to hold
         return
@@ -342,79 +317,53 @@ def _pub1(c, qos, retain):
     s.hold(k, qos)  # still unacknowledged: in flash when publish returns
 
 
-def _room(c):
-    # waits for room in the window within the budget; False when there is none yet
-    # (the message then waits in the session) or the link broke meanwhile. What has
-    # arrived is read and handled first, without _step's work (see _await): on a quick
-    # link the acknowledgement that makes room often has
+def _go(c, k):
+    # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
+    # the budget. A wider window does not wait: acknowledgements are read, all that
+    # arrived in one read, once the window is full or by the next call that waits; with
+    # a store, also what has arrived already (a message they complete needs no flash
+    # write, see _pub1). k < 0: waits for room in the window instead. Either way what
+    # has arrived is read and handled at once, without _step's work: on a quick link the
+    # answer often has by now. False when the budget ran out first (the message then
+    # waits in the session) or the link broke meanwhile.
     try:
-        _recv(c)
-        return _fits(c)
+        if k < 0:
+            _recv(c)
+            return _await(c, k)
+        c._send_slot(k)
+        if c.window == 1:
+            _recv(c)
+            if c._s.fl[k]:
+                _await(c, k)
+        elif c.store is not None:
+            _step(c, 0)
+        return True
     except OSError:
         if c._lost(c.store or c.link):
             raise
         return False
 
 
-def _fits(c):
-    # _room's wait (a function with a try has room for two locals: see above); the
-    # clock is read once there is something to wait for
-    t0 = None
-    s = c._s
-    while s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap:  # as s.full()
-        if t0 is None:
-            t0 = time.ticks_ms()
-        elif time.ticks_diff(time.ticks_ms(), t0) > c._tms:
-            raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
-        b = _FOREVER if c.budget_ms is None else \
-            time.ticks_diff(c._bd, time.ticks_ms())  # as _left
-        if b <= 0:
-            c._owe(t0)
-            return False
-        _step(c, min(c._tms, b))
-    return True
-
-
-def _go(c, k):
-    # sends slot k; window=1 waits for its acknowledgement (umqtt's meaning), within
-    # the budget. A wider window does not wait: acknowledgements are read, all that
-    # arrived in one read, once the window is full (_room) or by the next call that
-    # waits; with a store, also what has arrived already (a message they complete needs
-    # no flash write, see _pub1)
-    try:
-        c._send_slot(k)
-        if c.window == 1:
-            # what has arrived is read and handled at once, without _step's work: on a
-            # quick link the answer often has by now (keepalive work waits for _await's
-            # wait: nothing is due right after a write, less so after an answer)
-            _recv(c)
-            if c._s.fl[k]:
-                _await(c, k)
-        elif c.store is not None:
-            _step(c, 0)
-    except OSError:
-        if c._lost(c.store or c.link):
-            raise
-
-
 def _await(c, k):
-    # handles packets until slot k is acknowledged, within timeout (OSError: the link
-    # is dead) and the budget (then a later call goes on, _owe). A callback may
-    # publish meanwhile: k is the message slot k holds now while it holds the same
-    # number (seq). (A message a callback published during _go's read holds it already
-    # only if it took the slot this one freed, the rest of the ring being full: that
-    # one is then awaited, within the same budget.)
-    seq = c._s.seq[k]
+    # handles packets until slot k is acknowledged (k < 0: until the window has room),
+    # within timeout (OSError: the link is dead) and the budget (False: a later call goes
+    # on, _owe). A callback may publish meanwhile: k is the message slot k holds now
+    # while it holds the same number (seq). (A message a callback published during
+    # _go's read holds it already only if it took the slot this one freed, the rest of
+    # the ring being full: that one is then awaited, within the same budget.)
+    seq = c._s.seq[k] if k >= 0 else 0
     t0 = time.ticks_ms()
-    while c._s.fl[k] and c._s.seq[k] == seq:
+    while c._s.fl[k] and c._s.seq[k] == seq if k >= 0 else c._s.nin >= c._quota or \
+            c._s.nq and c._s.nin + c._s.nq >= c._s.cap:  # as s.full()
         left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
         if left <= 0:
-            raise OSError(_ETIMEDOUT)
-        if c.budget_ms is not None:  # as _left
+            raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
+        if c.budget_ms is not None:  # the call's budget
             b = time.ticks_diff(c._bd, time.ticks_ms())
             if b <= 0:
                 c._owe(t0)
-                return  # patience is over: a later call handles the acknowledgement
+                return False  # patience is over: a later call goes on
             if b < left:
                 left = b
         _step(c, left)
+    return True

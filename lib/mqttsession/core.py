@@ -31,18 +31,15 @@ _ECONNRESET = const(104)
 _SENT = const(8)
 _REL = const(16)
 _PID = const(64)
-# a PUBLISH's first byte by the low 4 flag bits: QoS (bits 0-1, to bits 1-2), retain
-# (bit 2, to bit 0), sent before (bit 3: DUP, also bit 3)
-_FIRST = bytes(_PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1 for f in range(16))
 
 _ctl_m = _v5_m = _rare_m = None  # ctl.py, v5.py, aside.py once loaded (Core._ctl)
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
 
-# Two messages in hand, kept on the client so the frames stay small: _t/_m is the one
-# the caller is publishing; _pt/_pm/_rem the one going on the wire now (the caller's,
-# or a queued one that a resend loads), so a resend never clobbers the caller's.
+# Two messages in hand: _t/_m is the one the caller is publishing; _pt/_pm/_rem the one
+# going on the wire now (the caller's, or a queued one that a resend loads), so a resend
+# never clobbers the caller's.
 def _check(c, topic, msg, qos):
     # validates the caller's message (as publish() got it: _topic and _payload make
     # bytes of what is not) and takes it in hand. A bytes topic object that passed
@@ -69,8 +66,7 @@ def _check(c, topic, msg, qos):
 def _put(c, i, pid):
     # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
     # (0: none), header and payload in one write when they fit. i is the first byte,
-    # then the remaining length, then the write position: each local of a function
-    # whose frame exceeds 11 words would make every call allocate it on the heap
+    # then the remaining length, then the write position (a frame of few words)
     tx = c._tx
     t = c._pt
     n = len(t)
@@ -101,22 +97,13 @@ def _put(c, i, pid):
     n = i + len(t)
     if n <= len(tx):
         tx[i:n] = t
-        t = c.sock
-        if t is None or c._ob:
-            _write(c, tx, n)  # it raises, or queues this behind the output waiting
-        else:
-            i = t.write(tx, n)  # as _write, inline: one call less per message
-            if i != n:
-                c._out(tx, i or 0, n)
-            c._ltx = time.ticks_ms()
+        _write(c, tx, n)
     else:
         _write(c, tx, i)
         _write(c, t, len(t))
 
 
 class Core(Wire):
-    _check = _check
-
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
         # the attributes they set are args.init's. That module is out of the heap again
@@ -156,7 +143,7 @@ class Core(Wire):
 
     @staticmethod
     def _payload(m):
-        if type(m) is bytes or isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
+        if isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
             return m
         if isinstance(m, str):
             return m.encode()
@@ -222,11 +209,6 @@ class Core(Wire):
         self._pm = self._m
         self._rem = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
 
-    def _pub0(self, retain):
-        # QoS 0 of the caller's message (a reconnect may have sent others since _check)
-        self._hand(0)
-        _put(self, _PUBLISH | (1 if retain else 0), 0)
-
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent (_put), or PUBREL once
         # released
@@ -257,7 +239,9 @@ class Core(Wire):
             self.dropped += 1
             s.drop(k)
             return
-        _put(self, _FIRST[f & 15], s.ids[k] if f & 3 else 0)
+        # first byte: QoS (flags bits 0-1, to bits 1-2), retain (bit 2, to bit 0), sent
+        # before (bit 3: DUP, also bit 3)
+        _put(self, _PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1, s.ids[k] if f & 3 else 0)
         if not f & 3:
             s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
 
@@ -405,6 +389,13 @@ class Core(Wire):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
         return self._s.aside()
 
+    def pending(self):
+        # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
+        return self._s.pending()
+
+    def unsubscribe(self, topic):
+        return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
+
     def _log(self, m, a=()):
         # the log hook: formatted only when there is one
         if self.log:
@@ -420,39 +411,40 @@ class Core(Wire):
 
     def _intern(self, n):
         # the incoming topic (n bytes after the body's length field) as a bytes object,
-        # reusing a recent equal one
+        # reusing a recent equal one (apart from _deliver: both frames stay small)
         for j in range(8):
             t = self._topics[j]
-            if len(t) == n and self._same(t, n):
-                return t
+            if len(t) == n:
+                i = 0
+                while i < n and t[i] == self._rx[self._i + 2 + i]:
+                    i += 1
+                if i == n:
+                    return t
         t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
         self._topics[self._ti] = t
         self._ti = (self._ti + 1) & 7
         return t
 
-    def _same(self, t, n):
-        rx = self._rx
-        b = self._i + 2
-        i = 0
-        while i < n and t[i] == rx[b + i]:
-            i += 1
-        return i == n
-
-    def _keepalive_due(self, now):
-        # ms until a PINGREQ is due (<= 0: now), or a large number without keepalive
-        ka = self.ka * 750  # ping at 3/4 keepalive; no answer by 1.5x means the link is dead
-        if not ka or self.sock is None:
+    def _keepalive(self, ping=False):
+        # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
+        # the link is dead (closed, OSError). Returns ms until it is due again, or a large
+        # number without keepalive
+        ka = self.ka * 750
+        if ka and self.sock is not None:
+            if self._ping:
+                ka -= time.ticks_diff(time.ticks_ms(), self._ping)
+                if ka <= 0:
+                    self._close()
+                    raise OSError(_ETIMEDOUT)
+            else:
+                ka -= max(time.ticks_diff(time.ticks_ms(), self._ltx),
+                          time.ticks_diff(time.ticks_ms(), self._lrx))
+            if ka > 0 and not ping:
+                return ka
+        elif not ping:
             return 60000
-        if self._ping:
-            left = ka - time.ticks_diff(now, self._ping)
-            if left <= 0:
-                self._close()
-                raise OSError(_ETIMEDOUT)
-            return left
-        return ka - max(time.ticks_diff(now, self._ltx), time.ticks_diff(now, self._lrx))
-
-    def _send_ping(self):
         self._ab[0] = _PINGREQ
         self._ab[1] = 0
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
+        return self.ka * 750 or 60000

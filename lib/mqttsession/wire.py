@@ -2,15 +2,15 @@
 # the incremental receive path and the write path, each step under one deadline. The
 # front ends drive it with
 #   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
-#     is registered for the direction the step needs; wait at most _conn_ms()) until it
-#     returns Session Present; every failure closes the socket and raises;
+#     is registered for the direction the step needs; wait at most until the deadline
+#     _dl) until it returns Session Present; every failure closes the socket and raises;
 #   _recv() when the socket is readable, or at once while _hold (whole packets are
 #     buffered): handles the buffered whole packets, else reads once and handles every
 #     whole packet that arrived; returns the last packet type or None. A packet that has
 #     started (_r0 != _r1 or _skip) must end within timeout of its first byte (_p0): wait
 #     no longer, else OSError(ETIMEDOUT);
-#   _wait_out(): called when the socket did not take a whole packet (the rest waits in
-#     _ob); blocks here; a front end with a loop replaces it and calls _flush().
+#   _wait_out(): the front end's, called when the socket did not take a whole packet
+#     (the rest waits in _ob); it waits, or its loop calls _flush() as the socket drains.
 # Core supplies _ctl (ctl.py: connect_packet), _rare (aside.py: a broker's faults),
 # _handle (one packet) and _ack.
 from micropython import const
@@ -36,26 +36,33 @@ _POLLOUT = const(4)
 _warned = False  # the warning about a TLS context that does not verify: once
 
 
-# --- the hot path: module functions of the wire, entered in the class as methods too ---
-# The publish and receive paths call these as module functions: a method call first looks
-# its name up in the instance's attribute table, nearly full by design (MicroPython grows
-# it only once it is full) and probed to an empty slot on every miss; a module function is
-# one dictionary hit. Other callers use them as methods.
+# --- the hot path, module functions (a method call would first miss in the instance's
+# attribute table, nearly full by design and probed to an empty slot on every miss) ---
+# The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled yet; one
+# read takes whatever has arrived and every whole packet in it is handled. A packet must
+# be whole within timeout of its first byte (_p0). A packet larger than _rx keeps its
+# first bytes (to acknowledge it) and the rest is dropped as it arrives (_skip bytes to
+# go), then it is refused with 0x95 (aside.py).
 
 
 def _write(w, buf, n):
-    # the whole packet in one write. What the socket does not take waits in _ob and
-    # goes out as the socket drains, in order, within timeout (see _wait_out). On
-    # OSError the front end closes the socket (see _lost).
+    # the whole packet in one write. What the socket does not take waits in _ob (a copy:
+    # the caller reuses its buffer; it allocates, but only while the socket is full) and
+    # goes out as the socket drains, in order, within timeout (the front end's
+    # _wait_out). On OSError the front end closes the socket (see _lost).
     s = w.sock
     if s is None:
         raise OSError(_ENOTCONN)
-    if w._ob:
-        w._out(buf, 0, n)
-    else:
-        k = s.write(buf, n)
-        if k != n:
-            w._out(buf, k or 0, n)
+    k = 0
+    if not w._ob:
+        k = s.write(buf, n) or 0
+    if k != n:
+        if w._ob:
+            w._ob += memoryview(buf)[k:n]
+        else:
+            w._ot = time.ticks_ms()
+            w._ob = bytearray(memoryview(buf)[k:n])
+        w._wait_out()
     w._ltx = time.ticks_ms()
 
 
@@ -63,7 +70,8 @@ def _recv(w):
     # handles the whole packets buffered, else reads once and handles those; returns the
     # type of the last packet handled, or None. OSError: the link is broken (and closed
     # here); MQTTException: the connection is closed, except for a refused oversized
-    # packet. (Two locals at most: the frame stays within 11 words with the handlers.)
+    # packet. (Two locals at most: with the handlers, the frame stays within 11 words, on
+    # the C stack; a larger one is allocated on the heap at every call: tools/frames.py)
     try:
         if w.sock is None:
             raise OSError(_ENOTCONN)
@@ -119,8 +127,8 @@ def _recv(w):
 
 def _parse(w):
     # handles every whole packet in the buffer, stopping after a CONNACK (the session
-    # resumes before what follows it) or when _left() says time is up; returns the
-    # last type handled or None
+    # resumes before what follows it) or when the blocking client's budget is spent;
+    # returns the last type handled or None
     t = None
     rx = w._rx
     while True:
@@ -144,24 +152,23 @@ def _parse(w):
         w._p0 = w._rt
         w._n = i + n
         t = w._handle(rx[i], i + w._hl)
-        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and w._left() <= 0):
-            return t  # the rest waits (_hold): a front end's time budget is spent
+        if w._r0 < w._r1 and (t == _CONNACK or w.budget_ms is not None and
+                              time.ticks_diff(w._bd, time.ticks_ms()) <= 0):
+            return t  # the rest waits (_hold): the blocking client's budget is spent
     w._hold = False
     return t
 
 
 class Wire:
-    # the blocking client's budget per call (client.py); without one (None, and always
-    # in the asyncio front end) _parse does not ask _left, a method call, per packet
+    # the blocking client's budget per call (client.py: it ends at _bd); None, and always
+    # in the asyncio front end: no budget
     budget_ms = None
-    _write = _write
-    _recv = _recv
-    _parse = _parse
+    _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---
-    def _conn_start(self, clean, tms=None):
+    def _conn_start(self, clean, ms=None):
         self._close()
-        self._dl = time.ticks_add(time.ticks_ms(), self._tms if tms is None else tms)
+        self._dl = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
         self._cb = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
         self._why = None
         self._co = 0
@@ -189,22 +196,46 @@ class Wire:
             self._close()
             raise
 
-    def _conn_ms(self):
-        # ms left for the connect under way
-        return max(0, time.ticks_diff(self._dl, time.ticks_ms()))
-
     def _conn_step(self):
-        # None while the connect is under way; Session Present (0/1) once CONNACK accepted
+        # None while the connect is under way; Session Present (0/1) once CONNACK accepted.
+        # _cs 1: the TCP connect finished once the socket is writable (a refusal shows on
+        # the first write); 2: CONNECT goes out, in parts if the socket takes it so;
+        # 3: CONNACK is read (_recv)
         try:
             if self._cs == 1:
-                self._tcp_up()
+                for _ in self._poll.ipoll(0):
+                    self._cs = 2
+                    ctx = self.ssl
+                    if ctx:
+                        # The handshake is not done here: MicroPython's ssl (mbedTLS;
+                        # checked on the unix port 1.29) with do_handshake_on_connect=False
+                        # runs it inside the first writes on the non-blocking socket, each
+                        # returning None (EAGAIN) until it is done, and its poll reports
+                        # readiness in the direction the handshake needs next. Each step
+                        # still computes (certificate checks: about 7 ms on a PC, more on a
+                        # board). Certificate failures surface in those writes as OSError
+                        # or ValueError.
+                        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
+                                            do_handshake_on_connect=False)
+                        self._poll.unregister(self.sock)
+                        self.sock = s
+                        self._poll.register(s, _POLLOUT)
+                    break
             if self._cs == 2:
-                self._send_connect()
+                buf, n = self._cb
+                w = self.sock.write(buf, self._co, n - self._co)
+                if w:
+                    self._co += w
+                if self._co >= n:
+                    self._cs = 3
+                    self._cb = None
+                    self._ltx = time.ticks_ms()
+                    self._poll.modify(self.sock, _POLLIN)
             if self._cs == 3:
-                self._recv()
+                _recv(self)
             if not self._cs:
                 return self._cp
-            if not self._conn_ms():
+            if time.ticks_diff(self._dl, time.ticks_ms()) <= 0:
                 raise OSError(_ETIMEDOUT)
         except ValueError as e:
             self._close()
@@ -217,39 +248,6 @@ class Wire:
             self._close()
             raise
         return None
-
-    def _tcp_up(self):
-        # TCP connect finished (the socket is writable; a refusal shows on the first write)
-        for _ in self._poll.ipoll(0):
-            self._cs = 2
-            if self.ssl:
-                self._tls()
-            return
-
-    def _tls(self):
-        ctx = self.ssl
-        # The handshake is not done here: MicroPython's ssl (mbedTLS; checked on the unix
-        # port 1.29) with do_handshake_on_connect=False runs it inside the first writes on
-        # the non-blocking socket, each returning None (EAGAIN) until it is done, and its
-        # poll reports readiness in the direction the handshake needs next. Each step
-        # still computes (certificate checks: about 7 ms on a PC, more on a board).
-        # Certificate failures surface in those writes as OSError or ValueError.
-        s = ctx.wrap_socket(self.sock, server_hostname=self.server,
-                            do_handshake_on_connect=False)
-        self._poll.unregister(self.sock)
-        self.sock = s
-        self._poll.register(s, _POLLOUT)
-
-    def _send_connect(self):
-        buf, n = self._cb
-        w = self.sock.write(buf, self._co, n - self._co)
-        if w:
-            self._co += w
-        if self._co >= n:
-            self._cs = 3
-            self._cb = None
-            self._ltx = time.ticks_ms()
-            self._poll.modify(self.sock, _POLLIN)
 
     def _close(self):
         if self.sock and not self._cs and self._want and self._s.nin and not self._why:
@@ -269,20 +267,7 @@ class Wire:
         self._hold = False
         self._ob = None  # output the socket has not taken yet
 
-    # --- output ---
-    # The publish and receive paths are split into small functions and keep the message
-    # in hand in self._t/_m/_rem: a frame larger than 11 words would be allocated on the
-    # heap at every call (tools/frames.py lists them).
-    def _out(self, buf, w, n):
-        # keeps the rest of a packet the socket did not take (a copy: the caller reuses
-        # its buffer); allocates, but only while the socket is full
-        if self._ob:
-            self._ob += memoryview(buf)[w:n]
-        else:
-            self._ot = time.ticks_ms()
-            self._ob = bytearray(memoryview(buf)[w:n])
-        self._wait_out()
-
+    # --- output the socket did not take at once (_write keeps it in _ob) ---
     def _flush(self):
         # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
         # has waited longer than timeout: the broker stopped reading
@@ -296,25 +281,6 @@ class Wire:
             raise OSError(_ETIMEDOUT)
         return False
 
-    def _wait_out(self):
-        # The hook for output the socket did not take. Here (blocking client): wait for
-        # the socket to drain it, within timeout. A front end with its own loop replaces
-        # it with one that returns at once and calls _flush() when the socket is writable
-        # while _ob is not None.
-        p = self._poll
-        p.modify(self.sock, _POLLOUT)
-        try:
-            while not self._flush():
-                p.poll(max(1, self._tms - time.ticks_diff(time.ticks_ms(), self._ot)))
-        finally:
-            p.modify(self.sock, _POLLIN)
-
-    # --- input ---
-    # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled
-    # yet; one read takes whatever has arrived and every whole packet in it is handled.
-    # A packet must be whole within timeout of its first byte (_p0). A packet larger
-    # than _rx keeps its first bytes (to acknowledge it) and the rest is dropped as it
-    # arrives (_skip bytes to go), then it is refused with 0x95.
     def _fill(self):
         # one read of whatever has arrived, into the free part of _rx; the number of
         # bytes (0: nothing yet)
@@ -331,7 +297,13 @@ class Wire:
             # of _rx's free part would be a new object at every such read: garbage on a
             # link that splits packets, and a MemoryError with the heap locked
             if r1 == len(self._rx):
-                r1 = self._compact()
+                # full: the partial packet at _r0 moves to the front
+                n = self._r0
+                r1 -= n
+                for i in range(r1):
+                    self._rx[i] = self._rx[n + i]
+                self._r0 = 0
+                self._r1 = r1
             n = self.sock.readinto(self._tx, min(len(self._tx), len(self._rx) - r1))
             if n:
                 for i in range(n):
@@ -344,25 +316,10 @@ class Wire:
         self._r1 = r1 + n
         return n
 
-    def _compact(self):
-        # moves the partial packet at _r0 to the front of _rx; returns its end
-        r0 = self._r0
-        n = self._r1 - r0
-        if r0:
-            rx = self._rx
-            for i in range(n):  # (a memoryview of it would be a new object)
-                rx[i] = rx[r0 + i]
-        self._r0 = 0
-        self._r1 = n
-        return n
-
-    def _left(self):
-        # ms a front end allows the call under way (the blocking client's budget_ms)
-        return 1
-
     def _varlen(self, i):
-        # total size of the packet at i from its multi-byte remaining length; 0 while
-        # the length is incomplete
+        # total size of the packet at i from its multi-byte remaining length (sets _hl,
+        # the header's length); 0 while the length is incomplete. Apart from _parse, whose
+        # frame stays small: it runs for every packet, this for large ones only
         rx = self._rx
         j = i + 1
         n = sh = 0
