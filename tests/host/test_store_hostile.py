@@ -29,6 +29,12 @@ def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape
     assert any("mqttsession: store:" in ln for ln in r.lines)
 
 
+def test_damaged_records_in_the_backlog(broker: Broker, tmp_path: Path) -> None:
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segdamage"),
+                   heap=HEAP)
+    assert sum("mqttsession: store:" in ln and "/q/" in ln for ln in r.lines) == 2
+
+
 def test_set_aside_in_flash(broker: Broker, tmp_path: Path) -> None:
     r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "aside"),
                    heap=HEAP)
