@@ -106,7 +106,7 @@ class MQTTClient(Core):
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
         _check(self, topic, msg, qos)
-        if qos > self._maxq or retain and not self._retok:
+        if qos > self._maxq & 3 or retain and self._maxq & 4:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and self.link:
@@ -174,7 +174,7 @@ class MQTTClient(Core):
                 t0 = time.ticks_ms()
                 try:
                     t = self._ctl().sub_start(self, topic, qos)
-                    while self._sub:
+                    while self._cn[13]:  # the SUBSCRIBE's packet ID
                         await self._wait(self._rest(t0))
                     return self._ctl().sub_end(self, t, qos)
                 except OSError as e:
@@ -403,8 +403,9 @@ class MQTTClient(Core):
         # the link failed: close; the keeper backs off. A broker's protocol error (OSError
         # 104 from the core with a keeper) is kept as itself: link.last_error
         self._close()
-        self._err = e = self._why or e
-        self._why = None
+        c = self._cn
+        self._err = e = c[11] or e  # the broker's error
+        c[11] = None
         self._log("link lost: %r", (e,))
         if self.link:
             self.link.failed(e)
@@ -429,7 +430,7 @@ class MQTTClient(Core):
             while self._task is not None:
                 ms = _IDLE_MS
                 if self._cs and self.sock:  # a connect under way
-                    ms = max(0, time.ticks_diff(self._dl, time.ticks_ms()))
+                    ms = max(0, time.ticks_diff(self._cn[5], time.ticks_ms()))  # [5]: the deadline
                     if not ms:
                         self._close()  # wakes the reader; the step raises OSError(110)
                         ms = _IDLE_MS

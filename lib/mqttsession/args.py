@@ -40,8 +40,6 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         a.append(v)
     self.server = server
     self.port = port or (8883 if ssl else 1883)
-    self.user = a[0]
-    self.pswd = a[1]
     if version == 4 and password is not None and user is None:
         raise ValueError("password needs user with MQTT 3.1.1 [MQTT-3.1.2-22]")
     self.keepalive = keepalive
@@ -57,10 +55,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         wire._warned = True
         print("mqttsession: warning: the TLS context does not verify the broker's "
               "certificate (verify_mode is not CERT_REQUIRED)")
-    self.ssl = ssl
     self.version = version
     self.window = window
-    self.timeout = timeout
     self._tms = int(timeout * 1000)
     self.expiry = expiry
     self.store = store
@@ -73,26 +69,20 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         raise ValueError("full must be 'error' or 'drop_oldest'")
     self.full = full
     self.strikes = strikes  # outages in a row with a message in flight: set aside
-    self._sq = -1  # the message blamed for the last outages (its seq), and how often
-    self._sn = 0
+    self._sn = 0  # how often the message blamed for the last outages was (_cn: its seq)
     self.on_aside = None  # f(topic, msg, reason) when a message is set aside
     self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
-    self._maxq = 2  # MQTT 5 Maximum QoS of the broker
-    self._retok = 1  # and its Retain Available
+    self._maxq = 2  # MQTT 5 Maximum QoS of the broker, | 4 without its Retain Available
     if limits not in ("downgrade", "refuse"):
         raise ValueError("limits must be 'downgrade' or 'refuse'")
     self.limits = limits  # a message above the broker's limits: sent within them, or
     self.downgraded = 0  # ValueError; counted here (also a QoS 2 answered by PUBACK)
     self.redirect = redirect  # follow a Server Reference (MQTT 5), one hop
     self.server_reference = None  # the last one the broker sent
-    self._hops = 0
-    self._why = None  # the broker's error that ended the link (with a keeper)
     self.lost0 = 0  # QoS 0 messages published while the link was down
     self._want = False  # connected on purpose: the keeper may reconnect
     self.cb = None
     self._raw = False
-    self._ti = 0
-    self.lw = None
     self.sock = None
     self._poll = None
     self._cs = 0  # connect step: 1 TCP, 2 TLS and CONNECT, 3 CONNACK; 0 none under way
@@ -103,9 +93,6 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._t = self._m = self._pt = self._pm = None  # messages in hand (see _check)
     self._rem = 0
     self._tb = None  # the encoding of the last str topic (_ts)
-    self._sub = 0  # packet ID of the SUBSCRIBE/UNSUBSCRIBE awaiting its ack
-    self._subt = 0  # the type of ack it awaits
-    self._subrc = -1
     self._ping = 0  # ticks when an unanswered PINGREQ went out, 0 if none
     self._ltx = self._lrx = 0
     self._quota = window  # lowered to the broker's Receive Maximum (MQTT 5)
@@ -116,15 +103,13 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # instance's attribute table has its final size before the session loads from
     # flash (grown later, it needs a larger free block in a heap that the session
     # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
-    self._dl = self._co = self._i = self._n = self._hl = 0
-    self._cb = self._cp = None
-    self._large = False
-    # the objects last: the attribute table reaches its final size (97 slots, 1.5 KB,
-    # through 13 growths) before any of them, so the tables it leaves behind merge
+    self._i = self._n = self._hl = 0
+    # the objects last: the attribute table reaches its final size (73 slots, 1.2 KB,
+    # through 12 growths) before any of them, so the tables it leaves behind merge
     # into one free block that the buffers then fill (grown between them, it needs
     # fresh blocks in a fragmented heap: MemoryError on a smaller heap)
     self._s = self._rx = self._tx = self._ab = self._pf = self._topics = self._ts = None
-    self._tv = None
+    self._tv = self._cn = None
     # the session the arguments name when it lives in RAM; None for the store's session
     # for (server, client_id), its null session for client_id '' (the caller loads it
     # once this module is freed)
@@ -166,6 +151,16 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
     self._rx = bytearray(max_packet)
     self._tx = bytearray(tx_size)
+    # what the connect and the rare paths use, off the publish/receive path (list indices:
+    # const in the modules): 0 user, 1 password, 2 TLS context, 3 will (set_last_will),
+    # 4 redirect hops (v5.disconnected), 5 the deadline, 6 Session Present, 7 the CONNECT
+    # packet (buffer, size), 8 how much of it went out, 9 clean_session of the connect
+    # under way (client.py), 10 the seq of the message blamed for the last outages
+    # (aside.struck), 11 the broker's error that ended the link (with a keeper), 12 an
+    # oversized incoming packet refused (the connection stays up), 13 the packet ID of the
+    # SUBSCRIBE/UNSUBSCRIBE awaiting its ack, 14 its return code (while it is awaited:
+    # minus the type of the ack)
+    self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
     # the last str topic, and the last bytes topic that passed the checks (at first an
@@ -181,6 +176,6 @@ def will(self, topic, msg, retain, qos):
         topic = self._topic(topic)
         P.check_topic(topic)
         P.check_qos(qos)
-        self.lw = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+        self._cn[3] = (bytes(topic), bytes(self._payload(msg)), retain, qos)
     finally:
         unload("args")

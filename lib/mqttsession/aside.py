@@ -47,8 +47,8 @@ def struck(self):
         k = s.slot(i)
         f = s.fl[k]
         if f & _SENT and not f & _REL:
-            if s.seq[k] != self._sq:
-                self._sq = s.seq[k]
+            if s.seq[k] != self._cn[10]:  # the seq blamed last
+                self._cn[10] = s.seq[k]
                 self._sn = 0
             self._sn += 1
             if self._sn >= self.strikes:
@@ -67,7 +67,7 @@ def fail(self, e):
             self._write(self._ab, disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
         except OSError:
             pass
-    self._why = e  # the broker's fault, not the message's: no strike (see struck)
+    self._cn[11] = e  # the broker's fault, not the message's: no strike (see struck)
     self._close()
     return e
 
@@ -141,7 +141,7 @@ def discard(self):
             self._ack(_PUBREC, pid)
         else:
             self._ack(_PUBACK, pid)
-    self._large = True  # for _recv's handler, which resets it
+    self._cn[12] = True  # oversized: for _recv's handler, which resets it
     raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
 
 

@@ -21,6 +21,10 @@ _POLLIN = const(1)
 _POLLOUT = const(4)
 _BUDGET = const(200)
 _FOREVER = const(0x3FFFFFFF)
+_HOPS = const(4)  # in _cn (args.py)
+_DL = const(5)
+_CP = const(6)
+_CC = const(9)
 
 
 class MQTTClient(Core):
@@ -29,7 +33,6 @@ class MQTTClient(Core):
         # (see there)
         self._bd = 0  # ticks when the budget of the call under way ends
         self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
-        self._cc = False  # clean_session of the connect under way
         self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms == -1:
@@ -57,26 +60,28 @@ class MQTTClient(Core):
         # wait=False (with a link keeper): starts the attempt and goes on with it within
         # the budget; returns Session Present once connected, None while the keeper
         # finishes it in later calls. With redirect=True, a refusal carrying a Server
-        # Reference is followed once (v5.refer sets _hops to 1, the second try to 2).
-        self._hops = 0
-        ms = int((self.timeout if timeout is None else timeout) * 1000)
+        # Reference is followed once (v5.disconnected sets the hops in _cn to 1, the
+        # second try to 2).
+        c = self._cn
+        c[_HOPS] = 0
+        ms = self._tms if timeout is None else int(timeout * 1000)
         while True:
             if self.budget_ms is not None:  # the call's budget runs from now
                 self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
             if self.link:
                 self._want = True  # from now on the keeper reconnects, even if this fails
             try:
-                self._cc = clean_session
+                c[_CC] = clean_session
                 self._conn_start(clean_session, ms)
                 if not wait and self.link:
-                    return bool(self._cp) if self._steps(True) else None
+                    return bool(c[_CP]) if self._steps(True) else None
                 self._steps(False)
-                return bool(self._cp)
+                return bool(c[_CP])
             except Exception as e:
                 self._close()  # a failed connect leaves no socket open
-                if self._hops != 1 or not isinstance(e, MQTTException):
+                if c[_HOPS] != 1 or not isinstance(e, MQTTException):
                     raise
-                self._hops = 2
+                c[_HOPS] = 2
 
     def _steps(self, bound):
         # goes on with the connect under way within the budget (bound) or until it ends
@@ -86,14 +91,14 @@ class MQTTClient(Core):
             if present is not None:
                 # CONNACK: the session resumes, or a clean connect starts over
                 s = self._s
-                clean = self._cc
+                clean = self._cn[_CC]
                 if present and clean:
                     present = 0  # a broker that ignored Clean Start: treat as a new session
                 if present and self.store and s.fresh and self.version == 5:
                     # [MQTT-3.2.2-4]: no local state for a session the broker kept: close,
                     # start clean
                     self._close()
-                    self._cc = True
+                    self._cn[_CC] = True
                     self._conn_start(True)
                 else:
                     self._aw = 0
@@ -105,7 +110,7 @@ class MQTTClient(Core):
                             self.subscribe(t, q)
                     self._pump()
                     self._want = True
-                    self._cp = present  # Session Present as connect() reports it
+                    self._cn[_CP] = present  # Session Present as connect() reports it
                     if self.link:
                         self.link.connected()
                     return True
@@ -113,7 +118,8 @@ class MQTTClient(Core):
                 time.ticks_diff(self._bd, time.ticks_ms())  # the call's budget left
             if b <= 0:
                 return False
-            for _ in self._poll.ipoll(min(max(0, time.ticks_diff(self._dl, time.ticks_ms())), b)):
+            b = min(max(0, time.ticks_diff(self._cn[_DL], time.ticks_ms())), b)
+            for _ in self._poll.ipoll(b):
                 break
 
     def disconnect(self, end_session=False):
@@ -143,7 +149,7 @@ class MQTTClient(Core):
     # than 11 words is allocated on the heap at every call (see wire.py): each fits.
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
-        if qos > self._maxq or retain and not self._retok:
+        if qos > self._maxq & 3 or retain and self._maxq & 4:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
@@ -189,7 +195,7 @@ class MQTTClient(Core):
                     return False  # Wi-Fi is coming up: the next call goes on
                 if not w:
                     raise OSError(_ENETUNREACH)
-                self._cc = False
+                self._cn[_CC] = False
                 self._conn_start(False)
             return self._steps(True)
         except (OSError, MQTTException) as e:
@@ -202,7 +208,7 @@ class MQTTClient(Core):
         # acknowledgement, within timeout (then the link is dead)
         topic = self._ctl().sub_start(self, topic, qos)
         t0 = time.ticks_ms()
-        while self._sub:
+        while self._cn[13]:  # the SUBSCRIBE's packet ID
             left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
             if left <= 0:
                 self._close()

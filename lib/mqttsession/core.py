@@ -198,12 +198,14 @@ class Core(Wire):
         # the link broke under a call: close; True when the call must raise (no keeper,
         # and nothing that makes the message durable without the link)
         self._close()
+        c = self._cn
+        w = c[11]  # the broker's error that ended the link
         if self.link:
-            self.link.failed(self._why or OSError(_ECONNRESET))
-            if self._why is not None and self._why.args[0] == 0x8E:
+            self.link.failed(w or OSError(_ECONNRESET))
+            if w is not None and w.args[0] == 0x8E:
                 self.link.delay = self.link.max_ms  # session taken over: do not fight for it
-        self._log("link lost: %r", (self._why,))
-        self._why = None
+        self._log("link lost: %r", (w,))
+        c[11] = None
         return not keep
 
     def _ack(self, first, pid):
@@ -225,7 +227,7 @@ class Core(Wire):
         if not f & _PID:
             s.assign(k)
             f = s.fl[k]
-        if (f & 3 > self._maxq or f & 4 and not self._retok) and not f & _REL:
+        if (f & 3 > self._maxq & 3 or f & self._maxq & 4) and not f & _REL:
             f = self._v5().cap(self, k)
         s.fl[k] = f | _SENT
         if f & _REL:
@@ -309,7 +311,7 @@ class Core(Wire):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
-            self._cp = self._ctl().connack(self, first)
+            self._cn[6] = self._ctl().connack(self, first)  # Session Present
             self._cs = 0
             return _CONNACK
         if first == _PUBACK and self._n == i + 2:
@@ -427,8 +429,9 @@ class Core(Wire):
                 if i == n:
                     return t
         t = bytes(self._rx[self._i + 2 : self._i + 2 + n])
-        self._topics[self._ti] = t
-        self._ti = (self._ti + 1) & 7
+        j = self._topics  # the oldest goes (a list of 8 keeps its block: no garbage)
+        j.pop(0)
+        j.append(t)
         return t
 
     def _keepalive(self, ping=False):

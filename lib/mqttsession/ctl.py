@@ -13,6 +13,10 @@ _CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
+_LW = const(3)  # in _cn (args.py)
+_HOPS = const(4)
+_SUB = const(13)
+_SUBRC = const(14)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
@@ -30,11 +34,13 @@ def connect_packet(self, clean):
         exp = self.expiry if self.expiry is not None else (
             0xFFFFFFFF if self.store or not clean else 0)
     s.expiry = exp  # stored with the session once the broker accepts it
-    w = self.lw or (None, None)
-    f = (s.client_id, w[0], w[1], self.user, self.pswd)  # the strings; None: absent
+    c = self._cn
+    lw = c[_LW]
+    w = lw or (None, None)
+    f = (s.client_id, w[0], w[1], c[0], c[1])  # the strings; None: absent
     # MQTT 5 properties: Session Expiry Interval, Receive Maximum, Maximum Packet Size
     p = ((0x11, exp, 4), (0x21, 32, 2), (0x27, len(self._rx), 4))
-    n = 10 + (9 + (5 if exp else 0) + (1 if self.lw else 0) if v5 else 0)
+    n = 10 + (9 + (5 if exp else 0) + (1 if lw else 0) if v5 else 0)
     for x in f:
         if x is not None:
             n += 2 + len(x)
@@ -46,11 +52,11 @@ def connect_packet(self, clean):
     buf[i : i + 6] = b"\x00\x04MQTT"
     buf[i + 6] = self.version
     n = 2 if clean else 0  # the flags
-    if self.lw:
+    if lw:
         n |= 4 | w[3] << 3 | (0x20 if w[2] else 0)
-    if self.user is not None:
+    if f[3] is not None:
         n |= 0x80
-    if self.pswd is not None:
+    if f[4] is not None:
         n |= 0x40
     buf[i + 7] = n
     buf[i + 8] = self.keepalive >> 8
@@ -69,7 +75,7 @@ def connect_packet(self, clean):
                 i += 1
     c = 0
     for x in f:
-        if c == 1 and self.lw and v5:
+        if c == 1 and lw and v5:
             buf[i] = 0  # no will properties
             i += 1
         c += 1
@@ -85,7 +91,7 @@ def connect_packet(self, clean):
 
 def sub_start(self, topic, qos):
     # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-    # front end waits until _sub is 0, then calls sub_end.
+    # front end waits until _cn[_SUB] is 0, then calls sub_end.
     topic = bytes(self._topic(topic))
     P.check_filter(topic)
     if qos is not None:
@@ -95,9 +101,9 @@ def sub_start(self, topic, qos):
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
     pid = self._s.next_pid()
     n = P.subscribe(buf, pid, topic, qos, self.version)
-    self._sub = pid
-    self._subt = _UNSUBACK if qos is None else _SUBACK
-    self._subrc = -1
+    c = self._cn
+    c[_SUB] = pid
+    c[_SUBRC] = -_UNSUBACK if qos is None else -_SUBACK
     try:
         self._write(buf, n)
     except OSError:
@@ -107,7 +113,7 @@ def sub_start(self, topic, qos):
 
 
 def sub_end(self, topic, qos):
-    rc = self._subrc
+    rc = self._cn[_SUBRC]
     if qos is None:
         self._s.unsub(topic)
         if rc >= 0x80 and self.version == 5:
@@ -136,11 +142,12 @@ def on_other(self, first):
         raise MQTTException(_MALFORMED, "SUBACK without return codes")
     if v5:
         self._v5().check(b, i + 2, n, t)
-    if pid != self._sub:
+    w = self._cn
+    if pid != w[_SUB]:
         return
     # the acknowledgement of the pending request: one code for its one filter, of the
     # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
-    if t != self._subt:
+    if t != -w[_SUBRC]:
         raise MQTTException(_PROTOCOL_ERROR, "SUBACK and UNSUBACK swapped")
     if n - j != (1 if v5 or t == _SUBACK else 0):
         raise MQTTException(_PROTOCOL_ERROR, "%d reason codes for 1 filter" % (n - j))
@@ -148,8 +155,8 @@ def on_other(self, first):
     if c not in (b"\x00\x01\x02\x80\x83\x87\x8f\x91\x97\x9e\xa1\xa2" if t == _SUBACK else
                  b"\x00\x11\x80\x83\x87\x8f\x91") or (c > 2 and c != 0x80 and not v5):
         raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
-    self._sub = 0
-    self._subrc = c
+    w[_SUB] = 0
+    w[_SUBRC] = c
     self._healthy()
 
 
@@ -180,7 +187,7 @@ def resume(self, present, clean):
     s.restart(present)
     s.version = self.version
     s.connected()
-    self._hops = 0
+    self._cn[_HOPS] = 0
     self._log("connected, session present %d", present)
     if present:
         for i in range(s.n):

@@ -291,12 +291,12 @@ def limit(self, qos, retain):
     # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
     if self.limits == "refuse":
         raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
-            qos, " with retain" if retain else "", self._maxq,
-            "" if self._retok else ", no retain"))
+            qos, " with retain" if retain else "", self._maxq & 3,
+            ", no retain" if self._maxq & 4 else ""))
     self.downgraded += 1
-    q = min(qos, self._maxq)
+    q = min(qos, self._maxq & 3)
     self._hand(q)
-    return q, retain and bool(self._retok)
+    return q, retain and not self._maxq & 4
 
 
 def cap(self, k):
@@ -305,9 +305,10 @@ def cap(self, k):
     s = self._s
     f = s.fl[k]
     g = f
-    if f & 3 > self._maxq:
-        g = g & ~3 | self._maxq
-    if not self._retok:
+    m = self._maxq
+    if f & 3 > m & 3:
+        g = g & ~3 | m & 3
+    if m & 4:
         g &= ~4
     if g != f:
         s.fl[k] = g
@@ -351,8 +352,7 @@ def connack(self):
     self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
     self._maxout = pr.get(_P_MAX_PACKET, 268435460)
     self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
-    self._maxq = pr.get(_P_MAX_QOS, 2)
-    self._retok = pr.get(_P_RETAIN_AVAILABLE, 1)
+    self._maxq = pr.get(_P_MAX_QOS, 2) | (0 if pr.get(_P_RETAIN_AVAILABLE, 1) else 4)
     if _P_SESSION_EXPIRY in pr:
         s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
@@ -373,13 +373,13 @@ def disconnected(self, d=None):
     if ref is not None:
         ref = bytes(ref).decode()
         self.server_reference = ref
-        if self.redirect and d[0] in (0x9C, 0x9D) and not self._hops:
+        if self.redirect and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
             host, _, port = ref.split(" ")[0].rpartition(":")
             if host and port.isdigit():
                 self.server, self.port = host, int(port)
             else:
                 self.server = ref.split(" ")[0]
-            self._hops = 1
+            self._cn[4] = 1
             self._log("redirected to %s", (ref,))
     raise MQTTException(d[0], why)
 

@@ -3,7 +3,7 @@
 # front ends drive it with
 #   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
 #     is registered for the direction the step needs; wait at most until the deadline
-#     _dl) until it returns Session Present; every failure closes the socket and raises;
+#     _cn[_DL]) until it returns Session Present; every failure closes the socket and raises;
 #   _recv() when the socket is readable, or at once while _hold (whole packets are
 #     buffered): handles the buffered whole packets, else reads once and handles every
 #     whole packet that arrived; returns the last packet type or None. A packet that has
@@ -25,6 +25,12 @@ from .packet import MQTTException
 
 _PUBACK = const(0x40)
 _CONNACK = const(0x20)
+_SSL = const(2)  # in _cn (args.py)
+_DL = const(5)
+_CB = const(7)
+_CO = const(8)
+_WHY = const(11)
+_LARGE = const(12)
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -116,8 +122,8 @@ def _recv(w):
         w._close()
         raise
     except MQTTException:
-        if w._large:
-            w._large = False
+        if w._cn[_LARGE]:
+            w._cn[_LARGE] = False
             raise  # a refused oversized packet: the connection stays up
         # the broker broke the protocol: the connection ends (aside.broke: with a keeper
         # and after the connect, as a link failure)
@@ -168,10 +174,11 @@ class Wire:
     # --- connection: non-blocking steps under one deadline (timeout) ---
     def _conn_start(self, clean, ms=None):
         self._close()
-        self._dl = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
-        self._cb = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
-        self._why = None
-        self._co = 0
+        c = self._cn
+        c[_DL] = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
+        c[_CB] = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
+        c[_WHY] = None
+        c[_CO] = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
         ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
         s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
@@ -201,11 +208,12 @@ class Wire:
         # _cs 1: the TCP connect finished once the socket is writable (a refusal shows on
         # the first write); 2: CONNECT goes out, in parts if the socket takes it so;
         # 3: CONNACK is read (_recv)
+        c = self._cn
         try:
             if self._cs == 1:
                 for _ in self._poll.ipoll(0):
                     self._cs = 2
-                    ctx = self.ssl
+                    ctx = c[_SSL]
                     if ctx:
                         # The handshake is not done here: MicroPython's ssl (mbedTLS;
                         # checked on the unix port 1.29) with do_handshake_on_connect=False
@@ -222,24 +230,24 @@ class Wire:
                         self._poll.register(s, _POLLOUT)
                     break
             if self._cs == 2:
-                buf, n = self._cb
-                w = self.sock.write(buf, self._co, n - self._co)
+                buf, n = c[_CB]
+                w = self.sock.write(buf, c[_CO], n - c[_CO])
                 if w:
-                    self._co += w
-                if self._co >= n:
+                    c[_CO] += w
+                if c[_CO] >= n:
                     self._cs = 3
-                    self._cb = None
+                    c[_CB] = None
                     self._ltx = time.ticks_ms()
                     self._poll.modify(self.sock, _POLLIN)
             if self._cs == 3:
                 _recv(self)
             if not self._cs:
-                return self._cp
-            if time.ticks_diff(self._dl, time.ticks_ms()) <= 0:
+                return c[6]  # Session Present
+            if time.ticks_diff(c[_DL], time.ticks_ms()) <= 0:
                 raise OSError(_ETIMEDOUT)
         except ValueError as e:
             self._close()
-            if not self.ssl:
+            if not c[_SSL]:
                 raise
             # a certificate the client refuses (mbedTLS raises ValueError for some): a
             # link failure like any other, so a keeper backs off and tries again
@@ -250,7 +258,7 @@ class Wire:
         return None
 
     def _close(self):
-        if self.sock and not self._cs and self._want and self._s.nin and not self._why:
+        if self.sock and not self._cs and self._want and self._s.nin and not self._cn[_WHY]:
             self._rare().struck(self)  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()

@@ -788,8 +788,9 @@ def test_connect_round_trip(
 ) -> None:
     tx = filled(tx_size)
     c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1), version=version,
-                        expiry=expiry, store=store or None, lw=will, user=user, pswd=password,
-                        keepalive=keepalive, _tx=tx, _rx=RxSize(max_packet))
+                        expiry=expiry, store=store or None, keepalive=keepalive, _tx=tx,
+                        _rx=RxSize(max_packet),
+                        _cn=[user, password, None, will])  # as args.py: user, password, ssl, will
     buf, n = CTL.connect_packet(c, clean)
     # the client's buffer unless the packet (nearly) fills it: then one of its own
     assert len(buf) >= n
