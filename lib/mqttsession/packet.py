@@ -114,9 +114,9 @@ def u16(b, i, end):
     return b[i] << 8 | b[i + 1]
 
 
-def skip_props(b, i, end):
-    # MQTT 5 property block at b[i]: its length (a Variable Byte Integer, minimal encoding
-    # only; v5.varint reads one), then the properties; returns the offset after it
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i] (minimal encoding only); once read, a caller steps
+    # over it by its continuation bits (while b[i] & 0x80)
     n = 0
     s = 0
     while True:
@@ -128,9 +128,17 @@ def skip_props(b, i, end):
         if not c & 0x80:
             if s and not c:
                 raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
-            break
+            return n
         s += 7
-    i += n
+
+
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]: its length, then the properties; returns the offset
+    # after it
+    n = varint(b, i, end)
+    while b[i] & 0x80:
+        i += 1
+    i += 1 + n
     if i > end:
         raise MQTTException(_MALFORMED, "truncated properties")
     return i

@@ -11,7 +11,7 @@
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import MQTTException, u16, utf8, skip_props, publish_fields, ack_fields
+from .packet import MQTTException, u16, utf8, varint, skip_props, publish_fields, ack_fields
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -75,23 +75,6 @@ _DEF = (
     0x29, 1, _C,  # Subscription Identifier Available
     0x2A, 1, _C,  # Shared Subscription Available
 )
-
-
-def varint(b, i, end):
-    # a Variable Byte Integer at b[i] (minimal encoding only)
-    n = 0
-    shift = 0
-    while True:
-        if i >= end or shift > 21:
-            raise MQTTException(_MALFORMED, "bad variable byte integer")
-        c = b[i]
-        n |= (c & 0x7F) << shift
-        i += 1
-        if not c & 0x80:
-            if shift and not c:
-                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
-            return n
-        shift += 7
 
 
 def props(b, i, end):
