@@ -8,7 +8,7 @@ from array import array
 
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
-_TAIL = const(32)  # as qlog._TAIL
+_TAIL = const(32)  # as stored._TAIL
 _NONE = const(0xFFFFFFFF)
 
 

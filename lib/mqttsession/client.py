@@ -14,6 +14,7 @@ from .core import Core, _check, _put
 from .wire import _recv
 
 _PUBLISH = const(0x30)
+_ECONNRESET = const(104)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
@@ -248,6 +249,20 @@ class MQTTClient(Core):
             if self._lost(self.link):
                 raise
         return None
+
+    def _lost(self, keep):
+        # the link broke under a call: close; True when the call must raise (no keeper,
+        # and nothing that makes the message durable without the link)
+        self._close()
+        c = self._cn
+        w = c[11]  # the broker's error that ended the link
+        if self.link:
+            self.link.failed(w or OSError(_ECONNRESET))
+            if w is not None and w.args[0] == 0x8E:
+                self.link.delay = self.link.max_ms  # session taken over: do not fight for it
+        self._log("link lost: %r", (w,))
+        c[11] = None
+        return not keep
 
     def isconnected(self):
         return self.sock is not None and not self._cs

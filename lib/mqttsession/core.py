@@ -25,7 +25,6 @@ _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
 _TOO_LARGE = const(0x95)
 _ETIMEDOUT = const(110)
-_ECONNRESET = const(104)
 # Session.fl flags (session.py), as local constants: an imported name is a dictionary
 # lookup at every use
 _SENT = const(8)
@@ -193,20 +192,6 @@ class Core(Wire):
         if _rare_m is None:
             from . import aside as _rare_m
         return _rare_m
-
-    def _lost(self, keep):
-        # the link broke under a call: close; True when the call must raise (no keeper,
-        # and nothing that makes the message durable without the link)
-        self._close()
-        c = self._cn
-        w = c[11]  # the broker's error that ended the link
-        if self.link:
-            self.link.failed(w or OSError(_ECONNRESET))
-            if w is not None and w.args[0] == 0x8E:
-                self.link.delay = self.link.max_ms  # session taken over: do not fight for it
-        self._log("link lost: %r", (w,))
-        c[11] = None
-        return not keep
 
     def _ack(self, first, pid):
         self._write(self._ab, P.ack(self._ab, first, pid))

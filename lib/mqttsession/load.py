@@ -9,10 +9,10 @@ import struct
 
 from .store import _join, _read, _rm, _exists, NewerFormat
 from .stored import StoredSession
-from .qlog import _parse, tp
+from .stored import _parse, tp
 
-_TAIL = const(32)  # as qlog._TAIL
-_TDIRS = const(4)  # as qlog._TDIRS
+_TAIL = const(32)  # as stored._TAIL
+_TDIRS = const(4)  # as stored._TDIRS
 _ENOENT = const(2)
 _DIR = const(0x4000)  # as store._DIR
 _HOT = const(1)  # session.py's: what a _save writes

@@ -15,7 +15,7 @@ import os
 import struct
 
 from .store import _join, _read, _rm, _exists
-from .qlog import append
+from .stored import append
 
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)

@@ -1,15 +1,15 @@
-# The backlog of the queue in flash (see qlog.py): the messages waiting beyond the RAM
+# The backlog of the queue in flash (see stored.py): the messages waiting beyond the RAM
 # ring, read in order as it drains (nxt, from segments one record at a time and from
 # tail files), and sealing the tail into a new segment. Only a queue longer than the ring
-# or than qlog._TAIL needs them, so they load on first use (a node whose queue fits in
+# or than stored._TAIL needs them, so they load on first use (a node whose queue fits in
 # RAM never loads them).
 from micropython import const
 
 from .store import _join, _read, _rm
-from .qlog import _parse, name, tp
+from .stored import _parse, name, tp
 
-_TAIL = const(32)  # as qlog._TAIL
-_TDIRS = const(4)  # as qlog._TDIRS
+_TAIL = const(32)  # as stored._TAIL
+_TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 

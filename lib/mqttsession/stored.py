@@ -18,17 +18,24 @@
 # after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
 # as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
+from builtins import len, bytes, memoryview  # as names of this module: one lookup
 from array import array
+import binascii
 import struct
+from struct import unpack_from
 
 from .session import Session
 from .store import _join, _write, _rm, pack
-from . import qlog
 
-_TAIL = const(32)  # as qlog._TAIL
+_TAIL = const(32)  # messages per segment at most
+_TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
+# stays small, so rewriting a tail file compacts (erases) it rarely
+_SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
+_RH = const(13)  # record header: <IBHHHH
+_ENOSPC = const(28)
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
 _NONE = const(0xFFFFFFFF)
-_RS = const(17)  # a record's bytes beyond topic and payload (qlog: header 13, CRC 4)
+_RS = const(17)  # a record's bytes beyond topic and payload (header 13, CRC 4)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
 _REL = const(16)
@@ -39,6 +46,58 @@ _HOT = const(1)
 _SUBS = const(2)
 _IDENT = const(4)
 _TRIM = const(8)  # only: removes complete segments, writes the hot state if owed
+
+
+# The queue in flash, as functions of the session so they cost no class (reading the
+# backlog and sealing segments is in qseg.py, loaded when first needed; finding them at
+# start, scan, in load.py, freed after).
+def _parse(b, i):
+    # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
+    seq, f, pid, ep, nt, nm = unpack_from("<IBHHHH", b, i)
+    j = i + _RH + nt + nm
+    v = memoryview(b)  # topic and payload copied once, from the buffer read
+    if j + 4 > len(b) or unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
+        raise ValueError("bad record (length or CRC)")
+    nt += i + _RH  # where the payload starts
+    return seq, f, pid, ep, bytes(v[i + _RH : nt]), bytes(v[nt:j]), j + 4 - i
+
+
+def name(s, i):
+    # the file name of segment i
+    c = s._sc[i]
+    return "%08x%08x%02x%06x" % (s._sg[i], s._sl[i], c >> 24, c & 0xFFFFFF)
+
+
+def tp(s, j):
+    # the path of tail file j
+    return _join(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS))
+
+
+def append(s, seq, f, pid, e, t, m):
+    # writes one message (e: the epoch of its packet ID) at the end of the queue in
+    # flash; returns its record
+    r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
+    r += struct.pack("<I", binascii.crc32(r))
+    if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
+        raise OSError(_ENOSPC, "session store full")
+    if s._tn == _TAIL:
+        from .qseg import seal
+
+        seal(s)  # an earlier seal failed (flash full): now or never
+    j = s._tn
+    _write(tp(s, j), pack(b"t", r), False)
+    s._tail[j] = seq
+    s._tn += 1
+    s._tb += len(r)
+    s.bytes += len(r)
+    if s._tn == _TAIL or s._tb >= _SEGB:
+        from .qseg import seal
+
+        try:
+            seal(s)
+        except OSError:
+            pass  # the message is in flash already; the next one seals
+    return r
 
 
 # qseg.nxt, which reads the backlog (messages in flash beyond the RAM ring): loaded when
@@ -187,7 +246,7 @@ class StoredSession(Session):
             self._hx = True
         # segments whose messages are all complete go
         while self._sg and self._sl[0] < w:
-            _rm(_join(p, "q", qlog.name(self, 0)))
+            _rm(_join(p, "q", name(self, 0)))
             self._sc = self._sc[1:]
             self._sg = self._sg[1:]
             self._sl = self._sl[1:]
@@ -201,7 +260,7 @@ class StoredSession(Session):
             return
         if not self.client_id:
             raise OSError(107, "null session: connect first")
-        qlog.append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
+        append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                     self.top[k], self.msg[k])
         if k == self.cap:
             # the spare slot (it never holds a packet ID): the message joins the backlog,
