@@ -138,6 +138,20 @@ class MemoryRows:
                 "ratio",
                 "not the issue's measure (first to last acknowledgement)",
             )
+            self.row(
+                "backlog",
+                f"prog {p}: drain rate, {n:,} queued in a RAM queue (no store)",
+                f"{b}.drain_ram_per_s.n{n}",
+                "acks/s",
+                "first to last acknowledgement; same client, window and broker, right after",
+            )
+            self.row(
+                "backlog",
+                f"prog {p}: drain rate, {n:,} from flash vs from a RAM queue",
+                f"{b}.drain_ram_share",
+                "ratio",
+                "the store's own share of the drain: its block reads",
+            )
             self.ratio_goal(
                 "backlog",
                 f"issue 13: prog {p}: drain rate of {n:,} queued vs 10",

@@ -14,7 +14,8 @@ import struct
 
 from .packet import MQTTException, disconnect
 
-_SENT = const(8)  # session.SENT, REL, PID
+_RETAIN = const(4)  # session.py's flags
+_SENT = const(8)
 _REL = const(16)
 _PID = const(64)
 _MALFORMED = const(0x81)
@@ -29,11 +30,30 @@ _DISCONNECT = const(0xE0)
 _ECONNRESET = const(104)
 
 
+def set_aside(s, k, why):
+    # slot k of session s leaves the send queue (as Session.drop) for the set-aside
+    # records (topic, payload, qos, retain, reason): never sent again, visible through
+    # client.aside(). A RAM session keeps its newest 8 in _xa, a stored one its file
+    t, m = s.load(k)
+    f = s.fl[k]
+    r = (t, m, f & 3, bool(f & _RETAIN), why)
+    if s._p is None:
+        x = getattr(s, "_xa", None)
+        if x is None:
+            x = s._xa = []
+        x.append(r)
+        if len(x) > 8:
+            x.pop(0)
+    else:
+        add(s, r)
+    s.naside += 1
+    s.drop(k)
+    return t, m
+
+
 def aside(self, k, why):
-    # slot k's message leaves the send queue for the set-aside records
-    s = self._s
-    t, m = (s.top[k], s.msg[k]) if s.top[k] is not None else s.load(k)
-    s.set_aside(k, why)
+    # the client's side of it: logged, and on_aside called
+    t, m = set_aside(self._s, k, why)
     self._log("set aside %r: %r", (t, why))
     if self.on_aside:
         self.on_aside(t, m, why)
@@ -156,7 +176,7 @@ def drop_oldest(self):
     return False
 
 
-# --- the set-aside records of a StoredSession ---
+# --- the set-aside records of a StoredSession (records: of any session) ---
 
 
 def add(s, r):
@@ -179,6 +199,9 @@ def add(s, r):
 
 
 def records(s):
+    # the set-aside records kept, oldest first
+    if s._p is None:
+        return list(getattr(s, "_xa", ()))
     b = s._st._body(s._p, "aside", b"x")  # naside, then the records
     b = bytes(b[4:]) if b is not None else b""
     r = []

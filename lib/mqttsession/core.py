@@ -380,7 +380,7 @@ class Core(Wire):
 
     def aside(self):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
-        return self._s.aside()
+        return self._rare().records(self._s)
 
     def pending(self):
         # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)

@@ -236,35 +236,6 @@ class Session:
         if self.more:
             self._fill()
 
-    def set_aside(self, k, reason):
-        # takes slot k out of the send queue (as drop) and keeps it as a set-aside record
-        # (topic, payload, qos, retain, reason): never sent again, visible through aside()
-        t, m = self.load(k)
-        f = self.fl[k]
-        r = (t, m, f & 3, bool(f & _RETAIN), reason)
-        if self._p is None:
-            # a RAM session's newest records, in _xa (made on the first)
-            x = getattr(self, "_xa", None)
-            if x is None:
-                x = self._xa = []
-            x.append(r)
-            if len(x) > 8:
-                x.pop(0)  # bounded in RAM: the newest are kept
-        else:
-            from .aside import add  # a store's: in its file "aside"
-
-            add(self, r)
-        self.naside += 1
-        self.drop(k)
-
-    def aside(self):
-        # the set-aside records kept, oldest first
-        if self._p is None:
-            return list(getattr(self, "_xa", ()))
-        from .aside import records
-
-        return records(self)
-
     def pop_tail(self):
         # takes back the message just added (it could not be made durable)
         k = self.cap

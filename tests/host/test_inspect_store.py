@@ -56,7 +56,9 @@ e.restart(False)
 o = store.get("a host name that is not plain", b"\\xffid")
 k = o.add(b"q", b"", 1, False); o._keep(k)
 store.null_session("other.host")
-k = o.add(b"t/aside", b"poison", 1, False); o._keep(k); o.set_aside(k, "refused")
+k = o.add(b"t/aside", b"poison", 1, False); o._keep(k)
+from mqttsession.aside import set_aside
+set_aside(o, k, "refused")
 
 store = SessionStore("/flash/.mqtt")
 for h, c in (("broker.local", "node-1"), ("broker.local", "node-2"),

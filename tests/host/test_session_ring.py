@@ -15,6 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from pure import load
 from pure import session as S
 
 Session = S.Session
@@ -378,20 +379,21 @@ def test_next_pid_does_not_scan_the_ring() -> None:
 
 
 def test_set_aside_in_ram() -> None:
+    A = load("aside")  # the rare paths' module, where setting aside lives
     s = Session(capacity=4)
-    assert s.aside() == []  # none yet
+    assert A.records(s) == []  # none yet
     k = s.add(b"t/p", b"poison", 2, True)
     s.assign(k)
     s.add(b"t/ok", b"fine", 1, False)
-    s.set_aside(k, "closed 3 times")
+    A.set_aside(s, k, "closed 3 times")
     assert s.pending() == 1 and s.nin == 0 and s.naside == 1
-    assert s.aside() == [(b"t/p", b"poison", 2, True, "closed 3 times")]
+    assert A.records(s) == [(b"t/p", b"poison", 2, True, "closed 3 times")]
     s.pid = 0
     assert s.next_pid() == 1  # its packet ID is free again
     for i in range(12):
-        s.set_aside(s.add(b"t", b"%d" % i, 1, False), 0x97)
-    assert s.naside == 13 and len(s.aside()) == 8  # bounded: the newest kept
-    assert s.aside()[-1] == (b"t", b"11", 1, False, 0x97)
+        A.set_aside(s, s.add(b"t", b"%d" % i, 1, False), 0x97)
+    assert s.naside == 13 and len(A.records(s)) == 8  # bounded: the newest kept
+    assert A.records(s)[-1] == (b"t", b"11", 1, False, 0x97)
 
 
 @pytest.mark.parametrize("head", [0, 5])

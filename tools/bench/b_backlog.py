@@ -3,7 +3,8 @@
 # broker is back. Reports the time to queue one message (mean over 320) at 320, 1,280
 # and 10,000 queued, the flash erases and programs per message (queueing, draining, and
 # one synced append per message for comparison), the boot time and heap with the
-# backlog, and the drain rate and block reads with 10 and with n queued.
+# backlog, and the drain rate and block reads with 10 and with n queued, and the same n
+# drained from a RAM queue (no store) right after.
 import gc
 import os
 import time
@@ -56,6 +57,59 @@ def reboot(bdev):
     return bd
 
 
+def drain(c, bdev=None):
+    # resumes the session and waits until every queued message is acknowledged: (first
+    # to last acknowledgement, first PUBLISH to last acknowledgement) in us, and the
+    # acknowledgements counted [count, first, last]. The first is the issue's measure
+    st = c._s
+    acked = st.acked
+    seen = [0, 0, 0]  # count, first, last (ticks_us)
+
+    def on_ack(pid, rel):
+        k = acked(pid, rel)
+        if k >= 0 and not rel:
+            t = B.ticks()
+            if not seen[0]:
+                seen[1] = t
+            seen[0] += 1
+            seen[2] = t
+        return k
+
+    st.acked = on_ack
+    # and from the first PUBLISH sent: for 10 queued the acknowledgements come after
+    # every message is out, so first-to-last times their handling only
+    first = [0]
+
+    def first_send(k):
+        first[0] = B.ticks()
+        del c._send_slot  # the client's own method from now on
+        c._send_slot(k)
+
+    c._send_slot = first_send
+    if bdev is not None:
+        bdev.reset_counts()
+    c.connect(clean_session=False)
+    B.settle(c)
+    return time.ticks_diff(seen[2], seen[1]), time.ticks_diff(seen[2], first[0]), seen
+
+
+def ram(n):
+    # the same drain with the whole queue in RAM (no store; queued offline with a link
+    # keeper): what the client and broker take for the same work, without flash
+    from mqttsession import Link
+
+    c = B.client(f"bench-backlog-ram-{n}", window=16, queue=n, link=Link())
+    c.connect(clean_session=False)
+    c.disconnect()
+    for _ in range(n):
+        c.publish(B.TOPIC, B.MSG, False, 1)
+    dt, whole, seen = drain(c)
+    if seen[0] != n:
+        raise RuntimeError(f"RAM drain: {seen[0]} of {n} acknowledged")
+    c.disconnect()
+    return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
+
+
 def run(n, full):
     bdev, why = fresh()
     if bdev is None:
@@ -104,36 +158,7 @@ def run(n, full):
         B.out(f"{tag}.boot_ms", boot / 1000)
         B.out(f"{tag}.boot_heap", gc.mem_alloc() - h0)
         B.out(f"{tag}.pending_at_boot", c.pending())
-    # drain rate as the issue counts it: acknowledgements per second, first to last
-    st = c._s
-    acked = st.acked
-    seen = [0, 0, 0]  # count, first, last (ticks_us)
-
-    def on_ack(pid, rel):
-        k = acked(pid, rel)
-        if k >= 0 and not rel:
-            t = B.ticks()
-            if not seen[0]:
-                seen[1] = t
-            seen[0] += 1
-            seen[2] = t
-        return k
-
-    st.acked = on_ack
-    # and from the first PUBLISH sent: for 10 queued the acknowledgements come after
-    # every message is out, so first-to-last times their handling only
-    first = [0]
-
-    def first_send(k):
-        first[0] = B.ticks()
-        del c._send_slot  # the client's own method from now on
-        c._send_slot(k)
-
-    c._send_slot = first_send
-    bdev.reset_counts()
-    c.connect(clean_session=False)
-    B.settle(c)
-    dt = time.ticks_diff(seen[2], seen[1])
+    dt, whole, seen = drain(c, bdev)
     # block reads per drained message: opening and removing each segment (littlefs
     # path lookups), what a board's flash driver pays for too
     B.out(f"{tag}.drain_reads.n{n}", bdev.reads / n)
@@ -141,7 +166,6 @@ def run(n, full):
         B.out(f"{tag}.drain.erases", bdev.erases / n)
         B.out(f"{tag}.durable.erases", (qe + bdev.erases) / n)
     c.disconnect()
-    whole = time.ticks_diff(seen[2], first[0])
     return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
 
 
@@ -158,4 +182,10 @@ B.out(f"{tag}.drain_per_s.n{N}", r)
 B.out(f"{tag}.drain_share", r / rates[2])
 B.out(f"{tag}.drain_whole_per_s.n{N}", w)
 B.out(f"{tag}.drain_whole_share", w / whole[2])
+# the same n drained from a RAM queue, right after: the store's own share of the drain
+rr, rw = ram(N)
+B.out(f"{tag}.drain_ram_per_s.n{N}", rr)
+B.out(f"{tag}.drain_ram_share", r / rr)
+B.out(f"{tag}.drain_ram_whole_per_s.n{N}", rw)
+B.out(f"{tag}.drain_ram_whole_share", w / rw)
 print("DONE")
