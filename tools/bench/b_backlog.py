@@ -16,6 +16,9 @@ PROG = B.num("prog", 32)
 N = B.num("n", 10000)
 IMG = B.arg("img", "bench-backlog.img")
 BLOCKS = B.num("blocks", 1024)
+# parts=1: instead of the rates, one drain of n with the store's file steps timed and
+# their block reads counted (the wrappers slow that drain: its rate is not reported)
+PARTS = B.num("parts", 0)
 W = 320  # messages per queueing-cost window
 tag = f"backlog.p{PROG}"
 
@@ -110,6 +113,33 @@ def ram(n):
     return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
 
 
+def parts(bdev):
+    # wraps the store's file steps of the drain; returns {step: [calls, reads, us]}
+    from mqttsession import qseg, stored
+
+    acc = {}
+
+    def wrap(mod, name, step):
+        f = getattr(mod, name)
+
+        def w(*a):
+            r, t = bdev.reads, B.ticks()
+            try:
+                return f(*a)
+            finally:
+                x = acc.setdefault(step, [0, 0, 0])
+                x[0] += 1
+                x[1] += bdev.reads - r
+                x[2] += B.since(t)
+
+        setattr(mod, name, w)
+
+    wrap(qseg, "_read", "segment_open_read")  # a segment opened and read whole
+    wrap(qseg, "_parse", "record_decode")
+    wrap(stored, "_rm", "segment_remove")  # a complete segment removed
+    return acc
+
+
 def run(n, full):
     bdev, why = fresh()
     if bdev is None:
@@ -158,7 +188,15 @@ def run(n, full):
         B.out(f"{tag}.boot_ms", boot / 1000)
         B.out(f"{tag}.boot_heap", gc.mem_alloc() - h0)
         B.out(f"{tag}.pending_at_boot", c.pending())
+    acc = parts(bdev) if PARTS else None
     dt, whole, seen = drain(c, bdev)
+    if acc is not None:
+        B.out(f"{tag}.parts.drain_us_per_msg", dt / max(seen[0] - 1, 1))
+        for k, (calls, rd, us) in acc.items():
+            B.out(f"{tag}.parts.{k}.calls", calls)
+            B.out(f"{tag}.parts.{k}.reads_per_call", rd / max(calls, 1))
+            B.out(f"{tag}.parts.{k}.reads_per_msg", rd / n)
+            B.out(f"{tag}.parts.{k}.us_per_msg", us / n)
     # block reads per drained message: opening and removing each segment (littlefs
     # path lookups), what a board's flash driver pays for too
     B.out(f"{tag}.drain_reads.n{n}", bdev.reads / n)
@@ -169,6 +207,10 @@ def run(n, full):
     return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
 
 
+if PARTS:
+    run(N, False)
+    print("DONE")
+    raise SystemExit
 naive()
 # 10 queued drains in a few milliseconds: the median of 5 runs (one run swings with
 # when the broker's acknowledgements happen to be sent)
