@@ -134,6 +134,23 @@ class IssueMeasure:
                     f"backlog.p{prog}",
                     timeout=900,
                 )
+                # right after, the same n drained from a RAM queue (no store): n messages
+                # in RAM need a larger heap than the board-sized one
+                collect(
+                    self.res,
+                    "b_backlog.py",
+                    {**args, "ram": 1},
+                    self.ms.path("mpy"),
+                    f"backlog.p{prog}.drain_ram",
+                    timeout=300,
+                    heap="4m",
+                )
+            b = f"backlog.p{prog}"
+            a, z = self.res.get(f"{b}.drain_per_s.n{n}"), self.res.get(f"{b}.drain_ram_per_s.n{n}")
+            if a is not None and z:
+                self.res.put(f"{b}.drain_ram_share", a / z)
+            else:
+                self.res.put_na(f"{b}.drain_ram_share", "a drain did not run")
 
     def measure_memory(self, port: int) -> None:
         script = BENCH_DIR / "b_mem.py"
