@@ -351,7 +351,8 @@ def issue_notes(b: Bench) -> list[str]:
         f"{b.plan_for('backlog').backlog_n:,} "
         "QoS 1 messages queued offline into a littlefs store (1,024 blocks of 4 KiB, prog 32 "
         "and 256, counting block device), a remount, then the drain; broker and client "
-        "pinned to one CPU.",
+        "pinned to one CPU. Right after each, the same messages drained from a RAM queue "
+        "(no store; `b_backlog.py ram=1`, a 4 MB heap: they do not fit 256 KB).",
         "memory": "- memory (issue 12, `tools/bench/b_mem.py`"
         + (" --quick" if b.plan_for("memory").quick else "")
         + "): one node script (client + store on littlefs + Link; QoS 0/1/2) for every form "
