@@ -46,13 +46,24 @@ class Session:
         self.version = 4
         self.expiry = 0
         self.pid = 0  # last packet ID handed out
+        self.cap = capacity
+        self.limit = capacity  # messages queued at most
+        self.head = 0
+        self.n = 0  # slots from head, holes included
+        self.nin = 0  # messages holding a packet ID (in flight)
+        self.nq = 0  # messages waiting for one (queued)
+        self.nseq = 0  # sequence number for the next stored message
+        self.fresh = True  # no state from an earlier connection
+        self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
+        self.naside = 0  # messages ever set aside (see aside.py)
+        # the objects last, once the attribute table has every name (a StoredSession's
+        # are set before): the tables it outgrew are then free in one piece, not holes
+        # between these (a smaller heap fits the session)
         self.subs = {}  # topic filter -> QoS
         self.rx2 = []  # incoming QoS 2 packet IDs between PUBREC and PUBREL
         # outgoing messages: a ring in send order, capacity fixed so publishing allocates
         # nothing; slot k holds ids[k], fl[k], seq[k], top[k], msg[k]. Slot cap, past the
         # ring, is where a store's message waits while it goes to the backlog in flash.
-        self.cap = capacity
-        self.limit = capacity  # messages queued at most
         c = capacity + 1
         self.ids = array("H", bytes(2 * c))
         self.seq = array("I", bytes(4 * c))
@@ -67,14 +78,6 @@ class Session:
             if m > capacity:
                 break
         self._use = array("H", bytes(2 * m))
-        self.head = 0
-        self.n = 0  # slots from head, holes included
-        self.nin = 0  # messages holding a packet ID (in flight)
-        self.nq = 0  # messages waiting for one (queued)
-        self.nseq = 0  # sequence number for the next stored message
-        self.fresh = True  # no state from an earlier connection
-        self.epoch = 0  # counts the broker's session losses; IDs from older ones are void
-        self.naside = 0  # messages ever set aside (see set_aside)
 
     # --- packet IDs: one space for PUBLISH, SUBSCRIBE, UNSUBSCRIBE; never 0 or in use ---
     def next_pid(self):

@@ -110,27 +110,30 @@ class StoredSession(Session):
         # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
         # that many, or the store's ram when it is smaller: the rest waits in flash
         r = store.ram
-        super().__init__(client_id, host, min(capacity, r) if r else capacity)
-        self.limit = capacity
+        # its own names first, objects as None: Session.__init__ makes the objects once
+        # the attribute table has every name (see there)
         self._st = store
-        self._p = path
         self._ib = None  # identity as last written
         self.bytes = 0  # bytes of pending messages in flash
+        self._tn = 0  # tail slots in use
+        self._tb = 0  # their bytes
+        self._cur = 0  # seq of the next message to bring into the ring (while more)
+        self._lazy = 0
+        self._hx = False  # the hot-state file exists
+        self._ci = _NONE
+        self._co = 0
+        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
+        self._cb = None  # the segment being read into the ring: bytes, name, offset
+        self._sg = self._sl = self._sc = self._tail = self._done = self._out = None
+        super().__init__(client_id, host, min(capacity, r) if r else capacity)
+        self.limit = capacity
+        self._p = path
         self._sg = array("I")  # segments in order: first seq
         self._sl = array("I")  # and last seq
         self._sc = array("I")  # and count << 24 | bytes
         self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
-        self._tn = 0  # tail slots in use
-        self._tb = 0  # their bytes
-        self._cur = 0  # seq of the next message to bring into the ring (while more)
         self._done = []  # completed seqs at or above the watermark
-        self._lazy = 0
-        self._hx = False  # the hot-state file exists
         self._out = {}  # seq -> (pid, released) from the hot state, until loaded
-        self._cb = None  # the segment being read into the ring: bytes, name, offset
-        self._ci = _NONE
-        self._co = 0
-        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
