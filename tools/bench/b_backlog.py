@@ -64,9 +64,9 @@ def reboot(bdev):
 
 
 def drain(c, bdev=None):
-    # resumes the session and waits until every queued message is acknowledged: (first
-    # to last acknowledgement, first PUBLISH to last acknowledgement) in us, and the
-    # acknowledgements counted [count, first, last]. The first is the measure
+    # resumes the session and waits until every queued message is acknowledged: the
+    # rates first to last acknowledgement (the measure) and from the first
+    # PUBLISH to the last acknowledgement, and the acknowledgements counted
     st = c._s
     acked = st.acked
     seen = [0, 0, 0]  # count, first, last (ticks_us)
@@ -96,7 +96,9 @@ def drain(c, bdev=None):
         bdev.reset_counts()
     c.connect(clean_session=False)
     B.settle(c)
-    return time.ticks_diff(seen[2], seen[1]), time.ticks_diff(seen[2], first[0]), seen
+    dt = time.ticks_diff(seen[2], seen[1])
+    whole = time.ticks_diff(seen[2], first[0])
+    return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1), seen[0]
 
 
 def ram(n):
@@ -109,11 +111,11 @@ def ram(n):
     c.disconnect()
     for _ in range(n):
         c.publish(B.TOPIC, B.MSG, False, 1)
-    dt, whole, seen = drain(c)
-    if seen[0] != n:
-        raise RuntimeError(f"RAM drain: {seen[0]} of {n} acknowledged")
+    r, w, got = drain(c)
+    if got != n:
+        raise RuntimeError(f"RAM drain: {got} of {n} acknowledged")
     c.disconnect()
-    return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
+    return r, w
 
 
 def parts(bdev):
@@ -192,9 +194,9 @@ def run(n, full):
         B.out(f"{tag}.boot_heap", gc.mem_alloc() - h0)
         B.out(f"{tag}.pending_at_boot", c.pending())
     acc = parts(bdev) if PARTS else None
-    dt, whole, seen = drain(c, bdev)
+    r, w, _ = drain(c, bdev)
     if acc is not None:
-        B.out(f"{tag}.parts.drain_us_per_msg", dt / max(seen[0] - 1, 1))
+        B.out(f"{tag}.parts.drain_us_per_msg", 1e6 / max(r, 1))
         for k, (calls, rd, us) in acc.items():
             B.out(f"{tag}.parts.{k}.calls", calls)
             B.out(f"{tag}.parts.{k}.reads_per_call", rd / max(calls, 1))
@@ -207,7 +209,7 @@ def run(n, full):
         B.out(f"{tag}.drain.erases", bdev.erases / n)
         B.out(f"{tag}.durable.erases", (qe + bdev.erases) / n)
     c.disconnect()
-    return (seen[0] - 1) * 1e6 / max(dt, 1), seen[0] * 1e6 / max(whole, 1)
+    return r, w
 
 
 if PARTS:
