@@ -61,13 +61,9 @@ class MQTTClient(Core):
         att = -1
         if self._task is None or not self.link:
             if self._task is not None:
-                self._want = False
-                self._close()
-                if self._nap:
-                    self._task.cancel()  # in the keeper's backoff: a sleep, not an I/O wait
-                while self._task is not None:  # the reader wakes on the closed socket, ends
-                    self._ev.clear()
-                    await self._ev.wait()
+                from . import aio_rare
+
+                await aio_rare.stop(self)  # the reader of an earlier connect() ends
             self._err = None
             self._want = True
             att = self._att
@@ -89,12 +85,12 @@ class MQTTClient(Core):
 
     async def disconnect(self, end_session=False):
         # end_session=True ends the session on purpose, as the blocking client's (see
-        # aio_end.py, loaded then). Either way the client ends disconnected.
+        # aio_rare.py, loaded then). Either way the client ends disconnected.
         try:
             if end_session:
-                from . import aio_end
+                from . import aio_rare
 
-                await aio_end.end_session(self)
+                await aio_rare.end_session(self)
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
@@ -184,14 +180,9 @@ class MQTTClient(Core):
                         raise
             if self.link is None:
                 raise OSError(_ENOTCONN)
-            t = bytes(self._topic(topic))
-            P.check_filter(t)
-            if qos is None:
-                self._s.unsub(t)
-            else:
-                P.check_qos(qos)
-                self._s.sub(t, qos)
-            self._todo[t] = qos
+            from . import aio_rare
+
+            aio_rare.sub_later(self, topic, qos)
 
     def messages(self, n=8):
         # incoming messages as an async iterator of (topic, msg, retained), beside or instead

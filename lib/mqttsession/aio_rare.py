@@ -1,0 +1,48 @@
+# The asyncio client's rarer paths, loaded on first use: disconnect(end_session=True) and
+# a subscription changed while offline, a second connect() while a reader runs. A node
+# that keeps its session and subscribes while connected never loads it.
+from . import packet as P
+
+
+async def end_session(c):
+    # before the DISCONNECT: the broker is to discard the session (MQTT 5: Session Expiry
+    # 0 at DISCONNECT; 3.1.1, or offline: first one clean connect, without the keeper or
+    # on_connect) and the store forgets its messages and subscriptions. That connect
+    # failing raises its error, and the session is kept.
+    if not c.isconnected() or c.version == 4:
+        lk, hk, td = c.link, c.on_connect, c._todo
+        c.link = c.on_connect = None
+        c._todo = {}
+        try:
+            await c.connect(True)
+        finally:
+            c.link, c.on_connect = lk, hk
+            if not c._up:
+                c._todo = td  # kept with the session
+    c._s.clear()
+
+
+def sub_later(c, topic, qos):
+    # offline with a link keeper, or the link broke before the ack: the change is
+    # recorded in the session (so in the store with one) and made on the next connect
+    t = bytes(c._topic(topic))
+    P.check_filter(t)
+    if qos is None:
+        c._s.unsub(t)
+    else:
+        P.check_qos(qos)
+        c._s.sub(t, qos)
+    c._todo[t] = qos
+
+
+async def stop(c):
+    # connect() again while the reader of an earlier one runs (no link keeper): it ends
+    # first. In the keeper's backoff it sleeps (cancelled); else it wakes on the closed
+    # socket (an I/O wait is never cancelled)
+    c._want = False
+    c._close()
+    if c._nap:
+        c._task.cancel()
+    while c._task is not None:
+        c._ev.clear()
+        await c._ev.wait()
