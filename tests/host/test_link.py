@@ -296,14 +296,14 @@ def test_chaos_power_cuts_and_broker_pauses(rig: tuple[Broker, FaultProxy],
 
 def test_soak_random_faults(rig: tuple[Broker, FaultProxy], tmp_path: Path,
                             request: pytest.FixtureRequest) -> None:
-    # a minute by default; --runslow makes it ten times longer
+    # half a minute by default; --runslow makes it 25 times longer
     long = request.config.getoption("--runslow")
     b, p = rig
-    rounds = 300 if long else 30
+    rounds = 300 if long else 12
     n = _chaos(b, p, tmp_path, rounds=rounds, count=100000, link_cuts=rounds * 2, seed=7,
                up=(1.0, 4.0))
     print(f"soak: {n} accepted over {rounds} power cuts and random link cuts, all delivered")
-    assert n > 600
+    assert n > 20 * rounds
 
 
 @pytest.mark.parametrize("api", ["blocking", "aio"])
