@@ -4,7 +4,7 @@
 # and 10,000 queued, the flash erases and programs per message (queueing, draining, and
 # one synced append per message for comparison), the boot time and heap with the
 # backlog, and the drain rate and block reads with 10 and with n queued; ram=1 drains the
-# same n from a RAM queue (no store) instead, parts=1 times the store's steps of a drain.
+# same n from a RAM queue (no store) instead, parts=1 times the store's steps of both.
 import gc
 import os
 import time
@@ -16,8 +16,8 @@ PROG = B.num("prog", 32)
 N = B.num("n", 10000)
 IMG = B.arg("img", "bench-backlog.img")
 BLOCKS = B.num("blocks", 1024)
-# parts=1: instead of the rates, one drain of n with the store's file steps timed and
-# their block reads counted (the wrappers slow that drain: its rate is not reported)
+# parts=1: instead of the rates, one queueing and one drain of n with the store's file
+# steps timed and their block reads counted (the wrappers slow them: no rates reported)
 PARTS = B.num("parts", 0)
 # ram=1: only the drain of n from a RAM queue (no store). A separate run with a larger
 # heap: n messages in RAM do not fit the board-sized heap of the store's run
@@ -118,8 +118,9 @@ def ram(n):
     return r, w
 
 
-def parts(bdev):
-    # wraps the store's file steps of the drain; returns {step: [calls, reads, us]}
+def parts(bdev, drain=True):
+    # wraps the store's file steps of the drain (drain=False: of queueing); returns
+    # {step: [calls, reads, us]}
     from mqttsession import qseg, stored
 
     acc = {}
@@ -139,27 +140,27 @@ def parts(bdev):
 
         setattr(mod, name, w)
 
-    wrap(qseg, "_read", "segment_open_read")  # a segment opened and read whole
-    wrap(qseg, "_parse", "record_decode")
-    wrap(stored, "_rm", "segment_remove")  # a complete segment removed
+    if drain:
+        wrap(qseg, "_read", "segment_open_read")  # a segment opened and read whole
+        wrap(qseg, "_parse", "record_decode")
+        wrap(stored, "_rm", "segment_remove")  # a complete segment removed
+    else:
+        wrap(stored, "_write", "tail_write")  # one message into its tail file
+        wrap(qseg, "seal", "seal")  # the tail's files read, one segment written
     return acc
 
 
-def run(n, full):
-    bdev, why = fresh()
-    if bdev is None:
-        return B.na(f"{tag}.n{n}", why)
+def queue(cid, n, bdev, acc=None):
+    # a queue of n, 16 of them in RAM (the window): the rest waits in flash. Returns the
+    # client and the mean time and block reads per message over the W messages up to W,
+    # 1,280 and n queued: ten tail cycles each (320 small writes and ten segments), so
+    # every figure carries the same share of seals. One cycle (32) was too short: a window
+    # swung up to 4x with whether littlefs compacted a directory's metadata inside it
     from mqttsession import SessionStore
 
-    cid = f"bench-backlog-{n}"
-    # a queue of n, 16 of them in RAM (the window): the rest waits in flash
     c = B.client(cid, window=16, store=SessionStore("/flash/.mqtt", ram=16), queue=n)
     c.connect()
     c.disconnect()
-    # the mean over the W messages up to W, 1,280 and n queued: ten tail cycles each
-    # (320 small writes and ten segments), so every figure carries the same share of
-    # seals. One cycle (32) was too short: a window swung up to 4x with whether littlefs
-    # compacted a directory's metadata inside it
     marks = {W: 0, 1280: 0, n: 0}
     reads = {}
     bdev.reset_counts()
@@ -169,10 +170,26 @@ def run(n, full):
         if i + W - 1 in marks:
             t = B.ticks()
             r = bdev.reads
+            if acc is not None:
+                acc.clear()
         c.publish(B.TOPIC, B.MSG, False, 1)
         if i in marks:
             marks[i] = B.since(t) / W
             reads[i] = (bdev.reads - r) / W
+            for k, (calls, rd, _) in (acc or {}).items():
+                B.out(f"{tag}.parts.queue.{k}.reads_per_call.at{i}", rd / max(calls, 1))
+    return c, marks, reads
+
+
+def run(n, full):
+    bdev, why = fresh()
+    if bdev is None:
+        return B.na(f"{tag}.n{n}", why)
+    from mqttsession import SessionStore
+
+    cid = f"bench-backlog-{n}"
+    c, marks, reads = queue(cid, n, bdev, parts(bdev, False) if PARTS else None)
+    share = marks[n] / marks[W] if full else 0
     if full:
         for k in marks:
             B.out(f"{tag}.queue_us.at{k}", marks[k])
@@ -209,7 +226,7 @@ def run(n, full):
         B.out(f"{tag}.drain.erases", bdev.erases / n)
         B.out(f"{tag}.durable.erases", (qe + bdev.erases) / n)
     c.disconnect()
-    return r, w
+    return r, w, share
 
 
 if PARTS:
@@ -230,7 +247,19 @@ rates = sorted(x[0] for x in runs)
 whole = sorted(x[1] for x in runs)
 B.out(f"{tag}.drain_per_s.n10", rates[2])
 B.out(f"{tag}.drain_whole_per_s.n10", whole[2])
-r, w = run(N, True)
+r, w, share = run(N, True)
+# the queueing cost's growth, the median of three runs (this one and two that only
+# queue): one run's timing swings with the machine (1.08 and 1.61 an hour apart, with
+# the same block reads per message)
+shares = [share]
+for k in range(2):
+    bd, why = fresh()
+    if bd is not None:
+        m = queue(f"bench-backlog-q{k}", N, bd)[1]
+        shares.append(m[N] / m[W])
+for k, x in enumerate(shares):
+    B.out(f"{tag}.queue_share.run{k}", x)
+B.out(f"{tag}.queue_share", sorted(shares)[len(shares) // 2])
 B.out(f"{tag}.drain_per_s.n{N}", r)
 B.out(f"{tag}.drain_share", r / rates[2])
 B.out(f"{tag}.drain_whole_per_s.n{N}", w)
