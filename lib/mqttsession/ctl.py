@@ -157,7 +157,9 @@ def on_other(self, first):
         raise MQTTException(_MALFORMED, "reason code 0x%02x" % c)
     w[_SUB] = 0
     w[_SUBRC] = c
-    self._healthy()
+    # (not _healthy: a SUBACK says nothing of the message in flight. A broker that takes
+    # subscriptions and drops the connection at each message would reset the strikes and
+    # the backoff at every connection)
 
 
 def connack(self, first):

@@ -49,6 +49,10 @@ def poison():
     lines = []
     c.log = lines.append
     c.connect()
+    if d.cfg("SUB", 0):
+        # a stored subscription: each new session at the broker is subscribed again (its
+        # SUBACK says nothing about the message) before the message goes out
+        c.subscribe("t/cmd", 1)
     c.publish("t/poison", b"bad", qos=d.cfg("QOS", 1))
     c.publish("t/good", b"ok", qos=1)
     t0 = time.ticks_ms()

@@ -74,6 +74,21 @@ def test_poison_message_set_aside_after_three_closes(qos: int) -> None:
     assert last == [b"t/good"]
 
 
+def test_poison_message_set_aside_with_a_stored_subscription() -> None:
+    # each new session at the broker (Session Present 0) is subscribed again first: its
+    # SUBACK must not count as the broker taking the message, or the strikes and the
+    # backoff start over at every connection and the keeper reconnects without end
+    sub: Script = [("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK_1)]
+    drop: Script = [("expect", CONNECT), ("send", connack()), *sub, ("expect", PUBLISH),
+                    ("close",)]
+    good = ok(4)
+    r, b = run([drop, drop, drop, good[:2] + sub + good[2:]], "poison", SUB=1)
+    assert "3 closes" in " ".join(r.values("WHY")[0])
+    assert len(b.conns) == 4, f"{len(b.conns)} connections"
+    last = [body[2 : 2 + int.from_bytes(body[:2], "big")] for body in b.conns[3].of_type(PUBLISH)]
+    assert last == [b"t/good"]
+
+
 def test_innocent_window_is_not_set_aside() -> None:
     drop: Script = [("expect", CONNECT), ("send", connack())] + [("expect", PUBLISH)] * 16 + [
         ("close",)]
@@ -87,6 +102,7 @@ def test_refused_with_reason_code_set_aside() -> None:
     run([script], "refused", 5)
 
 
+SUBACK_1 = b"\x90\x03\x00\x00\x01"  # granted QoS 1 (the packet ID spliced in)
 QOS3 = b"\x36\x05\x00\x01t\x00\x01"  # a PUBLISH with QoS 3: malformed
 
 
