@@ -55,11 +55,11 @@ def _check(c, topic, msg, qos):
         P.check_qos(qos)
     c._t = topic
     c._m = msg
-    # its PUBLISH (remaining length as _hand, and at most 5 bytes of fixed header); the
-    # exact size only when the largest it can be exceeds the limit
-    if len(topic) + len(msg) + 10 > c._maxout and \
-            7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
-        raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+    # its PUBLISH: the exact size only when the largest it can be exceeds the limit
+    if len(topic) + len(msg) + 10 > c._maxout:
+        n = P.publish_size(len(topic), len(msg), qos, c.version)  # remaining length
+        if n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > c._maxout:  # + fixed header
+            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
 def _put(c, i, pid):
@@ -227,7 +227,7 @@ class Core(Wire):
         # remaining length (a message capped to the broker's Maximum QoS 0 has no ID)
         n = 2 + len(t) + (2 if f & 3 else 0) + (self.version == 5) + len(self._pm)
         self._rem = n
-        if n + 5 > self._maxout:
+        if n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > self._maxout:  # as _check
             # stored under a broker that allowed it; this one never will: give it up
             self.dropped += 1
             s.drop(k)

@@ -291,6 +291,17 @@ def limits5():
     for i in range(12):
         c.publish(d.topic("lim"), b"%d" % i, qos=1)
     d.check(d.pump(c, lambda: len(box) >= 12), "12 messages through a window of 2")
+    # the limit is exact: a PUBLISH of exactly Maximum Packet Size bytes (1 byte of type,
+    # 2 of remaining length, topic length, topic, packet ID, properties length, payload)
+    # goes out and comes back; one byte more is refused before the wire
+    t = d.topic("lim")
+    n = d.cfg("MAX_PACKET") - 3 - 2 - len(t) - 2 - 1
+    c.publish(t, b"x" * n, qos=1)
+    d.check(d.pump(c, lambda: len(box) >= 13 and not c.pending()),
+            "a message of exactly the limit delivered and acknowledged")
+    d.check(c.dropped == 0, "and not given up (%d)" % c.dropped)
+    e = d.raises(MQTTException, c.publish, t, b"x" * (n + 1), False, 1)
+    d.check(e.args[0] == 0x95, "one byte over the limit refused locally")
     c.disconnect()
 
 

@@ -119,7 +119,7 @@ def test_oversized_incoming_refused(broker: Broker, version: int) -> None:
 
 def test_receive_maximum_and_packet_size(broker_factory: Any) -> None:
     b = broker_factory(extra=["max_inflight_messages 2", "max_packet_size 1000"])
-    run_device("dev_core.py", cfg(b, "limits5", 5, RECEIVE_MAX=2), heap=HEAP)
+    run_device("dev_core.py", cfg(b, "limits5", 5, RECEIVE_MAX=2, MAX_PACKET=1000), heap=HEAP)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
