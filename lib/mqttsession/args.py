@@ -28,6 +28,13 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                               "%s must be an int >= %d%s") % (n, lo, hi or ""))
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout must be a number of seconds > 0")
+    if expiry is not None and (type(expiry) is not int or expiry < 0 or expiry > 0xFFFFFFFF):
+        raise ValueError("expiry must be None or an int from 0 to 4294967295 (seconds)")
+    # the objects the client calls into: by what they do (store.py need not load here)
+    if store is not None and not hasattr(store, "get"):
+        raise TypeError("store must be a SessionStore or None")
+    if link is not None and link is not True and not hasattr(link, "failed"):
+        raise TypeError("link must be a Link, True or None")
     # the strings as bytes; user and client_id are MQTT strings: UTF-8 without U+0000
     a = []
     for v, n, lo in ((user, "user", 1), (password, "password", 0), (client_id, "client_id", 1)):

@@ -29,14 +29,14 @@ _CC = const(9)
 
 
 class MQTTClient(Core):
-    def __init__(self, *args, budget_ms=-1, **kw):
+    def __init__(self, *args, budget_ms=..., **kw):
         # the client's own attributes first: Core sets the rest before the session loads
         # (see there)
         self._bd = 0  # ticks when the budget of the call under way ends
         self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
         self.budget_ms = None
         super().__init__(*args, **kw)
-        if budget_ms == -1:
+        if budget_ms is ...:  # not given (every int is the caller's, checked below)
             budget_ms = _BUDGET if self.store is not None or self.link is not None else None
         elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
             raise ValueError("budget_ms must be None or an int >= 0")
