@@ -349,5 +349,31 @@ def segdamage():
             "usable after the damage")
 
 
+def wide_window():
+    # a window larger than SessionStore(ram=N): at most N messages in flight, the rest
+    # wait in flash and go out in order as acknowledgements come; no call raises
+    c = MQTTClient("wide", H, d.cfg("PORT"), store=SessionStore(STORE, ram=2), window=4,
+                   queue=40, version=V, keepalive=30, timeout=3)
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect(clean_session=False)
+    t = d.topic("wide")
+    c.subscribe(t, 1)
+    most = [0]
+
+    def seen():
+        most[0] = max(most[0], c._s.nin)
+        return len(box) >= 12 and not c.pending()
+
+    for i in range(12):
+        c.publish(t, b"%d" % i, qos=1)
+        seen()
+    d.check(d.pump(c, seen), "all 12 delivered and acknowledged: %d" % len(box))
+    print("MOST_IN_FLIGHT", most[0])
+    d.check(0 < most[0] <= 2, "at most ram=2 in flight: %d" % most[0])
+    d.check([m for _, m in box.got] == [b"%d" % i for i in range(12)], "in order")
+    c.disconnect()
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

@@ -35,6 +35,13 @@ def test_damaged_records_in_the_backlog(broker: Broker, tmp_path: Path) -> None:
     assert sum("mqttsession: store:" in ln and "/q/" in ln for ln in r.lines) == 2
 
 
+def test_window_larger_than_the_ram_ring(broker: Broker, tmp_path: Path) -> None:
+    # SessionStore(ram=2) under window=4: the window is the ring, nothing raises
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "wide_window"),
+                   heap=HEAP)
+    assert 0 < int(r.values("MOST_IN_FLIGHT")[0][0]) <= 2
+
+
 def test_set_aside_in_flash(broker: Broker, tmp_path: Path) -> None:
     r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "aside"),
                    heap=HEAP)
