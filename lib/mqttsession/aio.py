@@ -105,7 +105,7 @@ class MQTTClient(Core):
         if qos > self._maxq & 3 or retain and self._maxq & 4:
             qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
-            if qos == 0 and self.link:
+            if qos == 0 and (self.link or self.store):
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
             elif self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)

@@ -156,7 +156,7 @@ class MQTTClient(Core):
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
         if (self.sock is None or self._cs) and not self._ensure():
             # offline
-            if qos == 0 and self.link:
+            if qos == 0 and (self.link or self.store):
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
                 return
             if self.store is None and self.link is None:

@@ -161,8 +161,10 @@ async def offline():
     await c.subscribe(d.topic("cmd"), 2)
     await c.subscribe(d.topic("gone"), 1)
     await c.unsubscribe(d.topic("gone"))
+    await c.publish(d.topic("queued"), b"zero", qos=0)  # fire and forget: counted only
     await c.publish(d.topic("queued"), b"offline", qos=1)
     print("OFFLINE", c.pending(), list(c._s.subs.items()))
+    d.check(c.lost0 == 1 and c.pending() == 1, "QoS 0 counted in lost0, not queued")
     d.check(list(c._s.subs) == [d.topic("cmd").encode()], "offline (un)subscriptions recorded")
     d.check(await until(c.isconnected, 30000), "the keeper connected")
     d.check(await until(lambda: waited == [False], 2000), "connect(wait=True) returned")

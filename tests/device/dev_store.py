@@ -27,6 +27,18 @@ def say_got(t, m):
     print("GOT", t.decode(), m.decode())
 
 
+def offline_q0():
+    # booted offline with a store and no link: QoS 1 is queued in flash, QoS 0 is fire
+    # and forget: counted in lost0, never queued, never sent later
+    c = node("q0")
+    c.publish(d.topic("m"), b"zero", qos=0)
+    c.publish(d.topic("m"), b"one", qos=1)
+    d.check(c.lost0 == 1 and c.pending() == 1, "lost0 %d pending %d" % (c.lost0, c.pending()))
+    c.connect(clean_session=False)
+    d.check(d.pump(c, lambda: not c.pending()), "the QoS 1 message sent")
+    c.disconnect()
+
+
 def ids():
     # SessionStore semantics; run twice on one image, PHASE 1 then 2
     st = SessionStore(STORE)

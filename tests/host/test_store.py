@@ -49,6 +49,14 @@ def test_store_semantics_and_stable_generated_id(broker: Broker, tmp_path: Path)
     assert a == b and a.startswith("mqs-")
 
 
+def test_offline_qos0_with_a_store_is_counted_not_queued(broker: Broker, tmp_path: Path) -> None:
+    c = cfg(broker, tmp_path / "flash.img", "offline_q0", PREFIX="q0")
+    with Observer(broker.host, broker.port, "q0/#", qos=1) as obs:
+        dev(c)
+        # a queued QoS 0 message would have gone out first, in order
+        assert obs.wait_for(1)[0].payload == b"one"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_reboot_between_publish_and_puback(broker: Broker, tmp_path: Path, version: int) -> None:
     img = tmp_path / "flash.img"
