@@ -185,6 +185,9 @@ def resume(self, present, clean):
     # after CONNACK: put the session back on the wire
     s = self._s
     if clean:
+        # the application asked for a new session: what the old one held is given up,
+        # and counted (a message accepted is never dropped silently)
+        self.dropped += s.pending()
         s.clear()
     s.restart(present)
     s.version = self.version

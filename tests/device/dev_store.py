@@ -37,6 +37,14 @@ def offline_q0():
     c.connect(clean_session=False)
     d.check(d.pump(c, lambda: not c.pending()), "the QoS 1 message sent")
     c.disconnect()
+    # a clean connect gives up what the session held, counted in dropped
+    c = node("q0c")
+    c.publish(d.topic("c"), b"wiped", qos=1)
+    c.publish(d.topic("c"), b"wiped", qos=2)
+    c.connect()
+    d.check(c.pending() == 0 and c.dropped == 2, "clean connect: dropped %d" % c.dropped)
+    c.disconnect()
+    d.check(node("q0c").pending() == 0, "and forgotten in flash")
 
 
 def ids():
