@@ -133,6 +133,22 @@ def no_keeper_malformed():
     d.check(e.args[0] == 0x81 and c.sock is None, "MQTTException 0x81, link closed")
 
 
+def link_args():
+    # the keeper's backoff settings are checked when the Link is made: min_ms <= 0,
+    # min_ms > max_ms, a jitter outside 0 to <1; the bounds themselves are taken
+    for arg, kw in (("min_ms", {"min_ms": 0}), ("min_ms", {"min_ms": -500}),
+                    ("min_ms", {"min_ms": 2000, "max_ms": 1000}),
+                    ("min_ms", {"min_ms": 40000}),  # over the default max_ms
+                    ("jitter", {"jitter": 1}), ("jitter", {"jitter": 1.5}),
+                    ("jitter", {"jitter": -0.1})):
+        e = d.raises(ValueError, Link, **kw)
+        d.check(arg in str(e), "%r refused: %s" % (kw, e))
+    for kw in ({"min_ms": 1}, {"min_ms": 1000, "max_ms": 1000}, {"jitter": 0},
+               {"jitter": 0.99}):
+        lk = Link(**kw)
+        d.check(all(getattr(lk, k) == v for k, v in kw.items()), "%r taken" % kw)
+
+
 def ssl_true():
     e = d.raises(ValueError, client, ssl=True)
     d.check("CA" in str(e) and "load_verify_locations" in str(e), "says how: %s" % e)

@@ -102,6 +102,14 @@ def test_malformed_while_publish_waits_raises_mqttexception_without_a_keeper() -
     run([bad], "no_keeper_malformed")
 
 
+def test_link_backoff_arguments_refused() -> None:
+    # Link(...): min_ms <= 0, min_ms > max_ms or a jitter outside 0 to <1 raise ValueError
+    # naming the argument; min_ms == max_ms, jitter 0 and just under 1 are taken
+    r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "link_args"},
+                   heap=HEAP)
+    assert r.out.count("refused") == 7 and r.out.count(" taken") == 4
+
+
 def test_ssl_true_refused() -> None:
     run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "ssl_true"}, heap=HEAP)
 
