@@ -1,5 +1,5 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
-# handler, ended, restart, offline, faults, congested, tls, trickle,
+# handler, handler_calls, ended, restart, offline, faults, congested, tls, trickle,
 # silent, idle. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
@@ -98,6 +98,56 @@ async def handler():
     d.check((d.topic("cmd/r").encode(), b"kept", True) in got, "retained flag delivered")
     d.check(c.isconnected(), "still connected")
     await c.publish(d.topic("alive"), b"yes", qos=1)
+    await c.disconnect()
+
+
+async def handler_calls():
+    # calls inside a coroutine message handler: subscribe and unsubscribe raise
+    # RuntimeError (the reader would wait for its own SUBACK), publish returns, a task
+    # started there subscribes. Then a probe on each topic (and "end" last) shows which
+    # subscriptions the broker holds
+    c = make(link=False, store=False)
+    tasks = []
+
+    async def later():
+        await c.subscribe(d.topic("later"), 1)
+        tasks.append("subscribed")
+
+    async def cb(t, m):
+        print("GOT", t.decode(), m.decode())
+        if m != b"go":
+            return
+        for name, call in (("subscribe", lambda: c.subscribe(d.topic("refused"), 1)),
+                           ("unsubscribe", lambda: c.unsubscribe(d.topic("cmd")))):
+            try:
+                await call()
+                print("CALL", name, "returned")
+            except RuntimeError as e:
+                print("CALL", name, "RuntimeError", e)
+        await c.publish(d.topic("out"), b"from-handler", qos=1)
+        print("CALL publish returned")
+        asyncio.create_task(later())
+
+    c.set_callback(cb)
+    await c.connect()
+    await c.subscribe(d.topic("cmd"), 1)
+    await c.subscribe(d.topic("out"), 1)
+    await c.publish(d.topic("cmd"), b"go", qos=1)
+    d.check(await until(lambda: tasks), "the task started in the handler subscribed")
+    ends = []
+
+    def probed(t, m):
+        print("GOT", t.decode(), m.decode())
+        ends.append(m)
+
+    c.set_callback(probed)
+    for t in ("refused", "cmd", "later"):
+        await c.publish(d.topic(t), b"probe", qos=1)
+    await c.publish(d.topic("later"), b"end", qos=1)
+    d.check(await until(lambda: b"end" in ends), "the probes went round")
+    print("SUBS", " ".join(sorted(t.decode() for t in c._s.subs)))
+    print("ERRORS", c.errors)
+    d.check(c.isconnected(), "still connected")
     await c.disconnect()
 
 

@@ -1,6 +1,7 @@
 # What the client refuses and sets aside (tests/host/test_guard.py): application input that
-# is not MQTT UTF-8, poison messages, TLS without verification. devcfg.TEST names the
-# scenario; the host judges what the broker saw and the lines printed here.
+# is not MQTT UTF-8, Link settings out of range, poison messages (and the log hook's lines),
+# TLS without verification. devcfg.TEST names the scenario; the host judges what the broker
+# saw and the lines printed here.
 import time
 
 import devlib as d
@@ -68,9 +69,16 @@ def poison():
     d.check(most >= 2, "backoff grew while the broker dropped each connection (%d)" % most)
     d.check(lk.tries == 0, "an acknowledgement reset the backoff")
     d.check([r[0] for r in c.aside()] == [b"t/poison"], "visible in aside()")
-    d.check(any("set aside" in x for x in lines) and any("connected" in x for x in lines),
-            "logged: %r" % lines)
+    # the log hook: a line on each connect, each link loss, the message set aside and
+    # the disconnect
+    d.check(lines[0].startswith("connected"), "logged: the connect: %r" % lines)
+    d.check(sum(x.startswith("link lost") for x in lines) >= 3,
+            "logged: each of the 3 closes: %r" % lines)
+    aside = [x for x in lines if x.startswith("set aside")]
+    d.check(len(aside) == 1 and "t/poison" in aside[0] and got[0][2] in aside[0],
+            "logged: the message set aside, and why: %r" % lines)
     c.disconnect()
+    d.check(lines[-1].startswith("disconnect"), "logged: the disconnect: %r" % lines[-1:])
     from mqttsession.aside import records
 
     s = SessionStore("store").get(d.cfg("HOST"), "guard")
@@ -110,16 +118,26 @@ def refused():
     c.disconnect()
 
 
+def logged_error(lines):
+    # the log hook's line for the broker's protocol error, naming it (0x81: malformed)
+    err = [x for x in lines if x.startswith("protocol error")]
+    d.check(len(err) == 1 and "129" in err[0], "logged: the protocol error: %r" % lines)
+
+
 def keeper_malformed():
     # with a keeper, a malformed packet while publish() waits is a link failure: the call
     # returns, the message stays queued, link.last_error says what the broker did wrong.
     # The broker's own error is no strike against the message (strikes=1 would show it)
     lk = Link(min_ms=20, max_ms=100, jitter=0)
-    c = client(store=SessionStore("store"), link=lk, strikes=1)
+    lines = []
+    c = client(store=SessionStore("store"), link=lk, strikes=1, log=lines.append)
     c.connect()
     c.publish("t/kept", b"x", qos=1)
     e = lk.last_error
     d.check(isinstance(e, MQTTException) and e.args[0] == 0x81, "last_error %r" % (e,))
+    logged_error(lines)
+    d.check(lines[-1].startswith("link lost") and "129" in lines[-1],
+            "logged: the link loss it caused: %r" % lines)
     d.check(c.pending() == 1, "the message is kept")
     t0 = time.ticks_ms()
     while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
@@ -131,10 +149,40 @@ def keeper_malformed():
 
 def no_keeper_malformed():
     # without a keeper the same is an MQTTException naming the broker's error
-    c = client()
+    lines = []
+    c = client(log=lines.append)
     c.connect()
     e = d.raises(MQTTException, c.publish, "t/x", b"x", qos=1)
     d.check(e.args[0] == 0x81 and c.sock is None, "MQTTException 0x81, link closed")
+    logged_error(lines)
+
+
+def link_args():
+    # the keeper's backoff settings are checked when the Link is made: min_ms <= 0,
+    # min_ms > max_ms, a jitter outside 0 to <1; the bounds themselves are taken
+    for arg, kw in (("min_ms", {"min_ms": 0}), ("min_ms", {"min_ms": -500}),
+                    ("min_ms", {"min_ms": 2000, "max_ms": 1000}),
+                    ("min_ms", {"min_ms": 40000}),  # over the default max_ms
+                    ("jitter", {"jitter": 1}), ("jitter", {"jitter": 1.5}),
+                    ("jitter", {"jitter": -0.1})):
+        e = d.raises(ValueError, Link, **kw)
+        d.check(arg in str(e), "%r refused: %s" % (kw, e))
+    for kw in ({"min_ms": 1}, {"min_ms": 1000, "max_ms": 1000}, {"jitter": 0},
+               {"jitter": 0.99}):
+        lk = Link(**kw)
+        d.check(all(getattr(lk, k) == v for k, v in kw.items()), "%r taken" % kw)
+
+
+def sub_link_lost():
+    # the broker closes the connection while subscribe() waits for its SUBACK: OSError,
+    # and the log hook gets a line for the link loss (devcfg.KEEPER: with a keeper)
+    lines = []
+    lk = Link(min_ms=20, max_ms=100, jitter=0) if d.cfg("KEEPER") else None
+    c = client(link=lk, log=lines.append)
+    c.connect()
+    e = d.raises(OSError, c.subscribe, "t/s", 1)
+    print("RAISED", repr(e))
+    print("LINK_LOST_LINES", sum(x.startswith("link lost") for x in lines), lines)
 
 
 def ssl_true():

@@ -20,7 +20,8 @@ def node(**kw):
     kw.setdefault("keepalive", d.cfg("KEEPALIVE", 30))
     if ROOT:
         kw["store"] = SessionStore(ROOT)
-    return MQTTClient(d.cfg("CID", "sig"), H, d.cfg("PORT"), **kw)
+    port = kw.pop("port", d.cfg("PORT"))
+    return MQTTClient(d.cfg("CID", "sig"), H, port, **kw)
 
 
 def attempt(what, fn, *args, **kw):
@@ -166,25 +167,32 @@ def redirect_later():
 
 
 def end_session():
-    # ending a session on purpose: the broker and the store both forget it
+    # ending a session on purpose: the broker and the store both forget it. FAIL: the
+    # broker cannot be reached (nothing listens on DEAD_PORT): the connect's error is
+    # raised and nothing is forgotten; PHASE 2 then resumes the session at the broker
     c = node(window=4)
     phase = d.cfg("PHASE")
     if phase == 1:
         c.connect(clean_session=False)
         c.subscribe(d.topic("es"), 1)
-        if d.cfg("OFFLINE"):
+        if d.cfg("OFFLINE") or d.cfg("FAIL"):
             c.disconnect()
             for i in range(2):
                 c.publish(d.topic("es"), "q%d" % i, qos=1)  # queued in flash
+        if d.cfg("FAIL"):
+            c = node(window=4, port=d.cfg("DEAD_PORT"))  # the same stored session; no broker
         print("PENDING_BEFORE", c.pending())
         print("SUBS_BEFORE", len(c._s.subs))
-        c.disconnect(end_session=True)
+        attempt("ENDED", c.disconnect, end_session=True)
+        print("CONNECTED", c.isconnected())
         print("PENDING_AFTER", c.pending())
         print("SUBS_AFTER", len(c._s.subs))
     else:
         print("PENDING_AT_BOOT", c.pending())
         print("SUBS_AT_BOOT", len(c._s.subs))
         print("PRESENT", c.connect(clean_session=False))
+        d.pump(c, lambda: c.pending() == 0, 20000)  # the resumed session's messages go out
+        print("PENDING_AFTER_CONNECT", c.pending())
         c.disconnect()
 
 

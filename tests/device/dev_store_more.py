@@ -252,6 +252,54 @@ def upgrade_state():
         d.check(not st.errors, "nothing reported")
 
 
+def files(p, out=None):
+    # {path: contents} of every file under p
+    out = {} if out is None else out
+    for e in os.ilistdir(p):
+        q = p + "/" + e[0]
+        if e[1] == 0x4000:
+            files(q, out)
+        else:
+            with open(q, "rb") as f:
+                out[q] = f.read()
+    return out
+
+
+def fill(room):
+    # fills the filesystem but for about `room` bytes: a file of that size, a second one
+    # grown until a write fails (in smaller and smaller steps), then the first removed
+    with open(ROOT + "/room", "wb") as f:
+        f.write(bytes(room))
+    with open(ROOT + "/junk", "wb") as f:
+        for n in (4096, 512, 64, 8, 1):
+            try:
+                while True:
+                    f.write(bytes(n))
+                    f.flush()
+            except OSError as e:
+                d.check(e.errno == 28, "filled in steps of %d" % n)
+    os.remove(ROOT + "/room")
+
+
+def upgrade_full():
+    # the migration needs room for both formats for a moment: where the filesystem has
+    # none (devcfg.ROOM bytes free, short of a format 2 copy), get() raises ENOSPC and
+    # format 1 is left as it was (the same files, the same bytes), at each boot; with
+    # room again, the next get() migrates everything
+    root = ROOT + "/.mqtt"
+    before = files(root)
+    fill(d.cfg("ROOM"))
+    for _ in range(2):
+        e = d.raises(OSError, SessionStore(root).get, "broker.local", "node-a")
+        print("FULL", repr(e))
+        d.check(e.errno == 28, "ENOSPC")
+        after = files(root)
+        d.check(after == before, "format 1 untouched: %r" % sorted(
+            k for k in set(before) | set(after) if before.get(k) != after.get(k)))
+    os.remove(ROOT + "/junk")
+    upgrade_state()
+
+
 def upgrade_resume():
     # the upgraded node-a resumes at a broker that never saw it: everything not yet
     # acknowledged by the old broker is published (the release counts as delivered)

@@ -1,7 +1,7 @@
 """The asyncio client on the unix port against mosquitto (tests/device/dev_aio.py):
-handler errors, a reader that ended, a session-losing broker restart, booting offline,
-link faults with a ticker task in the same loop. Timing bounds are generous: the tight
-figures are in tools/bench/b_aio.py."""
+handler errors, calls a coroutine handler may not make, a reader that ended, a
+session-losing broker restart, booting offline, link faults with a ticker task in the same
+loop. Timing bounds are generous: the tight figures are in tools/bench/b_aio.py."""
 
 from __future__ import annotations
 
@@ -103,6 +103,38 @@ async def main():
 asyncio.run(main())
 print("PASS")
 """
+
+
+def handler_calls(b: Broker, tmp_path: Path, version: int) -> tuple[Any, str]:
+    c = cfg(b, b.port, tmp_path, "handler_calls", VERSION=version)
+    return run_device("dev_aio.py", c, heap=HEAP, timeout=60), c["PREFIX"]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_subscribe_in_a_coroutine_handler_raises_runtimeerror(
+        broker_factory: Any, tmp_path: Path, version: int) -> None:
+    # inside a coroutine handler subscribe/unsubscribe raise RuntimeError, publish returns
+    # once sent, and a task started there subscribes; the reader goes on
+    r, pre = handler_calls(broker_factory(), tmp_path, version)
+    calls = [" ".join(v[:2]) for v in r.values("CALL")]
+    assert calls == ["subscribe RuntimeError", "unsubscribe RuntimeError", "publish returned"]
+    got = [tuple(v) for v in r.values("GOT", 1)]
+    assert (f"{pre}/out", "from-handler") in got, r.out
+    assert (f"{pre}/later", "probe") in got, r.out
+    assert r.value("ERRORS") == "0"
+
+
+@pytest.mark.xfail(strict=True, reason="a subscribe/unsubscribe refused with RuntimeError in "
+                   "a coroutine handler has already sent its SUBSCRIBE/UNSUBSCRIBE: the broker "
+                   "acts on it while the session records nothing")
+def test_calls_refused_in_a_coroutine_handler_change_nothing(broker_factory: Any,
+                                                             tmp_path: Path) -> None:
+    # bad input gets a clear error and loses nothing: the refused unsubscribe leaves the
+    # broker's subscription (the session still lists it), the refused subscribe adds none
+    r, pre = handler_calls(broker_factory(), tmp_path, 4)
+    assert r.value("SUBS").split() == [f"{pre}/cmd", f"{pre}/later", f"{pre}/out"]
+    probes = sorted(v[0] for v in r.values("GOT", 1) if v[1:] == ["probe"])
+    assert probes == [f"{pre}/cmd", f"{pre}/later"], r.out
 
 
 def test_await_after_the_reader_ended_raises(broker_factory: Any, tmp_path: Path) -> None:

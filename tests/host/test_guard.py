@@ -1,9 +1,11 @@
 """What the client refuses and what it sets aside, on the unix port: application strings
-that are not MQTT UTF-8 (refused at the call, nothing on the wire), poison messages (a
-broker that closes on a message, or refuses it with a reason code: set aside, later
-messages go on, the backoff grows while the broker drops each connection), and TLS that is
-secure by default (ssl=True refused, an unverifying context warned about once, a refused
-certificate at a keeper's reconnect is a link failure)."""
+that are not MQTT UTF-8 (refused at the call, nothing on the wire), a keeper's backoff
+settings out of range (ValueError), poison messages (a broker that closes on a message, or
+refuses it with a reason code: set aside, later messages go on, the backoff grows while
+the broker drops each connection; the log hook has a line for each connect, link loss,
+set-aside message, protocol error and the disconnect), and TLS that is secure by default
+(ssl=True refused, an unverifying context warned about once, a refused certificate at a
+keeper's reconnect is a link failure)."""
 
 from __future__ import annotations
 
@@ -32,11 +34,14 @@ class AckingBroker(HostileBroker):
         return True
 
 
-def run(scripts: list[Script], test: str, version: int = 4, **kw: Any) -> tuple[Any, Any]:
+def run(scripts: list[Script], test: str, version: int = 4, settle: bool = True,
+        **kw: Any) -> tuple[Any, Any]:
+    """Runs the scenario against the scripted broker. settle: wait (up to 5 s) until the
+    client has closed every connection, so its last packets are recorded."""
     with AckingBroker(scripts) as b:
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": test, **kw}
         r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=60)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + (5 if settle else 0)
         while time.monotonic() < deadline and not all(c.closed_by_client for c in b.conns):
             time.sleep(0.05)
     return r, b
@@ -116,6 +121,27 @@ def test_malformed_while_publish_waits_raises_mqttexception_without_a_keeper() -
     bad: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
                    ("send", QOS3)]
     run([bad], "no_keeper_malformed")
+
+
+def test_link_backoff_arguments_refused() -> None:
+    # Link(...): min_ms <= 0, min_ms > max_ms or a jitter outside 0 to <1 raise ValueError
+    # naming the argument; min_ms == max_ms, jitter 0 and just under 1 are taken
+    r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "link_args"},
+                   heap=HEAP)
+    assert r.out.count("refused") == 7 and r.out.count(" taken") == 4
+
+
+@pytest.mark.xfail(strict=True, reason="subscribe() closes a broken link without the log "
+                   "hook's link-loss line (publish and check_msg log it)")
+@pytest.mark.parametrize("keeper", [False, True], ids=["no-keeper", "keeper"])
+def test_link_lost_while_subscribe_waits_is_logged(keeper: bool) -> None:
+    # the log hook gets a line on a link loss: here the broker closes while subscribe()
+    # waits for its SUBACK (subscribe raises OSError, with a keeper too)
+    script: Script = [("expect", CONNECT), ("send", connack()), ("expect", SUBSCRIBE),
+                      ("close",)]
+    r, _ = run([script], "sub_link_lost", settle=False, KEEPER=keeper)
+    assert r.value("RAISED").startswith("OSError")
+    assert r.value("LINK_LOST_LINES").split()[0] == "1", r.out
 
 
 def test_ssl_true_refused() -> None:

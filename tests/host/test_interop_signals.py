@@ -8,7 +8,8 @@
 - the broker's Session Expiry Interval is used and stored, its Server Keep Alive used;
 - DISCONNECT 0x8E (session taken over): surfaced, and the keeper backs off to its maximum;
 - Server Reference on CONNACK 0x9C/0x9D followed only when opted in, one hop;
-- `disconnect(end_session=True)`: broker and store forget the session.
+- `disconnect(end_session=True)`: broker and store forget the session; when the broker
+  cannot be reached, the connect's error is raised and nothing is forgotten.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness import Broker, Observer, run_device
+from harness import Broker, Observer, free_port, run_device
 from hostile import (
     CONNECT,
     DISCONNECT,
@@ -243,7 +244,33 @@ def test_end_session_on_purpose(broker_factory: Any, tmp_path: Path, version: in
         time.sleep(0.5)
     assert r1.value("SUBS_BEFORE") == "1"
     assert r1.value("PENDING_BEFORE") == ("2" if offline else "0")
+    assert r1.value("ENDED").split()[0] == "OK"
+    assert r1.value("CONNECTED") == "False"
     assert (r1.value("PENDING_AFTER"), r1.value("SUBS_AFTER")) == ("0", "0")
     assert (r2.value("PENDING_AT_BOOT"), r2.value("SUBS_AT_BOOT")) == ("0", "0")
     assert r2.value("PRESENT") == "False"  # the broker forgot it too
     assert obs.messages == []  # messages queued in flash were given up, never sent
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_end_session_with_the_broker_unreachable_forgets_nothing(
+        broker_factory: Any, tmp_path: Path, version: int) -> None:
+    # the connect that ending the session needs (offline: 3.1.1 and MQTT 5 alike) finds no
+    # broker: its error is raised, and the queued messages and the subscription stay, in
+    # RAM and in flash; the next boot resumes the session and its messages go out
+    b: Broker = broker_factory()
+    c = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": "end_session",
+         "PREFIX": f"esf{version}", "CID": f"esf-{version}", "IMAGE": str(tmp_path / "flash.img"),
+         "PHASE": 1, "FAIL": True, "DEAD_PORT": free_port()}
+    with Observer(b.host, b.port, f"{c['PREFIX']}/#", qos=1, protocol=version) as obs:
+        r1 = run_device("dev_interop_signals.py", c, heap=HEAP)
+        r2 = run_device("dev_interop_signals.py", {**c, "PHASE": 2}, heap=HEAP)
+        obs.wait_for(2)
+    assert (r1.value("PENDING_BEFORE"), r1.value("SUBS_BEFORE")) == ("2", "1")
+    assert r1.value("ENDED").split()[0] == "OSError", r1.out
+    assert r1.value("CONNECTED") == "False"
+    assert (r1.value("PENDING_AFTER"), r1.value("SUBS_AFTER")) == ("2", "1")
+    assert (r2.value("PENDING_AT_BOOT"), r2.value("SUBS_AT_BOOT")) == ("2", "1")
+    assert r2.value("PRESENT") == "True"  # the broker kept the session too
+    assert r2.value("PENDING_AFTER_CONNECT") == "0"
+    assert sorted(obs.payloads()) == [b"q0", b"q1"]

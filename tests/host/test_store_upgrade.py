@@ -41,6 +41,18 @@ def test_v1_fixture_opens_with_everything(broker: Broker, v1_image: Path) -> Non
     assert "ROUND 2 ERRORS 0" in r.out
 
 
+@pytest.mark.parametrize("room", [0, 16384], ids=["full", "16k-free"])
+def test_v1_migration_without_room_raises_enospc_and_keeps_format_1(
+        broker: Broker, v1_image: Path, room: int) -> None:
+    # no room on the filesystem for the format 2 copy (none at all, or 16 KB of the ~48 KB
+    # it takes): get() raises OSError(ENOSPC) and format 1 is untouched (the same files,
+    # the same bytes), at two boots in a row; once there is room the migration is whole
+    r = run_device("dev_store_more.py",
+                   cfg(broker, v1_image, "upgrade_full", BLOCKS=64, ROOM=room), heap=HEAP)
+    assert len(r.values("FULL")) == 2
+    assert "ROUND 2 ERRORS 0" in r.out
+
+
 def test_v1_fixture_resumes_at_a_broker(broker: Broker, v1_image: Path) -> None:
     with Observer(broker.host, broker.port, "up/#", qos=2) as obs:
         run_device("dev_store_more.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=64),
