@@ -147,9 +147,8 @@ class MQTTClient(Core):
         s.hold(k, seq)
 
     async def _wait(self, ms):
-        # until the reader handles a packet; OSError when nothing comes within ms
-        if asyncio.current_task() is self._task:
-            raise RuntimeError("a message handler cannot wait for the broker: use a task")
+        # until the reader handles a packet; OSError when nothing comes within ms (never
+        # from the reader itself: see publish and subscribe)
         self._ev.clear()
         if self._task is None or self.sock is None:
             raise OSError(_ENOTCONN)
@@ -163,6 +162,10 @@ class MQTTClient(Core):
         # (qos None: unsubscribe) online: waits for SUBACK/UNSUBACK; no ack within timeout
         # closes the link. Offline with link=, or when the link breaks before the ack:
         # recorded (in the session, so in the store with one) and made on the next connect.
+        # Refused from a coroutine handler before anything is sent: the reader that
+        # would read the SUBACK is the one awaiting the handler
+        if asyncio.current_task() is self._task:
+            raise RuntimeError("a message handler cannot wait for the broker: use a task")
         self._raise()
         async with self._lock:
             while self.isconnected():

@@ -209,12 +209,15 @@ class MQTTClient(Core):
         # acknowledgement, within timeout (then the link is dead)
         topic = self._ctl().sub_start(self, topic, qos)
         t0 = time.ticks_ms()
-        while self._cn[13]:  # the SUBSCRIBE's packet ID
-            left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                self._close()
-                raise OSError(_ETIMEDOUT)
-            _step(self, left)
+        try:
+            while self._cn[13]:  # the SUBSCRIBE's packet ID
+                left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+                if left <= 0:
+                    raise OSError(_ETIMEDOUT)
+                _step(self, left)
+        except OSError:
+            self._lost(False)  # closed, logged, counted by the keeper; raised either way
+            raise
         self._ctl().sub_end(self, topic, qos)
 
     def wait_msg(self):

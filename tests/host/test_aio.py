@@ -124,9 +124,6 @@ def test_subscribe_in_a_coroutine_handler_raises_runtimeerror(
     assert r.value("ERRORS") == "0"
 
 
-@pytest.mark.xfail(strict=True, reason="a subscribe/unsubscribe refused with RuntimeError in "
-                   "a coroutine handler has already sent its SUBSCRIBE/UNSUBSCRIBE: the broker "
-                   "acts on it while the session records nothing")
 def test_calls_refused_in_a_coroutine_handler_change_nothing(broker_factory: Any,
                                                              tmp_path: Path) -> None:
     # bad input gets a clear error and loses nothing: the refused unsubscribe leaves the

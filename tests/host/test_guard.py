@@ -131,8 +131,6 @@ def test_link_backoff_arguments_refused() -> None:
     assert r.out.count("refused") == 7 and r.out.count(" taken") == 4
 
 
-@pytest.mark.xfail(strict=True, reason="subscribe() closes a broken link without the log "
-                   "hook's link-loss line (publish and check_msg log it)")
 @pytest.mark.parametrize("keeper", [False, True], ids=["no-keeper", "keeper"])
 def test_link_lost_while_subscribe_waits_is_logged(keeper: bool) -> None:
     # the log hook gets a line on a link loss: here the broker closes while subscribe()
