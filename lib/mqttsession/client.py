@@ -258,10 +258,10 @@ class MQTTClient(Core):
         # and nothing that makes the message durable without the link)
         self._close()
         c = self._cn
-        w = c[11]  # the broker's error that ended the link
+        w = c[11] or OSError(_ECONNRESET)  # the broker's error that ended the link, if any
         if self.link:
-            self.link.failed(w or OSError(_ECONNRESET))
-            if w is not None and w.args[0] == 0x8E:
+            self.link.failed(w)
+            if w.args[0] == 0x8E:
                 self.link.delay = self.link.max_ms  # session taken over: do not fight for it
         self._log("link lost: %r", (w,))
         c[11] = None
