@@ -292,6 +292,21 @@ def oversized_refused(first: int) -> Check:
     return check
 
 
+LONG_TOPIC = "t/" + "L" * (MAX_PACKET + 100)
+
+
+def split_at_pid(qos: int, pid: int) -> Callable[[int], list[Step]]:
+    """A script: an oversized PUBLISH with a long topic, sent in two writes a pause apart,
+    between the two bytes of its packet ID."""
+
+    def script(v: int) -> list[Step]:
+        p = publish(v, LONG_TOPIC, b"B" * 100, qos, pid)
+        j = p.index(u16(pid), 4 + len(LONG_TOPIC))  # after the header and the topic
+        return [*ck(v), ("send", p[: j + 1]), ("sleep", 0.2), ("send", p[j + 1 :])]
+
+    return script
+
+
 def v5_only_up(up5: bool, up4: bool) -> Check:
     def check(r: dict[str, Any], c: Conn, v: int) -> list[str]:
         want = up5 if v == 5 else up4
@@ -524,6 +539,16 @@ def _cases() -> list[Case]:
     add(Case("pub_oversized_q1", after_ck(lambda v: publish(v, "t/big", b"B" * BIG, 1, 0x0921)),
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBACK)))
     add(Case("pub_oversized_q2", after_ck(lambda v: publish(v, "t/big", b"B" * BIG, 2, 0x0921)),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    # a topic longer than max_packet: the packet ID passes beyond the bytes the client
+    # holds (in one piece, or split between two reads)
+    add(Case("pub_oversized_long_q1",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 1, 0x0921)),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBACK)))
+    add(Case("pub_oversized_long_q2",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921)),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    add(Case("pub_oversized_long_q2_pid_split", split_at_pid(2, 0x0921),
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
     add(Case("pub_good_then_qos3", after_ck(lambda v: publish(v, "t/a"),
                                             lambda v: publish(v, "t/a", qos=3)),
