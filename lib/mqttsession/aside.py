@@ -149,7 +149,7 @@ def oversize(self, n):
 def discard(self):
     # drops buffered bytes of an oversized packet, keeping its packet ID as it passes;
     # once it has all gone, acknowledges it (the broker would redeliver it forever) and
-    # refuses it
+    # refuses it. True: a QoS 2 resend of one refused before, acknowledged again only
     rx = self._rx
     r0 = self._r0
     k = min(self._skip, self._r1 - r0)
@@ -168,11 +168,17 @@ def discard(self):
     pid = pf[1] & 0xFFFF
     if pid:
         if pf[1] >> 17:
-            self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
+            # QoS 2: recorded (in flash with a store) before PUBREC, as a delivery is: a
+            # resend, PUBREC lost, is not refused twice
+            new = self._s.rx2_add(pid)
             self._ack(_PUBREC, pid)
+            if not new:
+                return True
         else:
             self._ack(_PUBACK, pid)
     self._cn[12] = True  # oversized: for _recv's handler, which resets it
+    # packets behind it in _rx are handled at the next _recv, with no wait for input
+    self._hold = self._r0 != self._r1
     raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % pf[2])
 
 

@@ -307,6 +307,20 @@ def split_at_pid(qos: int, pid: int) -> Callable[[int], list[Step]]:
     return script
 
 
+def refused_once(r: dict[str, Any], c: Conn, v: int) -> list[str]:
+    """A QoS 2 PUBLISH too large, then its resend (DUP: the broker lost the PUBREC): both
+    acknowledged, refused once (the packet ID is held as for a message delivered)."""
+    errs = oversized_refused(PUBREC)(r, c, v)
+    if r.get("up") and c.pids(PUBREC).count(0x0921) != 2:
+        errs.append(f"PUBREC for each of the two copies, sent {c.pids(PUBREC)}")
+    n = r.get("reported")  # the asyncio client's errors (on_error); None: blocking client
+    if n is None and r["exc"].get("again") is not None:
+        errs.append(f"the resend refused again: {r['exc']['again']}")
+    if n is not None and n != 1:
+        errs.append(f"{n} errors reported, expected the one refusal")
+    return errs
+
+
 def v5_only_up(up5: bool, up4: bool) -> Check:
     def check(r: dict[str, Any], c: Conn, v: int) -> list[str]:
         want = up5 if v == 5 else up4
@@ -550,6 +564,14 @@ def _cases() -> list[Case]:
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
     add(Case("pub_oversized_long_q2_pid_split", split_at_pid(2, 0x0921),
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    add(Case("pub_oversized_long_q2_resent",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921),
+                      lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921, flags=8),
+                      lambda v: publish(v, "t/a")),
+             ops=("connect", "check", "again"), delivered=1,
+             # the asyncio client's "again" sees the refusal the reader kept: see refused_once
+             want={"check": MQ(TOO_LARGE), "again": OK | MQ(TOO_LARGE)}, up=None,
+             extra=refused_once))
     add(Case("pub_good_then_qos3", after_ck(lambda v: publish(v, "t/a"),
                                             lambda v: publish(v, "t/a", qos=3)),
              want={"check": MQ(MALFORMED)}, up=False, delivered=1,
