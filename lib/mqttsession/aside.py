@@ -4,8 +4,8 @@
 #   the broker, or in flight at `strikes` closes in a row); a protocol violation by the
 #   broker (it ends the connection, no strike against the message in flight), a packet
 #   the client does not expect, an MQTT 5 DISCONNECT, an incoming packet larger than
-#   max_packet (wire.py: kept in part, acknowledged, refused); the oldest queued message
-#   dropped for a new one (full="drop_oldest");
+#   max_packet (wire.py: dropped as it arrives, acknowledged, refused); the oldest
+#   queued message dropped for a new one (full="drop_oldest");
 # - the set-aside records of a StoredSession (stored.py), in its file "aside": the
 #   naside count, then records (flags, reason code, reason text, topic, payload), the
 #   newest kept within a quarter of the store's max_bytes.
@@ -119,50 +119,67 @@ def other(self, first):
 
 
 def oversize(self, n):
-    # a packet of n bytes that _rx cannot hold: keep its first len(_rx) bytes (the
-    # topic and packet ID of a PUBLISH), then drop the rest as it arrives
+    # a packet of n bytes that _rx cannot hold goes by as it arrives (discard). A QoS 1/2
+    # PUBLISH is acknowledged: its packet ID follows the topic, which may be longer than
+    # _rx, so discard picks the ID's two bytes out as they pass. Until then no PUBLISH is
+    # parsed, and _pf (publish fields) holds the packet's: [0] _skip's value when the
+    # ID's first byte is next (0: no ID to find), [1] the ID with the QoS bits above it,
+    # [2] n. Found without allocating: _rx may be tiny and the topic any length
     if self._cs:
         raise MQTTException(_TOO_LARGE, "CONNACK exceeds max_packet")
     rx = self._rx
     r0 = self._r0
-    r1 = self._r1 - r0
-    if r0:
-        for i in range(r1):  # to the front of _rx (a memoryview would be a new object)
-            rx[i] = rx[r0 + i]
-        self._r0 = 0
-        self._r1 = r1
-    if r1 < len(rx):
-        return 0
-    first = rx[0]
-    pid = 0
-    if first & 0xF0 == _PUBLISH and first & 6:
-        j = self._hl + 2 + (rx[self._hl] << 8 | rx[self._hl + 1])
-        if j + 2 <= len(rx):
-            pid = rx[j] << 8 | rx[j + 1]
-    self._big = (first, pid, n)
-    self._skip = n - len(rx)
-    self._r0 = self._r1 = 0
+    h = r0 + self._hl
+    if self._r1 < h + 2:
+        return 0  # the topic's length is still to come
+    first = rx[r0]
+    pf = self._pf
+    pf[0] = pf[1] = 0
+    pf[2] = n
+    if first & 0xF0 == _PUBLISH and 0 < first & 6 < 6:
+        j = self._hl + 2 + (rx[h] << 8 | rx[h + 1])  # the packet ID's offset
+        if j + 2 <= n:  # else malformed: refused, not acknowledged
+            pf[0] = n - j
+            pf[1] = (first & 6) << 15
+    self._skip = n
+    discard(self)  # what has arrived; more is to come (n > len(rx))
     return 0
 
 
 def discard(self):
-    # drops buffered bytes of an oversized packet; once it has all gone, acknowledges
-    # it (the broker would redeliver it forever) and refuses it
-    k = min(self._skip, self._r1 - self._r0)
-    self._r0 += k
+    # drops buffered bytes of an oversized packet, keeping its packet ID as it passes;
+    # once it has all gone, acknowledges it (the broker would redeliver it forever) and
+    # refuses it. True: a QoS 2 resend of one refused before, acknowledged again only
+    rx = self._rx
+    r0 = self._r0
+    k = min(self._skip, self._r1 - r0)
+    pf = self._pf
+    if pf[0]:
+        i = self._skip - pf[0]  # the ID's first byte is at r0 + i
+        if 0 <= i < k:
+            pf[1] |= rx[r0 + i] << 8
+        if -1 <= i < k - 1:
+            pf[1] |= rx[r0 + i + 1]
+    self._r0 = r0 + k
     self._skip -= k
     if self._skip:
         return False
     self._p0 = self._rt
-    first, pid, n = self._big
-    if pid and first & 6:
-        if first & 4:
-            self._s.rx2_add(pid)  # QoS 2: recorded as today, so a resend is not delivered
+    pid = pf[1] & 0xFFFF
+    if pid:
+        if pf[1] >> 17:
+            # QoS 2: recorded (in flash with a store) before PUBREC, as a delivery is: a
+            # resend, PUBREC lost, is not refused twice
+            new = self._s.rx2_add(pid)
             self._ack(_PUBREC, pid)
+            if not new:
+                return True
         else:
             self._ack(_PUBACK, pid)
     self._cn[12] = True  # oversized: for _recv's handler, which resets it
-    raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % n)
+    # packets behind it in _rx are handled at the next _recv, with no wait for input
+    self._hold = self._r0 != self._r1
+    raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % pf[2])
 
 
 def drop_oldest(self):

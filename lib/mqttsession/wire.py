@@ -46,9 +46,9 @@ _warned = False  # the warning about a TLS context that does not verify: once
 # attribute table, nearly full by design and probed to an empty slot on every miss) ---
 # The socket is non-blocking. _rx[_r0:_r1] holds what arrived and is not handled yet; one
 # read takes whatever has arrived and every whole packet in it is handled. A packet must
-# be whole within timeout of its first byte (_p0). A packet larger than _rx keeps its
-# first bytes (to acknowledge it) and the rest is dropped as it arrives (_skip bytes to
-# go), then it is refused with 0x95 (aside.py).
+# be whole within timeout of its first byte (_p0). A packet larger than _rx is dropped as
+# it arrives (_skip bytes to go), its packet ID kept as it passes (to acknowledge it),
+# then it is refused with 0x95 (aside.py).
 
 
 def _write(w, buf, n):

@@ -227,6 +227,49 @@ def oversized():
     c.disconnect()
 
 
+def oversized_long():
+    # a QoS 1 and a QoS 2 PUBLISH whose topic alone exceeds max_packet, to a persistent
+    # session: each acknowledged (the packet ID follows the topic, past what _rx holds)
+    # and refused once; the link stays up and a reconnect brings neither back
+    c = d.client("bigt-%d" % V, max_packet=64)
+    c.connect(clean_session=True)  # no session left from an earlier run
+    c.disconnect()
+    box = d.Inbox()
+    c.set_callback(box)
+    c.connect(clean_session=False)
+    c.subscribe(d.topic("L" * d.cfg("LONG")), 2)
+    c.subscribe(d.topic("mark"), 1)
+    print("READY")
+    refused = []
+
+    def run(n, ms=8000):
+        # until n messages arrived (the host's marker last), refusals counted
+        t0 = time.ticks_ms()
+        while len(box) < n and time.ticks_diff(time.ticks_ms(), t0) < ms:
+            try:
+                c.check_msg()
+            except MQTTException as x:
+                refused.append(x.args[0])
+                print("REFUSED", x.args[0])
+            time.sleep_ms(2)
+
+    run(1)
+    d.check(box.got == [(d.topic("mark").encode(), b"after")], "the marker after the big ones")
+    d.pump(c, lambda: not c._s.rx2, 3000)  # PUBREL, PUBCOMP: the QoS 2 exchange ends
+    d.check(not c._s.rx2, "QoS 2 exchange completed: %r" % c._s.rx2)
+    c.publish(d.topic("mark"), b"up", qos=1)
+    run(2)
+    d.check(len(box) == 2, "link usable after the refusals")
+    c.disconnect()
+    d.check(c.connect(clean_session=False) is True, "session resumed")
+    # anything the broker still held for the session comes before the answer to this
+    c.publish(d.topic("mark"), b"again", qos=1)
+    run(3)
+    run(4, 500)
+    d.check([m for _, m in box.got] == [b"after", b"up", b"again"], "no redelivery: %r" % box.got)
+    c.disconnect()
+
+
 def bad_input():
     c = d.client("bad-%d" % V)
     box = d.Inbox()

@@ -161,6 +161,7 @@ def finish(cs, d, r, c, st, m0, before, top0):
         r["pending"] = c.pending()
     except Exception as e:
         r["pending"] = exc_info(e)
+    r["reported"] = getattr(c, "errors", None)  # the asyncio client's on_error count
     return r
 
 

@@ -292,6 +292,35 @@ def oversized_refused(first: int) -> Check:
     return check
 
 
+LONG_TOPIC = "t/" + "L" * (MAX_PACKET + 100)
+
+
+def split_at_pid(qos: int, pid: int) -> Callable[[int], list[Step]]:
+    """A script: an oversized PUBLISH with a long topic, sent in two writes a pause apart,
+    between the two bytes of its packet ID."""
+
+    def script(v: int) -> list[Step]:
+        p = publish(v, LONG_TOPIC, b"B" * 100, qos, pid)
+        j = p.index(u16(pid), 4 + len(LONG_TOPIC))  # after the header and the topic
+        return [*ck(v), ("send", p[: j + 1]), ("sleep", 0.2), ("send", p[j + 1 :])]
+
+    return script
+
+
+def refused_once(r: dict[str, Any], c: Conn, v: int) -> list[str]:
+    """A QoS 2 PUBLISH too large, then its resend (DUP: the broker lost the PUBREC): both
+    acknowledged, refused once (the packet ID is held as for a message delivered)."""
+    errs = oversized_refused(PUBREC)(r, c, v)
+    if r.get("up") and c.pids(PUBREC).count(0x0921) != 2:
+        errs.append(f"PUBREC for each of the two copies, sent {c.pids(PUBREC)}")
+    n = r.get("reported")  # the asyncio client's errors (on_error); None: blocking client
+    if n is None and r["exc"].get("again") is not None:
+        errs.append(f"the resend refused again: {r['exc']['again']}")
+    if n is not None and n != 1:
+        errs.append(f"{n} errors reported, expected the one refusal")
+    return errs
+
+
 def v5_only_up(up5: bool, up4: bool) -> Check:
     def check(r: dict[str, Any], c: Conn, v: int) -> list[str]:
         want = up5 if v == 5 else up4
@@ -525,6 +554,24 @@ def _cases() -> list[Case]:
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBACK)))
     add(Case("pub_oversized_q2", after_ck(lambda v: publish(v, "t/big", b"B" * BIG, 2, 0x0921)),
              want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    # a topic longer than max_packet: the packet ID passes beyond the bytes the client
+    # holds (in one piece, or split between two reads)
+    add(Case("pub_oversized_long_q1",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 1, 0x0921)),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBACK)))
+    add(Case("pub_oversized_long_q2",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921)),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    add(Case("pub_oversized_long_q2_pid_split", split_at_pid(2, 0x0921),
+             want={"check": MQ(TOO_LARGE)}, up=None, extra=oversized_refused(PUBREC)))
+    add(Case("pub_oversized_long_q2_resent",
+             after_ck(lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921),
+                      lambda v: publish(v, LONG_TOPIC, b"B" * 100, 2, 0x0921, flags=8),
+                      lambda v: publish(v, "t/a")),
+             ops=("connect", "check", "again"), delivered=1,
+             # the asyncio client's "again" sees the refusal the reader kept: see refused_once
+             want={"check": MQ(TOO_LARGE), "again": OK | MQ(TOO_LARGE)}, up=None,
+             extra=refused_once))
     add(Case("pub_good_then_qos3", after_ck(lambda v: publish(v, "t/a"),
                                             lambda v: publish(v, "t/a", qos=3)),
              want={"check": MQ(MALFORMED)}, up=False, delivered=1,

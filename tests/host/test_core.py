@@ -117,6 +117,30 @@ def test_oversized_incoming_refused(broker: Broker, version: int) -> None:
         assert r.values("REFUSED") == []
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_oversized_long_topic_acknowledged_once(broker: Broker, version: int) -> None:
+    # topics longer than max_packet (64): the packet ID lies beyond the bytes the client
+    # holds; unacknowledged, the persistent session would get them again at each reconnect
+    c = cfg(broker, "oversized_long", version, LONG=84)
+    dev = start_device("dev_core.py", c, heap=HEAP)
+    try:
+        dev.wait_for("READY", timeout=20)
+        p = c["PREFIX"]
+        t = f"{p}/{'L' * 84}"
+        publish(broker.host, broker.port, t, b"1" * 100, qos=1, protocol=version)
+        publish(broker.host, broker.port, t, b"2" * 100, qos=2, protocol=version)
+        publish(broker.host, broker.port, f"{p}/mark", b"after", qos=1, protocol=version)
+        r = dev.result(timeout=60)
+    finally:
+        dev.close()
+    if version == 4:
+        assert r.values("REFUSED") == [["149"], ["149"]]
+    else:
+        # MQTT 5: our Maximum Packet Size keeps the broker from sending them (the scripted
+        # broker's pub_oversized_long_* cases cover the client's side)
+        assert r.values("REFUSED") == []
+
+
 def test_receive_maximum_and_packet_size(broker_factory: Any) -> None:
     b = broker_factory(extra=["max_inflight_messages 2", "max_packet_size 1000"])
     run_device("dev_core.py", cfg(b, "limits5", 5, RECEIVE_MAX=2, MAX_PACKET=1000), heap=HEAP)
