@@ -176,6 +176,10 @@ def will(self, topic, msg, retain, qos):
         topic = self._topic(topic)
         P.check_topic(topic)
         P.check_qos(qos)
-        self._cn[3] = (bytes(topic), bytes(self._payload(msg)), retain, qos)
+        if isinstance(msg, str):
+            msg = msg.encode()
+        elif not isinstance(msg, (bytes, bytearray, memoryview)):
+            raise TypeError("msg must be bytes, bytearray, memoryview or str")
+        self._cn[3] = (bytes(topic), bytes(msg), retain, qos)
     finally:
         unload("args")

@@ -103,7 +103,7 @@ class MQTTClient(Core):
                     self._conn_start(True)
                 else:
                     self._aw = 0
-                    self._ctl().resume(self, present, clean)
+                    self._mod("ctl").resume(self, present, clean)
                     if not present and not clean:
                         # a new session at the broker: subscriptions first, so the node
                         # also hears its own stored messages published again below
@@ -133,7 +133,7 @@ class MQTTClient(Core):
             self._s.clear()
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
-        self._ctl().bye(self, end_session)
+        self._mod("ctl").bye(self, end_session)
 
     def ping(self):
         if self.budget_ms is not None:  # the call's budget runs from now
@@ -151,7 +151,7 @@ class MQTTClient(Core):
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
         if qos > self._maxq & 3 or retain and self._maxq & 4:
-            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._mod("v5").limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
         if (self.sock is None or self._cs) and not self._ensure():
@@ -207,7 +207,7 @@ class MQTTClient(Core):
     def subscribe(self, topic, qos=0):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead)
-        topic = self._ctl().sub_start(self, topic, qos)
+        topic = self._mod("ctl").sub_start(self, topic, qos)
         t0 = time.ticks_ms()
         while self._cn[13]:  # the SUBSCRIBE's packet ID
             left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
@@ -215,7 +215,7 @@ class MQTTClient(Core):
                 self._close()
                 raise OSError(_ETIMEDOUT)
             _step(self, left)
-        self._ctl().sub_end(self, topic, qos)
+        self._mod("ctl").sub_end(self, topic, qos)
 
     def wait_msg(self):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).

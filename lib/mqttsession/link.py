@@ -81,7 +81,8 @@ class Link:
 
     def connected(self):
         # the broker accepted a connection. The backoff is kept until it proves healthy
-        # (healthy()): a broker that accepts and drops at once meets a growing delay
+        # (an acknowledgement arrived, or a ping was answered: Core._healthy sets tries to
+        # 0): a broker that accepts and drops at once meets a growing delay
         now = time.ticks_ms()
         if not self.up:
             if self.outages:
@@ -91,8 +92,3 @@ class Link:
                 self.on_change(True)
         self.delay = 0
         self.at = now
-
-    def healthy(self):
-        # an acknowledgement arrived, or a ping was answered (the connection lived most of
-        # a keepalive period): the next outage starts its backoff from min_ms again
-        self.tries = 0

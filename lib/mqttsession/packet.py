@@ -54,20 +54,6 @@ def put_varint(buf, i, n):
             return i + 1
 
 
-def publish_size(t, n, qos, version):
-    # remaining length of a PUBLISH with a topic of t bytes and a payload of n
-    return 2 + t + (2 if qos else 0) + (1 if version == 5 else 0) + n
-
-
-def ack(buf, first, pid):
-    # PUBACK, PUBREC, PUBREL (first=0x62) and PUBCOMP: 4 bytes, reason Success implied
-    buf[0] = first
-    buf[1] = 2
-    buf[2] = pid >> 8
-    buf[3] = pid & 0xFF
-    return 4
-
-
 def subscribe(buf, pid, topic, qos, version):
     # SUBSCRIBE to one filter at qos; UNSUBSCRIBE from it when qos is None
     v5 = version == 5

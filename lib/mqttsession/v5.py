@@ -317,7 +317,7 @@ def connack(self):
     try:
         d = decode(_CONNACK, self._rx[self._i : self._n], 5)
     except MQTTException as e:
-        raise self._rare().fail(self, e)
+        raise self._mod("aside").fail(self, e)
     pr = d[3]
     if d[2]:
         disconnected(self, d[2:])  # raises
@@ -328,7 +328,7 @@ def connack(self):
     if aid is not None or not len(s.client_id):
         # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
         if len(s.client_id) or not aid:
-            raise self._rare().fail(self, MQTTException(
+            raise self._mod("aside").fail(self, MQTTException(
                 _PROTOCOL_ERROR, "Assigned Client Identifier "
                 + ("for an own ID" if aid else "missing")))
         s.client_id = aid
