@@ -210,37 +210,6 @@ class SessionStore:
         b = self._body(path, "last", b"l", 1)
         return None if b is None else bytes(b)
 
-    def _dir(self, path, client_id):
-        # the directory of this session: its key, or after a collision of long IDs the
-        # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
-        k = _key(client_id)
-        o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
-        free = None
-        for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
-            p = _join(path, n)
-            if not _exists(p) & _DIR:
-                if free is None and n != o:
-                    free = p
-                continue
-            # whose it is: the client ID in its identity file (either format)
-            c = None
-            for f, v in (("id", _FORMAT), ("i", 1)):
-                try:
-                    b = _read(_join(p, f), b"i", v)
-                    m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
-                    if m <= len(b):
-                        c = bytes(b[7:m])
-                        break
-                except (OSError, ValueError, IndexError):
-                    pass
-            if c != client_id and (c or n != k):
-                continue  # another's, or unreadable: only the session's own key claims it
-            if n == o and free == _join(path, k):
-                os.rename(p, free)
-                return free
-            return p
-        return free or _join(path, "%s~%d" % (k, 3))
-
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after
         # (between uses its code would only hold heap; session.py is loaded by then,
