@@ -290,7 +290,7 @@ class MQTTClient(Core):
         s = self._s
         # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
         # deadline that the clock keeps by closing the socket
-        self._conn_start(clean)
+        self._conn_start(clean, None)
         self._kick()
         present = self._conn_step()
         while present is None:
@@ -433,7 +433,7 @@ class MQTTClient(Core):
                             ms = min(ms, 250)  # the reader is with the application
                         else:
                             if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
-                                ms = min(ms, self._keepalive())
+                                ms = min(ms, self._keepalive(False))
                             if self._r1 != self._r0 or self._skip:  # a packet started
                                 ms = min(ms, self._rest(self._p0))  # whole in time
                             ms = max(1, ms)

@@ -100,7 +100,7 @@ class MQTTClient(Core):
                     # start clean
                     self._close()
                     self._cn[_CC] = True
-                    self._conn_start(True)
+                    self._conn_start(True, None)
                 else:
                     self._aw = 0
                     self._mod("ctl").resume(self, present, clean)
@@ -197,7 +197,7 @@ class MQTTClient(Core):
                 if not w:
                     raise OSError(_ENETUNREACH)
                 self._cn[_CC] = False
-                self._conn_start(False)
+                self._conn_start(False, None)
             return self._steps(True)
         except (OSError, MQTTException) as e:
             self._close()
@@ -282,7 +282,7 @@ def _step(c, ms):
         else:
             c._aw = 0
     if c.ka:
-        due = c._keepalive()  # PINGREQ when due
+        due = c._keepalive(False)  # PINGREQ when due
         if ms < 0 or ms > due:
             ms = due
     elif ms < 0:
@@ -314,7 +314,7 @@ def _send0(c, retain):
         c._hand(0)
         _put(c, _PUBLISH | (1 if retain else 0), 0)
         if c.ka:
-            c._keepalive()  # OSError: the broker stopped answering pings
+            c._keepalive(False)  # OSError: the broker stopped answering pings
     except OSError:
         if c._lost(c.link):
             raise

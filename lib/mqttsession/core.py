@@ -379,7 +379,7 @@ class Core(Wire):
     def unsubscribe(self, topic):
         return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
 
-    def _log(self, m, a=()):
+    def _log(self, m, a):
         # the log hook: formatted only when there is one
         if self.log:
             self.log(m % a)
@@ -409,7 +409,7 @@ class Core(Wire):
         j.append(t)
         return t
 
-    def _keepalive(self, ping=False):
+    def _keepalive(self, ping):
         # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
         # the link is dead (closed, OSError). Returns ms until it is due again, or a large
         # number without keepalive

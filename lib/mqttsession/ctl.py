@@ -200,7 +200,7 @@ def bye(self, end):
     # DISCONNECT and close; a link keeper does not reconnect after this. end: with
     # MQTT 5 Session Expiry 0, the broker discards the session
     self._want = False
-    self._log("disconnect")
+    self._log("disconnect", ())
     if self.sock:
         try:
             self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))

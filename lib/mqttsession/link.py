@@ -35,11 +35,9 @@ class Link:
         if board is not None:
             from . import wifi  # noqa: F401 (now, not at the first reconnect: see wifi.py)
 
-    def due(self, now=None):
+    def due(self):
         # ms until the next connection attempt may start (<= 0: now)
-        if now is None:
-            now = time.ticks_ms()
-        return self.delay - time.ticks_diff(now, self.at)
+        return self.delay - time.ticks_diff(time.ticks_ms(), self.at)
 
     def wifi(self):
         # brings Wi-Fi up through the board, waiting for the attempt to end; True when the

@@ -1,9 +1,10 @@
 # The transport half of the protocol core (core.Core builds on it): the connect steps,
 # the incremental receive path and the write path, each step under one deadline. The
 # front ends drive it with
-#   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
-#     is registered for the direction the step needs; wait at most until the deadline
-#     _cn[_DL]) until it returns Session Present; every failure closes the socket and raises;
+#   _conn_start(clean, ms) (ms None: timeout), then _conn_step() whenever the socket may
+#     be ready (_poll is registered for the direction the step needs; wait at most until
+#     the deadline _cn[_DL]) until it returns Session Present; every failure closes the
+#     socket and raises;
 #   _recv() when the socket is readable, or at once while _hold (whole packets are
 #     buffered): handles the buffered whole packets, else reads once and handles every
 #     whole packet that arrived; returns the last packet type or None. A packet that has
@@ -172,7 +173,7 @@ class Wire:
     _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---
-    def _conn_start(self, clean, ms=None):
+    def _conn_start(self, clean, ms):
         self._close()
         c = self._cn
         c[_DL] = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
