@@ -33,7 +33,9 @@ def get(self, host, client_id, capacity):
     # (b""): the null session, fresh every time, until the broker assigns one
     hd = self._host_dir(host)
     if client_id is None:
-        client_id = self._lastid(hd) or find_any(hd)
+        # the client ID last used for the host (see StoredSession._save), or any
+        b = self._body(hd, "last", b"l", 1)
+        client_id = (b is not None and bytes(b)) or find_any(hd)
         if not client_id:
             # a client ID for a node that names none: from the board's unique ID
             try:

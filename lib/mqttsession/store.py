@@ -204,12 +204,6 @@ class SessionStore:
                 os.rename(old, hd)
         return hd
 
-    def _lastid(self, path):
-        # the client ID last used for the host in directory path (format 1, as 0.1.0
-        # reads it), or None
-        b = self._body(path, "last", b"l", 1)
-        return None if b is None else bytes(b)
-
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after
         # (between uses its code would only hold heap; session.py is loaded by then,

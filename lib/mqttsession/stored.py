@@ -193,10 +193,11 @@ class StoredSession(Session):
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
                 _write(_join(p, "id"), pack(b"i", ib))
                 self._ib = ib
-            # the last session used for this host, as 0.1.0 reads it
+            # the last session used for this host ("last", format 1, as 0.1.0 reads it)
             st = self._st
             hd = st._host_dir(self.host)
-            if st._lastid(hd) != cid:
+            b = st._body(hd, "last", b"l", 1)
+            if b is None or bytes(b) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1))
         if kind & _SUBS:
             b = b""
