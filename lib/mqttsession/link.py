@@ -58,7 +58,7 @@ class Link:
 
         return wifi.step(self)
 
-    def failed(self, err=None):
+    def failed(self, err):
         # an attempt failed: wait longer before the next one
         self.last_error = err
         self.tries += 1

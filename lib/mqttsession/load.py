@@ -138,7 +138,7 @@ def load(s):
     p = s._p
     st = s._st
     cid = s.client_id
-    b = st._body(p, "id", b"i")
+    b = st._body(p, "id", b"i", _FORMAT)
     if b is not None:
         try:
             s.version = b[0]
@@ -153,11 +153,11 @@ def load(s):
     if cid != s.client_id:
         return False
     try:
-        subs(s, st._body(p, "subs", b"u"))
+        subs(s, st._body(p, "subs", b"u", _FORMAT))
     except (ValueError, IndexError) as e:
         st._report(p, "subs", e)
         s.subs = {}
-    b = st._body(p, "hot", b"s")
+    b = st._body(p, "hot", b"s", _FORMAT)
     s._hx = b is not None
     w = 0
     try:
@@ -178,7 +178,7 @@ def load(s):
         s.rx2 = []
         s._done = []
         w = 0
-    b = st._body(p, "aside", b"x")
+    b = st._body(p, "aside", b"x", _FORMAT)
     if b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
@@ -240,7 +240,7 @@ def scan(s, w):
     tail = []
     for j in range(_TAIL):
         try:
-            r = _parse(_read(tp(s, j), b"t"), 0)
+            r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
             if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)

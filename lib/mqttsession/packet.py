@@ -80,7 +80,7 @@ def subscribe(buf, pid, topic, qos, version):
     return i + 1
 
 
-def disconnect(buf, version, reason=0, expiry=None):
+def disconnect(buf, version, reason, expiry):
     # MQTT 5 may give a reason and change the session expiry (v5.disconnect)
     buf[0] = _DISCONNECT
     if version == 5 and (reason or expiry is not None):
@@ -130,7 +130,7 @@ def skip_props(b, i, end):
     return i
 
 
-def publish_fields(b, n, first, buf, s=0):
+def publish_fields(b, n, first, buf, s):
     # PUBLISH body b[s:n] with first byte `first` -> buf (the caller's array, so the
     # receive path allocates nothing): buf[0] topic end (topic is b[s+2:buf[0]]), buf[1]
     # packet ID, buf[2] payload start; buf[3] is set by the caller: 1 for MQTT 5. The
@@ -158,7 +158,7 @@ def publish_fields(b, n, first, buf, s=0):
     buf[2] = i
 
 
-def ack_fields(b, n, version, s=0):
+def ack_fields(b, n, version, s):
     # PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK-style packet ID and reason code (0 = success)
     # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
     pid = u16(b, s, n)

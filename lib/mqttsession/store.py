@@ -67,7 +67,7 @@ def _key(s):
     return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(t, data, v=_FORMAT):
+def pack(t, data, v):
     # a store file: t is its kind (one byte: b"i" identity, b"s" hot state...), v its
     # format version
     b = b"MQ" + t + bytes((v,)) + data
@@ -79,7 +79,7 @@ class NewerFormat(ValueError):
     pass
 
 
-def _read(path, t=None, v=_FORMAT):
+def _read(path, t, v):
     # file path whole or, given its kind t, its body when it is a file of that kind and
     # format version v (else ValueError; NewerFormat when a newer library wrote it). One
     # open (a stat first would look the name up again: twice the block reads in a large
@@ -105,7 +105,7 @@ def _read(path, t=None, v=_FORMAT):
     raise ValueError("not a %s file" % t.decode())
 
 
-def _write(path, data, rename=True):
+def _write(path, data, rename):
     # rename: write beside, then rename over (a new file, or one not on littlefs);
     # otherwise in place: littlefs commits an existing file's new content at close, all
     # or nothing, so a failed write leaves the old content, never removed here. A
@@ -160,7 +160,7 @@ class SessionStore:
             max_bytes = max(max_bytes, 32768)
         self.max_bytes = max_bytes
 
-    def _body(self, p, name, t, v=_FORMAT):
+    def _body(self, p, name, t, v):
         # the body of file p/name, None when absent or damaged (damage is reported). Read
         # as the current format, a newer one propagates NewerFormat; as format 1 (a file
         # only 0.1.0 wrote, or that no format changes) it is damage like any other

@@ -217,7 +217,7 @@ def decode(first, b, version):
         if qos == 3:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
         out = [0, 0, 0, 1 if v5 else 0]
-        publish_fields(b, n, first, out)
+        publish_fields(b, n, first, out, 0)
         return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
     if fl != (2 if t == _PUBREL else 0):
@@ -233,7 +233,7 @@ def decode(first, b, version):
             raise MQTTException(_MALFORMED, "bad CONNACK")  # more than its properties
         return (_CONNACK, b[0] & 1, b[1], d)
     if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
-        r = ack_fields(b, n, version)
+        r = ack_fields(b, n, version, 0)
         return (t, r & 0xFFFF, r >> 16)
     if t == _SUBACK or t == _UNSUBACK:
         pid = u16(b, 0, n)

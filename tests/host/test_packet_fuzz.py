@@ -505,7 +505,7 @@ def test_publish_fields_random(body: bytes, qos: int, version: int, data: st.Dat
     out = [-1, -1, -1, 1 if version == 5 else 0]
     first = 0x30 | qos << 1 | data.draw(st.sampled_from([0, 1, 8, 9]))  # DUP, RETAIN
     try:
-        P.publish_fields(body, n, first, out)
+        P.publish_fields(body, n, first, out, 0)
     except P.MQTTException as e:
         assert e.args[0] in (MALFORMED, PROTOCOL_ERROR), e.args
         return
@@ -519,7 +519,7 @@ def test_publish_fields_random(body: bytes, qos: int, version: int, data: st.Dat
 @given(body=st.binary(max_size=24), version=st.sampled_from(VERSIONS), data=st.data())
 def test_ack_fields_random(body: bytes, version: int, data: st.DataObject) -> None:
     n = data.draw(st.integers(0, len(body)))
-    r = guarded(P.ack_fields, body, n, version)
+    r = guarded(P.ack_fields, body, n, version, 0)
     if r is None:
         return
     assert isinstance(r, int)
@@ -998,10 +998,10 @@ def test_disconnect_round_trip(version: int, reason: int, expiry: int | None) ->
         assert n == 2
 
 
-def test_disconnect_defaults() -> None:
+def test_disconnect_without_reason_or_expiry() -> None:
     for v in VERSIONS:
         buf = filled(4)
-        assert P.disconnect(buf, v) == 2 and buf[:2] == b"\xe0\x00"
+        assert P.disconnect(buf, v, 0, None) == 2 and buf[:2] == b"\xe0\x00"
 
 
 # --------------------------------------------------------------------------------------
