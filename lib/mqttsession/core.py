@@ -10,7 +10,6 @@ from builtins import len, type, bytes, int
 import time
 
 from . import packet as P
-from .packet import MQTTException
 from .wire import Wire, _write
 
 # packet types and reason codes, as local constants so they fold at compile time
@@ -63,7 +62,7 @@ def _check(c, topic, msg, qos):
     # exact size only when the largest it can be exceeds the limit
     if len(topic) + len(msg) + 10 > c._maxout and \
             7 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg) > c._maxout:
-        raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+        raise P.MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
 def _put(c, i, pid):
@@ -293,7 +292,7 @@ class Core(Wire):
             # the common acknowledgement, handled here in full (as _on_ack)
             pid = self._rx[i] << 8 | self._rx[i + 1]
             if not pid:
-                raise MQTTException(_MALFORMED, "packet ID 0")
+                raise P.MQTTException(_MALFORMED, "packet ID 0")
             s = self._s
             if s.acked(pid, False) < 0:
                 self._mod("v5").puback2(self, pid)
@@ -306,61 +305,17 @@ class Core(Wire):
         self._i = i
         t = first & 0xF0
         if t == _PUBLISH:
-            self._on_publish(first)
+            _on_publish(self, first)
         elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
-            self._on_ack(t)
+            _on_ack(self, t)
         elif first == _PINGRESP and self._n == i:
             self._ping = 0
             self._healthy()
         elif first == 0x62:
-            self._on_ack(t)
+            _on_ack(self, t)
         else:
             self._mod("ctl").on_other(self, first)
         return t
-
-    # Malformed packets raise MQTTException here; the front end ends the connection
-    # (_packet) for all but a refused oversized packet.
-    def _on_publish(self, first):
-        if first & 6 == 6:
-            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        pf = self._pf
-        P.publish_fields(self._rx, self._n, first, pf, self._i)
-        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
-            self._mod("v5").check(self._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
-        if first & 4:
-            # QoS 2: recorded (in flash with a store) before delivery and PUBREC
-            if self._s.rx2_add(self._pf[1]):
-                self._deliver()
-            self._ack(_PUBREC, self._pf[1])
-        else:
-            self._deliver()
-            if first & 2:
-                self._ack(_PUBACK, self._pf[1])
-
-    def _on_ack(self, t):
-        r = P.ack_fields(self._rx, self._n, self.version, self._i)
-        if self._n > self._i + 3:
-            self._mod("v5").check(self._rx, self._i + 3, self._n, t)
-        if t == _PUBREL:
-            self._s.rx2_del(r & 0xFFFF)
-            self._ack(_PUBCOMP, r & 0xFFFF)
-        elif t == _PUBREC and r >> 16 < 0x80:
-            k = self._s.acked(r & 0xFFFF, True)
-            if k >= 0:
-                self._send_slot(k)  # PUBREL
-        elif r >> 16 >= 0x80 and t != _PUBCOMP:
-            # MQTT 5: the broker refused the message; it never will take it: set aside
-            k = self._s.find(r & 0xFFFF)
-            if k >= 0:
-                self._mod("aside").aside(self, k, r >> 16)
-            self._pump()
-            return
-        else:
-            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
-            if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
-                self._mod("v5").puback2(self, r & 0xFFFF)
-            self._pump()
-        self._healthy()
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
@@ -432,3 +387,50 @@ class Core(Wire):
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
         return self.ka * 750 or 60000
+
+
+# --- the receive path's handlers of PUBLISH and the acknowledgements (Core._handle
+# calls them; module functions: a method call would first miss in the instance's
+# attribute table). Malformed packets raise MQTTException here; the front end ends the
+# connection (wire._recv) for all but a refused oversized packet. ---
+def _on_publish(c, first):
+    if first & 6 == 6:
+        raise P.MQTTException(_MALFORMED, "PUBLISH QoS 3")
+    pf = c._pf
+    P.publish_fields(c._rx, c._n, first, pf, c._i)
+    if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:
+        c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+    if first & 4:
+        # QoS 2: recorded (in flash with a store) before delivery and PUBREC
+        if c._s.rx2_add(c._pf[1]):
+            c._deliver()
+        c._ack(_PUBREC, c._pf[1])
+    else:
+        c._deliver()
+        if first & 2:
+            c._ack(_PUBACK, c._pf[1])
+
+def _on_ack(c, t):
+    r = P.ack_fields(c._rx, c._n, c.version, c._i)
+    if c._n > c._i + 3:
+        c._mod("v5").check(c._rx, c._i + 3, c._n, t)
+    if t == _PUBREL:
+        c._s.rx2_del(r & 0xFFFF)
+        c._ack(_PUBCOMP, r & 0xFFFF)
+    elif t == _PUBREC and r >> 16 < 0x80:
+        k = c._s.acked(r & 0xFFFF, True)
+        if k >= 0:
+            c._send_slot(k)  # PUBREL
+    elif r >> 16 >= 0x80 and t != _PUBCOMP:
+        # MQTT 5: the broker refused the message; it never will take it: set aside
+        k = c._s.find(r & 0xFFFF)
+        if k >= 0:
+            c._mod("aside").aside(c, k, r >> 16)
+        c._pump()
+        return
+    else:
+        # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
+        if c._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
+            c._mod("v5").puback2(c, r & 0xFFFF)
+        c._pump()
+    c._healthy()
