@@ -137,7 +137,7 @@ def on_other(self, first):
     i = self._i
     n = self._n
     pid = P.u16(b, i, n)
-    j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
+    j = self._mod("v5").skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
     if first == _SUBACK and j >= n:
         raise MQTTException(_MALFORMED, "SUBACK without return codes")
     if v5:

@@ -5,7 +5,8 @@ from micropython import const
 
 # Packet types (first byte, high nibble) and the reason codes the client raises for its
 # own findings (MQTT 5 numbering); private, so they fold and cost no heap. MQTT 5
-# property decoding is in v5.py (loaded on first use).
+# property decoding, and the Variable Byte Integer it starts with, is in v5.py (loaded
+# on first use).
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -22,6 +23,7 @@ _AUTH = const(0xF0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _MAX_REMAINING = const(268435455)
+_v5 = None  # v5.py once loaded (_props)
 
 
 class MQTTException(Exception):
@@ -100,34 +102,14 @@ def u16(b, i, end):
     return b[i] << 8 | b[i + 1]
 
 
-def varint(b, i, end):
-    # a Variable Byte Integer at b[i] (minimal encoding only); once read, a caller steps
-    # over it by its continuation bits (while b[i] & 0x80)
-    n = 0
-    s = 0
-    while True:
-        if i >= end or s > 21:
-            raise MQTTException(_MALFORMED, "bad variable byte integer")
-        c = b[i]
-        n |= (c & 0x7F) << s
-        i += 1
-        if not c & 0x80:
-            if s and not c:
-                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
-            return n
-        s += 7
-
-
-def skip_props(b, i, end):
-    # MQTT 5 property block at b[i]: its length, then the properties; returns the offset
-    # after it
-    n = varint(b, i, end)
-    while b[i] & 0x80:
-        i += 1
-    i += 1 + n
-    if i > end:
-        raise MQTTException(_MALFORMED, "truncated properties")
-    return i
+def _props(b, i, end):
+    # an MQTT 5 property block at b[i] (only MQTT 5 packets have one): v5.skip_props
+    # steps over it, in the module a connection at MQTT 5 loads anyway (kept in _v5: an
+    # import per call would make garbage)
+    global _v5
+    if _v5 is None:
+        from . import v5 as _v5
+    return _v5.skip_props(b, i, end)
 
 
 def publish_fields(b, n, first, buf, s):
@@ -154,7 +136,7 @@ def publish_fields(b, n, first, buf, s):
             raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
         i += 2
     if buf[3]:
-        i = skip_props(b, i, n)
+        i = _props(b, i, n)
     buf[2] = i
 
 
@@ -170,7 +152,7 @@ def ack_fields(b, n, version, s):
         raise MQTTException(_MALFORMED, "acknowledgement of %d bytes" % (n - s))
     reason = b[s + 2]
     if n > s + 3:
-        skip_props(b, s + 3, n)
+        _props(b, s + 3, n)
     return pid | reason << 16
 
 

@@ -2,8 +2,9 @@
 # properties section): which property may appear in which packet, how often, and what its
 # value may be (check), and their values (props). check() walks a property block by
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
-# The full decoder of server packets (decode); a DISCONNECT with a reason or session
-# expiry, for packet.py. Then the client's side (functions of the
+# The Variable Byte Integer and the skipping of a property block, for packet.py's
+# decoders too (packet._props). The full decoder of server packets (decode); a
+# DISCONNECT with a reason or session expiry, for packet.py. Then the client's side (functions of the
 # client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
 # answered by PUBACK, the Server Reference, the CONNACK that announces them and a
 # DISCONNECT from the broker.
@@ -11,7 +12,7 @@
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import MQTTException, u16, utf8, varint, skip_props, publish_fields, ack_fields
+from .packet import MQTTException, u16, utf8, publish_fields, ack_fields
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -77,6 +78,36 @@ _DEF = (
     0x29, 1, _C,  # Subscription Identifier Available
     0x2A, 1, _C,  # Shared Subscription Available
 )
+
+
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i] (minimal encoding only); once read, a caller steps
+    # over it by its continuation bits (while b[i] & 0x80)
+    n = 0
+    s = 0
+    while True:
+        if i >= end or s > 21:
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
+        c = b[i]
+        n |= (c & 0x7F) << s
+        i += 1
+        if not c & 0x80:
+            if s and not c:
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
+            return n
+        s += 7
+
+
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]: its length, then the properties; returns the offset
+    # after it
+    n = varint(b, i, end)
+    while b[i] & 0x80:
+        i += 1
+    i += 1 + n
+    if i > end:
+        raise MQTTException(_MALFORMED, "truncated properties")
+    return i
 
 
 def props(b, i, end):

@@ -654,7 +654,7 @@ def test_props_cut_anywhere(prop: Prop) -> None:
 def test_varint_random(body: bytes, data: st.DataObject) -> None:
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     if v is None:
         return
     assert 0 <= v <= MAX_REMAINING
@@ -666,12 +666,12 @@ def test_varint_random(body: bytes, data: st.DataObject) -> None:
 @FUZZ
 @given(body=st.binary(max_size=12), data=st.data())
 def test_skip_props_random(body: bytes, data: st.DataObject) -> None:
-    # packet.skip_props reads the block's length with packet.varint
+    # v5.skip_props reads the block's length with v5.varint
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     want = None if v is None or i + vsize(v) + v > end else i + vsize(v) + v
-    assert guarded(P.skip_props, body, i, end) == want
+    assert guarded(V5.skip_props, body, i, end) == want
 
 
 # --------------------------------------------------------------------------------------
@@ -690,10 +690,10 @@ def test_varint_boundaries(value: int, size: int) -> None:
     assert end == 2 + size == 2 + vsize(value)
     assert bytes(buf[2:end]) == enc_varint(value)
     assert buf[:2] == b"\xa5\xa5" and buf[end:] == b"\xa5" * (8 - end)
-    assert P.varint(buf, 2, end) == value
-    assert P.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
+    assert V5.varint(buf, 2, end) == value
+    assert V5.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
     with pytest.raises(P.MQTTException) as e:
-        P.varint(buf, 2, end - 1)  # truncated
+        V5.varint(buf, 2, end - 1)  # truncated
     assert e.value.args[0] == MALFORMED
 
 
@@ -707,7 +707,7 @@ def test_varint_round_trip(value: int) -> None:
     end = P.put_varint(buf, 0, value)
     assert end == vsize(value)
     assert bytes(buf[:end]) == enc_varint(value)
-    assert P.varint(buf, 0, end) == value
+    assert V5.varint(buf, 0, end) == value
 
 
 @pytest.mark.parametrize("value", [-1, MAX_REMAINING + 1, 2**32, 2**40])
@@ -726,7 +726,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
     enc[-1] |= 0x80
     enc += b"\x80" * (extra - 1) + b"\x00"
     with pytest.raises(P.MQTTException) as e:
-        P.varint(bytes(enc), 0, len(enc))
+        V5.varint(bytes(enc), 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -736,7 +736,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
 )
 def test_varint_rejects_truncated_and_long(enc: bytes) -> None:
     with pytest.raises(P.MQTTException) as e:
-        P.varint(enc, 0, len(enc))
+        V5.varint(enc, 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
