@@ -125,9 +125,11 @@ def publish_fields(b, n, first, buf, s):
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
         raise MQTTException(_PROTOCOL_ERROR if buf[3] else _MALFORMED, "PUBLISH without a topic")
-    r = utf8(b, s + 2, i)
-    if r:
-        raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
+    # the check's result in buf[1], set below: one local less keeps the frame within 11
+    # words, on the C stack (a larger one is allocated on the heap at every call)
+    buf[1] = utf8(b, s + 2, i)
+    if buf[1]:
+        raise MQTTException(_MALFORMED if buf[1] == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
     buf[0] = i
     buf[1] = 0
     if first & 6:
