@@ -94,7 +94,8 @@ class MQTTClient(Core):
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            self._mod("ctl").bye(self, end_session)  # the reader wakes on the closed socket and ends
+            # the reader wakes on the closed socket and ends
+            self._mod("ctl").bye(self, end_session)
             self._err = None
             if self._qev:
                 self._qev.set()

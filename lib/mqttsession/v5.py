@@ -4,10 +4,10 @@
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
 # The Variable Byte Integer and the skipping of a property block, for packet.py's
 # decoders too (packet._props). The full decoder of server packets (decode); a
-# DISCONNECT with a reason or session expiry, for packet.py. Then the client's side (functions of the
-# client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
-# answered by PUBACK, the Server Reference, the CONNACK that announces them and a
-# DISCONNECT from the broker.
+# DISCONNECT with a reason or session expiry, for packet.py. Then the client's side
+# (functions of the client, self) of the broker's limits: Maximum QoS and Retain
+# Available, a QoS 2 answered by PUBACK, the Server Reference, the CONNACK that
+# announces them and a DISCONNECT from the broker.
 # Last, the move of a store's null session (client ID "", MQTT 5 only) to the client ID
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const

@@ -177,7 +177,8 @@ class Wire:
         self._close()
         c = self._cn
         c[_DL] = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
-        c[_CB] = self._mod("ctl").connect_packet(self, clean)  # bad arguments fail before the socket
+        # bad arguments fail before the socket
+        c[_CB] = self._mod("ctl").connect_packet(self, clean)
         c[_WHY] = None
         c[_CO] = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
