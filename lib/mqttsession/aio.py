@@ -94,7 +94,8 @@ class MQTTClient(Core):
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            self._ctl().bye(self, end_session)  # the reader wakes on the closed socket and ends
+            # the reader wakes on the closed socket and ends
+            self._mod("ctl").bye(self, end_session)
             self._err = None
             if self._qev:
                 self._qev.set()
@@ -103,7 +104,7 @@ class MQTTClient(Core):
         self._raise()
         _check(self, topic, msg, qos)
         if qos > self._maxq & 3 or retain and self._maxq & 4:
-            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._mod("v5").limit(self, qos, retain)  # the broker's MQTT 5 limits
         if not self.isconnected():
             if qos == 0 and (self.link or self.store):
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
@@ -172,10 +173,10 @@ class MQTTClient(Core):
                 cn = self._att
                 t0 = time.ticks_ms()
                 try:
-                    t = self._ctl().sub_start(self, topic, qos)
+                    t = self._mod("ctl").sub_start(self, topic, qos)
                     while self._cn[13]:  # the SUBSCRIBE's packet ID
                         await self._wait(self._rest(t0))
-                    return self._ctl().sub_end(self, t, qos)
+                    return self._mod("ctl").sub_end(self, t, qos)
                 except OSError as e:
                     if self._att == cn and self.isconnected():
                         self._drop(e)  # no ack in time: the link is dead, let it go
@@ -293,7 +294,7 @@ class MQTTClient(Core):
         s = self._s
         # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
         # deadline that the clock keeps by closing the socket
-        self._conn_start(clean)
+        self._conn_start(clean, None)
         self._kick()
         present = self._conn_step()
         while present is None:
@@ -306,7 +307,7 @@ class MQTTClient(Core):
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
-        self._ctl().resume(self, present, clean)
+        self._mod("ctl").resume(self, present, clean)
         # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
         # After a session loss all stored ones, else those changed offline.
         todo = self._todo
@@ -436,7 +437,7 @@ class MQTTClient(Core):
                             ms = min(ms, 250)  # the reader is with the application
                         else:
                             if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
-                                ms = min(ms, self._keepalive())
+                                ms = min(ms, self._keepalive(False))
                             if self._r1 != self._r0 or self._skip:  # a packet started
                                 ms = min(ms, self._rest(self._p0))  # whole in time
                             ms = max(1, ms)

@@ -14,6 +14,7 @@ import struct
 
 from .packet import MQTTException, disconnect
 
+_FORMAT = const(2)  # as store._FORMAT
 _RETAIN = const(4)  # session.py's flags
 _SENT = const(8)
 _REL = const(16)
@@ -28,6 +29,7 @@ _PUBREL = const(0x60)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
 _ECONNRESET = const(104)
+_STRIKES = const(15)  # in _cn (args.py)
 
 
 def set_aside(s, k, why):
@@ -71,10 +73,10 @@ def struck(self):
                 self._cn[10] = s.seq[k]
                 self._sn = 0
             self._sn += 1
-            if self._sn >= self.strikes:
+            if self._sn >= self._cn[_STRIKES]:
                 self._sn = 0
                 aside(self, k, "in flight at %d closes in a row%s" % (
-                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                    self._cn[_STRIKES], "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
 
 
@@ -84,7 +86,7 @@ def fail(self, e):
     if self.sock and self.version == 5:
         c = e.args[0] if e and e.args and type(e.args[0]) is int else 0
         try:
-            self._write(self._ab, disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED))
+            self._write(self._ab, disconnect(self._ab, 5, c if c >= 0x80 else _MALFORMED, None))
         except OSError:
             pass
     self._cn[11] = e  # the broker's fault, not the message's: no strike (see struck)
@@ -208,18 +210,19 @@ def add(s, r):
         m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was
     rec = struct.pack("<BiHHH", q | (4 if ret else 0) | (8 if w else 0), c, len(w),
                       len(t), len(m)) + w + t + m
-    b = s._st._body(s._p, "aside", b"x")
+    b = s._st._body(s._p, "aside", b"x", _FORMAT)
     b = (bytes(b[4:]) if b is not None else b"") + rec
     while len(b) > room and len(b) > len(rec):
         b = b[11 + sum(struct.unpack("<HHH", b[5:11])) :]  # the oldest goes
-    _write(_join(s._p, "aside"), pack(b"x", struct.pack("<I", s.naside + 1) + b))
+    _write(_join(s._p, "aside"), pack(b"x", struct.pack("<I", s.naside + 1) + b, _FORMAT),
+           True)
 
 
 def records(s):
     # the set-aside records kept, oldest first
     if s._p is None:
         return list(getattr(s, "_xa", ()))
-    b = s._st._body(s._p, "aside", b"x")  # naside, then the records
+    b = s._st._body(s._p, "aside", b"x", _FORMAT)  # naside, then the records
     b = bytes(b[4:]) if b is not None else b""
     r = []
     i = 0

@@ -100,10 +100,10 @@ class MQTTClient(Core):
                     # start clean
                     self._close()
                     self._cn[_CC] = True
-                    self._conn_start(True)
+                    self._conn_start(True, None)
                 else:
                     self._aw = 0
-                    self._ctl().resume(self, present, clean)
+                    self._mod("ctl").resume(self, present, clean)
                     if not present and not clean:
                         # a new session at the broker: subscriptions first, so the node
                         # also hears its own stored messages published again below
@@ -133,7 +133,7 @@ class MQTTClient(Core):
             self._s.clear()
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
-        self._ctl().bye(self, end_session)
+        self._mod("ctl").bye(self, end_session)
 
     def ping(self):
         if self.budget_ms is not None:  # the call's budget runs from now
@@ -151,7 +151,7 @@ class MQTTClient(Core):
     def publish(self, topic, msg, retain=False, qos=0):
         _check(self, topic, msg, qos)
         if qos > self._maxq & 3 or retain and self._maxq & 4:
-            qos, retain = self._v5().limit(self, qos, retain)  # the broker's MQTT 5 limits
+            qos, retain = self._mod("v5").limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
         if (self.sock is None or self._cs) and not self._ensure():
@@ -197,7 +197,7 @@ class MQTTClient(Core):
                 if not w:
                     raise OSError(_ENETUNREACH)
                 self._cn[_CC] = False
-                self._conn_start(False)
+                self._conn_start(False, None)
             return self._steps(True)
         except (OSError, MQTTException) as e:
             self._close()
@@ -207,7 +207,7 @@ class MQTTClient(Core):
     def subscribe(self, topic, qos=0):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead)
-        topic = self._ctl().sub_start(self, topic, qos)
+        topic = self._mod("ctl").sub_start(self, topic, qos)
         t0 = time.ticks_ms()
         try:
             while self._cn[13]:  # the SUBSCRIBE's packet ID
@@ -218,7 +218,7 @@ class MQTTClient(Core):
         except OSError:
             self._lost(False)  # closed, logged, counted by the keeper; raised either way
             raise
-        self._ctl().sub_end(self, topic, qos)
+        self._mod("ctl").sub_end(self, topic, qos)
 
     def wait_msg(self):
         # blocks until a packet arrives; handles it and returns its type (umqtt's meaning).
@@ -285,7 +285,7 @@ def _step(c, ms):
         else:
             c._aw = 0
     if c.ka:
-        due = c._keepalive()  # PINGREQ when due
+        due = c._keepalive(False)  # PINGREQ when due
         if ms < 0 or ms > due:
             ms = due
     elif ms < 0:
@@ -317,7 +317,7 @@ def _send0(c, retain):
         c._hand(0)
         _put(c, _PUBLISH | (1 if retain else 0), 0)
         if c.ka:
-            c._keepalive()  # OSError: the broker stopped answering pings
+            c._keepalive(False)  # OSError: the broker stopped answering pings
     except OSError:
         if c._lost(c.link):
             raise

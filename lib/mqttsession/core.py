@@ -10,7 +10,6 @@ from builtins import len, type, bytes, int
 import time
 
 from . import packet as P
-from .packet import MQTTException
 from .wire import Wire, _write
 
 # packet types and reason codes, as local constants so they fold at compile time
@@ -31,7 +30,7 @@ _SENT = const(8)
 _REL = const(16)
 _PID = const(64)
 
-_ctl_m = _v5_m = _rare_m = None  # ctl.py, v5.py, aside.py once loaded (Core._ctl)
+_mods = {}  # ctl.py, v5.py, aside.py once loaded (Core._mod)
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
@@ -40,13 +39,17 @@ _ctl_m = _v5_m = _rare_m = None  # ctl.py, v5.py, aside.py once loaded (Core._ct
 # going on the wire now (the caller's, or a queued one that a resend loads), so a resend
 # never clobbers the caller's.
 def _check(c, topic, msg, qos):
-    # validates the caller's message (as publish() got it: _topic and _payload make
-    # bytes of what is not) and takes it in hand. A bytes topic object that passed
-    # once passes again (it cannot change): a repeated topic is checked once
+    # validates the caller's message (as publish() got it: _topic, and encode() for a
+    # str payload, make bytes of what is not) and takes it in hand. A bytes topic object
+    # that passed once passes again (it cannot change): a repeated topic is checked once
     if topic is not c._tv:
         topic = c._tb if topic is c._ts else c._topic(topic)  # _tb: _ts encoded once
     if type(msg) is not bytes:
-        msg = c._payload(msg)
+        if isinstance(msg, str):
+            msg = msg.encode()
+        elif not (isinstance(msg, bytes) or isinstance(msg, bytearray) or
+                  isinstance(msg, memoryview)):
+            raise TypeError("msg must be bytes, bytearray, memoryview or str")
     if topic is not c._tv:
         P.check_topic(topic)
         if type(topic) is bytes:
@@ -57,9 +60,9 @@ def _check(c, topic, msg, qos):
     c._m = msg
     # its PUBLISH: the exact size only when the largest it can be exceeds the limit
     if len(topic) + len(msg) + 10 > c._maxout:
-        n = P.publish_size(len(topic), len(msg), qos, c.version)  # remaining length
+        n = 2 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg)  # as _hand
         if n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > c._maxout:  # + fixed header
-            raise MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+            raise P.MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
 
 
 def _put(c, i, pid):
@@ -146,14 +149,6 @@ class Core(Wire):
             return t
         raise TypeError("topic must be str or bytes")
 
-    @staticmethod
-    def _payload(m):
-        if isinstance(m, bytes) or isinstance(m, bytearray) or isinstance(m, memoryview):
-            return m
-        if isinstance(m, str):
-            return m.encode()
-        raise TypeError("msg must be bytes, bytearray, memoryview or str")
-
     def set_callback(self, f, raw=False):
         # f(topic, msg) with both as bytes, as umqtt; raw=True: f(topic, buf, start, end)
         # with the payload in buf[start:end], valid during the call, and topic a bytes
@@ -166,41 +161,35 @@ class Core(Wire):
 
         args.will(self, topic, msg, retain, qos)
 
-    # The modules below are kept in this module's globals once loaded: a relative
-    # import in every call would make 32 bytes of garbage each time (measured), and
-    # _v5() runs per message with a broker's MQTT 5 limits or properties.
-    def _ctl(self):
-        # ctl.py, the connect's and subscribe's work (each function takes the client):
-        # loaded at the first connect and kept (one accessor, not a method for each)
-        global _ctl_m
-        if _ctl_m is None:
-            from . import ctl as _ctl_m
-        return _ctl_m
-
-    def _v5(self):
-        # v5.py, MQTT 5's own work (properties, the broker's limits, a PUBACK for QoS 2):
-        # loaded on first use, at the first MQTT 5 connect
-        global _v5_m
-        if _v5_m is None:
-            from . import v5 as _v5_m
-        return _v5_m
-
-    def _rare(self):
-        # aside.py, the paths a healthy link never takes (messages set aside, the
-        # broker's protocol violations and oversized packets): loaded on first use
-        global _rare_m
-        if _rare_m is None:
-            from . import aside as _rare_m
-        return _rare_m
+    def _mod(self, name):
+        # the module mqttsession.<name> of rarer work, loaded on first use and kept in
+        # _mods (an import at every call would make 32 bytes of garbage each time,
+        # measured, and _mod("v5") runs per message with a broker's MQTT 5 limits): "ctl"
+        # (the connect's and subscribe's work, each function taking the client), "v5"
+        # (MQTT 5's properties and limits, a PUBACK for QoS 2), "aside" (the paths a
+        # healthy link never takes: messages set aside, a broker's protocol violations
+        # and oversized packets)
+        m = _mods.get(name)
+        if m is None:
+            m = _mods[name] = __import__("mqttsession." + name, None, None, (name,))
+        return m
 
     def _ack(self, first, pid):
-        self._write(self._ab, P.ack(self._ab, first, pid))
+        # PUBACK, PUBREC, PUBREL (first 0x62) or PUBCOMP: 4 bytes, reason Success implied
+        b = self._ab
+        b[0] = first
+        b[1] = 2
+        b[2] = pid >> 8
+        b[3] = pid & 0xFF
+        self._write(b, 4)
 
     def _hand(self, qos):
         # the caller's message goes on the wire next (_put)
         self._pt = self._t
         self._pm = self._m
-        self._rem = P.publish_size(len(self._pt), len(self._pm), qos, self.version)
+        # its remaining length: topic length field and topic, packet ID, MQTT 5's empty
+        # property block, payload
+        self._rem = 2 + len(self._pt) + (2 if qos else 0) + (self.version == 5) + len(self._pm)
 
     def _send_slot(self, k):
         # (re)send ring slot k: PUBLISH with DUP when resent (_put), or PUBREL once
@@ -213,7 +202,7 @@ class Core(Wire):
             s.assign(k)
             f = s.fl[k]
         if (f & 3 > self._maxq & 3 or f & self._maxq & 4) and not f & _REL:
-            f = self._v5().cap(self, k)
+            f = self._mod("v5").cap(self, k)
         s.fl[k] = f | _SENT
         if f & _REL:
             self._ack(0x62, s.ids[k])
@@ -243,7 +232,7 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         if self._s.full():
-            if self.full != "drop_oldest" or not self._rare().drop_oldest(self):
+            if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self):
                 raise OSError(105, "session queue full")
         k = self._s.add(self._t, self._m, qos, retain)
         if k == self._s.cap:
@@ -296,91 +285,47 @@ class Core(Wire):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
         if self._cs:
             self._i = i
-            self._cn[6] = self._ctl().connack(self, first)  # Session Present
+            self._cn[6] = self._mod("ctl").connack(self, first)  # Session Present
             self._cs = 0
             return _CONNACK
         if first == _PUBACK and self._n == i + 2:
             # the common acknowledgement, handled here in full (as _on_ack)
             pid = self._rx[i] << 8 | self._rx[i + 1]
             if not pid:
-                raise MQTTException(_MALFORMED, "packet ID 0")
+                raise P.MQTTException(_MALFORMED, "packet ID 0")
             s = self._s
             if s.acked(pid, False) < 0:
-                self._v5().puback2(self, pid)
+                self._mod("v5").puback2(self, pid)
             if s.nq:
                 self._pump()
             self._sn = 0  # as _healthy
             if self.link is not None:
-                self.link.healthy()
+                self.link.tries = 0
             return _PUBACK
         self._i = i
         t = first & 0xF0
         if t == _PUBLISH:
-            self._on_publish(first)
+            _on_publish(self, first)
         elif first == _PUBACK or first == _PUBREC or first == _PUBCOMP:
-            self._on_ack(t)
+            _on_ack(self, t)
         elif first == _PINGRESP and self._n == i:
             self._ping = 0
             self._healthy()
         elif first == 0x62:
-            self._on_ack(t)
+            _on_ack(self, t)
         else:
-            self._ctl().on_other(self, first)
+            self._mod("ctl").on_other(self, first)
         return t
-
-    # Malformed packets raise MQTTException here; the front end ends the connection
-    # (_packet) for all but a refused oversized packet.
-    def _on_publish(self, first):
-        if first & 6 == 6:
-            raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
-        pf = self._pf
-        P.publish_fields(self._rx, self._n, first, pf, self._i)
-        if pf[3] and self._rx[pf[0] + (2 if first & 6 else 0)]:
-            self._v5().check(self._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
-        if first & 4:
-            # QoS 2: recorded (in flash with a store) before delivery and PUBREC
-            if self._s.rx2_add(self._pf[1]):
-                self._deliver()
-            self._ack(_PUBREC, self._pf[1])
-        else:
-            self._deliver()
-            if first & 2:
-                self._ack(_PUBACK, self._pf[1])
-
-    def _on_ack(self, t):
-        r = P.ack_fields(self._rx, self._n, self.version, self._i)
-        if self._n > self._i + 3:
-            self._v5().check(self._rx, self._i + 3, self._n, t)
-        if t == _PUBREL:
-            self._s.rx2_del(r & 0xFFFF)
-            self._ack(_PUBCOMP, r & 0xFFFF)
-        elif t == _PUBREC and r >> 16 < 0x80:
-            k = self._s.acked(r & 0xFFFF, True)
-            if k >= 0:
-                self._send_slot(k)  # PUBREL
-        elif r >> 16 >= 0x80 and t != _PUBCOMP:
-            # MQTT 5: the broker refused the message; it never will take it: set aside
-            k = self._s.find(r & 0xFFFF)
-            if k >= 0:
-                self._rare().aside(self, k, r >> 16)
-            self._pump()
-            return
-        else:
-            # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
-            if self._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
-                self._v5().puback2(self, r & 0xFFFF)
-            self._pump()
-        self._healthy()
 
     def _healthy(self):
         # an acknowledgement: the broker takes messages, the connection works
         self._sn = 0
         if self.link is not None:
-            self.link.healthy()
+            self.link.tries = 0  # the keeper's backoff starts from min_ms again
 
     def aside(self):
         # the messages set aside (newest kept): (topic, msg, qos, retain, reason)
-        return self._rare().records(self._s)
+        return self._mod("aside").records(self._s)
 
     def pending(self):
         # QoS 1/2 messages accepted and not yet acknowledged (queued or in flight)
@@ -389,7 +334,7 @@ class Core(Wire):
     def unsubscribe(self, topic):
         return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
 
-    def _log(self, m, a=()):
+    def _log(self, m, a):
         # the log hook: formatted only when there is one
         if self.log:
             self.log(m % a)
@@ -419,7 +364,7 @@ class Core(Wire):
         j.append(t)
         return t
 
-    def _keepalive(self, ping=False):
+    def _keepalive(self, ping):
         # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
         # the link is dead (closed, OSError). Returns ms until it is due again, or a large
         # number without keepalive
@@ -442,3 +387,50 @@ class Core(Wire):
         self._write(self._ab, 2)
         self._ping = time.ticks_ms() or 1
         return self.ka * 750 or 60000
+
+
+# --- the receive path's handlers of PUBLISH and the acknowledgements (Core._handle
+# calls them; module functions: a method call would first miss in the instance's
+# attribute table). Malformed packets raise MQTTException here; the front end ends the
+# connection (wire._recv) for all but a refused oversized packet. ---
+def _on_publish(c, first):
+    if first & 6 == 6:
+        raise P.MQTTException(_MALFORMED, "PUBLISH QoS 3")
+    pf = c._pf
+    P.publish_fields(c._rx, c._n, first, pf, c._i)
+    if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:
+        c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+    if first & 4:
+        # QoS 2: recorded (in flash with a store) before delivery and PUBREC
+        if c._s.rx2_add(c._pf[1]):
+            c._deliver()
+        c._ack(_PUBREC, c._pf[1])
+    else:
+        c._deliver()
+        if first & 2:
+            c._ack(_PUBACK, c._pf[1])
+
+def _on_ack(c, t):
+    r = P.ack_fields(c._rx, c._n, c.version, c._i)
+    if c._n > c._i + 3:
+        c._mod("v5").check(c._rx, c._i + 3, c._n, t)
+    if t == _PUBREL:
+        c._s.rx2_del(r & 0xFFFF)
+        c._ack(_PUBCOMP, r & 0xFFFF)
+    elif t == _PUBREC and r >> 16 < 0x80:
+        k = c._s.acked(r & 0xFFFF, True)
+        if k >= 0:
+            c._send_slot(k)  # PUBREL
+    elif r >> 16 >= 0x80 and t != _PUBCOMP:
+        # MQTT 5: the broker refused the message; it never will take it: set aside
+        k = c._s.find(r & 0xFFFF)
+        if k >= 0:
+            c._mod("aside").aside(c, k, r >> 16)
+        c._pump()
+        return
+    else:
+        # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
+        if c._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
+            c._mod("v5").puback2(c, r & 0xFFFF)
+        c._pump()
+    c._healthy()

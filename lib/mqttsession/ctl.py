@@ -1,6 +1,6 @@
 # The protocol core's rarer paths, loaded on first use: the CONNECT packet and CONNACK,
 # SUBSCRIBE/UNSUBSCRIBE and their acknowledgements, DISCONNECT. Each function takes the client
-# (self); the client reaches them through Core._ctl(), which returns this module. Rarer
+# (self); the client reaches them through Core._mod("ctl"), which returns this module. Rarer
 # still, in modules of their own: setting messages aside, a packet the client does not
 # expect and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
 # CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
@@ -137,11 +137,11 @@ def on_other(self, first):
     i = self._i
     n = self._n
     pid = P.u16(b, i, n)
-    j = P.skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
+    j = self._mod("v5").skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
     if first == _SUBACK and j >= n:
         raise MQTTException(_MALFORMED, "SUBACK without return codes")
     if v5:
-        self._v5().check(b, i + 2, n, t)
+        self._mod("v5").check(b, i + 2, n, t)
     w = self._cn
     if pid != w[_SUB]:
         return
@@ -166,7 +166,7 @@ def connack(self, first):
     # returns Session Present; raises MQTTException on refusal. MQTT 5's, with the
     # broker's limits in its properties, is read in v5.py
     if first != _CONNACK:
-        raise self._rare().fail(self, MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
+        raise self._mod("aside").fail(self, MQTTException(_PROTOCOL_ERROR, "expected CONNACK"))
     if self.version == 5:
         from . import v5
 
@@ -174,7 +174,7 @@ def connack(self, first):
     b = self._rx
     i = self._i
     if self._n != i + 2 or b[i] > 1:
-        raise self._rare().fail(self, MQTTException(_MALFORMED, "bad CONNACK"))
+        raise self._mod("aside").fail(self, MQTTException(_MALFORMED, "bad CONNACK"))
     if b[i + 1]:
         self._close()
         raise MQTTException(b[i + 1], "connection refused")
@@ -205,7 +205,7 @@ def bye(self, end):
     # DISCONNECT and close; a link keeper does not reconnect after this. end: with
     # MQTT 5 Session Expiry 0, the broker discards the session
     self._want = False
-    self._log("disconnect")
+    self._log("disconnect", ())
     if self.sock:
         try:
             self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))

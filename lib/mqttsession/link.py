@@ -35,11 +35,9 @@ class Link:
         if board is not None:
             from . import wifi  # noqa: F401 (now, not at the first reconnect: see wifi.py)
 
-    def due(self, now=None):
+    def due(self):
         # ms until the next connection attempt may start (<= 0: now)
-        if now is None:
-            now = time.ticks_ms()
-        return self.delay - time.ticks_diff(now, self.at)
+        return self.delay - time.ticks_diff(time.ticks_ms(), self.at)
 
     def wifi(self):
         # brings Wi-Fi up through the board, waiting for the attempt to end; True when the
@@ -60,7 +58,7 @@ class Link:
 
         return wifi.step(self)
 
-    def failed(self, err=None):
+    def failed(self, err):
         # an attempt failed: wait longer before the next one
         self.last_error = err
         self.tries += 1
@@ -81,7 +79,8 @@ class Link:
 
     def connected(self):
         # the broker accepted a connection. The backoff is kept until it proves healthy
-        # (healthy()): a broker that accepts and drops at once meets a growing delay
+        # (an acknowledgement arrived, or a ping was answered: Core._healthy sets tries to
+        # 0): a broker that accepts and drops at once meets a growing delay
         now = time.ticks_ms()
         if not self.up:
             if self.outages:
@@ -91,8 +90,3 @@ class Link:
                 self.on_change(True)
         self.delay = 0
         self.at = now
-
-    def healthy(self):
-        # an acknowledgement arrived, or a ping was answered (the connection lived most of
-        # a keepalive period): the next outage starts its backoff from min_ms again
-        self.tries = 0

@@ -7,10 +7,11 @@ import binascii
 import os
 import struct
 
-from .store import _join, _read, _rm, _exists, NewerFormat
+from .store import _join, _read, _rm, _exists, _key, NewerFormat
 from .stored import StoredSession
 from .stored import _parse, tp
 
+_FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _ENOENT = const(2)
@@ -32,7 +33,9 @@ def get(self, host, client_id, capacity):
     # (b""): the null session, fresh every time, until the broker assigns one
     hd = self._host_dir(host)
     if client_id is None:
-        client_id = self._lastid(hd) or find_any(hd)
+        # the client ID last used for the host (see StoredSession._save), or any
+        b = self._body(hd, "last", b"l", 1)
+        client_id = (b is not None and bytes(b)) or find_any(hd)
         if not client_id:
             # a client ID for a node that names none: from the board's unique ID
             try:
@@ -45,7 +48,7 @@ def get(self, host, client_id, capacity):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     if client_id:
-        p = self._dir(hd, client_id)
+        p = sdir(self, hd, client_id)
     else:
         p = _join(hd, "~null")
         _rm(p)
@@ -66,6 +69,39 @@ def get(self, host, client_id, capacity):
         s = newer(self, s, e)
     s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)  # null: writes nothing
     return s
+
+
+def sdir(self, path, client_id):
+    # SessionStore self's directory of this session: its key, or after a collision of
+    # long IDs the next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed
+    # to it
+    k = _key(client_id)
+    o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
+    free = None
+    for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
+        p = _join(path, n)
+        if not _exists(p) & _DIR:
+            if free is None and n != o:
+                free = p
+            continue
+        # whose it is: the client ID in its identity file (either format)
+        c = None
+        for f, v in (("id", _FORMAT), ("i", 1)):
+            try:
+                b = _read(_join(p, f), b"i", v)
+                m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
+                if m <= len(b):
+                    c = bytes(b[7:m])
+                    break
+            except (OSError, ValueError, IndexError):
+                pass
+        if c != client_id and (c or n != k):
+            continue  # another's, or unreadable: only the session's own key claims it
+        if n == o and free == _join(path, k):
+            os.rename(p, free)
+            return free
+        return p
+    return free or _join(path, "%s~%d" % (k, 3))
 
 
 def find_any(path):
@@ -102,7 +138,7 @@ def load(s):
     p = s._p
     st = s._st
     cid = s.client_id
-    b = st._body(p, "id", b"i")
+    b = st._body(p, "id", b"i", _FORMAT)
     if b is not None:
         try:
             s.version = b[0]
@@ -117,11 +153,11 @@ def load(s):
     if cid != s.client_id:
         return False
     try:
-        subs(s, st._body(p, "subs", b"u"))
+        subs(s, st._body(p, "subs", b"u", _FORMAT))
     except (ValueError, IndexError) as e:
         st._report(p, "subs", e)
         s.subs = {}
-    b = st._body(p, "hot", b"s")
+    b = st._body(p, "hot", b"s", _FORMAT)
     s._hx = b is not None
     w = 0
     try:
@@ -142,7 +178,7 @@ def load(s):
         s.rx2 = []
         s._done = []
         w = 0
-    b = st._body(p, "aside", b"x")
+    b = st._body(p, "aside", b"x", _FORMAT)
     if b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
@@ -204,7 +240,7 @@ def scan(s, w):
     tail = []
     for j in range(_TAIL):
         try:
-            r = _parse(_read(tp(s, j), b"t"), 0)
+            r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
             if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)

@@ -26,10 +26,15 @@ def delete(st, host, client_id):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     hd = st._host_dir(host)
-    p = st._dir(hd, client_id)
+    from .load import sdir
+    from .session import unload
+
+    p = sdir(st, hd, client_id)
+    unload("load")  # run once (see SessionStore.get)
     if _exists(p) & 0x4000:  # a directory
         _rm(p)
-    if st._lastid(hd) == client_id:
+    b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
+    if b is not None and bytes(b) == client_id:
         _rm(_join(hd, "last"))
 
 

@@ -5,7 +5,8 @@ from micropython import const
 
 # Packet types (first byte, high nibble) and the reason codes the client raises for its
 # own findings (MQTT 5 numbering); private, so they fold and cost no heap. MQTT 5
-# property decoding is in v5.py (loaded on first use).
+# property decoding, and the Variable Byte Integer it starts with, is in v5.py (loaded
+# on first use).
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -22,6 +23,7 @@ _AUTH = const(0xF0)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _MAX_REMAINING = const(268435455)
+_v5 = None  # v5.py once loaded (_props)
 
 
 class MQTTException(Exception):
@@ -54,20 +56,6 @@ def put_varint(buf, i, n):
             return i + 1
 
 
-def publish_size(t, n, qos, version):
-    # remaining length of a PUBLISH with a topic of t bytes and a payload of n
-    return 2 + t + (2 if qos else 0) + (1 if version == 5 else 0) + n
-
-
-def ack(buf, first, pid):
-    # PUBACK, PUBREC, PUBREL (first=0x62) and PUBCOMP: 4 bytes, reason Success implied
-    buf[0] = first
-    buf[1] = 2
-    buf[2] = pid >> 8
-    buf[3] = pid & 0xFF
-    return 4
-
-
 def subscribe(buf, pid, topic, qos, version):
     # SUBSCRIBE to one filter at qos; UNSUBSCRIBE from it when qos is None
     v5 = version == 5
@@ -94,7 +82,7 @@ def subscribe(buf, pid, topic, qos, version):
     return i + 1
 
 
-def disconnect(buf, version, reason=0, expiry=None):
+def disconnect(buf, version, reason, expiry):
     # MQTT 5 may give a reason and change the session expiry (v5.disconnect)
     buf[0] = _DISCONNECT
     if version == 5 and (reason or expiry is not None):
@@ -114,37 +102,17 @@ def u16(b, i, end):
     return b[i] << 8 | b[i + 1]
 
 
-def varint(b, i, end):
-    # a Variable Byte Integer at b[i] (minimal encoding only); once read, a caller steps
-    # over it by its continuation bits (while b[i] & 0x80)
-    n = 0
-    s = 0
-    while True:
-        if i >= end or s > 21:
-            raise MQTTException(_MALFORMED, "bad variable byte integer")
-        c = b[i]
-        n |= (c & 0x7F) << s
-        i += 1
-        if not c & 0x80:
-            if s and not c:
-                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
-            return n
-        s += 7
+def _props(b, i, end):
+    # an MQTT 5 property block at b[i] (only MQTT 5 packets have one): v5.skip_props
+    # steps over it, in the module a connection at MQTT 5 loads anyway (kept in _v5: an
+    # import per call would make garbage)
+    global _v5
+    if _v5 is None:
+        from . import v5 as _v5
+    return _v5.skip_props(b, i, end)
 
 
-def skip_props(b, i, end):
-    # MQTT 5 property block at b[i]: its length, then the properties; returns the offset
-    # after it
-    n = varint(b, i, end)
-    while b[i] & 0x80:
-        i += 1
-    i += 1 + n
-    if i > end:
-        raise MQTTException(_MALFORMED, "truncated properties")
-    return i
-
-
-def publish_fields(b, n, first, buf, s=0):
+def publish_fields(b, n, first, buf, s):
     # PUBLISH body b[s:n] with first byte `first` -> buf (the caller's array, so the
     # receive path allocates nothing): buf[0] topic end (topic is b[s+2:buf[0]]), buf[1]
     # packet ID, buf[2] payload start; buf[3] is set by the caller: 1 for MQTT 5. The
@@ -157,9 +125,11 @@ def publish_fields(b, n, first, buf, s=0):
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
         raise MQTTException(_PROTOCOL_ERROR if buf[3] else _MALFORMED, "PUBLISH without a topic")
-    r = utf8(b, s + 2, i)
-    if r:
-        raise MQTTException(_MALFORMED if r == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
+    # the check's result in buf[1], set below: one local less keeps the frame within 11
+    # words, on the C stack (a larger one is allocated on the heap at every call)
+    buf[1] = utf8(b, s + 2, i)
+    if buf[1]:
+        raise MQTTException(_MALFORMED if buf[1] == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
     buf[0] = i
     buf[1] = 0
     if first & 6:
@@ -168,11 +138,11 @@ def publish_fields(b, n, first, buf, s=0):
             raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
         i += 2
     if buf[3]:
-        i = skip_props(b, i, n)
+        i = _props(b, i, n)
     buf[2] = i
 
 
-def ack_fields(b, n, version, s=0):
+def ack_fields(b, n, version, s):
     # PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK-style packet ID and reason code (0 = success)
     # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
     pid = u16(b, s, n)
@@ -184,7 +154,7 @@ def ack_fields(b, n, version, s=0):
         raise MQTTException(_MALFORMED, "acknowledgement of %d bytes" % (n - s))
     reason = b[s + 2]
     if n > s + 3:
-        skip_props(b, s + 3, n)
+        _props(b, s + 3, n)
     return pid | reason << 16
 
 

@@ -8,6 +8,7 @@ from micropython import const
 from .store import _join, _read, _rm
 from .stored import _parse, name, tp
 
+_FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
@@ -21,7 +22,7 @@ def read(s, i):
     if s._cb is None or s._ci != s._sg[i]:
         n = name(s, i)
         try:
-            b = _read(_join(s._p, "q", n))
+            b = _read(_join(s._p, "q", n), None, _FORMAT)
             if b[:4] != b"MQg\x02":
                 raise ValueError("not a segment")
         except (OSError, ValueError) as e:
@@ -68,7 +69,7 @@ def nxt(s):
             return False
         s._cur = s._tail[j] + 1
         try:
-            r = _parse(_read(tp(s, j), b"t"), 0)
+            r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
             s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             s.more -= 1
@@ -91,7 +92,7 @@ def seal(s):
         if s._tail[j] == _NONE:
             continue  # complete before the last boot: not pending
         try:
-            b = _read(tp(s, j), b"t")
+            b = _read(tp(s, j), b"t", _FORMAT)
         except (OSError, ValueError) as e:
             s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             continue

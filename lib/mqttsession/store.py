@@ -67,7 +67,7 @@ def _key(s):
     return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
-def pack(t, data, v=_FORMAT):
+def pack(t, data, v):
     # a store file: t is its kind (one byte: b"i" identity, b"s" hot state...), v its
     # format version
     b = b"MQ" + t + bytes((v,)) + data
@@ -79,7 +79,7 @@ class NewerFormat(ValueError):
     pass
 
 
-def _read(path, t=None, v=_FORMAT):
+def _read(path, t, v):
     # file path whole or, given its kind t, its body when it is a file of that kind and
     # format version v (else ValueError; NewerFormat when a newer library wrote it). One
     # open (a stat first would look the name up again: twice the block reads in a large
@@ -105,7 +105,7 @@ def _read(path, t=None, v=_FORMAT):
     raise ValueError("not a %s file" % t.decode())
 
 
-def _write(path, data, rename=True):
+def _write(path, data, rename):
     # rename: write beside, then rename over (a new file, or one not on littlefs);
     # otherwise in place: littlefs commits an existing file's new content at close, all
     # or nothing, so a failed write leaves the old content, never removed here. A
@@ -160,7 +160,7 @@ class SessionStore:
             max_bytes = max(max_bytes, 32768)
         self.max_bytes = max_bytes
 
-    def _body(self, p, name, t, v=_FORMAT):
+    def _body(self, p, name, t, v):
         # the body of file p/name, None when absent or damaged (damage is reported). Read
         # as the current format, a newer one propagates NewerFormat; as format 1 (a file
         # only 0.1.0 wrote, or that no format changes) it is damage like any other
@@ -203,43 +203,6 @@ class SessionStore:
             if old != hd and _exists(old) & _DIR and not _exists(hd):
                 os.rename(old, hd)
         return hd
-
-    def _lastid(self, path):
-        # the client ID last used for the host in directory path (format 1, as 0.1.0
-        # reads it), or None
-        b = self._body(path, "last", b"l", 1)
-        return None if b is None else bytes(b)
-
-    def _dir(self, path, client_id):
-        # the directory of this session: its key, or after a collision of long IDs the
-        # next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed to it
-        k = _key(client_id)
-        o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
-        free = None
-        for n in (k, "%s~%d" % (k, 1), "%s~%d" % (k, 2), o):
-            p = _join(path, n)
-            if not _exists(p) & _DIR:
-                if free is None and n != o:
-                    free = p
-                continue
-            # whose it is: the client ID in its identity file (either format)
-            c = None
-            for f, v in (("id", _FORMAT), ("i", 1)):
-                try:
-                    b = _read(_join(p, f), b"i", v)
-                    m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
-                    if m <= len(b):
-                        c = bytes(b[7:m])
-                        break
-                except (OSError, ValueError, IndexError):
-                    pass
-            if c != client_id and (c or n != k):
-                continue  # another's, or unreadable: only the session's own key claims it
-            if n == o and free == _join(path, k):
-                os.rename(p, free)
-                return free
-            return p
-        return free or _join(path, "%s~%d" % (k, 3))
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after

@@ -27,6 +27,7 @@ from struct import unpack_from
 from .session import Session
 from .store import _join, _write, _rm, pack
 
+_FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # messages per segment at most
 _TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
 # stays small, so rewriting a tail file compacts (erases) it rarely
@@ -85,7 +86,7 @@ def append(s, seq, f, pid, e, t, m):
 
         seal(s)  # an earlier seal failed (flash full): now or never
     j = s._tn
-    _write(tp(s, j), pack(b"t", r), False)
+    _write(tp(s, j), pack(b"t", r, _FORMAT), False)
     s._tail[j] = seq
     s._tn += 1
     s._tb += len(r)
@@ -191,18 +192,19 @@ class StoredSession(Session):
             ib = struct.pack("<BIH%dsH%ds" % (len(cid), len(h)), self.version, self.expiry,
                              len(cid), cid, len(h), h)
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
-                _write(_join(p, "id"), pack(b"i", ib))
+                _write(_join(p, "id"), pack(b"i", ib, _FORMAT), True)
                 self._ib = ib
-            # the last session used for this host, as 0.1.0 reads it
+            # the last session used for this host ("last", format 1, as 0.1.0 reads it)
             st = self._st
             hd = st._host_dir(self.host)
-            if st._lastid(hd) != cid:
-                _write(_join(hd, "last"), pack(b"l", cid, 1))
+            b = st._body(hd, "last", b"l", 1)
+            if b is None or bytes(b) != cid:
+                _write(_join(hd, "last"), pack(b"l", cid, 1), True)
         if kind & _SUBS:
             b = b""
             for f, q in self.subs.items():
                 b += bytes((q, len(f) & 255, len(f) >> 8)) + f
-            _write(_join(p, "subs"), pack(b"u", b))
+            _write(_join(p, "subs"), pack(b"u", b, _FORMAT), True)
         if not kind & (_HOT | _TRIM):
             return
         # the watermark: the oldest pending message's seq
@@ -245,7 +247,7 @@ class StoredSession(Session):
             # an existing file in place: littlefs commits its new content at close, all
             # or nothing (one metadata commit instead of two for a write beside and a
             # rename); creating one commits an empty file first, so that is done beside
-            _write(_join(p, "hot"), pack(b"s", b), not self._hx)
+            _write(_join(p, "hot"), pack(b"s", b, _FORMAT), not self._hx)
             self._hx = True
         # segments whose messages are all complete go
         while self._sg and self._sl[0] < w:

@@ -2,16 +2,17 @@
 # properties section): which property may appear in which packet, how often, and what its
 # value may be (check), and their values (props). check() walks a property block by
 # index, so the PUBLISH receive path allocates nothing unless the packet is refused.
-# The full decoder of server packets (decode); a DISCONNECT with a reason or session
-# expiry, for packet.py. Then the client's side (functions of the
-# client, self) of the broker's limits: Maximum QoS and Retain Available, a QoS 2
-# answered by PUBACK, the Server Reference, the CONNACK that announces them and a
-# DISCONNECT from the broker.
+# The Variable Byte Integer and the skipping of a property block, for packet.py's
+# decoders too (packet._props). The full decoder of server packets (decode); a
+# DISCONNECT with a reason or session expiry, for packet.py. Then the client's side
+# (functions of the client, self) of the broker's limits: Maximum QoS and Retain
+# Available, a QoS 2 answered by PUBACK, the Server Reference, the CONNACK that
+# announces them and a DISCONNECT from the broker.
 # Last, the move of a store's null session (client ID "", MQTT 5 only) to the client ID
 # the broker assigned. Loaded on first use (MQTT 5, or a broker without QoS 2).
 from micropython import const
 
-from .packet import MQTTException, u16, utf8, varint, skip_props, publish_fields, ack_fields
+from .packet import MQTTException, u16, utf8, publish_fields, ack_fields
 
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
@@ -36,6 +37,8 @@ _P_MAX_PACKET = const(0x27)
 _PROTOCOL_ERROR = const(0x82)
 _ALIAS_INVALID = const(0x94)
 _REL = const(16)  # session.REL
+_REFUSE = const(16)  # in _cn (args.py): limits="refuse"
+_REDIRECT = const(17)
 
 # packets a property may appear in: bit (packet type >> 4)
 _C = const(0x0004)  # CONNACK
@@ -75,6 +78,36 @@ _DEF = (
     0x29, 1, _C,  # Subscription Identifier Available
     0x2A, 1, _C,  # Shared Subscription Available
 )
+
+
+def varint(b, i, end):
+    # a Variable Byte Integer at b[i] (minimal encoding only); once read, a caller steps
+    # over it by its continuation bits (while b[i] & 0x80)
+    n = 0
+    s = 0
+    while True:
+        if i >= end or s > 21:
+            raise MQTTException(_MALFORMED, "bad variable byte integer")
+        c = b[i]
+        n |= (c & 0x7F) << s
+        i += 1
+        if not c & 0x80:
+            if s and not c:
+                raise MQTTException(_MALFORMED, "non-minimal variable byte integer")
+            return n
+        s += 7
+
+
+def skip_props(b, i, end):
+    # MQTT 5 property block at b[i]: its length, then the properties; returns the offset
+    # after it
+    n = varint(b, i, end)
+    while b[i] & 0x80:
+        i += 1
+    i += 1 + n
+    if i > end:
+        raise MQTTException(_MALFORMED, "truncated properties")
+    return i
 
 
 def props(b, i, end):
@@ -215,7 +248,7 @@ def decode(first, b, version):
         if qos == 3:
             raise MQTTException(_MALFORMED, "PUBLISH QoS 3")
         out = [0, 0, 0, 1 if v5 else 0]
-        publish_fields(b, n, first, out)
+        publish_fields(b, n, first, out, 0)
         return (_PUBLISH, bytes(b[2 : out[0]]), bytes(b[out[2] : n]), qos, fl & 1,
                 fl >> 3, out[1])
     if fl != (2 if t == _PUBREL else 0):
@@ -231,7 +264,7 @@ def decode(first, b, version):
             raise MQTTException(_MALFORMED, "bad CONNACK")  # more than its properties
         return (_CONNACK, b[0] & 1, b[1], d)
     if t in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
-        r = ack_fields(b, n, version)
+        r = ack_fields(b, n, version, 0)
         return (t, r & 0xFFFF, r >> 16)
     if t == _SUBACK or t == _UNSUBACK:
         pid = u16(b, 0, n)
@@ -272,7 +305,7 @@ def disconnect(buf, reason, expiry):
 def limit(self, qos, retain):
     # the message in hand is above the broker's Maximum QoS or Retain Available (MQTT 5
     # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
-    if self.limits == "refuse":
+    if self._cn[_REFUSE]:
         raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
             qos, " with retain" if retain else "", self._maxq & 3,
             ", no retain" if self._maxq & 4 else ""))
@@ -317,7 +350,7 @@ def connack(self):
     try:
         d = decode(_CONNACK, self._rx[self._i : self._n], 5)
     except MQTTException as e:
-        raise self._rare().fail(self, e)
+        raise self._mod("aside").fail(self, e)
     pr = d[3]
     if d[2]:
         disconnected(self, d[2:])  # raises
@@ -328,7 +361,7 @@ def connack(self):
     if aid is not None or not len(s.client_id):
         # an ID is assigned exactly when the client sent none (MQTT-3.2.2-16)
         if len(s.client_id) or not aid:
-            raise self._rare().fail(self, MQTTException(
+            raise self._mod("aside").fail(self, MQTTException(
                 _PROTOCOL_ERROR, "Assigned Client Identifier "
                 + ("for an own ID" if aid else "missing")))
         s.client_id = aid
@@ -356,7 +389,7 @@ def disconnected(self, d=None):
     if ref is not None:
         ref = bytes(ref).decode()
         self.server_reference = ref
-        if self.redirect and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
+        if self._cn[_REDIRECT] and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
             host, _, port = ref.split(" ")[0].rpartition(":")
             if host and port.isdigit():
                 self.server, self.port = host, int(port)
@@ -375,8 +408,11 @@ def adopt(st, s):
     # stored under that ID is never overwritten: it is what get() finds from now on
     import os
     from .store import _exists
+    from .load import sdir
+    from .session import unload
 
-    p = st._dir(st._host_dir(s.host), s.client_id)
+    p = sdir(st, st._host_dir(s.host), s.client_id)
+    unload("load")  # run once (see SessionStore.get)
     if _exists(p):
         st._report(p, "", "the assigned client ID has a stored session: kept")
         return False

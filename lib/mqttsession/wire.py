@@ -1,9 +1,10 @@
 # The transport half of the protocol core (core.Core builds on it): the connect steps,
 # the incremental receive path and the write path, each step under one deadline. The
 # front ends drive it with
-#   _conn_start(clean[, ms]), then _conn_step() whenever the socket may be ready (_poll
-#     is registered for the direction the step needs; wait at most until the deadline
-#     _cn[_DL]) until it returns Session Present; every failure closes the socket and raises;
+#   _conn_start(clean, ms) (ms None: timeout), then _conn_step() whenever the socket may
+#     be ready (_poll is registered for the direction the step needs; wait at most until
+#     the deadline _cn[_DL]) until it returns Session Present; every failure closes the
+#     socket and raises;
 #   _recv() when the socket is readable, or at once while _hold (whole packets are
 #     buffered): handles the buffered whole packets, else reads once and handles every
 #     whole packet that arrived; returns the last packet type or None. A packet that has
@@ -11,7 +12,7 @@
 #     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): the front end's, called when the socket did not take a whole packet
 #     (the rest waits in _ob); it waits, or its loop calls _flush() as the socket drains.
-# Core supplies _ctl (ctl.py: connect_packet), _rare (aside.py: a broker's faults),
+# Core supplies _mod (the modules ctl.py: connect_packet, aside.py: a broker's faults),
 # _handle (one packet) and _ack.
 from micropython import const
 # builtins the publish and receive path calls, as names of this module: a builtin is
@@ -127,7 +128,7 @@ def _recv(w):
             raise  # a refused oversized packet: the connection stays up
         # the broker broke the protocol: the connection ends (aside.broke: with a keeper
         # and after the connect, as a link failure)
-        w._rare().broke(w)
+        w._mod("aside").broke(w)
         raise
 
 
@@ -138,7 +139,7 @@ def _parse(w):
     t = None
     rx = w._rx
     while True:
-        if w._skip and not w._rare().discard(w):
+        if w._skip and not w._mod("aside").discard(w):
             return t
         i = w._r0
         if i + 2 > w._r1:
@@ -150,7 +151,7 @@ def _parse(w):
             w._hl = 2
             n += 2
         if n > len(rx):
-            n = w._rare().oversize(w, n)  # a broker's fault: see aside.py
+            n = w._mod("aside").oversize(w, n)  # a broker's fault: see aside.py
         if not n or i + n > w._r1:
             break
         w._hold = True
@@ -172,11 +173,12 @@ class Wire:
     _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---
-    def _conn_start(self, clean, ms=None):
+    def _conn_start(self, clean, ms):
         self._close()
         c = self._cn
         c[_DL] = time.ticks_add(time.ticks_ms(), self._tms if ms is None else ms)
-        c[_CB] = self._ctl().connect_packet(self, clean)  # bad arguments fail before the socket
+        # bad arguments fail before the socket
+        c[_CB] = self._mod("ctl").connect_packet(self, clean)
         c[_WHY] = None
         c[_CO] = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
@@ -259,7 +261,7 @@ class Wire:
 
     def _close(self):
         if self.sock and not self._cs and self._want and self._s.nin and not self._cn[_WHY]:
-            self._rare().struck(self)  # the broker may be refusing a message by closing
+            self._mod("aside").struck(self)  # the broker may be refusing a message by closing
         if self.link and self.sock:
             self.link.lost()
         if self.sock:

@@ -505,7 +505,7 @@ def test_publish_fields_random(body: bytes, qos: int, version: int, data: st.Dat
     out = [-1, -1, -1, 1 if version == 5 else 0]
     first = 0x30 | qos << 1 | data.draw(st.sampled_from([0, 1, 8, 9]))  # DUP, RETAIN
     try:
-        P.publish_fields(body, n, first, out)
+        P.publish_fields(body, n, first, out, 0)
     except P.MQTTException as e:
         assert e.args[0] in (MALFORMED, PROTOCOL_ERROR), e.args
         return
@@ -519,7 +519,7 @@ def test_publish_fields_random(body: bytes, qos: int, version: int, data: st.Dat
 @given(body=st.binary(max_size=24), version=st.sampled_from(VERSIONS), data=st.data())
 def test_ack_fields_random(body: bytes, version: int, data: st.DataObject) -> None:
     n = data.draw(st.integers(0, len(body)))
-    r = guarded(P.ack_fields, body, n, version)
+    r = guarded(P.ack_fields, body, n, version, 0)
     if r is None:
         return
     assert isinstance(r, int)
@@ -654,7 +654,7 @@ def test_props_cut_anywhere(prop: Prop) -> None:
 def test_varint_random(body: bytes, data: st.DataObject) -> None:
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     if v is None:
         return
     assert 0 <= v <= MAX_REMAINING
@@ -666,12 +666,12 @@ def test_varint_random(body: bytes, data: st.DataObject) -> None:
 @FUZZ
 @given(body=st.binary(max_size=12), data=st.data())
 def test_skip_props_random(body: bytes, data: st.DataObject) -> None:
-    # packet.skip_props reads the block's length with packet.varint
+    # v5.skip_props reads the block's length with v5.varint
     end = data.draw(st.integers(0, len(body)))
     i = data.draw(st.integers(0, len(body)))
-    v = guarded(P.varint, body, i, end)
+    v = guarded(V5.varint, body, i, end)
     want = None if v is None or i + vsize(v) + v > end else i + vsize(v) + v
-    assert guarded(P.skip_props, body, i, end) == want
+    assert guarded(V5.skip_props, body, i, end) == want
 
 
 # --------------------------------------------------------------------------------------
@@ -690,10 +690,10 @@ def test_varint_boundaries(value: int, size: int) -> None:
     assert end == 2 + size == 2 + vsize(value)
     assert bytes(buf[2:end]) == enc_varint(value)
     assert buf[:2] == b"\xa5\xa5" and buf[end:] == b"\xa5" * (8 - end)
-    assert P.varint(buf, 2, end) == value
-    assert P.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
+    assert V5.varint(buf, 2, end) == value
+    assert V5.varint(bytes(buf), 2, len(buf)) == value  # bytes after it are not read
     with pytest.raises(P.MQTTException) as e:
-        P.varint(buf, 2, end - 1)  # truncated
+        V5.varint(buf, 2, end - 1)  # truncated
     assert e.value.args[0] == MALFORMED
 
 
@@ -707,7 +707,7 @@ def test_varint_round_trip(value: int) -> None:
     end = P.put_varint(buf, 0, value)
     assert end == vsize(value)
     assert bytes(buf[:end]) == enc_varint(value)
-    assert P.varint(buf, 0, end) == value
+    assert V5.varint(buf, 0, end) == value
 
 
 @pytest.mark.parametrize("value", [-1, MAX_REMAINING + 1, 2**32, 2**40])
@@ -726,7 +726,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
     enc[-1] |= 0x80
     enc += b"\x80" * (extra - 1) + b"\x00"
     with pytest.raises(P.MQTTException) as e:
-        P.varint(bytes(enc), 0, len(enc))
+        V5.varint(bytes(enc), 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -736,7 +736,7 @@ def test_varint_rejects_non_minimal(value: int, extra: int) -> None:
 )
 def test_varint_rejects_truncated_and_long(enc: bytes) -> None:
     with pytest.raises(P.MQTTException) as e:
-        P.varint(enc, 0, len(enc))
+        V5.varint(enc, 0, len(enc))
     assert e.value.args[0] == MALFORMED
 
 
@@ -833,6 +833,14 @@ class Payload:
         return self.ml
 
 
+def publish_size(t: int, n: int, qos: int, version: int) -> int:
+    """The remaining length core.Core._hand gives a PUBLISH of a t-byte topic and an n-byte
+    payload."""
+    c = SimpleNamespace(_t=b"t" * t, _m=Payload(n), version=version)
+    load("core").Core._hand(c, qos)
+    return int(c._rem)
+
+
 def publish_header(
     buf: bytearray, topic: bytes, payload: Any, qos: int, retain: int, dup: int, pid: int,
     version: int
@@ -843,7 +851,7 @@ def publish_header(
     ml = len(payload)
     # no socket: _put hands its writes to core._write, which collects them here
     client = SimpleNamespace(_tx=buf, _pt=topic, _pm=payload, version=version, sock=None,
-                             _rem=P.publish_size(len(topic), ml, qos, version))
+                             _rem=publish_size(len(topic), ml, qos, version))
     writes: list[tuple[Any, int]] = []
     core = load("core")
     saved = core._write
@@ -876,7 +884,7 @@ def test_publish_round_trip(
     ml = len(payload)
     buf = filled(16 + len(topic) + ml)
     i = publish_header(buf, topic, payload, qos, retain, dup, pid, version)
-    rem = P.publish_size(len(topic), ml, qos, version)
+    rem = publish_size(len(topic), ml, qos, version)
     assert i == 1 + vsize(rem) + 2 + len(topic) + (2 if qos else 0) + (version == 5)
     assert untouched(buf, i + ml)
     p = parse_publish(buf[: i + ml], version)
@@ -893,7 +901,7 @@ def test_publish_round_trip(
 def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> None:
     # large payloads: only the header is written, the payload follows on the socket
     topic = b"a/b"
-    rem = P.publish_size(len(topic), ml, qos, version)
+    rem = publish_size(len(topic), ml, qos, version)
     buf = filled(16)
     i = publish_header(buf, topic, Payload(ml) if ml > 1 << 20 else bytes(ml), qos, 0, 0, 7,
                        version)
@@ -906,7 +914,7 @@ def test_publish_header_remaining_length(ml: int, version: int, qos: int) -> Non
 
 
 def test_publish_header_refuses_remaining_length_over_limit() -> None:
-    ml = MAX_REMAINING - P.publish_size(1, 0, 1, 5) + 1
+    ml = MAX_REMAINING - publish_size(1, 0, 1, 5) + 1
     with pytest.raises(ValueError):
         publish_header(bytearray(16), b"t", Payload(ml), 1, 0, 0, 1, 5)
 
@@ -952,8 +960,12 @@ def test_subscribe_long_filter_remaining_length() -> None:
 @example(first=0x40, pid=1)
 @example(first=0x62, pid=65535)
 def test_ack_round_trip(first: int, pid: int) -> None:
+    # core.Core._ack writes the acknowledgement into the client's 4-byte buffer
     buf = filled(8)
-    assert P.ack(buf, first, pid) == 4
+    writes: list[tuple[Any, int]] = []
+    client = SimpleNamespace(_ab=buf, _write=lambda b, n: writes.append((b, n)))
+    load("core").Core._ack(client, first, pid)
+    assert writes == [(buf, 4)]
     assert untouched(buf, 4)
     f, r = split_packet(buf[:4])
     assert f == first
@@ -986,10 +998,10 @@ def test_disconnect_round_trip(version: int, reason: int, expiry: int | None) ->
         assert n == 2
 
 
-def test_disconnect_defaults() -> None:
+def test_disconnect_without_reason_or_expiry() -> None:
     for v in VERSIONS:
         buf = filled(4)
-        assert P.disconnect(buf, v) == 2 and buf[:2] == b"\xe0\x00"
+        assert P.disconnect(buf, v, 0, None) == 2 and buf[:2] == b"\xe0\x00"
 
 
 # --------------------------------------------------------------------------------------
