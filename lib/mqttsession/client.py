@@ -267,6 +267,15 @@ class MQTTClient(Core):
         c[11] = None
         return not keep
 
+    def _deliver(self):
+        # the callback's exception is raised once its message is acknowledged (core's
+        # _on_publish): left unanswered, it would hold a place in the broker's window until
+        # the next reconnect, and a callback that raised a few times would stop the flow
+        try:
+            Core._deliver(self)
+        except Exception as e:
+            self._ce = e
+
     def isconnected(self):
         return self.sock is not None and not self._cs
 

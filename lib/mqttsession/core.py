@@ -402,13 +402,17 @@ def _on_publish(c, first):
         c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
-        if c._s.rx2_add(c._pf[1]):
+        if c._s.rx2_add(pf[1]):
             c._deliver()
-        c._ack(_PUBREC, c._pf[1])
+        c._ack(_PUBREC, pf[1])
     else:
         c._deliver()
         if first & 2:
-            c._ack(_PUBACK, c._pf[1])
+            c._ack(_PUBACK, pf[1])
+    pf = c._ce  # the blocking client's callback raised (client._deliver): now, answered
+    if pf is not None:
+        c._ce = None
+        raise pf
 
 def _on_ack(c, t):
     r = P.ack_fields(c._rx, c._n, c.version, c._i)

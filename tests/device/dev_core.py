@@ -307,6 +307,47 @@ def bad_input():
     c.disconnect()
 
 
+def cb_raises():
+    # a callback that raises: its exception comes out of the call that read the message
+    # (check_msg, or publish waiting for its own PUBACK; that message is accepted all the
+    # same), and the message is acknowledged first, so a callback raising again and again
+    # never stops the flow (unacknowledged, the broker's window to us would fill)
+    c = d.client("cbr-%d" % V)
+    got = []
+
+    def cb(t, m):
+        got.append(m)
+        if m.startswith(b"bad"):
+            raise ValueError("callback: " + m.decode())
+
+    c.set_callback(cb)
+    c.connect()
+    t = d.topic("cbr")
+    c.subscribe(t, 1)
+    raised = 0
+    for i in range(30):
+        try:
+            c.publish(t, b"bad%d" % i, qos=1)
+        except ValueError:
+            raised += 1
+    try:
+        c.publish(t, b"good", qos=1)
+    except ValueError:
+        raised += 1
+    t0 = time.ticks_ms()
+    while b"good" not in got and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        try:
+            c.check_msg()
+        except ValueError:
+            raised += 1
+        time.sleep_ms(1)
+    print("RAISED", raised, "GOT", len(got))
+    d.check(b"good" in got and len(got) == 31, "the flow went on: %d delivered" % len(got))
+    d.check(raised == 30, "each exception came out once: %d" % raised)
+    d.check(c.pending() == 0 and c.isconnected(), "all accepted, still connected")
+    c.disconnect()
+
+
 def pids():
     # packet IDs wrap at 65535, skip 0, and skip IDs still in flight
     c = d.client("pid-%d" % V, window=4)

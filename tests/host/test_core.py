@@ -141,6 +141,12 @@ def test_oversized_long_topic_acknowledged_once(broker: Broker, version: int) ->
         assert r.values("REFUSED") == []
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_callback_that_raises_never_stops_the_flow(broker: Broker, version: int) -> None:
+    # 31 messages to a callback that raises on 30: more than mosquitto's 20 in flight
+    run_device("dev_core.py", cfg(broker, "cb_raises", version), heap=HEAP)
+
+
 def test_receive_maximum_and_packet_size(broker_factory: Any) -> None:
     b = broker_factory(extra=["max_inflight_messages 2", "max_packet_size 1000"])
     run_device("dev_core.py", cfg(b, "limits5", 5, RECEIVE_MAX=2, MAX_PACKET=1000), heap=HEAP)
