@@ -74,8 +74,16 @@ class Link:
             self.up = False
             self.outages += 1
             self.down_since = time.ticks_ms()
-            if self.on_change:
-                self.on_change(False)
+            self._tell(False)
+
+    def _tell(self, up):
+        # the application's hook: what it raises is printed and goes no further (it runs
+        # inside the client's connect and close, which must finish either way)
+        if self.on_change:
+            try:
+                self.on_change(up)
+            except Exception as e:
+                print("mqttsession: link: on_change(%s) raised %r" % (up, e))
 
     def connected(self):
         # the broker accepted a connection. The backoff is kept until it proves healthy
@@ -86,7 +94,6 @@ class Link:
             if self.outages:
                 self.longest = max(self.longest, time.ticks_diff(now, self.down_since))
             self.up = True
-            if self.on_change:
-                self.on_change(True)
+            self._tell(True)
         self.delay = 0
         self.at = now

@@ -98,5 +98,26 @@ async def suback_silent():
     await c.disconnect()
 
 
+async def raising_hook():
+    # a Link(on_change=f) that raises: printed, and the reader, the messages and the
+    # disconnect go on as if it had not
+    ups = []
+
+    def hook(up):
+        ups.append(up)
+        raise RuntimeError("hook %s" % up)
+
+    errs = []
+    c = client(link=Link(min_ms=20, max_ms=400, jitter=0, on_change=hook), on_error=errs.append)
+    await c.connect(wait=True)
+    d.check(c.isconnected(), "connected although the hook raised")
+    await c.publish("t/a", b"one", qos=1)
+    d.check(await until(lambda: c.pending() == 0), "and the message went through")
+    d.check(c._task is not None and not errs, "the reader goes on, nothing to report")
+    await c.disconnect()
+    print("UPS", ups)
+    d.check(ups[:1] == [True], "the hook was called: %r" % ups)
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

@@ -157,6 +157,27 @@ def no_keeper_malformed():
     logged_error(lines)
 
 
+def raising_hook():
+    # a Link(on_change=f) that raises: printed, and the connect, the messages and the
+    # disconnect go on as if it had not
+    ups = []
+
+    def hook(up):
+        ups.append(up)
+        raise RuntimeError("hook %s" % up)
+
+    c = client(link=Link(min_ms=20, max_ms=400, jitter=0, on_change=hook))
+    c.connect()
+    d.check(c.isconnected(), "connected although the hook raised")
+    c.publish("t/a", b"one", qos=1)
+    d.check(c.pending() == 0, "and the message went through")
+    c.disconnect()
+    c.connect()  # a second connection: the hook is told again
+    c.disconnect()
+    print("UPS", ups)
+    d.check(ups[:1] == [True] and ups.count(True) == 2, "the hook was called: %r" % ups)
+
+
 def link_args():
     # the keeper's backoff settings are checked when the Link is made: min_ms <= 0,
     # min_ms > max_ms, a jitter outside 0 to <1; the bounds themselves are taken

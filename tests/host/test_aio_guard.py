@@ -59,3 +59,9 @@ def test_aio_silent_suback_closes_the_link_and_keeps_the_subscription() -> None:
     assert len(b.conns) == 2, b.errors
     assert all(b"cmd/#" in body for c in b.conns for body in c.of_type(SUBSCRIBE))
     assert [len(c.of_type(SUBSCRIBE)) for c in b.conns] == [1, 1]
+
+
+def test_aio_link_hook_that_raises_changes_nothing() -> None:
+    r, b = run([ok(4)], "raising_hook")
+    assert "mqttsession: link: on_change(True) raised" in r.out
+    assert len(b.conns) == 1 and b.conns[0].closed_by_client

@@ -123,6 +123,12 @@ def test_malformed_while_publish_waits_raises_mqttexception_without_a_keeper() -
     run([bad], "no_keeper_malformed")
 
 
+def test_link_hook_that_raises_changes_nothing() -> None:
+    r, b = run([ok(4), ok(4)], "raising_hook")
+    assert "mqttsession: link: on_change(True) raised" in r.out
+    assert len(b.conns) == 2 and all(c.closed_by_client for c in b.conns)
+
+
 def test_link_backoff_arguments_refused() -> None:
     # Link(...): min_ms <= 0, min_ms > max_ms or a jitter outside 0 to <1 raise ValueError
     # naming the argument; min_ms == max_ms, jitter 0 and just under 1 are taken
