@@ -22,10 +22,13 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
                          (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
-                         (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0)):
+                         (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0),
+                         (port, "port", 0, 65535)):
         if type(v) is not int or v < lo or hi and v > hi:
             raise ValueError(("%s must be an int from %d to %d" if hi else
                               "%s must be an int >= %d%s") % (n, lo, hi or ""))
+    if not isinstance(server, str) or not server:
+        raise TypeError("server must be a host name or address (str)")
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout must be a number of seconds > 0")
     if expiry is not None and (type(expiry) is not int or expiry < 0 or expiry > 0xFFFFFFFF):

@@ -294,12 +294,15 @@ def bad_input():
     d.raises(ValueError, MQTTClient, "x", "h", window=0)
     for kw in ({"keepalive": 1.5}, {"keepalive": "60"}, {"window": 1.5}, {"queue": 0},
                {"timeout": 0}, {"max_packet": 100.0}, {"expiry": 2**32}, {"expiry": -1},
-               {"expiry": "60"}, {"budget_ms": -1}):
+               {"expiry": "60"}, {"budget_ms": -1}, {"port": 70000}, {"port": "1883"}):
         e = d.raises(ValueError, MQTTClient, "x", "h", **kw)
         d.check(list(kw)[0] in e.args[0], "the error names %s: %s" % (list(kw)[0], e.args[0]))
     for kw in ({"store": "/flash/.mqtt"}, {"link": 5}, {"link": False}):
         e = d.raises(TypeError, MQTTClient, "x", "h", **kw)
         d.check(list(kw)[0] in e.args[0], "the error names %s: %s" % (list(kw)[0], e.args[0]))
+    for server in (None, "", b"127.0.0.1"):
+        e = d.raises(TypeError, MQTTClient, "x", server)
+        d.check("server" in e.args[0], "the error names server: %s" % e.args[0])
     d.check(True, "bad arguments refused")
     c.subscribe(d.topic("ok/+"), 1)
     c.publish(d.topic("ok/1"), b"fine", qos=1)
