@@ -11,6 +11,8 @@ VENV := .venv
 VBIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 PYTEST_ARGS ?=
+# make test's pytest workers (tests/host/conftest.py groups the files that share state)
+TEST_JOBS ?= 2
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 # make run: a script of your own on the unix port, with the library as .mpy (as on a board)
@@ -77,7 +79,8 @@ tools/pico/node_modules/.stamp: tools/pico/package-lock.json
 	@touch $@
 
 test: deps venv pico-deps interop-deps
-	@rc=0; $(VBIN)/pytest -q tests/host $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VBIN)/pytest -q -n $(TEST_JOBS) --dist loadgroup tests/host $(PYTEST_ARGS) || \
+		rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "error: no tests collected (pytest exit 5): check tests/host and PYTEST_ARGS" >&2; \
 	fi; \

@@ -34,10 +34,23 @@ def pytest_configure(config: pytest.Config) -> None:
     harness.board_port = config.getoption("--board")
 
 
+# make test runs two pytest workers (xdist, --dist loadgroup): each test file runs whole in
+# one worker (its module fixtures, such as a RabbitMQ node, start once), and the files that
+# write the same build directories (build/mpy through tools/deploy.py, `make run` and the
+# board runner; build/demo, build/romfs, build/bench) run one after another in one worker.
+SHARED_BUILD = {
+    "test_aio_node.py", "test_bench.py", "test_board_runner.py", "test_boards.py",
+    "test_demo.py", "test_memory.py", "test_mip_mpy.py", "test_newcomer.py",
+    "test_node_wakes.py", "test_pico.py",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     runslow = config.getoption("--runslow")
     board = config.getoption("--board")
     for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("build" if name in SHARED_BUILD else name))
         if "slow" in item.keywords and not runslow:
             item.add_marker(pytest.mark.skip(reason="slow: give --runslow to run"))
         if "board" in item.keywords and not board:
