@@ -78,14 +78,16 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if full not in ("error", "drop_oldest"):
         raise ValueError("full must be 'error' or 'drop_oldest'")
     self.full = full
+    self.strikes = strikes  # outages in a row with a message in flight: set aside
     self._sn = 0  # how often the message blamed for the last outages was (_cn: its seq)
     self.on_aside = None  # f(topic, msg, reason) when a message is set aside
     self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
     self._maxq = 2  # MQTT 5 Maximum QoS of the broker, | 4 without its Retain Available
     if limits not in ("downgrade", "refuse"):
         raise ValueError("limits must be 'downgrade' or 'refuse'")
-    self.downgraded = 0  # messages sent within the broker's limits (also a QoS 2
-    # answered by PUBACK)
+    self.limits = limits  # a message above the broker's limits: sent within them, or
+    self.downgraded = 0  # ValueError; counted here (also a QoS 2 answered by PUBACK)
+    self.redirect = redirect  # follow a Server Reference (MQTT 5), one hop
     self.server_reference = None  # the last one the broker sent
     self.lost0 = 0  # QoS 0 messages published while the link was down
     self._want = False  # connected on purpose: the keeper may reconnect
@@ -113,8 +115,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # flash (grown later, it needs a larger free block in a heap that the session
     # load and the connect have fragmented: MemoryError on an ESP32-sized heap)
     self._i = self._n = self._hl = 0
-    # the objects last: the attribute table reaches its final size (59 slots, 0.9 KB on
-    # the 64-bit port) before any of them, so the tables it leaves behind merge
+    # the objects last: the attribute table reaches its final size (73 slots, 1.2 KB,
+    # through 12 growths) before any of them, so the tables it leaves behind merge
     # into one free block that the buffers then fill (grown between them, it needs
     # fresh blocks in a fragmented heap: MemoryError on a smaller heap)
     self._s = self._rx = self._tx = self._ab = self._pf = self._topics = self._ts = None
@@ -168,13 +170,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # (aside.struck), 11 the broker's error that ended the link (with a keeper), 12 an
     # oversized incoming packet refused (the connection stays up), 13 the packet ID of the
     # SUBSCRIBE/UNSUBSCRIBE awaiting its ack, 14 its return code (while it is awaited:
-    # minus the type of the ack); then what the rare paths read of the arguments (not
-    # attributes: three fewer names keep the client's attribute table at 59 slots, not
-    # 73): 15 strikes (aside.struck), 16 limits="refuse" (v5.limit: a message above the
-    # broker's limits raises ValueError; else it is sent within them), 17 redirect
-    # (v5.disconnected: follow a Server Reference, one hop)
-    self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
-                strikes, limits == "refuse", redirect]
+    # minus the type of the ack)
+    self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
     # the last str topic, and the last bytes topic that passed the checks (at first an

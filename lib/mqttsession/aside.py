@@ -29,7 +29,6 @@ _PUBREL = const(0x60)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
 _ECONNRESET = const(104)
-_STRIKES = const(15)  # in _cn (args.py)
 
 
 def set_aside(s, k, why):
@@ -73,10 +72,10 @@ def struck(self):
                 self._cn[10] = s.seq[k]
                 self._sn = 0
             self._sn += 1
-            if self._sn >= self._cn[_STRIKES]:
+            if self._sn >= self.strikes:
                 self._sn = 0
                 aside(self, k, "in flight at %d closes in a row%s" % (
-                    self._cn[_STRIKES], "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
             return
 
 

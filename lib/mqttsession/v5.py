@@ -37,8 +37,6 @@ _P_MAX_PACKET = const(0x27)
 _PROTOCOL_ERROR = const(0x82)
 _ALIAS_INVALID = const(0x94)
 _REL = const(16)  # session.REL
-_REFUSE = const(16)  # in _cn (args.py): limits="refuse"
-_REDIRECT = const(17)
 
 # packets a property may appear in: bit (packet type >> 4)
 _C = const(0x0004)  # CONNACK
@@ -305,7 +303,7 @@ def disconnect(buf, reason, expiry):
 def limit(self, qos, retain):
     # the message in hand is above the broker's Maximum QoS or Retain Available (MQTT 5
     # CONNACK): limits="downgrade" sends it within them (counted), "refuse" raises
-    if self._cn[_REFUSE]:
+    if self.limits == "refuse":
         raise ValueError("qos %d%s is above what this broker takes (Maximum QoS %d%s)" % (
             qos, " with retain" if retain else "", self._maxq & 3,
             ", no retain" if self._maxq & 4 else ""))
@@ -389,7 +387,7 @@ def disconnected(self, d=None):
     if ref is not None:
         ref = bytes(ref).decode()
         self.server_reference = ref
-        if self._cn[_REDIRECT] and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
+        if self.redirect and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
             host, _, port = ref.split(" ")[0].rpartition(":")
             if host and port.isdigit():
                 self.server, self.port = host, int(port)
@@ -408,6 +406,7 @@ def adopt(st, s):
     # stored under that ID is never overwritten: it is what get() finds from now on
     import os
     from .store import _exists
+
     from .load import sdir
     from .session import unload
 
