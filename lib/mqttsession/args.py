@@ -92,7 +92,6 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self.lost0 = 0  # QoS 0 messages published while the link was down
     self._want = False  # connected on purpose: the keeper may reconnect
     self.cb = None
-    self._ce = None  # the callback's exception, raised once its message is answered
     self._raw = False
     self.sock = None
     self._poll = None

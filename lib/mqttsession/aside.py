@@ -5,7 +5,8 @@
 #   broker (it ends the connection, no strike against the message in flight), a packet
 #   the client does not expect, an MQTT 5 DISCONNECT, an incoming packet larger than
 #   max_packet (wire.py: dropped as it arrives, acknowledged, refused); the oldest
-#   queued message dropped for a new one (full="drop_oldest");
+#   queued message dropped for a new one (full="drop_oldest"); an incoming message whose
+#   callback raised (answered before the exception goes on);
 # - the set-aside records of a StoredSession (stored.py), in its file "aside": the
 #   naside count, then records (flags, reason code, reason text, topic, payload), the
 #   newest kept within a quarter of the store's max_bytes.
@@ -181,6 +182,14 @@ def discard(self):
     # packets behind it in _rx are handled at the next _recv, with no wait for input
     self._hold = self._r0 != self._r1
     raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % pf[2])
+
+
+def answer(self):
+    # the blocking client's callback raised (client._deliver): its message is answered
+    # (PUBACK, PUBREC) before the exception goes on, as _on_publish would have after it
+    q = self._rx[self._i - self._hl] & 6  # the QoS, from the packet's first byte
+    if q:
+        self._ack(_PUBREC if q == 4 else _PUBACK, self._pf[1])
 
 
 def drop_oldest(self):

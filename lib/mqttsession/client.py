@@ -268,13 +268,15 @@ class MQTTClient(Core):
         return not keep
 
     def _deliver(self):
-        # the callback's exception is raised once its message is acknowledged (core's
-        # _on_publish): left unanswered, it would hold a place in the broker's window until
-        # the next reconnect, and a callback that raised a few times would stop the flow
+        # the callback's exception goes on once its message is answered (as core's
+        # _on_publish would after it): left unanswered, it would hold a place in the
+        # broker's window until the next reconnect, and a callback that raised a few times
+        # would stop the flow. (No "as e": that would take the frame past 11 words.)
         try:
             Core._deliver(self)
-        except Exception as e:
-            self._ce = e
+        except Exception:
+            self._mod("aside").answer(self)
+            raise
 
     def isconnected(self):
         return self.sock is not None and not self._cs

@@ -409,10 +409,6 @@ def _on_publish(c, first):
         c._deliver()
         if first & 2:
             c._ack(_PUBACK, pf[1])
-    pf = c._ce  # the blocking client's callback raised (client._deliver): now, answered
-    if pf is not None:
-        c._ce = None
-        raise pf
 
 def _on_ack(c, t):
     r = P.ack_fields(c._rx, c._n, c.version, c._i)
