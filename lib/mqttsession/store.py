@@ -174,8 +174,9 @@ class SessionStore:
             return None
 
     def _mkdirs(self, p):
-        # makes p and its parents; inside the root, a file where a directory belongs is
-        # damage: reported and removed
+        # makes p and its parents; at the root or inside it, a file where a directory
+        # belongs is damage: reported and removed (p is the root or a path below it, so a
+        # q as long as the root is the root or below: nothing above it is touched)
         q = ""
         for part in p.split("/"):
             if not part:
@@ -183,7 +184,7 @@ class SessionStore:
             q += "/" + part if (q or p.startswith("/")) else part
             m = _exists(q)
             if not m & _DIR:
-                if m and len(q) > len(self.root):
+                if m and len(q) >= len(self.root):
                     self._report(q, "", "a file where a directory belongs: removed")
                     _rm(q)
                 os.mkdir(q)
