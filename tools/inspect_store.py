@@ -17,8 +17,10 @@ the hot state's (a later loss of the broker's session voids it), an entry of the
 state overrides it, and an ID held by an earlier message is not reused ("-": published
 as a new message). Damaged files are listed with the reason; the device drops a damaged
 message file when it loads the session, and starts without a damaged identity,
-subscription or hot-state file. Files ending in ".t" are leftovers of an interrupted
-atomic replace; the device ignores them and overwrites them with its next write.
+subscription or hot-state file. A directory where one of the store's files belongs (or a
+file where one of its directories belongs) is damage too, as the device reports it.
+Files ending in ".t" are leftovers of an interrupted atomic replace; the device ignores
+them and overwrites them with its next write.
 
 Nothing is ever written: an image is read into memory and mounted there.
 
@@ -52,6 +54,10 @@ _PLAIN = frozenset(b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST
 _MSG = re.compile(r"m.{8}\Z", re.S)  # what the device takes for a message file
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}\Z")
 _SESSION_FILES = frozenset(("i", "u", "s", "id", "subs", "hot", "aside"))
+_SESSION_DIRS = frozenset(("q", "t0", "t1", "t2", "t3"))
+# the library reports these as damage (and removes them) when it loads the session
+NOT_A_FILE = "a directory where a file belongs"
+NOT_A_DIR = "a file where a directory belongs"
 VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5"}
 NEVER = 0xFFFFFFFF
 
@@ -474,16 +480,22 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
         p = _join(path, n)
         if n.endswith(".t") and not d:
             r.leftovers.append(p)
-        elif (d and n not in ("q", "t0", "t1", "t2", "t3")) or (not d and not (n in _SESSION_FILES
-                                                            or _MSG.match(n))):
+        elif d and n in _SESSION_FILES:
+            r.damaged.append(Problem(p, NOT_A_FILE))
+            if n in ("hot", "s"):
+                r.hot_state = "damaged"
+        elif not d and n in _SESSION_DIRS:
+            r.damaged.append(Problem(p, NOT_A_DIR))
+        elif (d and n not in _SESSION_DIRS) or (not d and not (n in _SESSION_FILES
+                                                              or _MSG.match(n))):
             r.unknown.append(p)
 
     def bad(n: str, e: Exception) -> None:
         r.damaged.append(Problem(_join(path, n), str(e)))
 
     old = {"i", "u", "s"} & files or any(_MSG.match(n) for n in files)
-    if {"id", "hot", "subs"} & files or {"q", "t0", "t1", "t2", "t3"} & dirs:
-        _inspect_v2(src, path, host_dir, r, files, bad)
+    if {"id", "hot", "subs"} & files or _SESSION_DIRS & dirs:
+        _inspect_v2(src, path, host_dir, r, files, dirs, bad)
         if old:
             r.notes.append("format 1 files beside format 2 (0.1.0 ran here after an "
                            "upgrade): the library adds their messages to the queue when "
@@ -500,7 +512,7 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
             _identity(r, _read_kind(src, _join(path, "i"), b"i"), name, host_dir, bad, "i")
         except Damaged as e:
             bad("i", e)
-    elif not r.null:
+    elif "i" not in dirs and not r.null:
         bad("i", Damaged("identity file missing"))  # the device reports it, writes a new one
     if r.client_id is None and not r.null and not name.startswith("~"):
         r.client_id = name  # a plain directory name is the client ID itself
@@ -571,8 +583,9 @@ def _identity(r: SessionReport, body: bytes, name: str, host_dir: str,
 
 
 def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: set[str],
-                bad: Callable[[str, Exception], None]) -> None:
-    # format 2 (lib/mqttsession/stored.py)
+                dirs: set[str], bad: Callable[[str, Exception], None]) -> None:
+    # format 2 (lib/mqttsession/stored.py); a directory named as one of its files is
+    # reported already (inspect_session)
     r.format = 2
     name = path.rsplit("/", 1)[-1]
 
@@ -590,7 +603,7 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
     b = body("id", b"i")
     if b is not None:
         _identity(r, b, name, host_dir, bad, "id")
-    elif "id" not in files and not r.null:
+    elif "id" not in files | dirs and not r.null:
         bad("id", Damaged("identity file missing"))
     if r.client_id is None and not r.null and not name.startswith("~"):
         r.client_id = name
@@ -656,7 +669,9 @@ def inspect_host(src: Source, path: str) -> HostReport:
         return h
     for n, d in ents:
         p = _join(path, n)
-        if d:
+        if d and n == LAST:  # never a session's directory name (store.py's _key)
+            h.damaged.append(Problem(p, NOT_A_FILE))
+        elif d:
             h.sessions.append(inspect_session(src, p, name))
         elif n == LAST:
             try:

@@ -121,11 +121,14 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
     recs: list[tuple[str, Record]] = []
     last = w
     try:
-        segs = sorted(n for n, d in src.entries(path + "/q") if not d)
+        segs = src.entries(path + "/q")
     except OSError:
         segs = []
-    for n in segs:
+    for n, d in segs:
         if n.endswith(".t"):
+            continue
+        if d:  # the library reports it (and removes it)
+            bad("q/" + n, Damaged("a directory where a file belongs"))
             continue
         try:
             a, z, c, nb = segment_name(n)
@@ -150,7 +153,11 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
     tails = []
     for sub in ("t0", "t1", "t2", "t3"):
         try:
-            tails += [f"{sub}/{n}" for n, d in src.entries(f"{path}/{sub}") if not d]
+            for n, d in src.entries(f"{path}/{sub}"):
+                if d:
+                    bad(f"{sub}/{n}", Damaged("a directory where a file belongs"))
+                else:
+                    tails.append(f"{sub}/{n}")
         except OSError:
             pass
     for n in tails:

@@ -73,6 +73,8 @@ BOARDS: dict[str, tuple[str, int, int]] = {
 }
 
 DEFAULT_BLOCKS = 256  # 1 MiB image
+MIN_BLOCKS = 2  # littlefs's superblock pair: fewer never mounts
+BLOCK_SIZE = 4096
 _PROMPT_TIMEOUT = 10.0
 
 
@@ -89,6 +91,21 @@ def _tool(name: str) -> str:
 
 class VirtualBoardError(RuntimeError):
     pass
+
+
+def image_problem(image: Path, blocks: int) -> str | None:
+    """Why the board could not have a filesystem on this image, or None. Checked before
+    it starts: the board itself would only print a traceback and show its prompt."""
+    if blocks < MIN_BLOCKS:
+        return f"blocks {blocks}: a littlefs image needs at least {MIN_BLOCKS}"
+    if image.is_dir():
+        return f"image {image}: a directory, not an image file"
+    if not image.parent.is_dir():
+        return f"image {image}: no directory {image.parent}"
+    if image.is_file() and image.stat().st_size < MIN_BLOCKS * BLOCK_SIZE:
+        return (f"image {image}: {image.stat().st_size} bytes, smaller than a littlefs "
+                f"image ({MIN_BLOCKS} blocks of {BLOCK_SIZE})")
+    return None
 
 
 class VirtualBoard:
@@ -110,6 +127,9 @@ class VirtualBoard:
         if prog not in (32, 256):
             raise ValueError("prog: 32 (ESP32) or 256 (RP2040)")
         self.image = Path(image).resolve()
+        problem = image_problem(self.image, blocks)
+        if problem:
+            raise ValueError(problem)
         self.prog = prog
         self.heap = heap
         self.blocks = blocks
@@ -448,17 +468,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = _parse_args(argv)
     heap, prog, _ = BOARDS.get(a.board or "esp32", BOARDS["esp32"])
-    vb = VirtualBoard(
-        a.image,
-        prog=a.prog or prog,
-        heap=a.heap or heap,
-        link=a.link,
-        wifi=a.wifi,
-        blocks=a.blocks,
-        run_main=a.main,
-        auto_restart=not a.no_restart,
-        log=a.log,
-    )
+    try:
+        vb = VirtualBoard(
+            a.image,
+            prog=a.prog or prog,
+            heap=a.heap or heap,
+            link=a.link,
+            wifi=a.wifi,
+            blocks=a.blocks,
+            run_main=a.main,
+            auto_restart=not a.no_restart,
+            log=a.log,
+        )
+    except ValueError as e:  # an image the board could not mount
+        print(f"vboard: error: {e}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: object) -> None:

@@ -88,6 +88,11 @@ def main():
         # Link or broker trouble: a message publish() accepted is in flash
         # and is sent on a later wake, so sleeping now loses nothing.
         print("mqtt:", repr(e))
+    except Exception as e:
+        # Anything else, such as a store written by a newer library version
+        # (ValueError): printed, and the node sleeps and wakes as ever, never
+        # left awake with a traceback.
+        print("error:", repr(e))
     board.deepsleep(config.INTERVAL_S * 1000)
 
 

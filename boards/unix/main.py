@@ -80,6 +80,11 @@ def main():
     except (OSError, MQTTException) as e:
         # the link broke mid-way: what publish() accepted is in flash
         print("mqtt:", repr(e))
+    except Exception as e:
+        # Anything else, such as a store written by a newer library version
+        # (ValueError): printed, and the node sleeps and wakes as ever, never
+        # left awake with a traceback.
+        print("error:", repr(e))
     ms = os.getenv("MQTTS_SLEEP_MS")
     if ms:
         board.deepsleep(int(ms))

@@ -146,6 +146,14 @@ class SessionStore:
         # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
         # session keeps in RAM (at least the client's window); a longer queue (the
         # client's queue=) waits in flash and is read in order. None: the whole queue.
+        # Checked before anything is touched, each error naming its argument
+        if not isinstance(root, str):
+            raise TypeError("root must be a str")
+        for v, n in ((max_bytes, "max_bytes"), (ram, "ram")):
+            if v is not None and (type(v) is not int or v < 1):
+                raise ValueError(n + " must be None or an int >= 1")
+        if newer not in ("refuse", "aside"):
+            raise ValueError("newer must be 'refuse' or 'aside'")
         self.root = root.rstrip("/") or "/"
         self.ram = ram
         self.errors = []
@@ -174,8 +182,9 @@ class SessionStore:
             return None
 
     def _mkdirs(self, p):
-        # makes p and its parents; inside the root, a file where a directory belongs is
-        # damage: reported and removed
+        # makes p and its parents; at the root or inside it, a file where a directory
+        # belongs is damage: reported and removed (p is the root or a path below it, so a
+        # q as long as the root is the root or below: nothing above it is touched)
         q = ""
         for part in p.split("/"):
             if not part:
@@ -183,7 +192,7 @@ class SessionStore:
             q += "/" + part if (q or p.startswith("/")) else part
             m = _exists(q)
             if not m & _DIR:
-                if m and len(q) > len(self.root):
+                if m and len(q) >= len(self.root):
                     self._report(q, "", "a file where a directory belongs: removed")
                     _rm(q)
                 os.mkdir(q)

@@ -1,5 +1,5 @@
 # What the client refuses and sets aside (tests/host/test_guard.py): application input that
-# is not MQTT UTF-8, Link settings out of range, poison messages (and the log hook's lines),
+# is not MQTT UTF-8, Link and SessionStore settings out of range, poison messages (and the log hook's lines),
 # TLS without verification. devcfg.TEST names the scenario; the host judges what the broker
 # saw and the lines printed here.
 import time
@@ -179,19 +179,49 @@ def raising_hook():
 
 
 def link_args():
-    # the keeper's backoff settings are checked when the Link is made: min_ms <= 0,
-    # min_ms > max_ms, a jitter outside 0 to <1; the bounds themselves are taken
+    # the keeper's settings are checked when the Link is made: min_ms <= 0, min_ms >
+    # max_ms, a factor below 1 (0: no wait at all, a reconnect storm), a jitter outside 0
+    # to <1, a wifi_timeout_ms <= 0 (ValueError), anything not a number (TypeError); the
+    # bounds themselves are taken
     for arg, kw in (("min_ms", {"min_ms": 0}), ("min_ms", {"min_ms": -500}),
                     ("min_ms", {"min_ms": 2000, "max_ms": 1000}),
                     ("min_ms", {"min_ms": 40000}),  # over the default max_ms
                     ("jitter", {"jitter": 1}), ("jitter", {"jitter": 1.5}),
-                    ("jitter", {"jitter": -0.1})):
+                    ("jitter", {"jitter": -0.1}), ("factor", {"factor": 0}),
+                    ("factor", {"factor": 0.5}), ("wifi_timeout_ms", {"wifi_timeout_ms": 0}),
+                    ("wifi_timeout_ms", {"wifi_timeout_ms": -1})):
         e = d.raises(ValueError, Link, **kw)
         d.check(arg in str(e), "%r refused: %s" % (kw, e))
+    for arg in ("min_ms", "max_ms", "factor", "jitter", "wifi_timeout_ms"):
+        e = d.raises(TypeError, Link, **{arg: "a"})
+        d.check(arg in str(e), "%s='a' refused: %s" % (arg, e))
     for kw in ({"min_ms": 1}, {"min_ms": 1000, "max_ms": 1000}, {"jitter": 0},
-               {"jitter": 0.99}):
+               {"jitter": 0.99}, {"factor": 1}, {"factor": 1.5}, {"wifi_timeout_ms": 1}):
         lk = Link(**kw)
         d.check(all(getattr(lk, k) == v for k, v in kw.items()), "%r taken" % kw)
+
+
+def store_args():
+    # the store's settings are checked when the SessionStore is made, before it touches
+    # the filesystem: a root not a str (TypeError), max_bytes or ram not None or an int
+    # >= 1, newer not "refuse" or "aside" (ValueError); the bounds themselves are taken
+    import os
+
+    for exc, arg, kw in ((TypeError, "root", {"root": 123}), (TypeError, "root", {"root": None}),
+                         (ValueError, "max_bytes", {"max_bytes": "x"}),
+                         (ValueError, "max_bytes", {"max_bytes": -5}),
+                         (ValueError, "max_bytes", {"max_bytes": 0}),
+                         (ValueError, "max_bytes", {"max_bytes": 1.5}),
+                         (ValueError, "ram", {"ram": "x"}), (ValueError, "ram", {"ram": 0}),
+                         (ValueError, "newer", {"newer": "bogus"}),
+                         (ValueError, "newer", {"newer": None})):
+        kw.setdefault("root", "st-args")
+        e = d.raises(exc, SessionStore, **kw)
+        d.check(arg in str(e), "%r refused: %s" % (kw, e))
+    d.check("st-args" not in os.listdir(), "nothing made on the filesystem")
+    for kw in ({"max_bytes": 1}, {"ram": 1}, {"newer": "aside"}, {"newer": "refuse"}):
+        st = SessionStore("st-args", **kw)
+        d.check(all(getattr(st, k) == v for k, v in kw.items()), "%r taken" % kw)
 
 
 def sub_link_lost():

@@ -151,7 +151,13 @@ def damage():
     elif shape == "bigident":
         big(p + "/id", 1 << 20)
     elif shape == "rootfile":
-        pass
+        # the store's root is a file: removed and made again; what is beside it stays
+        rmtree(STORE)
+        with open(STORE, "wb") as f:
+            f.write(b"not a directory")
+        with open(ROOT + "/beside", "wb") as f:
+            f.write(b"not the store's")
+        kept = []
     import gc
 
     gc.collect()
@@ -159,6 +165,9 @@ def damage():
     s2 = st2.get(H) if shape == "last" else st2.get(H, "dmg")
     print("ERRORS", len(st2.errors))
     d.check(len(st2.errors) >= 1, "the damage is reported")
+    if shape == "rootfile":
+        d.check(os.stat(STORE)[0] & 0x4000, "the root is a directory again")
+        d.check(open(ROOT + "/beside").read() == "not the store's", "beside the root kept")
     d.check(s2.client_id == b"dmg", "the session with its client ID")
     d.check(payloads(s2) == kept, "intact messages kept: %r" % payloads(s2))
     # usable: a new message is stored, and the next boot loads it with the rest

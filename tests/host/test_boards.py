@@ -430,6 +430,27 @@ def test_vboard_cli_starts_and_stops(tmp_path: Path) -> None:
     assert not link.exists() and not link.is_symlink()
 
 
+@pytest.mark.parametrize("case", ["no-dir", "a-dir", "blocks-0", "tiny-file"])
+def test_vboard_cli_refuses_an_image_without_a_filesystem(tmp_path: Path, case: str) -> None:
+    # the board could not mount its flash: one line saying why and exit 2, never a traceback
+    # or "virtual board on ..." as if it were ready
+    tiny = tmp_path / "tiny.img"
+    tiny.write_bytes(b"")
+    args, says = {
+        "no-dir": (["--image", str(tmp_path / "absent" / "x.img")], "no directory"),
+        "a-dir": (["--image", str(tmp_path)], "a directory"),
+        "blocks-0": (["--image", str(tmp_path / "x.img"), "--blocks", "0"], "at least 2"),
+        "tiny-file": (["--image", str(tiny)], "0 bytes"),
+    }[case]
+    link = tmp_path / "cli-vb"
+    r = subprocess.run([PY, str(ROOT / "tools" / "vboard.py"), *args, "--link", str(link)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("vboard: error: ") and says in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stdout == "", r.stdout + r.stderr
+    assert not link.is_symlink() and not (tmp_path / "x.img").exists()
+
+
 # --------------------------------------------------------------------------------------
 # Installing the library: mip and tools/deploy.py
 

@@ -130,11 +130,20 @@ def test_link_hook_that_raises_changes_nothing() -> None:
 
 
 def test_link_backoff_arguments_refused() -> None:
-    # Link(...): min_ms <= 0, min_ms > max_ms or a jitter outside 0 to <1 raise ValueError
-    # naming the argument; min_ms == max_ms, jitter 0 and just under 1 are taken
+    # Link(...): min_ms <= 0, min_ms > max_ms, a factor below 1, a jitter outside 0 to <1 or
+    # a wifi_timeout_ms <= 0 raise ValueError, a setting not a number TypeError, each naming
+    # the argument; min_ms == max_ms, jitter 0 and just under 1, factor 1 are taken
     r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "link_args"},
                    heap=HEAP)
-    assert r.out.count("refused") == 7 and r.out.count(" taken") == 4
+    assert r.out.count("refused") == 16 and r.out.count(" taken") == 7
+
+
+def test_store_arguments_refused() -> None:
+    # SessionStore(...): a root not a str, max_bytes or ram not None or an int >= 1, newer
+    # not "refuse" or "aside" raise, naming the argument, before the filesystem is touched
+    r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "store_args"},
+                   heap=HEAP)
+    assert r.out.count("refused") == 10 and r.out.count(" taken") == 4
 
 
 @pytest.mark.parametrize("keeper", [False, True], ids=["no-keeper", "keeper"])

@@ -260,6 +260,61 @@ def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
     assert f"{path}: bad record at offset 0" in out and "t/q2" in out and "node-2" in out
 
 
+# Loads the sessions of a damaged image as a node would and prints what the library
+# reported as damage (the path of each report).
+LOAD_DAMAGED = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+store = SessionStore("/flash/.mqtt")
+store.get("broker.local")
+for c in ("node-1", "node-2"):
+    store.get("broker.local", c)
+for e in store.errors:
+    print("REPORTED", e.split(": ", 1)[0].rstrip("/"))
+"""
+
+
+def test_misshapen_entries_are_damage(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a directory where a file belongs (hot, last, a tail message) or a file where a
+    # directory belongs (q): damage, as the library reports it, not an unexpected entry
+    fs = _open(image)
+    n1, n2 = "/.mqtt/broker.local/node-1", "/.mqtt/broker.local/node-2"
+    for d in (f"{n1}/hot", "/.mqtt/broker.local/last", f"{n1}/t1/0"):
+        fs.remove(d)
+        fs.mkdir(d)
+        with fs.open(f"{d}/junk", "wb") as f:
+            f.write(b"j")
+    for n in fs.listdir(f"{n2}/q"):
+        fs.remove(f"{n2}/q/{n}")
+    fs.rmdir(f"{n2}/q")
+    with fs.open(f"{n2}/q", "wb") as f:
+        f.write(b"not a directory")
+    _save(fs, image)
+    damaged = {f"{n1}/hot", "/.mqtt/broker.local/last", f"{n1}/t1/0", f"{n2}/q"}
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and not rep["ok"]
+    assert {d["path"] for d in rep["damaged"]} == damaged, rep["damaged"]
+    assert {d["reason"] for d in rep["damaged"]} == {inspect_store.NOT_A_FILE,
+                                                     inspect_store.NOT_A_DIR}
+    ss = sessions(rep)
+    assert ss["node-1"]["hot_state"] == "damaged" and ss["node-1"]["unknown"] == []
+    assert [m["seq"] for m in ss["node-1"]["messages"]] == [0, 2, 3]
+    assert not any(s["dir"] == "last" for s in ss.values())
+    assert inspect_store.main(["--image", str(image)]) == 1
+    out = capsys.readouterr().out
+    assert "No damaged files" not in out and "unexpected entry" not in out
+    assert f"{n1}/hot: {inspect_store.NOT_A_FILE}" in out
+
+    # the library, loading the same image, reports the same entries
+    out = _run_micropython(LOAD_DAMAGED, image.parent)
+    reported = {ln.split(" ", 1)[1].removeprefix("/flash") for ln in out.splitlines()
+                if ln.startswith("REPORTED ")}
+    assert reported == damaged, out
+
+
 def test_command_line(image: Path, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True,

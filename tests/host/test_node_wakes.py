@@ -1,6 +1,7 @@
 """The example node (boards/unix/main.py) in its deep-sleep loop on the ESP32-sized virtual
 board: every wake takes a reading; a wake with Wi-Fi down queues it in flash, and a later
-wake delivers it. Run the same way as `python tools/vboard.py --main` with MQTTS_SLEEP_MS."""
+wake delivers it; a wake that meets an error (a store a newer library wrote) prints it and
+sleeps on. Run the same way as `python tools/vboard.py --main` with MQTTS_SLEEP_MS."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import littlefs
+from littlefs.context import UserContext
+
 import deploy
-from harness import Observer
+from harness import LIB_DIR, Observer, micropython_path
 from vboard import ESP32_HEAP, VirtualBoard
 
 LINE = re.compile(r"^(published|queued) nodes/(\S+)/temperature (\{.*?\})", re.M)
@@ -120,3 +124,47 @@ def test_vboard_cli_main_wakes_again(tmp_path: Path, broker: Any) -> None:
             proc.kill()
             proc.wait()
     assert [w[2] for w in _wakes(log)][:2] == [1, 2], log.read_text(errors="replace")
+
+
+def _run_main(image: Path, broker: Any, sleep_ms: str | None) -> subprocess.CompletedProcess[str]:
+    # one wake of the example node on the unix port, its flash in image
+    env = dict(os.environ, MICROPYPATH=f".frozen:{LIB_DIR}:{ROOT / 'boards' / 'unix'}",
+               MQTTS_BROKER=f"127.0.0.1:{broker.port}", MQTTS_IMAGE=str(image))
+    env.pop("MQTTS_SLEEP_MS", None)
+    if sleep_ms is not None:
+        env["MQTTS_SLEEP_MS"] = sleep_ms
+    return subprocess.run([micropython_path(), "-X", f"heapsize={ESP32_HEAP}",
+                           str(ROOT / "boards" / "unix" / "main.py")], cwd=image.parent,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_store_of_a_newer_format_is_printed_and_the_node_sleeps_on(tmp_path: Path,
+                                                                   broker: Any) -> None:
+    # a store a newer library wrote: get() raises ValueError (README: "A format newer than
+    # this library's"); the node prints it and still deep-sleeps, and the store is kept
+    image = tmp_path / "flash.img"
+    r = _run_main(image, broker, None)
+    assert "published nodes/" in r.stdout, r.stdout + r.stderr
+    data = bytearray(image.read_bytes())
+    fs = littlefs.LittleFS(context=UserContext(buffer=data), block_size=4096,
+                           block_count=len(data) // 4096, mount=False)
+    fs.mount()
+    ids = [f"{top}/id" for top, _dirs, files in fs.walk("/.mqtt") if "id" in files]
+    assert len(ids) == 1, ids
+    with fs.open(ids[0], "rb") as f:
+        ident = bytearray(f.read())
+    ident[3] = 3  # the format byte: one newer than this library's 2
+    with fs.open(ids[0], "wb") as f:
+        f.write(ident)
+    image.write_bytes(bytes(fs.context.buffer))
+    wake = tmp_path / "flash.img.wake"
+    assert not wake.exists()
+    r = _run_main(image, broker, "300")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert re.search(r"^error: ValueError\(.*newer than this library", r.stdout, re.M), r.stdout
+    assert wake.read_text() == "300"  # board.deepsleep(300) was reached
+    fs = littlefs.LittleFS(context=UserContext(buffer=bytearray(image.read_bytes())),
+                           block_size=4096, block_count=len(data) // 4096, mount=False)
+    fs.mount()
+    with fs.open(ids[0], "rb") as f:
+        assert f.read() == ident  # never overwritten

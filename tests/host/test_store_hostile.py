@@ -19,7 +19,8 @@ def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("shape", ["id", "hot", "subs", "aside", "q", "t0", "last", "msgdir",
-                                   "sessfile", "hostfile", "bigmsg", "bigident"])
+                                   "sessfile", "hostfile", "rootfile", "bigmsg",
+                                   "bigident"])
 def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape: str) -> None:
     big = shape.startswith("big")
     c = cfg(broker, tmp_path / "flash.img", "damage", SHAPE=shape, BLOCKS=400 if big else 64)
