@@ -10,7 +10,6 @@ import asyncio
 import sys
 import time
 
-from . import packet as P
 from .packet import MQTTException
 from .core import Core, _check, _put
 from .wire import _recv
@@ -42,6 +41,7 @@ class MQTTClient(Core):
         # the reader waits for input (not for the application); it sleeps in a backoff
         self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
+        self._bye = self._it = 0  # disconnect() calls; their count when an iteration began
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self._aws = []  # handler coroutines to await, in arrival order
         self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
@@ -59,9 +59,9 @@ class MQTTClient(Core):
         # at once (wait=True: once connected) and the reader goes on trying; called again:
         # the state now. Without link=, a failed attempt raises.
         att = -1
-        if self._task is None or not self.link:
-            if self._task is not None:
-                from . import aio_rare
+        if self._task is None or not self.link or not self._want:
+            if self._task is not None:  # no keeper, or after disconnect(): it may not
+                from . import aio_rare  # have ended yet
 
                 await aio_rare.stop(self)  # the reader of an earlier connect() ends
             self._err = None
@@ -94,9 +94,14 @@ class MQTTClient(Core):
         finally:
             if not self._up:
                 self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            # the reader wakes on the closed socket and ends
+            # the reader wakes on the closed socket and ends; in the keeper's backoff it
+            # sleeps: cancelled (a sleep, never an I/O wait)
             self._mod("ctl").bye(self, end_session)
+            if self._nap:
+                self._nap = False
+                self._task.cancel()
             self._err = None
+            self._bye += 1  # the message iterator ends
             if self._qev:
                 self._qev.set()
 
@@ -197,13 +202,14 @@ class MQTTClient(Core):
         return self
 
     def __aiter__(self):
+        self._it = self._bye  # this iteration ends at the next disconnect()
         return self
 
     async def __anext__(self):
         q = self._q
         while not q:
             self._raise()
-            if self._task is None and not self._want:
+            if self._it != self._bye or self._task is None and not self._want:
                 raise StopAsyncIteration
             self._qev.clear()
             await self._qev.wait()
@@ -308,18 +314,10 @@ class MQTTClient(Core):
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
         self._mod("ctl").resume(self, present, clean)
-        # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
-        # After a session loss all stored ones, else those changed offline.
-        todo = self._todo
-        if clean:
-            for t, q in todo.items():
-                if q is not None:
-                    s.sub(t, q)
-        for t, q in list((todo if present else s.subs).items()):
-            b = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
-            v = self.version
-            self._write(b, P.subscribe(b, s.next_pid(), t, q, v))  # q None: UNSUBSCRIBE
-        self._todo = {}
+        if self._todo or not present and s.subs:  # changed offline, or the session lost
+            from . import aio_rare
+
+            aio_rare.resub(self, present, clean)
         self._pump()
         self._up = True
         self._kick()  # keepalive from now on

@@ -1,6 +1,7 @@
-# The asyncio client's rarer paths, loaded on first use: disconnect(end_session=True) and
-# a subscription changed while offline, a second connect() while a reader runs. A node
-# that keeps its session and subscribes while connected never loads it.
+# The asyncio client's rarer paths, loaded on first use: disconnect(end_session=True), a
+# subscription changed while offline or sent again after the broker lost the session, a
+# second connect() while a reader runs. A node that keeps its session and subscribes
+# while connected never loads it.
 from . import packet as P
 
 
@@ -22,6 +23,21 @@ async def end_session(c):
     c._s.clear()
 
 
+def resub(c, present, clean):
+    # after CONNACK: subscriptions go out without waiting (the reader takes the SUBACKs
+    # afterwards). After a session loss all stored ones, else those changed offline
+    s = c._s
+    todo = c._todo
+    if clean:
+        for t, q in todo.items():
+            if q is not None:
+                s.sub(t, q)
+    for t, q in list((todo if present else s.subs).items()):
+        b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
+        c._write(b, P.subscribe(b, s.next_pid(), t, q, c.version))  # q None: UNSUBSCRIBE
+    c._todo = {}
+
+
 def sub_later(c, topic, qos):
     # offline with a link keeper, or the link broke before the ack: the change is
     # recorded in the session (so in the store with one) and made on the next connect
@@ -36,13 +52,16 @@ def sub_later(c, topic, qos):
 
 
 async def stop(c):
-    # connect() again while the reader of an earlier one runs (no link keeper): it ends
-    # first. In the keeper's backoff it sleeps (cancelled); else it wakes on the closed
-    # socket (an I/O wait is never cancelled)
+    # connect() again while the reader of an earlier one runs (no link keeper, or after
+    # disconnect()): it ends first. In the keeper's backoff it sleeps (cancelled); else
+    # it wakes on the closed socket (an I/O wait is never cancelled)
     c._want = False
     c._close()
     if c._nap:
+        c._nap = False
         c._task.cancel()
+    if c._qev:
+        c._qev.set()  # it may wait for room in messages()
     while c._task is not None:
         c._ev.clear()
         await c._ev.wait()
