@@ -84,26 +84,9 @@ class MQTTClient(Core):
             raise self._err
 
     async def disconnect(self, end_session=False):
-        # end_session=True ends the session on purpose, as the blocking client's (see
-        # aio_rare.py, loaded then). Either way the client ends disconnected.
-        try:
-            if end_session:
-                from . import aio_rare
-
-                await aio_rare.end_session(self)
-        finally:
-            if not self._up:
-                self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            # the reader wakes on the closed socket and ends; in the keeper's backoff it
-            # sleeps: cancelled (a sleep, never an I/O wait)
-            self._mod("ctl").bye(self, end_session)
-            if self._nap:
-                self._nap = False
-                self._task.cancel()
-            self._err = None
-            self._bye += 1  # the message iterator ends
-            if self._qev:
-                self._qev.set()
+        # the client ends disconnected; end_session=True also ends the session on purpose,
+        # as the blocking client's (aio_rare.py, loaded then: once a run)
+        await self._mod("aio_rare").disconnect(self, end_session)
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
@@ -256,6 +239,8 @@ class MQTTClient(Core):
                 while q is not None and len(q) >= self._qn and self._want:
                     self._qev.clear()
                     await self._qev.wait()
+                    # back from the application: a PINGRESP in the socket is due from now
+                    self._ping = self._ping and (time.ticks_ms() or 1)
                 if not self._hold:  # no whole packet left in the buffer: wait for input
                     self._rd = True
                     await self._io(False)
@@ -276,6 +261,7 @@ class MQTTClient(Core):
                             await aws.pop(0)
                         except Exception as e:
                             self._report(e)
+                        self._ping = self._ping and (time.ticks_ms() or 1)  # (as above)
                 self._ev.set()
         except Exception as e:  # a bug must not end the client silently
             self._close()
@@ -431,8 +417,14 @@ class MQTTClient(Core):
                     try:
                         if self._ob is not None:
                             ms = self._rest(self._ot)  # output drains
-                        if not self._rd:
-                            ms = min(ms, 250)  # the reader is with the application
+                        if not self._rd:  # the reader is with the application: input
+                            # waits, yet the broker needs a packet within keepalive; the
+                            # PINGRESPs are read once the reader is back (no deadline here)
+                            ms = min(ms, 250)
+                            t = time.ticks_diff(time.ticks_ms(), self._ltx)
+                            if self.ka and t >= self.ka * 750:
+                                self._ping = 0
+                                self._keepalive(True)
                         else:
                             if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
                                 ms = min(ms, self._keepalive(False))

@@ -1,8 +1,28 @@
-# The asyncio client's rarer paths, loaded on first use: disconnect(end_session=True), a
-# subscription changed while offline or sent again after the broker lost the session, a
-# second connect() while a reader runs. A node that keeps its session and subscribes
-# while connected never loads it.
+# The asyncio client's rarer paths, loaded on first use: disconnect() (end_session=True
+# among it), a subscription changed while offline or sent again after the broker lost the
+# session, a second connect() while a reader runs. A node that keeps its session and
+# subscribes while connected loads it only when it disconnects.
 from . import packet as P
+
+
+async def disconnect(c, end):
+    # MQTTClient.disconnect(end_session=end)
+    try:
+        if end:
+            await end_session(c)
+    finally:
+        if not c._up:
+            c._close()  # a connect under way: no DISCONNECT on a socket not connected
+        # the reader wakes on the closed socket and ends; in the keeper's backoff it
+        # sleeps: cancelled (a sleep, never an I/O wait)
+        c._mod("ctl").bye(c, end)
+        if c._nap:
+            c._nap = False
+            c._task.cancel()
+        c._err = None
+        c._bye += 1  # the message iterator ends
+        if c._qev:
+            c._qev.set()
 
 
 async def end_session(c):

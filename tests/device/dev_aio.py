@@ -1,6 +1,6 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
 # handler, handler_calls, ended, restart, offline, faults, congested, tls, trickle,
-# silent, idle, again. A 10 ms ticker task runs throughout and
+# silent, idle, again, backlog. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -374,6 +374,42 @@ async def again():
     print("ENDED", time.ticks_diff(ends[-1], t0))
     c.port = d.cfg("PORT")
     d.check(await c.connect(wait=True) is False and c.isconnected(), "connect() after that")
+    await c.disconnect()
+
+
+async def backlog():
+    # messages(2), keepalive 2, and an application that reads nothing for 4.5 s: the
+    # reader waits for it (input stays in the socket) while the clock still pings (the
+    # broker may close after 3 s without a packet: SILENT is the longest gap); then every
+    # message arrives once, and the PINGRESPs read late do not count the link dead
+    c = make(store=False)
+    p = MQTTClient("p" + d.cfg("CID")[1:], d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION)
+    it = c.messages(2)
+    await c.connect(clean_session=False, wait=True)
+    await c.subscribe(d.topic("bl"), 1)
+    await p.connect()
+    for i in range(6):
+        await p.publish(d.topic("bl"), b"%d" % i, qos=1)
+    d.check(await until(lambda: len(c._q) >= 2), "the reader waits for the application")
+    t0 = time.ticks_ms()
+    most = 0  # the longest the client went without sending (its last write: _ltx)
+    while time.ticks_diff(time.ticks_ms(), t0) < 4500:
+        await asyncio.sleep_ms(50)
+        most = max(most, time.ticks_diff(time.ticks_ms(), c._ltx))
+    print("SILENT", most)
+    got = []
+
+    async def take():
+        async for _, m, _ in it:
+            got.append(int(m))
+
+    asyncio.create_task(take())
+    d.check(await until(lambda: len(got) >= 6), "all taken")
+    await asyncio.sleep_ms(2500)  # past the ping's answer window (1.5 s), reading again
+    print("BACKLOG", got, "outages", c.link.outages)
+    d.check(got == list(range(6)), "each message once, in order")
+    d.check(c.link.outages == 0 and c.isconnected(), "the link was kept")
+    await p.disconnect()
     await c.disconnect()
 
 
