@@ -1,8 +1,10 @@
 # The asyncio client's rarer paths, loaded on first use: disconnect() (end_session=True
 # among it), a subscription changed while offline or sent again after the broker lost the
-# session, a second connect() while a reader runs. A node that keeps its session and
-# subscribes while connected loads it only when it disconnects.
+# session (and the broker's answer to it), a second connect() while a reader runs. A
+# node that keeps its session and subscribes while connected loads it only when it
+# disconnects.
 from . import packet as P
+from .packet import MQTTException
 
 
 async def disconnect(c, end):
@@ -52,10 +54,28 @@ def resub(c, present, clean):
         for t, q in todo.items():
             if q is not None:
                 s.sub(t, q)
+    c._rs = rs = {}  # their SUBACKs: suback()
     for t, q in list((todo if present else s.subs).items()):
         b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
-        c._write(b, P.subscribe(b, s.next_pid(), t, q, c.version))  # q None: UNSUBSCRIBE
+        i = s.next_pid()
+        if q is not None:
+            rs[i] = t
+        c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
     c._todo = {}
+
+
+def suback(c, pid, code):
+    # the SUBACK of a SUBSCRIBE resub() sent (ctl.on_other). A refusal is an asynchronous
+    # error like a handler's (on_error, errors, the log hook), and the filter leaves the
+    # session (and the store): sent again at every connect, it would be refused again
+    rs = c._rs
+    t = rs.pop(pid)
+    if not rs:
+        c._rs = None
+    if code >= 0x80:
+        c._s.unsub(t)
+        c._log("subscription refused: %s 0x%02x", (t, code))
+        c._report(MQTTException(code, "subscription refused: %s" % t))
 
 
 def sub_later(c, topic, qos):
