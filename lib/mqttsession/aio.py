@@ -10,7 +10,6 @@ import asyncio
 import sys
 import time
 
-from . import packet as P
 from .packet import MQTTException
 from .core import Core, _check, _put
 from .wire import _recv
@@ -42,6 +41,7 @@ class MQTTClient(Core):
         # the reader waits for input (not for the application); it sleeps in a backoff
         self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
+        self._bye = self._it = 0  # disconnect() calls; their count when an iteration began
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self._aws = []  # handler coroutines to await, in arrival order
         self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
@@ -59,9 +59,9 @@ class MQTTClient(Core):
         # at once (wait=True: once connected) and the reader goes on trying; called again:
         # the state now. Without link=, a failed attempt raises.
         att = -1
-        if self._task is None or not self.link:
-            if self._task is not None:
-                from . import aio_rare
+        if self._task is None or not self.link or not self._want:
+            if self._task is not None:  # no keeper, or after disconnect(): it may not
+                from . import aio_rare  # have ended yet
 
                 await aio_rare.stop(self)  # the reader of an earlier connect() ends
             self._err = None
@@ -84,21 +84,9 @@ class MQTTClient(Core):
             raise self._err
 
     async def disconnect(self, end_session=False):
-        # end_session=True ends the session on purpose, as the blocking client's (see
-        # aio_rare.py, loaded then). Either way the client ends disconnected.
-        try:
-            if end_session:
-                from . import aio_rare
-
-                await aio_rare.end_session(self)
-        finally:
-            if not self._up:
-                self._close()  # a connect under way: no DISCONNECT on a socket not connected
-            # the reader wakes on the closed socket and ends
-            self._mod("ctl").bye(self, end_session)
-            self._err = None
-            if self._qev:
-                self._qev.set()
+        # the client ends disconnected; end_session=True also ends the session on purpose,
+        # as the blocking client's (aio_rare.py, loaded then: once a run)
+        await self._mod("aio_rare").disconnect(self, end_session)
 
     async def publish(self, topic, msg, retain=False, qos=0):
         self._raise()
@@ -197,13 +185,14 @@ class MQTTClient(Core):
         return self
 
     def __aiter__(self):
+        self._it = self._bye  # this iteration ends at the next disconnect()
         return self
 
     async def __anext__(self):
         q = self._q
         while not q:
             self._raise()
-            if self._task is None and not self._want:
+            if self._it != self._bye or self._task is None and not self._want:
                 raise StopAsyncIteration
             self._qev.clear()
             await self._qev.wait()
@@ -250,6 +239,8 @@ class MQTTClient(Core):
                 while q is not None and len(q) >= self._qn and self._want:
                     self._qev.clear()
                     await self._qev.wait()
+                    # back from the application: a PINGRESP in the socket is due from now
+                    self._ping = self._ping and (time.ticks_ms() or 1)
                 if not self._hold:  # no whole packet left in the buffer: wait for input
                     self._rd = True
                     await self._io(False)
@@ -270,6 +261,7 @@ class MQTTClient(Core):
                             await aws.pop(0)
                         except Exception as e:
                             self._report(e)
+                        self._ping = self._ping and (time.ticks_ms() or 1)  # (as above)
                 self._ev.set()
         except Exception as e:  # a bug must not end the client silently
             self._close()
@@ -308,18 +300,10 @@ class MQTTClient(Core):
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
         self._mod("ctl").resume(self, present, clean)
-        # subscriptions go out without waiting: this reader takes the SUBACKs afterwards.
-        # After a session loss all stored ones, else those changed offline.
-        todo = self._todo
-        if clean:
-            for t, q in todo.items():
-                if q is not None:
-                    s.sub(t, q)
-        for t, q in list((todo if present else s.subs).items()):
-            b = self._tx if len(t) + 16 <= len(self._tx) else bytearray(len(t) + 16)
-            v = self.version
-            self._write(b, P.subscribe(b, s.next_pid(), t, q, v))  # q None: UNSUBSCRIBE
-        self._todo = {}
+        if self._todo or not present and s.subs:  # changed offline, or the session lost
+            from . import aio_rare
+
+            aio_rare.resub(self, present, clean)
         self._pump()
         self._up = True
         self._kick()  # keepalive from now on
@@ -433,8 +417,14 @@ class MQTTClient(Core):
                     try:
                         if self._ob is not None:
                             ms = self._rest(self._ot)  # output drains
-                        if not self._rd:
-                            ms = min(ms, 250)  # the reader is with the application
+                        if not self._rd:  # the reader is with the application: input
+                            # waits, yet the broker needs a packet within keepalive; the
+                            # PINGRESPs are read once the reader is back (no deadline here)
+                            ms = min(ms, 250)
+                            t = time.ticks_diff(time.ticks_ms(), self._ltx)
+                            if self.ka and t >= self.ka * 750:
+                                self._ping = 0
+                                self._keepalive(True)
                         else:
                             if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
                                 ms = min(ms, self._keepalive(False))

@@ -1,7 +1,30 @@
-# The asyncio client's rarer paths, loaded on first use: disconnect(end_session=True) and
-# a subscription changed while offline, a second connect() while a reader runs. A node
-# that keeps its session and subscribes while connected never loads it.
+# The asyncio client's rarer paths, loaded on first use: disconnect() (end_session=True
+# among it), a subscription changed while offline or sent again after the broker lost the
+# session (and the broker's answer to it), a second connect() while a reader runs. A
+# node that keeps its session and subscribes while connected loads it only when it
+# disconnects.
 from . import packet as P
+from .packet import MQTTException
+
+
+async def disconnect(c, end):
+    # MQTTClient.disconnect(end_session=end)
+    try:
+        if end:
+            await end_session(c)
+    finally:
+        if not c._up:
+            c._close()  # a connect under way: no DISCONNECT on a socket not connected
+        # the reader wakes on the closed socket and ends; in the keeper's backoff it
+        # sleeps: cancelled (a sleep, never an I/O wait)
+        c._mod("ctl").bye(c, end)
+        if c._nap:
+            c._nap = False
+            c._task.cancel()
+        c._err = None
+        c._bye += 1  # the message iterator ends
+        if c._qev:
+            c._qev.set()
 
 
 async def end_session(c):
@@ -22,6 +45,39 @@ async def end_session(c):
     c._s.clear()
 
 
+def resub(c, present, clean):
+    # after CONNACK: subscriptions go out without waiting (the reader takes the SUBACKs
+    # afterwards). After a session loss all stored ones, else those changed offline
+    s = c._s
+    todo = c._todo
+    if clean:
+        for t, q in todo.items():
+            if q is not None:
+                s.sub(t, q)
+    c._rs = rs = {}  # their SUBACKs: suback()
+    for t, q in list((todo if present else s.subs).items()):
+        b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
+        i = s.next_pid()
+        if q is not None:
+            rs[i] = t
+        c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
+    c._todo = {}
+
+
+def suback(c, pid, code):
+    # the SUBACK of a SUBSCRIBE resub() sent (ctl.on_other). A refusal is an asynchronous
+    # error like a handler's (on_error, errors, the log hook), and the filter leaves the
+    # session (and the store): sent again at every connect, it would be refused again
+    rs = c._rs
+    t = rs.pop(pid)
+    if not rs:
+        c._rs = None
+    if code >= 0x80:
+        c._s.unsub(t)
+        c._log("subscription refused: %s 0x%02x", (t, code))
+        c._report(MQTTException(code, "subscription refused: %s" % t))
+
+
 def sub_later(c, topic, qos):
     # offline with a link keeper, or the link broke before the ack: the change is
     # recorded in the session (so in the store with one) and made on the next connect
@@ -36,13 +92,16 @@ def sub_later(c, topic, qos):
 
 
 async def stop(c):
-    # connect() again while the reader of an earlier one runs (no link keeper): it ends
-    # first. In the keeper's backoff it sleeps (cancelled); else it wakes on the closed
-    # socket (an I/O wait is never cancelled)
+    # connect() again while the reader of an earlier one runs (no link keeper, or after
+    # disconnect()): it ends first. In the keeper's backoff it sleeps (cancelled); else
+    # it wakes on the closed socket (an I/O wait is never cancelled)
     c._want = False
     c._close()
     if c._nap:
+        c._nap = False
         c._task.cancel()
+    if c._qev:
+        c._qev.set()  # it may wait for room in messages()
     while c._task is not None:
         c._ev.clear()
         await c._ev.wait()

@@ -106,6 +106,8 @@ def _put(c, i, pid):
 
 
 class Core(Wire):
+    _rs = None  # the asyncio client's: packet ID -> filter of SUBSCRIBEs not waited for
+
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
         # the attributes they set are args.init's. That module is out of the heap again

@@ -1,6 +1,6 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
 # handler, handler_calls, ended, restart, offline, faults, congested, tls, trickle,
-# silent, idle. A 10 ms ticker task runs throughout and
+# silent, idle, again, backlog. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -324,6 +324,92 @@ async def tls():
     await c.publish(d.topic("t"), b"over tls", qos=1)
     d.check(await until(lambda: got == [b"over tls"], 10000), "own message back over TLS")
     print("GAP", gap[0])
+    await c.disconnect()
+
+
+async def again():
+    # disconnect() then connect() at once, with and without a keeper: the second connect
+    # is made and returns the Session Present of its own attempt; an iteration of
+    # messages() ends at each disconnect(). Then the same while the keeper sleeps in a
+    # 20 s backoff (DEAD: a closed port): disconnect() ends the reader and the iterator now
+    ends = []
+
+    async def iterate(c):
+        async for _ in c.messages():
+            pass
+        ends.append(time.ticks_ms())
+
+    for link in (True, False):
+        c = make(link=link, store=False)
+        got = []
+        c.set_callback(lambda t, m: got.append(m))
+        await c.connect(clean_session=False, wait=True)
+        await c.subscribe(d.topic("again"), 1)
+        for clean, want in ((False, True), (True, False), (False, False)):
+            n = len(ends)
+            asyncio.create_task(iterate(c))
+            await asyncio.sleep_ms(0)
+            await c.disconnect()
+            r = await c.connect(clean_session=clean)
+            print("AGAIN", link, clean, r)
+            d.check(r is want, "link %s: connect(clean_session=%s) gave %r" % (link, clean, r))
+            d.check(await until(c.isconnected, 10000), "connected again")
+            d.check(await until(lambda: len(ends) > n, 5000), "the iteration ended")
+        await c.subscribe(d.topic("again"), 1)
+        await c.publish(d.topic("again"), b"x", qos=1)
+        d.check(await until(lambda: got, 10000) and c.pending() == 0, "a message went round")
+        await c.disconnect()
+    c = MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("DEAD"), version=d.VERSION, keepalive=2,
+                   timeout=2, link=Link(min_ms=20000, max_ms=20000, jitter=0))
+    d.check(await c.connect() is None, "offline")
+    d.check(await until(lambda: c.link.tries, 5000), "the keeper backs off")
+    await asyncio.sleep_ms(100)
+    n = len(ends)
+    asyncio.create_task(iterate(c))
+    await asyncio.sleep_ms(0)
+    t0 = time.ticks_ms()
+    await c.disconnect()
+    d.check(await until(lambda: len(ends) > n and c._task is None, 5000),
+            "the iterator and the reader ended")
+    print("ENDED", time.ticks_diff(ends[-1], t0))
+    c.port = d.cfg("PORT")
+    d.check(await c.connect(wait=True) is False and c.isconnected(), "connect() after that")
+    await c.disconnect()
+
+
+async def backlog():
+    # messages(2), keepalive 2, and an application that reads nothing for 4.5 s: the
+    # reader waits for it (input stays in the socket) while the clock still pings (the
+    # broker may close after 3 s without a packet: SILENT is the longest gap); then every
+    # message arrives once, and the PINGRESPs read late do not count the link dead
+    c = make(store=False)
+    p = MQTTClient("p" + d.cfg("CID")[1:], d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION)
+    it = c.messages(2)
+    await c.connect(clean_session=False, wait=True)
+    await c.subscribe(d.topic("bl"), 1)
+    await p.connect()
+    for i in range(6):
+        await p.publish(d.topic("bl"), b"%d" % i, qos=1)
+    d.check(await until(lambda: len(c._q) >= 2), "the reader waits for the application")
+    t0 = time.ticks_ms()
+    most = 0  # the longest the client went without sending (its last write: _ltx)
+    while time.ticks_diff(time.ticks_ms(), t0) < 4500:
+        await asyncio.sleep_ms(50)
+        most = max(most, time.ticks_diff(time.ticks_ms(), c._ltx))
+    print("SILENT", most)
+    got = []
+
+    async def take():
+        async for _, m, _ in it:
+            got.append(int(m))
+
+    asyncio.create_task(take())
+    d.check(await until(lambda: len(got) >= 6), "all taken")
+    await asyncio.sleep_ms(2500)  # past the ping's answer window (1.5 s), reading again
+    print("BACKLOG", got, "outages", c.link.outages)
+    d.check(got == list(range(6)), "each message once, in order")
+    d.check(c.link.outages == 0 and c.isconnected(), "the link was kept")
+    await p.disconnect()
     await c.disconnect()
 
 

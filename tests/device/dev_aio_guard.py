@@ -98,6 +98,7 @@ async def suback_silent():
     await c.disconnect()
 
 
+<<<<<<< HEAD
 async def raising_hook():
     # a Link(on_change=f) that raises: printed, and the reader, the messages and the
     # disconnect go on as if it had not
@@ -117,6 +118,35 @@ async def raising_hook():
     await c.disconnect()
     print("UPS", ups)
     d.check(ups[:1] == [True], "the hook was called: %r" % ups)
+=======
+async def suback_refused():
+    # two subscriptions made offline go out on connect without waiting for their SUBACKs;
+    # the broker refuses cmd/bad (0x80): on_error gets MQTTException(0x80), errors counts
+    # it, the log hook says so, and the filter leaves the session and the store, so the
+    # next connection to a broker without the session sends cmd/ok only
+    errs = []
+    logs = []
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk, on_error=errs.append, log=logs.append)
+    await c.subscribe("cmd/bad", 1)
+    await c.subscribe("cmd/ok", 1)
+    d.check(await c.connect(clean_session=False, wait=True) is False, "connected")
+    d.check(await until(lambda: c.errors, 10000), "the refusal reported")
+    e = errs[0]
+    print("REFUSED", repr(e), [m for m in logs if "refused" in m])
+    d.check(c.errors == 1 and isinstance(e, MQTTException) and e.args[0] == 0x80,
+            "on_error got MQTTException(0x80)")
+    d.check(any("subscription refused" in m and "cmd/bad" in m for m in logs), "logged")
+    d.check(list(c._s.subs) == [b"cmd/ok"], "dropped from the session: %r" % c._s.subs)
+    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    d.check(list(s.subs) == [b"cmd/ok"], "and from the store: %r" % s.subs)
+    d.check(c.isconnected(), "the link stays")
+    await c.disconnect()
+    d.check(await c.connect(clean_session=False, wait=True) is False, "connected again")
+    await asyncio.sleep_ms(300)  # the broker takes the SUBSCRIBE
+    d.check(c.errors == 1, "nothing refused again")
+    await c.disconnect()
+>>>>>>> aio-work
 
 
 asyncio.run(globals()[d.cfg("TEST")]())

@@ -14,6 +14,7 @@ import pytest
 from bench_aio import silent_listener
 from faultrig import FaultProxy
 from harness import Broker, Observer, publish, run_device, start_device
+from harness_proc import free_port
 
 HEAP = "256k"
 # Largest pause of a 10 ms ticker allowed in a test (the goal, 20 ms, is benchmarked)
@@ -293,3 +294,28 @@ def test_idle_client_sleeps_until_something_is_due(broker_factory: Any, tmp_path
     b = broker_factory()
     r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "idle"), heap=HEAP, timeout=60)
     assert int(r.value("SLEEPS")) <= 3, r.out
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_disconnect_then_connect_at_once(broker_factory: Any, tmp_path: Path,
+                                         version: int) -> None:
+    # the reader of the earlier connection may still be ending: the new connect is made
+    # all the same (with and without a keeper), and the message iterator ends at
+    # disconnect(), also while the keeper sleeps in its backoff
+    b = broker_factory()
+    c = cfg(b, b.port, tmp_path, "again", VERSION=version, DEAD=free_port())
+    r = run_device("dev_aio.py", c, heap=HEAP, timeout=60)
+    assert len(r.values("AGAIN")) == 6, r.out
+    assert int(r.value("ENDED")) < 5000, r.out  # not at the end of the 20 s backoff
+
+
+def test_reader_waiting_for_the_application_keeps_the_link(broker_factory: Any,
+                                                         tmp_path: Path) -> None:
+    # messages(2) full for 4.5 s at keepalive 2: pings still go out (mosquitto checks
+    # keepalive only every 6 s, so the gap is measured on the device), the link stays,
+    # nothing is delivered twice
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "backlog"), heap=HEAP, timeout=60)
+    assert r.value("BACKLOG") == "[0, 1, 2, 3, 4, 5] outages 0", r.out
+    assert int(r.value("SILENT")) < 3000, r.out  # 1.5 x keepalive: the broker's limit
+    assert "exceeded timeout" not in b.log(), b.log_tail()

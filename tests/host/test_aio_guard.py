@@ -15,8 +15,21 @@ from hostile import CONNECT, PUBLISH, SUBSCRIBE, Script, connack
 from test_guard import HEAP, QOS3, AckingBroker, ok
 
 
+class SubackingBroker(AckingBroker):
+    """One more step: ("suback", version) answers the client's last SUBSCRIBE: refused
+    (0x80) when its filter contains "bad", else granted QoS 1."""
+
+    def _step(self, s: Any, r: Any, conn: Any, step: Any) -> bool:
+        if step[0] != "suback":
+            return super()._step(s, r, conn, step)
+        body = conn.of_type(SUBSCRIBE)[-1]
+        tail = (b"\x00" if step[1] == 5 else b"") + (b"\x80" if b"bad" in body else b"\x01")
+        s.sendall(bytes([0x90, 2 + len(tail)]) + body[:2] + tail)
+        return True
+
+
 def run(scripts: list[Script], test: str, version: int = 4, **kw: Any) -> tuple[Any, Any]:
-    with AckingBroker(scripts) as b:
+    with SubackingBroker(scripts) as b:
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": test, **kw}
         r = run_device("dev_aio_guard.py", cfg, heap=HEAP, timeout=60)
         deadline = time.monotonic() + 5
@@ -65,3 +78,19 @@ def test_aio_link_hook_that_raises_changes_nothing() -> None:
     r, b = run([ok(4)], "raising_hook")
     assert "mqttsession: link: on_change(True) raised" in r.out
     assert len(b.conns) == 1 and b.conns[0].closed_by_client
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_aio_refused_subscription_sent_on_connect_is_reported_and_dropped(version: int) -> None:
+    # mosquitto grants subscriptions its ACL denies: the refusal comes from the script
+    ack2: Script = [("expect", CONNECT), ("send", connack(version=version)),
+                    ("expect", SUBSCRIBE), ("suback", version),
+                    ("expect", SUBSCRIBE), ("suback", version)]
+    ack1: Script = [("expect", CONNECT), ("send", connack(version=version)),
+                    ("expect", SUBSCRIBE), ("suback", version)]
+    r, b = run([ack2, ack1], "suback_refused", version)
+    assert not b.errors, b.errors
+    assert "MQTTException(128," in r.value("REFUSED"), r.out
+    subs = [[body[2:] for body in c.of_type(SUBSCRIBE)] for c in b.conns]
+    assert len(subs) == 2 and len(subs[0]) == 2, subs
+    assert [b"cmd/ok" in x for x in subs[1]] == [True], subs  # cmd/bad not sent again
