@@ -98,7 +98,6 @@ async def suback_silent():
     await c.disconnect()
 
 
-<<<<<<< HEAD
 async def raising_hook():
     # a Link(on_change=f) that raises: printed, and the reader, the messages and the
     # disconnect go on as if it had not
@@ -118,7 +117,8 @@ async def raising_hook():
     await c.disconnect()
     print("UPS", ups)
     d.check(ups[:1] == [True], "the hook was called: %r" % ups)
-=======
+
+
 async def suback_refused():
     # two subscriptions made offline go out on connect without waiting for their SUBACKs;
     # the broker refuses cmd/bad (0x80): on_error gets MQTTException(0x80), errors counts
@@ -146,7 +146,6 @@ async def suback_refused():
     await asyncio.sleep_ms(300)  # the broker takes the SUBSCRIBE
     d.check(c.errors == 1, "nothing refused again")
     await c.disconnect()
->>>>>>> aio-work
 
 
 asyncio.run(globals()[d.cfg("TEST")]())
