@@ -349,6 +349,24 @@ def cb_raises():
     d.check(raised == 30, "each exception came out once: %d" % raised)
     d.check(c.pending() == 0 and c.isconnected(), "all accepted, still connected")
     c.disconnect()
+    # an OSError from the callback cannot be told from the link's: the link is closed
+    # (README, Exceptions), and the message publish was sending stays accepted
+    c = d.client("cbo-%d" % V)
+
+    def cb_os(t, m):
+        raise OSError(5)
+
+    c.set_callback(cb_os)
+    c.connect()
+    c.subscribe(t, 1)
+    e = None
+    try:
+        c.publish(t, b"os", qos=1)
+        d.pump(c, lambda: False, 3000)
+    except OSError as x:
+        e = x
+    d.check(e is not None and e.args[0] == 5, "the callback's OSError came out: %r" % e)
+    d.check(not c.isconnected(), "and the link was closed")
 
 
 def pids():
