@@ -49,6 +49,15 @@ def sources(lib: Path = LIB) -> list[Path]:
     return sorted(p for p in (lib / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def source_name(rel: Path) -> str:
+    """The name tracebacks give a module's file: its dotted module name
+    ("mqttsession.client"). That string is interned anyway when the module is imported
+    (its __name__), so the .mpy adds no name of its own to the board's qstr pool (a
+    path such as "mqttsession/client.py" would be one more per loaded module)."""
+    parts = rel.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def compile_all(
     out: Path = DEFAULT_OUT,
     opt: int = 2,
@@ -63,7 +72,7 @@ def compile_all(
         rel = src.relative_to(lib)
         dst = (out / rel).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [tool, f"-O{opt}", "-s", rel.as_posix(), "-o", str(dst)]
+        cmd = [tool, f"-O{opt}", "-s", source_name(rel), "-o", str(dst)]
         if march:
             cmd.append(f"-march={march}")
         cmd.append(str(src))
