@@ -1,12 +1,15 @@
-# The client's constructor (Core.__init__ calls init): its arguments checked, the
-# client's attributes set, and the session they name when it lives in RAM; and
-# set_last_will (will), run once before the connect. Loaded by either and taken out of
-# sys.modules again when it ends (session.unload): once the caller's reference goes
-# (before the store loads its session), a node holds none of it.
+# The constructors, run once: the client's (Core.__init__ calls init): its arguments
+# checked, the client's attributes set, and the session they name when it lives in RAM;
+# set_last_will (will), run once before the connect; SessionStore's (store) and Link's
+# (link). Loaded by each and taken out of sys.modules again when it ends
+# (session.unload): once the caller's reference goes (before the store loads its
+# session), a node holds none of it. (The functions are named as the names that exist
+# already: a new name would stay interned.)
 from array import array
+import os
+import time
 
 from . import packet as P
-from . import wire
 from .session import Session, unload
 
 
@@ -61,10 +64,13 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                          "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
                          "ctx.verify_mode = ssl.CERT_REQUIRED, "
                          "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
-    if ssl and getattr(ssl, "verify_mode", 2) != 2 and not wire._warned:
-        wire._warned = True
-        print("mqttsession: warning: the TLS context does not verify the broker's "
-              "certificate (verify_mode is not CERT_REQUIRED)")
+    if ssl and getattr(ssl, "verify_mode", 2) != 2:
+        from . import wire  # imported here: a store or Link alone does not load it
+
+        if not wire._warned:
+            wire._warned = True
+            print("mqttsession: warning: the TLS context does not verify the broker's "
+                  "certificate (verify_mode is not CERT_REQUIRED)")
     self.version = version
     self.window = window
     self._tms = int(timeout * 1000)
@@ -191,5 +197,71 @@ def will(self, topic, msg, retain, qos):
         elif not isinstance(msg, (bytes, bytearray, memoryview)):
             raise TypeError("msg must be bytes, bytearray, memoryview or str")
         self._cn[3] = (bytes(topic), bytes(msg), retain, qos)
+    finally:
+        unload("args")
+
+
+def store(self, root, max_bytes, newer, ram):
+    # SessionStore.__init__ (store.py says what the arguments mean): checked before
+    # anything is touched, each error naming its argument
+    try:
+        if not isinstance(root, str):
+            raise TypeError("root must be a str")
+        for v, n in ((max_bytes, "max_bytes"), (ram, "ram")):
+            if v is not None and (type(v) is not int or v < 1):
+                raise ValueError(n + " must be None or an int >= 1")
+        if newer not in ("refuse", "aside"):
+            raise ValueError("newer must be 'refuse' or 'aside'")
+        self.root = root.rstrip("/") or "/"
+        self.ram = ram
+        self.errors = []
+        self.newer = newer
+        self._mkdirs(self.root)
+        if max_bytes is None:
+            try:
+                v = os.statvfs(self.root)
+                max_bytes = v[1] * v[2] // 4
+            except (OSError, AttributeError):
+                max_bytes = 0
+            max_bytes = max(max_bytes, 32768)
+        self.max_bytes = max_bytes
+    finally:
+        unload("args")
+
+
+def link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change):
+    # Link.__init__ (link.py says what the arguments mean): each error names its
+    # argument; factor < 1 would shrink the waits (0: none at all, a reconnect storm)
+    try:
+        for v, n in ((min_ms, "min_ms"), (max_ms, "max_ms"), (factor, "factor"),
+                     (jitter, "jitter"), (wifi_timeout_ms, "wifi_timeout_ms")):
+            if not isinstance(v, (int, float)):
+                raise TypeError(n + " must be a number")
+        if not 0 < min_ms <= max_ms:
+            raise ValueError("backoff needs 0 < min_ms <= max_ms")
+        if factor < 1:
+            raise ValueError("factor must be >= 1")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be 0 to <1")
+        if wifi_timeout_ms <= 0:
+            raise ValueError("wifi_timeout_ms must be > 0")
+        self.board = board
+        self.min_ms = min_ms
+        self.max_ms = max_ms
+        self.factor = factor
+        self.jitter = jitter
+        self.wifi_timeout_ms = wifi_timeout_ms
+        self.on_change = on_change
+        self.up = False
+        self.delay = 0  # ms until the next attempt, counted from .at
+        self.at = time.ticks_ms()
+        self.tries = 0  # failed attempts since the link was last up
+        self.outages = 0
+        self.down_since = self.at
+        self.longest = 0  # longest outage ridden through, ms
+        self.last_error = None
+        self._wt = None  # ticks when the Wi-Fi attempt under way started
+        if board is not None:
+            from . import wifi  # noqa: F401 (now, not at the first reconnect: see wifi.py)
     finally:
         unload("args")

@@ -12,38 +12,11 @@ class Link:
     # on_change(up): called when the link comes up or goes down.
     def __init__(self, board=None, min_ms=500, max_ms=30000, factor=2, jitter=0.25,
                  wifi_timeout_ms=15000, on_change=None):
-        # each error names its argument; factor < 1 would shrink the waits (0: none at all,
-        # a reconnect storm)
-        for v, n in ((min_ms, "min_ms"), (max_ms, "max_ms"), (factor, "factor"),
-                     (jitter, "jitter"), (wifi_timeout_ms, "wifi_timeout_ms")):
-            if not isinstance(v, (int, float)):
-                raise TypeError(n + " must be a number")
-        if not 0 < min_ms <= max_ms:
-            raise ValueError("backoff needs 0 < min_ms <= max_ms")
-        if factor < 1:
-            raise ValueError("factor must be >= 1")
-        if not 0 <= jitter < 1:
-            raise ValueError("jitter must be 0 to <1")
-        if wifi_timeout_ms <= 0:
-            raise ValueError("wifi_timeout_ms must be > 0")
-        self.board = board
-        self.min_ms = min_ms
-        self.max_ms = max_ms
-        self.factor = factor
-        self.jitter = jitter
-        self.wifi_timeout_ms = wifi_timeout_ms
-        self.on_change = on_change
-        self.up = False
-        self.delay = 0  # ms until the next attempt, counted from .at
-        self.at = time.ticks_ms()
-        self.tries = 0  # failed attempts since the link was last up
-        self.outages = 0
-        self.down_since = self.at
-        self.longest = 0  # longest outage ridden through, ms
-        self.last_error = None
-        self._wt = None  # ticks when the Wi-Fi attempt under way started
-        if board is not None:
-            from . import wifi  # noqa: F401 (now, not at the first reconnect: see wifi.py)
+        # checked and set by args.py, loaded for that and freed again (a running node
+        # holds none of that code)
+        from .args import link
+
+        link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change)
 
     def due(self):
         # ms until the next connection attempt may start (<= 0: now)

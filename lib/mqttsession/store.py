@@ -146,27 +146,11 @@ class SessionStore:
         # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
         # session keeps in RAM (at least the client's window); a longer queue (the
         # client's queue=) waits in flash and is read in order. None: the whole queue.
-        # Checked before anything is touched, each error naming its argument
-        if not isinstance(root, str):
-            raise TypeError("root must be a str")
-        for v, n in ((max_bytes, "max_bytes"), (ram, "ram")):
-            if v is not None and (type(v) is not int or v < 1):
-                raise ValueError(n + " must be None or an int >= 1")
-        if newer not in ("refuse", "aside"):
-            raise ValueError("newer must be 'refuse' or 'aside'")
-        self.root = root.rstrip("/") or "/"
-        self.ram = ram
-        self.errors = []
-        self.newer = newer
-        self._mkdirs(self.root)
-        if max_bytes is None:
-            try:
-                v = os.statvfs(self.root)
-                max_bytes = v[1] * v[2] // 4
-            except (OSError, AttributeError):
-                max_bytes = 0
-            max_bytes = max(max_bytes, 32768)
-        self.max_bytes = max_bytes
+        # Checked and set by args.py, loaded for that and freed again (a running node
+        # holds none of that code)
+        from .args import store
+
+        store(self, root, max_bytes, newer, ram)
 
     def _body(self, p, name, t, v):
         # the body of file p/name, None when absent or damaged (damage is reported). Read
