@@ -3,10 +3,12 @@
 # node holds none of this code. Damage is reported and left out; the session starts
 # without it.
 from micropython import const
+from array import array
 import binascii
 import os
 import struct
 
+from .session import Session
 from .store import _join, _read, _rm, _exists, _key, NewerFormat
 from .stored import StoredSession
 from .stored import _parse, tp
@@ -18,6 +20,7 @@ _ENOENT = const(2)
 _DIR = const(0x4000)  # as store._DIR
 _HOT = const(1)  # session.py's: what a _save writes
 _IDENT = const(4)
+_NONE = const(0xFFFFFFFF)  # an empty tail slot (as qseg._NONE)
 
 
 def lstr(b, i):
@@ -26,6 +29,37 @@ def lstr(b, i):
     if i + 2 + n > len(b):
         raise ValueError("truncated")
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
+
+
+def init(s, store, path, client_id, host, capacity):
+    # StoredSession.__init__. capacity (the client's max(window, queue)) bounds the
+    # queue; the RAM ring holds that many, or the store's ram when it is smaller: the rest
+    # waits in flash
+    r = store.ram
+    # its own names first, objects as None: Session.__init__ makes the objects once the
+    # attribute table has every name (see there)
+    s._st = store
+    s._ib = None  # identity as last written
+    s.bytes = 0  # bytes of pending messages in flash
+    s._tn = 0  # tail slots in use
+    s._tb = 0  # their bytes
+    s._cur = 0  # seq of the next message to bring into the ring (while more)
+    s._lazy = 0
+    s._hx = False  # the hot-state file exists
+    s._ci = _NONE
+    s._co = 0
+    s._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
+    s._cb = None  # the segment being read into the ring: bytes, name, offset
+    s._sg = s._sl = s._sc = s._tail = s._done = s._out = None
+    Session.__init__(s, client_id, host, min(capacity, r) if r else capacity)
+    s.limit = capacity
+    s._p = path
+    s._sg = array("I")  # segments in order: first seq
+    s._sl = array("I")  # and last seq
+    s._sc = array("I")  # and count << 24 | bytes
+    s._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
+    s._done = []  # completed seqs at or above the watermark
+    s._out = {}  # seq -> (pid, released) from the hot state, until loaded
 
 
 def get(self, host, client_id, capacity):

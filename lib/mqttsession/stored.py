@@ -19,7 +19,6 @@
 # as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const
 from builtins import len, bytes, memoryview  # as names of this module: one lookup
-from array import array
 import binascii
 import struct
 from struct import unpack_from
@@ -35,7 +34,6 @@ _SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB b
 _RH = const(13)  # record header: <IBHHHH
 _ENOSPC = const(28)
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
-_NONE = const(0xFFFFFFFF)
 _RS = const(17)  # a record's bytes beyond topic and payload (header 13, CRC 4)
 # session.py's flags (Session.fl) and what a _save writes, folded here
 _SENT = const(8)
@@ -108,33 +106,11 @@ _nxt = None
 
 class StoredSession(Session):
     def __init__(self, store, path, client_id, host, capacity):
-        # capacity (the client's max(window, queue)) bounds the queue; the RAM ring holds
-        # that many, or the store's ram when it is smaller: the rest waits in flash
-        r = store.ram
-        # its own names first, objects as None: Session.__init__ makes the objects once
-        # the attribute table has every name (see there)
-        self._st = store
-        self._ib = None  # identity as last written
-        self.bytes = 0  # bytes of pending messages in flash
-        self._tn = 0  # tail slots in use
-        self._tb = 0  # their bytes
-        self._cur = 0  # seq of the next message to bring into the ring (while more)
-        self._lazy = 0
-        self._hx = False  # the hot-state file exists
-        self._ci = _NONE
-        self._co = 0
-        self._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
-        self._cb = None  # the segment being read into the ring: bytes, name, offset
-        self._sg = self._sl = self._sc = self._tail = self._done = self._out = None
-        super().__init__(client_id, host, min(capacity, r) if r else capacity)
-        self.limit = capacity
-        self._p = path
-        self._sg = array("I")  # segments in order: first seq
-        self._sl = array("I")  # and last seq
-        self._sc = array("I")  # and count << 24 | bytes
-        self._tail = array("I", [_NONE] * _TAIL)  # seq in each tail slot in use
-        self._done = []  # completed seqs at or above the watermark
-        self._out = {}  # seq -> (pid, released) from the hot state, until loaded
+        # its attributes: load.init (made only while load.py is loaded, by SessionStore.get;
+        # a running node holds none of that code)
+        from .load import init
+
+        init(self, store, path, client_id, host, capacity)
 
     def _fill(self):
         # brings pending messages from flash into free ring slots, in order
