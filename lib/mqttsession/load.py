@@ -9,7 +9,7 @@ import os
 import struct
 
 from .session import Session
-from .store import _join, _read, _rm, _exists, _key, NewerFormat
+from .store import _join, _read, _rm, _exists, NewerFormat
 from .stored import StoredSession
 from .stored import _parse, tp
 
@@ -29,6 +29,37 @@ def lstr(b, i):
     if i + 2 + n > len(b):
         raise ValueError("truncated")
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
+
+
+def _key(s):
+    # a directory name for a host or client ID: the name itself when it is plain and
+    # short (as every earlier version did), else "~" and its hex digits (long ones: the
+    # first 32 bytes', a CRC-32 and the length; the identity file tells them apart). Never
+    # ".", "..", empty, with "/" or NUL, a name the store uses itself, or over 80 bytes.
+    if isinstance(s, str):
+        s = s.encode()
+    if 0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t":
+        for c in s:
+            if c not in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+                break
+        else:
+            return s.decode()
+    if len(s) <= 36:
+        return "~" + binascii.hexlify(s).decode()
+    return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
+
+
+def _host_dir(self, host):
+    # the directory of SessionStore self for host's sessions
+    if isinstance(host, str):
+        host = host.encode()
+    hd = _join(self.root, _key(host))
+    if not _exists(hd) & _DIR:
+        # named as 0.1.0 did (a name that is not plain could collide): rename
+        old = _join(self.root, "~%08x%d" % (binascii.crc32(host), len(host)))
+        if old != hd and _exists(old) & _DIR and not _exists(hd):
+            os.rename(old, hd)
+    return hd
 
 
 def init(s, store, path, client_id, host, capacity):
@@ -65,7 +96,7 @@ def init(s, store, path, client_id, host, capacity):
 def get(self, host, client_id, capacity):
     # SessionStore.get: the session for (host, client_id) from store self; client ID ""
     # (b""): the null session, fresh every time, until the broker assigns one
-    hd = self._host_dir(host)
+    hd = _host_dir(self, host)
     if client_id is None:
         # the client ID last used for the host (see StoredSession._save), or any
         b = self._body(hd, "last", b"l", 1)

@@ -25,9 +25,10 @@ _IDENT = const(4)
 def delete(st, host, client_id):
     if isinstance(client_id, str):
         client_id = client_id.encode()
-    hd = st._host_dir(host)
-    from .load import sdir
+    from .load import sdir, _host_dir
     from .session import unload
+
+    hd = _host_dir(st, host)
 
     p = sdir(st, hd, client_id)
     unload("load")  # run once (see SessionStore.get)

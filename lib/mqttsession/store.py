@@ -7,8 +7,9 @@
 # A format newer than this library is never overwritten: get() raises ValueError naming
 # it, unless the store was made with newer="aside" (then it is renamed, kept, and a new
 # session starts).
-# What a running node needs (writing, reporting, the host directory on each connect)
-# stays here; finding and reading a session at get() is in load.py, freed after.
+# What a running node needs (writing, reading, reporting) stays here; finding and reading
+# a session at get(), and the directory names of hosts and client IDs, are in load.py,
+# freed after.
 from micropython import const
 import binascii
 import os
@@ -47,24 +48,6 @@ def _rm(p):
                 os.rmdir(p)
             except OSError:
                 pass
-
-
-def _key(s):
-    # a directory name for a host or client ID: the name itself when it is plain and
-    # short (as every earlier version did), else "~" and its hex digits (long ones: the
-    # first 32 bytes', a CRC-32 and the length; the identity file tells them apart). Never
-    # ".", "..", empty, with "/" or NUL, a name the store uses itself, or over 80 bytes.
-    if isinstance(s, str):
-        s = s.encode()
-    if 0 < len(s) <= 32 and s not in (b".", b"..", b"last") and s[-2:] != b".t":
-        for c in s:
-            if c not in b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
-                break
-        else:
-            return s.decode()
-    if len(s) <= 36:
-        return "~" + binascii.hexlify(s).decode()
-    return "~" + binascii.hexlify(s[:32]).decode() + "~%08x%d" % (binascii.crc32(s), len(s))
 
 
 def pack(t, data, v):
@@ -140,7 +123,7 @@ class SessionStore:
     # truncated, foreign or misshapen files) are printed as "mqttsession: store: ..."
     # lines and kept in .errors; the session starts fresh (or without the damaged part).
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
-    # touched, whatever the host or client ID (see _key).
+    # touched, whatever the host or client ID (see load._key).
     def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
         # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
         # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
@@ -186,17 +169,6 @@ class SessionStore:
         self.errors.append(msg)
         print("mqttsession: store:", msg, "- starting without it")
 
-    def _host_dir(self, host):
-        if isinstance(host, str):
-            host = host.encode()
-        hd = _join(self.root, _key(host))
-        if not _exists(hd) & _DIR:
-            # named as 0.1.0 did (a name that is not plain could collide): rename
-            old = _join(self.root, "~%08x%d" % (binascii.crc32(host), len(host)))
-            if old != hd and _exists(old) & _DIR and not _exists(hd):
-                os.rename(old, hd)
-        return hd
-
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after
         # (between uses its code would only hold heap; session.py is loaded by then,
@@ -210,11 +182,11 @@ class SessionStore:
             unload("load")
 
     def has_any(self, host):
-        from .load import find_any
+        from .load import find_any, _host_dir
         from .session import unload
 
         try:
-            return find_any(self._host_dir(host)) is not None
+            return find_any(_host_dir(self, host)) is not None
         finally:
             unload("load")
 

@@ -170,9 +170,10 @@ class StoredSession(Session):
             if ib != self._ib:  # a wake-up that changes nothing writes nothing
                 _write(_join(p, "id"), pack(b"i", ib, _FORMAT), True)
                 self._ib = ib
-            # the last session used for this host ("last", format 1, as 0.1.0 reads it)
+            # the last session used for this host ("last", format 1, as 0.1.0 reads it),
+            # in the host's directory: the session's parent (load._host_dir named it)
             st = self._st
-            hd = st._host_dir(self.host)
+            hd = p[: p.rfind("/")]
             b = st._body(hd, "last", b"l", 1)
             if b is None or bytes(b) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1), True)

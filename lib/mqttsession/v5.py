@@ -407,10 +407,10 @@ def adopt(st, s):
     import os
     from .store import _exists
 
-    from .load import sdir
+    from .load import sdir, _host_dir
     from .session import unload
 
-    p = sdir(st, st._host_dir(s.host), s.client_id)
+    p = sdir(st, _host_dir(st, s.host), s.client_id)
     unload("load")  # run once (see SessionStore.get)
     if _exists(p):
         st._report(p, "", "the assigned client ID has a stored session: kept")
