@@ -315,6 +315,54 @@ def test_misshapen_entries_are_damage(image: Path, capsys: pytest.CaptureFixture
     assert reported == damaged, out
 
 
+# Loads node-1 twice as a node would, queueing one message in between, and prints
+# what the library reported and what it loaded.
+LOAD_TAIL = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+for rnd in (1, 2):
+    store = SessionStore("/flash/.mqtt")
+    s = store.get("broker.local", "node-1")
+    for e in store.errors:
+        print("REPORTED", rnd, e.split(": ", 1)[0])
+    print("PENDING", rnd, repr(sorted(s.msg[k] for k in s.live())))
+    if rnd == 1:
+        k = s.add(b"t/after", b"after", 1, False)
+        s._keep(k)
+"""
+
+
+def test_empty_tail_file_is_a_write_cut_short_not_damage(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a tail write creates its file, then commits the content: a power cut or a full
+    # filesystem between the two leaves an empty file, and that publish never returned.
+    # Nothing stored is missing, so neither the library nor the tool reports it; a tail
+    # file cut short anywhere else is damage for both, and the rest loads
+    fs = _open(image)
+    n1 = "/.mqtt/broker.local/node-1"
+    with fs.open(f"{n1}/t0/1", "wb"):
+        pass  # slot 4: the next tail file, created and never written
+    with fs.open(f"{n1}/t0/0", "rb") as f:
+        data = f.read()
+    with fs.open(f"{n1}/t1/1", "wb") as f:
+        f.write(data[:5])  # slot 5: cut short after its first bytes
+    _save(fs, image)
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and [d["path"] for d in rep["damaged"]] == [f"{n1}/t1/1"], rep["damaged"]
+    assert [m["seq"] for m in sessions(rep)["node-1"]["messages"]] == [0, 1, 2, 3]
+
+    out = _run_micropython(LOAD_TAIL, image.parent)
+    reported = [ln.split(" ", 2)[1:] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert reported == [["1", f"/flash{n1}/t1/1"], ["2", f"/flash{n1}/t1/1"]], out
+    pending = [literal_eval(ln.split(" ", 2)[2]) for ln in out.splitlines()
+               if ln.startswith("PENDING ")]
+    four = sorted([b"payload", b"\x00\x01bin" + b"z" * 60, b"two", b"released"])
+    assert pending == [four, sorted([*four, b"after"])], out
+
+
 def test_command_line(image: Path, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True,
