@@ -262,11 +262,12 @@ def upgrade_state():
 
 
 def files(p, out=None):
-    # {path: contents} of every file under p
+    # {path: contents} of every file under p, and {path: "dir"} of every directory
     out = {} if out is None else out
     for e in os.ilistdir(p):
         q = p + "/" + e[0]
         if e[1] == 0x4000:
+            out[q] = "dir"
             files(q, out)
         else:
             with open(q, "rb") as f:
@@ -303,7 +304,7 @@ def upgrade_full():
         print("FULL", repr(e))
         d.check(e.errno == 28, "ENOSPC")
         after = files(root)
-        d.check(after == before, "format 1 untouched: %r" % sorted(
+        d.check(after == before, "format 1 untouched, nothing left beside it: %r" % sorted(
             k for k in set(before) | set(after) if before.get(k) != after.get(k)))
     os.remove(ROOT + "/junk")
     upgrade_state()
