@@ -324,8 +324,8 @@ class MQTTClient(Core):
         # a handler's exception is reported and the reader goes on; the message counts
         # as delivered (acknowledged, not redelivered)
         try:
-            if self._raw:
-                return Core._deliver(self)
+            if self._raw:  # a plain function's (a coroutine's is refused: aio_rare.raw)
+                return (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
             if self.cb is None and self._q is None:
                 return
             t = bytes(self._rx[self._i + 2 : self._pf[0]])

@@ -105,3 +105,12 @@ async def stop(c):
     while c._task is not None:
         c._ev.clear()
         await c._ev.wait()
+
+
+def raw(a):
+    # what a raw=True callback returned (MQTTClient._deliver): a coroutine would run after
+    # the payload's buffer is reused, so it is closed unrun and refused, an error like a
+    # handler's (on_error, errors); anything else is ignored, as by the blocking client
+    if hasattr(a, "send"):
+        a.close()
+        raise TypeError("set_callback(f, raw=True): f must be a plain function")

@@ -413,6 +413,39 @@ async def backlog():
     await c.disconnect()
 
 
+async def raw_coro():
+    # set_callback(f, raw=True) takes a plain function (the payload's buffer is valid only
+    # during the call): a coroutine function's coroutine would never run, each message
+    # gone without a word. It is reported instead (on_error, errors) and the link stays;
+    # a plain raw callback then gets the next message
+    c = make(link=False, store=False)
+    errs = []
+    got = []
+
+    async def coro(t, buf, a, b):
+        got.append(("coro", bytes(buf[a:b])))
+
+    def plain(t, buf, a, b):
+        got.append(("plain", bytes(buf[a:b])))
+
+    c.on_error = errs.append
+    c.set_callback(coro, raw=True)
+    await c.connect()
+    await c.subscribe(d.topic("raw"), 1)
+    await c.publish(d.topic("raw"), b"one", qos=1)
+    await until(lambda: errs, 5000)
+    print("RAWERR", [repr(e) for e in errs])
+    d.check(len(errs) == 1 and isinstance(errs[0], TypeError) and "raw=True" in str(errs[0]),
+            "a coroutine raw callback is reported as a TypeError naming raw=True")
+    d.check(c.errors == 1 and c.isconnected(), "counted, and the link stays")
+    c.set_callback(plain, raw=True)
+    await c.publish(d.topic("raw"), b"two", qos=1)
+    await until(lambda: got, 5000)
+    d.check(got == [("plain", b"two")], "a plain raw callback gets the next one: %r" % got)
+    d.check(c.errors == 1, "and nothing more is reported")
+    await c.disconnect()
+
+
 def _exists(p):
     import os
 
