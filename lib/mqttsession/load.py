@@ -177,8 +177,11 @@ def load(s):
         s.rx2 = []
         s._done = []
         w = 0
+    n = len(st.errors)
     b = st._body(p, "aside", b"x", _FORMAT)
-    if b is not None and len(b) >= 4:
+    if len(st.errors) > n:
+        _rm(_join(p, "aside"))  # damaged (reported) goes: not reported at every read
+    elif b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
     return True
