@@ -41,16 +41,22 @@ def delete(st, host, client_id):
 
 def newer(st, s, e):
     # session directory of a newer format (NewerFormat e): refused, or with
-    # SessionStore(newer="aside") renamed to <dir>~new, kept, and a new session started
+    # SessionStore(newer="aside") renamed to <dir>~new (or ~new1...), kept, and a new
+    # session started
     from .stored import StoredSession
 
     p = s._p
     if st.newer != "aside":
         raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
                          "SessionStore(newer='aside')" % (p, e))
-    st._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
-    _rm(p + "~new")
-    os.rename(p, p + "~new")
+    # beside any set aside before (<dir>~new, then ~new1...): each is kept
+    q = p + "~new"
+    i = 0
+    while _exists(q):
+        i += 1
+        q = "%s~new%d" % (p, i)
+    st._report(p, "", "%s: renamed to %s, kept" % (e, q))
+    os.rename(p, q)
     s = StoredSession(st, p, s.client_id, s.host, s.limit)
     st._mkdirs(p)
     from .load import scan  # freed again by the caller, SessionStore.get

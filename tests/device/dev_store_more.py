@@ -385,6 +385,22 @@ def newer():
     d.check(walk(p + "~new") == {k.replace(p, p + "~new", 1): v for k, v in before.items()},
             "the newer one kept as it was")
     print("ASIDE")
+    # a newer library ran here again, then this one: the second newer session is set
+    # aside beside the first, which stays kept (it is never overwritten either)
+    keep(s2, b"from-the-future-2")
+    with open(p + "/id", "rb") as f:
+        b = bytearray(f.read())
+    b[3] = 3
+    with open(p + "/id", "wb") as f:
+        f.write(b)
+    again = walk(p)
+    s3 = SessionStore(STORE, newer="aside").get(H, "nw")
+    d.check(s3.pending() == 0, "a new session again")
+    d.check(walk(p + "~new") == {k.replace(p, p + "~new", 1): v for k, v in before.items()},
+            "the first newer one still kept")
+    d.check(walk(p + "~new1") == {k.replace(p, p + "~new1", 1): v for k, v in again.items()},
+            "the second kept beside it")
+    print("ASIDE TWICE")
 
 
 def rollback():
