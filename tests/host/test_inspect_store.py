@@ -259,6 +259,22 @@ def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
     out = capsys.readouterr().out
     assert f"{path}: bad record at offset 0" in out and "t/q2" in out and "node-2" in out
 
+    # the device agrees (README: a damaged hot assumes epoch 0): node-2's message goes
+    # out again with the packet ID its record holds, as a resend
+    out = _run_micropython(LOAD_NODE2, image.parent)
+    assert "NODE2 [(1, True, True)] 0 []" in out, out
+
+
+LOAD_NODE2 = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+s = SessionStore("/flash/.mqtt").get("broker.local", "node-2")
+print("NODE2", [(s.ids[k], bool(s.fl[k] & 64), bool(s.fl[k] & 8)) for k in s.live()],
+      s.epoch, s.rx2)
+"""
+
 
 # Loads the sessions of a damaged image as a node would and prints what the library
 # reported as damage (the path of each report).
