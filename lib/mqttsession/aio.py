@@ -170,11 +170,9 @@ class MQTTClient(Core):
                         self._drop(e)  # no ack in time: the link is dead, let it go
                     if self.link is None:
                         raise
-            if self.link is None:
-                raise OSError(_ENOTCONN)
             from . import aio_rare
 
-            aio_rare.sub_later(self, topic, qos)
+            aio_rare.sub_later(self, topic, qos)  # no keeper: ENOTCONN, after the checks
 
     def messages(self, n=8):
         # incoming messages as an async iterator of (topic, msg, retained), beside or instead

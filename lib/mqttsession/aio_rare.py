@@ -80,13 +80,17 @@ def suback(c, pid, code):
 
 def sub_later(c, topic, qos):
     # offline with a link keeper, or the link broke before the ack: the change is
-    # recorded in the session (so in the store with one) and made on the next connect
+    # recorded in the session (so in the store with one) and made on the next connect.
+    # Without a keeper OSError(ENOTCONN), once a bad filter or QoS has been named
     t = bytes(c._topic(topic))
     P.check_filter(t)
+    if qos is not None:
+        P.check_qos(qos)
+    if c.link is None:
+        raise OSError(107)  # ENOTCONN
     if qos is None:
         c._s.unsub(t)
     else:
-        P.check_qos(qos)
         c._s.sub(t, qos)
     c._todo[t] = qos
 

@@ -446,6 +446,25 @@ async def raw_coro():
     await c.disconnect()
 
 
+async def offline_checks():
+    # without a keeper and never connected: a bad filter or QoS is named (ValueError), as
+    # by the blocking client and as with a keeper, before the call fails for the link
+    c = make(link=False, store=False)
+    for name, call, want in (
+            ("qos", lambda: c.subscribe(d.topic("t"), 3), ValueError),
+            ("filter", lambda: c.subscribe("a/#/b", 1), ValueError),
+            ("unsub-filter", lambda: c.unsubscribe("a/#/b"), ValueError),
+            ("good", lambda: c.subscribe(d.topic("t"), 1), OSError)):
+        try:
+            await call()
+            got = None
+        except Exception as e:  # which one is the point
+            got = e
+        print("OFFLINE", name, repr(got))
+        d.check(type(got) is want, "%s: %s, not %r" % (name, want.__name__, got))
+    d.check(not c._s.subs, "nothing recorded")
+
+
 def _exists(p):
     import os
 
