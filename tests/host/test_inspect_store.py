@@ -379,6 +379,31 @@ def test_empty_tail_file_is_a_write_cut_short_not_damage(
     assert pending == [four, sorted([*four, b"after"])], out
 
 
+def test_session_set_aside_as_newer_is_not_damage(image: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # SessionStore(newer="aside") renames a session of a newer format to <dir>~new (then
+    # ~new1...), kept and never read: the tool says so, and reports no damage for it
+    fs = _open(image)
+    n2 = "/.mqtt/broker.local/node-2"
+    with fs.open(f"{n2}/id", "rb") as f:
+        ident = bytearray(f.read())
+    ident[3] = 3  # a newer format
+    for d in (f"{n2}~new", f"{n2}~new1"):
+        fs.mkdir(d)
+        with fs.open(f"{d}/id", "wb") as f:
+            f.write(ident)
+    _save(fs, image)
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 0 and rep["damaged"] == [], rep["damaged"]
+    ss = {s["dir"]: s for st in rep["stores"] for h in st["hosts"] for s in h["sessions"]}
+    for d in ("node-2~new", "node-2~new1"):
+        assert any("newer='aside'" in n for n in ss[d]["notes"]), ss[d]
+    assert ss["node-2"]["damaged"] == []
+    assert inspect_store.main(["--image", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "session node-2~new1\n    note: a session of a newer store format" in out, out
+
+
 def test_command_line(image: Path, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True,
