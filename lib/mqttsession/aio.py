@@ -323,16 +323,16 @@ class MQTTClient(Core):
         # as delivered (acknowledged, not redelivered)
         try:
             if self._raw:  # a plain function's (a coroutine's is refused: aio_rare.raw)
-                return (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
-            if self.cb is None and self._q is None:
-                return
+                (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
+            if self._q is None and (self.cb is None or self._raw):
+                return  # (messages() beside a raw callback gets a copy, below)
             t = bytes(self._rx[self._i + 2 : self._pf[0]])
             m = bytes(self._rx[self._pf[2] : self._n])
             r = bool(self._rx[self._i - self._hl] & 1)  # RETAIN, in the packet's first byte
             if self._q is not None:
                 self._q.append((t, m, r))
                 self._qev.set()
-            if self.cb is not None:
+            if self.cb is not None and not self._raw:
                 a = self.cb(t, m, r) if self._cb3 else self.cb(t, m)
                 if a is not None and hasattr(a, "send"):
                     self._aws.append(a)

@@ -446,6 +446,31 @@ async def raw_coro():
     await c.disconnect()
 
 
+async def raw_iter():
+    # messages() beside a raw=True callback (README: beside or instead of the callback):
+    # both get the message, the callback its buffer during the call, the iterator a copy
+    c = make(link=False, store=False)
+    got = []
+    seen = []
+    c.set_callback(lambda t, buf, a, b: got.append(bytes(buf[a:b])), raw=True)
+    it = c.messages(4)
+
+    async def read():
+        async for t, m, r in it:
+            seen.append((t, m, r))
+
+    await c.connect()
+    asyncio.create_task(read())
+    await c.subscribe(d.topic("ri"), 1)
+    await c.publish(d.topic("ri"), b"one", qos=1)
+    await until(lambda: got and seen, 5000)
+    print("RAWITER", got, seen)
+    d.check(got == [b"one"], "the raw callback got it")
+    d.check(seen == [(d.topic("ri").encode(), b"one", False)], "and so did the iterator")
+    d.check(c.errors == 0, "nothing reported")
+    await c.disconnect()
+
+
 async def offline_checks():
     # without a keeper and never connected: a bad filter or QoS is named (ValueError), as
     # by the blocking client and as with a keeper, before the call fails for the link

@@ -155,6 +155,12 @@ def test_coroutine_raw_callback_is_reported(broker_factory: Any, tmp_path: Path)
     assert "TypeError('set_callback(f, raw=True): f must be a plain function'" in r.out, r.out
 
 
+def test_messages_beside_a_raw_callback(broker_factory: Any, tmp_path: Path) -> None:
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "raw_iter"), heap=HEAP)
+    assert r.values("RAWITER"), r.out
+
+
 def test_bad_subscription_named_before_the_missing_link(broker_factory: Any,
                                                         tmp_path: Path) -> None:
     b = broker_factory()
