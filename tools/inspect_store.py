@@ -53,6 +53,9 @@ PREVIEW = 32  # payload bytes shown
 _PLAIN = frozenset(b"-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _MSG = re.compile(r"m.{8}\Z", re.S)  # what the device takes for a message file
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}\Z")
+# a session of a newer format set aside by SessionStore(newer="aside") (migrate.newer);
+# no session directory's own name ends so (store.py's _key)
+_NEWER_ASIDE = re.compile(r"~new[0-9]*\Z")
 _SESSION_FILES = frozenset(("i", "u", "s", "id", "subs", "hot", "aside"))
 _SESSION_DIRS = frozenset(("q", "t0", "t1", "t2", "t3"))
 # the library reports these as damage (and removes them) when it loads the session
@@ -469,6 +472,10 @@ def _read_kind(src: Source, path: str, kind: bytes) -> bytes:
 def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
     name = path.rsplit("/", 1)[-1]
     r = SessionReport(dir=name, path=path, null=name == NULL_DIR)
+    if _NEWER_ASIDE.search(name):
+        r.notes.append("a session of a newer store format, set aside by "
+                       "SessionStore(newer='aside'): kept, never read by the library")
+        return r
     try:
         ents = src.entries(path)
     except OSError as e:
@@ -767,6 +774,10 @@ def _session_text(s: SessionReport, w: Callable[[str], None]) -> None:
     tags = [t for t, on in (("last used", s.last), ("null session, awaiting its client ID",
                                                     s.null)) if on]
     w(f"  session {s.dir}" + (f"  [{', '.join(tags)}]" if tags else ""))
+    if _NEWER_ASIDE.search(s.dir):
+        for n in s.notes:  # its files are of a format this tool does not read
+            w(f"    note: {n}")
+        return
     cid = s.client_id if s.client_id is not None else "(none yet)" if s.null else "?"
     w(f"    client ID       {cid}")
     w(f"    host            {s.host if s.host is not None else '?'}")

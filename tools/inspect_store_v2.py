@@ -114,6 +114,11 @@ def segment_name(n: str) -> tuple[int, int, int, int]:
     return int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
 
 
+def slot(n: str) -> int:
+    """The tail slot of tail file t<j % 4>/<j // 4>; -1 for a name the device never reads."""
+    return int(n[3:]) * 4 + int(n[1]) if n[3:].isdigit() and n[3:] == str(int(n[3:])) else -1
+
+
 def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tuple[str, Record]]:
     """The pending messages in send order: (file, record), as the device loads them."""
     w = hot.watermark
@@ -160,13 +165,27 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
                     tails.append(f"{sub}/{n}")
         except OSError:
             pass
+    # an empty tail file is a tail write cut short (a power cut or a full filesystem
+    # between creating the file and writing it: that publish never returned), unless a
+    # later slot holds a message written after it: then it is damage (as the device sees it)
+    empty: list[tuple[int, str]] = []
+    newest = -1
     for n in tails:
         try:
-            r = parse_record(unpack(b"t", src.read(f"{path}/{n}"), 2), 0)
+            b = src.read(f"{path}/{n}")
+            if not b:
+                empty.append((slot(n), n))
+                continue
+            r = parse_record(unpack(b"t", b, 2), 0)
         except (OSError, Damaged, Exception) as e:
             bad(n, Damaged(str(e)))
             continue
+        if r.seq >= last:
+            newest = max(newest, slot(n))
         if r.seq >= last and r.seq >= w and r.seq not in done:
             recs.append((n, r))
+    for j, n in sorted(empty):
+        if 0 <= j < newest:
+            bad(n, Damaged("empty, a later one is not"))
     recs.sort(key=lambda x: x[1].seq)
     return recs

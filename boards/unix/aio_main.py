@@ -3,7 +3,8 @@
 # every 100 ms, all in one event loop with the client. Boots and keeps running offline;
 # the link keeper connects when it can. Board-neutral: runs on the virtual board
 # (`import aio_main` there) and, with board.py and config.py, on a real one.
-# Environment (unix port): MQTTS_BROKER=host:port; MQTTS_RUN_S=n to stop after n s.
+# Environment (unix port): MQTTS_BROKER=host:port; MQTTS_RUN_S=n to stop after n s;
+# MQTTS_SLEEP_MS=n: after an error, deep-sleep n ms (the virtual board boots it again).
 # Commands on nodes/<id>/cmd: "ping" (answers "pong" on nodes/<id>/reply),
 # "every <ms>" (publish interval).
 import asyncio
@@ -11,7 +12,7 @@ import os
 import time
 
 import board
-from mqttsession import Link, SessionStore
+from mqttsession import Link, MQTTException, SessionStore
 from mqttsession.aio import MQTTClient
 
 _getenv = getattr(os, "getenv", lambda k: None)
@@ -121,9 +122,23 @@ class Node:
 
 
 def main():
-    wifi()
-    secs = _getenv("MQTTS_RUN_S")
-    asyncio.run(Node().run(int(secs) if secs else None))
+    try:
+        wifi()
+        secs = _getenv("MQTTS_RUN_S")
+        asyncio.run(Node().run(int(secs) if secs else None))
+        return
+    except (OSError, MQTTException) as e:
+        # trouble the link keeper does not ride through: what publish() accepted is in
+        # flash and goes out after the next boot
+        print("mqtt:", repr(e))
+    except Exception as e:
+        # Anything else, such as a store written by a newer library version
+        # (ValueError): printed, and the node sleeps and boots again, as the blocking
+        # example node does, never left with a traceback.
+        print("error:", repr(e))
+    ms = config.INTERVAL_S * 1000 if config else _getenv("MQTTS_SLEEP_MS")
+    if ms:
+        board.deepsleep(int(ms))
 
 
 main()

@@ -170,11 +170,9 @@ class MQTTClient(Core):
                         self._drop(e)  # no ack in time: the link is dead, let it go
                     if self.link is None:
                         raise
-            if self.link is None:
-                raise OSError(_ENOTCONN)
             from . import aio_rare
 
-            aio_rare.sub_later(self, topic, qos)
+            aio_rare.sub_later(self, topic, qos)  # no keeper: ENOTCONN, after the checks
 
     def messages(self, n=8):
         # incoming messages as an async iterator of (topic, msg, retained), beside or instead
@@ -324,17 +322,17 @@ class MQTTClient(Core):
         # a handler's exception is reported and the reader goes on; the message counts
         # as delivered (acknowledged, not redelivered)
         try:
-            if self._raw:
-                return Core._deliver(self)
-            if self.cb is None and self._q is None:
-                return
+            if self._raw:  # a plain function's (a coroutine's is refused: aio_rare.raw)
+                (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
+            if self._q is None and (self.cb is None or self._raw):
+                return  # (messages() beside a raw callback gets a copy, below)
             t = bytes(self._rx[self._i + 2 : self._pf[0]])
             m = bytes(self._rx[self._pf[2] : self._n])
             r = bool(self._rx[self._i - self._hl] & 1)  # RETAIN, in the packet's first byte
             if self._q is not None:
                 self._q.append((t, m, r))
                 self._qev.set()
-            if self.cb is not None:
+            if self.cb is not None and not self._raw:
                 a = self.cb(t, m, r) if self._cb3 else self.cb(t, m)
                 if a is not None and hasattr(a, "send"):
                     self._aws.append(a)

@@ -80,13 +80,17 @@ def suback(c, pid, code):
 
 def sub_later(c, topic, qos):
     # offline with a link keeper, or the link broke before the ack: the change is
-    # recorded in the session (so in the store with one) and made on the next connect
+    # recorded in the session (so in the store with one) and made on the next connect.
+    # Without a keeper OSError(ENOTCONN), once a bad filter or QoS has been named
     t = bytes(c._topic(topic))
     P.check_filter(t)
+    if qos is not None:
+        P.check_qos(qos)
+    if c.link is None:
+        raise OSError(107)  # ENOTCONN
     if qos is None:
         c._s.unsub(t)
     else:
-        P.check_qos(qos)
         c._s.sub(t, qos)
     c._todo[t] = qos
 
@@ -105,3 +109,12 @@ async def stop(c):
     while c._task is not None:
         c._ev.clear()
         await c._ev.wait()
+
+
+def raw(a):
+    # what a raw=True callback returned (MQTTClient._deliver): a coroutine would run after
+    # the payload's buffer is reused, so it is closed unrun and refused, an error like a
+    # handler's (on_error, errors); anything else is ignored, as by the blocking client
+    if hasattr(a, "send"):
+        a.close()
+        raise TypeError("set_callback(f, raw=True): f must be a plain function")

@@ -230,7 +230,13 @@ def records(s):
     # the set-aside records kept, oldest first
     if s._p is None:
         return list(getattr(s, "_xa", ()))
+    e = s._st.errors
+    n = len(e)
     b = s._st._body(s._p, "aside", b"x", _FORMAT)  # naside, then the records
+    if len(e) > n:  # damaged since the load (reported): removed, so reported once
+        from .store import _join, _rm
+
+        _rm(_join(s._p, "aside"))
     b = bytes(b[4:]) if b is not None else b""
     r = []
     i = 0

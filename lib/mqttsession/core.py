@@ -343,8 +343,9 @@ class Core(Wire):
 
     def _deliver(self):
         if self.cb is not None:
-            if self._raw:
-                self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2], self._n)
+            if self._raw:  # (what it returns: for the asyncio client's check)
+                return self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2],
+                               self._n)
             else:
                 pf = self._pf
                 self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))

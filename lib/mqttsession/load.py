@@ -16,7 +16,6 @@ from .stored import _parse, tp
 _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
-_ENOENT = const(2)
 _DIR = const(0x4000)  # as store._DIR
 _HOT = const(1)  # session.py's: what a _save writes
 _IDENT = const(4)
@@ -243,8 +242,11 @@ def load(s):
         s.rx2 = []
         s._done = []
         w = 0
+    n = len(st.errors)
     b = st._body(p, "aside", b"x", _FORMAT)
-    if b is not None and len(b) >= 4:
+    if len(st.errors) > n:
+        _rm(_join(p, "aside"))  # damaged (reported) goes: not reported at every read
+    elif b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
     return True
@@ -303,12 +305,26 @@ def scan(s, w):
             s.bytes -= s._r[6]
         s._cb = None
     tail = []
+    # A tail write creates its file (a littlefs commit), then commits the content: a
+    # power cut or a full filesystem between the two leaves an empty file, and that
+    # publish never returned, so nothing was stored there (the next write to the slot
+    # replaces it). An existing file rewritten keeps its old content on a cut. Slots are
+    # written in order: an empty file before a slot holding a pending message (written
+    # after it) is damage, reported, as is any other unreadable one
+    cut = []
     for j in range(_TAIL):
+        q = tp(s, j)
         try:
-            r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
+            r = _parse(_read(q, b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
-            if getattr(e, "errno", 0) != _ENOENT:  # else absent; damaged: reported
+            try:
+                m = os.stat(q)
+            except OSError:
+                continue  # absent
+            if m[0] & _DIR or m[6]:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+            else:
+                cut.append(j)
             continue
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already
@@ -319,6 +335,9 @@ def scan(s, w):
         s._tb += n
         s.bytes += n
         s.more += 1
+    for j in cut:
+        if j < s._tn:
+            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), "empty, a later one is not")
     s._cur = w
     s.more -= len(s._done)
     s._fill()

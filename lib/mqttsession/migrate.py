@@ -20,6 +20,7 @@ from .stored import append
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
 _IDENT = const(4)
+_ENOSPC = const(28)
 
 
 def delete(st, host, client_id):
@@ -41,16 +42,22 @@ def delete(st, host, client_id):
 
 def newer(st, s, e):
     # session directory of a newer format (NewerFormat e): refused, or with
-    # SessionStore(newer="aside") renamed to <dir>~new, kept, and a new session started
+    # SessionStore(newer="aside") renamed to <dir>~new (or ~new1...), kept, and a new
+    # session started
     from .stored import StoredSession
 
     p = s._p
     if st.newer != "aside":
         raise ValueError("mqttsession: store: %s: %s: upgrade the library, or use "
                          "SessionStore(newer='aside')" % (p, e))
-    st._report(p, "", "%s: renamed to %s~new, kept" % (e, p))
-    _rm(p + "~new")
-    os.rename(p, p + "~new")
+    # beside any set aside before (<dir>~new, then ~new1...): each is kept
+    q = p + "~new"
+    i = 0
+    while _exists(q):
+        i += 1
+        q = "%s~new%d" % (p, i)
+    st._report(p, "", "%s: renamed to %s, kept" % (e, q))
+    os.rename(p, q)
     s = StoredSession(st, p, s.client_id, s.host, s.limit)
     st._mkdirs(p)
     from .load import scan  # freed again by the caller, SessionStore.get
@@ -84,8 +91,28 @@ def migrate(st, s):
             s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it
         _drop(p, ms)
         return
-    for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t", "subs.t"):
-        _rm(_join(p, n))  # a migration cut short: format 2 is written again from format 1
+    _undo(p)  # a migration cut short: format 2 is written again from format 1
+    try:
+        _v1(st, s, p, ms)
+    except OSError as e:
+        # no room before the commit: what was written of format 2 goes (its directories
+        # alone take tens of KB), format 1 stays as it was, the next get() starts over.
+        # Any other error is left to that start (a failing flash may fail the removal too)
+        if e.errno == _ENOSPC and not _exists(_join(p, "hot")):
+            _undo(p)
+        raise
+    _drop(p, ms)
+    s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it from flash
+
+
+def _undo(p):
+    for n in ("q", "t0", "t1", "t2", "t3", "id", "subs", "aside", "mig", "hot.t", "id.t",
+              "subs.t"):
+        _rm(_join(p, n))
+
+
+def _v1(st, s, p, ms):
+    # writes format 2 from the format 1 files, the hot state last (the commit)
     from .load import scan, subs
 
     scan(s, 0)
@@ -135,8 +162,6 @@ def migrate(st, s):
     with open(_join(p, "mig"), "wb") as f:
         f.write(b"MQ")  # the marker: format 1 files are being removed
     s._save(_HOT)  # the commit: format 2 is whole from here on
-    _drop(p, ms)
-    s.__init__(st, p, s.client_id, s.host, s.limit)  # the caller loads it from flash
 
 
 def _msg(st, p, n):

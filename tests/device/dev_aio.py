@@ -413,6 +413,83 @@ async def backlog():
     await c.disconnect()
 
 
+async def raw_coro():
+    # set_callback(f, raw=True) takes a plain function (the payload's buffer is valid only
+    # during the call): a coroutine function's coroutine would never run, each message
+    # gone without a word. It is reported instead (on_error, errors) and the link stays;
+    # a plain raw callback then gets the next message
+    c = make(link=False, store=False)
+    errs = []
+    got = []
+
+    async def coro(t, buf, a, b):
+        got.append(("coro", bytes(buf[a:b])))
+
+    def plain(t, buf, a, b):
+        got.append(("plain", bytes(buf[a:b])))
+
+    c.on_error = errs.append
+    c.set_callback(coro, raw=True)
+    await c.connect()
+    await c.subscribe(d.topic("raw"), 1)
+    await c.publish(d.topic("raw"), b"one", qos=1)
+    await until(lambda: errs, 5000)
+    print("RAWERR", [repr(e) for e in errs])
+    d.check(len(errs) == 1 and isinstance(errs[0], TypeError) and "raw=True" in str(errs[0]),
+            "a coroutine raw callback is reported as a TypeError naming raw=True")
+    d.check(c.errors == 1 and c.isconnected(), "counted, and the link stays")
+    c.set_callback(plain, raw=True)
+    await c.publish(d.topic("raw"), b"two", qos=1)
+    await until(lambda: got, 5000)
+    d.check(got == [("plain", b"two")], "a plain raw callback gets the next one: %r" % got)
+    d.check(c.errors == 1, "and nothing more is reported")
+    await c.disconnect()
+
+
+async def raw_iter():
+    # messages() beside a raw=True callback (README: beside or instead of the callback):
+    # both get the message, the callback its buffer during the call, the iterator a copy
+    c = make(link=False, store=False)
+    got = []
+    seen = []
+    c.set_callback(lambda t, buf, a, b: got.append(bytes(buf[a:b])), raw=True)
+    it = c.messages(4)
+
+    async def read():
+        async for t, m, r in it:
+            seen.append((t, m, r))
+
+    await c.connect()
+    asyncio.create_task(read())
+    await c.subscribe(d.topic("ri"), 1)
+    await c.publish(d.topic("ri"), b"one", qos=1)
+    await until(lambda: got and seen, 5000)
+    print("RAWITER", got, seen)
+    d.check(got == [b"one"], "the raw callback got it")
+    d.check(seen == [(d.topic("ri").encode(), b"one", False)], "and so did the iterator")
+    d.check(c.errors == 0, "nothing reported")
+    await c.disconnect()
+
+
+async def offline_checks():
+    # without a keeper and never connected: a bad filter or QoS is named (ValueError), as
+    # by the blocking client and as with a keeper, before the call fails for the link
+    c = make(link=False, store=False)
+    for name, call, want in (
+            ("qos", lambda: c.subscribe(d.topic("t"), 3), ValueError),
+            ("filter", lambda: c.subscribe("a/#/b", 1), ValueError),
+            ("unsub-filter", lambda: c.unsubscribe("a/#/b"), ValueError),
+            ("good", lambda: c.subscribe(d.topic("t"), 1), OSError)):
+        try:
+            await call()
+            got = None
+        except Exception as e:  # which one is the point
+            got = e
+        print("OFFLINE", name, repr(got))
+        d.check(type(got) is want, "%s: %s, not %r" % (name, want.__name__, got))
+    d.check(not c._s.subs, "nothing recorded")
+
+
 def _exists(p):
     import os
 

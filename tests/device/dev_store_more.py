@@ -216,6 +216,45 @@ def aside():
     d.check(a[-1][0] == b"t/huge" and len(a[-1][1]) < 5000, "a huge one kept cut")
 
 
+def aside_damage():
+    # a damaged set-aside file is reported once, at the load, and removed (the store's own
+    # name): reading the list again (client.aside()) reports nothing more, so store.errors
+    # stays bounded however often it is read; the queue is untouched and the list works
+    from mqttsession.aside import records, set_aside
+
+    s = SessionStore(STORE).get(H, "axd")
+    keep(s, b"poison", b"t/bad")
+    keep(s, b"fine")
+    set_aside(s, s.live()[0], "refused")
+    p = s._p + "/aside"
+    with open(p, "rb") as f:
+        b = bytearray(f.read())
+    b[-6] ^= 0x55  # a byte of the record: the checksum no longer matches
+    with open(p, "wb") as f:
+        f.write(b)
+    st2 = SessionStore(STORE)
+    s2 = st2.get(H, "axd")
+    d.check(len(st2.errors) == 1 and "/aside" in st2.errors[0],
+            "reported at the load: %r" % st2.errors)
+    for _ in range(20):
+        d.check(records(s2) == [], "nothing left of the damaged list")
+    print("REPORTS", len(st2.errors))
+    d.check(len(st2.errors) == 1, "reported once, not at every read: %d" % len(st2.errors))
+    d.check(payloads(s2) == [b"fine"], "the queue untouched")
+    keep(s2, b"next", b"t/next")
+    set_aside(s2, s2.live()[-1], "refused")
+    st3 = SessionStore(STORE)
+    s3 = st3.get(H, "axd")
+    d.check(records(s3) == [(b"t/next", b"next", 1, False, "refused")] and not st3.errors,
+            "set aside again, whole, nothing reported")
+    # damaged while the session runs: reported at the next read, once
+    with open(p, "wb") as f:
+        f.write(b"MQx\x02 cut")
+    for _ in range(5):
+        d.check(records(s3) == [], "nothing left of the damaged list")
+    d.check(len(st3.errors) == 1, "reported once while running: %r" % st3.errors)
+
+
 def alias():
     # the same bytearray published twice offline, changed in between: both contents go
     c = node("alias", window=4)
@@ -262,11 +301,12 @@ def upgrade_state():
 
 
 def files(p, out=None):
-    # {path: contents} of every file under p
+    # {path: contents} of every file under p, and {path: "dir"} of every directory
     out = {} if out is None else out
     for e in os.ilistdir(p):
         q = p + "/" + e[0]
         if e[1] == 0x4000:
+            out[q] = "dir"
             files(q, out)
         else:
             with open(q, "rb") as f:
@@ -303,7 +343,7 @@ def upgrade_full():
         print("FULL", repr(e))
         d.check(e.errno == 28, "ENOSPC")
         after = files(root)
-        d.check(after == before, "format 1 untouched: %r" % sorted(
+        d.check(after == before, "format 1 untouched, nothing left beside it: %r" % sorted(
             k for k in set(before) | set(after) if before.get(k) != after.get(k)))
     os.remove(ROOT + "/junk")
     upgrade_state()
@@ -345,6 +385,22 @@ def newer():
     d.check(walk(p + "~new") == {k.replace(p, p + "~new", 1): v for k, v in before.items()},
             "the newer one kept as it was")
     print("ASIDE")
+    # a newer library ran here again, then this one: the second newer session is set
+    # aside beside the first, which stays kept (it is never overwritten either)
+    keep(s2, b"from-the-future-2")
+    with open(p + "/id", "rb") as f:
+        b = bytearray(f.read())
+    b[3] = 3
+    with open(p + "/id", "wb") as f:
+        f.write(b)
+    again = walk(p)
+    s3 = SessionStore(STORE, newer="aside").get(H, "nw")
+    d.check(s3.pending() == 0, "a new session again")
+    d.check(walk(p + "~new") == {k.replace(p, p + "~new", 1): v for k, v in before.items()},
+            "the first newer one still kept")
+    d.check(walk(p + "~new1") == {k.replace(p, p + "~new1", 1): v for k, v in again.items()},
+            "the second kept beside it")
+    print("ASIDE TWICE")
 
 
 def rollback():

@@ -147,6 +147,27 @@ def test_await_after_the_reader_ended_raises(broker_factory: Any, tmp_path: Path
     assert [v[0] for v in r.values("RAISED")] == ["publish", "subscribe", "messages"], r.out
 
 
+def test_coroutine_raw_callback_is_reported(broker_factory: Any, tmp_path: Path) -> None:
+    # README: raw=True callbacks must be plain functions; one that is not loses nothing
+    # silently: each message it gets is an error through on_error
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "raw_coro"), heap=HEAP)
+    assert "TypeError('set_callback(f, raw=True): f must be a plain function'" in r.out, r.out
+
+
+def test_messages_beside_a_raw_callback(broker_factory: Any, tmp_path: Path) -> None:
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "raw_iter"), heap=HEAP)
+    assert r.values("RAWITER"), r.out
+
+
+def test_bad_subscription_named_before_the_missing_link(broker_factory: Any,
+                                                        tmp_path: Path) -> None:
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "offline_checks"), heap=HEAP)
+    assert [v[0] for v in r.values("OFFLINE")] == ["qos", "filter", "unsub-filter", "good"]
+
+
 def test_session_losing_restart_with_stored_subscription(broker_factory: Any,
                                                          tmp_path: Path) -> None:
     b = broker_factory(persistence=False)  # a restart forgets every session

@@ -1,19 +1,28 @@
 """The asyncio example node (boards/unix/aio_main.py) on the ESP32-sized virtual board: it
 boots with the broker unreachable and keeps running (watchdog fed), connects once the link
-is there, publishes what it queued offline and since, and answers a QoS 2 command."""
+is there, publishes what it queued offline and since, and answers a QoS 2 command. A boot
+that meets an error (a store a newer library wrote) prints it and sleeps, as the blocking
+example node does."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import littlefs
+from littlefs.context import UserContext
+
 import deploy
 from faultrig import FaultProxy
-from harness import Observer, publish
+from harness import LIB_DIR, Observer, micropython_path, publish
 from vboard import PICOW_HEAP, VirtualBoard
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RUN_S = 10
 
@@ -55,3 +64,49 @@ def test_example_node_boots_offline_and_answers_commands(broker: Any, tmp_path: 
     assert sent >= 5 and cmds == 1, text
     assert len(temps) >= sent - 1, f"{len(temps)} of {sent} readings arrived"
     assert wdt_gap < 1000, f"watchdog unfed for {wdt_gap} ms"
+
+
+def _run(script: str, image: Path, broker: Any, **env: str) -> subprocess.CompletedProcess[str]:
+    # one boot of an example node on the unix port, its flash in image
+    e = dict(os.environ, MICROPYPATH=f".frozen:{LIB_DIR}:{ROOT / 'boards' / 'unix'}",
+             MQTTS_BROKER=f"127.0.0.1:{broker.port}", MQTTS_IMAGE=str(image))
+    for k in ("MQTTS_SLEEP_MS", "MQTTS_RUN_S"):
+        e.pop(k, None)
+    e.update(env)
+    return subprocess.run([micropython_path(), "-X", f"heapsize={PICOW_HEAP}",
+                           str(ROOT / "boards" / "unix" / script)], cwd=image.parent,
+                          env=e, capture_output=True, text=True, timeout=120)
+
+
+def test_store_of_a_newer_format_is_printed_and_the_node_sleeps(tmp_path: Path,
+                                                                broker: Any) -> None:
+    # the session the blocking node stored for this broker, then marked as written by a
+    # newer library: the asyncio node's SessionStore.get raises ValueError. As in the
+    # blocking node (test_node_wakes.py), it is printed and the node deep-sleeps (to boot
+    # and try again), with no traceback, and the store is never overwritten
+    image = tmp_path / "flash.img"
+    r = _run("main.py", image, broker)
+    assert "published nodes/" in r.stdout, r.stdout + r.stderr
+    data = bytearray(image.read_bytes())
+    fs = littlefs.LittleFS(context=UserContext(buffer=data), block_size=4096,
+                           block_count=len(data) // 4096, mount=False)
+    fs.mount()
+    ids = [f"{top}/id" for top, _dirs, files in fs.walk("/.mqtt") if "id" in files]
+    assert len(ids) == 1, ids
+    with fs.open(ids[0], "rb") as f:
+        ident = bytearray(f.read())
+    ident[3] = 3  # the format byte: one newer than this library's 2
+    with fs.open(ids[0], "wb") as f:
+        f.write(ident)
+    image.write_bytes(bytes(fs.context.buffer))
+    wake = tmp_path / "flash.img.wake"
+    assert not wake.exists()
+    r = _run("aio_main.py", image, broker, MQTTS_SLEEP_MS="300", MQTTS_RUN_S="2")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert re.search(r"^error: ValueError\(.*newer than this library", r.stdout, re.M), r.stdout
+    assert wake.read_text() == "300"  # board.deepsleep(300) was reached
+    fs = littlefs.LittleFS(context=UserContext(buffer=bytearray(image.read_bytes())),
+                           block_size=4096, block_count=len(data) // 4096, mount=False)
+    fs.mount()
+    with fs.open(ids[0], "rb") as f:
+        assert f.read() == ident  # never overwritten

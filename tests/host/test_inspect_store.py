@@ -259,6 +259,22 @@ def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
     out = capsys.readouterr().out
     assert f"{path}: bad record at offset 0" in out and "t/q2" in out and "node-2" in out
 
+    # the device agrees (README: a damaged hot assumes epoch 0): node-2's message goes
+    # out again with the packet ID its record holds, as a resend
+    out = _run_micropython(LOAD_NODE2, image.parent)
+    assert "NODE2 [(1, True, True)] 0 []" in out, out
+
+
+LOAD_NODE2 = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+s = SessionStore("/flash/.mqtt").get("broker.local", "node-2")
+print("NODE2", [(s.ids[k], bool(s.fl[k] & 64), bool(s.fl[k] & 8)) for k in s.live()],
+      s.epoch, s.rx2)
+"""
+
 
 # Loads the sessions of a damaged image as a node would and prints what the library
 # reported as damage (the path of each report).
@@ -313,6 +329,79 @@ def test_misshapen_entries_are_damage(image: Path, capsys: pytest.CaptureFixture
     reported = {ln.split(" ", 1)[1].removeprefix("/flash") for ln in out.splitlines()
                 if ln.startswith("REPORTED ")}
     assert reported == damaged, out
+
+
+# Loads node-1 twice as a node would, queueing one message in between, and prints
+# what the library reported and what it loaded.
+LOAD_TAIL = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+for rnd in (1, 2):
+    store = SessionStore("/flash/.mqtt")
+    s = store.get("broker.local", "node-1")
+    for e in store.errors:
+        print("REPORTED", rnd, e.split(": ", 1)[0])
+    print("PENDING", rnd, repr(sorted(s.msg[k] for k in s.live())))
+    if rnd == 1:
+        k = s.add(b"t/after", b"after", 1, False)
+        s._keep(k)
+"""
+
+
+def test_empty_tail_file_is_a_write_cut_short_not_damage(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a tail write creates its file, then commits the content: a power cut or a full
+    # filesystem between the two leaves an empty file, and that publish never returned.
+    # Nothing stored is missing, so neither the library nor the tool reports it; a tail
+    # file cut short anywhere else is damage for both, and the rest loads
+    fs = _open(image)
+    n1 = "/.mqtt/broker.local/node-1"
+    with fs.open(f"{n1}/t0/1", "wb"):
+        pass  # slot 4: the next tail file, created and never written
+    with fs.open(f"{n1}/t0/0", "rb") as f:
+        data = f.read()
+    with fs.open(f"{n1}/t1/1", "wb") as f:
+        f.write(data[:5])  # slot 5: cut short after its first bytes
+    _save(fs, image)
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and [d["path"] for d in rep["damaged"]] == [f"{n1}/t1/1"], rep["damaged"]
+    assert [m["seq"] for m in sessions(rep)["node-1"]["messages"]] == [0, 1, 2, 3]
+
+    out = _run_micropython(LOAD_TAIL, image.parent)
+    reported = [ln.split(" ", 2)[1:] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert reported == [["1", f"/flash{n1}/t1/1"], ["2", f"/flash{n1}/t1/1"]], out
+    pending = [literal_eval(ln.split(" ", 2)[2]) for ln in out.splitlines()
+               if ln.startswith("PENDING ")]
+    four = sorted([b"payload", b"\x00\x01bin" + b"z" * 60, b"two", b"released"])
+    assert pending == [four, sorted([*four, b"after"])], out
+
+
+def test_session_set_aside_as_newer_is_not_damage(image: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # SessionStore(newer="aside") renames a session of a newer format to <dir>~new (then
+    # ~new1...), kept and never read: the tool says so, and reports no damage for it
+    fs = _open(image)
+    n2 = "/.mqtt/broker.local/node-2"
+    with fs.open(f"{n2}/id", "rb") as f:
+        ident = bytearray(f.read())
+    ident[3] = 3  # a newer format
+    for d in (f"{n2}~new", f"{n2}~new1"):
+        fs.mkdir(d)
+        with fs.open(f"{d}/id", "wb") as f:
+            f.write(ident)
+    _save(fs, image)
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 0 and rep["damaged"] == [], rep["damaged"]
+    ss = {s["dir"]: s for st in rep["stores"] for h in st["hosts"] for s in h["sessions"]}
+    for d in ("node-2~new", "node-2~new1"):
+        assert any("newer='aside'" in n for n in ss[d]["notes"]), ss[d]
+    assert ss["node-2"]["damaged"] == []
+    assert inspect_store.main(["--image", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "session node-2~new1\n    note: a session of a newer store format" in out, out
 
 
 def test_command_line(image: Path, tmp_path: Path) -> None:

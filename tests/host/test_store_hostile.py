@@ -49,6 +49,13 @@ def test_set_aside_in_flash(broker: Broker, tmp_path: Path) -> None:
     assert r.values("ASIDE")[0][0] == "42"
 
 
+def test_damaged_set_aside_list_is_reported_once(broker: Broker, tmp_path: Path) -> None:
+    # read 20 times after the load (client.aside()): still one report in store.errors
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "aside_damage"),
+                   heap=HEAP)
+    assert r.values("REPORTS") == [["1"]], r.out
+
+
 @pytest.mark.parametrize("version", [4, 5])
 def test_queued_payload_is_not_the_callers_buffer(broker: Broker, tmp_path: Path,
                                                   version: int) -> None:
