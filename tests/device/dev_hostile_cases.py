@@ -66,6 +66,7 @@ class Inbox:
     def __init__(self):
         self.n = 0
         self.first = []
+        self.seen = None  # the reader's error a check already returned (asyncio)
 
     def __call__(self, t, m):
         self.n += 1
@@ -320,9 +321,11 @@ def reader_error(c):
 async def check_aio(c, cs, box, r):
     t0 = time.ticks_ms()
     ms = cs["check_ms"]  # the reader cannot say when a burst is over: the whole window
+    e0 = box.seen  # kept by the reader after an earlier check returned it: not news
     while time.ticks_diff(time.ticks_ms(), t0) < ms:
         e = reader_error(c)
-        if e is not None:
+        if e is not None and e is not e0:
+            box.seen = e
             return exc_info(e)
         if not c.isconnected():
             await asyncio.sleep_ms(20)  # the reader records why just after closing
