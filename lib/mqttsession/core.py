@@ -126,6 +126,10 @@ class Core(Wire):
             # last: the session loads once the instance has all its attributes
             gc.collect()
             s = self._s = self.store.get(self.server, cid, capacity=cap)
+        # the buffers (args.init left their sizes) once the session is loaded: made before,
+        # they would take 1.3 KB more through the load's peak, the node's largest
+        self._rx = bytearray(self._rx)
+        self._tx = bytearray(self._tx)
         if len(s.client_id) > 65535:
             raise P.err(17)  # client_id longer than 65535 bytes
 
