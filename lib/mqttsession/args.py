@@ -122,8 +122,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self._i = self._n = self._hl = 0
     # the objects last: the attribute table reaches its final size (73 slots, 1.2 KB,
     # through 12 growths) before any of them, so the tables it leaves behind merge
-    # into one free block that the buffers then fill (grown between them, it needs
-    # fresh blocks in a fragmented heap: MemoryError on a smaller heap)
+    # into one free block that the objects then fill (grown between them, it needs
+    # fresh blocks in a fragmented heap: MemoryError on a smaller heap; the receive and
+    # transmit buffers come after the session load, Core.__init__)
     self._s = self._rx = self._tx = self._ab = self._pf = self._topics = self._ts = None
     self._tv = self._cn = None
     # the session the arguments name when it lives in RAM; None for the store's session
@@ -165,8 +166,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         raise ValueError("client_id '' (a null session) needs version=5")
     self._s = s
     self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
-    self._rx = bytearray(max_packet)
-    self._tx = bytearray(tx_size)
+    self._rx = max_packet  # the buffers' sizes: Core.__init__ makes them (see there)
+    self._tx = tx_size
     # what the connect and the rare paths use, off the publish/receive path (list indices:
     # const in the modules): 0 user, 1 password, 2 TLS context, 3 will (set_last_will),
     # 4 redirect hops (v5.disconnected), 5 the deadline, 6 Session Present, 7 the CONNECT

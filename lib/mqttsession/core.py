@@ -49,7 +49,7 @@ def _check(c, topic, msg, qos):
             msg = msg.encode()
         elif not (isinstance(msg, bytes) or isinstance(msg, bytearray) or
                   isinstance(msg, memoryview)):
-            raise TypeError("msg must be bytes, bytearray, memoryview or str")
+            raise P.err(15)  # msg must be bytes, bytearray, memoryview or str
     if topic is not c._tv:
         P.check_topic(topic)
         if type(topic) is bytes:
@@ -62,7 +62,7 @@ def _check(c, topic, msg, qos):
     if len(topic) + len(msg) + 10 > c._maxout:
         n = 2 + len(topic) + (2 if qos else 0) + (c.version == 5) + len(msg)  # as _hand
         if n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > c._maxout:  # + fixed header
-            raise P.MQTTException(_TOO_LARGE, "message exceeds the broker's maximum packet size")
+            raise P.err(16, _TOO_LARGE)  # message exceeds the broker's maximum packet size
 
 
 def _put(c, i, pid):
@@ -126,8 +126,12 @@ class Core(Wire):
             # last: the session loads once the instance has all its attributes
             gc.collect()
             s = self._s = self.store.get(self.server, cid, capacity=cap)
+        # the buffers (args.init left their sizes) once the session is loaded: made before,
+        # they would take 1.3 KB more through the load's peak, the node's largest
+        self._rx = bytearray(self._rx)
+        self._tx = bytearray(self._tx)
         if len(s.client_id) > 65535:
-            raise ValueError("client_id longer than 65535 bytes")
+            raise P.err(17)  # client_id longer than 65535 bytes
 
     def __getattr__(self, name):
         # client_id: the ID in use (a null session's once the broker assigned it). Not a
@@ -149,7 +153,7 @@ class Core(Wire):
             return self._tb
         if isinstance(t, bytes) or isinstance(t, bytearray):
             return t
-        raise TypeError("topic must be str or bytes")
+        raise P.err(18)  # topic must be str or bytes
 
     def set_callback(self, f, raw=False):
         # f(topic, msg) with both as bytes, as umqtt; raw=True: f(topic, buf, start, end)
@@ -235,7 +239,7 @@ class Core(Wire):
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         if self._s.full():
             if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self):
-                raise OSError(105, "session queue full")
+                raise P.err(19, 105)  # session queue full
         k = self._s.add(self._t, self._m, qos, retain)
         if k == self._s.cap:
             # behind a backlog in flash (a store's ring is a window): it joins the backlog
@@ -294,7 +298,7 @@ class Core(Wire):
             # the common acknowledgement, handled here in full (as _on_ack)
             pid = self._rx[i] << 8 | self._rx[i + 1]
             if not pid:
-                raise P.MQTTException(_MALFORMED, "packet ID 0")
+                raise P.err(6, _MALFORMED)  # packet ID 0
             s = self._s
             if s.acked(pid, False) < 0:
                 self._mod("v5").puback2(self, pid)
@@ -398,7 +402,7 @@ class Core(Wire):
 # connection (wire._recv) for all but a refused oversized packet. ---
 def _on_publish(c, first):
     if first & 6 == 6:
-        raise P.MQTTException(_MALFORMED, "PUBLISH QoS 3")
+        raise P.err(20, _MALFORMED)  # PUBLISH QoS 3
     pf = c._pf
     P.publish_fields(c._rx, c._n, first, pf, c._i)
     if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:

@@ -66,7 +66,9 @@ class Link:
             try:
                 self.on_change(up)
             except Exception as e:
-                print("mqttsession: link: on_change(%s) raised %r" % (up, e))
+                from .packet import err
+
+                print(err(43, up, e))  # mqttsession: link: on_change(%s) raised %r
 
     def connected(self):
         # the broker accepted a connection. The backoff is kept until it proves healthy

@@ -39,12 +39,25 @@ class MQTTException(Exception):
         MQTTException.last = self
 
 
+def err(n, *a):
+    # the exception of error n, one a healthy node never meets: its type and text are in
+    # errors.py (each raise names the text in a comment), loaded to make it and freed
+    # again, so the modules a node keeps hold none of those texts. a: the errno or reason
+    # code, then what the text formats
+    from .errors import make
+    from .session import unload
+
+    e = make(n, a)
+    unload("errors")
+    return e
+
+
 # --- encoding ---------------------------------------------------------------------------
 
 
 def put_varint(buf, i, n):
     if n < 0 or n > _MAX_REMAINING:
-        raise ValueError("remaining length out of range")
+        raise err(0)  # remaining length out of range
     while True:
         b = n & 0x7F
         n >>= 7
@@ -62,7 +75,7 @@ def subscribe(buf, pid, topic, qos, version):
     n = len(topic)
     i = 4 + (1 if v5 else 0) + n + (0 if qos is None else 1)
     if i + (2 if i < 0x80 else 3 if i < 0x4000 else 4) > len(buf):
-        raise ValueError("SUBSCRIBE of %d bytes exceeds buffer of %d" % (i, len(buf)))
+        raise err(1, i, len(buf))  # SUBSCRIBE of %d bytes exceeds buffer of %d
     buf[0] = (_UNSUBSCRIBE if qos is None else _SUBSCRIBE) | 2
     i = put_varint(buf, 1, i)
     buf[i] = pid >> 8
@@ -118,24 +131,24 @@ def publish_fields(b, n, first, buf, s):
     # packet ID, buf[2] payload start; buf[3] is set by the caller: 1 for MQTT 5. The
     # topic must be UTF-8 without wildcards; MQTT 5 properties are checked by the caller.
     if first & 0x0E == 8:
-        raise MQTTException(_MALFORMED, "DUP on a QoS 0 PUBLISH")
+        raise err(2, _MALFORMED)  # DUP on a QoS 0 PUBLISH
     i = s + 2 + u16(b, s, n)
     if i > n:
-        raise MQTTException(_MALFORMED, "bad PUBLISH topic")
+        raise err(3, _MALFORMED)  # bad PUBLISH topic
     if i == s + 2:
         # MQTT 5 allows an empty topic only with a Topic Alias, which this client refuses
-        raise MQTTException(_PROTOCOL_ERROR if buf[3] else _MALFORMED, "PUBLISH without a topic")
+        raise err(4, _PROTOCOL_ERROR if buf[3] else _MALFORMED)  # PUBLISH without a topic
     # the check's result in buf[1], set below: one local less keeps the frame within 11
     # words, on the C stack (a larger one is allocated on the heap at every call)
     buf[1] = utf8(b, s + 2, i)
     if buf[1]:
-        raise MQTTException(_MALFORMED if buf[1] == 1 else _PROTOCOL_ERROR, "bad PUBLISH topic")
+        raise err(3, _MALFORMED if buf[1] == 1 else _PROTOCOL_ERROR)  # bad PUBLISH topic
     buf[0] = i
     buf[1] = 0
     if first & 6:
         buf[1] = u16(b, i, n)
         if not buf[1]:
-            raise MQTTException(_MALFORMED, "PUBLISH with packet ID 0")
+            raise err(5, _MALFORMED)  # PUBLISH with packet ID 0
         i += 2
     if buf[3]:
         i = _props(b, i, n)
@@ -147,11 +160,11 @@ def ack_fields(b, n, version, s):
     # of the body b[s:n]; returns pid | reason << 16 so the hot path allocates nothing
     pid = u16(b, s, n)
     if not pid:
-        raise MQTTException(_MALFORMED, "packet ID 0")
+        raise err(6, _MALFORMED)  # packet ID 0
     if n == s + 2:
         return pid
     if version != 5:
-        raise MQTTException(_MALFORMED, "acknowledgement of %d bytes" % (n - s))
+        raise err(7, _MALFORMED, n - s)  # acknowledgement of %d bytes
     reason = b[s + 2]
     if n > s + 3:
         _props(b, s + 3, n)
@@ -197,26 +210,26 @@ def utf8(b, i, end):
 def check_topic(topic):
     # a topic name to publish to: bytes, 1..65535, UTF-8, no wildcards, no NUL
     if not 0 < len(topic) < 65536:
-        raise ValueError("topic must be 1 to 65535 bytes")
+        raise err(8)  # topic must be 1 to 65535 bytes
     r = utf8(topic, 0, len(topic))
     if r:
-        raise ValueError("topic must be UTF-8 without U+0000 or surrogates" if r == 1 else
-                         "topic must not contain wildcards")
+        # topic must be UTF-8 without U+0000 or surrogates; must not contain wildcards
+        raise err(9 if r == 1 else 10)
 
 
 def check_filter(f):
     # a topic filter: UTF-8, '#' only as the whole last level, '+' only as a whole level
     if not 0 < len(f) < 65536:
-        raise ValueError("topic filter must be 1 to 65535 bytes")
+        raise err(11)  # topic filter must be 1 to 65535 bytes
     if utf8(f, 0, len(f)) == 1:
-        raise ValueError("topic filter must be UTF-8 without U+0000 or surrogates")
+        raise err(12)  # topic filter must be UTF-8 without U+0000 or surrogates
     levels = f.split(b"/")
     last = len(levels) - 1
     for k, lv in enumerate(levels):
         if (b"#" in lv and (lv != b"#" or k != last)) or (b"+" in lv and lv != b"+"):
-            raise ValueError("invalid topic filter %r" % f)
+            raise err(13, f)  # invalid topic filter %r
 
 
 def check_qos(qos):
     if type(qos) is not int or not 0 <= qos <= 2:  # bool and float refused too
-        raise ValueError("qos must be 0, 1 or 2")
+        raise err(14)  # qos must be 0, 1 or 2

@@ -10,6 +10,8 @@ from micropython import const
 from builtins import len, type, bytes
 from array import array
 
+from .packet import err
+
 # Per-message flags in Session.fl (bits 0-1 hold the QoS)
 _RETAIN = const(4)
 _SENT = const(8)  # on the wire at least once: a resend carries DUP
@@ -38,7 +40,7 @@ def unload(name):
 class Session:
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
-            raise ValueError("capacity must be 1 to 65535")
+            raise err(32)  # capacity must be 1 to 65535
         self.client_id = client_id
         self.host = host
         self._p = None  # a stored session's directory
@@ -121,7 +123,7 @@ class Session:
         # session (restart(False)) goes out again with that ID
         if k == self.cap:
             # a message past a store's ring cannot go out now: the window is larger
-            raise ValueError("window larger than SessionStore(ram=%d)" % self.cap)
+            raise err(33, self.cap)  # window larger than SessionStore(ram=%d)
         if not self.ids[k]:
             u = self._use
             p = self.pid % 65535 + 1  # as next_pid, whose scan runs when p may be in use

@@ -15,6 +15,8 @@ import binascii
 import os
 import struct
 
+from .packet import err
+
 _FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
@@ -71,7 +73,7 @@ def _read(path, t, v):
     with open(path, "rb") as f:
         n = f.seek(0, 2)
         if n > _MAXF:
-            raise ValueError("larger than %d bytes: left alone" % _MAXF)
+            raise err(34, _MAXF)  # larger than %d bytes: left alone
         f.seek(0)
         b = bytearray(n)
         if f.readinto(b) != n:
@@ -80,12 +82,12 @@ def _read(path, t, v):
         return b
     if n >= 8 and b[:3] == b"MQ" + t:
         if b[3] > _FORMAT:
-            raise NewerFormat("format %d, newer than this library's %d" % (b[3], _FORMAT))
+            raise err(35, b[3], _FORMAT)  # format %d, newer than this library's %d
         if b[3] == v:
             if struct.unpack("<I", b[-4:])[0] != binascii.crc32(b[:-4]):
-                raise ValueError("bad checksum")
+                raise err(36)  # bad checksum
             return memoryview(b)[4:-4]
-    raise ValueError("not a %s file" % t.decode())
+    raise err(37, t.decode())  # not a %s file
 
 
 def _write(path, data, rename):
@@ -114,7 +116,7 @@ def _write(path, data, rename):
             except OSError:
                 pass
         if e.errno == _ENOSPC:
-            raise OSError(_ENOSPC, "session store full")
+            raise err(38, _ENOSPC)  # session store full
         raise
 
 
@@ -160,14 +162,15 @@ class SessionStore:
             m = _exists(q)
             if not m & _DIR:
                 if m and len(q) >= len(self.root):
-                    self._report(q, "", "a file where a directory belongs: removed")
+                    # (an exception stands for its text here)
+                    self._report(q, "", err(41))  # a file where a directory belongs: removed
                     _rm(q)
                 os.mkdir(q)
 
     def _report(self, path, name, e):
         msg = "%s/%s: %s" % (path, name, e)
         self.errors.append(msg)
-        print("mqttsession: store:", msg, "- starting without it")
+        print(err(42, msg))  # mqttsession: store: %s - starting without it
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after

@@ -22,7 +22,7 @@ from builtins import len
 import socket
 import time
 
-from .packet import MQTTException
+from .packet import MQTTException, err
 
 _PUBACK = const(0x40)
 _CONNACK = const(0x20)
@@ -343,6 +343,6 @@ class Wire:
                 break
             sh += 7
             if sh > 21:
-                raise MQTTException(_MALFORMED, "bad remaining length")
+                raise err(21, _MALFORMED)  # bad remaining length
         self._hl = j - i
         return n + j - i

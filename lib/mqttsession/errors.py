@@ -1,0 +1,88 @@
+# The texts of the errors a healthy node never meets, loaded only to make one
+# (packet.err) and freed again: in the modules a node keeps, each text would hold heap
+# (a string object and its bytes, about its length + 60 bytes from a copied .mpy) for
+# nothing. Line n of _T (one string: one object while loaded) is error n; its first
+# letter the type: V ValueError, T TypeError, O OSError and M MQTTException (their first
+# argument is the errno or reason code), N store.NewerFormat. A text with % takes the
+# remaining arguments.
+from .packet import MQTTException
+
+_T = (
+    # packet.py
+    "Vremaining length out of range\n"  # 0
+    "VSUBSCRIBE of %d bytes exceeds buffer of %d\n"
+    "MDUP on a QoS 0 PUBLISH\n"
+    "Mbad PUBLISH topic\n"
+    "MPUBLISH without a topic\n"
+    "MPUBLISH with packet ID 0\n"  # 5
+    "Mpacket ID 0\n"
+    "Macknowledgement of %d bytes\n"
+    "Vtopic must be 1 to 65535 bytes\n"
+    "Vtopic must be UTF-8 without U+0000 or surrogates\n"
+    "Vtopic must not contain wildcards\n"  # 10
+    "Vtopic filter must be 1 to 65535 bytes\n"
+    "Vtopic filter must be UTF-8 without U+0000 or surrogates\n"
+    "Vinvalid topic filter %r\n"
+    "Vqos must be 0, 1 or 2\n"
+    # core.py
+    "Tmsg must be bytes, bytearray, memoryview or str\n"  # 15
+    "Mmessage exceeds the broker's maximum packet size\n"
+    "Vclient_id longer than 65535 bytes\n"
+    "Ttopic must be str or bytes\n"
+    "Osession queue full\n"
+    "MPUBLISH QoS 3\n"  # 20
+    # wire.py
+    "Mbad remaining length\n"
+    # ctl.py
+    "Munsubscribe refused\n"
+    "Msubscription refused\n"
+    "MSUBACK without return codes\n"
+    "MSUBACK and UNSUBACK swapped\n"  # 25
+    "M%d reason codes for 1 filter\n"
+    "Mreason code 0x%02x\n"
+    "Mexpected CONNACK\n"
+    "Mbad CONNACK\n"
+    "Mconnection refused\n"  # 30
+    # client.py
+    "Vbudget_ms must be None or an int >= 0\n"
+    # session.py
+    "Vcapacity must be 1 to 65535\n"
+    "Vwindow larger than SessionStore(ram=%d)\n"
+    # store.py
+    "Vlarger than %d bytes: left alone\n"
+    "Nformat %d, newer than this library's %d\n"  # 35
+    "Vbad checksum\n"
+    "Vnot a %s file\n"
+    "Osession store full\n"
+    # stored.py
+    "Vbad record (length or CRC)\n"
+    "Onull session: connect first\n"  # 40
+    # texts that are printed or reported (the exception stands for its text)
+    "Va file where a directory belongs: removed\n"
+    "Vmqttsession: store: %s - starting without it\n"
+    "Vmqttsession: link: on_change(%s) raised %r\n"
+)
+
+
+def make(n, a):
+    i = 0
+    for _ in range(n):
+        i = _T.find("\n", i) + 1
+    k = _T[i]
+    t = _T[i + 1 : _T.find("\n", i)]
+    if k == "O" or k == "M":
+        c = a[0]
+        a = a[1:]
+    if a:
+        t = t % a
+    if k == "V":
+        return ValueError(t)
+    if k == "T":
+        return TypeError(t)
+    if k == "O":
+        return OSError(c, t)
+    if k == "M":
+        return MQTTException(c, t)
+    from .store import NewerFormat
+
+    return NewerFormat(t)
