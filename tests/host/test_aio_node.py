@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import littlefs
-from littlefs.context import UserContext
-
 import deploy
 from faultrig import FaultProxy
 from harness import LIB_DIR, Observer, micropython_path, publish
+from harness_image import mark_newer, read
 from vboard import PICOW_HEAP, VirtualBoard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,26 +85,11 @@ def test_store_of_a_newer_format_is_printed_and_the_node_sleeps(tmp_path: Path,
     image = tmp_path / "flash.img"
     r = _run("main.py", image, broker)
     assert "published nodes/" in r.stdout, r.stdout + r.stderr
-    data = bytearray(image.read_bytes())
-    fs = littlefs.LittleFS(context=UserContext(buffer=data), block_size=4096,
-                           block_count=len(data) // 4096, mount=False)
-    fs.mount()
-    ids = [f"{top}/id" for top, _dirs, files in fs.walk("/.mqtt") if "id" in files]
-    assert len(ids) == 1, ids
-    with fs.open(ids[0], "rb") as f:
-        ident = bytearray(f.read())
-    ident[3] = 3  # the format byte: one newer than this library's 2
-    with fs.open(ids[0], "wb") as f:
-        f.write(ident)
-    image.write_bytes(bytes(fs.context.buffer))
+    idpath, ident = mark_newer(image)
     wake = tmp_path / "flash.img.wake"
     assert not wake.exists()
     r = _run("aio_main.py", image, broker, MQTTS_SLEEP_MS="300", MQTTS_RUN_S="2")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert re.search(r"^error: ValueError\(.*newer than this library", r.stdout, re.M), r.stdout
     assert wake.read_text() == "300"  # board.deepsleep(300) was reached
-    fs = littlefs.LittleFS(context=UserContext(buffer=bytearray(image.read_bytes())),
-                           block_size=4096, block_count=len(data) // 4096, mount=False)
-    fs.mount()
-    with fs.open(ids[0], "rb") as f:
-        assert f.read() == ident  # never overwritten
+    assert read(image, idpath) == ident  # never overwritten
