@@ -222,13 +222,18 @@ def load(s):
             cid = s.client_id
     if cid != s.client_id:
         return False
+    # a damaged file (reported) is removed, so it is reported once, not at every boot:
+    # absent means what damaged does (no subscriptions; epoch 0, no incoming QoS 2 IDs)
+    n = len(st.errors)
     try:
         subs(s, st._body(p, "subs", b"u", _FORMAT))
     except (ValueError, IndexError) as e:
         st._report(p, "subs", e)
         s.subs = {}
+    if len(st.errors) > n:
+        _rm(_join(p, "subs"))
+    n = len(st.errors)
     b = st._body(p, "hot", b"s", _FORMAT)
-    s._hx = b is not None
     w = 0
     try:
         if b is not None:
@@ -245,9 +250,13 @@ def load(s):
     except (ValueError, IndexError) as e:
         # packet IDs unknown: messages go out again as new ones, nothing is lost
         st._report(p, "hot", e)
+        s.pid = s.epoch = s.nseq = w = 0  # as with no hot state (it is removed below)
+        s._out = {}
         s.rx2 = []
         s._done = []
-        w = 0
+    if len(st.errors) > n:
+        _rm(_join(p, "hot"))
+    s._hx = len(st.errors) == n and b is not None
     n = len(st.errors)
     b = st._body(p, "aside", b"x", _FORMAT)
     if len(st.errors) > n:
@@ -329,6 +338,7 @@ def scan(s, w):
                 continue  # absent
             if m[0] & _DIR or m[6]:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+                _rm(q)  # reported once (the message in it is lost to the damage)
             else:
                 cut.append(j)
             continue
@@ -344,6 +354,7 @@ def scan(s, w):
     for j in cut:
         if j < s._tn:
             st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), "empty, a later one is not")
+            _rm(tp(s, j))
     s._cur = w
     s.more -= len(s._done)
     s._fill()
