@@ -39,7 +39,7 @@ class MQTTClient(Core):
         if budget_ms is ...:  # not given (every int is the caller's, checked below)
             budget_ms = _BUDGET if self.store is not None or self.link is not None else None
         elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
-            raise err(31)  # budget_ms must be None or an int >= 0
+            raise err(30)  # budget_ms must be None or an int >= 0
         self.budget_ms = budget_ms
 
     def _wait_out(self):

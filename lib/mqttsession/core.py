@@ -239,7 +239,7 @@ class Core(Wire):
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         if self._s.full():
             if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self):
-                raise P.err(19, 105)  # session queue full
+                raise OSError(105, "session queue full")  # kept here: met offline
         k = self._s.add(self._t, self._m, qos, retain)
         if k == self._s.cap:
             # behind a backlog in flash (a store's ring is a window): it joins the backlog
@@ -402,7 +402,7 @@ class Core(Wire):
 # connection (wire._recv) for all but a refused oversized packet. ---
 def _on_publish(c, first):
     if first & 6 == 6:
-        raise P.err(20, _MALFORMED)  # PUBLISH QoS 3
+        raise P.err(19, _MALFORMED)  # PUBLISH QoS 3
     pf = c._pf
     P.publish_fields(c._rx, c._n, first, pf, c._i)
     if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:

@@ -116,9 +116,9 @@ def sub_end(self, topic, qos):
     if qos is None:
         self._s.unsub(topic)
         if rc >= 0x80 and self.version == 5:
-            raise P.err(22, rc)  # unsubscribe refused
+            raise P.err(21, rc)  # unsubscribe refused
     elif rc >= 0x80:
-        raise P.err(23, rc)  # subscription refused
+        raise P.err(22, rc)  # subscription refused
     else:
         self._s.sub(topic, qos)
 
@@ -138,7 +138,7 @@ def on_other(self, first):
     pid = P.u16(b, i, n)
     j = self._mod("v5").skip_props(b, i + 2, n) if v5 else i + 2  # the reason codes: b[j:n]
     if first == _SUBACK and j >= n:
-        raise P.err(24, _MALFORMED)  # SUBACK without return codes
+        raise P.err(23, _MALFORMED)  # SUBACK without return codes
     if v5:
         self._mod("v5").check(b, i + 2, n, t)
     w = self._cn
@@ -150,13 +150,13 @@ def on_other(self, first):
     # the acknowledgement of the pending request: one code for its one filter, of the
     # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)
     if t != -w[_SUBRC]:
-        raise P.err(25, _PROTOCOL_ERROR)  # SUBACK and UNSUBACK swapped
+        raise P.err(24, _PROTOCOL_ERROR)  # SUBACK and UNSUBACK swapped
     if n - j != (1 if v5 or t == _SUBACK else 0):
-        raise P.err(26, _PROTOCOL_ERROR, n - j)  # %d reason codes for 1 filter
+        raise P.err(25, _PROTOCOL_ERROR, n - j)  # %d reason codes for 1 filter
     c = b[j] if n > j else 0
     if c not in (b"\x00\x01\x02\x80\x83\x87\x8f\x91\x97\x9e\xa1\xa2" if t == _SUBACK else
                  b"\x00\x11\x80\x83\x87\x8f\x91") or (c > 2 and c != 0x80 and not v5):
-        raise P.err(27, _MALFORMED, c)  # reason code 0x%02x
+        raise P.err(26, _MALFORMED, c)  # reason code 0x%02x
     w[_SUB] = 0
     w[_SUBRC] = c
     # (not _healthy: a SUBACK says nothing of the message in flight. A broker that takes
@@ -168,7 +168,7 @@ def connack(self, first):
     # returns Session Present; raises MQTTException on refusal. MQTT 5's, with the
     # broker's limits in its properties, is read in v5.py
     if first != _CONNACK:
-        raise self._mod("aside").fail(self, P.err(28, _PROTOCOL_ERROR))  # expected CONNACK
+        raise self._mod("aside").fail(self, P.err(27, _PROTOCOL_ERROR))  # expected CONNACK
     if self.version == 5:
         from . import v5
 
@@ -176,10 +176,10 @@ def connack(self, first):
     b = self._rx
     i = self._i
     if self._n != i + 2 or b[i] > 1:
-        raise self._mod("aside").fail(self, P.err(29, _MALFORMED))  # bad CONNACK
+        raise self._mod("aside").fail(self, P.err(28, _MALFORMED))  # bad CONNACK
     if b[i + 1]:
         self._close()
-        raise P.err(30, b[i + 1])  # connection refused
+        raise P.err(29, b[i + 1])  # connection refused
     return b[i]
 
 

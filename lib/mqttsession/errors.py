@@ -4,7 +4,9 @@
 # nothing. Line n of _T (one string: one object while loaded) is error n; its first
 # letter the type: V ValueError, T TypeError, O OSError and M MQTTException (their first
 # argument is the errno or reason code), N store.NewerFormat. A text with % takes the
-# remaining arguments.
+# remaining arguments. A full queue or store ("session queue full", "session store
+# full") is met by every node offline long enough: those stay in core.py and store.py,
+# where raising one loads nothing (and cannot fail for want of heap).
 from .packet import MQTTException
 
 _T = (
@@ -29,37 +31,35 @@ _T = (
     "Mmessage exceeds the broker's maximum packet size\n"
     "Vclient_id longer than 65535 bytes\n"
     "Ttopic must be str or bytes\n"
-    "Osession queue full\n"
-    "MPUBLISH QoS 3\n"  # 20
+    "MPUBLISH QoS 3\n"
     # wire.py
-    "Mbad remaining length\n"
+    "Mbad remaining length\n"  # 20
     # ctl.py
     "Munsubscribe refused\n"
     "Msubscription refused\n"
     "MSUBACK without return codes\n"
-    "MSUBACK and UNSUBACK swapped\n"  # 25
-    "M%d reason codes for 1 filter\n"
+    "MSUBACK and UNSUBACK swapped\n"
+    "M%d reason codes for 1 filter\n"  # 25
     "Mreason code 0x%02x\n"
     "Mexpected CONNACK\n"
     "Mbad CONNACK\n"
-    "Mconnection refused\n"  # 30
+    "Mconnection refused\n"
     # client.py
-    "Vbudget_ms must be None or an int >= 0\n"
+    "Vbudget_ms must be None or an int >= 0\n"  # 30
     # session.py
     "Vcapacity must be 1 to 65535\n"
     "Vwindow larger than SessionStore(ram=%d)\n"
     # store.py
     "Vlarger than %d bytes: left alone\n"
-    "Nformat %d, newer than this library's %d\n"  # 35
-    "Vbad checksum\n"
+    "Nformat %d, newer than this library's %d\n"
+    "Vbad checksum\n"  # 35
     "Vnot a %s file\n"
-    "Osession store full\n"
     # stored.py
     "Vbad record (length or CRC)\n"
-    "Onull session: connect first\n"  # 40
+    "Onull session: connect first\n"
     # texts that are printed or reported (the exception stands for its text)
     "Va file where a directory belongs: removed\n"
-    "Vmqttsession: store: %s - starting without it\n"
+    "Vmqttsession: store: %s - starting without it\n"  # 40
     "Vmqttsession: link: on_change(%s) raised %r\n"
 )
 

@@ -68,7 +68,7 @@ class Link:
             except Exception as e:
                 from .packet import err
 
-                print(err(43, up, e))  # mqttsession: link: on_change(%s) raised %r
+                print(err(41, up, e))  # mqttsession: link: on_change(%s) raised %r
 
     def connected(self):
         # the broker accepted a connection. The backoff is kept until it proves healthy

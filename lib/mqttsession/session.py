@@ -40,7 +40,7 @@ def unload(name):
 class Session:
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
-            raise err(32)  # capacity must be 1 to 65535
+            raise err(31)  # capacity must be 1 to 65535
         self.client_id = client_id
         self.host = host
         self._p = None  # a stored session's directory
@@ -123,7 +123,7 @@ class Session:
         # session (restart(False)) goes out again with that ID
         if k == self.cap:
             # a message past a store's ring cannot go out now: the window is larger
-            raise err(33, self.cap)  # window larger than SessionStore(ram=%d)
+            raise err(32, self.cap)  # window larger than SessionStore(ram=%d)
         if not self.ids[k]:
             u = self._use
             p = self.pid % 65535 + 1  # as next_pid, whose scan runs when p may be in use

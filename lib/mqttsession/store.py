@@ -73,7 +73,7 @@ def _read(path, t, v):
     with open(path, "rb") as f:
         n = f.seek(0, 2)
         if n > _MAXF:
-            raise err(34, _MAXF)  # larger than %d bytes: left alone
+            raise err(33, _MAXF)  # larger than %d bytes: left alone
         f.seek(0)
         b = bytearray(n)
         if f.readinto(b) != n:
@@ -82,12 +82,12 @@ def _read(path, t, v):
         return b
     if n >= 8 and b[:3] == b"MQ" + t:
         if b[3] > _FORMAT:
-            raise err(35, b[3], _FORMAT)  # format %d, newer than this library's %d
+            raise err(34, b[3], _FORMAT)  # format %d, newer than this library's %d
         if b[3] == v:
             if struct.unpack("<I", b[-4:])[0] != binascii.crc32(b[:-4]):
-                raise err(36)  # bad checksum
+                raise err(35)  # bad checksum
             return memoryview(b)[4:-4]
-    raise err(37, t.decode())  # not a %s file
+    raise err(36, t.decode())  # not a %s file
 
 
 def _write(path, data, rename):
@@ -116,7 +116,7 @@ def _write(path, data, rename):
             except OSError:
                 pass
         if e.errno == _ENOSPC:
-            raise err(38, _ENOSPC)  # session store full
+            raise OSError(_ENOSPC, "session store full")  # kept here: met when full
         raise
 
 
@@ -163,14 +163,14 @@ class SessionStore:
             if not m & _DIR:
                 if m and len(q) >= len(self.root):
                     # (an exception stands for its text here)
-                    self._report(q, "", err(41))  # a file where a directory belongs: removed
+                    self._report(q, "", err(39))  # a file where a directory belongs: removed
                     _rm(q)
                 os.mkdir(q)
 
     def _report(self, path, name, e):
         msg = "%s/%s: %s" % (path, name, e)
         self.errors.append(msg)
-        print(err(42, msg))  # mqttsession: store: %s - starting without it
+        print(err(40, msg))  # mqttsession: store: %s - starting without it
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session: run once per get(), freed again after

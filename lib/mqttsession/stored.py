@@ -57,7 +57,7 @@ def _parse(b, i):
     j = i + _RH + nt + nm
     v = memoryview(b)  # topic and payload copied once, from the buffer read
     if j + 4 > len(b) or unpack_from("<I", b, j)[0] != binascii.crc32(v[i:j]):
-        raise err(39)  # bad record (length or CRC)
+        raise err(37)  # bad record (length or CRC)
     nt += i + _RH  # where the payload starts
     return seq, f, pid, ep, bytes(v[i + _RH : nt]), bytes(v[nt:j]), j + 4 - i
 
@@ -79,7 +79,7 @@ def append(s, seq, f, pid, e, t, m):
     r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
     r += struct.pack("<I", binascii.crc32(r))
     if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
-        raise err(38, _ENOSPC)  # session store full
+        raise OSError(_ENOSPC, "session store full")  # kept here: met when full
     if s._tn == _TAIL:
         from .qseg import seal
 
@@ -242,7 +242,7 @@ class StoredSession(Session):
         if f & _DISK:
             return
         if not self.client_id:
-            raise err(40, 107)  # null session: connect first
+            raise err(38, 107)  # null session: connect first
         append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                     self.top[k], self.msg[k])
         if k == self.cap:

@@ -343,6 +343,6 @@ class Wire:
                 break
             sh += 7
             if sh > 21:
-                raise err(21, _MALFORMED)  # bad remaining length
+                raise err(20, _MALFORMED)  # bad remaining length
         self._hl = j - i
         return n + j - i
