@@ -10,7 +10,7 @@ import asyncio
 import sys
 import time
 
-from .packet import MQTTException
+from .packet import MQTTException, err
 from .core import Core, _check, _put
 from .wire import _recv
 
@@ -177,9 +177,11 @@ class MQTTClient(Core):
     def messages(self, n=8):
         # incoming messages as an async iterator of (topic, msg, retained), beside or instead
         # of the callback; at n queued the reader waits (so does the broker), never drops
+        if type(n) is not int or n < 1:
+            raise err(42)  # messages(n): n must be an int >= 1
         if self._q is None:
             self._q, self._qev = [], asyncio.Event()
-        self._qn = max(1, n)
+        self._qn = n
         return self
 
     def __aiter__(self):

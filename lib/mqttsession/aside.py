@@ -230,20 +230,19 @@ def records(s):
     # the set-aside records kept, oldest first
     if s._p is None:
         return list(getattr(s, "_xa", ()))
-    e = s._st.errors
-    n = len(e)
     b = s._st._body(s._p, "aside", b"x", _FORMAT)  # naside, then the records
-    if len(e) > n:  # damaged since the load (reported): removed, so reported once
-        from .store import _join, _rm
-
-        _rm(_join(s._p, "aside"))
     b = bytes(b[4:]) if b is not None else b""
     r = []
     i = 0
     while i + 11 <= len(b):
         f, c, nw, nt, nm = struct.unpack("<BiHHH", b[i : i + 11])
         i += 11
-        w = b[i : i + nw].decode() if f & 8 else c
+        w = b[i : i + nw] if f & 8 else c
+        if f & 8:
+            try:
+                w = w.decode()
+            except UnicodeError:
+                pass  # not UTF-8 (this library never wrote it): kept as bytes
         r.append((b[i + nw : i + nw + nt], b[i + nw + nt : i + nw + nt + nm], f & 3,
                   bool(f & 4), w))
         i += nw + nt + nm

@@ -61,6 +61,8 @@ _T = (
     "Va file where a directory belongs: removed\n"
     "Vmqttsession: store: %s - starting without it\n"  # 40
     "Vmqttsession: link: on_change(%s) raised %r\n"
+    # aio.py
+    "Vmessages(n): n must be an int >= 1\n"
 )
 
 

@@ -203,6 +203,13 @@ def subs(s, b):
         s.subs[f] = b[i - len(f) - 3]
 
 
+def _bad(st, p, name, e):
+    # a file whose checksum held but whose content does not parse: damage like a bad
+    # checksum (SessionStore._body), reported and removed
+    st._report(p, name, e)
+    _rm(_join(p, name))
+
+
 def load(s):
     # False when the directory holds another client's session
     p = s._p
@@ -218,23 +225,21 @@ def load(s):
             s._ib = bytes(b)
             s.fresh = False
         except (ValueError, IndexError) as e:
-            st._report(p, "id", e)
+            _bad(st, p, "id", e)
             cid = s.client_id
     if cid != s.client_id:
         return False
-    # a damaged file (reported) is removed, so it is reported once, not at every boot:
-    # absent means what damaged does (no subscriptions; epoch 0, no incoming QoS 2 IDs)
-    n = len(st.errors)
+    # a damaged file is removed once reported (st._body; here when its checksum held but
+    # its content does not parse): absent means what damaged does (no subscriptions;
+    # epoch 0, no incoming QoS 2 IDs), reported once, not at every boot
     try:
         subs(s, st._body(p, "subs", b"u", _FORMAT))
     except (ValueError, IndexError) as e:
-        st._report(p, "subs", e)
+        _bad(st, p, "subs", e)
         s.subs = {}
-    if len(st.errors) > n:
-        _rm(_join(p, "subs"))
-    n = len(st.errors)
     b = st._body(p, "hot", b"s", _FORMAT)
     w = 0
+    s._hx = b is not None
     try:
         if b is not None:
             s.pid, s.epoch, s.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
@@ -249,19 +254,13 @@ def load(s):
                 i += 7
     except (ValueError, IndexError) as e:
         # packet IDs unknown: messages go out again as new ones, nothing is lost
-        st._report(p, "hot", e)
-        s.pid = s.epoch = s.nseq = w = 0  # as with no hot state (it is removed below)
+        _bad(st, p, "hot", e)
+        s.pid = s.epoch = s.nseq = w = s._hx = 0  # as with no hot state
         s._out = {}
         s.rx2 = []
         s._done = []
-    if len(st.errors) > n:
-        _rm(_join(p, "hot"))
-    s._hx = len(st.errors) == n and b is not None
-    n = len(st.errors)
     b = st._body(p, "aside", b"x", _FORMAT)
-    if len(st.errors) > n:
-        _rm(_join(p, "aside"))  # damaged (reported) goes: not reported at every read
-    elif b is not None and len(b) >= 4:
+    if b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
     return True

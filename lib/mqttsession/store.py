@@ -139,8 +139,10 @@ class SessionStore:
 
     def _body(self, p, name, t, v):
         # the body of file p/name, None when absent or damaged (damage is reported). Read
-        # as the current format, a newer one propagates NewerFormat; as format 1 (a file
-        # only 0.1.0 wrote, or that no format changes) it is damage like any other
+        # as the current format, a newer one propagates NewerFormat, and a damaged file is
+        # removed once reported (absent means what damaged does: reported once, not at
+        # every boot); as format 1 (a file only 0.1.0 wrote, or that no format changes) it
+        # is damage like any other, left for migrate.py or the next write
         try:
             return _read(_join(p, name), t, v)
         except (OSError, ValueError) as e:
@@ -148,6 +150,8 @@ class SessionStore:
                 raise
             if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
                 self._report(p, name, e)
+                if v == _FORMAT:
+                    _rm(_join(p, name))
             return None
 
     def _mkdirs(self, p):

@@ -488,6 +488,17 @@ async def offline_checks():
         print("OFFLINE", name, repr(got))
         d.check(type(got) is want, "%s: %s, not %r" % (name, want.__name__, got))
     d.check(not c._s.subs, "nothing recorded")
+    # messages(n): a bad n is named at once (it was taken as 1, or failed with a
+    # comparison's TypeError for None)
+    for n in (None, 0, -1, "8", 2.5):
+        try:
+            c.messages(n)
+            got = None
+        except Exception as e:  # which one is the point
+            got = e
+        print("MESSAGES", repr(n), repr(got))
+        d.check(type(got) is ValueError and "messages(n)" in str(got), "messages(%r): %r" % (n, got))
+    d.check(c._q is None, "no queue made by a refused call")
 
 
 def _exists(p):

@@ -166,6 +166,7 @@ def test_bad_subscription_named_before_the_missing_link(broker_factory: Any,
     b = broker_factory()
     r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "offline_checks"), heap=HEAP)
     assert [v[0] for v in r.values("OFFLINE")] == ["qos", "filter", "unsub-filter", "good"]
+    assert [v[0] for v in r.values("MESSAGES")] == ["None", "0", "-1", "'8'", "2.5"], r.out
 
 
 def test_session_losing_restart_with_stored_subscription(broker_factory: Any,
