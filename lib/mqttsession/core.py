@@ -31,6 +31,10 @@ _REL = const(16)
 _PID = const(64)
 
 _mods = {}  # ctl.py, v5.py, aside.py once loaded (Core._mod)
+# the pump's batch: the bytes of its PUBLISHes waiting in _tx, written together (-1: no
+# batch, _put writes at once). A global, not an attribute: one more name in the client's
+# attribute table makes every lookup that misses there (each method call) probe longer
+_tw = -1
 
 # --- the publish path's module functions (see wire.py, the hot path) ---
 
@@ -67,25 +71,40 @@ def _check(c, topic, msg, qos):
 
 def _put(c, i, pid):
     # writes the PUBLISH in hand (_pt, _pm, _rem) with first byte i and packet ID pid
-    # (0: none), header and payload in one write when they fit. i is the first byte,
-    # then the remaining length, then the write position (a frame of few words)
+    # (0: none), header and payload in one write when they fit. In the pump's batch
+    # (_tw >= 0) it goes behind the batch's earlier PUBLISHes in tx instead, and the pump
+    # writes them all at once. i is the first byte, then the remaining length, then the
+    # write position (a frame of few words)
+    global _tw
     tx = c._tx
     t = c._pt
     n = len(t)
     if n + 10 > len(tx):
         tx = c._tx = bytearray(n + 64)  # a topic longer than tx_size: once
-    tx[0] = i
-    i = c._rem
-    if i < 0x80:
-        tx[1] = i  # the usual case, at fixed positions
-        tx[2] = n >> 8
-        tx[3] = n & 0xFF
-        i = 4
-    else:
-        i = P.put_varint(tx, 1, i)
+    if _tw > 0:
+        tx[_tw] = i  # behind the batch (the pump made room for the whole packet)
+        i = c._rem
+        if i < 0x80:
+            tx[_tw + 1] = i
+            i = _tw + 2
+        else:
+            i = P.put_varint(tx, _tw + 1, i)
         tx[i] = n >> 8
         tx[i + 1] = n & 0xFF
         i += 2
+    else:
+        tx[0] = i
+        i = c._rem
+        if i < 0x80:
+            tx[1] = i  # the usual case, at fixed positions
+            tx[2] = n >> 8
+            tx[3] = n & 0xFF
+            i = 4
+        else:
+            i = P.put_varint(tx, 1, i)
+            tx[i] = n >> 8
+            tx[i + 1] = n & 0xFF
+            i += 2
     tx[i : i + n] = t
     i += n
     if pid:
@@ -99,9 +118,12 @@ def _put(c, i, pid):
     n = i + len(t)
     if n <= len(tx):
         tx[i:n] = t
-        _write(c, tx, n)
+        if _tw < 0:
+            _write(c, tx, n)
+        else:
+            _tw = n
     else:
-        _write(c, tx, i)
+        _write(c, tx, i)  # (never behind a batch: the pump wrote it first)
         _write(c, t, len(t))
 
 
@@ -166,6 +188,13 @@ class Core(Wire):
         from . import args  # run once: loaded and freed again (see args.py)
 
         args.will(self, topic, msg, retain, qos)
+
+    def _close(self):
+        # Wire's, and a batch the pump was making (an exception ended it) goes with the
+        # link
+        global _tw
+        _tw = -1
+        Wire._close(self)
 
     def _mod(self, name):
         # the module mqttsession.<name> of rarer work, loaded on first use and kept in
@@ -277,15 +306,26 @@ class Core(Wire):
                 if s.nin < self._quota:
                     self._send_slot(k)
                 return
+        # several to send: one batch, written at once (_put; _close ends one that an
+        # exception left)
+        global _tw
+        _tw = 0
         k = s.head
         for _ in range(s.n):
             if s.nin >= self._quota:
-                return
+                break
             if fl[k] and not fl[k] & _PID:
+                if _tw and _tw + len(s.top[k]) + len(s.msg[k]) + 10 > len(self._tx):
+                    _write(self, self._tx, _tw)  # the batch so far: this one does not fit
+                    _tw = 0
                 self._send_slot(k)
             k += 1
             if k == s.cap:
                 k = 0
+        k = _tw
+        _tw = -1
+        if k > 0:
+            _write(self, self._tx, k)
 
     def _handle(self, first, i):
         # one packet, its body in _rx[i:_n] (in _i for the handlers); returns its type
@@ -302,8 +342,8 @@ class Core(Wire):
             s = self._s
             if s.acked(pid, False) < 0:
                 self._mod("v5").puback2(self, pid)
-            if s.nq:
-                self._pump()
+            # the queue's next messages go out once every packet that arrived with this
+            # one is handled (wire._recv): together, in one write
             self._sn = 0  # as _healthy
             if self.link is not None:
                 self.link.tries = 0
@@ -433,11 +473,9 @@ def _on_ack(c, t):
         k = c._s.find(r & 0xFFFF)
         if k >= 0:
             c._mod("aside").aside(c, k, r >> 16)
-        c._pump()
-        return
+        return  # (the queue's next messages: see wire._recv)
     else:
         # PUBACK or PUBCOMP: it ends here (a PUBACK for QoS 2: see v5.puback2)
         if c._s.acked(r & 0xFFFF, False) < 0 and t == _PUBACK:
             c._mod("v5").puback2(c, r & 0xFFFF)
-        c._pump()
     c._healthy()

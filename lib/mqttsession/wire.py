@@ -100,6 +100,8 @@ def _recv(w):
             else:
                 t = w.sock.readinto(w._rx)
             if t is None:
+                if w._s.nq and not w._cs:
+                    w._pump()  # room a handler that raised left unused (see below)
                 return None
             if not t:
                 raise OSError(_ECONNRESET)
@@ -110,7 +112,10 @@ def _recv(w):
                 # times _p0 and _rt
                 w._n = 4
                 w._lrx = time.ticks_ms()
-                return w._handle(_PUBACK, 2)
+                w._handle(_PUBACK, 2)
+                if w._s.nq:
+                    w._pump()  # (as below)
+                return _PUBACK
             w._r0 = 0
             w._r1 = t
             w._p0 = w._rt = w._lrx = time.ticks_ms()
@@ -118,6 +123,12 @@ def _recv(w):
         if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
                 time.ticks_ms(), w._p0) >= w._tms:
             raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
+        if w._s.nq and not w._cs and t != _CONNACK:
+            # acknowledgements made room: the messages queued behind go out once all that
+            # arrived is handled, together in one write (Core._pump), or at the next call
+            # when a handler raised; after a CONNACK the session resumes first
+            # (ctl.resume), which sends them
+            w._pump()
         return t
     except OSError:
         w._close()
