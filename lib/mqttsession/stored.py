@@ -50,7 +50,7 @@ _TRIM = const(8)  # only: removes complete segments, writes the hot state if owe
 
 # The queue in flash, as functions of the session so they cost no class (reading the
 # backlog and sealing segments is in qseg.py, loaded when first needed; finding them at
-# start, scan, in load.py, freed after).
+# start, scan, in resume.py, freed after).
 def _parse(b, i):
     # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
     seq, f, pid, ep, nt, nm = unpack_from("<IBHHHH", b, i)
