@@ -26,13 +26,13 @@ _ENOSPC = const(28)
 def delete(st, host, client_id):
     if isinstance(client_id, str):
         client_id = client_id.encode()
-    from .load import sdir, _host_dir
+    from .dirs import sdir, _host_dir
     from .session import unload
 
     hd = _host_dir(st, host)
 
     p = sdir(st, hd, client_id)
-    unload("load")  # run once (see SessionStore.get)
+    unload("dirs")  # run once (see SessionStore.get)
     if _exists(p) & 0x4000:  # a directory
         _rm(p)
     b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
@@ -59,10 +59,9 @@ def newer(st, s, e):
     st._report(p, "", "%s: renamed to %s, kept" % (e, q))
     os.rename(p, q)
     s = StoredSession(st, p, s.client_id, s.host, s.limit)
-    st._mkdirs(p)
-    from .load import scan  # freed again by the caller, SessionStore.get
+    from .load import fresh  # freed again by the caller, SessionStore.get
 
-    scan(s, 0)
+    fresh(st, p)
     return s
 
 
@@ -75,7 +74,7 @@ def migrate(st, s):
     if _exists(_join(p, "hot")):
         if not _exists(_join(p, "mig")):
             # format 1 messages written beside format 2: to the end of its queue
-            from .load import load
+            from .resume import load
 
             load(s)
             s.epoch = (s.epoch + 1) & 0xFFFF  # packet IDs from either side are void now
@@ -113,7 +112,7 @@ def _undo(p):
 
 def _v1(st, s, p, ms):
     # writes format 2 from the format 1 files, the hot state last (the commit)
-    from .load import scan, subs
+    from .resume import scan, subs
 
     scan(s, 0)
     b = st._body(p, "i", b"i", 1)

@@ -83,7 +83,7 @@ def nxt(s):
 def seal(s):
     # the tail's messages into one segment file, named for what it holds; the tail
     # slots are free again. A seal the power cut interrupted leaves a segment shorter
-    # than its name says (the newest one): load.scan removes it, the tail still has all.
+    # than its name says (the newest one): resume.scan removes it, the tail still has all.
     # (No rename: a littlefs rename in a directory of many files reads it all.)
     p = s._p
     recs = []

@@ -8,8 +8,8 @@
 # it, unless the store was made with newer="aside" (then it is renamed, kept, and a new
 # session starts).
 # What a running node needs (writing, reading, reporting) stays here; finding and reading
-# a session at get(), and the directory names of hosts and client IDs, are in load.py,
-# freed after.
+# a session at get() (load.py, resume.py), and the directory names of hosts and client
+# IDs (dirs.py), are freed after.
 from micropython import const
 import binascii
 import os
@@ -125,7 +125,7 @@ class SessionStore:
     # truncated, foreign or misshapen files) are printed as "mqttsession: store: ..."
     # lines and kept in .errors; the session starts fresh (or without the damaged part).
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
-    # touched, whatever the host or client ID (see load._key).
+    # touched, whatever the host or client ID (see dirs._key).
     def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
         # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
         # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
@@ -177,9 +177,9 @@ class SessionStore:
         print(err(40, msg))  # mqttsession: store: %s - starting without it
 
     def get(self, host, client_id=None, capacity=16):
-        # load.py finds and reads the session: run once per get(), freed again after
-        # (between uses its code would only hold heap; session.py is loaded by then,
-        # stored.py imports it)
+        # load.py finds and reads the session (with dirs.py and resume.py): run once per
+        # get(), freed again after (between uses its code would only hold heap;
+        # session.py is loaded by then, stored.py imports it)
         from .load import get
         from .session import unload
 
@@ -189,13 +189,13 @@ class SessionStore:
             unload("load")
 
     def has_any(self, host):
-        from .load import find_any, _host_dir
+        from .dirs import find_any, _host_dir
         from .session import unload
 
         try:
             return find_any(_host_dir(self, host)) is not None
         finally:
-            unload("load")
+            unload("dirs")
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)

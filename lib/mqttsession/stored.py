@@ -50,7 +50,7 @@ _TRIM = const(8)  # only: removes complete segments, writes the hot state if owe
 
 # The queue in flash, as functions of the session so they cost no class (reading the
 # backlog and sealing segments is in qseg.py, loaded when first needed; finding them at
-# start, scan, in load.py, freed after).
+# start, scan, in resume.py, freed after).
 def _parse(b, i):
     # the record at b[i:]: (seq, flags, pid, epoch, topic, payload, its size)
     seq, f, pid, ep, nt, nm = unpack_from("<IBHHHH", b, i)
@@ -172,7 +172,7 @@ class StoredSession(Session):
                 _write(_join(p, "id"), pack(b"i", ib, _FORMAT), True)
                 self._ib = ib
             # the last session used for this host ("last", format 1, as 0.1.0 reads it),
-            # in the host's directory: the session's parent (load._host_dir named it)
+            # in the host's directory: the session's parent (dirs._host_dir named it)
             st = self._st
             hd = p[: p.rfind("/")]
             b = st._body(hd, "last", b"l", 1)
@@ -196,7 +196,7 @@ class StoredSession(Session):
         d = self._done = [s for s in self._done if s >= w]
         if kind & _TRIM:
             # complete segments go; their removal is the durable record of their
-            # completions (load.py takes the oldest segment's first seq as a watermark):
+            # completions (resume.py takes the oldest segment's first seq as a watermark):
             # the hot state is written only when the completions left unrecorded (at or
             # above the first seq of the oldest segment left, and in _done) reach
             # _LAZY, or when no segment would be left to record them

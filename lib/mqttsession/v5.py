@@ -407,11 +407,11 @@ def adopt(st, s):
     import os
     from .store import _exists
 
-    from .load import sdir, _host_dir
+    from .dirs import sdir, _host_dir
     from .session import unload
 
     p = sdir(st, _host_dir(st, s.host), s.client_id)
-    unload("load")  # run once (see SessionStore.get)
+    unload("dirs")  # run once (see SessionStore.get)
     if _exists(p):
         st._report(p, "", "the assigned client ID has a stored session: kept")
         return False

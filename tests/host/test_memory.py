@@ -99,8 +99,8 @@ def test_node_profile_figures_in_every_form(mem_run: b_mem.Setup) -> None:
     # checks and the session's making and loading are freed, MQTT 5, set-aside and
     # protocol failures (oversized packets among them), store migration, a clean start,
     # the backlog in flash and Wi-Fi through a board load on first use
-    for rare in ("aio", "args", "v5", "aside", "migrate", "load", "clean", "qseg",
-                 "wifi"):
+    for rare in ("aio", "args", "v5", "aside", "migrate", "load", "dirs", "resume", "clean",
+                 "qseg", "wifi"):
         assert f"mqttsession.{rare} " not in loaded + " ", (rare, loaded)
     assert all(r.get(f"{form}.qstrs") for form in ("mpy", "rom")), "\n".join(r.log)
     code = r.get("code")

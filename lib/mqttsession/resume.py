@@ -1,0 +1,188 @@
+# A stored session read from its directory when SessionStore.get finds one there
+# (load.py; stored.py says what the files hold): run once, then freed again, so a running
+# node holds none of this code. Damage is reported and left out; the session starts
+# without it.
+from micropython import const
+import os
+import struct
+
+from .store import _join, _read, _rm, _exists
+from .stored import _parse, tp
+
+_FORMAT = const(2)  # as store._FORMAT
+_TAIL = const(32)  # as stored._TAIL
+_TDIRS = const(4)  # as stored._TDIRS
+_DIR = const(0x4000)  # as store._DIR
+
+
+def lstr(b, i):
+    # a u16-length-prefixed byte string at b[i]: (bytes, next offset)
+    n = b[i] | b[i + 1] << 8
+    if i + 2 + n > len(b):
+        raise ValueError("truncated")
+    return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
+
+
+def subs(s, b):
+    # a subscriptions body (either format): (QoS, filter)... into s.subs; ValueError or
+    # IndexError when damaged
+    i = 0
+    while b is not None and i < len(b):
+        f, i = lstr(b, i + 1)
+        s.subs[f] = b[i - len(f) - 3]
+
+
+def _bad(st, p, name, e):
+    # a file whose checksum held but whose content does not parse: damage like a bad
+    # checksum (SessionStore._body), reported and removed
+    st._report(p, name, e)
+    _rm(_join(p, name))
+
+
+def load(s):
+    # False when the directory holds another client's session
+    p = s._p
+    st = s._st
+    cid = s.client_id
+    b = st._body(p, "id", b"i", _FORMAT)
+    if b is not None:
+        try:
+            s.version = b[0]
+            s.expiry = struct.unpack("<I", b[1:5])[0]
+            cid, i = lstr(b, 5)
+            s.host = lstr(b, i)[0].decode()
+            s._ib = bytes(b)
+            s.fresh = False
+        except (ValueError, IndexError) as e:
+            _bad(st, p, "id", e)
+            cid = s.client_id
+    if cid != s.client_id:
+        return False
+    # a damaged file is removed once reported (st._body; here when its checksum held but
+    # its content does not parse): absent means what damaged does (no subscriptions;
+    # epoch 0, no incoming QoS 2 IDs), reported once, not at every boot
+    try:
+        subs(s, st._body(p, "subs", b"u", _FORMAT))
+    except (ValueError, IndexError) as e:
+        _bad(st, p, "subs", e)
+        s.subs = {}
+    b = st._body(p, "hot", b"s", _FORMAT)
+    w = 0
+    s._hx = b is not None
+    try:
+        if b is not None:
+            s.pid, s.epoch, s.nseq, w, nr = struct.unpack("<HHIIB", b[:13])
+            s.rx2 = list(struct.unpack("<%dH" % nr, b[13 : 13 + 2 * nr]))
+            i = 13 + 2 * nr
+            nd = b[i] | b[i + 1] << 8
+            s._done = list(struct.unpack("<%dI" % nd, b[i + 2 : i + 2 + 4 * nd]))
+            i += 2 + 4 * nd
+            while i < len(b):
+                seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
+                s._out[seq] = (pid, rel)
+                i += 7
+    except (ValueError, IndexError) as e:
+        # packet IDs unknown: messages go out again as new ones, nothing is lost
+        _bad(st, p, "hot", e)
+        s.pid = s.epoch = s.nseq = w = s._hx = 0  # as with no hot state
+        s._out = {}
+        s.rx2 = []
+        s._done = []
+    b = st._body(p, "aside", b"x", _FORMAT)
+    if b is not None and len(b) >= 4:
+        s.naside = struct.unpack("<I", b[:4])[0]
+    scan(s, w)
+    return True
+
+
+def scan(s, w):
+    # finds the segments and tail messages at or above the watermark w, counts them,
+    # and brings the oldest into the ring
+    p = s._p
+    st = s._st
+    for d in ("q", "t0", "t1", "t2", "t3"):
+        if not _exists(_join(p, d)) & _DIR:
+            st._mkdirs(_join(p, d))
+    q = _join(p, "q")
+    last = w
+    names = sorted(os.listdir(q))
+    for n in names:
+        try:
+            if len(n) != 24:
+                raise ValueError
+            a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
+        except ValueError:
+            if not n.endswith(".t"):
+                st._report(q, n, "not a segment")
+            _rm(_join(q, n))  # a seal cut short, or not ours
+            continue
+        if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
+            _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
+            continue
+        s.nseq = max(s.nseq, z + 1)
+        s._sg.append(a)
+        s._sl.append(z)
+        s._sc.append(c << 24 | nb)
+        s.more += c
+        s.bytes += nb
+        last = z + 1
+    if s._sg and s._sg[0] > w:
+        # every message below the oldest segment is complete: a segment is removed
+        # when all of its messages are, without a hot-state write (stored._save)
+        w = s._sg[0]
+        d = []
+        for x in s._done:
+            if x >= w:
+                d.append(x)
+        s._done = d
+        for x in list(s._out):
+            if x < w:
+                del s._out[x]
+    if s._sg and s._sg[0] < w:
+        # the oldest segment holds complete messages too: not pending
+        s._cur = w
+        from .qseg import read
+
+        while read(s, 0) and s._r[0] < w:
+            s.more -= 1
+            s.bytes -= s._r[6]
+        s._cb = None
+    tail = []
+    # A tail write creates its file (a littlefs commit), then commits the content: a
+    # power cut or a full filesystem between the two leaves an empty file, and that
+    # publish never returned, so nothing was stored there (the next write to the slot
+    # replaces it). An existing file rewritten keeps its old content on a cut. Slots are
+    # written in order: an empty file before a slot holding a pending message (written
+    # after it) is damage, reported, as is any other unreadable one
+    cut = []
+    for j in range(_TAIL):
+        q = tp(s, j)
+        try:
+            r = _parse(_read(q, b"t", _FORMAT), 0)
+        except (OSError, ValueError, IndexError) as e:
+            try:
+                m = os.stat(q)
+            except OSError:
+                continue  # absent
+            if m[0] & _DIR or m[6]:
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+                _rm(q)  # reported once (the message in it is lost to the damage)
+            else:
+                cut.append(j)
+            continue
+        s.nseq = max(s.nseq, r[0] + 1)
+        if r[0] >= last:  # else sealed in a segment already
+            tail.append((r[0], j, r[6]))
+    for seq, j, n in tail:
+        s._tail[j] = seq
+        s._tn = max(s._tn, j + 1)
+        s._tb += n
+        s.bytes += n
+        s.more += 1
+    for j in cut:
+        if j < s._tn:
+            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), "empty, a later one is not")
+            _rm(tp(s, j))
+    s._cur = w
+    s.more -= len(s._done)
+    s._fill()
