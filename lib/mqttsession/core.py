@@ -7,7 +7,6 @@ from micropython import const
 # looked up in the module's dictionary first (a miss, probed to an empty slot) and then
 # among the builtins; imported, it is one hit
 from builtins import len, type, bytes, int
-import time
 
 from . import packet as P
 from .wire import Wire, _write
@@ -18,7 +17,6 @@ _PUBACK = const(0x40)
 _PUBREC = const(0x50)
 _PUBREL = const(0x60)
 _PUBCOMP = const(0x70)
-_PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _CONNACK = const(0x20)
 _MALFORMED = const(0x81)
@@ -380,11 +378,6 @@ class Core(Wire):
     def unsubscribe(self, topic):
         return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
 
-    def _log(self, m, a):
-        # the log hook: formatted only when there is one
-        if self.log:
-            self.log(m % a)
-
     def _deliver(self):
         if self.cb is not None:
             if self._raw:  # (what it returns: for the asyncio client's check)
@@ -410,30 +403,6 @@ class Core(Wire):
         j.pop(0)
         j.append(t)
         return t
-
-    def _keepalive(self, ping):
-        # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
-        # the link is dead (closed, OSError). Returns ms until it is due again, or a large
-        # number without keepalive
-        ka = self.ka * 750
-        if ka and self.sock is not None:
-            if self._ping:
-                ka -= time.ticks_diff(time.ticks_ms(), self._ping)
-                if ka <= 0:
-                    self._close()
-                    raise OSError(_ETIMEDOUT)
-            else:
-                ka -= max(time.ticks_diff(time.ticks_ms(), self._ltx),
-                          time.ticks_diff(time.ticks_ms(), self._lrx))
-            if ka > 0 and not ping:
-                return ka
-        elif not ping:
-            return 60000
-        self._ab[0] = _PINGREQ
-        self._ab[1] = 0
-        self._write(self._ab, 2)
-        self._ping = time.ticks_ms() or 1
-        return self.ka * 750 or 60000
 
 
 # --- the receive path's handlers of PUBLISH and the acknowledgements (Core._handle

@@ -11,7 +11,9 @@
 #     started (_r0 != _r1 or _skip) must end within timeout of its first byte (_p0): wait
 #     no longer, else OSError(ETIMEDOUT);
 #   _wait_out(): the front end's, called when the socket did not take a whole packet
-#     (the rest waits in _ob); it waits, or its loop calls _flush() as the socket drains.
+#     (the rest waits in _ob); it waits, or its loop calls _flush() as the socket drains;
+#   _keepalive(ping) between reads: PINGREQ when due, and the link declared dead when
+#     no answer came.
 # Core supplies _mod (the modules ctl.py: connect_packet, aside.py: a broker's faults),
 # _handle (one packet) and _ack.
 from micropython import const
@@ -26,6 +28,7 @@ from .packet import MQTTException, err
 
 _PUBACK = const(0x40)
 _CONNACK = const(0x20)
+_PINGREQ = const(0xC0)
 _SSL = const(2)  # in _cn (args.py)
 _DL = const(5)
 _CB = const(7)
@@ -287,6 +290,35 @@ class Wire:
         self._r0 = self._r1 = self._skip = 0
         self._hold = False
         self._ob = None  # output the socket has not taken yet
+
+    def _log(self, m, a):
+        # the log hook: formatted only when there is one
+        if self.log:
+            self.log(m % a)
+
+    def _keepalive(self, ping):
+        # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means
+        # the link is dead (closed, OSError). Returns ms until it is due again, or a large
+        # number without keepalive
+        ka = self.ka * 750
+        if ka and self.sock is not None:
+            if self._ping:
+                ka -= time.ticks_diff(time.ticks_ms(), self._ping)
+                if ka <= 0:
+                    self._close()
+                    raise OSError(_ETIMEDOUT)
+            else:
+                ka -= max(time.ticks_diff(time.ticks_ms(), self._ltx),
+                          time.ticks_diff(time.ticks_ms(), self._lrx))
+            if ka > 0 and not ping:
+                return ka
+        elif not ping:
+            return 60000
+        self._ab[0] = _PINGREQ
+        self._ab[1] = 0
+        self._write(self._ab, 2)
+        self._ping = time.ticks_ms() or 1
+        return self.ka * 750 or 60000
 
     # --- output the socket did not take at once (_write keeps it in _ob) ---
     def _flush(self):
