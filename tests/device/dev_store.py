@@ -12,7 +12,7 @@ STORE = (ROOT or "") + "/.mqtt-test"
 H = d.cfg("HOST")
 
 
-def node(cid=None, **kw):
+def node(cid=None, ram=None, **kw):
     from mqttsession import MQTTClient  # on first use: the store-only scenarios do without it
 
     kw.setdefault("window", d.cfg("WINDOW", 1))
@@ -20,7 +20,7 @@ def node(cid=None, **kw):
     kw.setdefault("version", V)
     kw.setdefault("keepalive", 30)
     return MQTTClient(cid if cid is not None else d.cfg("CID"), H, d.cfg("PORT"),
-                      store=SessionStore(STORE), **kw)
+                      store=SessionStore(STORE, ram=ram), **kw)
 
 
 def say_got(t, m):
@@ -156,6 +156,50 @@ def null():
         d.check(c.connect(clean_session=False) is True, "Session Present on the next boot")
         d.check(d.topic("n").encode() in c._s.subs, "subscriptions kept")
         c.disconnect()
+
+
+def batched():
+    # 40 QoS 1 messages queued offline in flash (16 in RAM, as README's backlog) go out,
+    # once connected, in batches: the window's 16 in the first write, never one write per
+    # message (core._write counted)
+    from mqttsession import core
+
+    tx = d.cfg("TX")  # the client's buffer: a batch that outgrows it is written in parts
+    c = node(ram=16, window=16, queue=40, tx_size=tx)
+    c.set_callback(say_got)
+    c.connect(clean_session=True)
+    c.disconnect()
+    c.connect(clean_session=False)
+    c.subscribe(d.topic("bat"), 1)
+    c.disconnect()
+    for i in range(40):
+        c.publish(d.topic("bat"), b"%02d" % i, qos=1)  # offline: into flash
+    writes = []
+    w = core._write
+
+    def count(c_, buf, n):
+        writes.append(n)
+        w(c_, buf, n)
+
+    core._write = count
+    try:
+        c.connect(clean_session=False)
+        d.check(d.pump(c, lambda: c.pending() == 0), "40 queued messages acknowledged")
+    finally:
+        core._write = w
+    one = 2 + 2 + len(d.topic("bat")) + 2 + (V == 5) + 2  # one PUBLISH's bytes
+    d.check(sum(writes) == 40 * one, "the 40 PUBLISHes, nothing else: %r" % writes)
+    d.check(all(n % one == 0 and n <= tx for n in writes), "whole PUBLISHes: %r" % writes)
+    if tx >= 16 * one + 16:  # room for the window (the pump keeps a header's margin)
+        d.check(writes[0] == 16 * one, "the window's 16 in the first write: %r" % writes)
+        n = 1 + 24  # then at worst one write per acknowledgement
+    else:
+        d.check(writes[0] >= 2 * one, "a batch in the first write: %r" % writes)
+        n = 8 + 24
+    d.check(len(writes) <= n, "%d writes for 40 messages (at most %d)" % (len(writes), n))
+    print("WRITES", len(writes), n)
+    d.pump(c, lambda: False, 500)  # the last ones back from the broker
+    c.disconnect()
 
 
 def lost_session():
