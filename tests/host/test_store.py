@@ -57,12 +57,17 @@ def test_offline_qos0_with_a_store_is_counted_not_queued(broker: Broker, tmp_pat
         assert obs.wait_for(1)[0].payload == b"one"
 
 
-@pytest.mark.parametrize("tx", [1024, 64])
+@pytest.mark.parametrize(("tx", "short"), [(1024, 0), (64, 0), (1024, 1)])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_backlog_goes_out_in_batches(broker: Broker, tmp_path: Path, version: int, tx: int) -> None:
+def test_backlog_goes_out_in_batches(
+    broker: Broker, tmp_path: Path, version: int, tx: int, short: int
+) -> None:
     # a backlog queued offline: every message reaches the broker once, in order, in
-    # batches (the window's first 16 in one write, or in parts of what tx_size holds)
-    c = cfg(broker, tmp_path / "flash.img", "batched", version, CID=f"bat{version}", TX=tx)
+    # batches (the window's first 16 in one write, or in parts of what tx_size holds),
+    # also when the socket takes each batch a few bytes at a time (short)
+    c = cfg(
+        broker, tmp_path / "flash.img", "batched", version, CID=f"bat{version}", TX=tx, SHORT=short
+    )
     r = dev(c)
     got = [m for t, m in r.values("GOT")]
     assert got == [f"{i:02d}" for i in range(40)]
