@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer messages, coarse bisection")
     p.add_argument("--lib", type=Path, default=mpy.LIB, help="the lib/ directory to measure")
+    p.add_argument(
+        "--step",
+        type=int,
+        default=2048,
+        help="the smallest heap's bisection ends within this many bytes (2048)",
+    )
     a = p.parse_args(argv)
     why = missing()
     if why:
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         boot = value(text, "FREE") or 0
         lo, hi = 0, boot  # runs with ballast lo, not with hi
         free_lo = boot
-        step = 16384 if a.quick else 2048
+        step = 16384 if a.quick else a.step
         while hi - lo > step:
             mid = (lo + hi) // 2
             ok, t = run(board, broker, mid, 3, False)
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             ("heap connected, .mpy", kb.get("connected", "n/a")),
             ("heap after the QoS 0/1/2 loop, .mpy", kb.get("loop", "n/a")),
             ("free heap at boot", kb["boot_free"]),
-            (f"smallest free heap the node runs in (step {step // 1024} KB)", kb["min_free"]),
+            (f"smallest free heap the node runs in (step {step / 1024:g} KB)", kb["min_free"]),
             ("garbage per QoS 0 publish", f"{figures.get('pub.q0.garbage', float('nan')):.0f} B"),
             ("garbage per QoS 1 publish", f"{figures.get('pub.q1.garbage', float('nan')):.0f} B"),
             ("ROMFS in the firmware", romfs),
