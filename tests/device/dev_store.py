@@ -19,8 +19,10 @@ def node(cid=None, ram=None, **kw):
     kw.setdefault("timeout", d.cfg("TIMEOUT", 3))
     kw.setdefault("version", V)
     kw.setdefault("keepalive", 30)
-    return MQTTClient(cid if cid is not None else d.cfg("CID"), H, d.cfg("PORT"),
-                      store=SessionStore(STORE, ram=ram), **kw)
+    # (ram only when given: the upgrade tests run this script on 0.1.0, which has none)
+    st = SessionStore(STORE) if ram is None else SessionStore(STORE, ram=ram)
+    return MQTTClient(cid if cid is not None else d.cfg("CID"), H, d.cfg("PORT"), store=st,
+                      **kw)
 
 
 def say_got(t, m):
