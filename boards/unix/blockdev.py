@@ -131,16 +131,20 @@ def mount(
     block_count=256,
     prog_size=32,
     format=False,
+    read_size=32,
 ):
     # Mounts the image at mountpoint, creating and formatting it when it is
     # new, unreadable or format=True. The geometry must match the image's:
-    # block_count is taken from the file when it already exists.
+    # block_count is taken from the file when it already exists. read_size is
+    # a mount setting, not the image's: littlefs caches 4 x max(read_size,
+    # prog_size) bytes at a time (at most a block).
     if _exists(path) and not format:
         block_count = os.stat(path)[6] // block_size
     bdev = FileBlockDev(path, block_size, block_count, prog_size)
     # As the ports do: ESP32 keeps the default progsize (32), rp2 passes
-    # progsize=256; readsize and lookahead stay at their defaults (32).
-    kw = {"progsize": prog_size}
+    # progsize=256; readsize (unless given) and lookahead stay at their
+    # defaults (32).
+    kw = {"progsize": prog_size, "readsize": read_size}
     fs = None
     if not format:
         try:

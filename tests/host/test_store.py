@@ -186,11 +186,14 @@ def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
     assert r.values("LIMIT")
 
 
-@pytest.mark.parametrize("prog", [32, 256])
-def test_power_cut_sweep(tmp_path: Path, prog: int) -> None:
+@pytest.mark.parametrize(("prog", "read"), [(32, 32), (256, 32), (32, 256)])
+def test_power_cut_sweep(tmp_path: Path, prog: int, read: int) -> None:
     # every block write of the scenario is a possible power cut; each one reloads cleanly.
-    # 36 messages: more than the ring holds (16) and a segment (32) sealed and removed
-    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 32, "ROUNDS": 9}
+    # 36 messages: more than the ring holds (16) and a segment (32) sealed and removed.
+    # read: the mount's readsize (README: a larger one makes littlefs read in larger
+    # pieces, and keeps files up to 512 bytes inline at prog 32)
+    c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 32, "ROUNDS": 9,
+         "READ": read}
     r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
     writes = int(r.values("WRITES")[0][0])
     cuts, _, reported = r.values("CUTS")[0]

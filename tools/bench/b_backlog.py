@@ -16,6 +16,9 @@ PROG = B.num("prog", 32)
 N = B.num("n", 10000)
 IMG = B.arg("img", "bench-backlog.img")
 BLOCKS = B.num("blocks", 1024)
+# read=256: the filesystem mounted with that readsize (default 32, as the ports mount it):
+# littlefs reads 4 x max(readsize, prog) bytes at a time
+READ = B.num("read", 32)
 # parts=1: instead of the rates, one queueing and one drain of n with the store's file
 # steps timed and their block reads counted (the wrappers slow them: no rates reported)
 PARTS = B.num("parts", 0)
@@ -23,7 +26,8 @@ PARTS = B.num("parts", 0)
 # heap: n messages in RAM do not fit the board-sized heap of the store's run
 RAM = B.num("ram", 0)
 W = 320  # messages per queueing-cost window
-tag = f"backlog.p{PROG}"
+tag = f"backlog.p{PROG}" + (f".r{READ}" if READ != 32 else "")
+mount_heap = [0]  # the heap the last mount took (littlefs's caches, the block device)
 
 
 def fresh():
@@ -35,7 +39,7 @@ def fresh():
         os.remove(IMG)
     except OSError:
         pass
-    return B.mount(IMG, PROG, BLOCKS)
+    return B.mount(IMG, PROG, BLOCKS, READ)
 
 
 def naive(n=512):
@@ -58,7 +62,11 @@ def reboot(bdev):
 
     vfs.umount("/flash")
     bdev.close()
-    bd = blockdev.mount(IMG, "/flash", block_count=BLOCKS, prog_size=PROG)
+    gc.collect()
+    h = gc.mem_alloc()
+    bd = blockdev.mount(IMG, "/flash", block_count=BLOCKS, prog_size=PROG, read_size=READ)
+    gc.collect()
+    mount_heap[0] = gc.mem_alloc() - h
     bd.sync = False  # as B.mount
     return bd
 
@@ -209,6 +217,7 @@ def run(n, full):
     if full:
         B.out(f"{tag}.boot_ms", boot / 1000)
         B.out(f"{tag}.boot_heap", gc.mem_alloc() - h0)
+        B.out(f"{tag}.mount_heap", mount_heap[0])
         B.out(f"{tag}.pending_at_boot", c.pending())
     acc = parts(bdev) if PARTS else None
     r, w, _ = drain(c, bdev)
