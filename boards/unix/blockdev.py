@@ -132,12 +132,14 @@ def mount(
     prog_size=32,
     format=False,
     read_size=32,
+    mtime=True,
 ):
     # Mounts the image at mountpoint, creating and formatting it when it is
     # new, unreadable or format=True. The geometry must match the image's:
     # block_count is taken from the file when it already exists. read_size is
     # a mount setting, not the image's: littlefs caches 4 x max(read_size,
-    # prog_size) bytes at a time (at most a block).
+    # prog_size) bytes at a time (at most a block). mtime, a mount setting too:
+    # False stores no modification time with the files (nor reads it at open).
     if _exists(path) and not format:
         block_count = os.stat(path)[6] // block_size
     bdev = FileBlockDev(path, block_size, block_count, prog_size)
@@ -148,11 +150,11 @@ def mount(
     fs = None
     if not format:
         try:
-            fs = vfs.VfsLfs2(bdev, **kw)
+            fs = vfs.VfsLfs2(bdev, mtime=mtime, **kw)
         except OSError:
             fs = None
     if fs is None:
         vfs.VfsLfs2.mkfs(bdev, **kw)
-        fs = vfs.VfsLfs2(bdev, **kw)
+        fs = vfs.VfsLfs2(bdev, mtime=mtime, **kw)
     vfs.mount(fs, mountpoint)
     return bdev

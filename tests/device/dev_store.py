@@ -29,6 +29,18 @@ def say_got(t, m):
     print("GOT", t.decode(), m.decode())
 
 
+def queue_offline(c, name, first, last):
+    # a new session subscribed to its own topic (messages come back as GOT lines), then
+    # messages first..last-1 published offline: into flash
+    c.connect(clean_session=True)
+    c.disconnect()
+    c.connect(clean_session=False)
+    c.subscribe(d.topic(name), 1)
+    c.disconnect()
+    for i in range(first, last):
+        c.publish(d.topic(name), b"%02d" % i, qos=1)
+
+
 def offline_q0():
     # booted offline with a store and no link: QoS 1 is queued in flash, QoS 0 is fire
     # and forget: counted in lost0, never queued, never sent later
@@ -201,13 +213,7 @@ def batched():
     tx = d.cfg("TX")  # the client's buffer: a batch that outgrows it is written in parts
     c = node(ram=16, window=16, queue=40, tx_size=tx)
     c.set_callback(say_got)
-    c.connect(clean_session=True)
-    c.disconnect()
-    c.connect(clean_session=False)
-    c.subscribe(d.topic("bat"), 1)
-    c.disconnect()
-    for i in range(40):
-        c.publish(d.topic("bat"), b"%02d" % i, qos=1)  # offline: into flash
+    queue_offline(c, "bat", 0, 40)
     writes = []
     w = core._write
 
@@ -240,6 +246,37 @@ def batched():
     print("WRITES", len(writes), n)
     d.pump(c, lambda: False, 500)  # the last ones back from the broker
     c.disconnect()
+
+
+def remount():
+    # readsize and mtime belong to the mount, not to the filesystem (README, "The mount's
+    # readsize" and "The mount's mtime"): a backlog queued under the port's mount, more
+    # queued after mounting again with other settings, and the port's mount again at the
+    # next boot: every message back once and in order
+    import blockdev
+    import vfs
+
+    def mount(bd, read, mtime):
+        vfs.umount("/flash")
+        bd.close()
+        return d.nosync(blockdev.mount(d.cfg("IMAGE"), "/flash", prog_size=d.cfg("PROG"),
+                                       read_size=read, mtime=mtime))
+
+    queue_offline(node(ram=16, window=16, queue=60), "rm", 0, 20)
+    bd = mount(BD, d.cfg("READ"), False)
+    c = node(ram=16, window=16, queue=60)
+    d.check(c.pending() == 20, "pending after the remount: %d" % c.pending())
+    for i in range(20, 40):
+        c.publish(d.topic("rm"), b"%02d" % i, qos=1)
+    bd = mount(bd, 32, True)
+    c = node(ram=16, window=16, queue=60)
+    c.set_callback(say_got)
+    d.check(c.pending() == 40, "pending at the port's mount again: %d" % c.pending())
+    c.connect(clean_session=False)
+    d.check(d.pump(c, lambda: c.pending() == 0), "40 queued messages acknowledged")
+    d.pump(c, lambda: False, 500)  # the last ones back from the broker
+    c.disconnect()
+    bd.close()
 
 
 def lost_session():

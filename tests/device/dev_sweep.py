@@ -15,6 +15,7 @@ PID = 64  # session.py's _PID flag: the slot holds a packet ID
 IMG = d.cfg("IMAGE")
 PROG = d.cfg("PROG", 32)
 READ = d.cfg("READ", 32)  # the mount's readsize (not the image's): littlefs's cache size
+MTIME = d.cfg("MTIME", 1)  # 0: mounted with mtime=False (no modification times stored)
 BLOCKS = d.cfg("BLOCKS", 16)
 QOS = d.cfg("QOS", 0)  # 1: every message QoS 1 (complete segments removed without a
 # hot-state write); 0: QoS 1 and 2 in turn
@@ -113,7 +114,7 @@ def _mount(create):
     d.nosync(bd)
     if create:
         vfs.VfsLfs2.mkfs(bd, progsize=PROG)
-    vfs.mount(vfs.VfsLfs2(bd, progsize=PROG, readsize=READ), "/flash")
+    vfs.mount(vfs.VfsLfs2(bd, progsize=PROG, readsize=READ, mtime=MTIME == 1), "/flash")
     _bd[0] = bd
     return bd
 

@@ -75,6 +75,17 @@ def test_backlog_goes_out_in_batches(
     assert int(writes) <= int(most) < 40
 
 
+@pytest.mark.parametrize(("prog", "read"), [(32, 256), (256, 1024)])
+def test_remount_with_other_settings_keeps_the_backlog(
+    broker: Broker, tmp_path: Path, prog: int, read: int
+) -> None:
+    # a backlog queued under the port's mount, more under readsize=read and mtime=False,
+    # then the port's mount again: all 40 back once, in order
+    c = cfg(broker, tmp_path / "flash.img", "remount", CID=f"rm{prog}", PROG=prog, READ=read)
+    got = [m for t, m in dev(c).values("GOT")]
+    assert got == [f"{i:02d}" for i in range(40)]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_reboot_between_publish_and_puback(broker: Broker, tmp_path: Path, version: int) -> None:
     img = tmp_path / "flash.img"
@@ -186,14 +197,17 @@ def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
     assert r.values("LIMIT")
 
 
-@pytest.mark.parametrize(("prog", "read"), [(32, 32), (256, 32), (32, 256)])
-def test_power_cut_sweep(tmp_path: Path, prog: int, read: int) -> None:
+@pytest.mark.parametrize(
+    ("prog", "read", "mtime"), [(32, 32, 1), (256, 32, 1), (32, 256, 1), (256, 32, 0)]
+)
+def test_power_cut_sweep(tmp_path: Path, prog: int, read: int, mtime: int) -> None:
     # every block write of the scenario is a possible power cut; each one reloads cleanly.
     # 36 messages: more than the ring holds (16) and a segment (32) sealed and removed.
-    # read: the mount's readsize (README: a larger one makes littlefs read in larger
-    # pieces, and keeps files up to 512 bytes inline at prog 32)
+    # read, mtime: the mount's readsize (README: a larger one makes littlefs read in
+    # larger pieces, and keeps files up to 512 bytes inline at prog 32) and modification
+    # times (README: mtime=False stores none, so each file's metadata is smaller)
     c = {"IMAGE": str(tmp_path / "flash.img"), "PROG": prog, "BLOCKS": 32, "ROUNDS": 9,
-         "READ": read}
+         "READ": read, "MTIME": mtime}
     r = run_device("dev_sweep.py", c, heap=HEAP, timeout=300)
     writes = int(r.values("WRITES")[0][0])
     cuts, _, reported = r.values("CUTS")[0]

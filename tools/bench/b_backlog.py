@@ -19,6 +19,9 @@ BLOCKS = B.num("blocks", 1024)
 # read=256: the filesystem mounted with that readsize (default 32, as the ports mount it):
 # littlefs reads 4 x max(readsize, prog) bytes at a time
 READ = B.num("read", 32)
+# mtime=0: mounted with mtime=False (the ports mount with True): no modification time
+# stored with each file, nor read when one is opened
+MTIME = B.num("mtime", 1)
 # parts=1: instead of the rates, one queueing and one drain of n with the store's file
 # steps timed and their block reads counted (the wrappers slow them: no rates reported)
 PARTS = B.num("parts", 0)
@@ -26,7 +29,7 @@ PARTS = B.num("parts", 0)
 # heap: n messages in RAM do not fit the board-sized heap of the store's run
 RAM = B.num("ram", 0)
 W = 320  # messages per queueing-cost window
-tag = f"backlog.p{PROG}" + (f".r{READ}" if READ != 32 else "")
+tag = f"backlog.p{PROG}" + (f".r{READ}" if READ != 32 else "") + ("" if MTIME else ".m0")
 mount_heap = [0]  # the heap the last mount took (littlefs's caches, the block device)
 
 
@@ -39,7 +42,7 @@ def fresh():
         os.remove(IMG)
     except OSError:
         pass
-    return B.mount(IMG, PROG, BLOCKS, READ)
+    return B.mount(IMG, PROG, BLOCKS, READ, MTIME == 1)
 
 
 def naive(n=512):
@@ -64,7 +67,8 @@ def reboot(bdev):
     bdev.close()
     gc.collect()
     h = gc.mem_alloc()
-    bd = blockdev.mount(IMG, "/flash", block_count=BLOCKS, prog_size=PROG, read_size=READ)
+    bd = blockdev.mount(IMG, "/flash", block_count=BLOCKS, prog_size=PROG, read_size=READ,
+                        mtime=MTIME == 1)
     gc.collect()
     mount_heap[0] = gc.mem_alloc() - h
     bd.sync = False  # as B.mount

@@ -72,16 +72,16 @@ def since(t0):
 # --- the filesystem and store, when the board layer and the store exist -------------
 
 
-def mount(img, prog, blocks=256, read=32):
-    # a fresh littlefs image at /flash on the counting block device (read: the mount's
-    # readsize); (bdev, None) or (None, reason)
+def mount(img, prog, blocks=256, read=32, mtime=True):
+    # a fresh littlefs image at /flash on the counting block device (read, mtime: the
+    # mount's readsize and modification times); (bdev, None) or (None, reason)
     try:
         import blockdev
     except ImportError as e:
         return None, f"no boards/unix/blockdev.py ({e})"
     try:
         bd = blockdev.mount(img, "/flash", block_count=blocks, prog_size=prog, format=True,
-                            read_size=read)
+                            read_size=read, mtime=mtime)
         # no fsync of the image per block write: flash costs are counted (erases,
         # programs), and a disk's fsync time would hide the store's own work
         bd.sync = False
