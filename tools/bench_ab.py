@@ -4,6 +4,7 @@ everything pinned to one CPU.
 
     .venv/bin/python tools/bench_ab.py speed --before eae1200 --rounds 5
     .venv/bin/python tools/bench_ab.py backlog --before eae1200 --rounds 3
+    .venv/bin/python tools/bench_ab.py backlog --mount mtime=0 --rounds 3
     .venv/bin/python tools/bench_ab.py instr --before eae1200 --rounds 1
 
 instr counts machine instructions with valgrind's callgrind, which a busy machine does not
@@ -16,6 +17,8 @@ arrived by the time the client looks depends on timing, and the paths differ.)
 tree; both compiled with mpy-cross -O2 and run by the benchmark's own scripts
 (tools/bench/b_speed.py, b_floor.py, b_backlog.py), interleaved in every round. Prints
 every figure's median and, for speed, QoS 1 window 1 and 16 as shares of the floor.
+backlog --mount runs this tree's lib/ twice instead, on the ports' mount ("port") and on a
+mount with the given b_backlog.py settings ("mount": e.g. mtime=0, read=256).
 """
 
 from __future__ import annotations
@@ -108,12 +111,17 @@ def per_message(port: int, lib: Path, work: Path, msgs: int) -> dict[str, float]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["speed", "backlog", "instr"])
-    ap.add_argument("--before", required=True, help="git revision of the earlier lib/")
+    ap.add_argument("--before", help="git revision of the earlier lib/")
+    ap.add_argument("--mount", help="backlog: this lib/ on the ports' mount and on one with "
+                    "these b_backlog.py settings (e.g. 'mtime=0' or 'read=256 mtime=0')")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=10000, help="backlog: messages queued")
     ap.add_argument("--msgs", type=int, default=5000,
                     help="instr: messages of the measured run (a multiple of 8)")
     a = ap.parse_args(argv)
+    if (a.before is None) == (a.mount is None) or (a.mount and a.what != "backlog"):
+        ap.error("give --before, or --mount with backlog")
+    extra = dict(kv.split("=", 1) for kv in (a.mount or "").split())
     if a.what == "instr" and shutil.which("valgrind") is None:
         print("instr needs valgrind, which make test does not install: "
               "sudo apt-get install -y valgrind", file=sys.stderr)
@@ -122,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(d)
         work = tmp / "work"
         work.mkdir()
-        libs = {
-            "before": compile_lib(lib_at(a.before, tmp / "src-before"), tmp / "before"),
-            "after": compile_lib(ROOT / "lib", tmp / "after"),
-        }
+        after = compile_lib(ROOT / "lib", tmp / "after")
+        if a.mount:  # one library, two mounts: each arm's b_backlog.py settings
+            libs = {"port": after, "mount": after}
+        else:
+            libs = {"before": compile_lib(lib_at(a.before, tmp / "src-before"),
+                                          tmp / "before"), "after": after}
         acc: dict[str, list[float]] = {}
         with Broker(verbose=False, extra=["set_tcp_nodelay true"]) as br:
             before = os.sched_getaffinity(0)
@@ -147,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                         else:
                             for prog in (32, 256):
                                 args = {"port": br.port, "prog": prog, "n": a.n,
-                                        "img": f"ab-{prog}.img"}
+                                        "img": f"ab-{prog}.img",
+                                        **(extra if name == "mount" else {})}
                                 for k, v in run("b_backlog.py", args, lib, work).items():
+                                    # (the mount's tag dropped: both arms' keys alike)
+                                    k = re.sub(r"^(backlog\.p\d+)(\.r\d+)?(\.m0)?\.", r"\1.", k)
                                     acc.setdefault(f"{name}:{k}", []).append(v)
                     if a.what == "speed":
                         args = {"port": br.port, "n": 50000, "budget_ms": 1000, "window": 16}
