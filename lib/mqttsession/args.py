@@ -218,13 +218,14 @@ def store(self, root, max_bytes, newer, ram):
         self.errors = []
         self.newer = newer
         self._mkdirs(self.root)
+        try:
+            v = os.statvfs(self.root)
+        except (OSError, AttributeError):
+            v = (4096, 0, 0)
+        # the filesystem's block: a segment takes whole ones (stored._slack)
+        self._bs = v[0] or 4096
         if max_bytes is None:
-            try:
-                v = os.statvfs(self.root)
-                max_bytes = v[1] * v[2] // 4
-            except (OSError, AttributeError):
-                max_bytes = 0
-            max_bytes = max(max_bytes, 32768)
+            max_bytes = max(v[1] * v[2] // 4, 32768)
         self.max_bytes = max_bytes
     finally:
         unload("args")

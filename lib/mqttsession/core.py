@@ -264,11 +264,14 @@ class Core(Wire):
         # takes the message in hand into the session; returns its slot. QoS 2 gets its
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
-        if self._s.full():
+        s = self._s
+        if s.full():
             if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self):
-                raise OSError(105, "session queue full")  # kept here: met offline
-        k = self._s.add(self._t, self._m, qos, retain)
-        if k == self._s.cap:
+                if s.pending() < s.limit:  # the store's max_bytes (stored.append's)
+                    raise OSError(28, "session store full")  # kept here: met offline
+                raise OSError(105, "session queue full")
+        k = s.add(self._t, self._m, qos, retain)
+        if k == s.cap:
             # behind a backlog in flash (a store's ring is a window): it joins the backlog
             # now and goes out in order as the ring drains; _send_slot(k) does nothing
             self._durable(k, False)

@@ -6,7 +6,7 @@
 from micropython import const
 
 from .store import _join, _read, _rm
-from .stored import _parse, name, tp
+from .stored import _parse, _slack, name, tp
 
 _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
@@ -112,6 +112,7 @@ def seal(s):
         s._sg.append(recs[0][0])
         s._sl.append(recs[-1][0])
         s._sc.append(len(recs) << 24 | nb)
+        s.bytes += _slack(s, nb)  # may pass max_bytes by less than a block
     for j in range(_TAIL):
         s._tail[j] = _NONE
     s._tn = s._tb = 0

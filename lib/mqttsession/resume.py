@@ -7,7 +7,7 @@ import os
 import struct
 
 from .store import _join, _read, _rm, _exists
-from .stored import _parse, tp
+from .stored import _parse, _slack, tp
 
 _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
@@ -124,7 +124,7 @@ def scan(s, w):
         s._sl.append(z)
         s._sc.append(c << 24 | nb)
         s.more += c
-        s.bytes += nb
+        s.bytes += nb + _slack(s, nb)
         last = z + 1
     if s._sg and s._sg[0] > w:
         # every message below the oldest segment is complete: a segment is removed

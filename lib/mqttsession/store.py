@@ -127,7 +127,8 @@ class SessionStore:
     # Every path is root/<host key>/<client ID key>/<file>: nothing outside root is
     # touched, whatever the host or client ID (see dirs._key).
     def __init__(self, root="/.mqtt", max_bytes=None, newer="refuse", ram=None):
-        # max_bytes: bytes of queued messages a session may hold; None: a quarter of the
+        # max_bytes: flash a session's queued messages may take (their records, and the
+        # whole blocks of each segment: stored._slack); None: a quarter of the
         # filesystem (os.statvfs), at least 32 KB where it has them. ram: messages a
         # session keeps in RAM (at least the client's window); a longer queue (the
         # client's queue=) waits in flash and is read in order. None: the whole queue.

@@ -73,12 +73,20 @@ def tp(s, j):
     return _join(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS))
 
 
+def _slack(s, nb):
+    # the flash a segment of nb bytes of records takes beyond them: its header and the
+    # rest of its last block (counted in the session's bytes while the segment exists)
+    return -(nb + 4) % s._st._bs + 4
+
+
 def append(s, seq, f, pid, e, t, m):
     # writes one message (e: the epoch of its packet ID) at the end of the queue in
     # flash; returns its record
     r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
     r += struct.pack("<I", binascii.crc32(r))
-    if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes:
+    # (a block past max_bytes allowed: the seal before it may have gone that far, and a
+    # full queue with full="drop_oldest" gives up one message for each new one)
+    if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes + s._st._bs:
         raise OSError(_ENOSPC, "session store full")  # kept here: met when full
     if s._tn == _TAIL:
         from .qseg import seal
@@ -230,6 +238,7 @@ class StoredSession(Session):
         # segments whose messages are all complete go
         while self._sg and self._sl[0] < w:
             _rm(_join(p, "q", name(self, 0)))
+            self.bytes -= _slack(self, self._sc[0] & 0xFFFFFF)
             self._sc = self._sc[1:]
             self._sg = self._sg[1:]
             self._sl = self._sl[1:]

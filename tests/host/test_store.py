@@ -197,6 +197,17 @@ def test_store_byte_bound(broker: Broker, tmp_path: Path) -> None:
     assert r.values("LIMIT")
 
 
+@pytest.mark.parametrize("prog", [32, 256])
+def test_store_bound_counts_flash_blocks(broker: Broker, tmp_path: Path, prog: int) -> None:
+    # the default max_bytes (a quarter of 64 blocks) bounds the flash a backlog of 3-byte
+    # messages takes, not only their bytes; drop_oldest keeps within it
+    r = dev(cfg(broker, tmp_path / "flash.img", "footprint", BLOCKS=64, PROG=prog),
+            timeout=240)
+    grown, mb = (int(r.values("KEPT")[0][i]) for i in (2, 4))
+    assert grown <= mb + 2 * 4096
+    assert int(r.values("DROPPED")[0][0]) > 0
+
+
 @pytest.mark.parametrize(
     ("prog", "read", "mtime"), [(32, 32, 1), (256, 32, 1), (32, 256, 1), (256, 32, 0)]
 )
