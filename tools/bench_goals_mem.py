@@ -333,6 +333,20 @@ class MemoryRows:
                 "msg/s",
                 "the emulator runs at about 0.4x a real Pico",
             )
+        n = self.res.get("pico.backlog.n")
+        bl = f"{n:,.0f} queued offline" if n else "the backlog"
+        clock = "board's clock; no flash timing modelled (a real board adds its erases)"
+        for k, what, unit in (
+            ("queue_us.first32", "backlog: queueing one message, the first 32", "us"),
+            ("queue_us.last32", f"backlog: queueing one message, the last 32 of {bl}", "us"),
+            ("ram_queue_us", "backlog: queueing one message in a RAM queue (no store)", "us"),
+            ("queued.erases", "backlog: erases per queued message (prog 256)", "erases/msg"),
+            ("boot_ms", f"backlog: client made with {bl} (store loaded)", "ms"),
+            ("drain_per_s.n10", "backlog: drain of 10 queued, first to last ack", "acks/s"),
+            ("drain_per_s", f"backlog: drain of {bl}, first to last ack", "acks/s"),
+            ("drain_ram_per_s", f"backlog: drain of {bl} from a RAM queue", "acks/s"),
+        ):
+            self.row(g, what, f"pico.backlog.{k}", unit, clock)
         for way, what in (("board_to_host", "board to host"), ("host_to_board", "host to board")):
             self.row(
                 g, f"bridge raw rate, {what}, board's clock", f"pico.raw.{way}.board_kb_s", "KB/s"

@@ -362,7 +362,8 @@ def issue_notes(b: Bench) -> list[str]:
         + " and `tools/bench/b_mem_pico.py`"
         + (" --quick" if b.plan_for("pico").quick else "")
         + "): stock MicroPython v1.28.0 RPI_PICO on rp2040js, the 32-bit figures; the library "
-        "as armv6m .mpy, MQTT through the UART bridge.",
+        "as armv6m .mpy, MQTT through the UART bridge; a backlog queued and drained on the "
+        "board's own littlefs (issue 13; the emulator models no flash timing).",
         "fleet": f"- fleet (issue 11, `tools/bench/b_fleet.py`): {p.fleet_nodes} unix-port "
         f"nodes, each with its own store, {p.fleet_secs} s per jitter setting, the broker "
         "restarted twice and nodes power-cut at random.",

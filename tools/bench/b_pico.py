@@ -12,6 +12,13 @@ Prints "R key value" lines (as the device scripts of tools/bench do) and a table
   importing;
 - code: bytes of .mpy (library and boards/pico); --lib measures another lib/ directory
   (an earlier release's, for a before/after in one run);
+- a backlog (issue 13, on the board's own littlefs: prog 256, the port's mount): n QoS 1
+  messages queued offline with SessionStore(ram=16), window 16 (the time per message over
+  the first and the last 32, the erases per message), a reset, the time to make the
+  client with the backlog, and the drain rate first to last acknowledgement, against 10
+  queued (median of three) and against the same n drained from a RAM queue (no store).
+  Board's clock; the emulator models no flash timing (an erase or program takes no time),
+  so a real board adds them;
 - QoS 1 messages per second through the UART bridge (window 1 and 8, 16-byte payloads),
   on the board's clock and on the wall clock, next to the bridge's raw byte rate in both
   directions (host to board on the board's clock only: the bridge buffers what the host
@@ -35,7 +42,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "pico"))
 
 import pico_target  # noqa: E402
-from b_mem_pico import deploy  # noqa: E402
+from b_mem_pico import _CLEAN, deploy  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 
 import mpy  # noqa: E402
@@ -125,6 +132,59 @@ s.close()
 """
 
 
+# the backlog: queued offline (a store, or a RAM queue with a link keeper), then drained;
+# the acknowledgements timed first to last on the board's clock (as b_backlog.py)
+_BL_QUEUE = """\
+import time
+from mqttsession import Link, MQTTClient, SessionStore
+n = {n}
+c = MQTTClient('bench-bl', {host!r}, {port}, keepalive=0, window=16, queue=n,
+               store=SessionStore('/.mqtt-bl', ram=16) if {store} else None,
+               link=None if {store} else Link())
+c.connect()
+c.disconnect()
+t = time.ticks_us()
+for i in range(1, n + 1):
+    if i == n - 31:
+        t = time.ticks_us()
+    c.publish(b'bench/t', b'0123456789abcdef', False, 1)
+    if i == 32:
+        print('QFIRST', time.ticks_diff(time.ticks_us(), t) // 32)
+print('QLAST', time.ticks_diff(time.ticks_us(), t) // 32)
+"""
+
+_BL_BOOT = """\
+import time
+from mqttsession import MQTTClient, SessionStore
+t = time.ticks_us()
+c = MQTTClient('bench-bl', {host!r}, {port}, keepalive=0, window=16, queue={n},
+               store=SessionStore('/.mqtt-bl', ram=16))
+print('BOOT', time.ticks_diff(time.ticks_us(), t), c.pending())
+"""
+
+_BL_DRAIN = """\
+seen = [0, 0, 0]
+s = c._s
+acked = s.acked
+def on_ack(pid, rel):
+    k = acked(pid, rel)
+    if k >= 0 and not rel:
+        t = time.ticks_us()
+        if not seen[0]:
+            seen[1] = t
+        seen[0] += 1
+        seen[2] = t
+    return k
+s.acked = on_ack
+c.connect(clean_session=False)
+t0 = time.ticks_ms()
+while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 600000:
+    c.wait_msg()
+print('ACKS', seen[0], time.ticks_diff(seen[2], seen[1]))
+c.disconnect()
+"""
+
+
 def out(key: str, value: float | str) -> None:
     print(f"R {key} {value}", flush=True)
 
@@ -170,6 +230,48 @@ def smallest(board: PicoBoard, broker: Broker, step: int) -> None:
             hi = mid
     out("pico.heap.min_free_before_import", free_at_lo)
     out("pico.heap.min_ballast", lo)
+
+
+def _bl_run(board: PicoBoard, broker: Broker, n: int, store: bool) -> dict[str, int]:
+    """One backlog of n queued and drained; the board's figures by name."""
+    hp = {"host": broker.host, "port": broker.port, "n": n}
+    board.reset()
+    _exec(board, _CLEAN.replace("/.mqtt-mem", "/.mqtt-bl"))
+    board.reset()
+    e0 = board.status()["erases"]
+    text = _exec(board, _BL_QUEUE.format(store=store, **hp) + ("" if store else _BL_DRAIN),
+                 600.0)
+    got = {"erases": board.status()["erases"] - e0}
+    if store:
+        board.reset()  # the node reboots with its backlog
+        text += _exec(board, _BL_BOOT.format(**hp) + _BL_DRAIN, 600.0)
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("QFIRST", "QLAST", "BOOT", "ACKS"):
+            got[parts[0]] = int(parts[1])
+            if parts[0] == "ACKS":
+                got["us"] = int(parts[2])
+    if got.get("ACKS") != n:
+        raise PicoError(f"backlog of {n}: {got.get('ACKS')} acknowledged:\n{text}")
+    return got
+
+
+def backlog(board: PicoBoard, broker: Broker, n: int) -> None:
+    def rate(g: dict[str, int]) -> float:
+        return round((g["ACKS"] - 1) * 1e6 / max(g["us"], 1), 1)
+
+    ref = sorted(rate(_bl_run(board, broker, 10, True)) for _ in range(3))
+    out("pico.backlog.drain_per_s.n10", ref[1])
+    g = _bl_run(board, broker, n, True)
+    out("pico.backlog.n", n)
+    out("pico.backlog.queue_us.first32", g["QFIRST"])
+    out("pico.backlog.queue_us.last32", g["QLAST"])
+    out("pico.backlog.queued.erases", round(g["erases"] / n, 3))
+    out("pico.backlog.boot_ms", round(g["BOOT"] / 1000, 1))
+    out("pico.backlog.drain_per_s", rate(g))
+    r = _bl_run(board, broker, n, False)
+    out("pico.backlog.ram_queue_us", r["QLAST"])
+    out("pico.backlog.drain_ram_per_s", rate(r))
 
 
 def code_size(sizes: dict[str, int], work: Path) -> None:
@@ -228,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small counts, coarse bisection")
     p.add_argument("--lib", type=Path, default=mpy.LIB, help="the lib/ directory to measure")
+    p.add_argument("--backlog", type=int, default=1000, help="messages in the backlog")
     a = p.parse_args(argv)
     why = missing()
     if why:
@@ -241,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         code_size(deploy(board, a.lib.resolve(), work), work / "board")
         heap(board, broker)
         qos1_rate(board, broker, 50 if a.quick else 300)
+        backlog(board, broker, 200 if a.quick else a.backlog)
         raw_rate(board, 16384 if a.quick else 131072)
         smallest(board, broker, 16384 if a.quick else 2048)
     except PicoError as e:
