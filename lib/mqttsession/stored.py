@@ -84,9 +84,13 @@ def append(s, seq, f, pid, e, t, m):
     # flash; returns its record
     r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
     r += struct.pack("<I", binascii.crc32(r))
-    # (a block past max_bytes allowed: the seal before it may have gone that far, and a
-    # full queue with full="drop_oldest" gives up one message for each new one)
-    if len(r) > 65535 or s.bytes + len(r) > s._st.max_bytes + s._st._bs:
+    # the session's bytes after it, and after the seal it makes, if it makes one: up to
+    # a block past max_bytes (an earlier seal may have gone that far, and a full queue
+    # with full="drop_oldest" gives up one message for each new one)
+    n = s.bytes + len(r)
+    if s._tn + 1 >= _TAIL or s._tb + len(r) >= _SEGB:
+        n += _slack(s, s._tb + len(r))
+    if len(r) > 65535 or n > s._st.max_bytes + s._st._bs:
         raise OSError(_ENOSPC, "session store full")  # kept here: met when full
     if s._tn == _TAIL:
         from .qseg import seal

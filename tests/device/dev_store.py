@@ -440,6 +440,7 @@ def footprint():
     # a little too: two blocks of room for both
     d.check(grown <= mb + 2 * 4096, "flash used %d within max_bytes %d" % (grown, mb))
     b = c._s.bytes
+    d.check(b <= mb + 4096, "counted %d: at most a block past %d" % (b, mb))
     st2 = SessionStore(STORE, ram=16)
     s2 = st2.get(H, "fp")
     d.check(s2.pending() == n and s2.bytes == b and not st2.errors,
@@ -449,6 +450,7 @@ def footprint():
     for i in range(200):
         c.publish(d.topic("fp"), b"new", qos=1)
     print("DROPPED", c.dropped, "PENDING", c.pending())
+    d.check(c._s.bytes <= mb + 4096, "counted %d: at most a block past" % c._s.bytes)
     d.check(c.dropped == 200 and c.pending() == n,
             "drop_oldest: %d dropped, %d pending" % (c.dropped, c.pending()))
     d.check(used() - u0 <= mb + 2 * 4096, "still within max_bytes: %d" % (used() - u0))
