@@ -12,6 +12,7 @@ so tracebacks still point at a line. --march only matters for @native and
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -72,11 +73,18 @@ def compile_all(
         rel = src.relative_to(lib)
         dst = (out / rel).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [tool, f"-O{opt}", "-s", source_name(rel), "-o", str(dst)]
+        # written beside and renamed over: a test in another process copying the same
+        # output directory meanwhile reads a whole file, never one mpy-cross is writing
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+        cmd = [tool, f"-O{opt}", "-s", source_name(rel), "-o", str(tmp)]
         if march:
             cmd.append(f"-march={march}")
         cmd.append(str(src))
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
         done.append(Compiled(src, dst, src.stat().st_size, dst.stat().st_size))
     return done
 
