@@ -192,9 +192,12 @@ def answer(self):
         self._ack(_PUBREC if q == 4 else _PUBACK, self._pf[1])
 
 
-def drop_oldest(self):
-    # queue-full policy "drop_oldest": the oldest message not yet on the wire goes
+def drop_oldest(self, n):
+    # queue-full policy "drop_oldest": the oldest message not yet on the wire goes; none
+    # for a message whose record (n bytes) a store's max_bytes cannot hold at all
     s = self._s
+    if s._p is not None and n >= s._st.max_bytes:
+        return False
     for k in s.live():
         if not s.fl[k] & _PID:  # no packet ID: the broker never saw it
             s.drop(k)

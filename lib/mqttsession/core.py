@@ -27,6 +27,7 @@ _ETIMEDOUT = const(110)
 _SENT = const(8)
 _REL = const(16)
 _PID = const(64)
+_RS = const(17)  # a stored record's bytes beyond topic and payload (as stored._RS)
 
 _mods = {}  # ctl.py, v5.py, aside.py once loaded (Core._mod)
 # the pump's batch: the bytes of its PUBLISHes waiting in _tx, written together (-1: no
@@ -265,8 +266,10 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         s = self._s
-        if s.full():
-            if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self):
+        n = _RS + len(self._t) + len(self._m)  # its record's bytes in a store's flash
+        while s.full(n):
+            # "drop_oldest": as many of the oldest as the new one needs room for
+            if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self, n):
                 if s.pending() < s.limit:  # the store's max_bytes (stored.append's)
                     raise OSError(28, "session store full")  # kept here: met offline
                 raise OSError(105, "session queue full")

@@ -113,10 +113,11 @@ class Session:
         # messages not yet completed (sent or waiting to be)
         return self.nin + self.nq + self.more
 
-    def full(self):
-        # no room for another message: the queue's count bound or a store's byte bound
+    def full(self, n=0):
+        # no room for another message (its record n bytes in flash): the queue's count
+        # bound or a store's byte bound
         return self.nin + self.nq + self.more >= self.limit or (
-            self._p is not None and self.bytes >= self._st.max_bytes)
+            self._p is not None and self.bytes + n >= self._st.max_bytes)
 
     def assign(self, k):
         # gives slot k a packet ID before it first goes out; one it kept from an earlier

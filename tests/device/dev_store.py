@@ -416,7 +416,7 @@ def footprint():
     # (a quarter of the filesystem) bounds the blocks a backlog of small messages uses:
     # before 0.2.11 it counted their bytes only, and 3-byte messages filled the whole
     # filesystem. Full: ENOSPC, everything kept; a reload counts the same; "drop_oldest"
-    # then gives up one message for each new one, within the bound
+    # then gives up the oldest for each new one, within the bound
     def used():
         v = os.statvfs(ROOT)
         return (v[2] - v[3]) * v[0]
@@ -451,7 +451,8 @@ def footprint():
         c.publish(d.topic("fp"), b"new", qos=1)
     print("DROPPED", c.dropped, "PENDING", c.pending())
     d.check(c._s.bytes <= mb + 4096, "counted %d: at most a block past" % c._s.bytes)
-    d.check(c.dropped == 200 and c.pending() == n,
+    # (the first new one may take more than one: a seal left the session past its bound)
+    d.check(200 <= c.dropped <= 210 and c.pending() == n + 200 - c.dropped,
             "drop_oldest: %d dropped, %d pending" % (c.dropped, c.pending()))
     d.check(used() - u0 <= mb + 2 * 4096, "still within max_bytes: %d" % (used() - u0))
 
