@@ -266,9 +266,10 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         s = self._s
-        n = _RS + len(self._t) + len(self._m)  # its record's bytes in a store's flash
+        # its record's bytes when it goes to a store's flash now (offline, QoS 2, behind a
+        # backlog): "drop_oldest" gives up as many of the oldest as it needs room for
+        n = _RS + len(self._t) + len(self._m) if not online or qos == 2 or s.more else 0
         while s.full(n):
-            # "drop_oldest": as many of the oldest as the new one needs room for
             if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self, n):
                 if s.pending() < s.limit:  # the store's max_bytes (stored.append's)
                     raise OSError(28, "session store full")  # kept here: met offline
@@ -288,7 +289,7 @@ class Core(Wire):
             if online:
                 s.assign(k)
             s._keep(k)
-        except OSError:
+        except (OSError, MemoryError):  # (no heap for its record: as no flash)
             s.pop_tail()  # not accepted: the session stays as it was
             raise
 

@@ -107,7 +107,7 @@ def append(s, seq, f, pid, e, t, m):
 
         try:
             seal(s)
-        except OSError:
+        except (OSError, MemoryError):
             pass  # the message is in flash already; the next one seals
     return r
 

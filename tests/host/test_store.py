@@ -252,7 +252,9 @@ def test_store_count_over_random_rounds(broker: Broker, tmp_path: Path, seed: in
     c = cfg(broker, tmp_path / "flash.img", "count", PREFIX=f"count{seed}", SEED=seed,
             PROG=prog, BLOCKS=256, ROUNDS=10)
     with Observer(broker.host, broker.port, f"count{seed}/#", qos=1) as obs:
-        r = run_device("dev_store_count.py", c, heap=HEAP, timeout=300)
+        # (a larger heap than the board-sized one: 2,500 and 6,000-byte payloads
+        # fragment 256 KB until a 6 KB record finds no room; test_store_memory_error)
+        r = run_device("dev_store_count.py", c, heap="1m", timeout=300)
         n, dropped, full = (int(x) for x in r.values("PUBLISHED")[0][::2])
         assert full > 0 and dropped > 0  # the rounds met the bound, and drop_oldest acted
         obs.wait_for(n - dropped, timeout=60)
@@ -263,3 +265,16 @@ def test_store_count_over_random_rounds(broker: Broker, tmp_path: Path, seed: in
     # so drop_oldest may give up one the broker had (README, full)
     assert n - dropped <= len(first) <= n
     assert first == sorted(first) and set(first) <= set(range(n))
+
+
+def test_store_memory_error(broker: Broker, tmp_path: Path) -> None:
+    # no heap for a message's record: publish raises MemoryError and the session is as
+    # it was (the next message is taken, a reload counts the same); the
+    # observer gets the others and not that one
+    c = cfg(broker, tmp_path / "flash.img", "count", PREFIX="oom", OOM=1, BLOCKS=256)
+    with Observer(broker.host, broker.port, "oom/#", qos=1) as obs:
+        r = run_device("dev_store_count.py", c, heap=HEAP, timeout=120)
+        n = int(r.values("PUBLISHED")[0][0])
+        obs.wait_for(n, timeout=60)
+        got = [int(p[:6]) for p in obs.payloads()]
+    assert n == 6 and list(dict.fromkeys(got)) == list(range(n))
