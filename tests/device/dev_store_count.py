@@ -105,6 +105,46 @@ if d.cfg("OOM"):
     d.check(c.pending() == 0, "drained")
     print("PASS")
     raise SystemExit
+if d.cfg("AIO"):
+    # the asyncio client on the same store: filled offline until refused, then
+    # "drop_oldest" makes room for a message larger than a block; a reload counts the
+    # same; connected, everything not given up goes out
+    import asyncio
+    from mqttsession.aio import MQTTClient as AClient
+
+    def anode(full):
+        return AClient("count", d.cfg("HOST"), d.cfg("PORT"), keepalive=30, window=16,
+                       version=d.VERSION, queue=5000, full=full,
+                       store=SessionStore(STORE, max_bytes=MB, ram=16))
+
+    async def main():
+        global n
+        c = anode("error")
+        e = None
+        while e is None and n < 5000:
+            try:
+                await c.publish(d.topic("c"), b"%06d" % n + bytes(700), qos=1)
+                n += 1
+            except OSError as x:
+                e = x
+        d.check(e is not None and e.errno == 28, "full: %r" % (e,))
+        c = anode("drop_oldest")
+        await c.publish(d.topic("c"), b"%06d" % n + bytes(6000), qos=1)
+        n += 1
+        d.check(c.dropped > 1 and c._s.bytes <= MB + bs, "drop_oldest: %d dropped, %d bytes"
+                % (c.dropped, c._s.bytes))
+        reload(c)
+        await c.connect(clean_session=False)
+        t = time.ticks_ms()
+        while c.pending() and time.ticks_diff(time.ticks_ms(), t) < 120000:
+            await asyncio.sleep_ms(20)
+        await c.disconnect()
+        print("PUBLISHED", n, "DROPPED", c.dropped, "FULL", 1)
+        d.check(c.pending() == 0, "drained")
+
+    asyncio.run(main())
+    print("PASS")
+    raise SystemExit
 for rnd in range(d.cfg("ROUNDS", 10)):
     c = node(("error", "drop_oldest")[rnd % 2])  # a restart: the session read again
     full += publish(c, random.randint(1, 300))
