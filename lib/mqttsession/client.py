@@ -23,6 +23,7 @@ _POLLOUT = const(4)
 _BUDGET = const(200)
 _FOREVER = const(0x3FFFFFFF)
 _HOPS = const(4)  # in _cn (args.py)
+_RS = const(17)  # a stored record's bytes beyond topic and payload (as stored._RS)
 _DL = const(5)
 _CP = const(6)
 _CC = const(9)
@@ -339,7 +340,7 @@ def _pub1(c, qos, retain):
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
     if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _go(c, -1) or \
-            s.full((s.more or qos == 2) and len(c._t) + len(c._m) + 17):  # to flash: as _queue
+            s.full((s.more or qos == 2) and _RS + len(c._t) + len(c._m)):  # to flash: as _queue
         c._queue(qos, retain, False)
         return
     k = s.add(c._t, c._m, qos, retain)  # as _queue: _go made room
