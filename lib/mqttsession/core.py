@@ -266,9 +266,10 @@ class Core(Wire):
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
         # before this returns (so a resend after a reboot carries the ID the broker knows)
         s = self._s
-        # its record's bytes when it goes to a store's flash now (offline, QoS 2, behind a
-        # backlog): "drop_oldest" gives up as many of the oldest as it needs room for
-        n = _RS + len(self._t) + len(self._m) if not online or qos == 2 or s.more else 0
+        # room for its record in a store's flash, where it goes now (offline, QoS 2, behind
+        # a backlog) or when publish returns unacknowledged: "drop_oldest" gives up as
+        # many of the oldest as it needs room for
+        n = _RS + len(self._t) + len(self._m)
         while s.full(n):
             if self.full != "drop_oldest" or not self._mod("aside").drop_oldest(self, n):
                 if s.pending() < s.limit:  # the store's max_bytes (stored.append's)

@@ -280,6 +280,21 @@ def test_store_count_over_random_rounds(broker: Broker, tmp_path: Path, seed: in
     assert first == sorted(first) and set(first) <= set(range(n))
 
 
+def test_store_big_connected(broker: Broker, tmp_path: Path) -> None:
+    # connected, a QoS 1 message larger than the store's max_bytes is refused whole
+    # (ENOSPC) at window 1 and 16, blocking and asyncio, "error" and "drop_oldest": the
+    # observer never gets it, and gets each message published after it
+    c = cfg(broker, tmp_path / "flash.img", "count", PREFIX="big", BIG=1, MAXB=8000,
+            BLOCKS=256)
+    with Observer(broker.host, broker.port, "big/#", qos=1) as obs:
+        r = run_device("dev_store_count.py", c, heap=HEAP, timeout=120)
+        n = int(r.values("PUBLISHED")[0][0])
+        obs.wait_for(n, timeout=60)
+        got = [int(p[:6]) for p in obs.payloads()]
+        sizes = {len(p) for p in obs.payloads()}
+    assert n == 8 and list(dict.fromkeys(got)) == list(range(n)) and sizes == {56}
+
+
 def test_store_memory_error(broker: Broker, tmp_path: Path) -> None:
     # no heap for a message's record: publish raises MemoryError and the session is as
     # it was (the next message is taken, a reload counts the same); the
