@@ -200,6 +200,7 @@ class MemoryRows:
             ("mpy", ".mpy copied"),
             ("rom", "ROMFS (beyond the image)"),
             ("mpy3", ".mpy -O3"),
+            ("frozen", "frozen into a unix-port firmware"),
         ):
             for k in ("import", "connected", "loop"):
                 if form == "mpy3" and k != "connected":
@@ -215,6 +216,7 @@ class MemoryRows:
             "-X heapsize bisection",
         )
         self.row(g, "smallest heap, ROMFS (image inside the heap)", "mem.rom.minheap_kb", "KB")
+        self.row(g, "smallest heap, frozen, store on littlefs", "mem.frozen.minheap_kb", "KB")
         for k, label in (
             ("pub.q0", "QoS 0 publish"),
             ("pub.q1", "QoS 1 publish"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import frozen_unix
 from bench_setup import (
     BENCH_DIR,
     LIB_DIR,
@@ -159,6 +160,13 @@ class IssueMeasure:
             return
         self.say("memory: the node profile per route (.mpy, ROMFS, TLS), smallest heap")
         argv = ["--quick"] if self.plan_for("memory").quick else []
+        fw = frozen_unix.FIRMWARE
+        st = frozen_unix.stamp(fw)
+        if st.is_file() and st.read_text().strip() == frozen_unix.lib_digest(LIB_DIR):
+            argv += ["--frozen", str(fw)]
+        else:
+            why = "no firmware frozen from this lib/ in build/frozen (tools/frozen_unix.py)"
+            self.res.put_na("mem.frozen", why)
         run_host(self.res, script, argv, "mem", timeout=1800)
 
     def measure_pico(self, port: int) -> None:

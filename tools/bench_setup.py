@@ -197,9 +197,12 @@ def run_mp(
     heap: str = HEAP,
     timeout: float = 120.0,
     cwd: Path | None = None,
+    firmware: Path | None = None,
 ) -> tuple[int, str]:
-    """Run tools/bench/<script> on the unix port; returns (exit code, output)."""
-    cmd = [micropython_path(), "-X", f"heapsize={heap}", str(BENCH_DIR / script)]
+    """Run tools/bench/<script> on the unix port (firmware: another build of it, such as
+    one with the library frozen); returns (exit code, output)."""
+    mp = str(firmware) if firmware is not None else micropython_path()
+    cmd = [mp, "-X", f"heapsize={heap}", str(BENCH_DIR / script)]
     cmd += [f"{k}={v}" for k, v in args.items()]
     work = cwd or RUN / "work"
     work.mkdir(parents=True, exist_ok=True)

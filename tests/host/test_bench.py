@@ -350,3 +350,36 @@ def test_node_profile_columns_unix_and_pico() -> None:
         "2 KB",
         "n/a (no micropython-v1.28.0-RPI_PICO.uf2 in /nowhere)",
     ]
+
+
+def test_frozen_firmware_tool_and_stale_firmware(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # tools/frozen_unix.py without a MicroPython source tree, or with a directory that is
+    # none, stops with a clear error; the memory benchmark refuses a firmware frozen from
+    # another library than the one it measures (it would report that library's heap)
+    import frozen_unix
+
+    sys.path.insert(0, str(REPO / "tools" / "bench"))
+    import b_mem
+
+    monkeypatch.delenv("MQTTS_MPY_SRC", raising=False)
+    assert frozen_unix.main([]) == 2
+    assert "no MicroPython source tree" in capsys.readouterr().err
+    assert frozen_unix.main(["--mpy-src", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "is not a MicroPython source tree" in capsys.readouterr().err
+    lib = tmp_path / "lib"
+    shutil.copytree(REPO / "lib" / "mqttsession", lib / "mqttsession")
+    fw = tmp_path / "micropython"
+    fw.write_bytes(b"")
+    frozen_unix.stamp(fw).write_text(frozen_unix.lib_digest(lib) + "\n")
+    with (lib / "mqttsession" / "link.py").open("a") as f:
+        f.write("# changed after the build\n")
+    with pytest.raises(SystemExit) as e:
+        b_mem.main(["--frozen", str(fw), "--lib", str(lib)])
+    assert e.value.code == 2
+    assert "not frozen from" in capsys.readouterr().err
+    frozen_unix.stamp(fw).unlink()
+    with pytest.raises(SystemExit):
+        b_mem.main(["--frozen", str(tmp_path / "none")])
+    assert "no such firmware" in capsys.readouterr().err

@@ -13,7 +13,10 @@ mosquitto started here with a plain and a TLS listener:
   copied to a board's filesystem: the code is loaded into the heap;
 - rom: the same .mpy files in a ROMFS image (tools/romfs.py) mounted with vfs.VfsRom;
   the image's bytes are read into the heap before the baseline, so the figure is the heap
-  beyond the image, as on a board where the image sits in flash.
+  beyond the image, as on a board where the image sits in flash;
+- frozen (with --frozen FIRMWARE): a unix-port firmware with the library frozen into it
+  (tools/frozen_unix.py builds one from a MicroPython source tree): code and names in the
+  firmware, as on a board built with the library's manifest. No TLS in that build.
 Code is the sum of the -O2 .mpy sizes of the mqttsession modules in sys.modules at the
 end of the node's run. The smallest heap bisects -X heapsize. Allocation per message is
 micropython.mem_total() growth (everything allocated, including VM frames freed at once
@@ -38,6 +41,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
+import frozen_unix  # noqa: E402
 import mpy  # noqa: E402
 import romfs  # noqa: E402
 from bench_setup import Results, last_error, run_mp  # noqa: E402
@@ -59,12 +63,16 @@ class Setup:
     rom_bytes: int
     sizes: dict[str, int]  # module name -> .mpy bytes
     res: Results = field(default_factory=Results)
+    frozen: Path | None = None  # a unix-port firmware with the library frozen
 
     def path(self, form: str) -> list[Path]:
         base = [self.board_dir, HERE]
         if form == "mpy3":
             return [self.mpy3_dir, *base]
         return [self.mpy_dir, *base] if form == "mpy" else base
+
+    def firmware(self, form: str) -> Path | None:
+        return self.frozen if form == "frozen" else None
 
 
 def prepare(work: Path, lib: Path = mpy.LIB) -> Setup:
@@ -125,7 +133,13 @@ def run_node(
     if alloc:
         args["alloc"] = 1
     rc, out = run_mp(
-        "b_mem_node.py", args, s.path(form), heap=f"{heap_kb}k", timeout=120, cwd=s.work
+        "b_mem_node.py",
+        args,
+        s.path(form),
+        heap=f"{heap_kb}k",
+        timeout=120,
+        cwd=s.work,
+        firmware=s.firmware(form),
     )
     img.unlink(missing_ok=True)
     return rc, out
@@ -298,12 +312,18 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
             return "not measured"
         if v is None:
             return "n/a"
-        if form == "mpy":
+        if form != "rom":
             return f"{v} KB"
         # the image's bytes are in the heap here, in flash on a board
         return f"{v} KB with the image inside, {v - s.rom_bytes / 1024:.1f} KB beyond it"
 
     q = "quoted (issue 12)"
+
+    def fz(k: str) -> str:
+        # the frozen route: measured with --frozen, else why not
+        if s.frozen is None:
+            return "not measured: no --frozen firmware (tools/frozen_unix.py)"
+        return kb(g(f"frozen.{k}"))
     rows = [
         ("figure", "mqttsession", "mqtt_as"),
         (".mpy code the node loads (mpy-cross -O2)", kb(g("code")), f"{kb(MQTT_AS['code'])} {q}"),
@@ -312,15 +332,15 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ("heap after the QoS 0/1/2 loop, .mpy", kb(g("mpy.loop")), "-"),
         ("heap after import, ROMFS (beyond the image)", kb(g("rom.import")), "-"),
         ("heap connected, ROMFS (beyond the image)", kb(g("rom.connected")), "-"),
-        (
-            "heap connected, frozen into a unix-port firmware",
-            f"18 KB {q}: no such firmware here",
-            "-",
-        ),
+        ("heap after import, frozen into a unix-port firmware", fz("import"), "-"),
+        ("heap connected, frozen into a unix-port firmware", fz("connected"), "-"),
+        ("heap after the QoS 0/1/2 loop, frozen", fz("loop"), "-"),
         ("heap connected over TLS, .mpy", kb(g("mpy.tls.connected")), "-"),
         ("heap connected over TLS, ROMFS", kb(g("rom.tls.connected")), "-"),
         ("smallest heap, .mpy, store on littlefs", mh("mpy"), f"{MQTT_AS['minheap_kb']} KB {q}"),
         ("smallest heap, ROMFS, store on littlefs", mh("rom"), "-"),
+        ("smallest heap, frozen, store on littlefs", mh("frozen") if s.frozen else fz("x"),
+         "-"),
         ("ROMFS image of the library", kb(float(s.rom_bytes)), "-"),
         (
             "whole library .mpy, -O2 / -O3 (no line numbers)",
@@ -329,8 +349,8 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ),
         ("heap connected, .mpy -O3", kb(g("mpy3.connected")), "-"),
         ("heap connected, MQTT 5, .mpy", kb(g("mpy.v5.connected")), "-"),
-        ("qstrs interned after the QoS 0/1/2 loop, .mpy / ROMFS",
-         f"{n(g('mpy.qstrs'))} / {n(g('rom.qstrs'))}", "-"),
+        ("qstrs interned after the QoS 0/1/2 loop, .mpy / ROMFS / frozen",
+         f"{n(g('mpy.qstrs'))} / {n(g('rom.qstrs'))} / {n(g('frozen.qstrs'))}", "-"),
     ]
     for k, label in (
         ("pub.q0", "QoS 0 publish"),
@@ -363,11 +383,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--lib", type=Path, default=mpy.LIB, help="the lib/ directory to measure (default: ours)"
     )
+    p.add_argument(
+        "--frozen",
+        type=Path,
+        help="also measure this unix-port firmware with the library frozen into it "
+        "(tools/frozen_unix.py)",
+    )
     a = p.parse_args(argv)
+    if a.frozen is not None:
+        if not a.frozen.is_file():
+            p.error(f"--frozen {a.frozen}: no such firmware (tools/frozen_unix.py builds one)")
+        st = frozen_unix.stamp(a.frozen)
+        if not st.is_file() or st.read_text().strip() != frozen_unix.lib_digest(a.lib):
+            p.error(f"--frozen {a.frozen}: not frozen from {a.lib} as it is now (build it "
+                    "again: tools/frozen_unix.py --lib LIB)")
     work = Path(tempfile.mkdtemp(prefix="mqs-bench-mem-"))
     broker = None
     try:
         s = prepare(work, a.lib.resolve())
+        s.frozen = a.frozen and a.frozen.resolve()
         broker = Broker(work / "broker", tls=make_certs(work / "certs"), verbose=False)
         n = 10 if a.quick else 50
         measure(s, broker, "mpy", False, n, True)
@@ -376,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         measure(s, broker, "rom", True, n, False)
         measure(s, broker, "mpy3", False, n, False)
         measure(s, broker, "mpy", False, n, False, version=5)
+        if s.frozen is not None:
+            measure(s, broker, "frozen", False, n, False)
         minheap: dict[str, int | None] = {}
         if not a.no_minheap:
             step = 8 if a.quick else 1
-            for form in ("mpy", "rom"):
+            for form in ("mpy", "rom", "frozen")[: 3 if s.frozen else 2]:
                 minheap[form] = smallest_heap(s, broker, form, step)
                 if minheap[form] is not None:
                     s.res.put(f"{form}.minheap_kb", float(minheap[form] or 0))
