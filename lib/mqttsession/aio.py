@@ -11,7 +11,7 @@ import sys
 import time
 
 from .packet import MQTTException, err
-from .core import Core, _check, _put
+from .core import Core, _check, _mods, _put
 from .wire import _recv
 
 _ENOTCONN = const(107)
@@ -44,13 +44,19 @@ class MQTTClient(Core):
         self._bye = self._it = 0  # disconnect() calls; their count when an iteration began
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self._aws = []  # handler coroutines to await, in arrival order
-        self._q = self._qn = self._qev = None  # messages(): queue of (topic, msg, retained)
+        # messages(): queue of (topic, msg, retained) and of the answer each one owes
+        # (_later); _qn: its size, 0 until messages() is called
+        self._q, self._qa, self._qn, self._qev = [], [], 0, asyncio.Event()
+        self._qo = 0  # the answer the message messages() handed out last owes
 
     def set_callback(self, f, raw=False, retained=False):
         # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a coroutine
         # function (its coroutines awaited by the reader in order; not with raw)
         Core.set_callback(self, f, raw)
         self._cb3 = retained
+        if self._q and not self._qn:  # held for a consumer since connect(): f's
+            self._mod("aio_held").hand_over(self)
+            self._qev.set()  # the reader may wait for room (_run)
 
     # --- the application's side ---
     async def connect(self, clean_session=True, wait=False):
@@ -179,8 +185,6 @@ class MQTTClient(Core):
         # of the callback; at n queued the reader waits (so does the broker), never drops
         if type(n) is not int or n < 1:
             raise err(42)  # messages(n): n must be an int >= 1
-        if self._q is None:
-            self._q, self._qev = [], asyncio.Event()
         self._qn = n
         return self
 
@@ -189,6 +193,11 @@ class MQTTClient(Core):
         return self
 
     async def __anext__(self):
+        # the application is done with the message it took last: its answer goes now
+        # (a reset while it was handled loses nothing, as with a callback)
+        h = self._mod("aio_held")
+        h.owed(self, self._qo)
+        self._qo = 0
         q = self._q
         while not q:
             self._raise()
@@ -196,8 +205,13 @@ class MQTTClient(Core):
                 raise StopAsyncIteration
             self._qev.clear()
             await self._qev.wait()
+        h.took(self)
         self._qev.set()  # room for the reader
         return q.pop(0)
+
+    def _later(self, first):
+        # (_on_publish) a QoS 1/2 message: aio_held.py
+        return self._mod("aio_held").later(self, first)
 
     def isconnected(self):
         return self._up and self.sock is not None
@@ -235,8 +249,10 @@ class MQTTClient(Core):
                     self._att += 1
                     self._ev.set()
                     continue
-                q = self._q  # messages() full: until the application takes some
-                while q is not None and len(q) >= self._qn and self._want:
+                # messages() full (without a callback QoS 1/2 messages wait for it from
+                # connect() on, 8 at most): until the application takes some
+                q = self._q
+                while len(q) >= (self._qn or 8) and self._want:
                     self._qev.clear()
                     await self._qev.wait()
                     # back from the application: a PINGRESP in the socket is due from now
@@ -256,9 +272,13 @@ class MQTTClient(Core):
                             self._report(e)
                     if self._r1 != self._r0 or self._skip:
                         self._kick()  # a packet has started: the clock keeps its deadline
-                    while aws:  # handler coroutines, in order
+                    while aws:  # handler coroutines, in order (an int: an answer, _later)
+                        a = aws.pop(0)
                         try:
-                            await aws.pop(0)
+                            if type(a) is int:
+                                self._mod("aio_held").owed(self, a)
+                            else:
+                                await a
                         except Exception as e:
                             self._report(e)
                         self._ping = self._ping and (time.ticks_ms() or 1)  # (as above)
@@ -272,8 +292,7 @@ class MQTTClient(Core):
             self._nap = False
             self._ev.set()
             self._kick()
-            if self._qev:
-                self._qev.set()
+            self._qev.set()
 
     async def _io(self, out):
         # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
@@ -311,28 +330,24 @@ class MQTTClient(Core):
             self.link.connected()
         self.up.set()
         if self.on_connect:
-            asyncio.create_task(self._hook())
+            asyncio.create_task(self._mod("aio_rare").hook(self))
         return present
 
-    async def _hook(self):
-        try:
-            await self.on_connect(self)
-        except Exception as e:
-            self._report(e)
-
-    def _deliver(self):
+    def _deliver(self, owed=0):
         # a handler's exception is reported and the reader goes on; the message counts
-        # as delivered (acknowledged, not redelivered)
+        # as delivered (acknowledged, not redelivered). owed: the answer its messages()
+        # entry owes (_later), 0 for none
         try:
             if self._raw:  # a plain function's (a coroutine's is refused: aio_rare.raw)
                 (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
-            if self._q is None and (self.cb is None or self._raw):
+            if not (owed or self._qn) and (self.cb is None or self._raw):
                 return  # (messages() beside a raw callback gets a copy, below)
             t = bytes(self._rx[self._i + 2 : self._pf[0]])
             m = bytes(self._rx[self._pf[2] : self._n])
             r = bool(self._rx[self._i - self._hl] & 1)  # RETAIN, in the packet's first byte
-            if self._q is not None:
+            if owed or self._qn:
                 self._q.append((t, m, r))
+                self._qa.append(owed)
                 self._qev.set()
             if self.cb is not None and not self._raw:
                 a = self.cb(t, m, r) if self._cb3 else self.cb(t, m)
@@ -354,6 +369,9 @@ class MQTTClient(Core):
         if self._up:
             self._up = False
             self.down.set()
+        m = _mods.get("aio_held")  # (loaded with the first QoS 1/2 message: none held before)
+        if m:
+            m.closed(self)
         self._ev.set()
         Core._close(self)
 
@@ -362,21 +380,8 @@ class MQTTClient(Core):
         # never waits: a task sends it as the socket drains; the clock keeps the deadline
         if self._dr is not self.sock:
             self._dr = self.sock
-            asyncio.create_task(self._drain(self.sock))
+            asyncio.create_task(self._mod("aio_rare").drain(self, self.sock))
             self._kick()
-
-    async def _drain(self, s):
-        try:
-            while self.sock is s and self._ob is not None:
-                await self._io(True)
-                if self.sock is s and self._ob is not None:
-                    self._flush()
-        except OSError as e:  # the broker stopped reading, or the link broke
-            if self.sock is s:
-                self._drop(e)
-        finally:
-            if self._dr is s:
-                self._dr = None
 
     def _drop(self, e):
         # the link failed: close; the keeper backs off. A broker's protocol error (OSError

@@ -1,8 +1,9 @@
 # The asyncio client's rarer paths, loaded on first use: disconnect() (end_session=True
 # among it), a subscription changed while offline or sent again after the broker lost the
-# session (and the broker's answer to it), a second connect() while a reader runs. A
-# node that keeps its session and subscribes while connected loads it only when it
-# disconnects.
+# session (and the broker's answer to it), a second connect() while a reader runs, the
+# on_connect hook, output the socket did not take at once. A node that keeps its session,
+# subscribes while connected and has no on_connect loads it only when it disconnects or
+# its link stalls.
 from . import packet as P
 from .packet import MQTTException
 
@@ -23,8 +24,7 @@ async def disconnect(c, end):
             c._task.cancel()
         c._err = None
         c._bye += 1  # the message iterator ends
-        if c._qev:
-            c._qev.set()
+        c._qev.set()
 
 
 async def end_session(c):
@@ -104,8 +104,7 @@ async def stop(c):
     if c._nap:
         c._nap = False
         c._task.cancel()
-    if c._qev:
-        c._qev.set()  # it may wait for room in messages()
+    c._qev.set()  # it may wait for room in messages()
     while c._task is not None:
         c._ev.clear()
         await c._ev.wait()
@@ -118,3 +117,26 @@ def raw(a):
     if hasattr(a, "send"):
         a.close()
         raise TypeError("set_callback(f, raw=True): f must be a plain function")
+
+
+async def hook(c):
+    # on_connect, run as a task after every (re)connect
+    try:
+        await c.on_connect(c)
+    except Exception as e:
+        c._report(e)
+
+
+async def drain(c, s):
+    # output socket s did not take at once (MQTTClient._wait_out), sent as it drains
+    try:
+        while c.sock is s and c._ob is not None:
+            await c._io(True)
+            if c.sock is s and c._ob is not None:
+                c._flush()
+    except OSError as e:  # the broker stopped reading, or the link broke
+        if c.sock is s:
+            c._drop(e)
+    finally:
+        if c._dr is s:
+            c._dr = None

@@ -128,6 +128,7 @@ def _put(c, i, pid):
 
 class Core(Wire):
     _rs = None  # the asyncio client's: packet ID -> filter of SUBSCRIBEs not waited for
+    _q = None  # the asyncio client's messages() queue (see _on_publish)
 
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and
@@ -424,6 +425,8 @@ def _on_publish(c, first):
     P.publish_fields(c._rx, c._n, first, pf, c._i)
     if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:
         c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
+    if first & 6 and c._q is not None and c._later(first):
+        return  # for the asyncio client's messages(): answered once the application has it
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
         if c._s.rx2_add(pf[1]):

@@ -498,7 +498,7 @@ async def offline_checks():
             got = e
         print("MESSAGES", repr(n), repr(got))
         d.check(type(got) is ValueError and "messages(n)" in str(got), "messages(%r): %r" % (n, got))
-    d.check(c._q is None, "no queue made by a refused call")
+    d.check(not c._qn, "no queue size set by a refused call")
 
 
 def _exists(p):

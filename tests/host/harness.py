@@ -52,6 +52,7 @@ from harness_device import (
 from harness_mqtt import (
     Msg,
     Observer,
+    Publisher,
     _paho_client,
     _paho_version,
     publish,
@@ -113,6 +114,7 @@ __all__ = [
     "_paho_version",
     "_paho_client",
     "Observer",
+    "Publisher",
     "publish",
     "run_device",
     "start_device",

@@ -161,6 +161,60 @@ class Observer:
         self.stop()
 
 
+class Publisher:
+    """A paho client connected to host:port (waits for CONNACK); publish() waits until the
+    broker has each message (for qos > 0, acknowledged). A context manager."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        protocol: int = 4,
+        *,
+        tls_ca: Path | str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.timeout = timeout
+        self.c = c = _paho_client(protocol, f"pub-{os.getpid()}-{time.monotonic_ns():x}", tls_ca)
+        connected = threading.Event()
+        refused: list[str] = []
+
+        def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                       props: Any) -> None:
+            if rc.is_failure:
+                refused.append(str(rc))
+            connected.set()
+
+        c.on_connect = on_connect
+        c.connect(host, port, keepalive=30)
+        c.loop_start()
+        try:
+            if not connected.wait(timeout):
+                raise AssertionError(f"publish: no CONNACK from {host}:{port} in {timeout} s")
+            if refused:
+                raise AssertionError(f"publish: {host}:{port} refused the connection: {refused[0]}")
+        except AssertionError:
+            self.close()
+            raise
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0,
+                retain: bool = False) -> None:
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(self.timeout)
+        if not info.is_published():
+            raise AssertionError(f"publish to {topic!r} not completed in {self.timeout} s")
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def publish(
     host: str,
     port: int,
@@ -174,27 +228,5 @@ def publish(
     timeout: float = 5.0,
 ) -> None:
     """Publish one message from paho and wait until the broker has it (for qos > 0, acked)."""
-    c = _paho_client(protocol, f"pub-{os.getpid()}-{time.monotonic_ns():x}", tls_ca)
-    connected = threading.Event()
-    refused: list[str] = []
-
-    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            refused.append(str(rc))
-        connected.set()
-
-    c.on_connect = on_connect
-    c.connect(host, port, keepalive=30)
-    c.loop_start()
-    try:
-        if not connected.wait(timeout):
-            raise AssertionError(f"publish: no CONNACK from {host}:{port} in {timeout} s")
-        if refused:
-            raise AssertionError(f"publish: {host}:{port} refused the connection: {refused[0]}")
-        info = c.publish(topic, payload, qos=qos, retain=retain)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise AssertionError(f"publish to {topic!r} not completed in {timeout} s")
-    finally:
-        c.disconnect()
-        c.loop_stop()
+    with Publisher(host, port, protocol, tls_ca=tls_ca, timeout=timeout) as p:
+        p.publish(topic, payload, qos, retain)
