@@ -426,7 +426,7 @@ def _on_publish(c, first):
     if pf[3] and c._rx[pf[0] + (2 if first & 6 else 0)]:
         c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
     if first & 6 and c._q is not None and c._later(first):
-        return  # for the asyncio client's messages(): answered once the application has it
+        return  # the asyncio client's (aio_held.py): answered once the application has it
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
         if c._s.rx2_add(pf[1]):
