@@ -24,6 +24,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import mpy  # noqa: E402  (tools/mpy.py: the library's source files)
+
 OUT = ROOT / "build" / "frozen"
 FIRMWARE = OUT / "micropython"
 
@@ -32,7 +36,7 @@ def lib_digest(lib: Path) -> str:
     """A digest of the library's sources: written next to the firmware, so that a
     benchmark never measures a firmware frozen from another library as this one."""
     h = hashlib.sha256()
-    for src in sorted((lib / "mqttsession").rglob("*.py")):
+    for src in mpy.sources(lib):
         h.update(src.relative_to(lib).as_posix().encode() + b"\0" + src.read_bytes())
     return h.hexdigest()
 
