@@ -1,7 +1,9 @@
-"""The asyncio client with a store through power cuts at random moments (seeded) while it
-publishes QoS 1 and 2 at window 8: every message whose publish() returned arrives, no
-QoS 2 message arrives twice, and nothing arrives that was never published. The cut
-points depend on how fast the node runs; what is asserted holds at any of them."""
+"""Both clients with a store through power cuts at random moments (seeded): publishing
+QoS 1 and 2 at window 8, every message whose publish() returned arrives, no QoS 2 message
+arrives twice, and nothing arrives that was never published; taking commands, each QoS 1
+one is taken at least once and each QoS 2 one at most once. The cut points depend on how
+fast the node runs; what is asserted holds at any of them. The blocking client's script
+is tests/device/dev_cuts.py, the asyncio client's dev_aio_cuts.py."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ BOOT_SPAN = 100000  # each boot numbers its messages from boot * BOOT_SPAN
 
 
 SEEDS = [1, 2]
+AIO = "dev_aio_cuts.py"
+BLOCKING = "dev_cuts.py"
 
 
 def numbers(out: str, tag: str) -> list[int]:
@@ -28,24 +32,26 @@ def numbers(out: str, tag: str) -> list[int]:
     return [int(ln.split()[1]) for ln in out.split("\n")[:-1] if ln.startswith(tag + " ")]
 
 
+@pytest.mark.parametrize("script", [AIO, BLOCKING])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_aio_power_cuts_lose_nothing(broker: Broker, tmp_path: Path, seed: int) -> None:
+def test_power_cuts_lose_nothing(broker: Broker, tmp_path: Path, seed: int, script: str) -> None:
     rng = random.Random(seed)
+    tag = f"cut{seed}{'a' if script == AIO else 'b'}"
     c: dict[str, Any] = {
         "HOST": broker.host,
         "PORT": broker.port,
         "VERSION": 4,
-        "PREFIX": f"aiocut{seed}",
-        "CID": f"aiocut{seed}",
+        "PREFIX": tag,
+        "CID": tag,
         "IMAGE": str(tmp_path / "flash.img"),
         "BLOCKS": 128,
     }
     took: list[int] = []
     tried: set[int] = set()  # every number a boot may have started to publish
-    with Observer(broker.host, broker.port, f"aiocut{seed}/#", qos=2) as obs:
+    with Observer(broker.host, broker.port, f"{tag}/#", qos=2) as obs:
         for boot in range(CUTS):
             start = boot * BOOT_SPAN
-            with start_device("dev_aio_cuts.py", {**c, "START": start}, heap=HEAP) as p:
+            with start_device(script, {**c, "START": start}, heap=HEAP) as p:
                 p.wait_for("BOOT", timeout=60)
                 # cut after a random number of accepted messages, a random moment later
                 k = rng.randint(1, 80)
@@ -56,7 +62,7 @@ def test_aio_power_cuts_lose_nothing(broker: Broker, tmp_path: Path, seed: int) 
             took += got
             tried.update(range(start, start + len(got) + 1))
         start = CUTS * BOOT_SPAN
-        r = run_device("dev_aio_cuts.py", {**c, "START": start, "COUNT": 20}, heap=HEAP,
+        r = run_device(script, {**c, "START": start, "COUNT": 20}, heap=HEAP,
                        timeout=180)
         assert r.value("DRAINED") == "0"
         took += numbers(r.out, "A")
@@ -74,18 +80,20 @@ def test_aio_power_cuts_lose_nothing(broker: Broker, tmp_path: Path, seed: int) 
     assert set(got) <= tried, sorted(set(got) - tried)[:20]
 
 
-@pytest.mark.parametrize("take", ["messages", "coro", "late"])
+@pytest.mark.parametrize("take", ["messages", "coro", "late", "blocking"])
 @pytest.mark.parametrize("qos", [1, 2])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_aio_commands_through_power_cuts(broker: Broker, tmp_path: Path, seed: int, qos: int,
-                                         take: str) -> None:
-    # commands at QoS 1/2 while the node is cut at random moments, taken through
-    # messages() (called after connect(), as the README's example does), a coroutine
-    # callback, or a plain callback set a while after connect(): each QoS 1 one taken at
-    # least once, each QoS 2 one at most once and all but at most one per cut (the one
-    # whose record was made when the cut came before the application printed it)
+def test_commands_through_power_cuts(broker: Broker, tmp_path: Path, seed: int, qos: int,
+                                     take: str) -> None:
+    # commands at QoS 1/2 while the node is cut at random moments, taken by the asyncio
+    # client through messages() (called after connect(), as the README's example does), a
+    # coroutine callback, or a plain callback set a while after connect(), or by the
+    # blocking client's callback: each QoS 1 one taken at least once, each QoS 2 one at
+    # most once and all but at most one per cut (the one whose record was made when the
+    # cut came before the application printed it)
     rng = random.Random(seed)
-    tag = f"aiorx{seed}{qos}{take}"
+    tag = f"rx{seed}{qos}{take}"
+    script = BLOCKING if take == "blocking" else AIO
     c: dict[str, Any] = {
         "HOST": broker.host,
         "PORT": broker.port,
@@ -97,12 +105,12 @@ def test_aio_commands_through_power_cuts(broker: Broker, tmp_path: Path, seed: i
         "RECV": qos,
         "TAKE": take,
     }
-    run_device("dev_aio_cuts.py", {**c, "SUB": 1}, heap=HEAP, timeout=60)  # subscribes
+    run_device(script, {**c, "SUB": 1}, heap=HEAP, timeout=60)  # subscribes
     taken: list[int] = []
     sent = 0
     with Publisher(broker.host, broker.port) as pub:
         for _ in range(CUTS):
-            with start_device("dev_aio_cuts.py", c, heap=HEAP) as p:
+            with start_device(script, c, heap=HEAP) as p:
                 p.wait_for("BOOT", timeout=60)
                 for _ in range(rng.randint(5, 60)):
                     pub.publish(f"{tag}/cmd", b"%07d" % sent, qos=qos)
@@ -111,7 +119,7 @@ def test_aio_commands_through_power_cuts(broker: Broker, tmp_path: Path, seed: i
                 p.kill()
             taken += numbers(p.output(), "R")
         pub.publish(f"{tag}/cmd", b"END", qos=qos)
-    taken += numbers(run_device("dev_aio_cuts.py", c, heap=HEAP, timeout=120).out, "R")
+    taken += numbers(run_device(script, c, heap=HEAP, timeout=120).out, "R")
     missing = sorted(set(range(sent)) - set(taken))
     assert set(taken) <= set(range(sent))
     if qos == 1:
