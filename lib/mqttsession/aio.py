@@ -199,13 +199,14 @@ class MQTTClient(Core):
         h.owed(self, self._qo)
         self._qo = 0
         q = self._q
-        while not q:
+        while not (q and h.took(self)):
+            if q:
+                continue  # the store failed to record that one: it went (see took)
             self._raise()
             if self._it != self._bye or self._task is None and not self._want:
                 raise StopAsyncIteration
             self._qev.clear()
             await self._qev.wait()
-        h.took(self)
         self._qev.set()  # room for the reader
         return q.pop(0)
 

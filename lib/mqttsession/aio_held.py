@@ -2,33 +2,32 @@
 # PUBACK (QoS 1) or PUBREC (QoS 2) goes out once the application has handled the message:
 # when it asks messages() for the next one, or when a coroutine handler has run, not when
 # the message arrives. A power cut or a reset before then loses nothing: the broker sends
-# it again (a QoS 2 one is recorded as it is handed out, so at most once). An answer owed
-# is kept as an int, PUBACK/PUBREC << 16 | packet ID: in MQTTClient._qa beside each
-# messages() entry (0: none), in _qo for the one handed out last, and in _aws after the
+# it again. A QoS 2 one is recorded (rx2) as it is handed out, or just before its
+# coroutine runs, so it comes at most once. An answer owed is kept as an int, kind << 16 |
+# packet ID (kind PUBACK or PUBREC; _REC: only record it): in MQTTClient._qa beside each
+# messages() entry (0: none), in _qo for the one handed out last, and in _aws around the
 # coroutine it waits for. Loaded with the first QoS 1/2 message or messages() entry; the
 # blocking client answers once its callback has returned (core.py).
 from micropython import const
 
 _PUBACK = const(0x40)
 _PUBREC = const(0x50)
+_REC = const(1)  # in _aws before a QoS 2 message's coroutine: recorded as it starts
 
 
 def later(c, first):
     # (_on_publish) takes a QoS 1/2 PUBLISH; False: it goes the blocking client's way
-    # (_on_publish goes on): QoS 2 for a callback, and a QoS 2 one handed out before
+    # (_on_publish goes on: recorded and answered now, delivered if new)
     pid = c._pf[1]
     a = (_PUBREC if first & 4 else _PUBACK) << 16 | pid
+    if first & 4 and (a == c._qo or a in c._aws):
+        # a QoS 2 one sent again while it is handled (handed out last, or its coroutine
+        # waiting, _REC before it): answered once, then
+        return True
     if not c._qn and c.cb is not None:
-        if first & 4:
-            # recorded, then the handler's (a plain function's and a coroutine's alike:
-            # which one it is shows only once called): a reset before it ran loses it
+        if first & 4 and pid in c._s.rx2:
             return False
-        n = len(c._aws)
-        c._deliver()
-        if len(c._aws) > n:
-            c._aws.append(a)  # a coroutine's: answered once it has run (MQTTClient._run)
-        else:
-            c._ack(_PUBACK, pid)  # a plain function's: answered now, as ever
+        give(c, a, None)
         return True
     # for messages(), or held for it (no consumer yet: a persistent session's messages
     # come right after CONNACK, before the application asks)
@@ -45,10 +44,52 @@ def later(c, first):
     return True
 
 
+def give(c, a, m):
+    # hands a QoS 1/2 message to the callback: the one in the receive buffer (m None,
+    # answered here at once when the callback is a plain function) or one held for
+    # messages() (m: (topic, msg, retained); its answer sent by owed). A coroutine's is
+    # answered once the reader has run it. A QoS 2 message is recorded before the handler
+    # runs: before the call while this callback is not known to be a coroutine function
+    # (which it is shows only once it is called: MicroPython gives a closure the same type
+    # either way), else just before its coroutine runs (_REC in _aws), so a reset before
+    # then loses nothing. The store's OSError goes to the caller.
+    cb = c.cb
+    known = getattr(c, "_cf", None) is cb  # a coroutine function: its last call said so
+    if a >> 16 == _PUBREC and not known:
+        c._s.rx2_add(a & 0xFFFF)
+    aws = c._aws
+    n = len(aws)
+    if m is None:
+        c._deliver()
+    else:
+        try:
+            if c._raw:
+                c._mod("aio_rare").raw(cb(m[0], m[1], 0, len(m[1])))
+            else:
+                x = cb(*m) if c._cb3 else cb(m[0], m[1])
+                if x is not None and hasattr(x, "send"):
+                    aws.append(x)
+        except Exception as e:
+            c._report(e)
+    if len(aws) > n:
+        c._cf = cb
+        if known and a >> 16 == _PUBREC:
+            aws.insert(n, _REC << 16 | (a & 0xFFFF))
+        aws.append(a)
+    elif m is None:
+        if a >> 16 == _PUBREC:
+            c._s.rx2_add(a & 0xFFFF)  # (a callback that is a coroutine function no more)
+        c._ack(a >> 16, a & 0xFFFF)
+    else:
+        owed(c, a)
+
+
 def closed(c):
     # the link is gone: what is held unanswered the broker sends again on the next
     # connection. A QoS 1 message's answer is no longer owed (sent there, it would
-    # answer whatever that ID is then), and what no one has asked for yet goes
+    # answer whatever that ID is then), and what no one has asked for yet goes. A QoS 2
+    # one handed out is recorded: the broker's resend is answered as it comes (sent
+    # later as well, the answer could meet that ID's next message)
     if not c._qn:
         c._q.clear()
         c._qa.clear()
@@ -56,24 +97,38 @@ def closed(c):
         for i in range(len(qa)):
             if type(qa[i]) is int and qa[i] >> 16 == _PUBACK:
                 qa[i] = 0
-    if c._qo >> 16 == _PUBACK:
-        c._qo = 0
+    c._qo = 0
 
 
 def took(c):
-    # the application takes the first messages() entry: a QoS 2 one is recorded first
-    # (an OSError leaves it there); it is answered when the application asks for the
-    # next one (MQTTClient.__anext__), having handled this one
-    a = c._qa[0]
+    # the application takes the first messages() entry: a QoS 2 one is recorded first;
+    # it is answered when the application asks for the next one (MQTTClient.__anext__),
+    # having handled this one. False: the store could not record it, so it goes, and the
+    # link with it: the broker sends it again on the next connection
+    a = c._qa.pop(0)
     if a >> 16 == _PUBREC:
-        c._s.rx2_add(a & 0xFFFF)
-    c._qa.pop(0)
+        try:
+            c._s.rx2_add(a & 0xFFFF)
+        except OSError as e:
+            c._q.pop(0)
+            c._drop(e)
+            return False
     c._qo = a
+    return True
 
 
 def owed(c, a):
     # sends the answer a held message owes (0, or its connection gone: none); a QoS 2
-    # one is recorded first, if it was not
+    # one is recorded first, if it was not. _REC (the reader, before a QoS 2 message's
+    # coroutine): recorded only; if the store cannot, the link goes and so do that
+    # coroutine and its answer: the broker sends the message again on the next connection
+    if a >> 16 == _REC:
+        try:
+            c._s.rx2_add(a & 0xFFFF)
+        except OSError as e:
+            c._drop(e)
+            del c._aws[:2]
+        return
     if a >> 16 == _PUBREC:
         c._s.rx2_add(a & 0xFFFF)
     if a and c.isconnected():
@@ -86,26 +141,9 @@ def owed(c, a):
 def hand_over(c):
     # (set_callback) messages held for messages() (they came before any consumer, and
     # messages() was not called) go to the callback now, in order, each answered once
-    # handled: a coroutine's once the reader has run it (_aws), a QoS 2 one recorded
-    # first, as by the iterator (the store's OSError goes to the caller, the rest kept)
+    # handled (give)
     q, qa = c._q, c._qa
     while q:
-        a = qa[0]
-        if a >> 16 == _PUBREC:
-            c._s.rx2_add(a & 0xFFFF)
+        give(c, qa[0], q[0])  # (the store's OSError: it stays, with the rest)
         qa.pop(0)
-        t, m, r = q.pop(0)
-        n = len(c._aws)
-        try:
-            if c._raw:
-                c._mod("aio_rare").raw(c.cb(t, m, 0, len(m)))
-            else:
-                x = c.cb(t, m, r) if c._cb3 else c.cb(t, m)
-                if x is not None and hasattr(x, "send"):
-                    c._aws.append(x)
-        except Exception as e:
-            c._report(e)
-        if len(c._aws) > n:
-            c._aws.append(a)
-        else:
-            owed(c, a)
+        q.pop(0)

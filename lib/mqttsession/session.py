@@ -309,19 +309,33 @@ class Session:
 
     # --- incoming QoS 2 ---
     def rx2_add(self, pid):
-        # returns True when the message is new (deliver it); records it before PUBREC
-        if pid in self.rx2:
+        # returns True when the message is new (deliver it); records it before PUBREC.
+        # The store's OSError leaves it unrecorded here too: not delivered, not answered,
+        # the broker sends it again (kept in RAM only, its resend would be taken as a
+        # duplicate and lost)
+        r = self.rx2
+        if pid in r:
             return False
-        if len(self.rx2) >= 64:
-            self.rx2.pop(0)  # bounded: a broker honours our Receive Maximum anyway
-        self.rx2.append(pid)
-        self._save(_HOT)
+        if len(r) >= 64:
+            r.pop(0)  # bounded: a broker honours our Receive Maximum anyway
+        r.append(pid)
+        try:
+            self._save(_HOT)
+        except OSError:
+            r.remove(pid)
+            raise
         return True
 
     def rx2_del(self, pid):
-        if pid in self.rx2:
-            self.rx2.remove(pid)
-            self._save(_HOT)
+        # (PUBREL) the store's OSError keeps it recorded: PUBREL comes again
+        r = self.rx2
+        if pid in r:
+            r.remove(pid)
+            try:
+                self._save(_HOT)
+            except OSError:
+                r.append(pid)
+                raise
 
     # --- subscriptions ---
     def sub(self, topic, qos):

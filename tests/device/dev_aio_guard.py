@@ -148,5 +148,50 @@ async def suback_refused():
     await c.disconnect()
 
 
+async def resent_after_loss():
+    # messages(): the broker closes the link while the application handles a QoS 2
+    # message, resends it on the next connection and then sends two new messages with the
+    # same packet ID (each once the one before is complete): all three reach the
+    # application once each, and no record is left. The first one's handling ends only
+    # after the reconnect
+    got = []
+    c = MQTTClient("guard", d.cfg("HOST"), d.cfg("PORT"), keepalive=0, timeout=2,
+                   link=Link(min_ms=20, max_ms=200, jitter=0))
+    await c.connect(wait=True)
+
+    async def read():
+        async for t, m, r in c.messages():
+            got.append(m)
+            print("GOT", m.decode())
+            if m == b"b":
+                await until(lambda: c.link.outages and c.isconnected())
+                await asyncio.sleep_ms(300)
+
+    task = asyncio.create_task(read())
+    await until(lambda: len(got) >= 3 and not c._s.rx2, 30000)
+    d.check(got == [b"b", b"c", b"d"], "each once: %r" % got)
+    d.check(not c._s.rx2, "no record left over: %r" % c._s.rx2)
+    await c.disconnect()
+    await task
+
+
+async def coro_dup():
+    # a coroutine callback: a QoS 2 message and its resend in one write: delivered once
+    got = []
+
+    async def cb(t, m):
+        got.append(m)
+        print("GOT", m.decode())
+        await asyncio.sleep_ms(5)
+
+    c = MQTTClient("guard", d.cfg("HOST"), d.cfg("PORT"), keepalive=0, timeout=2)
+    c.set_callback(cb)
+    await c.connect()
+    await until(lambda: len(got) >= 2 and not c._s.rx2 and c._s.pid, 5000)
+    await asyncio.sleep_ms(500)  # a second delivery would come by now
+    d.check(got == [b"m0", b"x"], "each once: %r" % got)
+    await c.disconnect()
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

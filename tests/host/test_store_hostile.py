@@ -1,6 +1,7 @@
 """A store nothing can escape and no damage can stop: path-like hosts and client IDs,
 misshapen stores (directories for files, files for directories, oversized files on a
-small heap), set-aside messages in flash, and queued payloads that the caller changes."""
+small heap), set-aside messages in flash, queued payloads that the caller changes, and
+incoming QoS 2 messages while the flash takes no writes."""
 
 from __future__ import annotations
 
@@ -64,3 +65,16 @@ def test_queued_payload_is_not_the_callers_buffer(broker: Broker, tmp_path: Path
         run_device("dev_store_more.py", c, heap=HEAP)
         obs.wait_for(2)
     assert sorted(obs.payloads()) == [b"first", b"secnd"]
+
+
+@pytest.mark.parametrize("take", ["session", "blocking", "plain", "coro", "messages"])
+def test_qos2_record_the_store_cannot_make(broker: Broker, tmp_path: Path, take: str) -> None:
+    # every flash write fails while a QoS 2 message arrives: not delivered, not answered,
+    # the link goes; once the flash writes again the broker's resend delivers it once
+    # (the blocking client's callback; the asyncio client's plain callback, coroutine
+    # callback and messages()); "session": the record and the release alone
+    c = cfg(broker, tmp_path / "flash.img", "rx2fail", TAKE=take, PREFIX=f"rx2fail{take}",
+            CID=f"rx2fail{take}")
+    r = run_device("dev_rx2_fail.py", c, heap=HEAP, timeout=120)
+    if take != "session":
+        assert r.value("GOT") == "m0 m1 m2", r.out
