@@ -340,7 +340,7 @@ def _pub1(c, qos, retain):
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
     if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _go(c, -1) or \
-            s.full(_RS + len(c._t) + len(c._m)):  # no room in flash for it: as _queue
+            c.store is not None and s.full(_RS + len(c._t) + len(c._m)):  # no room in flash
         c._queue(qos, retain, False)
         return
     k = s.add(c._t, c._m, qos, retain)  # as _queue: _go made room
