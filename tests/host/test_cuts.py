@@ -32,20 +32,18 @@ def numbers(out: str, tag: str) -> list[int]:
     return [int(ln.split()[1]) for ln in out.split("\n")[:-1] if ln.startswith(tag + " ")]
 
 
+def node(broker: Broker, tmp_path: Path, tag: str, **kw: Any) -> dict[str, Any]:
+    # the device's settings: client ID and topic prefix tag, a littlefs image of its own
+    return {"HOST": broker.host, "PORT": broker.port, "VERSION": 4, "PREFIX": tag, "CID": tag,
+            "IMAGE": str(tmp_path / "flash.img"), "BLOCKS": 128, **kw}
+
+
 @pytest.mark.parametrize("script", [AIO, BLOCKING])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_power_cuts_lose_nothing(broker: Broker, tmp_path: Path, seed: int, script: str) -> None:
     rng = random.Random(seed)
     tag = f"cut{seed}{'a' if script == AIO else 'b'}"
-    c: dict[str, Any] = {
-        "HOST": broker.host,
-        "PORT": broker.port,
-        "VERSION": 4,
-        "PREFIX": tag,
-        "CID": tag,
-        "IMAGE": str(tmp_path / "flash.img"),
-        "BLOCKS": 128,
-    }
+    c = node(broker, tmp_path, tag)
     took: list[int] = []
     tried: set[int] = set()  # every number a boot may have started to publish
     with Observer(broker.host, broker.port, f"{tag}/#", qos=2) as obs:
@@ -94,17 +92,7 @@ def test_commands_through_power_cuts(broker: Broker, tmp_path: Path, seed: int, 
     rng = random.Random(seed)
     tag = f"rx{seed}{qos}{take}"
     script = BLOCKING if take == "blocking" else AIO
-    c: dict[str, Any] = {
-        "HOST": broker.host,
-        "PORT": broker.port,
-        "VERSION": 4,
-        "PREFIX": tag,
-        "CID": tag,
-        "IMAGE": str(tmp_path / "flash.img"),
-        "BLOCKS": 128,
-        "RECV": qos,
-        "TAKE": take,
-    }
+    c = node(broker, tmp_path, tag, RECV=qos, TAKE=take)
     run_device(script, {**c, "SUB": 1}, heap=HEAP, timeout=60)  # subscribes
     taken: list[int] = []
     sent = 0
