@@ -37,13 +37,14 @@ class MQTTClient(Core):
         # drain task sends; _err: what ended the reader (awaits raise it); _present:
         # Session Present of the last attempt (None: it failed)
         self._task = self._clk = self._dr = self._err = self._present = None
-        self._zz = self._rd = self._nap = False  # the clock sleeps (a kick may cancel it);
-        # the reader waits for input (not for the application); it sleeps in a backoff
+        self._zz = self._rd = self._nap = self._hr = False  # the clock sleeps (a kick may
+        # cancel it); the reader waits for input (not for the application); it sleeps in a
+        # backoff; _aws's handlers are being run (aio_held.run)
         self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
         self._bye = self._it = 0  # disconnect() calls; their count when an iteration began
         self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
-        self._aws = []  # handler coroutines to await, in arrival order
+        self._aws = []  # handler coroutines to await, in arrival order (with answers)
         # messages(): queue of (topic, msg, retained) and of the answer each one owes
         # (_later); _qn: its size, 0 until messages() is called
         self._q, self._qa, self._qn, self._qev = [], [], 0, asyncio.Event()
@@ -273,16 +274,8 @@ class MQTTClient(Core):
                             self._report(e)
                     if self._r1 != self._r0 or self._skip:
                         self._kick()  # a packet has started: the clock keeps its deadline
-                    while aws:  # handler coroutines, in order (an int: an answer, _later)
-                        a = aws.pop(0)
-                        try:
-                            if type(a) is int:
-                                self._mod("aio_held").owed(self, a)
-                            else:
-                                await a
-                        except Exception as e:
-                            self._report(e)
-                        self._ping = self._ping and (time.ticks_ms() or 1)  # (as above)
+                    if aws and not self._hr:  # handler coroutines, in order (aio_held.run)
+                        await self._mod("aio_held").run(self)
                 self._ev.set()
         except Exception as e:  # a bug must not end the client silently
             self._close()

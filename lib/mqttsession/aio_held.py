@@ -6,9 +6,12 @@
 # coroutine runs, so it comes at most once. An answer owed is kept as an int, kind << 16 |
 # packet ID (kind PUBACK or PUBREC; _REC: only record it): in MQTTClient._qa beside each
 # messages() entry (0: none), in _qo for the one handed out last, and in _aws around the
-# coroutine it waits for. Loaded with the first QoS 1/2 message or messages() entry; the
-# blocking client answers once its callback has returned (core.py).
+# coroutine it waits for. Loaded with the first QoS 1/2 message, messages() entry or
+# handler coroutine (run); the blocking client answers once its callback has returned
+# (core.py).
 from micropython import const
+import asyncio
+import time
 
 _PUBACK = const(0x40)
 _PUBREC = const(0x50)
@@ -141,9 +144,36 @@ def owed(c, a):
 def hand_over(c):
     # (set_callback) messages held for messages() (they came before any consumer, and
     # messages() was not called) go to the callback now, in order, each answered once
-    # handled (give)
+    # handled (give). A coroutine callback's: run by a task of their own, as the reader
+    # may wait for input meanwhile (on a quiet link, for as long as no packet comes)
     q, qa = c._q, c._qa
     while q:
         give(c, qa[0], q[0])  # (the store's OSError: it stays, with the rest)
         qa.pop(0)
         q.pop(0)
+    if c._aws and not c._hr:
+        asyncio.create_task(run(c))
+
+
+async def run(c):
+    # the handlers' coroutines in _aws, in order, with the answers (ints) between them:
+    # by the reader after a read, or by hand_over's task while the reader waits for input.
+    # One at a time (_hr): the reader leaves what it adds meanwhile to the one under way
+    if c._hr:
+        return
+    c._hr = True
+    aws = c._aws
+    try:
+        while aws:
+            a = aws.pop(0)
+            try:
+                if type(a) is int:
+                    owed(c, a)
+                else:
+                    await a
+            except Exception as e:
+                c._report(e)
+            # back from the application: a PINGRESP in the socket is due from now
+            c._ping = c._ping and (time.ticks_ms() or 1)
+    finally:
+        c._hr = False

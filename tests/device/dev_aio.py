@@ -1,6 +1,6 @@
 # The asyncio client beside other tasks, driven by tests/host/test_aio.py. devcfg.TEST:
 # handler, handler_calls, ended, restart, offline, faults, congested, tls, trickle,
-# silent, idle, again, backlog. A 10 ms ticker task runs throughout and
+# silent, idle, again, backlog, late_coro. A 10 ms ticker task runs throughout and
 # reports the largest gap between its ticks (GAP ms): the loop kept running.
 import asyncio
 import time
@@ -468,6 +468,37 @@ async def raw_iter():
     d.check(got == [b"one"], "the raw callback got it")
     d.check(seen == [(d.topic("ri").encode(), b"one", False)], "and so did the iterator")
     d.check(c.errors == 0, "nothing reported")
+    await c.disconnect()
+
+
+async def late_coro():
+    # QoS 1/2 messages that arrived before any consumer, then a coroutine callback set on
+    # a quiet link (keepalive 0: no packet comes after them): each handled once and
+    # answered, not held until some later packet wakes the reader
+    got = []
+
+    async def cb(t, m):
+        got.append(m)
+        await asyncio.sleep_ms(5)
+
+    c = make(link=False, keepalive=0)
+    await c.connect(clean_session=False)
+    await c.subscribe(d.topic("cmd"), 2)
+    feed = d.client(d.cfg("CID") + "f")
+    feed.connect()
+    for i in range(4):
+        feed.publish(d.topic("cmd"), b"m%d" % i, qos=1 + i % 2)
+    feed.disconnect()
+    d.check(await until(lambda: len(c._q) == 4), "held for a consumer")
+    c.set_callback(cb)
+    d.check(await until(lambda: len(got) == 4 and not c._aws, 10000), "handled: %r" % got)
+    await asyncio.sleep_ms(300)  # the last answers go out
+    await c.disconnect()
+    print("GOT", b" ".join(got).decode())
+    c.set_callback(lambda t, m: got.append(m))
+    await c.connect(clean_session=False)  # the broker holds nothing unanswered for it
+    await asyncio.sleep_ms(500)
+    print("AGAIN", len(got) - 4)
     await c.disconnect()
 
 

@@ -341,3 +341,12 @@ def test_reader_waiting_for_the_application_keeps_the_link(broker_factory: Any,
     assert r.value("BACKLOG") == "[0, 1, 2, 3, 4, 5] outages 0", r.out
     assert int(r.value("SILENT")) < 3000, r.out  # 1.5 x keepalive: the broker's limit
     assert "exceeded timeout" not in b.log(), b.log_tail()
+
+
+def test_coroutine_callback_set_late_gets_the_held_messages_on_a_quiet_link(
+        broker_factory: Any, tmp_path: Path) -> None:
+    # 0.2.13 ran them only when the next packet came: with keepalive 0, never
+    b = broker_factory()
+    r = run_device("dev_aio.py", cfg(b, b.port, tmp_path, "late_coro"), heap=HEAP, timeout=60)
+    assert r.value("GOT") == "m0 m1 m2 m3", r.out
+    assert r.value("AGAIN") == "0", r.out
