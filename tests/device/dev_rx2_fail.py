@@ -38,12 +38,19 @@ def send(m):
 
 def session():
     # each load after a remount: what is in flash (after a failed write littlefs may
-    # read back from its cache what never reached the flash, until it is mounted again)
+    # read back from its cache what never reached the flash, until it is mounted again).
+    # The old mount's block device is kept and takes no more writes, as flash after a
+    # power cut: littlefs may still write a failed commit's cache out later (when the old
+    # mount is collected), which is not what this checks
+    old = []
+
     def load():
         global BD
         import vfs
 
         vfs.umount("/flash")
+        BD.fail_after = 0
+        old.append(BD)
         BD = d.flash()[1]
         return SessionStore(ROOT + "/.mqtt").get("h", "cid")
 
