@@ -133,12 +133,17 @@ class Observer:
         with self._cond:
             self._msgs.clear()
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Msg]:
-        """Wait until at least count messages arrived; return all of them."""
+    def wait_for(self, count: int, timeout: float = 10.0, distinct: bool = False) -> list[Msg]:
+        """Wait until at least count messages arrived (distinct: count a topic and payload
+        that came twice, a QoS 1 resend, once); return all of them."""
         __tracebackhide__ = True
         deadline = time.monotonic() + timeout
+
+        def have() -> int:
+            return len({(m.topic, m.payload) for m in self._msgs}) if distinct else len(self._msgs)
+
         with self._cond:
-            while len(self._msgs) < count:
+            while have() < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     got = "\n".join(repr(m) for m in self._msgs[-20:])

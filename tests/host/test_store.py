@@ -250,7 +250,7 @@ def test_store_full_aio(broker: Broker, tmp_path: Path) -> None:
     with Observer(broker.host, broker.port, "countaio/#", qos=1) as obs:
         r = run_device("dev_store_count.py", c, heap="1m", timeout=300)
         n, dropped = (int(x) for x in r.values("PUBLISHED")[0][:3:2])
-        obs.wait_for(n - dropped, timeout=60)
+        obs.wait_for(n - dropped, timeout=60, distinct=True)
         got = list(dict.fromkeys(int(p[:6]) for p in obs.payloads()))
     # the oldest went: the first delivered is the first one kept, and all after it came
     assert dropped > 1 and got == list(range(dropped, n))
@@ -270,7 +270,7 @@ def test_store_count_over_random_rounds(broker: Broker, tmp_path: Path, seed: in
         r = run_device("dev_store_count.py", c, heap="1m", timeout=300)
         n, dropped, full = (int(x) for x in r.values("PUBLISHED")[0][::2])
         assert full > 0 and dropped > 0  # the rounds met the bound, and drop_oldest acted
-        obs.wait_for(n - dropped, timeout=60)
+        obs.wait_for(n - dropped, timeout=60, distinct=True)  # (QoS 1: some come twice)
         got = [int(p[:6]) for p in obs.payloads()]
     first = list(dict.fromkeys(got))  # QoS 1: a message may come twice
     # missing: only messages given up. The count may be higher: a QoS 1 message that
@@ -289,7 +289,7 @@ def test_store_big_connected(broker: Broker, tmp_path: Path) -> None:
     with Observer(broker.host, broker.port, "big/#", qos=1) as obs:
         r = run_device("dev_store_count.py", c, heap=HEAP, timeout=120)
         n = int(r.values("PUBLISHED")[0][0])
-        obs.wait_for(n, timeout=60)
+        obs.wait_for(n, timeout=60, distinct=True)
         got = [int(p[:6]) for p in obs.payloads()]
         sizes = {len(p) for p in obs.payloads()}
     assert n == 8 and list(dict.fromkeys(got)) == list(range(n)) and sizes == {56}
@@ -303,6 +303,6 @@ def test_store_memory_error(broker: Broker, tmp_path: Path) -> None:
     with Observer(broker.host, broker.port, "oom/#", qos=1) as obs:
         r = run_device("dev_store_count.py", c, heap=HEAP, timeout=120)
         n = int(r.values("PUBLISHED")[0][0])
-        obs.wait_for(n, timeout=60)
+        obs.wait_for(n, timeout=60, distinct=True)
         got = [int(p[:6]) for p in obs.payloads()]
     assert n == 6 and list(dict.fromkeys(got)) == list(range(n))
