@@ -24,6 +24,8 @@ class MQTTClient(Core):
     # on_connect: a coroutine function f(client), run as a task after every (re)connect.
     # on_error: f(exc) for an exception raised by the message handler, a connect hook or
     # the client's own tasks; default: its traceback printed (once, when it happens).
+    _cf = None  # the callback last seen to be a coroutine function (aio_held.give)
+
     def __init__(self, *args, on_connect=None, on_error=None, **kw):
         super().__init__(*args, **kw)
         self.on_connect = on_connect

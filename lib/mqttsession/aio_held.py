@@ -57,7 +57,7 @@ def give(c, a, m):
     # either way), else just before its coroutine runs (_REC in _aws), so a reset before
     # then loses nothing. The store's OSError goes to the caller.
     cb = c.cb
-    known = getattr(c, "_cf", None) is cb  # a coroutine function: its last call said so
+    known = c._cf is cb  # a coroutine function: its last call said so
     if a >> 16 == _PUBREC and not known:
         c._s.rx2_add(a & 0xFFFF)
     aws = c._aws
