@@ -140,7 +140,8 @@ def ram(n):
 
 def parts(bdev, drain=True):
     # wraps the store's file steps of the drain (drain=False: of queueing); returns
-    # {step: [calls, reads, us]}
+    # {step: [calls, reads, us, calls that erased a block, their reads]}: a littlefs
+    # commit that finds its directory's metadata block full compacts it (an erase)
     from mqttsession import qseg, stored
 
     acc = {}
@@ -149,14 +150,17 @@ def parts(bdev, drain=True):
         f = getattr(mod, name)
 
         def w(*a):
-            r, t = bdev.reads, B.ticks()
+            r, e, t = bdev.reads, bdev.erases, B.ticks()
             try:
                 return f(*a)
             finally:
-                x = acc.setdefault(step, [0, 0, 0])
+                x = acc.setdefault(step, [0, 0, 0, 0, 0])
                 x[0] += 1
                 x[1] += bdev.reads - r
                 x[2] += B.since(t)
+                if bdev.erases > e:
+                    x[3] += 1
+                    x[4] += bdev.reads - r
 
         setattr(mod, name, w)
 
@@ -196,7 +200,7 @@ def queue(cid, n, bdev, acc=None):
         if i in marks:
             marks[i] = B.since(t) / W
             reads[i] = (bdev.reads - r) / W
-            for k, (calls, rd, _) in (acc or {}).items():
+            for k, (calls, rd, *_) in (acc or {}).items():
                 B.out(f"{tag}.parts.queue.{k}.reads_per_call.at{i}", rd / max(calls, 1))
     return c, marks, reads
 
@@ -235,11 +239,14 @@ def run(n, full):
     r, w, _ = drain(c, bdev)
     if acc is not None:
         B.out(f"{tag}.parts.drain_us_per_msg", 1e6 / max(r, 1))
-        for k, (calls, rd, us) in acc.items():
+        for k, (calls, rd, us, ce, re) in acc.items():
             B.out(f"{tag}.parts.{k}.calls", calls)
             B.out(f"{tag}.parts.{k}.reads_per_call", rd / max(calls, 1))
             B.out(f"{tag}.parts.{k}.reads_per_msg", rd / n)
             B.out(f"{tag}.parts.{k}.us_per_msg", us / n)
+            # the calls that compacted a directory's metadata (erased), and their share
+            B.out(f"{tag}.parts.{k}.erasing_calls", ce)
+            B.out(f"{tag}.parts.{k}.erasing_reads_share", re / max(rd, 1))
     # block reads per drained message: opening and removing each segment (littlefs
     # path lookups), what a board's flash driver pays for too
     B.out(f"{tag}.drain_reads.n{n}", bdev.reads / n)
