@@ -19,6 +19,7 @@ import frozen_unix
 from bench_setup import (
     BENCH_DIR,
     LIB_DIR,
+    MQTT_AS_DIR,
     QUICK,
     ROOT,
     Plan,
@@ -167,6 +168,11 @@ class IssueMeasure:
         else:
             why = "no firmware frozen from this lib/ in build/frozen (tools/frozen_unix.py)"
             self.res.put_na("mem.frozen", why)
+        # mqtt_as is on no registry: measured beside the library when a clone is there
+        if (MQTT_AS_DIR / "mqtt_as" / "__init__.py").is_file():
+            argv += ["--mqtt-as", str(MQTT_AS_DIR)]
+        else:
+            self.res.put_na("mem.mqttas", f"no mqtt_as clone in {MQTT_AS_DIR.relative_to(ROOT)}")
         run_host(self.res, script, argv, "mem", timeout=1800)
 
     def measure_pico(self, port: int) -> None:

@@ -327,8 +327,10 @@ def core_notes(b: Bench, pin: str) -> list[str]:
         (
             "core",
             "- Competitors are fetched from PyPI with pip at run time into `build/bench/` "
-            "(never committed). mqtt_as is not published on a package registry reachable "
-            "here, so its rows are the figures quoted in issue 6.",
+            "(never committed). mqtt_as is not published on a package registry, so its "
+            "rows here are the figures quoted in issue 6; the memory area measures it when "
+            "a clone of github.com/peterhinch/micropython-mqtt is in "
+            "`build/bench/micropython-mqtt` (`tools/bench/b_mem.py --mqtt-as DIR`).",
         ),
     ]
     core = any(a in CORE_AREAS for a in b.areas)

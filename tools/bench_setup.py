@@ -27,6 +27,9 @@ LIB_DIR = ROOT / "lib"
 BOARD_DIR = ROOT / "boards" / "unix"
 CACHE = ROOT / "build" / "bench"  # competitors fetched once; one run-<pid>/ per run
 RUN = CACHE / f"run-{os.getpid()}"  # images, compiled .mpy, scratch: removed after the run
+# mqtt_as, on no package registry: a clone of github.com/peterhinch/micropython-mqtt here
+# is measured by the memory area (tools/bench/b_mem.py --mqtt-as); without one, quoted
+MQTT_AS_DIR = CACHE / "micropython-mqtt"
 HOST = "127.0.0.1"
 TOPIC = "bench/t"
 PAYLOAD = b"0123456789abcdef"  # the 16-byte payload of tools/bench/bcommon.py

@@ -21,7 +21,11 @@ Code is the sum of the -O2 .mpy sizes of the mqttsession modules in sys.modules 
 end of the node's run. The smallest heap bisects -X heapsize. Allocation per message is
 micropython.mem_total() growth (everything allocated, including VM frames freed at once
 on return) and gc.mem_alloc() growth with the collector off (garbage left behind).
-mqtt_as is on no registry reachable here: its row holds the figures quoted in issue 12.
+mqtt_as is on no package registry: with --mqtt-as DIR (a directory holding mqtt_as/, e.g. a
+clone of github.com/peterhinch/micropython-mqtt) it is compiled the same way and run as
+the same node as far as it goes (tools/bench/b_mem_mqttas.py: connect, subscribe, QoS 0/1
+publishing received back; it has no QoS 2 and no store), side by side in the same run;
+without it its column holds the figures quoted in issue 12.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Setup:
     sizes: dict[str, int]  # module name -> .mpy bytes
     res: Results = field(default_factory=Results)
     frozen: Path | None = None  # a unix-port firmware with the library frozen
+    mqttas: Path | None = None  # mqtt_as compiled (--mqtt-as)
+    mqttas_sizes: dict[str, int] = field(default_factory=dict)
 
     def path(self, form: str) -> list[Path]:
         base = [self.board_dir, HERE]
@@ -99,6 +105,40 @@ def prepare(work: Path, lib: Path = mpy.LIB) -> Setup:
     s.res.put("lib_mpy_o2", float(sum(sizes.values())))
     s.res.put("lib_mpy_o3", float(sizes3))
     return s
+
+
+def prepare_mqttas(s: Setup, src: Path) -> None:
+    """mqtt_as's modules (src/mqtt_as/*.py) compiled as the library is, into s.mqttas."""
+    out = s.work / "mqttas" / "mqtt_as"
+    out.mkdir(parents=True)
+    for f in sorted((src / "mqtt_as").glob("*.py")):
+        name = "mqtt_as" if f.stem == "__init__" else f"mqtt_as.{f.stem}"
+        dst = out / f"{f.stem}.mpy"
+        subprocess.run([mpy.mpy_cross(), "-O2", "-s", name, "-o", str(dst), str(f)],
+                       check=True, capture_output=True, timeout=60)
+        s.mqttas_sizes[name] = dst.stat().st_size
+    s.mqttas = out.parent
+
+
+def run_mqttas(s: Setup, broker: Broker, heap_kb: int, n: int) -> tuple[int, str]:
+    return run_mp("b_mem_mqttas.py", {"host": broker.host, "port": broker.port, "n": n},
+                  [s.mqttas or s.work, HERE], heap=f"{heap_kb}k", timeout=120, cwd=s.work)
+
+
+def measure_mqttas(s: Setup, broker: Broker, n: int) -> None:
+    rc, out = run_mqttas(s, broker, 1024, n)
+    s.res.log.append(f"$ b_mem_mqttas\n{out}")
+    if rc != 0 or "NODE OK" not in out:
+        s.res.put_na("mqttas", last_error(out))
+        return
+    mods = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "R" and parts[1].startswith("mem."):
+            s.res.put(f"mqttas.{parts[1][4:]}", float(parts[2]))
+        elif len(parts) == 2 and parts[0] == "MOD":
+            mods.append(parts[1])
+    s.res.put("mqttas.code", float(sum(s.mqttas_sizes.get(m, 0) for m in mods)))
 
 
 def node_args(s: Setup, broker: Broker, form: str, tls: bool, **more: object) -> dict[str, object]:
@@ -170,10 +210,14 @@ def measure(
 
 
 def smallest_heap(s: Setup, broker: Broker, form: str, step: int) -> int | None:
-    """Smallest -X heapsize (KB) in which the node runs to the end; None above 1 MB."""
+    """Smallest -X heapsize (KB) in which the node runs to the end; None above 1 MB.
+    form "mqttas": mqtt_as's node (--mqtt-as)."""
 
     def runs(kb: int) -> bool:
-        rc, out = run_node(s, broker, form, False, kb, 5)
+        if form == "mqttas":
+            rc, out = run_mqttas(s, broker, kb, 5)
+        else:
+            rc, out = run_node(s, broker, form, False, kb, 5)
         return rc == 0 and "NODE OK" in out
 
     lo, hi = 8, 1024  # lo fails, hi runs
@@ -319,6 +363,16 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
 
     q = "quoted (issue 12)"
 
+    def mq(k: str, quoted: str) -> str:
+        # mqtt_as's figure: measured in this run with --mqtt-as, else the issue's
+        if s.mqttas is None:
+            return quoted
+        if k == "minheap":
+            v = minheap.get("mqttas")
+            return "not measured" if "mqttas" not in minheap else (
+                "n/a" if v is None else f"{v} KB (no store)")
+        return kb(g(f"mqttas.{k}"))
+
     def fz(k: str) -> str:
         # the frozen route: measured with --frozen, else why not
         if s.frozen is None:
@@ -326,10 +380,13 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         return kb(g(f"frozen.{k}"))
     rows = [
         ("figure", "mqttsession", "mqtt_as"),
-        (".mpy code the node loads (mpy-cross -O2)", kb(g("code")), f"{kb(MQTT_AS['code'])} {q}"),
-        ("heap after import, .mpy", kb(g("mpy.import")), "-"),
-        ("heap connected, .mpy", kb(g("mpy.connected")), f"{kb(MQTT_AS['mpy.connected'])} {q}"),
-        ("heap after the QoS 0/1/2 loop, .mpy", kb(g("mpy.loop")), "-"),
+        (".mpy code the node loads (mpy-cross -O2)", kb(g("code")),
+         mq("code", f"{kb(MQTT_AS['code'])} {q}")),
+        ("heap after import, .mpy", kb(g("mpy.import")), mq("import", "-")),
+        ("heap connected, .mpy", kb(g("mpy.connected")),
+         mq("connected", f"{kb(MQTT_AS['mpy.connected'])} {q}")),
+        ("heap after the QoS 0/1/2 loop, .mpy", kb(g("mpy.loop")),
+         mq("loop", "-") + (" (QoS 0/1)" if s.mqttas else "")),
         ("heap after import, ROMFS (beyond the image)", kb(g("rom.import")), "-"),
         ("heap connected, ROMFS (beyond the image)", kb(g("rom.connected")), "-"),
         ("heap after import, frozen into a unix-port firmware", fz("import"), "-"),
@@ -337,7 +394,8 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ("heap after the QoS 0/1/2 loop, frozen", fz("loop"), "-"),
         ("heap connected over TLS, .mpy", kb(g("mpy.tls.connected")), "-"),
         ("heap connected over TLS, ROMFS", kb(g("rom.tls.connected")), "-"),
-        ("smallest heap, .mpy, store on littlefs", mh("mpy"), f"{MQTT_AS['minheap_kb']} KB {q}"),
+        ("smallest heap, .mpy, store on littlefs", mh("mpy"),
+         mq("minheap", f"{MQTT_AS['minheap_kb']} KB {q}")),
         ("smallest heap, ROMFS, store on littlefs", mh("rom"), "-"),
         ("smallest heap, frozen, store on littlefs", mh("frozen") if s.frozen else fz("x"),
          "-"),
@@ -389,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure this unix-port firmware with the library frozen into it "
         "(tools/frozen_unix.py)",
     )
+    p.add_argument(
+        "--mqtt-as",
+        type=Path,
+        help="a directory holding mqtt_as/ (a clone of github.com/peterhinch/micropython-mqtt):"
+        " measured side by side instead of the figures quoted in issue 12",
+    )
     a = p.parse_args(argv)
     if a.frozen is not None:
         if not a.frozen.is_file():
@@ -397,11 +461,15 @@ def main(argv: list[str] | None = None) -> int:
         if not st.is_file() or st.read_text().strip() != frozen_unix.lib_digest(a.lib):
             p.error(f"--frozen {a.frozen}: not frozen from {a.lib} as it is now (build it "
                     "again: tools/frozen_unix.py --lib LIB)")
+    if a.mqtt_as is not None and not (a.mqtt_as / "mqtt_as" / "__init__.py").is_file():
+        p.error(f"--mqtt-as {a.mqtt_as}: no mqtt_as/__init__.py there")
     work = Path(tempfile.mkdtemp(prefix="mqs-bench-mem-"))
     broker = None
     try:
         s = prepare(work, a.lib.resolve())
         s.frozen = a.frozen and a.frozen.resolve()
+        if a.mqtt_as is not None:
+            prepare_mqttas(s, a.mqtt_as.resolve())
         broker = Broker(work / "broker", tls=make_certs(work / "certs"), verbose=False)
         n = 10 if a.quick else 50
         measure(s, broker, "mpy", False, n, True)
@@ -412,10 +480,14 @@ def main(argv: list[str] | None = None) -> int:
         measure(s, broker, "mpy", False, n, False, version=5)
         if s.frozen is not None:
             measure(s, broker, "frozen", False, n, False)
+        if s.mqttas is not None:
+            measure_mqttas(s, broker, n)
         minheap: dict[str, int | None] = {}
         if not a.no_minheap:
             step = 8 if a.quick else 1
-            for form in ("mpy", "rom", "frozen")[: 3 if s.frozen else 2]:
+            forms = ["mpy", "rom", *(["frozen"] if s.frozen else []),
+                     *(["mqttas"] if s.mqttas else [])]
+            for form in forms:
                 minheap[form] = smallest_heap(s, broker, form, step)
                 if minheap[form] is not None:
                     s.res.put(f"{form}.minheap_kb", float(minheap[form] or 0))
