@@ -241,6 +241,12 @@ class MemoryRows:
             self.row(g, "mqtt_as: heap connected, .mpy", "mem.mqttas.connected", "KB", note, kb)
             self.row(g, "mqtt_as: smallest heap, .mpy", "mem.mqttas.minheap_kb", "KB",
                      "-X heapsize bisection")
+            for q in (0, 1):
+                self.row(g, f"mqtt_as: garbage per QoS {q} publish",
+                         f"mem.mqttas.pub.q{q}.garbage", "bytes/msg",
+                         "to a topic it is not subscribed to; its tasks' allocations included")
+                self.row(g, f"mqtt_as: allocated per QoS {q} publish",
+                         f"mem.mqttas.pub.q{q}.total", "bytes/msg")
             ref, how = mq, "measured"
         else:
             self.value_row(

@@ -120,15 +120,19 @@ def prepare_mqttas(s: Setup, src: Path) -> None:
     s.mqttas = out.parent
 
 
-def run_mqttas(s: Setup, broker: Broker, heap_kb: int, n: int) -> tuple[int, str]:
-    return run_mp("b_mem_mqttas.py", {"host": broker.host, "port": broker.port, "n": n},
-                  [s.mqttas or s.work, HERE], heap=f"{heap_kb}k", timeout=120, cwd=s.work)
+def run_mqttas(s: Setup, broker: Broker, heap_kb: int, n: int,
+               alloc: bool = False) -> tuple[int, str]:
+    args: dict[str, object] = {"host": broker.host, "port": broker.port, "n": n}
+    if alloc:
+        args["alloc"] = 1
+    return run_mp("b_mem_mqttas.py", args, [s.mqttas or s.work, HERE], heap=f"{heap_kb}k",
+                  timeout=120, cwd=s.work)
 
 
 def measure_mqttas(s: Setup, broker: Broker, n: int) -> None:
-    rc, out = run_mqttas(s, broker, 1024, n)
+    rc, out = run_mqttas(s, broker, 1024, n, alloc=True)
     s.res.log.append(f"$ b_mem_mqttas\n{out}")
-    if rc != 0 or "NODE OK" not in out:
+    if rc != 0 or "NODE OK" not in out or "ALLOC OK" not in out:
         s.res.put_na("mqttas", last_error(out))
         return
     mods = []
@@ -417,13 +421,12 @@ def table(s: Setup, minheap: dict[str, int | None]) -> str:
         ("recv.q1.raw", "QoS 1 raw receive"),
     ):
         gar, tot = g(f"mpy.{k}.garbage"), g(f"mpy.{k}.total")
-        rows.append(
-            (
-                f"garbage per {label}",
-                b(gar),
-                "3 KB / 25 KB (q0/q1 publish) " + q if k == "pub.q0" else "-",
-            )
-        )
+        mg, mt = g(f"mqttas.{k}.garbage"), g(f"mqttas.{k}.total")
+        if s.mqttas is not None and k.startswith("pub"):
+            theirs = f"{b(mg)} ({b(mt)} allocated)"
+        else:
+            theirs = "3 KB / 25 KB allocated (q0/q1 publish) " + q if k == "pub.q0" else "-"
+        rows.append((f"garbage per {label}", b(gar), theirs))
         tr = None if gar is None or tot is None else tot - gar
         rows.append((f"transient (frames freed on return) per {label}", b(tr), "-"))
     rows.append(("TLS: garbage per QoS 1 publish", b(g("mpy.tls.pub.q1.garbage")), "-"))

@@ -6,11 +6,15 @@
 # board. mqtt_as's code comes from the directory on MICROPYPATH (compiled by b_mem.py).
 #
 # Arguments (key=value): host port [n=messages per QoS]
+#   alloc=1: also the steady-state allocation of QoS 0/1 publishing, as b_mem_node.py
+#   measures it (to a topic it is not subscribed to: no message comes back meanwhile)
 # Prints "R mem.<key> <bytes>", "MOD <module>" for each mqtt_as module loaded, and
 # "NODE OK" at the end (the smallest-heap search looks for it).
 import asyncio
 import gc
 import sys
+
+import micropython
 
 a = dict(x.split("=", 1) for x in sys.argv[1:])
 N = int(a.get("n", "20"))
@@ -101,7 +105,30 @@ async def main():
         else:
             raise OSError(f"messages not received back: {got[0]} of {(i + 1) * 2}")
     out("loop", heap() - base)
+    if a.get("alloc") == "1":
+        for q in (0, 1):
+            await publishing(c, q, 4 * N)
+        print("ALLOC OK")
     await c.disconnect()
+
+
+async def publishing(c, q, n):
+    # bytes allocated per publish (mem_total) and left behind (mem_alloc growth with the
+    # collector off), over n publishes after 20 of warm-up; the background tasks that run
+    # meanwhile (its keepalive, its reader) are part of what publishing costs
+    for _ in range(20):
+        await c.publish(TOPIC + "/g", "0123456789abcdef", False, q)
+    gc.collect()
+    gc.disable()
+    h = gc.mem_alloc()
+    t = micropython.mem_total()
+    for _ in range(n):
+        await c.publish(TOPIC + "/g", "0123456789abcdef", False, q)
+    t = micropython.mem_total() - t
+    h = gc.mem_alloc() - h
+    gc.enable()
+    out(f"pub.q{q}.total", t / n)
+    out(f"pub.q{q}.garbage", h / n)
 
 
 asyncio.run(main())
