@@ -109,8 +109,8 @@ def stored(root, sessions):
 
 def new_client(cs, st):
     cid = "" if cs["client"] == "null" else "hc"
-    kw = dict(version=cs["v"], store=st, timeout=TIMEOUT, max_packet=MAX_PACKET,
-              user="case%d" % cs["i"], keepalive=0)
+    kw = dict(version=cs["v"], store=st, timeout=cs.get("timeout", TIMEOUT),
+              max_packet=MAX_PACKET, user="case%d" % cs["i"], keepalive=0)
     if FRONT == "aio":
         return aio.MQTTClient(cid, HOST, PORT, **kw)
     return MQTTClient(cid, HOST, PORT, **kw)

@@ -99,9 +99,10 @@ def judge(case: Case, v: int, r: dict[str, Any], conn: Conn, front: str) -> list
             errs.append(f"{op}: got {_describe(e)}, want {want}")
         if op == "connect" and e is not None:
             connect_failed = True
+    bound = CALL_BOUND_MS + (case.timeout - TIMEOUT) * 1000  # the case's timeout + 3 s
     for op, ms in r["ms"].items():
-        if ms > CALL_BOUND_MS:
-            errs.append(f"{op}: a call blocked {ms} ms (timeout {TIMEOUT} s)")
+        if ms > bound:
+            errs.append(f"{op}: a call blocked {ms} ms (timeout {case.timeout} s)")
     if front == "aio" and r.get("gap", 0) > GAP_BOUND_MS:
         errs.append(f"the asyncio loop stalled {r['gap']} ms")
     if r["heap"] >= HEAP_BOUND:
