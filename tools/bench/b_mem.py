@@ -135,14 +135,25 @@ def measure_mqttas(s: Setup, broker: Broker, n: int) -> None:
     if rc != 0 or "NODE OK" not in out or "ALLOC OK" not in out:
         s.res.put_na("mqttas", last_error(out))
         return
+    mods = collect(s, "mqttas", out)
+    s.res.put("mqttas.code", float(sum(s.mqttas_sizes.get(m, 0) for m in mods)))
+
+
+def collect(s: Setup, tag: str, out: str) -> list[str]:
+    """A node's output into s.res under tag ("R mem.<key>", qstrs, "NA" lines); returns
+    the modules it listed as loaded ("MOD <module>")."""
     mods = []
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] == "R" and parts[1].startswith("mem."):
-            s.res.put(f"mqttas.{parts[1][4:]}", float(parts[2]))
+            s.res.put(f"{tag}.{parts[1][4:]}", float(parts[2]))
+        elif line.startswith("qstr pool:") and "n_qstr=" in line:
+            s.res.put(f"{tag}.qstrs", float(line.split("n_qstr=")[1].split(",")[0]))
         elif len(parts) == 2 and parts[0] == "MOD":
             mods.append(parts[1])
-    s.res.put("mqttas.code", float(sum(s.mqttas_sizes.get(m, 0) for m in mods)))
+        elif parts and parts[0] == "NA":
+            s.res.put_na(f"{tag}.{parts[1].removeprefix('mem.')}", " ".join(parts[2:]))
+    return mods
 
 
 def node_args(s: Setup, broker: Broker, form: str, tls: bool, **more: object) -> dict[str, object]:
@@ -197,17 +208,7 @@ def measure(
     s.res.log.append(f"$ b_mem_node {tag}\n{out}")
     if rc != 0 or "NODE OK" not in out or (alloc and "ALLOC OK" not in out):
         s.res.put_na(tag, last_error(out))
-    mods = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "R" and parts[1].startswith("mem."):
-            s.res.put(f"{tag}.{parts[1][4:]}", float(parts[2]))
-        elif line.startswith("qstr pool:") and "n_qstr=" in line:
-            s.res.put(f"{tag}.qstrs", float(line.split("n_qstr=")[1].split(",")[0]))
-        elif len(parts) == 2 and parts[0] == "MOD":
-            mods.append(parts[1])
-        elif parts and parts[0] == "NA":
-            s.res.put_na(f"{tag}.{parts[1].removeprefix('mem.')}", " ".join(parts[2:]))
+    mods = collect(s, tag, out)
     if form == "mpy" and not tls and version == 4 and mods:
         s.res.put("code", float(sum(s.sizes.get(m, 0) for m in mods)))
         s.res.log.append("modules loaded: " + " ".join(mods))
