@@ -155,16 +155,18 @@ class StoredSession(Session):
                 pid = 0
                 f &= ~_REL
             elif o or ep == self.epoch:
-                f |= _PID | _PIDDISK | _SENT  # the broker may have it: resend with DUP
+                # the broker may have it: it goes out again with this ID and DUP. Queued,
+                # not in flight: it may come in after the connection's resend of what
+                # was in flight (connected, as the ring drains), and only what the pump
+                # sends is on this connection. An ID from the hot state (o) is written
+                # there again until completion (_save), one from its record is there
+                f |= _SENT if o else _SENT | _PIDDISK
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             if pid:
                 self._use[pid % len(self._use)] += 1  # counted as in assign
             self.fl[k] = f
-            if f & _PID:
-                self.nin += 1
-            else:
-                self.nq += 1
+            self.nq += 1
 
     def _save(self, kind):
         p = self._p
@@ -206,6 +208,11 @@ class StoredSession(Session):
                 break
         # (a comprehension: on the drain path, where a loop's append calls cost more)
         d = self._done = [s for s in self._done if s >= w]
+        if self._out:
+            # IDs kept for messages beyond the ring that completed before they came
+            # into it (nxt skips those) are void
+            for x in [x for x in self._out if x < w or x in d]:
+                del self._out[x]
         if kind & _TRIM:
             # complete segments go; their removal is the durable record of their
             # completions (resume.py takes the oldest segment's first seq as a watermark):
@@ -230,7 +237,7 @@ class StoredSession(Session):
                 f = self.fl[k]
                 # QoS 2 packet IDs only: a QoS 1 message may go out again with another
                 # ID, and the hot state stays small enough to be inline in littlefs
-                if f & _REL or (f & 3 == 2 and f & _PID and f & _DISK and not f & _PIDDISK):
+                if f & _REL or (f & 3 == 2 and self.ids[k] and f & _DISK and not f & _PIDDISK):
                     b += struct.pack("<IHB", self.seq[k], self.ids[k], 1 if f & _REL else 0)
             for sq, o in self._out.items():  # for messages still beyond the ring
                 b += struct.pack("<IHB", sq, o[0], o[1])

@@ -3,12 +3,14 @@
 # and "A <n>" once publish(n) returned: from then on the message is the store's to
 # deliver. Each boot numbers its messages from devcfg.START (odd numbers QoS 2). With
 # devcfg.COUNT it stops after that many, waits until every one is acknowledged and
-# prints "DRAINED <pending>"; without, it runs until the host cuts it.
+# prints "DRAINED <pending>"; without, it runs until the host cuts it. devcfg.KEEP: as in
+# dev_cuts.py (a keeper, a queue of devcfg.QUEUE, SessionStore(ram=devcfg.RAM)).
 import asyncio
+import errno
 import time
 
 import devlib as d
-from mqttsession import SessionStore
+from mqttsession import Link, SessionStore
 from mqttsession.aio import MQTTClient
 
 ROOT, BD = d.flash()
@@ -51,8 +53,11 @@ async def take(c):
 
 
 async def main():
+    keep = d.cfg("KEEP")
     c = MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), keepalive=30, window=8,
-                   queue=64, version=d.VERSION, store=SessionStore(ROOT + "/.mqtt"))
+                   queue=d.cfg("QUEUE", 64), version=d.VERSION,
+                   store=SessionStore(ROOT + "/.mqtt", ram=d.cfg("RAM")),
+                   link=Link(min_ms=50, max_ms=500) if keep else None)
     if d.cfg("RECV") is not None:
         # commands at QoS RECV (take); publishing none
         if d.cfg("SUB"):
@@ -67,7 +72,13 @@ async def main():
     n = d.cfg("START", 0)
     end = n + d.cfg("COUNT", 1 << 30)
     while n < end:
-        await c.publish(d.topic("m"), b"%07d" % n, qos=1 + n % 2)
+        try:
+            await c.publish(d.topic("m"), b"%07d" % n, qos=1 + n % 2)
+        except OSError as e:
+            if not keep or e.args[0] != errno.ENOBUFS:
+                raise
+            await asyncio.sleep_ms(2)  # the queue is full while the link is down
+            continue
         print("A", n)
         n += 1
     t = time.ticks_ms()

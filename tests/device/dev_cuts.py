@@ -5,14 +5,20 @@
 # numbers its messages from devcfg.START (odd numbers QoS 2). With devcfg.COUNT it stops
 # after that many, waits until every one is acknowledged and prints "DRAINED <pending>";
 # without, it runs until the host cuts it. A command is printed "R <n>" as the callback
-# takes it; "END" ends the run.
+# takes it; "END" ends the run. devcfg.KEEP: with a keeper (Link), a queue of devcfg.QUEUE
+# and SessionStore(ram=devcfg.RAM), so that while the link is down the queue grows past
+# the RAM ring into flash; a publish that finds it full pumps and tries again.
+import errno
 import time
 
 import devlib as d
-from mqttsession import SessionStore
+from mqttsession import Link, SessionStore
 
 ROOT, BD = d.flash()
-c = d.client(d.cfg("CID"), window=8, queue=64, store=SessionStore(ROOT + "/.mqtt"))
+keep = d.cfg("KEEP")
+c = d.client(d.cfg("CID"), window=8, queue=d.cfg("QUEUE", 64),
+             store=SessionStore(ROOT + "/.mqtt", ram=d.cfg("RAM")),
+             link=Link(min_ms=50, max_ms=500) if keep else None)
 end = []
 
 
@@ -37,7 +43,14 @@ else:
     n = d.cfg("START", 0)
     stop = n + d.cfg("COUNT", 1 << 30)
     while n < stop:
-        c.publish(d.topic("m"), b"%07d" % n, qos=1 + n % 2)
+        try:
+            c.publish(d.topic("m"), b"%07d" % n, qos=1 + n % 2)
+        except OSError as e:
+            if not keep or e.args[0] != errno.ENOBUFS:
+                raise
+            c.check_msg()  # the queue is full while the link is down
+            time.sleep_ms(2)
+            continue
         print("A", n)
         n += 1
     d.pump(c, lambda: not c.pending(), 60000)
