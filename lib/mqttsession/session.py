@@ -125,6 +125,10 @@ class Session:
         if k == self.cap:
             # a message past a store's ring cannot go out now: the window is larger
             raise err(32, self.cap)  # window larger than SessionStore(ram=%d)
+        f = self.fl[k]
+        self.fl[k] = f | _PID
+        self.nq -= 1
+        self.nin += 1
         if not self.ids[k]:
             u = self._use
             p = self.pid % 65535 + 1  # as next_pid, whose scan runs when p may be in use
@@ -133,13 +137,10 @@ class Session:
             self.pid = p
             self.ids[k] = p
             u[p % len(u)] += 1
-        f = self.fl[k]
-        self.fl[k] = f | _PID
-        self.nq -= 1
-        self.nin += 1
-        # a stored QoS 2 message gets its packet ID: in flash before the broker sees it
-        if f & _DISK and f & 3 == 2:
-            self._save(_HOT)
+            # a stored QoS 2 message gets its packet ID: in flash before the broker sees
+            # it (an ID it kept is there already: in its record or in the hot state)
+            if f & _DISK and f & 3 == 2:
+                self._save(_HOT)
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
