@@ -179,9 +179,7 @@ class MQTTClient(Core):
                         self._drop(e)  # no ack in time: the link is dead, let it go
                     if self.link is None:
                         raise
-            from . import aio_rare
-
-            aio_rare.sub_later(self, topic, qos)  # no keeper: ENOTCONN, after the checks
+            self._mod("subs").later(self, topic, qos)  # no keeper: ENOTCONN
 
     def messages(self, n=8):
         # incoming messages as an async iterator of (topic, msg, retained), beside or instead

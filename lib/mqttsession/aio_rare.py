@@ -49,19 +49,13 @@ def resub(c, present, clean):
     # after CONNACK: subscriptions go out without waiting (the reader takes the SUBACKs
     # afterwards). After a session loss all stored ones, else those changed offline
     s = c._s
-    todo = c._todo
-    if clean:
-        for t, q in todo.items():
-            if q is not None:
-                s.sub(t, q)
     c._rs = rs = {}  # their SUBACKs: suback()
-    for t, q in list((todo if present else s.subs).items()):
+    for t, q in c._mod("subs").todo(c, present, clean):
         b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
         i = s.next_pid()
         if q is not None:
             rs[i] = t
         c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
-    c._todo = {}
 
 
 def suback(c, pid, code):
@@ -76,23 +70,6 @@ def suback(c, pid, code):
         c._s.unsub(t)
         c._log("subscription refused: %s 0x%02x", (t, code))
         c._report(MQTTException(code, "subscription refused: %s" % t))
-
-
-def sub_later(c, topic, qos):
-    # offline with a link keeper, or the link broke before the ack: the change is
-    # recorded in the session (so in the store with one) and made on the next connect.
-    # Without a keeper OSError(ENOTCONN), once a bad filter or QoS has been named
-    t = bytes(c._topic(topic))
-    P.check_filter(t)
-    if qos is not None:
-        P.check_qos(qos)
-    if c.link is None:
-        raise OSError(107)  # ENOTCONN
-    if qos is None:
-        c._s.unsub(t)
-    else:
-        c._s.sub(t, qos)
-    c._todo[t] = qos
 
 
 async def stop(c):

@@ -35,6 +35,7 @@ class MQTTClient(Core):
         # (see there)
         self._bd = 0  # ticks when the budget of the call under way ends
         self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
+        self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms is ...:  # not given (every int is the caller's, checked below)
@@ -81,9 +82,14 @@ class MQTTClient(Core):
                 return bool(c[_CP])
             except Exception as e:
                 self._close()  # a failed connect leaves no socket open
-                if c[_HOPS] != 1 or not isinstance(e, MQTTException):
+                if c[_HOPS] == 1 and isinstance(e, MQTTException):
+                    c[_HOPS] = 2
+                elif not wait and self.link and isinstance(e, (OSError, MQTTException)):
+                    # offline (or refused): the keeper goes on as after a lost link
+                    self.link.failed(e)
+                    return None
+                else:
                     raise
-                c[_HOPS] = 2
 
     def _steps(self, bound):
         # goes on with the connect under way within the budget (bound) or until it ends
@@ -105,11 +111,11 @@ class MQTTClient(Core):
                 else:
                     self._aw = 0
                     self._mod("ctl").resume(self, present, clean)
-                    if not present and not clean:
-                        # a new session at the broker: subscriptions first, so the node
-                        # also hears its own stored messages published again below
-                        for t, q in list(s.subs.items()):
-                            self.subscribe(t, q)
+                    if self._todo or not present and not clean and s.subs:
+                        # a new session at the broker, or subscriptions changed offline:
+                        # subscriptions first, so the node also hears its own stored
+                        # messages published again below
+                        self._mod("subs").make(self, present, clean)
                     self._pump()
                     self._want = True
                     self._cn[_CP] = present  # Session Present as connect() reports it
@@ -208,6 +214,13 @@ class MQTTClient(Core):
     def subscribe(self, topic, qos=0):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead)
+        if self.link and (self.sock is None or self._cs):
+            if self.budget_ms is not None:  # a reconnect goes on within the call's budget
+                self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
+            if not self._ensure():
+                # offline with a keeper (or its reconnect still under way): recorded in
+                # the session, made on the next connect
+                return self._mod("subs").later(self, topic, qos)
         topic = self._mod("ctl").sub_start(self, topic, qos)
         t0 = time.ticks_ms()
         try:

@@ -88,13 +88,19 @@ def connect_packet(self, clean):
     return buf, i
 
 
-def sub_start(self, topic, qos):
-    # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
-    # front end waits until _cn[_SUB] is 0, then calls sub_end.
+def sub_filter(self, topic, qos):
+    # the filter as bytes, once it and the QoS (None: unsubscribe) are checked
     topic = bytes(self._topic(topic))
     P.check_filter(topic)
     if qos is not None:
         P.check_qos(qos)
+    return topic
+
+
+def sub_start(self, topic, qos):
+    # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
+    # front end waits until _cn[_SUB] is 0, then calls sub_end.
+    topic = sub_filter(self, topic, qos)
     if self.sock is None:
         raise OSError(_ENOTCONN)
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)

@@ -236,6 +236,28 @@ def sub_link_lost():
     print("LINK_LOST_LINES", sum(x.startswith("link lost") for x in lines), lines)
 
 
+def suback_refused():
+    # two subscriptions made offline (a keeper, before connect) go out once connected;
+    # the broker refuses cmd/bad (0x80): the connect goes on, the log hook says so, and
+    # the filter leaves the session and the store, so the next connection to a broker
+    # without the session sends cmd/ok only
+    logs = []
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk, store=SessionStore("store"), log=logs.append)
+    c.subscribe("cmd/bad", 1)
+    c.subscribe("cmd/ok", 1)
+    d.check(c.connect(clean_session=False) is False, "connected")
+    print("REFUSED", [m for m in logs if "refused" in m])
+    d.check(any("subscription refused" in m and "cmd/bad" in m for m in logs), "logged")
+    d.check(list(c._s.subs) == [b"cmd/ok"], "dropped from the session: %r" % c._s.subs)
+    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    d.check(list(s.subs) == [b"cmd/ok"], "and from the store: %r" % s.subs)
+    d.check(c.isconnected(), "the link stays")
+    c.disconnect()
+    d.check(c.connect(clean_session=False) is False, "connected again")
+    c.disconnect()
+
+
 def ssl_true():
     e = d.raises(ValueError, client, ssl=True)
     d.check("CA" in str(e) and "load_verify_locations" in str(e), "says how: %s" % e)

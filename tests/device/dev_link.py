@@ -1,5 +1,6 @@
 # Riding through link faults: a node publishing or receiving through the host's fault
-# rig, with a link keeper and a store. devcfg.TEST: publisher, receiver, halfopen.
+# rig, with a link keeper and a store. devcfg.TEST: publisher, receiver, halfopen,
+# offline (and the others below).
 import time
 
 import devlib as d
@@ -104,6 +105,44 @@ def inhand():
         c.check_msg()
         time.sleep_ms(5)
     d.check(c.pending() == 0 and c.isconnected(), "keeper connected and delivered")
+
+
+def offline():
+    # the README's first example on a node that boots with the broker unreachable:
+    # connect(wait=False) returns None at once and the keeper goes on; subscribe,
+    # unsubscribe and publish made offline take effect once it has connected, with the
+    # broker's session kept (PHASE 1 made it, subscribed to "old") or new
+    c = make()
+    c.set_callback(lambda t, m: print("GOT", t.decode(), m.decode()))
+    if d.cfg("PHASE") == 1:
+        d.check(c.connect(clean_session=False) is False, "a new session")
+        c.subscribe(d.topic("old"), 1)
+        c.disconnect()
+        return
+    t0 = time.ticks_ms()
+    r = c.connect(clean_session=False, wait=False)
+    print("CONNECT", r, time.ticks_diff(time.ticks_ms(), t0))
+    d.check(r is None and not c.isconnected(), "connect(wait=False) returned offline")
+    d.check(c.link.tries == 1 and isinstance(c.link.last_error, OSError), "the keeper has it")
+    c.subscribe(d.topic("cmd"), 2)
+    c.subscribe(d.topic("gone"), 1)
+    c.unsubscribe(d.topic("gone"))
+    c.unsubscribe(d.topic("old"))
+    c.publish(d.topic("queued"), b"offline", qos=1)
+    print("OFFLINE", c.pending(), list(c._s.subs.items()))
+    d.check(list(c._s.subs) == [d.topic("cmd").encode()], "offline (un)subscriptions recorded")
+    t0 = time.ticks_ms()
+    while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.isconnected(), "the keeper connected")
+    print("UP", c._cn[6])  # Session Present of that connect
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("RUN_MS", 4000):
+        c.check_msg()  # the host sends the commands meanwhile
+        time.sleep_ms(5)
+    d.check(c.pending() == 0, "queued message delivered")
+    c.disconnect()
 
 
 def _exists(p):

@@ -34,11 +34,30 @@ class AckingBroker(HostileBroker):
         return True
 
 
+class SubackingBroker(AckingBroker):
+    """Two more steps: ("suback", version) answers the client's last SUBSCRIBE: refused
+    (0x80) when its filter contains "bad", else granted QoS 1; ("listen", seconds)
+    records what the client sends meanwhile."""
+
+    def _step(self, s: Any, r: Any, conn: Any, step: Any) -> bool:
+        if step[0] == "listen":
+            end = time.monotonic() + step[1]
+            while r.next(end) is not None:
+                pass
+            return True
+        if step[0] != "suback":
+            return super()._step(s, r, conn, step)
+        body = conn.of_type(SUBSCRIBE)[-1]
+        tail = (b"\x00" if step[1] == 5 else b"") + (b"\x80" if b"bad" in body else b"\x01")
+        s.sendall(bytes([0x90, 2 + len(tail)]) + body[:2] + tail)
+        return True
+
+
 def run(scripts: list[Script], test: str, version: int = 4, settle: bool = True,
         **kw: Any) -> tuple[Any, Any]:
     """Runs the scenario against the scripted broker. settle: wait (up to 5 s) until the
     client has closed every connection, so its last packets are recorded."""
-    with AckingBroker(scripts) as b:
+    with SubackingBroker(scripts) as b:
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": test, **kw}
         r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=60)
         deadline = time.monotonic() + (5 if settle else 0)
@@ -184,3 +203,4 @@ def test_tls_rogue_ca_at_a_keeper_reconnect_is_a_link_failure(tls_broker: Broker
     r = run_device("dev_guard.py", cfg, heap=HEAP)
     assert "does not verify" not in r.out
     assert r.values("FIRST")
+

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from faultrig import FaultProxy
-from harness import Broker, Observer, publish, start_device
+from harness import Broker, Observer, publish, run_device, start_device
 
 HEAP = "256k"
 # The chaos runs' nodes may hold a full 256-message queue in RAM, and a device script
@@ -344,3 +344,34 @@ def test_window_wait_is_bounded_without_keepalive(rig: tuple[Broker, FaultProxy]
     finally:
         dev.close()
     assert r.values("DRAINED")[0][0] == "0"
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_boot_offline_then_subscribe_then_link_up(rig: tuple[Broker, FaultProxy],
+                                                  tmp_path: Path, resumed: bool) -> None:
+    # the blocking client as the README's first example uses it, booting with the broker
+    # refusing: nothing raises, and once the keeper has connected the subscription made
+    # offline takes commands, those given up offline take none, and the message queued
+    # offline is delivered; with the broker's session kept (resumed) or a new one
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "offline", RUN_MS=5000)
+    prefix = c["PREFIX"]
+    if resumed:
+        run_device("dev_link.py", {**c, "PHASE": 1}, heap=HEAP, timeout=60)
+    p.refuse()
+    with Observer(b.host, b.port, f"{prefix}/queued", qos=1) as obs:
+        dev = start_device("dev_link.py", c, heap=HEAP)
+        try:
+            dev.wait_for("OFFLINE", timeout=30)
+            p.forward()
+            dev.wait_for("UP", timeout=30)
+            time.sleep(0.5)
+            for t in ("gone", "old"):
+                publish(b.host, b.port, f"{prefix}/{t}", "unsubscribed", qos=1)
+            publish(b.host, b.port, f"{prefix}/cmd", "hello", qos=2)
+            r = dev.result(timeout=60)
+        finally:
+            dev.close()
+        assert obs.wait_for(1)[0].payload == b"offline"
+    assert [v[1] for v in r.values("GOT")] == ["hello"], r.out
+    assert r.value("UP") == str(int(resumed)), r.out

@@ -1,0 +1,52 @@
+# Subscriptions changed while offline, and those made again after a broker lost the
+# session: recorded in the session (in flash with a store) and made on the next connect.
+# Both clients load it on first use (Core._mod): a node that subscribes while connected
+# and keeps its session never does.
+from micropython import const
+
+from .packet import MQTTException
+
+_ENOTCONN = const(107)
+
+
+def later(c, topic, qos):
+    # offline with a link keeper (both clients), or the link broke before the ack (the
+    # asyncio client): the change (qos None: unsubscribe) is recorded and made on the
+    # next connect. Without a keeper OSError(ENOTCONN), once a bad filter or QoS has been
+    # named
+    t = c._mod("ctl").sub_filter(c, topic, qos)
+    if c.link is None:
+        raise OSError(_ENOTCONN)
+    if qos is None:
+        c._s.unsub(t)
+    else:
+        c._s.sub(t, qos)
+    c._todo[t] = qos
+
+
+def todo(c, present, clean):
+    # after CONNACK, the (filter, QoS) to send (QoS None: UNSUBSCRIBE): after a session
+    # loss every stored subscription, else those changed offline. A clean start wiped
+    # the session's: the ones made offline are kept
+    s = c._s
+    td = c._todo
+    c._todo = {}
+    if clean:
+        for t, q in td.items():
+            if q is not None:
+                s.sub(t, q)
+    return list((td if present else s.subs).items())
+
+
+def make(c, present, clean):
+    # the blocking client's: each one waited for in turn (its SUBACK within timeout). One
+    # the broker refuses leaves the session (sent again at every connect it would be
+    # refused again) and the log hook says so; the connect goes on
+    for t, q in todo(c, present, clean):
+        try:
+            c.subscribe(t, q)
+        except MQTTException as e:
+            if c.sock is None:
+                raise  # the link went with it
+            c._s.unsub(t)
+            c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
