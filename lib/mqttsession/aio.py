@@ -385,6 +385,10 @@ class MQTTClient(Core):
         self._err = e = c[11] or e  # the broker's error
         c[11] = None
         self._log("link lost: %r", (e,))
+        if self._rs:  # subscriptions sent on connect, not acknowledged: owed again
+            for t, q in self._rs.values():
+                self._todo[t] = q
+            self._rs = None
         if self.link:
             self.link.failed(e)
 

@@ -49,24 +49,24 @@ def resub(c, present, clean):
     # after CONNACK: subscriptions go out without waiting (the reader takes the SUBACKs
     # afterwards). After a session loss all stored ones, else those changed offline
     s = c._s
-    c._rs = rs = {}  # their SUBACKs: suback()
+    c._rs = rs = {}  # their acknowledgements: suback(); the link lost first: owed again
     for t, q in c._mod("subs").todo(c, present, clean):
         b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
         i = s.next_pid()
-        if q is not None:
-            rs[i] = t
+        rs[i] = (t, q)
         c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
 
 
 def suback(c, pid, code):
-    # the SUBACK of a SUBSCRIBE resub() sent (ctl.on_other). A refusal is an asynchronous
-    # error like a handler's (on_error, errors, the log hook), and the filter leaves the
-    # session (and the store): sent again at every connect, it would be refused again
+    # the SUBACK (UNSUBACK) of a SUBSCRIBE (UNSUBSCRIBE) resub() sent (ctl.on_other). A
+    # refused subscription is an asynchronous error like a handler's (on_error, errors,
+    # the log hook), and the filter leaves the session (and the store): sent again at
+    # every connect, it would be refused again
     rs = c._rs
-    t = rs.pop(pid)
+    t, q = rs.pop(pid)
     if not rs:
         c._rs = None
-    if code >= 0x80:
+    if code >= 0x80 and q is not None:
         c._s.unsub(t)
         c._log("subscription refused: %s 0x%02x", (t, code))
         c._report(MQTTException(code, "subscription refused: %s" % t))

@@ -149,9 +149,9 @@ def on_other(self, first):
         self._mod("v5").check(b, i + 2, n, t)
     w = self._cn
     if pid != w[_SUB]:
-        if t == _SUBACK and self._rs and pid in self._rs:
-            # a SUBSCRIBE the asyncio client sent on connect without waiting (aio_rare)
-            self._mod("aio_rare").suback(self, pid, b[j])
+        if self._rs and pid in self._rs:
+            # a (UN)SUBSCRIBE the asyncio client sent on connect without waiting (aio_rare)
+            self._mod("aio_rare").suback(self, pid, b[j] if n > j else 0)
         return
     # the acknowledgement of the pending request: one code for its one filter, of the
     # kind MQTT allows (MQTT 3.1.1 UNSUBACK has none)

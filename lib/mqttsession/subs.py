@@ -41,12 +41,17 @@ def todo(c, present, clean):
 def make(c, present, clean):
     # the blocking client's: each one waited for in turn (its SUBACK within timeout). One
     # the broker refuses leaves the session (sent again at every connect it would be
-    # refused again) and the log hook says so; the connect goes on
-    for t, q in todo(c, present, clean):
+    # refused again) and the log hook says so; the connect goes on. When the link goes
+    # meanwhile, the ones not acknowledged are made on the next connect
+    td = todo(c, present, clean)
+    for i in range(len(td)):
+        t, q = td[i]
         try:
             c.subscribe(t, q)
-        except MQTTException as e:
-            if c.sock is None:
-                raise  # the link went with it
-            c._s.unsub(t)
+        except (OSError, MQTTException) as e:
+            if isinstance(e, OSError) or c.sock is None:  # the link went
+                for t, q in td[i:]:
+                    c._todo[t] = q
+                raise
+            c._s.unsub(t)  # refused
             c._log("subscription refused: %s 0x%02x", (t, e.args[0]))

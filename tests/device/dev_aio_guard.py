@@ -148,6 +148,21 @@ async def suback_refused():
     await c.disconnect()
 
 
+async def suback_lost():
+    # two subscriptions made offline go out on connect; the link goes before their
+    # SUBACKs: the next connection (the broker kept the session) makes both again
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk)
+    await c.subscribe("cmd/a", 1)
+    await c.subscribe("cmd/b", 2)
+    await c.connect(clean_session=False)
+    d.check(await until(lambda: lk.outages and c.isconnected() and c._rs is None
+                        and not c._todo, 20000), "made on the next connection")
+    print("LOST", repr(lk.last_error))
+    d.check(sorted(c._s.subs.items()) == [(b"cmd/a", 1), (b"cmd/b", 2)], "in the session")
+    await c.disconnect()
+
+
 async def resent_after_loss():
     # messages(): the broker closes the link while the application handles a QoS 2
     # message, resends it on the next connection and then sends two new messages with the

@@ -258,6 +258,25 @@ def suback_refused():
     c.disconnect()
 
 
+def suback_lost():
+    # two subscriptions made offline; the link goes while the connect waits for the
+    # first one's SUBACK: connect(wait=False) hands that to the keeper, whose next
+    # connection (the broker kept the session) makes both
+    lk = Link(min_ms=100, max_ms=400, jitter=0)
+    c = client(link=lk, store=SessionStore("store"))
+    c.subscribe("cmd/a", 1)
+    c.subscribe("cmd/b", 2)
+    d.check(c.connect(clean_session=False, wait=False) is None, "the first connection lost")
+    print("LOST", repr(lk.last_error), sorted(c._todo))
+    t0 = time.ticks_ms()
+    while (c._todo or not c.isconnected()) and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.isconnected() and not c._todo, "made on the next connection")
+    d.check(sorted(c._s.subs.items()) == [(b"cmd/a", 1), (b"cmd/b", 2)], "in the session")
+    c.disconnect()
+
+
 def ssl_true():
     e = d.raises(ValueError, client, ssl=True)
     d.check("CA" in str(e) and "load_verify_locations" in str(e), "says how: %s" % e)

@@ -102,6 +102,25 @@ def test_refused_subscription_sent_on_connect_is_reported_and_dropped(version: i
     assert [b"cmd/ok" in x for x in subs[1]] == [True], subs  # cmd/bad not sent again
 
 
+@pytest.mark.parametrize("front", ["aio", "blocking"])
+def test_subscriptions_made_offline_survive_a_link_lost_at_the_connect(front: str) -> None:
+    # both clients: the link goes while the connect that makes them is owed their
+    # SUBACKs; the next connection finds the broker's session kept (Session Present 1),
+    # so only the subscriptions still owed tell the client to send them: both go out again
+    lost: Script = [("expect", CONNECT), ("send", connack(present=1)),
+                    ("expect", SUBSCRIBE), ("close",)]
+    again: Script = [("expect", CONNECT), ("send", connack(present=1)),
+                     ("expect", SUBSCRIBE), ("suback", 4), ("expect", SUBSCRIBE), ("suback", 4)]
+    r, b = (run if front == "aio" else run_blocking)([lost, again], "suback_lost")
+    assert not b.errors, b.errors
+    if front == "blocking":  # the connect that lost the link left both owed
+        lost_line = next(ln for ln in r.lines if ln.startswith("LOST "))
+        assert lost_line.endswith("[b'cmd/a', b'cmd/b']"), r.out
+    subs = [[body[2:] for body in c.of_type(SUBSCRIBE)] for c in b.conns]
+    assert len(subs) == 2 and len(subs[1]) == 2, subs
+    assert sorted(x[2:7] for x in subs[1]) == [b"cmd/a", b"cmd/b"], subs
+
+
 def test_aio_qos2_resent_after_a_link_loss_is_answered_once() -> None:
     # messages(): the link goes while the application handles a QoS 2 message (its
     # PUBREC owed until the application asks for the next one); the broker resends it on

@@ -204,3 +204,4 @@ def test_tls_rogue_ca_at_a_keeper_reconnect_is_a_link_failure(tls_broker: Broker
     assert "does not verify" not in r.out
     assert r.values("FIRST")
 
+
