@@ -7,7 +7,7 @@ import os
 import struct
 
 from .store import _join, _read, _rm, _exists
-from .stored import _parse, _slack, tp
+from .stored import _parse, _slack, name, tp
 
 _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
@@ -104,9 +104,13 @@ def scan(s, w):
         if not _exists(_join(p, d)) & _DIR:
             st._mkdirs(_join(p, d))
     q = _join(p, "q")
-    last = w
-    names = sorted(os.listdir(q))
-    for n in names:
+    g = s._sg
+    top = ""  # the last name in order: a cut seal is the last segment
+    for e in os.ilistdir(q):
+        # one name at a time (a listing of every segment would cost RAM in proportion to
+        # the backlog, at every boot)
+        n = e[0]
+        top = max(top, n)
         try:
             if len(n) != 24:
                 raise ValueError
@@ -116,16 +120,36 @@ def scan(s, w):
                 st._report(q, n, "not a segment")
             _rm(_join(q, n))  # a seal cut short, or not ours
             continue
-        if z < w or (n is names[-1] and os.stat(_join(q, n))[6] != nb + 4):
-            _rm(_join(q, n))  # complete (its removal was cut short), or a cut seal
+        if z < w:
+            _rm(_join(q, n))  # complete (its removal was cut short)
             continue
-        s.nseq = max(s.nseq, z + 1)
-        s._sg.append(a)
+        # into the segments in order of first seq: littlefs lists names in order (each
+        # one goes last), another filesystem may not
+        i = len(g)
+        g.append(a)
         s._sl.append(z)
         s._sc.append(c << 24 | nb)
-        s.more += c
-        s.bytes += nb + _slack(s, nb)
-        last = z + 1
+        while i and g[i - 1] > a:
+            g[i] = g[i - 1]
+            s._sl[i] = s._sl[i - 1]
+            s._sc[i] = s._sc[i - 1]
+            i -= 1
+        g[i] = a
+        s._sl[i] = z
+        s._sc[i] = c << 24 | nb
+    i = len(g) - 1
+    if i >= 0 and name(s, i) == top and os.stat(_join(q, top))[6] != (s._sc[i] & 0xFFFFFF) + 4:
+        _rm(_join(q, top))  # a cut seal
+        s._sg = g = g[:i]
+        s._sl = s._sl[:i]
+        s._sc = s._sc[:i]
+    last = w
+    for i in range(len(g)):
+        c = s._sc[i]
+        s.more += c >> 24
+        s.bytes += (c & 0xFFFFFF) + _slack(s, c & 0xFFFFFF)
+        last = s._sl[i] + 1
+        s.nseq = max(s.nseq, last)
     if s._sg and s._sg[0] > w:
         # every message below the oldest segment is complete: a segment is removed
         # when all of its messages are, without a hot-state write (stored._save)

@@ -39,14 +39,15 @@ def _exists(p):
 
 def _rm(p):
     # removes a file, or a directory with what it holds (whatever can be removed: a
-    # damaged tree goes as far as it can, never raising)
+    # damaged tree goes as far as it can, never raising). One name at a time: a queue's
+    # directory of thousands of segments is never listed in RAM whole
     try:
         os.remove(p)
     except OSError as e:
         if e.errno != _ENOENT:
             try:
-                for n in os.listdir(p):
-                    _rm(_join(p, n))
+                for n in os.ilistdir(p):
+                    _rm(_join(p, n[0]))
                 os.rmdir(p)
             except OSError:
                 pass

@@ -134,12 +134,14 @@ def run_device(
     args: Sequence[str] = (),
     check: bool = True,
     workdir: Path | str | None = None,
+    lib: Path = LIB_DIR,
 ) -> DeviceResult:
     """Run a device test script on the unix port (or on the --board board) and collect its
     output. The script imports its settings from devcfg (written from cfg). Pass workdir to
     keep files the script writes there (a flash image, say) between runs; by default each run
-    gets a fresh directory, removed afterwards. check=True raises AssertionError with the
-    output unless the script exits 0 and its last non-empty line is PASS."""
+    gets a fresh directory, removed afterwards. lib: where the library is imported from on
+    the unix port (its .mpy files, say). check=True raises AssertionError with the output
+    unless the script exits 0 and its last non-empty line is PASS."""
     __tracebackhide__ = True
     path = resolve_script(script)
     if board_port is not None:
@@ -149,7 +151,7 @@ def run_device(
     proc = subprocess.Popen(
         cmd,
         cwd=wd,
-        env=device_env(wd),
+        env=device_env(wd, lib),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

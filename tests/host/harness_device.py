@@ -45,12 +45,13 @@ def resolve_script(script: str | Path) -> Path:
     raise FileNotFoundError(f"device script {script} not found (looked in {DEVICE_DIR})")
 
 
-def device_env(workdir: Path) -> dict[str, str]:
+def device_env(workdir: Path, lib: Path = LIB_DIR) -> dict[str, str]:
     env = dict(os.environ)
     # MICROPYPATH replaces the default path; .frozen keeps frozen modules such as asyncio.
-    # boards/unix gives the virtual board's block device (blockdev) and board layer.
+    # boards/unix gives the virtual board's block device (blockdev) and board layer. lib:
+    # the library's directory (the sources, or the .mpy files tools/mpy.py compiled)
     env["MICROPYPATH"] = ":".join(
-        [str(workdir), ".frozen", str(LIB_DIR), str(DEVICE_DIR), str(REPO / "boards" / "unix")]
+        [str(workdir), ".frozen", str(lib), str(DEVICE_DIR), str(REPO / "boards" / "unix")]
     )
     return env
 

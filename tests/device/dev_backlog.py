@@ -1,0 +1,58 @@
+# A backlog of thousands in flash and a board's heap. devcfg.PHASE "queue": the node boots
+# with its broker out of reach (a keeper; connect(wait=False)) and queues devcfg.COUNT
+# messages (payload: the number; QoS 2 every tenth, else QoS 1) into its store, then
+# stops as a power cut would. A later boot (devcfg.AIO: the asyncio client) loads that
+# store and prints "BOOT <pending> <free heap>"; "load" stops there
+# (tools/bench/b_boot_heap.py), "boot" connects, drains the backlog and prints
+# "DRAINED <pending>", "clean" does so with a clean start (the backlog given up).
+# devcfg.DIR: the store on that directory of the host (the unix port's own filesystem,
+# which lists a directory in no particular order) instead of a littlefs image.
+import gc
+import time
+
+import devlib as d
+from mqttsession import Link, SessionStore
+
+ROOT = d.cfg("DIR") or d.flash()[0]
+N = d.cfg("COUNT")
+PHASE = d.cfg("PHASE")
+ARGS = dict(window=16, queue=max(N, 16), keepalive=30, version=d.VERSION, link=Link(min_ms=50),
+            store=SessionStore(ROOT + "/.mqtt", d.cfg("MAXB"), ram=16))
+
+
+def boot(c):
+    gc.collect()
+    print("BOOT", c.pending(), gc.mem_free())
+    return PHASE != "load"
+
+
+if PHASE == "queue":
+    c = d.client(d.cfg("CID"), **ARGS)
+    c.connect(clean_session=False, wait=False)
+    for i in range(N):
+        c.publish(d.topic("m"), b"%d" % i, qos=2 if i % 10 == 0 else 1)
+    print("QUEUED", c.pending())
+elif d.cfg("AIO"):
+    import asyncio
+
+    from mqttsession.aio import MQTTClient
+
+    async def main():
+        c = MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), **ARGS)
+        if boot(c):
+            await c.connect(clean_session=PHASE == "clean")
+            t0 = time.ticks_ms()
+            while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 120000:
+                await asyncio.sleep_ms(20)
+            print("DRAINED", c.pending())
+            await c.disconnect()
+
+    asyncio.run(main())
+else:
+    c = d.client(d.cfg("CID"), **ARGS)
+    if boot(c):
+        c.connect(clean_session=PHASE == "clean")
+        d.pump(c, lambda: not c.pending(), 120000)
+        print("DRAINED", c.pending())
+        c.disconnect()
+print("PASS")

@@ -1,0 +1,96 @@
+"""A backlog of 10,000 messages in flash and an ESP32's heap: a node that queued them
+offline boots with them, the library as .mpy, in the free heap of an ESP32 (108 KiB,
+tools/vboard.py), both clients, and drains every one to the broker. Loading the store
+reads the segments' names one at a time (up to 0.2.16 it listed them all at once: with
+10,000 queued the node's boot then needed about 124 KB of heap, and a board with less
+failed with MemoryError at every boot). The same boot from a store on a directory of the
+host, whose listing comes in no particular order."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mpy
+from harness import Broker, Observer, free_port, run_device
+from vboard import BOARDS, ESP32_PROG
+
+COUNT = 10000
+# 10,000 small messages take about 313 blocks of 4 KiB: the image holds 1,024, and the
+# store's bound is given (its default is a quarter of the filesystem)
+BLOCKS = 1024
+MAXB = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def queued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    # the library as .mpy, and an image with COUNT messages queued offline (made once)
+    d = tmp_path_factory.mktemp("backlog")
+    mpy.compile_all(out=d / "mpy")
+    img = d / "queued.img"
+    r = run_device("dev_backlog.py", node(img, "queue", PORT=free_port()), heap="2m",
+                   timeout=600, lib=d / "mpy")
+    assert r.value("QUEUED") == str(COUNT), r.out[-2000:]
+    return d / "mpy", img
+
+
+def node(img: Path, phase: str, **kw: Any) -> dict[str, Any]:
+    return {"HOST": "127.0.0.1", "VERSION": 4, "PREFIX": "backlog", "CID": "backlog",
+            "IMAGE": str(img), "BLOCKS": BLOCKS, "PROG": ESP32_PROG, "COUNT": COUNT,
+            "MAXB": MAXB, "PHASE": phase, **kw}
+
+
+@pytest.mark.parametrize("aio", [False, True])
+def test_backlog_of_10000_boots_in_an_esp32_heap_and_drains(
+    queued: tuple[Path, Path], broker: Broker, tmp_path: Path, aio: bool
+) -> None:
+    lib, image = queued
+    img = tmp_path / "flash.img"
+    shutil.copy(image, img)
+    with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs:
+        r = run_device("dev_backlog.py", node(img, "boot", PORT=broker.port, AIO=aio),
+                       heap=BOARDS["esp32"][2], timeout=600, lib=lib)
+        assert r.value("BOOT").split()[0] == str(COUNT), r.out[-2000:]
+        assert r.value("DRAINED") == "0", r.out[-2000:]
+        obs.wait_for(COUNT, timeout=120, distinct=True)
+        got = set(obs.payloads())
+    missing = {b"%d" % i for i in range(COUNT)} - got
+    assert not missing, f"{len(missing)} never delivered, e.g. {sorted(missing)[:5]}"
+
+
+def test_backlog_on_a_directory_listed_out_of_order_drains_in_full(
+    broker: Broker, tmp_path: Path
+) -> None:
+    count = 300  # ten segments
+    c = {**node(tmp_path / "unused.img", "queue", PORT=free_port()), "DIR": str(tmp_path / "fs"),
+         "COUNT": count}
+    os.mkdir(tmp_path / "fs")
+    r = run_device("dev_backlog.py", c, heap="2m", timeout=300, workdir=tmp_path)
+    assert r.value("QUEUED") == str(count), r.out[-2000:]
+    (q,) = (tmp_path / "fs").glob(".mqtt/*/*/q")
+    names = os.listdir(q)
+    assert len(names) >= 9 and names != sorted(names), names  # what this test is about
+    with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs:
+        r = run_device("dev_backlog.py", {**c, "PHASE": "boot", "PORT": broker.port},
+                       heap="256k", timeout=300, workdir=tmp_path)
+        assert r.value("BOOT").split()[0] == str(count), r.out[-2000:]
+        assert r.value("DRAINED") == "0", r.out[-2000:]
+        obs.wait_for(count, timeout=120, distinct=True)
+        got = set(obs.payloads())
+    assert got == {b"%d" % i for i in range(count)}
+
+
+def test_clean_start_over_a_backlog_of_10000_in_an_esp32_heap(
+    queued: tuple[Path, Path], broker: Broker, tmp_path: Path
+) -> None:
+    lib, image = queued
+    img = tmp_path / "flash.img"
+    shutil.copy(image, img)
+    r = run_device("dev_backlog.py", node(img, "clean", PORT=broker.port),
+                   heap=BOARDS["esp32"][2], timeout=600, lib=lib)
+    assert r.value("BOOT").split()[0] == str(COUNT), r.out[-2000:]
+    assert r.value("DRAINED") == "0", r.out[-2000:]

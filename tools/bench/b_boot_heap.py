@@ -1,0 +1,85 @@
+"""Boot heap with a backlog: the smallest heap (``-X heapsize``, to 1 KiB) in which a node
+boots with N messages queued in its store (a littlefs image at the ESP32's geometry:
+4 KiB blocks, prog 32): the client constructed and ``pending()`` counted, the library as
+.mpy (mpy-cross -O2), both clients. The backlog is queued once per count by the node
+itself, offline (tests/device/dev_backlog.py), and each boot gets a fresh copy of it.
+
+    .venv/bin/python tools/bench/b_boot_heap.py                  # this library
+    .venv/bin/python tools/bench/b_boot_heap.py --lib DIR        # another lib/ (git archive)
+
+Not a MicroPython script like its neighbours: the host side. Prints one row per count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests" / "host"))
+
+import mpy  # noqa: E402
+from harness import free_port, run_device  # noqa: E402
+
+BLOCKS = 1024
+MAXB = 2 * 1024 * 1024
+
+
+def cfg(img: Path, phase: str, count: int, aio: bool = False) -> dict[str, object]:
+    return {"HOST": "127.0.0.1", "PORT": free_port(), "VERSION": 4, "PREFIX": "boot",
+            "CID": "boot", "IMAGE": str(img), "BLOCKS": BLOCKS, "PROG": 32, "COUNT": count,
+            "MAXB": MAXB, "PHASE": phase, "AIO": aio}
+
+
+def boots(lib: Path, image: Path, count: int, aio: bool, kib: int, work: Path) -> bool:
+    img = work / "boot.img"
+    shutil.copy(image, img)
+    r = run_device("dev_backlog.py", cfg(img, "load", count, aio), heap=f"{kib}k",
+                   timeout=120, check=False, lib=lib)
+    return r.passed and f"BOOT {count} " in r.out
+
+
+def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path) -> int | None:
+    lo, hi = 16, 512
+    if not boots(lib, image, count, aio, hi, work):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if boots(lib, image, count, aio, mid, work):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lib", type=Path, default=mpy.LIB, help="the library's lib/ directory")
+    ap.add_argument("--counts", default="0,1000,10000", help="backlogs to boot with")
+    a = ap.parse_args(argv)
+    counts = [int(x) for x in a.counts.split(",")]
+    with tempfile.TemporaryDirectory(prefix="b_boot_heap.") as t:
+        work = Path(t)
+        lib = work / "mpy"
+        mpy.compile_all(out=lib, lib=a.lib)
+        print("| queued | smallest heap, blocking client | smallest heap, asyncio client |")
+        print("|---|---|---|")
+        for n in counts:
+            image = work / f"q{n}.img"
+            r = run_device("dev_backlog.py", cfg(image, "queue", n), heap="4m", timeout=900,
+                           check=False, lib=lib)
+            if r.value("QUEUED") != str(n):
+                print(f"queueing {n} failed:\n{r.out[-2000:]}", file=sys.stderr)
+                return 1
+            row = [smallest(lib, image, n, aio, work) for aio in (False, True)]
+            print(f"| {n:,} | " + " | ".join("-" if k is None else f"{k} KiB" for k in row)
+                  + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
