@@ -188,6 +188,16 @@ class MemoryRows:
                 self.res.why(f"{b}.durable.erases"),
                 area="backlog",
             )
+        for k in (0, n):
+            for c, what in (("blocking", "blocking client"), ("aio", "asyncio client")):
+                self.row(
+                    "backlog",
+                    f"prog 32: smallest heap to boot with {k:,} queued, {what}",
+                    f"backlog.boot_minheap.{c}.n{k}",
+                    "KB",
+                    "the peak of loading the store; .mpy, the device script compiled on it",
+                    1 / 1024,
+                )
 
     def memory_rows(self) -> None:
         kb = 1 / 1024

@@ -153,6 +153,20 @@ class IssueMeasure:
                 self.res.put(f"{b}.drain_ram_share", a / z)
             else:
                 self.res.put_na(f"{b}.drain_ram_share", "a drain did not run")
+        # what a node needs to boot with the backlog: the smallest heap (the peak of
+        # loading the store, not what it keeps), with none queued beside it
+        self.say(f"backlog: smallest heap to boot with 0 and {n:,} queued")
+        try:
+            found = load(BENCH_DIR / "b_boot_heap.py").measure([0, n], LIB_DIR)
+        except (RuntimeError, OSError) as e:
+            self.res.put_na("backlog.boot_minheap", str(e)[:200])
+            return
+        for (k, aio), kib in found.items():
+            key = f"backlog.boot_minheap.{'aio' if aio else 'blocking'}.n{k}"
+            if kib is None:
+                self.res.put_na(key, "does not boot in 512 KiB")
+            else:
+                self.res.put(key, float(kib * 1024))
 
     def measure_memory(self, port: int) -> None:
         script = BENCH_DIR / "b_mem.py"

@@ -7,7 +7,8 @@ itself, offline (tests/device/dev_backlog.py), and each boot gets a fresh copy o
     .venv/bin/python tools/bench/b_boot_heap.py                  # this library
     .venv/bin/python tools/bench/b_boot_heap.py --lib DIR        # another lib/ (git archive)
 
-Not a MicroPython script like its neighbours: the host side. Prints one row per count.
+Not a MicroPython script like its neighbours: the host side. Prints one row per count;
+tools/bench.py's backlog area calls ``measure()``.
 """
 
 from __future__ import annotations
@@ -56,28 +57,37 @@ def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path) -> int |
     return hi
 
 
+def measure(counts: list[int], src: Path = mpy.LIB) -> dict[tuple[int, bool], int | None]:
+    """The smallest heap in KiB per (count, asyncio client?), None where even 512 KiB
+    does not boot; RuntimeError when a backlog cannot be queued."""
+    found: dict[tuple[int, bool], int | None] = {}
+    with tempfile.TemporaryDirectory(prefix="b_boot_heap.") as t:
+        work = Path(t)
+        lib = work / "mpy"
+        mpy.compile_all(out=lib, lib=src)
+        for n in counts:
+            image = work / f"q{n}.img"
+            r = run_device("dev_backlog.py", cfg(image, "queue", n), heap="4m", timeout=900,
+                           check=False, lib=lib)
+            if f"QUEUED {n}" not in r.out:
+                raise RuntimeError(f"queueing {n} failed:\n{r.out[-2000:]}")
+            for aio in (False, True):
+                found[n, aio] = smallest(lib, image, n, aio, work)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", type=Path, default=mpy.LIB, help="the library's lib/ directory")
     ap.add_argument("--counts", default="0,1000,10000", help="backlogs to boot with")
     a = ap.parse_args(argv)
     counts = [int(x) for x in a.counts.split(",")]
-    with tempfile.TemporaryDirectory(prefix="b_boot_heap.") as t:
-        work = Path(t)
-        lib = work / "mpy"
-        mpy.compile_all(out=lib, lib=a.lib)
-        print("| queued | smallest heap, blocking client | smallest heap, asyncio client |")
-        print("|---|---|---|")
-        for n in counts:
-            image = work / f"q{n}.img"
-            r = run_device("dev_backlog.py", cfg(image, "queue", n), heap="4m", timeout=900,
-                           check=False, lib=lib)
-            if r.value("QUEUED") != str(n):
-                print(f"queueing {n} failed:\n{r.out[-2000:]}", file=sys.stderr)
-                return 1
-            row = [smallest(lib, image, n, aio, work) for aio in (False, True)]
-            print(f"| {n:,} | " + " | ".join("-" if k is None else f"{k} KiB" for k in row)
-                  + " |")
+    found = measure(counts, a.lib)
+    print("| queued | smallest heap, blocking client | smallest heap, asyncio client |")
+    print("|---|---|---|")
+    for n in counts:
+        row = [found[n, aio] for aio in (False, True)]
+        print(f"| {n:,} | " + " | ".join("-" if k is None else f"{k} KiB" for k in row) + " |")
     return 0
 
 
