@@ -161,7 +161,7 @@ class IssueMeasure:
         except (RuntimeError, OSError) as e:
             self.res.put_na("backlog.boot_minheap", str(e)[:200])
             return
-        for (k, aio), kib in found.items():
+        for (k, aio, _), kib in found.items():
             key = f"backlog.boot_minheap.{'aio' if aio else 'blocking'}.n{k}"
             if kib is None:
                 self.res.put_na(key, "does not boot in 512 KiB")

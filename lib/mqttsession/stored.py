@@ -250,9 +250,12 @@ class StoredSession(Session):
         while self._sg and self._sl[0] < w:
             _rm(_join(p, "q", name(self, 0)))
             self.bytes -= _slack(self, self._sc[0] & 0xFFFFFF)
-            self._sc = self._sc[1:]
-            self._sg = self._sg[1:]
-            self._sl = self._sl[1:]
+            # each loses its first in place (a copy of the rest, per segment, would take
+            # RAM in proportion to the backlog while it drains)
+            e = self._sg[:0]
+            self._sc[:1] = e
+            self._sg[:1] = e
+            self._sl[:1] = e
 
     def _keep(self, k):
         f = self.fl[k]

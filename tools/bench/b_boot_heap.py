@@ -1,8 +1,10 @@
 """Boot heap with a backlog: the smallest heap (``-X heapsize``, to 1 KiB) in which a node
 boots with N messages queued in its store (a littlefs image at the ESP32's geometry:
 4 KiB blocks, prog 32): the client constructed and ``pending()`` counted, the library as
-.mpy (mpy-cross -O2), both clients. The backlog is queued once per count by the node
-itself, offline (tests/device/dev_backlog.py), and each boot gets a fresh copy of it.
+.mpy (mpy-cross -O2), both clients; with ``--drain`` also the smallest heap in which it
+then connects to a mosquitto started here and drains every one. The backlog is queued
+once per count by the node itself, offline (tests/device/dev_backlog.py), and each boot
+gets a fresh copy of it.
 
     .venv/bin/python tools/bench/b_boot_heap.py                  # this library
     .venv/bin/python tools/bench/b_boot_heap.py --lib DIR        # another lib/ (git archive)
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
 import mpy  # noqa: E402
-from harness import free_port, run_device  # noqa: E402
+from harness import Broker, free_port, run_device  # noqa: E402
 
 BLOCKS = 1024
 MAXB = 2 * 1024 * 1024
@@ -36,31 +38,37 @@ def cfg(img: Path, phase: str, count: int, aio: bool = False) -> dict[str, objec
             "MAXB": MAXB, "PHASE": phase, "AIO": aio}
 
 
-def boots(lib: Path, image: Path, count: int, aio: bool, kib: int, work: Path) -> bool:
+def boots(lib: Path, image: Path, count: int, aio: bool, kib: int, work: Path,
+          port: int | None) -> bool:
+    # port: the broker to drain the backlog to (None: boot only)
     img = work / "boot.img"
     shutil.copy(image, img)
-    r = run_device("dev_backlog.py", cfg(img, "load", count, aio), heap=f"{kib}k",
-                   timeout=120, check=False, lib=lib)
-    return r.passed and f"BOOT {count} " in r.out
+    c = cfg(img, "load" if port is None else "boot", count, aio)
+    if port is not None:
+        c["PORT"] = port
+    r = run_device("dev_backlog.py", c, heap=f"{kib}k", timeout=300, check=False, lib=lib)
+    return r.passed and f"BOOT {count} " in r.out and (port is None or "DRAINED 0" in r.out)
 
 
-def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path) -> int | None:
+def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path,
+             port: int | None = None) -> int | None:
     lo, hi = 16, 512
-    if not boots(lib, image, count, aio, hi, work):
+    if not boots(lib, image, count, aio, hi, work, port):
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if boots(lib, image, count, aio, mid, work):
+        if boots(lib, image, count, aio, mid, work, port):
             hi = mid
         else:
             lo = mid
     return hi
 
 
-def measure(counts: list[int], src: Path = mpy.LIB) -> dict[tuple[int, bool], int | None]:
-    """The smallest heap in KiB per (count, asyncio client?), None where even 512 KiB
-    does not boot; RuntimeError when a backlog cannot be queued."""
-    found: dict[tuple[int, bool], int | None] = {}
+def measure(counts: list[int], src: Path = mpy.LIB,
+            drain: bool = False) -> dict[tuple[int, bool, bool], int | None]:
+    """The smallest heap in KiB per (count, asyncio client?, drained?), None where even
+    512 KiB does not do it; RuntimeError when a backlog cannot be queued."""
+    found: dict[tuple[int, bool, bool], int | None] = {}
     with tempfile.TemporaryDirectory(prefix="b_boot_heap.") as t:
         work = Path(t)
         lib = work / "mpy"
@@ -72,7 +80,13 @@ def measure(counts: list[int], src: Path = mpy.LIB) -> dict[tuple[int, bool], in
             if f"QUEUED {n}" not in r.out:
                 raise RuntimeError(f"queueing {n} failed:\n{r.out[-2000:]}")
             for aio in (False, True):
-                found[n, aio] = smallest(lib, image, n, aio, work)
+                found[n, aio, False] = smallest(lib, image, n, aio, work)
+            if drain:
+                # the node's session at the broker is kept between the runs (clean
+                # session off): nothing waits there for it, it only sends
+                with Broker(work / f"broker{n}", verbose=False) as b:
+                    for aio in (False, True):
+                        found[n, aio, True] = smallest(lib, image, n, aio, work, b.port)
     return found
 
 
@@ -80,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", type=Path, default=mpy.LIB, help="the library's lib/ directory")
     ap.add_argument("--counts", default="0,1000,10000", help="backlogs to boot with")
+    ap.add_argument("--drain", action="store_true", help="also boot, connect and drain them")
     a = ap.parse_args(argv)
     counts = [int(x) for x in a.counts.split(",")]
-    found = measure(counts, a.lib)
-    print("| queued | smallest heap, blocking client | smallest heap, asyncio client |")
-    print("|---|---|---|")
+    found = measure(counts, a.lib, a.drain)
+    ways = [(False, "blocking client"), (True, "asyncio client")]
+    cols = [(aio, False, f"boot, {w}") for aio, w in ways]
+    if a.drain:
+        cols += [(aio, True, f"boot and drain, {w}") for aio, w in ways]
+    print("| queued | " + " | ".join(c[2] for c in cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
     for n in counts:
-        row = [found[n, aio] for aio in (False, True)]
+        row = [found[n, aio, d] for aio, d, _ in cols]
         print(f"| {n:,} | " + " | ".join("-" if k is None else f"{k} KiB" for k in row) + " |")
     return 0
 
