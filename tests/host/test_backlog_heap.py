@@ -2,9 +2,10 @@
 offline boots with them, the library as .mpy, in the free heap of an ESP32 (108 KiB,
 tools/vboard.py), both clients, and drains every one to the broker. Loading the store
 reads the segments' names one at a time (up to 0.2.16 it listed them all at once: with
-10,000 queued the node's boot then needed about 124 KB of heap, and a board with less
-failed with MemoryError at every boot). The same boot from a store on a directory of the
-host, whose listing comes in no particular order."""
+10,000 queued the node's boot then needed 120-126 KiB of heap, tools/bench/b_boot_heap.py,
+and a board with less failed with MemoryError at every boot). A clean start over them in
+that heap; and a store on a directory of the host, whose listing comes in no particular
+order, drains in full."""
 
 from __future__ import annotations
 
