@@ -159,7 +159,9 @@ class IssueMeasure:
         try:
             found = load(BENCH_DIR / "b_boot_heap.py").measure([0, n], LIB_DIR)
         except (RuntimeError, OSError) as e:
-            self.res.put_na("backlog.boot_minheap", str(e)[:200])
+            for k in (0, n):  # the keys the backlog rows read, each with the reason
+                for c in ("blocking", "aio"):
+                    self.res.put_na(f"backlog.boot_minheap.{c}.n{k}", str(e)[:200])
             return
         for (k, aio, _), kib in found.items():
             key = f"backlog.boot_minheap.{'aio' if aio else 'blocking'}.n{k}"
