@@ -56,7 +56,7 @@ _HEX8 = re.compile(r"[0-9a-fA-F]{8}\Z")
 # a session of a newer format set aside by SessionStore(newer="aside") (migrate.newer);
 # no session directory's own name ends so (store.py's _key)
 _NEWER_ASIDE = re.compile(r"~new[0-9]*\Z")
-_SESSION_FILES = frozenset(("i", "u", "s", "id", "subs", "hot", "aside"))
+_SESSION_FILES = frozenset(("i", "u", "s", "id", "subs", "owed", "hot", "aside"))
 _SESSION_DIRS = frozenset(("q", "t0", "t1", "t2", "t3"))
 # the library reports these as damage (and removes them) when it loads the session
 NOT_A_FILE = "a directory where a file belongs"
@@ -380,7 +380,7 @@ class Release:
 @dataclass
 class Subscription:
     filter: str
-    qos: int
+    qos: int | None  # None: an unsubscribe (in SessionReport.owed)
 
 
 @dataclass
@@ -400,6 +400,8 @@ class SessionReport:
     rx2: list[int] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
+    # changes made offline, not yet at the broker: the client makes them on its next connect
+    owed: list[Subscription] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     damaged: list[Problem] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
@@ -620,6 +622,12 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
             r.subscriptions = [Subscription(text(f), q) for f, q in parse_subs(b)]
         except Damaged as e:
             bad("subs", e)
+    b = body("owed", b"o")
+    if b is not None:
+        try:
+            r.owed = [Subscription(text(f), None if q == 0x80 else q) for f, q in parse_subs(b)]
+        except Damaged as e:
+            bad("owed", e)
     hot = v2.Hot2()
     b = body("hot", b"s")
     if b is None and "hot" in files:
@@ -794,6 +802,11 @@ def _session_text(s: SessionReport, w: Callable[[str], None]) -> None:
     w(f"    subscriptions   {len(s.subscriptions)}")
     for sub in s.subscriptions:
         w(f"      QoS {sub.qos}  {sub.filter}")
+    if s.owed:
+        w(f"    owed            {len(s.owed)}  (changed offline: made on the next connect)")
+        for sub in s.owed:
+            w(f"      unsubscribe  {sub.filter}" if sub.qos is None
+              else f"      QoS {sub.qos}  {sub.filter}")
     w(f"    pending         {len(s.messages)}")
     if s.messages:
         w("      seq       qos retain pid   bytes  topic / payload")

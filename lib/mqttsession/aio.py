@@ -45,7 +45,6 @@ class MQTTClient(Core):
         self._up = self._cb3 = False  # _up: connected and resumed, publish may use the socket
         self._att = 0  # connect attempts made by the reader
         self._bye = self._it = 0  # disconnect() calls; their count when an iteration began
-        self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self._aws = []  # handler coroutines to await, in arrival order (with answers)
         # messages(): queue of (topic, msg, retained) and of the answer each one owes
         # (_later); _qn: its size, 0 until messages() is called

@@ -42,6 +42,8 @@ async def end_session(c):
             c.link, c.on_connect = lk, hk
             if not c._up:
                 c._todo = td  # kept with the session
+        if td:
+            c._mod("subs").owe(c)  # none owed now: the store's record goes
     c._s.clear()
 
 
@@ -64,12 +66,13 @@ def suback(c, pid, code):
     # every connect, it would be refused again
     rs = c._rs
     t, q = rs.pop(pid)
-    if not rs:
-        c._rs = None
     if code >= 0x80 and q is not None:
         c._s.unsub(t)
         c._log("subscription refused: %s 0x%02x", (t, code))
         c._report(MQTTException(code, "subscription refused: %s" % t))
+    if not rs:
+        c._rs = None
+        c._mod("subs").owe(c)  # all answered: the store's record of those owed goes
 
 
 async def stop(c):

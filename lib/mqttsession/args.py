@@ -126,7 +126,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # fresh blocks in a fragmented heap: MemoryError on a smaller heap; the receive and
     # transmit buffers come after the session load, Core.__init__)
     self._s = self._rx = self._tx = self._ab = self._pf = self._topics = self._ts = None
-    self._tv = self._cn = None
+    self._tv = self._cn = self._todo = None
     # the session the arguments name when it lives in RAM; None for the store's session
     # for (server, client_id), its null session for client_id '' (the caller loads it
     # once this module is freed)
@@ -166,6 +166,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
         raise ValueError("client_id '' (a null session) needs version=5")
     self._s = s
     self._topics = [b""] * 8  # recent incoming topics, for raw callbacks
+    self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
     self._rx = max_packet  # the buffers' sizes: Core.__init__ makes them (see there)
     self._tx = tx_size
     # what the connect and the rare paths use, off the publish/receive path (list indices:

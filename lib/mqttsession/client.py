@@ -35,7 +35,6 @@ class MQTTClient(Core):
         # (see there)
         self._bd = 0  # ticks when the budget of the call under way ends
         self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
-        self._todo = {}  # filter -> QoS (None: unsubscribe) to make on the next connect
         self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms is ...:  # not given (every int is the caller's, checked below)

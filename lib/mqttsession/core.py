@@ -148,6 +148,8 @@ class Core(Wire):
             # last: the session loads once the instance has all its attributes
             gc.collect()
             s = self._s = self.store.get(self.server, cid, capacity=cap)
+            if s._owed:  # changes made offline before a reset: made on the next connect
+                self._todo = s._owed
         # the buffers (args.init left their sizes) once the session is loaded: made before,
         # they would take 1.3 KB more through the load's peak, the node's largest
         self._rx = bytearray(self._rx)

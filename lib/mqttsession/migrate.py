@@ -123,7 +123,8 @@ def _v1(st, s, p, ms):
     except (TypeError, IndexError, ValueError):
         pass
     try:
-        subs(s, st._body(p, "u", b"u", 1))
+        if subs(s.subs, st._body(p, "u", b"u", 1)):
+            st._report(p, "u", "a filter or QoS the client refuses, left out")
     except (ValueError, IndexError) as e:
         st._report(p, "u", e)
     b = st._body(p, "s", b"s", 1)

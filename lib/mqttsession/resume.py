@@ -6,6 +6,7 @@ from micropython import const
 import os
 import struct
 
+from .packet import check_filter
 from .store import _join, _read, _rm, _exists
 from .stored import _parse, _slack, name, tp
 
@@ -13,6 +14,7 @@ _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _DIR = const(0x4000)  # as store._DIR
+_SUBS = const(2)  # as stored._SUBS
 
 
 def lstr(b, i):
@@ -23,13 +25,23 @@ def lstr(b, i):
     return bytes(b[i + 2 : i + 2 + n]), i + 2 + n
 
 
-def subs(s, b):
-    # a subscriptions body (either format): (QoS, filter)... into s.subs; ValueError or
-    # IndexError when damaged
-    i = 0
+def subs(d, b, u=False):
+    # a subscriptions body (either format): (QoS, filter)... into dict d (u: QoS 0x80 is
+    # None, an unsubscribe owed); ValueError or IndexError when damaged. An entry whose
+    # filter or QoS the client refuses (written by no library: nothing else checks it)
+    # is left out; returns how many
+    i = n = 0
     while b is not None and i < len(b):
         f, i = lstr(b, i + 1)
-        s.subs[f] = b[i - len(f) - 3]
+        q = b[i - len(f) - 3]
+        try:
+            check_filter(f)
+            if q > 2 and not (u and q == 0x80):
+                raise ValueError
+            d[f] = None if q == 0x80 else q
+        except ValueError:
+            n += 1
+    return n
 
 
 def _bad(st, p, name, e):
@@ -62,10 +74,23 @@ def load(s):
     # its content does not parse): absent means what damaged does (no subscriptions;
     # epoch 0, no incoming QoS 2 IDs), reported once, not at every boot
     try:
-        subs(s, st._body(p, "subs", b"u", _FORMAT))
+        if subs(s.subs, st._body(p, "subs", b"u", _FORMAT)):
+            st._report(p, "subs", "a filter or QoS the client refuses, left out")
+            s._save(_SUBS)  # written without it: reported once
     except (ValueError, IndexError) as e:
         _bad(st, p, "subs", e)
         s.subs = {}
+    # subscription changes made offline and not yet at the broker (subs.owe): the client
+    # makes them on its next connect (Core.__init__)
+    o = {}
+    try:
+        if subs(o, st._body(p, "owed", b"o", _FORMAT), True):
+            raise ValueError("a filter or QoS the client refuses")
+    except (ValueError, IndexError) as e:
+        _bad(st, p, "owed", e)
+        o = {}
+    if o:
+        s._owed = o
     b = st._body(p, "hot", b"s", _FORMAT)
     w = 0
     s._hx = b is not None
@@ -81,6 +106,10 @@ def load(s):
                 seq, pid, rel = struct.unpack("<IHB", b[i : i + 7])
                 s._out[seq] = (pid, rel)
                 i += 7
+            if w > s.nseq:
+                # past every message ever numbered: taken as it is, it would pass over
+                # (and remove) the whole queue
+                raise ValueError("watermark beyond the queue")
     except (ValueError, IndexError) as e:
         # packet IDs unknown: messages go out again as new ones, nothing is lost
         _bad(st, p, "hot", e)
@@ -208,5 +237,18 @@ def scan(s, w):
             st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), "empty, a later one is not")
             _rm(tp(s, j))
     s._cur = w
-    s.more -= len(s._done)
+    # completions recorded above the watermark, of the messages counted above: one whose
+    # record is gone to damage was not counted, and subtracted it would hide a later one
+    for x in s._done:
+        c = 0
+        for i in range(len(g)):
+            if g[i] > x:
+                break
+            if x <= s._sl[i]:
+                c = 1
+                break
+        for t in tail:
+            if t[0] == x:
+                c = 1
+        s.more -= c
     s._fill()

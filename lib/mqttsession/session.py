@@ -38,6 +38,8 @@ def unload(name):
 
 
 class Session:
+    _owed = None  # a stored session's subscription changes owed to the broker (resume.py)
+
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
             raise err(31)  # capacity must be 1 to 65535

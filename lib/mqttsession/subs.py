@@ -1,5 +1,7 @@
 # Subscriptions changed while offline, and those made again after a broker lost the
 # session: recorded in the session (in flash with a store) and made on the next connect.
+# With a store the changes owed (c._todo) are in its "owed" file too, so a reset before
+# that connect keeps them (the client takes them back when it loads the session).
 # Both clients load it on first use (Core._mod): a node that subscribes while connected
 # and keeps its session never does.
 from micropython import const
@@ -21,7 +23,31 @@ def later(c, topic, qos):
         c._s.unsub(t)
     else:
         c._s.sub(t, qos)
-    c._todo[t] = qos
+    if c._todo.get(t, -1) != qos:
+        c._todo[t] = qos
+        owe(c)
+
+
+def owe(c):
+    # the changes owed to the broker (c._todo, and the asyncio client's sent but not yet
+    # acknowledged, c._rs) into the store's "owed" file; none owed: the file goes. A
+    # change made and still in the file is made again after a reset (the same SUBSCRIBE
+    # or UNSUBSCRIBE once more)
+    p = c._s._p
+    if p is None:
+        return  # a RAM session: nothing survives a reset
+    from .store import _join, _rm, _write, pack
+
+    d = dict(c._rs.values()) if c._rs else {}
+    d.update(c._todo)
+    p = _join(p, "owed")
+    if d:
+        b = b""  # as the subs file's records (stored.py), QoS 0x80 an unsubscribe
+        for t, q in d.items():
+            b += bytes((0x80 if q is None else q, len(t) & 255, len(t) >> 8)) + t
+        _write(p, pack(b"o", b, 2), True)  # format 2, as store._FORMAT
+    else:
+        _rm(p)
 
 
 def todo(c, present, clean):
@@ -43,6 +69,7 @@ def make(c, present, clean):
     # the broker refuses leaves the session (sent again at every connect it would be
     # refused again) and the log hook says so; the connect goes on. When the link goes
     # meanwhile, the ones not acknowledged are made on the next connect
+    owed = c._todo
     td = todo(c, present, clean)
     for i in range(len(td)):
         t, q = td[i]
@@ -55,3 +82,5 @@ def make(c, present, clean):
                 raise
             c._s.unsub(t)  # refused
             c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
+    if owed:
+        owe(c)  # all made: the store's record of them goes

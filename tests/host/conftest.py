@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 import harness
+from faultrig import FaultProxy
 from harness import Broker, BrokerFactory, Certs, Devices, make_certs
 
 # Property tests run with no per-example deadline: on a busy machine one example can take
@@ -110,6 +111,15 @@ def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
     yield make
     for b in made:
         b.close()
+
+
+@pytest.fixture
+def rig(broker_factory: BrokerFactory) -> Iterator[tuple[Broker, FaultProxy]]:
+    """A mosquitto with persistence behind a FaultProxy (the node connects to the proxy's
+    port); both stopped at teardown."""
+    b = broker_factory(persistence=True)
+    with FaultProxy(b.host, b.port) as p:
+        yield b, p
 
 
 @pytest.fixture

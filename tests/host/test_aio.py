@@ -218,13 +218,6 @@ def test_boot_offline_then_subscribe_then_link_up(broker_factory: Any, tmp_path:
     assert gap(r.out) < GAP_MS
 
 
-@pytest.fixture
-def rig(broker_factory: Any) -> Any:
-    b = broker_factory(persistence=True)
-    with FaultProxy(b.host, b.port) as p:
-        yield b, p
-
-
 def test_loop_keeps_running_through_link_faults(rig: tuple[Broker, FaultProxy],
                                                 tmp_path: Path) -> None:
     b, p = rig

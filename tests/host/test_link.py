@@ -4,7 +4,7 @@ mosquitto, a paho observer counting what the broker delivered."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,6 @@ HEAP = "256k"
 # (a board runs .mpy, and the boards' heaps are tested in test_board_runner.py). With
 # 256k that compile failed once for want of a 2 KB block, with both CPUs busy.
 CHAOS_HEAP = "384k"
-
-
-@pytest.fixture
-def rig(broker_factory: Any) -> Iterator[tuple[Broker, FaultProxy]]:
-    b = broker_factory(persistence=True)
-    p = FaultProxy(b.host, b.port).start()
-    try:
-        yield b, p
-    finally:
-        p.stop()
 
 
 def node_cfg(b: Broker, p: FaultProxy, tmp: Path, test: str, **kw: Any) -> dict[str, Any]:
