@@ -17,6 +17,7 @@ from .wire import _recv
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
 _ENETUNREACH = const(113)
+_CC = const(9)  # in _cn (args.py): a clean start still to make
 _IDLE_MS = const(3600000)  # the clock's sleep when nothing is due
 
 
@@ -122,11 +123,14 @@ class MQTTClient(Core):
         # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
         # the message is queued or sent, and acknowledged later
         rd = asyncio.current_task() is self._task
+        # each wait below within timeout from its start, whatever else the reader handles
+        # meanwhile (a PINGRESP, other messages): then the link is dead
+        t0 = time.ticks_ms()
         try:
             while not rd and self.isconnected() and (s.full() or s.nin >= self._quota):
-                await self._wait(self._tms)  # room in the window first
+                await self._wait(self._rest(t0))  # room in the window first
         except OSError:
-            if self.store is None and self.link is None:
+            if self._lost(self.store or self.link):
                 raise
         self._t, self._m = t, m  # other tasks may have published meanwhile
         room = self.isconnected() and s.nin < self._quota
@@ -134,10 +138,11 @@ class MQTTClient(Core):
         if not room:
             return
         seq = s.seq[k]
+        t0 = time.ticks_ms()
         try:
             self._send_slot(k)
             while not rd and self.window == 1 and s.fl[k] and s.seq[k] == seq:
-                await self._wait(self._tms)
+                await self._wait(self._rest(t0))
         except OSError:
             if self._lost(self.store or self.link):
                 raise
@@ -221,10 +226,12 @@ class MQTTClient(Core):
     async def _run(self, clean):
         lk = self.link
         aws = self._aws
+        nap = False  # a reconnect: after the keeper's backoff
+        self._cn[_CC] = clean is True  # clean until that clean start is made (_connect)
         try:
             while self._want:
                 if self.sock is None:
-                    if clean is None:  # a reconnect: after the keeper's backoff
+                    if nap:
                         if lk is None:
                             break
                         self._nap = True
@@ -240,13 +247,15 @@ class MQTTClient(Core):
                     try:
                         if not w:
                             raise OSError(_ENETUNREACH)
-                        self._present = await self._connect(clean is True)
+                        self._present = await self._connect(self._cn[_CC])
                     except (OSError, MQTTException) as e:
                         self._present = None
+                        if not self._want:
+                            break  # disconnect() ended the attempt: no failure to keep
                         self._drop(e)
                         if lk is None:
                             break
-                    clean = None
+                    nap = True
                     self._att += 1
                     self._ev.set()
                     continue
@@ -312,6 +321,10 @@ class MQTTClient(Core):
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
         self._mod("ctl").resume(self, present, clean)
+        self._cn[_CC] = False  # a clean start is made: the keeper resumes it
+        m = _mods.get("aio_held")
+        if m and not present:
+            m.closed(self, True)  # a new session: no answer is owed to the old one's IDs
         if self._todo or not present and s.subs:  # changed offline, or the session lost
             from . import aio_rare
 

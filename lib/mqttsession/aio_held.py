@@ -87,18 +87,20 @@ def give(c, a, m):
         owed(c, a)
 
 
-def closed(c):
+def closed(c, lost=False):
     # the link is gone: what is held unanswered the broker sends again on the next
     # connection. A QoS 1 message's answer is no longer owed (sent there, it would
     # answer whatever that ID is then), and what no one has asked for yet goes. A QoS 2
     # one handed out is recorded: the broker's resend is answered as it comes (sent
-    # later as well, the answer could meet that ID's next message)
+    # later as well, the answer could meet that ID's next message). lost (the next
+    # CONNACK: the broker has no session, or a clean one): no QoS 2 answer is owed
+    # either, nor recorded: that broker numbers new messages with those IDs
     if not c._qn:
         c._q.clear()
         c._qa.clear()
     for qa in (c._qa, c._aws):
         for i in range(len(qa)):
-            if type(qa[i]) is int and qa[i] >> 16 == _PUBACK:
+            if type(qa[i]) is int and (lost or qa[i] >> 16 == _PUBACK):
                 qa[i] = 0
     c._qo = 0
 

@@ -110,6 +110,7 @@ class MQTTClient(Core):
                 else:
                     self._aw = 0
                     self._mod("ctl").resume(self, present, clean)
+                    self._cn[_CC] = False  # a clean start is made: the keeper resumes it
                     if self._todo or not present and not clean and s.subs:
                         # a new session at the broker, or subscriptions changed offline:
                         # subscriptions first, so the node also hears its own stored
@@ -202,8 +203,8 @@ class MQTTClient(Core):
                     return False  # Wi-Fi is coming up: the next call goes on
                 if not w:
                     raise OSError(_ENETUNREACH)
-                self._cn[_CC] = False
-                self._conn_start(False, None)
+                # clean until connect(clean_session=True)'s clean start is made
+                self._conn_start(self._cn[_CC], None)
             return self._steps(True)
         except (OSError, MQTTException) as e:
             self._close()

@@ -320,7 +320,11 @@ class Session:
         if pid in r:
             return False
         if len(r) >= 64:
-            r.pop(0)  # bounded: a broker honours our Receive Maximum anyway
+            # bounded (and the hot state with it). Forgetting the oldest would deliver its
+            # resend again: this one is refused as a store's OSError is, and the broker
+            # sends it again on the next connection, after the PUBRELs it owes (MQTT
+            # 3.1.1 has no Receive Maximum; past MQTT 5's the broker is at fault)
+            raise err(43, 105, 64)  # %d incoming QoS 2 messages await PUBREL
         r.append(pid)
         try:
             self._save(_HOT)

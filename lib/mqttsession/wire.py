@@ -67,13 +67,24 @@ def _write(w, buf, n):
     if not w._ob:
         k = s.write(buf, n) or 0
     if k != n:
+        _hold(w, buf, k, n)
+        w._wait_out()
+    w._ltx = time.ticks_ms()
+
+
+def _hold(w, buf, k, n):
+    # buf[k:n] waits in _ob (apart from _write: a handler makes a frame larger than 11
+    # words, taken from the heap at every call of the publish path's _write)
+    try:
         if w._ob:
             w._ob += memoryview(buf)[k:n]
         else:
             w._ot = time.ticks_ms()
             w._ob = bytearray(memoryview(buf)[k:n])
-        w._wait_out()
-    w._ltx = time.ticks_ms()
+    except MemoryError:
+        # no heap for what waits: part of a packet may be on the wire already, so the
+        # connection goes (the front end closes it on OSError), never cut
+        raise OSError(105)  # ENOBUFS
 
 
 def _recv(w):

@@ -208,5 +208,43 @@ async def coro_dup():
     await c.disconnect()
 
 
+async def bye_mid_connect():
+    # disconnect() while the keeper's first attempt waits for a CONNACK that never comes:
+    # that connect() returns None (the attempt ended on purpose, no failure), and the
+    # client is offline as after any disconnect: publish queues, subscribe records
+    c = client(link=Link(min_ms=100, max_ms=400, jitter=0))
+    t = asyncio.create_task(c.connect(clean_session=False))
+    await asyncio.sleep_ms(300)
+    await c.disconnect()
+    d.check(await t is None, "connect() returned None")
+    await asyncio.sleep_ms(100)
+    await c.publish("t/x", b"1", qos=1)
+    await c.subscribe("t/y", 1)
+    d.check(c.pending() == 1 and b"t/y" in c._s.subs, "queued and recorded offline")
+
+
+async def qos0_flood():
+    # QoS 0 messages of 8 KB while the broker reads nothing: what the socket does not take
+    # waits in the heap until there is no room for more; that publish raises OSError and
+    # the link goes with the packet it cut (MemoryError left half a packet queued on a
+    # live connection). Bounded: 2,000 messages
+    c = MQTTClient("flood", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
+                   timeout=30, link=Link(min_ms=60000, max_ms=60000))
+    d.check(await c.connect(wait=True) is not None, "connected")
+    m = bytes(8192)
+    errs = []
+    for i in range(2000):
+        try:
+            await c.publish("t/f", m)
+        except Exception as e:  # (what the application sees)
+            errs.append(e)
+            break
+        if not c.isconnected():
+            break
+    print("SENT", i, "ERRS", errs, "UP", c.isconnected(), "LOST0", c.lost0)
+    d.check(not [e for e in errs if isinstance(e, MemoryError)], "no MemoryError")
+    d.check(not c.isconnected(), "the link went once nothing more could wait")
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

@@ -636,6 +636,17 @@ def _cases() -> list[Case]:
 
     add(Case("pub_wait_no_ack", pub_wait(), ops=("connect", "pub"),
              want={"pub": OK | TIMED_OUT}, up=None))
+
+    def chatty(v: int) -> list[Step]:
+        # no acknowledgement ever, but a message every 0.4 s for 10 s: the wait still ends
+        # within timeout of its start (the asyncio client's restarted at each packet)
+        steps = ck(v) + [("expect", PUBLISH)]
+        for _ in range(25):
+            steps += [("send", publish(v, "t/c")), ("sleep", 0.4)]
+        return steps
+
+    add(Case("pub_wait_no_ack_chatty", chatty, ops=("connect", "pub"),
+             want={"pub": OK | TIMED_OUT}, up=None, delivered=None))
     add(Case("pub_wait_malformed", pub_wait(b"\x36\x05\x00\x01t\x00\x01"),
              ops=("connect", "pub"), want={"pub": OK | MQ(MALFORMED) | OS()}, up=False,
              extra=closed_with(MALFORMED)))

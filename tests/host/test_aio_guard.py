@@ -74,6 +74,21 @@ def test_aio_silent_suback_closes_the_link_and_keeps_the_subscription() -> None:
     assert [len(c.of_type(SUBSCRIBE)) for c in b.conns] == [1, 1]
 
 
+def test_aio_disconnect_during_a_connect_attempt_leaves_no_error_behind() -> None:
+    mute: Script = [("expect", CONNECT), ("sleep", 20)]  # no CONNACK
+    r, b = run([mute], "bye_mid_connect")
+    assert "PASS" in r.out, r.out
+    assert len(b.conns) == 1
+
+
+def test_aio_qos0_flood_on_a_stalled_link_never_cuts_a_packet() -> None:
+    mute: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]  # reads nothing
+    with SubackingBroker([mute]) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_flood"}
+        r = run_device("dev_aio_guard.py", cfg, heap="128k", timeout=120)
+    assert "PASS" in r.out, r.out
+
+
 def test_aio_link_hook_that_raises_changes_nothing() -> None:
     r, b = run([ok(4)], "raising_hook")
     assert "mqttsession: link: on_change(True) raised" in r.out

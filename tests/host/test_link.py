@@ -336,6 +336,29 @@ def test_window_wait_is_bounded_without_keepalive(rig: tuple[Broker, FaultProxy]
     assert r.values("DRAINED")[0][0] == "0"
 
 
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_clean_start_asked_for_offline_is_made_by_the_keeper(rig: tuple[Broker, FaultProxy],
+                                                             tmp_path: Path, api: str) -> None:
+    # connect(clean_session=True) while the broker refuses: the keeper's connect once it
+    # is back is the clean start (Session Present 0, the old subscription gone), not a
+    # resume of the session the broker kept
+    b, p = rig
+    c = node_cfg(b, p, tmp_path, "cleanstart", API=api, RUN_MS=3000)
+    run_device("dev_link.py", {**c, "PHASE": 1}, heap=HEAP, timeout=60)
+    p.refuse()
+    dev = start_device("dev_link.py", c, heap=HEAP)
+    try:
+        dev.wait_for("OFFLINE", timeout=30)
+        p.forward()
+        dev.wait_for("UP", timeout=60)
+        publish(b.host, b.port, f"{c['PREFIX']}/old", "stale", qos=1)
+        r = dev.result(timeout=60)
+    finally:
+        dev.close()
+    assert r.value("UP") == "0", r.out
+    assert not r.values("GOT"), r.out
+
+
 @pytest.mark.parametrize("resumed", [False, True])
 def test_boot_offline_then_subscribe_then_link_up(rig: tuple[Broker, FaultProxy],
                                                   tmp_path: Path, resumed: bool) -> None:

@@ -1,0 +1,164 @@
+"""Incoming QoS 2 under link losses, against a scripted broker that completes QoS 2 as a
+broker does (tests/device/dev_rx2_burst.py on the unix port, both clients, every way the
+asyncio client hands messages over):
+
+- more than 64 messages between PUBREC and PUBREL when the link drops (MQTT 3.1.1 has no
+  Receive Maximum; a broker with a slow path back to the node gets there): the client
+  records 64, refuses the next as it refuses one its store cannot record (neither
+  delivered nor answered, the link goes), and the broker's next connection (the PUBRELs
+  it owes first, then the rest with DUP) delivers every message exactly once. Forgetting
+  the oldest record instead delivered its resend again.
+- the broker comes back without the session while the application still holds messages
+  whose PUBREC it owes: the new session's messages, numbered with the same packet IDs,
+  are delivered too (were taken for resends of the held ones and lost), and no stale
+  PUBREC answers them."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import run_device
+from hostile import (
+    CONNECT,
+    PINGREQ,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    Conn,
+    _Reader,
+    ack,
+    connack,
+    publish,
+)
+
+TOPIC = b"burst/cmd"
+
+
+class QoS2Broker:
+    """Sends numbered QoS 2 messages to the one client that connects, and completes each
+    as a broker does: PUBREL on its PUBREC; on a later connection with the session kept,
+    PUBREL for each one PUBREC'd and the PUBLISH again (DUP) for each one not, oldest
+    first. rounds[k] for connection k: (session present, new messages [(pid, payload)],
+    seconds until the broker closes the connection or None). Session present 0: the
+    broker lost the session (everything pending before is forgotten)."""
+
+    def __init__(self, rounds: list[tuple[bool, list[tuple[int, bytes]], float | None]]):
+        self.rounds = rounds
+        self.pending: dict[int, tuple[bytes, str]] = {}  # pid -> (payload, state)
+        self.conns: list[Conn] = []
+        self._stop = threading.Event()
+        self._ls = socket.create_server(("127.0.0.1", 0))
+        self._ls.settimeout(0.1)
+        self.port = int(self._ls.getsockname()[1])
+        self._t = threading.Thread(target=self._serve, daemon=True)
+        self._t.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s, _ = self._ls.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with s:
+                self._conn(s, self.rounds[min(len(self.conns), len(self.rounds) - 1)])
+
+    def _conn(self, s: socket.socket, rnd: tuple[bool, list[tuple[int, bytes]], float | None]
+              ) -> None:
+        present, new, close_after = rnd
+        conn = Conn(len(self.conns))
+        self.conns.append(conn)
+        r = _Reader(s, conn)
+        p = r.next(time.monotonic() + 15)
+        if p is None or p[0] & 0xF0 != CONNECT:
+            return
+        if not present:
+            self.pending.clear()
+        out = [connack(1 if present else 0)]
+        for pid, (m, state) in sorted(self.pending.items()):
+            out.append(ack(PUBREL | 2, pid) if state == "rec" else
+                       publish(TOPIC, m, 2, pid, flags=8))
+        for pid, m in new:
+            self.pending[pid] = (m, "sent")
+            out.append(publish(TOPIC, m, 2, pid))
+        s.sendall(b"".join(out))
+        end = time.monotonic() + (close_after if close_after is not None else 120)
+        while not self._stop.is_set() and time.monotonic() < end:
+            p = r.next(min(end, time.monotonic() + 0.2))
+            if p is None:
+                if conn.closed_by_client:
+                    return
+                continue
+            t, pid = p[0] & 0xF0, int.from_bytes(p[1][:2], "big")
+            if t == PUBREC and pid in self.pending:
+                self.pending[pid] = (self.pending[pid][0], "rec")
+                s.sendall(ack(PUBREL | 2, pid))
+            elif t == PUBCOMP and pid in self.pending:
+                del self.pending[pid]
+            elif t == PINGREQ:
+                s.sendall(b"\xd0\x00")
+            elif t == PUBLISH:
+                pass  # (the client publishes nothing here)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ls.close()
+        self._t.join(5)
+
+
+Rounds = list[tuple[bool, list[tuple[int, bytes]], float | None]]
+
+
+@pytest.fixture
+def burst() -> Iterator[Callable[[Rounds], QoS2Broker]]:
+    made: list[QoS2Broker] = []
+
+    def make(rounds: Rounds) -> QoS2Broker:
+        b = QoS2Broker(rounds)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+TAKES = ["blocking", "plain", "coro", "messages"]
+
+
+@pytest.mark.parametrize("take", TAKES)
+def test_more_than_64_awaiting_pubrel_are_delivered_once(burst: Callable[[Rounds], QoS2Broker],
+                                                         tmp_path: Path, take: str) -> None:
+    n = 100
+    b = burst([(False, [(i, b"m%d" % i) for i in range(1, n + 1)], 5.0), (True, [], None)])
+    c = {"HOST": "127.0.0.1", "PORT": b.port, "VERSION": 4, "TAKE": take, "COUNT": n,
+         "IMAGE": str(tmp_path / "flash.img")}
+    r = run_device("dev_rx2_burst.py", c, heap="256k", timeout=120)
+    got = r.value("GOT").split()
+    assert sorted(got) == sorted(f"m{i}" for i in range(1, n + 1)), r.out  # each once
+    # the first connection: 64 recorded and answered, then the link went (the client's)
+    assert len(b.conns[0].pids(PUBREC)) == 64 and b.conns[0].closed_by_client
+
+
+@pytest.mark.parametrize("take", TAKES)
+def test_a_new_session_is_not_answered_for_the_old(burst: Callable[[Rounds], QoS2Broker],
+                                                   tmp_path: Path, take: str) -> None:
+    # the application takes a message every 300 ms; the broker goes 0.5 s after sending
+    # the first three and comes back without the session, sending three new ones with the
+    # same packet IDs
+    b = burst([(False, [(i, b"a%d" % i) for i in (1, 2, 3)], 0.5),
+               (False, [(i, b"b%d" % i) for i in (1, 2, 3)], None)])
+    c = {"HOST": "127.0.0.1", "PORT": b.port, "VERSION": 4, "TAKE": take, "COUNT": 6,
+         "SLOW": 300, "IMAGE": str(tmp_path / "flash.img")}
+    r = run_device("dev_rx2_burst.py", c, heap="256k", timeout=120)
+    got = r.value("GOT").split()
+    assert {"b1", "b2", "b3"} <= set(got), r.out
+    assert len(got) == len(set(got)), r.out
