@@ -248,7 +248,7 @@ class MQTTClient(Core):
                         if not w:
                             raise OSError(_ENETUNREACH)
                         self._present = await self._connect(self._cn[_CC])
-                    except (OSError, MQTTException) as e:
+                    except (OSError, MQTTException, MemoryError) as e:
                         self._present = None
                         if not self._want:
                             break  # disconnect() ended the attempt: no failure to keep
@@ -274,8 +274,10 @@ class MQTTClient(Core):
                 if self.sock is not None:  # the packet that has started to arrive
                     try:
                         _recv(self)
-                    except (OSError, MQTTException) as e:
-                        if isinstance(e, OSError) or self.sock is None:
+                    except (OSError, MQTTException, MemoryError) as e:
+                        # (MemoryError: what the handling left half done goes with the
+                        # link, and the keeper resumes the session)
+                        if not isinstance(e, MQTTException) or self.sock is None:
                             self._drop(e)
                         else:  # a refused oversized packet: the link stays
                             self._err = e
@@ -391,7 +393,10 @@ class MQTTClient(Core):
 
     def _drop(self, e):
         # the link failed: close; the keeper backs off. A broker's protocol error (OSError
-        # 104 from the core with a keeper) is kept as itself: link.last_error
+        # 104 from the core with a keeper) is kept as itself: link.last_error. A
+        # MemoryError is the node's own: no message in flight is blamed (aside.struck)
+        if isinstance(e, MemoryError):
+            self._cn[11] = e
         self._close()
         c = self._cn
         self._err = e = c[11] or e  # the broker's error

@@ -114,7 +114,7 @@ def took(c):
     if a >> 16 == _PUBREC:
         try:
             c._s.rx2_add(a & 0xFFFF)
-        except OSError as e:
+        except (OSError, MemoryError) as e:
             c._q.pop(0)
             c._drop(e)
             return False
@@ -130,7 +130,7 @@ def owed(c, a):
     if a >> 16 == _REC:
         try:
             c._s.rx2_add(a & 0xFFFF)
-        except OSError as e:
+        except (OSError, MemoryError) as e:
             c._drop(e)
             del c._aws[:2]
         return

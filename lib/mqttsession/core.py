@@ -302,6 +302,8 @@ class Core(Wire):
         # ends once the window is full: usually just past the messages in flight, which
         # lead the ring
         s = self._s
+        if s.more and s.nin + s.nq < s.cap:
+            s._fill()  # again: a MemoryError may have cut Session.acked's short
         if not s.nq or self.sock is None:
             return
         fl = s.fl

@@ -63,8 +63,6 @@ _T = (
     "Vmqttsession: link: on_change(%s) raised %r\n"
     # aio.py
     "Vmessages(n): n must be an int >= 1\n"
-    # session.py
-    "O%d incoming QoS 2 messages await PUBREL: the broker sends this one again\n"
 )
 
 

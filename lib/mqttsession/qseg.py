@@ -101,17 +101,23 @@ def seal(s):
     if recs:
         n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
         q = _join(p, "q", n)
+        i = len(s._sg)
+        e = s._sg[:0]
         try:
             with open(q, "wb") as f:
                 f.write(b"MQg\x02")
                 for r in recs:
                     f.write(r[1])
-        except OSError:
-            _rm(q)
+            # the index grows by one segment in all three arrays or in none (each array
+            # grows its buffer as it goes: a MemoryError may come between them)
+            s._sg.append(recs[0][0])
+            s._sl.append(recs[-1][0])
+            s._sc.append(len(recs) << 24 | nb)
+        except (OSError, MemoryError):
+            for a in (s._sg, s._sl, s._sc):
+                a[i:] = e
+            _rm(q)  # the tail still holds its messages
             raise
-        s._sg.append(recs[0][0])
-        s._sl.append(recs[-1][0])
-        s._sc.append(len(recs) << 24 | nb)
         s.bytes += _slack(s, nb)  # may pass max_bytes by less than a block
     for j in range(_TAIL):
         s._tail[j] = _NONE

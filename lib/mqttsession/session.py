@@ -319,16 +319,17 @@ class Session:
         r = self.rx2
         if pid in r:
             return False
-        if len(r) >= 64:
-            # bounded (and the hot state with it). Forgetting the oldest would deliver its
-            # resend again: this one is refused as a store's OSError is, and the broker
-            # sends it again on the next connection, after the PUBRELs it owes (MQTT
-            # 3.1.1 has no Receive Maximum; past MQTT 5's the broker is at fault)
-            raise err(43, 105, 64)  # %d incoming QoS 2 messages await PUBREL
+        if len(r) >= 255:
+            # bounded by what the hot state records (a count byte). MQTT 3.1.1 has no
+            # Receive Maximum, and a broker sending a backlog has its PUBRELs behind more
+            # PUBLISHes: mosquitto gets past 64. Beyond 255 the oldest goes (its PUBREL
+            # is usually on the way; resent as PUBLISH after a link loss it would be
+            # delivered again)
+            r.pop(0)
         r.append(pid)
         try:
             self._save(_HOT)
-        except OSError:
+        except (OSError, MemoryError):
             r.remove(pid)
             raise
         return True
@@ -340,7 +341,7 @@ class Session:
             r.remove(pid)
             try:
                 self._save(_HOT)
-            except OSError:
+            except (OSError, MemoryError):
                 r.append(pid)
                 raise
 

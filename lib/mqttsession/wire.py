@@ -114,7 +114,7 @@ def _recv(w):
             else:
                 t = w.sock.readinto(w._rx)
             if t is None:
-                if w._s.nq and not w._cs:
+                if (w._s.nq or w._s.more) and not w._cs:
                     w._pump()  # room a handler that raised left unused (see below)
                 return None
             if not t:
@@ -137,7 +137,7 @@ def _recv(w):
         if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
                 time.ticks_ms(), w._p0) >= w._tms:
             raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
-        if w._s.nq and not w._cs and t != _CONNACK:
+        if (w._s.nq or w._s.more) and not w._cs and t != _CONNACK:
             # acknowledgements made room: the messages queued behind go out once all that
             # arrived is handled, together in one write (Core._pump), or at the next call
             # when a handler raised; after a CONNACK the session resumes first

@@ -449,14 +449,15 @@ def test_rx2_add_and_del() -> None:
 
 
 def test_rx2_is_bounded() -> None:
+    # by what the hot state records (a count byte): 255
     s = Session()
-    for p in range(1, 65):
+    for p in range(1, 256):
         assert s.rx2_add(p)
-    assert len(s.rx2) == 64
-    assert s.rx2_add(65)
-    assert len(s.rx2) == 64 and s.rx2[0] == 2 and s.rx2[-1] == 65
+    assert len(s.rx2) == 255
+    assert s.rx2_add(256)
+    assert len(s.rx2) == 255 and s.rx2[0] == 2 and s.rx2[-1] == 256
     assert s.rx2_add(1) is True  # the oldest was forgotten
-    assert s.rx2_add(65) is False
+    assert s.rx2_add(256) is False
 
 
 def test_subs() -> None:

@@ -1,0 +1,153 @@
+# MemoryError where a tight heap meets it (devcfg.TEST; injected, so each case is
+# deterministic): reading the backlog's next segment while it drains (both clients: the
+# drain goes on, the asyncio reader lives on), recording and releasing an incoming QoS 2
+# packet ID (the RAM record follows the flash one), and sealing the tail into a segment
+# (the segment index stays whole). The application catches what reaches it and goes on.
+import time
+
+import devlib as d
+from mqttsession import Link, MQTTClient, SessionStore
+
+ROOT, BD = d.flash()
+STORE = ROOT + "/.mqtt"
+COUNT = d.cfg("COUNT", 200)
+
+
+def store():
+    return SessionStore(STORE, 1 << 20, ram=16)
+
+
+def drain_failing(aio):
+    # COUNT queued offline, then drained; after 50 are through, the next FAILS segment
+    # reads raise MemoryError
+    if aio:
+        from mqttsession.aio import MQTTClient as C
+    else:
+        C = MQTTClient
+    c = C("memerr", d.cfg("HOST"), d.cfg("PORT"), keepalive=30, window=16, queue=4000,
+          link=Link(min_ms=50, max_ms=200), store=store())
+    from mqttsession import qseg
+
+    real = qseg._read
+    left = [d.cfg("FAILS", 16)]
+
+    def flaky(*a):
+        if c.pending() < COUNT - 50 and left[0] > 0:
+            left[0] -= 1
+            raise MemoryError("injected")
+        return real(*a)
+
+    return c, qseg, flaky, left
+
+
+def drain():
+    c, qseg, flaky, left = drain_failing(False)
+    for i in range(COUNT):
+        c.publish(d.topic("m"), b"%d" % i, qos=1)  # offline: never connected yet
+    qseg._read = flaky
+    c.connect(clean_session=False)
+    t0 = time.ticks_ms()
+    caught = 0
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 60000:
+        try:
+            c.check_msg()
+        except MemoryError:
+            caught += 1
+        time.sleep_ms(1)
+    print("END", c.pending(), "caught", caught, "injected", d.cfg("FAILS", 16) - left[0])
+    d.check(left[0] == 0 and caught, "the reads failed")
+    d.check(c.pending() == 0, "drained in full")
+    c.disconnect()
+
+
+def aio_drain():
+    import asyncio
+
+    async def main():
+        c, qseg, flaky, left = drain_failing(True)
+        for i in range(COUNT):
+            await c.publish(d.topic("m"), b"%d" % i, qos=1)  # offline: never connected yet
+        qseg._read = flaky
+        await c.connect(clean_session=False)
+        t0 = time.ticks_ms()
+        while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 60000:
+            await asyncio.sleep_ms(20)
+        print("END", c.pending(), "injected", d.cfg("FAILS", 16) - left[0])
+        d.check(left[0] == 0, "the reads failed")
+        d.check(c.pending() == 0, "drained in full: the reader lived on")
+        await c.disconnect()
+
+    asyncio.run(main())
+
+
+def rx2():
+    s = store().get(d.cfg("HOST"), "memerr")
+    save = s._save
+
+    def failing(kind):
+        raise MemoryError("injected")
+
+    s._save = failing
+    d.raises(MemoryError, s.rx2_add, 7)
+    d.check(7 not in s.rx2, "a record the heap could not write is not kept in RAM either")
+    s._save = save
+    d.check(s.rx2_add(7), "recorded once it can be: its resend is delivered")
+    s._save = failing
+    d.raises(MemoryError, s.rx2_del, 7)
+    d.check(7 in s.rx2, "a release the heap could not write keeps the record")
+    s._save = save
+    s.rx2_del(7)
+    d.check(store().get(d.cfg("HOST"), "memerr").rx2 == [], "released in flash too")
+
+
+class Grow:
+    # an index array whose append raises MemoryError once, at the given call (an array
+    # grows its buffer as it goes)
+    def __init__(self, a, k):
+        self.a = a
+        self.k = k
+
+    def append(self, x):
+        self.k -= 1
+        if not self.k:
+            raise MemoryError("injected")
+        self.a.append(x)
+
+    def __getitem__(self, i):
+        return self.a[i]
+
+    def __setitem__(self, i, v):
+        self.a[i] = v
+
+    def __len__(self):
+        return len(self.a)
+
+
+def seal():
+    # the second segment's seal fails between its appends to _sg and _sl: the publish
+    # that sealed is stored (the tail holds it) and a later one seals again
+    st = store()
+    s = st.get(d.cfg("HOST"), "memerr", 200)
+    s._sl = Grow(s._sl, 2)
+    for i in range(100):
+        s._keep(s.add(b"c/t", b"m%03d" % i, 1, False))
+    d.check(s._sl.k < 0, "the seal failed once")
+    n = (len(s._sg), len(s._sl), len(s._sc))
+    print("INDEX", n)
+    d.check(n[0] == n[1] == n[2], "the index stays whole")
+    got = []
+    for _ in range(200):
+        ks = s.live()
+        if not ks:
+            break
+        got.append(s.load(ks[0])[1])
+        s.drop(ks[0])
+    d.check(got == [b"m%03d" % i for i in range(100)], "every one, in order: %r" % got)
+    d.check(s.pending() == 0 and not st.errors, "nothing counted or damaged beyond them")
+
+
+if d.cfg("API") == "aio":
+    aio_drain()
+else:
+    globals()[d.cfg("TEST")]()
+print("PASS")

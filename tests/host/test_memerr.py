@@ -1,0 +1,27 @@
+"""MemoryError where a tight heap meets it, injected so that each case is deterministic
+(tests/device/dev_memerr.py on the unix port, littlefs images, a real mosquitto): a
+backlog's segment reads failing while it drains (the blocking client's drain stalled for
+good once nothing was in flight; the asyncio reader ended, and its keeper with it), an
+incoming QoS 2 record or release the heap could not write (the RAM record kept what flash
+did not: the resend was taken for a duplicate and never delivered), and a seal of the tail
+cut between the appends of its index (the index arrays fell out of step and messages were
+lost). Found by a hunt in heaps just big enough; each case fails without its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import Broker, run_device
+
+
+@pytest.mark.parametrize(("test", "api"), [("drain", "blocking"), ("drain", "aio"),
+                                           ("rx2", "blocking"), ("seal", "blocking")])
+def test_memory_error_loses_and_wedges_nothing(broker: Broker, tmp_path: Path, test: str,
+                                               api: str) -> None:
+    c = {"HOST": broker.host, "PORT": broker.port, "TEST": test, "API": api,
+         "PREFIX": f"memerr-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img"),
+         "BLOCKS": 256}
+    r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+    assert "PASS" in r.out, r.out
