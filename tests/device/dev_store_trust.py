@@ -20,18 +20,6 @@ def keep(s, payload):
     s._keep(s.add(b"c/t", payload, 1, False))
 
 
-def drain(s):
-    # every pending message, in order, each then given up (complete)
-    got = []
-    for _ in range(200):
-        ks = s.live()
-        if not ks:
-            break
-        got.append(s.load(ks[0])[1])
-        s.drop(ks[0])
-    return got
-
-
 def reload(**kw):
     st = SessionStore(STORE, **kw)
     s = st.get(H, "trust", 80)
@@ -59,7 +47,7 @@ def done_segment():
     st, s = reload(ram=4)
     d.check(len(st.errors) == 1, "the damage reported")
     print("PENDING", s.pending())
-    got = drain(s)
+    got = d.drain(s)
     # lost: the segment's m00-m07 (m01, m02 complete); the tail's slots 8-31 still hold
     # m08-m31 from before the seal (intact records of pending messages): they drain too
     d.check(got == [b"m%02d" % i for i in range(8, 40)], "all the rest: %r" % got)
@@ -82,7 +70,7 @@ def done_tail():
     st, s = reload()
     d.check(len(st.errors) == 1, "the damaged file reported")
     print("PENDING", s.pending())
-    got = drain(s)
+    got = d.drain(s)
     d.check(got == [b"m%02d" % i for i in range(40) if i != 35], "every other one: %r" % got)
 
 
@@ -95,7 +83,7 @@ def hot_past():
     _write(s._p + "/hot", pack(b"s", struct.pack("<HHIIB", 0, 0, 40, 43, 0) + b"\0\0", 2), True)
     st, s = reload(ram=4)
     d.check(len(st.errors) == 1 and "hot" in st.errors[0], "reported: %r" % st.errors)
-    got = drain(s)
+    got = d.drain(s)
     d.check(got == [b"m%02d" % i for i in range(40)], "the queue kept whole: %r" % got)
 
 

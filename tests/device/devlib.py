@@ -62,6 +62,19 @@ class Inbox:
         return len(self.got)
 
 
+def drain(s, most=200):
+    # a session's pending messages, in send order, each given up (complete) once taken:
+    # their payloads (at most `most`)
+    got = []
+    for _ in range(most):
+        ks = s.live()
+        if not ks:
+            break
+        got.append(s.load(ks[0])[1])
+        s.drop(ks[0])
+    return got
+
+
 def flash():
     # the filesystem root for stores: a littlefs image on the unix port (devcfg.IMAGE),
     # the board's own flash otherwise. Returns (root, block device or None).
