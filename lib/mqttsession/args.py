@@ -172,9 +172,11 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # what the connect and the rare paths use, off the publish/receive path (list indices:
     # const in the modules): 0 user, 1 password, 2 TLS context, 3 will (set_last_will),
     # 4 redirect hops (v5.disconnected), 5 the deadline, 6 Session Present, 7 the CONNECT
-    # packet (buffer, size), 8 how much of it went out, 9 clean_session of the connect
-    # under way (client.py), 10 the seq of the message blamed for the last outages
-    # (aside.struck), 11 the broker's error that ended the link (with a keeper), 12 an
+    # packet (buffer, size), 8 how much of it went out, 9 a clean start still to make
+    # (connect(clean_session=True) until it is made), 10 the seq of the message blamed for
+    # the last outages (aside.struck), 11 the known cause that ended the link (the
+    # broker's error with a keeper, or the asyncio reader's MemoryError: no message in
+    # flight is blamed for that close), 12 an
     # oversized incoming packet refused (the connection stays up), 13 the packet ID of the
     # SUBSCRIBE/UNSUBSCRIBE awaiting its ack, 14 its return code (while it is awaited:
     # minus the type of the ack)
