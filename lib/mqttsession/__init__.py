@@ -1,5 +1,5 @@
 # mqttsession: an MQTT client for MicroPython whose session survives reboots.
-__version__ = "0.2.18"
+__version__ = "0.2.19"
 
 from .packet import MQTTException
 

@@ -102,6 +102,25 @@ class MQTTClient(Core):
         _check(self, topic, msg, qos)
         if qos > self._maxq & 3 or retain and self._maxq & 4:
             qos, retain = self._mod("v5").limit(self, qos, retain)  # the broker's MQTT 5 limits
+        s = self._s
+        t, m = self._t, self._m
+        # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
+        # the message is queued or sent, and acknowledged later
+        rd = asyncio.current_task() is self._task
+        # each wait below within timeout from its start, whatever else the reader handles
+        # meanwhile (a PINGRESP, other messages): then the link is dead. Output the socket
+        # has not taken yet goes out first (a publish never adds to it: behind a slow link
+        # the heap holds one packet waiting, not every message published meanwhile), then
+        # room in the window
+        t0 = time.ticks_ms()
+        try:
+            while not rd and self.isconnected() and (
+                    self._ob is not None or qos and (s.full() or s.nin >= self._quota)):
+                await self._wait(self._rest(t0))
+        except OSError:
+            if self._lost(self.store or self.link if qos else self.link):
+                raise
+        self._t, self._m = t, m  # other tasks may have published meanwhile
         if not self.isconnected():
             if qos == 0 and (self.link or self.store):
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
@@ -118,22 +137,7 @@ class MQTTClient(Core):
                 if self._lost(self.link):
                     raise
             return
-        s = self._s
-        t, m = self._t, self._m
-        # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
-        # the message is queued or sent, and acknowledged later
-        rd = asyncio.current_task() is self._task
-        # each wait below within timeout from its start, whatever else the reader handles
-        # meanwhile (a PINGRESP, other messages): then the link is dead
-        t0 = time.ticks_ms()
-        try:
-            while not rd and self.isconnected() and (s.full() or s.nin >= self._quota):
-                await self._wait(self._rest(t0))  # room in the window first
-        except OSError:
-            if self._lost(self.store or self.link):
-                raise
-        self._t, self._m = t, m  # other tasks may have published meanwhile
-        room = self.isconnected() and s.nin < self._quota
+        room = s.nin < self._quota
         k = self._queue(qos, retain, room)
         if not room:
             return

@@ -114,6 +114,7 @@ async def drain(c, s):
             await c._io(True)
             if c.sock is s and c._ob is not None:
                 c._flush()
+        c._ev.set()  # all out: a publish waiting for it goes on
     except OSError as e:  # the broker stopped reading, or the link broke
         if c.sock is s:
             c._drop(e)

@@ -6,6 +6,7 @@ connect is tested on both clients here."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -87,6 +88,25 @@ def test_aio_qos0_flood_on_a_stalled_link_never_cuts_a_packet() -> None:
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_flood"}
         r = run_device("dev_aio_guard.py", cfg, heap="128k", timeout=120)
     assert "PASS" in r.out, r.out
+
+
+def test_aio_qos0_publish_waits_for_a_slow_reader_and_loses_nothing() -> None:
+    # 100 messages of 8 KB behind a broker that reads nothing for 2 s: a copy of each
+    # waiting in the heap would not fit 128 KB; publish waits for the socket instead
+    # (small socket buffers at both ends, as on a node: on loopback the kernel takes
+    # megabytes otherwise; the device script sets its own)
+    slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
+    with SubackingBroker([slow]) as b:
+        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_slow_reader"}
+        r = run_device("dev_aio_guard.py", cfg, heap="128k", timeout=120)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not b.conns[0].closed_by_client:
+            time.sleep(0.05)
+    assert "PASS" in r.out, r.out
+    got = [body for body in b.conns[0].of_type(PUBLISH)]
+    assert [int(x[5:9]) for x in got] == list(range(100)), [x[5:9] for x in got][:8]
+    assert all(len(x) == 5 + 8192 for x in got)
 
 
 def test_aio_link_hook_that_raises_changes_nothing() -> None:
