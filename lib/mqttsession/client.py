@@ -337,8 +337,15 @@ def _step(c, ms):
 
 def _send0(c, retain):
     # QoS 0 of the caller's message onto the socket (a reconnect may have sent others
-    # since _check), and keepalive work when due
+    # since _check), and keepalive work when due. Output a stalled socket has not taken
+    # goes first; still there when the budget is spent, the message is dropped and
+    # counted (fire and forget): QoS 0 never piles up in the heap behind a slow link
     try:
+        if c._ob is not None:
+            c._wait_out()
+            if c._ob is not None:
+                c.lost0 += 1
+                return
         c._hand(0)
         _put(c, _PUBLISH | (1 if retain else 0), 0)
         if c.ka:
