@@ -44,6 +44,7 @@ async def end_session(c):
                 c._todo = td  # kept with the session
         if td:
             c._mod("subs").owe(c)  # none owed now: the store's record goes
+    c.dropped += c._s.pending()  # given up on purpose, counted (as a clean start)
     c._s.clear()
 
 

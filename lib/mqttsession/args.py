@@ -24,7 +24,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if version not in (4, 5):
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                         (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                         (queue, "queue", 1, 65535), (strikes, "strikes", 1, 0),
                          (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0),
                          (port, "port", 0, 65535)):
         if type(v) is not int or v < lo or hi and v > hi:
@@ -179,8 +179,10 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # flight is blamed for that close), 12 an
     # oversized incoming packet refused (the connection stays up), 13 the packet ID of the
     # SUBSCRIBE/UNSUBSCRIBE awaiting its ack, 14 its return code (while it is awaited:
-    # minus the type of the ack)
-    self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1]
+    # minus the type of the ack), 15 a deadline of the link passed (the blocking client's
+    # link.last_error is then ETIMEDOUT, not a reset)
+    self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
+                False]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
     # the last str topic, and the last bytes topic that passed the checks (at first an

@@ -137,6 +137,7 @@ class MQTTClient(Core):
         if end_session:
             if self.sock is None or self.version == 4:
                 self.connect(True)
+            self.dropped += self._s.pending()  # given up on purpose, counted (as a clean start)
             self._s.clear()
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
@@ -184,6 +185,7 @@ class MQTTClient(Core):
         if time.ticks_diff(now, self._aw) > self._tms and \
                 time.ticks_diff(now, self._lrx) > self._tms:
             self._close()
+            self._cn[15] = True
             raise OSError(_ETIMEDOUT)
 
     def _ensure(self):
@@ -227,6 +229,7 @@ class MQTTClient(Core):
             while self._cn[13]:  # the SUBSCRIBE's packet ID
                 left = self._tms - time.ticks_diff(time.ticks_ms(), t0)
                 if left <= 0:
+                    self._cn[15] = True
                     raise OSError(_ETIMEDOUT)
                 _step(self, left)
         except OSError:
@@ -272,7 +275,9 @@ class MQTTClient(Core):
         # and nothing that makes the message durable without the link)
         self._close()
         c = self._cn
-        w = c[11] or OSError(_ECONNRESET)  # the broker's error that ended the link, if any
+        # the broker's error that ended the link, else a deadline passed, else a reset
+        w = c[11] or OSError(_ETIMEDOUT if c[15] else _ECONNRESET)
+        c[15] = False
         if self.link:
             self.link.failed(w)
             if w.args[0] == 0x8E:
@@ -414,6 +419,7 @@ def _await(c, k):
             c._s.nq and c._s.nin + c._s.nq >= c._s.cap:  # as s.full()
         left = c._tms - time.ticks_diff(time.ticks_ms(), t0)
         if left <= 0:
+            c._cn[15] = True
             raise OSError(_ETIMEDOUT)  # no acknowledgement for too long: link down
         if c.budget_ms is not None:  # the call's budget
             b = time.ticks_diff(c._bd, time.ticks_ms())

@@ -35,6 +35,7 @@ _CB = const(7)
 _CO = const(8)
 _WHY = const(11)
 _LARGE = const(12)
+_LATE = const(15)
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -136,6 +137,7 @@ def _recv(w):
             t = _parse(w)
         if (w._r1 != w._r0 or w._skip) and time.ticks_diff(
                 time.ticks_ms(), w._p0) >= w._tms:
+            w._cn[_LATE] = True
             raise OSError(_ETIMEDOUT)  # a packet started and did not end in time
         if (w._s.nq or w._s.more) and not w._cs and t != _CONNACK:
             # acknowledgements made room: the messages queued behind go out once all that
@@ -205,6 +207,7 @@ class Wire:
         # bad arguments fail before the socket
         c[_CB] = self._mod("ctl").connect_packet(self, clean)
         c[_WHY] = None
+        c[_LATE] = False
         c[_CO] = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)
         ai = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
@@ -317,6 +320,7 @@ class Wire:
                 ka -= time.ticks_diff(time.ticks_ms(), self._ping)
                 if ka <= 0:
                     self._close()
+                    self._cn[_LATE] = True
                     raise OSError(_ETIMEDOUT)
             else:
                 ka -= max(time.ticks_diff(time.ticks_ms(), self._ltx),
@@ -337,11 +341,12 @@ class Wire:
         # has waited longer than timeout: the broker stopped reading
         w = self.sock.write(self._ob)
         if w:
-            self._ob = self._ob[w:]
+            self._ob[:w] = b""  # in place: a copy of the rest would fragment a small heap
         if not self._ob:
             self._ob = None
             return True
         if time.ticks_diff(time.ticks_ms(), self._ot) >= self._tms:
+            self._cn[_LATE] = True
             raise OSError(_ETIMEDOUT)
         return False
 

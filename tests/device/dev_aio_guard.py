@@ -281,5 +281,18 @@ async def qos0_slow_reader():
     await c.disconnect()
 
 
+async def end_inflight():
+    # as dev_guard.py's: disconnect(end_session=True) connected with MQTT 5 counts what
+    # the session held in dropped
+    c = client(link=Link(), window=4)
+    await c.connect(False)
+    for i in range(3):
+        await c.publish("t/end", "m%d" % i, qos=1)  # the broker never acknowledges
+    print("PENDING", c.pending())
+    await c.disconnect(end_session=True)
+    print("DROPPED", c.dropped, "PENDING_AFTER", c.pending())
+    d.check(c.dropped == 3 and not c.pending(), "the three given up, counted")
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

@@ -340,5 +340,48 @@ def qos0_stall():
     c.disconnect()
 
 
+def late():
+    # a broker that answers CONNECT and then neither reads nor sends: with a keeper, the
+    # link's end is recorded as what it was, a deadline passed (ETIMEDOUT), not a reset:
+    # first the PINGRESP overdue (keepalive 2 s), then output not taken within timeout
+    lk = Link(min_ms=10, max_ms=10, jitter=0)
+    c = client("late", link=lk, keepalive=2)
+    c.connect()
+    t0 = time.ticks_ms()
+    while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+        time.sleep_ms(20)
+    print("KEEPALIVE", repr(lk.last_error))
+    d.check(isinstance(lk.last_error, OSError) and lk.last_error.errno == 110,
+            "no PINGRESP: ETIMEDOUT")
+    c.ka = 0  # no more pings: the next link ends on output
+    t0 = time.ticks_ms()
+    while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+    d.check(c.isconnected(), "reconnected")
+    c.sock.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux): 8 KB, as a node's
+    m = bytes(8192)
+    t0 = time.ticks_ms()
+    while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.publish("t/late", m)
+    print("OUTPUT", repr(lk.last_error))
+    d.check(isinstance(lk.last_error, OSError) and lk.last_error.errno == 110,
+            "output not taken: ETIMEDOUT")
+    c.disconnect()
+
+
+def end_inflight():
+    # disconnect(end_session=True) while connected with MQTT 5 (no clean connect first):
+    # the messages the session held are given up on purpose and counted in dropped
+    c = client("endv5", link=Link(), store=SessionStore("store"), window=4)
+    c.connect(False)
+    for i in range(3):
+        c.publish("t/end", "m%d" % i, qos=1)  # the broker never acknowledges
+    print("PENDING", c.pending())
+    c.disconnect(end_session=True)
+    print("DROPPED", c.dropped, "PENDING_AFTER", c.pending())
+    d.check(c.dropped == 3 and not c.pending(), "the three given up, counted")
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

@@ -86,20 +86,20 @@ def test_aio_qos0_flood_on_a_stalled_link_never_cuts_a_packet() -> None:
     mute: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]  # reads nothing
     with SubackingBroker([mute]) as b:
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_flood"}
-        r = run_device("dev_aio_guard.py", cfg, heap="128k", timeout=120)
+        r = run_device("dev_aio_guard.py", cfg, heap=HEAP, timeout=120)
     assert "PASS" in r.out, r.out
 
 
 def test_aio_qos0_publish_waits_for_a_slow_reader_and_loses_nothing() -> None:
-    # 100 messages of 8 KB behind a broker that reads nothing for 2 s: a copy of each
-    # waiting in the heap would not fit 128 KB; publish waits for the socket instead
+    # 100 messages of 8 KB behind a broker that reads nothing for 2 s: publish waits for
+    # the socket, and every message arrives, in order
     # (small socket buffers at both ends, as on a node: on loopback the kernel takes
     # megabytes otherwise; the device script sets its own)
     slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
     with SubackingBroker([slow]) as b:
         b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_slow_reader"}
-        r = run_device("dev_aio_guard.py", cfg, heap="128k", timeout=120)
+        r = run_device("dev_aio_guard.py", cfg, heap=HEAP, timeout=120)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not b.conns[0].closed_by_client:
             time.sleep(0.05)

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from harness import Broker, Certs, run_device
-from hostile import CONNECT, PUBACK, PUBLISH, SUBSCRIBE, HostileBroker, Script, connack
+from hostile import (
+    CONNECT,
+    DISCONNECT,
+    PUBACK,
+    PUBLISH,
+    SUBSCRIBE,
+    HostileBroker,
+    Script,
+    connack,
+)
 
 HEAP = "256k"
 
@@ -224,3 +233,31 @@ def test_qos0_behind_a_stalled_socket_is_dropped_and_counted_not_piled_up() -> N
     got = [int(x[5:9]) for x in b.conns[0].of_type(PUBLISH)]
     assert got == sorted(set(got)), got[:16]  # in order, none twice
     assert len(got) == 100 - int(r.value("LOST0")), (len(got), r.value("LOST0"))
+
+
+def test_keeper_records_a_deadline_passed_as_etimedout_not_a_reset() -> None:
+    # link.last_error says why the link went: a broker that stops answering and reading
+    # (no PINGRESP within 1.5 x keepalive; output not taken within timeout) is ETIMEDOUT
+    mute: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]
+    with SubackingBroker([mute]) as b:
+        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "late"}
+        r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=120)
+    assert "PASS" in r.out, r.out
+    assert len(b.conns) >= 2
+
+
+@pytest.mark.parametrize("front", ["blocking", "aio"])
+def test_end_session_online_v5_counts_what_it_gives_up(front: str) -> None:
+    # MQTT 5, connected: the session ends with Session Expiry 0 at DISCONNECT (no clean
+    # connect, which counted them); the three messages never acknowledged are counted
+    silent: Script = [("expect", CONNECT), ("send", connack(version=5)), ("listen", 30)]
+    with SubackingBroker([silent]) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 5, "TEST": "end_inflight"}
+        script = "dev_guard.py" if front == "blocking" else "dev_aio_guard.py"
+        r = run_device(script, cfg, heap=HEAP, timeout=60)
+    assert "PASS" in r.out, r.out
+    assert r.value("PENDING") == "3"
+    assert len(b.conns) == 1, b.conns  # connected throughout
+    assert len(b.conns[0].of_type(PUBLISH)) == 3
+    assert b.conns[0].of_type(DISCONNECT) == [b"\x00\x05\x11\x00\x00\x00\x00"]  # expiry 0
