@@ -320,6 +320,9 @@ def _step(c, ms):
             ms = due
     elif ms < 0:
         ms = 60000
+    if c._ob is not None:  # output waits: no longer than its deadline (then _flush raises)
+        due = time.ticks_diff(time.ticks_ms(), c._ot)
+        ms = min(ms, max(1, c._tms - due))
     # whole packets buffered (_hold): no wait; a packet that has started must end
     # within timeout of its first byte (_p0)
     if c._hold:

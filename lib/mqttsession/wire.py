@@ -36,6 +36,7 @@ _CO = const(8)
 _WHY = const(11)
 _LARGE = const(12)
 _LATE = const(15)
+_AGAIN = const(16)
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -82,6 +83,8 @@ def _hold(w, buf, k, n):
         else:
             w._ot = time.ticks_ms()
             w._ob = bytearray(memoryview(buf)[k:n])
+            if not k:
+                w._cn[_AGAIN] = n  # the write the socket did not take (see _flush)
     except MemoryError:
         # no heap for what waits: part of a packet may be on the wire already, so the
         # connection goes (the front end closes it on OSError), never cut
@@ -304,6 +307,7 @@ class Wire:
         self._r0 = self._r1 = self._skip = 0
         self._hold = False
         self._ob = None  # output the socket has not taken yet
+        self._cn[_AGAIN] = 0
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one
@@ -338,10 +342,18 @@ class Wire:
     # --- output the socket did not take at once (_write keeps it in _ob) ---
     def _flush(self):
         # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
-        # has waited longer than timeout: the broker stopped reading
-        w = self.sock.write(self._ob)
+        # has waited longer than timeout: the broker stopped reading. A write the socket
+        # did not take is made again with the same length (_cn[_AGAIN]): TLS has made its
+        # record of those bytes already, and sends that one record whatever is passed
+        # then, counting it as the whole buffer (mbedTLS's ssl_write contract)
+        c = self._cn
+        n = c[_AGAIN] or len(self._ob)
+        w = self.sock.write(self._ob, n)
         if w:
+            c[_AGAIN] = 0
             self._ob[:w] = b""  # in place: a copy of the rest would fragment a small heap
+        else:
+            c[_AGAIN] = n
         if not self._ob:
             self._ob = None
             return True
