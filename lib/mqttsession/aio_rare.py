@@ -4,12 +4,22 @@
 # on_connect hook, output the socket did not take at once. A node that keeps its session,
 # subscribes while connected and has no on_connect loads it only when it disconnects or
 # its link stalls.
+import time
+
 from . import packet as P
 from .packet import MQTTException
 
 
 async def disconnect(c, end):
-    # MQTTClient.disconnect(end_session=end)
+    # MQTTClient.disconnect(end_session=end). Output the socket has not taken (what
+    # publish accepted) goes out first, within timeout: closed with it, it was lost and
+    # the broker sent the will
+    t0 = time.ticks_ms()
+    try:
+        while c._ob is not None and c.isconnected():
+            await c._wait(c._rest(t0))
+    except OSError:
+        pass
     try:
         if end:
             await end_session(c)

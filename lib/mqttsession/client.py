@@ -134,6 +134,16 @@ class MQTTClient(Core):
         # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
         # Session Expiry 0 at DISCONNECT; 3.1.1, or offline: a clean connect first) and
         # the store forgets its messages and subscriptions. It needs the broker reachable.
+        if self._ob is not None and self.sock:
+            # output the socket has not taken (what publish accepted) goes out first,
+            # within timeout: closed with it, it was lost and the broker sent the will
+            try:
+                self._poll.modify(self.sock, _POLLOUT)
+                while self._ob is not None:
+                    self._poll.poll(20)
+                    self._flush()
+            except OSError:
+                pass
         if end_session:
             if self.sock is None or self.version == 4:
                 self.connect(True)

@@ -294,5 +294,16 @@ async def end_inflight():
     d.check(c.dropped == 3 and not c.pending(), "the three given up, counted")
 
 
+async def bye_waits():
+    # as dev_guard.py's: disconnect() sends what waits for the socket first
+    c = MQTTClient("bye", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
+                   timeout=10, link=Link())
+    await c.connect(wait=True)
+    small_sndbuf(c)
+    await c.publish("t/bye", bytes(30000))
+    d.check(c._ob is not None, "the socket did not take it all at once")
+    await c.disconnect()
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

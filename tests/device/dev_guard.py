@@ -383,5 +383,16 @@ def end_inflight():
     d.check(c.dropped == 3 and not c.pending(), "the three given up, counted")
 
 
+def bye_waits():
+    # disconnect() right after a QoS 0 publish of 30 KB the socket has not taken (the
+    # broker reads nothing for 2 s): the message goes out whole, then DISCONNECT
+    c = client("bye", link=Link(), timeout=10)
+    c.connect()
+    c.sock.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux): 8 KB, as a node's
+    c.publish("t/bye", bytes(30000))
+    d.check(c._ob is not None, "the socket did not take it all at once")
+    c.disconnect()
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

@@ -261,3 +261,23 @@ def test_end_session_online_v5_counts_what_it_gives_up(front: str) -> None:
     assert len(b.conns) == 1, b.conns  # connected throughout
     assert len(b.conns[0].of_type(PUBLISH)) == 3
     assert b.conns[0].of_type(DISCONNECT) == [b"\x00\x05\x11\x00\x00\x00\x00"]  # expiry 0
+
+
+@pytest.mark.parametrize("front", ["blocking", "aio"])
+def test_disconnect_sends_what_waits_for_the_socket_first(front: str) -> None:
+    # a 30 KB QoS 0 message the socket has not taken when disconnect() is called (the
+    # broker reads nothing for 2 s): it arrives whole, then DISCONNECT (no will sent);
+    # before, the link was closed with it
+    slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
+    with SubackingBroker([slow]) as b:
+        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "bye_waits"}
+        script = "dev_guard.py" if front == "blocking" else "dev_aio_guard.py"
+        r = run_device(script, cfg, heap=HEAP, timeout=60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not b.conns[0].closed_by_client:
+            time.sleep(0.05)
+    assert "PASS" in r.out, r.out
+    kinds = [f & 0xF0 for f, _ in b.conns[0].packets]
+    assert kinds == [CONNECT, PUBLISH, DISCONNECT], kinds
+    assert b.conns[0].of_type(PUBLISH) == [b"\x00\x05t/bye" + bytes(30000)]
