@@ -37,6 +37,7 @@ _WHY = const(11)
 _LARGE = const(12)
 _LATE = const(15)
 _AGAIN = const(16)
+_HEAD = const(17)
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -82,6 +83,7 @@ def _hold(w, buf, k, n):
             w._ob += memoryview(buf)[k:n]
         else:
             w._ot = time.ticks_ms()
+            w._cn[_HEAD] = n - k  # (see _flush)
             w._ob = bytearray(memoryview(buf)[k:n])
             if not k:
                 w._cn[_AGAIN] = n  # the write the socket did not take (see _flush)
@@ -341,17 +343,24 @@ class Wire:
 
     # --- output the socket did not take at once (_write keeps it in _ob) ---
     def _flush(self):
-        # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when it
-        # has waited longer than timeout: the broker stopped reading. A write the socket
-        # did not take is made again with the same length (_cn[_AGAIN]): TLS has made its
-        # record of those bytes already, and sends that one record whatever is passed
-        # then, counting it as the whole buffer (mbedTLS's ssl_write contract)
+        # writes what waits in _ob; True once all of it is out. OSError(ETIMEDOUT) when
+        # the output that was waiting at _ot is not out within timeout of it: the broker
+        # stopped reading (once it is out, the clock starts again for what waits then: a
+        # slow link that keeps taking output is not dead, and no packet waits longer than
+        # twice timeout). A write the socket did not take is made again with the same
+        # length (_cn[_AGAIN]): TLS has made its record of those bytes already, and sends
+        # that one record whatever is passed then, counting it as the whole buffer
+        # (mbedTLS's ssl_write contract)
         c = self._cn
         n = c[_AGAIN] or len(self._ob)
         w = self.sock.write(self._ob, n)
         if w:
             c[_AGAIN] = 0
             self._ob[:w] = b""  # in place: a copy of the rest would fragment a small heap
+            c[_HEAD] -= w
+            if c[_HEAD] <= 0:
+                self._ot = time.ticks_ms()
+                c[_HEAD] = len(self._ob)
         else:
             c[_AGAIN] = n
         if not self._ob:
