@@ -24,7 +24,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if version not in (4, 5):
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                         (queue, "queue", 1, 65535), (strikes, "strikes", 1, 0),
+                         (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
                          (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0),
                          (port, "port", 0, 65535)):
         if type(v) is not int or v < lo or hi and v > hi:

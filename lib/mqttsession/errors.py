@@ -47,7 +47,7 @@ _T = (
     # client.py
     "Vbudget_ms must be None or an int >= 0\n"  # 30
     # session.py
-    "Vcapacity must be 1 to 65535\n"
+    "Vqueue must be 1 to 65535 in RAM (see SessionStore ram)\n"
     "Vwindow larger than SessionStore(ram=%d)\n"
     # store.py
     "Vlarger than %d bytes: left alone\n"

@@ -42,7 +42,7 @@ class Session:
 
     def __init__(self, client_id=b"", host="", capacity=16):
         if not 0 < capacity < 65536:
-            raise err(31)  # capacity must be 1 to 65535
+            raise err(31)  # queue must be 1 to 65535 in RAM (see SessionStore ram)
         self.client_id = client_id
         self.host = host
         self._p = None  # a stored session's directory

@@ -6,7 +6,6 @@ connect is tested on both clients here."""
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from hostile import (
     publish,
 )
 from test_guard import HEAP, QOS3, SubackingBroker, ok
-from test_guard import run as run_blocking
+from test_guard import run as run_script
 
 
 def run(scripts: list[Script], test: str, version: int = 4, **kw: Any) -> tuple[Any, Any]:
@@ -93,16 +92,8 @@ def test_aio_qos0_flood_on_a_stalled_link_never_cuts_a_packet() -> None:
 def test_aio_qos0_publish_waits_for_a_slow_reader_and_loses_nothing() -> None:
     # 100 messages of 8 KB behind a broker that reads nothing for 2 s: publish waits for
     # the socket, and every message arrives, in order
-    # (small socket buffers at both ends, as on a node: on loopback the kernel takes
-    # megabytes otherwise; the device script sets its own)
-    slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
-    with SubackingBroker([slow]) as b:
-        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_slow_reader"}
-        r = run_device("dev_aio_guard.py", cfg, heap=HEAP, timeout=120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not b.conns[0].closed_by_client:
-            time.sleep(0.05)
+    r, b = run_script([[("expect", CONNECT), ("send", connack()), ("sleep", 2)]],
+                        "qos0_slow_reader", device="dev_aio_guard.py", small=True)
     assert "PASS" in r.out, r.out
     got = [body for body in b.conns[0].of_type(PUBLISH)]
     assert [int(x[5:9]) for x in got] == list(range(100)), [x[5:9] for x in got][:8]
@@ -127,7 +118,7 @@ def test_refused_subscription_sent_on_connect_is_reported_and_dropped(version: i
                     ("expect", SUBSCRIBE), ("suback", version)]
     ack1: Script = [("expect", CONNECT), ("send", connack(version=version)),
                     ("expect", SUBSCRIBE), ("suback", version)]
-    r, b = (run if front == "aio" else run_blocking)([ack2, ack1], "suback_refused", version)
+    r, b = (run if front == "aio" else run_script)([ack2, ack1], "suback_refused", version)
     assert not b.errors, b.errors
     assert "cmd/bad" in r.value("REFUSED"), r.out
     if front == "aio":
@@ -146,7 +137,7 @@ def test_subscriptions_made_offline_survive_a_link_lost_at_the_connect(front: st
                     ("expect", SUBSCRIBE), ("close",)]
     again: Script = [("expect", CONNECT), ("send", connack(present=1)),
                      ("expect", SUBSCRIBE), ("suback", 4), ("expect", SUBSCRIBE), ("suback", 4)]
-    r, b = (run if front == "aio" else run_blocking)([lost, again], "suback_lost")
+    r, b = (run if front == "aio" else run_script)([lost, again], "suback_lost")
     assert not b.errors, b.errors
     if front == "blocking":  # the connect that lost the link left both owed
         lost_line = next(ln for ln in r.lines if ln.startswith("LOST "))

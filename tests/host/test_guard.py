@@ -28,6 +28,7 @@ from hostile import (
 )
 
 HEAP = "256k"
+DEVICE = {"blocking": "dev_guard.py", "aio": "dev_aio_guard.py"}  # the scripts per front
 
 
 class AckingBroker(HostileBroker):
@@ -64,12 +65,16 @@ class SubackingBroker(AckingBroker):
 
 
 def run(scripts: list[Script], test: str, version: int = 4, settle: bool = True,
-        **kw: Any) -> tuple[Any, Any]:
+        device: str = "dev_guard.py", small: bool = False, **kw: Any) -> tuple[Any, Any]:
     """Runs the scenario against the scripted broker. settle: wait (up to 5 s) until the
-    client has closed every connection, so its last packets are recorded."""
+    client has closed every connection, so its last packets are recorded. small: the
+    broker's receive buffer as small as a node's peer's (4 KB; on loopback the kernel
+    takes megabytes otherwise: the device script makes its own send buffer small)."""
     with SubackingBroker(scripts) as b:
+        if small:
+            b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         cfg = {"HOST": b.host, "PORT": b.port, "VERSION": version, "TEST": test, **kw}
-        r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=60)
+        r = run_device(device, cfg, heap=HEAP, timeout=60)
         deadline = time.monotonic() + (5 if settle else 0)
         while time.monotonic() < deadline and not all(c.closed_by_client for c in b.conns):
             time.sleep(0.05)
@@ -219,16 +224,9 @@ def test_tls_rogue_ca_at_a_keeper_reconnect_is_a_link_failure(tls_broker: Broker
 
 def test_qos0_behind_a_stalled_socket_is_dropped_and_counted_not_piled_up() -> None:
     # 100 messages of 8 KB while the broker reads nothing for 2 s, in a 128 KB heap: each
-    # publish within its budget; what was not dropped (lost0) arrives, in order (small
-    # socket buffers at both ends, as on a node: on loopback the kernel takes megabytes)
-    slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
-    with SubackingBroker([slow]) as b:
-        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "qos0_stall"}
-        r = run_device("dev_guard.py", cfg, heap="128k", timeout=120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not b.conns[0].closed_by_client:
-            time.sleep(0.05)
+    # publish within its budget; what was not dropped (lost0) arrives, in order
+    r, b = run([[("expect", CONNECT), ("send", connack()), ("sleep", 2)]], "qos0_stall",
+               small=True)
     assert "PASS" in r.out, r.out
     got = [int(x[5:9]) for x in b.conns[0].of_type(PUBLISH)]
     assert got == sorted(set(got)), got[:16]  # in order, none twice
@@ -238,11 +236,8 @@ def test_qos0_behind_a_stalled_socket_is_dropped_and_counted_not_piled_up() -> N
 def test_keeper_records_a_deadline_passed_as_etimedout_not_a_reset() -> None:
     # link.last_error says why the link went: a broker that stops answering and reading
     # (no PINGRESP within 1.5 x keepalive; output not taken within timeout) is ETIMEDOUT
-    mute: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 60)]
-    with SubackingBroker([mute]) as b:
-        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "late"}
-        r = run_device("dev_guard.py", cfg, heap=HEAP, timeout=120)
+    r, b = run([[("expect", CONNECT), ("send", connack()), ("sleep", 60)]], "late",
+               settle=False, small=True)
     assert "PASS" in r.out, r.out
     assert len(b.conns) >= 2
 
@@ -252,10 +247,7 @@ def test_end_session_online_v5_counts_what_it_gives_up(front: str) -> None:
     # MQTT 5, connected: the session ends with Session Expiry 0 at DISCONNECT (no clean
     # connect, which counted them); the three messages never acknowledged are counted
     silent: Script = [("expect", CONNECT), ("send", connack(version=5)), ("listen", 30)]
-    with SubackingBroker([silent]) as b:
-        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 5, "TEST": "end_inflight"}
-        script = "dev_guard.py" if front == "blocking" else "dev_aio_guard.py"
-        r = run_device(script, cfg, heap=HEAP, timeout=60)
+    r, b = run([silent], "end_inflight", 5, device=DEVICE[front])
     assert "PASS" in r.out, r.out
     assert r.value("PENDING") == "3"
     assert len(b.conns) == 1, b.conns  # connected throughout
@@ -268,15 +260,8 @@ def test_disconnect_sends_what_waits_for_the_socket_first(front: str) -> None:
     # a 30 KB QoS 0 message the socket has not taken when disconnect() is called (the
     # broker reads nothing for 2 s): it arrives whole, then DISCONNECT (no will sent);
     # before, the link was closed with it
-    slow: Script = [("expect", CONNECT), ("send", connack()), ("sleep", 2)]
-    with SubackingBroker([slow]) as b:
-        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        cfg = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "bye_waits"}
-        script = "dev_guard.py" if front == "blocking" else "dev_aio_guard.py"
-        r = run_device(script, cfg, heap=HEAP, timeout=60)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not b.conns[0].closed_by_client:
-            time.sleep(0.05)
+    r, b = run([[("expect", CONNECT), ("send", connack()), ("sleep", 2)]], "bye_waits",
+               device=DEVICE[front], small=True)
     assert "PASS" in r.out, r.out
     kinds = [f & 0xF0 for f, _ in b.conns[0].packets]
     assert kinds == [CONNECT, PUBLISH, DISCONNECT], kinds
