@@ -36,6 +36,7 @@ class MQTTClient(Core):
         self.errors = 0  # exceptions reported through on_error
         self._ev = asyncio.Event()  # set whenever the reader handled something
         self._lock = asyncio.Lock()  # one SUBSCRIBE/UNSUBSCRIBE waits for its ack at a time
+        self._lo = asyncio.Lock()  # publishes waiting for output to go out, in arrival order
         # _task: the reader; _clk: the clock; _dr: the socket whose waiting output (_ob) a
         # drain task sends; _err: what ended the reader (awaits raise it); _present:
         # Session Present of the last attempt (None: it failed)
@@ -107,18 +108,23 @@ class MQTTClient(Core):
         # from a coroutine handler (the reader awaits it) nothing can wait for the broker:
         # the message is queued or sent, and acknowledged later
         rd = asyncio.current_task() is self._task
-        # each wait below within timeout from its start, whatever else the reader handles
-        # meanwhile (a PINGRESP, other messages): then the link is dead. Output the socket
-        # has not taken yet goes out first (a publish never adds to it: behind a slow link
-        # the heap holds one packet waiting, not every message published meanwhile), then
-        # room in the window
-        t0 = time.ticks_ms()
+        # Output the socket has not taken yet goes out first (a publish never adds to it:
+        # behind a slow link the heap holds one packet waiting, not every message
+        # published meanwhile), the publishes waiting for it in arrival order; the output
+        # has its own deadline (the clock ends the link past it). Then room in the window,
+        # within timeout from the start of that wait, whatever else the reader handles
+        # meanwhile (a PINGRESP, other messages): then the link is dead
         try:
-            while not rd and self.isconnected() and (
-                    self._ob is not None or qos and (s.full() or s.nin >= self._quota)):
+            if not rd and self._ob is not None:
+                async with self._lo:
+                    while self._ob is not None and self.isconnected():
+                        await self._wait(2 * self._tms)
+            t0 = time.ticks_ms()
+            while not rd and self.isconnected() and qos and (
+                    s.full() or s.nin >= self._quota):
                 await self._wait(self._rest(t0))
-        except OSError:
-            if self._lost(self.store or self.link if qos else self.link):
+        except OSError as e:
+            if self._lost(self.store or self.link if qos else self.link, e):
                 raise
         self._t, self._m = t, m  # other tasks may have published meanwhile
         if not self.isconnected():
@@ -413,10 +419,11 @@ class MQTTClient(Core):
         if self.link:
             self.link.failed(e)
 
-    def _lost(self, keep):
-        # the link broke under a call: counted once (the reader may have dropped it)
+    def _lost(self, keep, e=None):
+        # the link broke under a call (e: how, if known): counted once (the reader may have
+        # dropped it)
         if self.sock:
-            self._drop(OSError(104))
+            self._drop(e or OSError(104))
         return not keep
 
     # --- the clock ---

@@ -85,8 +85,7 @@ def _hold(w, buf, k, n):
             w._ot = time.ticks_ms()
             w._cn[_HEAD] = n - k  # (see _flush)
             w._ob = bytearray(memoryview(buf)[k:n])
-            if not k:
-                w._cn[_AGAIN] = n  # the write the socket did not take (see _flush)
+            w._cn[_AGAIN] = n - k  # the rest of the write the socket did not take (_flush)
     except MemoryError:
         # no heap for what waits: part of a packet may be on the wire already, so the
         # connection goes (the front end closes it on OSError), never cut
@@ -347,15 +346,16 @@ class Wire:
         # the output that was waiting at _ot is not out within timeout of it: the broker
         # stopped reading (once it is out, the clock starts again for what waits then: a
         # slow link that keeps taking output is not dead, and no packet waits longer than
-        # twice timeout). A write the socket did not take is made again with the same
-        # length (_cn[_AGAIN]): TLS has made its record of those bytes already, and sends
-        # that one record whatever is passed then, counting it as the whole buffer
-        # (mbedTLS's ssl_write contract)
+        # twice timeout). The rest of a write the socket did not take whole is asked for
+        # again with its length (_cn[_AGAIN]): TLS has made its record of those bytes
+        # already, and sends that one record whatever is passed then, counting it as
+        # all that was passed (mbedTLS's ssl_write contract; a write larger than a record
+        # may send whole records and stop at the next one)
         c = self._cn
         n = c[_AGAIN] or len(self._ob)
         w = self.sock.write(self._ob, n)
         if w:
-            c[_AGAIN] = 0
+            c[_AGAIN] = n - w
             self._ob[:w] = b""  # in place: a copy of the rest would fragment a small heap
             c[_HEAD] -= w
             if c[_HEAD] <= 0:
