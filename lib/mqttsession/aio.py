@@ -114,15 +114,18 @@ class MQTTClient(Core):
         # has its own deadline (the clock ends the link past it). Then room in the window,
         # within timeout from the start of that wait, whatever else the reader handles
         # meanwhile (a PINGRESP, other messages): then the link is dead
+        t0 = None
         try:
-            if not rd and self._ob is not None:
-                async with self._lo:
-                    while self._ob is not None and self.isconnected():
-                        await self._wait(2 * self._tms)
-            t0 = time.ticks_ms()
-            while not rd and self.isconnected() and qos and (
-                    s.full() or s.nin >= self._quota):
-                await self._wait(self._rest(t0))
+            while not rd and self.isconnected():
+                if self._ob is not None:
+                    async with self._lo:
+                        while self._ob is not None and self.isconnected():
+                            await self._wait(2 * self._tms)
+                elif qos and (s.full() or s.nin >= self._quota):
+                    t0 = t0 or time.ticks_ms() or 1
+                    await self._wait(self._rest(t0))
+                else:
+                    break  # output out and room: sent below with no wait between
         except OSError as e:
             if self._lost(self.store or self.link if qos else self.link, e):
                 raise
