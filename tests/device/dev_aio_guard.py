@@ -223,12 +223,6 @@ async def bye_mid_connect():
     d.check(c.pending() == 1 and b"t/y" in c._s.subs, "queued and recorded offline")
 
 
-def small_sndbuf(c):
-    # the kernel's send buffer grows to 4 MB on loopback: 8 KB here, so that the socket
-    # stops taking output as a node's does (SOL_SOCKET 1, SO_SNDBUF 7: Linux)
-    c.sock.setsockopt(1, 7, 4096)
-
-
 async def qos0_flood():
     # QoS 0 messages of 8 KB while the broker reads nothing: once the socket takes no more,
     # publish waits for what waits to go out (never more than a packet of them in the
@@ -237,7 +231,7 @@ async def qos0_flood():
     c = MQTTClient("flood", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
                    timeout=3, link=Link(min_ms=60000, max_ms=60000))
     d.check(await c.connect(wait=True) is not None, "connected")
-    small_sndbuf(c)
+    d.small_sndbuf(c.sock)
     m = bytes(8192)
     errs = []
     most = 0
@@ -267,7 +261,7 @@ async def qos0_slow_reader():
     c = MQTTClient("slow", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
                    timeout=20)
     await c.connect()
-    small_sndbuf(c)
+    d.small_sndbuf(c.sock)
     m = bytearray(8192)
     most = 0
     for i in range(100):
@@ -299,7 +293,7 @@ async def bye_waits():
     c = MQTTClient("bye", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
                    timeout=10, link=Link())
     await c.connect(wait=True)
-    small_sndbuf(c)
+    d.small_sndbuf(c.sock)
     await c.publish("t/bye", bytes(30000))
     d.check(c._ob is not None, "the socket did not take it all at once")
     await c.disconnect()

@@ -322,7 +322,7 @@ def qos0_stall():
     # up in the heap. The host checks that every message not counted arrived, in order
     c = client("stall", link=Link(), timeout=20)
     c.connect()
-    c.sock.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux): 8 KB, as a node's
+    d.small_sndbuf(c.sock)
     m = bytearray(8192)
     most = 0
     for i in range(100):
@@ -359,7 +359,7 @@ def late():
     while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
         c.check_msg()
     d.check(c.isconnected(), "reconnected")
-    c.sock.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux): 8 KB, as a node's
+    d.small_sndbuf(c.sock)
     m = bytes(8192)
     t0 = time.ticks_ms()
     while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
@@ -388,7 +388,7 @@ def bye_waits():
     # broker reads nothing for 2 s): the message goes out whole, then DISCONNECT
     c = client("bye", link=Link(), timeout=10)
     c.connect()
-    c.sock.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux): 8 KB, as a node's
+    d.small_sndbuf(c.sock)
     c.publish("t/bye", bytes(30000))
     d.check(c._ob is not None, "the socket did not take it all at once")
     c.disconnect()

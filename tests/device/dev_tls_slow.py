@@ -13,16 +13,14 @@ from mqttsession import Link
 
 
 class _Sockets:
-    # mqttsession.wire's socket module, whose sockets get an 8 KB send buffer (SOL_SOCKET
-    # 1, SO_SNDBUF 7: Linux): on loopback the kernel would take megabytes
+    # mqttsession.wire's socket module, whose sockets get a node's small send buffer (the
+    # TLS socket wraps it: the plain one is set as it is made)
     SOCK_STREAM = socket.SOCK_STREAM
     getaddrinfo = socket.getaddrinfo
 
     @staticmethod
     def socket(*a):
-        s = socket.socket(*a)
-        s.setsockopt(1, 7, 4096)
-        return s
+        return d.small_sndbuf(socket.socket(*a))
 
 
 wire.socket = _Sockets

@@ -25,6 +25,13 @@ def client(cid, **kw):
     return MQTTClient(cid, cfg("HOST"), cfg("PORT"), **kw)
 
 
+def small_sndbuf(sock):
+    # the socket's send buffer as small as a node's (SOL_SOCKET 1, SO_SNDBUF 7: Linux, the
+    # kernel makes it 8 KB): on loopback it grows to megabytes, and output never waits
+    sock.setsockopt(1, 7, 4096)
+    return sock
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError("FAIL " + what)
