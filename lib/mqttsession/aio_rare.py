@@ -13,12 +13,29 @@ from .packet import MQTTException
 async def disconnect(c, end):
     # MQTTClient.disconnect(end_session=end). Output the socket has not taken (what
     # publish accepted) goes out first, within timeout: closed with it, it was lost and
-    # the broker sent the will
+    # the broker sent the will. Called while a handler coroutine runs (from it, say on a
+    # "stop" command): that message is answered first (else the broker sends it again on
+    # the next connect, and the node stops again), and the coroutines of the messages
+    # after it are closed unrun, unanswered: the broker sends those again
+    aws = c._aws
+    if c._hr and aws and type(aws[0]) is int:
+        c._mod("aio_held").owed(c, aws.pop(0))  # (run popped its coroutine: its answer)
     t0 = time.ticks_ms()
     try:
         while c._ob is not None and c.isconnected():
             await c._wait(c._rest(t0))
-    except OSError:
+        # then the answers to the messages in flight, within the same timeout (unless a
+        # handler runs: the reader that would read them waits for it). Left unread, they
+        # would be sent again on the next connect, and unread input at the close makes
+        # the kernel reset the connection (see ctl.bye)
+        q = c._quota
+        c._quota = 0  # (no message queued behind them goes out meanwhile)
+        try:
+            while c._s.nin and c.isconnected() and not c._hr:
+                await c._wait(c._rest(t0))
+        finally:
+            c._quota = q
+    except (OSError, MQTTException):
         pass
     try:
         if end:
@@ -29,6 +46,10 @@ async def disconnect(c, end):
         # the reader wakes on the closed socket and ends; in the keeper's backoff it
         # sleeps: cancelled (a sleep, never an I/O wait)
         c._mod("ctl").bye(c, end)
+        for a in aws:
+            if type(a) is not int:
+                a.close()
+        aws.clear()
         if c._nap:
             c._nap = False
             c._task.cancel()

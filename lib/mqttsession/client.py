@@ -27,6 +27,7 @@ _RS = const(17)  # a stored record's bytes beyond topic and payload (as stored._
 _DL = const(5)
 _CP = const(6)
 _CC = const(9)
+_INCB = const(18)  # in _cn: the callback is running (_deliver)
 
 
 class MQTTClient(Core):
@@ -134,6 +135,11 @@ class MQTTClient(Core):
         # end_session=True ends the session on purpose: the broker discards it (MQTT 5:
         # Session Expiry 0 at DISCONNECT; 3.1.1, or offline: a clean connect first) and
         # the store forgets its messages and subscriptions. It needs the broker reachable.
+        if self._cn[_INCB] and self.sock:
+            # from the callback: its message is answered first (core._on_publish finds
+            # the link closed after it), else the broker sends a QoS 1 one again on the
+            # next connect, and a "stop" command would stop the node at every connect
+            self._mod("aside").answer(self)
         if self._ob is not None and self.sock:
             # output the socket has not taken (what publish accepted) goes out first,
             # within timeout: closed with it, it was lost and the broker sent the will
@@ -144,6 +150,22 @@ class MQTTClient(Core):
                     self._flush()
             except OSError:
                 pass
+        t0 = time.ticks_ms()
+        q = self._quota
+        self._quota = 0  # (no message queued behind them goes out meanwhile)
+        try:
+            # then the answers to the messages in flight, within timeout (not from the
+            # callback: no input is read there). Left unread, they would be sent again on
+            # the next connect, and unread input at the close makes the kernel reset the
+            # connection (see ctl.bye)
+            while self._s.nin and self.isconnected() and not self._cn[_INCB]:
+                t = self._tms - time.ticks_diff(time.ticks_ms(), t0)
+                if t <= 0:
+                    break
+                _step(self, t)
+        except (OSError, MQTTException):
+            pass
+        self._quota = q
         if end_session:
             if self.sock is None or self.version == 4:
                 self.connect(True)
@@ -225,7 +247,11 @@ class MQTTClient(Core):
 
     def subscribe(self, topic, qos=0):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
-        # acknowledgement, within timeout (then the link is dead)
+        # acknowledgement, within timeout (then the link is dead). From the callback: the
+        # change is recorded and made once the callback has returned (_msg), as waiting
+        # here would hand the callback the next message while it runs
+        if self._cn[_INCB]:
+            return self._mod("subs").later(self, topic, qos)
         if self.link and (self.sock is None or self._cs):
             if self.budget_ms is not None:  # a reconnect goes on within the call's budget
                 self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
@@ -264,6 +290,8 @@ class MQTTClient(Core):
         # one wait of up to ms (-1: until keepalive work is due) for a packet; None when
         # none was handled. Offline with a keeper, wait_msg (ms -1) sleeps until the next
         # reconnect attempt (at most 1 s).
+        if self._cn[_INCB]:
+            raise err(43)  # check_msg() and wait_msg() cannot run inside the callback
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         if not self._ensure():
@@ -274,7 +302,12 @@ class MQTTClient(Core):
                 time.sleep_ms(max(10, ms))
             return None
         try:
-            return _step(self, ms)
+            ms = _step(self, ms)
+            while self._todo and self.isconnected() and not self._cn[_INCB]:
+                # subscriptions the callback changed (subscribe): made now, each waited
+                # for (the callback may run meanwhile, and change more)
+                self._mod("subs").make(self, True, False)
+            return ms
         except OSError:
             if self._lost(self.link):
                 raise
@@ -301,11 +334,18 @@ class MQTTClient(Core):
         # _on_publish would after it): left unanswered, it would hold a place in the
         # broker's window until the next reconnect, and a callback that raised a few times
         # would stop the flow. (No "as e": that would take the frame past 11 words.)
+        # While it runs no call reads input (_go, subscribe): that would hand it the next
+        # message before it returned, and so on, as deep as messages keep coming
+        c = self._cn
+        c[_INCB] = True
         try:
             Core._deliver(self)
         except Exception:
-            self._mod("aside").answer(self)
+            c[_INCB] = False
+            if self.sock:  # (not after a disconnect() in it: answered there)
+                self._mod("aside").answer(self)
             raise
+        c[_INCB] = False
 
     def isconnected(self):
         return self.sock is not None and not self._cs
@@ -403,9 +443,13 @@ def _go(c, k):
     # waits in the session) or the link broke meanwhile.
     try:
         if k < 0:
+            if c._cn[_INCB]:
+                return False  # from the callback: queued, sent as acknowledgements come
             _recv(c)
             return _await(c, k)
         c._send_slot(k)
+        if c._cn[_INCB]:
+            return True  # from the callback: its acknowledgement is read after it
         if c.window == 1:
             _recv(c)
             if c._s.fl[k]:

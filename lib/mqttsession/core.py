@@ -431,14 +431,17 @@ def _on_publish(c, first):
         c._mod("v5").check(c._rx, pf[0] + (2 if first & 6 else 0), pf[2], _PUBLISH)
     if first & 6 and c._q is not None and c._later(first):
         return  # the asyncio client's (aio_held.py): answered once the application has it
+    # (a blocking callback may have closed the link: disconnect() in it answered its
+    # message, a link lost under its publish leaves it to the broker's resend)
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
         if c._s.rx2_add(pf[1]):
             c._deliver()
-        c._ack(_PUBREC, pf[1])
+        if c.sock:
+            c._ack(_PUBREC, pf[1])
     else:
         c._deliver()
-        if first & 2:
+        if first & 2 and c.sock:
             c._ack(_PUBACK, pf[1])
 
 def _on_ack(c, t):

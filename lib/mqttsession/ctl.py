@@ -5,6 +5,7 @@
 # expect and ending a connection on the broker's protocol violation (aside.py); MQTT 5's
 # CONNACK with the broker's limits, a server DISCONNECT and Server Reference (v5.py).
 from micropython import const
+import time
 
 from . import packet as P
 
@@ -19,6 +20,7 @@ _SUBRC = const(14)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
+_LINGER = const(1000)  # ms a disconnect waits for the broker to close (bye)
 _PID = const(64)  # session.PID
 
 
@@ -217,6 +219,16 @@ def bye(self, end):
     if self.sock:
         try:
             self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
+            # the broker closes once it has read the DISCONNECT. Closed first, with input
+            # unread or still coming, the kernel resets the connection, and the reset
+            # makes the broker drop what it has not read yet: the last messages and
+            # answers, and the DISCONNECT itself (it then sends the will). So what comes
+            # is read and dropped until the broker closes, for a second at most
+            t = time.ticks_ms()
+            self._poll.modify(self.sock, 1)  # POLLIN
+            while self.sock.readinto(self._rx) != 0 and \
+                    time.ticks_diff(time.ticks_ms(), t) < _LINGER:
+                self._poll.poll(20)
         except OSError:
             pass
     self._close()

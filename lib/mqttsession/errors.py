@@ -2,9 +2,9 @@
 # (packet.err) and freed again: in the modules a node keeps, each text would hold heap
 # (a string object and its bytes, about its length + 60 bytes from a copied .mpy) for
 # nothing. Line n of _T (one string: one object while loaded) is error n; its first
-# letter the type: V ValueError, T TypeError, O OSError and M MQTTException (their first
-# argument is the errno or reason code), N store.NewerFormat. A text with % takes the
-# remaining arguments. A full queue or store ("session queue full", "session store
+# letter the type: V ValueError, T TypeError, R RuntimeError, O OSError and M
+# MQTTException (their first argument is the errno or reason code), N
+# store.NewerFormat. A text with % takes the remaining arguments. A full queue or store ("session queue full", "session store
 # full") is met by every node offline long enough: those stay in core.py and store.py,
 # where raising one loads nothing (and cannot fail for want of heap).
 from .packet import MQTTException
@@ -63,6 +63,8 @@ _T = (
     "Vmqttsession: link: on_change(%s) raised %r\n"
     # aio.py
     "Vmessages(n): n must be an int >= 1\n"
+    # client.py
+    "Rcheck_msg() and wait_msg() cannot run inside the callback\n"
 )
 
 
@@ -85,6 +87,8 @@ def make(n, a):
         return OSError(c, t)
     if k == "M":
         return MQTTException(c, t)
+    if k == "R":
+        return RuntimeError(t)
     from .store import NewerFormat
 
     return NewerFormat(t)

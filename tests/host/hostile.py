@@ -125,6 +125,10 @@ class _Reader:
         p = (b[0], bytes(b[i : i + n]))
         del b[: i + n]
         self.conn.packets.append(p)
+        if p[0] == DISCONNECT:
+            # the client ends the connection: closed once the script is done, as brokers
+            # close on DISCONNECT (the client waits for that close)
+            self.conn.closed_by_client = True
         return p
 
     def next(self, deadline: float) -> tuple[int, bytes] | None:
