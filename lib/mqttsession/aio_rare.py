@@ -16,22 +16,28 @@ async def disconnect(c, end):
     # the broker sent the will. Called while a handler coroutine runs (from it, say on a
     # "stop" command): that message is answered first (else the broker sends it again on
     # the next connect, and the node stops again), and the coroutines of the messages
-    # after it are closed unrun, unanswered: the broker sends those again
+    # after it are closed unrun, unanswered: a persistent session gets those again (a
+    # clean one is discarded at the broker with what it had not delivered)
+    # The same for the message messages() handed out last (as if the next was asked for)
+    h = c._mod("aio_held")
+    h.owed(c, c._qo)
+    c._qo = 0
     aws = c._aws
     if c._hr and aws and type(aws[0]) is int:
-        c._mod("aio_held").owed(c, aws.pop(0))  # (run popped its coroutine: its answer)
+        h.owed(c, aws.pop(0))  # (run popped its coroutine: its answer)
     t0 = time.ticks_ms()
     try:
         while c._ob is not None and c.isconnected():
             await c._wait(c._rest(t0))
         # then the answers to the messages in flight, within the same timeout (unless a
-        # handler runs: the reader that would read them waits for it). Left unread, they
+        # handler runs, or messages() is full: the reader that would read them waits for
+        # the application). Left unread, they
         # would be sent again on the next connect, and unread input at the close makes
         # the kernel reset the connection (see ctl.bye)
         q = c._quota
         c._quota = 0  # (no message queued behind them goes out meanwhile)
         try:
-            while c._s.nin and c.isconnected() and not c._hr:
+            while c._s.nin and c.isconnected() and not c._hr and len(c._q) < (c._qn or 8):
                 await c._wait(c._rest(t0))
         finally:
             c._quota = q
@@ -50,6 +56,8 @@ async def disconnect(c, end):
             if type(a) is not int:
                 a.close()
         aws.clear()
+        c._q.clear()  # nor what waits for messages() (a persistent session's come again)
+        c._qa.clear()
         if c._nap:
             c._nap = False
             c._task.cancel()

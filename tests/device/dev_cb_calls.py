@@ -11,6 +11,9 @@
 #   window 64 and disconnects with them in flight; a node subscribed to the commands and
 #   the will hears them. "HEARD n distinct", "WILL n", "PENDING n" (the sender's after
 #   its disconnect). With API=aio the sender is the asyncio client.
+# TEST=consumer (aio): as bye, the commands read with messages(2) in a task that, at
+#   command 5, publishes a QoS 1 message (window 16) and disconnects: "FIRST ...",
+#   "SECOND ...", and "EARLY <the disconnect returned before its timeout, 60 s>".
 # TEST=nested: the callback calls check_msg(): "NESTED <what check_msg raised>
 #   <connected after>".
 # API=aio: the asyncio client, its callback a coroutine function (TEST=bye only).
@@ -106,15 +109,29 @@ async def aio():
     import asyncio
     from mqttsession.aio import MQTTClient as A
 
-    c = A(CID, d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=30)
+    c = A(CID, d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=30, timeout=60,
+          window=16)
     first = [True]
+    early = []
 
     async def cb(t, m):
         got.append(m)
         if first[0] and m == b"5":
             await c.disconnect()
 
-    c.set_callback(cb)
+    async def consumer():
+        async for t, m, _ in c.messages(2):
+            got.append(m)
+            if first[0] and m == b"5":
+                # the reader waits for room in messages() meanwhile: the acknowledgement
+                # of this message is not read before the disconnect
+                await c.publish(d.topic("other"), b"x", qos=1)
+                t0 = time.ticks_ms()
+                await c.disconnect()
+                early.append(time.ticks_diff(time.ticks_ms(), t0) < 30000)
+
+    if TEST != "consumer":
+        c.set_callback(cb)
     await c.connect(clean_session=True)
     await c.disconnect()
     await c.connect(clean_session=False)
@@ -122,14 +139,20 @@ async def aio():
     await c.disconnect()
     sender()
     await c.connect(clean_session=False)
+    if TEST == "consumer":
+        asyncio.create_task(consumer())  # (an iterator ends at a disconnect(): made now)
     t0 = time.ticks_ms()
     while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
         await asyncio.sleep_ms(10)
     await asyncio.sleep_ms(300)  # handlers still to run would run meanwhile
     print("FIRST", words(got), not c.isconnected())
+    if TEST == "consumer":
+        print("EARLY", early == [True])
     first[0] = False
     got.clear()
     await c.connect(clean_session=False)
+    if TEST == "consumer":
+        asyncio.create_task(consumer())
     t0 = time.ticks_ms()
     while len(got) < N - 6 and time.ticks_diff(time.ticks_ms(), t0) < 10000:
         await asyncio.sleep_ms(10)

@@ -48,6 +48,16 @@ def test_subscriptions_made_from_the_callback_hold(broker: Broker, tmp_path: Pat
     assert got["HEARD"] == [str(N), str(N)], got
 
 
+def test_disconnect_from_a_messages_consumer_answers_its_command(broker: Broker,
+                                                                 tmp_path: Path) -> None:
+    got = run(broker, tmp_path, "consumer", API="aio")
+    assert got["FIRST"] == [str(i) for i in range(6)] + ["True"], got
+    # the acknowledgement of a message in flight could not be read (the reader waited for
+    # room in messages()): the disconnect did not wait its timeout for it
+    assert got["EARLY"] == ["True"], got
+    assert got["SECOND"] == [str(i) for i in range(6, N)], got
+
+
 def test_check_msg_from_the_callback_is_refused(broker: Broker, tmp_path: Path) -> None:
     got = run(broker, tmp_path, "nested")
     # a clear error (RuntimeError, not an OSError: the link stays up)
