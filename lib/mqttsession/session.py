@@ -142,7 +142,22 @@ class Session:
             # a stored QoS 2 message gets its packet ID: in flash before the broker sees
             # it (an ID it kept is there already: in its record or in the hot state)
             if f & _DISK and f & 3 == 2:
-                self._save(_HOT)
+                self._given(k, f)
+
+    def _given(self, k, f):
+        # writes the packet ID slot k (its flags f before assign) was given. Not written:
+        # not given either (the message waits for the next connection; sent with an ID
+        # that is in flash nowhere, it would go out under another after a reboot)
+        try:
+            self._save(_HOT)
+        except (OSError, MemoryError):
+            p = self.ids[k]
+            self._use[p % len(self._use)] -= 1
+            self.ids[k] = 0
+            self.fl[k] = f
+            self.nq += 1
+            self.nin -= 1
+            raise
 
     def _compact(self):
         # closes holes left by out-of-order completions, keeping send order
@@ -205,8 +220,7 @@ class Session:
             if n & 3 != 2:
                 return -1
             if not n & _REL:
-                fl[k] = n | _REL
-                self._keep(k)
+                self._rel(k, n)
             return k
         if (n & 3 == 2) != (n & _REL != 0):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
@@ -224,6 +238,17 @@ class Session:
         if self.more:
             self._fill()  # the next message waiting in flash comes into the ring
         return k
+
+    def _rel(self, k, f):
+        # the PUBREC of slot k (its flags f): released once that is in flash. Not written:
+        # not released either (no PUBREL goes out; the broker's PUBREC comes again), else
+        # a reboot would send the PUBLISH again after the broker completed it
+        self.fl[k] = f | _REL
+        try:
+            self._keep(k)
+        except (OSError, MemoryError):
+            self.fl[k] = f
+            raise
 
     def drop(self, k):
         # gives slot k up without an acknowledgement (counted by the caller)
@@ -346,15 +371,29 @@ class Session:
                 raise
 
     # --- subscriptions ---
+    # A change the store cannot write is not kept in RAM either (subscribe raises): kept,
+    # the application's retry would find it made and write nothing
     def sub(self, topic, qos):
-        if self.subs.get(topic) != qos:
+        o = self.subs.get(topic)
+        if o != qos:
             self.subs[topic] = qos
-            self._save(_SUBS)
+            try:
+                self._save(_SUBS)
+            except (OSError, MemoryError):
+                if o is None:
+                    del self.subs[topic]
+                else:
+                    self.subs[topic] = o
+                raise
 
     def unsub(self, topic):
-        if topic in self.subs:
-            del self.subs[topic]
-            self._save(_SUBS)
+        o = self.subs.pop(topic, None)
+        if o is not None:
+            try:
+                self._save(_SUBS)
+            except (OSError, MemoryError):
+                self.subs[topic] = o
+                raise
 
     def connected(self):
         # after CONNACK: the session now has state at the broker
@@ -366,7 +405,17 @@ class Session:
         # flash, survives a power cut from now on (a RAM session keeps nothing)
         f = self.fl[k]
         if f and self.seq[k] == seq and not f & _DISK:
+            self._keep_or_drop(k)
+
+    def _keep_or_drop(self, k):
+        # (hold's write, apart: a try would take hold's frame past 11 words) not durable:
+        # not accepted either, publish raises. On the wire already, the message may
+        # arrive; published again, twice (as QoS 1 allows)
+        try:
             self._keep(k)
+        except Exception:
+            self.drop(k)
+            raise
 
     # --- persistence, done by a stored session: _save(kind) writes state, _keep(k)
     # makes slot k durable (its message, or its packet ID once released), _forget(k)

@@ -283,13 +283,28 @@ class StoredSession(Session):
     def _forget(self, k):
         f = self.fl[k]
         if f & _DISK:
-            self.bytes -= _RS + len(self.top[k]) + len(self.msg[k])  # its record's
+            n = _RS + len(self.top[k]) + len(self.msg[k])  # its record's
+            self.bytes -= n
             self._done.append(self.seq[k])
             self._lazy += 1
             if f & 3 == 2 or (self.nin + self.nq <= 1 and not self.more):
-                self._save(_HOT)
+                self._rec(k, n, _HOT)
             elif self._lazy >= _LAZY or (self._sg and self.seq[k] >= self._sl[0]):
                 # the oldest segment may be complete: removed, or the hot state written
                 # when _LAZY completions are owed
-                self._save(_TRIM)
+                self._rec(k, n, _TRIM)
+
+    def _rec(self, k, n, kind):
+        # _forget's write (slot k's record: n bytes). Not written: not counted either (the
+        # message stays, its answer comes again: counted at each, the session's bytes
+        # would drift below what flash holds)
+        z = self._lazy
+        try:
+            self._save(kind)
+        except (OSError, MemoryError):
+            if self.seq[k] in self._done:
+                self._done.remove(self.seq[k])
+            self.bytes += n
+            self._lazy = z - 1
+            raise
 
