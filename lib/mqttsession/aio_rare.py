@@ -19,6 +19,13 @@ async def disconnect(c, end):
     # after it are closed unrun, unanswered: a persistent session gets those again (a
     # clean one is discarded at the broker with what it had not delivered)
     # The same for the message messages() handed out last (as if the next was asked for)
+    if end and (c.version == 4 or not c.isconnected()):
+        import asyncio
+
+        if asyncio.current_task() is c._task:
+            # from a handler coroutine: the clean connect (end_session) needs a reader of
+            # its own, and the reader is the task awaiting this (it could never end)
+            raise RuntimeError("a message handler cannot wait for the broker: use a task")
     h = c._mod("aio_held")
     h.owed(c, c._qo)
     c._qo = 0
@@ -118,9 +125,24 @@ def suback(c, pid, code):
 async def stop(c):
     # connect() again while the reader of an earlier one runs (no link keeper, or after
     # disconnect()): it ends first. In the keeper's backoff it sleeps (cancelled); else
-    # it wakes on the closed socket (an I/O wait is never cancelled)
+    # it wakes on the closed socket (an I/O wait is never cancelled). From a handler
+    # coroutine the reader is the task awaiting it: it could never end
+    import asyncio
+
+    if asyncio.current_task() is c._task:
+        raise RuntimeError("a message handler cannot wait for the broker: use a task")
+    if c._qo and c.isconnected():
+        # the message messages() handed out last, which the application is handling
+        # (connect() from its loop, on a "reconnect" command): answered first, as
+        # disconnect() does, else the new connection brings it again, and so on
+        c._mod("aio_held").owed(c, c._qo)
+        c._qo = 0
     c._want = False
     c._close()
+    # messages held from the old connection and not handed out: the broker sends them
+    # again on the new one (kept, they would come twice)
+    c._q.clear()
+    c._qa.clear()
     if c._nap:
         c._nap = False
         c._task.cancel()

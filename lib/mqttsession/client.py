@@ -66,6 +66,10 @@ class MQTTClient(Core):
         # Reference is followed once (v5.disconnected sets the hops in _cn to 1, the
         # second try to 2).
         c = self._cn
+        if c[_INCB]:
+            # from the callback: the new connection would get the answer of the message
+            # in hand (for an ID of the old one), and the broker sends that message again
+            raise err(44)  # connect() cannot run inside the callback
         c[_HOPS] = 0
         ms = self._tms if timeout is None else int(timeout * 1000)
         while True:
@@ -168,7 +172,10 @@ class MQTTClient(Core):
         self._quota = q
         if end_session:
             if self.sock is None or self.version == 4:
+                b = self._cn[_INCB]
+                self._cn[_INCB] = False  # (connect() refuses the callback's own calls)
                 self.connect(True)
+                self._cn[_INCB] = b
             self.dropped += self._s.pending()  # given up on purpose, counted (as a clean start)
             self._s.clear()
         if self.budget_ms is not None:  # the call's budget runs from now
@@ -225,9 +232,19 @@ class MQTTClient(Core):
         # allows and goes on in steps (Wi-Fi, TCP, TLS, CONNACK) within each call's budget
         if self.sock is not None and not self._cs:
             return True
-        lk = self.link
-        if lk is None or not self._want:
+        if self.link is None or not self._want:
             return False
+        # the message in hand (publish's): the hooks a reconnect runs (Link's on_change,
+        # the log hook) may publish, and that takes the hand
+        t = self._t
+        m = self._m
+        r = self._rejoin()
+        self._t = t
+        self._m = m
+        return r
+
+    def _rejoin(self):
+        lk = self.link
         try:
             if self.sock is None:
                 if lk.due() > 0:
@@ -417,7 +434,7 @@ def _pub1(c, qos, retain):
     # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
     # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
     s = c._s
-    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _go(c, -1) or \
+    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c, qos, retain) or \
             c.store is not None and s.full(_RS + len(c._t) + len(c._m)):  # no room in flash
         c._queue(qos, retain, False)
         return
@@ -430,6 +447,28 @@ def _pub1(c, qos, retain):
     qos = s.seq[k]  # from here the message's number (one local less: see above)
     _go(c, k)
     s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+
+
+def _room(c, qos, retain):
+    # _go(c, -1), the wait for room in the window, keeping the message in hand (_t, _m):
+    # a callback run meanwhile may publish, and that takes the hand. The callback's own
+    # exception comes out of publish with the message accepted all the same (queued, as
+    # "Exceptions: one rule" says); the link's errors go on as _go left them. (A heap
+    # frame: only when the window is full)
+    t = c._t
+    m = c._m
+    try:
+        r = _go(c, -1)
+    except (OSError, MQTTException):
+        raise
+    except Exception:
+        c._t = t
+        c._m = m
+        c._queue(qos, retain, False)
+        raise
+    c._t = t
+    c._m = m
+    return r
 
 
 def _go(c, k):

@@ -4,9 +4,10 @@
 # nothing. Line n of _T (one string: one object while loaded) is error n; its first
 # letter the type: V ValueError, T TypeError, R RuntimeError, O OSError and M
 # MQTTException (their first argument is the errno or reason code), N
-# store.NewerFormat. A text with % takes the remaining arguments. A full queue or store ("session queue full", "session store
-# full") is met by every node offline long enough: those stay in core.py and store.py,
-# where raising one loads nothing (and cannot fail for want of heap).
+# store.NewerFormat. A text with % takes the remaining arguments. A full queue or store
+# ("session queue full", "session store full") is met by every node offline long
+# enough: those stay in core.py and store.py, where raising one loads nothing (and
+# cannot fail for want of heap).
 from .packet import MQTTException
 
 _T = (
@@ -65,6 +66,7 @@ _T = (
     "Vmessages(n): n must be an int >= 1\n"
     # client.py
     "Rcheck_msg() and wait_msg() cannot run inside the callback\n"
+    "Rconnect() cannot run inside the callback\n"
 )
 
 

@@ -13,9 +13,9 @@ _ENOTCONN = const(107)
 
 def later(c, topic, qos):
     # offline with a link keeper (both clients), the link broke before the ack (the
-    # asyncio client), or from the blocking client's callback (made after it): the change (qos None: unsubscribe) is recorded and made on the
-    # next connect. Without a keeper OSError(ENOTCONN), once a bad filter or QoS has been
-    # named
+    # asyncio client), or from the blocking client's callback (made after it): the
+    # change (qos None: unsubscribe) is recorded and made on the next connect. Without a
+    # keeper OSError(ENOTCONN), once a bad filter or QoS has been named
     t = c._mod("ctl").sub_filter(c, topic, qos)
     if c.link is None and not c._cn[18]:  # (18: from the blocking client's callback)
         raise OSError(_ENOTCONN)

@@ -292,13 +292,12 @@ class Wire:
         return None
 
     def _close(self):
-        if self.sock and not self._cs and self._want and self._s.nin and not self._cn[_WHY]:
-            self._mod("aside").struck(self)  # the broker may be refusing a message by closing
-        if self.link and self.sock:
-            self.link.lost()
-        if self.sock:
+        s = self.sock
+        # the broker may be refusing a message by closing (aside.struck, below)
+        k = s and not self._cs and self._want and self._s.nin and not self._cn[_WHY]
+        if s:
             try:
-                self.sock.close()
+                s.close()
             except OSError:
                 pass
         self.sock = None
@@ -309,6 +308,13 @@ class Wire:
         self._hold = False
         self._ob = None  # output the socket has not taken yet
         self._cn[_AGAIN] = 0
+        # the application's hooks last (on_aside, Link's on_change): they may call into
+        # the client, which finds the link closed (called before, a publish there used
+        # the dying socket, closed it again: a second strike, a second failure counted)
+        if k:
+            self._mod("aside").struck(self)
+        if self.link and s:
+            self.link.lost()
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one

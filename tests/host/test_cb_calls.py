@@ -3,15 +3,15 @@ mosquitto, with a burst of 40 QoS 1 commands that arrive together (they waited a
 broker while the node was offline): a reply published from the callback (QoS 1 and 2,
 window 1 and 16), a subscription made from it, and disconnect() from it on a "stop"
 command (both clients), check_msg() from it (refused: RuntimeError); and a
-disconnect() with a window of 40 in flight (both clients). Up to 0.2.19 the blocking client's publish and subscribe there waited for
-their acknowledgement by reading input, which handed the callback the next command
-before it returned, and so on until MicroPython's recursion limit (RuntimeError);
-disconnect() from a callback left that command unacknowledged (the broker sent it again
-on the next connect, so a node that stops on a command stopped at every connect) and
-the client went on handing out the commands read with it; and disconnect() closed with
-the broker's acknowledgements unread, so the kernel reset the connection and the broker
-dropped what it had not read yet (the last messages and the DISCONNECT: it sent the
-will)."""
+disconnect() with a window of 40 in flight (both clients). Up to 0.2.19 the blocking
+client's publish and subscribe there waited for their acknowledgement by reading input,
+which handed the callback the next command before it returned, and so on until
+MicroPython's recursion limit (RuntimeError); disconnect() from a callback left that
+command unacknowledged (the broker sent it again on the next connect, so a node that
+stops on a command stopped at every connect) and the client went on handing out the
+commands read with it; and disconnect() closed with the broker's acknowledgements
+unread, so the kernel reset the connection and the broker dropped what it had not read
+yet (the last messages and the DISCONNECT: it sent the will)."""
 
 from __future__ import annotations
 

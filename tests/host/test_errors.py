@@ -51,6 +51,7 @@ def test_every_text_has_a_known_type() -> None:
         (26, (0x81, 0x42), P.MQTTException, (0x81, "reason code 0x42")),
         (1, (300, 256), ValueError, ("SUBSCRIBE of 300 bytes exceeds buffer of 256",)),
         (43, (), RuntimeError, ("check_msg() and wait_msg() cannot run inside the callback",)),
+        (44, (), RuntimeError, ("connect() cannot run inside the callback",)),
     ],
 )
 def test_made_as_before(n: int, args: tuple[object, ...], kind: type, want: tuple) -> None:

@@ -1,0 +1,314 @@
+# Application code the client calls that calls into the client (a node answering
+# commands; hooks that report the link), each case printing "RESULT ok" or "RESULT FAIL"
+# on its last lines (with what it saw). devcfg: HOST, PORT, PREFIX, CASE, ROOT (a
+# directory for the store cases), and each case's own settings (MODE, Q, HOOK).
+# clobber: the callback publishes a reply while the loop's publish(reading) waits for
+#   room in the window (window 1); MODE=node with a store and a keeper.
+# raises: the callback raises out of that wait: the reading is accepted all the same.
+# hook: Link(on_change=) (HOOK=on_change) or the log hook (HOOK=log) publishes during
+#   the reconnect a publish(reading) makes.
+# connect: connect() from the callback (a "reconnect" command): RuntimeError.
+# iter_connect (asyncio): connect() in a messages() loop on a "reconnect" command.
+# handler_connect, handler_end (asyncio): connect() and disconnect(end_session=True) in
+#   a handler coroutine: RuntimeError, not a reader waiting for itself.
+# strikes: Link(on_change=) publishing while a scripted broker closes on every message
+#   (HOOK=publish, or print): the message is set aside after `strikes` closes.
+import os
+import time
+
+import devlib as d
+import devcfg
+
+CASE = d.cfg("CASE")
+ROOT = d.cfg("ROOT", "")
+
+
+def node(cid, **kw):
+    # the sensor node: a store in ROOT and a keeper (budget 200 ms)
+    from mqttsession import Link, SessionStore
+
+    try:
+        os.mkdir(ROOT)
+    except OSError:
+        pass
+    kw.setdefault("link", Link())
+    return d.client(cid, store=SessionStore(ROOT), **kw)
+
+
+def commands(cid, msgs, q):
+    # msgs published to the command topic at QoS q by another client
+    s = d.client(cid + "-s")
+    s.connect()
+    for m in msgs:
+        s.publish(d.topic("cmd"), m, qos=q)
+    s.disconnect()
+
+
+if CASE in ("clobber", "raises"):
+    # a command A arrives, the callback's reply goes out (not awaited); then B arrives with
+    # the reply's PUBACK while the loop publishes a reading: its publish waits for room
+    # in the window and reads B, and the callback publishes (clobber) or raises (raises)
+    CID = "%s-%d" % (CASE, time.ticks_ms())
+    cmd = d.topic("cmd")
+    data = d.topic("data")
+    reply = d.topic("reply")
+    ROUNDS = 5 if CASE == "clobber" else 3
+
+    w = d.client(CID + "-w")
+    heard = []
+    w.set_callback(lambda t, m: heard.append((t, m)))
+    w.connect()
+    w.subscribe(data, 1)
+    w.subscribe(reply, 1)
+
+    s = d.client(CID + "-s")
+    s.connect()
+
+    c = node(CID) if d.cfg("MODE") == "node" else d.client(CID)
+
+    def cb(t, m):
+        if CASE == "raises" and m.startswith(b"B"):
+            raise ValueError("bad command %r" % m)
+        c.publish(reply, b"re-" + m, qos=1)
+
+    c.set_callback(cb)
+    c.connect(clean_session=d.cfg("MODE") != "node")
+    c.subscribe(cmd, 1)
+    raised = 0
+    for i in range(ROUNDS):
+        s.publish(cmd, b"A%d" % i, qos=1)
+        d.pump(c, lambda: c.pending() == 1, 20000)  # A delivered, its reply in flight
+        s.publish(cmd, b"B%d" % i, qos=1)
+        time.sleep_ms(200)  # (so that it has arrived: the case needs it, not the check)
+        try:
+            c.publish(data, b"reading%d" % i, qos=1)
+        except ValueError as e:
+            raised += 1  # the callback's, out of the wait: the reading is accepted
+            print("publish raised", repr(e))
+        d.pump(c, lambda: c.pending() == 0, 20000)
+    n = 3 * ROUNDS if CASE == "clobber" else 2 * ROUNDS
+    d.pump(w, lambda: len(heard) >= n, 20000)
+    d.pump(w, lambda: False, 500)  # anything more would come meanwhile
+    c.disconnect(); s.disconnect(); w.disconnect()
+    rd = [m for t, m in heard if t == data.encode()]
+    rp = [m for t, m in heard if t == reply.encode()]
+    print("RAISED", raised, "DATA", len(rd), sorted(rd))
+    print("REPLY", len(rp), sorted(rp))
+    ok = len(rd) == ROUNDS and len(rp) == n - ROUNDS and len(set(rp)) == len(rp)
+    print("RESULT", "ok" if ok else "FAIL")
+
+
+if CASE == "hook":
+    from mqttsession import Link
+
+    HOOK = d.cfg("HOOK", "on_change")
+    CID = "r3-%s-%d" % (HOOK, time.ticks_ms())
+    data = d.topic("data")
+    status = d.topic("status")
+    logt = d.topic("log")
+    ROUNDS = 3
+
+    w = d.client(CID + "-w")
+    heard = []
+    w.set_callback(lambda t, m: heard.append((t, m)))
+    w.connect()
+    w.subscribe(d.topic("#"), 1)
+
+    c = None
+
+    def changed(up):
+        if up:
+            c.publish(status, b"online", qos=1)
+
+    def log(line):
+        c.publish(logt, line)
+
+    if HOOK == "on_change":
+        c = node(CID, link=Link(on_change=changed))
+    else:
+        c = node(CID, log=log)
+    c.connect(clean_session=False)
+    for i in range(ROUNDS):
+        # the broker drops the node: another connection with its client ID takes over
+        t = d.client(CID)
+        t.connect(clean_session=False)
+        t.sock.close()
+        d.pump(c, lambda: not c.isconnected(), 20000)
+        time.sleep_ms(c.link.due() + 10)    # the keeper's backoff has passed
+        c.publish(data, b"reading%d" % i, qos=1)   # reconnects, then publishes
+        print("round", i, "connected", c.isconnected(), "pending", c.pending())
+        d.pump(c, lambda: c.pending() == 0, 20000)
+    d.pump(w, lambda: sum(1 for t, m in heard if t == data.encode()) >= ROUNDS, 20000)
+    d.pump(w, lambda: False, 500)
+    c.disconnect(); w.disconnect()
+    rd = [m for t, m in heard if t == data.encode()]
+    st = [m for t, m in heard if t == status.encode()]
+    lg = [m for t, m in heard if t == logt.encode()]
+    print("DATA", len(rd), sorted(rd))
+    print("STATUS", len(st), "LOG", len(lg), sorted(set(lg)))
+    print("RESULT", "ok" if len(rd) == ROUNDS else "FAIL")
+
+
+if CASE == "connect":
+
+    MODE = d.cfg("MODE", "node")
+    Q = d.cfg("Q", 1)
+    CID = "r4-%s-%d" % (MODE, time.ticks_ms())
+    cmd = d.topic("cmd")
+    got = []
+    raised = []
+
+    c = node(CID) if MODE == "node" else d.client(CID)
+
+    def cb(t, m):
+        got.append(m)
+        if m == b"reconnect":
+            try:
+                print("connect() ->", c.connect(clean_session=False))
+            except Exception as e:
+                raised.append(repr(e))
+                print("connect() raised", repr(e))
+
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe(cmd, Q)
+    commands(CID, (b"a", b"reconnect", b"b", b"c"), Q)
+    t0 = time.ticks_ms()
+    end = 20000
+    while time.ticks_diff(time.ticks_ms(), t0) < end:
+        if len(got) >= 4 and end == 20000:
+            end = time.ticks_diff(time.ticks_ms(), t0) + 500  # a command again meanwhile
+        try:
+            c.check_msg()
+        except Exception as e:
+            raised.append(repr(e))
+            print("check_msg raised", repr(e))
+            time.sleep_ms(100)
+        time.sleep_ms(2)
+    print("GOT", got)
+    print("connected", c.isconnected(), "raised", raised)
+    c.disconnect()
+    # ok: each command once, and connect() either worked or refused with a clear RuntimeError
+    print("RESULT", "ok" if sorted(got) == [b"a", b"b", b"c", b"reconnect"] and
+          all(r.startswith("RuntimeError") for r in raised) else "FAIL")
+
+
+if CASE == "iter_connect":
+    import asyncio
+
+    from mqttsession.aio import MQTTClient
+
+    Q = d.cfg("Q", 1)
+    CID = "a2-%d-%d" % (Q, time.ticks_ms())
+    cmd = d.topic("cmd")
+
+    async def main():
+        c = MQTTClient(CID, d.cfg("HOST"), d.cfg("PORT"), keepalive=30)
+        await c.connect(clean_session=False)
+        await c.subscribe(cmd, Q)
+        commands(CID, (b"a", b"reconnect", b"b"), Q)
+        got = []
+        raised = []
+
+        async def loop():
+            async for t, m, r in c.messages():
+                got.append(m)
+                if m == b"reconnect":
+                    try:
+                        await c.connect(clean_session=False)
+                    except Exception as e:
+                        raised.append(repr(e))
+                if len(got) > 20:
+                    break
+
+        try:
+            await asyncio.wait_for(loop(), 10)
+        except asyncio.TimeoutError:
+            pass
+        print("GOT", len(got), got[:8], "raised", raised[:2])
+        await c.disconnect()
+        print("RESULT", "ok" if sorted(got) == [b"a", b"b", b"reconnect"] or
+              raised and all(r.startswith("RuntimeError") for r in raised) else "FAIL")
+
+    asyncio.run(main())
+
+
+if CASE in ("handler_connect", "handler_end"):
+    # a handler coroutine calls connect() on "reconnect", or disconnect(end_session=True)
+    # on "forget": it works, or refuses at once with RuntimeError and the client goes on
+    import asyncio
+
+    from mqttsession.aio import MQTTClient
+
+    Q = d.cfg("Q", 1)
+    CID = "%s-%d" % (CASE[8:], time.ticks_ms())
+    cmd = d.topic("cmd")
+    word = b"reconnect" if CASE == "handler_connect" else b"forget"
+    got = []
+    res = []
+
+    async def main():
+        c = MQTTClient(CID, d.cfg("HOST"), d.cfg("PORT"), keepalive=30)
+
+        async def cb(t, m):
+            got.append(m)
+            if m == word:
+                try:
+                    if CASE == "handler_connect":
+                        res.append(await c.connect(clean_session=False))
+                    else:
+                        await c.disconnect(end_session=True)
+                        res.append("returned")
+                except Exception as e:
+                    res.append(repr(e))
+
+        c.set_callback(cb)
+        await c.connect(clean_session=False)
+        await c.subscribe(cmd, Q)
+        commands(CID, (b"a", word, b"b"), Q)
+        await asyncio.sleep(8)
+        print("GOT", got, "gave", res, "connected", c.isconnected())
+        refused = res and str(res[0]).startswith("RuntimeError")
+        if CASE == "handler_connect":
+            try:
+                await asyncio.wait_for(c.publish(d.topic("x"), b"1", qos=1), 3)
+                pub = "ok"
+            except Exception as e:
+                pub = repr(e)
+            print("publish afterwards:", pub)
+            ok = res and sorted(got) == [b"a", b"b", word] and pub == "ok" or refused
+        else:
+            ok = res == ["returned"] and not c.isconnected() or refused and c.isconnected()
+        print("RESULT", "ok" if ok else "FAIL")
+
+    asyncio.run(main())
+
+
+if CASE == "strikes":
+    from mqttsession import MQTTClient, Link
+
+    HOOK = devcfg.HOOK
+    c = None
+    aside = []
+
+    def changed(up):
+        if HOOK == "publish":
+            c.publish("status", b"up" if up else b"down", qos=1)
+
+    lk = Link(min_ms=50, max_ms=100, jitter=0, on_change=changed)
+    c = MQTTClient(d.cfg("CID", "b5"), devcfg.HOST, devcfg.PORT, link=lk, strikes=3, keepalive=30)
+    c.on_aside = lambda t, m, why: aside.append((t, m, lk.outages, why))
+    c.connect(wait=False)
+    t0 = time.ticks_ms()
+    while not c.isconnected() and not aside and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+    if not aside:
+        c.publish("data", b"reading", qos=1)
+    t0 = time.ticks_ms()
+    while not aside and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        c.check_msg()
+        time.sleep_ms(5)
+    print("ASIDE", aside)
+    print("OUTAGES", lk.outages, "TRIES", lk.tries, "PENDING", c.pending())
+
+print("PASS")
