@@ -232,8 +232,8 @@ class MQTTClient(Core):
         # allows and goes on in steps (Wi-Fi, TCP, TLS, CONNACK) within each call's budget
         if self.sock is not None and not self._cs:
             return True
-        if self.link is None or not self._want:
-            return False
+        if self.link is None or not self._want or self._cn[_INCB]:
+            return False  # (from the callback or a hook: no reconnect inside the call)
         # the message in hand (publish's): the hooks a reconnect runs (Link's on_change,
         # the log hook) may publish, and that takes the hand
         t = self._t

@@ -38,6 +38,7 @@ _LARGE = const(12)
 _LATE = const(15)
 _AGAIN = const(16)
 _HEAD = const(17)
+_INCB = const(18)  # in _cn: application code the client called is running
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -310,11 +311,18 @@ class Wire:
         self._cn[_AGAIN] = 0
         # the application's hooks last (on_aside, Link's on_change): they may call into
         # the client, which finds the link closed (called before, a publish there used
-        # the dying socket, closed it again: a second strike, a second failure counted)
-        if k:
-            self._mod("aside").struck(self)
-        if self.link and s:
-            self.link.lost()
+        # the dying socket, closed it again: a second strike, a second failure counted),
+        # and queues: no reconnect starts from inside them (_INCB, client._ensure: one
+        # did, before the keeper's backoff was set, and one loss counted as several)
+        if k or self.link and s:
+            c = self._cn
+            b = c[_INCB]
+            c[_INCB] = True
+            if k:
+                self._mod("aside").struck(self)
+            if self.link and s:
+                self.link.lost()
+            c[_INCB] = b
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one

@@ -6,7 +6,8 @@
 #   room in the window (window 1); MODE=node with a store and a keeper.
 # raises: the callback raises out of that wait: the reading is accepted all the same.
 # hook: Link(on_change=) (HOOK=on_change) or the log hook (HOOK=log) publishes during
-#   the reconnect a publish(reading) makes.
+#   the reconnect a publish(reading) makes; HOOK=both: on_change also publishes as the
+#   link goes (one outage per drop, no reconnect started from inside the hook).
 # connect: connect() from the callback (a "reconnect" command): RuntimeError.
 # iter_connect (asyncio): connect() in a messages() loop on a "reconnect" command.
 # handler_connect, handler_end (asyncio): connect() and disconnect(end_session=True) in
@@ -117,13 +118,14 @@ if CASE == "hook":
     c = None
 
     def changed(up):
-        if up:
-            c.publish(status, b"online", qos=1)
+        # HOOK=both: also "offline" as the link goes (queued: no reconnect from inside)
+        if up or HOOK == "both":
+            c.publish(status, b"online" if up else b"offline", qos=1)
 
     def log(line):
         c.publish(logt, line)
 
-    if HOOK == "on_change":
+    if HOOK != "log":
         c = node(CID, link=Link(on_change=changed))
     else:
         c = node(CID, log=log)
@@ -138,6 +140,9 @@ if CASE == "hook":
         c.publish(data, b"reading%d" % i, qos=1)   # reconnects, then publishes
         print("round", i, "connected", c.isconnected(), "pending", c.pending())
         d.pump(c, lambda: c.pending() == 0, 20000)
+    # one outage per drop, and the link reported up while connected
+    link = (c.link.outages, c.link.up, c.isconnected())
+    print("LINK", link)
     d.pump(w, lambda: sum(1 for t, m in heard if t == data.encode()) >= ROUNDS, 20000)
     d.pump(w, lambda: False, 500)
     c.disconnect(); w.disconnect()
@@ -146,7 +151,7 @@ if CASE == "hook":
     lg = [m for t, m in heard if t == logt.encode()]
     print("DATA", len(rd), sorted(rd))
     print("STATUS", len(st), "LOG", len(lg), sorted(set(lg)))
-    print("RESULT", "ok" if len(rd) == ROUNDS else "FAIL")
+    print("RESULT", "ok" if len(rd) == ROUNDS and link == (ROUNDS, True, True) else "FAIL")
 
 
 if CASE == "connect":

@@ -28,6 +28,7 @@ CASES = [
     ("raises", {}),
     ("hook", {"HOOK": "on_change"}),
     ("hook", {"HOOK": "log"}),
+    ("hook", {"HOOK": "both"}),
     ("connect", {"MODE": "node", "Q": 1}),
     ("connect", {"MODE": "node", "Q": 2}),
     ("connect", {"MODE": "plain", "Q": 1}),
