@@ -157,6 +157,7 @@ class MQTTClient(Core):
         t0 = time.ticks_ms()
         q = self._quota
         self._quota = 0  # (no message queued behind them goes out meanwhile)
+        e = None
         try:
             # then the answers to the messages in flight, within timeout (not from the
             # callback: no input is read there). Left unread, they would be sent again on
@@ -169,18 +170,25 @@ class MQTTClient(Core):
                 _step(self, t)
         except (OSError, MQTTException):
             pass
-        self._quota = q
+        except Exception as x:
+            e = x  # the callback's, while the answers were read: raised once disconnected
+        finally:
+            self._quota = q
         if end_session:
             if self.sock is None or self.version == 4:
                 b = self._cn[_INCB]
                 self._cn[_INCB] = False  # (connect() refuses the callback's own calls)
-                self.connect(True)
-                self._cn[_INCB] = b
+                try:
+                    self.connect(True)
+                finally:
+                    self._cn[_INCB] = b
             self.dropped += self._s.pending()  # given up on purpose, counted (as a clean start)
             self._s.clear()
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         self._mod("ctl").bye(self, end_session)
+        if e:
+            raise e
 
     def ping(self):
         if self.budget_ms is not None:  # the call's budget runs from now

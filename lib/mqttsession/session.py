@@ -220,7 +220,8 @@ class Session:
             if n & 3 != 2:
                 return -1
             if not n & _REL:
-                self._rel(k, n)
+                fl[k] = n | _REL
+                self._keep(k)  # (not written: the stored session takes _REL back)
             return k
         if (n & 3 == 2) != (n & _REL != 0):
             return -1  # PUBACK for QoS 2, or PUBCOMP before PUBREC
@@ -238,17 +239,6 @@ class Session:
         if self.more:
             self._fill()  # the next message waiting in flash comes into the ring
         return k
-
-    def _rel(self, k, f):
-        # the PUBREC of slot k (its flags f): released once that is in flash. Not written:
-        # not released either (no PUBREL goes out; the broker's PUBREC comes again), else
-        # a reboot would send the PUBLISH again after the broker completed it
-        self.fl[k] = f | _REL
-        try:
-            self._keep(k)
-        except (OSError, MemoryError):
-            self.fl[k] = f
-            raise
 
     def drop(self, k):
         # gives slot k up without an acknowledgement (counted by the caller)

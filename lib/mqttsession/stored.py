@@ -261,7 +261,7 @@ class StoredSession(Session):
     def _keep(self, k):
         f = self.fl[k]
         if f & _REL:
-            self._save(_HOT)
+            self._release(k, f)
             return
         if f & _DISK:
             return
@@ -279,6 +279,17 @@ class StoredSession(Session):
             self.top[k] = self.msg[k] = None
         else:
             self.fl[k] = f | _DISK | (_PIDDISK if f & _PID else 0)
+
+    def _release(self, k, f):
+        # _keep of a PUBREC (Session.acked set _REL in f): released once that is in
+        # flash. Not written: not released either (no PUBREL goes out, the broker's
+        # PUBREC comes again), else a reboot would send the PUBLISH again after the
+        # broker completed it
+        try:
+            self._save(_HOT)
+        except (OSError, MemoryError):
+            self.fl[k] = f & ~_REL
+            raise
 
     def _forget(self, k):
         f = self.fl[k]

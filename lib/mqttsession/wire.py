@@ -318,11 +318,13 @@ class Wire:
             c = self._cn
             b = c[_INCB]
             c[_INCB] = True
-            if k:
-                self._mod("aside").struck(self)
-            if self.link and s:
-                self.link.lost()
-            c[_INCB] = b
+            try:
+                if k:
+                    self._mod("aside").struck(self)  # (on_aside, its record: may raise)
+            finally:
+                if self.link and s:
+                    self.link.lost()  # (on_change's exceptions stop in Link._tell)
+                c[_INCB] = b
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one

@@ -14,6 +14,12 @@
 #   a handler coroutine: RuntimeError, not a reader waiting for itself.
 # strikes: Link(on_change=) publishing while a scripted broker closes on every message
 #   (HOOK=publish, or print): the message is set aside after `strikes` closes.
+# aside_raises: on_aside raises as a scripted broker's close sets a message aside: the
+#   client goes on (connect, check_msg).
+# bye_raises: the callback raises while disconnect() reads the answers in flight: the
+#   disconnect is made, and a later connection publishes as before.
+# sub_raises: the callback subscribes twice, then raises while check_msg makes those
+#   subscriptions: both are made all the same.
 import os
 import time
 
@@ -315,5 +321,85 @@ if CASE == "strikes":
         time.sleep_ms(5)
     print("ASIDE", aside)
     print("OUTAGES", lk.outages, "TRIES", lk.tries, "PENDING", c.pending())
+
+
+if CASE == "aside_raises":
+    from mqttsession import MQTTClient
+
+    def oa(t, m, why):
+        raise ValueError("on_aside failed")
+
+    c = MQTTClient(d.cfg("CID"), devcfg.HOST, devcfg.PORT, strikes=1, window=16)
+    c.on_aside = oa
+    c.connect()
+    c.publish("t/x", b"hello", qos=1)
+    try:
+        d.pump(c, lambda: c.sock is None, 20000)  # the broker closes: set aside
+    except ValueError as e:
+        print("check_msg raised", repr(e))  # on_aside's, as a callback's
+    c.connect()
+    c.check_msg()  # (RuntimeError when the client thought it was still in a hook)
+    print("RESULT", "ok" if c.isconnected() else "FAIL")
+
+
+if CASE == "bye_raises":
+    CID = "bye-%d" % time.ticks_ms()
+    c = d.client(CID, window=16, timeout=30)
+
+    def cb(t, m):
+        raise ValueError("bad command %r" % m)
+
+    c.set_callback(cb)
+    c.connect()
+    c.subscribe(d.topic("cmd"), 1)
+    c.publish(d.topic("data"), b"reading", qos=1)  # in flight, its PUBACK unread
+    commands(CID, (b"stop",), 1)  # arrives meanwhile
+    time.sleep_ms(200)
+    try:
+        c.disconnect()
+    except ValueError as e:
+        print("disconnect raised", repr(e))
+    gone = c.sock is None
+    c.connect(clean_session=False)
+    c.publish(d.topic("data"), b"next", qos=1)
+    d.pump(c, lambda: not c.pending(), 20000)
+    print("gone", gone, "pending", c.pending())
+    print("RESULT", "ok" if gone and not c.pending() else "FAIL")
+    c.disconnect()
+
+
+if CASE == "sub_raises":
+    CID = "sub-%d" % time.ticks_ms()
+    cmd = d.topic("cmd")
+    got = []
+    c = d.client(CID)
+
+    def cb(t, m):
+        got.append(m)
+        if m == b"sub":
+            c.subscribe(d.topic("a"), 1)
+            c.subscribe(d.topic("b"), 1)
+            commands(CID, (b"boom",), 0)  # arrives while check_msg makes them
+        elif m == b"boom":
+            raise ValueError("bad command")
+
+    c.set_callback(cb)
+    c.connect()
+    c.subscribe(cmd, 0)
+    commands(CID, (b"sub",), 0)
+    try:
+        d.pump(c, lambda: b"boom" in got, 20000)
+    except ValueError as e:
+        print("check_msg raised", repr(e))
+    d.pump(c, lambda: not c._todo, 20000)  # (made by the next calls)
+    s = d.client(CID + "-t")
+    s.connect()
+    s.publish(d.topic("a"), b"to-a", qos=1)
+    s.publish(d.topic("b"), b"to-b", qos=1)
+    s.disconnect()
+    d.pump(c, lambda: b"to-a" in got and b"to-b" in got, 20000)
+    print("GOT", got)
+    print("RESULT", "ok" if b"to-a" in got and b"to-b" in got else "FAIL")
+    c.disconnect()
 
 print("PASS")

@@ -35,6 +35,8 @@ CASES = [
     ("iter_connect", {"Q": 1}),
     ("handler_connect", {"Q": 1}),
     ("handler_end", {}),
+    ("bye_raises", {}),
+    ("sub_raises", {}),
 ]
 
 
@@ -64,3 +66,14 @@ def test_a_hook_publishing_on_a_dying_link_counts_one_strike(tmp_path: Path) -> 
     assert "ASIDE [(" in r.out, r.out  # it was set aside
     first_body = bodies[0][0]  # the reading (the first message sent)
     assert sum(first_body in c for c in bodies) == 3, (r.out, bodies)
+
+
+def test_on_aside_raising_leaves_the_client_usable(tmp_path: Path) -> None:
+    # the broker closes on the message (strikes=1: set aside at once) and on_aside raises
+    closes: Script = [("expect", CONNECT), ("send", connack(0)), ("expect", PUBLISH),
+                      ("close",)]
+    later: Script = [("expect", CONNECT), ("send", connack(0)), ("sleep", 3)]
+    with HostileBroker([closes, later]) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "CASE": "aside_raises", "CID": "hk-aside"}
+        r = run_device("dev_hooks.py", cfg, heap=HEAP, timeout=180)
+    assert "RESULT ok" in r.out, r.out
