@@ -18,7 +18,6 @@ async def disconnect(c, end):
     # the next connect, and the node stops again), and the coroutines of the messages
     # after it are closed unrun, unanswered: a persistent session gets those again (a
     # clean one is discarded at the broker with what it had not delivered)
-    # The same for the message messages() handed out last (as if the next was asked for)
     if end and (c.version == 4 or not c.isconnected()):
         import asyncio
 
@@ -26,6 +25,8 @@ async def disconnect(c, end):
             # from a handler coroutine: the clean connect (end_session) needs a reader of
             # its own, and the reader is the task awaiting this (it could never end)
             raise RuntimeError("a message handler cannot wait for the broker: use a task")
+    # the message messages() handed out last is answered too (as if the next was asked
+    # for), and the one a handler coroutine runs for
     h = c._mod("aio_held")
     h.owed(c, c._qo)
     c._qo = 0
@@ -38,9 +39,8 @@ async def disconnect(c, end):
             await c._wait(c._rest(t0))
         # then the answers to the messages in flight, within the same timeout (unless a
         # handler runs, or messages() is full: the reader that would read them waits for
-        # the application). Left unread, they
-        # would be sent again on the next connect, and unread input at the close makes
-        # the kernel reset the connection (see ctl.bye)
+        # the application). Left unread, they would be sent again on the next connect,
+        # and unread input at the close makes the kernel reset the connection (ctl.bye)
         q = c._quota
         c._quota = 0  # (no message queued behind them goes out meanwhile)
         try:

@@ -182,8 +182,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # minus the type of the ack), 15 a deadline of the link passed (the blocking client's
     # link.last_error is then ETIMEDOUT, not a reset), 16 the length of a write the socket
     # did not take (0: none), which must be made again with that length (wire._flush), 17
-    # the bytes still to go of the output that was waiting when _ot was taken, 18 the
-    # blocking client's callback is running (client._deliver: no call reads input then)
+    # the bytes still to go of the output that was waiting when _ot was taken, 18
+    # application code the client called is running (the blocking client's callback,
+    # the hooks a close runs): no call reads input or starts a reconnect then
     self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
                 False, 0, 0, False]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx

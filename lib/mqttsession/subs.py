@@ -17,7 +17,7 @@ def later(c, topic, qos):
     # change (qos None: unsubscribe) is recorded and made on the next connect. Without a
     # keeper OSError(ENOTCONN), once a bad filter or QoS has been named
     t = c._mod("ctl").sub_filter(c, topic, qos)
-    if c.link is None and not c._cn[18]:  # (18: from the blocking client's callback)
+    if c.link is None and not c._cn[18]:  # (18: from the callback or a hook, args.py)
         raise OSError(_ENOTCONN)
     if qos is None:
         c._s.unsub(t)
