@@ -4,10 +4,13 @@
 # on_connect hook, output the socket did not take at once. A node that keeps its session,
 # subscribes while connected and has no on_connect loads it only when it disconnects or
 # its link stalls.
+from micropython import const
 import time
 
 from . import packet as P
 from .packet import MQTTException
+
+_LINGER = const(1000)  # as ctl._LINGER
 
 
 async def disconnect(c, end):
@@ -58,7 +61,7 @@ async def disconnect(c, end):
             c._close()  # a connect under way: no DISCONNECT on a socket not connected
         # the reader wakes on the closed socket and ends; in the keeper's backoff it
         # sleeps: cancelled (a sleep, never an I/O wait)
-        c._mod("ctl").bye(c, end)
+        lg = c._mod("ctl").bye(c, end, True)
         for a in aws:
             if type(a) is not int:
                 a.close()
@@ -71,6 +74,33 @@ async def disconnect(c, end):
         c._err = None
         c._bye += 1  # the message iterator ends
         c._qev.set()
+        if lg:
+            await linger(c)  # last: a cancel there skips nothing above
+
+
+async def linger(c):
+    # ctl.bye's wait for the broker to close after the DISCONNECT (a second at most),
+    # without holding the event loop: what comes is read and dropped, then the socket
+    # closes. Meanwhile the socket is set aside: the client is not connected, and the
+    # reader, woken by what comes, finds none and ends (never a link failure). A
+    # connect() made meanwhile has a socket (and the buffer) of its own: this one closes
+    import asyncio
+
+    s = c.sock
+    c.sock = None
+    t = time.ticks_ms()
+    try:
+        while c.sock is None and s.readinto(c._rx) != 0 and \
+                time.ticks_diff(time.ticks_ms(), t) < _LINGER:
+            await asyncio.sleep_ms(20)
+    except OSError:
+        pass
+    finally:
+        if c.sock is None:
+            c.sock = s
+            c._close()
+        else:
+            s.close()
 
 
 async def end_session(c):

@@ -211,14 +211,17 @@ def resume(self, present, clean):
                 self._send_slot(k)
 
 
-def bye(self, end):
+def bye(self, end, aio=False):
     # DISCONNECT and close; a link keeper does not reconnect after this. end: with
-    # MQTT 5 Session Expiry 0, the broker discards the session
+    # MQTT 5 Session Expiry 0, the broker discards the session. aio: the asyncio client
+    # waits for the broker's close itself (aio_rare.linger) when this returns True
     self._want = False
     self._log("disconnect", ())
     if self.sock:
         try:
             self._write(self._tx, P.disconnect(self._tx, self.version, 0, 0 if end else None))
+            if aio:
+                return True
             # the broker closes once it has read the DISCONNECT. Closed first, with input
             # unread or still coming, the kernel resets the connection, and the reset
             # makes the broker drop what it has not read yet: the last messages and

@@ -299,5 +299,27 @@ async def bye_waits():
     await c.disconnect()
 
 
+async def bye_linger():
+    # disconnect() waits up to a second for the broker to close after the DISCONNECT, and
+    # this broker does not: meanwhile the event loop runs other tasks (this one, which
+    # finds the client no longer connected while disconnect() is still under way); then
+    # the client closes. The reader ends without a link failure
+    c = MQTTClient("linger", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=0,
+                   timeout=5, link=Link())
+    await c.connect(wait=True)
+    t = asyncio.create_task(c.disconnect())
+    ran = 0
+    t0 = time.ticks_ms()
+    while not t.done() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        if not c.isconnected():
+            ran += 1
+        await asyncio.sleep_ms(0)
+    await t
+    print("RAN", ran, "TRIES", c.link.tries, "ERR", c.link.last_error)
+    d.check(ran > 0, "other tasks ran while disconnect() waited for the broker's close")
+    d.check(c.sock is None and not c.isconnected(), "closed")
+    d.check(c.link.tries == 0 and c.link.last_error is None, "no link failure")
+
+
 asyncio.run(globals()[d.cfg("TEST")]())
 print("PASS")

@@ -14,6 +14,7 @@ import pytest
 from harness import run_device
 from hostile import (
     CONNECT,
+    DISCONNECT,
     PUBCOMP,
     PUBLISH,
     PUBREC,
@@ -98,6 +99,16 @@ def test_aio_qos0_publish_waits_for_a_slow_reader_and_loses_nothing() -> None:
     got = [body for body in b.conns[0].of_type(PUBLISH)]
     assert [int(x[5:9]) for x in got] == list(range(100)), [x[5:9] for x in got][:8]
     assert all(len(x) == 5 + 8192 for x in got)
+
+
+def test_aio_disconnect_waits_for_the_brokers_close_without_holding_the_loop() -> None:
+    # a broker that keeps the connection open for 5 s after the DISCONNECT: the client
+    # waits up to a second for its close in awaits, then closes its end
+    late: Script = [("expect", CONNECT), ("send", connack()), ("expect", DISCONNECT),
+                    ("sleep", 5)]
+    r, b = run([late], "bye_linger")
+    assert "PASS" in r.out, r.out
+    assert len(b.conns) == 1 and len(b.conns[0].of_type(DISCONNECT)) == 1
 
 
 def test_aio_link_hook_that_raises_changes_nothing() -> None:
