@@ -49,8 +49,11 @@ async def disconnect(c, end):
         try:
             while c._s.nin and c.isconnected() and not c._hr and len(c._q) < (c._qn or 8):
                 await c._wait(c._rest(t0))
+            while c._ob is not None and c.isconnected():
+                await c._wait(c._rest(t0))  # output other tasks added meanwhile
         finally:
-            c._quota = q
+            if q:  # (0: another disconnect() waits too; the first one restores it)
+                c._quota = q
     except (OSError, MQTTException):
         pass
     try:
@@ -80,27 +83,26 @@ async def disconnect(c, end):
 
 async def linger(c):
     # ctl.bye's wait for the broker to close after the DISCONNECT (a second at most),
-    # without holding the event loop: what comes is read and dropped, then the socket
-    # closes. Meanwhile the socket is set aside: the client is not connected, and the
-    # reader, woken by what comes, finds none and ends (never a link failure). A
-    # connect() made meanwhile has a socket (and the buffer) of its own: this one closes
+    # without holding the event loop. The client is closed at once (down, link.lost, the
+    # reader ends without a link failure when woken) and the socket set aside: what
+    # comes is read, into a buffer of its own, and dropped, then it closes. A connect()
+    # made meanwhile owns the client (a connection of its own, after the old reader)
     import asyncio
 
     s = c.sock
     c.sock = None
+    c._close()  # (no socket there: its hooks are not run)
+    if c.link:
+        c.link.lost()  # (which _close runs with a socket)
+    b = bytearray(64)
     t = time.ticks_ms()
     try:
-        while c.sock is None and s.readinto(c._rx) != 0 and \
-                time.ticks_diff(time.ticks_ms(), t) < _LINGER:
+        while s.readinto(b) != 0 and time.ticks_diff(time.ticks_ms(), t) < _LINGER:
             await asyncio.sleep_ms(20)
     except OSError:
         pass
     finally:
-        if c.sock is None:
-            c.sock = s
-            c._close()
-        else:
-            s.close()
+        s.close()
 
 
 async def end_session(c):
@@ -109,6 +111,8 @@ async def end_session(c):
     # on_connect) and the store forgets its messages and subscriptions. That connect
     # failing raises its error, and the session is kept.
     if not c.isconnected() or c.version == 4:
+        if c.isconnected() and c._mod("ctl").bye(c, False, True):
+            await linger(c)  # this connection ends with a DISCONNECT: no will is sent
         lk, hk, td = c.link, c.on_connect, c._todo
         c.link = c.on_connect = None
         c._todo = {}
@@ -129,11 +133,22 @@ def resub(c, present, clean):
     # afterwards). After a session loss all stored ones, else those changed offline
     s = c._s
     c._rs = rs = {}  # their acknowledgements: suback(); the link lost first: owed again
+    x = False  # one refused here (v5.unsupported)
     for t, q in c._mod("subs").todo(c, present, clean):
+        r = c._maxq & 24 and c._mod("v5").unsupported(c, t, q)
+        if r:
+            c._s.unsub(t)
+            c._log("subscription refused: %s 0x%02x", (t, r))
+            c._report(MQTTException(r, "subscription refused: %s" % t))
+            x = True
+            continue
         b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
         i = s.next_pid()
         rs[i] = (t, q)
         c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
+    if x and not rs:
+        c._rs = None
+        c._mod("subs").owe(c)  # (else suback() does, once the others are answered)
 
 
 def suback(c, pid, code):

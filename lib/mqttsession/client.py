@@ -176,6 +176,8 @@ class MQTTClient(Core):
             self._quota = q
         if end_session:
             if self.sock is None or self.version == 4:
+                if self.sock:
+                    self._mod("ctl").bye(self, False)  # a DISCONNECT first: no will is sent
                 b = self._cn[_INCB]
                 self._cn[_INCB] = False  # (connect() refuses the callback's own calls)
                 try:

@@ -22,6 +22,7 @@ _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
 _LINGER = const(1000)  # ms a disconnect waits for the broker to close (bye)
 _PID = const(64)  # session.PID
+_REL = const(16)  # session.REL
 
 
 def connect_packet(self, clean):
@@ -103,6 +104,10 @@ def sub_start(self, topic, qos):
     # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
     # front end waits until _cn[_SUB] is 0, then calls sub_end.
     topic = sub_filter(self, topic, qos)
+    if self._maxq & 24:  # an MQTT 5 broker without wildcard or shared subscriptions
+        rc = self._mod("v5").unsupported(self, topic, qos)
+        if rc:
+            raise P.err(22, rc)  # subscription refused
     if self.sock is None:
         raise OSError(_ENOTCONN)
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
@@ -205,10 +210,20 @@ def resume(self, present, clean):
     self._cn[_HOPS] = 0
     self._log("connected, session present %d", present)
     if present:
+        # resent with their IDs within the broker's Receive Maximum; those beyond it wait,
+        # keeping their IDs (as Session.assign does), and go out as acknowledgements come
+        n = 0
         for i in range(s.n):
             k = s.slot(i)
-            if s.fl[k] & _PID:
-                self._send_slot(k)
+            f = s.fl[k]
+            if f & _PID:
+                if f & _REL or n < self._quota:
+                    n += 1
+                    self._send_slot(k)
+                else:
+                    s.fl[k] = f & ~_PID
+                    s.nin -= 1
+                    s.nq += 1
 
 
 def bye(self, end, aio=False):

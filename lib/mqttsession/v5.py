@@ -313,6 +313,21 @@ def limit(self, qos, retain):
     return q, retain and not self._maxq & 4
 
 
+def unsupported(self, topic, qos):
+    # (ctl.sub_start, aio_rare.resub, when _maxq & 24) the reason code of a SUBSCRIBE
+    # the MQTT 5 broker said it does not take (CONNACK:
+    # no Shared, no Wildcard Subscriptions), else 0: refused here, never sent (the broker
+    # would end the connection, and a keeper would send it again at every connect)
+    m = self._maxq
+    if qos is None:
+        return 0
+    if m & 16 and topic.startswith(b"$share/"):
+        return 0x9E
+    if m & 8 and (b"+" in topic or b"#" in topic):
+        return 0xA2
+    return 0
+
+
 def cap(self, k):
     # a message queued before this broker announced its limits goes out within them
     # (never refused: publish accepted it); returns its flags
@@ -350,10 +365,11 @@ def connack(self):
     except MQTTException as e:
         raise self._mod("aside").fail(self, e)
     pr = d[3]
+    if pr:
+        # (a refusal's too: its Server Reference is decoded as UTF-8)
+        check(self._rx, self._i + 2, self._n, _CONNACK)
     if d[2]:
         disconnected(self, d[2:])  # raises
-    if pr:
-        check(self._rx, self._i + 2, self._n, _CONNACK)
     s = self._s
     aid = pr.get(_P_ASSIGNED_ID)
     if aid is not None or not len(s.client_id):
@@ -366,7 +382,10 @@ def connack(self):
     self._quota = min(self.window, pr.get(_P_RECEIVE_MAX, 65535))
     self._maxout = pr.get(_P_MAX_PACKET, 268435460)
     self.ka = pr.get(_P_SERVER_KEEPALIVE, self.keepalive)
-    self._maxq = pr.get(_P_MAX_QOS, 2) | (0 if pr.get(_P_RETAIN_AVAILABLE, 1) else 4)
+    # | 8 without Wildcard Subscription Available, | 16 without Shared Subscription
+    # Available: such a SUBSCRIBE is a protocol error there (DISCONNECT 0xA2, 0x9E)
+    self._maxq = pr.get(_P_MAX_QOS, 2) | (0 if pr.get(_P_RETAIN_AVAILABLE, 1) else 4) | (
+        0 if pr.get(0x28, 1) else 8) | (0 if pr.get(0x2A, 1) else 16)
     if _P_SESSION_EXPIRY in pr:
         s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
@@ -382,6 +401,8 @@ def disconnected(self, d=None):
     why = "connection refused"
     if d is None:
         d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)[1:]
+        if self._n > self._i + 1:
+            check(self._rx, self._i + 1, self._n, _DISCONNECT)  # (closed: none sent back)
         why = "disconnected by the broker"
     ref = d[1].get(0x1C)
     if ref is not None:
