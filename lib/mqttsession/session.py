@@ -334,18 +334,23 @@ class Session:
         r = self.rx2
         if pid in r:
             return False
+        x = None  # the one forgotten for it
         if len(r) >= 255:
             # bounded by what the hot state records (a count byte). MQTT 3.1.1 has no
             # Receive Maximum, and a broker sending a backlog has its PUBRELs behind more
-            # PUBLISHes: mosquitto gets past 64. Beyond 255 the oldest goes (its PUBREL
-            # is usually on the way; resent as PUBLISH after a link loss it would be
-            # delivered again)
-            r.pop(0)
+            # PUBLISHes: mosquitto gets past 64. Beyond 255 the newest goes: after a link
+            # loss the broker resends oldest first, and a resend taken as new is recorded
+            # again; were the oldest to go, each would push out the next one still to
+            # come and every resend would be delivered again. So only those beyond the
+            # bound may come twice
+            x = r.pop()
         r.append(pid)
         try:
             self._save(_HOT)
         except (OSError, MemoryError):
             r.remove(pid)
+            if x is not None:
+                r.append(x)
             raise
         return True
 

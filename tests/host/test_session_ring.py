@@ -455,9 +455,11 @@ def test_rx2_is_bounded() -> None:
         assert s.rx2_add(p)
     assert len(s.rx2) == 255
     assert s.rx2_add(256)
-    assert len(s.rx2) == 255 and s.rx2[0] == 2 and s.rx2[-1] == 256
-    assert s.rx2_add(1) is True  # the oldest was forgotten
-    assert s.rx2_add(256) is False
+    assert len(s.rx2) == 255 and s.rx2[0] == 1 and s.rx2[-1] == 256
+    assert s.rx2_add(1) is False  # the oldest are kept: resends come oldest first
+    assert s.rx2_add(255) is True  # the newest was forgotten
+    # a resend of all of them, in order, is delivered again only beyond the bound
+    assert [p for p in range(1, 257) if s.rx2_add(p)] == [256]
 
 
 def test_subs() -> None:
