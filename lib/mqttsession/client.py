@@ -434,6 +434,10 @@ def _send0(c, retain):
         c._hand(0)
         _put(c, _PUBLISH | (1 if retain else 0), 0)
         if c.ka:
+            if c._ping and not c._cn[_INCB]:
+                # a PINGREQ is out: its PINGRESP may be in (a node that only publishes
+                # QoS 0 and never reads hears it here, else the link counts as dead)
+                _recv(c)
             c._keepalive(False)  # OSError: the broker stopped answering pings
     except OSError:
         if c._lost(c.link):

@@ -192,6 +192,7 @@ def connack(self, first):
         raise self._mod("aside").fail(self, P.err(28, _MALFORMED))  # bad CONNACK
     if b[i + 1]:
         self._close()
+        self._cn[12] = True  # the broker said no (no protocol error): raised as it is
         raise P.err(29, b[i + 1])  # connection refused
     return b[i]
 

@@ -369,6 +369,7 @@ def connack(self):
         # (a refusal's too: its Server Reference is decoded as UTF-8)
         check(self._rx, self._i + 2, self._n, _CONNACK)
     if d[2]:
+        self._cn[12] = True  # the broker said no (no protocol error): raised as it is
         disconnected(self, d[2:])  # raises
     s = self._s
     aid = pr.get(_P_ASSIGNED_ID)

@@ -105,8 +105,12 @@ def _recv(w):
         # whole packets may wait in the buffer (_hold), or the rest of one that started
         if w._r1 != w._r0 or w._skip:
             t = _parse(w)
-            if t is None and w._fill():
+            # the rest of a packet that has started: all that has arrived (a fill takes
+            # at most len(_tx)), while the blocking client's budget lasts
+            while t is None and w._fill():
                 t = _parse(w)
+                if w.budget_ms is not None and time.ticks_diff(w._bd, time.ticks_ms()) <= 0:
+                    break
         else:
             # the buffer is empty (the usual case): one read to its front, as _fill. A
             # read asks for the whole buffer and the stream layer reads again until it is
@@ -157,7 +161,7 @@ def _recv(w):
     except MQTTException:
         if w._cn[_LARGE]:
             w._cn[_LARGE] = False
-            raise  # a refused oversized packet: the connection stays up
+            raise  # a refused oversized packet (the connection stays up), a refused CONNECT
         # the broker broke the protocol: the connection ends (aside.broke: with a keeper
         # and after the connect, as a link failure)
         w._mod("aside").broke(w)
