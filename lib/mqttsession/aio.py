@@ -179,6 +179,10 @@ class MQTTClient(Core):
         # recorded (in the session, so in the store with one) and made on the next connect.
         # Refused from a coroutine handler before anything is sent: the reader that
         # would read the SUBACK is the one awaiting the handler
+        if qos is ...:  # unsubscribe()'s; None from the application is a bad qos
+            qos = None
+        elif qos is None:
+            raise err(14)  # qos must be 0, 1 or 2
         if asyncio.current_task() is self._task:
             raise RuntimeError("a message handler cannot wait for the broker: use a task")
         self._raise()
@@ -240,7 +244,7 @@ class MQTTClient(Core):
         lk = self.link
         aws = self._aws
         nap = False  # a reconnect: after the keeper's backoff
-        self._cn[_CC] = clean is True  # clean until that clean start is made (_connect)
+        self._cn[_CC] = bool(clean)  # clean until that clean start is made (_connect)
         try:
             while self._want:
                 if self.sock is None:

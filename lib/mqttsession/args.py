@@ -21,7 +21,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # flash; returns the client ID and capacity the store's session is loaded with (the
     # caller does that, once this module is freed), or sets the RAM session
     # the numbers: ValueError naming the argument and what it may be
-    if version not in (4, 5):
+    if version not in (4, 5) or type(version) is not int:
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
                          (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
@@ -32,8 +32,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                               "%s must be an int >= %d%s") % (n, lo, hi or ""))
     if not isinstance(server, str) or not server:
         raise TypeError("server must be a host name or address (str)")
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError("timeout must be a number of seconds > 0")
+    # (ms within a 32-bit port's ticks range; "not 0 <": NaN fails too)
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 536870:
+        raise ValueError("timeout must be a number of seconds > 0 and <= 536870")
     if expiry is not None and (type(expiry) is not int or expiry < 0 or expiry > 0xFFFFFFFF):
         raise ValueError("expiry must be None or an int from 0 to 4294967295 (seconds)")
     # the objects the client calls into: by what they do (store.py need not load here)
@@ -50,6 +51,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
             raise TypeError(n + " must be str or bytes")
         if lo and v is not None and P.utf8(v, 0, len(v)) == 1:
             raise ValueError(n + " must be UTF-8 without U+0000 or surrogates")
+        if v is not None and len(v) > 65535:  # before the store makes the session
+            raise ValueError(n + " longer than 65535 bytes")
         a.append(v)
     self.server = server
     self.port = port or (8883 if ssl else 1883)
@@ -206,6 +209,8 @@ def will(self, topic, msg, retain, qos):
             msg = msg.encode()
         elif not isinstance(msg, (bytes, bytearray, memoryview)):
             raise TypeError("msg must be bytes, bytearray, memoryview or str")
+        if len(msg) > 65535:  # MQTT binary data: a 2-byte length
+            raise ValueError("msg longer than 65535 bytes")
         self._cn[3] = (bytes(topic), bytes(msg), retain, qos)
     finally:
         unload("args")
@@ -250,11 +255,11 @@ def link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change
                 raise TypeError(n + " must be a number")
         if not 0 < min_ms <= max_ms:
             raise ValueError("backoff needs 0 < min_ms <= max_ms")
-        if factor < 1:
+        if not factor >= 1:  # (NaN too)
             raise ValueError("factor must be >= 1")
         if not 0 <= jitter < 1:
             raise ValueError("jitter must be 0 to <1")
-        if wifi_timeout_ms <= 0:
+        if not wifi_timeout_ms > 0:
             raise ValueError("wifi_timeout_ms must be > 0")
         self.board = board
         self.min_ms = min_ms

@@ -196,7 +196,7 @@ def drop_oldest(self, n):
     # queue-full policy "drop_oldest": the oldest message not yet on the wire goes; none
     # for a message whose record (n bytes) a store's max_bytes cannot hold at all
     s = self._s
-    if s._p is not None and n >= s._st.max_bytes:
+    if s._p is not None and (n >= s._st.max_bytes or n > 65535):
         return False
     for k in s.live():
         if not s.fl[k] & _PID:  # no packet ID: the broker never saw it

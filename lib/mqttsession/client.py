@@ -71,7 +71,12 @@ class MQTTClient(Core):
             # in hand (for an ID of the old one), and the broker sends that message again
             raise err(44)  # connect() cannot run inside the callback
         c[_HOPS] = 0
-        ms = self._tms if timeout is None else int(timeout * 1000)
+        if timeout is None:
+            ms = self._tms
+        elif isinstance(timeout, (int, float)) and 0 < timeout <= 536870:
+            ms = int(timeout * 1000)
+        else:
+            raise err(45)  # timeout must be a number of seconds > 0 and <= 536870
         while True:
             if self.budget_ms is not None:  # the call's budget runs from now
                 self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
@@ -276,7 +281,12 @@ class MQTTClient(Core):
         # SUBSCRIBE (UNSUBSCRIBE: qos None), then packets are handled until its
         # acknowledgement, within timeout (then the link is dead). From the callback: the
         # change is recorded and made once the callback has returned (_msg), as waiting
-        # here would hand the callback the next message while it runs
+        # here would hand the callback the next message while it runs. unsubscribe()
+        # passes qos ...; None from the application is a bad qos
+        if qos is ...:
+            qos = None
+        elif qos is None:
+            raise err(14)  # qos must be 0, 1 or 2
         if self._cn[_INCB]:
             return self._mod("subs").later(self, topic, qos)
         if self.link and (self.sock is None or self._cs):

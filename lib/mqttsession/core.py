@@ -183,6 +183,8 @@ class Core(Wire):
         # f(topic, msg) with both as bytes, as umqtt; raw=True: f(topic, buf, start, end)
         # with the payload in buf[start:end], valid during the call, and topic a bytes
         # object reused for a repeated topic: receiving then allocates nothing
+        if f is not None and not callable(f):
+            raise P.err(46)  # set_callback(f): f must be callable or None
         self.cb = f
         self._raw = raw
 
@@ -389,7 +391,7 @@ class Core(Wire):
         return self._s.pending()
 
     def unsubscribe(self, topic):
-        return self.subscribe(topic, None)  # (the asyncio client's: a coroutine)
+        return self.subscribe(topic, ...)  # (the asyncio client's: a coroutine)
 
     def _deliver(self):
         if self.cb is not None:

@@ -74,7 +74,7 @@ def make(c, present, clean):
     for i in range(len(td)):
         t, q = td[i]
         try:
-            c.subscribe(t, q)
+            c.subscribe(t, ... if q is None else q)  # (... : unsubscribe)
         except (OSError, MQTTException) as e:
             if isinstance(e, OSError) or c.sock is None:  # the link went
                 for t, q in td[i:]:

@@ -145,6 +145,12 @@ async def aio():
     while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
         await asyncio.sleep_ms(10)
     await asyncio.sleep_ms(300)  # handlers still to run would run meanwhile
+    if TEST == "consumer":
+        # the client is closed from the DISCONNECT on; disconnect() returns once the broker
+        # has closed too (a second at most)
+        t0 = time.ticks_ms()
+        while not early and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+            await asyncio.sleep_ms(10)
     print("FIRST", words(got), not c.isconnected())
     if TEST == "consumer":
         print("EARLY", early == [True])
