@@ -200,10 +200,45 @@ def drop_oldest(self, n):
         return False
     for k in s.live():
         if not s.fl[k] & _PID:  # no packet ID: the broker never saw it
-            s.drop(k)
-            self.dropped += 1
+            p = s.pending()
+            try:
+                s.drop(k)
+            finally:
+                if s.pending() < p:
+                    self.dropped += 1  # given up, even where a write after failed
             return True
+    if s.more > 0 and _drop_flash(s):  # the ring in flight: the oldest waiting in flash
+        self.dropped += 1
+        return True
     return False
+
+
+def _drop_flash(s):
+    # gives up the oldest message waiting in flash beyond the ring, as drop() a slot:
+    # its completion written, or nothing changed
+    from .qseg import nxt
+
+    c = s._cur
+    if not nxt(s):
+        return False
+    q = s._r[0]
+    n = s._r[6]
+    s.more -= 1
+    s._done.append(q)
+    s.bytes -= n
+    o = s._out.pop(q, None)
+    try:
+        s._save(1)  # session._HOT
+    except (OSError, MemoryError):
+        s._done.remove(q)
+        s.bytes += n
+        s.more += 1
+        if o:
+            s._out[q] = o
+        s._cur = c
+        s._cb = None  # read its segment again from the start
+        raise
+    return True
 
 
 # --- the set-aside records of a StoredSession (records: of any session) ---

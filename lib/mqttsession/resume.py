@@ -239,16 +239,27 @@ def scan(s, w):
     s._cur = w
     # completions recorded above the watermark, of the messages counted above: one whose
     # record is gone to damage was not counted, and subtracted it would hide a later one
+    # (and their records' bytes, counted above: the running session subtracted them)
     for x in s._done:
         c = 0
         for i in range(len(g)):
             if g[i] > x:
                 break
             if x <= s._sl[i]:
+                from .qseg import read
+
                 c = 1
+                if s._cb is not None and s._ci == g[i]:
+                    s._co = 4  # this segment is read already: from its first record
+                while read(s, i):
+                    if s._r[0] == x:
+                        s.bytes -= s._r[6]
+                        break
                 break
         for t in tail:
             if t[0] == x:
                 c = 1
+                s.bytes -= t[2]
         s.more -= c
+    s._cb = None
     s._fill()

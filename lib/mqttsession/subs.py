@@ -23,9 +23,18 @@ def later(c, topic, qos):
         c._s.unsub(t)
     else:
         c._s.sub(t, qos)
-    if c._todo.get(t, -1) != qos:
+    o = c._todo.get(t, -1)
+    if o != qos:
         c._todo[t] = qos
-        owe(c)
+        try:
+            owe(c)
+        except (OSError, MemoryError):
+            # not owed in flash: not in _todo either, so the application's retry writes it
+            if o == -1:
+                del c._todo[t]
+            else:
+                c._todo[t] = o
+            raise
 
 
 def owe(c):
