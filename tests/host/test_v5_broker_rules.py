@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from harness import run_device
 from hostile import CONNECT, PUBLISH, Script, connack, packet, varint
 from test_guard import HEAP, SubackingBroker
@@ -92,21 +94,6 @@ def test_disconnect_with_server_reference_not_utf8_keeper() -> None:
     assert "EXC loop none" in r.out and "PENDING 0" in r.out, r.out
 
 
-def test_session_present_resend_respects_receive_maximum() -> None:
-    first = [("expect", CONNECT), ("send", connack(version=5))] + [("expect", PUBLISH)] * 4 + [
-        ("close",)]
-    second = [("expect", CONNECT), ("send", connack(1, 0, 5, b"\x21\x00\x01")),
-              ("listen", 1.0), ("mark",), ("puback", b"")] + [
-              s for _ in range(3) for s in (("expect", PUBLISH), ("puback", b""))]
-    r, b = run([first, second], "resume_quota")
-    pubs = b.conns[1].of_type(PUBLISH)
-    assert b.marks[0] <= 1, f"{b.marks[0]} PUBLISHes in flight under Receive Maximum 1"
-    assert len(pubs) == 4 and "PENDING 0" in r.out, r.out
-    # each resent with its original ID and DUP
-    assert [pub_pid(x) for x in pubs] == [pub_pid(x) for x in b.conns[0].of_type(PUBLISH)]
-    assert [f & 0x08 for f, _ in b.conns[1].packets if f & 0xF0 == PUBLISH] == [8] * 4
-
-
 def test_aio_disconnect_with_server_reference_not_utf8_keeper() -> None:
     ok = [("expect", CONNECT), ("send", connack(version=5)), ("expect", PUBLISH),
           ("puback", b"")]
@@ -116,13 +103,16 @@ def test_aio_disconnect_with_server_reference_not_utf8_keeper() -> None:
     assert "PENDING 0 READER True" in r.out, r.out
 
 
-def test_aio_session_present_resend_respects_receive_maximum() -> None:
-    first = [("expect", CONNECT), ("send", connack(version=5))] + [("expect", PUBLISH)] * 4 + [
-        ("close",)]
+RESUME_FIRST = [("expect", CONNECT), ("send", connack(version=5))] + [
+    ("expect", PUBLISH)] * 4 + [("close",)]
+
+
+@pytest.mark.parametrize("device", ["dev_v5_rules.py", "dev_v5_rules_aio.py"])
+def test_session_present_resend_respects_receive_maximum(device: str) -> None:
     second = [("expect", CONNECT), ("send", connack(1, 0, 5, b"\x21\x00\x01")),
               ("listen", 1.0), ("mark",), ("puback", b"")] + [
               s for _ in range(3) for s in (("expect", PUBLISH), ("puback", b""))]
-    r, b = run([first, second], "resume_quota", device="dev_v5_rules_aio.py")
+    r, b = run([RESUME_FIRST, second], "resume_quota", device=device)
     pubs = b.conns[1].of_type(PUBLISH)
     assert b.marks[0] <= 1, f"{b.marks[0]} PUBLISHes in flight under Receive Maximum 1"
     assert len(pubs) == 4 and "PENDING 0" in r.out, r.out
@@ -134,30 +124,20 @@ def test_aio_session_present_resend_respects_receive_maximum() -> None:
 NO_WILD = [("expect", CONNECT), ("send", connack(0, 0, 5, b"\x28\x00")), ("nowild", 6.0)]
 
 
-def test_wildcard_unavailable_subscription_is_not_a_reconnect_loop() -> None:
-    r, b = run([NO_WILD], "wild_loop")
-    print("connections", len(b.conns))
-    assert len(b.conns) == 1, f"{len(b.conns)} connections in 4 s\n{r.out}"
-    assert "ASIDE []" in r.out and "PENDING 0 SUBS []" in r.out, r.out
-    assert not b.conns[0].of_type(0x80), "no SUBSCRIBE the broker said it does not take"
-
-
-def test_aio_wildcard_unavailable_subscription_is_not_a_reconnect_loop() -> None:
-    r, b = run([NO_WILD], "wild_loop", device="dev_v5_rules_aio.py")
-    print("connections", len(b.conns))
+@pytest.mark.parametrize("device", ["dev_v5_rules.py", "dev_v5_rules_aio.py"])
+def test_wildcard_unavailable_subscription_is_not_a_reconnect_loop(device: str) -> None:
+    r, b = run([NO_WILD], "wild_loop", device=device)
     assert len(b.conns) == 1, f"{len(b.conns)} connections in 4 s\n{r.out}"
     assert "ASIDE []" in r.out and "PENDING 0 SUBS []" in r.out, r.out
     assert not b.conns[0].of_type(0x80), "no SUBSCRIBE the broker said it does not take"
 
 
 def test_session_present_resend_respects_receive_maximum_qos2_store() -> None:
-    first = [("expect", CONNECT), ("send", connack(version=5))] + [("expect", PUBLISH)] * 4 + [
-        ("close",)]
     done = [("pubrec",), ("expect", 0x60), ("reply", 0x60, b"\x70\x02\x00\x00")]
     second = [("expect", CONNECT), ("send", connack(1, 0, 5, b"\x21\x00\x01")),
               ("listen", 1.0), ("mark",)] + done + [("expect", PUBLISH)] + done + [
               ("expect", PUBLISH)] + done + [("expect", PUBLISH)] + done
-    r, b = run([first, second], "resume_quota", QOS=2, STORE=1)
+    r, b = run([RESUME_FIRST, second], "resume_quota", QOS=2, STORE=1)
     pubs = b.conns[1].of_type(PUBLISH)
     assert b.marks[0] <= 1, f"{b.marks[0]} PUBLISHes in flight under Receive Maximum 1"
     assert len(pubs) == 4 and "PENDING 0" in r.out, (r.out, b.errors)
