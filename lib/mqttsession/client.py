@@ -149,6 +149,8 @@ class MQTTClient(Core):
             # the link closed after it), else the broker sends a QoS 1 one again on the
             # next connect, and a "stop" command would stop the node at every connect
             self._mod("aside").answer(self)
+        if self._cs:
+            self._close()  # a connect under way: no DISCONNECT on a socket not connected
         if self._ob is not None and self.sock:
             # output the socket has not taken (what publish accepted) goes out first,
             # within timeout: closed with it, it was lost and the broker sent the will
@@ -200,6 +202,10 @@ class MQTTClient(Core):
     def ping(self):
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
+        if self._cs and not self._ensure():
+            # a connect under way (the keeper's) goes on within the budget: no PINGREQ
+            # onto a socket not connected (a TLS handshake runs inside its writes)
+            raise OSError(_ENOTCONN)
         self._keepalive(True)
 
     # The whole path of a PUBLISH: publish() checks it (_check) and finds the link up.

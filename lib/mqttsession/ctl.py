@@ -209,6 +209,14 @@ def resume(self, present, clean):
     s.version = self.version
     s.connected()
     self._cn[_HOPS] = 0
+    if not present and s.subs:
+        # a new session at the broker: every subscription is owed, in flash too, until
+        # acknowledged (a reset before that: the broker answers Session Present 1 then,
+        # and only what is owed is made)
+        td = dict(s.subs)
+        td.update(self._todo)
+        self._todo = td
+        self._mod("subs").owe(self)
     self._log("connected, session present %d", present)
     if present:
         # resent with their IDs within the broker's Receive Maximum; those beyond it wait,
