@@ -196,7 +196,7 @@ async def late_output():
     # disconnect() waits for a QoS 1 answer; meanwhile another task publishes a large
     # QoS 0 message the socket does not take at once. disconnect() says what publish
     # accepted goes out before the DISCONNECT
-    c = mk(link=Link(), window=4, timeout=5)
+    c = mk(link=Link(), window=4, timeout=30)  # (the drain within it, on a loaded machine too)
     await c.connect(clean_session=False, wait=True)
     d.small_sndbuf(c.sock)
     await c.publish("t/a", b"1", qos=1)
