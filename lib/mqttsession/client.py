@@ -361,8 +361,10 @@ class MQTTClient(Core):
         # and nothing that makes the message durable without the link)
         self._close()
         c = self._cn
-        # the broker's error that ended the link, else a deadline passed, else a reset
-        w = c[11] or OSError(_ETIMEDOUT if c[15] else _ECONNRESET)
+        # the broker's error that ended the link, else a deadline passed, else the
+        # store's error if its last write failed (store._write), else a reset
+        w = c[11] or (OSError(_ETIMEDOUT) if c[15] else
+                      self.store and self.store._failed() or OSError(_ECONNRESET))
         c[15] = False
         if self.link:
             self.link.failed(w)

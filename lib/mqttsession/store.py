@@ -104,6 +104,7 @@ def _write(path, data, rename):
                     f.write(data)
                 if rename:
                     os.rename(t, path)
+                SessionStore._err = None
                 break
             except OSError as e:
                 if i or e.errno == _ENOSPC or not (_exists(t) | _exists(path)) & _DIR:
@@ -117,8 +118,9 @@ def _write(path, data, rename):
             except OSError:
                 pass
         if e.errno == _ENOSPC:
-            raise OSError(_ENOSPC, "session store full")  # kept here: met when full
-        raise
+            e = OSError(_ENOSPC, "session store full")  # kept here: met when full
+        SessionStore._err = e
+        raise e
 
 
 class SessionStore:
@@ -198,6 +200,15 @@ class SessionStore:
             return find_any(_host_dir(self, host)) is not None
         finally:
             unload("dirs")
+
+    _err = None  # the error of the last write (_write) if it failed
+
+    def _failed(self):
+        # the error of the last write if it failed, once (the blocking client's
+        # link.last_error when the store's write, not the socket, broke the link)
+        e = SessionStore._err
+        SessionStore._err = None
+        return e
 
     def null_session(self, host, capacity=16):
         # client ID "" until the broker assigns one (MQTT 5); then it is stored (v5.adopt)

@@ -37,6 +37,10 @@ _P_MAX_PACKET = const(0x27)
 _PROTOCOL_ERROR = const(0x82)
 _ALIAS_INVALID = const(0x94)
 _REL = const(16)  # session.REL
+# DISCONNECT reasons that may be about the message in flight (unspecified, malformed,
+# protocol error, implementation specific, not authorized, topic invalid, alias invalid,
+# too large, payload format, retain, QoS not supported): a strike against it (aside.struck)
+_BLAME = b"\x80\x81\x82\x83\x87\x90\x94\x95\x99\x9a\x9b"
 
 # packets a property may appear in: bit (packet type >> 4)
 _C = const(0x0004)  # CONNACK
@@ -398,8 +402,14 @@ def disconnected(self, d=None):
     # Server Reference (with 0x9C use another server, 0x9D server moved) is kept in
     # server_reference; followed only with redirect=True, one hop: the first entry,
     # "host" or "host:port", becomes the server of the next connect
-    self._close()
     why = "connection refused"
+    if d is None:
+        r = self._rx[self._i] if self._n > self._i else 0
+        if r not in _BLAME:
+            # the broker going away, busy, the session taken over, ...: nothing said
+            # about the message in flight, so no strike against it (aside.struck)
+            self._cn[11] = MQTTException(r, "disconnected by the broker")
+    self._close()
     if d is None:
         d = decode(_DISCONNECT, self._rx[self._i : self._n], 5)[1:]
         if self._n > self._i + 1:
@@ -410,13 +420,17 @@ def disconnected(self, d=None):
         ref = bytes(ref).decode()
         self.server_reference = ref
         if self.redirect and d[0] in (0x9C, 0x9D) and not self._cn[4]:  # hops
-            host, _, port = ref.split(" ")[0].rpartition(":")
-            if host and port.isdigit():
+            h = ref.split(" ")[0]
+            host, _, port = h.rpartition(":")
+            if not host:
+                self.server = h
+            elif port.isdigit() and 0 < int(port) < 65536:
                 self.server, self.port = host, int(port)
             else:
-                self.server = ref.split(" ")[0]
-            self._cn[4] = 1
-            self._log("redirected to %s", (ref,))
+                h = None  # a port no socket takes: not followed (kept, logged)
+            if h:
+                self._cn[4] = 1
+            self._log("redirected to %s" if h else "not redirected to %s", (ref,))
     raise MQTTException(d[0], why)
 
 

@@ -52,6 +52,22 @@ async def poison():
             "kept in flash, out of the queue")
 
 
+async def gone():
+    # MQTT 5: the broker sends DISCONNECT while t/kept is in flight (strikes=1); then a
+    # broker that takes everything. Prints what was set aside and the link's last error
+    lk = Link(min_ms=20, max_ms=200, jitter=0)
+    c = client(link=lk, strikes=1)
+    d.check(await c.connect(wait=True) is not None, "connected")
+    await c.publish("t/kept", b"m", qos=1)
+    d.check(await until(lambda: lk.last_error is not None), "the DISCONNECT ended the link")
+    e = lk.last_error
+    await c.publish("t/next", b"m", qos=1)
+    d.check(await until(lambda: not c.pending()), "delivered after the keeper reconnected")
+    print("ASIDE", ",".join(r[0].decode() for r in c.aside()) or "-")
+    print("LAST", e.args[0] if isinstance(e, MQTTException) else repr(e))
+    await c.disconnect()
+
+
 async def refused():
     # MQTT 5: a PUBACK with reason 0x87 sets the message aside; the next one goes on
     got = []

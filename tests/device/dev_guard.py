@@ -105,6 +105,25 @@ def innocent_window():
     c.disconnect()
 
 
+def gone():
+    # MQTT 5: the broker sends DISCONNECT while t/kept is in flight (strikes=1); then a
+    # broker that takes everything. Prints what was set aside and the link's last error
+    lk = Link(min_ms=20, max_ms=200, jitter=0)
+    c = client(store=SessionStore("store"), link=lk, strikes=1)
+    c.connect()
+    c.publish("t/kept", b"m", qos=1)
+    e = lk.last_error
+    c.publish("t/next", b"m", qos=1)
+    t0 = time.ticks_ms()
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 20000:
+        c.check_msg()
+        time.sleep_ms(5)
+    d.check(c.pending() == 0, "delivered after the keeper reconnected")
+    print("ASIDE", ",".join(r[0].decode() for r in c.aside()) or "-")
+    print("LAST", e.args[0] if isinstance(e, MQTTException) else repr(e))
+    c.disconnect()
+
+
 def refused():
     # MQTT 5: a PUBACK with reason 0x87 sets the message aside; the next one goes on
     got = []

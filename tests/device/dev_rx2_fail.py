@@ -79,6 +79,8 @@ def blocking():
     send(b"m1")
     d.check(d.pump(c, lambda: not c.isconnected(), 10000), "the link went")
     d.check(got == [b"m0"], "not delivered while it could not be recorded")
+    e = c.link.last_error
+    print("LAST", e.args[0] if isinstance(e, OSError) else repr(e))  # the store's error
     BD.fail_after = None
     d.check(d.pump(c, lambda: len(got) > 1), "delivered after the flash came back")
     send(b"m2")
@@ -120,6 +122,8 @@ def aio():
         send(b"m1")
         d.check(await until(lambda: not c.isconnected(), 10000), "the link went")
         d.check(got == [b"m0"], "not delivered while it could not be recorded")
+        e = c.link.last_error
+        print("LAST", e.args[0] if isinstance(e, OSError) else repr(e))  # the store's error
         BD.fail_after = None
         d.check(await until(lambda: len(got) > 1, 30000), "delivered after the flash came back")
         send(b"m2")

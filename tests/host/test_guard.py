@@ -25,6 +25,7 @@ from hostile import (
     HostileBroker,
     Script,
     connack,
+    packet,
 )
 
 HEAP = "256k"
@@ -139,6 +140,24 @@ def test_refused_with_reason_code_set_aside() -> None:
     script: Script = [("expect", CONNECT), ("send", connack(version=5)), ("expect", PUBLISH),
                       ("puback", b"\x87"), ("expect", PUBLISH), ("puback", b"")]
     run([script], "refused", 5)
+
+
+@pytest.mark.parametrize("front", ["blocking", "aio"])
+@pytest.mark.parametrize("reason", [0x8B, 0x89, 0x8E, 0x00, 0x99, 0x87])
+def test_broker_going_away_is_no_strike_against_the_message(front: str, reason: int) -> None:
+    # MQTT 5: a DISCONNECT while a message is in flight, strikes=1. Server shutting down,
+    # busy, session taken over or a normal close say nothing about the message: it goes
+    # out again on the next connection. Payload format invalid or not authorized may be
+    # about it: set aside (one strike), the next connection sees none of it
+    gone: Script = [("expect", CONNECT), ("send", connack(version=5)), ("expect", PUBLISH),
+                    ("send", packet(DISCONNECT, bytes([reason, 0]))), ("close",)]
+    r, b = run([gone, ok(5)], "gone", 5, device=DEVICE[front])
+    blamed = reason in (0x99, 0x87)
+    assert r.value("ASIDE") == ("t/kept" if blamed else "-")
+    assert r.value("LAST") == str(reason)
+    assert len(b.conns) == 2
+    again = [body[2 : 2 + int.from_bytes(body[:2], "big")] for body in b.conns[1].of_type(PUBLISH)]
+    assert again == ([b"t/next"] if blamed else [b"t/kept", b"t/next"])
 
 
 SUBACK_1 = b"\x90\x03\x00\x00\x01"  # granted QoS 1 (the packet ID spliced in)

@@ -201,6 +201,22 @@ def test_server_reference_on_connack(opt_in: bool | None) -> None:
         assert followed == 0
 
 
+def test_server_reference_with_a_port_out_of_range_not_followed() -> None:
+    # port 65536 + P: a port no socket takes (MicroPython's socket would wrap it to P, the
+    # target's): not followed, the reference kept and the refusal raised as without it
+    with HostileBroker([[("expect", CONNECT), ("send", connack(version=5))]]) as target:
+        ref = f"127.0.0.1:{65536 + target.port}"
+        moved = [("expect", CONNECT),
+                 ("send", connack(code=0x9D, version=5, props=b"\x1c" + utf8(ref))), ("close",)]
+        r, first = run([moved], "redirect", 5, REDIRECT=True)
+        time.sleep(0.2)
+        followed = len(target.conns)
+    assert r.value("CONNECT").split()[:2] == ["MQTTException", str(0x9D)]
+    assert r.value("PORT") == str(first.port)
+    assert r.value("REF") == ref
+    assert followed == 0
+
+
 def test_server_reference_followed_one_hop_only() -> None:
     with HostileBroker([[("expect", CONNECT), ("sleep", 3)]]) as third:
         with HostileBroker([[("expect", CONNECT), ("send", connack(

@@ -78,3 +78,5 @@ def test_qos2_record_the_store_cannot_make(broker: Broker, tmp_path: Path, take:
     r = run_device("dev_rx2_fail.py", c, heap=HEAP, timeout=120)
     if take != "session":
         assert r.value("GOT") == "m0 m1 m2", r.out
+        # link.last_error: the store's error (the block device's EIO), not a reset
+        assert r.value("LAST") == "5", r.out
