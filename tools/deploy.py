@@ -12,7 +12,9 @@ and config.py when it exists (copy config_example.py to config.py and edit it);
 for the virtual board (--board unix) only main.py.
 
 Every mpremote call has a time limit, and a port that does not exist is
-reported before mpremote is started, so a missing board never hangs this tool.
+reported before mpremote is started, so a missing board never hangs this tool
+(a port that appears within --wait seconds is taken: a virtual board started
+in the background just before, as the README's First steps do).
 mpremote is always run with ``resume``: no soft reset, which would end the
 virtual board and is not needed on a real one.
 """
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,8 +78,9 @@ def mpremote_tool() -> str:
     return found
 
 
-def resolve_port(port: str) -> str:
-    """The device path for PORT; raise DeployError if it does not exist.
+def resolve_port(port: str, wait: float = 0.0) -> str:
+    """The device path for PORT; raise DeployError if it does not exist (after
+    waiting up to `wait` seconds for it to appear).
 
     Accepts a path, mpremote's shortcuts a<n> (/dev/ttyACM<n>) and u<n>
     (/dev/ttyUSB<n>), and URLs (rfc2217://, socket://), which are passed on.
@@ -86,6 +90,9 @@ def resolve_port(port: str) -> str:
     m = re.fullmatch(r"([au])(\d+)", port)
     if m:
         port = ("/dev/ttyACM" if m.group(1) == "a" else "/dev/ttyUSB") + m.group(2)
+    end = time.monotonic() + wait
+    while not os.path.exists(port) and time.monotonic() < end:
+        time.sleep(0.1)
     if not os.path.exists(port):
         hint = ""
         if os.path.islink(port):
@@ -139,9 +146,10 @@ def deploy(
     march: str | None = None,
     timeout: float = 60.0,
     lib: bool = True,
+    wait: float = 0.0,
 ) -> list[str]:
     """Copy the files; return the device paths written."""
-    dev = resolve_port(port)
+    dev = resolve_port(port, wait)
     plan: list[tuple[Path, str]] = []
     if lib:
         plan += [(src, f"lib/{dst}") for src, dst in library_files(use_mpy, march)]
@@ -172,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--board", choices=BOARDS, help="also copy that board's main.py/board.py")
     p.add_argument("--no-lib", action="store_true", help="copy only the board files")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per mpremote call")
+    p.add_argument("--wait", type=float, default=5.0,
+                   help="seconds to wait for the port to appear (default 5)")
     a = p.parse_args(argv)
     try:
-        written = deploy(a.port, a.mpy, a.board, a.march, a.timeout, lib=not a.no_lib)
+        written = deploy(a.port, a.mpy, a.board, a.march, a.timeout, lib=not a.no_lib,
+                         wait=a.wait)
     except DeployError as e:
         print(f"deploy: {e}", file=sys.stderr)
         return 2

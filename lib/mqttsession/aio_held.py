@@ -58,6 +58,13 @@ def give(c, a, m):
     # then loses nothing. The store's OSError goes to the caller.
     cb = c.cb
     known = c._cf is cb  # a coroutine function: its last call said so
+    if m is None and not c._raw:
+        # copied before the record and the answer: no heap for the copies (MemoryError)
+        # is the reader's link failure, and the broker sends the message again
+        m = c._copy3()
+        m0 = None
+    else:
+        m0 = m
     if a >> 16 == _PUBREC and not known:
         c._s.rx2_add(a & 0xFFFF)
     aws = c._aws
@@ -79,7 +86,7 @@ def give(c, a, m):
         if known and a >> 16 == _PUBREC:
             aws.insert(n, _REC << 16 | (a & 0xFFFF))
         aws.append(a)
-    elif m is None:
+    elif m0 is None:
         if a >> 16 == _PUBREC:
             c._s.rx2_add(a & 0xFFFF)  # (a callback that is a coroutine function no more)
         c._ack(a >> 16, a & 0xFFFF)

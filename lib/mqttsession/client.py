@@ -374,23 +374,23 @@ class MQTTClient(Core):
         c[11] = None
         return not keep
 
-    def _deliver(self):
+    def _deliver(self, m):
         # the callback's exception goes on once its message is answered (as core's
         # _on_publish would after it): left unanswered, it would hold a place in the
         # broker's window until the next reconnect, and a callback that raised a few times
         # would stop the flow. (No "as e": that would take the frame past 11 words.)
         # While it runs no call reads input (_go, subscribe): that would hand it the next
-        # message before it returned, and so on, as deep as messages keep coming
-        c = self._cn
-        c[_INCB] = True
+        # message before it returned, and so on, as deep as messages keep coming. (m:
+        # Core._deliver's; no local for _cn, or the frame would pass 11 words)
+        self._cn[_INCB] = True
         try:
-            Core._deliver(self)
-        except Exception:
-            c[_INCB] = False
+            Core._deliver(self, m)
+        except BaseException:  # (KeyboardInterrupt, SystemExit too: _INCB must not stay)
+            self._cn[_INCB] = False
             if self.sock:  # (not after a disconnect() in it: answered there)
                 self._mod("aside").answer(self)
             raise
-        c[_INCB] = False
+        self._cn[_INCB] = False
 
     def isconnected(self):
         return self.sock is not None and not self._cs
@@ -410,6 +410,12 @@ def _step(c, ms):
         else:
             c._aw = 0
     if c.ka:
+        if c._ping and time.ticks_diff(time.ticks_ms(), c._ping) >= c.ka * 750:
+            # the PINGRESP is overdue, or it came while the application (or a long
+            # callback) kept the client from reading: what has arrived is read first
+            due = _recv(c)
+            if due is not None:
+                return due
         due = c._keepalive(False)  # PINGREQ when due
         if ms < 0 or ms > due:
             ms = due

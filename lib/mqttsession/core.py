@@ -393,14 +393,25 @@ class Core(Wire):
     def unsubscribe(self, topic):
         return self.subscribe(topic, ...)  # (the asyncio client's: a coroutine)
 
-    def _deliver(self):
+    def _copy(self):
+        # the callback's copies of topic and payload (not for a raw one: _on_publish),
+        # made before the message is recorded or answered: with no heap for them it is
+        # neither, and the link goes (OSError ENOBUFS): the broker sends it again
+        try:
+            pf = self._pf
+            rx = memoryview(self._rx)  # (one copy each, not a slice and its copy)
+            return bytes(rx[self._i + 2 : pf[0]]), bytes(rx[pf[2] : self._n])
+        except MemoryError:
+            raise OSError(105)
+
+    def _deliver(self, m):
+        # m: the copies (_copy) for a callback that is not raw
         if self.cb is not None:
             if self._raw:  # (what it returns: for the asyncio client's check)
                 return self.cb(self._intern(self._pf[0] - self._i - 2), self._rx, self._pf[2],
                                self._n)
             else:
-                pf = self._pf
-                self.cb(bytes(self._rx[self._i + 2 : pf[0]]), bytes(self._rx[pf[2] : self._n]))
+                self.cb(m[0], m[1])
 
     def _intern(self, n):
         # the incoming topic (n bytes after the body's length field) as a bytes object,
@@ -435,14 +446,15 @@ def _on_publish(c, first):
         return  # the asyncio client's (aio_held.py): answered once the application has it
     # (a blocking callback may have closed the link: disconnect() in it answered its
     # message, a link lost under its publish leaves it to the broker's resend)
+    m = c.cb is not None and not c._raw and c._copy()  # (no heap: OSError, see _copy)
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
         if c._s.rx2_add(pf[1]):
-            c._deliver()
+            c._deliver(m)
         if c.sock:
             c._ack(_PUBREC, pf[1])
     else:
-        c._deliver()
+        c._deliver(m)
         if first & 2 and c.sock:
             c._ack(_PUBACK, pf[1])
 

@@ -202,6 +202,16 @@ def _parse(w):
     return t
 
 
+def _hook(f, line):
+    # the log hook: what it raises is printed and goes no further, as Link's on_change (it
+    # runs inside the client's connect, close and resume, which must finish either way).
+    # Apart from _log: a try there takes its frame past 11 words
+    try:
+        f(line)
+    except Exception as e:
+        print("mqttsession: log hook raised %r" % (e,))
+
+
 class Wire:
     # the blocking client's budget per call (client.py: it ends at _bd); None, and always
     # in the asyncio front end: no budget
@@ -333,7 +343,7 @@ class Wire:
     def _log(self, m, a):
         # the log hook: formatted only when there is one
         if self.log:
-            self.log(m % a)
+            _hook(self.log, m % a)
 
     def _keepalive(self, ping):
         # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means

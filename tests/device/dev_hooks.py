@@ -20,6 +20,13 @@
 #   disconnect is made, and a later connection publishes as before.
 # sub_raises: the callback subscribes twice, then raises while check_msg makes those
 #   subscriptions: both are made all the same.
+# kbi: the callback raises KeyboardInterrupt (EXC=kbi) or SystemExit (EXC=exit) once,
+#   the application catches it: the message is answered, the next one delivered, the
+#   client usable (up to 0.2.21 every later check_msg() said it ran inside the callback).
+# aio_log, blk_log: the log hook raises once (on "link lost", or on "connected" at the
+#   keeper's reconnect: WHEN): printed, the client goes on (up to 0.2.21 the asyncio
+#   reader ended for good; the blocking keeper's reconnect stopped half made).
+# aio_slow: an asyncio callback that blocks past 3/4 keepalive with a ping out: no outage.
 import os
 import time
 
@@ -401,5 +408,171 @@ if CASE == "sub_raises":
     print("GOT", got)
     print("RESULT", "ok" if b"to-a" in got and b"to-b" in got else "FAIL")
     c.disconnect()
+
+if CASE == "kbi":
+    # the blocking callback raises KeyboardInterrupt (Ctrl-C) / SystemExit once; the
+    # application catches it and goes on: the client must stay usable
+    CID = "%s-%d" % (CASE, time.ticks_ms())
+    cmd = d.topic("cmd")
+    EXC = {"kbi": KeyboardInterrupt, "exit": SystemExit}[d.cfg("EXC", "kbi")]
+    Q = d.cfg("Q", 1)
+    got = []
+    n = [0]
+
+    def cb(t, m):
+        n[0] += 1
+        if n[0] == 1:
+            raise EXC()
+        got.append(m)
+
+    c = d.client(CID)
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe(cmd, Q)
+    s = d.client(CID + "-s")
+    s.connect()
+    s.publish(cmd, b"m1", qos=Q)
+    s.publish(cmd, b"m2", qos=Q)
+    caught = None
+    t0 = time.ticks_ms()
+    errs = []
+    while len(got) < 1 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        try:
+            c.check_msg()
+        except BaseException as e:
+            if isinstance(e, EXC):
+                caught = e
+            else:
+                errs.append(repr(e))
+                if len(errs) > 3:
+                    break
+        time.sleep_ms(5)
+    print("CAUGHT", repr(caught), "ERRS", errs[:3], "GOT", got)
+    ok = caught is not None and not errs and got == [b"m2"]
+    # publish from the app after it
+    try:
+        c.publish(d.topic("x"), b"y", qos=1)
+        c.disconnect()
+    except BaseException as e:
+        print("after:", repr(e))
+        ok = False
+    s.disconnect()
+    print("RESULT", "ok" if ok else "FAIL")
+
+if CASE == "aio_log":
+    # the asyncio client's log hook raises once (on the "link lost" line); the keeper
+    # must come back all the same (on_change and on_error raising go no further)
+    CID = "%s-%d" % (CASE, time.ticks_ms())
+    import asyncio
+    from mqttsession import Link
+    from mqttsession.aio import MQTTClient
+
+    WHEN = d.cfg("WHEN", "link lost")
+    n = [0]
+
+    def log(line):
+        if line.startswith(WHEN):
+            n[0] += 1
+            if n[0] == (2 if WHEN == "connected" else 1):
+                raise ValueError("log hook: " + line)
+
+    async def main():
+        c = MQTTClient(CID, d.cfg("HOST"), d.cfg("PORT"), keepalive=30,
+                       link=Link(min_ms=200, max_ms=500), log=log)
+        await c.connect(wait=True)
+        # the same client ID elsewhere: the broker drops this connection
+        from mqttsession import MQTTClient as B
+        b = B(CID, d.cfg("HOST"), d.cfg("PORT"))
+        b.connect()
+        b.disconnect()
+        t0 = time.ticks_ms()
+        while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            await asyncio.sleep_ms(20)
+        t0 = time.ticks_ms()
+        while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+            await asyncio.sleep_ms(50)
+        up = c.isconnected()
+        err = None
+        try:
+            await c.publish(d.topic("x"), b"y", qos=1)
+        except Exception as e:
+            err = e
+        print("UP", up, "PUB_ERR", repr(err), "LOGRAISED", n[0], "outages", c.link.outages)
+        try:
+            await c.disconnect()
+        except Exception:
+            pass
+        print("RESULT", "ok" if up and err is None else "FAIL")
+
+    asyncio.run(main())
+
+if CASE == "blk_log":
+    # the blocking client's log hook raises once on "connected" during the keeper's
+    # reconnect: the link must end up as after any reconnect (link.up, on_change(True))
+    CID = "%s-%d" % (CASE, time.ticks_ms())
+    from mqttsession import Link
+
+    n = [0]
+    ups = []
+
+    def log(line):
+        if line.startswith("connected"):
+            n[0] += 1
+            if n[0] == 2:
+                raise ValueError("log hook: " + line)
+
+    c = d.client(CID, link=Link(min_ms=200, max_ms=500, on_change=ups.append), log=log)
+    c.connect(clean_session=False)
+    b = d.client(CID)
+    b.connect(clean_session=False)
+    b.disconnect()
+    errs = []
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 4000:
+        try:
+            c.check_msg()
+        except Exception as e:
+            errs.append(repr(e))
+        time.sleep_ms(20)
+    print("ERRS", errs, "CONNECTED", c.isconnected(), "LINK.UP", c.link.up, "ON_CHANGE", ups)
+    ok = c.isconnected() and c.link.up and ups[-1] is True
+    c.disconnect()
+    print("RESULT", "ok" if ok else "FAIL")
+
+if CASE == "aio_slow":
+    # a plain asyncio callback that blocks longer than 3/4 keepalive while a ping is out
+    CID = "%s-%d" % (CASE, time.ticks_ms())
+    cmd = d.topic("cmd")
+    import asyncio
+    from mqttsession import Link
+    from mqttsession.aio import MQTTClient
+
+    KA = 4
+    got = []
+
+    def cb(t, m):
+        got.append(m)
+        time.sleep_ms(KA * 750 + 500)
+
+    async def main():
+        c = MQTTClient(CID, d.cfg("HOST"), d.cfg("PORT"), keepalive=KA, link=Link())
+        c.set_callback(cb)
+        await c.connect(wait=True)
+        await c.subscribe(cmd, 0)
+        s = d.client(CID + "-s")
+        s.connect()
+        # wait until a ping is out, then send the message
+        t0 = time.ticks_ms()
+        while not c._ping and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+            await asyncio.sleep_ms(5)
+        s.publish(cmd, b"slow", qos=0)
+        await asyncio.sleep_ms(6000)
+        o = c.link.outages
+        print("GOT", got, "OUTAGES", o, c.link.last_error)
+        s.disconnect()
+        await c.disconnect()
+        print("RESULT", "ok" if o == 0 else "FAIL")
+
+    asyncio.run(main())
 
 print("PASS")

@@ -4,6 +4,10 @@
 # - big: a 16 KB message arriving in two pieces, check_msg() every 100 ms (timeout 2 s):
 #   delivered, the link up
 # - refused: every CONNECT refused; connect() and the keeper say why
+# - slow: the application's loop (SLOW=app: check_msg() every 1.6 s) or its callback
+#   (SLOW=cb: 2 s on a message that came with a ping out) keeps the node from reading
+#   past 3/4 keepalive (1.5 s) after a ping: the PINGRESP that came meanwhile is read,
+#   the link stays up (KEEPER=1: with a keeper)
 import time
 
 import devlib as d
@@ -69,6 +73,38 @@ def refused():
         c.check_msg()
         time.sleep_ms(5)
     print("KEEPER", type(lk.last_error).__name__, lk.last_error.args[0])
+
+
+def slow():
+    kw = {}
+    if d.cfg("KEEPER", 1):
+        kw["link"] = Link(min_ms=50, max_ms=200, jitter=0)
+    c = MQTTClient("reads", d.cfg("HOST"), d.cfg("PORT"), keepalive=2, timeout=3, **kw)
+    got = []
+
+    def cb(t, m):
+        got.append(m)
+        time.sleep_ms(2000)
+
+    c.set_callback(cb)
+    c.connect()
+    app = d.cfg("SLOW") == "app"
+    t0 = time.ticks_ms()
+    err = None
+    while time.ticks_diff(time.ticks_ms(), t0) < 8000:
+        try:
+            c.check_msg()
+        except OSError as e:
+            err = e
+            break
+        time.sleep_ms(1600 if app else 20)
+    print("RAISED", repr(err), "GOT", got)
+    if kw:
+        print("OUTAGES", c.link.outages, repr(c.link.last_error))
+    d.check(err is None, "no check_msg() raised")
+    d.check(not kw or c.link.outages == 0, "the link stayed up")
+    d.check(app or got == [b"slow"], "the message delivered")
+    c.disconnect()
 
 
 globals()[d.cfg("TEST")]()

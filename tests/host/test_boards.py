@@ -430,6 +430,33 @@ def test_vboard_cli_starts_and_stops(tmp_path: Path) -> None:
     assert not link.exists() and not link.is_symlink()
 
 
+def test_deploy_right_after_the_board_starts_in_the_background(tmp_path: Path) -> None:
+    # the README's First steps: `tools/vboard.py ... &` and on the next line
+    # `tools/deploy.py --port LINK`: deploy waits for the link the board is still making
+    link = tmp_path / "bg-vb"
+    proc = subprocess.Popen(
+        [PY, str(ROOT / "tools" / "vboard.py"), "--image", str(tmp_path / "bg.img"),
+         "--link", str(link)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        r = subprocess.run(
+            [PY, str(ROOT / "tools" / "deploy.py"), "--port", str(link), "--mpy", "--board",
+             "unix", "--wait", "60"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run(
+            [vboard._tool("mpremote"), "connect", str(link), "resume", "exec",
+             "import mqttsession; print(mqttsession.__file__)"],
+            capture_output=True, text=True, timeout=60)
+        assert r.stdout.strip().endswith("mqttsession/__init__.mpy"), r.stdout + r.stderr
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=5)
+
+
 @pytest.mark.parametrize("case", ["no-dir", "a-dir", "blocks-0", "tiny-file"])
 def test_vboard_cli_refuses_an_image_without_a_filesystem(tmp_path: Path, case: str) -> None:
     # the board could not mount its flash: one line saying why and exit 2, never a traceback

@@ -4,13 +4,18 @@ readings at window 1 (with and without a store and keeper), a callback that rais
 of the wait for window room, Link(on_change=) and the log hook publishing during the
 reconnect a publish makes, connect() from the callback, connect() in a messages() loop,
 connect() and disconnect(end_session=True) in an asyncio handler coroutine, and
-Link(on_change=) publishing while a broker closes on every message. Up to 0.2.20's
+Link(on_change=) publishing while a broker closes on every message, a callback raising
+KeyboardInterrupt or SystemExit, a log hook that raises, an asyncio callback blocking
+past 3/4 keepalive. Up to 0.2.20's
 first fixes a publish made in between took the place of the message publish() had in
 hand (the reading was lost, the other message went out twice), the callback's exception
 cost the reading, connect() from the callback ran the command twice, the messages()
 loop's connect() brought its command back forever, the handler coroutines waited for
 their own reader (the client stayed dead), and a hook publishing on a dying link counted
-one outage as two strikes."""
+one outage as two strikes. Up to 0.2.21 a KeyboardInterrupt from the blocking callback
+left the client believing it ran inside the callback for good (every check_msg()
+refused, the message unanswered), and a log hook that raised ended the asyncio reader
+for good or stopped the blocking keeper's reconnect half made."""
 
 from __future__ import annotations
 
@@ -37,6 +42,13 @@ CASES = [
     ("handler_end", {}),
     ("bye_raises", {}),
     ("sub_raises", {}),
+    ("kbi", {"EXC": "kbi", "Q": 1}),
+    ("kbi", {"EXC": "kbi", "Q": 2}),
+    ("kbi", {"EXC": "exit", "Q": 0}),
+    ("aio_log", {}),
+    ("aio_log", {"WHEN": "connected"}),
+    ("blk_log", {}),
+    ("aio_slow", {}),
 ]
 
 

@@ -5,7 +5,9 @@ good once nothing was in flight; the asyncio reader ended, and its keeper with i
 incoming QoS 2 record or release the heap could not write (the RAM record kept what flash
 did not: the resend was taken for a duplicate and never delivered), and a seal of the tail
 cut between the appends of its index (the index arrays fell out of step and messages were
-lost). Found by a hunt in heaps just big enough; each case fails without its fix."""
+lost), and an incoming QoS 1/2 message whose copy for the callback or messages() found no
+heap (acknowledged, even recorded as a QoS 2 duplicate, and never delivered). Found by
+hunts in heaps just big enough; each case fails without its fix."""
 
 from __future__ import annotations
 
@@ -23,5 +25,17 @@ def test_memory_error_loses_and_wedges_nothing(broker: Broker, tmp_path: Path, t
     c = {"HOST": broker.host, "PORT": broker.port, "TEST": test, "API": api,
          "PREFIX": f"memerr-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img"),
          "BLOCKS": 256}
+    r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+    assert "PASS" in r.out, r.out
+
+
+@pytest.mark.parametrize(("api", "how"), [("blocking", "keeper"), ("blocking", "none"),
+                                          ("aio", "cb"), ("aio", "iter")])
+@pytest.mark.parametrize("qos", [1, 2])
+def test_incoming_message_whose_copy_finds_no_heap_comes_again(
+        broker: Broker, tmp_path: Path, api: str, how: str, qos: int) -> None:
+    c = {"HOST": broker.host, "PORT": broker.port, "TEST": "copy", "API": api, "QOS": qos,
+         "LINK": how == "keeper", "MODE": how, "PREFIX": f"memcopy-{tmp_path.name}",
+         "IMAGE": str(tmp_path / "flash.img"), "BLOCKS": 256}
     r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
     assert "PASS" in r.out, r.out

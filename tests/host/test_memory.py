@@ -52,6 +52,15 @@ def test_romfs_image_runs_in_place(tmp_path: Path) -> None:
     assert "VERSION " in r.stdout
 
 
+def test_romfs_image_of_a_board_holds_its_board_layer_only(tmp_path: Path) -> None:
+    # boards/esp32 holds main.py, config_example.py and the freezing manifests beside
+    # board.py: only board.py is the board's code (up to 0.2.21 manifest_board.py and
+    # manifest_port.py were packed too)
+    romfs.build(tmp_path / "rom.img", [REPO / "boards" / "esp32"])
+    top = sorted(p.name for p in (tmp_path / "rom.d").iterdir())
+    assert top == ["board.mpy", "mqttsession"], top
+
+
 def test_romfs_command_refuses_a_missing_board_dir(tmp_path: Path) -> None:
     r = subprocess.run(
         [

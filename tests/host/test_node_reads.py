@@ -7,6 +7,10 @@ broker that answers what it is sent:
 - check_msg() reads all of a started packet that has arrived (up to 0.2.20 at most 256
   bytes of it per call: a 16 KB message took 62 calls, never arrived within timeout,
   and the link was declared dead at each resend);
+- a node kept from reading past 3/4 keepalive after a ping (its loop calls check_msg()
+  every 0.8 x keepalive, or a callback takes that long) reads the PINGRESP that came
+  meanwhile before judging the ping overdue (up to 0.2.21 the link was declared dead:
+  check_msg() raised OSError(ETIMEDOUT), or the keeper counted an outage);
 - a refused CONNECT is MQTTException(code) with a keeper too, in connect(), in
   link.last_error after connect(wait=False) and the keeper's attempts (up to 0.2.20
   OSError(ECONNRESET), logged as a protocol error)."""
@@ -93,3 +97,17 @@ def test_refused_connect_with_a_keeper_says_why(version: int) -> None:
     assert r.value("WAITED") == f"MQTTException {code}", r.out
     assert r.value("NOWAIT") == f"None MQTTException {code}", r.out
     assert r.value("KEEPER") == f"MQTTException {code}", r.out
+
+
+@pytest.mark.parametrize("keeper", [1, 0])
+@pytest.mark.parametrize("slow", ["app", "cb"])
+def test_a_node_kept_from_reading_past_a_ping_hears_its_pingresp(keeper: int,
+                                                                 slow: str) -> None:
+    script: Script = [("expect", CONNECT), ("send", connack())]
+    if slow == "cb":
+        # a message right after the ping; the PINGRESP while the callback runs
+        script += [("expect", PINGREQ), ("send", packet(PUBLISH, b"\x00\x03t/xslow")),
+                   ("sleep", 0.3), ("send", b"\xd0\x00")]
+    r, b = run([script + [("serve", 60)]], TEST="slow", SLOW=slow, KEEPER=keeper)
+    assert "PASS" in r.out, r.out
+    assert len(b.conns) == 1
