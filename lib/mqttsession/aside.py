@@ -58,7 +58,16 @@ def aside(self, k, why):
     t, m = set_aside(self._s, k, why)
     self._log("set aside %r: %r", (t, why))
     if self.on_aside:
-        self.on_aside(t, m, why)
+        try:
+            self.on_aside(t, m, why)
+        except Exception as e:
+            # the asyncio client's reader (or its close) runs it: reported as a handler's
+            # (on_error), else it ended the reader for good. The blocking client's goes
+            # out of the call, as its callback's
+            r = getattr(self, "_report", None)
+            if r is None:
+                raise
+            r(e)
 
 
 def struck(self):

@@ -90,6 +90,9 @@ class MQTTClient(Core):
                 self._steps(False)
                 return bool(c[_CP])
             except Exception as e:
+                if e is c[_CP]:
+                    c[_CP] = None
+                    raise  # the callback's, once connected (_steps): the link stays
                 self._close()  # a failed connect leaves no socket open
                 if c[_HOPS] == 1 and isinstance(e, MQTTException):
                     c[_HOPS] = 2
@@ -121,16 +124,29 @@ class MQTTClient(Core):
                     self._aw = 0
                     self._mod("ctl").resume(self, present, clean)
                     self._cn[_CC] = False  # a clean start is made: the keeper resumes it
+                    e = None
                     if self._todo or not present and not clean and s.subs:
                         # a new session at the broker, or subscriptions changed offline:
                         # subscriptions first, so the node also hears its own stored
                         # messages published again below
-                        self._mod("subs").make(self, present, clean)
+                        try:
+                            self._mod("subs").make(self, present, clean)
+                        except (OSError, MQTTException):
+                            raise
+                        except BaseException as x:
+                            # the callback's, out of a SUBACK's wait: the connect is made
+                            # all the same (the rest owed for the next call), then it
+                            # comes out of the call, the link up (connect() sees it here)
+                            e = x
                     self._pump()
                     self._want = True
-                    self._cn[_CP] = present  # Session Present as connect() reports it
+                    # Session Present as connect() reports it (the callback's exception:
+                    # connect() raises it, keeping the link)
+                    self._cn[_CP] = present if e is None else e
                     if self.link:
                         self.link.connected()
+                    if e is not None:
+                        raise e
                     return True
             b = _FOREVER if not bound or self.budget_ms is None else \
                 time.ticks_diff(self._bd, time.ticks_ms())  # the call's budget left
@@ -222,7 +238,7 @@ class MQTTClient(Core):
             qos, retain = self._mod("v5").limit(self, qos, retain)  # the broker's MQTT 5 limits
         if self.budget_ms is not None:
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)  # the call's budget
-        if (self.sock is None or self._cs) and not self._ensure():
+        if (self.sock is None or self._cs) and not _rejoined(self, qos | (4 if retain else 0)):
             # offline
             if qos == 0 and (self.link or self.store):
                 self.lost0 += 1  # QoS 0 is fire and forget: counted, not queued
@@ -259,10 +275,12 @@ class MQTTClient(Core):
         # the log hook) may publish, and that takes the hand
         t = self._t
         m = self._m
-        r = self._rejoin()
-        self._t = t
-        self._m = m
-        return r
+        try:
+            return self._rejoin()
+        finally:
+            # (also when the callback raised in the subscriptions made again: _steps)
+            self._t = t
+            self._m = m
 
     def _rejoin(self):
         lk = self.link
@@ -485,6 +503,27 @@ def _pub1(c, qos, retain):
     qos = s.seq[k]  # from here the message's number (one local less: see above)
     _go(c, k)
     s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+
+
+def _rejoined(c, q):
+    # publish's _ensure: the callback's exception in the reconnect (it ran while the
+    # subscriptions were made again, _steps: the link is up) comes out of publish with
+    # its message accepted all the same, as out of _room: queued (QoS 0: sent). (The
+    # link's errors stop in _rejoin: only the application's come out of _ensure.) q: the
+    # QoS, 4 for retain (two arguments, one handler: a frame within 11 words, as this
+    # runs at every publish offline)
+    try:
+        return c._ensure()
+    except BaseException:
+        _taken(c, q)
+        raise
+
+
+def _taken(c, q):
+    if q & 3:
+        c._queue(q & 3, q > 3, False)  # (out with the next read: wire._recv's _pump)
+    else:
+        _send0(c, q > 3)
 
 
 def _room(c, qos, retain):

@@ -91,9 +91,10 @@ def make(c, present, clean):
                 raise
             c._s.unsub(t)  # refused
             c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
-        except Exception:
-            # the callback's, out of the wait for the SUBACK: this one and the rest are
-            # made later (the same SUBSCRIBE again, should this one's SUBACK come)
+        except BaseException:
+            # the callback's, out of the wait for the SUBACK (KeyboardInterrupt too): this
+            # one and the rest are made later (the same SUBSCRIBE again, should this one's
+            # SUBACK come)
             for t, q in td[i:]:
                 c._todo[t] = q
             raise

@@ -1,0 +1,169 @@
+# Application code that raises while the client connects, resumes a session or makes
+# subscriptions again, against a scripted broker (tests/host/test_reconnect_raising.py says
+# what it sends). Each case prints "RESULT ok" or "RESULT FAIL" with what it saw.
+# devcfg: HOST, PORT, CID, CASE, ROOT (a directory for the store cases), EXC.
+# blk_connect: the blocking callback raises while connect() waits for the SUBACKs of the
+#   subscriptions made again after the broker lost the session (no keeper, RAM session,
+#   two subscriptions): the connection stays up and both are made.
+# blk_keeper: the same in the keeper's reconnect (check_msg, a store, a reading in
+#   flight): link.up, on_change(True), the reading sent again.
+# blk_publish: the same in the reconnect publish() makes: the reading is accepted all
+#   the same (pending) and sent.
+# aio_aside: the asyncio client's on_aside raises as the broker's close sets a message
+#   aside (strikes=1): the keeper comes back, publish works.
+import os
+import time
+
+import devlib as d
+import devcfg
+
+CASE = d.cfg("CASE")
+ROOT = d.cfg("ROOT", "")
+CID = d.cfg("CID", "hr")
+EXC = {"value": ValueError, "kbi": KeyboardInterrupt}[d.cfg("EXC", "value")]
+got = []
+
+
+def cb(t, m):
+    got.append(m)
+    if m == b"boom":
+        raise EXC("bad command")
+
+
+def loop(c, cond, ms, errs):
+    t0 = time.ticks_ms()
+    while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        try:
+            c.check_msg()
+        except BaseException as e:
+            errs.append(repr(e))
+            if len(errs) > 5:
+                break
+        time.sleep_ms(5)
+    return cond()
+
+
+def store():
+    from mqttsession import SessionStore
+
+    try:
+        os.mkdir(ROOT)
+    except OSError:
+        pass
+    return SessionStore(ROOT)
+
+
+if CASE == "blk_connect":
+    from mqttsession import MQTTClient
+
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30)
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe("cmd", 1)
+    c.subscribe("cmd2", 1)
+    c.disconnect()
+    raised = None
+    try:
+        c.connect(clean_session=False)  # Session Present 0: both made again
+    except BaseException as e:
+        raised = e
+    up = c.isconnected()
+    errs = []
+    loop(c, lambda: b"after" in got, 15000, errs)
+    print("RAISED", repr(raised), "UP", up, "ERRS", errs, "GOT", got, "SUBS", sorted(c._s.subs))
+    ok = isinstance(raised, EXC) and up and b"after" in got and not errs
+    print("RESULT", "ok" if ok else "FAIL")
+    try:
+        c.disconnect()
+    except Exception:
+        pass
+
+if CASE == "blk_keeper":
+    from mqttsession import MQTTClient, Link
+
+    ups = []
+    lk = Link(min_ms=100, max_ms=200, jitter=0, on_change=ups.append)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store())
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe("cmd", 1)
+    c.publish("data", b"r1", qos=1)  # in flight: the broker closes without its PUBACK
+    errs = []
+    loop(c, lambda: b"after" in got, 20000, errs)
+    print("ERRS", errs, "UP", c.isconnected(), "LINK.UP", lk.up, "ON_CHANGE", ups,
+          "GOT", got, "OUTAGES", lk.outages)
+    ok = b"after" in got and c.isconnected() and lk.up and ups == [True, False, True] and \
+        len(errs) == 1 and "bad command" in errs[0]
+    print("RESULT", "ok" if ok else "FAIL")
+
+if CASE == "blk_publish":
+    from mqttsession import MQTTClient, Link
+
+    ups = []
+    lk = Link(min_ms=100, max_ms=200, jitter=0, on_change=ups.append)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store(),
+                   budget_ms=5000)
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe("cmd", 1)
+    errs = []
+    loop(c, lambda: not c.isconnected(), 10000, errs)  # the broker closes
+    t0 = time.ticks_ms()
+    while lk.due() > 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        time.sleep_ms(10)
+    raised = None
+    try:
+        c.publish("data", b"r2", qos=1)  # the reconnect: the callback raises in it
+    except BaseException as e:
+        raised = e
+    pend = c.pending()
+    loop(c, lambda: b"after" in got, 15000, errs)
+    print("RAISED", repr(raised), "PENDING", pend, "ERRS", errs, "LINK.UP", lk.up,
+          "ON_CHANGE", ups, "GOT", got)
+    ok = b"after" in got and lk.up and (raised is None or pend == 1) and \
+        ups == [True, False, True]
+    print("RESULT", "ok" if ok else "FAIL")
+
+if CASE == "aio_aside":
+    import asyncio
+    from mqttsession import Link
+    from mqttsession.aio import MQTTClient
+
+    def oa(t, m, why):
+        raise ValueError("on_aside failed")
+
+    async def main():
+        errs = []
+        c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, strikes=1,
+                       link=Link(min_ms=100, max_ms=200, jitter=0),
+                       on_error=lambda e: errs.append(repr(e)))
+        c.on_aside = oa
+        await c.connect(wait=True)
+        try:
+            await c.publish("data", b"x", qos=1)  # the broker closes on it: set aside
+        except Exception as e:
+            errs.append("publish: " + repr(e))
+        t0 = time.ticks_ms()
+        while c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+            await asyncio.sleep_ms(20)
+        t0 = time.ticks_ms()
+        while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 8000:
+            await asyncio.sleep_ms(20)
+        up = c.isconnected()
+        err = None
+        try:
+            await c.publish("data", b"y", qos=0)
+        except Exception as e:
+            err = e
+        print("UP", up, "PUB_ERR", repr(err), "ERRS", errs, "ASIDE", len(c.aside()),
+              "OUTAGES", c.link.outages)
+        ok = up and err is None and len(c.aside()) == 1
+        try:
+            await c.disconnect()
+        except Exception:
+            pass
+        print("RESULT", "ok" if ok else "FAIL")
+
+    asyncio.run(main())
+
+print("PASS")

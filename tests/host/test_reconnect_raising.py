@@ -1,0 +1,106 @@
+"""Application code that raises while the client connects, resumes a session or makes
+subscriptions again (both clients, a scripted broker): the blocking callback raising
+while connect() or the keeper's reconnect waits for the SUBACKs of the subscriptions made
+again after the broker lost the session (Session Present 0), with a reading in flight or
+in hand; the asyncio client's on_aside raising as the broker's close sets a message
+aside. The connection must end as after any connect (up, link.up, on_change(True), the
+subscriptions all made, the reading sent), the exception coming out of the call. Up to
+0.2.21 connect() closed the link, the keeper's reconnect stopped half made (link.up
+False), a KeyboardInterrupt lost the subscriptions not yet made, publish() raised with
+its reading never queued, and the asyncio reader ended for good."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import run_device
+from hostile import (
+    CONNECT,
+    DISCONNECT,
+    PUBACK,
+    PUBLISH,
+    SUBSCRIBE,
+    HostileBroker,
+    Script,
+    connack,
+    publish,
+)
+
+HEAP = "256k"
+SUBACK1 = bytes([0x90, 3, 0, 0, 1])
+
+
+def _run(tmp_path: Path, case: str, scripts: list[Script], **kw: object) -> tuple[Any, list[Any]]:
+    with HostileBroker(scripts) as b:
+        cfg = {"HOST": b.host, "PORT": b.port, "CASE": case, "CID": f"hr-{case}",
+               "ROOT": str(tmp_path / "store"), **kw}
+        r = run_device("dev_reconnect_raising.py", cfg, heap=HEAP, timeout=120, check=False)
+        conns = list(b.conns)
+    return r, conns
+
+
+@pytest.mark.parametrize("exc", ["value", "kbi"])
+def test_callback_raising_while_connect_resubscribes(tmp_path: Path, exc: str) -> None:
+    first: Script = [("expect", CONNECT), ("send", connack(0)),
+                     ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                     ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                     ("expect", DISCONNECT)]
+    # the session is lost: both subscriptions are made again; a command arrives before
+    # the first SUBACK and the callback raises on it
+    lost: Script = [("expect", CONNECT), ("send", connack(0)),
+                    ("expect", SUBSCRIBE),
+                    ("send", publish(b"cmd", b"boom", 1, 7)),
+                    ("reply", SUBSCRIBE, SUBACK1),
+                    ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                    ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                    ("send", publish(b"cmd", b"after", 1, 8)), ("sleep", 10)]
+    r, conns = _run(tmp_path, "blk_connect", [first, lost], EXC=exc)
+    assert "RESULT ok" in r.out, r.out
+    assert len(conns) == 2, (r.out, len(conns))
+    assert any(b[:2] == b"\x00\x07" for b in conns[1].of_type(PUBACK)), r.out
+
+
+def test_callback_raising_in_the_keepers_resubscribe(tmp_path: Path) -> None:
+    first: Script = [("expect", CONNECT), ("send", connack(0)),
+                     ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                     ("expect", PUBLISH), ("sleep", 0.3), ("close",)]
+    lost: Script = [("expect", CONNECT), ("send", connack(0)),
+                    ("expect", SUBSCRIBE),
+                    ("send", publish(b"cmd", b"boom", 1, 7)),
+                    ("reply", SUBSCRIBE, SUBACK1),
+                    ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                    ("send", publish(b"cmd", b"after", 1, 8)), ("sleep", 10)]
+    r, conns = _run(tmp_path, "blk_keeper", [first, lost])
+    assert "RESULT ok" in r.out, r.out
+    assert len(conns) == 2, (r.out, len(conns))
+    # the reading in flight when the link went is sent again on the new connection
+    assert any(b.endswith(b"r1") for b in conns[1].of_type(PUBLISH)), (r.out, conns[1].packets)
+
+
+def test_callback_raising_in_the_reconnect_publish_makes(tmp_path: Path) -> None:
+    first: Script = [("expect", CONNECT), ("send", connack(0)),
+                     ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                     ("sleep", 0.3), ("close",)]
+    lost: Script = [("expect", CONNECT), ("send", connack(0)),
+                    ("expect", SUBSCRIBE),
+                    ("send", publish(b"cmd", b"boom", 1, 7)),
+                    ("reply", SUBSCRIBE, SUBACK1),
+                    ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, SUBACK1),
+                    ("send", publish(b"cmd", b"after", 1, 8)),
+                    ("expect", PUBLISH), ("sleep", 10)]
+    r, conns = _run(tmp_path, "blk_publish", [first, lost])
+    assert "RESULT ok" in r.out, r.out
+    assert len(conns) == 2, (r.out, len(conns))
+    # the reading publish() had in hand when the callback raised goes out
+    assert any(b.endswith(b"r2") for b in conns[1].of_type(PUBLISH)), (r.out, conns[1].packets)
+
+
+def test_aio_on_aside_raising_leaves_the_keeper_going(tmp_path: Path) -> None:
+    closes: Script = [("expect", CONNECT), ("send", connack(0)), ("expect", PUBLISH),
+                      ("close",)]
+    later: Script = [("expect", CONNECT), ("send", connack(0)), ("sleep", 10)]
+    r, conns = _run(tmp_path, "aio_aside", [closes, later])
+    assert "RESULT ok" in r.out, r.out
