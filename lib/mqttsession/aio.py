@@ -339,7 +339,7 @@ class MQTTClient(Core):
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
             return await self._connect(True)
-        self._mod("ctl").resume(self, present, clean)
+        present = self._mod("ctl").resume(self, present, clean)
         self._cn[_CC] = False  # a clean start is made: the keeper resumes it
         m = _mods.get("aio_held")
         if m and not present:

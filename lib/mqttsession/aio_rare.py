@@ -134,18 +134,28 @@ def resub(c, present, clean):
     s = c._s
     c._rs = rs = {}  # their acknowledgements: suback(); the link lost first: owed again
     x = False  # one refused here (v5.unsupported)
-    for t, q in c._mod("subs").todo(c, present, clean):
-        r = c._maxq & 24 and c._mod("v5").unsupported(c, t, q)
-        if r:
-            c._s.unsub(t)
-            c._log("subscription refused: %s 0x%02x", (t, r))
-            c._report(MQTTException(r, "subscription refused: %s" % t))
-            x = True
-            continue
-        b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
-        i = s.next_pid()
-        rs[i] = (t, q)
-        c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
+    td = c._mod("subs").todo(c, present, clean)
+    for j in range(len(td)):
+        t, q = td[j]
+        try:
+            r = c._maxq & 24 and c._mod("v5").unsupported(c, t, q)
+            if r:
+                c._s.unsub(t)
+                c._log("subscription refused: %s 0x%02x", (t, r))
+                c._report(MQTTException(r, "subscription refused: %s" % t))
+                x = True
+                continue
+            b = c._tx if len(t) + 16 <= len(c._tx) else bytearray(len(t) + 16)
+            i = s.next_pid()
+            rs[i] = (t, q)
+            c._write(b, P.subscribe(b, i, t, q, c.version))  # q None: UNSUBSCRIBE
+        except BaseException:
+            # (no heap, the link lost) this one and those not yet sent are owed again,
+            # as _drop makes those sent owed (forgotten, the broker that lost the session
+            # would never get them: the next connect finds it present)
+            for t, q in td[j:]:
+                c._todo[t] = q
+            raise
     if x and not rs:
         c._rs = None
         c._mod("subs").owe(c)  # (else suback() does, once the others are answered)

@@ -122,7 +122,7 @@ class MQTTClient(Core):
                     self._conn_start(True, None)
                 else:
                     self._aw = 0
-                    self._mod("ctl").resume(self, present, clean)
+                    present = self._mod("ctl").resume(self, present, clean)
                     self._cn[_CC] = False  # a clean start is made: the keeper resumes it
                     e = None
                     if self._todo or not present and not clean and s.subs:
@@ -296,7 +296,9 @@ class MQTTClient(Core):
                 # clean until connect(clean_session=True)'s clean start is made
                 self._conn_start(self._cn[_CC], None)
             return self._steps(True)
-        except (OSError, MQTTException) as e:
+        except (OSError, MQTTException, MemoryError) as e:
+            # (MemoryError: a resume cut short goes with the link, as the asyncio
+            # client's; the keeper comes back with the session)
             self._close()
             lk.failed(e)
             return False

@@ -17,6 +17,7 @@ _LW = const(3)  # in _cn (args.py)
 _HOPS = const(4)
 _SUB = const(13)
 _SUBRC = const(14)
+_LOST = const(19)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
@@ -198,25 +199,35 @@ def connack(self, first):
 
 
 def resume(self, present, clean):
-    # after CONNACK: put the session back on the wire
+    # after CONNACK: put the session back on the wire; returns Session Present as taken.
+    # A resume after a session loss that did not finish (no heap, no flash: it raised)
+    # left the broker a new session without the subscriptions: the next connect finds it
+    # present, and is taken as a loss again (messages go out again as new ones, with their
+    # IDs: see Session.restart), so every subscription is made again
     s = self._s
+    if self._cn[_LOST]:
+        present = 0
+    self._cn[_LOST] = not present
     if clean:
         # the application asked for a new session: what the old one held is given up,
         # and counted (a message accepted is never dropped silently)
         self.dropped += s.pending()
         s.clear()
-    s.restart(present)
-    s.version = self.version
-    s.connected()
-    self._cn[_HOPS] = 0
     if not present and s.subs:
         # a new session at the broker: every subscription is owed, in flash too, until
         # acknowledged (a reset before that: the broker answers Session Present 1 then,
-        # and only what is owed is made)
+        # and only what is owed is made). First: the broker holds the new session from
+        # now on, so a failure below (no heap, no flash) must leave them owed, else the
+        # next connect finds the session present and never makes them
         td = dict(s.subs)
         td.update(self._todo)
         self._todo = td
         self._mod("subs").owe(self)
+    s.restart(present)
+    s.version = self.version
+    s.connected()
+    self._cn[_HOPS] = 0
+    self._cn[_LOST] = False  # (what is owed is in _todo: made next, or on the next connect)
     self._log("connected, session present %d", present)
     if present:
         # resent with their IDs within the broker's Receive Maximum; those beyond it wait,
@@ -233,6 +244,7 @@ def resume(self, present, clean):
                     s.fl[k] = f & ~_PID
                     s.nin -= 1
                     s.nq += 1
+    return present
 
 
 def bye(self, end, aio=False):

@@ -176,7 +176,13 @@ class Session:
 
     def add(self, topic, msg, qos, retain):
         # queue a message at the tail; returns its slot (not yet sent, no packet ID). A
-        # bytearray or memoryview is copied: the caller may change it once publish returns
+        # bytearray or memoryview is copied: the caller may change it once publish returns.
+        # The copies come first: no heap for them (MemoryError) leaves the session as it
+        # was (made after the slot was counted, an empty slot went out later)
+        if type(topic) is not bytes and not isinstance(topic, bytes):
+            topic = bytes(topic)
+        if type(msg) is not bytes and not isinstance(msg, bytes):
+            msg = bytes(msg)
         k = self.cap
         if self.n == k and not self.more:
             self._compact()
@@ -195,8 +201,8 @@ class Session:
         self.fl[k] = qos | (_RETAIN if retain else 0)
         self.seq[k] = self.nseq
         self.nseq = (self.nseq + 1) & 0xFFFFFFF
-        self.top[k] = topic if type(topic) is bytes or isinstance(topic, bytes) else bytes(topic)
-        self.msg[k] = msg if type(msg) is bytes or isinstance(msg, bytes) else bytes(msg)
+        self.top[k] = topic
+        self.msg[k] = msg
         return k
 
     def acked(self, pid, rel):

@@ -65,12 +65,14 @@ def todo(c, present, clean):
     # the session's: the ones made offline are kept
     s = c._s
     td = c._todo
-    c._todo = {}
     if clean:
         for t, q in td.items():
             if q is not None:
                 s.sub(t, q)
-    return list((td if present else s.subs).items())
+    # the list before _todo is emptied: no heap for it (MemoryError) leaves them owed
+    td = list((td if present else s.subs).items())
+    c._todo = {}
+    return td
 
 
 def make(c, present, clean):
