@@ -79,7 +79,7 @@ def pub():
             if not c.isconnected():
                 await c.connect(clean_session=False, wait=True)
             t0 = time.ticks_ms()
-            while (c.pending() or len(got) < 3) and time.ticks_diff(time.ticks_ms(), t0) < 15000:
+            while (c.pending() or len(got) < 3) and time.ticks_diff(time.ticks_ms(), t0) < 30000:
                 await asyncio.sleep_ms(20)
             await asyncio.sleep_ms(300)
             print("GOT", got, "pending", c.pending())
@@ -108,15 +108,7 @@ def pub():
         c.publish(top, b"ok%d" % i, qos=qos)
     if not c.isconnected():
         c.connect(clean_session=False)
-    t0 = time.ticks_ms()
-    while (c.pending() or len(got) < 3) and time.ticks_diff(time.ticks_ms(), t0) < 15000:
-        try:
-            c.check_msg()
-        except Exception as e:
-            errs.append(repr(e))
-            if len(errs) > 20:
-                break
-        time.sleep_ms(2)
+    d.pump_noting(c, lambda: not c.pending() and len(got) >= 3, 30000, errs, 20)
     print("GOT", got, "pending", c.pending(), "errs", errs[:3])
     d.check(not errs, "no error after it")
     d.check(c.pending() == 0, "the rest went out")
@@ -202,19 +194,28 @@ def inject(c):
         sm.owe = owe
 
 
-def heard(c, pump):
-    # every filter delivers: one message to each, from another client
-    got = set()
+def feed(c, got):
+    # one message to each filter, from another client, into got (c's callback)
     c.set_callback(lambda t, m: got.add(bytes(m)))
     p = d.client("mec-feed")
     p.connect()
     for i in range(N):
         p.publish(d.topic("s%02d/x" % i), b"%d" % i, qos=1)
     p.disconnect()
-    pump(lambda: len(got) == N)
+
+
+def missing(got):
     miss = [i for i in range(N) if b"%d" % i not in got]
     print("MISSING", miss)
     return miss
+
+
+def heard(c, pump):
+    # every filter delivers
+    got = set()
+    feed(c, got)
+    pump(lambda: len(got) == N)
+    return missing(got)
 
 
 def resub():
@@ -239,27 +240,20 @@ def resub():
                 inject(c)
                 p = await c.connect(clean_session=False, wait=True)
                 print("PRESENT", p)
-            t0 = time.ticks_ms()
-            # the keeper comes back (a MemoryError is a link failure)
-            while time.ticks_diff(time.ticks_ms(), t0) < 3000:
-                await asyncio.sleep_ms(20)
-            d.check(c.isconnected(), "connected again")
-
-            async def apump(cond):
+            async def apump(cond, ms=30000):
                 t0 = time.ticks_ms()
-                while not cond() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+                while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
                     await asyncio.sleep_ms(20)
 
+            # the failure, and the keeper coming back (a MemoryError is a link failure)
+            await asyncio.sleep_ms(3000)
+            await apump(c.isconnected)
+            d.check(c.isconnected(), "connected again")
             got = set()
-            c.set_callback(lambda t, m: got.add(bytes(m)))
-            p = d.client("mec-feed")
-            p.connect()
-            for i in range(N):
-                p.publish(d.topic("s%02d/x" % i), b"%d" % i, qos=1)
-            p.disconnect()
+            feed(c, got)
             await apump(lambda: len(got) == N)
-            miss = [i for i in range(N) if b"%d" % i not in got]
-            print("MISSING", miss, "todo", c._todo, "rs", c._rs)
+            miss = missing(got)
+            print("todo", c._todo, "rs", c._rs)
             d.check(not miss, "every subscription made again")
             await c.disconnect()
 
@@ -288,7 +282,7 @@ def resub():
 
         def pump(cond):
             t0 = time.ticks_ms()
-            while not cond() and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+            while not cond() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
                 try:
                     c.check_msg()
                 except Exception as e:

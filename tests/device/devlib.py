@@ -57,6 +57,21 @@ def pump(c, cond, ms=30000):
     return cond()
 
 
+def pump_noting(c, cond, ms, errs, most=5):
+    # as pump, each exception a call raises noted in errs (repr) and the pumping going on,
+    # up to most of them
+    t0 = time.ticks_ms()
+    while not cond() and time.ticks_diff(time.ticks_ms(), t0) < ms:
+        try:
+            c.check_msg()
+        except BaseException as e:
+            errs.append(repr(e))
+            if len(errs) > most:
+                break
+        time.sleep_ms(2)
+    return cond()
+
+
 class Inbox:
     # a callback that records (topic, msg) pairs
     def __init__(self):
