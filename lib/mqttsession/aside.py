@@ -84,8 +84,17 @@ def struck(self):
             self._sn += 1
             if self._sn >= self.strikes:
                 self._sn = 0
-                aside(self, k, "in flight at %d closes in a row%s" % (
-                    self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                try:
+                    aside(self, k, "in flight at %d closes in a row%s" % (
+                        self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                except BaseException:
+                    # the blocking client's on_aside (the asyncio client's goes to
+                    # on_error): it comes out of the call in place of the link's OSError
+                    # (this runs in _close), so the loss is handled here as that one's
+                    # would have been (client._lost: link.failed, the backoff, the log)
+                    if not hasattr(self, "_report"):
+                        self._lost(True)
+                    raise
             return
 
 

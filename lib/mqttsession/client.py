@@ -134,6 +134,8 @@ class MQTTClient(Core):
                         except (OSError, MQTTException):
                             raise
                         except BaseException as x:
+                            if self.sock is None:
+                                raise  # the link went meanwhile (on_aside: aside.struck)
                             # the callback's, out of a SUBACK's wait: the connect is made
                             # all the same (the rest owed for the next call), then it
                             # comes out of the call, the link up (connect() sees it here)
@@ -318,7 +320,14 @@ class MQTTClient(Core):
         if self.link and (self.sock is None or self._cs):
             if self.budget_ms is not None:  # a reconnect goes on within the call's budget
                 self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
-            if not self._ensure():
+            try:
+                up = self._ensure()
+            except BaseException:
+                # the callback's, in the subscriptions the reconnect made again (_steps:
+                # the connect is made): this change is owed all the same, then it goes on
+                self._mod("subs").later(self, topic, qos)
+                raise
+            if not up:
                 # offline with a keeper (or its reconnect still under way): recorded in
                 # the session, made on the next connect
                 return self._mod("subs").later(self, topic, qos)
@@ -333,6 +342,12 @@ class MQTTClient(Core):
                 _step(self, left)
         except OSError:
             self._lost(False)  # closed, logged, counted by the keeper; raised either way
+            raise
+        except BaseException:
+            # the callback's, while the answer was awaited: the change is owed (recorded,
+            # made by the next call: the same request again, its answer checked as in
+            # subs.make), then it goes on
+            self._mod("subs").later(self, topic, qos, True)
             raise
         self._mod("ctl").sub_end(self, topic, qos)
 

@@ -11,13 +11,15 @@ from .packet import MQTTException
 _ENOTCONN = const(107)
 
 
-def later(c, topic, qos):
+def later(c, topic, qos, sent=False):
     # offline with a link keeper (both clients), the link broke before the ack (the
     # asyncio client), or from the blocking client's callback (made after it): the
-    # change (qos None: unsubscribe) is recorded and made on the next connect. Without a
-    # keeper OSError(ENOTCONN), once a bad filter or QoS has been named
+    # change (qos None: unsubscribe) is recorded and made on the next connect (or by the
+    # blocking client's next call, connected: its _msg). Without a keeper OSError(ENOTCONN),
+    # once a bad filter or QoS has been named, unless sent (the blocking client's callback
+    # raised while its answer was awaited: made again by the next call, with or without one)
     t = c._mod("ctl").sub_filter(c, topic, qos)
-    if c.link is None and not c._cn[18]:  # (18: from the callback or a hook, args.py)
+    if c.link is None and not c._cn[18] and not sent:  # (18: from the callback or a hook)
         raise OSError(_ENOTCONN)
     if qos is None:
         c._s.unsub(t)

@@ -11,6 +11,18 @@
 #   the same (pending) and sent.
 # aio_aside: the asyncio client's on_aside raises as the broker's close sets a message
 #   aside (strikes=1): the keeper comes back, publish works.
+# blk_sub_online: the blocking callback raises while subscribe() waits for its SUBACK
+#   (online, a store): the subscription is recorded all the same (made again by the next
+#   call, its SUBACK checked), in the store too, and made again after a session loss.
+# blk_sub_offline: subscribe() offline with a keeper starts the reconnect, and the
+#   callback raises in the subscriptions made again there: the requested change is owed
+#   all the same (recorded, made by the next call).
+# blk_aside: the blocking client's on_aside raises as the broker's close sets a message
+#   aside (strikes=1, a keeper): the exception comes out of the call and the loss is a
+#   link failure like any other (link.last_error, the backoff, the outage counted).
+# blk_aside_rejoin: the same in the keeper's reconnect, while it makes a subscription
+#   owed from offline (strikes=2, the reading resent in flight): the link stays down
+#   with its backoff (not taken as connected), the subscription stays owed.
 import os
 import time
 
@@ -155,5 +167,115 @@ if CASE == "aio_aside":
         print("RESULT", "ok" if ok else "FAIL")
 
     asyncio.run(main())
+
+if CASE == "blk_sub_online":
+    from mqttsession import MQTTClient
+
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, store=store())
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    raised = None
+    try:
+        c.subscribe("cmd", 1)  # the callback raises while the SUBACK is awaited
+    except BaseException as e:
+        raised = e
+    errs = []
+    loop(c, lambda: b"after" in got and not c._todo, 30000, errs)
+    subs = sorted(c._s.subs)
+    c.disconnect()
+    kept = sorted(MQTTClient(CID, devcfg.HOST, devcfg.PORT, store=store())._s.subs)
+    # the broker lost the session: the subscription is made again
+    present = c.connect(clean_session=False)
+    loop(c, lambda: b"after2" in got, 30000, errs)
+    print("RAISED", repr(raised), "ERRS", errs, "GOT", got, "SUBS", subs, "KEPT", kept,
+          "PRESENT", present)
+    ok = isinstance(raised, EXC) and not errs and subs == [b"cmd"] and kept == [b"cmd"] and \
+        b"after2" in got
+    print("RESULT", "ok" if ok else "FAIL")
+    c.disconnect()
+
+if CASE == "blk_sub_offline":
+    from mqttsession import MQTTClient, Link
+
+    lk = Link(min_ms=100, max_ms=200, jitter=0)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store(),
+                   budget_ms=5000)
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe("cmd", 1)
+    errs = []
+    loop(c, lambda: not c.isconnected(), 30000, errs)  # the broker closes
+    t0 = time.ticks_ms()
+    while lk.due() > 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        time.sleep_ms(10)
+    raised = None
+    try:
+        c.subscribe("new", 1)  # the reconnect: the callback raises in it
+    except BaseException as e:
+        raised = e
+    loop(c, lambda: b"after" in got and not c._todo, 30000, errs)
+    subs = sorted(c._s.subs)
+    print("RAISED", repr(raised), "ERRS", errs, "GOT", got, "SUBS", subs, "TODO", c._todo,
+          "LINK.UP", lk.up)
+    ok = isinstance(raised, EXC) and not errs and subs == [b"cmd", b"new"] and lk.up and \
+        not c._todo
+    print("RESULT", "ok" if ok else "FAIL")
+    c.disconnect()
+
+if CASE == "blk_aside":
+    from mqttsession import MQTTClient, Link
+
+    def oa(t, m, why):
+        raise ValueError("on_aside failed")
+
+    ups = []
+    lk = Link(min_ms=1000, max_ms=2000, jitter=0, on_change=ups.append)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, strikes=1)
+    c.on_aside = oa
+    c.connect(clean_session=False)
+    errs = []
+    try:
+        c.publish("data", b"x", qos=1)  # the broker closes on it: set aside
+    except BaseException as e:
+        errs.append(repr(e))
+    loop(c, lambda: not c.isconnected(), 30000, errs)
+    down = (repr(lk.last_error), lk.tries, lk.delay, lk.outages, lk.up)
+    loop(c, lambda: c.isconnected(), 30000, errs)
+    print("ERRS", errs, "DOWN", down, "ASIDE", len(c.aside()), "ON_CHANGE", ups,
+          "UP", c.isconnected())
+    ok = len(errs) == 1 and "on_aside failed" in errs[0] and len(c.aside()) == 1 and \
+        isinstance(lk.last_error, OSError) and down[1:] == (1, 1000, 1, False) and \
+        c.isconnected() and ups == [True, False, True]
+    print("RESULT", "ok" if ok else "FAIL")
+    c.disconnect()
+
+if CASE == "blk_aside_rejoin":
+    from mqttsession import MQTTClient, Link
+
+    def oa(t, m, why):
+        raise ValueError("on_aside failed")
+
+    lk = Link(min_ms=1000, max_ms=4000, jitter=0)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, strikes=2,
+                   budget_ms=5000)
+    c.on_aside = oa
+    c.connect(clean_session=False)
+    errs = []
+    try:
+        c.publish("data", b"x", qos=1)  # the broker closes on it: a first strike
+    except BaseException as e:
+        errs.append(repr(e))
+    loop(c, lambda: not c.isconnected(), 30000, errs)
+    c.subscribe("new", 1)  # offline (the backoff): owed
+    # the reconnect resends the reading and makes "new": the broker closes meanwhile
+    loop(c, lambda: errs, 30000, errs)
+    down = (lk.tries, lk.delay, lk.up, c.isconnected(), repr(lk.last_error))
+    loop(c, lambda: c.isconnected() and not c._todo, 30000, errs)
+    subs = sorted(c._s.subs)
+    print("ERRS", errs, "DOWN", down, "ASIDE", len(c.aside()), "SUBS", subs, "UP", lk.up)
+    ok = len(errs) == 1 and "on_aside failed" in errs[0] and len(c.aside()) == 1 and \
+        down[:4] == (2, 2000, False, False) and subs == [b"new"] and lk.up
+    print("RESULT", "ok" if ok else "FAIL")
+    c.disconnect()
 
 print("PASS")
