@@ -1,5 +1,6 @@
 # The session store's paths that a running node seldom needs, loaded on first use (by
-# store.py and load.py): deleting a session, a session of a newer format set aside, and
+# store.py, load.py and v5.adopt): deleting a session, a session of a newer format set
+# aside, a stored session whose ID a null session is assigned moved aside, and
 # (below) format 1 migration.
 #
 # Format 1 (0.1.0) session directories into format 2, in place. Run only when a
@@ -63,6 +64,36 @@ def newer(st, s, e):
 
     fresh(st, p)
     return s
+
+
+def aside_old(st, hd, p, cid):
+    # the session directory p of client ID cid in host directory hd, when a null session
+    # is assigned cid (v5.adopt: a broker whose assigned IDs repeat, an ID used before):
+    # renamed to client ID "<cid>~old" ("~old1"... when taken), which get(host, that)
+    # loads, its identity saying so (either format; an unreadable one is claimed by its
+    # directory's name, dirs.sdir), and reported. Power cut between the two: the
+    # directory is kept, its identity still cid's
+    from .dirs import sdir
+    from .store import _write, pack
+
+    i = 0
+    while True:
+        n = cid + b"~old" + (str(i).encode() if i else b"")
+        q = sdir(st, hd, n)
+        if not _exists(q):
+            break
+        i += 1
+    os.rename(p, q)
+    for f, v in (("id", 2), ("i", 1)):
+        try:
+            b = _read(_join(q, f), b"i", v)
+            m = 7 + (b[5] | b[6] << 8)  # after version, expiry, ID length, ID
+            _write(_join(q, f), pack(b"i", bytes(b[:5]) + struct.pack("<H", len(n)) + n
+                                     + bytes(b[m:]), v), True)
+        except (OSError, ValueError, IndexError):
+            pass
+    st._report(p, "", "the assigned client ID had a stored session: kept as client ID %s "
+               "(%s)" % (n.decode(), q))
 
 
 # --- format 1 (0.1.0) into format 2 ---

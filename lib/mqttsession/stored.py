@@ -178,8 +178,8 @@ class StoredSession(Session):
             if p.endswith("~null"):
                 from .v5 import adopt
 
-                if adopt(self._st, self):
-                    p = self._p
+                adopt(self._st, self)
+                p = self._p
             h = self.host.encode()
             ib = struct.pack("<BIH%dsH%ds" % (len(cid), len(h)), self.version, self.expiry,
                              len(cid), cid, len(h), h)

@@ -438,19 +438,23 @@ def disconnected(self, d=None):
 
 
 def adopt(st, s):
-    # a null session got its ID: move it where get() finds it. A session already
-    # stored under that ID is never overwritten: it is what get() finds from now on
+    # a null session got its ID: move it where get() finds it, and where "last" (written
+    # next, StoredSession._save) leads the next boot: the broker holds this session under
+    # that ID now. A session already stored under it is moved aside, never overwritten
+    # (migrate.aside_old)
     import os
     from .store import _exists
 
     from .dirs import sdir, _host_dir
     from .session import unload
 
-    p = sdir(st, _host_dir(st, s.host), s.client_id)
-    unload("dirs")  # run once (see SessionStore.get)
+    hd = _host_dir(st, s.host)
+    p = sdir(st, hd, s.client_id)
     if _exists(p):
-        st._report(p, "", "the assigned client ID has a stored session: kept")
-        return False
+        from .migrate import aside_old
+
+        aside_old(st, hd, p, s.client_id)
+        unload("migrate")
+    unload("dirs")  # run once (see SessionStore.get)
     os.rename(s._p, p)
     s._p = p
-    return True
