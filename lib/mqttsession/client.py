@@ -286,6 +286,7 @@ class MQTTClient(Core):
 
     def _rejoin(self):
         lk = self.link
+        self._cn[_CP] = None  # (the callback's exception, if _steps records one: _taken)
         try:
             if self.sock is None:
                 if lk.due() > 0:
@@ -300,7 +301,9 @@ class MQTTClient(Core):
             return self._steps(True)
         except (OSError, MQTTException, MemoryError) as e:
             # (MemoryError: a resume cut short goes with the link, as the asyncio
-            # client's; the keeper comes back with the session)
+            # client's, no strike against a message; the keeper comes back with the session)
+            if isinstance(e, MemoryError):
+                self._cn[11] = e
             self._close()
             lk.failed(e)
             return False
@@ -537,10 +540,16 @@ def _rejoined(c, q):
 
 
 def _taken(c, q):
+    # only for the callback's exception, which _steps recorded once connected (anything
+    # else, a KeyboardInterrupt in the Wi-Fi step, leaves the message to the application)
+    if not isinstance(c._cn[_CP], BaseException):
+        return
     if q & 3:
         c._queue(q & 3, q > 3, False)  # (out with the next read: wire._recv's _pump)
-    else:
+    elif c.sock is not None and not c._cs:
         _send0(c, q > 3)
+    else:
+        c.lost0 += 1  # (the link went meanwhile: QoS 0 is counted, not queued)
 
 
 def _room(c, qos, retain):

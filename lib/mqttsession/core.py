@@ -402,7 +402,9 @@ class Core(Wire):
             rx = memoryview(self._rx)  # (one copy each, not a slice and its copy)
             return bytes(rx[self._i + 2 : pf[0]]), bytes(rx[pf[2] : self._n])
         except MemoryError:
-            raise OSError(105)
+            e = OSError(105)
+            self._cn[11] = e  # the node's own shortage: no strike (aside.struck)
+            raise e
 
     def _deliver(self, m):
         # m: the copies (_copy) for a callback that is not raw

@@ -423,7 +423,8 @@ def disconnected(self, d=None):
             h = ref.split(" ")[0]
             host, _, port = h.rpartition(":")
             if not host:
-                self.server = h
+                if h:  # (an empty reference names nothing to follow)
+                    self.server = h
             elif port.isdigit() and 0 < int(port) < 65536:
                 self.server, self.port = host, int(port)
             else:

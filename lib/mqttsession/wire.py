@@ -226,6 +226,8 @@ class Wire:
         # bad arguments fail before the socket
         c[_CB] = self._mod("ctl").connect_packet(self, clean)
         c[_WHY] = None
+        if self.store:
+            self.store._failed()  # a store error from before this connect is not its cause
         c[_LATE] = False
         c[_CO] = 0
         # DNS blocks in MicroPython: resolved once per attempt (a numeric address is quick)

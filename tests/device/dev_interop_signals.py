@@ -145,6 +145,7 @@ def redirect():
     c = node(**kw)
     attempt("CONNECT", c.connect)
     print("PORT", c.port)
+    print("SERVER", c.server)
     print("REF", getattr(c, "server_reference", None))
 
 

@@ -278,4 +278,33 @@ if CASE == "blk_aside_rejoin":
     print("RESULT", "ok" if ok else "FAIL")
     c.disconnect()
 
+if CASE == "blk_wifi_kbi":
+    # a KeyboardInterrupt out of the keeper's Wi-Fi step in the reconnect publish() makes
+    # (not the callback's: no connect was made): it comes out of publish, which accepted
+    # nothing (QoS 0 not sent on the closed link, QoS 1 not queued), and it is no link
+    # failure (no backoff, last_error untouched)
+    from mqttsession import Link, MQTTClient
+
+    lk = Link(min_ms=10, max_ms=20, jitter=0)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, budget_ms=200)
+    c.connect()
+    c._close()  # the link lost
+    time.sleep_ms(100)  # past the keeper's backoff: the next publish reconnects
+
+    def kbi():
+        raise KeyboardInterrupt
+
+    lk.wifi_step = kbi
+    kinds = []
+    for q in (0, 1):
+        try:
+            c.publish("data", b"r", qos=q)
+            kinds.append("none")
+        except KeyboardInterrupt:
+            kinds.append("kbi")
+    print("RAISED", kinds, "PENDING", c.pending(), "LOST0", c.lost0, "TRIES", lk.tries,
+          "LAST", repr(lk.last_error))
+    ok = kinds == ["kbi", "kbi"] and c.pending() == 0 and lk.tries == 0
+    print("RESULT", "ok" if ok else "FAIL")
+
 print("PASS")

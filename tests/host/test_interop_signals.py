@@ -201,11 +201,13 @@ def test_server_reference_on_connack(opt_in: bool | None) -> None:
         assert followed == 0
 
 
-def test_server_reference_with_a_port_out_of_range_not_followed() -> None:
+@pytest.mark.parametrize("what", ["port", "empty"])
+def test_server_reference_naming_nothing_reachable_not_followed(what: str) -> None:
     # port 65536 + P: a port no socket takes (MicroPython's socket would wrap it to P, the
-    # target's): not followed, the reference kept and the refusal raised as without it
+    # target's); an empty reference names no server (it became the server ""): neither
+    # is followed, the reference kept and the refusal raised as without it
     with HostileBroker([[("expect", CONNECT), ("send", connack(version=5))]]) as target:
-        ref = f"127.0.0.1:{65536 + target.port}"
+        ref = f"127.0.0.1:{65536 + target.port}" if what == "port" else ""
         moved = [("expect", CONNECT),
                  ("send", connack(code=0x9D, version=5, props=b"\x1c" + utf8(ref))), ("close",)]
         r, first = run([moved], "redirect", 5, REDIRECT=True)
@@ -213,7 +215,8 @@ def test_server_reference_with_a_port_out_of_range_not_followed() -> None:
         followed = len(target.conns)
     assert r.value("CONNECT").split()[:2] == ["MQTTException", str(0x9D)]
     assert r.value("PORT") == str(first.port)
-    assert r.value("REF") == ref
+    assert r.value("SERVER") == first.host
+    assert r.values("REF") == [[ref] if ref else []]
     assert followed == 0
 
 

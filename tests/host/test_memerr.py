@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import Broker, run_device
+from hostile import CONNECT, PUBLISH, Script, connack, packet
+from test_guard import AckingBroker
 
 
 @pytest.mark.parametrize(("test", "api"), [("drain", "blocking"), ("drain", "aio"),
@@ -39,3 +41,19 @@ def test_incoming_message_whose_copy_finds_no_heap_comes_again(
          "IMAGE": str(tmp_path / "flash.img"), "BLOCKS": 256}
     r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
     assert "PASS" in r.out, r.out
+
+
+def test_incoming_message_without_heap_is_no_strike_against_the_node_s_own() -> None:
+    # the node's QoS 1 message in flight; the broker's large QoS 1 message finds no heap
+    # for its copy: the link goes (ENOBUFS in link.last_error), the node's message is not
+    # set aside (strikes=1), both go through on the next connection
+    big = packet(PUBLISH | 2, b"\x00\x03t/b\x00\x09" + bytes(6000))
+    first: Script = [("expect", CONNECT), ("send", connack()), ("expect", PUBLISH),
+                     ("send", big), ("sleep", 5)]
+    again: Script = [("expect", CONNECT), ("send", connack(1)), ("expect", PUBLISH),
+                     ("puback", b""), ("send", big), ("sleep", 5)]
+    with AckingBroker([first, again]) as b:
+        c = {"HOST": b.host, "PORT": b.port, "TEST": "copy_strike", "API": "blocking"}
+        r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+    assert "PASS" in r.out, r.out
+    assert r.value("LAST") == "105", r.out

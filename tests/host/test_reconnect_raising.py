@@ -175,3 +175,11 @@ def test_on_aside_raising_in_the_reconnect(tmp_path: Path) -> None:
     r, conns = _run(tmp_path, "blk_aside_rejoin", [closes, again, later])
     assert "RESULT ok" in r.out, r.out
     assert len(conns) == 3, (r.out, len(conns))
+
+
+def test_keyboard_interrupt_in_the_reconnect_publish_makes_accepts_nothing(
+        tmp_path: Path) -> None:
+    script: Script = [("expect", CONNECT), ("send", connack(0)), ("sleep", 10)]
+    r, conns = _run(tmp_path, "blk_wifi_kbi", [script])
+    assert "RESULT ok" in r.out, r.out
+    assert not conns[0].of_type(PUBLISH), conns[0].packets
