@@ -55,6 +55,25 @@ def store():
     return SessionStore(ROOT)
 
 
+def closed_keeper(on_change=None):
+    # a keeper's node with a store, subscribed to cmd; the broker closes the connection
+    # (its script), and the keeper's backoff passes: the next call reconnects
+    from mqttsession import Link, MQTTClient
+
+    lk = Link(min_ms=100, max_ms=200, jitter=0, on_change=on_change)
+    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store(),
+                   budget_ms=5000)
+    c.set_callback(cb)
+    c.connect(clean_session=False)
+    c.subscribe("cmd", 1)
+    errs = []
+    loop(c, lambda: not c.isconnected(), 30000, errs)  # the broker closes
+    t0 = time.ticks_ms()
+    while lk.due() > 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+        time.sleep_ms(10)
+    return c, lk, errs
+
+
 if CASE == "blk_connect":
     from mqttsession import MQTTClient
 
@@ -102,17 +121,7 @@ if CASE == "blk_publish":
     from mqttsession import MQTTClient, Link
 
     ups = []
-    lk = Link(min_ms=100, max_ms=200, jitter=0, on_change=ups.append)
-    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store(),
-                   budget_ms=5000)
-    c.set_callback(cb)
-    c.connect(clean_session=False)
-    c.subscribe("cmd", 1)
-    errs = []
-    loop(c, lambda: not c.isconnected(), 30000, errs)  # the broker closes
-    t0 = time.ticks_ms()
-    while lk.due() > 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
-        time.sleep_ms(10)
+    c, lk, errs = closed_keeper(ups.append)
     raised = None
     try:
         c.publish("data", b"r2", qos=1)  # the reconnect: the callback raises in it
@@ -197,17 +206,7 @@ if CASE == "blk_sub_online":
 if CASE == "blk_sub_offline":
     from mqttsession import MQTTClient, Link
 
-    lk = Link(min_ms=100, max_ms=200, jitter=0)
-    c = MQTTClient(CID, devcfg.HOST, devcfg.PORT, keepalive=30, link=lk, store=store(),
-                   budget_ms=5000)
-    c.set_callback(cb)
-    c.connect(clean_session=False)
-    c.subscribe("cmd", 1)
-    errs = []
-    loop(c, lambda: not c.isconnected(), 30000, errs)  # the broker closes
-    t0 = time.ticks_ms()
-    while lk.due() > 0 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
-        time.sleep_ms(10)
+    c, lk, errs = closed_keeper()
     raised = None
     try:
         c.subscribe("new", 1)  # the reconnect: the callback raises in it
