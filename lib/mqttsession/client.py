@@ -346,6 +346,8 @@ class MQTTClient(Core):
         except OSError:
             self._lost(False)  # closed, logged, counted by the keeper; raised either way
             raise
+        except MQTTException:
+            raise  # the broker's (a refusal, a protocol error): nothing recorded, as before
         except BaseException:
             # the callback's, while the answer was awaited: the change is owed (recorded,
             # made by the next call: the same request again, its answer checked as in
