@@ -91,7 +91,7 @@ def slow():
     app = d.cfg("SLOW") == "app"
     t0 = time.ticks_ms()
     err = None
-    while time.ticks_diff(time.ticks_ms(), t0) < 8000:
+    while time.ticks_diff(time.ticks_ms(), t0) < 5000:
         try:
             c.check_msg()
         except OSError as e:
