@@ -89,7 +89,18 @@ async def linger(c):
     # made meanwhile owns the client (a connection of its own, after the old reader)
     import asyncio
 
+    t = time.ticks_ms()
+    try:
+        # the DISCONNECT itself may wait for the socket (a large message just before it
+        # filled the send buffer): out first, within timeout, or it was dropped with the
+        # socket and the broker sent the will
+        while c._ob is not None and c.isconnected():
+            await c._wait(c._rest(t))
+    except (OSError, MQTTException):
+        pass
     s = c.sock
+    if s is None:
+        return  # (the link went meanwhile: closed)
     c.sock = None
     c._close()  # (no socket there: its hooks are not run)
     if c.link:
