@@ -106,9 +106,14 @@ def _recv(w):
         if w._r1 != w._r0 or w._skip:
             t = _parse(w)
             # the rest of a packet that has started: all that has arrived (a fill takes
-            # at most len(_tx)), while the blocking client's budget lasts
+            # at most len(_tx)), while the blocking client's budget lasts and within the
+            # packet's deadline (checked below): a broker that keeps the socket full with
+            # an oversized packet (up to 256 MB) kept this loop reading past it. The
+            # asyncio reader (_rd not None) takes one fill per call: the loop runs between
             while t is None and w._fill():
                 t = _parse(w)
+                if w._rd is not None or time.ticks_diff(time.ticks_ms(), w._p0) >= w._tms:
+                    break
                 if w.budget_ms is not None and time.ticks_diff(w._bd, time.ticks_ms()) <= 0:
                     break
         else:
@@ -216,6 +221,7 @@ class Wire:
     # the blocking client's budget per call (client.py: it ends at _bd); None, and always
     # in the asyncio front end: no budget
     budget_ms = None
+    _rd = None  # the asyncio reader's (aio.py: False or True), None in the blocking client
     _write = _write  # also a method, for the rarer paths (ctl.py, aside.py)
 
     # --- connection: non-blocking steps under one deadline (timeout) ---

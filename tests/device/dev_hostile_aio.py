@@ -21,7 +21,7 @@ async def ticker():
 
 def client():
     return MQTTClient("hostile", d.cfg("HOST"), d.cfg("PORT"), keepalive=0, version=d.VERSION,
-                      timeout=d.cfg("TIMEOUT", 2))
+                      timeout=d.cfg("TIMEOUT", 2), max_packet=d.cfg("MAX_PACKET", 1024))
 
 
 async def connect_fails():
