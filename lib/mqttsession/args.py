@@ -209,7 +209,9 @@ def will(self, topic, msg, retain, qos):
         P.check_qos(qos)
         if isinstance(msg, str):
             msg = msg.encode()
-        elif not isinstance(msg, (bytes, bytearray, memoryview)):
+        elif isinstance(msg, (bytes, bytearray, memoryview)):
+            msg = bytes(msg)  # (a memoryview's len() counts its items, not its bytes)
+        else:
             raise TypeError("msg must be bytes, bytearray, memoryview or str")
         if len(msg) > 65535:  # MQTT binary data: a 2-byte length
             raise ValueError("msg longer than 65535 bytes")

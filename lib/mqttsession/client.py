@@ -40,8 +40,11 @@ class MQTTClient(Core):
         super().__init__(*args, **kw)
         if budget_ms is ...:  # not given (every int is the caller's, checked below)
             budget_ms = _BUDGET if self.store is not None or self.link is not None else None
-        elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0):
-            raise err(30)  # budget_ms must be None or an int >= 0
+        elif budget_ms is not None and (type(budget_ms) is not int or budget_ms < 0 or
+                                        budget_ms > 536870000):
+            # (as timeout: within a 32-bit port's ticks, else ticks_add raises OverflowError
+            # out of every call)
+            raise err(30)  # budget_ms must be None or an int from 0 to 536870000
         self.budget_ms = budget_ms
 
     def _wait_out(self):
@@ -510,9 +513,14 @@ def _send0(c, retain):
 
 def _pub1(c, qos, retain):
     # with a store, a QoS 2 message gets its packet ID and is in flash before it goes
-    # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing)
+    # out; one behind a backlog in flash joins the backlog (_send_slot then does nothing).
+    # Messages queued and not yet sent with room in the window (a hook or the callback
+    # publishing during a reconnect, before its _pump): it queues behind them, "sent
+    # before anything new" (sent first, it overtook a boot's offline backlog); the
+    # reconnect's _pump, or the next read's (wire._recv), sends them all in order
     s = c._s
-    if (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c, qos, retain) or \
+    if s.nq and s.nin < c._quota or \
+            (s.nin >= c._quota or s.nq and s.nin + s.nq >= s.cap) and not _room(c, qos, retain) or \
             c.store is not None and s.full(_RS + len(c._t) + len(c._m)):  # no room in flash
         c._queue(qos, retain, False)
         return

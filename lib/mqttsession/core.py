@@ -50,8 +50,13 @@ def _check(c, topic, msg, qos):
     if type(msg) is not bytes:
         if isinstance(msg, str):
             msg = msg.encode()
-        elif not (isinstance(msg, bytes) or isinstance(msg, bytearray) or
-                  isinstance(msg, memoryview)):
+        elif isinstance(msg, memoryview):
+            # items wider than a byte (array('h') samples): len() counts items, and the
+            # PUBLISH was sized and written by it (cut, or a ValueError from the slice
+            # assignment): their bytes instead. (A byte memoryview goes on as it is)
+            if len(msg) and len(bytes(msg[:1])) != 1:
+                msg = bytes(msg)
+        elif not (isinstance(msg, bytes) or isinstance(msg, bytearray)):
             raise P.err(15)  # msg must be bytes, bytearray, memoryview or str
     if topic is not c._tv:
         P.check_topic(topic)

@@ -46,7 +46,7 @@ _T = (
     "Mbad CONNACK\n"
     "Mconnection refused\n"
     # client.py
-    "Vbudget_ms must be None or an int >= 0\n"  # 30
+    "Vbudget_ms must be None or an int from 0 to 536870000\n"  # 30
     # session.py
     "Vqueue must be 1 to 65535 in RAM (see SessionStore ram)\n"
     "Vwindow larger than SessionStore(ram=%d)\n"

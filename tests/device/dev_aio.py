@@ -250,7 +250,7 @@ async def congested():
     await c.connect()
     c.sock.setsockopt(1, 7, 8192)  # SO_SNDBUF: small, so the socket fills up
     print("READY")
-    while not _exists(d.cfg("GO_FILE")):
+    while not d.exists(d.cfg("GO_FILE")):
         await asyncio.sleep_ms(20)
     msg = bytes(range(256)) * 4096
     t0 = time.ticks_ms()
@@ -532,14 +532,6 @@ async def offline_checks():
     d.check(not c._qn, "no queue size set by a refused call")
 
 
-def _exists(p):
-    import os
-
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
 
 
 async def main():

@@ -96,7 +96,7 @@ def inhand():
     c.publish(d.topic("p1"), b"A", qos=1)
     c.publish(d.topic("p1"), b"B", qos=1)
     print("QUEUED", c.pending())
-    while not d.cfg("GO_FILE") or not _exists(d.cfg("GO_FILE")):
+    while not d.cfg("GO_FILE") or not d.exists(d.cfg("GO_FILE")):
         time.sleep_ms(50)
     time.sleep_ms(300)  # past the keeper's backoff
     c.publish(d.topic("p1"), b"C", qos=1)
@@ -190,14 +190,6 @@ async def aio_cleanstart():
     await c.disconnect()
 
 
-def _exists(p):
-    import os
-
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
 
 
 def receiver():
@@ -241,7 +233,7 @@ async def aio_inhand():
     await c.publish(d.topic("p1"), b"A", qos=1)
     await c.publish(d.topic("p1"), b"B", qos=1)
     print("QUEUED", c.pending())
-    while not _exists(d.cfg("GO_FILE")):
+    while not d.exists(d.cfg("GO_FILE")):
         await asyncio.sleep_ms(50)
     t0 = time.ticks_ms()
     while not c.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 10000:

@@ -38,6 +38,17 @@ def check(cond, what):
     print("ok", what)
 
 
+def exists(p):
+    # whether path p exists (the host's go-ahead files)
+    import os
+
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
 def raises(exc, fn, *args, **kw):
     # returns the exception; fails when fn does not raise exc
     try:
