@@ -56,6 +56,13 @@ def find(p):
     return None
 
 
+def moved(c, cid):
+    # cid is "<c>~old" or "<c>~old<n>": the name migrate.aside_old moved session c to (a
+    # power cut between its rename and its identity's rewrite leaves c's identity there)
+    n = len(c or b"") + 4
+    return bool(c) and cid[:n] == c + b"~old" and (len(cid) == n or cid[n:].isdigit())
+
+
 def sdir(self, path, client_id):
     # SessionStore self's directory of this session: its key, or after a collision of
     # long IDs the next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed
@@ -71,7 +78,7 @@ def sdir(self, path, client_id):
             continue
         # whose it is: the client ID in its identity file
         c = find(p)
-        if c != client_id and (c or n != k):
+        if c != client_id and (c or n != k) and not (n == k and moved(c, client_id)):
             continue  # another's, or unreadable: only the session's own key claims it
         if n == o and free == _join(path, k):
             os.rename(p, free)

@@ -84,6 +84,8 @@ def get(self, host, client_id, capacity):
         client_id = client_id.encode()
     if client_id:
         p = dirs.sdir(self, hd, client_id)
+        if _exists(p + ".t"):
+            _rm(p + ".t")  # a delete() the power cut interrupted (migrate.delete)
     else:
         p = _join(hd, "~null")
         _rm(p)

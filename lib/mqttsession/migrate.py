@@ -35,7 +35,17 @@ def delete(st, host, client_id):
     p = sdir(st, hd, client_id)
     unload("dirs")  # run once (see SessionStore.get)
     if _exists(p) & 0x4000:  # a directory
-        _rm(p)
+        # renamed first (atomic), then removed: a power cut while its files go, one at a
+        # time, would leave the rest of it to load (with "hot" gone, its completed QoS 2
+        # messages pending again). A name ending in ".t" is never a session's (dirs._key);
+        # one a cut left is removed by the next get() or delete() of that client ID
+        t = p + ".t"
+        _rm(t)
+        try:
+            os.rename(p, t)
+        except OSError:
+            t = p
+        _rm(t)
     b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
     if b is not None and bytes(b) == client_id:
         _rm(_join(hd, "last"))

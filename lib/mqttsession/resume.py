@@ -69,7 +69,14 @@ def load(s):
             _bad(st, p, "id", e)
             cid = s.client_id
     if cid != s.client_id:
-        return False
+        from .dirs import moved
+        from .session import unload
+
+        unload("dirs")  # run once (see SessionStore.get)
+        if not moved(cid, s.client_id):
+            return False
+        # moved aside by migrate.aside_old, cut before its identity was rewritten: it is
+        # this session (get() writes its identity again: s._ib is the old one)
     # a damaged file is removed once reported (st._body; here when its checksum held but
     # its content does not parse): absent means what damaged does (no subscriptions;
     # epoch 0, no incoming QoS 2 IDs), reported once, not at every boot
