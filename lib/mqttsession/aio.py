@@ -74,12 +74,13 @@ class MQTTClient(Core):
                 from . import aio_rare  # have ended yet
 
                 await aio_rare.stop(self)  # the reader of an earlier connect() ends
-            self._err = None
-            self._want = True
             att = self._att
-            self._task = asyncio.create_task(self._run(clean_session))
-            if self._clk is None:
-                self._clk = asyncio.create_task(self._clock())
+            if self._task is None:  # (else another connect() made meanwhile started one:
+                self._err = None  # this one waits for its attempt, not a second reader)
+                self._want = True
+                self._task = asyncio.create_task(self._run(clean_session))
+                if self._clk is None:
+                    self._clk = asyncio.create_task(self._clock())
         while self._task is not None and (self._att == att or wait and self._present is None):
             self._ev.clear()
             await self._ev.wait()
@@ -112,9 +113,11 @@ class MQTTClient(Core):
         # behind a slow link the heap holds one packet waiting, not every message
         # published meanwhile), the publishes waiting for it in arrival order; the output
         # has its own deadline (the clock ends the link past it). Then room in the window,
-        # within timeout from the start of that wait, whatever else the reader handles
-        # meanwhile (a PINGRESP, other messages): then the link is dead
-        t0 = None
+        # within timeout from the start of that wait, or from the last time the window
+        # moved (its oldest message completed: other tasks waiting too may have taken the
+        # room), whatever else the reader handles meanwhile (a PINGRESP, other messages):
+        # then the link is dead
+        t0 = h = None
         try:
             while not rd and self.isconnected():
                 if self._ob is not None:
@@ -122,7 +125,9 @@ class MQTTClient(Core):
                         while self._ob is not None and self.isconnected():
                             await self._wait(2 * self._tms)
                 elif qos and (s.full() or s.nin >= self._quota):
-                    t0 = t0 or time.ticks_ms() or 1
+                    if h != s.seq[s.head]:  # (the oldest message's number)
+                        h = s.seq[s.head]
+                        t0 = time.ticks_ms() or 1
                     await self._wait(self._rest(t0))
                 else:
                     break  # output out and room: sent below with no wait between

@@ -213,7 +213,8 @@ async def stop(c):
         c._nap = False
         c._task.cancel()
     c._qev.set()  # it may wait for room in messages()
-    while c._task is not None:
+    t = c._task
+    while c._task is t:  # (not a reader another connect() started meanwhile)
         c._ev.clear()
         await c._ev.wait()
 
