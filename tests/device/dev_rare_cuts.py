@@ -5,44 +5,13 @@
 # are still reachable: under X (the move not made) or under X~old (made). MODE "delete":
 # delete() of a session with completed and pending QoS 2 messages, cut after every block
 # write; after each, the session is whole or gone, never its completed messages again.
-import gc
-import vfs
 
-import blockdev
 import devlib as d
 from mqttsession import SessionStore
 
-IMG = d.cfg("IMAGE")
-PROG = d.cfg("PROG", 32)
 BLOCKS = d.cfg("BLOCKS", 32)
 H = "rare.host"
 _IDENT = 4  # stored.py's: what a _save writes
-_bd = [None]
-
-
-def _close():
-    if _bd[0] and isinstance(_bd[0]._f, _Cut):
-        _bd[0]._f = _bd[0]._f.f
-    try:
-        vfs.umount("/flash")
-    except OSError:
-        pass
-    if _bd[0]:
-        _bd[0].fail_after = 0
-        gc.collect()
-        _bd[0].close()
-        _bd[0] = None
-
-
-def mount(create):
-    _close()
-    bd = blockdev.FileBlockDev(IMG, 4096, BLOCKS, PROG, create=create)
-    d.nosync(bd)
-    if create:
-        vfs.VfsLfs2.mkfs(bd, progsize=PROG)
-    vfs.mount(vfs.VfsLfs2(bd, progsize=PROG), "/flash")
-    _bd[0] = bd
-    return bd
 
 
 def payloads(s):
@@ -51,7 +20,7 @@ def payloads(s):
 
 def prepare():
     # the old session X with two pending messages, "last" naming it
-    bd = mount(True)
+    bd = d.remount(True, BLOCKS)
     s = SessionStore("/flash/.mqtt").get(H, "X")
     for p in (b"old-1", b"old-2"):
         s._keep(s.add(b"t", p, 1, False))
@@ -79,7 +48,7 @@ def adopt_sweep():
         except OSError:
             cuts += 1
         bd.fail_after = None
-        mount(False)
+        d.remount(False, BLOCKS)
         st = SessionStore("/flash/.mqtt")
         got = {}
         for cid in ("X", "X~old"):
@@ -94,7 +63,7 @@ def adopt_sweep():
 def prepare_delete():
     # session X: four QoS 2 messages, the first two complete (PUBREC, PUBCOMP), the
     # other two pending
-    bd = mount(True)
+    bd = d.remount(True, BLOCKS)
     s = SessionStore("/flash/.mqtt").get(H, "X")
     for p in (b"done-1", b"done-2", b"pend-1", b"pend-2"):
         k = s.add(b"t", p, 2, False)
@@ -160,7 +129,7 @@ def delete_sweep():
             pass  # littlefs found what it wrote is not there
         cuts += 1
         bd.fail_after = None
-        mount(False)
+        d.remount(False, BLOCKS)
         got = payloads(SessionStore("/flash/.mqtt").get(H, "X"))
         if got not in ([], [b"pend-1", b"pend-2"]):
             raise AssertionError("FAIL cut at %d: after delete() %r" % (n, got))

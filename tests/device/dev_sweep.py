@@ -2,11 +2,8 @@
 # and enough rewrites to make littlefs compact its metadata, cut after N block writes for
 # every N. After each cut: remount, reload, and check the store holds the old or the new
 # state and every message whose publish had returned.
-import gc
 import os
-import vfs
 
-import blockdev
 import devlib as d
 from mqttsession import SessionStore
 
@@ -89,42 +86,12 @@ def scenario(s, m, rounds):
     return n
 
 
-_bd = [None]
-
-
-def _close():
-    # unmounts and closes the image: one open block device at a time. The cut mount's
-    # objects (a file the cut left open) are finalized first, while the image is still
-    # open for reads and refuses writes as flash after a power cut would: finalized
-    # later, they would touch a closed image from inside littlefs
-    try:
-        vfs.umount("/flash")
-    except OSError:
-        pass
-    if _bd[0]:
-        _bd[0].fail_after = 0
-        gc.collect()
-        _bd[0].close()
-        _bd[0] = None
-
-
-def _mount(create):
-    _close()
-    bd = blockdev.FileBlockDev(IMG, 4096, BLOCKS, PROG, create=create)
-    d.nosync(bd)
-    if create:
-        vfs.VfsLfs2.mkfs(bd, progsize=PROG)
-    vfs.mount(vfs.VfsLfs2(bd, progsize=PROG, readsize=READ, mtime=MTIME == 1), "/flash")
-    _bd[0] = bd
-    return bd
-
-
 def fresh():
-    return _mount(True)
+    return d.remount(True, BLOCKS, READ, MTIME == 1)
 
 
 def remount():
-    return _mount(False)
+    return d.remount(False, BLOCKS, READ, MTIME == 1)
 
 
 def verify(m, cut_at):
@@ -188,7 +155,7 @@ def state(s):
 
 def restore():
     # the format 1 image as 0.1.0 left it
-    _close()
+    d.unmount()
     buf = bytearray(4096)
     with open(d.cfg("FIXTURE"), "rb") as f, open(IMG, "wb") as g:
         while f.readinto(buf):

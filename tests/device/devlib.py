@@ -125,6 +125,48 @@ def flash():
     return "/flash", nosync(bd)
 
 
+_cut = [None]  # the block device remount() mounted last
+
+
+def unmount():
+    # unmounts and closes remount()'s image: one open block device at a time. The cut
+    # mount's objects (a file the cut left open) are finalized first, while the image is
+    # still open for reads and refuses writes as flash after a power cut would: finalized
+    # later, they would touch a closed image from inside littlefs. A device's _f a test
+    # replaced (a cut that writes nothing) gets its file back first (its .f)
+    import gc
+    import vfs
+
+    bd = _cut[0]
+    if bd and hasattr(bd._f, "f"):
+        bd._f = bd._f.f
+    try:
+        vfs.umount("/flash")
+    except OSError:
+        pass
+    if bd:
+        bd.fail_after = 0
+        gc.collect()
+        bd.close()
+        _cut[0] = None
+
+
+def remount(create, blocks, read=32, mtime=True):
+    # the image devcfg.IMAGE (PROG) of that many blocks on /flash, made afresh when
+    # create: for power cut sweeps, which mount it again after each cut
+    import blockdev
+    import vfs
+
+    unmount()
+    prog = cfg("PROG", 32)
+    bd = nosync(blockdev.FileBlockDev(cfg("IMAGE"), 4096, blocks, prog, create=create))
+    if create:
+        vfs.VfsLfs2.mkfs(bd, progsize=prog)
+    vfs.mount(vfs.VfsLfs2(bd, progsize=prog, readsize=read, mtime=mtime), "/flash")
+    _cut[0] = bd
+    return bd
+
+
 def nosync(bd):
     # the image file of a block device without the fsync of each block write: a power
     # cut in a test is a SIGKILL or fail_after, and what a write put in the file (the
