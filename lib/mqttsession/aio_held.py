@@ -27,6 +27,10 @@ def later(c, first):
         # a QoS 2 one sent again while it is handled (handed out last, or its coroutine
         # waiting, _REC before it): answered once, then
         return True
+    if first & 4 and not first & 8 and pid in c._s.rx2:
+        # no DUP: a new message, the record a stale one (Session.rx2_add), gone from
+        # flash too before the message is held (a reset while it is held: its resend)
+        c._s.rx2_del(pid)
     if not c._qn and c.cb is not None:
         if first & 4 and pid in c._s.rx2:
             return False

@@ -456,7 +456,7 @@ def _on_publish(c, first):
     m = c.cb is not None and not c._raw and c._copy()  # (no heap: OSError, see _copy)
     if first & 4:
         # QoS 2: recorded (in flash with a store) before delivery and PUBREC
-        if c._s.rx2_add(pf[1]):
+        if c._s.rx2_add(pf[1], first & 8):
             c._deliver(m)
         if c.sock:
             c._ack(_PUBREC, pf[1])

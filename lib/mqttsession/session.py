@@ -332,14 +332,18 @@ class Session:
         return self.top[k], self.msg[k]
 
     # --- incoming QoS 2 ---
-    def rx2_add(self, pid):
+    def rx2_add(self, pid, dup=True):
         # returns True when the message is new (deliver it); records it before PUBREC.
+        # dup: the PUBLISH's DUP flag. A recorded ID without it is a new message (a
+        # broker's resend carries DUP, [MQTT-3.3.1-1]): the record is of a session the
+        # broker lost (a power cut after that CONNACK, before restart wrote it), and it
+        # stands for the new message as it is
         # The store's OSError leaves it unrecorded here too: not delivered, not answered,
         # the broker sends it again (kept in RAM only, its resend would be taken as a
         # duplicate and lost)
         r = self.rx2
         if pid in r:
-            return False
+            return not dup
         x = None  # the one forgotten for it
         if len(r) >= 255:
             # bounded by what the hot state records (a count byte). MQTT 3.1.1 has no
