@@ -14,12 +14,19 @@ def step(lk):
     if not hasattr(b, "wifi_poll"):  # a board layer that can only block
         return bool(b.wifi_connect(timeout_ms=lk.wifi_timeout_ms))
     now = time.ticks_ms()
-    if lk._wt is None:
-        lk._wt = now
-        b.wifi_start()
-    if b.wifi_poll():
+    try:
+        if lk._wt is None:
+            lk._wt = now
+            b.wifi_start()
+        if b.wifi_poll():
+            lk._wt = None
+            return True
+    except BaseException:
+        # what the board raised ends this attempt (the keeper counts it a failed one): the
+        # next starts the radio again. Left under way, wifi_start() was never called again,
+        # and a wifi_poll() that kept raising never reached wifi_timeout_ms
         lk._wt = None
-        return True
+        raise
     if time.ticks_diff(now, lk._wt) >= lk.wifi_timeout_ms:
         lk._wt = None
         return False

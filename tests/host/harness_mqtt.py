@@ -121,6 +121,13 @@ class Observer:
             self._msgs.append(msg)
             self._cond.notify_all()
 
+    def expect_resubscribe(self) -> None:
+        """Before the broker goes: wait_subscribed() then waits for the next SUBACK."""
+        self._subscribed.clear()
+
+    def wait_subscribed(self, timeout: float = 30.0) -> bool:
+        return self._subscribed.wait(timeout)
+
     @property
     def messages(self) -> list[Msg]:
         with self._cond:
