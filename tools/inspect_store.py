@@ -230,6 +230,9 @@ class ImageSource:
         data = bytearray(path.read_bytes())
         if block_size <= 0:
             raise ValueError(f"bad block size {block_size}")
+        if block_size % 32:  # else littlefs's C code aborts the process (an assert)
+            raise ValueError(f"bad block size {block_size}: littlefs blocks are a multiple "
+                             f"of its 32-byte read and prog size")
         whole = len(data) // block_size
         if whole < 2:
             raise ValueError(f"{path}: {len(data)} bytes is not a littlefs image "

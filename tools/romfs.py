@@ -41,7 +41,13 @@ def mpremote() -> str:
 def stage(staging: Path, boards: list[Path], opt: int = 2, lib: Path = mpy.LIB) -> dict[str, int]:
     """Compile the library (and each board directory's .py files, at the top level)
     into staging; returns {path in the image: bytes}."""
-    if staging.exists():
+    if staging.exists() or staging.is_symlink():
+        # only a staging directory this tool made (.mpy files alone) is removed: -o names
+        # it after the image (rom.img: rom.d), and that name may be someone's own
+        if not staging.is_dir() or staging.is_symlink() or any(
+                not p.is_dir() and p.suffix != ".mpy" for p in staging.rglob("*")):
+            raise RuntimeError(f"{staging}: the staging directory for this image exists and "
+                               f"holds files other than .mpy: remove it or choose another -o")
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     sizes = {}
@@ -92,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also pack this board directory's modules (board.py ...), not main.py",
     )
     a = p.parse_args(argv)
+    if a.out.is_dir():
+        print(f"-o {a.out}: a directory; give the image file's name", file=sys.stderr)
+        return 2
     for b in a.with_board:
         if not b.is_dir():
             print(f"--with-board: no directory {b}", file=sys.stderr)
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError as e:
         print(e.stderr or e.stdout or str(e), file=sys.stderr)
         return 1
-    except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as e:
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
         print(e, file=sys.stderr)
         return 1
     print(f"{a.out}: {n} bytes")

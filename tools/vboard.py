@@ -130,6 +130,8 @@ class VirtualBoard:
         problem = image_problem(self.image, blocks)
         if problem:
             raise ValueError(problem)
+        if link is not None and not Path(link).parent.is_dir():
+            raise ValueError(f"link {link}: no directory {Path(link).parent}")
         self.prog = prog
         self.heap = heap
         self.blocks = blocks

@@ -67,6 +67,10 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
                          "pass ssl=ctx with ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "
                          "ctx.verify_mode = ssl.CERT_REQUIRED, "
                          "ctx.load_verify_locations(cadata=<CA certificate, DER>)")
+    # a context wraps the socket at connect: anything else (umqtt's old ssl=1, the ssl
+    # module) would only fail there, as AttributeError or TypeError out of the keeper
+    if ssl and (not hasattr(ssl, "wrap_socket") or hasattr(ssl, "SSLContext")):
+        raise TypeError("ssl must be an ssl.SSLContext (or None for no TLS)")
     if ssl and getattr(ssl, "verify_mode", 2) != 2:
         from . import wire  # imported here: a store or Link alone does not load it
 

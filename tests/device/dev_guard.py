@@ -301,6 +301,28 @@ def ssl_true():
     d.check("CA" in str(e) and "load_verify_locations" in str(e), "says how: %s" % e)
 
 
+def ssl_not_a_context():
+    # ssl= given something that is not an SSLContext (umqtt's old ssl=1, the ssl module, a
+    # string): refused by the constructor with TypeError naming ssl, for both front ends,
+    # not an AttributeError out of connect() or a keeper's check_msg() later
+    import ssl
+
+    from mqttsession import aio
+
+    for v in (1, "yes", b"x", ssl):
+        for cls in (MQTTClient, aio.MQTTClient):
+            try:
+                cls("bad", d.cfg("HOST"), d.cfg("PORT"), ssl=v, link=Link())
+                e = None
+            except Exception as x:  # which type it is, is the test
+                e = x
+            print("SSL_ARG", cls.__module__, type(v).__name__, repr(e))
+            d.check(isinstance(e, TypeError) and "ssl" in str(e),
+                    "%s ssl=%r refused naming ssl: %r" % (cls.__module__, v, e))
+    for v in (None, False, 0):  # no TLS, as umqtt's ssl=False
+        MQTTClient("plain", d.cfg("HOST"), d.cfg("PORT"), ssl=v)
+
+
 def tls_default_context():
     # MicroPython's SSLContext starts with verification off: used, as chosen, with one warning
     import ssl

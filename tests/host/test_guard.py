@@ -214,6 +214,14 @@ def test_ssl_true_refused() -> None:
     run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "ssl_true"}, heap=HEAP)
 
 
+def test_ssl_not_a_context_refused_naming_it() -> None:
+    # "Bad values raise ValueError or TypeError naming the keyword": ssl=1 or the ssl module
+    # got past the constructor and raised AttributeError from connect(), and from a keeper's
+    # publish()/check_msg(), which never raise for a link failure
+    run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "ssl_not_a_context"},
+               heap=HEAP)
+
+
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Any:
     b = Broker(tmp_path_factory.mktemp("tls"), tls=certs)
