@@ -217,7 +217,11 @@ def drop_oldest(self, n):
     if s._p is not None and (n >= s._st.max_bytes or n > 65535):
         return False
     for k in s.live():
-        if not s.fl[k] & _PID:  # no packet ID: the broker never saw it
+        f = s.fl[k]
+        # no packet ID: the broker never saw it. A QoS 2 one sent before a reboot (its
+        # ID kept in flash, _SENT, or its PUBREC come, _REL) is in flight: the broker
+        # holds it, and given up here, its PUBREL would never go out
+        if not f & _PID and not (f & 3 == 2 and f & (_SENT | _REL)):
             p = s.pending()
             try:
                 s.drop(k)
@@ -240,6 +244,12 @@ def _drop_flash(s):
     if not nxt(s):
         return False
     q = s._r[0]
+    if q in s._out or (s._r[1] & 3 == 2 and s._r[2] and s._r[3] == s.epoch):
+        # a QoS 2 message in flight before the reboot (its packet ID in flash): the
+        # broker may hold it (as in drop_oldest's ring)
+        s._cur = c
+        s._cb = None  # read its segment again from the start
+        return False
     n = s._r[6]
     s.more -= 1
     s._done.append(q)

@@ -28,6 +28,11 @@ def read(s, i):
         except (OSError, ValueError) as e:
             s._st._report(s._p, "q/" + n, e)
             return False
+        if len(b) != (s._sc[i] & 0xFFFFFF) + 4 and s._ci != s._sg[i]:
+            # shorter (or longer) than its name says: damage, reported (once: not when
+            # the load read it already); the records it holds are read
+            s._st._report(s._p, "q/" + n, "%d bytes, its name says %d" % (
+                len(b), (s._sc[i] & 0xFFFFFF) + 4))
         s._cb = b
         s._ci = s._sg[i]
         s._co = 4
@@ -36,7 +41,8 @@ def read(s, i):
     try:
         r = _parse(s._cb, s._co)
     except (ValueError, IndexError) as e:
-        s._st._report(s._p, "q/" + name(s, i), e)
+        if len(s._cb) == (s._sc[i] & 0xFFFFFF) + 4:  # else reported already
+            s._st._report(s._p, "q/" + name(s, i), e)
         s._co = len(s._cb)
         return False
     s._r = r

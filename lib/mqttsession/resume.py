@@ -128,6 +128,11 @@ def load(s):
     if b is not None and len(b) >= 4:
         s.naside = struct.unpack("<I", b[:4])[0]
     scan(s, w)
+    if s.fresh and (s._hx or s.subs or o or s.pending()):
+        # the identity was damaged, but the session holds state: not a fresh one (an
+        # MQTT 5 client answers a kept session without local state with a clean start,
+        # which would give up the queue the damage did not touch)
+        s.fresh = False
     return True
 
 
@@ -175,10 +180,24 @@ def scan(s, w):
         s._sc[i] = c << 24 | nb
     i = len(g) - 1
     if i >= 0 and name(s, i) == top and os.stat(_join(q, top))[6] != (s._sc[i] & 0xFFFFFF) + 4:
-        _rm(_join(q, top))  # a cut seal
-        s._sg = g = g[:i]
-        s._sl = s._sl[:i]
-        s._sc = s._sc[:i]
+        # shorter than its name says: a cut seal when the tail still holds every one of
+        # its messages (it is reused only after a seal), else damage (kept: its records
+        # before the damage are read, and the damage reported, as in any other segment)
+        a = g[i]
+        z = s._sl[i]
+        c = 0
+        for j in range(_TAIL):
+            try:
+                r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)[0]
+            except (OSError, ValueError, IndexError):
+                continue  # (the tail's damage is reported below)
+            if a <= r <= z:
+                c += 1
+        if c == s._sc[i] >> 24:
+            _rm(_join(q, top))  # a cut seal
+            s._sg = g = g[:i]
+            s._sl = s._sl[:i]
+            s._sc = s._sc[:i]
     last = w
     for i in range(len(g)):
         c = s._sc[i]
