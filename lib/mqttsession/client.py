@@ -172,17 +172,20 @@ class MQTTClient(Core):
             self._mod("aside").answer(self)
         if self._cs:
             self._close()  # a connect under way: no DISCONNECT on a socket not connected
+        t0 = time.ticks_ms()
         if self._ob is not None and self.sock:
             # output the socket has not taken (what publish accepted) goes out first,
-            # within timeout: closed with it, it was lost and the broker sent the will
+            # within timeout: closed with it, it was lost and the broker sent the will.
+            # One timeout for it and the answers below together (as the asyncio client's)
             try:
                 self._poll.modify(self.sock, _POLLOUT)
-                while self._ob is not None:
+                while self._ob is not None and time.ticks_diff(time.ticks_ms(), t0) < self._tms:
                     self._poll.poll(20)
                     self._flush()
+                if self._ob is None:
+                    self._poll.modify(self.sock, _POLLIN)  # (else _step's poll never waits)
             except OSError:
                 pass
-        t0 = time.ticks_ms()
         q = self._quota
         self._quota = 0  # (no message queued behind them goes out meanwhile)
         e = None
@@ -337,6 +340,19 @@ class MQTTClient(Core):
                 # offline with a keeper (or its reconnect still under way): recorded in
                 # the session, made on the next connect
                 return self._mod("subs").later(self, topic, qos)
+        if self._todo and self.sock is not None:
+            # changes the callback made while an earlier call waited (publish's wait for
+            # its PUBACK): made first, in the order they were made. Left for the next
+            # check_msg(), they came after this one (an unsubscribe undone)
+            try:
+                self._mod("subs").make(self, True, False)
+            except (OSError, MQTTException):
+                if self.link is None:
+                    raise
+                return self._mod("subs").later(self, topic, qos)  # the link went: owed
+            except BaseException:
+                self._mod("subs").later(self, topic, qos)  # the callback's (as above)
+                raise
         topic = self._mod("ctl").sub_start(self, topic, qos)
         t0 = time.ticks_ms()
         try:

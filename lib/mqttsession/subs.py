@@ -21,10 +21,11 @@ def later(c, topic, qos, sent=False):
     t = c._mod("ctl").sub_filter(c, topic, qos)
     if c.link is None and not c._cn[18] and not sent:  # (18: from the callback or a hook)
         raise OSError(_ENOTCONN)
-    if qos is None:
-        c._s.unsub(t)
-    else:
-        c._s.sub(t, qos)
+    # owed first, then the session's subscriptions: a power cut between the two writes
+    # leaves the change owed, and the next connect makes it and puts it in the session
+    # (todo). The other order left it in the session only: never made at the broker
+    # (after a reset the connect makes only what is owed), or an unsubscribe the broker
+    # never heard of
     o = c._todo.get(t, -1)
     if o != qos:
         c._todo[t] = qos
@@ -37,6 +38,12 @@ def later(c, topic, qos, sent=False):
             else:
                 c._todo[t] = o
             raise
+    # (this write failing raises with the change owed: made on the next connect all the
+    # same, and the application's retry writes it)
+    if qos is None:
+        c._s.unsub(t)
+    else:
+        c._s.sub(t, qos)
 
 
 def owe(c):
@@ -64,13 +71,16 @@ def owe(c):
 def todo(c, present, clean):
     # after CONNACK, the (filter, QoS) to send (QoS None: UNSUBSCRIBE): after a session
     # loss every stored subscription, else those changed offline. A clean start wiped
-    # the session's: the ones made offline are kept
+    # the session's: the ones made offline are kept.
+    # The owed changes go into the session first (a write only where it differs: a
+    # power cut in subscribe() after the owed file's write, before the session's)
     s = c._s
     td = c._todo
-    if clean:
-        for t, q in td.items():
-            if q is not None:
-                s.sub(t, q)
+    for t, q in td.items():
+        if q is None:
+            s.unsub(t)
+        else:
+            s.sub(t, q)
     # the list before _todo is emptied: no heap for it (MemoryError) leaves them owed
     td = list((td if present else s.subs).items())
     c._todo = {}

@@ -1,6 +1,7 @@
 # The blocking client against the scripted hostile broker (tests/host/hostile.py):
 # devcfg.TEST names the scenario. Prints what the application sees, for the host to judge:
 # RAISED <exception> <code> <ms the call took>, REFUSED <code>, GOT <topic> <length>.
+import socket
 import time
 
 import devlib as d
@@ -114,6 +115,39 @@ def oversized():
         print("GOT", t.decode(), len(m))
     d.check(c.isconnected(), "still connected")
     c.disconnect()
+
+
+class _Sockets:
+    # mqttsession.wire's socket module, whose sockets get a node's small send buffer
+    SOCK_STREAM = socket.SOCK_STREAM
+    getaddrinfo = socket.getaddrinfo
+
+    @staticmethod
+    def socket(*a):
+        return d.small_sndbuf(socket.socket(*a))
+
+
+def disconnect_stalled():
+    # a broker that stopped reading (it reads again later, and never acknowledges): QoS 1
+    # messages of 30 KB behind a node's small send buffer, a keeper's budget leaving what
+    # the socket did not take waiting; then disconnect(), which sends that output and reads
+    # the answers together within timeout (the linger after the DISCONNECT aside)
+    import mqttsession.wire as wire
+    from mqttsession import Link
+
+    wire.socket = _Sockets
+    c = MQTTClient("hostile", d.cfg("HOST"), d.cfg("PORT"), keepalive=0, timeout=d.cfg("TIMEOUT"),
+                   link=Link(), window=4)
+    c.connect()
+    print("CONNECTED")
+    m = bytes(30000)
+    for i in range(4):
+        c.publish("t/stalled", m, qos=1)
+        if c._ob is not None:
+            break
+    d.check(c._ob is not None and c._s.nin, "output waits behind the stalled socket")
+    timed(c.disconnect)
+    d.check(c.sock is None, "closed")
 
 
 globals()[d.cfg("TEST")]()

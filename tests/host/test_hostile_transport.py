@@ -4,6 +4,7 @@ connect leaves no socket open."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -167,6 +168,22 @@ def test_broker_that_stops_reading_ends_publish_in_time() -> None:
     assert ms <= BOUND_MS
     returned = [int(v[0]) for v in r.values("RETURNED")]
     assert returned and max(returned) <= BOUND_MS  # the socket took some before it filled
+
+
+def test_disconnect_sends_and_awaits_within_one_timeout() -> None:
+    # README, What timeout bounds: disconnect() sends the output the socket has not taken
+    # and reads the answers of the messages in flight "together within timeout", then
+    # lingers a second at most. The broker reads nothing for 7 s, then reads and never
+    # answers: up to 0.2.22 the answers got a timeout of their own from when the output
+    # was out, and disconnect() took about 14 s with an 8 s timeout
+    script = [("expect", CONNECT), ("send", connack()), ("sleep", 7)]
+    with HostileBroker([script]) as b:
+        b._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a node's broker link
+        cfg = {"HOST": b.host, "PORT": b.port, "TEST": "disconnect_stalled", "TIMEOUT": 8}
+        r = run_device("dev_hostile.py", cfg, heap=HEAP, timeout=90)
+    assert r.values("RETURNED"), r.out
+    ms = int(r.values("RETURNED")[0][0])
+    assert ms <= (8 + 1 + 2) * 1000, r.out  # timeout, the linger, and a busy machine's slack
 
 
 def run_aio(scripts: list[Script], test: str) -> Any:
