@@ -343,7 +343,7 @@ class MQTTClient(Core):
             present = 0
         if present and self.store and s.fresh and self.version == 5:
             self._close()  # [MQTT-3.2.2-4]
-            return await self._connect(True)
+            return await self._connect(2)  # (a clean start keeping the queue: ctl.resume)
         present = self._mod("ctl").resume(self, present, clean)
         self._cn[_CC] = False  # a clean start is made: the keeper resumes it
         m = _mods.get("aio_held")

@@ -149,7 +149,7 @@ def resub(c, present, clean):
     for j in range(len(td)):
         t, q = td[j]
         try:
-            r = c._maxq & 24 and c._mod("v5").unsupported(c, t, q)
+            r = c._maxq & 56 and c._mod("v5").unsupported(c, t, q)
             if r:
                 c._s.unsub(t)
                 c._log("subscription refused: %s 0x%02x", (t, r))

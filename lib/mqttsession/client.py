@@ -86,7 +86,7 @@ class MQTTClient(Core):
             if self.link:
                 self._want = True  # from now on the keeper reconnects, even if this fails
             try:
-                c[_CC] = clean_session
+                c[_CC] = bool(clean_session)  # (2: ctl.resume's forced clean start)
                 self._conn_start(clean_session, ms)
                 if not wait and self.link:
                     return bool(c[_CP]) if self._steps(True) else None
@@ -119,9 +119,9 @@ class MQTTClient(Core):
                     present = 0  # a broker that ignored Clean Start: treat as a new session
                 if present and self.store and s.fresh and self.version == 5:
                     # [MQTT-3.2.2-4]: no local state for a session the broker kept: close,
-                    # start clean
+                    # start clean (2: keeping what was published offline, see ctl.resume)
                     self._close()
-                    self._cn[_CC] = True
+                    self._cn[_CC] = 2
                     self._conn_start(True, None)
                 else:
                     self._aw = 0

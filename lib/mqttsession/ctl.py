@@ -105,10 +105,11 @@ def sub_start(self, topic, qos):
     # sends SUBSCRIBE (qos 0-2) or UNSUBSCRIBE (qos None); returns the filter. The
     # front end waits until _cn[_SUB] is 0, then calls sub_end.
     topic = sub_filter(self, topic, qos)
-    if self._maxq & 24:  # an MQTT 5 broker without wildcard or shared subscriptions
+    if self._maxq & 56:  # an MQTT 5 broker without wildcard or shared subscriptions,
+        # or with a Maximum Packet Size
         rc = self._mod("v5").unsupported(self, topic, qos)
         if rc:
-            raise P.err(22, rc)  # subscription refused
+            raise P.err(22 if qos is not None else 21, rc)  # (un)subscription refused
     if self.sock is None:
         raise OSError(_ENOTCONN)
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
@@ -208,9 +209,12 @@ def resume(self, present, clean):
     if self._cn[_LOST]:
         present = 0
     self._cn[_LOST] = not present
-    if clean:
+    if clean and clean != 2:
         # the application asked for a new session: what the old one held is given up,
-        # and counted (a message accepted is never dropped silently)
+        # and counted (a message accepted is never dropped silently). 2: the clean start
+        # [MQTT-3.2.2-4] makes for a fresh store (no state of its own) that a broker
+        # kept a session for: what the node published before that first connect was
+        # never sent anywhere, and goes out (like its subscriptions) in the new session
         self.dropped += s.pending()
         s.clear()
     if not present and s.subs:

@@ -318,11 +318,15 @@ def limit(self, qos, retain):
 
 
 def unsupported(self, topic, qos):
-    # (ctl.sub_start, aio_rare.resub, when _maxq & 24) the reason code of a SUBSCRIBE
+    # (ctl.sub_start, aio_rare.resub, when _maxq & 56) the reason code of a SUBSCRIBE
     # the MQTT 5 broker said it does not take (CONNACK:
-    # no Shared, no Wildcard Subscriptions), else 0: refused here, never sent (the broker
+    # no Shared, no Wildcard Subscriptions, a Maximum Packet Size the packet passes; an
+    # UNSUBSCRIBE too large), else 0: refused here, never sent (the broker
     # would end the connection, and a keeper would send it again at every connect)
     m = self._maxq
+    n = 5 + len(topic) + (qos is not None)  # remaining length: ID, properties, filter
+    if m & 32 and n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > self._maxout:
+        return 0x95  # packet too large
     if qos is None:
         return 0
     if m & 16 and topic.startswith(b"$share/"):
@@ -390,7 +394,8 @@ def connack(self):
     # | 8 without Wildcard Subscription Available, | 16 without Shared Subscription
     # Available: such a SUBSCRIBE is a protocol error there (DISCONNECT 0xA2, 0x9E)
     self._maxq = pr.get(_P_MAX_QOS, 2) | (0 if pr.get(_P_RETAIN_AVAILABLE, 1) else 4) | (
-        0 if pr.get(0x28, 1) else 8) | (0 if pr.get(0x2A, 1) else 16)
+        0 if pr.get(0x28, 1) else 8) | (0 if pr.get(0x2A, 1) else 16) | (
+        32 if _P_MAX_PACKET in pr else 0)  # | 32: a (UN)SUBSCRIBE may be too large
     if _P_SESSION_EXPIRY in pr:
         s.expiry = pr[_P_SESSION_EXPIRY]  # the broker's own: stored with the session
     return d[1]
