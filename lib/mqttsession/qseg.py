@@ -105,6 +105,12 @@ def seal(s):
         recs.append((s._tail[j], b))
         nb += len(b)
     if recs:
+        # in order of seq: a message is written to the tail when its publish returns
+        # unacknowledged (Session.hold), after a newer one made durable meanwhile (a QoS 2
+        # or offline one the callback or another task published during its wait). Out of
+        # order, the segment's name would give a last seq below a message in it (removed
+        # while that one is pending) and nxt would pass over the older one
+        recs.sort()
         n = "%08x%08x%02x%06x" % (recs[0][0], recs[-1][0], len(recs), nb)
         q = _join(p, "q", n)
         i = len(s._sg)
