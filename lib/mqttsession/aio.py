@@ -259,14 +259,16 @@ class MQTTClient(Core):
                         self._nap = True
                         await asyncio.sleep_ms(max(0, lk.due()))
                         self._nap = False
-                    # Wi-Fi in steps (a board layer without wifi_poll() blocks here)
-                    w = lk is None or lk.wifi_step()
-                    while w is None and self._want:
-                        await asyncio.sleep_ms(50)
-                        w = lk.wifi_step()
-                    if not self._want:
-                        break
                     try:
+                        # Wi-Fi in steps (a board layer without wifi_poll() blocks here);
+                        # what the board raises is a failed attempt, as in the blocking
+                        # client: the keeper backs off and starts the radio again
+                        w = lk is None or lk.wifi_step()
+                        while w is None and self._want:
+                            await asyncio.sleep_ms(50)
+                            w = lk.wifi_step()
+                        if not self._want:
+                            break
                         if not w:
                             raise OSError(_ENETUNREACH)
                         self._present = await self._connect(self._cn[_CC])
@@ -277,6 +279,8 @@ class MQTTClient(Core):
                         self._drop(e)
                         if lk is None:
                             break
+                        if self._cn[_CC] is True:  # connect() returns None: the clean
+                            self._mod("ctl").offline_clean(self)  # start is made now
                     nap = True
                     self._att += 1
                     self._ev.set()

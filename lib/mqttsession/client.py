@@ -89,7 +89,10 @@ class MQTTClient(Core):
                 c[_CC] = bool(clean_session)  # (2: ctl.resume's forced clean start)
                 self._conn_start(clean_session, ms)
                 if not wait and self.link:
-                    return bool(c[_CP]) if self._steps(True) else None
+                    if self._steps(True):
+                        return bool(c[_CP])
+                    self._mod("ctl").offline_clean(self)  # the keeper goes on with it
+                    return None
                 self._steps(False)
                 return bool(c[_CP])
             except Exception as e:
@@ -102,6 +105,7 @@ class MQTTClient(Core):
                 elif not wait and self.link and isinstance(e, (OSError, MQTTException)):
                     # offline (or refused): the keeper goes on as after a lost link
                     self.link.failed(e)
+                    self._mod("ctl").offline_clean(self)
                     return None
                 else:
                     raise

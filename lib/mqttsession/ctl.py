@@ -251,6 +251,25 @@ def resume(self, present, clean):
     return present
 
 
+def offline_clean(self):
+    # connect(clean_session=True)'s first attempt failed and the keeper goes on (connect
+    # returns None): the clean start the application asked for is made here in the node
+    # now (what the old session held is given up, and counted), and the keeper's connect
+    # makes it at the broker keeping what the application publishes and subscribes to
+    # from now on (2, as ctl.resume's): that belongs to the new session. The store
+    # failing: the clean start stays whole for that connect (resume)
+    c = self._cn
+    if c[9] is True:  # (_CC, args.py)
+        s = self._s
+        try:
+            n = s.pending()
+            s.clear()
+        except (OSError, MemoryError):
+            return
+        self.dropped += n
+        c[9] = 2
+
+
 def bye(self, end, aio=False):
     # DISCONNECT and close; a link keeper does not reconnect after this. end: with
     # MQTT 5 Session Expiry 0, the broker discards the session. aio: the asyncio client

@@ -48,7 +48,7 @@ def start():
     while time.ticks_diff(time.ticks_ms(), t0) < 10000 and not (c.isconnected() and not c.pending()):
         c.check_msg()
         time.sleep_ms(5)
-    print("STARTS", b.starts, "POLLS", b.polls, "TRIES", lk.tries, "LASTERR", repr(lk.last_error))
+    print("STARTS", b.starts, "POLLS", b.polls, "TRIES", lk.tries, "LASTERR", repr(lk.last_error), "DROPPED", c.dropped)
     d.check(c.isconnected(), "connected once the radio started")
     d.check(c.pending() == 0, "the queued reading went out")
     c.disconnect()
