@@ -108,8 +108,10 @@ def sub_start(self, topic, qos):
     if self._maxq & 56:  # an MQTT 5 broker without wildcard or shared subscriptions,
         # or with a Maximum Packet Size
         rc = self._mod("v5").unsupported(self, topic, qos)
+        if rc and qos is None:
+            raise P.err(21, rc)  # unsubscribe refused
         if rc:
-            raise P.err(22 if qos is not None else 21, rc)  # (un)subscription refused
+            raise P.err(22, rc)  # subscription refused
     if self.sock is None:
         raise OSError(_ENOTCONN)
     buf = self._tx if len(topic) + 16 <= len(self._tx) else bytearray(len(topic) + 16)
