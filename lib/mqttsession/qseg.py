@@ -73,13 +73,16 @@ def nxt(s):
         if j < 0:
             s.more = 0  # counted but not found: lost to damage, reported
             return False
-        s._cur = s._tail[j] + 1
         try:
             r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
+            s._cur = s._tail[j] + 1  # damage: passed over (reported)
             s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             s.more -= 1
             continue
+        # past it once read: no heap for the read (MemoryError) leaves it to read again
+        # (passed over, it was never sent, and the watermark went past it)
+        s._cur = s._tail[j] + 1
         if r[0] not in s._done:
             s._r = r
             return True

@@ -17,3 +17,9 @@ def test_qos2_sealed_behind_an_older_qos1_survives_a_reboot(tmp_path: Path) -> N
                    heap="256k", timeout=60, check=False)
     assert "RUNNING m31" in r.out, r.out
     assert r.passed, r.out
+
+
+def test_no_heap_while_the_backlog_is_read_loses_nothing(tmp_path: Path) -> None:
+    r = run_device("dev_backlog_memerr.py", {"IMAGE": str(tmp_path / "flash.img"),
+                                             "BLOCKS": 64}, heap="256k", timeout=60)
+    assert "MEMORYERROR" in r.out, r.out
