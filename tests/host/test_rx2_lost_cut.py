@@ -7,36 +7,24 @@ held, was taken for a resend of the old one: answered (PUBREC) and never deliver
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness import run_device, start_device
 from test_rx2_burst import QoS2Broker, Rounds
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[Rounds], QoS2Broker]]:
-    made: list[QoS2Broker] = []
-
-    def make(rounds: Rounds) -> QoS2Broker:
-        b = QoS2Broker(rounds)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
+from test_rx2_burst import burst as burst_fixture  # noqa: F401 (a fixture, by this name)
 
 
 @pytest.mark.parametrize("take", ["blocking", "messages"])
 def test_a_cut_as_the_broker_lost_session_is_taken_up_loses_no_new_message(
-        scripted: Callable[[Rounds], QoS2Broker], tmp_path: Path, take: str) -> None:
+        burst_fixture: Callable[[Rounds], QoS2Broker], tmp_path: Path,  # noqa: F811
+        take: str) -> None:
     # connection 0: "a1" (ID 1) taken, its PUBREC lost with the link; connection 1: the
     # broker lost the session (Session Present 0), the node is cut; connection 2: the
     # session connection 1 made is present, and its first message "b1" has ID 1
-    b = scripted([(False, [(1, b"a1")], None, False),
+    b = burst_fixture([(False, [(1, b"a1")], None, False),
                   (False, [], None, True),
                   (True, [(1, b"b1")], None, True)])
     c = {"HOST": "127.0.0.1", "PORT": b.port, "VERSION": 4, "TAKE": take,
