@@ -39,8 +39,10 @@ def first_order(payloads: list[bytes]) -> list[bytes]:
     return list(dict.fromkeys(payloads))
 
 
-# with --runslow (one of these failed once in a loaded run, cause not found: kept out of
-# the default run until it is)
+# with --runslow. Known to fail now and then (2 of 24 runs of the last two cases): one
+# message published during the drain lost, after a MemoryError out of publish() or
+# check_msg() (a segment read after an acknowledgement); never seen with a 512k heap.
+# Cause not found yet (README, changelog 0.2.23): left failing, not hidden
 @pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole"),
                          [pytest.param(5000, 16, 6, 1, 0, False, marks=pytest.mark.slow),
                           pytest.param(3000, 1, 6, 2, 0, False, marks=pytest.mark.slow),
