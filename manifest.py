@@ -4,7 +4,7 @@
 # and package.json's by tools/package.py.
 metadata(
     description="MQTT 3.1.1/5.0 client whose persistent session lives in littlefs flash.",
-    version="0.2.23",
+    version="0.2.24",
 )
 
 package("mqttsession", base_path="lib")

@@ -1,5 +1,5 @@
 # mqttsession: an MQTT client for MicroPython whose session survives reboots.
-__version__ = "0.2.23"
+__version__ = "0.2.24"
 
 from .packet import MQTTException
 

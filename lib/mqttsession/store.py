@@ -159,9 +159,10 @@ class SessionStore:
             return None
 
     def _mkdirs(self, p):
-        # makes p and its parents; at the root or inside it, a file where a directory
-        # belongs is damage: reported and removed (p is the root or a path below it, so a
-        # q as long as the root is the root or below: nothing above it is touched)
+        # makes p and its parents; inside the root, a file where a directory belongs is
+        # damage: reported and removed (p is the root or a path below it, so a q longer
+        # than the root is below it). The root or a directory above it that is a file is
+        # refused (ValueError naming it), never removed
         q = ""
         for part in p.split("/"):
             if not part:
@@ -169,10 +170,14 @@ class SessionStore:
             q += "/" + part if (q or p.startswith("/")) else part
             m = _exists(q)
             if not m & _DIR:
-                if m and len(q) >= len(self.root):
+                if m and len(q) > len(self.root):
                     # (an exception stands for its text here)
                     self._report(q, "", err(39))  # a file where a directory belongs: removed
                     _rm(q)
+                elif m:
+                    # the root, or a directory above it, is a file: the application's,
+                    # never the store's to remove
+                    raise ValueError("root: %s is not a directory" % q)
                 os.mkdir(q)
 
     def _report(self, path, name, e):

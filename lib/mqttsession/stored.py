@@ -267,6 +267,16 @@ class StoredSession(Session):
             return
         if not self.client_id:
             raise err(38, 107)  # null session: connect first
+        # older messages of the ring not in flash yet (a publish waiting for its PUBACK
+        # while its callback or another task publishes this one) go first: flash holds
+        # the queue in order, each segment a range of seqs that nxt and resume trust (one
+        # written later would fall inside or below a sealed segment's range: passed over)
+        for i in range(self.n):
+            j = self.slot(i)
+            if j == k:
+                break
+            if self.fl[j] and not self.fl[j] & _DISK:
+                self._keep(j)
         append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
                     self.top[k], self.msg[k])
         if k == self.cap:
