@@ -202,6 +202,21 @@ def discard(self):
     raise MQTTException(_TOO_LARGE, "incoming packet of %d bytes exceeds max_packet" % pf[2])
 
 
+def raised(self):
+    # the blocking client's callback raised (client._deliver): its message is answered,
+    # and with a store the message a publish() waiting meanwhile accepted (in flight, not
+    # in flash yet) is written now: publish raises the callback's exception, its message
+    # accepted all the same (a power cut after that lost it). A failed write drops that
+    # message and raises the store's error (as Session.hold)
+    self._cbr = True  # (client._room: the exception is the callback's)
+    if self.sock:  # (not after a disconnect() in it: answered there)
+        answer(self)
+    s = self._s
+    if s._p is not None:
+        for k in s.live():
+            s.hold(k, s.seq[k])
+
+
 def answer(self):
     # the blocking client's callback raised (client._deliver): its message is answered
     # (PUBACK, PUBREC) before the exception goes on, as _on_publish would have after it

@@ -31,6 +31,8 @@ _INCB = const(18)  # in _cn: the callback is running (_deliver)
 
 
 class MQTTClient(Core):
+    _cbr = False  # the callback raised (aside.raised): what _room's wait raised is its own
+
     def __init__(self, *args, budget_ms=..., **kw):
         # the client's own attributes first: Core sets the rest before the session loads
         # (see there)
@@ -450,8 +452,7 @@ class MQTTClient(Core):
             Core._deliver(self, m)
         except BaseException:  # (KeyboardInterrupt, SystemExit too: _INCB must not stay)
             self._cn[_INCB] = False
-            if self.sock:  # (not after a disconnect() in it: answered there)
-                self._mod("aside").answer(self)
+            self._mod("aside").raised(self)
             raise
         self._cn[_INCB] = False
 
@@ -552,7 +553,8 @@ def _pub1(c, qos, retain):
         c._durable(k, k != s.cap)
     qos = s.seq[k]  # from here the message's number (one local less: see above)
     _go(c, k)
-    s.hold(k, qos)  # still unacknowledged: in flash when publish returns
+    s.hold(k, qos)  # still unacknowledged: in flash when publish returns (or when the
+    # callback's exception comes out of _go: aside.raised)
 
 
 def _rejoined(c, q):
@@ -590,11 +592,21 @@ def _room(c, qos, retain):
     # frame: only when the window is full)
     t = c._t
     m = c._m
+    c._cbr = False
     try:
         r = _go(c, -1)
     except (OSError, MQTTException):
         raise
     except Exception:
+        c._t = t
+        c._m = m
+        c._queue(qos, retain, False)
+        raise
+    except BaseException:
+        # the callback's KeyboardInterrupt or SystemExit as any of its exceptions (a
+        # Ctrl-C in the wait itself leaves the message to the application)
+        if not c._cbr:
+            raise
         c._t = t
         c._m = m
         c._queue(qos, retain, False)
