@@ -18,6 +18,9 @@ _HOPS = const(4)
 _SUB = const(13)
 _SUBRC = const(14)
 _LOST = const(19)
+_CO = const(8)  # as wire._CO
+_SX = const(20)
+_PRE = const(21)
 _MALFORMED = const(0x81)
 _PROTOCOL_ERROR = const(0x82)
 _ENOTCONN = const(107)
@@ -38,6 +41,10 @@ def connect_packet(self, clean):
             0xFFFFFFFF if self.store or not clean else 0)
     s.expiry = exp  # stored with the session once the broker accepts it
     c = self._cn
+    if c[_CO]:
+        c[_SX] = True  # the last CONNECT went out (some of it) and no CONNACK was taken
+    if not clean and s.subs and not c[_PRE]:
+        pre_owe(self)
     lw = c[_LW]
     w = lw or (None, None)
     f = (s.client_id, w[0], w[1], c[0], c[1])  # the strings; None: absent
@@ -90,6 +97,45 @@ def connect_packet(self, clean):
             buf[i : i + n] = x
             i += n
     return buf, i
+
+
+def pre_owe(self):
+    # before a CONNECT that resumes a session with subscriptions: every one owed in
+    # flash until that CONNECT's CONNACK is taken. A broker that lost the session makes
+    # a new, empty one from the CONNECT itself: a reset before the CONNACK (Session
+    # Present 0) is taken leaves the node to hear Session Present 1 at the next connect,
+    # and only what is owed is made then (resume takes the file back: all of them made
+    # again, the ones the broker kept simply replaced). Once per outage: the file holds
+    # them already when every subscription is owed as it stands (_todo mirrors the file)
+    s = self._s
+    p = s._p
+    c = self._cn
+    if p is None:
+        return  # a RAM session: nothing survives a reset (the link's loss: _SX)
+    td = self._todo
+    for t, q in s.subs.items():
+        if td.get(t, -1) != q:
+            break
+    else:
+        c[_PRE] = True
+        return
+    from .store import _join, _write, pack
+
+    d = dict(s.subs)
+    if self._rs:
+        d.update(self._rs.values())
+    d.update(td)
+    b = b""  # as subs.owe's records (QoS 0x80: an unsubscribe owed)
+    for t, q in d.items():
+        b += bytes((0x80 if q is None else q, len(t) & 255, len(t) >> 8)) + t
+    try:
+        _write(_join(p, "owed"), pack(b"o", b, 2), True)
+    except OSError as e:
+        # the flash refused it: the connect goes on (a store that cannot write must not
+        # keep the node offline); only a reset before this CONNACK loses them, as before
+        self._log("owed subscriptions not written: %r", (e,))
+        return
+    c[_PRE] = True
 
 
 def sub_filter(self, topic, qos):
@@ -208,9 +254,20 @@ def resume(self, present, clean):
     # present, and is taken as a loss again (messages go out again as new ones, with their
     # IDs: see Session.restart), so every subscription is made again
     s = self._s
-    if self._cn[_LOST]:
+    c = self._cn
+    if c[_LOST]:
         present = 0
-    self._cn[_LOST] = not present
+    c[_LOST] = not present
+    # an earlier CONNECT of this session went out without its CONNACK taken: if the
+    # broker had lost the session, that CONNECT made it a new, empty one, and this
+    # Session Present 1 cannot tell it from the kept one. The messages are resent as to
+    # a kept session (a broker that made a new one takes them as new ones), and every
+    # subscription is made again (one the broker kept is replaced by the same)
+    sx = c[_SX] and present
+    c[_SX] = False
+    c[_CO] = 0
+    pre = c[_PRE]
+    c[_PRE] = False
     if clean and clean != 2:
         # the application asked for a new session: what the old one held is given up,
         # and counted (a message accepted is never dropped silently). 2: the clean start
@@ -219,7 +276,7 @@ def resume(self, present, clean):
         # never sent anywhere, and goes out (like its subscriptions) in the new session
         self.dropped += s.pending()
         s.clear()
-    if not present and s.subs:
+    if (not present or sx) and s.subs:
         # a new session at the broker: every subscription is owed, in flash too, until
         # acknowledged (a reset before that: the broker answers Session Present 1 then,
         # and only what is owed is made). First: the broker holds the new session from
@@ -229,6 +286,14 @@ def resume(self, present, clean):
         td.update(self._todo)
         self._todo = td
         self._mod("subs").owe(self)
+    elif pre:
+        # the owed file held every subscription for this connect: back to what is owed
+        if self._todo or self._rs:
+            self._mod("subs").owe(self)
+        else:
+            from .store import _join, _rm
+
+            _rm(_join(s._p, "owed"))
     s.restart(present)
     s.version = self.version
     s.connected()

@@ -56,7 +56,10 @@ def owe(c):
         return  # a RAM session: nothing survives a reset
     from .store import _join, _rm, _write, pack
 
-    d = dict(c._rs.values()) if c._rs else {}
+    # a CONNECT under way with every subscription owed for it (ctl.pre_owe): kept so
+    d = dict(c._s.subs) if c._cn[21] else {}
+    if c._rs:
+        d.update(c._rs.values())
     d.update(c._todo)
     p = _join(p, "owed")
     if d:

@@ -3,6 +3,10 @@
 # and subscribe (SUBS: name:qos,...). "off": a boot with the broker out of reach:
 # connect(wait=False), publish QoS 0/1/2, the subscription changes SUBS, print state.
 # "killack": connect, frozen at the log line "connected" (the host kills the process).
+# "killconn": connect, frozen as its CONNACK comes in, before the client takes it (a reset
+# between CONNECT and CONNACK: the broker made its new session, the node never heard).
+# "dropack": as "on", but the first CONNACK is lost with the link (OSError) and the
+# connect is made again in the same process.
 # "on": connect, drain until pending() == 0, print "UP", then what arrives until "end".
 import time
 
@@ -33,6 +37,22 @@ def make():
     c.set_callback(got)
     if PHASE == "killack":
         c.log = cut_at_connack
+    elif PHASE in ("killconn", "dropack"):
+        step = c._conn_step
+        cut = [0]
+
+        def at_connack():
+            r = step()
+            if r is not None and not cut[0]:
+                cut[0] = 1
+                print("CONNACK", r)
+                if PHASE == "killconn":
+                    d.freeze("CUT")
+                c._close()
+                raise OSError(104)
+            return r
+
+        c._conn_step = at_connack
     return c
 
 
@@ -88,7 +108,7 @@ def blocking():
                 c.subscribe(d.topic(t), q)
         state(c)
         c.disconnect()
-    elif PHASE == "killack":
+    elif PHASE in ("killack", "killconn"):
         print("CONNECTING")
         try:
             c.connect(clean_session=False)
@@ -96,6 +116,11 @@ def blocking():
             print("CONNFAIL", repr(e))
         d.freeze("CUT")
     else:
+        if PHASE == "dropack":
+            try:
+                c.connect(clean_session=False)
+            except OSError as e:
+                print("CONNFAIL", repr(e))
         present = c.connect(clean_session=False)
         print("PRESENT", present)
         d.pump(c, lambda: c.pending() == 0, 30000)
@@ -134,7 +159,7 @@ async def aio():
                 await c.subscribe(d.topic(t), q)
         state(c)
         await c.disconnect()
-    elif PHASE == "killack":
+    elif PHASE in ("killack", "killconn"):
         print("CONNECTING")
         await c.connect(clean_session=False)
         await asyncio.sleep_ms(100)

@@ -32,7 +32,7 @@ def expected(boots: int, n: int = 2) -> list[bytes]:
 
 def finish(b: Broker, c: dict[str, Any], obs: Observer, boots: int) -> Any:
     pre = c["PREFIX"]
-    dev = start_device("dev_lost_session_reboot.py", {**c, "PHASE": "on"}, heap=HEAP)
+    dev = start_device("dev_lost_session_reboot.py", {"PHASE": "on", **c}, heap=HEAP)
     try:
         dev.wait_for("UP", timeout=60)
         for t in ("a", "b", "c"):
@@ -78,3 +78,56 @@ def test_lost_session_then_reboot_after_connack(broker_factory: Any, tmp_path: P
             assert r.values("PENDING")[-1] == ["0"], r.out
             got = sorted(t.rsplit("/", 1)[1] for t, m in r.values("GOT"))
             assert got == ["a", "c", "end"], r.out
+
+
+def lost_then(b: Broker, p: FaultProxy, c: dict[str, Any]) -> None:
+    # subscribed (a, end), then the broker restarted without the session
+    r = run_device("dev_lost_session_reboot.py", {**c, "PHASE": "sub", "SUBS": "a:1,end:1"},
+                   heap=HEAP, timeout=60)
+    assert r.value("PRESENT") == "False", r.out
+    b.restart()
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_lost_session_then_reboot_before_connack(broker_factory: Any, tmp_path: Path,
+                                                 api: str) -> None:
+    # the broker lost the session; a reset after the CONNECT went out, before its CONNACK
+    # (Session Present 0) was taken: that CONNECT made the broker a new, empty session, so
+    # the next boot hears Session Present 1. The node cannot tell that from a session the
+    # broker kept: its subscriptions must be made again all the same, else they are lost
+    # for good
+    b = broker_factory()
+    with FaultProxy(b.host, b.port) as p:
+        c = cfg(b, p, tmp_path, api, None, N=0, RUN_MS=8000)
+        lost_then(b, p, c)
+        with Observer(b.host, b.port, f"{c['PREFIX']}/data", qos=2) as obs:
+            dev = start_device("dev_lost_session_reboot.py", {**c, "PHASE": "killconn"},
+                               heap=HEAP)
+            try:
+                dev.wait_for("CUT", timeout=30)
+                out = dev.output()
+                dev.kill()
+            finally:
+                dev.close()
+            assert "CONNACK 0" in out, out
+            r = finish(b, c, obs, 0)
+            assert r.values("PRESENT") == [["True"]], r.out
+            got = sorted(t.rsplit("/", 1)[1] for t, m in r.values("GOT"))
+            assert got == ["a", "end"], r.out
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_lost_session_then_connack_lost_with_the_link(broker_factory: Any, tmp_path: Path,
+                                                      api: str) -> None:
+    # as above without a reset: the link goes between CONNECT and CONNACK (Session
+    # Present 0), and the connect made again in the same process hears Session Present 1
+    b = broker_factory()
+    with FaultProxy(b.host, b.port) as p:
+        c = cfg(b, p, tmp_path, api, None, N=0, RUN_MS=8000)
+        lost_then(b, p, c)
+        with Observer(b.host, b.port, f"{c['PREFIX']}/data", qos=2) as obs:
+            r = finish(b, {**c, "PHASE": "dropack"}, obs, 0)
+            assert "CONNACK 0" in r.out, r.out
+            assert r.values("PRESENT") == [["True"]], r.out
+            got = sorted(t.rsplit("/", 1)[1] for t, m in r.values("GOT"))
+            assert got == ["a", "end"], r.out
