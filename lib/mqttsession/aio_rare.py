@@ -134,7 +134,7 @@ async def end_session(c):
             if not c._up:
                 c._todo = td  # kept with the session
         if td:
-            c._mod("subs").owe(c)  # none owed now: the store's record goes
+            c._mod("ctl").owe(c)  # none owed now: the store's record goes
     c.dropped += c._s.pending()  # given up on purpose, counted (as a clean start)
     c._s.clear()
 
@@ -169,7 +169,7 @@ def resub(c, present, clean):
             raise
     if x and not rs:
         c._rs = None
-        c._mod("subs").owe(c)  # (else suback() does, once the others are answered)
+        c._mod("ctl").owe(c)  # (else suback() does, once the others are answered)
 
 
 def suback(c, pid, code):
@@ -185,7 +185,7 @@ def suback(c, pid, code):
         c._report(MQTTException(code, "subscription refused: %s" % t))
     if not rs:
         c._rs = None
-        c._mod("subs").owe(c)  # all answered: the store's record of those owed goes
+        c._mod("ctl").owe(c)  # all answered: the store's record of those owed goes
 
 
 async def stop(c):

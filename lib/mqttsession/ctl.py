@@ -105,37 +105,52 @@ def pre_owe(self):
     # a new, empty one from the CONNECT itself: a reset before the CONNACK (Session
     # Present 0) is taken leaves the node to hear Session Present 1 at the next connect,
     # and only what is owed is made then (resume takes the file back: all of them made
-    # again, the ones the broker kept simply replaced). Once per outage: the file holds
-    # them already when every subscription is owed as it stands (_todo mirrors the file)
-    s = self._s
-    p = s._p
+    # again, the ones the broker kept simply replaced). Once per outage (_PRE stays set
+    # until a CONNACK), and not at all when every subscription is owed as it stands
+    # (_todo mirrors the file)
     c = self._cn
-    if p is None:
+    if self._s._p is None:
         return  # a RAM session: nothing survives a reset (the link's loss: _SX)
     td = self._todo
-    for t, q in s.subs.items():
+    c[_PRE] = True
+    for t, q in self._s.subs.items():
         if td.get(t, -1) != q:
             break
     else:
-        c[_PRE] = True
         return
-    from .store import _join, _write, pack
-
-    d = dict(s.subs)
-    if self._rs:
-        d.update(self._rs.values())
-    d.update(td)
-    b = b""  # as subs.owe's records (QoS 0x80: an unsubscribe owed)
-    for t, q in d.items():
-        b += bytes((0x80 if q is None else q, len(t) & 255, len(t) >> 8)) + t
     try:
-        _write(_join(p, "owed"), pack(b"o", b, 2), True)
+        owe(self)
     except OSError as e:
         # the flash refused it: the connect goes on (a store that cannot write must not
         # keep the node offline); only a reset before this CONNACK loses them, as before
+        c[_PRE] = False
         self._log("owed subscriptions not written: %r", (e,))
-        return
-    c[_PRE] = True
+
+
+def owe(c):
+    # the changes owed to the broker (c._todo, and the asyncio client's sent but not yet
+    # acknowledged, c._rs) into the store's "owed" file; none owed: the file goes. A
+    # change made and still in the file is made again after a reset (the same SUBSCRIBE
+    # or UNSUBSCRIBE once more). While a CONNECT is under way with every subscription
+    # owed for it (pre_owe, _PRE), the file keeps them all. (Here, not in subs.py: a
+    # resuming connect writes it, and this module is loaded then anyway)
+    p = c._s._p
+    if p is None:
+        return  # a RAM session: nothing survives a reset
+    from .store import _join, _rm, _write, pack
+
+    d = dict(c._s.subs) if c._cn[_PRE] else {}
+    if c._rs:
+        d.update(c._rs.values())
+    d.update(c._todo)
+    p = _join(p, "owed")
+    if d:
+        b = b""  # as the subs file's records (stored.py), QoS 0x80 an unsubscribe
+        for t, q in d.items():
+            b += bytes((0x80 if q is None else q, len(t) & 255, len(t) >> 8)) + t
+        _write(p, pack(b"o", b, 2), True)  # format 2, as store._FORMAT
+    else:
+        _rm(p)
 
 
 def sub_filter(self, topic, qos):
@@ -285,15 +300,9 @@ def resume(self, present, clean):
         td = dict(s.subs)
         td.update(self._todo)
         self._todo = td
-        self._mod("subs").owe(self)
+        owe(self)
     elif pre:
-        # the owed file held every subscription for this connect: back to what is owed
-        if self._todo or self._rs:
-            self._mod("subs").owe(self)
-        else:
-            from .store import _join, _rm
-
-            _rm(_join(s._p, "owed"))
+        owe(self)  # the file held every subscription for this CONNECT: back to what is owed
     s.restart(present)
     s.version = self.version
     s.connected()

@@ -87,7 +87,7 @@ def load(s):
     except (ValueError, IndexError) as e:
         _bad(st, p, "subs", e)
         s.subs = {}
-    # subscription changes made offline and not yet at the broker (subs.owe): the client
+    # subscription changes made offline and not yet at the broker (ctl.owe): the client
     # makes them on its next connect (Core.__init__)
     o = {}
     try:

@@ -1,7 +1,7 @@
 # StoredSession: one session in flash (format 2). Directory <root>/<host>/<client ID>/:
 #   id     identity: protocol version, session expiry, client ID, host       (kind i)
 #   subs   subscriptions                                                     (kind u)
-#   owed   subscription changes not yet made at the broker (subs.owe)        (kind o)
+#   owed   subscription changes not yet made at the broker (ctl.owe)        (kind o)
 #   hot    hot state: last packet ID, epoch, next sequence number, the watermark W
 #          (every message below it is complete), completions above W, incoming QoS 2
 #          IDs, packet IDs and releases of stored messages                   (kind s)
@@ -194,7 +194,7 @@ class StoredSession(Session):
             if b is None or bytes(b) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1), True)
         if kind & _SUBS:
-            b = b""  # (QoS, filter)...; the owed file's records are the same (subs.owe)
+            b = b""  # (QoS, filter)...; the owed file's records are the same (ctl.owe)
             for f, q in self.subs.items():
                 b += bytes((q, len(f) & 255, len(f) >> 8)) + f
             _write(_join(p, "subs"), pack(b"u", b, _FORMAT), True)

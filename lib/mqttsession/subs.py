@@ -1,11 +1,12 @@
 # Subscriptions changed while offline, and those made again after a broker lost the
 # session: recorded in the session (in flash with a store) and made on the next connect.
-# With a store the changes owed (c._todo) are in its "owed" file too, so a reset before
+# With a store the changes owed (c._todo) are in its "owed" file too (ctl.owe), so a reset before
 # that connect keeps them (the client takes them back when it loads the session).
 # Both clients load it on first use (Core._mod): a node that subscribes while connected
 # and keeps its session never does.
 from micropython import const
 
+from .ctl import owe
 from .packet import MQTTException
 
 _ENOTCONN = const(107)
@@ -44,31 +45,6 @@ def later(c, topic, qos, sent=False):
         c._s.unsub(t)
     else:
         c._s.sub(t, qos)
-
-
-def owe(c):
-    # the changes owed to the broker (c._todo, and the asyncio client's sent but not yet
-    # acknowledged, c._rs) into the store's "owed" file; none owed: the file goes. A
-    # change made and still in the file is made again after a reset (the same SUBSCRIBE
-    # or UNSUBSCRIBE once more)
-    p = c._s._p
-    if p is None:
-        return  # a RAM session: nothing survives a reset
-    from .store import _join, _rm, _write, pack
-
-    # a CONNECT under way with every subscription owed for it (ctl.pre_owe): kept so
-    d = dict(c._s.subs) if c._cn[21] else {}
-    if c._rs:
-        d.update(c._rs.values())
-    d.update(c._todo)
-    p = _join(p, "owed")
-    if d:
-        b = b""  # as the subs file's records (stored.py), QoS 0x80 an unsubscribe
-        for t, q in d.items():
-            b += bytes((0x80 if q is None else q, len(t) & 255, len(t) >> 8)) + t
-        _write(p, pack(b"o", b, 2), True)  # format 2, as store._FORMAT
-    else:
-        _rm(p)
 
 
 def todo(c, present, clean):

@@ -1,5 +1,5 @@
 # Subscription changes made offline survive a reset before the next connect (the store's
-# "owed" file, subs.owe). PHASE 1: a session at the broker, subscribed to "old". PHASE 2:
+# "owed" file, ctl.owe). PHASE 1: a session at the broker, subscribed to "old". PHASE 2:
 # a boot with the broker out of reach: subscribe "cmd" (QoS 2) and unsubscribe "old",
 # then a reset (the script ends, never connected). PHASE 3: a boot that only connects, as
 # code that subscribes only when the broker has no session for it: the broker kept the
