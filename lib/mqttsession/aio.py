@@ -164,7 +164,11 @@ class MQTTClient(Core):
         except OSError:
             if self._lost(self.store or self.link):
                 raise
-        s.hold(k, seq)
+        finally:
+            # accepted: in flash before anything leaves this call, also the error of a
+            # reader that ended meanwhile (a broker's protocol error without a keeper)
+            # and a cancel (asyncio.wait_for, task.cancel()) of the wait for its PUBACK
+            s.hold(k, seq)
 
     async def _wait(self, ms):
         # until the reader handles a packet; OSError when nothing comes within ms (never
@@ -195,16 +199,30 @@ class MQTTClient(Core):
             while self.isconnected():
                 cn = self._att
                 t0 = time.ticks_ms()
+                t = None
                 try:
                     t = self._mod("ctl").sub_start(self, topic, qos)
                     while self._cn[13]:  # the SUBSCRIBE's packet ID
                         await self._wait(self._rest(t0))
-                    return self._mod("ctl").sub_end(self, t, qos)
+                    self._mod("ctl").sub_end(self, t, qos)
+                    if t in self._todo:  # owed by a cancelled call (below): this one is
+                        del self._todo[t]  # made, and the later
+                        self._mod("ctl").owe(self)
+                    return
                 except OSError as e:
                     if self._att == cn and self.isconnected():
                         self._drop(e)  # no ack in time: the link is dead, let it go
                     if self.link is None:
                         raise
+                except MQTTException:
+                    raise  # a refusal, the broker's protocol error: nothing recorded
+                except BaseException:
+                    # cancelled (asyncio.wait_for, task.cancel()) with the request sent:
+                    # the broker makes it, so the session holds it too, owed (made again
+                    # on the next connect), as the blocking client's interrupted wait
+                    if t is not None and self._cn[13]:
+                        self._mod("subs").later(self, topic, qos, True)
+                    raise
             self._mod("subs").later(self, topic, qos)  # no keeper: ENOTCONN
 
     def messages(self, n=8):
