@@ -1,0 +1,104 @@
+# Segments whose seq ranges overlap, as 0.2.23 and earlier wrote them (a QoS 1 message
+# held to flash after a whole segment of newer ones was sealed went into a later segment
+# with newer messages: [0, 33..63] beside [1..32]). qseg.nxt reads segments in order with
+# one cursor and would pass over one of them, and stored._save would remove a segment
+# whose messages are not all complete. resume.scan finds them (once, at load) and loads
+# this only then: each group of overlapping segments is rewritten as segments that do not
+# overlap, each seq in one of them. Power-cut safe: every new segment is written before an
+# old one is removed; a cut leaves the old ones (and some new ones: the same records
+# twice), and the next load makes the same new ones, keeps those that are whole, and
+# removes the rest. Run once, then freed (resume.scan).
+from .qseg import read
+from .store import _join, _rm
+
+
+def mend(s, w):
+    # rewrites the overlapping groups of segments (s._sg in order of first seq); records
+    # below the watermark w are complete and left out
+    g, l, c = s._sg, s._sl, s._sc
+    keep = []  # the index after: (first, last, count << 24 | bytes)
+    old = []  # names of the segments replaced
+    i = 0
+    while i < len(g):
+        j = i + 1
+        z = l[i]
+        while j < len(g) and g[j] <= z:
+            z = max(z, l[j])
+            j += 1
+        if j == i + 1:
+            keep.append((g[i], l[i], c[i]))  # overlaps none
+        else:
+            group(s, w, range(i, j), keep, old)
+        i = j
+    s._cb = None
+    for n in old:
+        _rm(_join(s._p, "q", n))
+    keep.sort()
+    for a in (g, l, c):
+        a[:] = a[:0]
+    for a, z, n in keep:
+        g.append(a)
+        l.append(z)
+        c.append(n)
+
+
+def group(s, w, m, keep, old):
+    # segments m (indexes) overlap: their records by seq, each from one segment (of two
+    # holding it, a copy a cut rewrite left, the narrower: the new one)
+    from .stored import name
+
+    g, l, c = s._sg, s._sl, s._sc
+    own = {}  # seq -> (segment, record size)
+    whole = []  # names of the segments read whole
+    for i in m:
+        s._cb = None  # (two segments may share a first seq: read's cache is by it)
+        k = 0
+        while read(s, i):
+            k += 1
+            q = s._r[0]
+            o = own.get(q)
+            if q >= w and (o is None or l[i] - g[i] < l[o[0]] - g[o[0]]):
+                own[q] = (i, s._r[6])
+        if s._cb is not None and k == c[i] >> 24 and len(s._cb) == (c[i] & 0xFFFFFF) + 4:
+            whole.append(name(s, i))
+    q = sorted(own)
+    made = []
+    a = 0
+    while a < len(q):
+        # a run of seqs from one segment: a new segment (up to 32: each old one holds
+        # no more), unless one whole already (a cut rewrite made it, or the run is all of
+        # an old one)
+        o = own[q[a]][0]
+        b = a
+        nb = 0
+        while b < len(q) and own[q[b]][0] == o:
+            nb += own[q[b]][1]
+            b += 1
+        n = "%08x%08x%02x%06x" % (q[a], q[b - 1], b - a, nb)
+        if n not in whole:
+            s._cb = None
+            p = _join(s._p, "q", n)
+            try:
+                with open(p, "wb") as f:
+                    f.write(b"MQg\x02")
+                    while read(s, o):
+                        r = s._r[0]
+                        if q[a] <= r <= q[b - 1] and own[r][0] == o:
+                            f.write(memoryview(s._cb)[s._co - s._r[6] : s._co])
+            except OSError as e:
+                # flash full: the group stays as it was (this load may pass over some
+                # of it; the next one tries again)
+                s._st._report(s._p, "q/" + n, e)
+                _rm(p)
+                for i in m:
+                    keep.append((g[i], l[i], c[i]))
+                return
+        made.append((q[a], q[b - 1], (b - a) << 24 | nb, n))
+        a = b
+    n = []
+    for r in made:
+        keep.append(r[:3])
+        n.append(r[3])
+    for i in m:
+        if name(s, i) not in n:
+            old.append(name(s, i))
