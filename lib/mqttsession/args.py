@@ -195,7 +195,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # resume after the broker lost the session did not finish (ctl.resume: the next
     # Session Present is taken as a loss again), 20 an earlier CONNECT went out and its
     # CONNACK was never taken (the broker may have made a new, empty session with it),
-    # 21 the store's owed file holds every subscription for this connect (ctl.pre_owe)
+    # 21 the store's owed file holds every subscription for this connect (ctl.pre_owe;
+    # None: to be written before the CONNECT's first byte)
     self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
                 False, 0, 0, False, False, False, False]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx

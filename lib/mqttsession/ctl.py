@@ -44,7 +44,10 @@ def connect_packet(self, clean):
     if c[_CO]:
         c[_SX] = True  # the last CONNECT went out (some of it) and no CONNACK was taken
     if not clean and s.subs and not c[_PRE]:
-        pre_owe(self)
+        # owed once the socket is connected, just before the CONNECT's first byte
+        # (wire._conn_step: pre_owe): a broker out of reach took no CONNECT, and a node
+        # that sleeps after such an attempt must not make them all again at its next wake
+        c[_PRE] = None
     lw = c[_LW]
     w = lw or (None, None)
     f = (s.client_id, w[0], w[1], c[0], c[1])  # the strings; None: absent
@@ -100,15 +103,17 @@ def connect_packet(self, clean):
 
 
 def pre_owe(self):
-    # before a CONNECT that resumes a session with subscriptions: every one owed in
-    # flash until that CONNECT's CONNACK is taken. A broker that lost the session makes
-    # a new, empty one from the CONNECT itself: a reset before the CONNACK (Session
-    # Present 0) is taken leaves the node to hear Session Present 1 at the next connect,
-    # and only what is owed is made then (resume takes the file back: all of them made
-    # again, the ones the broker kept simply replaced). Once per outage (_PRE stays set
+    # before a CONNECT that resumes a session with subscriptions (its socket connected,
+    # before its first byte): every one owed in flash until its CONNACK is taken. A
+    # broker that lost the session makes a new, empty one from the CONNECT itself: a
+    # reset before the CONNACK (Session Present 0) is taken leaves the node to hear
+    # Session Present 1 at the next connect, and only what is owed is made then (resume
+    # takes the file back: all of them made again, the ones the broker kept simply
+    # replaced). Once per outage (_PRE stays set
     # until a CONNACK), and not at all when every subscription is owed as it stands
     # (_todo mirrors the file)
     c = self._cn
+    c[_PRE] = False  # (None: wanted; wire._conn_step calls this once per connect)
     if self._s._p is None:
         return  # a RAM session: nothing survives a reset (the link's loss: _SX)
     td = self._todo
@@ -258,6 +263,9 @@ def connack(self, first):
     if b[i + 1]:
         self._close()
         self._cn[12] = True  # the broker said no (no protocol error): raised as it is
+        # a refusal is a CONNACK: the broker made no session of that CONNECT (Session
+        # Present 1 next time is the session it kept: nothing made again, see resume)
+        self._cn[_CO] = 0
         raise P.err(29, b[i + 1])  # connection refused
     return b[i]
 

@@ -378,6 +378,7 @@ def connack(self):
         check(self._rx, self._i + 2, self._n, _CONNACK)
     if d[2]:
         self._cn[12] = True  # the broker said no (no protocol error): raised as it is
+        self._cn[8] = 0  # a CONNACK came: no session made of that CONNECT (ctl.resume)
         disconnected(self, d[2:])  # raises
     s = self._s
     aid = pr.get(_P_ASSIGNED_ID)

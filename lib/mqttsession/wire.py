@@ -33,6 +33,7 @@ _SSL = const(2)  # in _cn (args.py)
 _DL = const(5)
 _CB = const(7)
 _CO = const(8)
+_PRE = const(21)
 _WHY = const(11)
 _LARGE = const(12)
 _LATE = const(15)
@@ -287,6 +288,8 @@ class Wire:
                         self._poll.register(s, _POLLOUT)
                     break
             if self._cs == 2:
+                if c[_PRE] is None:  # every subscription owed first (ctl.connect_packet)
+                    self._mod("ctl").pre_owe(self)
                 buf, n = c[_CB]
                 w = self.sock.write(buf, c[_CO], n - c[_CO])
                 if w:
