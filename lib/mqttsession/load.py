@@ -29,6 +29,7 @@ def init(s, store, path, client_id, host, capacity):
     # attribute table has every name (see there)
     s._st = store
     s._ib = None  # identity as last written
+    s._g = 0  # its client's claim (SessionStore._own), 0: none
     s.bytes = 0  # bytes of pending messages in flash
     s._tn = 0  # tail slots in use
     s._tb = 0  # their bytes
