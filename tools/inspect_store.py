@@ -94,6 +94,17 @@ def belongs(name: bytes, d: str) -> bool:
     return d in (k, k + "~1", k + "~2", k + "~3", old_key(name))
 
 
+def moved_to(cid: bytes, d: str) -> bytes | None:
+    """The client ID "<cid>~old<n>" whose directory d is, or None: migrate.aside_old
+    renames session cid there, then rewrites its identity (a power cut between the two
+    leaves cid's identity, which the library takes for the moved session's: dirs.moved)."""
+    for i in range(100):  # "~old", "~old1"...: the first free one
+        n = cid + b"~old" + (str(i).encode() if i else b"")
+        if belongs(n, d):
+            return n
+    return None
+
+
 def pack(kind: bytes, body: bytes, version: int = FORMAT) -> bytes:
     """A whole file of this kind: "MQ" + kind + format version + body + CRC-32."""
     b = b"MQ" + kind + bytes((version,)) + body
@@ -426,6 +437,10 @@ class HostReport:
     damaged: list[Problem] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    # <session>.t: a delete() the power cut interrupted (migrate.delete renames the
+    # directory, then removes it); never loaded, removed by the next get() or delete()
+    # of that client ID. Listed in leftovers too
+    deleting: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -585,7 +600,14 @@ def _identity(r: SessionReport, body: bytes, name: str, host_dir: str,
         ident = parse_identity(body)
         r.client_id, r.host = text(ident.client_id), text(ident.host)
         r.version, r.expiry = ident.version, ident.expiry
-        if not r.null and not belongs(ident.client_id, name):
+        moved = None if r.null or belongs(ident.client_id, name) else moved_to(
+            ident.client_id, name)
+        if moved is not None:
+            r.client_id = text(moved)
+            r.notes.append(f"moved aside from client ID {text(ident.client_id)!r} (a null "
+                           "session was assigned that ID), cut before its identity was "
+                           "rewritten: the library loads it as this client ID")
+        if not r.null and moved is None and not belongs(ident.client_id, name):
             bad(fname, Damaged(f"belongs to client ID {r.client_id!r}, stored under {name!r}"))
         elif not belongs(ident.host, host_dir):
             bad(fname, Damaged(f"host {r.host!r} does not belong in host directory "
@@ -689,6 +711,9 @@ def inspect_host(src: Source, path: str) -> HostReport:
         p = _join(path, n)
         if d and n == LAST:  # never a session's directory name (store.py's _key)
             h.damaged.append(Problem(p, NOT_A_FILE))
+        elif d and n.endswith(".t"):  # never a session's directory name either
+            h.deleting.append(p)
+            h.leftovers.append(p)
         elif d:
             h.sessions.append(inspect_session(src, p, name))
         elif n == LAST:
@@ -760,7 +785,11 @@ def format_text(rep: Report) -> str:
             last = h.last if h.last is not None else "-"
             w(f"host {h.host or '?'}  (directory {h.dir}, last client ID: {last})")
             for p in h.leftovers:
-                w(f"  leftover of an interrupted write: {p}")
+                if p in h.deleting:
+                    w(f"  leftover of an interrupted delete(): {p} (never loaded; removed "
+                      "by the next get() or delete() of its client ID)")
+                else:
+                    w(f"  leftover of an interrupted write: {p}")
             for p in h.unknown:
                 w(f"  ? unexpected entry {p}")
             for pr in h.damaged:
@@ -777,7 +806,8 @@ def format_text(rep: Report) -> str:
     else:
         w("No damaged files.")
     if left:
-        w(f"{len(left)} leftover(s) of interrupted atomic writes (ignored by the device).")
+        w(f"{len(left)} leftover(s) of interrupted atomic writes or deletes (ignored by the "
+          "device).")
     return "\n".join(out)
 
 
@@ -851,6 +881,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.dir is not None and a.block_count is not None:
         p.error("--block-count only applies to --image")
+    if a.block_count is not None and a.block_count < 0:
+        p.error(f"--block-count {a.block_count}: a count of blocks (0: as the image says)")
 
     src: Source
     try:

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+TAIL = 32  # tail slots the device reads (stored._TAIL)
 RECORD = struct.Struct("<IBHHHH")  # seq, flags, packet ID, epoch, topic and payload lengths
 
 
@@ -119,42 +120,87 @@ def slot(n: str) -> int:
     return int(n[3:]) * 4 + int(n[1]) if n[3:].isdigit() and n[3:] == str(int(n[3:])) else -1
 
 
+def _tail_seqs(src: Source, path: str, unpack: Any) -> list[int]:
+    """The seqs the tail slots the device reads (0..31) hold, damaged ones left out."""
+    out = []
+    for sub in ("t0", "t1", "t2", "t3"):
+        try:
+            ents = src.entries(f"{path}/{sub}")
+        except OSError:
+            continue
+        for n, d in ents:
+            if d or not 0 <= slot(f"{sub}/{n}") < TAIL:
+                continue
+            try:
+                out.append(parse_record(unpack(b"t", src.read(f"{path}/{sub}/{n}"), 2), 0).seq)
+            except Exception:  # OSError, Damaged, struct.error: as the device skips it
+                continue
+    return out
+
+
 def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tuple[str, Record]]:
-    """The pending messages in send order: (file, record), as the device loads them."""
+    """The pending messages in send order: (file, record), as the device loads them
+    (resume.scan): a seal a power cut interrupted is passed over, segments whose seq
+    ranges overlap (0.2.23 and earlier, mended at load by qmend.py) give each message
+    once, and a tail file holding a message a segment holds is a sealed one's old copy."""
     w = hot.watermark
     done = set(hot.done)
-    recs: list[tuple[str, Record]] = []
-    last = w
     try:
-        segs = src.entries(path + "/q")
+        ents = src.entries(path + "/q")
     except OSError:
-        segs = []
-    for n, d in segs:
-        if n.endswith(".t"):
-            continue
+        ents = []
+    segs: list[tuple[int, str, int, int, int]] = []  # (first, name, last, count, bytes)
+    for n, d in ents:
         if d:  # the library reports it (and removes it)
             bad("q/" + n, Damaged("a directory where a file belongs"))
             continue
         try:
             a, z, c, nb = segment_name(n)
         except ValueError:
-            bad("q/" + n, Damaged("not a segment"))
+            if not n.endswith(".t"):
+                bad("q/" + n, Damaged("not a segment"))
             continue
-        if z < w:
-            continue  # complete; the device removes it
-        last = z + 1
+        if z >= w:  # else complete; the device removes it
+            segs.append((a, n, z, c, nb))
+    segs.sort()
+    top = max((n for n, _ in ents), default="")
+    if segs and segs[-1][1] == top:
+        # shorter (or longer) than its name says, the newest segment: a seal the power
+        # cut interrupted when the tail still holds every one of its messages (resume.scan
+        # removes it, silently); else damage, its records before the damage read
+        a, n, z, c, nb = segs[-1]
+        try:
+            size = len(src.read(f"{path}/q/{n}"))
+        except OSError:
+            size = nb + 4
+        if size != nb + 4 and sum(a <= q <= z for q in _tail_seqs(src, path, unpack)) == c:
+            segs.pop()
+    last = max([w] + [z + 1 for _, _, z, _, _ in segs])
+    # by seq: of two segments holding one (a mend the power cut interrupted), the narrower
+    best: dict[int, tuple[int, str, Record]] = {}
+    for a, n, z, _c, nb in segs:
         try:
             b = src.read(f"{path}/q/{n}")
             if b[:4] != b"MQg\x02":
                 raise Damaged("not a segment")
+            whole = len(b) == nb + 4
+            if not whole:
+                bad("q/" + n, Damaged(f"{len(b)} bytes, its name says {nb + 4}"))
             i = 4
             while i < len(b):
-                r = parse_record(b, i)
+                try:
+                    r = parse_record(b, i)
+                except Damaged:
+                    if whole:
+                        raise
+                    break  # reported already (its size)
                 i += r.size
-                if r.seq >= w and r.seq not in done:
-                    recs.append(("q/" + n, r))
+                o = best.get(r.seq)
+                if r.seq >= w and r.seq not in done and (o is None or z - a < o[0]):
+                    best[r.seq] = (z - a, "q/" + n, r)
         except (OSError, Damaged) as e:
             bad("q/" + n, e if isinstance(e, Damaged) else Damaged(f"unreadable: {e}"))
+    recs: list[tuple[str, Record]] = [(f, r) for _, f, r in best.values()]
     tails = []
     for sub in ("t0", "t1", "t2", "t3"):
         try:

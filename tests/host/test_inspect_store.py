@@ -474,3 +474,129 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
     out = capsys.readouterr().out
     assert ": format 2" in out and "set aside       1 ever, 1 kept" in out
     assert "t/aside  'poison' (6 bytes): refused" in out
+
+
+# Store shapes the library itself leaves, built on the unix port: segments whose seq
+# ranges overlap (0.2.23's _keep; mended at load by qmend.py, their sealed copies still
+# in the tail), a seal the power cut interrupted (the newest segment cut short, the tail
+# holding all of it), a segment cut short that is damage, a delete() interrupted after
+# its rename (<dir>.t), a session moved aside to "<ID>~old" cut before its identity was
+# rewritten, and a hot-state watermark lagging behind segment removal.
+SHAPES = """\
+import os
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+from mqttsession import SessionStore, dirs
+from mqttsession.stored import StoredSession, append
+
+def keep_0223(self, k):
+    # StoredSession._keep as 0.2.23 had it (tests/device/dev_store_overlap_upgrade.py)
+    f = self.fl[k]
+    if f & 32:
+        return
+    append(self, self.seq[k], f & 7, self.ids[k] if f & 64 else 0, self.epoch,
+           self.top[k], self.msg[k])
+    if k == self.cap:
+        if not self.more:
+            self._cur = self.seq[k]
+        self.more += 1
+        self.fl[k] = 0
+        self.top[k] = self.msg[k] = None
+    else:
+        self.fl[k] = f | 32 | (128 if f & 64 else 0)
+
+def cut(s):
+    q = sorted(os.listdir(s._p + "/q"))[-1]
+    b = open(s._p + "/q/" + q, "rb").read()
+    with open(s._p + "/q/" + q, "wb") as f:
+        f.write(b[: len(b) // 2])
+
+st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
+keep = StoredSession._keep
+StoredSession._keep = keep_0223
+s = st.get("h", b"ovl", 128)
+kx = s.add(b"t", b"m0", 1, False)
+s.assign(kx)
+for i in range(1, 40):
+    s._keep(s.add(b"t", b"m%d" % i, 1, False))
+s.hold(kx, s.seq[kx])
+for i in range(40, 70):
+    s._keep(s.add(b"t", b"m%d" % i, 1, False))
+StoredSession._keep = keep
+s = st.get("h", b"seal", 128)
+for i in range(32):
+    s._keep(s.add(b"t", b"s%d" % i, 1, False))
+cut(s)
+s = st.get("h", b"short", 128)
+for i in range(40):
+    s._keep(s.add(b"t", b"c%d" % i, 1, False))
+cut(s)
+s = st.get("h", b"del", 128)
+s._keep(s.add(b"t", b"d0", 1, False))
+os.rename(s._p, s._p + ".t")
+s = st.get("h", b"old", 128)
+s._keep(s.add(b"t", b"o0", 1, False))
+os.rename(s._p, dirs.sdir(st, "/flash/.mqtt/h", b"old~old"))
+s = st.get("h", b"lag", 128)
+for i in range(100):
+    s._keep(s.add(b"t", b"l%d" % i, 1, False))
+for i in range(33):
+    k = s.live()[0]
+    s.assign(k)
+    s.acked(s.ids[k], False)
+print("BUILT")
+"""
+
+# Loads each session as get() does after a reboot and drains it: the seqs it sends, in
+# order, and what it reported.
+LOAD_SHAPES = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+from mqttsession import SessionStore
+
+st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
+for c in (b"ovl", b"seal", b"short", b"lag", b"old~old"):
+    s = st.get("h", c, 128)
+    got = []
+    while s.live():
+        k = s.live()[0]
+        got.append(s.seq[k])
+        s.assign(k)
+        s.acked(s.ids[k], False)
+    print("LOADED", c.decode(), repr(got))
+for e in st.errors:
+    print("REPORTED", e.split(": ", 1)[0][len("/flash"):])
+"""
+
+
+def test_library_shapes_report_what_the_library_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "BUILT" in _run_micropython(SHAPES, tmp_path)
+    img = tmp_path / "flash.img"
+    rc, rep = run_json(capsys, "--image", str(img))  # before the library mends it
+    shutil.copyfile(img, tmp_path / "before.img")
+    out = _run_micropython(LOAD_SHAPES, tmp_path)
+    dev = {ln.split(" ", 2)[1]: literal_eval(ln.split(" ", 2)[2]) for ln in out.splitlines()
+           if ln.startswith("LOADED ")}
+    reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
+    ss = sessions(rep)
+    # the half-deleted session is no session: never loaded, and not damage
+    assert set(ss) == set(dev), ss.keys()
+    for cid, seqs in dev.items():
+        assert [m["seq"] for m in ss[cid]["messages"]] == seqs, cid
+    # the same damage: the segment cut short that was no cut seal, and nothing else
+    assert [d["path"] for d in rep["damaged"]] == reported, (rep["damaged"], out)
+    assert rc == 1 and len(reported) == 1 and "/h/short/q/" in reported[0]
+    assert rep["leftovers"] == ["/.mqtt/h/del.t"]
+    assert any("moved aside" in n for n in ss["old~old"]["notes"])
+    assert inspect_store.main(["--image", str(tmp_path / "before.img")]) == 1
+    text_out = capsys.readouterr().out
+    assert "leftover of an interrupted delete(): /.mqtt/h/del.t" in text_out
+
+
+def test_negative_block_count_is_a_usage_error(tmp_path: Path) -> None:
+    img = FIXTURES / "store-v1.img"
+    r = subprocess.run([sys.executable, str(TOOL), "--image", str(img), "--block-count", "-1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--block-count" in r.stderr
