@@ -270,9 +270,12 @@ class Core(Wire):
             return
         # first byte: QoS (flags bits 0-1, to bits 1-2), retain (bit 2, to bit 0), sent
         # before (bit 3: DUP, also bit 3)
-        _put(self, _PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1, s.ids[k] if f & 3 else 0)
-        if not f & 3:
-            s.acked(s.ids[k], False)  # capped to the broker's Maximum QoS 0: sent is done
+        if f & 3:
+            _put(self, _PUBLISH | f & 8 | (f & 3) << 1 | f >> 2 & 1, s.ids[k])
+        else:
+            # capped to the broker's Maximum QoS 0: never DUP ([MQTT-3.3.1-2]); sent is done
+            _put(self, _PUBLISH | f >> 2 & 1, 0)
+            s.acked(s.ids[k], False)
 
     def _queue(self, qos, retain, online):
         # takes the message in hand into the session; returns its slot. QoS 2 gets its
