@@ -46,6 +46,7 @@ _ETIMEDOUT = const(110)
 _ECONNRESET = const(104)
 _EINPROGRESS = const(115)
 _ECONNABORTED = const(103)
+_ENOBUFS = const(105)
 _POLLIN = const(1)
 _POLLOUT = const(4)
 _warned = False  # the warning about a TLS context that does not verify: once
@@ -164,6 +165,17 @@ def _recv(w):
     except OSError:
         w._close()
         raise
+    except MemoryError:
+        # no heap while a packet was handled or the queue pumped (a store's read or
+        # write after an acknowledgement, a batch of PUBLISHes half made): what that left
+        # half done goes with the link, as the asyncio reader's, and the resume sends
+        # again what is in flight. Left up, an acknowledgement whose handling was taken
+        # back never came again, nor did a PUBLISH the pump marked sent and never wrote:
+        # the window stayed short of them for good. A link failure (OSError ENOBUFS),
+        # the node's own: no strike against a message (aside.struck)
+        w._cn[_WHY] = OSError(_ENOBUFS)
+        w._close()
+        raise w._cn[_WHY]
     except MQTTException:
         if w._cn[_LARGE]:
             w._cn[_LARGE] = False

@@ -57,7 +57,9 @@ def drain():
             caught += 1
         time.sleep_ms(1)
     print("END", c.pending(), "caught", caught, "injected", d.cfg("FAILS", 16) - left[0])
-    d.check(left[0] == 0 and caught, "the reads failed")
+    # (the link goes with them now, as the asyncio reader's: nothing comes out of
+    # check_msg() with a keeper; before, each came out as MemoryError)
+    d.check(left[0] == 0, "the reads failed")
     d.check(c.pending() == 0, "drained in full")
     c.disconnect()
 
@@ -140,6 +142,43 @@ def seal():
     got = d.drain(s)
     d.check(got == [b"m%03d" % i for i in range(100)], "every one, in order: %r" % got)
     d.check(s.pending() == 0 and not st.errors, "nothing counted or damaged beyond them")
+
+
+def ack():
+    # QoS 2 messages queued offline, then sent; the AT-th store write once connected
+    # (a packet ID given in the pump's batch, a PUBREC's release, a PUBCOMP's completion)
+    # finds no heap. The write is taken back, so its acknowledgement must come again, and
+    # a PUBLISH the pump had put in its batch must go out: the link goes (its resume sends
+    # again what is in flight). Left up, that message stayed in flight for good
+    c = MQTTClient("memack", d.cfg("HOST"), d.cfg("PORT"), keepalive=30, window=16, queue=64,
+                   link=Link(min_ms=50, max_ms=200), store=store())
+    n = 20
+    for i in range(n):
+        c.publish(d.topic("m"), b"%d" % i, qos=2)  # offline: in flash, no packet ID yet
+    s = c._s
+    save = s._save
+    left = [d.cfg("AT")]
+
+    def flaky(kind):
+        left[0] -= 1
+        if not left[0]:
+            raise MemoryError("injected")
+        save(kind)
+
+    c.connect(clean_session=False)
+    s._save = flaky  # (the connect's batch is out)
+    t0 = time.ticks_ms()
+    errs = []
+    while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+        try:
+            c.check_msg()
+        except MemoryError as e:
+            errs.append(e)  # (the blocking client's, before this was fixed)
+        time.sleep_ms(1)
+    print("END", c.pending(), "raised", len(errs))
+    d.check(left[0] < 0, "the write failed once")
+    d.check(c.pending() == 0, "all completed, none left in flight for good")
+    c.disconnect()
 
 
 SIZE = 6000  # the incoming message of copy(): a large command on a ~100 KB heap

@@ -31,6 +31,20 @@ def test_memory_error_loses_and_wedges_nothing(broker: Broker, tmp_path: Path, t
     assert "PASS" in r.out, r.out
 
 
+@pytest.mark.parametrize("at", [1, 2, 8, 17, 18, 19])
+def test_acknowledgement_whose_write_finds_no_heap_comes_again(broker: Broker, tmp_path: Path,
+                                                                 at: int) -> None:
+    # the blocking client raised the MemoryError out of check_msg() with the link up: the
+    # write was taken back, the acknowledgement consumed (or the pump's batch of PUBLISHes
+    # left unwritten), and the message stayed in flight until the link dropped for another
+    # reason: on a healthy link, for good (tests/device/dev_memerr.py, ack)
+    c = {"HOST": broker.host, "PORT": broker.port, "TEST": "ack", "API": "blocking",
+         "AT": at, "PREFIX": f"memack-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img"),
+         "BLOCKS": 256}
+    r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+    assert "PASS" in r.out, r.out
+
+
 @pytest.mark.parametrize(("api", "how"), [("blocking", "keeper"), ("blocking", "none"),
                                           ("aio", "cb"), ("aio", "iter")])
 @pytest.mark.parametrize("qos", [1, 2])
