@@ -787,10 +787,11 @@ def test_connect_round_trip(
     store: bool, max_packet: int, tx_size: int,
 ) -> None:
     tx = filled(tx_size)
-    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1), version=version,
-                        expiry=expiry, store=store or None, keepalive=keepalive, _tx=tx,
-                        _rx=RxSize(max_packet),
-                        _cn=[user, password, None, will])  # as args.py: user, password, ssl, will
+    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1, subs={}),
+                        version=version, expiry=expiry, store=store or None,
+                        keepalive=keepalive, _tx=tx, _rx=RxSize(max_packet),
+                        # as args.py: user, password, ssl, will, the rest 0 (nothing sent)
+                        _cn=[user, password, None, will] + [0] * 18)
     buf, n = CTL.connect_packet(c, clean)
     # the client's buffer unless the packet (nearly) fills it: then one of its own
     assert len(buf) >= n
