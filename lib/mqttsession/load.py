@@ -40,6 +40,7 @@ def init(s, store, path, client_id, host, capacity):
     s._co = 0
     s._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
     s._cb = None  # the segment being read into the ring: bytes, name, offset
+    s._sb = None  # the buffer segments are read into (qseg.read), while there are any
     s._sg = s._sl = s._sc = s._tail = s._done = s._out = None
     Session.__init__(s, client_id, host, min(capacity, r) if r else capacity)
     s.limit = capacity
