@@ -153,9 +153,6 @@ class Core(Wire):
             # last: the session loads once the instance has all its attributes
             gc.collect()
             s = self._s = self.store.get(self.server, cid, capacity=cap)
-            o = type(self.store)._own
-            if hasattr(s, "_g"):  # a stored session: this client claims it
-                s._g = o[s._p] = o.get(s._p, 0) + 1
             if s._owed:  # changes made offline before a reset: made on the next connect
                 self._todo = s._owed
         # the buffers (args.init left their sizes) once the session is loaded: made before,

@@ -143,9 +143,6 @@ def owe(c):
     if p is None:
         return  # a RAM session: nothing survives a reset
     from .store import _join, _rm, _write, pack
-    from .stored import _mine
-
-    _mine(c._s)  # a session a later client took over: its owed file is that one's
 
     d = dict(c._s.subs) if c._cn[_PRE] else {}
     if c._rs:

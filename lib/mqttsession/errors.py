@@ -70,8 +70,6 @@ _T = (
     "Vtimeout must be a number of seconds > 0 and <= 536870\n"  # 45
     # core.py
     "Tset_callback(f): f must be callable or None\n"
-    # stored.py
-    "Osession taken over by a later client of the same client ID\n"
 )
 
 

@@ -29,7 +29,6 @@ def init(s, store, path, client_id, host, capacity):
     # attribute table has every name (see there)
     s._st = store
     s._ib = None  # identity as last written
-    s._g = 0  # its client's claim (SessionStore._own), 0: none
     s.bytes = 0  # bytes of pending messages in flash
     s._tn = 0  # tail slots in use
     s._tb = 0  # their bytes
@@ -40,7 +39,6 @@ def init(s, store, path, client_id, host, capacity):
     s._co = 0
     s._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
     s._cb = None  # the segment being read into the ring: bytes, name, offset
-    s._sb = None  # the buffer segments are read into (qseg.read), while there are any
     s._sg = s._sl = s._sc = s._tail = s._done = s._out = None
     Session.__init__(s, client_id, host, min(capacity, r) if r else capacity)
     s.limit = capacity

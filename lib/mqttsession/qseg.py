@@ -12,7 +12,6 @@ _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
-_MAXF = const(65600)  # as store._MAXF
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
 
 
@@ -23,22 +22,9 @@ def read(s, i):
     if s._cb is None or s._ci != s._sg[i]:
         n = name(s, i)
         try:
-            # into the session's segment buffer (_sb), kept while segments are read and
-            # grown only for a larger one: a buffer per segment, a KiB or more each time,
-            # fragmented a small heap until no block was left for the next one (the
-            # asyncio reader's MemoryError at every reconnect: the drain stopped for good)
-            with open(_join(s._p, "q", n), "rb") as f:
-                m = f.seek(0, 2)
-                if m > _MAXF:
-                    raise ValueError("too large")
-                f.seek(0)
-                b = s._sb
-                if b is None or len(b) < m:
-                    s._sb = None  # (the old one goes before the new one is made)
-                    b = s._sb = bytearray(m)
-                b = memoryview(b)[:m]
-                if f.readinto(b) != m or bytes(b[:4]) != b"MQg\x02":
-                    raise ValueError("not a segment")
+            b = _read(_join(s._p, "q", n), None, _FORMAT)
+            if b[:4] != b"MQg\x02":
+                raise ValueError("not a segment")
         except (OSError, ValueError) as e:
             s._st._report(s._p, "q/" + n, e)
             return False
@@ -79,7 +65,6 @@ def nxt(s):
                         return True
             s._cb = None
             s._cur = c = s._sl[i] + 1
-        s._sb = None  # every segment read: its buffer goes
         j = -1
         for x in range(s._tn):
             sq = s._tail[x]

@@ -207,10 +207,6 @@ class SessionStore:
             unload("dirs")
 
     _err = None  # the error of the last write (_write) if it failed
-    # session directory -> the claim of the client that holds it (core.py): two clients
-    # on one session would each write its tail from their own count, one over the
-    # other's messages. The later one takes it over; the earlier one's writes raise
-    _own = {}
 
     def _failed(self):
         # the error of the last write if it failed, once (the blocking client's

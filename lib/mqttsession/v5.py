@@ -465,8 +465,3 @@ def adopt(st, s):
     unload("dirs")  # run once (see SessionStore.get)
     os.rename(s._p, p)
     s._p = p
-    if s._g:
-        # its client's claim (SessionStore._own) moves with it: a later client of the
-        # assigned ID (client ID None) takes it over as any other
-        o = st._own
-        s._g = o[p] = o.get(p, 0) + 1
