@@ -6,6 +6,7 @@
 # delete() of a session with completed and pending QoS 2 messages, cut after every block
 # write; after each, the session is whole or gone, never its completed messages again.
 
+import cutrig
 import devlib as d
 from mqttsession import SessionStore
 
@@ -76,40 +77,6 @@ def prepare_delete():
     return bd
 
 
-class _Cut:
-    # the image file after the power cut: read as it is, written no more
-    def __init__(self, f):
-        self.f = f
-
-    def seek(self, n):
-        return self.f.seek(n)
-
-    def readinto(self, b):
-        return self.f.readinto(b)
-
-    def write(self, b):
-        return len(b)
-
-    def flush(self):
-        pass
-
-
-def cut_after(bd, n):
-    # the power cut after n block writes: every later one reaches nothing, while the code
-    # runs on unaware (with EIO the store's removal, which takes errors in its stride,
-    # goes on into a littlefs that a failed commit left in no state to go on)
-    left = [n]
-    may = bd._may_write
-
-    def f():
-        may()
-        if left[0] <= 0 and not isinstance(bd._f, _Cut):
-            bd._f = _Cut(bd._f)
-        left[0] -= 1
-
-    bd._may_write = f
-
-
 def delete_sweep():
     # delete() cut after every block write: the reload holds the session as it was (its
     # two pending messages) or nothing; never a completed QoS 2 message, which would go
@@ -122,7 +89,7 @@ def delete_sweep():
     cuts = 0
     for n in range(total + 1):
         bd = prepare_delete()
-        cut_after(bd, n)
+        cutrig.cut_after(bd, n)
         try:
             SessionStore("/flash/.mqtt").delete(H, "X")
         except OSError:

@@ -9,6 +9,7 @@
 # again: every message still there, once, in order.
 import os
 
+import cutrig
 import devlib as d
 from mqttsession import SessionStore
 from mqttsession.stored import StoredSession, append
@@ -96,39 +97,6 @@ def make():
     return g
 
 
-class _Cut:
-    # the image file after the power cut: read as it is, written no more (as in
-    # dev_rare_cuts.py)
-    def __init__(self, f):
-        self.f = f
-
-    def seek(self, n):
-        return self.f.seek(n)
-
-    def readinto(self, b):
-        return self.f.readinto(b)
-
-    def write(self, b):
-        return len(b)
-
-    def flush(self):
-        pass
-
-
-def cut_after(bd, n):
-    # the power cut after n block writes (dev_rare_cuts.py)
-    left = [n]
-    may = bd._may_write
-
-    def f():
-        may()
-        if left[0] <= 0 and not isinstance(bd._f, _Cut):
-            bd._f = _Cut(bd._f)
-        left[0] -= 1
-
-    bd._may_write = f
-
-
 def sweep():
     blocks = d.cfg("BLOCKS", 64)
     bd = d.remount(True, blocks)
@@ -140,7 +108,7 @@ def sweep():
     for n in range(total + 1):
         bd = d.remount(True, blocks)
         make()
-        cut_after(bd, n)
+        cutrig.cut_after(bd, n)
         try:
             get()
         except OSError:
