@@ -270,8 +270,11 @@ class StoredSession(Session):
         # older messages of the ring not in flash yet (a publish waiting for its PUBACK
         # while its callback or another task publishes this one) go first: flash holds
         # the queue in order, each segment a range of seqs that nxt and resume trust (one
-        # written later would fall inside or below a sealed segment's range: passed over)
-        for i in range(self.n):
+        # written later would fall inside or below a sealed segment's range: passed over).
+        # Only a message in flight can be out of flash (a queued one is written at once,
+        # one in flight at a link loss when its publish ends): none, no walk (a backlog
+        # queued offline costs no walk of the ring per message)
+        for i in range(self.n if self.nin else 0):
             j = self.slot(i)
             if j == k:
                 break
