@@ -67,15 +67,8 @@ def wrap2_sync():
     d.check(ok, "all completed")
 
 
-async def wrap1_aio():
-    c = node()
-    await c.connect(clean_session=True)
-    await c.publish(d.topic("q"), b"A", qos=2)
-    t0 = time.ticks_ms()
-    while not (c._s.nin == 1 and c._s.fl[c._s.slot(0)] & 16):
-        await asyncio.sleep_ms(10)
-        d.check(time.ticks_diff(time.ticks_ms(), t0) < 20000, "A released")
-    c._s.pid = 65532
+async def publish_12(c):
+    # m0..m11 at QoS 1/2 from three tasks at once; the ones whose publish returned
     res = []
 
     async def pub(j):
@@ -87,6 +80,19 @@ async def wrap1_aio():
                 print("PUBERR", i, repr(e))
 
     await asyncio.gather(*[pub(j) for j in range(3)])
+    return res
+
+
+async def wrap1_aio():
+    c = node()
+    await c.connect(clean_session=True)
+    await c.publish(d.topic("q"), b"A", qos=2)
+    t0 = time.ticks_ms()
+    while not (c._s.nin == 1 and c._s.fl[c._s.slot(0)] & 16):
+        await asyncio.sleep_ms(10)
+        d.check(time.ticks_diff(time.ticks_ms(), t0) < 20000, "A released")
+    c._s.pid = 65532
+    res = await publish_12(c)
     print("RES", sorted(res), "PENDING", c.pending(), "more", c._s.more, "pid", c._s.pid)
     d.check(sorted(res) == list(range(12)), "every publish accepted")
     d.check(c.pending() >= 6, "a backlog")
@@ -128,17 +134,7 @@ async def crowd_aio():
         await asyncio.sleep_ms(10)
         d.check(time.ticks_diff(time.ticks_ms(), t0) < 20000, "A released")
     c._s.pid = 65532
-    res = []
-
-    async def pub(j):
-        for i in range(j, 12, 3):
-            try:
-                await c.publish(d.topic("q"), b"m%d" % i, qos=1 + i % 2)
-                res.append(i)
-            except OSError as e:
-                print("PUBERR", i, repr(e))
-
-    await asyncio.gather(*[pub(j) for j in range(3)])
+    res = await publish_12(c)
     print("RES", sorted(res))
     t0 = time.ticks_ms()
     while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 30000:
