@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import deploy
-from harness import LIB_DIR, Observer, micropython_path
+import mpy
+from harness import Observer, micropython_path
 from harness_image import mark_newer, read
 from vboard import ESP32_HEAP, VirtualBoard
 
@@ -124,29 +127,55 @@ def test_vboard_cli_main_wakes_again(tmp_path: Path, broker: Any) -> None:
     assert [w[2] for w in _wakes(log)][:2] == [1, 2], log.read_text(errors="replace")
 
 
-def _run_main(image: Path, broker: Any, sleep_ms: str | None) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def mpy_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # the library as .mpy, as `make run` and the virtual board run it (README): compiled
+    # from source on the board, it needs more than the ESP32-sized heap holds in one piece
+    out = tmp_path_factory.mktemp("mpy")
+    mpy.compile_all(out)
+    return out
+
+
+def _run_main(
+    image: Path, broker: Any, sleep_ms: str | None, lib: Path
+) -> subprocess.CompletedProcess[str]:
     # one wake of the example node on the unix port, its flash in image
-    env = dict(os.environ, MICROPYPATH=f".frozen:{LIB_DIR}:{ROOT / 'boards' / 'unix'}",
-               MQTTS_BROKER=f"127.0.0.1:{broker.port}", MQTTS_IMAGE=str(image))
+    env = dict(
+        os.environ,
+        MICROPYPATH=f".frozen:{lib}:{ROOT / 'boards' / 'unix'}",
+        MQTTS_BROKER=f"127.0.0.1:{broker.port}",
+        MQTTS_IMAGE=str(image),
+    )
     env.pop("MQTTS_SLEEP_MS", None)
     if sleep_ms is not None:
         env["MQTTS_SLEEP_MS"] = sleep_ms
-    return subprocess.run([micropython_path(), "-X", f"heapsize={ESP32_HEAP}",
-                           str(ROOT / "boards" / "unix" / "main.py")], cwd=image.parent,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            micropython_path(),
+            "-X",
+            f"heapsize={ESP32_HEAP}",
+            str(ROOT / "boards" / "unix" / "main.py"),
+        ],
+        cwd=image.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def test_store_of_a_newer_format_is_printed_and_the_node_sleeps_on(tmp_path: Path,
-                                                                   broker: Any) -> None:
+def test_store_of_a_newer_format_is_printed_and_the_node_sleeps_on(
+    tmp_path: Path, broker: Any, mpy_lib: Path
+) -> None:
     # a store a newer library wrote: get() raises ValueError (README: "A format newer than
     # this library's"); the node prints it and still deep-sleeps, and the store is kept
     image = tmp_path / "flash.img"
-    r = _run_main(image, broker, None)
+    r = _run_main(image, broker, None, mpy_lib)
     assert "published nodes/" in r.stdout, r.stdout + r.stderr
     idpath, ident = mark_newer(image)
     wake = tmp_path / "flash.img.wake"
     assert not wake.exists()
-    r = _run_main(image, broker, "300")
+    r = _run_main(image, broker, "300", mpy_lib)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert re.search(r"^error: ValueError\(.*newer than this library", r.stdout, re.M), r.stdout
     assert wake.read_text() == "300"  # board.deepsleep(300) was reached
