@@ -266,18 +266,18 @@ def _drop_flash(s):
         s._cb = None  # read its segment again from the start
         return False
     n = s._r[6]
-    s.more -= 1
-    s._done.append(q)
-    s.bytes -= n
-    o = s._out.pop(q, None)
     try:
-        s._save(1)  # session._HOT
+        s._done.append(q)  # first: no heap for the list to grow changes nothing
+        try:
+            s.more -= 1
+            s.bytes -= n
+            s._save(1)  # session._HOT
+        except (OSError, MemoryError):
+            s._done.remove(q)
+            s.bytes += n
+            s.more += 1
+            raise
     except (OSError, MemoryError):
-        s._done.remove(q)
-        s.bytes += n
-        s.more += 1
-        if o:
-            s._out[q] = o
         s._cur = c
         s._cb = None  # read its segment again from the start
         raise

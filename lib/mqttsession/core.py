@@ -134,6 +134,7 @@ def _put(c, i, pid):
 class Core(Wire):
     _rs = None  # the asyncio client's: packet ID -> filter of SUBSCRIBEs not waited for
     _q = None  # the asyncio client's messages() queue (see _on_publish)
+    _mk = None  # the blocking client's subscriptions being made (subs.make): (list, outer)
 
     def __init__(self, *a, **kw):
         # MQTTClient(client_id, server, port=0, ...): the parameters, their checks and

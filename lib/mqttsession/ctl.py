@@ -147,6 +147,18 @@ def owe(c):
     d = dict(c._s.subs) if c._cn[_PRE] else {}
     if c._rs:
         d.update(c._rs.values())
+    m = c._mk
+    if m:
+        # the blocking client's subscriptions being made (subs.make) stay owed until made:
+        # a change the callback makes meanwhile rewrites this file, and a power cut then
+        # lost those not yet made (the next connect heard Session Present 1). Those the
+        # application changed since (the session says otherwise) are not made any more
+        s = c._s.subs
+        while m:
+            for t, q in m[0]:
+                if s.get(t) == q:
+                    d[t] = q
+            m = m[1]
     d.update(c._todo)
     p = _join(p, "owed")
     if d:

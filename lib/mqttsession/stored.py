@@ -308,8 +308,9 @@ class StoredSession(Session):
         f = self.fl[k]
         if f & _DISK:
             n = _RS + len(self.top[k]) + len(self.msg[k])  # its record's
-            self.bytes -= n
+            # recorded first: no heap for the list's growth (MemoryError) changes nothing
             self._done.append(self.seq[k])
+            self.bytes -= n
             self._lazy += 1
             if f & 3 == 2 or (self.nin + self.nq <= 1 and not self.more):
                 self._rec(k, n, _HOT)

@@ -73,23 +73,38 @@ def make(c, present, clean):
     # meanwhile, the ones not acknowledged are made on the next connect
     owed = c._todo
     td = todo(c, present, clean)
-    for i in range(len(td)):
-        t, q = td[i]
-        try:
-            c.subscribe(t, ... if q is None else q)  # (... : unsubscribe)
-        except (OSError, MQTTException) as e:
-            if isinstance(e, OSError) or c.sock is None:  # the link went
-                for t, q in td[i:]:
-                    c._todo[t] = q
+    s = c._s.subs
+    mk = c._mk
+    c._mk = (td, mk)  # owed in flash until made, whatever the callback changes (ctl.owe)
+    try:
+        for i in range(len(td)):
+            t, q = td[i]
+            if s.get(t) != q:
+                continue  # the callback changed it since: its change is made, not this
+            try:
+                c.subscribe(t, ... if q is None else q)  # (... : unsubscribe)
+            except (OSError, MQTTException) as e:
+                if isinstance(e, OSError) or c.sock is None:  # the link went
+                    keep(c, td, i)
+                    raise
+                c._s.unsub(t)  # refused
+                c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
+            except BaseException:
+                # the callback's, out of the wait for the SUBACK (KeyboardInterrupt too):
+                # this one and the rest are made later (the same SUBSCRIBE again, should
+                # this one's SUBACK come)
+                keep(c, td, i)
                 raise
-            c._s.unsub(t)  # refused
-            c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
-        except BaseException:
-            # the callback's, out of the wait for the SUBACK (KeyboardInterrupt too): this
-            # one and the rest are made later (the same SUBSCRIBE again, should this one's
-            # SUBACK come)
-            for t, q in td[i:]:
-                c._todo[t] = q
-            raise
+    finally:
+        c._mk = mk
     if owed:
         owe(c)  # all made: the store's record of them goes
+
+
+def keep(c, td, i):
+    # (make) those not made yet owed again; not one the application changed since (its
+    # change, newer, is owed itself or made already)
+    s = c._s.subs
+    for t, q in td[i:]:
+        if s.get(t) == q:
+            c._todo[t] = q
