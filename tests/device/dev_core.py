@@ -1,5 +1,6 @@
 # Client core against a real broker: devcfg.TEST names the scenario, devcfg.VERSION the
 # protocol. Runs on the unix port and on boards.
+import errno
 import time
 
 import devlib as d
@@ -367,6 +368,23 @@ def cb_raises():
         e = x
     d.check(e is not None and e.args[0] == 5, "the callback's OSError came out: %r" % e)
     d.check(not c.isconnected(), "and the link was closed")
+    # a MemoryError from it neither: no heap while handling input is a link failure,
+    # OSError(ENOBUFS) (README, Exceptions)
+
+    def cb_mem(t, m):
+        raise MemoryError
+
+    c.set_callback(cb_mem)
+    c.connect()
+    c.subscribe(t, 1)
+    e = None
+    try:
+        c.publish(t, b"mem", qos=1)
+        d.pump(c, lambda: False, 3000)
+    except OSError as x:
+        e = x
+    d.check(e is not None and e.args[0] == errno.ENOBUFS, "the callback's MemoryError: %r" % e)
+    d.check(not c.isconnected(), "the link was closed")
 
 
 def pids():
