@@ -256,15 +256,23 @@ def _drop_flash(s):
     from .qseg import nxt
 
     c = s._cur
-    if not nxt(s):
-        return False
-    q = s._r[0]
-    if q in s._out or (s._r[1] & 3 == 2 and s._r[2] and s._r[3] == s.epoch):
+    q = -1
+    for i in range(s.more):  # (s.more > 0)
+        if not nxt(s):
+            break
+        if not (s._r[0] in s._out or (s._r[1] & 3 == 2 and s._r[2] and s._r[3] == s.epoch)):
+            q = s._r[0]
+            break
         # a QoS 2 message in flight before the reboot (its packet ID in flash): the
-        # broker may hold it (as in drop_oldest's ring)
+        # broker may hold it (as in drop_oldest's ring); the next one waiting may go
+    if q < 0 or i:
+        # passed over one in flight (or none to give up): the read position back where it
+        # was, the ring reads on from there (and nxt passes over the one given up,
+        # complete)
         s._cur = c
         s._cb = None  # read its segment again from the start
-        return False
+        if q < 0:
+            return False
     n = s._r[6]
     try:
         s._done.append(q)  # first: no heap for the list to grow changes nothing
