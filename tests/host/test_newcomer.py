@@ -51,6 +51,29 @@ def test_readme_tool_starts_with_the_system_python(tool: str) -> None:
     assert r.returncode in (0, 2), r.stdout + r.stderr  # 2: a usage message
 
 
+def _host_tool_scripts() -> list[str]:
+    # every tools/*.py that runs as a program: First steps promises each of them finds
+    # .venv by itself when started with another Python
+    # (and the benchmark programs under tools/bench that take --help)
+    found = [*(ROOT / "tools").glob("*.py"), *(ROOT / "tools" / "bench").glob("b_*.py")]
+    return sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in found
+        if 'if __name__ == "__main__"' in (t := p.read_text())
+        and (p.parent.name == "tools" or "argparse" in t)
+    )
+
+
+@needs_system_py
+@pytest.mark.parametrize("tool", _host_tool_scripts())
+def test_every_host_tool_starts_with_the_system_python(tool: str) -> None:
+    # README, First steps: "the host tools (tools/*.py) find the project's .venv
+    # themselves": their help, never a ModuleNotFoundError traceback
+    r = _run(tool, "--help")
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+
+
 @needs_system_py
 def test_mpy_tool_runs_with_the_system_python(tmp_path: Path) -> None:
     r = _run("tools/mpy.py", "--out", str(tmp_path))

