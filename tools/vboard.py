@@ -108,6 +108,22 @@ def image_problem(image: Path, blocks: int) -> str | None:
     return None
 
 
+def foreign_file(image: Path) -> str | None:
+    """Why the command line will not start on this file, or None: an existing file that is
+    neither a littlefs image (its superblock's magic at offset 8 of block 0 or 1) nor
+    blank flash. The board formats flash it cannot mount, as a board's boot does; a file
+    named by mistake (`--image README.md`) would be lost."""
+    if not image.is_file() or image.stat().st_size < MIN_BLOCKS * BLOCK_SIZE:
+        return None  # absent (made), or refused by image_problem
+    with image.open("rb") as f:
+        head = f.read(2 * BLOCK_SIZE)
+    blocks = (head[:BLOCK_SIZE], head[BLOCK_SIZE:])
+    if any(b[8:16] == b"littlefs" for b in blocks) or not head.strip(head[:1]):
+        return None  # a littlefs image (damaged or not), or erased flash (one byte repeated)
+    return (f"image {image}: not a littlefs image; the board would format it and its "
+            "contents would be lost (remove it first to start on a new image)")
+
+
 class VirtualBoard:
     """A unix-port MicroPython process on a pty, with littlefs flash."""
 
@@ -470,6 +486,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = _parse_args(argv)
     heap, prog, _ = BOARDS.get(a.board or "esp32", BOARDS["esp32"])
+    problem = foreign_file(Path(a.image))
+    if problem:
+        print(f"vboard: error: {problem}", file=sys.stderr)
+        return 2
     try:
         vb = VirtualBoard(
             a.image,

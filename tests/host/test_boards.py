@@ -457,17 +457,22 @@ def test_deploy_right_after_the_board_starts_in_the_background(tmp_path: Path) -
             proc.wait(timeout=5)
 
 
-@pytest.mark.parametrize("case", ["no-dir", "a-dir", "blocks-0", "tiny-file"])
+@pytest.mark.parametrize("case", ["no-dir", "a-dir", "blocks-0", "tiny-file", "a-document"])
 def test_vboard_cli_refuses_an_image_without_a_filesystem(tmp_path: Path, case: str) -> None:
     # the board could not mount its flash: one line saying why and exit 2, never a traceback
-    # or "virtual board on ..." as if it were ready
+    # or "virtual board on ..." as if it were ready; a file that is no image at all (named
+    # by mistake) is left as it was, not formatted
     tiny = tmp_path / "tiny.img"
     tiny.write_bytes(b"")
+    doc = tmp_path / "notes.md"
+    text = (ROOT / "README.md").read_bytes()
+    doc.write_bytes(text)
     args, says = {
         "no-dir": (["--image", str(tmp_path / "absent" / "x.img")], "no directory"),
         "a-dir": (["--image", str(tmp_path)], "a directory"),
         "blocks-0": (["--image", str(tmp_path / "x.img"), "--blocks", "0"], "at least 2"),
         "tiny-file": (["--image", str(tiny)], "0 bytes"),
+        "a-document": (["--image", str(doc)], "not a littlefs image"),
     }[case]
     link = tmp_path / "cli-vb"
     r = subprocess.run([PY, str(ROOT / "tools" / "vboard.py"), *args, "--link", str(link)],
@@ -476,6 +481,7 @@ def test_vboard_cli_refuses_an_image_without_a_filesystem(tmp_path: Path, case: 
     assert r.stderr.startswith("vboard: error: ") and says in r.stderr, r.stderr
     assert len(r.stderr.splitlines()) == 1 and r.stdout == "", r.stdout + r.stderr
     assert not link.is_symlink() and not (tmp_path / "x.img").exists()
+    assert doc.read_bytes() == text
 
 
 # --------------------------------------------------------------------------------------
