@@ -8,6 +8,8 @@
 # old one is removed; a cut leaves the old ones (and some new ones: the same records
 # twice), and the next load makes the same new ones, keeps those that are whole, and
 # removes the rest. Run once, then freed (resume.scan).
+import os
+
 from .qseg import read
 from .store import _join, _rm
 
@@ -78,18 +80,27 @@ def group(s, w, m, keep, old):
         if n not in whole:
             s._cb = None
             p = _join(s._p, "q", n)
+            # the run is all of segment o, which is not whole (bytes past its records):
+            # the new one has its name. Written beside it and renamed over it (a ".t" a
+            # cut leaves is removed by resume.scan): opened for writing, it would be
+            # emptied before its records are read from it (at once on a filesystem other
+            # than littlefs), and removed on a failed write
+            t = p + ".t" if n == name(s, o) else p
             try:
-                with open(p, "wb") as f:
+                with open(t, "wb") as f:
                     f.write(b"MQg\x02")
                     while read(s, o):
                         r = s._r[0]
                         if q[a] <= r <= q[b - 1] and own[r][0] == o:
                             f.write(memoryview(s._cb)[s._co - s._r[6] : s._co])
+                if t != p:
+                    s._cb = None
+                    os.rename(t, p)
             except OSError as e:
                 # flash full: the group stays as it was (this load may pass over some
                 # of it; the next one tries again)
                 s._st._report(s._p, "q/" + n, e)
-                _rm(p)
+                _rm(t)
                 for i in m:
                     keep.append((g[i], l[i], c[i]))
                 return

@@ -151,7 +151,6 @@ def scan(s, w):
         # one name at a time (a listing of every segment would cost RAM in proportion to
         # the backlog, at every boot)
         n = e[0]
-        top = max(top, n)
         try:
             if len(n) != 24:
                 raise ValueError
@@ -159,8 +158,9 @@ def scan(s, w):
         except ValueError:
             if not n.endswith(".t"):
                 st._report(q, n, "not a segment")
-            _rm(_join(q, n))  # a seal cut short, or not ours
+            _rm(_join(q, n))  # a seal cut short (or a qmend rewrite), or not ours
             continue
+        top = max(top, n)  # (a removed name above is none: "<top>.t" would pass it)
         if z < w:
             _rm(_join(q, n))  # complete (its removal was cut short)
             continue

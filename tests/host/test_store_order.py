@@ -78,3 +78,19 @@ def test_held_message_still_in_the_tail_from_0_2_23_survives_the_upgrade(
                    heap="256k", timeout=120, check=False)
     assert "0.2.23 SEGMENTS" in r.out, r.out
     assert r.passed, r.out
+
+
+@pytest.mark.parametrize("fs", ["littlefs", "posix"])
+def test_overlap_rewrite_over_a_damaged_segment_of_the_same_name_loses_nothing(
+        tmp_path: Path, fs: str) -> None:
+    # 0.2.23's overlapping segments, [1..32] holding bytes past its records (not whole):
+    # qmend.group's rewrite of seqs 1..32 takes that segment's own name and must not
+    # truncate it before reading its records (tests/device/dev_store_overlap_upgrade.py)
+    r = run_device("dev_store_overlap_upgrade.py", {"IMAGE": str(tmp_path / "flash.img"),
+                                                    "BLOCKS": 64, "RAM": 8,
+                                                    "MODE": "damaged",
+                                                    **({"ROOT": "."} if fs == "posix"
+                                                       else {})},
+                   heap="256k", timeout=120, check=False)
+    assert "0.2.23 SEGMENTS" in r.out, r.out
+    assert r.passed, r.out
