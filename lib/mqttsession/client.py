@@ -38,6 +38,7 @@ class MQTTClient(Core):
         # (see there)
         self._bd = 0  # ticks when the budget of the call under way ends
         self._aw = 0  # ticks when a wait publish gave up on began (0: none owed)
+        self._ah = 0  # the oldest message's number (seq) then: the window moved when it changes
         self.budget_ms = None
         super().__init__(*args, **kw)
         if budget_ms is ...:  # not given (every int is the caller's, checked below)
@@ -267,13 +268,20 @@ class MQTTClient(Core):
 
     def _owe(self, t0):
         # publish's patience ran out in a wait that began at t0 (None: in an earlier
-        # call): later calls go on with it. An answer awaited since _aw and nothing heard
-        # for timeout: the link is dead, as the whole wait would have found
+        # call): later calls go on with it. An answer awaited since _aw (from when the
+        # oldest message in the session last completed: the window moved) for timeout:
+        # the link is dead, as the whole wait would have found, whatever else came
+        # meanwhile (PINGRESPs, other messages: counting those, a link whose upstream
+        # had stopped while the broker kept sending was never found dead)
+        s = self._s
+        now = time.ticks_ms()
         if t0 is not None and not self._aw:
             self._aw = t0 or 1
-        now = time.ticks_ms()
-        if time.ticks_diff(now, self._aw) > self._tms and \
-                time.ticks_diff(now, self._lrx) > self._tms:
+            self._ah = s.seq[s.head]
+        elif self._ah != s.seq[s.head]:
+            self._aw = now or 1  # the window moved: the wait starts again
+            self._ah = s.seq[s.head]
+        if time.ticks_diff(now, self._aw) > self._tms:
             self._close()
             self._cn[15] = True
             raise OSError(_ETIMEDOUT)
