@@ -14,7 +14,7 @@ What it does:
    picow`` for the Pico W's) and a mosquitto on a free loopback port. With ``--port`` it
    checks that the port exists (exit 2 with a message otherwise, before mpremote is
    started), that ``--broker`` was given, and that the board answers.
-2. It copies the library as ``.mpy`` files (tools/deploy.py) and tests/device/devlib.py to
+2. It copies the library as ``.mpy`` files (tools/deploy.py) and tests/device/devlib.py (as ``.mpy``) to
    ``lib/`` under the device's working directory: ``/lib`` on a board, ``/flash/lib`` on
    the virtual board (boards/unix/boot.py puts that on ``sys.path``).
 3. For each scenario it copies ``devcfg.py`` and the scenario's script (as ``.mpy``) to
@@ -578,11 +578,19 @@ class Runner:
             raise SetupError(f"deploying the library failed: {e}") from e
         except subprocess.CalledProcessError as e:
             raise SetupError(f"mpy-cross failed:\n{e.stderr}") from e
-        r = self.target.run(["cp", str(DEVLIB), ":lib/devlib.py"], COPY_TIMEOUT)
+        # the scenarios' helpers as .mpy too, as their scripts (_phase): compiled on the
+        # board they took heap a node does not spend (and a devlib.py left by an older
+        # run would be imported before it)
+        compiled = self.workdir / "devlib.mpy"
+        subprocess.run([mpy.mpy_cross(), "-o", str(compiled), str(DEVLIB)],
+                       check=True, capture_output=True, text=True)
+        rm = "import os\ntry:\n os.remove('lib/devlib.py')\nexcept OSError:\n pass\n"
+        r = self.target.run(["cp", str(compiled), ":lib/devlib.mpy", "+", "exec", rm],
+                            COPY_TIMEOUT)
         if r.rc != 0:
-            raise SetupError(f"copying devlib.py failed:\n{r.out.strip()}")
+            raise SetupError(f"copying devlib.mpy failed:\n{r.out.strip()}")
         self.log(
-            f"deployed {len(written)} .mpy files and devlib.py to lib/ "
+            f"deployed {len(written)} .mpy files and devlib.mpy to lib/ "
             f"({time.monotonic() - t0:.1f} s)"
         )
 

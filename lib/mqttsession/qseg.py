@@ -21,8 +21,15 @@ def read(s, i):
     # (reported, the rest of it skipped)
     if s._cb is None or s._ci != s._sg[i]:
         n = name(s, i)
+        # into one buffer, kept while the backlog drains (_cz): a new one per segment
+        # left the heap of a node draining thousands in pieces too small for the next
+        # (after a link loss, MemoryError at every reconnect)
+        z = (s._sc[i] & 0xFFFFFF) + 4  # its size, as its name says
+        if s._cz is None or len(s._cz) < z:
+            s._cb = s._cz = None  # (the old one's room free for the new)
+            s._cz = bytearray(z)
         try:
-            b = _read(_join(s._p, "q", n), None, _FORMAT)
+            b = _read(_join(s._p, "q", n), None, _FORMAT, s._cz)
             if b[:4] != b"MQg\x02":
                 raise ValueError("not a segment")
         except (OSError, ValueError) as e:
@@ -86,6 +93,7 @@ def nxt(s):
         if r[0] not in s._done:
             s._r = r
             return True
+    s._cb = s._cz = None  # nothing left beyond the ring: its room goes
     return False
 
 

@@ -119,6 +119,10 @@ _nxt = None
 
 
 class StoredSession(Session):
+    # the buffer segments of the backlog are read into (qseg.read), kept while one is
+    # left to read; in the class until then (no instance attribute)
+    _cz = None
+
     def __init__(self, store, path, client_id, host, capacity):
         # its attributes: load.init (made only while load.py is loaded, by SessionStore.get;
         # a running node holds none of that code)

@@ -84,7 +84,7 @@ def test_all_scenarios_on_the_esp32_sized_virtual_board() -> None:
     print(r.stdout)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "esp32-sized: heap 122k, littlefs prog 32" in r.stdout
-    assert re.search(r"deployed \d+ .mpy files and devlib.py to lib/", r.stdout)
+    assert re.search(r"deployed \d+ .mpy files and devlib.mpy to lib/", r.stdout)
     rows = _table(r.stdout)
     want = {s.name for s in board_test.scenarios()}
     assert set(rows) == want, sorted(want ^ set(rows))
