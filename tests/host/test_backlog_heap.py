@@ -48,16 +48,24 @@ def node(img: Path, phase: str, **kw: Any) -> dict[str, Any]:
             "MAXB": MAXB, "PHASE": phase, **kw}
 
 
-@pytest.mark.parametrize("aio", [False, True])
-def test_backlog_of_10000_boots_in_an_esp32_heap_and_drains(
-    queued: tuple[Path, Path], broker_factory: BrokerFactory, tmp_path: Path, aio: bool
-) -> None:
+def _drain_setup(
+    queued: tuple[Path, Path], broker_factory: BrokerFactory, tmp_path: Path
+) -> tuple[Broker, Path, Path]:
+    # a broker, the library, and a copy of the queued image for this test to drain.
     # mosquitto gives up what it queues for a subscriber beyond 1,000 messages unless
     # told not to: the observer may lag behind the drain on a busy machine
     broker = broker_factory(extra=["max_queued_messages 0"], verbose=False)
     lib, image = queued
     img = tmp_path / "flash.img"
     shutil.copy(image, img)
+    return broker, lib, img
+
+
+@pytest.mark.parametrize("aio", [False, True])
+def test_backlog_of_10000_boots_in_an_esp32_heap_and_drains(
+    queued: tuple[Path, Path], broker_factory: BrokerFactory, tmp_path: Path, aio: bool
+) -> None:
+    broker, lib, img = _drain_setup(queued, broker_factory, tmp_path)
     with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs:
         r = run_device("dev_backlog.py", node(img, "boot", PORT=broker.port, AIO=aio),
                        heap=BOARDS["esp32"][2], timeout=600, lib=lib)
@@ -77,10 +85,7 @@ def test_backlog_drain_in_an_esp32_heap_rides_through_link_resets(
     # delivered): each resume reads a segment of the backlog again. Up to 0.2.23 a new
     # buffer per segment read left the heap in pieces too small for the next one, and the
     # asyncio client met MemoryError at every reconnect from the first reset on
-    broker = broker_factory(extra=["max_queued_messages 0"], verbose=False)
-    lib, image = queued
-    img = tmp_path / "flash.img"
-    shutil.copy(image, img)
+    broker, lib, img = _drain_setup(queued, broker_factory, tmp_path)
     with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs, \
             FaultProxy(broker.host, broker.port) as proxy:
         done = threading.Event()

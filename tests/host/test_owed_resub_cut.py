@@ -17,12 +17,12 @@ HEAP = "256k"
 TOPICS = ("a", "b", "c", "d")
 
 
-def test_callback_subscribe_during_resubscription_then_power_cut(
-        broker_factory: Any, tmp_path: Path) -> None:
-    b: Broker = broker_factory()
-    pre = f"or-{tmp_path.name}"[-20:]
+def _subscribed_then_lost(b: Broker, pre: str, tmp_path: Path,
+                          **kw: Any) -> tuple[Broker, str, dict[str, Any]]:
+    # the node subscribed to TOPICS and "end" in a stored session, then the broker lost
+    # it; a retained message waits on each topic
     c = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "owedcut", "PREFIX": pre,
-         "IMAGE": str(tmp_path / "flash.img")}
+         "IMAGE": str(tmp_path / "flash.img"), **kw}
     subs = ",".join(f"{t}:1" for t in TOPICS + ("end",))
     r = run_device("dev_owed_resub_cut.py", {**c, "PHASE": "sub", "SUBS": subs},
                    heap=HEAP, timeout=60)
@@ -30,6 +30,13 @@ def test_callback_subscribe_during_resubscription_then_power_cut(
     b.restart()  # the session lost
     for t in TOPICS:
         publish(b.host, b.port, f"{pre}/{t}", f"ret-{t}", qos=1, retain=True)
+    return b, pre, c
+
+
+def test_callback_subscribe_during_resubscription_then_power_cut(
+        broker_factory: Any, tmp_path: Path) -> None:
+    b, pre, c = _subscribed_then_lost(broker_factory(), f"or-{tmp_path.name}"[-20:],
+                                      tmp_path)
     dev = start_device("dev_owed_resub_cut.py", {**c, "PHASE": "cbcut"}, heap=HEAP)
     try:
         dev.wait_for("CUT", timeout=60)
@@ -61,17 +68,8 @@ def test_callback_unsubscribe_during_resubscription_is_not_undone(
     # the callback unsubscribes while the subscriptions the broker lost are made again:
     # those not made yet were made after its UNSUBSCRIBE (the filter ended subscribed at
     # the broker, not in the session)
-    b: Broker = broker_factory()
-    pre = f"ou-{tmp_path.name}"[-20:]
-    c = {"HOST": b.host, "PORT": b.port, "VERSION": 4, "TEST": "owedcut", "PREFIX": pre,
-         "IMAGE": str(tmp_path / "flash.img"), "TOPICS": ",".join(TOPICS)}
-    subs = ",".join(f"{t}:1" for t in TOPICS + ("end",))
-    r = run_device("dev_owed_resub_cut.py", {**c, "PHASE": "sub", "SUBS": subs},
-                   heap=HEAP, timeout=60)
-    assert r.value("PRESENT") == "False", r.out
-    b.restart()  # the session lost
-    for t in TOPICS:
-        publish(b.host, b.port, f"{pre}/{t}", f"ret-{t}", qos=1, retain=True)
+    b, pre, c = _subscribed_then_lost(broker_factory(), f"ou-{tmp_path.name}"[-20:],
+                                      tmp_path, TOPICS=",".join(TOPICS))
     dev = start_device("dev_owed_resub_cut.py", {**c, "PHASE": "cbunsub", "RUN_MS": 15000},
                        heap=HEAP)
     try:
