@@ -7,6 +7,7 @@ the message counted in dropped, the subscription gone from the session)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,14 @@ def test_aio_clean_connect_offline_keeps_what_came_after(rig: tuple[Broker, Faul
             dev.wait_for("OFFLINE", timeout=30)
             p.forward()
             dev.wait_for("UP", timeout=60)
-            publish(b.host, b.port, f"{pre}/cmd", "hello", qos=1)
+            # connected is not subscribed yet: the SUBACK of the subscription made on
+            # connect may still be on its way, and a command published before the broker
+            # had it is not for this session. Sent again until one arrives (the device
+            # takes the first and stops)
+            deadline = time.monotonic() + 60
+            while "GOT" not in dev.output() and time.monotonic() < deadline:
+                publish(b.host, b.port, f"{pre}/cmd", "hello", qos=1)
+                time.sleep(1.0)
             r = dev.result(timeout=60)
         finally:
             dev.close()
