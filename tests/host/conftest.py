@@ -46,12 +46,27 @@ SHARED_BUILD = {
 }
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    # the groups above, as xdist's scope scheduler's scopes. (Its own loadgroup reads
+    # xdist_group marks into a node ID suffix that pytest 9 no longer reads: a file's
+    # tests were spread over both workers, each making the file's module fixtures again,
+    # and the files sharing build directories ran side by side.)
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+            return "build" if name in SHARED_BUILD else name
+
+    return FileGroups(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     runslow = config.getoption("--runslow")
     board = config.getoption("--board")
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("build" if name in SHARED_BUILD else name))
         if "slow" in item.keywords and not runslow:
             item.add_marker(pytest.mark.skip(reason="slow: give --runslow to run"))
         if "board" in item.keywords and not board:
