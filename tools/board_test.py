@@ -14,9 +14,10 @@ What it does:
    picow`` for the Pico W's) and a mosquitto on a free loopback port. With ``--port`` it
    checks that the port exists (exit 2 with a message otherwise, before mpremote is
    started), that ``--broker`` was given, and that the board answers.
-2. It copies the library as ``.mpy`` files (tools/deploy.py) and tests/device/devlib.py (as ``.mpy``) to
-   ``lib/`` under the device's working directory: ``/lib`` on a board, ``/flash/lib`` on
-   the virtual board (boards/unix/boot.py puts that on ``sys.path``).
+2. It copies the library as ``.mpy`` files (tools/deploy.py) and tests/device/devlib.py
+   (as ``.mpy`` too) to ``lib/`` under the device's working directory: ``/lib`` on a
+   board, ``/flash/lib`` on the virtual board (boards/unix/boot.py puts that on
+   ``sys.path``).
 3. For each scenario it copies ``devcfg.py`` and the scenario's script (as ``.mpy``) to
    the device, then runs the script on a fresh interpreter: a soft reset on a board, a
    restart of the process on the virtual board, after the copies (what mpremote runs on
