@@ -14,6 +14,7 @@ _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _DIR = const(0x4000)  # as store._DIR
+_ENOENT = const(2)
 _SUBS = const(2)  # as stored._SUBS
 
 
@@ -254,7 +255,11 @@ def scan(s, w):
         except (OSError, ValueError, IndexError) as e:
             try:
                 m = os.stat(q)
-            except OSError:
+            except OSError as x:
+                if x.errno != _ENOENT:
+                    # the filesystem cannot read it (EIO, a corrupt directory): damage,
+                    # reported, not taken for an absent file; left to the next write
+                    st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
                 continue  # absent
             if m[0] & _DIR or m[6]:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)

@@ -21,6 +21,7 @@ _FORMAT = const(2)  # qseg.py writes it too
 _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
+_EEXIST = const(17)
 _DIR = const(0x4000)  # os.stat mode bit of a directory
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 
@@ -178,7 +179,13 @@ class SessionStore:
                     # the root, or a directory above it, is a file: the application's,
                     # never the store's to remove
                     raise ValueError("root: %s is not a directory" % q)
-                os.mkdir(q)
+                try:
+                    os.mkdir(q)
+                except OSError as e:
+                    # there after all: the stat above failed (the flash's EIO, say). Its
+                    # own error, not EEXIST; a directory now readable is used
+                    if e.errno != _EEXIST or not os.stat(q)[0] & _DIR:
+                        raise
 
     def _report(self, path, name, e):
         msg = "%s/%s: %s" % (path, name, e)

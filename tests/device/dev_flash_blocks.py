@@ -1,0 +1,122 @@
+# Damage at the block level, below the store: a littlefs image on which a node queued 70
+# messages offline (two segments and six tail files), then booted (the client made) with
+# the block device failing or the image damaged, then 40 more published, then booted
+# again with the flash sound. devcfg: IMAGE, TEST:
+# eio: each block the boot reads raises OSError(EIO) for the whole boot (after the mount,
+#   which reads every block);
+# flip: a byte at seeded positions of each such block inverted (a mount littlefs
+#   refuses is the board's boot code's, not the store's: skipped).
+# Every boot either raises the flash's own error (EIO, not another errno) or comes up;
+# one that comes up holds every message or reports damage: nothing is lost silently.
+# Prints "FAIL <block> ..." for each one that does not, then PASS when none.
+import os
+import random
+import sys
+
+import blockdev
+import devlib as d
+import vfs
+from mqttsession import MQTTClient, SessionStore
+
+TEST = d.cfg("TEST")
+IMG = d.cfg("IMAGE")
+WORK = IMG + ".w"
+N = 70
+MORE = 40
+
+
+class Dev(blockdev.FileBlockDev):
+    bad = ()
+    seen = None
+
+    def readblocks(self, block, buf, off=0):
+        if self.seen is not None:
+            self.seen.add(block)
+        if block in self.bad:
+            raise OSError(5)  # the driver's EIO
+        return blockdev.FileBlockDev.readblocks(self, block, buf, off)
+
+
+def copy(a, b, block=-1, at=()):
+    # image a to b, block by block, with the bytes at offsets at of block inverted
+    x = bytearray(4096)
+    with open(a, "rb") as f, open(b, "wb") as g:
+        k = 0
+        while f.readinto(x) == 4096:
+            if k == block:
+                for i in at:
+                    x[i] ^= 0xFF
+            g.write(x)
+            k += 1
+
+
+def boot(path, bad=(), more=0):
+    # (client or None, store errors, exception or None, blocks read); unmounted after
+    bd = d.nosync(Dev(path, 4096, 64, 32))
+    try:
+        vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
+    except OSError as e:
+        bd.close()
+        return None, [], e, set()
+    bd.seen = set()
+    bd.bad = bad
+    st = c = x = None
+    try:
+        st = SessionStore("/flash/.mqtt")
+        c = MQTTClient("blk", "127.0.0.1", 1, store=st, window=8, queue=200)
+    except OSError as e:
+        x = e
+    bd.bad = ()
+    n = c.pending() if c else -1
+    if c and more:
+        for i in range(more):
+            c.publish("b/t", b"n%d" % i, qos=1)
+    vfs.umount("/flash")
+    bd.close()
+    return n, list(st.errors) if st else [], x, bd.seen
+
+
+# the image: 70 messages queued offline (QoS 1 and 2)
+try:
+    os.remove(IMG)
+except OSError:
+    pass
+bd = d.nosync(blockdev.FileBlockDev(IMG, 4096, 64, 32))
+vfs.VfsLfs2.mkfs(bd, progsize=32, readsize=32)
+vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
+c = MQTTClient("blk", "127.0.0.1", 1, store=SessionStore("/flash/.mqtt"), window=8, queue=200)
+for i in range(N):
+    c.publish("b/t", b"m%d" % i, qos=1 + i % 2)
+vfs.umount("/flash")
+bd.close()
+
+copy(IMG, WORK)
+n, errs, x, seen = boot(WORK)
+d.check(n == N and not errs and x is None, "the image boots whole")
+random.seed(44)
+bad = 0
+for b in sorted(seen):
+    kinds = [((b,), ())] if TEST == "eio" else [((), (random.getrandbits(12),)) for _ in range(3)]
+    for eio, at in kinds:
+        copy(IMG, WORK, b, at)
+        n, errs, x, _ = boot(WORK, eio, MORE)
+        if n is None and x is not None and not eio:
+            continue  # littlefs refused the mount
+        n2, errs2, x2, _ = boot(WORK)
+        what = "%d %s %s: boot %r %r %d reported, then %r %d" % (b, TEST, at, n, x, len(errs),
+                                                                  n2, len(errs2))
+        if x is not None and x.errno != 5:
+            print("FAIL", what, "(not the flash's error)")
+            bad += 1
+        elif x is None and n2 != N + MORE and not errs:
+            print("FAIL", what, "(lost, not reported)")
+            bad += 1
+        else:
+            print("ok", what)
+try:
+    os.remove(WORK)
+except OSError:
+    pass
+if bad:
+    sys.exit(1)
+print("PASS")

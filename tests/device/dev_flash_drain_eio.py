@@ -1,0 +1,119 @@
+# A segment of the backlog the flash cannot read for a while: 150 messages queued offline
+# (QoS 1 and 2: four segments and a tail), then a boot during which every read of the
+# oldest segment's data block raises OSError(EIO) (the driver's error; the mount and the
+# directories read fine), the node connected and draining, then a power cut, and a boot
+# with the flash sound that drains the rest. devcfg: HOST, PORT, IMAGE, PREFIX.
+# Prints "GOT <distinct payloads the subscriber got>", "DUPS <QoS 2 ones it got twice>",
+# "REPORTED <store reports during the failing boot>".
+import os
+
+import blockdev
+import devlib as d
+import vfs
+from mqttsession import Link, MQTTClient, SessionStore
+
+IMG = d.cfg("IMAGE")
+N = 150
+topic = d.topic("q")
+Q = "/flash/.mqtt/%s/drain-eio/q" % d.cfg("HOST")
+
+
+class Dev(blockdev.FileBlockDev):
+    bad = ()
+    seen = None
+
+    def readblocks(self, block, buf, off=0):
+        if self.seen is not None:
+            self.seen.add(block)
+        if block in self.bad:
+            raise OSError(5)  # the driver's EIO
+        return blockdev.FileBlockDev.readblocks(self, block, buf, off)
+
+
+def mount():
+    bd = d.nosync(Dev(IMG, 4096, 64, 32))
+    vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
+    return bd
+
+
+def umount(bd):
+    vfs.umount("/flash")
+    bd.close()
+
+
+def node(st):
+    return MQTTClient("drain-eio", d.cfg("HOST"), d.cfg("PORT"), store=st, window=8,
+                      queue=1000, keepalive=60, link=Link(min_ms=20, max_ms=50))
+
+
+def blocks(fn):
+    # the blocks a fresh mount reads for fn()
+    bd = mount()
+    bd.seen = set()
+    fn()
+    seen = bd.seen
+    umount(bd)
+    return seen
+
+
+try:
+    os.remove(IMG)
+except OSError:
+    pass
+bd = d.nosync(Dev(IMG, 4096, 64, 32))
+vfs.VfsLfs2.mkfs(bd, progsize=32, readsize=32)
+bd.close()
+bd = mount()
+c = node(SessionStore("/flash/.mqtt", ram=16))
+c.connect(clean_session=False)
+c.disconnect()
+for i in range(N):
+    c.publish(topic, b"m%d" % i, qos=1 + i % 2)
+seg = Q + "/" + sorted(e[0] for e in os.ilistdir(Q))[0]
+umount(bd)
+
+
+def whole():
+    with open(seg, "rb") as f:
+        f.read()
+
+
+data = blocks(whole) - blocks(lambda: os.stat(seg))
+d.check(len(data) == 1, "the oldest segment's data block found: %r" % data)
+
+got = []
+o = d.client("drain-eio-o")
+o.set_callback(lambda t, m: got.append(m))
+o.connect()
+o.subscribe(topic, 2)
+
+bd = mount()
+bd.bad = data
+st = SessionStore("/flash/.mqtt", ram=16)
+c = node(st)
+errs = []
+try:
+    c.connect(clean_session=False)
+except OSError as e:
+    errs.append(e)
+d.pump_noting(c, lambda: not c.pending(), 5000, errs)
+d.pump(o, lambda: False, 300)
+print("REPORTED", len(st.errors))
+if c.sock:
+    c.sock.close()  # a power cut: no DISCONNECT
+bd.bad = ()
+umount(bd)
+
+bd = mount()
+c = node(SessionStore("/flash/.mqtt", ram=16))
+c.connect(clean_session=False)
+d.pump_noting(c, lambda: not c.pending(), 30000, errs)
+d.pump(o, lambda: len(set(got)) >= N, 30000)
+d.pump(o, lambda: False, 500)  # a second delivery would come meanwhile
+s = set(got)
+print("GOT", len(s))
+print("DUPS", len([m for m in s if got.count(m) > 1 and int(m[1:]) % 2]))
+c.disconnect()
+o.disconnect()
+umount(bd)
+print("PASS")
