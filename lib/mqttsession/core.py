@@ -263,6 +263,14 @@ class Core(Wire):
         self._rem = n
         if n + 2 + (n > 127) + (n > 16383) + (n > 2097151) > self._maxout:  # as _check
             # stored under a broker that allowed it; this one never will: give it up
+            if f & 3 == 2 and f & _SENT:
+                # QoS 2 on the wire before: the broker may hold its packet ID (freed,
+                # the ID would go to a later message, taken as this duplicate and
+                # dropped). Released instead: never sent again, its ID free at PUBCOMP
+                s.acked(s.ids[k], True)
+                self.dropped += 1
+                self._ack(0x62, s.ids[k])
+                return
             self.dropped += 1
             s.drop(k)
             return

@@ -166,6 +166,11 @@ class StoredSession(Session):
                 # sends is on this connection. An ID from the hot state (o) is written
                 # there again until completion (_save), one from its record is there
                 f |= _SENT if o else _SENT | _PIDDISK
+                if (pid - self.pid) % 65535 < 32768:
+                    # given after the hot state's last ID was written (an ID in its
+                    # record only): the IDs go on after it, so one the broker may hold
+                    # is not given again at once should this message leave unanswered
+                    self.pid = pid
             # else an ID from before the broker lost the session: kept for the resend
             self.ids[k] = pid
             if pid:
