@@ -229,7 +229,7 @@ def drop_oldest(self, n):
     # queue-full policy "drop_oldest": the oldest message not yet on the wire goes; none
     # for a message whose record (n bytes) a store's max_bytes cannot hold at all
     s = self._s
-    if s._p is not None and (n >= s._st.max_bytes or n > 65535):
+    if s._p is not None and (n > s._st.max_bytes or n > 65535):
         return False
     for k in s.live():
         f = s.fl[k]
@@ -301,7 +301,9 @@ def add(s, r):
     t, m, q, ret, why = r
     w = why.encode() if isinstance(why, str) else b""
     c = 0 if w or not isinstance(why, int) else why
-    room = max(512, s._st.max_bytes // 4)
+    # within a quarter of max_bytes, and below what the store reads of any file
+    # (_MAXF, 65600: a larger file is damage, and every record in it was lost)
+    room = min(max(512, s._st.max_bytes // 4), 65472)
     cut = room - 11 - len(w) - len(t)
     if len(m) > cut:
         m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was

@@ -176,6 +176,16 @@ def sub_filter(self, topic, qos):
     P.check_filter(topic)
     if qos is not None:
         P.check_qos(qos)
+        s = self._s
+        if s._p is not None and topic not in s.subs:
+            # the subscriptions file (3 bytes and the filter each, 8 of framing) within
+            # what the store reads of a file (store._MAXF): larger, it was written, then
+            # taken for damage at the next load and every subscription lost
+            n = 11 + len(topic)
+            for f in s.subs:
+                n += 3 + len(f)
+            if n > 65600:
+                raise OSError(28, "session store full")
     return topic
 
 

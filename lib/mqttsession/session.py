@@ -119,7 +119,7 @@ class Session:
         # no room for another message (its record n bytes in flash): the queue's count
         # bound or a store's byte bound
         return self.nin + self.nq + self.more >= self.limit or (
-            self._p is not None and (n > 65535 or self.bytes + n >= self._st.max_bytes))
+            self._p is not None and (n > 65535 or self.bytes + n > self._st.max_bytes))
 
     def assign(self, k):
         # gives slot k a packet ID before it first goes out; one it kept from an earlier

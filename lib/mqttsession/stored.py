@@ -33,6 +33,7 @@ _TAIL = const(32)  # messages per segment at most
 _TDIRS = const(4)  # tail files spread over t0/..t3/: each littlefs metadata pair
 # stays small, so rewriting a tail file compacts (erases) it rarely
 _SEGB = const(3072)  # a segment is sealed early at this many bytes (one 4 KiB block)
+_SEGMAX = const(65596)  # a segment's records at most: store._MAXF less its header
 _RH = const(13)  # record header: <IBHHHH
 _ENOSPC = const(28)
 _LAZY = const(32)  # QoS 1 completions per hot-state write at most
@@ -89,14 +90,21 @@ def append(s, seq, f, pid, e, t, m):
     # a block past max_bytes (an earlier seal may have gone that far, and a full queue
     # with full="drop_oldest" gives up one message for each new one)
     n = s.bytes + len(r)
-    if s._tn + 1 >= _TAIL or s._tb + len(r) >= _SEGB:
+    # a segment is one file, and no file the store reads is larger than _MAXF: a large
+    # record behind the tail's messages seals them first and starts a segment of its
+    # own (sealed with the tail's, the segment was taken for damage at the next load
+    # and every message in it lost)
+    big = s._tn and s._tb + len(r) > _SEGMAX
+    if big:
+        n += _slack(s, s._tb) + _slack(s, len(r))
+    elif s._tn + 1 >= _TAIL or s._tb + len(r) >= _SEGB:
         n += _slack(s, s._tb + len(r))
     if len(r) > 65535 or n > s._st.max_bytes + s._st._bs:
         raise OSError(_ENOSPC, "session store full")  # kept here: met when full
-    if s._tn == _TAIL:
+    if s._tn == _TAIL or big:
         from .qseg import seal
 
-        seal(s)  # an earlier seal failed (flash full): now or never
+        seal(s)  # an earlier seal failed (flash full): now or never; or the large one's
     j = s._tn
     _write(tp(s, j), pack(b"t", r, _FORMAT), False)
     s._tail[j] = seq
