@@ -272,6 +272,10 @@ def link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change
             raise ValueError("jitter must be 0 to <1")
         if not wifi_timeout_ms > 0:
             raise ValueError("wifi_timeout_ms must be > 0")
+        # (as budget_ms: a 32-bit port's ticks range, else the wait never ends there)
+        for v, n in ((max_ms, "max_ms"), (wifi_timeout_ms, "wifi_timeout_ms")):
+            if v > 536870000:
+                raise ValueError(n + " must be <= 536870000")
         self.board = board
         self.min_ms = min_ms
         self.max_ms = max_ms

@@ -48,7 +48,9 @@ class Link:
         d = self.min_ms * self.factor ** min(self.tries - 1, 20)
         d = min(d, self.max_ms)
         r = os.urandom(1)[0] / 255  # jitter spreads nodes that lost the link together
-        self.delay = int(d * (1 - self.jitter + 2 * self.jitter * r))
+        # (within a 32-bit port's ticks: a longer delay never ends, ticks_diff in due()
+        # being below 2**29 ms; max_ms is at most that, the jitter may take it past)
+        self.delay = min(int(d * (1 - self.jitter + 2 * self.jitter * r)), 536870000)
         self.at = time.ticks_ms()
         self.lost()
 
