@@ -184,7 +184,10 @@ async def run(c):
                     owed(c, a)
                 else:
                     await a
-            except Exception as e:
+            except (Exception, asyncio.CancelledError) as e:
+                # (CancelledError: the handler's own, e.g. it awaited a task that was
+                # cancelled; nothing cancels the reader while it runs handlers) reported,
+                # the message counts as delivered, the reader goes on
                 c._report(e)
             # back from the application: a PINGRESP in the socket is due from now
             c._ping = c._ping and (time.ticks_ms() or 1)

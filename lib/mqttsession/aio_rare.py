@@ -34,8 +34,11 @@ async def disconnect(c, end):
     h.owed(c, c._qo)
     c._qo = 0
     aws = c._aws
-    if c._hr and aws and type(aws[0]) is int:
-        h.owed(c, aws.pop(0))  # (run popped its coroutine: its answer)
+    if c._hr and aws and type(aws[0]) is int and aws[0] >> 16 != 1:
+        # (run popped its coroutine: its answer. _REC, 1, is the next message's, read in
+        # the same batch: recorded, that one would be taken for a duplicate when the
+        # broker sends it again, and never delivered)
+        h.owed(c, aws.pop(0))
     t0 = time.ticks_ms()
     try:
         while c._ob is not None and c.isconnected():
@@ -68,6 +71,14 @@ async def disconnect(c, end):
         for a in aws:
             if type(a) is not int:
                 a.close()
+            elif a >> 16 == 0x50:
+                # a QoS 2 message whose coroutine goes unrun, recorded as it arrived (the
+                # callback not yet known to be a coroutine function): no longer, else the
+                # broker's resend would be taken for a duplicate and never delivered
+                try:
+                    c._s.rx2_del(a & 0xFFFF)
+                except (OSError, MemoryError):
+                    pass  # (the store's: kept recorded, that one is lost, as before)
         aws.clear()
         c._q.clear()  # nor what waits for messages() (a persistent session's come again)
         c._qa.clear()
