@@ -62,7 +62,8 @@ def fresh(st, p):
 
 def get(self, host, client_id, capacity):
     # SessionStore.get: the session for (host, client_id) from store self; client ID ""
-    # (b""): the null session, fresh every time, until the broker assigns one
+    # (b""): the null session until the broker assigns one (~null: what it queued offline,
+    # on this boot or an earlier one, goes out under the assigned ID)
     from . import dirs
 
     unload("dirs")  # freed once the name is found
@@ -88,7 +89,6 @@ def get(self, host, client_id, capacity):
             _rm(p + ".t")  # a delete() the power cut interrupted (migrate.delete)
     else:
         p = _join(hd, "~null")
-        _rm(p)
     del dirs
     # a collection first: the session's attribute table grows through blocks of up to
     # 600 bytes, and the garbage of the lookups above splits the free heap too finely for

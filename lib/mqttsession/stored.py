@@ -282,8 +282,6 @@ class StoredSession(Session):
             return
         if f & _DISK:
             return
-        if not self.client_id:
-            raise err(38, 107)  # null session: connect first
         # older messages of the ring not in flash yet (a publish waiting for its PUBACK
         # while its callback or another task publishes this one) go first: flash holds
         # the queue in order, each segment a range of seqs that nxt and resume trust (one
