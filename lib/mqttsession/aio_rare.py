@@ -132,6 +132,22 @@ async def end_session(c):
     # 0 at DISCONNECT; 3.1.1, or offline: first one clean connect, without the keeper or
     # on_connect) and the store forgets its messages and subscriptions. That connect
     # failing raises its error, and the session is kept.
+    import asyncio
+
+    if c.isconnected() and c.version == 5 and asyncio.current_task() is not c._task:
+        # the DISCONNECT that ends the session must reach the broker: on a connection
+        # that went silent (half open), unnoticed, it reaches nobody and the broker keeps
+        # the session the store forgets. A PINGREQ answered first, within timeout; else
+        # the session is ended as offline (a clean connect, which raises if it fails)
+        t0 = time.ticks_ms()
+        try:
+            c._keepalive(True)
+            while c._ping and c.isconnected():
+                await c._wait(c._rest(t0))
+        except (OSError, MQTTException):
+            pass
+        if c._ping and c.isconnected():
+            c._lost(False, OSError(110))
     if not c.isconnected() or c.version == 4:
         if c.isconnected() and c._mod("ctl").bye(c, False, True):
             await linger(c)  # this connection ends with a DISCONNECT: no will is sent

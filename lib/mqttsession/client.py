@@ -213,17 +213,9 @@ class MQTTClient(Core):
         finally:
             self._quota = q
         if end_session:
-            if self.sock is None or self.version == 4:
-                if self.sock:
-                    self._mod("ctl").bye(self, False)  # a DISCONNECT first: no will is sent
-                b = self._cn[_INCB]
-                self._cn[_INCB] = False  # (connect() refuses the callback's own calls)
-                try:
-                    self.connect(True)
-                finally:
-                    self._cn[_INCB] = b
-            self.dropped += self._s.pending()  # given up on purpose, counted (as a clean start)
-            self._s.clear()
+            from .clean import end  # (clean.py: the session forgotten)
+
+            e = end(self, _step) or e
         if self.budget_ms is not None:  # the call's budget runs from now
             self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
         self._mod("ctl").bye(self, end_session)

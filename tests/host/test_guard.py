@@ -19,6 +19,7 @@ from harness import Broker, Certs, run_device
 from hostile import (
     CONNECT,
     DISCONNECT,
+    PINGREQ,
     PUBACK,
     PUBLISH,
     SUBSCRIBE,
@@ -272,8 +273,10 @@ def test_keeper_records_a_deadline_passed_as_etimedout_not_a_reset() -> None:
 @pytest.mark.parametrize("front", ["blocking", "aio"])
 def test_end_session_online_v5_counts_what_it_gives_up(front: str) -> None:
     # MQTT 5, connected: the session ends with Session Expiry 0 at DISCONNECT (no clean
-    # connect, which counted them); the three messages never acknowledged are counted
-    silent: Script = [("expect", CONNECT), ("send", connack(version=5)), ("listen", 30)]
+    # connect, which counted them); the three messages never acknowledged are counted.
+    # The broker answers the PINGREQ that makes sure the DISCONNECT reaches it
+    silent: Script = [("expect", CONNECT), ("send", connack(version=5)),
+                      ("expect", PINGREQ), ("send", b"\xd0\x00"), ("listen", 30)]
     r, b = run([silent], "end_inflight", 5, device=DEVICE[front])
     assert "PASS" in r.out, r.out
     assert r.value("PENDING") == "3"
