@@ -94,6 +94,18 @@ def belongs(name: bytes, d: str) -> bool:
     return d in (k, k + "~1", k + "~2", k + "~3", old_key(name))
 
 
+def _named(d: str) -> str | None:
+    """The client ID a session directory without an identity file is named for, when its
+    name tells (key() of a plain ID, or of one of up to 36 bytes); else None."""
+    if not d.startswith("~"):
+        return d
+    h = d[1:]
+    if len(h) % 2 or len(h) > 72 or not re.fullmatch(r"[0-9a-f]+", h):
+        return None
+    b = bytes.fromhex(h)
+    return text(b) if key(b) == d else None  # (not a 0.1.0 name, old_key)
+
+
 def moved_to(cid: bytes, d: str) -> bytes | None:
     """The client ID "<cid>~old<n>" whose directory d is, or None: migrate.aside_old
     renames session cid there, then rewrites its identity (a power cut between the two
@@ -278,6 +290,9 @@ class ImageSource:
 
     def read(self, path: str) -> bytes:
         try:
+            n = self.fs.stat(path).size
+            if n > v2.MAXF:
+                raise v2.TooLarge(n)
             with self.fs.open(path, "rb") as f:
                 return bytes(f.read())
         except OSError:
@@ -303,6 +318,9 @@ class DirSource:
             return sorted((e.name, e.is_dir()) for e in it)
 
     def read(self, path: str) -> bytes:
+        n = self._p(path).stat().st_size
+        if n > v2.MAXF:
+            raise v2.TooLarge(n)
         return self._p(path).read_bytes()
 
 
@@ -485,7 +503,7 @@ def _read_kind(src: Source, path: str, kind: bytes) -> bytes:
     try:
         data = src.read(path)
     except OSError as e:
-        raise Damaged(f"unreadable: {e}") from e
+        raise Damaged(v2.unreadable(e)) from e
     return unpack(kind, data)
 
 
@@ -521,7 +539,10 @@ def inspect_session(src: Source, path: str, host_dir: str) -> SessionReport:
         r.damaged.append(Problem(_join(path, n), str(e)))
 
     old = {"i", "u", "s"} & files or any(_MSG.match(n) for n in files)
-    if {"id", "hot", "subs"} & files or _SESSION_DIRS & dirs:
+    # a directory holding neither format's files is a new session a power cut left
+    # before its subdirectories and identity were written: format 2, as the library
+    # opens it (it migrates only a directory with format 1 files)
+    if not old or {"id", "hot", "subs"} & files or _SESSION_DIRS & dirs:
         _inspect_v2(src, path, host_dir, r, files, dirs, bad)
         if old:
             r.notes.append("format 1 files beside format 2 (0.1.0 ran here after an "
@@ -629,7 +650,7 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
         try:
             return unpack(kind, src.read(_join(path, fname)), 2)
         except OSError as e:
-            bad(fname, Damaged(f"unreadable: {e}"))
+            bad(fname, Damaged(v2.unreadable(e)))
         except Damaged as e:
             bad(fname, e)
         return None
@@ -638,9 +659,15 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
     if b is not None:
         _identity(r, b, name, host_dir, bad, "id")
     elif "id" not in files | dirs and not r.null:
-        bad("id", Damaged("identity file missing"))
-    if r.client_id is None and not r.null and not name.startswith("~"):
-        r.client_id = name
+        # not damage: the library writes the identity after the directory exists (a
+        # new session's first write, a null session's adoption: renamed, then written),
+        # so a power cut between the two leaves none; it loads the session silently as
+        # the client ID asked for and writes the identity then
+        r.notes.append("no identity file yet (a power cut before its first write, or in "
+                       "a null session's adoption): the library loads the session as the "
+                       "client ID its directory names and writes it")
+    if r.client_id is None and not r.null:
+        r.client_id = _named(name)
     b = body("subs", b"u")
     if b is not None:
         try:
@@ -731,6 +758,9 @@ def inspect_host(src: Source, path: str) -> HostReport:
             h.host = s.host
     if h.host is None and not name.startswith("~"):
         h.host = name
+    for s in h.sessions:
+        if s.host is None and not _NEWER_ASIDE.search(s.dir):
+            s.host = h.host  # no identity (yet): the host directory's
     return h
 
 

@@ -14,8 +14,24 @@ TAIL = 32  # tail slots the device reads (stored._TAIL)
 RECORD = struct.Struct("<IBHHHH")  # seq, flags, packet ID, epoch, topic and payload lengths
 
 
+MAXF = 65600  # no store file is larger (store._MAXF): the library reads none of a larger one
+
+
 class Damaged(Exception):
     """A file that does not parse; str() is the reason."""
+
+
+class TooLarge(OSError):
+    """A file larger than MAXF: the library reports it as damage and reads none of it
+    (store._read), so its records are not pending."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"larger than {MAXF} bytes: left alone ({n} bytes)")
+
+
+def unreadable(e: OSError) -> str:
+    """The reason for a file that could not be read."""
+    return str(e) if isinstance(e, TooLarge) else f"unreadable: {e}"
 
 
 @dataclass
@@ -199,7 +215,7 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
                 if r.seq >= w and r.seq not in done and (o is None or z - a < o[0]):
                     best[r.seq] = (z - a, "q/" + n, r)
         except (OSError, Damaged) as e:
-            bad("q/" + n, e if isinstance(e, Damaged) else Damaged(f"unreadable: {e}"))
+            bad("q/" + n, e if isinstance(e, Damaged) else Damaged(unreadable(e)))
     recs: list[tuple[str, Record]] = [(f, r) for _, f, r in best.values()]
     tails = []
     for sub in ("t0", "t1", "t2", "t3"):

@@ -307,6 +307,14 @@ def add(s, r):
     cut = room - 11 - len(w) - len(t)
     if len(m) > cut:
         m = m[: max(0, cut)]  # kept cut: the reason and topic still tell what it was
+    # alone, a record is kept up to what the store reads of a file (_MAXF less the
+    # file's 12 bytes and the record's 11): past that (a long topic, at most 65518 bytes
+    # in a stored message) its reason is cut too, at a character's start
+    cut = 65577 - len(t) - len(m)
+    if len(w) > cut:
+        while cut > 0 and w[cut] & 0xC0 == 0x80:
+            cut -= 1
+        w = w[: max(0, cut)]
     rec = struct.pack("<BiHHH", q | (4 if ret else 0) | (8 if w else 0), c, len(w),
                       len(t), len(m)) + w + t + m
     b = s._st._body(s._p, "aside", b"x", _FORMAT)

@@ -72,13 +72,13 @@ print("ERRORS", len(store.errors))
 """
 
 
-def _run_micropython(code: str, cwd: Path) -> str:
+def _run_micropython(code: str, cwd: Path, heap: str = "256k") -> str:
     if not MICROPYTHON.is_file():
         pytest.skip("micropython (unix port) not installed next to this interpreter")
     script = cwd / "build_store.py"
     script.write_text(code)
     env = dict(os.environ, MICROPYPATH=f".frozen:{ROOT / 'lib'}:{ROOT / 'boards' / 'unix'}")
-    r = subprocess.run([str(MICROPYTHON), "-X", "heapsize=256k", str(script)], cwd=cwd,
+    r = subprocess.run([str(MICROPYTHON), "-X", f"heapsize={heap}", str(script)], cwd=cwd,
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -600,3 +600,57 @@ def test_negative_block_count_is_a_usage_error(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, str(TOOL), "--image", str(img), "--block-count", "-1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--block-count" in r.stderr
+
+
+# A session of four messages, then the tail file of seq 1 replaced by a well-formed one
+# over 64 KB (no library writes one: the file of a foreign or broken writer).
+BUILD_OVER_64K = """\
+import binascii
+import struct
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+from mqttsession import SessionStore
+from mqttsession.store import pack
+
+s = SessionStore("/flash/.mqtt").get("h", "big")
+for i in range(4):
+    s._keep(s.add(b"t", b"m%d" % i, 1, False))
+t, m = b"t/" + b"x" * 200, b"y" * 65500
+r = struct.pack("<IBHHHH", 1, 1, 0, 0, len(t), len(m)) + t + m
+r += struct.pack("<I", binascii.crc32(r))
+with open("/flash/.mqtt/h/big/t1/0", "wb") as f:
+    f.write(pack(b"t", r, 2))
+print("BUILT")
+"""
+
+# Loads it as a node would: the seqs it sends, in order, and the paths it reported.
+LOAD_OVER_64K = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+from mqttsession import SessionStore
+
+store = SessionStore("/flash/.mqtt")
+s = store.get("h", "big")
+print("SENT", [s.seq[k] for k in s.live()])
+for e in store.errors:
+    print("REPORTED", e.split(": ", 1)[0][len("/flash"):])
+"""
+
+
+def test_file_over_64k_is_damage_not_read(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # README: anything over 64 KB (store._MAXF, 65600 bytes) is never read: the library
+    # reports it and loads none of it, even a well-formed one
+    assert "BUILT" in _run_micropython(BUILD_OVER_64K, tmp_path, "1m")
+    before = tmp_path / "before.img"
+    shutil.copyfile(tmp_path / "flash.img", before)  # the library removes what it reports
+    out = _run_micropython(LOAD_OVER_64K, tmp_path, "1m")
+    sent = literal_eval(out.split("SENT ", 1)[1].splitlines()[0])
+    reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert sent == [0, 2, 3] and reported == ["/.mqtt/h/big/t1/0"], out
+
+    for args in (["--image", str(before)], ["--dir", str(_extract(before, tmp_path / "c"))]):
+        rc, rep = run_json(capsys, *args)
+        assert [m["seq"] for m in sessions(rep)["big"]["messages"]] == sent, args
+        assert rc == 1 and [d["path"] for d in rep["damaged"]] == reported, rep["damaged"]
+        assert "larger than 65600 bytes" in rep["damaged"][0]["reason"]

@@ -1,0 +1,62 @@
+"""tools/inspect_store.py on the stores a power cut leaves (tests/device/dev_store_cut_shapes.py):
+a cut after every block write of a step, each image read by the inspector before the
+library loads it, and the two compared: the same pending messages in the same order per
+session, and the same damage (none, where the library reports none). Steps: a session's
+first get() and message (its directory made before its identity), an MQTT 5 null session
+with a backlog assigned the ID of a stored session (renamed, then its identity written),
+a large message behind the tail's small ones (the tail sealed first, a segment of its
+own, multi-block segments) on a named and on a null session, that store drained, and
+the load that mends segments whose seq ranges overlap."""
+
+from __future__ import annotations
+
+import json
+from ast import literal_eval
+from pathlib import Path
+
+import pytest
+
+import inspect_store
+from harness import run_device
+
+
+def _device(out: str) -> tuple[dict[int, dict[str, list[int]]], dict[int, list[str]]]:
+    """Per cut: the seqs each session sends, in order, and the paths the library reported."""
+    sent: dict[int, dict[str, list[int]]] = {}
+    reported: dict[int, list[str]] = {}
+    for ln in out.splitlines():
+        if ln.startswith("LOADED "):
+            _, n, cid, seqs = ln.split(" ", 3)
+            sent.setdefault(int(n), {})[cid] = literal_eval(seqs)
+        elif ln.startswith("REPORTED "):
+            _, n, path = ln.split(" ", 2)
+            reported.setdefault(int(n), []).append(path)
+    return sent, reported
+
+
+@pytest.mark.parametrize(("mode", "prog"), [
+    ("first", 32), ("first", 256), ("adopt", 32), ("adopt", 256), ("mend", 32),
+    ("big", 256), ("null", 256), ("drain", 32)])
+def test_cut_stores_report_what_the_library_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str, prog: int) -> None:
+    blocks = 128 if prog == 32 else 64
+    img = tmp_path / "flash.img"
+    c = {"IMAGE": str(img), "MODE": mode, "PROG": prog, "BLOCKS": blocks}
+    r = run_device("dev_store_cut_shapes.py", c, heap="1m", timeout=600, workdir=tmp_path)
+    writes = int(r.values("WRITES")[0][0])
+    sent, reported = _device(r.out)
+    assert writes > 0 and sorted(sent) == list(range(writes + 1)), r.out
+    wrong = []
+    for n in range(writes + 1):
+        rc = inspect_store.main(["--image", f"{img}.{n}", "--block-count", str(blocks),
+                                 "--json"])
+        rep = json.loads(capsys.readouterr().out)
+        listed = {s["client_id"] or s["dir"]: [m["seq"] for m in s["messages"]]
+                  for st in rep["stores"] for h in st["hosts"] for s in h["sessions"]}
+        # a session the library made only now, loading it, holds nothing
+        loaded = {cid: seqs for cid, seqs in sent[n].items() if seqs or cid in listed}
+        damaged = [d["path"] for d in rep["damaged"]]
+        if listed != loaded or damaged != reported.get(n, []) or rc != (1 if damaged else 0):
+            wrong.append((n, loaded, reported.get(n), listed, rep["damaged"]))
+        Path(f"{img}.{n}").unlink()
+    assert not wrong, wrong[:3]
