@@ -450,6 +450,14 @@ class MQTTClient(Core):
         self._cn[_INCB] = True
         try:
             Core._deliver(self, m)
+        except OSError:
+            # the link goes (wire._recv) as after a link failure, the node's own doing:
+            # no strike against its message in flight (aside.struck; before, strikes=1
+            # set it aside at once)
+            self._cn[_INCB] = False
+            self._mod("aside").raised(self)
+            self._cn[11] = OSError(_ECONNRESET)
+            raise
         except BaseException:  # (KeyboardInterrupt, SystemExit too: _INCB must not stay)
             self._cn[_INCB] = False
             self._mod("aside").raised(self)

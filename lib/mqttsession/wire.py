@@ -359,9 +359,14 @@ class Wire:
                 if k:
                     self._mod("aside").struck(self)  # (on_aside, its record: may raise)
             finally:
-                if self.link and s:
-                    self.link.lost()  # (on_change's exceptions stop in Link._tell)
-                c[_INCB] = b
+                try:
+                    if self.link and s:
+                        self.link.lost()  # (on_change's exceptions stop in Link._tell)
+                finally:
+                    # (also when on_change raised KeyboardInterrupt or SystemExit, which
+                    # come out of the call: left set, every later check_msg() raised
+                    # RuntimeError as from inside the callback, for good)
+                    c[_INCB] = b
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one
