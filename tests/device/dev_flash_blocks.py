@@ -15,6 +15,7 @@ import sys
 
 import blockdev
 import devlib as d
+from eiodev import Dev
 import vfs
 from mqttsession import MQTTClient, SessionStore
 
@@ -23,18 +24,6 @@ IMG = d.cfg("IMAGE")
 WORK = IMG + ".w"
 N = 70
 MORE = 40
-
-
-class Dev(blockdev.FileBlockDev):
-    bad = ()
-    seen = None
-
-    def readblocks(self, block, buf, off=0):
-        if self.seen is not None:
-            self.seen.add(block)
-        if block in self.bad:
-            raise OSError(5)  # the driver's EIO
-        return blockdev.FileBlockDev.readblocks(self, block, buf, off)
 
 
 def copy(a, b, block=-1, at=()):

@@ -7,8 +7,8 @@
 # "REPORTED <store reports during the failing boot>".
 import os
 
-import blockdev
 import devlib as d
+from eiodev import Dev
 import vfs
 from mqttsession import Link, MQTTClient, SessionStore
 
@@ -16,18 +16,6 @@ IMG = d.cfg("IMAGE")
 N = 150
 topic = d.topic("q")
 Q = "/flash/.mqtt/%s/drain-eio/q" % d.cfg("HOST")
-
-
-class Dev(blockdev.FileBlockDev):
-    bad = ()
-    seen = None
-
-    def readblocks(self, block, buf, off=0):
-        if self.seen is not None:
-            self.seen.add(block)
-        if block in self.bad:
-            raise OSError(5)  # the driver's EIO
-        return blockdev.FileBlockDev.readblocks(self, block, buf, off)
 
 
 def mount():
