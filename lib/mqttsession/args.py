@@ -196,9 +196,10 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # Session Present is taken as a loss again), 20 an earlier CONNECT went out and its
     # CONNACK was never taken (the broker may have made a new, empty session with it),
     # 21 the store's owed file holds every subscription for this connect (ctl.pre_owe;
-    # None: to be written before the CONNECT's first byte)
+    # None: to be written before the CONNECT's first byte), 22 the TCP socket under the
+    # TLS one (wire._close)
     self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
-                False, 0, 0, False, False, False, False]
+                False, 0, 0, False, False, False, False, None]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
     # the last str topic, and the last bytes topic that passed the checks (at first an

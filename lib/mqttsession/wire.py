@@ -40,6 +40,7 @@ _LATE = const(15)
 _AGAIN = const(16)
 _HEAD = const(17)
 _INCB = const(18)  # in _cn: application code the client called is running
+_RAW = const(22)
 _MALFORMED = const(0x81)
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
@@ -292,7 +293,9 @@ class Wire:
                         # readiness in the direction the handshake needs next. Each step
                         # still computes (certificate checks: about 7 ms on a PC, more on a
                         # board). Certificate failures surface in those writes as OSError
-                        # or ValueError.
+                        # or ValueError; the TLS socket closed after that leaves the
+                        # TCP socket open (closed with it: _close)
+                        c[_RAW] = self.sock
                         s = ctx.wrap_socket(self.sock, server_hostname=self.server,
                                             do_handshake_on_connect=False)
                         self._poll.unregister(self.sock)
@@ -336,8 +339,11 @@ class Wire:
         if s:
             try:
                 s.close()
+                if self._cn[_RAW]:
+                    self._cn[_RAW].close()
             except OSError:
                 pass
+            self._cn[_RAW] = None
         self.sock = None
         self._poll = None
         self._ping = 0
