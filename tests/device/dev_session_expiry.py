@@ -39,7 +39,7 @@ def blocking():
     print("SUBS", ",".join(sorted(bytes(k).decode() for k in c._s.subs)))
     if d.cfg("ECHO"):
         c.publish(IN, b"echo-%d" % d.cfg("PHASE"), qos=2)
-        d.pump(c, lambda: len(got) > 0, 30000)
+        d.pump(c, lambda: len(got) > 0, d.cfg("ECHO_MS", 30000))
         t0 = time.ticks_ms()
         while time.ticks_diff(time.ticks_ms(), t0) < 500:
             c.check_msg()
@@ -77,7 +77,7 @@ def aio():
         if d.cfg("ECHO"):
             await c.publish(IN, b"echo-%d" % d.cfg("PHASE"), qos=2)
             t0 = time.ticks_ms()
-            while not got and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+            while not got and time.ticks_diff(time.ticks_ms(), t0) < d.cfg("ECHO_MS", 30000):
                 await asyncio.sleep_ms(20)
             await asyncio.sleep_ms(500)
         print("RX", ",".join(m.decode() for m in got))

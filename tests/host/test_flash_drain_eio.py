@@ -14,6 +14,7 @@ import pytest
 from harness import Broker, run_device
 
 
+@pytest.mark.slow  # (30 s waiting for what never comes: behind --runslow)
 @pytest.mark.xfail(strict=True, reason="a segment unreadable for a while is given up for good")
 def test_a_segment_unreadable_for_a_while_is_not_given_up(broker: Broker,
                                                           tmp_path: Path) -> None:

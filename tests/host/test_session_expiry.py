@@ -88,7 +88,8 @@ def test_end_session_then_stored_messages(broker_factory: Any, tmp_path: Path,
     b = broker_factory()
     with Observer(b.host, b.port, "sx/out/#") as o:
         boot(b, tmp_path, api, 1, SUB=1, N=2, END=1)
-        r = boot(b, tmp_path, api, 2, N=3, ECHO=1, LEAVE=1)
+        # (no subscription is left: the echo is waited for 3 s, not the usual 30)
+        r = boot(b, tmp_path, api, 2, N=3, ECHO=1, ECHO_MS=3000, LEAVE=1)
         assert r.value("PRESENT") in ("False", "0"), r.out
         assert r.value("PENDING") == "0", r.out
         assert r.value("DROPPED") == "0", r.out

@@ -35,6 +35,7 @@ def test_reconnect_after_a_week_up(tmp_path: Path, api: str) -> None:
     assert r.passed, r.out
 
 
+@pytest.mark.slow  # (coverage, 22 s each: behind --runslow)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 def test_across_the_wrap(tmp_path: Path, api: str) -> None:
     with Broker(tmp_path / "broker", persistence=True) as b:
