@@ -19,6 +19,9 @@ import pytest
 from faultrig import FaultProxy
 from harness import Observer, run_device, start_device
 
+# (coverage that passed before: behind --runslow, for make test's time)
+pytestmark = pytest.mark.slow
+
 HEAP = "512k"
 
 

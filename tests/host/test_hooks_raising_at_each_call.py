@@ -14,6 +14,9 @@ import pytest
 
 from harness import Broker, run_device
 
+# (coverage that passed before: behind --runslow, for make test's time)
+pytestmark = pytest.mark.slow
+
 HEAP = "256k"
 CASES = [(h, e, n) for h in ("cb", "raw") for e in ("value", "kbi", "exit", "mem", "os")
          for n in (1, 3) if not (n == 1 and e in ("mem", "os"))] + \

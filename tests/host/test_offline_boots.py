@@ -21,6 +21,7 @@ def boot(cfg: dict, wd: Path, n: int, last: int, **kw: object):
                       heap=HEAP, timeout=120, workdir=wd)
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("version", [4, 5])
 @pytest.mark.parametrize("aio", [0, 1])
 @pytest.mark.parametrize("cid", [None, "fixed-id"])
@@ -70,6 +71,7 @@ def test_offline_boots_then_the_broker_appears(tmp_path: Path, aio: int, cid: st
         b.close()
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("aio", [0, 1])
 @pytest.mark.parametrize("full", ["error", "drop_oldest"])
 @pytest.mark.parametrize("bound", ["queue", "max_bytes"])
@@ -147,6 +149,7 @@ def test_null_session_offline_boots_keep_what_was_accepted(tmp_path: Path, aio: 
         b.close()
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("aio", [0, 1])
 def test_offline_boots_change_what_the_broker_kept(tmp_path: Path, aio: int) -> None:
     # the broker keeps the node's session (persistence) while the node, offline, reboots
@@ -187,6 +190,7 @@ def test_offline_boots_change_what_the_broker_kept(tmp_path: Path, aio: int) -> 
         b.close()
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 def test_offline_boots_store_without_a_keeper(tmp_path: Path) -> None:
     # a store and no keeper (README "The queue": what the example nodes do on a wake
     # without Wi-Fi): connect() raises offline, publish stores QoS 1/2 instead of raising,
@@ -216,6 +220,7 @@ def test_offline_boots_store_without_a_keeper(tmp_path: Path) -> None:
         b.close()
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("aio", [0, 1])
 @pytest.mark.parametrize("link", [0, 1])
 def test_boot_with_the_broker_out_of_reach(tmp_path: Path, aio: int, link: int) -> None:

@@ -26,6 +26,7 @@ def boot(b: Any, tmp_path: Path, api: str, phase: int, **cfg: Any) -> Any:
     return run_device("dev_session_expiry.py", c, heap=HEAP, timeout=90, workdir=tmp_path)
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 def test_away_longer_than_expiry(broker_factory: Any, tmp_path: Path, api: str) -> None:
     b = broker_factory()
@@ -46,6 +47,7 @@ def test_away_longer_than_expiry(broker_factory: Any, tmp_path: Path, api: str) 
         b"1-0", b"1-1", b"2-0", b"2-1", b"2-2", b"2-3"]
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 @pytest.mark.parametrize("first,then", [(0, 60), (60, 0), (0, 0xFFFFFFFF), (0xFFFFFFFF, 0)])
 def test_expiry_changed_between_boots(broker_factory: Any, tmp_path: Path, api: str,
@@ -66,6 +68,7 @@ def test_expiry_changed_between_boots(broker_factory: Any, tmp_path: Path, api: 
     assert sorted(m.payload for m in o.messages) == [b"2-0", b"2-1", b"2-2", b"3-0"]
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 def test_disconnect_at_expiry_zero_then_stored_messages(broker_factory: Any, tmp_path: Path,
                                                         api: str) -> None:
@@ -82,6 +85,7 @@ def test_disconnect_at_expiry_zero_then_stored_messages(broker_factory: Any, tmp
     assert sorted(m.payload for m in o.messages) == [b"2-0", b"2-1", b"2-2"]
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 def test_end_session_then_stored_messages(broker_factory: Any, tmp_path: Path,
                                           api: str) -> None:
@@ -100,6 +104,7 @@ def test_end_session_then_stored_messages(broker_factory: Any, tmp_path: Path,
     assert sorted(m.payload for m in o.messages) == [b"1-0", b"1-1", b"2-0", b"2-1", b"2-2"]
 
 
+@pytest.mark.slow  # (coverage that passed before: behind --runslow, for make test's time)
 @pytest.mark.parametrize("api", ["blocking", "aio"])
 @pytest.mark.parametrize("expiry,away", [(60, 0.5), (1, 3.0)])
 def test_broker_restarted_while_away(broker_factory: Any, tmp_path: Path, api: str,

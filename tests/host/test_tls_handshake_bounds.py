@@ -19,6 +19,9 @@ from harness import run_device
 from harness_certs import Certs
 from oneway import OneWay
 
+# (coverage that passed before: behind --runslow, for make test's time)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def peer(request: pytest.FixtureRequest) -> Iterator[int]:
