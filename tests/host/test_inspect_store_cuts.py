@@ -34,9 +34,13 @@ def _device(out: str) -> tuple[dict[int, dict[str, list[int]]], dict[int, list[s
     return sent, reported
 
 
+SLOW = pytest.mark.slow  # (12-15 s each, passed before the inspector's fix: --runslow)
+
+
 @pytest.mark.parametrize(("mode", "prog"), [
     ("first", 32), ("first", 256), ("adopt", 32), ("adopt", 256), ("mend", 32),
-    ("big", 256), ("null", 256), ("drain", 32)])
+    pytest.param("big", 256, marks=SLOW), pytest.param("null", 256, marks=SLOW),
+    ("drain", 32)])
 def test_cut_stores_report_what_the_library_loads(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str, prog: int) -> None:
     blocks = 128 if prog == 32 else 64
