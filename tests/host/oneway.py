@@ -72,7 +72,7 @@ class OneWay:
                 elif eof:
                     dst.shutdown(socket.SHUT_WR)
                     return
-        except OSError:
+        except (OSError, ValueError):  # (ValueError: the other direction closed src)
             for s in (src, dst):
                 s.close()
 
