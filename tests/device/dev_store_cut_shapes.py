@@ -16,7 +16,8 @@
 import cutrig
 import devlib as d
 from mqttsession import SessionStore
-from mqttsession.stored import StoredSession, append
+from mqttsession.stored import StoredSession
+from keep0223 import keep_0223
 
 BLOCKS = d.cfg("BLOCKS", 128)
 MODE = d.cfg("MODE")
@@ -24,23 +25,6 @@ H = "h"
 CID = b"" if MODE in ("null", "adopt") else b"c"
 LOADS = (b"X", b"X~old", b"") if MODE == "adopt" else (CID,)
 MB = 400000
-
-
-def keep_0223(self, k):
-    # StoredSession._keep as 0.2.23 had it (tests/device/dev_store_overlap_upgrade.py)
-    f = self.fl[k]
-    if f & 32:
-        return
-    append(self, self.seq[k], f & 7, self.ids[k] if f & 64 else 0, self.epoch,
-           self.top[k], self.msg[k])
-    if k == self.cap:
-        if not self.more:
-            self._cur = self.seq[k]
-        self.more += 1
-        self.fl[k] = 0
-        self.top[k] = self.msg[k] = None
-    else:
-        self.fl[k] = f | 32 | (128 if f & 64 else 0)
 
 
 def prepare():

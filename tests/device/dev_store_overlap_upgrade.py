@@ -12,7 +12,8 @@ import os
 import cutrig
 import devlib as d
 from mqttsession import SessionStore
-from mqttsession.stored import StoredSession, append
+from mqttsession.stored import StoredSession
+from keep0223 import keep_0223
 
 MODE = d.cfg("MODE", "drain")
 ROOT = "/flash" if MODE == "cuts" else d.cfg("ROOT") or d.flash()[0]
@@ -22,26 +23,6 @@ _DISK = 32  # session.py's flags
 _PID = 64
 _PIDDISK = 128
 _REL = 16
-
-
-def keep_0223(self, k):
-    # StoredSession._keep as 0.2.23 had it: no older RAM-only messages first
-    f = self.fl[k]
-    if f & _REL:
-        self._release(k, f)
-        return
-    if f & _DISK:
-        return
-    append(self, self.seq[k], f & 7, self.ids[k] if f & _PID else 0, self.epoch,
-           self.top[k], self.msg[k])
-    if k == self.cap:
-        if not self.more:
-            self._cur = self.seq[k]
-        self.more += 1
-        self.fl[k] = 0
-        self.top[k] = self.msg[k] = None
-    else:
-        self.fl[k] = f | _DISK | (_PIDDISK if f & _PID else 0)
 
 
 def get():
