@@ -192,7 +192,7 @@ class Scenario:
 
     @property
     def store(self) -> bool:
-        return self.script == "dev_store.py"
+        return self.script.startswith("dev_store")
 
 
 CORE = ("roundtrip", "window", "retained", "overlap", "bad_input", "pids", "noalloc", "keepalive")
@@ -244,7 +244,7 @@ def scenarios() -> list[Scenario]:
         Scenario(
             f"lost_session/v{v}",
             "lost_session",
-            "dev_store.py",
+            "dev_store_lost.py",
             v,
             ({"PHASE": 1, "CID": f"bt-ls{v}"}, {"PHASE": 2, "CID": f"bt-ls{v}"}),
             (lambda rs: None if len(rs[-1].values("GOT")) == 3 else "expected 3 GOT lines",),
