@@ -457,9 +457,7 @@ class MQTTClient(Core):
         c[11] = None
         self._log("link lost: %r", (e,))
         if self._rs:  # subscriptions sent on connect, not acknowledged: owed again
-            for t, q in self._rs.values():
-                self._todo[t] = q
-            self._rs = None
+            self._mod("subs").dropped(self, e)
         if self.link:
             self.link.failed(e)
 

@@ -212,6 +212,7 @@ def suback(c, pid, code):
         c._report(MQTTException(code, "subscription refused: %s" % t))
     if not rs:
         c._rs = None
+        c._cn[23] = None  # no strikes (subs.struck)
         c._mod("ctl").owe(c)  # all answered: the store's record of those owed goes
 
 

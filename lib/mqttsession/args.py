@@ -197,9 +197,10 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # CONNACK was never taken (the broker may have made a new, empty session with it),
     # 21 the store's owed file holds every subscription for this connect (ctl.pre_owe;
     # None: to be written before the CONNECT's first byte), 22 the TCP socket under the
-    # TLS one (wire._close)
+    # TLS one (wire._close), 23 the subscription blamed for the last closes and how often
+    # (subs.struck)
     self._cn = [a[0], a[1], ssl, None, 0, 0, None, None, 0, False, -1, None, False, 0, -1,
-                False, 0, 0, False, False, False, False, None]
+                False, 0, 0, False, False, False, False, None, None]
     self._ab = bytearray(4)  # acknowledgements, so they never clobber _tx
     self._pf = array("i", (0, 0, 0, 1 if version == 5 else 0))  # publish_fields
     # the last str topic, and the last bytes topic that passed the checks (at first an
@@ -290,6 +291,7 @@ def link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change
         self.tries = 0  # failed attempts since the link was last up
         self.outages = 0
         self.down_since = self.at
+        self._dn = 0  # ms of the outage before down_since (Link.failed)
         self.longest = 0  # longest outage ridden through, ms
         self.last_error = None
         self._wt = None  # ticks when the Wi-Fi attempt under way started

@@ -51,7 +51,12 @@ class Link:
         # (within a 32-bit port's ticks: a longer delay never ends, ticks_diff in due()
         # being below 2**29 ms; max_ms is at most that, the jitter may take it past)
         self.delay = min(int(d * (1 - self.jitter + 2 * self.jitter * r)), 536870000)
-        self.at = time.ticks_ms()
+        self.at = t = time.ticks_ms()
+        if not self.up:
+            # the outage so far goes into _dn at every attempt, down_since moving on: a
+            # port's ticks_diff counts up to 2**29 ms (6.2 days), an outage may last longer
+            self._dn += time.ticks_diff(t, self.down_since)
+            self.down_since = t
         self.lost()
 
     def lost(self):
@@ -59,6 +64,7 @@ class Link:
             self.up = False
             self.outages += 1
             self.down_since = time.ticks_ms()
+            self._dn = 0
             self._tell(False)
 
     def _tell(self, up):
@@ -79,7 +85,8 @@ class Link:
         now = time.ticks_ms()
         if not self.up:
             if self.outages:
-                self.longest = max(self.longest, time.ticks_diff(now, self.down_since))
+                self.longest = max(self.longest,
+                                   self._dn + time.ticks_diff(now, self.down_since))
             self.up = True
             self._tell(True)
         self.delay = 0

@@ -86,6 +86,8 @@ def make(c, present, clean):
             except (OSError, MQTTException) as e:
                 if isinstance(e, OSError) or c.sock is None:  # the link went
                     keep(c, td, i)
+                    if c.sock is None:  # (with a keeper the close's cause is in link)
+                        struck(c, t, c.link.last_error if c.link else e)
                     raise
                 c._s.unsub(t)  # refused
                 c._log("subscription refused: %s 0x%02x", (t, e.args[0]))
@@ -97,6 +99,7 @@ def make(c, present, clean):
                 raise
     finally:
         c._mk = mk
+    c._cn[23] = None  # all made: no strikes
     if owed:
         owe(c)  # all made: the store's record of them goes
 
@@ -108,3 +111,39 @@ def keep(c, td, i):
     for t, q in td[i:]:
         if s.get(t) == q:
             c._todo[t] = q
+
+
+def struck(c, t, e):
+    # the link went (e: how) with t's SUBSCRIBE (UNSUBSCRIBE) unanswered: `strikes`
+    # closes in a row on it give it up, refused, as a message in flight is set aside
+    # (aside.struck). An MQTT 3.1.1 broker refuses one it cannot take by closing
+    # (mosquitto: longer than its max_packet_size); made again at every connect, it kept
+    # the node off for good
+    if not isinstance(e, OSError):
+        return  # the broker's protocol error, the node's own heap: not the filter's
+    k = c._cn
+    n = k[23][1] + 1 if k[23] and k[23][0] == t else 1
+    k[23] = (t, n)
+    if n >= c.strikes:
+        k[23] = None
+        c._todo.pop(t, None)
+        c._s.unsub(t)
+        c._log("subscription refused: %s (closed on %d times)", (t, n))
+        r = getattr(c, "_report", None)  # the asyncio client's on_error
+        if r:
+            r(MQTTException(0x80, "subscription refused: %s" % t))
+
+
+def dropped(c, e):
+    # the asyncio client's link went (aio._drop, e: how) with SUBSCRIBEs resub sent
+    # unanswered: owed again. The oldest (farthest behind the session's last packet ID)
+    # is the one a broker closed on
+    rs = c._rs
+    c._rs = None
+    b = -1
+    for i, (t, q) in rs.items():
+        c._todo[t] = q
+        if (c._s.pid - i) % 65535 > b:
+            b = (c._s.pid - i) % 65535
+            o = t
+    struck(c, o, e)
