@@ -383,6 +383,8 @@ class MQTTClient(Core):
         self.up.set()
         if self.on_connect:
             asyncio.create_task(self._mod("aio_rare").hook(self))
+        if isinstance(self._cn[6], BaseException):
+            raise self._cn[6]  # the log hook's KeyboardInterrupt (ctl.resume), connected
         return present
 
     def _copy(self):

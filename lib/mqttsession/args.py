@@ -33,8 +33,8 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if not isinstance(server, str) or not server:
         raise TypeError("server must be a host name or address (str)")
     # (ms within a 32-bit port's ticks range; "not 0 <": NaN fails too)
-    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 536870:
-        raise ValueError("timeout must be a number of seconds > 0 and <= 536870")
+    if not isinstance(timeout, (int, float)) or not 0.001 <= timeout <= 536870:
+        raise ValueError("timeout must be a number of seconds >= 0.001 and <= 536870")
     if expiry is not None and (type(expiry) is not int or expiry < 0 or expiry > 0xFFFFFFFF):
         raise ValueError("expiry must be None or an int from 0 to 4294967295 (seconds)")
     # the objects the client calls into: by what they do (store.py need not load here)

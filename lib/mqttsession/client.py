@@ -79,10 +79,10 @@ class MQTTClient(Core):
         c[_HOPS] = 0
         if timeout is None:
             ms = self._tms
-        elif isinstance(timeout, (int, float)) and 0 < timeout <= 536870:
+        elif isinstance(timeout, (int, float)) and 0.001 <= timeout <= 536870:
             ms = int(timeout * 1000)
         else:
-            raise err(45)  # timeout must be a number of seconds > 0 and <= 536870
+            raise err(45)  # timeout must be a number of seconds >= 0.001 and <= 536870
         while True:
             if self.budget_ms is not None:  # the call's budget runs from now
                 self._bd = time.ticks_add(time.ticks_ms(), self.budget_ms)
@@ -134,7 +134,9 @@ class MQTTClient(Core):
                     self._aw = 0
                     present = self._mod("ctl").resume(self, present, clean)
                     self._cn[_CC] = False  # a clean start is made: the keeper resumes it
-                    e = None
+                    e = self._cn[_CP]  # the log hook's KeyboardInterrupt (ctl.resume)
+                    if not isinstance(e, BaseException):
+                        e = None
                     if self._todo or not present and not clean and s.subs:
                         # a new session at the broker, or subscriptions changed offline:
                         # subscriptions first, so the node also hears its own stored

@@ -176,16 +176,20 @@ def sub_filter(self, topic, qos):
     P.check_filter(topic)
     if qos is not None:
         P.check_qos(qos)
-        s = self._s
-        if s._p is not None and topic not in s.subs:
-            # the subscriptions file (3 bytes and the filter each, 8 of framing) within
-            # what the store reads of a file (store._MAXF): larger, it was written, then
-            # taken for damage at the next load and every subscription lost
-            n = 11 + len(topic)
-            for f in s.subs:
+    s = self._s
+    if s._p is not None and topic not in s.subs and topic not in self._todo:
+        # the subscriptions file and the owed file (which may hold every subscription
+        # and the unsubscribes owed; 3 bytes and the filter each, 8 of framing) within
+        # what the store reads of a file (store._MAXF): larger, it was written, then
+        # taken for damage at the next load, and every subscription or change owed lost
+        n = 11 + len(topic)
+        for f in s.subs:
+            n += 3 + len(f)
+        for f in self._todo:
+            if f not in s.subs:
                 n += 3 + len(f)
-            if n > 65600:
-                raise OSError(28, "session store full")
+        if n > 65600:
+            raise OSError(28, "session store full")
     return topic
 
 
@@ -338,7 +342,13 @@ def resume(self, present, clean):
     s.connected()
     self._cn[_HOPS] = 0
     self._cn[_LOST] = False  # (what is owed is in _todo: made next, or on the next connect)
-    self._log("connected, session present %d", present)
+    try:
+        self._log("connected, session present %d", present)
+    except BaseException as x:
+        # the log hook's KeyboardInterrupt or SystemExit (an Exception stops in _hook): it
+        # comes out of the call once the connect is made, as the callback's (client._steps,
+        # aio._connect); raised here it left the reconnect half made
+        c[6] = x  # (Session Present: taken already)
     if present:
         # resent with their IDs within the broker's Receive Maximum; those beyond it wait,
         # keeping their IDs (as Session.assign does), and go out as acknowledgements come

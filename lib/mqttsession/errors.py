@@ -67,7 +67,7 @@ _T = (
     # client.py
     "Rcheck_msg() and wait_msg() cannot run inside the callback\n"
     "Rconnect() cannot run inside the callback\n"
-    "Vtimeout must be a number of seconds > 0 and <= 536870\n"  # 45
+    "Vtimeout must be a number of seconds >= 0.001 and <= 536870\n"  # 45
     # core.py
     "Tset_callback(f): f must be callable or None\n"
 )

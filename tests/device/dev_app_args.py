@@ -121,7 +121,8 @@ def version_float():
 
 def timeout_bad():
     bad = []
-    for t in (float("inf"), float("nan"), 1e30):
+    # (0.0001: a deadline of 0 ms, every wait over at once; taken up to 0.2.23)
+    for t in (float("inf"), float("nan"), 1e30, 0.0001, 0.0):
         try:
             c = d.client("tb", timeout=t)
         except ValueError as e:
@@ -137,7 +138,7 @@ def timeout_bad():
         except Exception as e:
             bad.append("timeout=%r accepted, connect: %s %r" % (t, type(e).__name__, e.args))
     c = d.client("tb")
-    for t in ("5", -1):
+    for t in ("5", -1, 0.0009):
         try:
             c.connect(timeout=t)
             c.disconnect()

@@ -332,6 +332,10 @@ def load():
 
     gc.collect()
     before = files(STORE)
+    # (the messages expected, made now: after forty loads cut short the heap is in pieces
+    # of under 1 KB, 65 to 95 KB free in a 200 to 240 KB heap, and a list of 150 made then
+    # did not always find its 2 KB: the check failed, not the store)
+    want = [b"m%04d" % i for i in range(count)]
     what = d.cfg("WHERE", "read")
     import mqttsession.store as st
     import mqttsession.stored as sd
@@ -373,7 +377,14 @@ def load():
     d.check(s.pending() == count, "every message: %d" % s.pending())
     d.check(len(s.subs) == N + 1, "every subscription: %d" % len(s.subs))
     d.check(s._owed is not None and len(s._owed) == 1, "the owed change")
-    d.check(d.drain(s, count) == [b"m%04d" % i for i in range(count)], "in order")
+    n = 0
+    for m in want:
+        ks = s.live()
+        if not ks or s.load(ks[0])[1] != m:
+            break
+        s.drop(ks[0])
+        n += 1
+    d.check(n == count and not s.live(), "in order: %d" % n)
 
 
 globals()[d.cfg("TEST")]()
