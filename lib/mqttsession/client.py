@@ -459,6 +459,7 @@ class MQTTClient(Core):
             self._cn[_INCB] = False
             self._mod("aside").raised(self)
             self._cn[11] = OSError(_ECONNRESET)
+            self._cn[23] = False  # nor a subscription awaiting its answer (subs.struck)
             raise
         except BaseException:  # (KeyboardInterrupt, SystemExit too: _INCB must not stay)
             self._cn[_INCB] = False

@@ -119,9 +119,12 @@ def struck(c, t, e):
     # (aside.struck). An MQTT 3.1.1 broker refuses one it cannot take by closing
     # (mosquitto: longer than its max_packet_size); made again at every connect, it kept
     # the node off for good
-    if not isinstance(e, OSError):
-        return  # the broker's protocol error, the node's own heap: not the filter's
     k = c._cn
+    if not isinstance(e, OSError) or k[23] is False:
+        # the broker's protocol error, the node's own heap, the blocking callback's
+        # OSError (client._deliver: False): not the filter's
+        k[23] = None
+        return
     n = k[23][1] + 1 if k[23] and k[23][0] == t else 1
     k[23] = (t, n)
     if n >= c.strikes:

@@ -2,6 +2,7 @@
 # answered by a scripted broker (tests/host/test_resub_suback.py). PHASE "sub": subscribe
 # SUBS (name:qos,...) at a real broker, with a store. "on": connect(clean_session=False)
 # to the scripted one, wait until the subscriptions are answered, print what is left.
+# CBRAISE: the callback raises OSError (blocking client); MS: how long "on" runs.
 import time
 
 import devlib as d
@@ -19,8 +20,15 @@ def make():
     c = mod("rs", d.cfg("HOST"), d.cfg("PORT"), version=d.VERSION, keepalive=30, timeout=3,
             store=SessionStore(ROOT + "/.mqtt"), link=Link(min_ms=100, max_ms=500) if PHASE == "on" else None)
     c.log = lambda line: print("LOG", line)
-    c.set_callback(lambda t, m: None)
+    c.set_callback(raising if d.cfg("CBRAISE") and PHASE == "on" else lambda t, m: None)
     return c
+
+
+def raising(t, m):
+    # CBRAISE: the application's own OSError (a flash write of its own, say), for every
+    # message: the client closes the link, the node's doing, no strike against anything
+    print("CALLBACK", m)
+    raise OSError(5)
 
 
 def state(c):
@@ -49,7 +57,7 @@ def blocking():
     except Exception as e:
         print("CONNFAIL", repr(e))
     t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < 1500:
+    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("MS", 1500):
         try:
             c.check_msg()
         except Exception as e:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness import Broker, run_device
-from hostile import CONNACK, CONNECT, SUBACK, SUBSCRIBE, HostileBroker
+from hostile import CONNACK, CONNECT, PUBACK, SUBACK, SUBSCRIBE, HostileBroker, connack, publish
 
 HEAP = "256k"
 
@@ -54,3 +54,32 @@ def test_resubscribe_answers(broker: Broker, tmp_path: Path, api: str, case: str
         if case != "two_codes_middle":
             assert r.values("UPNOW")[-1] == ["True"], r.out
             assert not hb.errors, (hb.errors, r.out)
+
+
+def test_callback_raising_during_resubscribe_is_no_strike(broker: Broker, tmp_path: Path) -> None:
+    """The blocking callback's own OSError closes the link (README: the client cannot tell
+    it from its own). A message arriving while a subscription made again awaits its SUBACK
+    makes that close: it is the node's doing, no strike against the subscription (as none
+    against a message in flight). Before, three such closes in a row gave b up as refused
+    (subs.struck), a subscription the broker never refused."""
+    c = {"HOST": broker.host, "PORT": broker.port, "VERSION": 4, "API": "blocking",
+         "PREFIX": f"rc-{tmp_path.name}"[-20:], "IMAGE": str(tmp_path / "flash.img")}
+    run_device("dev_resub_suback.py", {**c, "PHASE": "sub", "SUBS": "a:1,b:1"}, heap=HEAP,
+               timeout=60)
+    msg = publish(b"x/y", b"raise", qos=1, pid=7)
+    closing = [("expect", CONNECT), ("send", connack(0)),
+               ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, OK),
+               ("expect", SUBSCRIBE), ("send", msg), ("expect", PUBACK)]
+    answering = [("expect", CONNECT), ("send", connack(0)),
+                 ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, OK),
+                 ("expect", SUBSCRIBE), ("reply", SUBSCRIBE, OK)]
+    with HostileBroker([closing] * 4 + [answering]) as hb:
+        r = run_device("dev_resub_suback.py", {**c, "PHASE": "on", "PORT": hb.port,
+                                               "CBRAISE": 1, "MS": 8000},
+                       heap=HEAP, timeout=90)
+        assert len(hb.conns) >= 5, r.out  # four closes, then the answers
+        assert r.out.count("CALLBACK") >= 4, r.out
+    assert "subscription refused" not in r.out, r.out
+    subs = [t.rsplit("/", 1)[1] for t, q in eval(" ".join(r.values("SUBS")[-1]))]
+    assert subs == ["a", "b"], r.out
+    assert r.values("UPNOW")[-1] == ["True"], r.out
