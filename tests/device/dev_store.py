@@ -279,6 +279,26 @@ def remount():
     bd.close()
 
 
+def lost_session():
+    # Session Present 0 with local state: re-subscribe and publish stored messages again
+    c = node(window=8)
+    c.set_callback(say_got)
+    if d.cfg("PHASE") == 1:
+        c.connect(clean_session=False)
+        c.subscribe(d.topic("l"), 1)
+        c.disconnect()
+        for i in range(3):
+            c.publish(d.topic("l"), "q%d" % i, qos=1 + i % 2)  # offline: into flash
+        d.check(c._s.pending() == 3, "three queued in flash")
+        return
+    d.check(c._s.pending() == 3, "three queued after reboot")
+    present = c.connect(clean_session=False)
+    d.check(present is False, "the broker lost the session")
+    d.pump(c, lambda: c._s.pending() == 0, 5000)
+    d.pump(c, lambda: False, 800)
+    d.check(d.topic("l").encode() in c._s.subs, "subscription kept")
+
+
 def present_without_state():
     # MQTT 5 [MQTT-3.2.2-4]: the broker has a session the store does not know: close,
     # start clean

@@ -1,8 +1,10 @@
 # tools/board_test.py's lost_session scenario, apart from dev_store.py: a node's script is
 # small, and dev_store.py's other scenarios would add 9 KB of bytecode and a few hundred
-# interned names to the heap this one checks (ESP32-sized). Phase 1: three messages
-# queued offline in flash; the host makes the broker forget the session; phase 2, after a
-# reboot: Session Present 0 with local state: subscribed again, the messages published again.
+# interned names to the heap this one checks (ESP32-sized). (The host suite runs the same
+# scenario from dev_store.py, also on old releases: test_store.py, test_store_upgrade.py.)
+# Phase 1: three messages queued offline in flash; the host makes the broker forget the
+# session; phase 2, after a reboot: Session Present 0 with local state: subscribed again,
+# the messages published again.
 import devlib as d
 from mqttsession import MQTTClient, SessionStore
 
