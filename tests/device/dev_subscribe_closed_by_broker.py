@@ -58,6 +58,20 @@ def aio():
     async def main():
         got = []
         c = MQTTClient("scb", d.cfg("HOST"), d.cfg("PORT"), **kw())
+        if d.cfg("FLASHFAIL"):
+            # the flash fails the first write that gives it up (in the reader's close):
+            # the close goes on, the subscription is still owed, given up at a later one
+            real = c._s.unsub
+            fails = [1]
+
+            def unsub(t):
+                if t == BIG.encode() and fails:
+                    fails.pop()
+                    print("UNSUB EIO")
+                    raise OSError(5)
+                return real(t)
+
+            c._s.unsub = unsub
         await c.subscribe(BIG, 1)
         await c.subscribe(d.topic("small"), 1)
         for i in range(3):
