@@ -154,6 +154,40 @@ class _Reader:
             self.buf += data
 
 
+class SerialBroker:
+    """A broker with state across connections (a session), for tests that script it in
+    Python: listens on a free 127.0.0.1 port and serves one connection at a time, in
+    order, with `_conn(sock)` (each subclass's own), until close()."""
+
+    def __init__(self) -> None:
+        self.conns: list[Conn] = []
+        self._stop = threading.Event()
+        self._ls = socket.create_server(("127.0.0.1", 0))
+        self._ls.settimeout(0.1)
+        self.port = int(self._ls.getsockname()[1])
+        self._t = threading.Thread(target=self._serve, daemon=True)
+        self._t.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                s, _ = self._ls.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with s:
+                self._conn(s)
+
+    def _conn(self, s: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ls.close()
+        self._t.join(5)
+
+
 class HostileBroker:
     """Listens on a free 127.0.0.1 port; each connection runs its script in a thread."""
 

@@ -15,7 +15,6 @@ asyncio client hands messages over):
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from hostile import (
     PUBREC,
     PUBREL,
     Conn,
+    SerialBroker,
     _Reader,
     ack,
     connack,
@@ -40,7 +40,7 @@ from hostile import (
 TOPIC = b"burst/cmd"
 
 
-class QoS2Broker:
+class QoS2Broker(SerialBroker):
     """Sends numbered QoS 2 messages to the one client that connects, and completes each
     as a broker does: PUBREL on its PUBREC; on a later connection with the session kept,
     PUBREL for each one PUBREC'd and the PUBLISH again (DUP) for each one not, oldest
@@ -52,27 +52,10 @@ class QoS2Broker:
     def __init__(self, rounds: Rounds):
         self.rounds = rounds
         self.pending: dict[int, tuple[bytes, str]] = {}  # pid -> (payload, state)
-        self.conns: list[Conn] = []
-        self._stop = threading.Event()
-        self._ls = socket.create_server(("127.0.0.1", 0))
-        self._ls.settimeout(0.1)
-        self.port = int(self._ls.getsockname()[1])
-        self._t = threading.Thread(target=self._serve, daemon=True)
-        self._t.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                s, _ = self._ls.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with s:
-                self._conn(s, self.rounds[min(len(self.conns), len(self.rounds) - 1)])
-
-    def _conn(self, s: socket.socket,
-              rnd: tuple[bool, list[tuple[int, bytes]], float | None, bool]) -> None:
+    def _conn(self, s: socket.socket) -> None:
+        rnd = self.rounds[min(len(self.conns), len(self.rounds) - 1)]
         present, new, close_after, takes = rnd
         conn = Conn(len(self.conns))
         self.conns.append(conn)
@@ -107,11 +90,6 @@ class QoS2Broker:
                 s.sendall(b"\xd0\x00")
             elif t == PUBLISH:
                 pass  # (the client publishes nothing here)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ls.close()
-        self._t.join(5)
 
 
 Rounds = list[tuple[bool, list[tuple[int, bytes]], float | None, bool]]

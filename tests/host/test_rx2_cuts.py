@@ -11,7 +11,6 @@ reset during the callback loses that one), never any other."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from hostile import (
     PUBREC,
     PUBREL,
     Conn,
+    SerialBroker,
     _Reader,
     ack,
     connack,
@@ -36,7 +36,7 @@ TOPIC = b"rx2/cmd"
 FIRST = [(1, b"m1"), (2, b"m2"), (3, b"m3")]
 
 
-class Broker:
+class Broker(SerialBroker):
     def __init__(self, version: int, pubrel: str):
         self.version = version
         self.pubrel = pubrel
@@ -44,25 +44,8 @@ class Broker:
         self.sent_first = False
         self.sent_end = False
         self.final = False  # "end" goes out on the next connection (the node rebooted)
-        self.conns: list[Conn] = []
         self.dup_ok = True  # every resend carried DUP
-        self._stop = threading.Event()
-        self._ls = socket.create_server(("127.0.0.1", 0))
-        self._ls.settimeout(0.1)
-        self.port = int(self._ls.getsockname()[1])
-        self._t = threading.Thread(target=self._serve, daemon=True)
-        self._t.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                s, _ = self._ls.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with s:
-                self._conn(s)
+        super().__init__()
 
     def _conn(self, s: socket.socket) -> None:
         conn = Conn(len(self.conns))
@@ -104,11 +87,6 @@ class Broker:
                 del self.pending[pid]
             elif t == PINGREQ:
                 s.sendall(b"\xd0\x00")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ls.close()
-        self._t.join(5)
 
 
 @pytest.fixture
