@@ -236,7 +236,9 @@ def run(n, full):
         B.out(f"{tag}.mount_heap", mount_heap[0])
         B.out(f"{tag}.pending_at_boot", c.pending())
     acc = parts(bdev) if PARTS else None
-    r, w, _ = drain(c, bdev)
+    r, w, got = drain(c, bdev)
+    if got != n:
+        raise RuntimeError(f"store drain: {got} of {n} acknowledged")
     if acc is not None:
         B.out(f"{tag}.parts.drain_us_per_msg", 1e6 / max(r, 1))
         for k, (calls, rd, us, ce, re) in acc.items():
