@@ -209,6 +209,11 @@ def raised(self):
     # accepted all the same (a power cut after that lost it). A failed write drops that
     # message and raises the store's error (as Session.hold)
     self._cbr = True  # (client._room: the exception is the callback's)
+    if self.link:
+        # the broker delivered: the outage that an OSError or MemoryError from the
+        # callback makes is the node's own, and the keeper's backoff starts from min_ms
+        # (grown at each, a callback that raised at every message stopped the flow)
+        self.link.tries = 0
     if self.sock:  # (not after a disconnect() in it: answered there)
         answer(self)
     s = self._s
