@@ -88,8 +88,13 @@ class Node:
             r, self.readings = self.readings, []
             if r:
                 msg = '{"t":%.2f,"n":%d}' % (sum(r) / len(r), len(r))
-                await self.c.publish(self.base + "/temperature", msg, qos=1)
-                self.sent += 1
+                try:
+                    await self.c.publish(self.base + "/temperature", msg, qos=1)
+                    self.sent += 1
+                except OSError as e:
+                    # the store full after a long outage (ENOSPC): this one is not kept,
+                    # and the task goes on (ended, its readings would pile up in RAM)
+                    print("not queued:", repr(e))
 
     async def commands(self):
         async for topic, msg, retained in self.c.messages():

@@ -6,16 +6,19 @@
 # session), a node holds none of it. (The functions are named as the names that exist
 # already: a new name would stay interned.)
 from array import array
+from micropython import const
 import os
 import time
 
 from . import packet as P
 from .session import Session, unload
 
+_ANY = const(0x20000000)  # as load._ANY
+
 
 def init(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None,
          version=4, store=None, window=1, max_packet=1024, tx_size=256, timeout=10,
-         expiry=None, queue=16, link=None, full="error", strikes=3, log=None,
+         expiry=None, queue=None, link=None, full="error", strikes=3, log=None,
          limits="downgrade", redirect=False):
     # Core.__init__: the client's attributes, all of them, before the session loads from
     # flash; returns the client ID and capacity the store's session is loaded with (the
@@ -23,8 +26,14 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # the numbers: ValueError naming the argument and what it may be
     if version not in (4, 5) or type(version) is not int:
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
+    # queue None: 16 without a store; with one, as many as its max_bytes holds (0 here),
+    # 16 (or window, or SessionStore(ram=)) of them in RAM
+    q = queue
+    if q is None:
+        q = 16 if store is None else 0
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
-                         (queue, "queue", 1, 0), (strikes, "strikes", 1, 0),
+                         (1 if queue is None else queue, "queue", 1, 0),
+                         (strikes, "strikes", 1, 0),
                          (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0),
                          (port, "port", 0, 65535)):
         if type(v) is not int or v < lo or hi and v > hi:
@@ -141,7 +150,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if store is None:
         if client_id is None:
             raise ValueError("client_id None needs a store")
-        s = Session(a[2], server, max(window, queue))
+        s = Session(a[2], server, max(window, q))
         # a RAM session only (a stored session's table, about 40 names, would grow through
         # blocks of up to 1.2 KB while the flash load has the heap in pieces): MicroPython
         # grows an attribute table only once it is full, and a method call first looks its
@@ -207,7 +216,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # object no caller passes as a topic)
     self._ts = self._tv = object()
     unload("args")
-    return client_id, max(window, queue)
+    # the capacity the store's session is loaded with: above _ANY, the queue is bounded
+    # by max_bytes only, and the excess is the ring's size (load.init)
+    return client_id, max(window, q) if q else _ANY + max(window, 16)
 
 
 def will(self, topic, msg, retain, qos):

@@ -18,13 +18,16 @@ _DIR = const(0x4000)  # as store._DIR
 _HOT = const(1)  # session.py's: what a _save writes
 _IDENT = const(4)
 _NONE = const(0xFFFFFFFF)  # an empty tail slot (as qseg._NONE)
+_ANY = const(0x20000000)  # a capacity above it: the client's queue=None (args.init)
 
 
 def init(s, store, path, client_id, host, capacity):
     # StoredSession.__init__. capacity (the client's max(window, queue)) bounds the
     # queue; the RAM ring holds that many, or the store's ram when it is smaller: the rest
-    # waits in flash
+    # waits in flash. Above _ANY (the client's queue=None): max_bytes alone bounds the
+    # queue, and the ring holds the store's ram, else the excess (max(window, 16))
     r = store.ram
+    n = capacity - _ANY if capacity > _ANY else capacity
     # its own names first, objects as None: Session.__init__ makes the objects once the
     # attribute table has every name (see there)
     s._st = store
@@ -40,7 +43,7 @@ def init(s, store, path, client_id, host, capacity):
     s._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
     s._cb = None  # the segment being read into the ring: bytes, name, offset
     s._sg = s._sl = s._sc = s._tail = s._done = s._out = None
-    Session.__init__(s, client_id, host, min(capacity, r) if r else capacity)
+    Session.__init__(s, client_id, host, (r if capacity > _ANY else min(n, r)) if r else n)
     s.limit = capacity
     s._p = path
     s._sg = array("I")  # segments in order: first seq

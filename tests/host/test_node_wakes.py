@@ -1,7 +1,8 @@
 """The example node (boards/unix/main.py) in its deep-sleep loop on the ESP32-sized virtual
 board: every wake takes a reading; a wake with Wi-Fi down queues it in flash, and a later
-wake delivers it; a wake that meets an error (a store a newer library wrote) prints it and
-sleeps on. Run the same way as `python tools/vboard.py --main` with MQTTS_SLEEP_MS."""
+wake delivers it, also after an outage of 20 wakes; a wake that meets an error (a store a
+newer library wrote) prints it and sleeps on. Run the same way as
+`python tools/vboard.py --main` with MQTTS_SLEEP_MS."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import deploy
 import mpy
-from harness import Observer, micropython_path
+from harness import Observer, free_port, micropython_path
 from harness_image import mark_newer, read
 from vboard import ESP32_HEAP, VirtualBoard
 
@@ -180,3 +182,29 @@ def test_store_of_a_newer_format_is_printed_and_the_node_sleeps_on(
     assert re.search(r"^error: ValueError\(.*newer than this library", r.stdout, re.M), r.stdout
     assert wake.read_text() == "300"  # board.deepsleep(300) was reached
     assert read(image, idpath) == ident  # never overwritten
+
+
+def test_example_node_keeps_every_reading_of_a_long_outage(
+    tmp_path: Path, broker: Any, mpy_lib: Path
+) -> None:
+    # 20 wakes with the broker unreachable, more than the 16 readings a node with a store
+    # kept by default up to 0.2.23 (the 17th wake's publish raised OSError ENOBUFS and its
+    # reading was lost), then wakes with the broker back until the node reports nothing
+    # left in flash: every reading of every wake arrives
+    image = tmp_path / "flash.img"
+    down = SimpleNamespace(port=free_port())  # nothing listens there
+    with Observer(broker.host, broker.port, "nodes/+/temperature", qos=1) as obs:
+        for i in range(20):
+            r = _run_main(image, down, None, mpy_lib)
+            assert f"({i + 1} in flash)" in r.stdout, r.stdout + r.stderr
+        wakes = 20
+        for _ in range(10):  # each wake drains for up to 5 s (a busy machine: several)
+            r = _run_main(image, broker, None, mpy_lib)
+            wakes += 1
+            assert "published nodes/" in r.stdout, r.stdout + r.stderr
+            if "(0 still in flash)" in r.stdout:
+                break
+        assert "(0 still in flash)" in r.stdout, r.stdout + r.stderr
+        obs.wait_for(wakes, timeout=PHASE_TIMEOUT, distinct=True)
+        seqs = {json.loads(m.payload)["seq"] for m in obs.messages}
+    assert seqs == set(range(1, wakes + 1)), (sorted(seqs), wakes)
