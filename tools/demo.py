@@ -7,7 +7,7 @@
 It builds the library's .mpy files (its own copy, in build/demo/mpy), starts mosquitto with
 persistence on a free loopback port, the fault rig (tools/faultrig.py) in front of it, a paho
 observer with a persistent session subscribed at QoS 2, and the node (tools/demo_node.py) on
-the MicroPython unix port with a littlefs image and a Pico W-sized heap. Then it plays a
+the MicroPython unix port with a littlefs image and an ESP32-sized heap. Then it plays a
 scripted scenario: a TCP reset, a silent blackhole (half-open link), Wi-Fi down and up
 through the virtual board, a broker restart, a stall, and power cuts (the node killed and
 started again on the same image), one while it delivers a backlog and, in the full

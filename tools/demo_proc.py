@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(1, str(ROOT / "tests" / "host"))
 
 from harness import micropython_path  # noqa: E402
-from vboard import ESP32_PROG, PICOW_HEAP  # noqa: E402
+from vboard import ESP32_HEAP, ESP32_PROG  # noqa: E402
 
 NODE_SCRIPT = ROOT / "tools" / "demo_node.py"
 DEFAULT_OUT = ROOT / "build" / "demo"
@@ -139,7 +139,7 @@ class Node:
         self.expected_exit = False
         self.kill_t = None
         self.proc = subprocess.Popen(
-            [micropython_path(), "-X", f"heapsize={PICOW_HEAP}", str(NODE_SCRIPT)],
+            [micropython_path(), "-X", f"heapsize={ESP32_HEAP}", str(NODE_SCRIPT)],
             cwd=self.workdir,
             env=self.env(),
             stdin=subprocess.DEVNULL,

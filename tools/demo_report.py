@@ -47,7 +47,7 @@ def report_lines(s: Summary) -> list[str]:
         lines.append(f"refused by publish (queue full)        {s.refused}")
     if s.heap_free_after_setup is not None:
         lines.append(f"node heap free                         {s.heap_free_after_setup} bytes "
-                     f"after setup, {s.heap_free_min} at least (Pico W-sized heap)")
+                     f"after setup, {s.heap_free_min} at least (ESP32-sized heap)")
     return lines
 
 

@@ -29,7 +29,7 @@ from demo_report import fault_table, report_lines
 from demo_watch import Fault, Observer, Plan, Status, Summary
 from faultrig import FaultProxy
 from harness import Broker  # on sys.path from demo_proc
-from vboard import PICOW_FREE_KIB, PICOW_HEAP
+from vboard import ESP32_FREE_KIB, ESP32_HEAP
 
 
 class Demo:
@@ -79,8 +79,8 @@ class Demo:
         self.log = open(self.out / "node.log", "w", encoding="utf-8")
         self.node = Node(self.out, self.proxy.port, self.t0, self.log, self.mpy)
         self.node.start()
-        say(self.rel(), f"node started: MicroPython unix port, heap {PICOW_HEAP} (Pico W: "
-                        f"{PICOW_FREE_KIB} KiB free), littlefs image {self.node.image.name}, "
+        say(self.rel(), f"node started: MicroPython unix port, heap {ESP32_HEAP} (ESP32: "
+                        f"{ESP32_FREE_KIB} KiB free), littlefs image {self.node.image.name}, "
                         f"keepalive {KEEPALIVE} s, a reading every {RATE_MS} ms")
 
     def teardown(self) -> None:
