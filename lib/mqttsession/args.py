@@ -6,14 +6,11 @@
 # session), a node holds none of it. (The functions are named as the names that exist
 # already: a new name would stay interned.)
 from array import array
-from micropython import const
 import os
 import time
 
 from . import packet as P
 from .session import Session, unload
-
-_ANY = const(0x20000000)  # as load._ANY
 
 
 def init(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None,
@@ -26,11 +23,10 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # the numbers: ValueError naming the argument and what it may be
     if version not in (4, 5) or type(version) is not int:
         raise ValueError("version must be 4 (MQTT 3.1.1) or 5")
-    # queue None: 16 without a store; with one, as many as its max_bytes holds (0 here),
+    # queue None: 16 without a store; with one (None on), as many as its max_bytes holds,
     # 16 (or window, or SessionStore(ram=)) of them in RAM
-    q = queue
-    if q is None:
-        q = 16 if store is None else 0
+    if queue is None and store is None:
+        queue = 16
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
                          (1 if queue is None else queue, "queue", 1, 0),
                          (strikes, "strikes", 1, 0),
@@ -150,7 +146,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     if store is None:
         if client_id is None:
             raise ValueError("client_id None needs a store")
-        s = Session(a[2], server, max(window, q))
+        s = Session(a[2], server, max(window, queue))
         # a RAM session only (a stored session's table, about 40 names, would grow through
         # blocks of up to 1.2 KB while the flash load has the heap in pieces): MicroPython
         # grows an attribute table only once it is full, and a method call first looks its
@@ -216,9 +212,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     # object no caller passes as a topic)
     self._ts = self._tv = object()
     unload("args")
-    # the capacity the store's session is loaded with: above _ANY, the queue is bounded
-    # by max_bytes only, and the excess is the ring's size (load.init)
-    return client_id, max(window, q) if q else _ANY + max(window, 16)
+    # the capacity the store's session is loaded with: above load._ANY (0x20000000), the
+    # queue is bounded by max_bytes only, and the excess is the ring's size (load.init)
+    return client_id, max(window, queue) if queue else 0x20000000 + max(window, 16)
 
 
 def will(self, topic, msg, retain, qos):
