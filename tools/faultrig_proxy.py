@@ -258,8 +258,10 @@ class FaultProxy(_Pump):
                 pass
 
     def _log(self, event: str) -> None:
-        entry = Event(time.monotonic(), event)
+        # the time read under the lock: the timeline stays in time order even when a
+        # thread is preempted between reading the clock and appending (a loaded machine)
         with self._events_lock:
+            entry = Event(time.monotonic(), event)
             self._events.append(entry)
         if self.on_event is not None:
             try:

@@ -192,6 +192,9 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
         if size != nb + 4 and sum(a <= q <= z for q in _tail_seqs(src, path, unpack)) == c:
             segs.pop()
     last = max([w] + [z + 1 for _, _, z, _, _ in segs])
+    # overlapping ranges: 0.2.23 wrote them, and its tail out of order too (the device
+    # mends them and removes the tail's older copies without a report)
+    mend = any(segs[i][0] <= max(x[2] for x in segs[:i]) for i in range(1, len(segs)))
     # by seq: of two segments holding one (a mend the power cut interrupted), the narrower
     best: dict[int, tuple[int, str, Record]] = {}
     for a, n, z, _c, nb in segs:
@@ -229,25 +232,33 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
             pass
     # an empty tail file is a tail write cut short (a power cut or a full filesystem
     # between creating the file and writing it: that publish never returned), unless a
-    # later slot holds a message written after it: then it is damage (as the device sees it)
-    empty: list[tuple[int, str]] = []
-    newest = -1
+    # later slot holds a message written after it: then it is damage (as the device sees
+    # it). So is a sealed message older than one in a slot before it, below that slot:
+    # the tail is written in order of seq, so that is littlefs having dropped the newest
+    # commits of its directory, and the message written there is lost
+    cut: list[tuple[int, str, str]] = []
+    held: list[tuple[int, str, Record]] = []
     for n in tails:
         try:
             b = src.read(f"{path}/{n}")
             if not b:
-                empty.append((slot(n), n))
+                cut.append((slot(n), n, "empty, a later one is not"))
                 continue
-            r = parse_record(unpack(b"t", b, 2), 0)
+            held.append((slot(n), n, parse_record(unpack(b"t", b, 2), 0)))
         except (OSError, Damaged, Exception) as e:
             bad(n, Damaged(str(e)))
-            continue
+    newest = hi = -1
+    for j, n, r in sorted(held, key=lambda x: x[0]):
         if r.seq >= last:
-            newest = max(newest, slot(n))
-        if r.seq >= last and r.seq >= w and r.seq not in done:
-            recs.append((n, r))
-    for j, n in sorted(empty):
+            newest = max(newest, j)
+            if r.seq >= w and r.seq not in done:
+                recs.append((n, r))
+        elif 0 <= j and r.seq < hi and not mend:
+            cut.append((j, n, "older than the one before it: its message lost"))
+        if j >= 0:
+            hi = max(hi, r.seq)
+    for j, n, why in sorted(cut):
         if 0 <= j < newest:
-            bad(n, Damaged("empty, a later one is not"))
+            bad(n, Damaged(why))
     recs.sort(key=lambda x: x[1].seq)
     return recs

@@ -202,6 +202,7 @@ def scan(s, w):
     # segments whose seq ranges overlap (0.2.23 and earlier wrote them: see qmend.py) are
     # rewritten first; the rest of the session trusts them not to
     last = -1
+    old = "older than the one before it: its message lost"  # (a tail slot: see below)
     for i in range(len(g)):
         if g[i] <= last:
             from .qmend import mend
@@ -209,6 +210,7 @@ def scan(s, w):
 
             unload("qmend")  # run once
             mend(s, w)
+            old = None  # 0.2.23 wrote the tail out of order too: removed, not reported
             break
         if s._sl[i] > last:
             last = s._sl[i]
@@ -246,8 +248,13 @@ def scan(s, w):
     # publish never returned, so nothing was stored there (the next write to the slot
     # replaces it). An existing file rewritten keeps its old content on a cut. Slots are
     # written in order: an empty file before a slot holding a pending message (written
-    # after it) is damage, reported, as is any other unreadable one
+    # after it) is damage, reported, as is any other unreadable one. So is a slot older
+    # than one before it, below one holding a pending message: the tail is written in
+    # order of seq, slot after slot, so it holds a copy from an earlier round only when
+    # littlefs dropped its directory's newest commits (a damaged byte in its metadata
+    # does that without an error), and the message written there is lost
     cut = []
+    hi = -1
     for j in range(_TAIL):
         q = tp(s, j)
         try:
@@ -265,20 +272,24 @@ def scan(s, w):
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
                 _rm(q)  # reported once (the message in it is lost to the damage)
             else:
-                cut.append(j)
+                cut.append((j, "empty, a later one is not"))
             continue
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already
             tail.append((r[0], j, r[6]))
+        elif r[0] < hi:
+            cut.append((j, old))
+        hi = max(hi, r[0])
     for seq, j, n in tail:
         s._tail[j] = seq
         s._tn = max(s._tn, j + 1)
         s._tb += n
         s.bytes += n
         s.more += 1
-    for j in cut:
+    for j, e in cut:
         if j < s._tn:
-            st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), "empty, a later one is not")
+            if e:
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             _rm(tp(s, j))
     s._cur = w
     # completions recorded above the watermark, of the messages counted above: one whose

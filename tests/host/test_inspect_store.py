@@ -481,7 +481,9 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 # in the tail), a seal the power cut interrupted (the newest segment cut short, the tail
 # holding all of it), a segment cut short that is damage, a delete() interrupted after
 # its rename (<dir>.t), a session moved aside to "<ID>~old" cut before its identity was
-# rewritten, and a hot-state watermark lagging behind segment removal.
+# rewritten, a hot-state watermark lagging behind segment removal, and (damage) a tail
+# file back at a sealed message, as littlefs leaves one when a damaged byte drops its
+# directory's newest commits.
 SHAPES = """\
 import os
 import blockdev
@@ -544,6 +546,13 @@ for i in range(33):
     k = s.live()[0]
     s.assign(k)
     s.acked(s.ids[k], False)
+s = st.get("h", b"rolled", 128)
+for i in range(40):
+    if i == 32:
+        old = open(s._p + "/t2/0", "rb").read()  # slot 2 after the first seal: seq 2
+    s._keep(s.add(b"t", b"r%d" % i, 1, False))
+with open(s._p + "/t2/0", "wb") as f:
+    f.write(old)  # t2's newest commit dropped (littlefs, a damaged byte): seq 34 lost
 print("BUILT")
 """
 
@@ -555,7 +564,7 @@ blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
 from mqttsession import SessionStore
 
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
-for c in (b"ovl", b"seal", b"short", b"lag", b"old~old"):
+for c in (b"ovl", b"seal", b"short", b"lag", b"old~old", b"rolled"):
     s = st.get("h", c, 128)
     got = []
     while s.live():
@@ -580,14 +589,18 @@ def test_library_shapes_report_what_the_library_loads(
            if ln.startswith("LOADED ")}
     reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
     assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
+    assert dev["rolled"] == [x for x in range(40) if x != 34], out
     ss = sessions(rep)
     # the half-deleted session is no session: never loaded, and not damage
     assert set(ss) == set(dev), ss.keys()
     for cid, seqs in dev.items():
         assert [m["seq"] for m in ss[cid]["messages"]] == seqs, cid
-    # the same damage: the segment cut short that was no cut seal, and nothing else
-    assert [d["path"] for d in rep["damaged"]] == reported, (rep["damaged"], out)
-    assert rc == 1 and len(reported) == 1 and "/h/short/q/" in reported[0]
+    # the same damage: the segment cut short that was no cut seal, the tail slot rolled
+    # back to a sealed message, and nothing else
+    assert sorted(d["path"] for d in rep["damaged"]) == sorted(reported), (rep["damaged"], out)
+    assert rc == 1 and len(reported) == 2, out
+    assert any("/h/short/q/" in x for x in reported), out
+    assert any(x.endswith("/h/rolled/t2/0") for x in reported), out
     assert rep["leftovers"] == ["/.mqtt/h/del.t"]
     assert any("moved aside" in n for n in ss["old~old"]["notes"])
     assert inspect_store.main(["--image", str(tmp_path / "before.img")]) == 1
