@@ -221,9 +221,11 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
             bad("q/" + n, e if isinstance(e, Damaged) else Damaged(unreadable(e)))
     recs: list[tuple[str, Record]] = [(f, r) for _, f, r in best.values()]
     tails = []
+    have: set[int] = set()  # the slots with an entry
     for sub in ("t0", "t1", "t2", "t3"):
         try:
             for n, d in src.entries(f"{path}/{sub}"):
+                have.add(slot(f"{sub}/{n}"))
                 if d:
                     bad(f"{sub}/{n}", Damaged("a directory where a file belongs"))
                 else:
@@ -233,9 +235,9 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
     # an empty tail file is a tail write cut short (a power cut or a full filesystem
     # between creating the file and writing it: that publish never returned), unless a
     # later slot holds a message written after it: then it is damage (as the device sees
-    # it). So is a sealed message older than one in a slot before it, below that slot:
-    # the tail is written in order of seq, so that is littlefs having dropped the newest
-    # commits of its directory, and the message written there is lost
+    # it). So is a sealed message older than one in a slot before it, below that slot,
+    # or no file there: the tail is written in order of seq, so that is littlefs having
+    # dropped the newest commits of its directory, and the message written there is lost
     cut: list[tuple[int, str, str]] = []
     held: list[tuple[int, str, Record]] = []
     for n in tails:
@@ -257,6 +259,8 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
             cut.append((j, n, "older than the one before it: its message lost"))
         if j >= 0:
             hi = max(hi, r.seq)
+    cut += [(j, f"t{j % 4}/{j // 4}", "missing, a later one is not") for j in range(newest)
+            if j not in have]
     for j, n, why in sorted(cut):
         if 0 <= j < newest:
             bad(n, Damaged(why))

@@ -248,11 +248,11 @@ def scan(s, w):
     # publish never returned, so nothing was stored there (the next write to the slot
     # replaces it). An existing file rewritten keeps its old content on a cut. Slots are
     # written in order: an empty file before a slot holding a pending message (written
-    # after it) is damage, reported, as is any other unreadable one. So is a slot older
-    # than one before it, below one holding a pending message: the tail is written in
-    # order of seq, slot after slot, so it holds a copy from an earlier round only when
-    # littlefs dropped its directory's newest commits (a damaged byte in its metadata
-    # does that without an error), and the message written there is lost
+    # after it) is damage, reported, as is any other unreadable one. So is a missing one
+    # there, or one older than a slot before it: the tail is written in order of seq,
+    # slot after slot, so a slot below the newest holds a copy from an earlier round, or
+    # nothing, only when littlefs dropped its directory's newest commits (a damaged byte
+    # in its metadata does that without an error), and the message written there is lost
     cut = []
     hi = -1
     for j in range(_TAIL):
@@ -267,10 +267,13 @@ def scan(s, w):
                     # the filesystem cannot read it (EIO, a corrupt directory): damage,
                     # reported, not taken for an absent file; left to the next write
                     st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
-                continue  # absent
+                else:
+                    cut.append((j, "missing, a later one is not"))
+                continue
             if m[0] & _DIR or m[6]:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
                 _rm(q)  # reported once (the message in it is lost to the damage)
+                cut.append((j, None))  # (reported: below, the tail sealed if it must)
             else:
                 cut.append((j, "empty, a later one is not"))
             continue
@@ -286,11 +289,13 @@ def scan(s, w):
         s._tb += n
         s.bytes += n
         s.more += 1
+    gap = 0
     for j, e in cut:
         if j < s._tn:
             if e:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             _rm(tp(s, j))
+            gap = 1
     s._cur = w
     # completions recorded above the watermark, of the messages counted above: one whose
     # record is gone to damage was not counted, and subtracted it would hide a later one
@@ -317,4 +322,14 @@ def scan(s, w):
                 s.bytes -= t[2]
         s.more -= c
     s._cb = None
+    if gap:
+        # a slot below the newest of the tail was given up above: the tail is sealed now
+        # (its later messages into a segment), so the next load meets no gap there and
+        # reports it once (the next writes to it start a new round)
+        from .qseg import seal
+
+        try:
+            seal(s)
+        except (OSError, MemoryError):
+            pass  # (reported again at the next load)
     s._fill()

@@ -380,6 +380,30 @@ def test_empty_tail_file_is_a_write_cut_short_not_damage(
     assert pending == [four, sorted([*four, b"after"])], out
 
 
+def test_missing_tail_file_below_a_later_one_is_damage_reported_once(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # littlefs dropping a tail directory's newest commits (a damaged byte in its
+    # metadata) can leave no file in a slot below one holding a later message: that
+    # message is lost, reported by the tool and the library. The library seals the tail
+    # at that load, so the next load meets no gap and reports nothing
+    fs = _open(image)
+    n1 = "/.mqtt/broker.local/node-1"
+    fs.remove(f"{n1}/t1/0")  # slot 1 (seq 1), below slots 2 and 3
+    _save(fs, image)
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and [d["path"] for d in rep["damaged"]] == [f"{n1}/t1/0"], rep["damaged"]
+    assert [m["seq"] for m in sessions(rep)["node-1"]["messages"]] == [0, 2, 3]
+
+    out = _run_micropython(LOAD_TAIL, image.parent)
+    reported = [ln.split(" ", 2)[1:] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert reported == [["1", f"/flash{n1}/t1/0"]], out
+    pending = [literal_eval(ln.split(" ", 2)[2]) for ln in out.splitlines()
+               if ln.startswith("PENDING ")]
+    three = sorted([b"payload", b"two", b"released"])
+    assert pending == [three, sorted([*three, b"after"])], out
+
+
 def test_session_set_aside_as_newer_is_not_damage(image: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # SessionStore(newer="aside") renames a session of a newer format to <dir>~new (then
