@@ -250,11 +250,17 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
         except (OSError, Damaged, Exception) as e:
             bad(n, Damaged(str(e)))
     newest = hi = -1
+    lost = False
     for j, n, r in sorted(held, key=lambda x: x[0]):
         if r.seq >= last:
             newest = max(newest, j)
             if r.seq >= w and r.seq not in done:
                 recs.append((n, r))
+            if 0 <= j and r.seq < hi and not mend and not lost:
+                # a message of the round before still pending: its segment is gone, and
+                # those of that round the newer ones overwrote are lost
+                bad("q", Damaged(f"a segment lost: tail slot {j} is from an older round"))
+                lost = True
         elif 0 <= j and r.seq < hi and not mend:
             cut.append((j, n, "older than the one before it: its message lost"))
         if j >= 0:

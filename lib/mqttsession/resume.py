@@ -255,6 +255,7 @@ def scan(s, w):
     # in its metadata does that without an error), and the message written there is lost
     cut = []
     hi = -1
+    gap = 0
     for j in range(_TAIL):
         q = tp(s, j)
         try:
@@ -280,6 +281,12 @@ def scan(s, w):
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already
             tail.append((r[0], j, r[6]))
+            if r[0] < hi and old and not gap:
+                # a message of the round before still pending: the segment it was sealed
+                # into is gone (dropped with its directory's newest commits), and those
+                # of that round the newer ones overwrote are lost
+                st._report(p, "q", "a segment lost: tail slot %d is from an older round" % j)
+                gap = 1
         elif r[0] < hi:
             cut.append((j, old))
         hi = max(hi, r[0])
@@ -289,7 +296,6 @@ def scan(s, w):
         s._tb += n
         s.bytes += n
         s.more += 1
-    gap = 0
     for j, e in cut:
         if j < s._tn:
             if e:

@@ -5,7 +5,8 @@
 # eio: each block the boot reads raises OSError(EIO) for the whole boot (after the mount,
 #   which reads every block);
 # flip: a byte at seeded positions of each such block inverted (a mount littlefs
-#   refuses is the board's boot code's, not the store's: skipped).
+#   refuses is the board's boot code's, not the store's: skipped); SEED, FLIPS: the
+#   seed and the positions per block (44 and 3).
 # Every boot either raises the flash's own error (EIO, not another errno) or comes up;
 # one that comes up holds every message or reports damage: nothing is lost silently.
 # Prints "FAIL <block> ..." for each one that does not, then PASS when none.
@@ -82,10 +83,11 @@ bd.close()
 copy(IMG, WORK)
 n, errs, x, seen = boot(WORK)
 d.check(n == N and not errs and x is None, "the image boots whole")
-random.seed(44)
+random.seed(d.cfg("SEED", 44))
 bad = 0
 for b in sorted(seen):
-    kinds = [((b,), ())] if TEST == "eio" else [((), (random.getrandbits(12),)) for _ in range(3)]
+    kinds = [((b,), ())] if TEST == "eio" else [
+        ((), (random.getrandbits(12),)) for _ in range(d.cfg("FLIPS", 3))]
     for eio, at in kinds:
         copy(IMG, WORK, b, at)
         n, errs, x, _ = boot(WORK, eio, MORE)

@@ -507,7 +507,7 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 # its rename (<dir>.t), a session moved aside to "<ID>~old" cut before its identity was
 # rewritten, a hot-state watermark lagging behind segment removal, and (damage) a tail
 # file back at a sealed message, as littlefs leaves one when a damaged byte drops its
-# directory's newest commits.
+# directory's newest commits, and likewise the newest segment gone.
 SHAPES = """\
 import os
 import blockdev
@@ -577,6 +577,11 @@ for i in range(40):
     s._keep(s.add(b"t", b"r%d" % i, 1, False))
 with open(s._p + "/t2/0", "wb") as f:
     f.write(old)  # t2's newest commit dropped (littlefs, a damaged byte): seq 34 lost
+s = st.get("h", b"qlost", 128)
+for i in range(70):
+    s._keep(s.add(b"t", b"g%d" % i, 1, False))
+os.remove(s._p + "/q/" + sorted(os.listdir(s._p + "/q"))[-1])  # [32..63], gone with
+# q's newest commits: its messages 38..63 are still in the tail, 32..37 overwritten
 print("BUILT")
 """
 
@@ -588,7 +593,7 @@ blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
 from mqttsession import SessionStore
 
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
-for c in (b"ovl", b"seal", b"short", b"lag", b"old~old", b"rolled"):
+for c in (b"ovl", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
     s = st.get("h", c, 128)
     got = []
     while s.live():
@@ -614,6 +619,7 @@ def test_library_shapes_report_what_the_library_loads(
     reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
     assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
     assert dev["rolled"] == [x for x in range(40) if x != 34], out
+    assert dev["qlost"] == [*range(32), *range(38, 70)], out
     ss = sessions(rep)
     # the half-deleted session is no session: never loaded, and not damage
     assert set(ss) == set(dev), ss.keys()
@@ -622,9 +628,10 @@ def test_library_shapes_report_what_the_library_loads(
     # the same damage: the segment cut short that was no cut seal, the tail slot rolled
     # back to a sealed message, and nothing else
     assert sorted(d["path"] for d in rep["damaged"]) == sorted(reported), (rep["damaged"], out)
-    assert rc == 1 and len(reported) == 2, out
+    assert rc == 1 and len(reported) == 3, out
     assert any("/h/short/q/" in x for x in reported), out
     assert any(x.endswith("/h/rolled/t2/0") for x in reported), out
+    assert any(x.endswith("/h/qlost/q") for x in reported), out
     assert rep["leftovers"] == ["/.mqtt/h/del.t"]
     assert any("moved aside" in n for n in ss["old~old"]["notes"])
     assert inspect_store.main(["--image", str(tmp_path / "before.img")]) == 1
