@@ -70,6 +70,14 @@ _T = (
     "Vtimeout must be a number of seconds >= 0.001 and <= 536870\n"  # 45
     # core.py
     "Tset_callback(f): f must be callable or None\n"
+    # resume.py: a tail file reported
+    "Vempty, a later one is not\n"
+    "Vmissing, a later one is not\n"
+    "Volder than the one before it: its message lost\n"
+    "Va segment lost: tail slot %d is from an older round\n"  # 50
+    "Va filter or QoS the client refuses, left out\n"
+    "Vwatermark beyond the queue\n"
+    "Vnot a segment\n"
 )
 
 

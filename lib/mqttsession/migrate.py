@@ -15,6 +15,7 @@ from micropython import const
 import os
 import struct
 
+from .packet import err
 from .store import _join, _read, _rm, _exists
 from .stored import append
 
@@ -165,7 +166,7 @@ def _v1(st, s, p, ms):
         pass
     try:
         if subs(s.subs, st._body(p, "u", b"u", 1)):
-            st._report(p, "u", "a filter or QoS the client refuses, left out")
+            st._report(p, "u", err(51))  # a filter or QoS the client refuses, left out
     except (ValueError, IndexError) as e:
         st._report(p, "u", e)
     b = st._body(p, "s", b"s", 1)

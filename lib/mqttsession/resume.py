@@ -6,7 +6,7 @@ from micropython import const
 import os
 import struct
 
-from .packet import check_filter
+from .packet import check_filter, err
 from .store import _join, _read, _rm, _exists
 from .stored import _parse, _slack, name, tp
 
@@ -83,7 +83,7 @@ def load(s):
     # epoch 0, no incoming QoS 2 IDs), reported once, not at every boot
     try:
         if subs(s.subs, st._body(p, "subs", b"u", _FORMAT)):
-            st._report(p, "subs", "a filter or QoS the client refuses, left out")
+            st._report(p, "subs", err(51))  # a filter or QoS the client refuses, left out
             s._save(_SUBS)  # written without it: reported once
     except (ValueError, IndexError) as e:
         _bad(st, p, "subs", e)
@@ -93,7 +93,7 @@ def load(s):
     o = {}
     try:
         if subs(o, st._body(p, "owed", b"o", _FORMAT), True):
-            raise ValueError("a filter or QoS the client refuses")
+            raise err(51)  # a filter or QoS the client refuses, left out
     except (ValueError, IndexError) as e:
         _bad(st, p, "owed", e)
         o = {}
@@ -117,7 +117,7 @@ def load(s):
             if w > s.nseq:
                 # past every message ever numbered: taken as it is, it would pass over
                 # (and remove) the whole queue
-                raise ValueError("watermark beyond the queue")
+                raise err(52)  # watermark beyond the queue
     except (ValueError, IndexError) as e:
         # packet IDs unknown: messages go out again as new ones, nothing is lost
         _bad(st, p, "hot", e)
@@ -158,7 +158,7 @@ def scan(s, w):
             a, z, c, nb = int(n[:8], 16), int(n[8:16], 16), int(n[16:18], 16), int(n[18:], 16)
         except ValueError:
             if not n.endswith(".t"):
-                st._report(q, n, "not a segment")
+                st._report(q, n, err(53))  # not a segment
             _rm(_join(q, n))  # a seal cut short (or a qmend rewrite), or not ours
             continue
         top = max(top, n)  # (a removed name above is none: "<top>.t" would pass it)
@@ -202,7 +202,7 @@ def scan(s, w):
     # segments whose seq ranges overlap (0.2.23 and earlier wrote them: see qmend.py) are
     # rewritten first; the rest of the session trusts them not to
     last = -1
-    old = "older than the one before it: its message lost"  # (a tail slot: see below)
+    old = 49  # err(49): a tail slot older than one before it (see below)
     for i in range(len(g)):
         if g[i] <= last:
             from .qmend import mend
@@ -210,7 +210,7 @@ def scan(s, w):
 
             unload("qmend")  # run once
             mend(s, w)
-            old = None  # 0.2.23 wrote the tail out of order too: removed, not reported
+            old = 0  # 0.2.23 wrote the tail out of order too: removed, not reported
             break
         if s._sl[i] > last:
             last = s._sl[i]
@@ -269,14 +269,14 @@ def scan(s, w):
                     # reported, not taken for an absent file; left to the next write
                     st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
                 else:
-                    cut.append((j, "missing, a later one is not"))
+                    cut.append((j, 48))  # missing, a later one is not
                 continue
             if m[0] & _DIR or m[6]:
                 st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
                 _rm(q)  # reported once (the message in it is lost to the damage)
-                cut.append((j, None))  # (reported: below, the tail sealed if it must)
+                cut.append((j, 0))  # (reported: below, the tail sealed if it must)
             else:
-                cut.append((j, "empty, a later one is not"))
+                cut.append((j, 47))  # empty, a later one is not
             continue
         s.nseq = max(s.nseq, r[0] + 1)
         if r[0] >= last:  # else sealed in a segment already
@@ -285,7 +285,7 @@ def scan(s, w):
                 # a message of the round before still pending: the segment it was sealed
                 # into is gone (dropped with its directory's newest commits), and those
                 # of that round the newer ones overwrote are lost
-                st._report(p, "q", "a segment lost: tail slot %d is from an older round" % j)
+                st._report(p, "q", err(50, j))  # a segment lost: tail slot %d is from...
                 gap = 1
         elif r[0] < hi:
             cut.append((j, old))
@@ -299,7 +299,7 @@ def scan(s, w):
     for j, e in cut:
         if j < s._tn:
             if e:
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), err(e))
             _rm(tp(s, j))
             gap = 1
     s._cur = w
