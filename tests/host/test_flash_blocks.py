@@ -22,7 +22,9 @@ from harness import run_device
 
 # flip, seed 8: among others, the segments' directory back at an older commit (the
 # newest segment gone, part of its messages still in the tail)
-@pytest.mark.parametrize("kind,seed,flips", [("eio", 0, 0), ("flip", 44, 3), ("flip", 8, 8)])
+@pytest.mark.parametrize("kind,seed,flips", [
+    pytest.param("eio", 0, 0, id="eio"), pytest.param("flip", 44, 3, id="flip"),
+    pytest.param("flip", 8, 8, id="flip-seed8")])
 def test_block_damage_is_raised_or_reported(tmp_path: Path, kind: str, seed: int,
                                             flips: int) -> None:
     c = {"TEST": kind, "IMAGE": str(tmp_path / "flash.img"), "SEED": seed, "FLIPS": flips}
