@@ -285,7 +285,8 @@ def scan(s, w):
                 # a message of the round before still pending: the segment it was sealed
                 # into is gone (dropped with its directory's newest commits), and those
                 # of that round the newer ones overwrote are lost
-                st._report(p, "q", err(50, j))  # a segment lost: tail slot %d is from...
+                e = err(50, j)  # a segment lost: tail slot %d is from an older round
+                st._report(p, "q", e)
                 gap = 1
         elif r[0] < hi:
             cut.append((j, old))
@@ -298,8 +299,14 @@ def scan(s, w):
         s.more += 1
     for j, e in cut:
         if j < s._tn:
+            if e == 47:
+                e = err(47)  # empty, a later one is not
+            elif e == 48:
+                e = err(48)  # missing, a later one is not
+            elif e:
+                e = err(49)  # older than the one before it: its message lost
             if e:
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), err(e))
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             _rm(tp(s, j))
             gap = 1
     s._cur = w
