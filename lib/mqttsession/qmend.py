@@ -4,10 +4,10 @@
 # one cursor and would pass over one of them, and stored._save would remove a segment
 # whose messages are not all complete. resume.scan finds them (once, at load) and loads
 # this only then: each group of overlapping segments is rewritten as segments that do not
-# overlap, each seq in one of them. Power-cut safe: every new segment is written before an
-# old one is removed; a cut leaves the old ones (and some new ones: the same records
-# twice), and the next load makes the same new ones, keeps those that are whole, and
-# removes the rest. Run once, then freed (resume.scan).
+# overlap, each seq in one of them. Power-cut safe: every new segment is written (as a
+# ".t", renamed when whole) before an old one is removed; a cut leaves the old ones (and
+# some new ones: the same records twice), and the next load makes the same new ones,
+# keeps those that are whole, and removes the rest. Run once, then freed (resume.scan).
 import os
 
 from .qseg import read
@@ -80,12 +80,12 @@ def group(s, w, m, keep, old):
         if n not in whole:
             s._cb = None
             p = _join(s._p, "q", n)
-            # the run is all of segment o, which is not whole (bytes past its records):
-            # the new one has its name. Written beside it and renamed over it (a ".t" a
-            # cut leaves is removed by resume.scan): opened for writing, it would be
-            # emptied before its records are read from it (at once on a filesystem other
-            # than littlefs), and removed on a failed write
-            t = p + ".t" if n == name(s, o) else p
+            # written as a ".t" and renamed: a cut leaves a ".t" (resume.scan removes it
+            # without a report), never a segment shorter than its name says (damage).
+            # The run may be all of segment o, which is not whole (bytes past its
+            # records): the new one has its name, and is renamed over it (opened for
+            # writing, it would be emptied before its records are read from it)
+            t = p + ".t"
             try:
                 with open(t, "wb") as f:
                     f.write(b"MQg\x02")
@@ -93,9 +93,8 @@ def group(s, w, m, keep, old):
                         r = s._r[0]
                         if q[a] <= r <= q[b - 1] and own[r][0] == o:
                             f.write(memoryview(s._cb)[s._co - s._r[6] : s._co])
-                if t != p:
-                    s._cb = None
-                    os.rename(t, p)
+                s._cb = None
+                os.rename(t, p)
             except OSError as e:
                 # flash full: the group stays as it was (this load may pass over some
                 # of it; the next one tries again)

@@ -57,8 +57,9 @@ def test_overlapping_segments_from_0_2_23_load_and_drain_without_loss(
 def test_overlapping_segments_rewrite_cut_at_every_block_write(tmp_path: Path,
                                                                prog: int) -> None:
     # the load that rewrites them cut after every block write, then loaded again: every
-    # message there once, in order, and the segments no longer overlap. 0.2.23 wrote the
-    # tail out of order too: its older copies there are no damage (resume.scan)
+    # message there once, in order, the segments no longer overlap, and no damage
+    # reported (a cut rewrite leaves a ".t", not a short segment; 0.2.23 wrote the tail
+    # out of order too: its older copies there are no damage, resume.scan)
     r = run_device("dev_store_overlap_upgrade.py", {"IMAGE": str(tmp_path / "flash.img"),
                                                     "BLOCKS": 64, "PROG": prog, "RAM": 8,
                                                     "MODE": "cuts"},
