@@ -17,6 +17,8 @@ import littlefs
 import pytest
 from littlefs.context import UserContext
 
+import inspect_format
+import inspect_report
 import inspect_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,8 +175,8 @@ def test_image_report_matches_device(built: tuple[Path, str], image: Path,
     assert rc == 0 and rep["ok"] and rep["damaged"] == []
     assert [st["root"] for st in rep["stores"]] == ["/.mqtt"]
     hosts = {h["dir"]: h for h in rep["stores"][0]["hosts"]}
-    assert set(hosts) == {"broker.local", inspect_store.key(b"a host name that is not plain"),
-                          inspect_store.key(b"other.host")}
+    assert set(hosts) == {"broker.local", inspect_format.key(b"a host name that is not plain"),
+                          inspect_format.key(b"other.host")}
     assert hosts["broker.local"]["last"] == "node-2"
     ss = sessions(rep)
     check_node1(ss["node-1"])
@@ -230,7 +232,7 @@ def test_damaged_message_reported_rest_listed(image: Path, tmp_path: Path,
         data = bytearray(f.read())
     data[-6] ^= 0x55  # a payload byte: the record's checksum no longer matches
     with fs.open(path, "wb") as f:
-        f.write(inspect_store.pack(b"t", bytes(data[4:-4]), 2))
+        f.write(inspect_format.pack(b"t", bytes(data[4:-4]), 2))
     with fs.open("/.mqtt/broker.local/node-2/hot", "wb") as f:
         f.write(b"MQs\x02\x00")  # hot state cut short
     bad_name = "/.mqtt/broker.local/node-1/q/xyz00001"
@@ -313,8 +315,8 @@ def test_misshapen_entries_are_damage(image: Path, capsys: pytest.CaptureFixture
     rc, rep = run_json(capsys, "--image", str(image))
     assert rc == 1 and not rep["ok"]
     assert {d["path"] for d in rep["damaged"]} == damaged, rep["damaged"]
-    assert {d["reason"] for d in rep["damaged"]} == {inspect_store.NOT_A_FILE,
-                                                     inspect_store.NOT_A_DIR}
+    assert {d["reason"] for d in rep["damaged"]} == {inspect_format.NOT_A_FILE,
+                                                     inspect_format.NOT_A_DIR}
     ss = sessions(rep)
     assert ss["node-1"]["hot_state"] == "damaged" and ss["node-1"]["unknown"] == []
     assert [m["seq"] for m in ss["node-1"]["messages"]] == [0, 2, 3]
@@ -322,7 +324,7 @@ def test_misshapen_entries_are_damage(image: Path, capsys: pytest.CaptureFixture
     assert inspect_store.main(["--image", str(image)]) == 1
     out = capsys.readouterr().out
     assert "No damaged files" not in out and "unexpected entry" not in out
-    assert f"{n1}/hot: {inspect_store.NOT_A_FILE}" in out
+    assert f"{n1}/hot: {inspect_format.NOT_A_FILE}" in out
 
     # the library, loading the same image, reports the same entries
     out = _run_micropython(LOAD_DAMAGED, image.parent)
@@ -451,18 +453,18 @@ def test_command_line(image: Path, tmp_path: Path) -> None:
 
 
 def test_file_parsers() -> None:
-    p, u = inspect_store.pack, inspect_store.unpack
+    p, u = inspect_format.pack, inspect_format.unpack
     assert u(b"l", p(b"l", b"node-1")) == b"node-1"
-    with pytest.raises(inspect_store.Damaged, match="not a m file"):
+    with pytest.raises(inspect_format.Damaged, match="not a m file"):
         u(b"m", p(b"s", b"x" * 9))
-    with pytest.raises(inspect_store.Damaged, match="truncated"):
-        inspect_store.parse_message(b"\x01\x00\x00\x00\x00\x09\x00t/x")
-    with pytest.raises(inspect_store.Damaged, match="QoS 2 entries"):
-        inspect_store.parse_hot(b"\x00" * 8 + b"\x00" + b"\x01\x00")
-    h = inspect_store.parse_hot(b"\x05\x00\x02\x00\x07\x00\x00\x00\x01\x09\x00"
+    with pytest.raises(inspect_format.Damaged, match="truncated"):
+        inspect_format.parse_message(b"\x01\x00\x00\x00\x00\x09\x00t/x")
+    with pytest.raises(inspect_format.Damaged, match="QoS 2 entries"):
+        inspect_format.parse_hot(b"\x00" * 8 + b"\x00" + b"\x01\x00")
+    h = inspect_format.parse_hot(b"\x05\x00\x02\x00\x07\x00\x00\x00\x01\x09\x00"
                                 b"\x06\x00\x00\x00\x04\x00\x01")
     assert (h.pid, h.epoch, h.nseq, h.rx2, h.out) == (5, 2, 7, [9], {6: (4, True)})
-    assert inspect_store.preview(b"ab\ncd", 4) == "ab.c..."
+    assert inspect_report.preview(b"ab\ncd", 4) == "ab.c..."
 
 
 FIXTURES = ROOT / "tests" / "fixtures"
