@@ -68,19 +68,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
-import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +91,25 @@ if __name__ == "__main__":  # a system Python lacks the tools: run in .venv
 import deploy  # noqa: E402
 import mpy  # noqa: E402
 import vboard  # noqa: E402
+from board_scenarios import (  # noqa: E402
+    Outcome,
+    PhaseResult,
+    Scenario,
+    forget_session,
+    only_names,
+    scenarios,
+    select,
+)
+from board_target import (  # noqa: E402
+    COPY_TIMEOUT,
+    HEAP,
+    PROBE_TIMEOUT,
+    RM,
+    SerialTarget,
+    SetupError,
+    Target,
+    VirtualTarget,
+)
 from harness import Broker, devcfg_source  # noqa: E402
 
 DEVICE_DIR = ROOT / "tests" / "device"
@@ -106,450 +120,9 @@ HEAP_DIR = ".mqtt-heap"
 EXIT_FAIL = 1
 EXIT_SETUP = 2
 
-PROBE_TIMEOUT = 20.0  # a board that does not answer within this is not there
-COPY_TIMEOUT = 60.0
-BOOT_TIMEOUT = 30.0  # after a hard reset, until the port is back and the board answers
-
-
-class SetupError(RuntimeError):
-    """The run cannot start or go on: reported with exit status 2."""
-
-
-# --------------------------------------------------------------------------------------
-# Scenarios
-
-
-@dataclass
-class PhaseResult:
-    rc: int
-    out: str
-    timed_out: bool = False
-
-    @property
-    def passed(self) -> bool:
-        last = [ln.strip() for ln in self.out.splitlines() if ln.strip()]
-        return self.rc == 0 and not self.timed_out and bool(last) and last[-1] == "PASS"
-
-    def error(self) -> str:
-        """The last exception line of a traceback in the output, or ""."""
-        for line in reversed(self.out.splitlines()):
-            m = re.match(r"(\w+(Error|Exception|Interrupt|Exit))\b:?(.*)", line.strip())
-            if m:
-                return line.strip()[:120]
-        return ""
-
-    def values(self, prefix: str) -> list[str]:
-        return [
-            ln[len(prefix) :].strip()
-            for ln in self.out.splitlines()
-            if ln.startswith(prefix + " ") or ln == prefix
-        ]
-
-
-# A check over all phases' results: None when it holds, else what went wrong.
-Check = Callable[[Sequence[PhaseResult]], str | None]
-
-
-def same_value(prefix: str) -> Check:
-    """The single `prefix ...` line of every phase says the same."""
-
-    def check(results: Sequence[PhaseResult]) -> str | None:
-        seen = [r.values(prefix) for r in results]
-        if any(len(v) != 1 for v in seen):
-            return f"expected one {prefix} line per phase, got {seen}"
-        if len({v[0] for v in seen}) != 1:
-            return f"{prefix} differs across the reboot: {[v[0] for v in seen]}"
-        return None
-
-    return check
-
-
-def printed(text: str) -> Check:
-    def check(results: Sequence[PhaseResult]) -> str | None:
-        if any(text in r.out for r in results):
-            return None
-        return f"the device did not print {text!r}"
-
-    return check
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One device test: script, devcfg settings per phase (the board reboots between
-    phases), host-side checks over the results."""
-
-    name: str  # unique: roundtrip/v4, corrupt/msg-truncate, ids
-    base: str  # the devcfg.TEST name: what --only matches besides the full name
-    script: str
-    version: int
-    phases: tuple[Mapping[str, Any], ...] = ({},)
-    checks: tuple[Check, ...] = ()
-    forget_between: bool = False  # the broker drops the session (CID) between phases
-    timeout: float | None = None  # per phase; None: --timeout
-    # Skipped, unless named with --only, when the free heap after boot is below this.
-    needs_free: int = 0
-    needs_why: str = ""
-
-    @property
-    def store(self) -> bool:
-        return self.script.startswith("dev_store")
-
-
-CORE = ("roundtrip", "window", "retained", "overlap", "bad_input", "pids", "noalloc", "keepalive")
-CORRUPT = (("msg", "truncate"), ("ident", "flip"), ("hot", "random"))
-# bad_input builds a 70,000-byte client ID ("x" * 70000) to check that one above 65,535 is
-# refused: one 70,001-byte block on top of the library and the compiled script. On the
-# unix port it passes from 180k of heap (about 166 KB free after boot), not with the Pico
-# W-sized 164k (151 KB free).
-BAD_INPUT_FREE = 160 * 1024
-BAD_INPUT_WHY = "allocates a 70,000-byte client ID"
-
-
-def scenarios() -> list[Scenario]:
-    out = [
-        Scenario(
-            f"{t}/v{v}",
-            t,
-            "dev_core.py",
-            v,
-            needs_free=BAD_INPUT_FREE if t == "bad_input" else 0,
-            needs_why=BAD_INPUT_WHY if t == "bad_input" else "",
-        )
-        for t in CORE
-        for v in (4, 5)
-    ]
-    out.append(
-        Scenario(
-            "ids", "ids", "dev_store.py", 4, ({"PHASE": 1}, {"PHASE": 2}), (same_value("GEN"),)
-        )
-    )
-    out += [
-        Scenario(
-            f"corrupt/{damage}-{how}",
-            "corrupt",
-            "dev_store.py",
-            4,
-            ({"DAMAGE": damage, "HOW": how},),
-            (printed("mqttsession: store:"),),
-        )
-        for damage, how in CORRUPT
-    ]
-    out.append(
-        Scenario(
-            "null/v5", "null", "dev_store.py", 5, ({"PHASE": 1}, {"PHASE": 2}),
-            (same_value("ASSIGNED"),),
-        )
-    )
-    out += [
-        Scenario(
-            f"lost_session/v{v}",
-            "lost_session",
-            "dev_store_lost.py",
-            v,
-            ({"PHASE": 1, "CID": f"bt-ls{v}"}, {"PHASE": 2, "CID": f"bt-ls{v}"}),
-            (lambda rs: None if len(rs[-1].values("GOT")) == 3 else "expected 3 GOT lines",),
-            forget_between=True,
-        )
-        for v in (4, 5)
-    ]
-    return out
-
-
-def only_names(only: Sequence[str]) -> list[str]:
-    """--only values (repeated, comma-separated) as a list of names."""
-    return [n.strip() for item in only for n in item.split(",") if n.strip()]
-
-
-def select(all_: Sequence[Scenario], only: Sequence[str]) -> list[Scenario]:
-    """The scenarios named in only (full names or base names, comma-separated); all
-    when only is empty. Raises SetupError for a name that matches nothing."""
-    names = only_names(only)
-    if not names:
-        return list(all_)
-    unknown = [n for n in names if not any(n in (s.name, s.base) for s in all_)]
-    if unknown:
-        known = ", ".join(dict.fromkeys(s.base for s in all_))
-        raise SetupError(f"no scenario named {', '.join(unknown)}; known: {known} (see --list)")
-    return [s for s in all_ if s.name in names or s.base in names]
-
-
-# --------------------------------------------------------------------------------------
-# mpremote
-
-
-@dataclass
-class Run:
-    rc: int
-    out: str
-    timed_out: bool
-
-
-def mpremote(port: str, args: Sequence[str], timeout: float) -> Run:
-    """`mpremote connect PORT resume ARGS`, killed after timeout seconds."""
-    cmd = [deploy.mpremote_tool(), "connect", port, "resume", *args]
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, _ = proc.communicate()
-        out += f"\n[board_test: mpremote {args[0] if args else ''} killed after {timeout:.0f} s]\n"
-        return Run(-signal.SIGKILL, out, True)
-    return Run(proc.returncode, out, False)
-
-
-# Removes a file or a directory tree; on the device.
-_RM = """\
-import os
-def _rm(p):
-    try:
-        st = os.stat(p)
-    except OSError:
-        return
-    if st[0] & 0x4000:
-        for n in os.listdir(p):
-            _rm(p + '/' + n)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-"""
-
-# Brings Wi-Fi up on a real board, or raises with the reason.
-_WIFI = """\
-def _wifi():
-    try:
-        import network
-    except ImportError:
-        return
-    w = network.WLAN(network.STA_IF)
-    if w.isconnected():
-        return
-    try:
-        import board, config
-    except ImportError as e:
-        raise OSError('Wi-Fi is not connected and there is no board.py/config.py to '
-                      'connect with (%s): connect in boot.py, or deploy the board files' % e)
-    ok = board.wifi_connect(config.WIFI_SSID, config.WIFI_KEY,
-                            getattr(config, 'WIFI_TIMEOUT_MS', 15000))
-    if not ok:
-        raise OSError('Wi-Fi did not connect: %s' % board.wifi_reason())
-_wifi()
-del _wifi
-"""
-
-# dev_store.py mounts its store with devlib.flash(): on the unix port a littlefs image at
-# /flash through blockdev.mount(devcfg.IMAGE). On the virtual board /flash is already the
-# board's own image, so the mount hands back the board's block device: the store lives on
-# the board's flash, where a reboot keeps it, as on a real board.
-_VB_STORE = """\
-import blockdev, board
-def _mount(path, mountpoint='/flash', *a, **k):
-    if mountpoint != board.FS_ROOT:
-        raise OSError(1)
-    return board.bdev()
-blockdev.mount = _mount
-del _mount
-"""
-
-_HEAP = """\
-import gc, os
-gc.collect()
-print('HEAP boot', gc.mem_free(), gc.mem_alloc())
-import mqttsession
-from mqttsession import MQTTClient, SessionStore
-gc.collect()
-print('HEAP import', gc.mem_free(), gc.mem_alloc())
-print('FILE', mqttsession.__file__)
-c = MQTTClient(None, {host!r}, port={port}, keepalive=60, store=SessionStore({store!r}))
-c.connect(clean_session=False)
-gc.collect()
-print('HEAP connect', gc.mem_free(), gc.mem_alloc())
-c.disconnect()
-"""
-
-
-# --------------------------------------------------------------------------------------
-# Targets: where the scenarios run
-
-
-class Target:
-    """A device mpremote can reach at self.port."""
-
-    port: str
-    label: str
-    root: str  # the filesystem root as a path prefix: "" on a board, "/flash" on the vboard
-
-    def fresh(self) -> None:
-        """A clean interpreter before a scenario."""
-        raise NotImplementedError
-
-    def reboot(self) -> None:
-        """A reboot between two phases of a scenario; flash keeps what was written."""
-        raise NotImplementedError
-
-    def prelude(self, store: bool) -> str:
-        """Code run before a scenario's script, after the reset."""
-        return ""
-
-    def devcfg(self, store: bool) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-    def run(self, args: Sequence[str], timeout: float) -> Run:
-        return mpremote(self.port, args, timeout)
-
-    def probe(self, timeout: float = PROBE_TIMEOUT) -> str:
-        code = "import sys; print(sys.implementation.name, sys.platform, sys.version)"
-        r = self.run(["exec", code], timeout)
-        if r.rc != 0:
-            why = "no answer" if r.timed_out else f"mpremote exited {r.rc}"
-            raise SetupError(
-                f"the board at {self.port} does not answer ({why} within {timeout:.0f} s): "
-                "is another program (a serial monitor) holding the port, or is the board in "
-                f"deep sleep or running a program that ignores Ctrl-C?\n{r.out.strip()}"
-            )
-        return r.out.strip()
-
-
-class VirtualTarget(Target):
-    def __init__(self, workdir: Path, size: str) -> None:
-        heap, prog, _ = vboard.BOARDS[size]
-        self.image = workdir / "flash.img"
-        self.vb = vboard.VirtualBoard(
-            self.image, prog=prog, heap=heap, link=str(workdir / "vb"), log=workdir / "vb.log"
-        )
-        self.vb.start()
-        self.port = self.vb.path
-        self.label = f"virtual board ({size}-sized: heap {heap}, littlefs prog {prog})"
-        self.root = "/flash"  # boards/unix/board.py FS_ROOT
-
-    def fresh(self) -> None:
-        self.vb.restart()
-
-    def reboot(self) -> None:
-        self.vb.restart()
-
-    def prelude(self, store: bool) -> str:
-        return _VB_STORE if store else ""
-
-    def devcfg(self, store: bool) -> dict[str, Any]:
-        # IMAGE makes devlib.flash() mount (see _VB_STORE); PROG is the image's.
-        return {"IMAGE": str(self.image), "PROG": self.vb.prog} if store else {}
-
-    def run(self, args: Sequence[str], timeout: float) -> Run:
-        r = mpremote(self.port, args, timeout)
-        if r.timed_out:
-            # The unix port does not stop on a Ctrl-C from the terminal: power-cycle it.
-            self.vb.restart()
-        return r
-
-    def close(self) -> None:
-        self.vb.stop()
-
-
-class SerialTarget(Target):
-    def __init__(self, port: str, reset: str) -> None:
-        self.port = port
-        self.reset = reset
-        self.label = f"board on {port}"
-        self.root = ""
-
-    def _soft_reset(self) -> None:
-        r = mpremote(self.port, ["soft-reset"], PROBE_TIMEOUT)
-        if r.rc != 0:
-            raise SetupError(f"soft reset of the board at {self.port} failed:\n{r.out.strip()}")
-
-    def fresh(self) -> None:
-        self._soft_reset()
-
-    def reboot(self) -> None:
-        if self.reset == "soft":
-            self._soft_reset()
-            return
-        # machine.reset() drops the USB or UART link: mpremote may report an error.
-        mpremote(self.port, ["reset"], PROBE_TIMEOUT)
-        time.sleep(1.0)
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        last = ""
-        while time.monotonic() < deadline:
-            if os.path.exists(self.port):
-                r = mpremote(self.port, ["exec", "print('up')"], 5.0)
-                if r.rc == 0 and "up" in r.out:
-                    return
-                last = r.out.strip()
-            time.sleep(0.5)
-        raise SetupError(
-            f"the board at {self.port} did not come back within {BOOT_TIMEOUT:.0f} s of a "
-            f"hard reset (does main.py deep-sleep?)\n{last}"
-        )
-
-    def prelude(self, store: bool) -> str:
-        return _WIFI
-
 
 # --------------------------------------------------------------------------------------
 # The run
-
-
-@dataclass
-class Outcome:
-    scenario: Scenario
-    passed: bool
-    seconds: float
-    results: list[PhaseResult] = field(default_factory=list)
-    why: str = ""
-    skipped: bool = False
-
-    @property
-    def status(self) -> str:
-        return "SKIP" if self.skipped else "PASS" if self.passed else "FAIL"
-
-
-def forget_session(
-    host: str, port: int, client_id: str, version: int, timeout: float = 10.0
-) -> None:
-    """Make the broker drop client_id's session: connect with a clean session, leave."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
-    kw: dict[str, Any] = {} if version == 5 else {"clean_session": True}
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=proto, **kw)
-    done = threading.Event()
-    refused: list[str] = []
-
-    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            refused.append(str(rc))
-        done.set()
-
-    c.on_connect = on_connect
-    if version == 5:
-        c.connect(host, port, keepalive=30, clean_start=True)
-    else:
-        c.connect(host, port, keepalive=30)
-    c.loop_start()
-    try:
-        if not done.wait(timeout):
-            raise OSError(f"no CONNACK from {host}:{port} within {timeout:.0f} s")
-        if refused:
-            raise OSError(f"{host}:{port} refused {client_id}: {refused[0]}")
-    finally:
-        c.disconnect()
-        c.loop_stop()
 
 
 class Runner:
@@ -611,7 +184,7 @@ class Runner:
         cfg_path.write_text(devcfg_source(self._cfg(s, s.phases[index])), encoding="utf-8")
         args = ["cp", str(cfg_path), ":devcfg.py", "+"]
         if s.store and index == 0:
-            args += ["exec", _RM + f"_rm({self.target.root + '/' + STORE_DIR!r})\n", "+"]
+            args += ["exec", RM + f"_rm({self.target.root + '/' + STORE_DIR!r})\n", "+"]
         # the script goes as .mpy: compiling a long one on the board takes heap the node
         # itself needs (a 260-line script on an ESP32-sized heap does not fit beside it)
         stem = Path(s.script).stem
@@ -686,8 +259,8 @@ class Runner:
         except (OSError, vboard.VirtualBoardError, SetupError) as e:
             return str(e)
         store = self.target.root + "/" + HEAP_DIR
-        rm = _RM + f"_rm({store!r})\n"
-        code = _HEAP.format(host=self.host, port=self.port, store=store)
+        rm = RM + f"_rm({store!r})\n"
+        code = HEAP.format(host=self.host, port=self.port, store=store)
         args = ["exec", self.target.prelude(False) + rm, "+", "exec", code, "+", "exec", rm]
         r = self.target.run(args, 60.0)
         rows: dict[str, tuple[int, int]] = {}

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-import board_test
+import board_scenarios
+import board_target
 from harness import free_port
 from vboard import BOARDS, ESP32_HEAP, VirtualBoard
 
@@ -86,7 +87,7 @@ def test_all_scenarios_on_the_esp32_sized_virtual_board() -> None:
     assert "esp32-sized: heap 122k, littlefs prog 32" in r.stdout
     assert re.search(r"deployed \d+ .mpy files and devlib.mpy to lib/", r.stdout)
     rows = _table(r.stdout)
-    want = {s.name for s in board_test.scenarios()}
+    want = {s.name for s in board_scenarios.scenarios()}
     assert set(rows) == want, sorted(want ^ set(rows))
     for name, (status, note) in rows.items():
         if name.startswith("bad_input/"):
@@ -161,14 +162,14 @@ def test_port_where_nothing_answers_exits_2(tmp_path: Path) -> None:
 
 
 def test_only_and_list() -> None:
-    all_ = board_test.scenarios()
+    all_ = board_scenarios.scenarios()
     names = [s.name for s in all_]
     assert len(names) == len(set(names))
-    assert [s.name for s in board_test.select(all_, ["roundtrip"])] == [
+    assert [s.name for s in board_scenarios.select(all_, ["roundtrip"])] == [
         "roundtrip/v4",
         "roundtrip/v5",
     ]
-    picked = board_test.select(all_, ["ids,corrupt", "keepalive/v5"])
+    picked = board_scenarios.select(all_, ["ids,corrupt", "keepalive/v5"])
     assert [s.name for s in picked] == [
         "keepalive/v5",
         "ids",
@@ -176,9 +177,9 @@ def test_only_and_list() -> None:
         "corrupt/ident-flip",
         "corrupt/hot-random",
     ]
-    assert board_test.select(all_, []) == all_
-    with pytest.raises(board_test.SetupError, match="no scenario named nosuch"):
-        board_test.select(all_, ["roundtrip,nosuch"])
+    assert board_scenarios.select(all_, []) == all_
+    with pytest.raises(board_target.SetupError, match="no scenario named nosuch"):
+        board_scenarios.select(all_, ["roundtrip,nosuch"])
     r = _runner("--only", "nosuch", timeout=30)
     assert r.returncode == 2 and "known:" in r.stderr, r.stderr
     r = _runner("--list", timeout=30)
@@ -212,15 +213,15 @@ def wifi_board(tmp_path: Path) -> Iterator[tuple[VirtualBoard, Path]]:
 def test_wifi_step_connects_or_says_why(wifi_board: tuple[VirtualBoard, Path]) -> None:
     vb, link = wifi_board
     check = "import board; print('UP', board.wifi_isconnected())"
-    out = vb.mpremote("exec", board_test._WIFI, "+", "exec", check)
+    out = vb.mpremote("exec", board_target.WIFI, "+", "exec", check)
     assert "UP True" in out.stdout, out.stdout
     vb.restart()
     link.write_text("down\n")
-    r = vb.mpremote("exec", board_test._WIFI, check=False)
+    r = vb.mpremote("exec", board_target.WIFI, check=False)
     assert r.returncode != 0
     assert "Wi-Fi did not connect: no access point" in r.stdout + r.stderr, r.stdout + r.stderr
     # No board.py/config.py to connect with: a message saying what to do.
     vb.restart()
     vb.mpremote("rm", ":config.py")
-    r = vb.mpremote("exec", board_test._WIFI, check=False)
+    r = vb.mpremote("exec", board_target.WIFI, check=False)
     assert r.returncode != 0 and "connect in boot.py" in r.stdout + r.stderr, r.stdout

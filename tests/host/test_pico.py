@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "tools" / "pico"))
 import pico_target  # noqa: E402
 from picoboard import PicoBoard, missing  # noqa: E402
 
+import board_scenarios  # noqa: E402
+import board_target  # noqa: E402
 import board_test  # noqa: E402
 
 CUT_SCRIPT = ROOT / "tests" / "device" / "dev_pico_cut.py"
@@ -64,7 +66,7 @@ def test_device_scenario_on_emulated_pico(pico: Pico, name: str) -> None:
     """board_test's scenario: QoS 0/1/2 round trips; no allocation on the publish and
     receive paths with the heap locked; the generated client ID survives a hard reset; a
     session the broker lost is rebuilt from flash after the reset."""
-    (s,) = board_test.select(board_test.scenarios(), [name])
+    (s,) = board_scenarios.select(board_scenarios.scenarios(), [name])
     o = pico.runner.scenario(s)
     out = "\n".join(r.out for r in o.results)
     assert o.passed, f"{name}: {o.why}\n{out}"
@@ -78,7 +80,7 @@ def test_offline_message_survives_power_cut_and_is_resent(pico: Pico) -> None:
     with Observer(pico.broker.host, pico.broker.port, "pico-off/#", qos=2) as obs:
         pico.board.reset()
         # a fresh store: what a previous run left would be resent too
-        code = board_test._RM + "_rm('/.mqtt-test')\n"
+        code = board_target.RM + "_rm('/.mqtt-test')\n"
         r = _run(pico, cfg, "dev_store.py", until="READY", code=code, then=pico.broker.pause)
         try:
             r.wait("CUT", 30)
@@ -101,11 +103,11 @@ def test_flash_persists_across_power_off_and_reads_on_the_host(pico: Pico) -> No
     import littlefs
 
     write = "f = open('persist.txt', 'w'); f.write('kept over a power cut'); f.close()"
-    assert board_test.mpremote(pico.board.path, ["exec", write], 30).rc == 0
+    assert board_target.mpremote(pico.board.path, ["exec", write], 30).rc == 0
     pico.board.off()
     assert pico.board.status()["running"] is False
     pico.board.on()
-    r = board_test.mpremote(pico.board.path, ["exec", "print(open('persist.txt').read())"], 30)
+    r = board_target.mpremote(pico.board.path, ["exec", "print(open('persist.txt').read())"], 30)
     assert r.rc == 0 and "kept over a power cut" in r.out, r.out
     fs = littlefs.LittleFS(block_size=4096, block_count=352, mount=False)
     fs.context.buffer = bytearray(pico.board.image.read_bytes())
@@ -139,7 +141,7 @@ def test_asyncio_client_on_emulated_pico(pico: Pico) -> None:
     """The asyncio front end over the UART socket: QoS 0/1/2 back through a subscription."""
     pico.board.reset()
     code = _AIO.format(host=pico.broker.host, port=pico.broker.port)
-    r = board_test.mpremote(pico.board.path, ["exec", code], 60)
+    r = board_target.mpremote(pico.board.path, ["exec", code], 60)
     assert r.rc == 0 and "GOT q0,q1,q2" in r.out, r.out
 
 
@@ -203,7 +205,7 @@ def test_socket_over_uart(pico: Pico) -> None:
         dead = probe.getsockname()[1]  # nothing listens here once closed
     pico.board.reset()
     code = _SOCKET.format(port=pico.broker.port, dead=dead)
-    r = board_test.mpremote(pico.board.path, ["exec", code], 60)
+    r = board_target.mpremote(pico.board.path, ["exec", code], 60)
     want = ["REFUSED 111", "UNREACHABLE 101", "NONBLOCKING 115", "POLLOUT 4", "NOTHING None",
             "CONNACK 20020000", "EOF 0", "WRITE 104", "TIMEOUT 110"]
     got = [ln.strip() for ln in r.out.splitlines() if ln.strip()]
@@ -286,8 +288,8 @@ def _finish(pico: Pico, rec: CutRun, obs: Observer) -> None:
 
 def _fresh_cut_store(pico: Pico) -> None:
     pico.board.reset()
-    rm = board_test._RM + "_rm('/.mqtt-cut')\n"
-    r = board_test.mpremote(pico.board.path, ["exec", rm], 30)
+    rm = board_target.RM + "_rm('/.mqtt-cut')\n"
+    r = board_target.mpremote(pico.board.path, ["exec", rm], 30)
     assert r.rc == 0, r.out
 
 

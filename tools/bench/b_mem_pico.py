@@ -41,25 +41,10 @@ import pico_target  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 
 import mpy  # noqa: E402
-from board_test import mpremote  # noqa: E402
+from board_target import RM, mpremote  # noqa: E402
 from harness import Broker  # noqa: E402
 
-_CLEAN = """\
-import os
-def rm(p):
-    try:
-        st = os.stat(p)
-    except OSError:
-        return
-    if st[0] & 0x4000:
-        for n in os.listdir(p):
-            rm(p + '/' + n)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-rm('/.mqtt-mem')
-print('CLEAN')
-"""
+_CLEAN = RM + "_rm('/.mqtt-mem')\nprint('CLEAN')\n"
 
 _NODE = """\
 import gc, sys

@@ -97,7 +97,7 @@ def pico(out: Path) -> dict[str, float]:
     sys.path.insert(0, str(HERE.parent / "pico"))
     from picoboard import PicoBoard, missing
 
-    from board_test import mpremote
+    from board_target import mpremote
 
     if missing():
         return {}

@@ -53,7 +53,7 @@ from b_mem_pico import _CLEAN, deploy  # noqa: E402
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 
 import mpy  # noqa: E402
-from board_test import mpremote  # noqa: E402
+from board_target import mpremote  # noqa: E402
 from harness import Broker  # noqa: E402
 
 _HEAP = """\

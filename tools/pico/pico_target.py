@@ -30,6 +30,8 @@ sys.path.insert(2, str(ROOT / "tests" / "host"))
 
 from picoboard import PicoBoard, PicoError, missing  # noqa: E402
 
+import board_scenarios  # noqa: E402
+import board_target  # noqa: E402
 import board_test  # noqa: E402
 import deploy as deploy_tool  # noqa: E402
 import mpy  # noqa: E402
@@ -67,7 +69,7 @@ def deploy(port: str, timeout: float = COPY_TIMEOUT) -> list[str]:
     return written + [f"lib/{Path(n).with_suffix('.mpy').name}" for n in BOARD_FILES]
 
 
-class PicoTarget(board_test.Target):
+class PicoTarget(board_target.Target):
     """board_test's view of the emulated Pico: a board at a pty, hard resets on demand."""
 
     def __init__(self, board: PicoBoard) -> None:
@@ -82,8 +84,8 @@ class PicoTarget(board_test.Target):
     def reboot(self) -> None:
         self.board.reset()
 
-    def run(self, args: Sequence[str], timeout: float) -> board_test.Run:
-        r = board_test.mpremote(self.port, args, timeout)
+    def run(self, args: Sequence[str], timeout: float) -> board_target.Run:
+        r = board_target.mpremote(self.port, args, timeout)
         if r.timed_out:
             self.board.reset()  # a script that ignores Ctrl-C: press RUN
         return r
@@ -100,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="print every scenario's output")
     a = p.parse_args(argv)
     try:
-        chosen = board_test.select(board_test.scenarios(), a.only)
-    except board_test.SetupError as e:
+        chosen = board_scenarios.select(board_scenarios.scenarios(), a.only)
+    except board_target.SetupError as e:
         print(f"pico_target: {e}", file=sys.stderr)
         return board_test.EXIT_SETUP
     why = missing()
@@ -115,16 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         board.start()
         target = PicoTarget(board)
-        runner = board_test.Runner(target, broker.host, broker.port, a.timeout, work)
+        runner = board_target.Runner(target, broker.host, broker.port, a.timeout, work)
         print(f"{target.label}; broker {broker.host}:{broker.port}", flush=True)
         print("deployed:", len(deploy(board.path)), "files", flush=True)
-        named = set(board_test.only_names(a.only))
+        named = set(board_scenarios.only_names(a.only))
         free = runner.free_after_boot()
         print(f"free heap after boot: {free} bytes", flush=True)
         outcomes = []
         for s in chosen:
             skip = "" if {s.name, s.base} & named else runner.skip_reason(s, free)
-            o = (board_test.Outcome(s, False, 0.0, why=skip, skipped=True) if skip
+            o = (board_scenarios.Outcome(s, False, 0.0, why=skip, skipped=True) if skip
                  else runner.scenario(s))
             outcomes.append(o)
             print(f"  {s.name:<24} {o.status}  {o.seconds:5.1f}s", flush=True)
