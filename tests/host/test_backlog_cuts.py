@@ -42,7 +42,7 @@ def first_order(payloads: list[bytes]) -> list[bytes]:
 # with --runslow. Known to fail now and then (2 of 24 runs of the last two cases): one
 # message published during the drain lost, after a MemoryError out of publish() or
 # check_msg() (a segment read after an acknowledgement); never seen with a 512k heap.
-# Cause not found yet (README, changelogs 0.2.23 and 0.2.24): left failing, not hidden.
+# Cause not found yet (CHANGELOG.md, 0.2.23 and 0.2.24): left failing, not hidden.
 # With 0.2.24 five runs passed, but none met a MemoryError: they say nothing of it
 @pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole"),
                          [pytest.param(5000, 16, 6, 1, 0, False, marks=pytest.mark.slow),

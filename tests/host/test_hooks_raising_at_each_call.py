@@ -22,7 +22,7 @@ CASES = [(h, e, n) for h in ("cb", "raw") for e in ("value", "kbi", "exit", "mem
          for n in (1, 3) if not (n == 1 and e in ("mem", "os"))] + \
     [(h, e, n) for h in ("on_change", "log") for e in ("value", "kbi", "mem") for n in (1, 2)]
 # (a callback raising OSError or MemoryError at every message is not here: still open,
-# README changelog 0.2.24)
+# CHANGELOG.md, 0.2.24)
 
 
 @pytest.mark.parametrize(("hook", "exc", "n"), CASES,

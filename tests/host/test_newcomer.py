@@ -37,15 +37,16 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 def _readme_tools() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text() + (ROOT / "CHANGELOG.md").read_text()
     return sorted(set(re.findall(r"python3 (tools/[\w/]+(?:\.py)?)", text)))
 
 
 @needs_system_py
 @pytest.mark.parametrize("tool", _readme_tools())
 def test_readme_tool_starts_with_the_system_python(tool: str) -> None:
-    # every `python3 tools/...` the README shows starts with a Python outside .venv (a tool
-    # whose imports need the venv runs itself again under it): its help, no traceback
+    # every `python3 tools/...` the README or the changelog shows starts with a Python
+    # outside .venv (a tool whose imports need the venv runs itself again under it): its
+    # help, no traceback
     r = _run(tool, "--help")
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode in (0, 2), r.stdout + r.stderr  # 2: a usage message
