@@ -23,5 +23,12 @@ def test_callback_raising_at_every_message_keeps_the_backoff_at_min_ms(
     r = run_device("dev_cb_raise_flow.py", cfg, heap="256k", timeout=150, check=False)
     got = {line.split()[0]: line.split()[1:] for line in r.out.splitlines() if line.strip()}
     assert got["GOT"][1] == "8", r.out  # every message handed to the callback
-    # one outage per message, each followed by the shortest wait (min_ms, no jitter)
-    assert got["DELAYS"] == ["200"] * 8, r.out
+    # an outage per message handed over, each followed by the shortest wait (min_ms, no
+    # jitter). A QoS 1 message may be handed over again: the node closes with the
+    # broker's next messages unread, so the close is a reset, and a broker that meets the
+    # reset before it reads the answer sent just before it drops that answer (mosquitto
+    # under load), then sends the message again at the next connect
+    assert set(got["DELAYS"]) == {"200"}, r.out
+    assert 8 <= len(got["DELAYS"]) <= int(got["GOT"][0]), r.out
+    if qos == 2:  # its PUBREC lost the same way, the resend is answered, not handed over
+        assert got["GOT"][0] == "8", r.out
