@@ -78,6 +78,7 @@ _T = (
     "Va filter or QoS the client refuses, left out\n"
     "Vwatermark beyond the queue\n"
     "Vnot a segment\n"
+    "Vmqttsession: store: %s - kept, read again later\n"
 )
 
 

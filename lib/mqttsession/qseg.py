@@ -4,6 +4,7 @@
 # or than stored._TAIL needs them, so they load on first use (a node whose queue fits in
 # RAM never loads them).
 from micropython import const
+from time import ticks_diff, ticks_ms
 
 from .store import _join, _read, _rm
 from .stored import _parse, _slack, name, tp
@@ -12,15 +13,35 @@ _FORMAT = const(2)  # as store._FORMAT
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
+_EIO = const(5)
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
+_bad = None  # the last file of the backlog the flash could not read (_eio), and when
+_at = 0
+
+
+def _eio(s, p, e):
+    # True when e is the flash's read error (the driver's EIO, not damage) on file p of
+    # session s: the file is kept, and the drain waits for it (nothing behind it passed
+    # over: the watermark stays below it), reading it again a second later at the
+    # soonest; reported once. Any other error is damage (False)
+    global _bad, _at
+    if not isinstance(e, OSError) or e.errno != _EIO:
+        return False
+    if p != _bad:
+        n = p[len(s._p) + 1 :]
+        s._st._report(s._p, n, e, 54)  # mqttsession: store: %s - kept, read again later
+    _bad = p
+    _at = ticks_ms()
+    return True
 
 
 def read(s, i):
     # reads the next record of segment i (kept in _cb while pulling from it) into
     # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
-    # (reported, the rest of it skipped)
+    # (reported, the rest of it skipped); None when the flash cannot read it now (_eio)
     if s._cb is None or s._ci != s._sg[i]:
         n = name(s, i)
+        p = _join(s._p, "q", n)
         # into one buffer, kept while the backlog drains (_cz): a new one per segment
         # left the heap of a node draining thousands in pieces too small for the next
         # (after a link loss, MemoryError at every reconnect)
@@ -29,10 +50,12 @@ def read(s, i):
             s._cb = s._cz = None  # (the old one's room free for the new)
             s._cz = bytearray(z)
         try:
-            b = _read(_join(s._p, "q", n), None, _FORMAT, s._cz)
+            b = _read(p, None, _FORMAT, s._cz)
             if b[:4] != b"MQg\x02":
                 raise ValueError("not a segment")
         except (OSError, ValueError) as e:
+            if _eio(s, p, e):
+                return None
             s._st._report(s._p, "q/" + n, e)
             return False
         if len(b) != (s._sc[i] & 0xFFFFFF) + 4 and s._ci != s._sg[i]:
@@ -58,18 +81,25 @@ def read(s, i):
 
 
 def nxt(s):
-    # the next pending message in flash (at or after _cur) into _r; False if none
+    # the next pending message in flash (at or after _cur) into _r; False if none, or
+    # none now: the flash could not read the next file (_eio) less than a second ago
+    if _bad is not None and ticks_diff(ticks_ms(), _at) < 1000:
+        return False
     while s.more > 0:
         c = s._cur
         for i in range(len(s._sg)):
             if s._sl[i] < c:
                 continue
-            while read(s, i):
+            r = read(s, i)
+            while r:
                 q = s._r[0]
                 if q >= c:
                     s._cur = q + 1
                     if q not in s._done:
                         return True
+                r = read(s, i)
+            if r is None:
+                return False  # read again later, from here
             s._cb = None
             s._cur = c = s._sl[i] + 1
         j = -1
@@ -80,9 +110,12 @@ def nxt(s):
         if j < 0:
             s.more = 0  # counted but not found: lost to damage, reported
             return False
+        p = tp(s, j)
         try:
-            r = _parse(_read(tp(s, j), b"t", _FORMAT), 0)
+            r = _parse(_read(p, b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
+            if _eio(s, p, e):
+                return False
             s._cur = s._tail[j] + 1  # damage: passed over (reported)
             s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             s.more -= 1
@@ -111,6 +144,8 @@ def seal(s):
         try:
             b = _read(tp(s, j), b"t", _FORMAT)
         except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno == _EIO:
+                raise  # unreadable now: the tail stays as it is (no seal)
             s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             continue
         recs.append((s._tail[j], b))

@@ -187,10 +187,12 @@ class SessionStore:
                     if e.errno != _EEXIST or not os.stat(q)[0] & _DIR:
                         raise
 
-    def _report(self, path, name, e):
+    def _report(self, path, name, e, k=40):
+        # k: the text printed, err(40) "mqttsession: store: %s - starting without it", or
+        # err(54) "... - kept, read again later" (qseg._eio)
         msg = "%s/%s: %s" % (path, name, e)
         self.errors.append(msg)
-        print(err(40, msg))  # mqttsession: store: %s - starting without it
+        print(err(k, msg))
 
     def get(self, host, client_id=None, capacity=16):
         # load.py finds and reads the session (with dirs.py and resume.py): run once per

@@ -2,9 +2,12 @@
 # (QoS 1 and 2: four segments and a tail), then a boot during which every read of the
 # oldest segment's data block raises OSError(EIO) (the driver's error; the mount and the
 # directories read fine), the node connected and draining, then a power cut, and a boot
-# with the flash sound that drains the rest. devcfg: HOST, PORT, IMAGE, PREFIX.
-# Prints "GOT <distinct payloads the subscriber got>", "DUPS <QoS 2 ones it got twice>",
-# "REPORTED <store reports during the failing boot>".
+# with the flash sound that drains the rest. devcfg: HOST, PORT, IMAGE, PREFIX, and LIVE=1:
+# the flash recovers during the failing boot instead (no power cut, no second boot);
+# FULL=1: the failing boot is offline and publishes into a full store (drop_oldest).
+# Prints "GOT <distinct payloads the subscriber got> of <messages accepted>", "DUPS <QoS 2 ones it got twice>",
+# "REPORTED <store reports during the failing boot>", "STALLED <messages still pending
+# when the failing part ended>", "FULL <errno> <dropped>" when a publish found no room.
 import os
 
 import devlib as d
@@ -77,30 +80,46 @@ o.subscribe(topic, 2)
 
 bd = mount()
 bd.bad = data
-st = SessionStore("/flash/.mqtt", ram=16)
-c = node(st)
 errs = []
-try:
-    c.connect(clean_session=False)
-except OSError as e:
-    errs.append(e)
-d.pump_noting(c, lambda: not c.pending(), 5000, errs)
-d.pump(o, lambda: False, 300)
+M = N  # messages accepted
+if d.cfg("FULL"):
+    # offline, and the store made full: full="drop_oldest" cannot give up what it cannot
+    # read, so the publish that finds no room raises ENOSPC and nothing is given up
+    st = SessionStore("/flash/.mqtt", ram=16, max_bytes=24000)
+    c = MQTTClient("drain-eio", d.cfg("HOST"), d.cfg("PORT"), store=st, window=8,
+                   queue=1000, full="drop_oldest")
+    for i in range(N, N + 300):
+        try:
+            c.publish(topic, b"m%d" % i, qos=1)
+        except OSError as e:
+            print("FULL", e.errno, c.dropped)
+            break
+        M += 1
+else:
+    st = SessionStore("/flash/.mqtt", ram=16)
+    c = node(st)
+    try:
+        c.connect(clean_session=False)
+    except OSError as e:
+        errs.append(e)
+    d.pump_noting(c, lambda: not c.pending(), 5000, errs)
+    d.pump(o, lambda: False, 300)
 print("REPORTED", len(st.errors))
-if c.sock:
-    c.sock.close()  # a power cut: no DISCONNECT
+print("STALLED", c.pending())
 bd.bad = ()
-umount(bd)
-
-bd = mount()
-c = node(SessionStore("/flash/.mqtt", ram=16))
-c.connect(clean_session=False)
+if not d.cfg("LIVE"):
+    if c.sock is not None:
+        c.sock.close()  # a power cut: no DISCONNECT
+    umount(bd)
+    bd = mount()
+    c = node(SessionStore("/flash/.mqtt", ram=16))
+    c.connect(clean_session=False)
 d.pump_noting(c, lambda: not c.pending(), 30000, errs)
-d.pump(o, lambda: len(set(got)) >= N, 30000)
+d.pump(o, lambda: len(set(got)) >= M, 30000)
 d.pump(o, lambda: False, 500)  # a second delivery would come meanwhile
 s = set(got)
-print("GOT", len(s))
-print("DUPS", len([m for m in s if got.count(m) > 1 and int(m[1:]) % 2]))
+print("GOT", len(s), "of", M)
+print("DUPS", len([m for m in s if got.count(m) > 1 and int(m[1:]) < N and int(m[1:]) % 2]))
 c.disconnect()
 o.disconnect()
 umount(bd)
