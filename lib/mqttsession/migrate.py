@@ -23,6 +23,7 @@ _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
 _IDENT = const(4)
 _ENOSPC = const(28)
+_EIO = const(5)
 
 
 def delete(st, host, client_id):
@@ -215,6 +216,8 @@ def _msg(st, p, n):
             raise ValueError("truncated")
         return fl & 7, pid, ep, bytes(b[7 : 7 + nt]), bytes(b[7 + nt :])
     except (OSError, ValueError, IndexError) as e:
+        if isinstance(e, OSError) and e.errno == _EIO:
+            raise  # the flash cannot read it now: no damage (the next get() starts over)
         st._report(p, n, e)
         return None
 

@@ -55,12 +55,20 @@ def group(s, w, m, keep, old):
     for i in m:
         s._cb = None  # (two segments may share a first seq: read's cache is by it)
         k = 0
-        while read(s, i):
+        r = read(s, i)
+        while r:
             k += 1
             q = s._r[0]
             o = own.get(q)
             if q >= w and (o is None or l[i] - g[i] < l[o[0]] - g[o[0]]):
                 own[q] = (i, s._r[6])
+            r = read(s, i)
+        if r is None:
+            # the flash cannot read it now (qseg._eio, reported): the group stays as it
+            # was (its records are not all known), for the next load to mend
+            for i in m:
+                keep.append((g[i], l[i], c[i]))
+            return
         if s._cb is not None and k == c[i] >> 24 and len(s._cb) == (c[i] & 0xFFFFFF) + 4:
             whole.append(name(s, i))
     q = sorted(own)
@@ -89,15 +97,19 @@ def group(s, w, m, keep, old):
             try:
                 with open(t, "wb") as f:
                     f.write(b"MQg\x02")
-                    while read(s, o):
+                    e = read(s, o)
+                    while e:
                         r = s._r[0]
                         if q[a] <= r <= q[b - 1] and own[r][0] == o:
                             f.write(memoryview(s._cb)[s._co - s._r[6] : s._co])
+                        e = read(s, o)
+                    if e is None:
+                        raise OSError(5)  # EIO: unreadable now (qseg._eio)
                 s._cb = None
                 os.rename(t, p)
             except OSError as e:
-                # flash full: the group stays as it was (this load may pass over some
-                # of it; the next one tries again)
+                # flash full, or unreadable now: the group stays as it was (this load
+                # may pass over some of it; the next one tries again)
                 s._st._report(s._p, "q/" + n, e)
                 _rm(t)
                 for i in m:

@@ -15,23 +15,21 @@ _TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
 _EIO = const(5)
 # a segment file starts with b"MQg" and the store's format (2, as store._FORMAT)
-_bad = None  # the last file of the backlog the flash could not read (_eio), and when
-_at = 0
 
 
 def _eio(s, p, e):
     # True when e is the flash's read error (the driver's EIO, not damage) on file p of
     # session s: the file is kept, and the drain waits for it (nothing behind it passed
     # over: the watermark stays below it), reading it again a second later at the
-    # soonest; reported once. Any other error is damage (False)
-    global _bad, _at
+    # soonest; reported once. The file and when: s._eb, s._et. Any other error is
+    # damage (False)
     if not isinstance(e, OSError) or e.errno != _EIO:
         return False
-    if p != _bad:
+    if p != s._eb:
         n = p[len(s._p) + 1 :]
         s._st._report(s._p, n, e, 54)  # mqttsession: store: %s - kept, read again later
-    _bad = p
-    _at = ticks_ms()
+    s._eb = p
+    s._et = ticks_ms()
     return True
 
 
@@ -83,7 +81,7 @@ def read(s, i):
 def nxt(s):
     # the next pending message in flash (at or after _cur) into _r; False if none, or
     # none now: the flash could not read the next file (_eio) less than a second ago
-    if _bad is not None and ticks_diff(ticks_ms(), _at) < 1000:
+    if s._eb is not None and ticks_diff(ticks_ms(), s._et) < 1000:
         return False
     while s.more > 0:
         c = s._cur

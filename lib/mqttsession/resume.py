@@ -15,6 +15,7 @@ _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _DIR = const(0x4000)  # as store._DIR
 _ENOENT = const(2)
+_EIO = const(5)
 _SUBS = const(2)  # as stored._SUBS
 
 
@@ -262,10 +263,18 @@ def scan(s, w):
             r = _parse(_read(q, b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
             try:
+                if isinstance(e, OSError) and e.errno == _EIO:
+                    raise e
                 m = os.stat(q)
             except OSError as x:
+                if x.errno == _EIO:
+                    # the flash cannot read it now (the driver's error): not damage, and
+                    # its seq unknown, so no slot of the tail could be trusted to be free.
+                    # The load raises it, as any other read of the session the flash
+                    # fails; the next one reads it
+                    raise
                 if x.errno != _ENOENT:
-                    # the filesystem cannot read it (EIO, a corrupt directory): damage,
+                    # the filesystem cannot read it (a corrupt directory): damage,
                     # reported, not taken for an absent file; left to the next write
                     st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
                 else:

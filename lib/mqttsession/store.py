@@ -22,6 +22,7 @@ _ENOENT = const(2)
 _ENOSPC = const(28)
 _ENOTDIR = const(20)
 _EEXIST = const(17)
+_EIO = const(5)
 _DIR = const(0x4000)  # os.stat mode bit of a directory
 _MAXF = const(65600)  # no store file is larger: anything bigger is damage, never read
 
@@ -147,13 +148,17 @@ class SessionStore:
         # as the current format, a newer one propagates NewerFormat, and a damaged file is
         # removed once reported (absent means what damaged does: reported once, not at
         # every boot); as format 1 (a file only 0.1.0 wrote, or that no format changes) it
-        # is damage like any other, left for migrate.py or the next write
+        # is damage like any other, left for migrate.py or the next write. The flash's
+        # read error (the driver's EIO) is no damage: it propagates, the file kept
         try:
             return _read(_join(p, name), t, v)
         except (OSError, ValueError) as e:
             if v == _FORMAT and isinstance(e, NewerFormat):
                 raise
-            if getattr(e, "errno", 0) not in (_ENOENT, _ENOTDIR):
+            x = getattr(e, "errno", 0)
+            if x == _EIO:
+                raise
+            if x not in (_ENOENT, _ENOTDIR):
                 self._report(p, name, e)
                 if v == _FORMAT:
                     _rm(_join(p, name))

@@ -130,6 +130,7 @@ class StoredSession(Session):
     # the buffer segments of the backlog are read into (qseg.read), kept while one is
     # left to read; in the class until then (no instance attribute)
     _cz = None
+    _eb = None  # a file of the backlog the flash could not read, and when (qseg._eio)
 
     def __init__(self, store, path, client_id, host, capacity):
         # its attributes: load.init (made only while load.py is loaded, by SessionStore.get;

@@ -6,9 +6,11 @@
 #   which reads every block);
 # flip: a byte at seeded positions of each such block inverted (a mount littlefs
 #   refuses is the board's boot code's, not the store's: skipped); SEED, FLIPS: the
-#   seed and the positions per block (44 and 3).
+#   seed and the positions per block (44 and 3);
+# SUBS: that many subscriptions stored too (a subs file with a data block of its own).
 # Every boot either raises the flash's own error (EIO, not another errno) or comes up;
-# one that comes up holds every message or reports damage: nothing is lost silently.
+# one that comes up holds every message or reports damage: nothing is lost silently. A
+# read error (eio) is no damage: after it nothing is lost at all.
 # Prints "FAIL <block> ..." for each one that does not, then PASS when none.
 import os
 import random
@@ -25,6 +27,7 @@ IMG = d.cfg("IMAGE")
 WORK = IMG + ".w"
 N = 70
 MORE = 40
+subs = []  # boot's
 
 
 def copy(a, b, block=-1, at=()):
@@ -41,7 +44,8 @@ def copy(a, b, block=-1, at=()):
 
 
 def boot(path, bad=(), more=0):
-    # (client or None, store errors, exception or None, blocks read); unmounted after
+    # (pending or None, store errors, exception or None, blocks read); unmounted after.
+    # SUBS: the subscriptions loaded are in subs
     bd = d.nosync(Dev(path, 4096, 64, 32))
     try:
         vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
@@ -58,6 +62,7 @@ def boot(path, bad=(), more=0):
         x = e
     bd.bad = ()
     n = c.pending() if c else -1
+    subs[:] = sorted(c._s.subs.items()) if c else []
     if c and more:
         for i in range(more):
             c.publish("b/t", b"n%d" % i, qos=1)
@@ -77,12 +82,18 @@ vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
 c = MQTTClient("blk", "127.0.0.1", 1, store=SessionStore("/flash/.mqtt"), window=8, queue=200)
 for i in range(N):
     c.publish("b/t", b"m%d" % i, qos=1 + i % 2)
+SUBS = sorted((b"sensors/site-%02d/+/readings/#" % i, i % 3) for i in range(d.cfg("SUBS", 0)))
+if SUBS:
+    # stored as a connected node's subscriptions are (no broker here): a file larger than
+    # littlefs keeps inline, so it has a data block of its own
+    c._s.subs.update(SUBS)
+    c._s._save(2)  # session.py's _SUBS
 vfs.umount("/flash")
 bd.close()
 
 copy(IMG, WORK)
 n, errs, x, seen = boot(WORK)
-d.check(n == N and not errs and x is None, "the image boots whole")
+d.check(n == N and not errs and x is None and subs == SUBS, "the image boots whole")
 random.seed(d.cfg("SEED", 44))
 bad = 0
 for b in sorted(seen):
@@ -94,13 +105,17 @@ for b in sorted(seen):
         if n is None and x is not None and not eio:
             continue  # littlefs refused the mount
         n2, errs2, x2, _ = boot(WORK)
-        what = "%d %s %s: boot %r %r %d reported, then %r %d" % (b, TEST, at, n, x, len(errs),
-                                                                  n2, len(errs2))
+        what = "%d %s %s: boot %r %r %d reported, then %r %d, %d subscriptions" % (
+            b, TEST, at, n, x, len(errs), n2, len(errs2), len(subs))
         if x is not None and x.errno != 5:
             print("FAIL", what, "(not the flash's error)")
             bad += 1
-        elif x is None and n2 != N + MORE and not errs:
-            print("FAIL", what, "(lost, not reported)")
+        elif x is None and (n2 != N + MORE or subs != SUBS) and (eio or not errs):
+            # a read error is no damage: once the flash reads again nothing is missing
+            print("FAIL", what, "(lost)" if eio else "(lost, not reported)")
+            bad += 1
+        elif eio and subs != SUBS:
+            print("FAIL", what, "(subscriptions lost)")
             bad += 1
         else:
             print("ok", what)

@@ -368,6 +368,32 @@ def upgrade_full():
     upgrade_state()
 
 
+def upgrade_eio():
+    # the flash cannot read one of format 1's message files for a while (the driver's
+    # EIO): get() raises it, taking no message for damage, and once the flash reads it
+    # the migration is whole
+    from mqttsession import migrate
+
+    read = migrate._read
+    bad = []
+
+    def failing(p, *a):
+        n = p[p.rfind("/") + 1 :]
+        if n[0] == "m" and len(n) == 9 and (not bad or bad[0] == p):
+            bad[:] = [p]
+            raise OSError(5)  # the driver's EIO, on the first message file read
+        return read(p, *a)
+
+    migrate._read = failing
+    try:
+        e = d.raises(OSError, SessionStore(ROOT + "/.mqtt").get, "broker.local", "node-a")
+    finally:
+        migrate._read = read
+    print("EIO", repr(e), bad)
+    d.check(e.errno == 5 and bad, "the flash's EIO raised")
+    upgrade_state()
+
+
 def upgrade_resume():
     # the upgraded node-a resumes at a broker that never saw it: everything not yet
     # acknowledged by the old broker is published (the release counts as delivered)

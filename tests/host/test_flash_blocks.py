@@ -22,12 +22,15 @@ from harness import run_device
 
 # flip, seed 8: among others, the segments' directory back at an older commit (the
 # newest segment gone, part of its messages still in the tail)
-@pytest.mark.parametrize("kind,seed,flips", [
-    pytest.param("eio", 0, 0, id="eio"), pytest.param("flip", 44, 3, id="flip"),
-    pytest.param("flip", 8, 8, id="flip-seed8")])
+# eio-subs: a session with subscriptions too, their file larger than littlefs keeps
+# inline (a data block of its own)
+@pytest.mark.parametrize("kind,seed,flips,subs", [
+    pytest.param("eio", 0, 0, 0, id="eio"), pytest.param("eio", 0, 0, 12, id="eio-subs"),
+    pytest.param("flip", 44, 3, 0, id="flip"), pytest.param("flip", 8, 8, 0, id="flip-seed8")])
 def test_block_damage_is_raised_or_reported(tmp_path: Path, kind: str, seed: int,
-                                            flips: int) -> None:
-    c = {"TEST": kind, "IMAGE": str(tmp_path / "flash.img"), "SEED": seed, "FLIPS": flips}
+                                            flips: int, subs: int) -> None:
+    c = {"TEST": kind, "IMAGE": str(tmp_path / "flash.img"), "SEED": seed, "FLIPS": flips,
+         "SUBS": subs}
     r = run_device("dev_flash_blocks.py", c, heap="256k", timeout=300, check=False)
     fails = [line for line in r.out.splitlines() if line.startswith("FAIL")]
     assert not fails and "PASS" in r.out, r.out

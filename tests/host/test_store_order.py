@@ -97,3 +97,15 @@ def test_overlap_rewrite_over_a_damaged_segment_of_the_same_name_loses_nothing(
                    heap="256k", timeout=120, check=False)
     assert "0.2.23 SEGMENTS" in r.out, r.out
     assert r.passed, r.out
+
+
+def test_overlap_rewrite_with_a_segment_the_flash_cannot_read_loses_nothing(
+        tmp_path: Path) -> None:
+    # the flash's EIO on one of 0.2.23's overlapping segments at the load that rewrites
+    # them: the group stays as it was (reported), and the next load mends it
+    # (tests/device/dev_store_overlap_upgrade.py, MODE "eio")
+    r = run_device("dev_store_overlap_upgrade.py", {"IMAGE": str(tmp_path / "flash.img"),
+                                                    "BLOCKS": 64, "RAM": 8, "MODE": "eio"},
+                   heap="256k", timeout=120, check=False)
+    assert "0.2.23 SEGMENTS" in r.out and "[Errno 5] EIO - kept, read again later" in r.out, r.out
+    assert r.passed, r.out

@@ -55,6 +55,16 @@ def test_v1_migration_without_room_raises_enospc_and_keeps_format_1(
     assert "ROUND 2 ERRORS 0" in r.out
 
 
+def test_v1_migration_with_a_message_the_flash_cannot_read_raises_and_loses_nothing(
+        broker: Broker, v1_image: Path) -> None:
+    # the flash's EIO on a format 1 message file: get() raises it (not taken for damage:
+    # that message would be left behind), and the next get() migrates everything
+    r = run_device("dev_store_more.py", cfg(broker, v1_image, "upgrade_eio", BLOCKS=64),
+                   heap=HEAP)
+    assert len(r.values("EIO")) == 1, r.out
+    assert "ROUND 2 ERRORS 0" in r.out
+
+
 def test_v1_fixture_resumes_at_a_broker(broker: Broker, v1_image: Path) -> None:
     with Observer(broker.host, broker.port, "up/#", qos=2) as obs:
         run_device("dev_store_more.py", cfg(broker, v1_image, "upgrade_resume", 5, BLOCKS=64),
