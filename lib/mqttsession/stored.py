@@ -208,7 +208,10 @@ class StoredSession(Session):
             # in the host's directory: the session's parent (dirs._host_dir named it)
             st = self._st
             hd = p[: p.rfind("/")]
-            b = st._body(hd, "last", b"l", 1)
+            try:
+                b = st._body(hd, "last", b"l", 1)
+            except OSError:
+                b = None  # the flash cannot read it (EIO): written again, as if absent
             if b is None or bytes(b) != cid:
                 _write(_join(hd, "last"), pack(b"l", cid, 1), True)
         if kind & _SUBS:

@@ -394,6 +394,35 @@ def upgrade_eio():
     upgrade_state()
 
 
+def last_eio():
+    # the host's "last" file (which session the host used last) unreadable at a connect
+    # (the flash's EIO): only a pointer, written again; the connect goes on, and the
+    # next load without a client ID finds the session by it
+    from mqttsession import store
+
+    c = node("last-eio")
+    c.connect(clean_session=False)
+    c.disconnect()
+    read = store._read
+    hit = []
+
+    def failing(p, *a):
+        if p.endswith("/last"):
+            hit.append(p)
+            raise OSError(5)  # the driver's EIO
+        return read(p, *a)
+
+    store._read = failing
+    try:
+        c.connect(clean_session=False)
+    finally:
+        store._read = read
+    c.disconnect()
+    s = SessionStore(STORE).get(H)
+    print("LAST", len(hit), s.client_id)
+    d.check(hit and s.client_id == b"last-eio", "the session found by its pointer")
+
+
 def upgrade_resume():
     # the upgraded node-a resumes at a broker that never saw it: everything not yet
     # acknowledged by the old broker is published (the release counts as delivered)
