@@ -8,7 +8,8 @@
 # application catches what reaches it and goes on, and CUT loop turns after the first
 # exception it stops as at a power cut (CUT 0: never). "check": a boot without
 # injection that drains what is left. devcfg.API "aio": the asyncio client (its reader
-# drains; the loop publishes). Prints "A <payload>" for each publish() that returned,
+# drains; the loop publishes). devcfg.FAULT "eio": the segment and tail reads raise the
+# flash's OSError(EIO) instead (the drain waits for the file). Prints "A <payload>" for each publish() that returned,
 # "E <exception>" for each one caught, "LEFT <pending>".
 import asyncio
 import random
@@ -39,10 +40,12 @@ def inject():
     random.seed(d.cfg("SEED"))
     P = d.cfg("PROB")
 
-    def failing(real):
+    def failing(real, eio=False):
         def f(*a):
             if random.random() < P:
                 injected[0] += 1
+                if eio:
+                    raise OSError(5)  # the flash's read error (a driver's EIO)
                 raise MemoryError("injected")
             return real(*a)
 
@@ -56,7 +59,7 @@ def inject():
 
     for m, n in ((qseg, "_read"), (qseg, "_parse"), (stored, "_write"), (stored, "pack"),
                  (stored, "append")):
-        setattr(m, n, failing(getattr(m, n)))
+        setattr(m, n, failing(getattr(m, n), n == "_read" and d.cfg("FAULT") == "eio"))
     qseg.bytearray = failing(bytearray)  # the segment buffer
     stored.bytes = failing(bytes)
     stored.struct = Struct
