@@ -326,8 +326,11 @@ class MQTTClient(Core):
                         else:  # a refused oversized packet: the link stays
                             self._err = e
                             self._report(e)
-                    if self._r1 != self._r0 or self._skip:
-                        self._kick()  # a packet has started: the clock keeps its deadline
+                    s = self._s
+                    if self._r1 != self._r0 or self._skip or s.more and s.nin + s.nq < s.cap:
+                        # a packet has started: the clock keeps its deadline; or the ring
+                        # has room for a backlog it could not read: the clock reads again
+                        self._kick()
                     if aws and not self._hr:  # handler coroutines, in order (aio_held.run)
                         await self._mod("aio_held").run(self)
                 self._ev.set()
@@ -506,7 +509,13 @@ class MQTTClient(Core):
                             if self._r1 != self._r0 or self._skip:  # a packet started
                                 ms = min(ms, self._rest(self._p0))  # whole in time
                             ms = max(1, ms)
-                    except OSError as e:
+                        s = self._s
+                        if s.more and s.nin + s.nq < s.cap:
+                            # the ring has room for a backlog it could not read (the
+                            # flash's read error, qseg._eio): read again within a second
+                            self._pump()
+                            ms = min(ms, 1000)
+                    except (OSError, MemoryError) as e:
                         self._drop(e)
                         ms = _IDLE_MS
                 self._zz = True

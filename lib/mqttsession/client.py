@@ -499,6 +499,8 @@ def _step(c, ms):
     if c._ob is not None:  # output waits: no longer than its deadline (then _flush raises)
         due = time.ticks_diff(time.ticks_ms(), c._ot)
         ms = min(ms, max(1, c._tms - due))
+    if c._s.more and c._s.nin + c._s.nq < c._s.cap:
+        ms = min(ms, 1000)  # a backlog the flash could not read (qseg._eio): read again
     # whole packets buffered (_hold): no wait; a packet that has started must end
     # within timeout of its first byte (_p0)
     if c._hold:
