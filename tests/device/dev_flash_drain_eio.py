@@ -142,6 +142,9 @@ else:
         c.connect(clean_session=False)
     except OSError as e:
         errs.append(e)
+    # the segments before the unreadable one go first (a generous bound), then seconds
+    # of reading it again
+    d.pump_noting(c, lambda: c.pending() <= N - 32 * d.cfg("SEG", 0), 30000, errs)
     d.pump_noting(c, lambda: not c.pending(), 5000, errs)
     d.pump(o, lambda: False, 300)
 print("REPORTED", len(st.errors))
