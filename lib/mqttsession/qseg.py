@@ -142,7 +142,7 @@ def seal(s):
         try:
             b = _read(tp(s, j), b"t", _FORMAT)
         except (OSError, ValueError) as e:
-            if isinstance(e, OSError) and e.errno == _EIO:
+            if _eio(s, tp(s, j), e):
                 raise  # unreadable now: the tail stays as it is (no seal)
             s._st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), e)
             continue

@@ -262,16 +262,16 @@ def scan(s, w):
         try:
             r = _parse(_read(q, b"t", _FORMAT), 0)
         except (OSError, ValueError, IndexError) as e:
+            # the flash cannot read it now (the driver's EIO, at its read or its stat):
+            # not damage, and its seq unknown, so no slot of the tail could be trusted to
+            # be free. The load raises it, as any other read of the session the flash
+            # fails; the next one reads it
+            if isinstance(e, OSError) and e.errno == _EIO:
+                raise
             try:
-                if isinstance(e, OSError) and e.errno == _EIO:
-                    raise e
                 m = os.stat(q)
             except OSError as x:
                 if x.errno == _EIO:
-                    # the flash cannot read it now (the driver's error): not damage, and
-                    # its seq unknown, so no slot of the tail could be trusted to be free.
-                    # The load raises it, as any other read of the session the flash
-                    # fails; the next one reads it
                     raise
                 if x.errno != _ENOENT:
                     # the filesystem cannot read it (a corrupt directory): damage,
