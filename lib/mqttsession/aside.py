@@ -208,7 +208,7 @@ def raised(self):
     # in flash yet) is written now: publish raises the callback's exception, its message
     # accepted all the same (a power cut after that lost it). A failed write drops that
     # message and raises the store's error (as Session.hold)
-    self._cbr = True  # (client._room: the exception is the callback's)
+    self._cbr = True  # (pubpath._room: the exception is the callback's)
     if self.link:
         # the broker delivered: the outage that an OSError or MemoryError from the
         # callback makes is the node's own, and the keeper's backoff starts from min_ms

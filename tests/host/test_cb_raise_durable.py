@@ -1,7 +1,7 @@
 """A message publish() accepted while the blocking callback raised out of its read is
 durable with a store: a power cut right after publish() raised loses nothing. Before
-the fix the slot was left in RAM only (client._pub1 skipped s.hold when _go raised the
-callback's exception) and the next boot had no record of it."""
+the fix the slot was left in RAM only (_pub1, now in pubpath.py, skipped s.hold when _go
+raised the callback's exception) and the next boot had no record of it."""
 
 from __future__ import annotations
 
