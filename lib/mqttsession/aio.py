@@ -4,7 +4,7 @@
 # one is due). An I/O wait is never cancelled (MicroPython 1.29 leaves a stale entry in
 # asyncio's I/O queue then): a step past its deadline is ended by closing the socket,
 # which wakes its waiter. Only the reader opens sockets, so a closed one's number is not
-# reused before asyncio's next poll has seen it closed.
+# reused before asyncio's next poll has seen it closed. The two tasks: aio_tasks.py.
 from micropython import const
 import asyncio
 import sys
@@ -12,13 +12,10 @@ import time
 
 from .packet import MQTTException, err
 from .core import Core, _check, _mods, _put
-from .wire import _recv
+from . import aio_tasks
 
 _ENOTCONN = const(107)
 _ETIMEDOUT = const(110)
-_ENETUNREACH = const(113)
-_CC = const(9)  # in _cn (args.py): a clean start still to make
-_IDLE_MS = const(3600000)  # the clock's sleep when nothing is due
 
 
 class MQTTClient(Core):
@@ -60,7 +57,7 @@ class MQTTClient(Core):
         self._cb3 = retained
         if self._q and not self._qn:  # held for a consumer since connect(): f's
             self._mod("aio_held").hand_over(self)
-            self._qev.set()  # the reader may wait for room (_run)
+            self._qev.set()  # the reader may wait for room (aio_tasks.run)
 
     # --- the application's side ---
     async def connect(self, clean_session=True, wait=False):
@@ -78,9 +75,9 @@ class MQTTClient(Core):
             if self._task is None:  # (else another connect() made meanwhile started one:
                 self._err = None  # this one waits for its attempt, not a second reader)
                 self._want = True
-                self._task = asyncio.create_task(self._run(clean_session))
+                self._task = asyncio.create_task(aio_tasks.run(self, clean_session))
                 if self._clk is None:
-                    self._clk = asyncio.create_task(self._clock())
+                    self._clk = asyncio.create_task(aio_tasks.clock(self))
         while self._task is not None and (self._att == att or wait and self._present is None):
             self._ev.clear()
             await self._ev.wait()
@@ -262,133 +259,12 @@ class MQTTClient(Core):
     def isconnected(self):
         return self._up and self.sock is not None
 
-    # --- the reader ---
-    async def _run(self, clean):
-        lk = self.link
-        aws = self._aws
-        nap = False  # a reconnect: after the keeper's backoff
-        self._cn[_CC] = bool(clean)  # clean until that clean start is made (_connect)
-        try:
-            while self._want:
-                if self.sock is None:
-                    if nap:
-                        if lk is None:
-                            break
-                        self._nap = True
-                        await asyncio.sleep_ms(max(0, lk.due()))
-                        self._nap = False
-                    try:
-                        # Wi-Fi in steps (a board layer without wifi_poll() blocks here);
-                        # what the board raises is a failed attempt, as in the blocking
-                        # client: the keeper backs off and starts the radio again
-                        w = lk is None or lk.wifi_step()
-                        while w is None and self._want:
-                            await asyncio.sleep_ms(50)
-                            w = lk.wifi_step()
-                        if not self._want:
-                            break
-                        if not w:
-                            raise OSError(_ENETUNREACH)
-                        self._present = await self._connect(self._cn[_CC])
-                    except (OSError, MQTTException, MemoryError) as e:
-                        self._present = None
-                        if not self._want:
-                            break  # disconnect() ended the attempt: no failure to keep
-                        self._drop(e)
-                        if lk is None:
-                            break
-                        if self._cn[_CC] is True:  # connect() returns None: the clean
-                            self._mod("ctl").offline_clean(self)  # start is made now
-                    nap = True
-                    self._att += 1
-                    self._ev.set()
-                    continue
-                # messages() full (without a callback QoS 1/2 messages wait for it from
-                # connect() on, 8 at most): until the application takes some
-                q = self._q
-                while len(q) >= (self._qn or 8) and self._want:
-                    self._qev.clear()
-                    await self._qev.wait()
-                    # back from the application: a PINGRESP in the socket is due from now
-                    self._ping = self._ping and (time.ticks_ms() or 1)
-                if not self._hold:  # no whole packet left in the buffer: wait for input
-                    self._rd = True
-                    await self._io(False)
-                    self._rd = False
-                if self.sock is not None:  # the packet that has started to arrive
-                    try:
-                        _recv(self)
-                    except (OSError, MQTTException, MemoryError) as e:
-                        # (MemoryError: what the handling left half done goes with the
-                        # link, and the keeper resumes the session)
-                        if not isinstance(e, MQTTException) or self.sock is None:
-                            self._drop(e)
-                        else:  # a refused oversized packet: the link stays
-                            self._err = e
-                            self._report(e)
-                    s = self._s
-                    if self._r1 != self._r0 or self._skip or s.more and s.nin + s.nq < s.cap:
-                        # a packet has started: the clock keeps its deadline; or the ring
-                        # has room for a backlog it could not read: the clock reads again
-                        self._kick()
-                    if aws and not self._hr:  # handler coroutines, in order (aio_held.run)
-                        await self._mod("aio_held").run(self)
-                self._ev.set()
-        except Exception as e:  # a bug must not end the client silently
-            self._close()
-            self._err = e
-            self._report(e)
-        finally:
-            self._task = None
-            self._nap = False
-            self._ev.set()
-            self._kick()
-            self._qev.set()
-
     async def _io(self, out):
         # until the socket is readable (out: writable) or closed: asyncio wakes a waiter
         # on a closed socket. With TLS the socket's poll asks what the handshake needs.
         q = asyncio.core._io_queue
         if self.sock is not None:
             yield q.queue_write(self.sock) if out else q.queue_read(self.sock)
-
-    async def _connect(self, clean):
-        s = self._s
-        # steps that never block (DNS aside): TCP, TLS, CONNECT, CONNACK, under one
-        # deadline that the clock keeps by closing the socket
-        self._conn_start(clean, None)
-        self._kick()
-        present = self._conn_step()
-        while present is None:
-            await self._io(self._cs < 3)
-            if self.sock is None:
-                raise OSError(_ETIMEDOUT)
-            present = self._conn_step()
-        if present and clean:
-            present = 0
-        if present and self.store and s.fresh and self.version == 5:
-            self._close()  # [MQTT-3.2.2-4]
-            return await self._connect(2)  # (a clean start keeping the queue: ctl.resume)
-        present = self._mod("ctl").resume(self, present, clean)
-        self._cn[_CC] = False  # a clean start is made: the keeper resumes it
-        m = _mods.get("aio_held")
-        if m and not present:
-            m.closed(self, True)  # a new session: no answer is owed to the old one's IDs
-        if self._todo or not present and s.subs:  # changed offline, or the session lost
-            from . import aio_rare
-
-            aio_rare.resub(self, present, clean)
-        self._pump()
-        self._up = True
-        self._kick()  # keepalive from now on
-        if self.link:
-            self.link.connected()
-        self.up.set()
-        if self.on_connect:
-            asyncio.create_task(self._mod("aio_rare").hook(self))
-        if isinstance(self._cn[6], BaseException):
-            raise self._cn[6]  # the log hook's KeyboardInterrupt (ctl.resume), connected
-        return present
 
     def _copy(self):
         return None  # (core._on_publish's: this client copies in _deliver, _copy3)
@@ -479,54 +355,6 @@ class MQTTClient(Core):
         if self._zz:
             self._zz = False
             self._clk.cancel()
-
-    async def _clock(self):
-        # does what is due (keepalive, the deadlines of a connect, of a packet that has
-        # started, of output waiting) and sleeps until something else is due
-        try:
-            while self._task is not None:
-                ms = _IDLE_MS
-                if self._cs and self.sock:  # a connect under way
-                    ms = max(0, time.ticks_diff(self._cn[5], time.ticks_ms()))  # [5]: the deadline
-                    if not ms:
-                        self._close()  # wakes the reader; the step raises OSError(110)
-                        ms = _IDLE_MS
-                elif self.isconnected():
-                    try:
-                        if self._ob is not None:
-                            ms = self._rest(self._ot)  # output drains
-                        if not self._rd:  # the reader is with the application: input
-                            # waits, yet the broker needs a packet within keepalive; the
-                            # PINGRESPs are read once the reader is back (no deadline here)
-                            ms = min(ms, 250)
-                            t = time.ticks_diff(time.ticks_ms(), self._ltx)
-                            if self.ka and t >= self.ka * 750:
-                                self._ping = 0
-                                self._keepalive(True)
-                        else:
-                            if self.ka:  # PINGREQ when due; OSError: PINGRESP overdue
-                                ms = min(ms, self._keepalive(False))
-                            if self._r1 != self._r0 or self._skip:  # a packet started
-                                ms = min(ms, self._rest(self._p0))  # whole in time
-                            ms = max(1, ms)
-                        s = self._s
-                        if s.more and s.nin + s.nq < s.cap:
-                            # the ring has room for a backlog it could not read (the
-                            # flash's read error, qseg._eio): read again within a second
-                            self._pump()
-                            ms = min(ms, 1000)
-                    except (OSError, MemoryError) as e:
-                        self._drop(e)
-                        ms = _IDLE_MS
-                self._zz = True
-                try:
-                    await asyncio.sleep_ms(ms)
-                except asyncio.CancelledError:
-                    if self._zz:
-                        raise  # cancelled by someone else: end
-                self._zz = False
-        finally:
-            self._zz = self._clk = None
 
     def _rest(self, t0):
         # ms left of a step started at t0; OSError(110) once past its deadline

@@ -347,7 +347,7 @@ def resume(self, present, clean):
     except BaseException as x:
         # the log hook's KeyboardInterrupt or SystemExit (an Exception stops in _hook): it
         # comes out of the call once the connect is made, as the callback's (client._steps,
-        # aio._connect); raised here it left the reconnect half made
+        # aio_tasks.connect); raised here it left the reconnect half made
         c[6] = x  # (Session Present: taken already)
     if present:
         # resent with their IDs within the broker's Receive Maximum; those beyond it wait,

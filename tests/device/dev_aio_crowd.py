@@ -165,14 +165,19 @@ async def connect_twice():
                    keepalive=5, timeout=3)
     await c.connect()
     readers = []
-    run = c._run
+    from mqttsession import aio_tasks
+
+    run = aio_tasks.run
 
     def counted(*a):
         readers.append(1)
         return run(*a)
 
-    c._run = counted
-    r = await asyncio.wait_for(asyncio.gather(c.connect(), c.connect()), 20)
+    aio_tasks.run = counted
+    try:
+        r = await asyncio.wait_for(asyncio.gather(c.connect(), c.connect()), 20)
+    finally:
+        aio_tasks.run = run
     print("CONNECTS", r, len(readers))
     d.check(len(readers) == 1, "one reader started")
     await asyncio.wait_for(c.publish(d.topic("out"), b"x", qos=1), 20)
