@@ -126,7 +126,12 @@ def test_smallest_heap_search_brackets_the_node(mem_run: b_mem.Setup, tmp_path: 
         kb = b_mem.smallest_heap(mem_run, broker, "mpy", 32)
         assert kb is not None
         ok, out_ok = b_mem.run_node(mem_run, broker, "mpy", False, kb, 5)
-        bad, out_bad = b_mem.run_node(mem_run, broker, "mpy", False, max(8, kb - 32), 5)
+        # the failing side well below it: within a KB of the node's smallest heap a
+        # MemoryError may strike while a message is received, which the client makes a
+        # link failure (ENOBUFS, wire._recv) that the keeper rides through; a QoS 0
+        # message goes with it, and the node waits for it until the run's timeout kills
+        # it, with no MemoryError printed (seen once in this test at 71 KB, 72 found)
+        bad, out_bad = b_mem.run_node(mem_run, broker, "mpy", False, max(8, kb // 2), 5)
     finally:
         broker.close()
     assert ok == 0 and "NODE OK" in out_ok
