@@ -11,8 +11,9 @@ VENV := .venv
 VBIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 PYTEST_ARGS ?=
-# make test's pytest workers (tests/host/conftest.py groups the files that share state)
-TEST_JOBS ?= 2
+# make test's pytest workers (tests/host/conftest.py groups the files that share state):
+# three on a 2-core machine, as most of a test waits on a device or a broker
+TEST_JOBS ?= 3
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 # make run: a script of your own on the unix port, with the library as .mpy (as on a board)

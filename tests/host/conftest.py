@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     harness.board_port = config.getoption("--board")
 
 
-# make test runs two pytest workers (xdist, --dist loadgroup): each test file runs whole in
+# make test runs three pytest workers (xdist, --dist loadgroup): each test file runs whole in
 # one worker (its module fixtures, such as a RabbitMQ node, start once), and the files that
 # write the same build directories (build/mpy through tools/deploy.py, `make run` and the
 # board runner; build/demo, build/romfs, build/bench) run one after another in one worker.
