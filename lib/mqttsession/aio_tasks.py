@@ -51,8 +51,8 @@ async def run(c, clean):
                     c._drop(e)
                     if lk is None:
                         break
-                    if c._cn[_CC] is True:  # connect() returns None: the clean
-                        c._mod("ctl").offline_clean(c)  # start is made now
+                    if c._cn[_CC] is True:  # MQTTClient.connect() returns None: the
+                        c._mod("ctl").offline_clean(c)  # clean start is made now
                 nap = True
                 c._att += 1
                 c._ev.set()
