@@ -29,7 +29,8 @@ _INCB = const(18)  # in _cn: the callback is running (_deliver)
 
 
 class MQTTClient(Core):
-    _cbr = False  # the callback raised (aside.raised): what pubpath._room's wait raised is its own
+    # the callback raised (aside.raised): what pubpath._room's wait raised is its own
+    _cbr = False
 
     def __init__(self, *args, budget_ms=..., **kw):
         # the client's own attributes first: Core sets the rest before the session loads
