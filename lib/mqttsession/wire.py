@@ -363,7 +363,14 @@ class Wire:
             c[_INCB] = True
             try:
                 if k:
-                    self._mod("aside").struck(self)  # (on_aside, its record: may raise)
+                    try:
+                        k = self._mod("aside")
+                    except MemoryError:
+                        # no heap for its code: no strike. (Raised, it came out of a call
+                        # in the link failure's place, after publish() took its message)
+                        k = None
+                    if k:
+                        k.struck(self)  # (on_aside, its record: may raise)
             finally:
                 try:
                     if self.link and s:
