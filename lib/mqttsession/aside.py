@@ -87,6 +87,10 @@ def struck(self):
                 try:
                     aside(self, k, "in flight at %d closes in a row%s" % (
                         self.strikes, "; the broker may not support QoS 2" if f & 3 == 2 else ""))
+                except MemoryError:
+                    # no heap for its record (it stays in the queue) or on_aside's own:
+                    # the link's failure goes on (raised, it took that failure's place)
+                    pass
                 except BaseException:
                     # the blocking client's on_aside (the asyncio client's goes to
                     # on_error): it comes out of the call in place of the link's OSError

@@ -162,8 +162,8 @@ def _room(c, qos, retain):
     c._cbr = False
     try:
         r = _go(c, -1)
-    except (OSError, MQTTException, MemoryError):
-        raise  # (MemoryError: the client's own; the callback's is ENOBUFS, wire._recv)
+    except (OSError, MQTTException):
+        raise
     except Exception:
         c._t = t
         c._m = m

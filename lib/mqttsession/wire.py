@@ -174,16 +174,18 @@ def _recv(w):
         # back never came again, nor did a PUBLISH the pump marked sent and never wrote:
         # the window stayed short of them for good. A link failure (OSError ENOBUFS),
         # the node's own: no strike against a message (aside.struck)
-        w._cn[_WHY] = OSError(_ENOBUFS)
-        w._close()
-        raise w._cn[_WHY]
+        raise w._noheap()
     except MQTTException:
         if w._cn[_LARGE]:
             w._cn[_LARGE] = False
             raise  # a refused oversized packet (the connection stays up), a refused CONNECT
         # the broker broke the protocol: the connection ends (aside.broke: with a keeper
-        # and after the connect, as a link failure)
-        w._mod("aside").broke(w)
+        # and after the connect, as a link failure); with no heap for aside.py's code,
+        # as any MemoryError here
+        t = w._aside()
+        if t is None:
+            raise w._noheap()
+        t.broke(w)
         raise
 
 
@@ -363,12 +365,7 @@ class Wire:
             c[_INCB] = True
             try:
                 if k:
-                    try:
-                        k = self._mod("aside")
-                    except MemoryError:
-                        # no heap for its code: no strike. (Raised, it came out of a call
-                        # in the link failure's place, after publish() took its message)
-                        k = None
+                    k = self._aside()  # (no heap for its code: no strike)
                     if k:
                         k.struck(self)  # (on_aside, its record: may raise)
             finally:
@@ -380,6 +377,22 @@ class Wire:
                     # come out of the call: left set, every later check_msg() raised
                     # RuntimeError as from inside the callback, for good)
                     c[_INCB] = b
+
+    def _aside(self):
+        # aside.py, or None when there is no heap for its code. (Its MemoryError, raised
+        # while the link fails, came out of the call in the failure's place, with a keeper
+        # too, after publish() had taken its message: published again, it went twice)
+        try:
+            return self._mod("aside")
+        except MemoryError:
+            return None
+
+    def _noheap(self):
+        # no heap while input was handled: the link closes, a link failure (OSError
+        # ENOBUFS) of the node's own, returned for the caller to raise
+        self._cn[_WHY] = e = OSError(_ENOBUFS)
+        self._close()
+        return e
 
     def _log(self, m, a):
         # the log hook: formatted only when there is one
