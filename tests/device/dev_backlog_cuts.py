@@ -3,7 +3,9 @@
 # out of reach), devcfg.COUNT messages queued (payload "b<n>"; QoS 2 every third, retained
 # every seventh, else QoS 1), then a stop as a power cut. "drain": a boot that loads the
 # store, connects (through the fault rig) and drains; devcfg.NEW: "n<boot>.<i>" published
-# while the backlog drains. Prints "BOOT <pending>", "P <pending> <free heap>" as it goes,
+# while the backlog drains; devcfg.KEEP: the node's own data (ballast) leaves about that
+# many bytes of the heap free once connected, so that the drain meets MemoryError at every
+# step. Prints "BOOT <pending>", "HEAP <free>", "P <pending> <free heap>" as it goes,
 # "E <exception>" for any exception out of a call, "DRAINED <pending> <least free heap>".
 import gc
 import time
@@ -17,6 +19,77 @@ W = d.cfg("WINDOW", 16)
 ARGS = dict(window=W, queue=N + 1000, keepalive=30, version=d.VERSION,
             link=Link(min_ms=20, max_ms=200),
             store=SessionStore(ROOT + "/.mqtt", d.cfg("MAXB"), ram=d.cfg("RAM", 16)))
+
+
+def ballast(keep):
+    # the node's own data takes the heap until about keep bytes are free, in a few large
+    # blocks (many small ones would leave only holes between them)
+    b = [None] * 16
+    gc.collect()
+    for i in range(16):
+        n = gc.mem_free() - keep
+        while n >= 64:
+            try:
+                b[i] = bytearray(n)
+                break
+            except MemoryError:
+                n = n * 3 // 4
+        if n < 64:
+            break
+    return b
+
+
+def drain(low):
+    # (a function: its names are locals, so a heap kept short by KEEP has no module
+    # dictionary to grow; what an exception prints allocates little)
+    held = ballast(d.cfg("KEEP")) if d.cfg("KEEP", 0) else None
+    gc.collect()
+    print("HEAP", gc.mem_free())
+    new = d.cfg("NEW", 0)
+    boot = d.cfg("BOOTNO", 0)
+    i = ne = n = fails = 0
+    t0 = stall = time.ticks_ms()
+    last = c.pending()
+    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("MS", 120000):
+        p = c.pending()
+        if not p and i >= new:
+            break
+        if p != last:
+            last = p
+            stall = time.ticks_ms()
+        elif time.ticks_diff(time.ticks_ms(), stall) > 30000:
+            break  # no progress for 30 s
+        # new messages until 50 publish() calls in a row have failed (a heap kept that
+        # short by KEEP fails them all: the drain goes on)
+        if i < new and fails < 50 and (held or p < N // 2):
+            try:
+                c.publish(d.topic("m"), b"n%d.%d" % (boot, i), qos=1 + i % 2)
+                print("A n%d.%d" % (boot, i))
+                i += 1
+                fails = 0
+            except Exception as e:
+                fails += 1
+                ne += 1
+                if ne < 300:
+                    print("E", type(e).__name__, e.args[0] if e.args else "")
+        try:
+            c.check_msg()
+        except Exception as e:
+            ne += 1
+            if ne < 300:
+                print("E", type(e).__name__, e.args[0] if e.args else "")
+        n += 1
+        if n % 200 == 0:
+            gc.collect()
+            f = gc.mem_free()
+            low = min(low, f)
+            try:
+                print("P", c.pending(), f)
+            except MemoryError:
+                pass
+        time.sleep_ms(1)
+    return low
+
 
 c = d.client(d.cfg("CID"), **ARGS)
 if d.cfg("PHASE") == "queue":
@@ -49,34 +122,7 @@ else:
         print("E", repr(e))
         import sys
         sys.print_exception(e)
-    new = d.cfg("NEW", 0)
-    boot = d.cfg("BOOTNO", 0)
-    i = 0
-    t0 = time.ticks_ms()
-    n = 0
-    while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("MS", 120000):
-        if not c.pending() and i >= new:
-            break
-        try:
-            if i < new and c.pending() < N // 2:
-                c.publish(d.topic("m"), b"n%d.%d" % (boot, i), qos=1 + i % 2)
-                print("A n%d.%d" % (boot, i))
-                i += 1
-            c.check_msg()
-        except Exception as e:
-            errs.append(repr(e))
-            print("E", repr(e))
-            import sys
-            sys.print_exception(e)
-            if len(errs) > 200:
-                break
-        n += 1
-        if n % 200 == 0:
-            gc.collect()
-            f = gc.mem_free()
-            low = min(low, f)
-            print("P", c.pending(), f)
-        time.sleep_ms(1)
+    low = drain(low)
     gc.collect()
     print("DRAINED", c.pending(), min(low, gc.mem_free()))
     try:

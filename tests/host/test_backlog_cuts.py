@@ -20,6 +20,7 @@ from harness import BrokerFactory, Observer, start_device
 from vboard import ESP32_PROG
 
 HEAP = "100k"
+KEEP = (8000, 9000, 10000, 11000, 12000, 14000)  # the heap left free, bytes (keep)
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +40,37 @@ def first_order(payloads: list[bytes]) -> list[bytes]:
     return list(dict.fromkeys(payloads))
 
 
-# with --runslow. Known to fail now and then (2 of 24 runs of the last two cases): one
-# message published during the drain lost, after a MemoryError out of publish() or
-# check_msg() (a segment read after an acknowledgement); never seen with a 512k heap.
-# Cause not found yet (CHANGELOG.md, 0.2.23 and 0.2.24): left failing, not hidden.
-# With 0.2.24 five runs passed, but none met a MemoryError: they say nothing of it
-@pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole"),
-                         [pytest.param(5000, 16, 6, 1, 0, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 1, 6, 2, 0, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 3, 16, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 4, 16, True, marks=pytest.mark.slow),
-                          pytest.param(2000, 1, 4, 5, 1, True, marks=pytest.mark.slow)])
+# (count, window, cuts, seed, pre, blackhole, keep): keep, the node's own data leaves
+# about KEEP bytes (one picked per boot) of its 100 KB heap free once connected, in every
+# boot but the last (which drains what is left): the drain meets MemoryError, in the
+# library's work and out of the application's calls. Those cases
+# found a QoS 2 message published twice (CHANGELOG.md, 0.2.24: the strike's code with
+# no heap); 0.2.23's soak at 100 KB, which then met MemoryError now and then, reported
+# "one message published during the drain lost" in 2 of 24 runs, after a MemoryError out
+# of publish() or check_msg(): the assertion it failed read the same for a message lost
+# and one that came twice (the two say which now), so it was most likely that one. At
+# 100 KB with no ballast the drain no longer meets MemoryError (0.2.24).
+@pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole", "keep"),
+                         [pytest.param(5000, 16, 6, 1, 0, False, False, marks=pytest.mark.slow),
+                          pytest.param(3000, 1, 6, 2, 0, False, False, marks=pytest.mark.slow),
+                          pytest.param(3000, 16, 6, 3, 16, False, False, marks=pytest.mark.slow),
+                          pytest.param(3000, 16, 6, 4, 16, True, False, marks=pytest.mark.slow),
+                          pytest.param(2000, 1, 4, 5, 1, True, False, marks=pytest.mark.slow),
+                          pytest.param(3000, 16, 6, 3, 16, False, True),
+                          pytest.param(5000, 16, 6, 1, 0, False, True, marks=pytest.mark.slow),
+                          pytest.param(3000, 16, 6, 4, 16, True, True, marks=pytest.mark.slow),
+                          pytest.param(2000, 1, 4, 5, 1, True, True, marks=pytest.mark.slow)])
 def test_backlog_drains_through_resets_and_cuts(
     lib: Path, broker_factory: BrokerFactory, tmp_path: Path, count: int, window: int,
-    cuts: int, seed: int, pre: int, blackhole: bool,
+    cuts: int, seed: int, pre: int, blackhole: bool, keep: bool,
 ) -> None:
     rng = random.Random(seed)
-    broker = broker_factory(extra=["max_queued_messages 0"], verbose=False)
+    # no bound on what mosquitto has in flight to the observer: at its bound (20) it
+    # queues the rest and, as a slot frees, may send a message that came later before the
+    # ones queued (seen here, in a run that met thousands of MemoryErrors: the node's
+    # order at the broker was right); its documentation promises order only at 1
+    broker = broker_factory(extra=["max_queued_messages 0", "max_inflight_messages 0"],
+                            verbose=False)
     img = tmp_path / "flash.img"
     wd = tmp_path / "wd"
     wd.mkdir()
@@ -81,8 +96,11 @@ def test_backlog_drains_through_resets_and_cuts(
         assert count <= int(r.value("QUEUED")) <= count + pre, r.out[-2000:]
         cfg = node(img, "drain", COUNT=count, WINDOW=window, PORT=fp.port, NEW=20)
         for boot in range(cuts + 1):
-            with start_device("dev_backlog_cuts.py", {**cfg, "BOOTNO": boot}, heap=HEAP,
-                              workdir=wd) as p:
+            # the heap left free: from a range, as the band where the drain goes on
+            # and meets MemoryError moves with the library's use of the heap
+            bal = rng.choice(KEEP) if keep and boot < cuts else 0
+            with start_device("dev_backlog_cuts.py", {**cfg, "BOOTNO": boot, "KEEP": bal},
+                              heap=HEAP, workdir=wd) as p:
                 p.wait_for("BOOT", timeout=120)
                 if boot < cuts:
                     t_end = time.monotonic() + rng.uniform(0.2, 1.0)
@@ -110,10 +128,10 @@ def test_backlog_drains_through_resets_and_cuts(
     # accepted new ones (A lines, whole ones) all arrive
     acc = {ln.split()[1].encode() for o in outs for ln in o.split("\n")[:-1]
            if ln.startswith("A ")}
-    assert not acc - got, sorted(acc - got)[:5]
+    assert not acc - got, ("accepted and lost", sorted(acc - got)[:5])
     q2 = [m.payload for m in msgs if m.qos == 2]
     dup2 = {x for x in q2 if q2.count(x) > 1}
-    assert not dup2, sorted(dup2)[:10]
+    assert not dup2, ("QoS 2 twice", sorted(dup2)[:10])
     # in order at each QoS (mosquitto forwards a QoS 2 message at PUBREL, later than a
     # QoS 1 one sent after it)
     for q in (1, 2):
