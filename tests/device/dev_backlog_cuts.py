@@ -11,6 +11,7 @@ import gc
 import time
 
 import devlib as d
+import heapfill
 from mqttsession import Link, SessionStore
 
 ROOT = d.flash()[0]
@@ -21,47 +22,23 @@ ARGS = dict(window=W, queue=N + 1000, keepalive=30, version=d.VERSION,
             store=SessionStore(ROOT + "/.mqtt", d.cfg("MAXB"), ram=d.cfg("RAM", 16)))
 
 
-def ballast(keep):
-    # the node's own data takes the heap until about keep bytes are free, in a few large
-    # blocks (many small ones would leave only holes between them)
-    b = [None] * 16
-    gc.collect()
-    for i in range(16):
-        n = gc.mem_free() - keep
-        while n >= 64:
-            try:
-                b[i] = bytearray(n)
-                break
-            except MemoryError:
-                n = n * 3 // 4
-        if n < 64:
-            break
-    return b
-
-
 def drain(low):
     # (a function: its names are locals, so a heap kept short by KEEP has no module
     # dictionary to grow; what an exception prints allocates little)
-    held = ballast(d.cfg("KEEP")) if d.cfg("KEEP", 0) else None
+    held = heapfill.fill(d.cfg("KEEP")) if d.cfg("KEEP", 0) else None
     gc.collect()
     print("HEAP", gc.mem_free())
     new = d.cfg("NEW", 0)
     boot = d.cfg("BOOTNO", 0)
     i = ne = n = fails = 0
-    t0 = stall = time.ticks_ms()
-    last = c.pending()
+    t0 = time.ticks_ms()
+    st = [c.pending(), t0]
     while time.ticks_diff(time.ticks_ms(), t0) < d.cfg("MS", 120000):
-        p = c.pending()
-        if not p and i >= new:
+        if not c.pending() and i >= new or heapfill.stalled(c, st):
             break
-        if p != last:
-            last = p
-            stall = time.ticks_ms()
-        elif time.ticks_diff(time.ticks_ms(), stall) > 30000:
-            break  # no progress for 30 s
         # new messages until 50 publish() calls in a row have failed (a heap kept that
         # short by KEEP fails them all: the drain goes on)
-        if i < new and fails < 50 and (held or p < N // 2):
+        if i < new and fails < 50 and (held or c.pending() < N // 2):
             try:
                 c.publish(d.topic("m"), b"n%d.%d" % (boot, i), qos=1 + i % 2)
                 print("A n%d.%d" % (boot, i))
@@ -70,23 +47,14 @@ def drain(low):
             except Exception as e:
                 fails += 1
                 ne += 1
-                if ne < 300:
-                    print("E", type(e).__name__, e.args[0] if e.args else "")
+                heapfill.said(e, ne)
         try:
             c.check_msg()
         except Exception as e:
             ne += 1
-            if ne < 300:
-                print("E", type(e).__name__, e.args[0] if e.args else "")
+            heapfill.said(e, ne)
         n += 1
-        if n % 200 == 0:
-            gc.collect()
-            f = gc.mem_free()
-            low = min(low, f)
-            try:
-                print("P", c.pending(), f)
-            except MemoryError:
-                pass
+        low = heapfill.turn(c, n, low)
         time.sleep_ms(1)
     return low
 

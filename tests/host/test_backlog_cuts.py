@@ -2,7 +2,8 @@
 a reboot in a small heap, the library as .mpy (tests/device/dev_backlog_cuts.py), through
 link resets and power cuts, at window 1 and 16: every message arrives, no QoS 2 one twice,
 new ones published while the backlog drains after it, in order at each QoS; the QoS 2
-messages given packet IDs before the reboot (blackholed, or at the broker) first."""
+messages given packet IDs before the reboot (blackholed, or at the broker) first. The api
+"aio" cases drain with the asyncio client (tests/device/dev_aio_backlog_cuts.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from harness import BrokerFactory, Observer, start_device
 from vboard import ESP32_PROG
 
 HEAP = "100k"
+AIO_HEAP = "128k"  # the asyncio client's drain (the reader, its tasks) takes more
 KEEP = (8000, 9000, 10000, 11000, 12000, 14000)  # the heap left free, bytes (keep)
+SCRIPT = {"blocking": "dev_backlog_cuts.py", "aio": "dev_aio_backlog_cuts.py"}  # drains
+SLOW = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +54,21 @@ def first_order(payloads: list[bytes]) -> list[bytes]:
 # of publish() or check_msg(): the assertion it failed read the same for a message lost
 # and one that came twice (the two say which now), so it was most likely that one. At
 # 100 KB with no ballast the drain no longer meets MemoryError (0.2.24).
-@pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole", "keep"),
-                         [pytest.param(5000, 16, 6, 1, 0, False, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 1, 6, 2, 0, False, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 3, 16, False, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 4, 16, True, False, marks=pytest.mark.slow),
-                          pytest.param(2000, 1, 4, 5, 1, True, False, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 3, 16, False, True),
-                          pytest.param(5000, 16, 6, 1, 0, False, True, marks=pytest.mark.slow),
-                          pytest.param(3000, 16, 6, 4, 16, True, True, marks=pytest.mark.slow),
-                          pytest.param(2000, 1, 4, 5, 1, True, True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(("count", "window", "cuts", "seed", "pre", "blackhole", "keep", "api"),
+                         [pytest.param(5000, 16, 6, 1, 0, False, False, "blocking", marks=SLOW),
+                          pytest.param(3000, 1, 6, 2, 0, False, False, "blocking", marks=SLOW),
+                          pytest.param(3000, 16, 6, 3, 16, False, False, "blocking", marks=SLOW),
+                          pytest.param(3000, 16, 6, 4, 16, True, False, "blocking", marks=SLOW),
+                          pytest.param(2000, 1, 4, 5, 1, True, False, "blocking", marks=SLOW),
+                          pytest.param(3000, 16, 6, 3, 16, False, True, "blocking"),
+                          pytest.param(5000, 16, 6, 1, 0, False, True, "blocking", marks=SLOW),
+                          pytest.param(3000, 16, 6, 4, 16, True, True, "blocking", marks=SLOW),
+                          pytest.param(2000, 1, 4, 5, 1, True, True, "blocking", marks=SLOW),
+                          pytest.param(3000, 16, 6, 3, 16, False, True, "aio", marks=SLOW),
+                          pytest.param(2000, 1, 4, 5, 1, True, True, "aio", marks=SLOW)])
 def test_backlog_drains_through_resets_and_cuts(
     lib: Path, broker_factory: BrokerFactory, tmp_path: Path, count: int, window: int,
-    cuts: int, seed: int, pre: int, blackhole: bool, keep: bool,
+    cuts: int, seed: int, pre: int, blackhole: bool, keep: bool, api: str,
 ) -> None:
     rng = random.Random(seed)
     # no bound on what mosquitto has in flight to the observer: at its bound (20) it
@@ -99,8 +105,8 @@ def test_backlog_drains_through_resets_and_cuts(
             # the heap left free: from a range, as the band where the drain goes on
             # and meets MemoryError moves with the library's use of the heap
             bal = rng.choice(KEEP) if keep and boot < cuts else 0
-            with start_device("dev_backlog_cuts.py", {**cfg, "BOOTNO": boot, "KEEP": bal},
-                              heap=HEAP, workdir=wd) as p:
+            with start_device(SCRIPT[api], {**cfg, "BOOTNO": boot, "KEEP": bal},
+                              heap=HEAP if api == "blocking" else AIO_HEAP, workdir=wd) as p:
                 p.wait_for("BOOT", timeout=120)
                 if boot < cuts:
                     t_end = time.monotonic() + rng.uniform(0.2, 1.0)
