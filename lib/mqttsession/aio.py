@@ -280,7 +280,9 @@ class MQTTClient(Core):
         # as delivered (acknowledged, not redelivered). owed: the answer its messages()
         # entry owes (_later), 0 for none. The copies come first, outside the handler's
         # try: no heap for them (MemoryError) is the reader's link failure, before the
-        # message is queued, recorded or answered, and the broker sends it again
+        # message is queued, recorded or answered, and the broker sends it again. So is
+        # no heap for the queue's entry or for the call (a coroutine function's
+        # coroutine: its handler has not run; reported, it went answered, unhandled)
         if owed or self._qn or self.cb is not None and not self._raw:
             t, m, r = self._copy3()
         try:
@@ -290,12 +292,18 @@ class MQTTClient(Core):
                 return  # (messages() beside a raw callback gets a copy, below)
             if owed or self._qn:
                 self._q.append((t, m, r))
-                self._qa.append(owed)
+                try:
+                    self._qa.append(owed)
+                except MemoryError:
+                    self._q.pop()  # (the two lists in step)
+                    raise
                 self._qev.set()
             if self.cb is not None and not self._raw:
                 a = self.cb(t, m, r) if self._cb3 else self.cb(t, m)
                 if a is not None and hasattr(a, "send"):
                     self._aws.append(a)
+        except MemoryError:
+            raise
         except Exception as e:
             self._report(e)
 
@@ -338,7 +346,7 @@ class MQTTClient(Core):
         c[11] = None
         self._log("link lost: %r", (e,))
         if self._rs:  # subscriptions sent on connect, not acknowledged: owed again
-            self._mod("subs").dropped(self, e)
+            self._mod("subs").dropped(self, e)  # (loaded by resub: never raises)
         if self.link:
             self.link.failed(e)
 

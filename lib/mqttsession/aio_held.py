@@ -71,8 +71,6 @@ def give(c, a, m):
         m0 = m
     if a >> 16 == _PUBREC and not known:
         c._s.rx2_add(a & 0xFFFF)
-    aws = c._aws
-    n = len(aws)
     if m is None:
         c._deliver()
     else:
@@ -82,15 +80,21 @@ def give(c, a, m):
             else:
                 x = cb(*m) if c._cb3 else cb(m[0], m[1])
                 if x is not None and hasattr(x, "send"):
-                    aws.append(x)
+                    # the coroutine with its answer after it (and _REC before it) in one
+                    # step: no heap for the list's growth adds none of them (a coroutine
+                    # left without its record ran, and its message's resend again)
+                    c._aws.extend([_REC << 16 | (a & 0xFFFF), x, a] if known and
+                                  a >> 16 == _PUBREC else [x, a])
+                    c._cf = cb
+                    return
+        except MemoryError:
+            # no heap for the call (a coroutine function's coroutine, say: the handler
+            # has not run) is the reader's link failure, as the copies' is: unanswered,
+            # the message comes again (reported, it went answered and unhandled)
+            raise
         except Exception as e:
             c._report(e)
-    if len(aws) > n:
-        c._cf = cb
-        if known and a >> 16 == _PUBREC:
-            aws.insert(n, _REC << 16 | (a & 0xFFFF))
-        aws.append(a)
-    elif m0 is None:
+    if m0 is None:
         if a >> 16 == _PUBREC:
             c._s.rx2_add(a & 0xFFFF)  # (a callback that is a coroutine function no more)
         c._ack(a >> 16, a & 0xFFFF)
@@ -142,8 +146,8 @@ def owed(c, a):
         try:
             c._s.rx2_add(a & 0xFFFF)
         except (OSError, MemoryError) as e:
+            del c._aws[:2]  # first: whatever the close meets, that coroutine never runs
             c._drop(e)
-            del c._aws[:2]
         return
     if a >> 16 == _PUBREC:
         c._s.rx2_add(a & 0xFFFF)

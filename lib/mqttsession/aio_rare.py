@@ -170,6 +170,8 @@ def resub(c, present, clean):
     # after CONNACK: subscriptions go out without waiting (the reader takes the SUBACKs
     # afterwards). After a session loss all stored ones, else those changed offline
     s = c._s
+    if c._rs:
+        c._mod("subs").dropped(c, None)  # left by a close with no heap (subs.dropped)
     c._rs = rs = {}  # their acknowledgements: suback(); the link lost first: owed again
     x = False  # one refused here (v5.unsupported)
     td = c._mod("subs").todo(c, present, clean)

@@ -57,36 +57,43 @@ async def run(c, clean):
                 c._att += 1
                 c._ev.set()
                 continue
-            # messages() full (without a callback QoS 1/2 messages wait for it from
-            # connect() on, 8 at most): until the application takes some
-            q = c._q
-            while len(q) >= (c._qn or 8) and c._want:
-                c._qev.clear()
-                await c._qev.wait()
-                # back from the application: a PINGRESP in the socket is due from now
-                c._ping = c._ping and (time.ticks_ms() or 1)
-            if not c._hold:  # no whole packet left in the buffer: wait for input
-                c._rd = True
-                await c._io(False)
+            try:
+                # messages() full (without a callback QoS 1/2 messages wait for it from
+                # connect() on, 8 at most): until the application takes some
+                q = c._q
+                while len(q) >= (c._qn or 8) and c._want:
+                    c._qev.clear()
+                    await c._qev.wait()
+                    # back from the application: a PINGRESP in the socket is due from now
+                    c._ping = c._ping and (time.ticks_ms() or 1)
+                if not c._hold:  # no whole packet left in the buffer: wait for input
+                    c._rd = True
+                    await c._io(False)
+                    c._rd = False
+                if c.sock is not None:  # the packet that has started to arrive
+                    try:
+                        _recv(c)
+                    except (OSError, MQTTException, MemoryError) as e:
+                        # (MemoryError: what the handling left half done goes with the
+                        # link, and the keeper resumes the session)
+                        if not isinstance(e, MQTTException) or c.sock is None:
+                            c._drop(e)
+                        else:  # a refused oversized packet: the link stays
+                            c._err = e
+                            c._report(e)
+                    s = c._s
+                    if c._r1 != c._r0 or c._skip or s.more and s.nin + s.nq < s.cap:
+                        # a packet has started: the clock keeps its deadline; or the ring
+                        # has room for a backlog it could not read: the clock reads again
+                        c._kick()
+                    if aws and not c._hr:  # handler coroutines, in order (aio_held.run)
+                        await c._mod("aio_held").run(c)
+            except MemoryError as e:
+                # no heap for a coroutine of the reader's own (its wait for input, the
+                # handlers' runner): a link failure, as any MemoryError while input is
+                # handled (raised, it ended the reader, and the keeper with it)
                 c._rd = False
-            if c.sock is not None:  # the packet that has started to arrive
-                try:
-                    _recv(c)
-                except (OSError, MQTTException, MemoryError) as e:
-                    # (MemoryError: what the handling left half done goes with the
-                    # link, and the keeper resumes the session)
-                    if not isinstance(e, MQTTException) or c.sock is None:
-                        c._drop(e)
-                    else:  # a refused oversized packet: the link stays
-                        c._err = e
-                        c._report(e)
-                s = c._s
-                if c._r1 != c._r0 or c._skip or s.more and s.nin + s.nq < s.cap:
-                    # a packet has started: the clock keeps its deadline; or the ring
-                    # has room for a backlog it could not read: the clock reads again
-                    c._kick()
-                if aws and not c._hr:  # handler coroutines, in order (aio_held.run)
-                    await c._mod("aio_held").run(c)
+                c._drop(e)
             c._ev.set()
     except Exception as e:  # a bug must not end the client silently
         c._close()

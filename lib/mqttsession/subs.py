@@ -10,6 +10,7 @@ from .ctl import owe
 from .packet import MQTTException
 
 _ENOTCONN = const(107)
+_ENOBUFS = const(105)
 
 
 def later(c, topic, qos, sent=False):
@@ -120,9 +121,11 @@ def struck(c, t, e):
     # (mosquitto: longer than its max_packet_size); made again at every connect, it kept
     # the node off for good
     k = c._cn
-    if not isinstance(e, OSError) or k[23] is False:
-        # the broker's protocol error, the node's own heap, the blocking callback's
-        # OSError (client._deliver: False): not the filter's
+    if not isinstance(e, OSError) or e.errno == _ENOBUFS or k[23] is False:
+        # the broker's protocol error, the node's own heap (a MemoryError, or the link
+        # failure for want of heap: ENOBUFS), the blocking callback's OSError
+        # (client._deliver: False): not the filter's. (Counted, a node short of heap
+        # while the broker answered gave its subscriptions up as refused)
         k[23] = None
         return
     n = k[23][1] + 1 if k[23] and k[23][0] == t else 1
@@ -138,18 +141,20 @@ def struck(c, t, e):
 
 
 def dropped(c, e):
-    # the asyncio client's link went (aio._drop, e: how) with SUBSCRIBEs resub sent
-    # unanswered: owed again. The oldest (farthest behind the session's last packet ID)
-    # is the one a broker closed on
-    rs = c._rs
-    c._rs = None
+    # the asyncio client's link went (aio._drop, e: how; None from resub) with
+    # SUBSCRIBEs resub sent unanswered: owed again. The oldest (farthest behind the
+    # session's last packet ID) is the one a broker closed on. Raises nothing: raised in
+    # the reader's close, it ended the reader, and the keeper with it
     b = -1
-    for i, (t, q) in rs.items():
-        c._todo[t] = q
-        if (c._s.pid - i) % 65535 > b:
-            b = (c._s.pid - i) % 65535
-            o = t
     try:
+        for i, (t, q) in c._rs.items():
+            c._todo[t] = q
+            if (c._s.pid - i) % 65535 > b:
+                b = (c._s.pid - i) % 65535
+                o = t
+        c._rs = None
         struck(c, o, e)
-    except OSError:
-        pass  # the flash: the close goes on (struck, above)
+    except (OSError, MemoryError):
+        # the flash, the heap: the close goes on. No heap for _todo's growth leaves
+        # them in _rs (owed by the next resub); struck's write, given up at a later close
+        pass

@@ -223,12 +223,16 @@ def _parse(w):
     return t
 
 
-def _hook(f, line):
-    # the log hook: what it raises is printed and goes no further, as Link's on_change (it
-    # runs inside the client's connect, close and resume, which must finish either way).
+def _hook(f, m, a):
+    # the log hook, given line m % a: what it raises is printed and goes no further, as
+    # Link's on_change (it runs inside the client's connect, close and resume, which must
+    # finish either way). No heap for the line (or in the hook): not logged (raised, it
+    # ended the asyncio reader from inside its link failure, and the keeper with it).
     # Apart from _log: a try there takes its frame past 11 words
     try:
-        f(line)
+        f(m % a)
+    except MemoryError:
+        pass
     except Exception as e:
         print("mqttsession: log hook raised %r" % (e,))
 
@@ -397,7 +401,7 @@ class Wire:
     def _log(self, m, a):
         # the log hook: formatted only when there is one
         if self.log:
-            _hook(self.log, m % a)
+            _hook(self.log, m, a)
 
     def _keepalive(self, ping):
         # sends PINGREQ when due, at 3/4 keepalive (ping: now); no answer by 1.5x means

@@ -68,7 +68,9 @@ def aio():
                 if t == BIG.encode() and fails:
                     fails.pop()
                     print("UNSUB EIO")
-                    raise OSError(5)
+                    # or no heap for it (FLASHFAIL "memory"): raised out of the close, it
+                    # ended the reader, and the keeper with it
+                    raise MemoryError if d.cfg("FLASHFAIL") == "memory" else OSError(5)
                 return real(t)
 
             c._s.unsub = unsub

@@ -6,8 +6,11 @@ incoming QoS 2 record or release the heap could not write (the RAM record kept w
 did not: the resend was taken for a duplicate and never delivered), and a seal of the tail
 cut between the appends of its index (the index arrays fell out of step and messages were
 lost), and an incoming QoS 1/2 message whose copy for the callback or messages() found no
-heap (acknowledged, even recorded as a QoS 2 duplicate, and never delivered). Found by
-hunts in heaps just big enough; each case fails without its fix."""
+heap (acknowledged, even recorded as a QoS 2 duplicate, and never delivered); a
+coroutine handler's coroutine, the asyncio reader's list of them or its runner of them
+without heap (answered unhandled, or the reader ended), and link failures for want of heap
+counted as strikes against a subscription (given up as refused). Found by hunts in heaps
+just big enough; each case fails without its fix."""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness import Broker, run_device
-from hostile import CONNECT, PUBLISH, Script, connack, packet
-from test_guard import AckingBroker
+from hostile import CONNECT, PUBLISH, SUBSCRIBE, Script, connack, packet
+from test_guard import AckingBroker, SubackingBroker
 
 
 @pytest.mark.parametrize(("test", "api"), [("drain", "blocking"), ("drain", "aio"),
@@ -71,3 +74,38 @@ def test_incoming_message_without_heap_is_no_strike_against_the_node_s_own() -> 
         r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
     assert "PASS" in r.out, r.out
     assert r.value("LAST") == "105", r.out
+
+
+@pytest.mark.parametrize("fail", ["call", "grow", "runner"])
+@pytest.mark.parametrize("qos", [1, 2])
+def test_coroutine_handler_without_heap_gets_its_message_again(
+        broker: Broker, tmp_path: Path, fail: str, qos: int) -> None:
+    # no heap for a coroutine handler's coroutine (the call that makes it) or for the
+    # reader's list of them: the message was answered unhandled and lost; or for the
+    # reader's runner of them: the reader ended (a hunt at 14 KB free,
+    # tests/host/test_rx_short_heap.py)
+    c = {"HOST": broker.host, "PORT": broker.port, "TEST": "handler", "API": "aio",
+         "QOS": qos, "FAIL": fail, "PREFIX": f"memcoro-{tmp_path.name}",
+         "IMAGE": str(tmp_path / "flash.img"), "BLOCKS": 256}
+    r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+    assert "PASS" in r.out, r.out
+
+
+@pytest.mark.parametrize("api", ["blocking", "aio"])
+def test_link_failures_for_want_of_heap_are_no_strike_against_a_subscription(
+        api: str) -> None:
+    # the broker lost the session: the subscription is made again; before its SUBACK, a
+    # large message finds no heap for its copy (ENOBUFS), three connections in a row
+    # (strikes=3). Counted as strikes, it was given up as refused (a hunt at 14 KB
+    # free, tests/host/test_rx_short_heap.py; the asyncio reader then ended, its write
+    # failing for want of heap too)
+    big = packet(PUBLISH, b"\x00\x03t/a" + bytes(6000))
+    strike: Script = [("expect", CONNECT), ("send", connack(0)), ("expect", SUBSCRIBE),
+                      ("send", big), ("sleep", 5)]
+    made: Script = [("expect", CONNECT), ("send", connack(0)), ("expect", SUBSCRIBE),
+                    ("suback", 4), ("sleep", 10)]
+    with SubackingBroker([strike, strike, strike, made]) as b:
+        c = {"HOST": b.host, "PORT": b.port, "TEST": "substrike", "API": api}
+        r = run_device("dev_memerr.py", c, heap="256k", timeout=120)
+        assert len(b.conns) == 4, r.out
+    assert "PASS" in r.out, r.out

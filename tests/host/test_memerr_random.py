@@ -3,9 +3,10 @@ messages published meanwhile, the link reset at random and the node stopped as a
 cut after what it caught (tests/device/dev_memerr_random.py on the unix port, a littlefs
 image, a real mosquitto behind the fault rig): every queued message and every message
 whose publish() returned arrives, no QoS 2 message twice, and the next boot drains what
-is left. A hunt for the loss under heap exhaustion still open since 0.2.23 (CHANGELOG.md):
-it has not shown it; a few seeds run in the suite, more with --runslow. The same with the
-flash's read error (EIO) in place of MemoryError at the store's reads."""
+is left. Written to hunt 0.2.23's loss under heap exhaustion (CHANGELOG.md; most likely
+the QoS 2 duplicate 0.2.24 fixed, found by tests/host/test_backlog_cuts.py): it never
+showed it. A few seeds run in the suite, more with --runslow. The same with the flash's
+read error (EIO) in place of MemoryError at the store's reads."""
 
 from __future__ import annotations
 
