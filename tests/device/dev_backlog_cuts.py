@@ -48,11 +48,7 @@ def drain(low):
                 fails += 1
                 ne += 1
                 heapfill.said(e, ne)
-        try:
-            c.check_msg()
-        except Exception as e:
-            ne += 1
-            heapfill.said(e, ne)
+        ne = heapfill.check(c, ne)
         n += 1
         low = heapfill.turn(c, n, low)
         time.sleep_ms(1)

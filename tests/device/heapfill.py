@@ -1,16 +1,22 @@
-# The node's own data holding the heap short, for the soaks that drain a backlog with
-# MemoryError at every step (tests/device/dev_backlog_cuts.py, dev_aio_backlog_cuts.py).
+# The node's own data holding the heap short, for the soaks that drain a backlog or take
+# incoming messages with MemoryError at every step (tests/device/dev_backlog_cuts.py,
+# dev_aio_backlog_cuts.py, dev_rx_short_heap.py).
 import gc
 import time
 
 
-def fill(keep):
+def fill(keep, hole=0):
     # takes the heap until about keep bytes are free, in a few large blocks (many small
-    # ones would leave only holes between them); returns what holds them
+    # ones would leave only holes between them; 16 may stop short of keep where the
+    # heap is in pieces); returns what holds them. The largest holes go first, so what
+    # is left free is in small pieces: hole, a block of that many bytes taken first and
+    # given back at the end, leaves one run of them among the rest (without it, a heap
+    # left 13 KB free in pieces had no 304 bytes for a file's)
     b = [None] * 16
+    h = bytearray(hole) if hole else None
     gc.collect()
     for i in range(16):
-        n = gc.mem_free() - keep
+        n = gc.mem_free() - keep + hole
         while n >= 64:
             try:
                 b[i] = bytearray(n)
@@ -19,6 +25,8 @@ def fill(keep):
                 n = n * 3 // 4
         if n < 64:
             break
+    h = None
+    gc.collect()
     return b
 
 
@@ -26,6 +34,16 @@ def said(e, ne):
     # prints the ne-th exception out of a call (E <name> <first argument>), the first 300
     if ne < 300:
         print("E", type(e).__name__, e.args[0] if e.args else "")
+
+
+def check(c, ne):
+    # one c.check_msg(); an exception out of it is the ne+1-th (said); returns the count
+    try:
+        c.check_msg()
+    except Exception as e:
+        ne += 1
+        said(e, ne)
+    return ne
 
 
 def turn(c, n, low):

