@@ -107,7 +107,7 @@ def blocking():
     c.subscribe(d.topic("rx"), 2)
     print("READY")
     ballast()
-    low = 1 << 30
+    low = low_now(1 << 30)
     st = [0, time.ticks_ms(), time.ticks_ms()]
     ne = n = 0
     while not done(st):
@@ -140,7 +140,7 @@ async def aio():
 
     print("READY")
     ballast()
-    low = 1 << 30
+    low = low_now(1 << 30)
     st = [0, time.ticks_ms(), time.ticks_ms()]
     if MODE == "iter":
         async def take():

@@ -15,6 +15,7 @@ in the suite, three more seeds of each with --runslow."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_incoming_messages_whole_with_the_heap_held_short(
 ) -> None:
     rng = random.Random(seed)
     keep = rng.choice(KEEP)
-    # the node's session holds every message while its link is down
-    broker = broker_factory(extra=["max_queued_messages 0"])
+    # the node's session holds every message while its link is down; the log says what
+    # the broker sent and received (resent_after_pubrec)
+    broker = broker_factory(extra=["max_queued_messages 0"], verbose=True)
     wd = tmp_path / "wd"
     wd.mkdir()
     shutil.copytree(mpy_lib / "mqttsession", wd / "mqttsession")
@@ -57,10 +59,12 @@ def test_incoming_messages_whole_with_the_heap_held_short(
                          heap=HEAP[api], workdir=wd) as p:
         p.wait_for("READY", timeout=60)
         with Publisher(broker.host, broker.port, timeout=30) as pub:
+            sizes = []
             for i in range(COUNT):
                 q = 1 + i % 2
-                pub.publish(topic, bytes((i >> 8, i & 255, q)) + b"." * rng.randrange(40),
-                            qos=q)
+                m = bytes((i >> 8, i & 255, q)) + b"." * rng.randrange(40)
+                sizes.append(len(m))
+                pub.publish(topic, m, qos=q)
                 if rng.random() < 0.05:
                     resets += fp.reset()
         # a few more while the node takes the rest (bounded: it may be done already)
@@ -73,9 +77,42 @@ def test_incoming_messages_whole_with_the_heap_held_short(
     (tmp_path / "out.txt").write_text(r.out)
     tail = r.out[-3000:]
     assert r.value("GOT") == str(COUNT), ("lost", r.value("MISS"), tail)
-    assert r.value("TWICE") == "", ("QoS 2 twice", r.value("TWICE"), tail)
+    twice = [int(x) for x in r.value("TWICE").split()]
+    excused = resent_after_pubrec(broker.log(), cfg["CID"], twice, sizes)
+    assert not set(twice) - excused, ("QoS 2 twice", twice, excused, tail)
     # the ballast held the heap short (else this case said nothing about it)
     assert int(r.value("HEAP").split()[0]) < 20000, tail
     print(f"keep {keep}, resets {resets}, link failures for want of heap",
           r.value("NOHEAP"), "least free", r.value("LOW"), "freed at",
-          [x for x in r.lines if x.startswith("FREED")])
+          [x for x in r.lines if x.startswith("FREED")],
+          "QoS 2 twice as the broker sent it again after its PUBREC", sorted(excused))
+
+
+def resent_after_pubrec(log: str, cid: str, which: list[int], sizes: list[int]) -> set[int]:
+    """Of the messages numbered in which (the order the publisher sent them, each
+    forwarded to the node in that order; sizes: their payloads' lengths, checked against
+    the log's), those the broker sent the node again after it had received the node's
+    PUBREC for them: mosquitto 2.0 does, when a reconnect breaks before the PUBREL it
+    owes goes out (its reconnect reset takes a message waiting to resend PUBREL back to
+    PUBLISH), and MQTT forbids it ([MQTT-4.3.3]: the PUBLISH is not sent again once
+    PUBREL is). The node released the packet ID at the PUBREL it got before: that
+    PUBLISH is a new message to it."""
+    first: dict[int, int] = {}  # packet ID -> payload length, at its first send
+    mids: list[int] = []  # the node's packet ID of each message, in order
+    rec: set[int] = set()
+    out: set[int] = set()
+    pat = rf"Sending PUBLISH to {cid} \(d\d, q(\d), r\d, m(\d+), .*\((\d+) bytes\)\)"
+    for line in log.splitlines():
+        m = re.search(pat, line)
+        if m:
+            mid, n = int(m.group(2)), int(m.group(3))
+            if mid not in first:
+                first[mid] = n
+                mids.append(mid)
+            elif mid in rec and m.group(1) == "2" and first[mid] == n:
+                out.add(mid)
+        m = re.search(rf"Received PUBREC from {cid} \(Mid: (\d+)", line)
+        if m:
+            rec.add(int(m.group(1)))
+    return {i for i in which
+            if i < len(mids) and mids[i] in out and first[mids[i]] == sizes[i]}
