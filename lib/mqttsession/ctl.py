@@ -125,9 +125,10 @@ def pre_owe(self):
         return
     try:
         owe(self)
-    except OSError as e:
-        # the flash refused it: the connect goes on (a store that cannot write must not
-        # keep the node offline); only a reset before this CONNACK loses them, as before
+    except (OSError, MemoryError) as e:
+        # the flash refused it, or the heap had no room for the file: the connect goes on
+        # (a store that cannot write must not keep the node offline); only a reset before
+        # this CONNACK loses them, as before
         c[_PRE] = False
         self._log("owed subscriptions not written: %r", (e,))
 

@@ -117,5 +117,7 @@ def get(self, host, client_id, capacity):
         from .migrate import newer
 
         s = newer(self, s, e)
+    # (the host's "last" file checked at each load: once per boot, see stored._save)
+    StoredSession._lk = None
     s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)  # null: writes nothing
     return s

@@ -395,14 +395,16 @@ def upgrade_eio():
 
 
 def last_eio():
-    # the host's "last" file (which session the host used last) unreadable at a connect
-    # (the flash's EIO): only a pointer, written again; the connect goes on, and the
-    # next load without a client ID finds the session by it
+    # the host's "last" file (which session the host used last) unreadable when the
+    # session loads at a boot (the flash's EIO; a reconnect reads it no more): only a
+    # pointer, written again; the client is made and connects, and the next load
+    # without a client ID finds the session by it
     from mqttsession import store
 
     c = node("last-eio")
     c.connect(clean_session=False)
     c.disconnect()
+    c = None
     read = store._read
     hit = []
 
@@ -414,6 +416,7 @@ def last_eio():
 
     store._read = failing
     try:
+        c = node("last-eio")
         c.connect(clean_session=False)
     finally:
         store._read = read

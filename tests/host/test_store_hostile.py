@@ -31,9 +31,10 @@ def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape
     assert any("mqttsession: store:" in ln for ln in r.lines)
 
 
-def test_last_session_pointer_unreadable_at_a_connect(broker: Broker, tmp_path: Path) -> None:
-    # the flash's EIO on the host's "last" file at a connect: no damage to report, and
-    # the pointer is written again rather than the connect failing
+def test_last_session_pointer_unreadable_at_a_boot(broker: Broker, tmp_path: Path) -> None:
+    # the flash's EIO on the host's "last" file when a boot loads the session (a reconnect
+    # no longer reads it: test_reconnect_files.py): no damage to report, and the pointer
+    # is written again rather than the client or its connect failing
     r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "last_eio"),
                    heap=HEAP)
     assert r.values("LAST") == [["1", "b'last-eio'"]], r.out

@@ -1,0 +1,32 @@
+"""What a reconnect that changes nothing in the session does with the store
+(tests/device/dev_reconnect_files.py). Before, the client ID last used for the host was
+read from flash at every reconnect: a file opened, about 300 bytes of heap in one piece,
+which a heap in small pieces could not give (the node reconnected into MemoryError until
+the application freed heap). Now a reconnect opens no file without subscriptions, and
+only the owed file (ctl.pre_owe) with them; no heap for that file no longer keeps the
+node offline. Once another session of the same host has connected, the next reconnect
+names this one last again, and a boot that names no client ID resumes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import run_device
+
+
+def test_reconnect_opens_no_file_it_does_not_need(broker_factory: Any, tmp_path: Path) -> None:
+    b = broker_factory(persistence=True)
+    cfg = {"HOST": b.host, "PORT": b.port, "CID": "rf-" + tmp_path.name[-16:],
+           "PREFIX": f"rf-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img")}
+    r = run_device("dev_reconnect_files.py", cfg, heap="256k", timeout=180, check=False)
+    for what in ("a reconnect without subscriptions opened no file",
+                 "a reconnect without subscriptions wrote no flash",
+                 "a reconnect with a subscription opened the owed file only",
+                 "the node reconnected (no heap for the owed file)",
+                 "no attempt failed for the owed file",
+                 "m5 acknowledged and received back",
+                 "the reconnect after another session named this one last again",
+                 "the next boot resumes"):
+        assert "ok " + what in r.out, r.out
+    assert r.passed, r.out
