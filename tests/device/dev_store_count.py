@@ -78,16 +78,9 @@ if d.cfg("OOM"):
     n += 1
     p, b = c.pending(), c._s.bytes
     m = b"%06d" % n + bytes(2000)
-    hold = [None] * 4000
-    i = 0
-    try:
-        while i < 4000:
-            hold[i] = bytearray(1024)
-            i += 1
-    except MemoryError:
-        pass
-    for j in range(0, i, 2):
-        hold[j] = None
+    import heapfill
+
+    hold, i = heapfill.pieces(1024)
     try:
         c.publish(t, m, qos=1)
         e = None

@@ -1,6 +1,6 @@
 # The node's own data holding the heap short, for the soaks that drain a backlog or take
 # incoming messages with MemoryError at every step (tests/device/dev_backlog_cuts.py,
-# dev_aio_backlog_cuts.py, dev_rx_short_heap.py).
+# dev_aio_backlog_cuts.py, dev_rx_short_heap.py), or leaving it in small pieces (pieces).
 import gc
 import time
 
@@ -28,6 +28,25 @@ def fill(keep, hole=0):
     h = None
     gc.collect()
     return b
+
+
+def pieces(n, most=4000):
+    # the heap taken in blocks of n bytes (at most `most`), every other one given back: what
+    # is free is in pieces of about n bytes. Returns what holds the rest, and how many
+    # blocks were taken (most: the heap did not run out)
+    b = [None] * most
+    gc.collect()
+    i = 0
+    try:
+        while i < most:
+            b[i] = bytearray(n)
+            i += 1
+    except MemoryError:
+        pass
+    for j in range(0, i, 2):
+        b[j] = None
+    gc.collect()
+    return b, i
 
 
 def said(e, ne):
