@@ -28,11 +28,9 @@ def counting(p, *a):
     return _open(p, *a)
 
 
-# the takeover's CONNECT (MQTT 3.1.1, no clean session, keepalive 30), made once: the
-# raw socket's few bytes of heap fit a heap in small pieces
+# the takeover's CONNECT (devlib.raw), made once
 ADDR = socket.getaddrinfo(d.cfg("HOST"), d.cfg("PORT"))[0][-1]
-_v = b"\x00\x04MQTT\x04\x00\x00\x1e" + bytes((0, len(CID))) + CID.encode()
-TAKEOVER = bytes((0x10, len(_v))) + _v
+TAKEOVER = d.connect_packet(CID.encode())
 ups = [0]
 got = []
 
@@ -61,12 +59,7 @@ def reconnect(c, what):
     # session, a normal DISCONNECT: the broker keeps the session); the node's reconnect,
     # with every file open counted
     u = ups[0]
-    o = socket.socket()
-    o.connect(ADDR)
-    o.write(TAKEOVER)
-    o.read(4)  # CONNACK
-    o.write(b"\xe0\x00")  # DISCONNECT
-    o.close()
+    d.raw(ADDR, TAKEOVER)
     opens[:] = []
     BD.reset_counts()
     builtins.open = counting
@@ -117,18 +110,26 @@ import gc
 
 import heapfill
 
-held, n = heapfill.pieces(96)
-print("heap in pieces: %d bytes free in %d pieces" % (gc.mem_free(), (n + 1) // 2))
-e = up = None
-try:
-    up = reconnect(a, None)
-    a.publish(T, b"q0", qos=0)
-    d.pump(a, lambda: b"q0" in got, 30000)
-except MemoryError as x:
-    e = x
-held = None
-gc.collect()
-said("a heap in small pieces", up)
+
+def in_pieces():
+    # (a function: its names are in its frame, made before the heap is in pieces; new
+    # globals would grow the module's table then)
+    e = up = None
+    held, n = heapfill.pieces(96)
+    try:
+        up = reconnect(a, None)
+        a.publish(T, b"q0", qos=0)
+        d.pump(a, lambda: b"q0" in got, 30000)
+    except MemoryError as x:
+        e = x
+    held = None
+    gc.collect()
+    print("heap in pieces: %d pieces" % ((n + 1) // 2))
+    said("a heap in small pieces", up)
+    return e
+
+
+e = in_pieces()
 if e:
     import sys
 

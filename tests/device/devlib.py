@@ -32,6 +32,28 @@ def small_sndbuf(sock):
     return sock
 
 
+def connect_packet(cid):
+    # a raw CONNECT (bytes): MQTT 3.1.1, client ID cid (bytes), no clean session,
+    # keepalive 30
+    v = b"\x00\x04MQTT\x04\x00\x00\x1e" + bytes((0, len(cid))) + cid
+    return bytes((0x10, len(v))) + v
+
+
+def raw(addr, pkts):
+    # a connection of its own to addr: pkts (a CONNECT and what follows), the CONNACK
+    # read, a DISCONNECT. With a node's client ID (no clean session, a normal DISCONNECT:
+    # the broker keeps the session) it ends the node's link. A few bytes of heap: it
+    # works with the heap in small pieces
+    import socket
+
+    o = socket.socket()
+    o.connect(addr)
+    o.write(pkts)
+    o.read(4)  # CONNACK
+    o.write(b"\xe0\x00")  # DISCONNECT
+    o.close()
+
+
 def check(cond, what):
     if not cond:
         raise AssertionError("FAIL " + what)

@@ -8,21 +8,26 @@ node offline. With the application's data leaving the heap in pieces of about 12
 bytes, the node reconnects and carries a QoS 0 message (before, it tried again and
 again, each attempt failing on a file's heap). Once another session of the same host has
 connected, the next reconnect names this one last again, and a boot that names no client
-ID resumes it."""
+ID resumes it. The asyncio client's keeper too reconnects with the heap in pieces
+(tests/device/dev_aio_reconnect_files.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from harness import run_device
+from harness import DeviceResult, run_device
+
+
+def _run(broker_factory: Any, tmp_path: Path, script: str, pre: str) -> DeviceResult:
+    b = broker_factory(persistence=True)
+    cfg = {"HOST": b.host, "PORT": b.port, "CID": f"{pre}-{tmp_path.name[-16:]}",
+           "PREFIX": f"{pre}-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img")}
+    return run_device(script, cfg, heap="256k", timeout=180, check=False)
 
 
 def test_reconnect_opens_no_file_it_does_not_need(broker_factory: Any, tmp_path: Path) -> None:
-    b = broker_factory(persistence=True)
-    cfg = {"HOST": b.host, "PORT": b.port, "CID": "rf-" + tmp_path.name[-16:],
-           "PREFIX": f"rf-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img")}
-    r = run_device("dev_reconnect_files.py", cfg, heap="256k", timeout=180, check=False)
+    r = _run(broker_factory, tmp_path, "dev_reconnect_files.py", "rf")
     for what in ("a reconnect without subscriptions opened no file",
                  "a reconnect without subscriptions wrote no flash",
                  "a reconnect with a subscription opened the owed file only",
@@ -33,5 +38,14 @@ def test_reconnect_opens_no_file_it_does_not_need(broker_factory: Any, tmp_path:
                  "the link carries, reconnected with the heap in small pieces",
                  "the reconnect after another session named this one last again",
                  "the next boot resumes"):
+        assert "ok " + what in r.out, r.out
+    assert r.passed, r.out
+
+
+def test_aio_reconnects_with_the_heap_in_pieces(broker_factory: Any, tmp_path: Path) -> None:
+    r = _run(broker_factory, tmp_path, "dev_aio_reconnect_files.py", "ra")
+    for what in ("the reconnect opened the owed file only",
+                 "the node reconnected with the heap in small pieces, and the link carries",
+                 "m2 received back"):
         assert "ok " + what in r.out, r.out
     assert r.passed, r.out
