@@ -207,9 +207,10 @@ class StoredSession(Session):
                 self._ib = ib
             # the last session used for this host ("last", format 1, as 0.1.0 reads it),
             # in the host's directory: the session's parent (dirs._host_dir named it).
-            # Read once while no other session connects (_lk: the directory of the one
-            # it names, for every store): a reconnect reads no flash for it, nor opens
-            # a file (300 bytes of heap in one piece)
+            # Checked when the session loads (load.get clears _lk) and after another
+            # session's check (_lk: the directory of the session it names, one for every
+            # store): a reconnect reads no flash for it, nor opens a file (300 bytes of
+            # heap in one piece)
             if StoredSession._lk != p:
                 hd = p[: p.rfind("/")]
                 try:
