@@ -17,7 +17,7 @@ import struct
 
 from .packet import err
 from .store import _join, _read, _rm, _exists
-from .stored import StoredSession, append
+from .stored import append
 
 _HOT = const(1)  # session.py's: what a _save writes
 _SUBS = const(2)
@@ -51,7 +51,6 @@ def delete(st, host, client_id):
     b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
     if b is not None and bytes(b) == client_id:
         _rm(_join(hd, "last"))
-        StoredSession._lk = None  # named again at the next connect
 
 
 def newer(st, s, e):
