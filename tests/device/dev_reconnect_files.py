@@ -6,7 +6,7 @@
 # want of heap no longer keeps the node offline. Then a second session of the same host
 # connects (the "last" file names it), the first reconnects and names itself again, and
 # a boot that names no client ID resumes that one.
-# devcfg: HOST, PORT, CID, PREFIX, IMAGE
+# devcfg: HOST, PORT, CID, PREFIX, IMAGE, VERSION (the takeover is MQTT 3.1.1 either way)
 import builtins
 import socket
 
@@ -41,7 +41,7 @@ def on_change(up):
 
 
 def node(cid):
-    c = MQTTClient(cid, d.cfg("HOST"), d.cfg("PORT"), keepalive=30,
+    c = MQTTClient(cid, d.cfg("HOST"), d.cfg("PORT"), keepalive=30, version=d.VERSION,
                    store=SessionStore(ROOT + "/.mqtt"),
                    link=Link(min_ms=100, max_ms=500, on_change=on_change))
     c.set_callback(lambda t, m: got.append(m))

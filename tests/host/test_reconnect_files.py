@@ -16,18 +16,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness import DeviceResult, run_device
 
 
-def _run(broker_factory: Any, tmp_path: Path, script: str, pre: str) -> DeviceResult:
+def _run(broker_factory: Any, tmp_path: Path, script: str, pre: str,
+         version: int = 4) -> DeviceResult:
     b = broker_factory(persistence=True)
     cfg = {"HOST": b.host, "PORT": b.port, "CID": f"{pre}-{tmp_path.name[-16:]}",
-           "PREFIX": f"{pre}-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img")}
+           "PREFIX": f"{pre}-{tmp_path.name}", "IMAGE": str(tmp_path / "flash.img"),
+           "VERSION": version}
     return run_device(script, cfg, heap="256k", timeout=180, check=False)
 
 
-def test_reconnect_opens_no_file_it_does_not_need(broker_factory: Any, tmp_path: Path) -> None:
-    r = _run(broker_factory, tmp_path, "dev_reconnect_files.py", "rf")
+@pytest.mark.parametrize("version", [4, 5])
+def test_reconnect_opens_no_file_it_does_not_need(broker_factory: Any, tmp_path: Path,
+                                                  version: int) -> None:
+    r = _run(broker_factory, tmp_path, "dev_reconnect_files.py", "rf", version)
     for what in ("a reconnect without subscriptions opened no file",
                  "a reconnect without subscriptions wrote no flash",
                  "a reconnect with a subscription opened the owed file only",
