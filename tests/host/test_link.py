@@ -254,7 +254,10 @@ def _chaos(b: Broker, p: FaultProxy, tmp_path: Path, rounds: int, count: int,
                 try:
                     time.sleep(rnd.uniform(*up))
                     dev.kill()
-                    out.append(dev.output())
+                    # whole lines only: the cut may end the output inside one (print
+                    # writes "ACCEPTED", " " and the number apart)
+                    o = dev.output()
+                    out.append(o[: o.rfind("\n") + 1])
                 finally:
                     dev.close()
         finally:
