@@ -12,6 +12,7 @@
 # one that comes up holds every message or reports damage: nothing is lost silently. A
 # read error (eio) is no damage: after it nothing is lost at all.
 # Prints "FAIL <block> ..." for each one that does not, then PASS when none.
+import gc
 import os
 import random
 import sys
@@ -45,7 +46,11 @@ def copy(a, b, block=-1, at=()):
 
 def boot(path, bad=(), more=0):
     # (pending or None, store errors, exception or None, blocks read); unmounted after.
-    # SUBS: the subscriptions loaded are in subs
+    # SUBS: the subscriptions loaded are in subs. A board's boot starts with a fresh heap;
+    # here some 160 boots share one, and what a boot left (kept by stale words on the C
+    # stack: the collector is conservative) broke it into pieces too small for the next
+    # boot's imports (a MemoryError depending on the paths' lengths): collected first
+    gc.collect()
     bd = d.nosync(Dev(path, 4096, 64, 32))
     try:
         vfs.mount(vfs.VfsLfs2(bd, progsize=32, readsize=32), "/flash")
@@ -90,6 +95,7 @@ if SUBS:
     c._s._save(2)  # session.py's _SUBS
 vfs.umount("/flash")
 bd.close()
+del c
 
 copy(IMG, WORK)
 n, errs, x, seen = boot(WORK)
