@@ -46,6 +46,7 @@ from harness_device import (
     _running_devices,
     devcfg_source,
     device_env,
+    heap_arg,
     resolve_script,
     stop_all_devices,
 )
@@ -147,7 +148,7 @@ def run_device(
     if board_port is not None:
         return _run_on_board(board_port, path, cfg, timeout=timeout, args=args, check=check)
     wd, own = _prepare(cfg, workdir)
-    cmd = [micropython_path(), "-X", f"heapsize={heap}", str(path), *args]
+    cmd = [micropython_path(), "-X", heap_arg(heap), str(path), *args]
     proc = subprocess.Popen(
         cmd,
         cwd=wd,

@@ -56,6 +56,25 @@ def device_env(workdir: Path, lib: Path = LIB_DIR) -> dict[str, str]:
     return env
 
 
+def heap_arg(heap: str | int) -> str:
+    """The unix port's -X option for a device heap ("64k", "1m" or bytes), scaled by
+    MQTTS_HEAP_SCALE when set: MQTTS_HEAP_SCALE=0.9 runs every device script in 90% of
+    its heap, to see how much room a test's heap leaves (a heap sized to a board's, or
+    held short on purpose, fails there by design)."""
+    scale = os.environ.get("MQTTS_HEAP_SCALE")
+    if not scale:
+        return f"heapsize={heap}"
+    try:
+        f = float(scale)
+    except ValueError:
+        f = 0
+    if not f > 0:
+        raise ValueError(f"MQTTS_HEAP_SCALE must be a number > 0, not {scale!r}")
+    h = str(heap).lower()
+    n = int(float(h[:-1]) * (1 << 20 if h[-1] == "m" else 1 << 10)) if h[-1] in "km" else int(h)
+    return f"heapsize={int(n * f)}"
+
+
 @dataclass
 class DeviceResult:
     rc: int
@@ -190,7 +209,7 @@ class DeviceProcess:
         self._buf = bytearray()
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [micropython_path(), "-X", f"heapsize={heap}", str(self.script), *args],
+            [micropython_path(), "-X", heap_arg(heap), str(self.script), *args],
             cwd=self.workdir,
             env=device_env(self.workdir),
             stdin=subprocess.DEVNULL,

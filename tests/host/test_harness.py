@@ -17,6 +17,7 @@ from harness import (
     Devices,
     Observer,
     free_port,
+    heap_arg,
     publish,
     run_device,
 )
@@ -205,16 +206,25 @@ def test_run_device_library_on_path(tmp_path: Path) -> None:
     assert str(harness.LIB_DIR) in paths and str(harness.DEVICE_DIR) in paths
 
 
-def test_run_device_heap_and_args(tmp_path: Path) -> None:
+def test_run_device_heap_and_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = tmp_path / "dev_heap.py"
     script.write_text(
         "import gc, sys\ngc.collect()\n"
         "print('HEAP', gc.mem_free() + gc.mem_alloc())\nprint('ARGS', *sys.argv[1:])\n"
         "print('PASS')\n"
     )
+    monkeypatch.delenv("MQTTS_HEAP_SCALE", raising=False)
     r = run_device(script, {}, heap="128k", args=["a", "b"])
     assert 120_000 < int(r.value("HEAP")) <= 131_072
     assert r.values("ARGS") == [["a", "b"]]
+    # MQTTS_HEAP_SCALE: every device heap scaled (the margin survey, README "Tests")
+    monkeypatch.setenv("MQTTS_HEAP_SCALE", "0.5")
+    r = run_device(script, {}, heap="128k")
+    assert 58_000 < int(r.value("HEAP")) <= 65_536
+    assert heap_arg("1m") == "heapsize=524288" and heap_arg(1000) == "heapsize=500"
+    monkeypatch.setenv("MQTTS_HEAP_SCALE", "half")
+    with pytest.raises(ValueError, match="MQTTS_HEAP_SCALE must be a number > 0"):
+        heap_arg("64k")
 
 
 def test_run_device_failure_raises_with_output(tmp_path: Path) -> None:
