@@ -42,11 +42,14 @@ def read(s, i):
         p = _join(s._p, "q", n)
         # into one buffer, kept while the backlog drains (_cz): a new one per segment
         # left the heap of a node draining thousands in pieces too small for the next
-        # (after a link loss, MemoryError at every reconnect)
+        # (after a link loss, MemoryError at every reconnect). Rounded up to 256 bytes: a
+        # segment a little larger than the last (a payload's digit more in each message)
+        # needs no new one, which a heap in pieces may not have room for (the drain then
+        # stopped, every reconnect meeting MemoryError where it read that segment again)
         z = (s._sc[i] & 0xFFFFFF) + 4  # its size, as its name says
         if s._cz is None or len(s._cz) < z:
             s._cb = s._cz = None  # (the old one's room free for the new)
-            s._cz = bytearray(z)
+            s._cz = bytearray((z + 255) & ~255)
         try:
             b = _read(p, None, _FORMAT, s._cz)
             if b[:4] != b"MQg\x02":
