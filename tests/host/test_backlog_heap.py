@@ -118,7 +118,7 @@ def test_backlog_drain_in_an_esp32_heap_rides_through_link_resets(
 
 
 @pytest.mark.parametrize("aio", [False, True])
-def test_backlog_drains_with_the_heap_in_pieces_reading_into_one_buffer(
+def test_backlog_drains_with_the_heap_in_pieces_growing_its_buffer_once(
     broker_factory: BrokerFactory, tmp_path: Path, aio: bool
 ) -> None:
     # 200 queued: segments of 32 from 890 to 932 bytes (payloads of one to three digits),
