@@ -42,15 +42,9 @@ def read(s, i):
         p = _join(s._p, "q", n)
         # into one buffer, kept while the backlog drains (_cz): a new one per segment
         # left the heap of a node draining thousands in pieces too small for the next
-        # (after a link loss, MemoryError at every reconnect). The first is the segment's
-        # size (at a boot, where the heap is tightest); a larger one is rounded up to 256
-        # bytes: segments a little larger still (a payload's digit more in each message)
-        # need no new one, which a heap in pieces may not have room for (the drain then
-        # stopped, every reconnect meeting MemoryError where it read that segment again)
+        # (after a link loss, MemoryError at every reconnect)
         z = (s._sc[i] & 0xFFFFFF) + 4  # its size, as its name says
         if s._cz is None or len(s._cz) < z:
-            if s._cz is not None:
-                z = (z + 255) & ~255
             s._cb = s._cz = None  # (the old one's room free for the new)
             s._cz = bytearray(z)
         try:

@@ -4,10 +4,7 @@
 # stops as a power cut would. A later boot (devcfg.AIO: the asyncio client) loads that
 # store and prints "BOOT <pending> <free heap>"; "load" stops there
 # (tools/bench/b_boot_heap.py), "boot" connects, drains the backlog and prints
-# "DRAINED <pending>", "clean" does so with a clean start (the backlog given up),
-# "pieces" drains with the heap in pieces of about devcfg.PIECE bytes from the connect on
-# and prints "BUFFERS <n>": the buffers the segments were read into (a new one each time
-# the store allocated one, seen between the client's calls).
+# "DRAINED <pending>", "clean" does so with a clean start (the backlog given up).
 # devcfg.DIR: the store on that directory of the host (the unix port's own filesystem,
 # which lists a directory in no particular order) instead of a littlefs image.
 import gc
@@ -21,36 +18,12 @@ N = d.cfg("COUNT")
 PHASE = d.cfg("PHASE")
 ARGS = dict(window=16, queue=max(N, 16), keepalive=30, version=d.VERSION, link=Link(min_ms=50),
             store=SessionStore(ROOT + "/.mqtt", d.cfg("MAXB"), ram=16))
-held = None  # "pieces": the heap's blocks held (a name made before they are taken)
-seen = [0, 0]  # "pieces": the read buffer's id last seen, and how many were seen
 
 
 def boot(c):
     gc.collect()
     print("BOOT", c.pending(), gc.mem_free())
     return PHASE != "load"
-
-
-def pieces():
-    # "pieces", once connected: the application's data takes the heap in blocks of PIECE
-    # bytes, every other one given back; what holds them (the drain reads the segments
-    # after the first in there)
-    if PHASE != "pieces":
-        return None
-    import heapfill
-
-    held, n = heapfill.pieces(d.cfg("PIECE"))
-    print("PIECES", n // 2)
-    return held
-
-
-def note(c):
-    # the segments' read buffer now (id: an address, a small int): counted when new
-    b = c._s._cz
-    if b is not None and id(b) != seen[0]:
-        seen[0] = id(b)
-        seen[1] += 1
-    return not c.pending()
 
 
 if PHASE == "queue":
@@ -67,27 +40,19 @@ elif d.cfg("AIO"):
     async def main():
         c = MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), **ARGS)
         if boot(c):
-            note(c)
             await c.connect(clean_session=PHASE == "clean")
-            held = pieces()
             t0 = time.ticks_ms()
-            while not note(c) and time.ticks_diff(time.ticks_ms(), t0) < 120000:
-                await asyncio.sleep_ms(5)
+            while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 120000:
+                await asyncio.sleep_ms(20)
             print("DRAINED", c.pending())
-            held = None  # (what disconnect() loads needs room)
             await c.disconnect()
 
     asyncio.run(main())
 else:
     c = d.client(d.cfg("CID"), **ARGS)
     if boot(c):
-        note(c)
         c.connect(clean_session=PHASE == "clean")
-        held = pieces()
-        d.pump(c, lambda: note(c), 120000)
+        d.pump(c, lambda: not c.pending(), 120000)
         print("DRAINED", c.pending())
-        held = None
         c.disconnect()
-if PHASE == "pieces":
-    print("BUFFERS", seen[1])
 print("PASS")

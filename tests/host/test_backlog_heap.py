@@ -117,38 +117,6 @@ def test_backlog_drain_in_an_esp32_heap_rides_through_link_resets(
     assert not missing, f"{len(missing)} never delivered, e.g. {sorted(missing)[:5]}"
 
 
-@pytest.mark.parametrize("aio", [False, True])
-def test_backlog_drains_with_the_heap_in_pieces_growing_its_buffer_once(
-    broker_factory: BrokerFactory, tmp_path: Path, aio: bool
-) -> None:
-    # 200 queued: segments of 32 from 890 to 932 bytes (payloads of one to three digits),
-    # read back into one buffer; once connected, the application's data leaves the heap
-    # in pieces of about 640 bytes, and the backlog drains. Up to 0.2.24 the buffer was
-    # as large as the largest segment read so far, a new one each time a larger came
-    # (four here): where a heap in pieces had no room for it, that allocation met
-    # MemoryError, and so did every reconnect's resume, which read the segment again,
-    # and the drain stopped for good (README, Tests: the asyncio client near message
-    # 1,000 in an ESP32's heap cut to 98%; here the heap had room, so it is the count of
-    # buffers that tells). Now the first is the first segment's size, as before (a boot's
-    # heap is at its tightest), and a larger one is rounded up to 256 bytes: two here
-    count = 200
-    c = node(tmp_path / "flash.img", "queue", PORT=free_port(), COUNT=count)
-    r = run_device("dev_backlog.py", c, heap="2m", timeout=300, workdir=tmp_path)
-    assert r.value("QUEUED") == str(count), r.out[-2000:]
-    broker = broker_factory(verbose=False)
-    with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs:
-        r = run_device("dev_backlog.py", {**c, "PHASE": "pieces", "PORT": broker.port,
-                                          "AIO": aio, "PIECE": 640},
-                       heap="256k", timeout=300, workdir=tmp_path, check=False)
-        assert r.value("BOOT").split()[0] == str(count), r.out[-2000:]
-        assert int(r.value("PIECES")) > 50, r.out[-2000:]  # the heap was taken
-        assert r.value("DRAINED") == "0", r.out[-2000:]
-        assert r.value("BUFFERS") == "2", r.out[-2000:]
-        obs.wait_for(count, timeout=120, distinct=True)
-        got = set(obs.payloads())
-    assert got == {b"%d" % i for i in range(count)}
-
-
 def test_backlog_on_a_directory_listed_out_of_order_drains_in_full(
     broker: Broker, tmp_path: Path
 ) -> None:
