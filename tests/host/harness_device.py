@@ -58,9 +58,10 @@ def device_env(workdir: Path, lib: Path = LIB_DIR) -> dict[str, str]:
 
 def heap_arg(heap: str | int) -> str:
     """The unix port's -X option for a device heap ("64k", "1m" or bytes), scaled by
-    MQTTS_HEAP_SCALE when set: MQTTS_HEAP_SCALE=0.9 runs every device script in 90% of
-    its heap, to see how much room a test's heap leaves (a heap sized to a board's, or
-    held short on purpose, fails there by design)."""
+    MQTTS_HEAP_SCALE when set: MQTTS_HEAP_SCALE=0.9 runs every device script that
+    run_device and start_device start in 90% of its heap, to see how much room a test's
+    heap leaves (a heap sized to a board's, or held short on purpose, fails there by
+    design; tests that start the unix port themselves keep theirs)."""
     scale = os.environ.get("MQTTS_HEAP_SCALE")
     if not scale:
         return f"heapsize={heap}"
