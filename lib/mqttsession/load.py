@@ -42,6 +42,7 @@ def init(s, store, path, client_id, host, capacity):
     s._co = 0
     s._r = None  # the record just read: seq, flags, pid, epoch, topic, msg, size
     s._cb = None  # the segment being read into the ring: bytes, name, offset
+    s._cw = s._cn = 0  # where _cb starts in its file, the file's size (qseg._win)
     s._sg = s._sl = s._sc = s._tail = s._done = s._out = None
     Session.__init__(s, client_id, host, (r if capacity > _ANY else min(n, r)) if r else n)
     s.limit = capacity

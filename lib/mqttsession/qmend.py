@@ -69,7 +69,7 @@ def group(s, w, m, keep, old):
             for i in m:
                 keep.append((g[i], l[i], c[i]))
             return
-        if s._cb is not None and k == c[i] >> 24 and len(s._cb) == (c[i] & 0xFFFFFF) + 4:
+        if s._cb is not None and k == c[i] >> 24 and s._cn == (c[i] & 0xFFFFFF) + 4:
             whole.append(name(s, i))
     q = sorted(own)
     made = []

@@ -4,12 +4,16 @@
 # or than stored._TAIL needs them, so they load on first use (a node whose queue fits in
 # RAM never loads them).
 from micropython import const
+from struct import unpack_from
 from time import ticks_diff, ticks_ms
 
+from .packet import err
 from .store import _join, _read, _rm
 from .stored import _parse, _slack, name, tp
 
 _FORMAT = const(2)  # as store._FORMAT
+_MAXF = const(65600)  # as store._MAXF
+_RH = const(13)  # as stored._RH
 _TAIL = const(32)  # as stored._TAIL
 _TDIRS = const(4)  # as stored._TDIRS
 _NONE = const(0xFFFFFFFF)
@@ -33,46 +37,83 @@ def _eio(s, p, e):
     return True
 
 
-def read(s, i):
-    # reads the next record of segment i (kept in _cb while pulling from it) into
-    # _r (seq, flags, pid, epoch, topic, payload, size); False at its end or on damage
-    # (reported, the rest of it skipped); None when the flash cannot read it now (_eio)
-    if s._cb is None or s._ci != s._sg[i]:
-        n = name(s, i)
-        p = _join(s._p, "q", n)
-        # into one buffer, kept while the backlog drains (_cz): a new one per segment
-        # left the heap of a node draining thousands in pieces too small for the next
-        # (after a link loss, MemoryError at every reconnect)
-        z = (s._sc[i] & 0xFFFFFF) + 4  # its size, as its name says
+def _win(s, p, o, need):
+    # bytes o.. of segment file p into the read buffer (_cz), as many as it holds: _cb,
+    # from offset _cw of the file's _cn bytes (its size as read, not as its name says:
+    # damage to a name asks for no buffer of its size). One too small for them is
+    # replaced by one that holds them all if the heap has room, the old one kept until
+    # then: in a heap with no piece that large the file is read in windows of the old
+    # one (rather than the drain meeting MemoryError at every reconnect), grown to need
+    # bytes if smaller (a record larger than it, at o)
+    with open(p, "rb") as f:
+        n = f.seek(0, 2)
+        if n > _MAXF:
+            raise err(33, _MAXF)  # larger than %d bytes: left alone
+        z = n - o
         if s._cz is None or len(s._cz) < z:
-            s._cb = s._cz = None  # (the old one's room free for the new)
-            s._cz = bytearray(z)
-        try:
-            b = _read(p, None, _FORMAT, s._cz)
-            if b[:4] != b"MQg\x02":
-                raise ValueError("not a segment")
-        except (OSError, ValueError) as e:
-            if _eio(s, p, e):
-                return None
-            s._st._report(s._p, "q/" + n, e)
+            try:
+                s._cz = bytearray(max(z, 32))  # (a header and a record's at least)
+            except MemoryError:
+                if s._cz is None or len(s._cz) < need:
+                    s._cz = bytearray(need)
+        f.seek(o)
+        b = memoryview(s._cz)[:z]
+        if f.readinto(b) != len(b):
+            raise ValueError("truncated")
+    s._cb = b
+    s._cw = o
+    s._cn = n
+
+
+def read(s, i):
+    # reads the next record of segment i (in _cb while pulling from it, _co the next
+    # one's offset there) into _r (seq, flags, pid, epoch, topic, payload, size); False
+    # at its end or on damage (reported, the rest of it skipped); None when the flash
+    # cannot read it now (_eio)
+    z = (s._sc[i] & 0xFFFFFF) + 4  # its size, as its name says
+    o = 0 if s._cb is None or s._ci != s._sg[i] else -1  # a window to read from o
+    k = 0
+    while True:
+        if o >= 0:
+            n = name(s, i)
+            p = _join(s._p, "q", n)
+            try:
+                _win(s, p, o, k)
+                if not o and s._cb[:4] != b"MQg\x02":
+                    raise ValueError("not a segment")
+            except (OSError, ValueError) as e:
+                if _eio(s, p, e):
+                    return None
+                s._st._report(s._p, "q/" + n, e)
+                if o:
+                    s._co = s._cn - s._cw  # the rest of it skipped
+                return False
+            if o:
+                s._co = 0
+            else:
+                if s._cn != z and s._ci != s._sg[i]:
+                    # shorter (or longer) than its name says: damage, reported (once:
+                    # not when the load read it already); the records it holds are read
+                    s._st._report(s._p, "q/" + n, "%d bytes, its name says %d" % (s._cn, z))
+                s._ci = s._sg[i]
+                s._co = 4
+        b = s._cb
+        j = s._co
+        if s._cw + j >= s._cn:
             return False
-        if len(b) != (s._sc[i] & 0xFFFFFF) + 4 and s._ci != s._sg[i]:
-            # shorter (or longer) than its name says: damage, reported (once: not when
-            # the load read it already); the records it holds are read
-            s._st._report(s._p, "q/" + n, "%d bytes, its name says %d" % (
-                len(b), (s._sc[i] & 0xFFFFFF) + 4))
-        s._cb = b
-        s._ci = s._sg[i]
-        s._co = 4
-    if s._co >= len(s._cb):
-        return False
-    try:
-        r = _parse(s._cb, s._co)
-    except (ValueError, IndexError) as e:
-        if len(s._cb) == (s._sc[i] & 0xFFFFFF) + 4:  # else reported already
-            s._st._report(s._p, "q/" + name(s, i), e)
-        s._co = len(s._cb)
-        return False
+        # the record's size as its header says (0: the header runs past the window)
+        k = len(b) - j >= _RH and _RH + 4 + sum(unpack_from("<HH", b, j + 9))
+        if (not k or j + k > len(b)) and s._cw + len(b) < s._cn and s._cw + j + k <= s._cn:
+            o = s._cw + j  # past the window, not the file: a window from it, holding it
+            continue
+        try:
+            r = _parse(b, j)
+            break
+        except (ValueError, IndexError) as e:
+            if s._cn == z:  # else reported already
+                s._st._report(s._p, "q/" + name(s, i), e)
+            s._co = s._cn - s._cw
+            return False
     s._r = r
     s._co += r[6]
     return True

@@ -333,6 +333,8 @@ def scan(s, w):
                 c = 1
                 if s._cb is not None and s._ci == g[i]:
                     s._co = 4  # this segment is read already: from its first record
+                    if s._cw:
+                        s._cb = None  # (in windows: from its first one, read again)
                 while read(s, i):
                     if s._r[0] == x:
                         s.bytes -= s._r[6]

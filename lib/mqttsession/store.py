@@ -67,18 +67,18 @@ class NewerFormat(ValueError):
     pass
 
 
-def _read(path, t, v, into=None):
+def _read(path, t, v):
     # file path whole or, given its kind t, its body when it is a file of that kind and
     # format version v (else ValueError; NewerFormat when a newer library wrote it). One
     # open (a stat first would look the name up again: twice the block reads in a large
     # directory), one read into a buffer of the file's size, no larger than any file the
-    # store writes (into: a buffer to read it into where it fits, a view of it returned)
+    # store writes
     with open(path, "rb") as f:
         n = f.seek(0, 2)
         if n > _MAXF:
             raise err(33, _MAXF)  # larger than %d bytes: left alone
         f.seek(0)
-        b = bytearray(n) if into is None or len(into) < n else memoryview(into)[:n]
+        b = bytearray(n)
         if f.readinto(b) != n:
             raise ValueError("truncated")
     if t is None:

@@ -349,6 +349,11 @@ def load():
         elif what == "parse":
             real = sd._parse
             sd._parse = Once(real, k)
+        else:  # "win": a segment's read (its buffer, its windows)
+            import mqttsession.qseg as qs
+
+            real = qs._win
+            qs._win = Once(real, k)
         try:
             s = store().get(d.cfg("HOST"), CID, 1000)
             ok = True
@@ -360,7 +365,7 @@ def load():
         finally:
             if what == "read":
                 st._read = real
-            else:
+            elif what == "parse":
                 sd._parse = real
             import mqttsession
 

@@ -57,9 +57,9 @@ def inject():
         unpack_from = struct.unpack_from
         calcsize = struct.calcsize
 
-    for m, n in ((qseg, "_read"), (qseg, "_parse"), (stored, "_write"), (stored, "pack"),
-                 (stored, "append")):
-        setattr(m, n, failing(getattr(m, n), n == "_read" and d.cfg("FAULT") == "eio"))
+    for m, n in ((qseg, "_read"), (qseg, "_win"), (qseg, "_parse"), (stored, "_write"),
+                 (stored, "pack"), (stored, "append")):
+        setattr(m, n, failing(getattr(m, n), n in ("_read", "_win") and d.cfg("FAULT") == "eio"))
     qseg.bytearray = failing(bytearray)  # the segment buffer
     stored.bytes = failing(bytes)
     stored.struct = Struct

@@ -501,17 +501,50 @@ def rollback():
             "format 1 files merged and gone")
 
 
+def drain(s):
+    # the payloads of session s's pending messages, each dropped as taken (as an
+    # acknowledgement would), in order; prints "BUFFER <the largest the segments were
+    # read into>". devcfg.LIMIT: from the load on, the store's segment reader finds no
+    # piece of the heap larger than that (MemoryError), as in a heap in pieces: a
+    # segment larger than its buffer is read in windows of it
+    from mqttsession import qseg
+
+    def small(n):
+        if n > d.cfg("LIMIT"):
+            raise MemoryError("no piece of %d bytes" % n)
+        return bytearray(n)
+
+    if d.cfg("LIMIT"):
+        qseg.bytearray = small
+    got = []
+    most = 0
+    while s.live():
+        k = s.live()[0]
+        got.append(s.load(k)[1])
+        s.drop(k)
+        most = max(most, len(s._cz or b""))
+    qseg.bytearray = bytearray
+    print("BUFFER", most)
+    return got
+
+
+def backlog(cid, cap, n):
+    # a session of capacity cap queueing n messages (m00, m01, ...): its segments'
+    # directory and their names, in order (one segment per 32)
+    s = SessionStore(STORE, ram=4).get(H, cid, cap)
+    for i in range(n):
+        keep(s, b"m%02d" % i)
+    q = s._p + "/q"
+    names = sorted(os.listdir(q))
+    d.check(len(names) == n // 32, "%d segments: %r" % (n // 32, names))
+    return q, names
+
+
 def segdamage():
     # damaged records in the backlog's segments (one cut short mid-header, one with a
     # flipped byte): each is reported once; the messages before it and those of every
     # other segment and of the tail drain in order, the rest of that segment is skipped
-    st = SessionStore(STORE, ram=4)
-    s = st.get(H, "seg", 80)
-    for i in range(70):
-        keep(s, b"m%02d" % i)
-    q = s._p + "/q"
-    names = sorted(os.listdir(q))
-    d.check(len(names) == 2, "two segments: %r" % names)
+    q, names = backlog("seg", 80, 70)
     rs = 13 + 3 + 3 + 4  # one record: header, topic c/t, payload mNN, CRC
     with open(q + "/" + names[0], "rb") as f:
         b = f.read()
@@ -524,11 +557,7 @@ def segdamage():
         f.write(b)
     st2 = SessionStore(STORE, ram=4)
     s2 = st2.get(H, "seg", 80)
-    got = []
-    while s2.live():
-        k = s2.live()[0]
-        got.append(s2.load(k)[1])
-        s2.drop(k)
+    got = drain(s2)
     print("ERRORS", st2.errors)
     want = [b"m%02d" % i for i in list(range(20)) + list(range(32, 42)) + list(range(64, 70))]
     d.check(got == want, "drained in order up to each damaged record: %r" % got)
@@ -537,6 +566,24 @@ def segdamage():
     keep(s2, b"after")
     d.check(payloads(SessionStore(STORE, ram=4).get(H, "seg", 80)) == [b"after"],
             "usable after the damage")
+
+
+def segname():
+    # damage to the sizes in two segments' names (littlefs keeps names in its metadata):
+    # one says 16 MB, one says 16 bytes. Each is reported once and read as the file is:
+    # every message drains, in order (up to 0.2.24 the first asked for a buffer of 16 MB,
+    # and every boot met MemoryError)
+    q, names = backlog("segn", 120, 100)
+    for n, z in ((names[0], 0xFFFFF0), (names[1], 16)):
+        os.rename(q + "/" + n, q + "/" + n[:18] + "%06x" % z)
+    st2 = SessionStore(STORE, ram=4)
+    s2 = st2.get(H, "segn", 120)
+    got = drain(s2)
+    print("ERRORS", st2.errors)
+    d.check(got == [b"m%02d" % i for i in range(100)], "every message, in order: %r" % got)
+    d.check(len(st2.errors) == 2 and all("its name says" in e for e in st2.errors),
+            "each damaged name reported once")
+    d.check(not os.listdir(q), "every segment removed once drained: %r" % os.listdir(q))
 
 
 def wide_window():

@@ -149,18 +149,18 @@ def eio():
     from mqttsession import qseg
 
     g = make()
-    read = qseg._read
+    read = qseg._win  # a segment's read
 
-    def failing(p, *a):
+    def failing(s, p, *a):
         if "/q/00000000" in p:
             raise OSError(5)  # the driver's EIO
-        return read(p, *a)
+        return read(s, p, *a)
 
-    qseg._read = failing
+    qseg._win = failing
     try:
         st, s2 = get()  # the upgrade, the flash failing
     finally:
-        qseg._read = read
+        qseg._win = read
     print("0.2.23 SEGMENTS", g, "KEPT", segs(), "ERRORS", st.errors)
     d.check(all(x in segs() for x in g), "the group kept as it was: %r" % segs())
     st, s2 = get()  # the next boot

@@ -47,7 +47,7 @@ def test_subscriptions_made_again_when_an_allocation_fails_midway(
     _run(broker, tmp_path, TEST="resub", API=api, WHERE=where, LINK=1, KEEPER=keeper)
 
 
-@pytest.mark.parametrize("where", ["read", "parse"])
+@pytest.mark.parametrize("where", ["read", "parse", "win"])
 def test_store_load_cut_short_by_the_heap_changes_nothing(broker: Broker, tmp_path: Path,
                                                            where: str) -> None:
     _run(broker, tmp_path, TEST="load", WHERE=where)

@@ -48,10 +48,25 @@ def test_root_that_is_a_file_is_refused_and_kept(broker: Broker, tmp_path: Path)
     assert len(r.values("REFUSED")) == 3, r.out
 
 
-def test_damaged_records_in_the_backlog(broker: Broker, tmp_path: Path) -> None:
-    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segdamage"),
-                   heap=HEAP)
+@pytest.mark.parametrize("limit", [0, 600])
+def test_damaged_records_in_the_backlog(broker: Broker, tmp_path: Path, limit: int) -> None:
+    # limit: no piece of the heap larger than 600 bytes for the segment reader, so the
+    # second segment (740 bytes) is read in windows of the first one's buffer (470):
+    # damage is told from a record running past a window
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segdamage",
+                                            LIMIT=limit), heap=HEAP)
     assert sum("mqttsession: store:" in ln and "/q/" in ln for ln in r.lines) == 2
+    most = int(r.value("BUFFER"))
+    assert (most == 470) if limit else (most == 740), r.out
+
+
+def test_damaged_sizes_in_segment_names(broker: Broker, tmp_path: Path) -> None:
+    # a segment's name says 16 MB, another's 16 bytes: each read as the file is, reported
+    # once, every message drained in order (tests/device/dev_store_more.py, segname)
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segname"),
+                   heap=HEAP)
+    assert sum(ln.startswith("mqttsession: store:") and "its name says" in ln
+               for ln in r.lines) == 2, r.out
 
 
 def test_window_larger_than_the_ram_ring(broker: Broker, tmp_path: Path) -> None:
