@@ -79,6 +79,7 @@ _T = (
     "Vwatermark beyond the queue\n"
     "Vnot a segment\n"
     "Vmqttsession: store: %s - kept, read again later\n"
+    "Vmqttsession: store: %s - read as it is\n"  # 55
 )
 
 

@@ -94,7 +94,8 @@ def read(s, i):
                 if s._cn != z and s._ci != s._sg[i]:
                     # shorter (or longer) than its name says: damage, reported (once:
                     # not when the load read it already); the records it holds are read
-                    s._st._report(s._p, "q/" + n, "%d bytes, its name says %d" % (s._cn, z))
+                    e = "%d bytes, its name says %d" % (s._cn, z)
+                    s._st._report(s._p, "q/" + n, e, 55)  # mqttsession: store: %s - read as it is
                 s._ci = s._sg[i]
                 s._co = 4
         b = s._cb

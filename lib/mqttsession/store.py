@@ -193,8 +193,9 @@ class SessionStore:
                         raise
 
     def _report(self, path, name, e, k=40):
-        # k: the text printed, err(40) "mqttsession: store: %s - starting without it", or
-        # err(54) "... - kept, read again later" (qseg._eio)
+        # k: the text printed, err(40) "mqttsession: store: %s - starting without it",
+        # err(54) "... - kept, read again later" (qseg._eio), or err(55) "... - read as it
+        # is" (a segment whose size is not as its name says: every record in it read)
         msg = "%s/%s: %s" % (path, name, e)
         self.errors.append(msg)
         print(err(k, msg))
