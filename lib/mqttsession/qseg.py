@@ -43,8 +43,9 @@ def _win(s, p, o, need):
     # damage to a name asks for no buffer of its size). One too small for them is
     # replaced by one that holds them all if the heap has room, the old one kept until
     # then: in a heap with no piece that large the file is read in windows of the old
-    # one (rather than the drain meeting MemoryError at every reconnect), grown to need
-    # bytes if smaller (a record larger than it, at o)
+    # one (rather than the drain meeting MemoryError at every reconnect), or of 128
+    # bytes if there is none yet (a load), grown to need bytes if smaller (a record
+    # larger than it, at o)
     with open(p, "rb") as f:
         n = f.seek(0, 2)
         if n > _MAXF:
@@ -55,7 +56,7 @@ def _win(s, p, o, need):
                 s._cz = bytearray(max(z, 32))  # (a header and a record's at least)
             except MemoryError:
                 if s._cz is None or len(s._cz) < need:
-                    s._cz = bytearray(need)
+                    s._cz = bytearray(max(need, 128))
         f.seek(o)
         b = memoryview(s._cz)[:z]
         if f.readinto(b) != len(b):

@@ -501,21 +501,31 @@ def rollback():
             "format 1 files merged and gone")
 
 
-def drain(s):
-    # the payloads of session s's pending messages, each dropped as taken (as an
-    # acknowledgement would), in order; prints "BUFFER <the largest the segments were
-    # read into>". devcfg.LIMIT: from the load on, the store's segment reader finds no
-    # piece of the heap larger than that (MemoryError), as in a heap in pieces: a
-    # segment larger than its buffer is read in windows of it
-    from mqttsession import qseg
+def small(n):
+    # qseg's bytearray under devcfg.LIMIT: no piece of the heap larger than that
+    # (MemoryError), as in a heap in pieces
+    if n > d.cfg("LIMIT"):
+        raise MemoryError("no piece of %d bytes" % n)
+    return bytearray(n)
 
-    def small(n):
-        if n > d.cfg("LIMIT"):
-            raise MemoryError("no piece of %d bytes" % n)
-        return bytearray(n)
+
+def limited():
+    # a store whose segment reader finds the heap as small() says, from the load on
+    # (devcfg.LIMIT; none without it): a segment larger than its buffer is read in
+    # windows of it
+    from mqttsession import qseg
 
     if d.cfg("LIMIT"):
         qseg.bytearray = small
+    return SessionStore(STORE, ram=4)
+
+
+def drain(s):
+    # the payloads of session s's pending messages, each dropped as taken (as an
+    # acknowledgement would), in order; prints "BUFFER <the largest the segments were
+    # read into>", and gives qseg its bytearray back
+    from mqttsession import qseg
+
     got = []
     most = 0
     while s.live():
@@ -555,7 +565,7 @@ def segdamage():
     b[4 + 10 * rs + 17] ^= 0x55  # the payload of record 10 (m42)
     with open(q + "/" + names[1], "wb") as f:
         f.write(b)
-    st2 = SessionStore(STORE, ram=4)
+    st2 = limited()
     s2 = st2.get(H, "seg", 80)
     got = drain(s2)
     print("ERRORS", st2.errors)
