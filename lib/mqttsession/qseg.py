@@ -4,7 +4,6 @@
 # or than stored._TAIL needs them, so they load on first use (a node whose queue fits in
 # RAM never loads them).
 from micropython import const
-from struct import unpack_from
 from time import ticks_diff, ticks_ms
 
 from .packet import err
@@ -103,8 +102,9 @@ def read(s, i):
         j = s._co
         if s._cw + j >= s._cn:
             return False
-        # the record's size as its header says (0: the header runs past the window)
-        k = len(b) - j >= _RH and _RH + 4 + sum(unpack_from("<HH", b, j + 9))
+        # the record's size as its header says, its topic's and payload's lengths
+        # (little-endian, at 9 and 11) and CRC; 0: the header runs past the window
+        k = len(b) - j >= _RH and _RH + 4 + b[j + 9] + b[j + 11] + (b[j + 10] + b[j + 12] << 8)
         if (not k or j + k > len(b)) and s._cw + len(b) < s._cn and s._cw + j + k <= s._cn:
             o = s._cw + j  # past the window, not the file: a window from it, holding it
             continue

@@ -578,6 +578,22 @@ def segdamage():
             "usable after the damage")
 
 
+def segbig():
+    # records of 22 to 1,282 bytes (payloads of 2 + 180 x (i % 8) bytes): where the load
+    # finds no room for a segment's buffer (devcfg.LIMIT) its windows of 128 bytes grow
+    # to each record larger than them. Every message drains, in order, with no report
+    s = SessionStore(STORE, ram=4).get(H, "segb", 80)
+    want = [b"%02d" % i + b"." * (180 * (i % 8)) for i in range(48)]
+    for m in want:
+        keep(s, m)
+    del s
+    st2 = limited()
+    s2 = st2.get(H, "segb", 80)
+    got = drain(s2)
+    d.check(got == want, "every message, in order: %r" % [len(m) for m in got])
+    d.check(not st2.errors, "no damage: %r" % st2.errors)
+
+
 def segname():
     # damage to the sizes in two segments' names (littlefs keeps names in its metadata):
     # one says 16 MB, one says 16 bytes. Each is reported once and read as the file is:

@@ -61,6 +61,18 @@ def test_damaged_records_in_the_backlog(broker: Broker, tmp_path: Path, limit: i
     assert int(r.value("BUFFER")) == buffer, r.out
 
 
+@pytest.mark.parametrize("limit", [0, 1500])
+def test_backlog_records_larger_than_a_window(broker: Broker, tmp_path: Path,
+                                              limit: int) -> None:
+    # records of 22 to 1,282 bytes; limit: no piece of the heap over 1,500 bytes for the
+    # segment reader, so the load reads in windows of 128 bytes, grown for each larger
+    # record (tests/device/dev_store_more.py, segbig)
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segbig",
+                                            LIMIT=limit), heap=HEAP)
+    most = int(r.value("BUFFER"))
+    assert 1282 <= most <= 1500 if limit else most > 1500, r.out
+
+
 def test_damaged_sizes_in_segment_names(broker: Broker, tmp_path: Path) -> None:
     # a segment's name says 16 MB, another's 16 bytes: each read as the file is, reported
     # once, every message drained in order (tests/device/dev_store_more.py, segname)
