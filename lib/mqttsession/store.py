@@ -68,8 +68,8 @@ class NewerFormat(ValueError):
 
 
 def _read(path, t, v):
-    # file path whole or, given its kind t, its body when it is a file of that kind and
-    # format version v (else ValueError; NewerFormat when a newer library wrote it). One
+    # the body of file path when it is a file of kind t and format version v (else
+    # ValueError; NewerFormat when a newer library wrote it). One
     # open (a stat first would look the name up again: twice the block reads in a large
     # directory), one read into a buffer of the file's size, no larger than any file the
     # store writes
@@ -81,8 +81,6 @@ def _read(path, t, v):
         b = bytearray(n)
         if f.readinto(b) != n:
             raise ValueError("truncated")
-    if t is None:
-        return b
     if n >= 8 and b[:3] == b"MQ" + t:
         if b[3] > _FORMAT:
             raise err(34, b[3], _FORMAT)  # format %d, newer than this library's %d
