@@ -39,18 +39,19 @@ def _eio(s, p, e):
 def _win(s, p, o, need):
     # bytes o.. of segment file p into the read buffer (_cz), as many as it holds: _cb,
     # from offset _cw of the file's _cn bytes (its size as read, not as its name says:
-    # damage to a name asks for no buffer of its size). One too small for them is
-    # replaced by one that holds them all if the heap has room, the old one kept until
-    # then: in a heap with no piece that large the file is read in windows of the old
-    # one (rather than the drain meeting MemoryError at every reconnect), or of 128
-    # bytes if there is none yet (a load), grown to need bytes if smaller (a record
-    # larger than it, at o)
+    # damage to a name asks for no buffer of its size). At a file's first window, one
+    # too small for them is replaced by one that holds them all if the heap has room,
+    # the old one kept until then: in a heap with no piece that large the file is read
+    # in windows of the old one (rather than the drain meeting MemoryError at every
+    # reconnect), or of 128 bytes if there is none yet (a load). Later windows try no
+    # larger one (each failed allocation costs a collection) unless the record at o
+    # needs more bytes than the buffer holds
     with open(p, "rb") as f:
         n = f.seek(0, 2)
         if n > _MAXF:
             raise err(33, _MAXF)  # larger than %d bytes: left alone
         z = n - o
-        if s._cz is None or len(s._cz) < z:
+        if s._cz is None or len(s._cz) < need or not o and len(s._cz) < z:
             try:
                 s._cz = bytearray(max(z, 32))  # (a header and a record's at least)
             except MemoryError:
