@@ -81,7 +81,7 @@ def read(s, i):
             try:
                 _win(s, p, o, k)
                 if not o and s._cb[:4] != b"MQg\x02":
-                    raise ValueError("not a segment")
+                    raise err(53)  # not a segment
             except (OSError, ValueError) as e:
                 if _eio(s, p, e):
                     return None

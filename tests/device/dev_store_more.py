@@ -612,6 +612,26 @@ def segname():
     d.check(not os.listdir(q), "every segment removed once drained: %r" % os.listdir(q))
 
 
+def segmagic():
+    # two segments whose first bytes are not a segment's (the oldest, read at the load,
+    # and the third): each is reported once as "not a segment" and removed, its messages
+    # are passed over; every message of the other segment and of the tail drains in order
+    q, names = backlog("segm", 120, 100)
+    for n in (names[0], names[2]):
+        with open(q + "/" + n, "r+b") as f:
+            f.write(b"JUNK")
+    st2 = SessionStore(STORE, ram=4)
+    s2 = st2.get(H, "segm", 120)
+    got = drain(s2)
+    print("ERRORS", st2.errors)
+    want = [b"m%02d" % i for i in list(range(32, 64)) + list(range(96, 100))]
+    d.check(got == want, "the other segment and the tail, in order: %r" % got)
+    d.check(len(st2.errors) == 2 and all("not a segment" in e for e in st2.errors),
+            "each reported once as not a segment")
+    d.check(s2.pending() == 0, "nothing left counted")
+    d.check(not os.listdir(q), "no segment left: %r" % os.listdir(q))
+
+
 def wide_window():
     # a window larger than SessionStore(ram=N): at most N messages in flight, the rest
     # wait in flash and go out in order as acknowledgements come; no call raises

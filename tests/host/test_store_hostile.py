@@ -82,6 +82,16 @@ def test_damaged_sizes_in_segment_names(broker: Broker, tmp_path: Path) -> None:
                and ln.endswith("- read as it is") for ln in r.lines) == 2, r.out
 
 
+def test_segments_that_are_not_segments(broker: Broker, tmp_path: Path) -> None:
+    # the first bytes of two segments overwritten (the oldest, read at the load, and the
+    # third): each reported once as "not a segment"; the rest drains in order
+    # (tests/device/dev_store_more.py, segmagic)
+    r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "segmagic"),
+                   heap=HEAP)
+    assert sum(ln.startswith("mqttsession: store:") and "not a segment" in ln
+               for ln in r.lines) == 2, r.out
+
+
 def test_window_larger_than_the_ram_ring(broker: Broker, tmp_path: Path) -> None:
     # SessionStore(ram=2) under window=4: the window is the ring, nothing raises
     r = run_device("dev_store_more.py", cfg(broker, tmp_path / "flash.img", "wide_window"),
