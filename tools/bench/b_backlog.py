@@ -165,7 +165,9 @@ def parts(bdev, drain=True):
         setattr(mod, name, w)
 
     if drain:
-        wrap(qseg, "_read", "segment_open_read")  # a segment opened and read whole
+        # a segment opened and read (whole, or a window of it where the heap is short)
+        wrap(qseg, "_win", "segment_open_read")
+        wrap(qseg, "_read", "tail_read")  # a tail message read back (the newest ones)
         wrap(qseg, "_parse", "record_decode")
         wrap(stored, "_rm", "segment_remove")  # a complete segment removed
     else:
