@@ -30,7 +30,7 @@ def drain_failing(aio):
           link=Link(min_ms=50, max_ms=200), store=store())
     from mqttsession import qseg
 
-    real = qseg._read
+    real = qseg._win  # a segment's read (qseg._read reads the tail's files)
     left = [d.cfg("FAILS", 16)]
 
     def flaky(*a):
@@ -46,7 +46,7 @@ def drain():
     c, qseg, flaky, left = drain_failing(False)
     for i in range(COUNT):
         c.publish(d.topic("m"), b"%d" % i, qos=1)  # offline: never connected yet
-    qseg._read = flaky
+    qseg._win = flaky
     c.connect(clean_session=False)
     t0 = time.ticks_ms()
     caught = 0
@@ -71,7 +71,7 @@ def aio_drain():
         c, qseg, flaky, left = drain_failing(True)
         for i in range(COUNT):
             await c.publish(d.topic("m"), b"%d" % i, qos=1)  # offline: never connected yet
-        qseg._read = flaky
+        qseg._win = flaky
         await c.connect(clean_session=False)
         t0 = time.ticks_ms()
         while c.pending() and time.ticks_diff(time.ticks_ms(), t0) < 60000:
