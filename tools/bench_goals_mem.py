@@ -37,6 +37,12 @@ class MemoryRows:
 
     def backlog_rows(self) -> None:
         n = self.plan_for("backlog").backlog_n
+
+        def spread(key: str, k: int) -> str:
+            # the figures of k runs (key.run0...) whose median is a row
+            got = [self.res.get(f"{key}.run{i}") for i in range(k)]
+            return " / ".join(fmt(x) for x in got if x is not None) or "none"
+
         for p in (32, 256):
             b = f"backlog.p{p}"
             for k, what in (
@@ -160,6 +166,28 @@ class MemoryRows:
                 0.7,
                 "acks/s",
             )
+            # the same drains with the broker on the other CPU (b_backlog.py apart=1)
+            a = f"{b}.apart"
+
+            self.row("backlog", f"prog {p}: drain rate, 10 queued, broker on its own CPU",
+                     f"{a}.drain_per_s.n10", "acks/s",
+                     f"median of 5 ({spread(f'{a}.drain_per_s.n10', 5)}); broker on the other "
+                     "CPU, as a node's broker is on another machine")
+            self.row("backlog", f"prog {p}: drain rate, {n:,} queued, broker on its own CPU",
+                     f"{a}.drain_per_s.n{n}", "acks/s",
+                     f"median of 3 ({spread(f'{a}.drain_per_s.n{n}', 3)}); first to last "
+                     "acknowledgement")
+            self.row("backlog", f"prog {p}: that rate, {n:,} queued vs 10, broker on its own CPU",
+                     f"{a}.drain_share", "ratio",
+                     "the issue's measure with both medians; not judged against the goal: "
+                     "the 10-queued runs swing too much on two CPUs (see that row)")
+            self.row("backlog",
+                     f"prog {p}: drain rate, {n:,} queued in a RAM queue, broker on its own CPU",
+                     f"{a}.drain_ram_per_s.n{n}", "acks/s", "no store; right after")
+            self.row("backlog",
+                     f"prog {p}: drain rate, {n:,} from flash vs from a RAM queue, broker on "
+                     "its own CPU", f"{a}.drain_ram_share", "ratio",
+                     "the store's own share of the drain when the client has its CPU alone")
             q = self.res.get(f"{b}.queue_share")
             runs = [self.res.get(f"{b}.queue_share.run{k}") for k in range(3)]
             self.target(

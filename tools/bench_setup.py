@@ -117,21 +117,28 @@ def area_label(area: str) -> str:
 
 
 @contextlib.contextmanager
-def pinned(pids: Sequence[int | None]) -> Iterator[int | None]:
+def pinned(pids: Sequence[int | None], apart: bool = False) -> Iterator[int | None]:
     """This process (so every child it starts) and pids on one CPU for the block: a
     lockstep exchange between two processes swings 2-4x with where the scheduler puts
-    them. Yields the CPU, or None where affinity cannot be set."""
+    them. apart: pids on another CPU of their own instead (as a node's broker runs on
+    another machine). Yields this process's CPU, or None where affinity cannot be set
+    (apart: or there is one CPU only)."""
     try:
         before = os.sched_getaffinity(0)
     except (AttributeError, OSError):
         yield None
         return
-    cpu = min(before)
+    cpus = sorted(before)
+    if apart and len(cpus) < 2:
+        yield None
+        return
+    cpu = cpus[0]
+    theirs = cpus[1] if apart else cpu
     others = {p: os.sched_getaffinity(p) for p in pids if p}
     try:
         os.sched_setaffinity(0, {cpu})
         for p in others:
-            os.sched_setaffinity(p, {cpu})
+            os.sched_setaffinity(p, {theirs})
         yield cpu
     finally:
         os.sched_setaffinity(0, before)

@@ -28,6 +28,11 @@ PARTS = B.num("parts", 0)
 # ram=1: only the drain of n from a RAM queue (no store). A separate run with a larger
 # heap: n messages in RAM do not fit the board-sized heap of the store's run
 RAM = B.num("ram", 0)
+# apart=1: only the drain rates (10 queued and n, each the median of several runs), tagged
+# .apart: the host runs it with the broker on the other CPU, as a node's broker is on
+# another machine (on one CPU the broker's work falls inside the drain of n but not
+# between the first and last of 10 acknowledgements, which wait in the socket together)
+APART = B.num("apart", 0)
 # size=N: N-byte payloads instead of the 16 bytes every benchmark sends (a tail file
 # larger than the mount's cache is not inline in littlefs metadata: README)
 SIZE = B.num("size", 0)
@@ -37,7 +42,7 @@ W = 320  # messages per queueing-cost window
 # whole block, and 10,000 16-byte messages take 313 of them (1.3 MB of the 4 MB image)
 MAXB = BLOCKS * 4096 // 2
 tag = (f"backlog.p{PROG}" + (f".r{READ}" if READ != 32 else "") + ("" if MTIME else ".m0")
-       + (f".s{SIZE}" if SIZE else ""))
+       + (f".s{SIZE}" if SIZE else "") + (".apart" if APART else ""))
 mount_heap = [0]  # the heap the last mount took (littlefs's caches, the block device)
 
 
@@ -271,7 +276,8 @@ if RAM:
     B.out(f"{tag}.drain_ram_whole_per_s.n{N}", rw)
     print("DONE")
     raise SystemExit
-naive()
+if not APART:
+    naive()
 # 10 queued drains in a few milliseconds: the median of 5 runs (one run swings with
 # when the broker's acknowledgements happen to be sent)
 runs = [run(10, False) for _ in range(5)]
@@ -279,6 +285,22 @@ rates = sorted(x[0] for x in runs)
 whole = sorted(x[1] for x in runs)
 B.out(f"{tag}.drain_per_s.n10", rates[2])
 B.out(f"{tag}.drain_whole_per_s.n10", whole[2])
+if APART:
+    # on two CPUs the rates swing more with the machine: the drain of n too is the
+    # median of 3 runs; every run of both is reported
+    for k, x in enumerate(rates):
+        B.out(f"{tag}.drain_per_s.n10.run{k}", x)
+    runs = [run(N, False)[:2] for _ in range(3)]
+    for k, x in enumerate(runs):
+        B.out(f"{tag}.drain_per_s.n{N}.run{k}", x[0])
+    r = sorted(x[0] for x in runs)[1]
+    B.out(f"{tag}.drain_per_s.n{N}", r)
+    B.out(f"{tag}.drain_share", r / rates[2])
+    w = sorted(x[1] for x in runs)[1]
+    B.out(f"{tag}.drain_whole_per_s.n{N}", w)
+    B.out(f"{tag}.drain_whole_share", w / whole[2])
+    print("DONE")
+    raise SystemExit
 r, w, share = run(N, True)
 # the queueing cost's growth, the median of three runs (this one and two that only
 # queue): one run's timing swings with the machine (1.08 and 1.61 an hour apart, with
