@@ -354,7 +354,9 @@ def issue_notes(b: Bench) -> list[str]:
         "QoS 1 messages queued offline into a littlefs store (1,024 blocks of 4 KiB, prog 32 "
         "and 256, counting block device), a remount, then the drain; broker and client "
         "pinned to one CPU. Right after each, the same messages drained from a RAM queue "
-        "(no store; `b_backlog.py ram=1`, a 4 MB heap: they do not fit 256 KB).",
+        "(no store; `b_backlog.py ram=1`, a 4 MB heap: they do not fit 256 KB). Then both "
+        "drains again with the broker pinned to the other CPU (`b_backlog.py apart=1`), as a "
+        "node's broker runs on another machine.",
         "memory": "- memory (issue 12, `tools/bench/b_mem.py`"
         + (" --quick" if b.plan_for("memory").quick else "")
         + "): one node script (client + store on littlefs + Link; QoS 0/1/2) for every form "

@@ -316,6 +316,57 @@ def test_pinned_puts_this_process_on_one_cpu_and_restores_it() -> None:
     assert os.sched_getaffinity(0) == before
 
 
+def test_pinned_apart_puts_the_others_on_another_cpu_or_says_it_cannot() -> None:
+    # the backlog's drains with the broker on its own CPU: this process on one CPU, the
+    # broker (here a sleeping child) on another, both restored after; with one CPU
+    # allowed, None (the rows then say why) and nothing changed
+    before = os.sched_getaffinity(0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = os.sched_getaffinity(child.pid)
+        if len(before) >= 2:
+            with bench.pinned([child.pid], apart=True) as cpu:
+                assert cpu is not None and os.sched_getaffinity(0) == {cpu}
+                other = os.sched_getaffinity(child.pid)
+                assert len(other) == 1 and other != {cpu}
+            assert os.sched_getaffinity(0) == before
+            assert os.sched_getaffinity(child.pid) == theirs
+        one = {min(before)}
+        os.sched_setaffinity(0, one)
+        try:
+            with bench.pinned([child.pid], apart=True) as cpu:
+                assert cpu is None
+                assert os.sched_getaffinity(0) == one
+                assert os.sched_getaffinity(child.pid) == theirs
+        finally:
+            os.sched_setaffinity(0, before)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_drains_with_the_broker_apart_are_rows_not_goals() -> None:
+    # b_backlog.py apart=1's figures: rows with every run's figure, the ratio shown, and
+    # no goal judged from them (the one-CPU goal row stays the only drain goal: with no
+    # one-CPU figures it is not met, though these would meet it)
+    n = bench.QUICK.backlog_n
+    a = "backlog.p32.apart"
+    figures = {f"{a}.drain_per_s.n10": 40000.0, f"{a}.drain_per_s.n{n}": 30000.0,
+               f"{a}.drain_share": 0.75, f"{a}.drain_ram_per_s.n{n}": 80000.0,
+               f"{a}.drain_ram_share": 0.325}
+    figures.update({f"{a}.drain_per_s.n10.run{k}": 30000.0 + 2500 * k for k in range(5)})
+    figures.update({f"{a}.drain_per_s.n{n}.run{k}": 29000.0 + 1000 * k for k in range(3)})
+    b = judged(figures)
+    rows = {r.what: r for r in b.rows if "broker on its own CPU" in r.what}
+    r10 = rows["prog 32: drain rate, 10 queued, broker on its own CPU"]
+    assert r10.value == "40,000" and "30,000 / 32,500 / 35,000 / 37,500 / 40,000" in r10.note
+    rn = rows[f"prog 32: drain rate, {n:,} queued, broker on its own CPU"]
+    assert rn.value == "30,000" and "29,000 / 30,000 / 31,000" in rn.note
+    assert rows[f"prog 32: that rate, {n:,} queued vs 10, broker on its own CPU"].value == "0.750"
+    assert not [t.what for t in b.targets if "own CPU" in t.what]
+    assert status(b, f"issue 13: prog 32: drain rate of {n:,} queued vs 10")[0] != "met"
+
+
 def test_quick_areas_take_quick_counts_in_a_full_run() -> None:
     b = bench.Bench.__new__(bench.Bench)
     b.plan = bench.FULL
