@@ -168,7 +168,6 @@ class MemoryRows:
             )
             # the same drains with the broker on the other CPU (b_backlog.py apart=1)
             a = f"{b}.apart"
-
             self.row("backlog", f"prog {p}: drain rate, 10 queued, broker on its own CPU",
                      f"{a}.drain_per_s.n10", "acks/s",
                      f"median of 5 ({spread(f'{a}.drain_per_s.n10', 5)}); broker on the other "
