@@ -138,6 +138,24 @@ def load(s):
     return True
 
 
+def _put(s, a, z, c):
+    # segment a..z (c: count << 24 | bytes) into the index in order of first seq:
+    # littlefs lists names in order (each one goes last), another filesystem may not
+    g = s._sg
+    i = len(g)
+    g.append(a)
+    s._sl.append(z)
+    s._sc.append(c)
+    while i and g[i - 1] > a:
+        g[i] = g[i - 1]
+        s._sl[i] = s._sl[i - 1]
+        s._sc[i] = s._sc[i - 1]
+        i -= 1
+    g[i] = a
+    s._sl[i] = z
+    s._sc[i] = c
+
+
 def scan(s, w):
     # finds the segments and tail messages at or above the watermark w, counts them,
     # and brings the oldest into the ring
@@ -148,6 +166,7 @@ def scan(s, w):
             st._mkdirs(_join(p, d))
     q = _join(p, "q")
     g = s._sg
+    w0, d0 = w, s._done  # as the hot state has them (0.2.23's held messages, below)
     top = ""  # the last name in order: a cut seal is the last segment
     for e in os.ilistdir(q):
         # one name at a time (a listing of every segment would cost RAM in proportion to
@@ -166,20 +185,7 @@ def scan(s, w):
         if z < w:
             _rm(_join(q, n))  # complete (its removal was cut short)
             continue
-        # into the segments in order of first seq: littlefs lists names in order (each
-        # one goes last), another filesystem may not
-        i = len(g)
-        g.append(a)
-        s._sl.append(z)
-        s._sc.append(c << 24 | nb)
-        while i and g[i - 1] > a:
-            g[i] = g[i - 1]
-            s._sl[i] = s._sl[i - 1]
-            s._sc[i] = s._sc[i - 1]
-            i -= 1
-        g[i] = a
-        s._sl[i] = z
-        s._sc[i] = c << 24 | nb
+        _put(s, a, z, c << 24 | nb)
     i = len(g) - 1
     if i >= 0 and name(s, i) == top and os.stat(_join(q, top))[6] != (s._sc[i] & 0xFFFFFF) + 4:
         # shorter than its name says: a cut seal when the tail still holds every one of
@@ -255,12 +261,14 @@ def scan(s, w):
     # nothing, only when littlefs dropped its directory's newest commits (a damaged byte
     # in its metadata does that without an error), and the message written there is lost
     cut = []
+    held = []
     hi = -1
     gap = 0
     for j in range(_TAIL):
         q = tp(s, j)
         try:
-            r = _parse(_read(q, b"t", _FORMAT), 0)
+            b = _read(q, b"t", _FORMAT)
+            r = _parse(b, 0)
         except (OSError, ValueError, IndexError) as e:
             # the flash cannot read it now (the driver's EIO, at its read or its stat):
             # not damage, and its seq unknown, so no slot of the tail could be trusted to
@@ -297,8 +305,25 @@ def scan(s, w):
                 e = err(50, j)  # a segment lost: tail slot %d is from an older round
                 st._report(p, "q", e)
                 gap = 1
-        elif r[0] < hi:
-            cut.append((j, old))
+        else:
+            # below the newest segment: a sealed message's older copy, unless 0.2.23
+            # wrote it. Its _keep wrote a QoS 1 message in flight (a packet ID) to the
+            # tail when its publish returned, after newer ones were sealed meanwhile: a
+            # pending message that no segment holds, older than the tail's others (the
+            # segments' first seq, taken above for the watermark, would pass over it)
+            o = r[0] >= w0 and r[1] & 3 == 1 and r[2] and r[0] not in d0
+            for i in range(len(g)):
+                if g[i] <= r[0] <= s._sl[i]:
+                    # a segment holds it; one of its own (the same bytes) is where an
+                    # earlier load put it, cut short before the tail was sealed
+                    if o and g[i] == s._sl[i] and s._sc[i] == 1 << 24 | len(b):
+                        b = None
+                    else:
+                        o = 0
+            if o:
+                held.append((j, b))
+            elif r[0] < hi:
+                cut.append((j, old))
         hi = max(hi, r[0])
     for seq, j, n in tail:
         s._tail[j] = seq
@@ -306,6 +331,37 @@ def scan(s, w):
         s._tb += n
         s.bytes += n
         s.more += 1
+    js = [x[0] for x in held]
+    gone = []  # tail files of messages now in a segment of their own: removed below
+    for j, b in held:
+        # each into a segment of its own, in order of seq before the others (resent
+        # first, as it was sent first), written whole (a ".t" renamed); its tail file goes
+        # after the tail is sealed (a file missing below the newest is damage). Only up to
+        # the slot next to the tail's newest, and there only with no such message in the
+        # slot after it: a run of them there is an earlier round's, whose segment is gone
+        if b is not None and (j < s._tn or j == s._tn and j + 1 not in js):
+            r = _parse(b, 0)
+            n = _join(p, "q", "%08x%08x01%06x" % (r[0], r[0], len(b)))
+            try:
+                with open(n + ".t", "wb") as f:
+                    f.write(b"MQg\x02")
+                    f.write(b)
+                os.rename(n + ".t", n)
+            except (OSError, MemoryError) as x:
+                _rm(n + ".t")
+                if isinstance(x, OSError) and x.errno == _EIO:
+                    raise  # the flash fails now: the next load does it
+                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
+                continue  # (lost once the hot state's watermark passes it)
+            _put(s, r[0], r[0], 1 << 24 | len(b))
+            s.more += 1
+            s.bytes += len(b) + _slack(s, len(b))
+            w = min(w, r[0])
+        elif b is not None:
+            continue
+        gone.append(j)
+        if j < s._tn:
+            gap = 1
     for j, e in cut:
         if j < s._tn:
             if e == 47:
@@ -356,4 +412,7 @@ def scan(s, w):
             seal(s)
         except (OSError, MemoryError):
             pass  # (reported again at the next load)
+    for j in gone:
+        if j >= s._tn:
+            _rm(tp(s, j))  # (in the tail still, when the seal failed: the next load)
     s._fill()

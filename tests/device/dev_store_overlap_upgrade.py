@@ -5,7 +5,10 @@
 # that _keep; then loaded by this library: every message once, in order, nothing lost
 # across a reboot midway through the drain, and every segment gone once all are acked.
 # MODE "tail": the held message still in the tail, below the sealed segment, at the
-# upgrade (known to fail: see tests/host/test_store_order.py). MODE "cuts": the load
+# upgrade (MORE: messages queued behind it); "tailcuts": that upgrade's load cut after
+# every block write; "round": this library's own tail holding copies of an earlier
+# round's acknowledged messages, which look alike; "refused": the flash refuses (ERRNO)
+# the segment that upgrade writes. MODE "cuts": the load
 # that rewrites them cut after every block write, then loaded again: every message still
 # there, once, in order, and no damage reported. MODE "eio": the flash cannot read one of
 # the overlapping segments at the upgrade (the driver's EIO); the next boot reads it.
@@ -18,7 +21,7 @@ from mqttsession.stored import StoredSession
 from keep0223 import keep_0223
 
 MODE = d.cfg("MODE", "drain")
-ROOT = "/flash" if MODE == "cuts" else d.cfg("ROOT") or d.flash()[0]
+ROOT = "/flash" if MODE in ("cuts", "tailcuts") else d.cfg("ROOT") or d.flash()[0]
 N = 70
 RAM = d.cfg("RAM", 8)
 _DISK = 32  # session.py's flags
@@ -80,18 +83,22 @@ def make():
     return g
 
 
-def sweep():
+def sweep(build):
+    # the load after build() (which returns how many messages it queued) cut after every
+    # block write, then loaded again: every message once, in order, segments that do not
+    # overlap, none left once all are acknowledged, and nothing reported
     blocks = d.cfg("BLOCKS", 64)
     bd = d.remount(True, blocks)
-    make()
+    n = build()
+    print("0.2.23 SEGMENTS", segs())
     base = bd.progs + bd.erases
     get()
     total = bd.progs + bd.erases - base
     print("WRITES", total)
-    for n in range(total + 1):
+    for c in range(total + 1):
         bd = d.remount(True, blocks)
-        make()
-        cutrig.cut_after(bd, n)
+        build()
+        cutrig.cut_after(bd, c)
         try:
             get()
         except OSError:
@@ -101,15 +108,17 @@ def sweep():
         g = segs()
         p = s.pending()
         got = ack(s, 200)
-        if p != N or got != list(range(N)) or overlap(g) or segs() or st.errors:
+        if p != n or got != list(range(n)) or overlap(g) or segs() or st.errors:
             raise AssertionError("FAIL cut at %d: %d pending, %r, segments %r then %r, %r" % (
-                n, p, got, g, segs(), st.errors))
+                c, p, got, g, segs(), st.errors))
     print("CUTS", total + 1)
 
 
-def tail():
-    # the held message still in the tail when 0.2.23 stopped (before the next seal):
-    # below the segment [1..32] sealed before it
+def held_in_tail(more):
+    # the held message m0 still in the tail when 0.2.23 stopped (before the next seal):
+    # below the segment [1..32] sealed before it, after m33..m39, then more queued
+    # behind it. Returns how many messages the session holds
+    global s
     StoredSession._keep = keep_0223
     st, s = get()
     kx = s.add(b"t", b"m0", 1, False)
@@ -117,11 +126,99 @@ def tail():
     for i in range(1, 40):
         s._keep(s.add(b"t", b"m%d" % i, 1, False))
     s.hold(kx, s.seq[kx])
+    for i in range(40, 40 + more):
+        s._keep(s.add(b"t", b"m%d" % i, 1, False))
     StoredSession._keep = keep
-    print("0.2.23 SEGMENTS", segs())
+    return 40 + more
+
+
+def tail_seqs(s):
+    # the seqs the tail's files hold (a copy left there would be a message again once
+    # its segment is gone)
+    from mqttsession.store import _read
+    from mqttsession.stored import _parse
+
+    out = []
+    for j in range(4):
+        for n in os.listdir(s._p + "/t%d" % j):
+            out.append(_parse(_read(s._p + "/t%d/%s" % (j, n), b"t", 2), 0)[0])
+    return out
+
+
+def earlier_round():
+    # this library's own store, nothing of 0.2.23: 32 QoS 1 messages written with their
+    # packet IDs (each publish returned unacknowledged) and sealed, then one large enough
+    # to be a segment alone, then one in the tail. The first 32 acknowledged (their
+    # segment removed, the hot state's watermark behind it): the tail slots after the
+    # newest hold those 32's copies, below the segments and in none, as a held message of
+    # 0.2.23 is. None of them is a message again after a reboot
+    global s
     st, s = get()
+    ks = []
+    for i in range(32):
+        k = s.add(b"t", b"m%d" % i, 1, False)
+        s.assign(k)
+        ks.append(s.ids[k])
+        s.hold(k, s.seq[k])
+    s._keep(s.add(b"t", b"B" * 3100, 1, False))
+    s._keep(s.add(b"t", b"m33", 1, False))
+    for pid in ks:
+        s.acked(pid, False)
+    d.check(s._tn == 1 and [x[:2] for x in segs()] == [(32, 32)],
+            "the tail holds one, one segment: %d, %r" % (s._tn, segs()))
+    st, s = get()
+    got = [s.seq[k] for k in s.live()]
+    d.check(got == [32, 33] and not st.errors, "only the two pending: %r, %r" % (got, st.errors))
+
+
+def tail_refused():
+    # the flash refuses the held message's segment at the upgrade: with EIO (it cannot
+    # write now) the load raises it and changes nothing, and the next load does it all;
+    # with ENOSPC the load reports the tail file and starts without that message, the
+    # others all there, in order
+    import builtins
+
+    n = held_in_tail(5)
+    real = builtins.open
+
+    def refusing(p, *a):
+        if p.endswith(".t") and "/q/" in p:
+            raise OSError(ERRNO)
+        return real(p, *a)
+
+    builtins.open = refusing
+    try:
+        st, s = get()
+        d.check(ERRNO != 5, "the load went on with the flash failing")
+    except OSError as e:
+        d.check(ERRNO == 5 and e.errno == 5, "the load raised the flash's EIO: %r" % e)
+    finally:
+        builtins.open = real
+    if ERRNO == 5:
+        st, s = get()
+        d.check(not st.errors, "nothing reported at the next load: %r" % st.errors)
+        want = list(range(n))
+    else:
+        d.check(len(st.errors) == 1 and st.errors[0].endswith("/t3/1: %s" % OSError(ERRNO)),
+                "the tail file reported: %r" % st.errors)
+        want = list(range(1, n))
     got = ack(s, 200)
-    d.check(got == list(range(40)), "every message after the upgrade: %r" % got)
+    d.check(got == want, "the messages after it: %r" % got)
+
+
+def tail():
+    n = held_in_tail(d.cfg("MORE", 0))
+    print("0.2.23 SEGMENTS", segs())
+    st, s = get()  # the upgrade
+    d.check(not st.errors, "nothing reported: %r" % st.errors)
+    d.check(0 not in tail_seqs(s), "no copy of m0 left in the tail: %r" % tail_seqs(s))
+    st, s = get()  # and a reboot before anything was sent
+    d.check(not st.errors, "nothing reported at the next load: %r" % st.errors)
+    got = ack(s, 200)
+    d.check(got == list(range(n)), "every message after the upgrade, once, in order: %r" % got)
+    st, s = get()
+    d.check(s.pending() == 0 and not segs() and not st.errors,
+            "nothing pending, no segment left: %d, %r, %r" % (s.pending(), segs(), st.errors))
 
 
 def damaged():
@@ -183,8 +280,21 @@ if MODE == "tail":
     tail()
     print("PASS")
     raise SystemExit
+if MODE == "refused":
+    ERRNO = d.cfg("ERRNO", 5)
+    tail_refused()
+    print("PASS")
+    raise SystemExit
+if MODE == "round":
+    earlier_round()
+    print("PASS")
+    raise SystemExit
+if MODE == "tailcuts":
+    sweep(lambda: held_in_tail(d.cfg("MORE", 0)))
+    print("PASS")
+    raise SystemExit
 if MODE == "cuts":
-    sweep()
+    sweep(lambda: make() and N)
     print("PASS")
     raise SystemExit
 print("0.2.23 SEGMENTS", make())

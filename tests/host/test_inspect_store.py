@@ -504,12 +504,13 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 
 # Store shapes the library itself leaves, built on the unix port: segments whose seq
 # ranges overlap (0.2.23's _keep; mended at load by qmend.py, their sealed copies still
-# in the tail), a seal the power cut interrupted (the newest segment cut short, the tail
-# holding all of it), a segment cut short that is damage, a delete() interrupted after
-# its rename (<dir>.t), a session moved aside to "<ID>~old" cut before its identity was
-# rewritten, a hot-state watermark lagging behind segment removal, and (damage) a tail
-# file back at a sealed message, as littlefs leaves one when a damaged byte drops its
-# directory's newest commits, and likewise the newest segment gone.
+# in the tail), 0.2.23's held message still in the tail below a sealed segment, a seal
+# the power cut interrupted (the newest segment cut short, the tail holding all of it), a
+# segment cut short that is damage, a delete() interrupted after its rename (<dir>.t), a
+# session moved aside to "<ID>~old" cut before its identity was rewritten, a hot-state
+# watermark lagging behind segment removal, and (damage) a tail file back at a sealed
+# message, as littlefs leaves one when a damaged byte drops its directory's newest
+# commits, and likewise the newest segment gone.
 SHAPES = """\
 import os
 import blockdev
@@ -542,14 +543,17 @@ def cut(s):
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
 keep = StoredSession._keep
 StoredSession._keep = keep_0223
-s = st.get("h", b"ovl", 128)
-kx = s.add(b"t", b"m0", 1, False)
-s.assign(kx)
-for i in range(1, 40):
-    s._keep(s.add(b"t", b"m%d" % i, 1, False))
-s.hold(kx, s.seq[kx])
-for i in range(40, 70):
-    s._keep(s.add(b"t", b"m%d" % i, 1, False))
+# m0 in flight (its packet ID given) while m1..m39 are queued, then held after them (into
+# the tail), then more queued up to n: "ovl" seals m0 with newer ones (n 70), "held"
+# stops with m0 still in the tail (n 45)
+for c, n in ((b"ovl", 70), (b"held", 45)):
+    s = st.get("h", c, 128)
+    kx = s.add(b"t", b"m0", 1, False)
+    s.assign(kx)
+    for i in range(1, n):
+        s._keep(s.add(b"t", b"m%d" % i, 1, False))
+        if i == 39:
+            s.hold(kx, s.seq[kx])
 StoredSession._keep = keep
 s = st.get("h", b"seal", 128)
 for i in range(32):
@@ -595,7 +599,7 @@ blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
 from mqttsession import SessionStore
 
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
-for c in (b"ovl", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
+for c in (b"ovl", b"held", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
     s = st.get("h", c, 128)
     got = []
     while s.live():
@@ -620,6 +624,7 @@ def test_library_shapes_report_what_the_library_loads(
            if ln.startswith("LOADED ")}
     reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
     assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
+    assert dev["held"] == list(range(45)), out
     assert dev["rolled"] == [x for x in range(40) if x != 34], out
     assert dev["qlost"] == [*range(32), *range(38, 70)], out
     ss = sessions(rep)
