@@ -312,14 +312,15 @@ def scan(s, w):
             # pending message that no segment holds, older than the tail's others (the
             # segments' first seq, taken above for the watermark, would pass over it)
             o = r[0] >= w0 and r[1] & 3 == 1 and r[2] and r[0] not in d0
-            for i in range(len(g)):
+            for i in range(len(g) if o else 0):
                 if g[i] <= r[0] <= s._sl[i]:
                     # a segment holds it; one of its own (the same bytes) is where an
                     # earlier load put it, cut short before the tail was sealed
-                    if o and g[i] == s._sl[i] and s._sc[i] == 1 << 24 | len(b):
+                    if g[i] == s._sl[i] and s._sc[i] == 1 << 24 | len(b):
                         b = None
                     else:
                         o = 0
+                    break
             if o:
                 held.append((j, b))
             elif r[0] < hi:
