@@ -171,6 +171,31 @@ def earlier_round():
     d.check(got == [32, 33] and not st.errors, "only the two pending: %r, %r" % (got, st.errors))
 
 
+def earlier_copy():
+    # as earlier_round, but only m1 of the 32 written with its packet ID: its copy, in
+    # the slot next to the tail's newest with none such after it, is what a held message
+    # of 0.2.23 is to the load (README): m1 goes out once more, and only once
+    global s
+    d.remount(True, d.cfg("BLOCKS", 64))
+    st, s = get()
+    for i in range(32):
+        k = s.add(b"t", b"m%d" % i, 1, False)
+        if i == 1:
+            s.assign(k)
+            s.hold(k, s.seq[k])
+        else:
+            s._keep(k)
+    s._keep(s.add(b"t", b"m" + b"0" * 3098 + b"32", 1, False))  # a segment alone
+    s._keep(s.add(b"t", b"m33", 1, False))
+    d.check(ack(s, 32) == list(range(32)), "the first 32 acknowledged")
+    st, s = get()
+    got = ack(s, 200)
+    d.check(got == [1, 32, 33] and not st.errors,
+            "m1 once more, then the two pending: %r, %r" % (got, st.errors))
+    st, s = get()
+    d.check(s.pending() == 0, "nothing after: %d" % s.pending())
+
+
 def tail_refused():
     # the flash refuses the held message's segment at the upgrade: with EIO (it cannot
     # write now) the load raises it and changes nothing, and the next load does it all;
@@ -287,6 +312,7 @@ if MODE == "refused":
     raise SystemExit
 if MODE == "round":
     earlier_round()
+    earlier_copy()
     print("PASS")
     raise SystemExit
 if MODE == "tailcuts":
