@@ -254,20 +254,21 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
     # 0.2.23 wrote a QoS 1 message in flight (a packet ID) to the tail when its publish
     # returned, after newer ones were sealed meanwhile: pending, in no segment, below the
     # newest. The device puts it in a segment of its own and sends it first (resume.scan),
-    # up to the slot next to the tail's newest, and there only with no such message in
-    # the slot after it (a run of them there is an earlier round's, its segment gone)
+    # up to the slot next to the tail's newest, and there only when the slot after it
+    # holds a message a segment holds (else it is an earlier round's copy)
     end = 1 + max((j for j, _, r in held if r.seq >= last), default=-1)
+    at = {j: r.seq for j, _, r in held}
+
+    def sealed(seq: int) -> bool:
+        return any(a <= seq <= z for a, _, z, _, _ in segs)
 
     def old(r: Record) -> bool:
         return bool(r.seq < last and r.seq >= w and r.flags & 3 == 1 and r.pid
                     and r.seq not in done)
 
-    def alone(r: Record) -> bool:
-        return old(r) and not any(a <= r.seq <= z for a, _, z, _, _ in segs)
-
-    js = {j for j, _, r in held if alone(r)}
     for j, n, r in sorted(held, key=lambda x: x[0]):
-        if j in js and (0 <= j < end or j == end and j + 1 not in js):
+        if old(r) and not sealed(r.seq) and (0 <= j < end or j == end
+                                             and sealed(at.get(j + 1, -1))):
             recs.append((n, r))
         elif old(r) and any(a == z == r.seq and c == 1 and nb == r.size
                             for a, _, z, c, nb in segs):

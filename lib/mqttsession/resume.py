@@ -332,15 +332,26 @@ def scan(s, w):
         s._tb += n
         s.bytes += n
         s.more += 1
-    js = [x[0] for x in held]
     gone = []  # tail files of messages now in a segment of their own: removed below
     for j, b in held:
         # each into a segment of its own, in order of seq before the others (resent
         # first, as it was sent first), written whole (a ".t" renamed); its tail file goes
         # after the tail is sealed (a file missing below the newest is damage). Only up to
-        # the slot next to the tail's newest, and there only with no such message in the
-        # slot after it: a run of them there is an earlier round's, whose segment is gone
-        if b is not None and (j < s._tn or j == s._tn and j + 1 not in js):
+        # the slot next to the tail's newest, and there only when the slot after it holds
+        # a message a segment holds (0.2.23 wrote it after a round it sealed). An earlier
+        # round's copy there, its segment gone, has one of that round or an older one
+        # after it (rounds fill the slots from the first), or nothing: no segment's
+        if b is not None and j == s._tn:
+            try:
+                x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
+            except (OSError, ValueError, IndexError):
+                x = -1  # (none: the last slot, or no file there)
+            for i in range(len(g)):
+                if g[i] <= x <= s._sl[i]:
+                    break
+            else:
+                continue
+        if b is not None and j <= s._tn:
             r = _parse(b, 0)
             n = _join(p, "q", "%08x%08x01%06x" % (r[0], r[0], len(b)))
             try:

@@ -504,7 +504,8 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 
 # Store shapes the library itself leaves, built on the unix port: segments whose seq
 # ranges overlap (0.2.23's _keep; mended at load by qmend.py, their sealed copies still
-# in the tail), 0.2.23's held message still in the tail below a sealed segment, a seal
+# in the tail), 0.2.23's held message still in the tail below a sealed segment (and a
+# copy of this library's own that looks like one), a seal
 # the power cut interrupted (the newest segment cut short, the tail holding all of it), a
 # segment cut short that is damage, a delete() interrupted after its rename (<dir>.t), a
 # session moved aside to "<ID>~old" cut before its identity was rewritten, a hot-state
@@ -514,7 +515,7 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 SHAPES = """\
 import os
 import blockdev
-blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+blockdev.mount("flash.img", "/flash", block_count=192, prog_size=32)
 from mqttsession import SessionStore, dirs
 from mqttsession.stored import StoredSession, append
 
@@ -588,6 +589,21 @@ for i in range(70):
     s._keep(s.add(b"t", b"g%d" % i, 1, False))
 os.remove(s._p + "/q/" + sorted(os.listdir(s._p + "/q"))[-1])  # [32..63], gone with
 # q's newest commits: its messages 38..63 are still in the tail, 32..37 overwritten
+s = st.get("h", b"copy", 128)  # a copy in the tail that looks like 0.2.23's held one
+for i in range(32):
+    k = s.add(b"t", b"y%d" % i, 1, False)
+    if i == 1:
+        s.assign(k)  # y1 in flight: written with its packet ID
+        s.hold(k, s.seq[k])
+    else:
+        s._keep(k)
+s._keep(s.add(b"t", b"Y" * 3100, 1, False))  # a segment alone
+s._keep(s.add(b"t", b"y33", 1, False))
+for i in range(32):  # the first segment complete and removed, the watermark behind it
+    k = s.live()[0]
+    if not s.ids[k]:
+        s.assign(k)
+    s.acked(s.ids[k], False)
 print("BUILT")
 """
 
@@ -595,11 +611,11 @@ print("BUILT")
 # order, and what it reported.
 LOAD_SHAPES = """\
 import blockdev
-blockdev.mount("flash.img", "/flash", block_count=128, prog_size=32)
+blockdev.mount("flash.img", "/flash", block_count=192, prog_size=32)
 from mqttsession import SessionStore
 
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
-for c in (b"ovl", b"held", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
+for c in (b"ovl", b"held", b"copy", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
     s = st.get("h", c, 128)
     got = []
     while s.live():
@@ -624,7 +640,7 @@ def test_library_shapes_report_what_the_library_loads(
            if ln.startswith("LOADED ")}
     reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
     assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
-    assert dev["held"] == list(range(45)), out
+    assert dev["held"] == list(range(45)) and dev["copy"] == [32, 33], out
     assert dev["rolled"] == [x for x in range(40) if x != 34], out
     assert dev["qlost"] == [*range(32), *range(38, 70)], out
     ss = sessions(rep)

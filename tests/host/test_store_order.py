@@ -102,8 +102,8 @@ def test_held_message_upgrade_the_flash_refuses(tmp_path: Path, errno: int) -> N
 def test_an_earlier_rounds_copies_in_the_tail_are_no_held_message(tmp_path: Path) -> None:
     # this library's tail past its newest slot holds copies of an earlier round's QoS 1
     # messages, acknowledged, their segment gone and the watermark behind them: below the
-    # segments and in none, as 0.2.23's held message is. A run of them: none is sent
-    # again. One alone next to the newest (the README's limit): it goes once more, once
+    # segments and in none, as 0.2.23's held message is. None is sent again: a run of
+    # them, and one alone next to the newest (with a copy of no packet ID after it)
     r = run_device("dev_store_overlap_upgrade.py", {"IMAGE": str(tmp_path / "flash.img"),
                                                     "BLOCKS": 64, "RAM": 128,
                                                     "MODE": "round"},
