@@ -8,10 +8,16 @@
 # ".t", renamed when whole) before an old one is removed; a cut leaves the old ones (and
 # some new ones: the same records twice), and the next load makes the same new ones,
 # keeps those that are whole, and removes the rest. Run once, then freed (resume.scan).
+# Also 0.2.23's held message still in the tail at the upgrade (held, below).
+from micropython import const
 import os
 
 from .qseg import read
-from .store import _join, _rm
+from .store import _join, _read, _rm
+
+_FORMAT = const(2)  # as store._FORMAT
+_TDIRS = const(4)  # as stored._TDIRS
+_EIO = const(5)
 
 
 def mend(s, w):
@@ -124,3 +130,57 @@ def group(s, w, m, keep, old):
     for i in m:
         if name(s, i) not in n:
             old.append(name(s, i))
+
+
+def held(s, hs, w, gone, gap):
+    # 0.2.23 wrote a QoS 1 message in flight to the tail when its publish returned, after
+    # newer ones were sealed meanwhile: pending, in no segment, below the newest.
+    # resume.scan found these (hs: (tail slot, record), record None: in a segment of its
+    # own already) and loads this only then. Each goes into a segment of its own, in order
+    # of seq before the others (resent first, as it was sent first), written whole (a
+    # ".t" renamed); its tail file goes after the tail is sealed (a file missing below
+    # the newest is damage): its slot into gone, gap set when the tail must be sealed.
+    # Only up to the slot next to the tail's newest, and there only when the slot after
+    # it holds a message a segment holds (0.2.23 wrote it after a round it sealed). An
+    # earlier round's copy there, its segment gone, has one of that round or an older one
+    # after it (rounds fill the slots from the first), or nothing: no segment's. Returns
+    # the watermark and gap
+    from .resume import _put
+    from .stored import _parse, _slack, tp
+
+    g = s._sg
+    for j, b in hs:
+        if b is not None and j == s._tn:
+            try:
+                x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
+            except (OSError, ValueError, IndexError):
+                x = -1  # (none: the last slot, or no file there)
+            for i in range(len(g)):
+                if g[i] <= x <= s._sl[i]:
+                    break
+            else:
+                continue
+        if b is not None and j <= s._tn:
+            r = _parse(b, 0)
+            n = _join(s._p, "q", "%08x%08x01%06x" % (r[0], r[0], len(b)))
+            try:
+                with open(n + ".t", "wb") as f:
+                    f.write(b"MQg\x02")
+                    f.write(b)
+                os.rename(n + ".t", n)
+            except (OSError, MemoryError) as x:
+                _rm(n + ".t")
+                if isinstance(x, OSError) and x.errno == _EIO:
+                    raise  # the flash fails now: the next load does it
+                s._st._report(s._p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
+                continue  # (lost once the hot state's watermark passes it)
+            _put(s, r[0], r[0], 1 << 24 | len(b))
+            s.more += 1
+            s.bytes += len(b) + _slack(s, len(b))
+            w = min(w, r[0])
+        elif b is not None:
+            continue
+        gone.append(j)
+        if j < s._tn:
+            gap = 1
+    return w, gap

@@ -310,7 +310,8 @@ def scan(s, w):
             # wrote it. Its _keep wrote a QoS 1 message in flight (a packet ID) to the
             # tail when its publish returned, after newer ones were sealed meanwhile: a
             # pending message that no segment holds, older than the tail's others (the
-            # segments' first seq, taken above for the watermark, would pass over it)
+            # segments' first seq, taken above for the watermark, would pass over it):
+            # qmend.held puts it in a segment
             o = r[0] >= w0 and r[1] & 3 == 1 and r[2] and r[0] not in d0
             for i in range(len(g) if o else 0):
                 if g[i] <= r[0] <= s._sl[i]:
@@ -333,47 +334,12 @@ def scan(s, w):
         s.bytes += n
         s.more += 1
     gone = []  # tail files of messages now in a segment of their own: removed below
-    for j, b in held:
-        # each into a segment of its own, in order of seq before the others (resent
-        # first, as it was sent first), written whole (a ".t" renamed); its tail file goes
-        # after the tail is sealed (a file missing below the newest is damage). Only up to
-        # the slot next to the tail's newest, and there only when the slot after it holds
-        # a message a segment holds (0.2.23 wrote it after a round it sealed). An earlier
-        # round's copy there, its segment gone, has one of that round or an older one
-        # after it (rounds fill the slots from the first), or nothing: no segment's
-        if b is not None and j == s._tn:
-            try:
-                x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
-            except (OSError, ValueError, IndexError):
-                x = -1  # (none: the last slot, or no file there)
-            for i in range(len(g)):
-                if g[i] <= x <= s._sl[i]:
-                    break
-            else:
-                continue
-        if b is not None and j <= s._tn:
-            r = _parse(b, 0)
-            n = _join(p, "q", "%08x%08x01%06x" % (r[0], r[0], len(b)))
-            try:
-                with open(n + ".t", "wb") as f:
-                    f.write(b"MQg\x02")
-                    f.write(b)
-                os.rename(n + ".t", n)
-            except (OSError, MemoryError) as x:
-                _rm(n + ".t")
-                if isinstance(x, OSError) and x.errno == _EIO:
-                    raise  # the flash fails now: the next load does it
-                st._report(p, "t%d/%d" % (j % _TDIRS, j // _TDIRS), x)
-                continue  # (lost once the hot state's watermark passes it)
-            _put(s, r[0], r[0], 1 << 24 | len(b))
-            s.more += 1
-            s.bytes += len(b) + _slack(s, len(b))
-            w = min(w, r[0])
-        elif b is not None:
-            continue
-        gone.append(j)
-        if j < s._tn:
-            gap = 1
+    if held:
+        from .qmend import held as put_held
+        from .session import unload
+
+        unload("qmend")  # run once
+        w, gap = put_held(s, held, w, gone, gap)
     for j, e in cut:
         if j < s._tn:
             if e == 47:
