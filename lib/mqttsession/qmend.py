@@ -150,17 +150,19 @@ def held(s, hs, w, gone, gap):
 
     g = s._sg
     for j, b in hs:
-        if b is not None and j == s._tn:
-            try:
-                x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
-            except (OSError, ValueError, IndexError):
-                x = -1  # (none: the last slot, or no file there)
-            for i in range(len(g)):
-                if g[i] <= x <= s._sl[i]:
-                    break
-            else:
-                continue
-        if b is not None and j <= s._tn:
+        if b is not None:
+            if j > s._tn:
+                continue  # a slot an earlier round wrote
+            if j == s._tn:
+                try:
+                    x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
+                except (OSError, ValueError, IndexError):
+                    x = -1  # (none: the last slot, or no file there)
+                for i in range(len(g)):
+                    if g[i] <= x <= s._sl[i]:
+                        break
+                else:
+                    continue  # no segment's after it: an earlier round's copy
             r = _parse(b, 0)
             n = _join(s._p, "q", "%08x%08x01%06x" % (r[0], r[0], len(b)))
             try:
@@ -178,8 +180,6 @@ def held(s, hs, w, gone, gap):
             s.more += 1
             s.bytes += len(b) + _slack(s, len(b))
             w = min(w, r[0])
-        elif b is not None:
-            continue
         gone.append(j)
         if j < s._tn:
             gap = 1
