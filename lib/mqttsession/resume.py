@@ -334,6 +334,9 @@ def scan(s, w):
         s.bytes += n
         s.more += 1
     gone = []  # tail files of messages now in a segment of their own: removed below
+    # one further on than the slot next to the tail's newest is a slot an earlier round
+    # wrote (no boot loads qmend for those); one in a segment of its own goes anywhere
+    held = [h for h in held if h[1] is None or h[0] <= s._tn]
     if held:
         from .qmend import held as put_held
         from .session import unload
