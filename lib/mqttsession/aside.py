@@ -306,7 +306,9 @@ def _drop_flash(s):
 
 def add(s, r):
     from .store import _join, _write, pack
+    from .stored import _mine
 
+    _mine(s)  # a session a later client took over: its aside file is that one's
     t, m, q, ret, why = r
     w = why.encode() if isinstance(why, str) else b""
     c = 0 if w or not isinstance(why, int) else why

@@ -33,6 +33,10 @@ def connect_packet(self, clean):
     # the CONNECT packet: returns (buffer, length); the buffer is _tx unless a long will
     # or credentials need a larger one (once per connect)
     s = self._s
+    if s._p is not None:
+        from .stored import _mine
+
+        _mine(s)  # taken over by a later client: its CONNECT would end that one's link
     v5 = self.version == 5
     exp = 0
     if v5:
@@ -144,7 +148,9 @@ def owe(c):
     if p is None:
         return  # a RAM session: nothing survives a reset
     from .store import _join, _rm, _write, pack
+    from .stored import _mine
 
+    _mine(c._s)  # a session a later client took over: its owed file is that one's
     d = dict(c._s.subs) if c._cn[_PRE] else {}
     if c._rs:
         d.update(c._rs.values())

@@ -80,6 +80,8 @@ _T = (
     "Vnot a segment\n"
     "Vmqttsession: store: %s - kept, read again later\n"
     "Vmqttsession: store: %s - read as it is\n"  # 55
+    # stored.py
+    "Osession taken over by a later client of the same client ID\n"
 )
 
 

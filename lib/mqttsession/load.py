@@ -101,6 +101,11 @@ def get(self, host, client_id, capacity):
 
     gc.collect()
     s = StoredSession(self, p, client_id, host, capacity)
+    # the latest get() of a session takes it over (SessionStore._own) before the load
+    # writes anything: from here the earlier holder's writes raise. A load that fails
+    # keeps it all the same: what it wrote may be under the earlier holder's feet
+    o = self._own
+    o[p] = id(s)
     try:
         if not _exists(p) & _DIR:
             fresh(self, p)
@@ -118,6 +123,7 @@ def get(self, host, client_id, capacity):
         from .migrate import newer
 
         s = newer(self, s, e)
+        o[p] = id(s)
     # (the host's "last" file checked at each load: once per boot, see stored._save)
     StoredSession._lk = None
     s._save(_IDENT if _exists(_join(p, "hot")) else _IDENT | _HOT)  # null: writes nothing

@@ -220,6 +220,12 @@ class SessionStore:
             unload("dirs")
 
     _err = None  # the error of the last write (_write) if it failed
+    # a session's directory -> id() of the session its latest get() made (load.get):
+    # two clients on one session would each write its tail from their own count, one
+    # over the other's messages. The later one takes it over; the earlier one's writes
+    # raise (stored._mine). Class-wide (two stores on one root share it), an int per
+    # path: nothing is kept in a session, nor is a session kept alive
+    _own = {}
 
     def _failed(self):
         # the error of the last write if it failed, once (the blocking client's

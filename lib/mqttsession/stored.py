@@ -81,6 +81,14 @@ def _slack(s, nb):
     return -(nb + 4) % s._st._bs + 4
 
 
+def _mine(s):
+    # a session a later client took over (SessionStore._own) is never written by the
+    # earlier one: its writes would overwrite the other's
+    g = s._st._own.get(s._p)
+    if g is not None and g != id(s):
+        raise err(56, 16)  # session taken over by a later client of the same client ID
+
+
 def append(s, seq, f, pid, e, t, m):
     # writes one message (e: the epoch of its packet ID) at the end of the queue in
     # flash; returns its record
@@ -101,6 +109,7 @@ def append(s, seq, f, pid, e, t, m):
         n += _slack(s, s._tb + len(r))
     if len(r) > 65535 or n > s._st.max_bytes + s._st._bs:
         raise OSError(_ENOSPC, "session store full")  # kept here: met when full
+    _mine(s)
     if s._tn == _TAIL or big:
         from .qseg import seal
 
@@ -189,6 +198,7 @@ class StoredSession(Session):
             self.nq += 1
 
     def _save(self, kind):
+        _mine(self)
         p = self._p
         if kind & _IDENT:
             cid = self.client_id

@@ -464,4 +464,7 @@ def adopt(st, s):
         unload("migrate")
     unload("dirs")  # run once (see SessionStore.get)
     os.rename(s._p, p)
+    o = st._own  # its claim (SessionStore._own) moves with it
+    o.pop(s._p, None)
+    o[p] = id(s)
     s._p = p

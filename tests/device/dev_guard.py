@@ -81,7 +81,7 @@ def poison():
     d.check(lines[-1].startswith("disconnect"), "logged: the disconnect: %r" % lines[-1:])
     from mqttsession.aside import records
 
-    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    s = d.peek(SessionStore("store"), d.cfg("HOST"), "guard")
     d.check([r[0] for r in records(s)] == [b"t/poison"] and s.pending() == 0,
             "kept in flash, out of the queue")
 
@@ -269,7 +269,7 @@ def suback_refused():
     print("REFUSED", [m for m in logs if "refused" in m])
     d.check(any("subscription refused" in m and "cmd/bad" in m for m in logs), "logged")
     d.check(list(c._s.subs) == [b"cmd/ok"], "dropped from the session: %r" % c._s.subs)
-    s = SessionStore("store").get(d.cfg("HOST"), "guard")
+    s = d.peek(SessionStore("store"), d.cfg("HOST"), "guard")
     d.check(list(s.subs) == [b"cmd/ok"], "and from the store: %r" % s.subs)
     d.check(c.isconnected(), "the link stays")
     c.disconnect()

@@ -192,7 +192,7 @@ if CASE == "blk_sub_online":
     loop(c, lambda: b"after" in got and not c._todo, 30000, errs)
     subs = sorted(c._s.subs)
     c.disconnect()
-    kept = sorted(store().get(devcfg.HOST, CID).subs)  # what a reboot loads
+    kept = sorted(d.peek(store(), devcfg.HOST, CID).subs)  # what a reboot loads
     # the broker lost the session: the subscription is made again
     present = c.connect(clean_session=False)
     loop(c, lambda: b"after2" in got, 30000, errs)

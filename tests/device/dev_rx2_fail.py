@@ -52,7 +52,7 @@ def session():
         BD.fail_after = 0
         old.append(BD)
         BD = d.flash()[1]
-        return SessionStore(ROOT + "/.mqtt").get("h", "cid")
+        return d.peek(SessionStore(ROOT + "/.mqtt"), "h", "cid")
 
     s = load()
     d.check(s.rx2_add(7), "recorded")

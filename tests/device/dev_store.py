@@ -349,11 +349,11 @@ def corrupt():
     d.check(s2.subs == ({} if kind == "subs" else {b"x/#": 1}), "subscriptions as expected")
     # reported once, not at every boot: a node that boots again before it writes anything
     st3 = SessionStore(STORE)
-    st3.get(H, "cor")
+    s3 = st3.get(H, "cor")  # (the session now: s2 is taken over, SessionStore._own)
     d.check(st3.errors == [], "not reported again at the next boot: %r" % st3.errors)
     # the damaged session works: a new message is stored and loads again
-    k = s2.add(b"c/t", b"after", 1, False)
-    s2._keep(k)
+    k = s3.add(b"c/t", b"after", 1, False)
+    s3._keep(k)
     d.check(SessionStore(STORE).get(H, "cor").pending() == len(want) + 1, "usable after repair")
 
 
@@ -385,7 +385,7 @@ def full():
     n = c._s.pending()
     d.check(n == kept, "accepted messages all in the session: %d" % n)
     st2 = SessionStore(STORE)
-    s2 = st2.get(H, "full")
+    s2 = d.peek(st2, H, "full")
     d.check(s2.pending() == kept, "and all in flash after a reload")
     # the refused message was never stored: its write cut short is not damage
     d.check(not st2.errors, "no damage reported: %r" % st2.errors)

@@ -55,7 +55,7 @@ def publish(c, k, size=None):
 def reload(c):
     # the session read again from flash counts what the running one counts
     st = SessionStore(STORE, max_bytes=MB, ram=16)
-    s2 = st.get(d.cfg("HOST"), "count")
+    s2 = d.peek(st, d.cfg("HOST"), "count")
     d.check(not st.errors, "reload reports no damage: %r" % st.errors)
     d.check(s2.bytes == c._s.bytes and s2.pending() == c.pending(),
             "reload counts %d bytes, %d pending" % (s2.bytes, s2.pending()))

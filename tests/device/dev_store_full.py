@@ -23,7 +23,7 @@ def node(cid, ram=None, **kw):
 
 def reload(cid, ram=None):
     st = SessionStore(STORE, max_bytes=d.cfg("MAXB"), ram=ram)
-    return st, st.get(H, cid)
+    return st, d.peek(st, H, cid)
 
 
 def payloads(s):

@@ -130,6 +130,18 @@ def drain(s, most=200):
     return got
 
 
+def peek(store, host, cid):
+    # the session as a reboot would load it, read while the running client goes on with
+    # its own: a get() takes the session over (SessionStore._own), so the claims go back
+    # as they were. Only a test reads flash under a running client this way
+    o = type(store)._own
+    held = dict(o)
+    s = store.get(host, cid)
+    o.clear()
+    o.update(held)
+    return s
+
+
 def flash():
     # the filesystem root for stores: a littlefs image on the unix port (devcfg.IMAGE),
     # the board's own flash otherwise. Returns (root, block device or None).

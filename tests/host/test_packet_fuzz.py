@@ -787,7 +787,7 @@ def test_connect_round_trip(
     store: bool, max_packet: int, tx_size: int,
 ) -> None:
     tx = filled(tx_size)
-    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1, subs={}),
+    c = SimpleNamespace(_s=SimpleNamespace(client_id=client_id, expiry=-1, subs={}, _p=None),
                         version=version, expiry=expiry, store=store or None,
                         keepalive=keepalive, _tx=tx, _rx=RxSize(max_packet),
                         # as args.py: user, password, ssl, will, the rest 0 (nothing sent)

@@ -1,0 +1,70 @@
+"""Two holders of one session (tests/device/dev_store_shared*.py): two clients of one client
+ID on one store, or on two SessionStore objects on the same root, or a client and the
+application's own store.get(). Every publish that returns must be in flash after a
+reboot. Up to 0.2.23 both clients wrote the session's tail from their own count, the
+later overwrote the earlier's messages, and every publish returned: the earlier client's
+messages were silently lost. Now the later load takes the session over and the earlier
+holder's writes raise OSError(EBUSY)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import Broker, run_device
+
+EBUSY = "16"
+
+
+def run(name: str, broker: Broker, tmp_path: Path, **cfg: object) -> dict[str, list[str]]:
+    cfg = {"HOST": broker.host, "PORT": broker.port, "VERSION": 4,
+           "IMAGE": str(tmp_path / "flash.img"), "BLOCKS": 64, **cfg}
+    r = run_device(name, cfg, heap="256k", timeout=60)
+    print("\n".join(r.lines))
+    return {line.split()[0]: line.split()[1:] for line in r.lines if line.strip()}
+
+
+@pytest.mark.parametrize("first,second", [("client", "client"), ("client", "store"),
+                                          ("client", "get"), ("aio", "client")])
+def test_two_holders_of_one_session_lose_nothing(broker: Broker, tmp_path: Path,
+                                                 first: str, second: str) -> None:
+    got = run("dev_store_shared.py", broker, tmp_path, FIRST=first, SECOND=second)
+    # nothing accepted is lost: what publish returned for is in flash after the reboot
+    assert set(got["ACCEPTED"]) <= set(got["RELOAD"]), got
+    # and not silently: the earlier client's publishes raised EBUSY (taken over), and
+    # the later one's went in
+    assert got["ERRORS"] == [EBUSY] * 3, got
+    assert not any(m.startswith("A") for m in got["ACCEPTED"]), got
+    if second != "get":
+        assert [m for m in got["ACCEPTED"] if m.startswith("B")] == ["B0", "B1", "B2"], got
+
+
+def test_taken_over_client_writes_no_owed_or_aside_file(broker: Broker, tmp_path: Path) -> None:
+    # the earlier client's offline subscribe raises EBUSY and leaves the owed file as the
+    # later client wrote it, and a record it sets aside is refused the same way
+    # (tests/device/dev_store_shared_owed.py)
+    got = run("dev_store_shared_owed.py", broker, tmp_path)
+    assert got["ERR"] == [EBUSY], got
+    assert got["OWED"] == ["t/b"], got
+    assert got["ERRX"] == [EBUSY], got  # its set-aside record was refused too
+    assert got["ASIDE"] == ["0"], got
+
+
+def test_null_session_taken_over_once_assigned(broker: Broker, tmp_path: Path) -> None:
+    # a null session's assigned ID, taken by a later client (client ID None): the earlier
+    # client's writes raise EBUSY (tests/device/dev_store_shared_null.py)
+    got = run("dev_store_shared_null.py", broker, tmp_path, VERSION=5)
+    assert set(got["ACCEPTED"]) <= set(got["RELOAD"]), got
+    assert got["ERRORS"] == [EBUSY] * 3, got
+
+
+@pytest.mark.parametrize("first", ["client", "aio"])
+def test_taken_over_client_never_connects_again(broker: Broker, tmp_path: Path,
+                                                first: str) -> None:
+    # the earlier client's connect (the asyncio keeper's reconnect) raises EBUSY before
+    # its CONNECT, which would end the later client's link at the broker
+    # (tests/device/dev_store_shared_link.py)
+    got = run("dev_store_shared_link.py", broker, tmp_path, FIRST=first)
+    assert got["EARLIER"] == [EBUSY], got
+    assert got["LATER"] == ["B0", "B1", "B2"], got
