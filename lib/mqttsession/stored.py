@@ -92,6 +92,7 @@ def _mine(s):
 def append(s, seq, f, pid, e, t, m):
     # writes one message (e: the epoch of its packet ID) at the end of the queue in
     # flash; returns its record
+    _mine(s)
     r = struct.pack("<IBHHHH", seq, f, pid, e, len(t), len(m)) + t + m
     r += struct.pack("<I", binascii.crc32(r))
     # the session's bytes after it, and after the seal it makes, if it makes one: up to
@@ -109,7 +110,6 @@ def append(s, seq, f, pid, e, t, m):
         n += _slack(s, s._tb + len(r))
     if len(r) > 65535 or n > s._st.max_bytes + s._st._bs:
         raise OSError(_ENOSPC, "session store full")  # kept here: met when full
-    _mine(s)
     if s._tn == _TAIL or big:
         from .qseg import seal
 
