@@ -48,8 +48,7 @@ async def run(c, clean):
                     c._present = None
                     if not c._want:
                         break  # disconnect() ended the attempt: no failure to keep
-                    s = c._s
-                    if c.store and c.store._own.get(s._p, id(s)) != id(s):
+                    if c.store and c.store._taken(c._s):
                         raise  # taken over by a later client (stored._mine): it ends
                     c._drop(e)
                     if lk is None:

@@ -292,6 +292,8 @@ class MQTTClient(Core):
                 self._cn[11] = e
             self._close()
             lk.failed(e)
+            if self.store and self.store._taken(self._s):
+                raise  # taken over by a later client (stored._mine): no reconnect ever
             return False
 
     def subscribe(self, topic, qos=0):

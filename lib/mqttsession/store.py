@@ -227,6 +227,11 @@ class SessionStore:
     # path: nothing is kept in a session, nor is a session kept alive
     _own = {}
 
+    def _taken(self, s):
+        # session s, a get() of this store's, taken over by a later one (_own)
+        g = self._own.get(s._p)
+        return g is not None and g != id(s)
+
     def _failed(self):
         # the error of the last write if it failed, once (the blocking client's
         # link.last_error when the store's write, not the socket, broke the link)

@@ -84,8 +84,7 @@ def _slack(s, nb):
 def _mine(s):
     # a session a later client took over (SessionStore._own) is never written by the
     # earlier one: its writes would overwrite the other's
-    g = s._st._own.get(s._p)
-    if g is not None and g != id(s):
+    if s._st._taken(s):
         raise err(56, 16)  # session taken over by a later client of the same client ID
 
 

@@ -3,8 +3,11 @@
 # link. The earlier client never connects again (its CONNECT would end the later one's
 # link in turn, and the two would take the session from each other at the broker): its
 # connect raises OSError(EBUSY), the asyncio client's reader ends with it, and its
-# publish raises it. The later client keeps its link and its messages go out.
-# devcfg: FIRST "client" or "aio". Prints "EARLIER <errno>" and "LATER <messages received>".
+# publish raises it; with a keeper, the blocking client's next call raises it (a link
+# failure would not: a node that only reads would retry for ever). The later client
+# keeps its link and its messages go out.
+# devcfg: FIRST "client", "keeper" (a blocking client with a Link) or "aio". Prints
+# "EARLIER <errno>" and "LATER <messages received>".
 import asyncio
 import time
 
@@ -27,7 +30,9 @@ async def main():
                             link=Link(min_ms=50, max_ms=200), on_error=errs.append)
         d.check(await c1.connect(clean_session=False, wait=True) is not None, "connected")
     else:
-        c1 = MQTTClient("shared", H, P, store=SessionStore(STORE), keepalive=30)
+        c1 = MQTTClient("shared", H, P, store=SessionStore(STORE), keepalive=30,
+                        link=Link(min_ms=50, max_ms=200) if d.cfg("FIRST") == "keeper"
+                        else None)
         c1.connect(clean_session=False)
     c2 = MQTTClient("shared", H, P, store=SessionStore(STORE), keepalive=30)
     c2.set_callback(lambda t, m: got.append(m))
@@ -44,6 +49,16 @@ async def main():
             e = None
         except OSError as x:
             e = x
+    elif d.cfg("FIRST") == "keeper":
+        e = None
+        t0 = time.ticks_ms()
+        while e is None and time.ticks_diff(time.ticks_ms(), t0) < 30000:
+            try:
+                c1.check_msg()  # the link lost, then the keeper's reconnect
+                time.sleep_ms(10)
+            except OSError as x:
+                e = x
+        d.raises(OSError, c1.publish, d.topic("x"), b"A", qos=1)
     else:
         e = d.raises(OSError, c1.connect, False)
         d.raises(OSError, c1.publish, d.topic("x"), b"A", qos=1)

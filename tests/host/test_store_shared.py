@@ -59,11 +59,12 @@ def test_null_session_taken_over_once_assigned(broker: Broker, tmp_path: Path) -
     assert got["ERRORS"] == [EBUSY] * 3, got
 
 
-@pytest.mark.parametrize("first", ["client", "aio"])
+@pytest.mark.parametrize("first", ["client", "keeper", "aio"])
 def test_taken_over_client_never_connects_again(broker: Broker, tmp_path: Path,
                                                 first: str) -> None:
-    # the earlier client's connect (the asyncio keeper's reconnect) raises EBUSY before
-    # its CONNECT, which would end the later client's link at the broker
+    # the earlier client's connect (a keeper's reconnect) raises EBUSY before its
+    # CONNECT, which would end the later client's link at the broker; with a keeper the
+    # blocking client's next call raises it, and the asyncio client's reader ends
     # (tests/device/dev_store_shared_link.py)
     got = run("dev_store_shared_link.py", broker, tmp_path, FIRST=first)
     assert got["EARLIER"] == [EBUSY], got
