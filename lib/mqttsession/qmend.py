@@ -136,7 +136,8 @@ def held(s, hs, w, gone, gap):
     # 0.2.23 wrote a QoS 1 message in flight to the tail when its publish returned, after
     # newer ones were sealed meanwhile: pending, in no segment, below the newest.
     # resume.scan found these (hs: (tail slot, record), record None: in a segment of its
-    # own already; none past the slot next to the tail's newest) and loads this only then. Each goes into a segment of its own, in order
+    # own already; none past the slot next to the tail's newest) and loads this only
+    # then. Each goes into a segment of its own, in order
     # of seq before the others (resent first, as it was sent first), written whole (a
     # ".t" renamed); its tail file goes after the tail is sealed (a file missing below
     # the newest is damage): its slot into gone, gap set when the tail must be sealed.
