@@ -81,7 +81,7 @@ _T = (
     "Vmqttsession: store: %s - kept, read again later\n"
     "Vmqttsession: store: %s - read as it is\n"  # 55
     # stored.py
-    "Osession taken over by a later client of the same client ID\n"
+    "Osession taken over by a later client of the same client ID, or deleted\n"
 )
 
 

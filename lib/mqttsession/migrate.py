@@ -36,6 +36,9 @@ def delete(st, host, client_id):
 
     p = sdir(st, hd, client_id)
     unload("dirs")  # run once (see SessionStore.get)
+    # a client still holding it (its get()) writes no more: its writes raise EBUSY
+    # (stored._mine), rather than ENOENT with nothing said, or a half session made again
+    st._own[p] = 0
     if _exists(p) & 0x4000:  # a directory
         # renamed first (atomic), then removed: a power cut while its files go, one at a
         # time, would leave the rest of it to load (with "hot" gone, its completed QoS 2

@@ -223,8 +223,9 @@ class SessionStore:
     # a session's directory -> id() of the session its latest get() made (load.get):
     # two clients on one session would each write its tail from their own count, one
     # over the other's messages. The later one takes it over; the earlier one's writes
-    # raise (stored._mine). Class-wide (two stores on one root share it), an int per
-    # path: nothing is kept in a session, nor is a session kept alive
+    # raise (stored._mine), as do those of one delete() removed (0 here). Class-wide
+    # (two stores on one root share it), an int per path: nothing is kept in a session,
+    # nor is a session kept alive
     _own = {}
 
     def _taken(self, s):

@@ -83,9 +83,9 @@ def _slack(s, nb):
 
 def _mine(s):
     # a session a later client took over (SessionStore._own) is never written by the
-    # earlier one: its writes would overwrite the other's
+    # earlier one: its writes would overwrite the other's (nor one delete() removed)
     if s._st._taken(s):
-        raise err(56, 16)  # session taken over by a later client of the same client ID
+        raise err(56, 16)  # session taken over by a later client of the same client ID, or deleted
 
 
 def append(s, seq, f, pid, e, t, m):

@@ -69,3 +69,17 @@ def test_taken_over_client_never_connects_again(broker: Broker, tmp_path: Path,
     got = run("dev_store_shared_link.py", broker, tmp_path, FIRST=first)
     assert got["EARLIER"] == [EBUSY], got
     assert got["LATER"] == ["B0", "B1", "B2"], got
+
+
+def test_deleted_session_refuses_its_holder(broker: Broker, tmp_path: Path) -> None:
+    # store.delete() of a session a client holds: the client's publishes and connect()
+    # raise EBUSY saying so (up to 0.2.23: ENOENT, no text), nothing of the session is
+    # made again, and a new client of the ID starts fresh
+    # (tests/device/dev_store_deleted.py)
+    got = run("dev_store_deleted.py", broker, tmp_path)
+    errs = " ".join(got["ERRORS"]).split("|")
+    assert len(errs) == 4, got  # three publishes and the connect
+    assert all(e.startswith(EBUSY + ":") and e.endswith("or deleted") for e in errs), got
+    assert got["ACCEPTED"] == [], got
+    assert got["FLASH"] == [], got  # the session's directory stays gone
+    assert got["RELOAD"] == ["C0"], got
