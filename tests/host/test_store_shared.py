@@ -83,3 +83,14 @@ def test_deleted_session_refuses_its_holder(broker: Broker, tmp_path: Path) -> N
     assert got["ACCEPTED"] == [], got
     assert got["FLASH"] == [], got  # the session's directory stays gone
     assert got["RELOAD"] == ["C0"], got
+
+
+def test_relative_root_is_one_directory(broker: Broker, tmp_path: Path) -> None:
+    # SessionStore(".mqtt"): a later chdir does not move the session, and the root
+    # spelled in full is the same session, taken over as any other second get()
+    # (tests/device/dev_store_relroot.py)
+    got = run("dev_store_relroot.py", broker, tmp_path)
+    assert got["AFTER_CHDIR"] == ["ok"], got
+    assert got["ROOT"] == ["/flash/.mqtt"], got
+    assert got["TAKEN"] == [EBUSY], got
+    assert got["RELOAD"] == ["A0", "A1"], got
