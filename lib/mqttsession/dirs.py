@@ -30,9 +30,11 @@ def _key(s):
 
 
 def _host_dir(self, host):
-    # the directory of SessionStore self for host's sessions
-    if isinstance(host, str):
-        host = host.encode()
+    # the directory of SessionStore self for host's sessions. (A host of another type
+    # is refused before anything is touched: bytes went on to fail inside the load)
+    if not isinstance(host, str):
+        raise TypeError("host must be a str")
+    host = host.encode()
     hd = _join(self.root, _key(host))
     if not _exists(hd) & _DIR:
         # named as 0.1.0 did (a name that is not plain could collide): rename
@@ -66,7 +68,10 @@ def moved(c, cid):
 def sdir(self, path, client_id):
     # SessionStore self's directory of this session: its key, or after a collision of
     # long IDs the next free "~<n>" variant; a 0.1.0 name ("~<crc><length>") is renamed
-    # to it
+    # to it. client_id: bytes (a str is encoded by the caller); another type is refused
+    # before anything is touched
+    if not isinstance(client_id, (bytes, bytearray)):
+        raise TypeError("client_id must be str or bytes")
     k = _key(client_id)
     o = "~%08x%d" % (binascii.crc32(client_id), len(client_id))  # the 0.1.0 name
     free = None

@@ -241,6 +241,19 @@ def store_args():
     for kw in ({"max_bytes": 1}, {"ram": 1}, {"newer": "aside"}, {"newer": "refuse"}):
         st = SessionStore("st-args", **kw)
         d.check(all(getattr(st, k) == v for k, v in kw.items()), "%r taken" % kw)
+    # a host that is not a str, a client ID that is not a str or bytes: TypeError naming
+    # it, from every call that takes them, before anything is made (a bytes host failed
+    # inside the load with AttributeError, an int with "has no len()")
+    st.get("h", "c")
+    before = sorted(os.listdir("st-args/h"))
+    for f, a, arg in ((st.get, (None,), "host"), (st.get, (b"h", "c"), "host"),
+                      (st.get, ("h", 123), "client_id"), (st.has_any, (5,), "host"),
+                      (st.delete, ("h", None), "client_id"), (st.delete, (b"h", "c"), "host"),
+                      (st.null_session, (1.5,), "host")):
+        e = d.raises(TypeError, f, *a)
+        d.check(str(e).startswith(arg + " must be"), "%r refused: %s" % (a, e))
+    d.check(os.listdir("st-args") == ["h"] and sorted(os.listdir("st-args/h")) == before,
+            "nothing made or removed by them")
 
 
 def sub_link_lost():

@@ -194,10 +194,13 @@ def test_link_backoff_arguments_refused() -> None:
 
 def test_store_arguments_refused() -> None:
     # SessionStore(...): a root not a str, max_bytes or ram not None or an int >= 1, newer
-    # not "refuse" or "aside" raise, naming the argument, before the filesystem is touched
+    # not "refuse" or "aside" raise, naming the argument, before the filesystem is touched;
+    # so do get(), has_any(), delete() and null_session() given a host that is not a str
+    # or a client ID that is not a str or bytes
     r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "store_args"},
                    heap=HEAP)
-    assert r.out.count("refused") == 10 and r.out.count(" taken") == 4
+    assert r.out.count("refused") == 17 and r.out.count(" taken") == 4
+    assert "ok nothing made or removed by them" in r.out
 
 
 @pytest.mark.parametrize("keeper", [False, True], ids=["no-keeper", "keeper"])
