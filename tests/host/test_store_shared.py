@@ -71,12 +71,14 @@ def test_taken_over_client_never_connects_again(broker: Broker, tmp_path: Path,
     assert got["LATER"] == ["B0", "B1", "B2"], got
 
 
-def test_deleted_session_refuses_its_holder(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first", ["client", "aio"])
+def test_deleted_session_refuses_its_holder(broker: Broker, tmp_path: Path,
+                                            first: str) -> None:
     # store.delete() of a session a client holds: the client's publishes and connect()
     # raise EBUSY saying so (up to 0.2.23: ENOENT, no text), nothing of the session is
     # made again, and a new client of the ID starts fresh
     # (tests/device/dev_store_deleted.py)
-    got = run("dev_store_deleted.py", broker, tmp_path)
+    got = run("dev_store_deleted.py", broker, tmp_path, FIRST=first)
     errs = " ".join(got["ERRORS"]).split("|")
     assert len(errs) == 4, got  # three publishes and the connect
     assert all(e.startswith(EBUSY + ":") and e.endswith("or deleted") for e in errs), got
