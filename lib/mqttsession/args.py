@@ -247,7 +247,7 @@ def store(self, root, max_bytes, newer, ram):
                 raise ValueError(n + " must be None or an int >= 1")
         if newer not in ("refuse", "aside"):
             raise ValueError("newer must be 'refuse' or 'aside'")
-        if root[:1] != "/":
+        if not root.startswith("/"):
             # relative: to the current directory once, now. Looked up at each write, a
             # later chdir moved the store from under its sessions, and two spellings of
             # one directory were two sessions to the claims (SessionStore._own)
