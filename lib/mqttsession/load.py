@@ -87,7 +87,8 @@ def get(self, host, client_id, capacity):
             client_id = b"mqs-" + binascii.hexlify(client_id)
     if isinstance(client_id, str):
         client_id = client_id.encode()
-    if client_id:
+    if client_id or not isinstance(client_id, bytes):
+        # (b"": the null session; a client ID not str or bytes: sdir's TypeError)
         p = dirs.sdir(self, hd, client_id)
         if _exists(p + ".t"):
             _rm(p + ".t")  # a delete() the power cut interrupted (migrate.delete)

@@ -32,10 +32,9 @@ def delete(st, host, client_id):
     from .dirs import sdir, _host_dir
     from .session import unload
 
+    unload("dirs")  # run once (see SessionStore.get), freed also when a name is refused
     hd = _host_dir(st, host)
-
     p = sdir(st, hd, client_id)
-    unload("dirs")  # run once (see SessionStore.get)
     # a client still holding it (its get()) writes no more: its writes raise EBUSY
     # (stored._mine), rather than ENOENT with nothing said, or a half session made again
     st._own[p] = 0

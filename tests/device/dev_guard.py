@@ -2,6 +2,7 @@
 # is not MQTT UTF-8, Link and SessionStore settings out of range, poison messages (and the log hook's lines),
 # TLS without verification. devcfg.TEST names the scenario; the host judges what the broker
 # saw and the lines printed here.
+import sys
 import time
 
 import devlib as d
@@ -247,11 +248,14 @@ def store_args():
     st.get("h", "c")
     before = sorted(os.listdir("st-args/h"))
     for f, a, arg in ((st.get, (None,), "host"), (st.get, (b"h", "c"), "host"),
-                      (st.get, ("h", 123), "client_id"), (st.has_any, (5,), "host"),
+                      (st.get, ("h", 123), "client_id"), (st.get, ("h", 0), "client_id"),
+                      (st.has_any, (5,), "host"),
                       (st.delete, ("h", None), "client_id"), (st.delete, (b"h", "c"), "host"),
                       (st.null_session, (1.5,), "host")):
         e = d.raises(TypeError, f, *a)
         d.check(str(e).startswith(arg + " must be"), "%r refused: %s" % (a, e))
+        # and the code that refused it is not left loaded (heap)
+        d.check("mqttsession.dirs" not in sys.modules, "%r: dirs.py freed" % (a,))
     d.check(os.listdir("st-args") == ["h"] and sorted(os.listdir("st-args/h")) == before,
             "nothing made or removed by them")
 

@@ -199,7 +199,8 @@ def test_store_arguments_refused() -> None:
     # or a client ID that is not a str or bytes
     r = run_device("dev_guard.py", {"HOST": "127.0.0.1", "PORT": 1, "TEST": "store_args"},
                    heap=HEAP)
-    assert r.out.count("refused") == 17 and r.out.count(" taken") == 4
+    assert r.out.count("refused") == 18 and r.out.count(" taken") == 4
+    assert r.out.count("dirs.py freed") == 8
     assert "ok nothing made or removed by them" in r.out
 
 
