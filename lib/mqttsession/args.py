@@ -249,10 +249,18 @@ def store(self, root, max_bytes, newer, ram):
             raise ValueError("newer must be 'refuse' or 'aside'")
         if not root.startswith("/"):
             # relative: to the current directory once, now. Looked up at each write, a
-            # later chdir moved the store from under its sessions, and two spellings of
-            # one directory were two sessions to the claims (SessionStore._own)
-            root = os.getcwd().rstrip("/") + "/" + root
-        self.root = root.rstrip("/") or "/"
+            # later chdir moved the store from under its sessions
+            root = os.getcwd() + "/" + root
+        # one spelling of each directory ("." and ".." resolved, no repeated or trailing
+        # "/"): two spellings of one directory were two sessions to the claims
+        # (SessionStore._own), and both holders wrote
+        p = []
+        for x in root.split("/"):
+            if x == "..":
+                p = p[:-1]  # ("/.." is "/")
+            elif x and x != ".":
+                p.append(x)
+        self.root = "/" + "/".join(p)
         self.ram = ram
         self.errors = []
         self.newer = newer

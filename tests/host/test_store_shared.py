@@ -96,3 +96,13 @@ def test_relative_root_is_one_directory(broker: Broker, tmp_path: Path) -> None:
     assert got["ROOT"] == ["/flash/.mqtt"], got
     assert got["TAKEN"] == [EBUSY], got
     assert got["RELOAD"] == ["A0", "A1"], got
+
+
+def test_every_spelling_of_a_root_is_one_directory(broker: Broker, tmp_path: Path) -> None:
+    # ".", "..", repeated and trailing "/" and a relative root all name one directory:
+    # each store's root is spelled one way, and a client of any of them takes the session
+    # from the client of another, which is refused (tests/device/dev_store_spelling.py)
+    got = run("dev_store_spelling.py", broker, tmp_path)
+    assert got["ROOT"] == ["/flash/.mqtt"] * 6, got
+    assert got["TAKEN"] == [EBUSY] * 5, got
+    assert got["RELOAD"] == ["A0", "A1", "A2", "A3", "A4", "A5"], got
