@@ -254,10 +254,11 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
     # 0.2.23 wrote a QoS 1 message in flight (a packet ID) to the tail when its publish
     # returned, after newer ones were sealed meanwhile: pending, in no segment, below the
     # newest. The device puts it in a segment of its own and sends it first (resume.scan),
-    # up to the slot next to the tail's newest, and there only when the slot after it
-    # holds a message a segment holds (else it is an earlier round's copy)
+    # below the tail's newest, and in the run of them from the slot next to it (one for
+    # each publish that returned unacknowledged) only when the slot after that run holds
+    # a message a segment holds (else they are an earlier round's copies)
     end = 1 + max((j for j, _, r in held if r.seq >= last), default=-1)
-    at = {j: r.seq for j, _, r in held}
+    at = {j: r for j, _, r in held}
 
     def sealed(seq: int) -> bool:
         return any(a <= seq <= z for a, _, z, _, _ in segs)
@@ -266,13 +267,19 @@ def queue(src: Source, path: str, hot: Hot2, bad: Any, unpack: Any) -> list[tupl
         return bool(r.seq < last and r.seq >= w and r.flags & 3 == 1 and r.pid
                     and r.seq not in done)
 
+    def own(r: Record) -> bool:
+        # in the segment of its own an earlier load made
+        return any(a == z == r.seq and c == 1 and nb == r.size for a, _, z, c, nb in segs)
+
+    stop = end  # the slot after that run
+    while stop in at and old(at[stop]) and (not sealed(at[stop].seq) or own(at[stop])):
+        stop += 1
+    ran = stop in at and sealed(at[stop].seq)
     for j, n, r in sorted(held, key=lambda x: x[0]):
-        if old(r) and not sealed(r.seq) and (0 <= j < end or j == end
-                                             and sealed(at.get(j + 1, -1))):
+        if old(r) and not sealed(r.seq) and (0 <= j < end or end <= j < stop and ran):
             recs.append((n, r))
-        elif old(r) and any(a == z == r.seq and c == 1 and nb == r.size
-                            for a, _, z, c, nb in segs):
-            pass  # in the segment of its own an earlier load made
+        elif old(r) and own(r):
+            pass
         elif r.seq >= last:
             newest = max(newest, j)
             if r.seq >= w and r.seq not in done:

@@ -132,29 +132,31 @@ def group(s, w, m, keep, old):
             old.append(name(s, i))
 
 
-def held(s, hs, w, gone, gap):
+def held(s, hs, w, gone, gap, e):
     # 0.2.23 wrote a QoS 1 message in flight to the tail when its publish returned, after
     # newer ones were sealed meanwhile: pending, in no segment, below the newest.
     # resume.scan found these (hs: (tail slot, record), record None: in a segment of its
-    # own already; none past the slot next to the tail's newest) and loads this only
+    # own already; none past the run below) and loads this only
     # then. Each goes into a segment of its own, in order
     # of seq before the others (resent first, as it was sent first), written whole (a
     # ".t" renamed); its tail file goes after the tail is sealed (a file missing below
     # the newest is damage): its slot into gone, gap set when the tail must be sealed.
-    # Only up to the slot next to the tail's newest, and there only when the slot after
-    # it holds a message a segment holds (0.2.23 wrote it after a round it sealed). An
-    # earlier round's copy there, its segment gone, has one of that round or an older one
-    # after it (rounds fill the slots from the first), or nothing: no segment's. Returns
-    # the watermark and gap
+    # Only up to the run of them from the slot next to the tail's newest (0.2.23 held
+    # one for each publish that returned unacknowledged, slot after slot), and that run
+    # only when the slot after it holds a message a segment holds (0.2.23 wrote them
+    # after a round it sealed). An earlier round's copies there, their segment gone, have
+    # one of that round or an older one after them (rounds fill the slots from the
+    # first), or nothing: no segment's. e: the slot after that run. Returns the
+    # watermark and gap
     from .resume import _put
     from .stored import _parse, _slack, tp
 
     g = s._sg
     for j, b in hs:
         if b is not None:
-            if j == s._tn:
+            if j >= s._tn:
                 try:
-                    x = _parse(_read(tp(s, j + 1), b"t", _FORMAT), 0)[0]
+                    x = _parse(_read(tp(s, e), b"t", _FORMAT), 0)[0]
                 except (OSError, ValueError, IndexError):
                     x = -1  # (none: the last slot, or no file there)
                 for i in range(len(g)):

@@ -334,15 +334,19 @@ def scan(s, w):
         s.bytes += n
         s.more += 1
     gone = []  # tail files of messages now in a segment of their own: removed below
-    # one further on than the slot next to the tail's newest is a slot an earlier round
-    # wrote (no boot loads qmend for those); one in a segment of its own goes anywhere
-    held = [h for h in held if h[1] is None or h[0] <= s._tn]
+    # past the run of them from the slot next to the tail's newest (0.2.23 held one for
+    # each publish that returned unacknowledged, slot after slot) is a slot an earlier
+    # round wrote (no boot loads qmend for those); one in a segment of its own goes anywhere
+    k = s._tn
+    while any(h[0] == k for h in held):
+        k += 1
+    held = [h for h in held if h[1] is None or h[0] < k]
     if held:
         from .qmend import held as put_held
         from .session import unload
 
         unload("qmend")  # run once
-        w, gap = put_held(s, held, w, gone, gap)
+        w, gap = put_held(s, held, w, gone, gap, k)
     for j, e in cut:
         if j < s._tn:
             if e == 47:

@@ -504,8 +504,9 @@ def test_format_2_named_and_set_aside_listed(built: tuple[Path, str], image: Pat
 
 # Store shapes the library itself leaves, built on the unix port: segments whose seq
 # ranges overlap (0.2.23's _keep; mended at load by qmend.py, their sealed copies still
-# in the tail), 0.2.23's held message still in the tail below a sealed segment (and a
-# copy of this library's own that looks like one), a seal
+# in the tail), 0.2.23's held message still in the tail below a sealed segment (one, and
+# two back to back at the tail's end; and a copy of this library's own that looks like
+# one), a seal
 # the power cut interrupted (the newest segment cut short, the tail holding all of it), a
 # segment cut short that is damage, a delete() interrupted after its rename (<dir>.t), a
 # session moved aside to "<ID>~old" cut before its identity was rewritten, a hot-state
@@ -555,6 +556,16 @@ for c, n in ((b"ovl", 70), (b"held", 45)):
         s._keep(s.add(b"t", b"m%d" % i, 1, False))
         if i == 39:
             s.hold(kx, s.seq[kx])
+# "held2": h0 and h1 in flight while h2..h40 are queued, then both held (slot after slot
+# at the tail's end, nothing behind them)
+s = st.get("h", b"held2", 128)
+kx = [s.add(b"t", b"h%d" % i, 1, False) for i in range(2)]
+for k in kx:
+    s.assign(k)
+for i in range(2, 41):
+    s._keep(s.add(b"t", b"h%d" % i, 1, False))
+for k in kx:
+    s.hold(k, s.seq[k])
 StoredSession._keep = keep
 s = st.get("h", b"seal", 128)
 for i in range(32):
@@ -615,7 +626,8 @@ blockdev.mount("flash.img", "/flash", block_count=192, prog_size=32)
 from mqttsession import SessionStore
 
 st = SessionStore("/flash/.mqtt", max_bytes=200000, ram=8)
-for c in (b"ovl", b"held", b"copy", b"seal", b"short", b"lag", b"old~old", b"rolled", b"qlost"):
+for c in (b"ovl", b"held", b"held2", b"copy", b"seal", b"short", b"lag", b"old~old", b"rolled",
+          b"qlost"):
     s = st.get("h", c, 128)
     got = []
     while s.live():
@@ -641,6 +653,7 @@ def test_library_shapes_report_what_the_library_loads(
     reported = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("REPORTED ")]
     assert dev["ovl"] == list(range(70)) and dev["seal"] == list(range(32)), out
     assert dev["held"] == list(range(45)) and dev["copy"] == [32, 33], out
+    assert dev["held2"] == list(range(41)), out
     assert dev["rolled"] == [x for x in range(40) if x != 34], out
     assert dev["qlost"] == [*range(32), *range(38, 70)], out
     ss = sessions(rep)

@@ -68,21 +68,27 @@ def test_overlapping_segments_rewrite_cut_at_every_block_write(tmp_path: Path,
     assert "older than the one before it" not in r.out, r.out
 
 
-@pytest.mark.parametrize("mode", ["tail", "tailcuts"])
+@pytest.mark.parametrize("mode,held,reverse", [("tail", 1, 0), ("tailcuts", 1, 0),
+                                               ("tail", 2, 0), ("tail", 3, 1),
+                                               ("tailcuts", 2, 1)])
 @pytest.mark.parametrize("more", [0, 5])
 def test_held_message_still_in_the_tail_from_0_2_23_survives_the_upgrade(
-        tmp_path: Path, more: int, mode: str) -> None:
+        tmp_path: Path, more: int, mode: str, held: int, reverse: int) -> None:
     # 0.2.23 stopped with the held message m0 in the tail after m1..m32 were sealed
     # ([1..32], tail 33..39 then 0, then `more` queued behind it): the load took that tail
     # file for a sealed message's older copy, and the segment's first seq for the
     # watermark (m0 lost, reported as damage when more followed it). Now it goes into a
     # segment of its own, sent first; nothing reported, across a second load too, and
-    # with the upgrade's load cut after every block write ("tailcuts")
+    # with the upgrade's load cut after every block write ("tailcuts"). held > 1: that
+    # many held slot after slot (each publish of an asyncio node's tasks returned
+    # unacknowledged; reverse: the newest returned first): up to 0.2.24 all of them were
+    # taken for an earlier round's copies and lost
     r = run_device("dev_store_overlap_upgrade.py", {"IMAGE": str(tmp_path / "flash.img"),
                                                     "BLOCKS": 64, "RAM": 128,
-                                                    "MODE": mode, "MORE": more},
+                                                    "MODE": mode, "MORE": more,
+                                                    "HELD": held, "REVERSE": reverse},
                    heap="256k", timeout=300, check=False)
-    assert "0.2.23 SEGMENTS [(1, 32, 32)]" in r.out, r.out
+    assert f"0.2.23 SEGMENTS [({held}, {held + 31}, 32)]" in r.out, r.out
     assert mode == "tail" or int(r.out.split("WRITES ", 1)[1].split()[0]) > 0, r.out
     assert r.passed, r.out
 
