@@ -260,7 +260,8 @@ def store(self, root, max_bytes, newer, ram):
                 p = p[:-1]  # ("/.." is "/")
             elif x and x != ".":
                 p.append(x)
-        self.root = "/" + "/".join(p)
+        p = "/" + "/".join(p)
+        self.root = root if p == root else p  # (the caller's string when the same: no copy)
         self.ram = ram
         self.errors = []
         self.newer = newer
