@@ -16,7 +16,9 @@ import time
 
 import devlib as d
 import heapfill
-from mqttsession import Link, SessionStore
+
+heapfill.reserve(d.cfg("HOLE", 0))  # (before the library: see reserve)
+from mqttsession import Link, SessionStore  # noqa: E402
 
 N = d.cfg("COUNT")
 API = d.cfg("API", "blocking")

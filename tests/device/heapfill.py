@@ -5,15 +5,27 @@ import gc
 import time
 
 
+_kept = [None]  # the block reserve() took, until fill() gives it back
+
+
+def reserve(n):
+    # takes a block of n bytes for fill()'s hole now, at the start, while the heap has
+    # such a run: once the node has loaded and connected, what is free may all be in
+    # pieces smaller than it (how small depends on the lengths of the paths it loaded
+    # its files from: a heap 25 KB free had no run of 1 KB)
+    _kept[0] = bytearray(n)
+
+
 def fill(keep, hole=0):
     # takes the heap until about keep bytes are free, in a few large blocks (many small
     # ones would leave only holes between them; 16 may stop short of keep where the
     # heap is in pieces); returns what holds them. The largest holes go first, so what
-    # is left free is in small pieces: hole, a block of that many bytes taken first and
-    # given back at the end, leaves one run of them among the rest (without it, a heap
-    # left 13 KB free in pieces had no 304 bytes for a file's)
+    # is left free is in small pieces: hole, a block of that many bytes taken first (or
+    # the one reserve() took) and given back at the end, leaves one run of them among the
+    # rest (without it, a heap left 13 KB free in pieces had no 304 bytes for a file's)
     b = [None] * 16
-    h = bytearray(hole) if hole else None
+    h = _kept[0] or (bytearray(hole) if hole else None)
+    _kept[0] = None
     gc.collect()
     for i in range(16):
         n = gc.mem_free() - keep + hole
