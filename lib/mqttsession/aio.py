@@ -25,9 +25,7 @@ class MQTTClient(Core):
     _cf = None  # the callback last seen to be a coroutine function (aio_held.give)
 
     def __init__(self, *args, on_connect=None, on_error=None, **kw):
-        # its own attributes first: the instance's attribute table grows to its full size
-        # (about 1.5 KB in one piece on a 64-bit port) while the core sets its own, before
-        # the store's load leaves the heap in pieces
+        super().__init__(*args, **kw)
         self.on_connect = on_connect
         self.on_error = on_error
         self.up = asyncio.Event()  # set on every (re)connect; the application clears it
@@ -51,7 +49,6 @@ class MQTTClient(Core):
         # (_later); _qn: its size, 0 until messages() is called
         self._q, self._qa, self._qn, self._qev = [], [], 0, asyncio.Event()
         self._qo = 0  # the answer the message messages() handed out last owes
-        super().__init__(*args, **kw)
 
     def set_callback(self, f, raw=False, retained=False):
         # f(topic, msg), or f(topic, msg, retained) with retained=True; f may be a coroutine
