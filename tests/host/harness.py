@@ -45,6 +45,7 @@ from harness_device import (
     _run_on_board,
     _running_devices,
     devcfg_source,
+    device_argv,
     device_env,
     heap_arg,
     resolve_script,
@@ -102,7 +103,9 @@ __all__ = [
     "_CFG_TYPES",
     "devcfg_source",
     "resolve_script",
+    "device_argv",
     "device_env",
+    "heap_arg",
     "DeviceResult",
     "_matches",
     "_prepare",
@@ -148,9 +151,8 @@ def run_device(
     if board_port is not None:
         return _run_on_board(board_port, path, cfg, timeout=timeout, args=args, check=check)
     wd, own = _prepare(cfg, workdir)
-    cmd = [micropython_path(), "-X", heap_arg(heap), str(path), *args]
     proc = subprocess.Popen(
-        cmd,
+        device_argv(path, heap, args),
         cwd=wd,
         env=device_env(wd, lib),
         stdin=subprocess.DEVNULL,

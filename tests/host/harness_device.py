@@ -3,6 +3,7 @@ processes) or on a real board through mpremote; harness.run_device and start_dev
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -45,14 +46,57 @@ def resolve_script(script: str | Path) -> Path:
     raise FileNotFoundError(f"device script {script} not found (looked in {DEVICE_DIR})")
 
 
+_aliases: dict[str, str] = {}
+_aliases_lock = threading.Lock()  # device runs start from several threads at once
+
+
+def short_path(p: Path | str, copy: bool = False) -> str:
+    """Directory p by a short name: a symlink (or with copy, a copy) in one directory of
+    this process under /tmp. A device keeps each module's file name in its heap (its
+    __file__, one string per module), as long as the path it was imported from: a board's
+    is /lib/... . Device scripts see the library, tests/device, and their own directory
+    by these names, so the heap a test leaves does not depend on where the repository is
+    cloned or pytest makes its temporary directories (the heap-edge tests run within a
+    few percent of a board's heap). A script's own directory is a copy: the unix port
+    puts the real path of a script's directory first on sys.path."""
+    s = str(p)
+    with _aliases_lock:
+        a = _aliases.get(s)
+        if a is None:
+            if not _aliases:
+                tmp = "/tmp" if os.access("/tmp", os.W_OK) else None
+                d = tempfile.mkdtemp(prefix="mq", dir=tmp)
+                atexit.register(shutil.rmtree, d, True)
+                _aliases[""] = d
+            a = os.path.join(_aliases[""], format(len(_aliases), "x"))
+            try:
+                if copy:
+                    shutil.copytree(s, a, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    os.symlink(s, a)
+            except OSError:
+                shutil.rmtree(a, ignore_errors=True)  # the next call makes it again
+                raise
+            _aliases[s] = a
+    return a
+
+
+def device_argv(script: Path, heap: str | int, args: Sequence[str]) -> list[str]:
+    """The unix port's command line for a device script: one of tests/device by the
+    short name of that directory's copy (short_path), any other by its own path."""
+    d = short_path(DEVICE_DIR, copy=True) if script.parent == DEVICE_DIR else script.parent
+    return [micropython_path(), "-X", heap_arg(heap), os.path.join(d, script.name), *args]
+
+
 def device_env(workdir: Path, lib: Path = LIB_DIR) -> dict[str, str]:
     env = dict(os.environ)
     # MICROPYPATH replaces the default path; .frozen keeps frozen modules such as asyncio.
     # boards/unix gives the virtual board's block device (blockdev) and board layer. lib:
-    # the library's directory (the sources, or the .mpy files tools/mpy.py compiled)
-    env["MICROPYPATH"] = ":".join(
-        [str(workdir), ".frozen", str(lib), str(DEVICE_DIR), str(REPO / "boards" / "unix")]
-    )
+    # the library's directory (the sources, or the .mpy files tools/mpy.py compiled).
+    # Each by its short name (short_path)
+    w, lib_, board = (short_path(d) for d in (workdir, lib, REPO / "boards" / "unix"))
+    dev = short_path(DEVICE_DIR, copy=True)
+    env["MICROPYPATH"] = ":".join([w, ".frozen", lib_, dev, board])
     return env
 
 
@@ -210,7 +254,7 @@ class DeviceProcess:
         self._buf = bytearray()
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [micropython_path(), "-X", heap_arg(heap), str(self.script), *args],
+            device_argv(self.script, heap, args),
             cwd=self.workdir,
             env=device_env(self.workdir),
             stdin=subprocess.DEVNULL,

@@ -37,14 +37,17 @@ def queued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     mpy.compile_all(out=d / "mpy")
     img = d / "queued.img"
     r = run_device("dev_backlog.py", node(img, "queue", PORT=free_port()), heap="2m",
-                   timeout=600, lib=d / "mpy")
+                   timeout=600, lib=d / "mpy", workdir=d)
     assert r.value("QUEUED") == str(COUNT), r.out[-2000:]
     return d / "mpy", img
 
 
 def node(img: Path, phase: str, **kw: Any) -> dict[str, Any]:
+    # the image by its name in the device's directory (run_device's workdir=img.parent):
+    # the device holds the string, and the heap a board-sized test leaves should not
+    # depend on the length of pytest's temporary paths
     return {"HOST": "127.0.0.1", "VERSION": 4, "PREFIX": "backlog", "CID": "backlog",
-            "IMAGE": str(img), "BLOCKS": BLOCKS, "PROG": ESP32_PROG, "COUNT": COUNT,
+            "IMAGE": img.name, "BLOCKS": BLOCKS, "PROG": ESP32_PROG, "COUNT": COUNT,
             "MAXB": MAXB, "PHASE": phase, **kw}
 
 
@@ -68,7 +71,7 @@ def test_backlog_of_10000_boots_in_an_esp32_heap_and_drains(
     broker, lib, img = _drain_setup(queued, broker_factory, tmp_path)
     with Observer(broker.host, broker.port, "backlog/#", qos=1) as obs:
         r = run_device("dev_backlog.py", node(img, "boot", PORT=broker.port, AIO=aio),
-                       heap=BOARDS["esp32"][2], timeout=600, lib=lib)
+                       heap=BOARDS["esp32"][2], timeout=600, lib=lib, workdir=tmp_path)
         assert r.value("BOOT").split()[0] == str(COUNT), r.out[-2000:]
         assert r.value("DRAINED") == "0", r.out[-2000:]
         obs.wait_for(COUNT, timeout=120, distinct=True)
@@ -102,7 +105,8 @@ def test_backlog_drain_in_an_esp32_heap_rides_through_link_resets(
         t.start()
         try:
             r = run_device("dev_backlog.py", node(img, "boot", PORT=proxy.port, AIO=aio),
-                           heap=BOARDS["esp32"][2], timeout=600, lib=lib, check=False)
+                           heap=BOARDS["esp32"][2], timeout=600, lib=lib, check=False,
+                           workdir=tmp_path)
         finally:
             done.set()
             t.join(timeout=30)
@@ -179,6 +183,6 @@ def test_clean_start_over_a_backlog_of_10000_in_an_esp32_heap(
     img = tmp_path / "flash.img"
     shutil.copy(image, img)
     r = run_device("dev_backlog.py", node(img, "clean", PORT=broker.port),
-                   heap=BOARDS["esp32"][2], timeout=600, lib=lib)
+                   heap=BOARDS["esp32"][2], timeout=600, lib=lib, workdir=tmp_path)
     assert r.value("BOOT").split()[0] == str(COUNT), r.out[-2000:]
     assert r.value("DRAINED") == "0", r.out[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import filecmp
+import os
 import socket
 import ssl
 import time
@@ -203,7 +205,13 @@ def test_run_device_library_on_path(tmp_path: Path) -> None:
     r = run_device(script, {}, args=["x"])
     paths = [v[0] for v in r.values("PATH")]
     assert ".frozen" in paths
-    assert str(harness.LIB_DIR) in paths and str(harness.DEVICE_DIR) in paths
+    # the library and tests/device by short names (harness_device.short_path): the same
+    # directory, and a copy of the same files
+    real = [os.path.realpath(p) for p in paths]
+    assert str(harness.LIB_DIR) in real, paths
+    dev = [p for p in paths if os.path.isfile(os.path.join(p, "devlib.py"))]
+    assert len(dev) == 1 and len(dev[0]) < 30, paths
+    assert filecmp.cmp(os.path.join(dev[0], "devlib.py"), harness.DEVICE_DIR / "devlib.py")
 
 
 def test_run_device_heap_and_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
