@@ -91,7 +91,12 @@ def struck(self):
                     # no heap for its record (it stays in the queue) or on_aside's own:
                     # the link's failure goes on (raised, it took that failure's place)
                     pass
-                except BaseException:
+                except BaseException as x:
+                    if self.store and x is self.store._err:
+                        # the store could not write its record (it stays in the queue):
+                        # as above (handled as on_aside's, the loss was counted twice,
+                        # the second time as ECONNRESET: the store's error taken)
+                        return
                     # the blocking client's on_aside (the asyncio client's goes to
                     # on_error): it comes out of the call in place of the link's OSError
                     # (this runs in _close), so the loss is handled here as that one's
