@@ -46,29 +46,29 @@ def resolve_script(script: str | Path) -> Path:
     raise FileNotFoundError(f"device script {script} not found (looked in {DEVICE_DIR})")
 
 
-_aliases: dict[str, str] = {}
+_aliases: dict[str, str] = {}  # a directory -> its short name (short_path)
 _aliases_lock = threading.Lock()  # device runs start from several threads at once
+_alias_dir: list[str] = []  # where the short names are: made at the first
 
 
 def short_path(p: Path | str, copy: bool = False) -> str:
     """Directory p by a short name: a symlink (or with copy, a copy) in one directory of
     this process under /tmp. A device keeps each module's file name in its heap (its
     __file__, one string per module), as long as the path it was imported from: a board's
-    is /lib/... . Device scripts see the library, tests/device, and their own directory
-    by these names, so the heap a test leaves does not depend on where the repository is
-    cloned or pytest makes its temporary directories (the heap-edge tests run within a
-    few percent of a board's heap). A script's own directory is a copy: the unix port
+    is /lib/... . Device scripts see the library, tests/device, boards/unix and the run's
+    directory by these names, so the heap a test leaves does not depend on where the
+    repository is cloned or pytest makes its temporary directories (the heap-edge tests
+    run within a few percent of a board's heap). tests/device is a copy: the unix port
     puts the real path of a script's directory first on sys.path."""
     s = str(p)
     with _aliases_lock:
         a = _aliases.get(s)
         if a is None:
-            if not _aliases:
+            if not _alias_dir:
                 tmp = "/tmp" if os.access("/tmp", os.W_OK) else None
-                d = tempfile.mkdtemp(prefix="mq", dir=tmp)
-                atexit.register(shutil.rmtree, d, True)
-                _aliases[""] = d
-            a = os.path.join(_aliases[""], format(len(_aliases), "x"))
+                _alias_dir.append(tempfile.mkdtemp(prefix="mq", dir=tmp))
+                atexit.register(shutil.rmtree, _alias_dir[0], True)
+            a = os.path.join(_alias_dir[0], format(len(_aliases), "x"))
             try:
                 if copy:
                     shutil.copytree(s, a, ignore=shutil.ignore_patterns("__pycache__"))
