@@ -82,6 +82,8 @@ _T = (
     "Vmqttsession: store: %s - read as it is\n"  # 55
     # stored.py
     "Osession taken over by a later client of the same client ID, or deleted\n"
+    # load.py
+    "Tcapacity must be an int\n"
 )
 
 

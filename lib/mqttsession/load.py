@@ -9,6 +9,7 @@ from array import array
 import binascii
 import os
 
+from .packet import err
 from .session import Session, unload
 from .store import _join, _rm, _exists, NewerFormat
 from .stored import StoredSession
@@ -68,6 +69,8 @@ def get(self, host, client_id, capacity):
     # SessionStore.get: the session for (host, client_id) from store self; client ID ""
     # (b""): the null session until the broker assigns one (~null: what it queued offline,
     # on this boot or an earlier one, goes out under the assigned ID)
+    if type(capacity) is not int:  # (a bool neither) before anything is read or made
+        raise err(57)  # capacity must be an int
     from . import dirs
 
     unload("dirs")  # freed once the name is found

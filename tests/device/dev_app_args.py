@@ -257,5 +257,31 @@ def big_store_msg():
     d.check(not bad, "refused messages were never sent: %r" % bad)
 
 
+def get_capacity_bad():
+    # SessionStore.get(host, client_id, capacity) with a capacity that is not an int
+    # ("16", 16.5, None, True) or out of range (0): a clear error naming it, before the
+    # store reads or writes anything; the session and its queued message stay
+    st = _store()
+    c = d.client("gc-%d" % V, store=st)
+    c.connect(False)
+    c.disconnect()
+    c.publish(d.topic("q"), b"kept", qos=1)  # offline: queued in flash
+    del c
+    host = ROOT + "/" + d.cfg("HOST")
+
+    def tree():
+        return sorted((p, os.stat(host + "/" + p)[6]) for p in os.listdir(host))
+
+    before = tree()
+    for cap in ("16", 16.5, None, True):
+        e = d.raises(TypeError, st.get, d.cfg("HOST"), "gc-%d" % V, cap)
+        d.check("capacity must be an int" in str(e), "get(capacity=%r): %r" % (cap, e))
+    e = d.raises(ValueError, st.get, d.cfg("HOST"), "gc-%d" % V, 0)
+    d.check("queue must be 1 to 65535" in str(e), "get(capacity=0): %r" % (e,))
+    d.check(tree() == before, "the host's directory unchanged: %r -> %r" % (before, tree()))
+    s = st.get(d.cfg("HOST"), "gc-%d" % V, 16)
+    d.check(s.pending() == 1, "the queued message still there: %d" % s.pending())
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

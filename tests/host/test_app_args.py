@@ -18,7 +18,7 @@ from harness import Broker, run_device
 
 CASES = ["cid_store_last", "long_credentials", "sub_qos_none", "aio_sub_qos_none",
          "version_float", "timeout_bad", "aio_clean_one", "callback_noncallable", "link_nan",
-         "big_store_msg"]
+         "big_store_msg", "get_capacity_bad"]
 
 
 @pytest.mark.parametrize("case", CASES)
