@@ -25,6 +25,9 @@ class MQTTClient(Core):
     _cf = None  # the callback last seen to be a coroutine function (aio_held.give)
 
     def __init__(self, *args, on_connect=None, on_error=None, **kw):
+        for f, n in ((on_connect, "on_connect"), (on_error, "on_error")):
+            if f is not None and not callable(f):
+                raise err(58, n)  # %s must be callable or None
         super().__init__(*args, **kw)
         self.on_connect = on_connect
         self.on_error = on_error

@@ -261,7 +261,9 @@ def raw(a):
 async def hook(c):
     # on_connect, run as a task after every (re)connect
     try:
-        await c.on_connect(c)
+        r = c.on_connect(c)
+        if hasattr(r, "send"):  # a coroutine; a plain function has run already
+            await r
     except Exception as e:
         c._report(e)
 

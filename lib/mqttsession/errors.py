@@ -84,6 +84,8 @@ _T = (
     "Osession taken over by a later client of the same client ID, or deleted\n"
     # load.py
     "Tcapacity must be an int\n"
+    # aio.py
+    "T%s must be callable or None\n"
 )
 
 

@@ -90,6 +90,10 @@ def get(self, host, client_id, capacity):
             client_id = b"mqs-" + binascii.hexlify(client_id)
     if isinstance(client_id, str):
         client_id = client_id.encode()
+    if isinstance(client_id, bytes) and len(client_id) > 65535:
+        # its identity file would be larger than any the store reads back (_MAXF):
+        # written, the session was taken for damage at the next load and its queue lost
+        raise err(17)  # client_id longer than 65535 bytes
     if client_id or not isinstance(client_id, bytes):
         # (b"": the null session; a client ID not str or bytes: sdir's TypeError)
         p = dirs.sdir(self, hd, client_id)

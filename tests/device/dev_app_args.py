@@ -283,5 +283,84 @@ def get_capacity_bad():
     d.check(s.pending() == 1, "the queued message still there: %d" % s.pending())
 
 
+def get_cid_long():
+    # SessionStore.get with a client ID over 65535 bytes (MQTT's bound; the client refuses
+    # it too): ValueError naming it, and nothing made. Before, the store made its
+    # directory and wrote a "last" file larger than it reads back: every later
+    # get(host) reported it as damage
+    st = _store()
+    s = st.get(d.cfg("HOST"), "short-%d" % V)
+    host = ROOT + "/" + d.cfg("HOST")
+    before = sorted(os.listdir(host))
+    last = open(host + "/last", "rb").read() if "last" in before else None
+    for cid in (b"x" * 65536, "\u00e9" * 32768):  # the str: 65536 bytes in UTF-8
+        e = d.raises(ValueError, lambda: st.get(d.cfg("HOST"), cid))  # (no 64 KB message)
+        d.check("client_id longer than 65535" in str(e), "get(<%d>): %r" % (len(cid), e))
+    d.check(sorted(os.listdir(host)) == before, "nothing made: %r" % sorted(os.listdir(host)))
+    d.check((open(host + "/last", "rb").read() if "last" in before else None) == last,
+            "the last-used pointer unchanged")
+    s = _store().get(d.cfg("HOST"), b"y" * 65535)  # the bound itself: a session
+    d.check(len(s.client_id) == 65535, "a client ID of 65535 bytes is taken")
+    d.check(_store().get(d.cfg("HOST"), b"y" * 65535).client_id == s.client_id,
+            "and found again")
+
+
+def root_nul():
+    # SessionStore(root) with a NUL in it: the port's filesystem ends the path there, so
+    # the store worked in another directory, and get() met RuntimeError (maximum recursion
+    # depth) removing a name that resolved to that directory. Refused now, nothing made
+    base = ROOT + "nul"
+    os.mkdir(base)
+    os.mkdir(base + "/a")
+    with open(base + "/a/keep", "wb") as f:
+        f.write(b"the application's")
+    e = d.raises(ValueError, SessionStore, base + "/a\x00b")
+    d.check("root" in str(e) and "NUL" in str(e), "the error names root and NUL: %r" % (e,))
+    d.check(sorted(os.listdir(base + "/a")) == ["keep"], "nothing made or removed: %r"
+            % os.listdir(base + "/a"))
+
+
+def link_on_change():
+    # Link(on_change=) and the client's log= of something not callable: refused when
+    # made, as set_callback() (taken, they were reported as raising at every call)
+    e = d.raises(TypeError, Link, on_change=5)
+    d.check("on_change" in str(e), "the error names on_change: %r" % (e,))
+    e = d.raises(TypeError, d.client, "lg-%d" % V, log="print")  # the client's log= too
+    d.check("log" in str(e), "the error names log: %r" % (e,))
+    seen = []
+    lk = Link(on_change=seen.append)
+    lk.failed(OSError(111))
+    d.check(isinstance(lk, Link), "a callable on_change is taken")
+
+
+def aio_hooks():
+    # the asyncio client's on_connect= and on_error= not callable: refused when made (they
+    # were taken; on_connect then failed after every connect, on_error hid every error
+    # behind its own TypeError). A plain function as on_connect runs, and is no error
+    import asyncio
+    from mqttsession.aio import MQTTClient as A
+
+    for kw in ({"on_connect": 5}, {"on_error": "print"}, {"on_connect": print, "on_error": 1}):
+        e = d.raises(TypeError, A, "ah-%d" % V, d.cfg("HOST"), d.cfg("PORT"), version=V, **kw)
+        n = [k for k in kw if not callable(kw[k])][0]
+        d.check(n in str(e), "the error names %s: %r" % (n, e))
+
+    async def main():
+        ran = []
+        c = A("ah-%d" % V, d.cfg("HOST"), d.cfg("PORT"), version=V,
+              on_connect=lambda cl: ran.append(cl is c))
+        await c.connect()
+        for _ in range(100):
+            if ran:
+                break
+            await asyncio.sleep_ms(20)
+        await asyncio.sleep_ms(100)  # an error from it would be reported by now
+        print("on_connect ran:", ran, "errors:", c.errors)
+        await c.disconnect()
+        d.check(ran == [True] and c.errors == 0, "a plain on_connect ran once, no error")
+
+    asyncio.run(main())
+
+
 globals()[d.cfg("TEST")]()
 print("PASS")

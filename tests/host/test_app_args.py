@@ -18,7 +18,8 @@ from harness import Broker, run_device
 
 CASES = ["cid_store_last", "long_credentials", "sub_qos_none", "aio_sub_qos_none",
          "version_float", "timeout_bad", "aio_clean_one", "callback_noncallable", "link_nan",
-         "big_store_msg", "get_capacity_bad"]
+         "big_store_msg", "get_capacity_bad", "get_cid_long", "link_on_change",
+         "aio_hooks", "root_nul"]
 
 
 @pytest.mark.parametrize("case", CASES)
