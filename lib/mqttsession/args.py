@@ -101,7 +101,7 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     self.on_aside = None  # f(topic, msg, reason) when a message is set aside
     if log is not None and not callable(log):
         # (it was taken, and printed as a log hook that raised at every line)
-        raise TypeError("log must be callable or None")
+        raise P.err(58, "log")  # %s must be callable or None
     self.log = log  # f(str): a short line on connect, disconnect, failure, set-aside
     self._maxq = 2  # MQTT 5 Maximum QoS of the broker, | 4 without its Retain Available
     if limits not in ("downgrade", "refuse"):
@@ -248,7 +248,7 @@ def store(self, root, max_bytes, newer, ram):
         if "\x00" in root:
             # the port's filesystem ends a path at NUL: another directory than the one
             # named (where a directory of the store's names was never to be removed)
-            raise ValueError("root must not contain NUL")
+            raise P.err(59)  # root must not contain NUL
         for v, n in ((max_bytes, "max_bytes"), (ram, "ram")):
             if v is not None and (type(v) is not int or v < 1):
                 raise ValueError(n + " must be None or an int >= 1")
@@ -304,7 +304,7 @@ def link(self, board, min_ms, max_ms, factor, jitter, wifi_timeout_ms, on_change
             raise ValueError("wifi_timeout_ms must be > 0")
         if on_change is not None and not callable(on_change):
             # (as set_callback: else reported at every change of the link, never refused)
-            raise TypeError("on_change must be callable or None")
+            raise P.err(58, "on_change")  # %s must be callable or None
         # (as budget_ms: a 32-bit port's ticks range, else the wait never ends there)
         for v, n in ((max_ms, "max_ms"), (wifi_timeout_ms, "wifi_timeout_ms")):
             if v > 536870000:

@@ -84,8 +84,10 @@ _T = (
     "Osession taken over by a later client of the same client ID, or deleted\n"
     # load.py
     "Tcapacity must be an int\n"
-    # aio.py
+    # aio.py, args.py
     "T%s must be callable or None\n"
+    # args.py
+    "Vroot must not contain NUL\n"
 )
 
 

@@ -9,7 +9,6 @@ from array import array
 import binascii
 import os
 
-from .packet import err
 from .session import Session, unload
 from .store import _join, _rm, _exists, NewerFormat
 from .stored import StoredSession
@@ -70,6 +69,8 @@ def get(self, host, client_id, capacity):
     # (b""): the null session until the broker assigns one (~null: what it queued offline,
     # on this boot or an earlier one, goes out under the assigned ID)
     if type(capacity) is not int:  # (a bool neither) before anything is read or made
+        from .packet import err  # (here: a name of this module's costs heap after it)
+
         raise err(57)  # capacity must be an int
     from . import dirs
 
@@ -93,6 +94,8 @@ def get(self, host, client_id, capacity):
     if isinstance(client_id, bytes) and len(client_id) > 65535:
         # its identity file would be larger than any the store reads back (_MAXF):
         # written, the session was taken for damage at the next load and its queue lost
+        from .packet import err
+
         raise err(17)  # client_id longer than 65535 bytes
     if client_id or not isinstance(client_id, bytes):
         # (b"": the null session; a client ID not str or bytes: sdir's TypeError)
