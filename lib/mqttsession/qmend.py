@@ -152,15 +152,17 @@ def held(s, hs, w, gone, gap, e):
     from .stored import _parse, _slack, tp
 
     g = s._sg
+    v = None  # the seq in slot e, read once
     for j, b in hs:
         if b is not None:
             if j >= s._tn:
-                try:
-                    x = _parse(_read(tp(s, e), b"t", _FORMAT), 0)[0]
-                except (OSError, ValueError, IndexError):
-                    x = -1  # (none: the last slot, or no file there)
+                if v is None:
+                    try:
+                        v = _parse(_read(tp(s, e), b"t", _FORMAT), 0)[0]
+                    except (OSError, ValueError, IndexError):
+                        v = -1  # (none: the last slot, or no file there)
                 for i in range(len(g)):
-                    if g[i] <= x <= s._sl[i]:
+                    if g[i] <= v <= s._sl[i]:
                         break
                 else:
                     continue  # no segment's after it: an earlier round's copy
