@@ -39,17 +39,20 @@ def _exists(p):
         return 0
 
 
-def _rm(p):
+def _rm(p, d=0):
     # removes a file, or a directory with what it holds (whatever can be removed: a
     # damaged tree goes as far as it can, never raising). One name at a time: a queue's
-    # directory of thousands of segments is never listed in RAM whole
+    # directory of thousands of segments is never listed in RAM whole. d: how deep below
+    # the first call's path; the store's own trees are 4 deep at most, and a deeper
+    # directory (damage) is left: recursing as deep as it went ended out of the load in
+    # MemoryError (a directory listing open per level) or RuntimeError (recursion depth)
     try:
         os.remove(p)
     except OSError as e:
-        if e.errno != _ENOENT:
+        if e.errno != _ENOENT and d < 8:
             try:
                 for n in os.ilistdir(p):
-                    _rm(_join(p, n[0]))
+                    _rm(_join(p, n[0]), d + 1)
                 os.rmdir(p)
             except OSError:
                 pass

@@ -151,6 +151,15 @@ def damage():
         big(p + "/t3/1", 1 << 20)
     elif shape == "bigident":
         big(p + "/id", 1 << 20)
+    elif shape == "deepdir":
+        # a chain of 250 directories where a segment belongs: removing it recursed as
+        # deep and ended out of get() and delete() in MemoryError (a directory listing
+        # open per level: this 256 KB heap) or RuntimeError (maximum recursion depth)
+        q = p + "/q/zz"
+        os.mkdir(q)
+        for _ in range(250):
+            q += "/d"
+            os.mkdir(q)
     import gc
 
     gc.collect()
@@ -167,6 +176,9 @@ def damage():
     s3 = SessionStore(STORE).get(H, "dmg")
     d.check(payloads(s3) == sorted(kept + [b"after"]), "usable after the damage")
     d.check(s3.subs.get(b"y") == 0, "subscriptions written again")
+    if shape == "deepdir":
+        SessionStore(STORE).delete(H, "dmg")  # the same removal: as far as it can go
+        print("DELETED")
 
 
 

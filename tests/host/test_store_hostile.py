@@ -1,7 +1,8 @@
 """A store nothing can escape and no damage can stop: path-like hosts and client IDs,
 misshapen stores (directories for files, files for directories, oversized files on a
-small heap), set-aside messages in flash, queued payloads that the caller changes, and
-incoming QoS 2 messages while the flash takes no writes."""
+small heap, a chain of nested directories deeper than a recursion could go), set-aside
+messages in flash, queued payloads that the caller changes, and incoming QoS 2 messages
+while the flash takes no writes."""
 
 from __future__ import annotations
 
@@ -21,14 +22,18 @@ def test_path_like_names_stay_under_the_root(broker: Broker, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("shape", ["id", "hot", "subs", "aside", "q", "t0", "last", "msgdir",
                                    "sessfile", "hostfile", "bigmsg",
-                                   "bigident"])
+                                   "bigident", "deepdir"])
 def test_damage_shapes_never_stop_the_node(broker: Broker, tmp_path: Path, shape: str) -> None:
     big = shape.startswith("big")
-    c = cfg(broker, tmp_path / "flash.img", "damage", SHAPE=shape, BLOCKS=400 if big else 64)
+    # deepdir: 250 nested directories take two blocks each
+    blocks = 400 if big else 640 if shape == "deepdir" else 64
+    c = cfg(broker, tmp_path / "flash.img", "damage", SHAPE=shape, BLOCKS=blocks)
     # a 1 MB file on a 200 KB heap: never read whole
     r = run_device("dev_store_more.py", c, heap="200k" if big else HEAP, timeout=120)
     assert "PASS" in r.out
     assert any("mqttsession: store:" in ln for ln in r.lines)
+    if shape == "deepdir":
+        assert "DELETED" in r.out, r.out
 
 
 def test_last_session_pointer_unreadable_at_a_boot(broker: Broker, tmp_path: Path) -> None:
