@@ -69,7 +69,7 @@ def get(self, host, client_id, capacity):
     # (b""): the null session until the broker assigns one (~null: what it queued offline,
     # on this boot or an earlier one, goes out under the assigned ID)
     if type(capacity) is not int:  # (a bool neither) before anything is read or made
-        from .packet import err  # (here: a name of this module's costs heap after it)
+        from .packet import err  # (here: imported at the top, it cost the node 96 bytes)
 
         raise err(57)  # capacity must be an int
     from . import dirs
@@ -92,8 +92,8 @@ def get(self, host, client_id, capacity):
     if isinstance(client_id, str):
         client_id = client_id.encode()
     if isinstance(client_id, bytes) and len(client_id) > 65535:
-        # its identity file would be larger than any the store reads back (_MAXF):
-        # written, the session was taken for damage at the next load and its queue lost
+        # the host's "last" file and the session's identity would be larger than any
+        # file the store reads back (_MAXF): reported as damage at every later load
         from .packet import err
 
         raise err(17)  # client_id longer than 65535 bytes
