@@ -30,7 +30,9 @@ def init(self, client_id, server, port=0, user=None, password=None, keepalive=0,
     for v, n, lo, hi in ((keepalive, "keepalive", 0, 65535), (window, "window", 1, 65535),
                          (1 if queue is None else queue, "queue", 1, 0),
                          (strikes, "strikes", 1, 0),
-                         (max_packet, "max_packet", 64, 0), (tx_size, "tx_size", 32, 0),
+                         # (MQTT's largest packet: a 268435455-byte body and its header)
+                         (max_packet, "max_packet", 64, 268435460),
+                         (tx_size, "tx_size", 32, 268435460),
                          (port, "port", 0, 65535)):
         if type(v) is not int or v < lo or hi and v > hi:
             raise ValueError(("%s must be an int from %d to %d" if hi else

@@ -294,7 +294,8 @@ def bad_input():
     d.raises(ValueError, MQTTClient, "x", "h", version=3)
     d.raises(ValueError, MQTTClient, "x", "h", window=0)
     for kw in ({"keepalive": 1.5}, {"keepalive": "60"}, {"window": 1.5}, {"queue": 0}, {"queue": 65536},
-               {"timeout": 0}, {"max_packet": 100.0}, {"expiry": 2**32}, {"expiry": -1},
+               {"timeout": 0}, {"max_packet": 100.0}, {"max_packet": 10**12},
+               {"max_packet": 268435461}, {"tx_size": 10**9}, {"expiry": 2**32}, {"expiry": -1},
                {"expiry": "60"}, {"budget_ms": -1}, {"port": 70000}, {"port": "1883"}):
         e = d.raises(ValueError, MQTTClient, "x", "h", **kw)
         d.check(list(kw)[0] in e.args[0], "the error names %s: %s" % (list(kw)[0], e.args[0]))
