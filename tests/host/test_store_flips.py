@@ -1,0 +1,29 @@
+"""One damaged byte anywhere in a stored session's files, on the unix port with a
+littlefs image (tests/device/dev_store_flips.py): every load gives a session (or refuses
+a file whose format byte now says a newer library wrote it), the messages drain in
+order, none twice or invented, no more missing than the damaged file held, and the
+session goes on storing. Every 7th (9th) byte here; every byte with --runslow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import run_device
+
+SLOW = pytest.mark.slow
+
+
+# busy: the session as a connection leaves it (QoS 2 among the messages, some in flight,
+# complete, released and set aside), not only queued
+@pytest.mark.parametrize(("stride", "busy"), [pytest.param(1, 0, marks=SLOW),
+                                              pytest.param(1, 1, marks=SLOW), (7, 0), (9, 1)])
+def test_one_damaged_byte_anywhere_in_the_store(tmp_path: Path, stride: int, busy: int) -> None:
+    c = {"IMAGE": str(tmp_path / "flash.img"), "STRIDE": stride, "BUSY": busy}
+    r = run_device("dev_store_flips.py", c, heap="1m", timeout=600 if stride == 1 else 300)
+    cases, reported, files = (int(v) for v in r.values("CASES")[0][::2])
+    # (the hot state, identity, subscriptions, last pointer, 32 tail files, 2 segments;
+    # busy: and the set-aside list)
+    assert files == 38 + busy and cases > 2 * 2000 // stride, r.out
+    assert "PASS" in r.out, r.out
