@@ -26,6 +26,9 @@ SESSION_DIRS = frozenset(("q", "t0", "t1", "t2", "t3"))
 # the library reports these as damage (and removes them) when it loads the session
 NOT_A_FILE = "a directory where a file belongs"
 NOT_A_DIR = "a file where a directory belongs"
+# the library's report of a session directory without its identity file that the host's
+# "last" file names (written only once the identity is): its directory lost its files
+ID_LOST = "missing, named by the host's last file: damage"
 
 
 class Damaged(Exception):

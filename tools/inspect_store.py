@@ -41,6 +41,7 @@ import inspect_store_v2 as v2
 from inspect_format import (
     DEFAULT_ROOT,
     HEX8,
+    ID_LOST,
     LAST,
     MSG,
     NEWER_ASIDE,
@@ -52,6 +53,7 @@ from inspect_format import (
     Damaged,
     Hot,
     belongs,
+    key,
     moved_to,
     named,
     parse_hot,
@@ -240,9 +242,7 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
         # new session's first write, a null session's adoption: renamed, then written),
         # so a power cut between the two leaves none; it loads the session silently as
         # the client ID asked for and writes the identity then
-        r.notes.append("no identity file yet (a power cut before its first write, or in "
-                       "a null session's adoption): the library loads the session as the "
-                       "client ID its directory names and writes it")
+        r.notes.append(NO_ID)
     if r.client_id is None and not r.null:
         r.client_id = named(name)
     b = body("subs", b"u")
@@ -303,6 +303,11 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
             topic=text(m.topic), length=len(m.payload), preview=preview(m.payload)))
 
 
+NO_ID = ("no identity file yet (a power cut before its first write, or in a null "
+         "session's adoption): the library loads the session as the client ID its "
+         "directory names and writes it")
+
+
 def inspect_host(src: Source, path: str) -> HostReport:
     name = path.rsplit("/", 1)[-1]
     h = HostReport(dir=name, path=path)
@@ -331,6 +336,14 @@ def inspect_host(src: Source, path: str) -> HostReport:
             h.unknown.append(p)
     for s in h.sessions:
         s.last = h.last is not None and s.client_id == h.last and not s.null
+        aside = key(h.last.encode() + b"~old") if h.last is not None else None
+        if s.last and NO_ID in s.notes and not any(x.dir == aside for x in h.sessions):
+            # "last" is written once the identity is: the directory lost its files
+            # (littlefs dropping its newer commits), reported by the library's load too.
+            # Unless a session of that ID was moved aside: an adoption cut before the
+            # new one's identity (v5.adopt), "last" still naming the old one's ID
+            s.notes.remove(NO_ID)
+            s.damaged.append(Problem(join(s.path, "id"), ID_LOST))
         if h.host is None and s.host is not None:
             h.host = s.host
     if h.host is None and not name.startswith("~"):

@@ -88,6 +88,8 @@ _T = (
     "T%s must be callable or None\n"
     # args.py
     "Vroot must not contain NUL\n"
+    # resume.py
+    "Vmissing, named by the host's last file: damage\n"  # 60
 )
 
 

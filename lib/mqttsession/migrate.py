@@ -38,6 +38,11 @@ def delete(st, host, client_id):
     # a client still holding it (its get()) writes no more: its writes raise EBUSY
     # (stored._mine), rather than ENOENT with nothing said, or a half session made again
     st._own[p] = 0
+    # the host's "last" first: naming a session whose identity is gone, it tells a load
+    # that the directory lost its files (resume.load), not a delete() cut short
+    b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
+    if b is not None and bytes(b) == client_id:
+        _rm(_join(hd, "last"))
     if _exists(p) & 0x4000:  # a directory
         # renamed first (atomic), then removed: a power cut while its files go, one at a
         # time, would leave the rest of it to load (with "hot" gone, its completed QoS 2
@@ -50,9 +55,6 @@ def delete(st, host, client_id):
         except OSError:
             t = p
         _rm(t)
-    b = st._body(hd, "last", b"l", 1)  # the client ID last used for the host
-    if b is not None and bytes(b) == client_id:
-        _rm(_join(hd, "last"))
 
 
 def newer(st, s, e):

@@ -58,6 +58,7 @@ def load(s):
     p = s._p
     st = s._st
     cid = s.client_id
+    n = len(st.errors)
     b = st._body(p, "id", b"i", _FORMAT)
     if b is not None:
         try:
@@ -70,6 +71,22 @@ def load(s):
         except (ValueError, IndexError) as e:
             _bad(st, p, "id", e)
             cid = s.client_id
+    elif len(st.errors) == n:
+        # no identity: a directory load.fresh made and a power cut left before it, or one
+        # whose entries littlefs no longer lists (damage to a directory's metadata drops
+        # its newer commits without an error). The host's "last" names a session only
+        # once its identity is written (StoredSession._save; migrate.delete removes it
+        # first): naming this one, it tells the damage, reported. Unless a session of
+        # this ID was moved aside (v5.adopt, cut before the new one's identity: "last"
+        # still names the old one's ID)
+        from .dirs import _key
+        from .session import unload
+
+        unload("dirs")
+        h = p[: p.rfind("/")]
+        b = st._body(h, "last", b"l", 1)
+        if b is not None and bytes(b) == cid and not _exists(_join(h, _key(cid + b"~old"))):
+            st._report(p, "id", err(60))  # missing, named by the host's last file: damage
     if cid != s.client_id:
         from .dirs import moved
         from .session import unload

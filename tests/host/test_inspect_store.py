@@ -406,6 +406,48 @@ def test_missing_tail_file_below_a_later_one_is_damage_reported_once(
     assert pending == [three, sorted([*three, b"after"])], out
 
 
+# Loads node-2 (the session the host's "last" file names), then node-1, twice, and
+# prints what the library reported each round.
+LOAD_EMPTIED = """\
+import blockdev
+blockdev.mount("flash.img", "/flash", block_count=64, prog_size=32)
+from mqttsession import SessionStore
+
+for rnd in (1, 2):
+    store = SessionStore("/flash/.mqtt")
+    for c in ("node-2", "node-1"):
+        print("PENDING", rnd, c, store.get("broker.local", c).pending())
+    for e in store.errors:
+        print("REPORTED", rnd, e.split(": ", 1)[0])
+"""
+
+
+def test_session_directory_that_lost_its_files_is_damage(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # littlefs dropping a session directory's newer commits (a damaged byte in its
+    # metadata) can take every file in it. node-2, which the host's "last" file names
+    # (written only once a session's identity is), emptied: its identity is reported
+    # missing, by the tool and once by the library. node-1 emptied too, not named: a
+    # session a power cut left before its identity was written, a note, not damage
+    fs = _open(image)
+    n1, n2 = "/.mqtt/broker.local/node-1", "/.mqtt/broker.local/node-2"
+    for d in (n1, n2):
+        for n in fs.listdir(d):
+            fs.remove(f"{d}/{n}", recursive=True)
+    _save(fs, image)
+
+    rc, rep = run_json(capsys, "--image", str(image))
+    assert rc == 1 and [(d["path"], d["reason"]) for d in rep["damaged"]] == [
+        (f"{n2}/id", inspect_format.ID_LOST)], rep["damaged"]
+    assert inspect_store.NO_ID in sessions(rep)["node-1"]["notes"]
+
+    out = _run_micropython(LOAD_EMPTIED, image.parent)
+    reported = [ln.split(" ", 2)[1:] for ln in out.splitlines() if ln.startswith("REPORTED ")]
+    assert reported == [["1", f"/flash{n2}/id"]], out
+    assert {ln for ln in out.splitlines() if ln.startswith("PENDING ")} == {
+        f"PENDING {r} node-{i} 0" for r in (1, 2) for i in (1, 2)}, out
+
+
 def test_session_set_aside_as_newer_is_not_damage(image: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # SessionStore(newer="aside") renames a session of a newer format to <dir>~new (then
