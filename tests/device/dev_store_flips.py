@@ -155,6 +155,10 @@ def raw():
         pristine = g.read()
     erased = b"\xff" * 4096
     used = [b for b in range(BLOCKS) if pristine[b * 4096 : b * 4096 + 4096] != erased]
+    save = d.cfg("SAVE", 0)  # for the store inspector (test_inspect_store_cuts.py)
+    if save:
+        with open(d.cfg("IMAGE") + ".pristine", "wb") as g:
+            g.write(pristine)
     cases = unmounted = silent = reported = 0
     for b in used:
         for o in range(b * 4096, b * 4096 + 4096, STRIDE):
@@ -174,6 +178,10 @@ def raw():
             st, s = load()
             got = d.drain(s, N + 10)
             idx = [int(m[1:]) for m in got]
+            if save:  # the byte changed, what drains (seq i is p<i>), what was reported
+                print("LOADED", o, repr(idx))
+                for e in st.errors:
+                    print("REPORTED", o, e.split(": ", 1)[0][len("/flash") :])
             where = "block %d byte %d: %r %r" % (b, o % 4096, st.errors, got)
             check(all(m == b"p%03d" % i for m, i in zip(got, idx)), "nothing invented " + where)
             check(idx == sorted(set(idx)), "in order, none twice " + where)

@@ -6,7 +6,10 @@ first get() and message (its directory made before its identity), an MQTT 5 null
 with a backlog assigned the ID of a stored session (renamed, then its identity written),
 a large message behind the tail's small ones (the tail sealed first, a segment of its
 own, multi-block segments) on a named and on a null session, that store drained, and
-the load that mends segments whose seq ranges overlap."""
+the load that mends segments whose seq ranges overlap. And the images one damaged byte
+in any block the filesystem uses leaves (tests/device/dev_store_flips.py, RAW): littlefs
+drops a directory's newer entries at damage to its metadata, and the inspector lists
+what the library then loads and reports what it reports."""
 
 from __future__ import annotations
 
@@ -69,3 +72,43 @@ def test_cut_stores_report_what_the_library_loads(
         # being made, or the adopted one ("last" still names the ID of the one moved
         # aside), not one that lost its files (resume.load)
         assert not reported, reported
+
+
+def test_damaged_bytes_report_what_the_library_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "flash.img"
+    c = {"IMAGE": str(img), "STRIDE": 97, "RAW": 1, "SAVE": 1}
+    r = run_device("dev_store_flips.py", c, heap="1m", timeout=300, workdir=tmp_path)
+    pristine = Path(f"{img}.pristine").read_bytes()
+    loaded: dict[int, list[int]] = {}
+    reported: dict[int, list[str]] = {}
+    for ln in r.out.splitlines():
+        if ln.startswith("LOADED "):
+            _, o, seqs = ln.split(" ", 2)
+            loaded[int(o)] = literal_eval(seqs)
+        elif ln.startswith("REPORTED "):
+            _, o, path = ln.split(" ", 2)
+            reported.setdefault(int(o), []).append(path)
+    assert len(loaded) > 400, r.out
+    wrong = []
+    one = tmp_path / "one.img"
+    for o, seqs in loaded.items():
+        b = bytearray(pristine)
+        b[o] ^= 0xFF
+        one.write_bytes(b)
+        rc = inspect_store.main(["--image", str(one), "--block-count", "64", "--json"])
+        out = capsys.readouterr().out
+        if not out:  # the store's directory gone from the root: nothing to list
+            if seqs or rc != 2:
+                wrong.append((o, seqs, rc))
+            continue
+        rep = json.loads(out)
+        listed = [[m["seq"] for m in s["messages"]] for st in rep["stores"]
+                  for h in st["hosts"] for s in h["sessions"]]
+        damaged = sorted(d["path"] for d in rep["damaged"])
+        lib = sorted(reported.get(o, []))
+        if listed not in ([seqs], [] if not seqs else [seqs]) or damaged != lib:
+            wrong.append((o, seqs, lib, listed, damaged))
+    for w in wrong:
+        print("WRONG", w)
+    assert not wrong, wrong[:3]
