@@ -36,7 +36,7 @@ def test_one_damaged_byte_anywhere_in_the_store(tmp_path: Path, stride: int, bus
                                               pytest.param(7, 256, marks=SLOW), (29, 32)])
 def test_one_damaged_byte_in_the_filesystem(tmp_path: Path, stride: int, prog: int) -> None:
     # littlefs's metadata too: a directory may lose its newer entries without an error.
-    # Up to 0.2.24 the session's own directory losing them (its identity, its tail)
+    # Up to 0.2.23 the session's own directory losing them (its identity, its tail)
     # lost the session, or the tail's messages, without a report
     c = {"IMAGE": str(tmp_path / "flash.img"), "STRIDE": stride, "RAW": 1, "PROG": prog}
     r = run_device("dev_store_flips.py", c, heap="1m", timeout=300 if stride > 9 else 900)
