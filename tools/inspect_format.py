@@ -29,6 +29,10 @@ NOT_A_DIR = "a file where a directory belongs"
 # the library's report of a session directory without its identity file that the host's
 # "last" file names (written only once the identity is): its directory lost its files
 ID_LOST = "missing, named by the host's last file: damage"
+# the note for one that "last" does not name: not damage
+NO_ID = ("no identity file yet (a power cut before its first write, or in a null "
+         "session's adoption): the library loads the session as the client ID its "
+         "directory names and writes it")
 
 
 class Damaged(Exception):

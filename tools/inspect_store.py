@@ -45,6 +45,7 @@ from inspect_format import (
     LAST,
     MSG,
     NEWER_ASIDE,
+    NO_ID,
     NOT_A_DIR,
     NOT_A_FILE,
     NULL_DIR,
@@ -301,11 +302,6 @@ def _inspect_v2(src: Source, path: str, host_dir: str, r: SessionReport, files: 
             file=f, seq=m.seq, qos=m.flags & 3, retain=bool(m.flags & 4), pid=shown,
             released=released and shown is not None, stored_pid=m.pid, stored_epoch=m.epoch,
             topic=text(m.topic), length=len(m.payload), preview=preview(m.payload)))
-
-
-NO_ID = ("no identity file yet (a power cut before its first write, or in a null "
-         "session's adoption): the library loads the session as the client ID its "
-         "directory names and writes it")
 
 
 def inspect_host(src: Source, path: str) -> HostReport:

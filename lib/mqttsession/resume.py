@@ -71,8 +71,8 @@ def load(s):
         except (ValueError, IndexError) as e:
             _bad(st, p, "id", e)
             cid = s.client_id
-    elif len(st.errors) == n:
-        # no identity: a directory load.fresh made and a power cut left before it, or one
+    elif cid and len(st.errors) == n:
+        # no identity (a null session has none to lose): a directory load.fresh made and a power cut left before it, or one
         # whose entries littlefs no longer lists (damage to a directory's metadata drops
         # its newer commits without an error). The host's "last" names a session only
         # once its identity is written (StoredSession._save; migrate.delete removes it

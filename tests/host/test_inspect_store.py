@@ -439,7 +439,7 @@ def test_session_directory_that_lost_its_files_is_damage(
     rc, rep = run_json(capsys, "--image", str(image))
     assert rc == 1 and [(d["path"], d["reason"]) for d in rep["damaged"]] == [
         (f"{n2}/id", inspect_format.ID_LOST)], rep["damaged"]
-    assert inspect_store.NO_ID in sessions(rep)["node-1"]["notes"]
+    assert inspect_format.NO_ID in sessions(rep)["node-1"]["notes"]
 
     out = _run_micropython(LOAD_EMPTIED, image.parent)
     reported = [ln.split(" ", 2)[1:] for ln in out.splitlines() if ln.startswith("REPORTED ")]
