@@ -42,7 +42,7 @@ def clear(s):
     s._sg = array("I")
     s._sl = array("I")
     s._sc = array("I")
-    s._sk = 0  # (qseg.seal)
+    s._sk = 8  # (qseg.seal)
     for j in range(_TAIL):
         s._tail[j] = _NONE
     s._tn = s._tb = s.bytes = s.more = 0

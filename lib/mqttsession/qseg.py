@@ -182,9 +182,10 @@ def seal(s):
     n = len(s._sg)
     if n >= s._sk:
         # the segment index (_sg, _sl, _sc: 12 bytes a segment) is full (_sk: its room;
-        # the first seal, and the first after a load, which grows it as it finds them):
-        # room at once for as many segments as the store holds (max_bytes, a block each
-        # at least; 1,024 at most), its entries kept. Grown 8 at a time as it went, the
+        # the first 8 segments take the 8 entries an array's first append makes room for,
+        # then a backlog's next seal, and the first after a load, which grows it as it
+        # finds them): room at once for as many segments as the store holds (max_bytes,
+        # a block each at least; 1,024 at most), its entries kept. Grown 8 at a time, the
         # three arrays reallocated side by side left the heap in pieces: queueing 10,000
         # offline took 118 KiB of heap, booting with them 97. A heap with no piece that
         # large gets room for half as many, and so on; none: 8 more, as before, and

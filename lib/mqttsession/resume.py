@@ -245,6 +245,8 @@ def scan(s, w):
         s.bytes += (c & 0xFFFFFF) + _slack(s, c & 0xFFFFFF)
         last = s._sl[i] + 1
         s.nseq = max(s.nseq, last)
+    if len(s._sg) > 8:
+        s._sk = len(s._sg)  # grown as found: room at the next seal, freed by the drain
     if s._sg and s._sg[0] > w:
         # every message below the oldest segment is complete: a segment is removed
         # when all of its messages are, without a hot-state write (stored._save)

@@ -13,7 +13,7 @@
 # A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
 # payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
 # is read from flash in order as the ring drains, so a backlog costs RAM for its window
-# only. QoS 1 completions are written with the next hot-state write, at least every
+# and an index of its segments only (12 bytes a segment). QoS 1 completions are written with the next hot-state write, at least every
 # _LAZY of them, or by removing the complete segment that held them (every message
 # below the oldest segment is complete: the hot-state watermark may lag behind it):
 # after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
@@ -140,7 +140,7 @@ class StoredSession(Session):
     _cz = None
     _eb = None  # a file of the backlog the flash could not read, and when (qseg._eio)
     _lk = None  # the session its host's "last" file is known to name (_save)
-    _sk = 0  # the room of the segment index (qseg.seal)
+    _sk = 8  # the room of the segment index (qseg.seal)
 
     def __init__(self, store, path, client_id, host, capacity):
         # its attributes: load.init (made only while load.py is loaded, by SessionStore.get;
@@ -294,10 +294,11 @@ class StoredSession(Session):
             self._sc[:1] = e
             self._sg[:1] = e
             self._sl[:1] = e
-            if not self._sg:
-                # the last one: the index's room goes (qseg.seal)
+            if not self._sg and self._sk > 8:
+                # the last one of a backlog: the index's room goes (qseg.seal; a
+                # segment at a time, as QoS 2 messages online seal them, keeps its 8)
                 self._sg, self._sl, self._sc = e, e[:], e[:]
-                self._sk = 0
+                self._sk = 8
 
     def _keep(self, k):
         f = self.fl[k]

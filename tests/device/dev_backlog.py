@@ -1,5 +1,6 @@
 # A backlog of thousands in flash and a board's heap. devcfg.PHASE "queue": the node boots
-# with its broker out of reach (a keeper; connect(wait=False)) and queues devcfg.COUNT
+# with its broker out of reach (a keeper; connect(wait=False); devcfg.AIO: the asyncio
+# client, whose connect() returns at once with a keeper) and queues devcfg.COUNT
 # messages (payload: the number; QoS 2 every tenth, else QoS 1) into its store, then
 # stops as a power cut would. A later boot (devcfg.AIO: the asyncio client) loads that
 # store and prints "BOOT <pending> <free heap>"; "load" stops there
@@ -50,12 +51,31 @@ def boot(c):
     return PHASE != "load"
 
 
-if PHASE == "queue":
+def reading(i):
+    # message i of the backlog queued: (payload, QoS)
+    return b"%d" % i + (b"." * d.cfg("PAD", 0) if i >= 32 else b""), 2 if i % 10 == 0 else 1
+
+
+if PHASE == "queue" and d.cfg("AIO"):
+    import asyncio
+
+    from mqttsession.aio import MQTTClient
+
+    async def queue():
+        c = MQTTClient(d.cfg("CID"), d.cfg("HOST"), d.cfg("PORT"), **ARGS)
+        await c.connect(clean_session=False)
+        for i in range(N):
+            m, q = reading(i)
+            await c.publish(d.topic("m"), m, qos=q)
+        print("QUEUED", c.pending())
+
+    asyncio.run(queue())
+elif PHASE == "queue":
     c = d.client(d.cfg("CID"), **ARGS)
     c.connect(clean_session=False, wait=False)
     for i in range(N):
-        c.publish(d.topic("m"), b"%d" % i + (b"." * d.cfg("PAD", 0) if i >= 32 else b""),
-                  qos=2 if i % 10 == 0 else 1)
+        m, q = reading(i)
+        c.publish(d.topic("m"), m, qos=q)
     print("QUEUED", c.pending())
 elif d.cfg("AIO"):
     import asyncio

@@ -1,11 +1,15 @@
-# The backlog's segment index in RAM (12 bytes a segment, given room by qseg.seal). devcfg.PHASE
-# "queue": offline (nothing at devcfg.PORT), devcfg.COUNT more messages queued, on a
-# fresh store or on one a first run left (the load grows the index as it finds the
-# segments); after the first two seals, the heap the next ones took ("GREW <bytes>
-# <segments>"): the index's room is given at the first seal, so it allocates nothing at
-# later ones. "drain": a later boot with them connects, drains every one, and then the
-# index has no room left ("AFTER <bytes>": what one more entry allocates): the last
-# segment removed frees it.
+# The backlog's segment index in RAM (12 bytes a segment, given room by qseg.seal).
+# devcfg.PHASE "queue": offline (nothing at devcfg.PORT), devcfg.COUNT more messages
+# queued, on a fresh store or on one a first run left (the load grows the index as it
+# finds the segments); once 10 segments are sealed, the heap the next ones took ("GREW
+# <bytes> <segments>"): the room is given with the ninth (the first 8 take the 8 entries
+# of an array's first growth), or at the first seal after the load, so later seals
+# allocate nothing for the index. "drain": a later boot with them connects, drains every
+# one, and then the index has no room left ("AFTER <bytes>": what one more entry
+# allocates): the last segment removed frees it. Then QoS 2 messages online, each sealed
+# into a segment of its own while it waits for its answer: "SAME <0/1> <room>" whether
+# the index's arrays are the same ones after 160 of them as after 64 (none made and
+# given up at each segment's seal and removal).
 import gc
 import time
 
@@ -37,7 +41,7 @@ if PHASE == "queue":
     c.connect(clean_session=False, wait=False)
     q = c.pending()
     for i in range(q, q + N):
-        if i == q + 64:
+        if i == q + 320:
             h = heap()
             k = len(s._sg)
         c.publish(d.topic("m"), b"%d" % i, qos=1)
@@ -52,5 +56,12 @@ else:
         c.check_msg()  # the last acknowledgements: the last segment goes
     print("DRAINED", c.pending(), len(s._sg))
     print("AFTER", probe())
+    ids = None
+    for i in range(160):
+        if i == 64:
+            ids = (id(s._sg), id(s._sl), id(s._sc))
+        c.publish(d.topic("q2"), b"%d" % i, qos=2)
+        d.pump(c, lambda: not c.pending(), 30000)
+    print("SAME", int(ids == (id(s._sg), id(s._sl), id(s._sc))), s._sk)
     c.disconnect()
 print("PASS")
