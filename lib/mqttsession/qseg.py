@@ -187,7 +187,7 @@ def seal(s):
         # finds them): room at once for as many segments as the store holds (max_bytes,
         # a block each at least; 1,024 at most), its entries kept. Grown 8 at a time, the
         # three arrays reallocated side by side left the heap in pieces: queueing 10,000
-        # offline took 118 KiB of heap, booting with them 97. A heap with no piece that
+        # offline took 122 KiB of heap, booting with them 97. A heap with no piece that
         # large gets room for half as many, and so on; none: 8 more, as before, and
         # another try 8 segments on. Given before the tail's records are read (the heap
         # in fewer pieces); stored._save frees it when the last segment goes

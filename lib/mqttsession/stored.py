@@ -13,9 +13,10 @@
 # A message record: seq, flags, packet ID, epoch, topic and payload lengths, topic,
 # payload, CRC-32. Only a window of the queue (the ring's capacity) is in RAM; the rest
 # is read from flash in order as the ring drains, so a backlog costs RAM for its window
-# and an index of its segments only (12 bytes a segment). QoS 1 completions are written with the next hot-state write, at least every
-# _LAZY of them, or by removing the complete segment that held them (every message
-# below the oldest segment is complete: the hot-state watermark may lag behind it):
+# and an index of its segments only (12 bytes a segment). QoS 1 completions are written
+# with the next hot-state write, at least every _LAZY of them, or by removing the
+# complete segment that held them (every message below the oldest segment is complete:
+# the hot-state watermark may lag behind it):
 # after a power cut at most _LAZY acknowledged QoS 1 messages go out again (DUP set),
 # as QoS 1 allows. QoS 2 state is written at once.
 from micropython import const

@@ -37,13 +37,13 @@ import mpy  # noqa: E402
 from harness import Broker, free_port, run_device  # noqa: E402
 
 BLOCKS = 1024
-MAXB = [2 * 1024 * 1024]  # the store's max_bytes (--max-bytes)
+MAXB = 2 * 1024 * 1024  # the store's max_bytes (--max-bytes)
 
 
 def cfg(img: Path, phase: str, count: int, aio: bool = False) -> dict[str, object]:
     return {"HOST": "127.0.0.1", "PORT": free_port(), "VERSION": 4, "PREFIX": "boot",
             "CID": "boot", "IMAGE": str(img), "BLOCKS": BLOCKS, "PROG": 32, "COUNT": count,
-            "MAXB": MAXB[0], "PHASE": phase, "AIO": aio}
+            "MAXB": MAXB, "PHASE": phase, "AIO": aio}
 
 
 def boots(lib: Path, image: Path, count: int, aio: bool, kib: int, work: Path,
@@ -134,16 +134,17 @@ def measure(counts: list[int], src: Path = mpy.LIB,
 
 
 def main(argv: list[str] | None = None) -> int:
+    global MAXB
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lib", type=Path, default=mpy.LIB, help="the library's lib/ directory")
     ap.add_argument("--counts", default="0,1000,10000", help="backlogs to boot with")
     ap.add_argument("--drain", action="store_true", help="also boot, connect and drain them")
     ap.add_argument("--queue", action="store_true", help="also queue them offline")
-    ap.add_argument("--max-bytes", type=int, default=MAXB[0], help="the store's max_bytes")
+    ap.add_argument("--max-bytes", type=int, default=MAXB, help="the store's max_bytes")
     ap.add_argument("--tries", type=int, default=1,
                     help="--queue: a heap counts when every one of this many runs queues them")
     a = ap.parse_args(argv)
-    MAXB[0] = a.max_bytes
+    MAXB = a.max_bytes
     counts = [int(x) for x in a.counts.split(",")]
     found = measure(counts, a.lib, a.drain)
     queued = queue_heap(counts, a.lib, a.tries) if a.queue else {}
