@@ -72,13 +72,14 @@ def load(s):
             _bad(st, p, "id", e)
             cid = s.client_id
     elif cid and len(st.errors) == n:
-        # no identity (a null session has none to lose): a directory load.fresh made and a power cut left before it, or one
-        # whose entries littlefs no longer lists (damage to a directory's metadata drops
-        # its newer commits without an error). The host's "last" names a session only
-        # once its identity is written (StoredSession._save; migrate.delete removes it
-        # first): naming this one, it tells the damage, reported. Unless a session of
-        # this ID was moved aside (v5.adopt, cut before the new one's identity: "last"
-        # still names the old one's ID)
+        # no identity (a null session has none to lose): a directory load.fresh made and
+        # a power cut left before it, or one whose entries littlefs no longer lists
+        # (damage to a directory's metadata drops its newer commits without an error).
+        # The host's "last" names a session only once its identity is written
+        # (StoredSession._save; migrate.delete removes it first): naming this one, it
+        # tells the damage, reported. Unless a session of this ID was moved aside
+        # (v5.adopt, cut before the new one's identity: "last" still names the old one's
+        # ID)
         from .dirs import _key
         from .session import unload
 
