@@ -6,6 +6,7 @@ reason."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,23 @@ def test_mqtt5_connect_gets_no_answer(rabbit: Any, tmp_path: Path) -> None:
     assert connect_code(b, 5) == -1
     assert v5_connect_answer(b, None) is None
     assert r.values("OSERROR") == [["104"]], r.out
+
+
+def test_start_outlives_its_port_taken_during_boot(tmp_path: Path) -> None:
+    """Another process takes the MQTT port in the seconds RabbitMQ boots (another test's
+    server on a port picked like ours): the node fails its boot and exits. The start sees
+    that, not the other server accepting on the port, and boots again on fresh ports."""
+    why = brokers.missing("rabbitmq")
+    if why:
+        pytest.skip(why)
+    b = brokers.RabbitMQ(tmp_path / "rabbitmq", start=False)
+    taken = b.port
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", taken))
+        other.listen(4)  # accepts, never answers
+        try:
+            b.start()
+            assert b.port != taken
+            assert connect_code(b, 4) == 0
+        finally:
+            b.close()

@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -306,17 +307,20 @@ def rabbitmq_missing() -> str | None:
 
 class RabbitMQ(_Process):
     """RabbitMQ 3.10 with its MQTT plugin (3.1.1), its own node name, ports and files.
-    Starts in about 10 s here: used only by tests marked slow."""
+    Starts in about 10 s here. Ready means its own log says the node started and a raw
+    CONNECT gets a CONNACK: its MQTT listener opens before the rest of its boot, which can
+    still fail (a port of its own taken meanwhile by another process) and close it again."""
 
     label = "rabbitmq"
+    tries = 3  # first starts, each on fresh ports: the ports sit unbound for seconds
 
     def prepare(self) -> None:
-        self.amqp_port = free_port()
         self.dist_port = free_port()
         self.epmd_port = free_port()  # its own Erlang port mapper, stopped in close()
+        self.started = False
         (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
         (self.workdir / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {HOST}:{self.amqp_port}\n"
+            "listeners.tcp = none\n"  # no AMQP listener: one port fewer to lose
             f"mqtt.listeners.tcp.default = {HOST}:{self.port}\n"
             "mqtt.allow_anonymous = true\n"
             "loopback_users = none\n"
@@ -327,7 +331,7 @@ class RabbitMQ(_Process):
         return {
             **os.environ,
             "HOME": w,
-            "RABBITMQ_NODENAME": f"mqs{self.port}@localhost",
+            "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": HOST,
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_BASE": w,
@@ -339,17 +343,76 @@ class RabbitMQ(_Process):
             "ERL_EPMD_PORT": str(self.epmd_port),
         }
 
+    @property
+    def node(self) -> str:
+        return f"mqs{self.port}@localhost"
+
+    def node_log(self) -> str:
+        try:
+            return (self.workdir / "log" / f"{self.node}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 80) -> str:
+        both = self.log().splitlines() + ["--- node log"] + self.node_log().splitlines()
+        return "\n".join(both[-lines:])
+
     def command(self) -> list[str]:
         why = rabbitmq_missing()
         if why:
             raise RuntimeError(why)
         return [str(RABBITMQ_SERVER)]
 
+    def _answers(self) -> bool:
+        """True when a raw MQTT 3.1.1 CONNECT gets an accepting CONNACK."""
+        cid = b"mqs-ready"
+        connect = b"\x10" + bytes([12 + len(cid)]) + b"\x00\x04MQTT\x04\x02\x00\x1e"
+        try:
+            with socket.create_connection((HOST, self.port), timeout=5) as s:
+                s.sendall(connect + len(cid).to_bytes(2, "big") + cid)
+                got = b""
+                while len(got) < 4:
+                    chunk = s.recv(4 - len(got))
+                    if not chunk:
+                        return False
+                    got += chunk
+                s.sendall(b"\xe0\x00")
+                return got[0] == 0x20 and got[3] == 0
+        except OSError:
+            return False
+
     def start(self, timeout: float = 60.0) -> None:
+        for attempt in range(1 if self.started else self.tries):
+            if attempt:  # the last try failed at boot: again on ports it has not lost
+                self.kill()
+                self._stop_epmd()
+                self.port = free_port()
+                self.prepare()
+            try:
+                self._start_once(timeout)
+                self.started = True
+                return
+            except RuntimeError:
+                if self.started or attempt + 1 == self.tries:
+                    raise
+
+    def _start_once(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        seen = len(self.node_log())  # a restart appends to the log of the start before
         super().start(timeout)
+        while not ("Server startup complete" in self.node_log()[seen:] and self._answers()):
+            if not self.running:
+                raise RuntimeError(f"{self.label} exited during its boot:\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise RuntimeError(f"{self.label} not ready on {self.port}:\n{self.log_tail()}")
+            time.sleep(0.2)
 
     def close(self) -> None:
         super().close()
+        self._stop_epmd()
+
+    def _stop_epmd(self) -> None:
         epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], timeout=10,
