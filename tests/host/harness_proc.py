@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,36 @@ LIB_DIR = REPO / "lib"
 HOST = "127.0.0.1"
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives a socket that connects or binds port 0."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_given: deque[int] = deque(maxlen=512)  # the ports this process handed out lately
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago and that the kernel gives no other
+    socket: below the ephemeral range (10,000 ports under it, picked at random), where
+    neither a connecting socket's own port nor another bind to port 0 can land while the
+    caller's server has not bound it yet (a RabbitMQ node takes seconds; a broker stopped
+    for a test's outage starts again on its port). Port 0's pick where no such range is."""
+    lo = _EPHEMERAL_LOW - 10_000
+    for _ in range(200 if lo >= 1024 else 0):
+        port = random.randrange(lo, _EPHEMERAL_LOW)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        _given.append(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])

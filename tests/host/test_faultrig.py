@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from harness_proc import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 FAULTRIG_PATH = ROOT / "tools" / "faultrig.py"
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -164,12 +166,6 @@ def wait_until(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.01)
     return cond()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def events(p: Any, prefix: str) -> list[str]:

@@ -31,6 +31,22 @@ def test_free_port_is_bindable() -> None:
         s.bind(("127.0.0.1", port))
 
 
+def test_free_port_is_outside_the_ephemeral_range() -> None:
+    """No connecting socket (another test's client, say) can take a port free_port gave
+    while its server is not listening yet, and one process hands a port out once."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if low < 11_024:
+        pytest.skip(f"the ephemeral range starts at {low}: free_port takes port 0's pick")
+    ports = [free_port() for _ in range(100)]
+    assert all(low - 10_000 <= p < low for p in ports), ports
+    assert len(set(ports)) == len(ports)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        for _ in range(50):  # the premise: a connecting socket's own port is in the range
+            with socket.create_connection(server.getsockname(), 5) as c:
+                assert c.getsockname()[1] >= low
+                server.accept()[0].close()
+
+
 def test_broker_round_trip(broker: Broker) -> None:
     with Observer(broker.host, broker.port, "harness/rt/#", qos=1) as obs:
         publish(broker.host, broker.port, "harness/rt/a", b"one", qos=1)
