@@ -59,6 +59,7 @@ def test_mqtt5_connect_gets_no_answer(rabbit: Any, tmp_path: Path) -> None:
     assert r.values("OSERROR") == [["104"]], r.out
 
 
+@pytest.mark.slow  # two RabbitMQ boots, 20 to 40 s: with --runslow
 def test_start_outlives_its_port_taken_during_boot(tmp_path: Path) -> None:
     """Another process takes the MQTT port in the seconds RabbitMQ boots (another test's
     server on a port picked like ours): the node fails its boot and exits. The start sees
