@@ -141,7 +141,7 @@ class MQTTClient(Core):
             elif self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
             else:
-                self._queue(qos, retain, False)
+                self._queue(qos, retain, None)
             return
         if qos == 0:
             try:

@@ -295,7 +295,8 @@ def _drop_flash(s):
             s.bytes -= n
             s._save(1)  # session._HOT
         except (OSError, MemoryError):
-            s._done.remove(q)
+            if q in s._done:  # (_save's first step keeps only those above the watermark)
+                s._done.remove(q)
             s.bytes += n
             s.more += 1
             raise

@@ -246,7 +246,7 @@ class MQTTClient(Core):
                 return
             if self.store is None and self.link is None:
                 raise OSError(_ENOTCONN)
-            self._queue(qos, retain, False)
+            self._queue(qos, retain, None)
         elif qos:
             _pub1(self, qos, retain)
         else:

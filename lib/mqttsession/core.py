@@ -286,7 +286,12 @@ class Core(Wire):
     def _queue(self, qos, retain, online):
         # takes the message in hand into the session; returns its slot. QoS 2 gets its
         # packet ID when online, and with a store a QoS 2 or offline message is in flash
-        # before this returns (so a resend after a reboot carries the ID the broker knows)
+        # before this returns (so a resend after a reboot carries the ID the broker knows).
+        # online None: offline. Where a store's queue goes on in flash beyond the ring,
+        # the message joins that backlog at once, as behind a full ring (kept in the ring,
+        # an outage's first messages held the application's objects wherever each publish
+        # made them, among its flash write's garbage: a 104 KiB heap was left in pieces
+        # under 1.5 KB by the first seal, and a long backlog's index found no room)
         s = self._s
         # room for its record in a store's flash, where it goes now (offline, QoS 2, behind
         # a backlog) or when publish returns unacknowledged: "drop_oldest" gives up as
@@ -297,7 +302,7 @@ class Core(Wire):
                 if s.pending() < s.limit:  # the store's max_bytes (stored.append's)
                     raise OSError(28, "session store full")  # kept here: met offline
                 raise OSError(105, "session queue full")
-        k = s.add(self._t, self._m, qos, retain)
+        k = s.add(self._t, self._m, qos, retain, online)
         if k == s.cap:
             # behind a backlog in flash (a store's ring is a window): it joins the backlog
             # now and goes out in order as the ring drains; _send_slot(k) does nothing

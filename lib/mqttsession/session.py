@@ -174,11 +174,14 @@ class Session:
                 j += 1
         self.n = j
 
-    def add(self, topic, msg, qos, retain):
-        # queue a message at the tail; returns its slot (not yet sent, no packet ID). A
-        # bytearray or memoryview is copied: the caller may change it once publish returns.
-        # The copies come first: no heap for them (MemoryError) leaves the session as it
-        # was (made after the slot was counted, an empty slot went out later)
+    def add(self, topic, msg, qos, retain, online):
+        # queue a message at the tail; returns its slot (not yet sent, no packet ID), the
+        # spare one offline (online None: Core._queue) where the queue goes on in flash
+        # beyond the ring (not a given queue= in RAM; online: no new name, a node's 641st
+        # interned name takes a pool of 7 KB in one piece). A bytearray or memoryview is
+        # copied: the caller may change it once publish returns. The copies come first: no
+        # heap for them (MemoryError) leaves the session as it was (made after the slot
+        # was counted, an empty slot went out later)
         if type(topic) is not bytes and not isinstance(topic, bytes):
             topic = bytes(topic)
         if type(msg) is not bytes and not isinstance(msg, bytes):
@@ -186,11 +189,12 @@ class Session:
         k = self.cap
         if self.n == k and not self.more:
             self._compact()
-        if self.n == k or self.more:
+        if self.n == k or self.more or online is None and self.limit > k:
             if self._p is None:
                 raise OSError(105)  # ENOBUFS: callers check full() first
-            # a store's, behind a backlog in flash or with the ring full: the spare slot,
-            # from where _keep sends it to the backlog (callers keep it before anything)
+            # a store's, behind a backlog in flash, with the ring full or offline: the
+            # spare slot, from where _keep sends it to the backlog (callers keep it
+            # before anything)
         else:
             k = self.head + self.n  # as slot(n)
             if k >= self.cap:

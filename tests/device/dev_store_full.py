@@ -170,9 +170,11 @@ def subs_owed():
 
 def drop_eio():
     # offline, a full queue (queue=4) with drop_oldest; the flash refuses a write
-    # part-way through the publish that gives up the oldest (fail_after N progs)
+    # part-way through the publish that gives up the oldest (fail_after N progs).
+    # devcfg.RAM: a ring of RAM messages (SessionStore ram), the queue beyond it in flash,
+    # where messages published offline wait: the oldest is given up there
     q = d.cfg("QOS", 1)
-    c = node("de", queue=4, full="drop_oldest")
+    c = node("de", ram=d.cfg("RAM"), queue=4, full="drop_oldest")
     if d.cfg("PHASE") == 1:
         c.connect(clean_session=True)
         c.disconnect()
@@ -186,9 +188,9 @@ def drop_eio():
             e = x
         BD.fail_after = None
         print("RESULT", repr(e).replace(" ", ""), "dropped", c.dropped, "ram",
-              b",".join(payloads(c._s)).decode())
+              b",".join(payloads(c._s)).decode(), "more", c._s.more)
         return
-    print("FLASH", b",".join(payloads(c._s)).decode())
+    print("FLASH", b",".join(d.drain(c._s)).decode())
 
 def backlog_refuses_aio():
     # as backlog_refuses, the asyncio client
