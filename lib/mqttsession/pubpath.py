@@ -112,7 +112,7 @@ def _pub1(c, qos, retain):
             c.store is not None and s.full(_RS + len(c._t) + len(c._m)):  # no room in flash
         c._queue(qos, retain, False)
         return
-    k = s.add(c._t, c._m, qos, retain, True)  # as _queue: _go made room
+    k = s.add(c._t, c._m, qos, retain)  # as _queue: _go made room
     if c.store is None:
         _go(c, k)  # a RAM session: nothing to hold
         return

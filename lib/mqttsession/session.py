@@ -174,7 +174,7 @@ class Session:
                 j += 1
         self.n = j
 
-    def add(self, topic, msg, qos, retain, online):
+    def add(self, topic, msg, qos, retain, online=True):
         # queue a message at the tail; returns its slot (not yet sent, no packet ID), the
         # spare one offline (online None: Core._queue) where the queue goes on in flash
         # beyond the ring (not a given queue= in RAM; online: no new name, a node's 641st
