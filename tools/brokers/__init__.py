@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -365,21 +364,14 @@ class RabbitMQ(_Process):
 
     def _answers(self) -> bool:
         """True when a raw MQTT 3.1.1 CONNECT gets an accepting CONNACK."""
-        cid = b"mqs-ready"
-        connect = b"\x10" + bytes([12 + len(cid)]) + b"\x00\x04MQTT\x04\x02\x00\x1e"
+        from brokers.probe import _raw_connect  # (paho, which probe needs: only here)
+
         try:
-            with socket.create_connection((HOST, self.port), timeout=5) as s:
-                s.sendall(connect + len(cid).to_bytes(2, "big") + cid)
-                got = b""
-                while len(got) < 4:
-                    chunk = s.recv(4 - len(got))
-                    if not chunk:
-                        return False
-                    got += chunk
-                s.sendall(b"\xe0\x00")
-                return got[0] == 0x20 and got[3] == 0
-        except OSError:
+            s, _ = _raw_connect(self, "mqs-ready")
+        except (OSError, AssertionError):  # refused, reset, closed, or a refusing CONNACK
             return False
+        s.close()
+        return True
 
     def start(self, timeout: float = 60.0) -> None:
         for attempt in range(1 if self.started else self.tries):
